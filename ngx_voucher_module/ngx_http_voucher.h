@@ -1,0 +1,102 @@
+
+/*
+ * Copyright (C) ngx_voucher authors
+ *
+ * Types shared by the files of ngx_http_voucher_module.
+ */
+
+
+#ifndef _NGX_HTTP_VOUCHER_H_INCLUDED_
+#define _NGX_HTTP_VOUCHER_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_voucher_parse.h"
+
+
+typedef struct ngx_http_voucher_pool_s  ngx_http_voucher_pool_t;
+typedef struct ngx_http_voucher_op_s    ngx_http_voucher_op_t;
+
+
+/* http{} level: where Redis is and how to talk to it */
+typedef struct {
+    ngx_str_t                   addr_text;   /* as configured, for logs */
+    ngx_str_t                   host;        /* numeric address, NUL-ended */
+    in_port_t                   port;
+    ngx_str_t                   unix_path;   /* NUL-ended, or empty */
+    ngx_int_t                   db;
+    ngx_str_t                   user;
+    ngx_str_t                   password;    /* never logged */
+    ngx_msec_t                  connect_timeout;
+    ngx_msec_t                  timeout;
+    ngx_uint_t                  connections;
+    ngx_uint_t                  max_pending;
+    ngx_flag_t                  configured;
+
+    ngx_http_voucher_pool_t    *pool;        /* this worker's connections */
+} ngx_http_voucher_main_conf_t;
+
+
+typedef struct {
+    ngx_int_t                   api;         /* NGX_HTTP_VOUCHER_OP_* or 0 */
+    ngx_str_t                   ns;          /* key namespace: {ns}:... */
+    size_t                      max_body_size;
+    ngx_uint_t                  code_max_length;
+    ngx_uint_t                  max_items;
+    ngx_flag_t                  validate_fail_open;
+} ngx_http_voucher_loc_conf_t;
+
+
+/*
+ * An operation waiting for Redis.  It is malloc()ed, never taken from
+ * r->pool: hiredis holds it as privdata until the reply (or the loss of
+ * the connection) arrives, which may be long after the request is gone.
+ * "data" is the waiting request's context, or NULL once detached.
+ */
+
+typedef void (*ngx_http_voucher_op_handler_pt)(ngx_http_voucher_op_t *op,
+    void *reply, ngx_int_t rc);
+
+struct ngx_http_voucher_op_s {
+    void                           *data;
+    ngx_http_voucher_op_handler_pt  handler;
+    ngx_event_t                     timer;
+    void                           *conn;
+    ngx_http_voucher_pool_t        *pool;
+};
+
+
+/* op handler rc values */
+#define NGX_HTTP_VOUCHER_REPLY       0    /* reply holds Redis' answer */
+#define NGX_HTTP_VOUCHER_LOST        1    /* connection lost, outcome unknown */
+#define NGX_HTTP_VOUCHER_TIMEDOUT    2    /* our timer fired first */
+
+
+ngx_int_t ngx_http_voucher_redis_init_worker(ngx_cycle_t *cycle,
+    ngx_http_voucher_main_conf_t *vmcf);
+void ngx_http_voucher_redis_exit_worker(ngx_http_voucher_main_conf_t *vmcf);
+ngx_http_voucher_op_t *ngx_http_voucher_redis_send(
+    ngx_http_voucher_pool_t *pool, int argc, const char **argv,
+    const size_t *argvlen, ngx_http_voucher_op_handler_pt handler,
+    void *data);
+void ngx_http_voucher_redis_detach(ngx_http_voucher_op_t *op);
+
+ngx_int_t ngx_http_voucher_api_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_voucher_check_key(u_char *p, size_t len);
+
+ngx_int_t ngx_http_voucher_send_error(ngx_http_request_t *r,
+    ngx_int_t op, const char *reason, const char *field,
+    const char *message);
+ngx_int_t ngx_http_voucher_send_reply(ngx_http_request_t *r, ngx_int_t op,
+    void *reply);
+ngx_int_t ngx_http_voucher_send_unverified(ngx_http_request_t *r,
+    ngx_str_t *code);
+
+
+extern ngx_module_t  ngx_http_voucher_module;
+
+
+#endif /* _NGX_HTTP_VOUCHER_H_INCLUDED_ */

@@ -1,0 +1,603 @@
+
+/*
+ * Copyright (C) ngx_voucher authors
+ *
+ * The JSON API: POST /validate, /redeem, /rollback.  The body is read,
+ * parsed and checked here; the rules run in ONE Redis function call.
+ */
+
+
+#include "ngx_http_voucher.h"
+
+
+typedef struct {
+    ngx_http_request_t         *request;
+    ngx_http_voucher_op_t      *op;
+    ngx_int_t                   api;
+    ngx_str_t                   code;
+} ngx_http_voucher_ctx_t;
+
+
+static ngx_int_t ngx_http_voucher_content_type_ok(ngx_http_request_t *r);
+static void ngx_http_voucher_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_voucher_process(ngx_http_request_t *r,
+    ngx_http_voucher_ctx_t *ctx);
+static ngx_int_t ngx_http_voucher_read_body(ngx_http_request_t *r,
+    ngx_str_t *body, size_t max);
+static ngx_int_t ngx_http_voucher_idempotency_header(ngx_http_request_t *r,
+    ngx_http_voucher_request_t *req);
+static ngx_int_t ngx_http_voucher_call(ngx_http_request_t *r,
+    ngx_http_voucher_ctx_t *ctx, ngx_http_voucher_request_t *req);
+static ngx_int_t ngx_http_voucher_unavailable(ngx_http_request_t *r,
+    ngx_http_voucher_ctx_t *ctx, const char *reason);
+static void ngx_http_voucher_reply_handler(ngx_http_voucher_op_t *op,
+    void *reply, ngx_int_t rc);
+static void ngx_http_voucher_cleanup(void *data);
+
+
+ngx_int_t
+ngx_http_voucher_api_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                     rc;
+    ngx_table_elt_t              *h;
+    ngx_http_voucher_ctx_t       *ctx;
+    ngx_http_voucher_loc_conf_t  *vlcf;
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_voucher_module);
+
+    if (r->method != NGX_HTTP_POST) {
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Allow");
+        ngx_str_set(&h->value, "POST");
+
+        return ngx_http_voucher_send_error(r, vlcf->api, "method_not_allowed",
+                                           NULL, NULL);
+    }
+
+    if (ngx_http_voucher_content_type_ok(r) != NGX_OK) {
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_voucher_send_error(r, vlcf->api,
+                                           "unsupported_media_type",
+                                           NULL, NULL);
+    }
+
+    if (r->headers_in.content_length_n > (off_t) vlcf->max_body_size) {
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_voucher_send_error(r, vlcf->api, "body_too_large",
+                                           NULL, NULL);
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_voucher_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->request = r;
+    ctx->api = vlcf->api;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_voucher_module);
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_voucher_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+/* application/json or application/<something>+json, with any parameters */
+
+static ngx_int_t
+ngx_http_voucher_content_type_ok(ngx_http_request_t *r)
+{
+    u_char  *p, *last;
+
+    if (r->headers_in.content_type == NULL) {
+        return NGX_DECLINED;
+    }
+
+    p = r->headers_in.content_type->value.data;
+    last = p + r->headers_in.content_type->value.len;
+
+    if ((size_t) (last - p) < sizeof("application/json") - 1
+        || ngx_strncasecmp(p, (u_char *) "application/", 12) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    p += 12;
+
+    while (p < last && *p != ';' && *p != ' ' && *p != '\t') {
+        p++;
+    }
+
+    if (p - r->headers_in.content_type->value.data < 16
+        || ngx_strncasecmp(p - 4, (u_char *) "json", 4) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    if (p - r->headers_in.content_type->value.data > 16
+        && *(p - 5) != '+')
+    {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_voucher_body_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                rc;
+    ngx_http_voucher_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_voucher_module);
+
+    rc = ngx_http_voucher_process(r, ctx);
+
+    if (rc == NGX_DONE) {
+        /* waiting for Redis; the body reader's count is still held */
+        return;
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static ngx_int_t
+ngx_http_voucher_process(ngx_http_request_t *r, ngx_http_voucher_ctx_t *ctx)
+{
+    u_char                       *arena;
+    size_t                        size;
+    ngx_int_t                     rc;
+    ngx_str_t                     body;
+    ngx_http_voucher_error_t      err;
+    ngx_http_voucher_limits_t     lim;
+    ngx_http_voucher_request_t    req;
+    ngx_http_voucher_loc_conf_t  *vlcf;
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_voucher_module);
+
+    rc = ngx_http_voucher_read_body(r, &body, vlcf->max_body_size);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_voucher_send_error(r, ctx->api, "body_too_large",
+                                           NULL, NULL);
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_voucher_limits_init(&lim);
+    lim.max_code_len = vlcf->code_max_length;
+    lim.max_items = vlcf->max_items;
+
+    size = ngx_http_voucher_parse_arena_size(body.len, &lim);
+
+    arena = ngx_palloc(r->pool, size);
+    if (arena == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_voucher_parse_request(ctx->api, body.data, body.len, &lim,
+                                       &req, arena, size, &err)
+        != 0)
+    {
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "voucher: bad request: %s %s", err.reason, err.field);
+
+        return ngx_http_voucher_send_error(r, ctx->api, err.reason,
+                                           err.field[0] ? err.field : NULL,
+                                           err.message);
+    }
+
+    rc = ngx_http_voucher_idempotency_header(r, &req);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ctx->code.data = req.code.data;
+    ctx->code.len = req.code.len;
+
+    return ngx_http_voucher_call(r, ctx, &req);
+}
+
+
+/*
+ * The body as one contiguous buffer.  It is small (voucher_max_body_size),
+ * but a chunked body nginx had to spool may still sit in a temp file.
+ */
+
+static ngx_int_t
+ngx_http_voucher_read_body(ngx_http_request_t *r, ngx_str_t *body,
+    size_t max)
+{
+    u_char       *p;
+    size_t        len, size;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    body->len = 0;
+    body->data = (u_char *) "";
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len += (size_t) ngx_buf_size(cl->buf);
+        if (len > max) {
+            return NGX_DECLINED;
+        }
+    }
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    cl = r->request_body->bufs;
+
+    if (cl->next == NULL && !cl->buf->in_file) {
+        body->data = cl->buf->pos;
+        body->len = cl->buf->last - cl->buf->pos;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    body->data = p;
+    body->len = len;
+
+    for ( /* void */ ; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            size = (size_t) (b->file_last - b->file_pos);
+            n = ngx_read_file(b->file, p, size, b->file_pos);
+            if (n != (ssize_t) size) {
+                return NGX_ERROR;
+            }
+            p += size;
+            continue;
+        }
+
+        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+    }
+
+    return NGX_OK;
+}
+
+
+/* "Idempotency-Key: ..." stands in for a key missing from the body */
+
+static ngx_int_t
+ngx_http_voucher_idempotency_header(ngx_http_request_t *r,
+    ngx_http_voucher_request_t *req)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NGX_OK;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("Idempotency-Key") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Idempotency-Key",
+                               sizeof("Idempotency-Key") - 1)
+               == 0)
+        {
+            break;
+        }
+    }
+
+    if (ngx_http_voucher_check_key(h[i].value.data, h[i].value.len) != NGX_OK)
+    {
+        return ngx_http_voucher_send_error(r, req->op, "invalid_field",
+                   "idempotency_key",
+                   "The Idempotency-Key header must be 1 to 128 printable "
+                   "ASCII characters.");
+    }
+
+    if (req->idempotency_key.len == 0) {
+        req->idempotency_key.data = h[i].value.data;
+        req->idempotency_key.len = h[i].value.len;
+        return NGX_OK;
+    }
+
+    if (req->idempotency_key.len != h[i].value.len
+        || ngx_memcmp(req->idempotency_key.data, h[i].value.data,
+                      h[i].value.len)
+           != 0)
+    {
+        return ngx_http_voucher_send_error(r, req->op, "invalid_field",
+                   "idempotency_key",
+                   "The Idempotency-Key header and the body's "
+                   "idempotency_key differ.");
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_voucher_check_key(u_char *p, size_t len)
+{
+    size_t  i;
+
+    if (len == 0 || len > 128) {
+        return NGX_DECLINED;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (p[i] < 0x21 || p[i] > 0x7e) {
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * FCALL voucher_validate|voucher_redeem 1 {ns}:c:CODE
+ *       customer amount currency order_id idem nitems [sku cat price qty]*
+ * FCALL voucher_rollback 1 {ns}:log redemption_id amount idem
+ */
+
+static ngx_int_t
+ngx_http_voucher_call(ngx_http_request_t *r, ngx_http_voucher_ctx_t *ctx,
+    ngx_http_voucher_request_t *req)
+{
+    u_char                        *p, *key;
+    size_t                        *argvlen, n;
+    ngx_uint_t                     i, argc, size;
+    const char                   **argv;
+    ngx_http_cleanup_t            *cln;
+    ngx_http_voucher_op_t         *op;
+    ngx_http_voucher_item_t       *item;
+    ngx_http_voucher_loc_conf_t   *vlcf;
+    ngx_http_voucher_main_conf_t  *vmcf;
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_voucher_module);
+    vmcf = ngx_http_get_module_main_conf(r, ngx_http_voucher_module);
+
+    argc = (req->op == NGX_HTTP_VOUCHER_OP_ROLLBACK) ? 7 : 11 + 4 * req->nitems;
+
+    argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
+    if (argv == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    argvlen = (size_t *) &argv[argc];
+
+    /* room for the key and every number we print */
+
+    size = sizeof("{}:log") - 1 + vlcf->ns.len + req->code.len
+           + (3 + 2 * req->nitems) * NGX_INT64_LEN;
+
+    key = ngx_pnalloc(r->pool, size);
+    if (key == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+#define ngx_http_voucher_arg(s, l)                                           \
+    argv[n] = (const char *) (s); argvlen[n] = (l); n++
+
+    n = 0;
+
+    ngx_http_voucher_arg("FCALL", 5);
+
+    switch (req->op) {
+
+    case NGX_HTTP_VOUCHER_OP_VALIDATE:
+        ngx_http_voucher_arg("voucher_validate", 16);
+        break;
+
+    case NGX_HTTP_VOUCHER_OP_REDEEM:
+        ngx_http_voucher_arg("voucher_redeem", 14);
+        break;
+
+    default: /* NGX_HTTP_VOUCHER_OP_ROLLBACK */
+        ngx_http_voucher_arg("voucher_rollback", 16);
+        break;
+    }
+
+    ngx_http_voucher_arg("1", 1);
+
+    if (req->op == NGX_HTTP_VOUCHER_OP_ROLLBACK) {
+        p = ngx_sprintf(key, "{%V}:log", &vlcf->ns);
+        ngx_http_voucher_arg(key, p - key);
+        ngx_http_voucher_arg(req->redemption_id.data,
+                             req->redemption_id.len);
+
+        if (req->rollback_amount == NGX_HTTP_VOUCHER_UNSET) {
+            ngx_http_voucher_arg("", 0);
+
+        } else {
+            key = p;
+            p = ngx_sprintf(p, "%L", req->rollback_amount);
+            ngx_http_voucher_arg(key, p - key);
+        }
+
+        ngx_http_voucher_arg(req->idempotency_key.data,
+                             req->idempotency_key.len);
+
+    } else {
+        p = ngx_sprintf(key, "{%V}:c:", &vlcf->ns);
+        p = ngx_cpymem(p, req->code.data, req->code.len);
+        ngx_http_voucher_arg(key, p - key);
+
+        ngx_http_voucher_arg(req->customer.data, req->customer.len);
+
+        key = p;
+        p = ngx_sprintf(p, "%L", req->amount);
+        ngx_http_voucher_arg(key, p - key);
+
+        ngx_http_voucher_arg(req->currency.data, req->currency.len);
+        ngx_http_voucher_arg(req->order_id.data, req->order_id.len);
+        ngx_http_voucher_arg(req->idempotency_key.data,
+                             req->idempotency_key.len);
+
+        key = p;
+        p = ngx_sprintf(p, "%uz", req->nitems);
+        ngx_http_voucher_arg(key, p - key);
+
+        for (i = 0; i < req->nitems; i++) {
+            item = &req->items[i];
+
+            ngx_http_voucher_arg(item->sku.data, item->sku.len);
+            ngx_http_voucher_arg(item->category.data, item->category.len);
+
+            key = p;
+            p = ngx_sprintf(p, "%L", item->price);
+            ngx_http_voucher_arg(key, p - key);
+
+            key = p;
+            p = ngx_sprintf(p, "%L", item->quantity);
+            ngx_http_voucher_arg(key, p - key);
+        }
+    }
+
+#undef ngx_http_voucher_arg
+
+    /* empty strings must not be NULL pointers for hiredis */
+
+    for (i = 0; i < n; i++) {
+        if (argv[i] == NULL) {
+            argv[i] = "";
+        }
+    }
+
+    /* the cleanup first: an op must never exist without its detach */
+
+    cln = ngx_http_cleanup_add(r, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_voucher_cleanup;
+    cln->data = ctx;
+
+    op = ngx_http_voucher_redis_send(vmcf->pool, (int) n, argv, argvlen,
+                                     ngx_http_voucher_reply_handler, ctx);
+    if (op == NULL) {
+        return ngx_http_voucher_unavailable(r, ctx, "store_unavailable");
+    }
+
+    ctx->op = op;
+
+    /* notice a client that leaves while Redis works (499, op detached) */
+
+    r->read_event_handler = ngx_http_test_reading;
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_voucher_unavailable(ngx_http_request_t *r,
+    ngx_http_voucher_ctx_t *ctx, const char *reason)
+{
+    ngx_http_voucher_loc_conf_t  *vlcf;
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_voucher_module);
+
+    if (ctx->api == NGX_HTTP_VOUCHER_OP_VALIDATE && vlcf->validate_fail_open)
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "voucher: %s, validate answered unverified", reason);
+
+        return ngx_http_voucher_send_unverified(r, &ctx->code);
+    }
+
+    return ngx_http_voucher_send_error(r, ctx->api, reason, NULL, NULL);
+}
+
+
+static void
+ngx_http_voucher_reply_handler(ngx_http_voucher_op_t *op, void *reply,
+    ngx_int_t rc)
+{
+    ngx_connection_t        *c;
+    ngx_http_request_t      *r;
+    ngx_http_voucher_ctx_t  *ctx;
+
+    ctx = op->data;
+    r = ctx->request;
+    c = r->connection;
+
+    ctx->op = NULL;
+
+    switch (rc) {
+
+    case NGX_HTTP_VOUCHER_REPLY:
+        rc = ngx_http_voucher_send_reply(r, ctx->api, reply);
+        break;
+
+    case NGX_HTTP_VOUCHER_TIMEDOUT:
+        rc = ngx_http_voucher_unavailable(r, ctx, "store_timeout");
+        break;
+
+    default: /* NGX_HTTP_VOUCHER_LOST */
+        rc = ngx_http_voucher_unavailable(r, ctx, "store_unavailable");
+        break;
+    }
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_voucher_cleanup(void *data)
+{
+    ngx_http_voucher_ctx_t  *ctx = data;
+
+    if (ctx->op) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
+                       "voucher: request gone, op detached");
+
+        ngx_http_voucher_redis_detach(ctx->op);
+        ctx->op = NULL;
+    }
+}

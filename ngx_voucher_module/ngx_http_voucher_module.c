@@ -1,0 +1,598 @@
+
+/*
+ * Copyright (C) ngx_voucher authors
+ *
+ * Directives, configuration and the worker's life cycle.
+ */
+
+
+#include "ngx_http_voucher.h"
+
+
+static void *ngx_http_voucher_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_voucher_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_voucher_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_voucher_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_voucher_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_voucher_redis_address(ngx_conf_t *cf,
+    ngx_http_voucher_main_conf_t *vmcf, ngx_str_t *addr);
+static char *ngx_http_voucher_read_secret(ngx_conf_t *cf, ngx_str_t *file,
+    ngx_str_t *secret);
+static char *ngx_http_voucher_api(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_voucher_namespace(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_voucher_init_process(ngx_cycle_t *cycle);
+static void ngx_http_voucher_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_num_bounds_t  ngx_http_voucher_code_length_bounds = {
+    ngx_conf_check_num_bounds, 1, 1024
+};
+
+static ngx_conf_num_bounds_t  ngx_http_voucher_max_items_bounds = {
+    ngx_conf_check_num_bounds, 0, 10000
+};
+
+
+static ngx_command_t  ngx_http_voucher_commands[] = {
+
+    { ngx_string("voucher_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_voucher_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("voucher_api"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_voucher_api,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("voucher_namespace"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_voucher_namespace,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_voucher_loc_conf_t, ns),
+      NULL },
+
+    { ngx_string("voucher_max_body_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_voucher_loc_conf_t, max_body_size),
+      NULL },
+
+    { ngx_string("voucher_code_max_length"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_voucher_loc_conf_t, code_max_length),
+      &ngx_http_voucher_code_length_bounds },
+
+    { ngx_string("voucher_max_items"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_voucher_loc_conf_t, max_items),
+      &ngx_http_voucher_max_items_bounds },
+
+    { ngx_string("voucher_validate_fail_open"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_voucher_loc_conf_t, validate_fail_open),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_voucher_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    ngx_http_voucher_create_main_conf,     /* create main configuration */
+    ngx_http_voucher_init_main_conf,       /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_voucher_create_loc_conf,      /* create location configuration */
+    ngx_http_voucher_merge_loc_conf        /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_voucher_module = {
+    NGX_MODULE_V1,
+    &ngx_http_voucher_module_ctx,          /* module context */
+    ngx_http_voucher_commands,             /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_voucher_init_process,         /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_voucher_exit_process,         /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static void *
+ngx_http_voucher_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_voucher_main_conf_t  *vmcf;
+
+    vmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_voucher_main_conf_t));
+    if (vmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     vmcf->addr_text = { 0, NULL };
+     *     vmcf->host = { 0, NULL };
+     *     vmcf->unix_path = { 0, NULL };
+     *     vmcf->user = { 0, NULL };
+     *     vmcf->password = { 0, NULL };
+     *     vmcf->configured = 0;
+     *     vmcf->pool = NULL;
+     */
+
+    vmcf->db = NGX_CONF_UNSET;
+    vmcf->connect_timeout = NGX_CONF_UNSET_MSEC;
+    vmcf->timeout = NGX_CONF_UNSET_MSEC;
+    vmcf->connections = NGX_CONF_UNSET_UINT;
+    vmcf->max_pending = NGX_CONF_UNSET_UINT;
+
+    return vmcf;
+}
+
+
+static char *
+ngx_http_voucher_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_voucher_main_conf_t  *vmcf = conf;
+
+    ngx_conf_init_value(vmcf->db, 0);
+    ngx_conf_init_msec_value(vmcf->connect_timeout, 1000);
+    ngx_conf_init_msec_value(vmcf->timeout, 1000);
+    ngx_conf_init_uint_value(vmcf->connections, 2);
+    ngx_conf_init_uint_value(vmcf->max_pending, 4096);
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_voucher_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_voucher_loc_conf_t  *vlcf;
+
+    vlcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_voucher_loc_conf_t));
+    if (vlcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     vlcf->api = 0;
+     *     vlcf->ns = { 0, NULL };
+     */
+
+    vlcf->max_body_size = NGX_CONF_UNSET_SIZE;
+    vlcf->code_max_length = NGX_CONF_UNSET_UINT;
+    vlcf->max_items = NGX_CONF_UNSET_UINT;
+    vlcf->validate_fail_open = NGX_CONF_UNSET;
+
+    return vlcf;
+}
+
+
+static char *
+ngx_http_voucher_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_voucher_loc_conf_t *prev = parent;
+    ngx_http_voucher_loc_conf_t *conf = child;
+
+    ngx_http_voucher_main_conf_t  *vmcf;
+
+    ngx_conf_merge_str_value(conf->ns, prev->ns, "v");
+    ngx_conf_merge_size_value(conf->max_body_size, prev->max_body_size,
+                              16384);
+    ngx_conf_merge_uint_value(conf->code_max_length, prev->code_max_length,
+                              64);
+    ngx_conf_merge_uint_value(conf->max_items, prev->max_items, 100);
+    ngx_conf_merge_value(conf->validate_fail_open, prev->validate_fail_open,
+                         0);
+
+    if (conf->api) {
+        vmcf = ngx_http_conf_get_module_main_conf(cf,
+                                                  ngx_http_voucher_module);
+        if (!vmcf->configured) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"voucher_api\" needs \"voucher_redis\" "
+                               "in the http block");
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * voucher_redis ADDRESS [db=N] [user=NAME] [password=SECRET]
+ *               [password_file=PATH] [connect_timeout=TIME] [timeout=TIME]
+ *               [connections=N] [max_pending=N];
+ */
+
+static char *
+ngx_http_voucher_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_voucher_main_conf_t *vmcf = conf;
+
+    char        *rv;
+    ngx_int_t    n;
+    ngx_str_t   *value, s, file;
+    ngx_msec_t   ms;
+    ngx_uint_t   i;
+
+    if (vmcf->configured) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    rv = ngx_http_voucher_redis_address(cf, vmcf, &value[1]);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
+            n = ngx_atoi(value[i].data + 3, value[i].len - 3);
+            if (n == NGX_ERROR || n > 1000000) {
+                goto invalid;
+            }
+            vmcf->db = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "user=", 5) == 0) {
+            vmcf->user.data = value[i].data + 5;
+            vmcf->user.len = value[i].len - 5;
+            if (vmcf->user.len == 0) {
+                goto invalid;
+            }
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
+            vmcf->password.data = value[i].data + 9;
+            vmcf->password.len = value[i].len - 9;
+            if (vmcf->password.len == 0) {
+                goto invalid;
+            }
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "password_file=", 14) == 0) {
+            file.data = value[i].data + 14;
+            file.len = value[i].len - 14;
+            rv = ngx_http_voucher_read_secret(cf, &file, &vmcf->password);
+            if (rv != NGX_CONF_OK) {
+                return rv;
+            }
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "connect_timeout=", 16) == 0) {
+            s.data = value[i].data + 16;
+            s.len = value[i].len - 16;
+            ms = ngx_parse_time(&s, 0);
+            if (ms == (ngx_msec_t) NGX_ERROR || ms == 0) {
+                goto invalid;
+            }
+            vmcf->connect_timeout = ms;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+            ms = ngx_parse_time(&s, 0);
+            if (ms == (ngx_msec_t) NGX_ERROR || ms == 0) {
+                goto invalid;
+            }
+            vmcf->timeout = ms;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "connections=", 12) == 0) {
+            n = ngx_atoi(value[i].data + 12, value[i].len - 12);
+            if (n == NGX_ERROR || n < 1 || n > 64) {
+                goto invalid;
+            }
+            vmcf->connections = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "max_pending=", 12) == 0) {
+            n = ngx_atoi(value[i].data + 12, value[i].len - 12);
+            if (n == NGX_ERROR || n < 1) {
+                goto invalid;
+            }
+            vmcf->max_pending = n;
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    if (vmcf->user.len && vmcf->password.len == 0) {
+        return "has \"user=\" without a password";
+    }
+
+    vmcf->configured = 1;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    /* do not echo the parameter: it may carry a password */
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter #%ui of \"voucher_redis\"", i);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/* resolved here, once: a worker must never call getaddrinfo() */
+
+static char *
+ngx_http_voucher_redis_address(ngx_conf_t *cf,
+    ngx_http_voucher_main_conf_t *vmcf, ngx_str_t *addr)
+{
+    u_char     *p;
+    ngx_url_t   u;
+
+    vmcf->addr_text = *addr;
+
+    if (addr->len > 5 && ngx_strncmp(addr->data, "unix:", 5) == 0) {
+        vmcf->unix_path.len = addr->len - 5;
+        vmcf->unix_path.data = ngx_pnalloc(cf->pool, addr->len - 4);
+        if (vmcf->unix_path.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+        ngx_cpystrn(vmcf->unix_path.data, addr->data + 5, addr->len - 4);
+        return NGX_CONF_OK;
+    }
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url = *addr;
+    u.default_port = 6379;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+        if (u.err) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "%s in \"%V\" of \"voucher_redis\"",
+                               u.err, &u.url);
+        }
+        return NGX_CONF_ERROR;
+    }
+
+    if (u.naddrs == 0 || u.uri.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid address \"%V\" in \"voucher_redis\"",
+                           &u.url);
+        return NGX_CONF_ERROR;
+    }
+
+    p = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    vmcf->host.data = p;
+    vmcf->host.len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen,
+                                   p, NGX_SOCKADDR_STRLEN, 0);
+    p[vmcf->host.len] = '\0';
+    vmcf->port = u.port;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_voucher_read_secret(ngx_conf_t *cf, ngx_str_t *file,
+    ngx_str_t *secret)
+{
+    u_char           *buf;
+    size_t            len;
+    ssize_t           n;
+    ngx_fd_t          fd;
+    ngx_str_t         name;
+    ngx_file_info_t   fi;
+
+    name = *file;
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_fd_info_n " \"%V\" failed", &name);
+        goto failed;
+    }
+
+    len = (size_t) ngx_file_size(&fi);
+
+    if (len == 0 || len > 4096) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "secret file \"%V\" must hold 1 to 4096 bytes",
+                           &name);
+        goto failed;
+    }
+
+    buf = ngx_pnalloc(cf->pool, len);
+    if (buf == NULL) {
+        goto failed;
+    }
+
+    n = ngx_read_fd(fd, buf, len);
+    if (n != (ssize_t) len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_read_fd_n " \"%V\" failed", &name);
+        goto failed;
+    }
+
+    ngx_close_file(fd);
+
+    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) {
+        len--;
+    }
+
+    if (len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "secret file \"%V\" is empty", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    secret->data = buf;
+    secret->len = len;
+
+    return NGX_CONF_OK;
+
+failed:
+
+    ngx_close_file(fd);
+
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_voucher_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_voucher_loc_conf_t *vlcf = conf;
+
+    ngx_str_t                 *value;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (vlcf->api) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "validate") == 0) {
+        vlcf->api = NGX_HTTP_VOUCHER_OP_VALIDATE;
+
+    } else if (ngx_strcmp(value[1].data, "redeem") == 0) {
+        vlcf->api = NGX_HTTP_VOUCHER_OP_REDEEM;
+
+    } else if (ngx_strcmp(value[1].data, "rollback") == 0) {
+        vlcf->api = NGX_HTTP_VOUCHER_OP_ROLLBACK;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"voucher_api\", "
+                           "it must be \"validate\", \"redeem\" or "
+                           "\"rollback\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_voucher_api_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* the namespace becomes a Redis Cluster hash tag: no braces inside */
+
+static char *
+ngx_http_voucher_namespace(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_voucher_loc_conf_t *vlcf = conf;
+
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    if (vlcf->ns.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0 || value[1].len > 64) {
+        return "must be 1 to 64 characters long";
+    }
+
+    for (i = 0; i < value[1].len; i++) {
+        if (value[1].data[i] <= 0x20 || value[1].data[i] >= 0x7f
+            || value[1].data[i] == '{' || value[1].data[i] == '}')
+        {
+            return "may hold printable ASCII except braces and spaces";
+        }
+    }
+
+    vlcf->ns = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_voucher_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_voucher_main_conf_t  *vmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    vmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_voucher_module);
+    if (vmcf == NULL || !vmcf->configured) {
+        return NGX_OK;
+    }
+
+    return ngx_http_voucher_redis_init_worker(cycle, vmcf);
+}
+
+
+static void
+ngx_http_voucher_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_voucher_main_conf_t  *vmcf;
+
+    vmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_voucher_module);
+    if (vmcf == NULL || vmcf->pool == NULL) {
+        return;
+    }
+
+    ngx_http_voucher_redis_exit_worker(vmcf);
+}

@@ -1,0 +1,118 @@
+
+/*
+ * Copyright (C) ngx_voucher authors
+ *
+ * The request parser: a JSON body (validate, redeem, rollback, ...) in,
+ * a checked ngx_http_voucher_request_t out.  Pure C on top of jansson, no
+ * nginx dependency, so cmocka and libFuzzer can drive it directly.
+ */
+
+
+#ifndef _NGX_HTTP_VOUCHER_PARSE_H_INCLUDED_
+#define _NGX_HTTP_VOUCHER_PARSE_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <stdint.h>
+
+
+#define NGX_HTTP_VOUCHER_OP_VALIDATE   1
+#define NGX_HTTP_VOUCHER_OP_REDEEM     2
+#define NGX_HTTP_VOUCHER_OP_ROLLBACK   3
+
+/* amount, price etc. absent */
+#define NGX_HTTP_VOUCHER_UNSET        -1
+
+/* fixed rules, not configurable */
+#define NGX_HTTP_VOUCHER_MAX_QUANTITY          1000000
+#define NGX_HTTP_VOUCHER_MAX_REDEMPTION_ID_LEN 64
+
+/* the values of ngx_http_voucher_error_t.reason, compare with strcmp() */
+#define NGX_HTTP_VOUCHER_ERR_INVALID_JSON     "invalid_json"
+#define NGX_HTTP_VOUCHER_ERR_INVALID_REQUEST  "invalid_request"
+#define NGX_HTTP_VOUCHER_ERR_UNKNOWN_FIELD    "unknown_field"
+#define NGX_HTTP_VOUCHER_ERR_MISSING_FIELD    "missing_field"
+#define NGX_HTTP_VOUCHER_ERR_INVALID_FIELD    "invalid_field"
+#define NGX_HTTP_VOUCHER_ERR_INVALID_CODE     "invalid_code"
+/* not the client's fault: bad arguments, arena too small, out of memory */
+#define NGX_HTTP_VOUCHER_ERR_INTERNAL         "internal_error"
+
+
+typedef struct {
+    size_t                  len;
+    unsigned char          *data;
+} ngx_http_voucher_str_t;
+
+
+typedef struct {
+    ngx_http_voucher_str_t  sku;
+    ngx_http_voucher_str_t  category;
+    int64_t                 price;
+    int64_t                 quantity;
+} ngx_http_voucher_item_t;
+
+
+typedef struct {
+    int                     op;
+
+    ngx_http_voucher_str_t  code;
+    ngx_http_voucher_str_t  customer;
+    ngx_http_voucher_str_t  idempotency_key;
+
+    ngx_http_voucher_str_t  order_id;
+    ngx_http_voucher_str_t  currency;
+    int64_t                 amount;          /* order amount, minor units */
+
+    ngx_http_voucher_item_t *items;
+    size_t                  nitems;
+
+    ngx_http_voucher_str_t  redemption_id;   /* rollback */
+    int64_t                 rollback_amount; /* rollback, UNSET = whole */
+} ngx_http_voucher_request_t;
+
+
+typedef struct {
+    size_t                  max_code_len;    /* default 64 */
+    size_t                  max_str_len;     /* default 128 */
+    size_t                  max_items;       /* default 100 */
+    int64_t                 max_amount;      /* default 10^13 */
+} ngx_http_voucher_limits_t;
+
+
+typedef struct {
+    const char             *reason;          /* stable, e.g. "invalid_field" */
+    char                    field[96];       /* e.g. "order.items[2].price" */
+    char                    message[192];    /* human readable */
+} ngx_http_voucher_error_t;
+
+
+void ngx_http_voucher_limits_init(ngx_http_voucher_limits_t *lim);
+
+/* bytes of arena the parser may need for a body of len bytes */
+size_t ngx_http_voucher_parse_arena_size(size_t len,
+    const ngx_http_voucher_limits_t *lim);
+
+/*
+ * Returns 0 and fills req on success; returns -1 and fills err otherwise.
+ * Strings in req point into arena, which must be at least
+ * ngx_http_voucher_parse_arena_size() bytes and outlive req.
+ *
+ * lim may be NULL (defaults), err may be NULL.  Absent strings are
+ * {0, NULL}; present ones are never empty and are also NUL-terminated.
+ * On failure req is reset to the "all absent" state.  err->field and
+ * err->message are always NUL-terminated printable ASCII without '"' or
+ * '\\' (anything else from the body is shown as '?').  The first
+ * offending field in schema order is reported; an object's unknown keys
+ * are checked before its fields.
+ */
+int ngx_http_voucher_parse_request(int op, const unsigned char *body,
+    size_t len, const ngx_http_voucher_limits_t *lim,
+    ngx_http_voucher_request_t *req, unsigned char *arena, size_t arena_size,
+    ngx_http_voucher_error_t *err);
+
+/* 0 if s is an acceptable code under lim, -1 otherwise (sets err) */
+int ngx_http_voucher_check_code(const unsigned char *s, size_t len,
+    const ngx_http_voucher_limits_t *lim, ngx_http_voucher_error_t *err);
+
+
+#endif /* _NGX_HTTP_VOUCHER_PARSE_H_INCLUDED_ */

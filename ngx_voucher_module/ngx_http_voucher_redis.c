@@ -1,0 +1,843 @@
+
+/*
+ * Copyright (C) ngx_voucher authors
+ *
+ * Redis, the nginx way: hiredis' async API driven by nginx's event loop.
+ *
+ * Each worker keeps "connections" contexts to Redis.  Requests in flight
+ * share them and are pipelined; hiredis answers in FIFO order.  A context
+ * is usable (READY) only once AUTH, SELECT and the check of the function
+ * library's version have passed; a missing or stale library is replaced
+ * with FUNCTION LOAD REPLACE first.  A lost context comes back after a
+ * back-off on a cancelable timer, so it never holds a worker that exits.
+ */
+
+
+#include "ngx_http_voucher.h"
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+#include "ngx_http_voucher_lua.h"
+
+
+#define NGX_HTTP_VOUCHER_DOWN        0
+#define NGX_HTTP_VOUCHER_CONNECTING  1
+#define NGX_HTTP_VOUCHER_HANDSHAKE   2
+#define NGX_HTTP_VOUCHER_READY       3
+
+#define NGX_HTTP_VOUCHER_BACKOFF_MIN   100
+#define NGX_HTTP_VOUCHER_BACKOFF_MAX   5000
+
+
+typedef struct {
+    redisAsyncContext         *ac;
+    ngx_connection_t          *c;
+    ngx_http_voucher_pool_t   *pool;
+    ngx_uint_t                 state;
+    ngx_uint_t                 pending;
+    ngx_msec_t                 backoff;
+    ngx_event_t                reconnect;
+    ngx_event_t                connect_timer;
+    unsigned                   loading:1;
+} ngx_http_voucher_conn_t;
+
+
+struct ngx_http_voucher_pool_s {
+    ngx_http_voucher_main_conf_t  *conf;
+    ngx_log_t                     *log;
+    ngx_http_voucher_conn_t       *conns;
+    ngx_uint_t                     nconns;
+    ngx_uint_t                     next;
+    ngx_uint_t                     ops;       /* ops allocated, for debug */
+    unsigned                       exiting:1;
+};
+
+
+static void ngx_http_voucher_redis_connect(ngx_http_voucher_conn_t *conn);
+static void ngx_http_voucher_redis_connected(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_voucher_redis_handshake(ngx_http_voucher_conn_t *conn);
+static void ngx_http_voucher_redis_handshake_reply(redisAsyncContext *ac,
+    void *r, void *data);
+static void ngx_http_voucher_redis_version_reply(redisAsyncContext *ac,
+    void *r, void *data);
+static void ngx_http_voucher_redis_load_reply(redisAsyncContext *ac,
+    void *r, void *data);
+static ngx_int_t ngx_http_voucher_redis_load(ngx_http_voucher_conn_t *conn);
+static void ngx_http_voucher_redis_drop(ngx_http_voucher_conn_t *conn,
+    const char *why);
+static void ngx_http_voucher_redis_schedule(ngx_http_voucher_conn_t *conn);
+static void ngx_http_voucher_redis_reconnect_handler(ngx_event_t *ev);
+static void ngx_http_voucher_redis_connect_timeout(ngx_event_t *ev);
+static void ngx_http_voucher_redis_reply(redisAsyncContext *ac, void *r,
+    void *data);
+static void ngx_http_voucher_redis_op_timeout(ngx_event_t *ev);
+static void ngx_http_voucher_redis_free_op(ngx_http_voucher_op_t *op);
+
+static void ngx_http_voucher_redis_add_read(void *data);
+static void ngx_http_voucher_redis_del_read(void *data);
+static void ngx_http_voucher_redis_add_write(void *data);
+static void ngx_http_voucher_redis_del_write(void *data);
+static void ngx_http_voucher_redis_cleanup(void *data);
+static void ngx_http_voucher_redis_read_handler(ngx_event_t *ev);
+static void ngx_http_voucher_redis_write_handler(ngx_event_t *ev);
+
+
+ngx_int_t
+ngx_http_voucher_redis_init_worker(ngx_cycle_t *cycle,
+    ngx_http_voucher_main_conf_t *vmcf)
+{
+    ngx_uint_t                i;
+    ngx_http_voucher_pool_t  *pool;
+    ngx_http_voucher_conn_t  *conn;
+
+    pool = ngx_pcalloc(cycle->pool, sizeof(ngx_http_voucher_pool_t));
+    if (pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    pool->conns = ngx_pcalloc(cycle->pool,
+                        vmcf->connections * sizeof(ngx_http_voucher_conn_t));
+    if (pool->conns == NULL) {
+        return NGX_ERROR;
+    }
+
+    pool->conf = vmcf;
+    pool->log = cycle->log;
+    pool->nconns = vmcf->connections;
+
+    vmcf->pool = pool;
+
+    for (i = 0; i < pool->nconns; i++) {
+        conn = &pool->conns[i];
+
+        conn->pool = pool;
+        conn->backoff = NGX_HTTP_VOUCHER_BACKOFF_MIN;
+
+        conn->reconnect.handler = ngx_http_voucher_redis_reconnect_handler;
+        conn->reconnect.data = conn;
+        conn->reconnect.log = cycle->log;
+        conn->reconnect.cancelable = 1;
+
+        conn->connect_timer.handler = ngx_http_voucher_redis_connect_timeout;
+        conn->connect_timer.data = conn;
+        conn->connect_timer.log = cycle->log;
+        conn->connect_timer.cancelable = 1;
+
+        ngx_http_voucher_redis_connect(conn);
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_voucher_redis_exit_worker(ngx_http_voucher_main_conf_t *vmcf)
+{
+    ngx_uint_t                i;
+    ngx_http_voucher_pool_t  *pool;
+    ngx_http_voucher_conn_t  *conn;
+
+    pool = vmcf->pool;
+
+    /* replies still pending are dropped, their requests are gone */
+
+    pool->exiting = 1;
+
+    for (i = 0; i < pool->nconns; i++) {
+        conn = &pool->conns[i];
+
+        if (conn->reconnect.timer_set) {
+            ngx_del_timer(&conn->reconnect);
+        }
+
+        if (conn->connect_timer.timer_set) {
+            ngx_del_timer(&conn->connect_timer);
+        }
+
+        if (conn->ac) {
+            conn->state = NGX_HTTP_VOUCHER_DOWN;
+            redisAsyncFree(conn->ac);
+        }
+    }
+
+    vmcf->pool = NULL;
+}
+
+
+static void
+ngx_http_voucher_redis_connect(ngx_http_voucher_conn_t *conn)
+{
+    ngx_connection_t              *c;
+    redisAsyncContext             *ac;
+    ngx_http_voucher_main_conf_t  *vmcf;
+
+    vmcf = conn->pool->conf;
+
+    if (vmcf->unix_path.len) {
+        ac = redisAsyncConnectUnix((char *) vmcf->unix_path.data);
+
+    } else {
+        /* a numeric address: hiredis' getaddrinfo() does no lookup */
+        ac = redisAsyncConnect((char *) vmcf->host.data, vmcf->port);
+    }
+
+    if (ac == NULL) {
+        ngx_log_error(NGX_LOG_ERR, conn->pool->log, 0,
+                      "voucher: redis %V: out of memory", &vmcf->addr_text);
+        ngx_http_voucher_redis_schedule(conn);
+        return;
+    }
+
+    if (ac->err) {
+        ngx_log_error(NGX_LOG_ERR, conn->pool->log, 0,
+                      "voucher: redis %V: connect failed: %s",
+                      &vmcf->addr_text, ac->errstr);
+        redisAsyncFree(ac);
+        ngx_http_voucher_redis_schedule(conn);
+        return;
+    }
+
+    c = ngx_get_connection(ac->c.fd, conn->pool->log);
+    if (c == NULL) {
+        redisAsyncFree(ac);
+        ngx_http_voucher_redis_schedule(conn);
+        return;
+    }
+
+    c->data = conn;
+    c->read->handler = ngx_http_voucher_redis_read_handler;
+    c->write->handler = ngx_http_voucher_redis_write_handler;
+    c->read->log = conn->pool->log;
+    c->write->log = conn->pool->log;
+
+    conn->ac = ac;
+    conn->c = c;
+    conn->state = NGX_HTTP_VOUCHER_CONNECTING;
+    conn->pending = 0;
+    conn->loading = 0;
+
+    ac->data = conn;
+
+    /* hooks first: setting the connect callback already adds a write */
+
+    ac->ev.data = conn;
+    ac->ev.addRead = ngx_http_voucher_redis_add_read;
+    ac->ev.delRead = ngx_http_voucher_redis_del_read;
+    ac->ev.addWrite = ngx_http_voucher_redis_add_write;
+    ac->ev.delWrite = ngx_http_voucher_redis_del_write;
+    ac->ev.cleanup = ngx_http_voucher_redis_cleanup;
+
+    redisAsyncSetConnectCallback(ac, ngx_http_voucher_redis_connected);
+
+    ngx_add_timer(&conn->connect_timer, vmcf->connect_timeout);
+}
+
+
+static void
+ngx_http_voucher_redis_connected(const redisAsyncContext *ac, int status)
+{
+    ngx_http_voucher_conn_t  *conn = ac->data;
+
+    if (status != REDIS_OK) {
+        /* hiredis frees the context next; the cleanup hook reschedules */
+        ngx_log_error(NGX_LOG_ERR, conn->pool->log, 0,
+                      "voucher: redis %V: connect failed: %s",
+                      &conn->pool->conf->addr_text,
+                      ac->errstr ? ac->errstr : "unknown error");
+        conn->state = NGX_HTTP_VOUCHER_DOWN;
+        return;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, conn->pool->log, 0,
+                   "voucher: redis %V connected",
+                   &conn->pool->conf->addr_text);
+
+    ngx_http_voucher_redis_handshake(conn);
+}
+
+
+static void
+ngx_http_voucher_redis_handshake(ngx_http_voucher_conn_t *conn)
+{
+    u_char                        *p, buf[NGX_INT_T_LEN];
+    int                            argc;
+    const char                    *argv[3];
+    size_t                         argvlen[3];
+    redisAsyncContext             *ac;
+    ngx_http_voucher_main_conf_t  *vmcf;
+
+    ac = conn->ac;
+    vmcf = conn->pool->conf;
+
+    conn->state = NGX_HTTP_VOUCHER_HANDSHAKE;
+
+    /* AUTH, SELECT and the version check go out pipelined */
+
+    if (vmcf->password.len) {
+        argc = 0;
+        argv[argc] = "AUTH";
+        argvlen[argc++] = 4;
+
+        if (vmcf->user.len) {
+            argv[argc] = (char *) vmcf->user.data;
+            argvlen[argc++] = vmcf->user.len;
+        }
+
+        argv[argc] = (char *) vmcf->password.data;
+        argvlen[argc++] = vmcf->password.len;
+
+        if (redisAsyncCommandArgv(ac, ngx_http_voucher_redis_handshake_reply,
+                                  (void *) "AUTH", argc, argv, argvlen)
+            != REDIS_OK)
+        {
+            goto failed;
+        }
+    }
+
+    if (vmcf->db) {
+        p = ngx_sprintf(buf, "%i", vmcf->db);
+        argv[0] = "SELECT";
+        argvlen[0] = 6;
+        argv[1] = (char *) buf;
+        argvlen[1] = p - buf;
+
+        if (redisAsyncCommandArgv(ac, ngx_http_voucher_redis_handshake_reply,
+                                  (void *) "SELECT", 2, argv, argvlen)
+            != REDIS_OK)
+        {
+            goto failed;
+        }
+    }
+
+    argv[0] = "FCALL";
+    argvlen[0] = 5;
+    argv[1] = "voucher_version";
+    argvlen[1] = sizeof("voucher_version") - 1;
+    argv[2] = "0";
+    argvlen[2] = 1;
+
+    if (redisAsyncCommandArgv(ac, ngx_http_voucher_redis_version_reply, conn,
+                              3, argv, argvlen)
+        != REDIS_OK)
+    {
+        goto failed;
+    }
+
+    return;
+
+failed:
+
+    ngx_http_voucher_redis_drop(conn, "cannot queue the handshake");
+}
+
+
+static void
+ngx_http_voucher_redis_handshake_reply(redisAsyncContext *ac, void *r,
+    void *data)
+{
+    redisReply               *reply = r;
+    ngx_http_voucher_conn_t  *conn = ac->data;
+
+    if (reply == NULL || conn->state != NGX_HTTP_VOUCHER_HANDSHAKE) {
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* the reply of AUTH never echoes the password */
+        ngx_log_error(NGX_LOG_ERR, conn->pool->log, 0,
+                      "voucher: redis %V: %s refused: %s",
+                      &conn->pool->conf->addr_text, (char *) data,
+                      reply->str);
+        ngx_http_voucher_redis_drop(conn, NULL);
+    }
+}
+
+
+static void
+ngx_http_voucher_redis_version_reply(redisAsyncContext *ac, void *r,
+    void *data)
+{
+    redisReply               *reply = r;
+    ngx_http_voucher_conn_t  *conn = data;
+
+    if (reply == NULL || conn->state != NGX_HTTP_VOUCHER_HANDSHAKE) {
+        return;
+    }
+
+    if ((reply->type == REDIS_REPLY_STRING
+         || reply->type == REDIS_REPLY_STATUS)
+        && reply->len == sizeof(NGX_HTTP_VOUCHER_LUA_VERSION) - 1
+        && ngx_strncmp(reply->str, NGX_HTTP_VOUCHER_LUA_VERSION,
+                       reply->len)
+           == 0)
+    {
+        conn->state = NGX_HTTP_VOUCHER_READY;
+        conn->backoff = NGX_HTTP_VOUCHER_BACKOFF_MIN;
+
+        if (conn->connect_timer.timer_set) {
+            ngx_del_timer(&conn->connect_timer);
+        }
+
+        ngx_log_error(NGX_LOG_INFO, conn->pool->log, 0,
+                      "voucher: redis %V ready, functions %s",
+                      &conn->pool->conf->addr_text,
+                      NGX_HTTP_VOUCHER_LUA_VERSION);
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR
+        && ngx_strstrn((u_char *) reply->str, "not found", 9 - 1) == NULL)
+    {
+        ngx_log_error(NGX_LOG_ERR, conn->pool->log, 0,
+                      "voucher: redis %V: version check failed: %s",
+                      &conn->pool->conf->addr_text, reply->str);
+        ngx_http_voucher_redis_drop(conn, NULL);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, conn->pool->log, 0,
+                  "voucher: redis %V: loading functions %s",
+                  &conn->pool->conf->addr_text,
+                  NGX_HTTP_VOUCHER_LUA_VERSION);
+
+    if (ngx_http_voucher_redis_load(conn) != NGX_OK) {
+        ngx_http_voucher_redis_drop(conn, "cannot queue FUNCTION LOAD");
+    }
+}
+
+
+static ngx_int_t
+ngx_http_voucher_redis_load(ngx_http_voucher_conn_t *conn)
+{
+    const char  *argv[4];
+    size_t       argvlen[4];
+
+    if (conn->loading) {
+        return NGX_OK;
+    }
+
+    argv[0] = "FUNCTION";
+    argvlen[0] = 8;
+    argv[1] = "LOAD";
+    argvlen[1] = 4;
+    argv[2] = "REPLACE";
+    argvlen[2] = 7;
+    argv[3] = ngx_http_voucher_lua;
+    argvlen[3] = sizeof(ngx_http_voucher_lua) - 1;
+
+    if (redisAsyncCommandArgv(conn->ac, ngx_http_voucher_redis_load_reply,
+                              conn, 4, argv, argvlen)
+        != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    conn->loading = 1;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_voucher_redis_load_reply(redisAsyncContext *ac, void *r,
+    void *data)
+{
+    redisReply               *reply = r;
+    ngx_http_voucher_conn_t  *conn = data;
+
+    if (reply == NULL) {
+        return;
+    }
+
+    conn->loading = 0;
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, conn->pool->log, 0,
+                      "voucher: redis %V: FUNCTION LOAD failed: %s",
+                      &conn->pool->conf->addr_text, reply->str);
+        ngx_http_voucher_redis_drop(conn, NULL);
+        return;
+    }
+
+    if (conn->state == NGX_HTTP_VOUCHER_HANDSHAKE) {
+        conn->state = NGX_HTTP_VOUCHER_READY;
+        conn->backoff = NGX_HTTP_VOUCHER_BACKOFF_MIN;
+
+        if (conn->connect_timer.timer_set) {
+            ngx_del_timer(&conn->connect_timer);
+        }
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, conn->pool->log, 0,
+                  "voucher: redis %V ready, functions %s loaded",
+                  &conn->pool->conf->addr_text,
+                  NGX_HTTP_VOUCHER_LUA_VERSION);
+}
+
+
+/*
+ * Gives up on a context: every command still queued on it gets its
+ * callback with a NULL reply, then the cleanup hook schedules a new one.
+ * When called from a hiredis callback, hiredis defers the free until the
+ * callback returns.
+ */
+
+static void
+ngx_http_voucher_redis_drop(ngx_http_voucher_conn_t *conn, const char *why)
+{
+    if (why) {
+        ngx_log_error(NGX_LOG_ERR, conn->pool->log, 0,
+                      "voucher: redis %V: %s, reconnecting",
+                      &conn->pool->conf->addr_text, why);
+    }
+
+    conn->state = NGX_HTTP_VOUCHER_DOWN;
+
+    if (conn->ac) {
+        redisAsyncFree(conn->ac);
+    }
+}
+
+
+static void
+ngx_http_voucher_redis_schedule(ngx_http_voucher_conn_t *conn)
+{
+    conn->state = NGX_HTTP_VOUCHER_DOWN;
+
+    if (conn->pool->exiting || conn->reconnect.timer_set) {
+        return;
+    }
+
+    ngx_add_timer(&conn->reconnect, conn->backoff);
+
+    conn->backoff *= 2;
+    if (conn->backoff > NGX_HTTP_VOUCHER_BACKOFF_MAX) {
+        conn->backoff = NGX_HTTP_VOUCHER_BACKOFF_MAX;
+    }
+}
+
+
+static void
+ngx_http_voucher_redis_reconnect_handler(ngx_event_t *ev)
+{
+    ngx_http_voucher_conn_t  *conn = ev->data;
+
+    if (conn->pool->exiting || conn->ac) {
+        return;
+    }
+
+    ngx_http_voucher_redis_connect(conn);
+}
+
+
+static void
+ngx_http_voucher_redis_connect_timeout(ngx_event_t *ev)
+{
+    ngx_http_voucher_conn_t  *conn = ev->data;
+
+    if (conn->state == NGX_HTTP_VOUCHER_READY) {
+        return;
+    }
+
+    ngx_http_voucher_redis_drop(conn, "connect or handshake timed out");
+}
+
+
+ngx_http_voucher_op_t *
+ngx_http_voucher_redis_send(ngx_http_voucher_pool_t *pool, int argc,
+    const char **argv, const size_t *argvlen,
+    ngx_http_voucher_op_handler_pt handler, void *data)
+{
+    ngx_uint_t                i, n;
+    ngx_http_voucher_op_t    *op;
+    ngx_http_voucher_conn_t  *conn;
+
+    if (pool == NULL || pool->exiting) {
+        return NULL;
+    }
+
+    /* round robin over the ready contexts that are not overloaded */
+
+    conn = NULL;
+
+    for (i = 0; i < pool->nconns; i++) {
+        n = (pool->next + i) % pool->nconns;
+
+        if (pool->conns[n].state == NGX_HTTP_VOUCHER_READY
+            && pool->conns[n].pending < pool->conf->max_pending)
+        {
+            conn = &pool->conns[n];
+            pool->next = n + 1;
+            break;
+        }
+    }
+
+    if (conn == NULL) {
+        return NULL;
+    }
+
+    op = ngx_calloc(sizeof(ngx_http_voucher_op_t), pool->log);
+    if (op == NULL) {
+        return NULL;
+    }
+
+    op->data = data;
+    op->handler = handler;
+    op->conn = conn;
+    op->pool = pool;
+
+    if (redisAsyncCommandArgv(conn->ac, ngx_http_voucher_redis_reply, op,
+                              argc, argv, argvlen)
+        != REDIS_OK)
+    {
+        ngx_free(op);
+        return NULL;
+    }
+
+    conn->pending++;
+    pool->ops++;
+
+    op->timer.handler = ngx_http_voucher_redis_op_timeout;
+    op->timer.data = op;
+    op->timer.log = pool->log;
+
+    ngx_add_timer(&op->timer, pool->conf->timeout);
+
+    return op;
+}
+
+
+/* the request is gone: its op now waits for the reply only to be freed */
+
+void
+ngx_http_voucher_redis_detach(ngx_http_voucher_op_t *op)
+{
+    op->data = NULL;
+
+    if (op->timer.timer_set) {
+        ngx_del_timer(&op->timer);
+    }
+}
+
+
+static void
+ngx_http_voucher_redis_reply(redisAsyncContext *ac, void *r, void *data)
+{
+    redisReply               *reply = r;
+    ngx_http_voucher_op_t    *op = data;
+    ngx_http_voucher_conn_t  *conn = op->conn;
+
+    conn->pending--;
+
+    if (op->timer.timer_set) {
+        ngx_del_timer(&op->timer);
+    }
+
+    if (reply == NULL) {
+        conn->state = NGX_HTTP_VOUCHER_DOWN;
+    }
+
+    if (reply && reply->type == REDIS_REPLY_ERROR
+        && ngx_strstrn((u_char *) reply->str, "not found", 9 - 1) != NULL
+        && ngx_strstrn((u_char *) reply->str, "unction", 7 - 1) != NULL)
+    {
+        /* someone flushed the library: load it again, in order */
+        ngx_log_error(NGX_LOG_WARN, conn->pool->log, 0,
+                      "voucher: redis %V: functions are missing, "
+                      "loading them again", &conn->pool->conf->addr_text);
+
+        if (conn->state == NGX_HTTP_VOUCHER_READY
+            && ngx_http_voucher_redis_load(conn) != NGX_OK)
+        {
+            ngx_http_voucher_redis_drop(conn, "cannot queue FUNCTION LOAD");
+        }
+    }
+
+    if (op->data && !op->pool->exiting) {
+        op->handler(op, reply, reply ? NGX_HTTP_VOUCHER_REPLY
+                                     : NGX_HTTP_VOUCHER_LOST);
+    }
+
+    ngx_http_voucher_redis_free_op(op);
+}
+
+
+/*
+ * A command that does not answer in time: its request is told so and
+ * detached.  The context is dropped, as whatever holds Redis up holds
+ * every command pipelined behind this one; their requests learn that
+ * the connection was lost and a fresh context is set up.
+ */
+
+static void
+ngx_http_voucher_redis_op_timeout(ngx_event_t *ev)
+{
+    ngx_http_voucher_op_t    *op = ev->data;
+    ngx_http_voucher_conn_t  *conn = op->conn;
+
+    ngx_uint_t  state;
+
+    ngx_log_error(NGX_LOG_ERR, op->pool->log, 0,
+                  "voucher: redis %V: command timed out",
+                  &op->pool->conf->addr_text);
+
+    /* no new command may pick this context while its requests finish */
+
+    state = conn->state;
+    conn->state = NGX_HTTP_VOUCHER_DOWN;
+
+    if (op->data) {
+        op->handler(op, NULL, NGX_HTTP_VOUCHER_TIMEDOUT);
+        op->data = NULL;
+    }
+
+    if (conn->ac && state != NGX_HTTP_VOUCHER_DOWN) {
+        ngx_http_voucher_redis_drop(conn, NULL);
+    }
+}
+
+
+static void
+ngx_http_voucher_redis_free_op(ngx_http_voucher_op_t *op)
+{
+    op->pool->ops--;
+    ngx_free(op);
+}
+
+
+/* the event hooks hiredis calls; nginx's events are level-triggered here */
+
+static void
+ngx_http_voucher_redis_add_read(void *data)
+{
+    ngx_http_voucher_conn_t  *conn = data;
+
+    ngx_event_t  *rev;
+
+    rev = conn->c->read;
+
+    if (!rev->active) {
+        if (ngx_add_event(rev, NGX_READ_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ALERT, conn->pool->log, 0,
+                          "voucher: cannot add a read event");
+        }
+    }
+}
+
+
+static void
+ngx_http_voucher_redis_del_read(void *data)
+{
+    ngx_http_voucher_conn_t  *conn = data;
+
+    ngx_event_t  *rev;
+
+    rev = conn->c->read;
+
+    if (rev->active) {
+        (void) ngx_del_event(rev, NGX_READ_EVENT, 0);
+    }
+}
+
+
+static void
+ngx_http_voucher_redis_add_write(void *data)
+{
+    ngx_http_voucher_conn_t  *conn = data;
+
+    ngx_event_t  *wev;
+
+    wev = conn->c->write;
+
+    if (!wev->active) {
+        if (ngx_add_event(wev, NGX_WRITE_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ALERT, conn->pool->log, 0,
+                          "voucher: cannot add a write event");
+        }
+    }
+}
+
+
+static void
+ngx_http_voucher_redis_del_write(void *data)
+{
+    ngx_http_voucher_conn_t  *conn = data;
+
+    ngx_event_t  *wev;
+
+    wev = conn->c->write;
+
+    if (wev->active) {
+        (void) ngx_del_event(wev, NGX_WRITE_EVENT, 0);
+    }
+}
+
+
+/*
+ * hiredis is freeing the context and will close the fd itself: release
+ * our connection without ngx_close_connection(), which would close the
+ * fd a second time.
+ */
+
+static void
+ngx_http_voucher_redis_cleanup(void *data)
+{
+    ngx_http_voucher_conn_t  *conn = data;
+
+    ngx_connection_t  *c;
+
+    c = conn->c;
+
+    if (c) {
+        if (c->read->active) {
+            (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
+        }
+
+        if (c->write->active) {
+            (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+        }
+
+        if (c->read->posted) {
+            ngx_delete_posted_event(c->read);
+        }
+
+        if (c->write->posted) {
+            ngx_delete_posted_event(c->write);
+        }
+
+        c->fd = (ngx_socket_t) -1;
+        ngx_free_connection(c);
+    }
+
+    conn->c = NULL;
+    conn->ac = NULL;
+    conn->loading = 0;
+
+    if (conn->connect_timer.timer_set) {
+        ngx_del_timer(&conn->connect_timer);
+    }
+
+    ngx_http_voucher_redis_schedule(conn);
+}
+
+
+static void
+ngx_http_voucher_redis_read_handler(ngx_event_t *ev)
+{
+    ngx_connection_t         *c = ev->data;
+    ngx_http_voucher_conn_t  *conn = c->data;
+
+    redisAsyncHandleRead(conn->ac);
+}
+
+
+static void
+ngx_http_voucher_redis_write_handler(ngx_event_t *ev)
+{
+    ngx_connection_t         *c = ev->data;
+    ngx_http_voucher_conn_t  *conn = c->data;
+
+    redisAsyncHandleWrite(conn->ac);
+}
