@@ -66,6 +66,13 @@ struct ngx_http_voucher_op_s {
     ngx_event_t                     timer;
     void                           *conn;
     ngx_http_voucher_pool_t        *pool;
+
+    /* while no context is ready yet: the command waits in pool->waiting */
+    ngx_queue_t                     queue;
+    int                             argc;
+    const char                    **argv;
+    const size_t                   *argvlen;
+    unsigned                        queued:1;
 };
 
 

@@ -24,8 +24,8 @@ static ngx_int_t ngx_http_voucher_process(ngx_http_request_t *r,
     ngx_http_voucher_ctx_t *ctx);
 static ngx_int_t ngx_http_voucher_read_body(ngx_http_request_t *r,
     ngx_str_t *body, size_t max);
-static ngx_int_t ngx_http_voucher_idempotency_header(ngx_http_request_t *r,
-    ngx_http_voucher_request_t *req);
+static const char *ngx_http_voucher_idempotency_header(
+    ngx_http_request_t *r, ngx_http_voucher_request_t *req);
 static ngx_int_t ngx_http_voucher_call(ngx_http_request_t *r,
     ngx_http_voucher_ctx_t *ctx, ngx_http_voucher_request_t *req);
 static ngx_int_t ngx_http_voucher_unavailable(ngx_http_request_t *r,
@@ -172,6 +172,7 @@ ngx_http_voucher_process(ngx_http_request_t *r, ngx_http_voucher_ctx_t *ctx)
     size_t                        size;
     ngx_int_t                     rc;
     ngx_str_t                     body;
+    const char                   *msg;
     ngx_http_voucher_error_t      err;
     ngx_http_voucher_limits_t     lim;
     ngx_http_voucher_request_t    req;
@@ -213,9 +214,10 @@ ngx_http_voucher_process(ngx_http_request_t *r, ngx_http_voucher_ctx_t *ctx)
                                            err.message);
     }
 
-    rc = ngx_http_voucher_idempotency_header(r, &req);
-    if (rc != NGX_OK) {
-        return rc;
+    msg = ngx_http_voucher_idempotency_header(r, &req);
+    if (msg) {
+        return ngx_http_voucher_send_error(r, ctx->api, "invalid_field",
+                                           "idempotency_key", msg);
     }
 
     ctx->code.data = req.code.data;
@@ -296,9 +298,12 @@ ngx_http_voucher_read_body(ngx_http_request_t *r, ngx_str_t *body,
 }
 
 
-/* "Idempotency-Key: ..." stands in for a key missing from the body */
+/*
+ * "Idempotency-Key: ..." stands in for a key missing from the body.
+ * Returns NULL, or the message of an invalid_field error.
+ */
 
-static ngx_int_t
+static const char *
 ngx_http_voucher_idempotency_header(ngx_http_request_t *r,
     ngx_http_voucher_request_t *req)
 {
@@ -313,7 +318,7 @@ ngx_http_voucher_idempotency_header(ngx_http_request_t *r,
 
         if (i >= part->nelts) {
             if (part->next == NULL) {
-                return NGX_OK;
+                return NULL;
             }
 
             part = part->next;
@@ -332,16 +337,14 @@ ngx_http_voucher_idempotency_header(ngx_http_request_t *r,
 
     if (ngx_http_voucher_check_key(h[i].value.data, h[i].value.len) != NGX_OK)
     {
-        return ngx_http_voucher_send_error(r, req->op, "invalid_field",
-                   "idempotency_key",
-                   "The Idempotency-Key header must be 1 to 128 printable "
-                   "ASCII characters.");
+        return "The Idempotency-Key header must be 1 to 128 printable "
+               "ASCII characters.";
     }
 
     if (req->idempotency_key.len == 0) {
         req->idempotency_key.data = h[i].value.data;
         req->idempotency_key.len = h[i].value.len;
-        return NGX_OK;
+        return NULL;
     }
 
     if (req->idempotency_key.len != h[i].value.len
@@ -349,13 +352,11 @@ ngx_http_voucher_idempotency_header(ngx_http_request_t *r,
                       h[i].value.len)
            != 0)
     {
-        return ngx_http_voucher_send_error(r, req->op, "invalid_field",
-                   "idempotency_key",
-                   "The Idempotency-Key header and the body's "
-                   "idempotency_key differ.");
+        return "The Idempotency-Key header and the body's idempotency_key "
+               "differ.";
     }
 
-    return NGX_OK;
+    return NULL;
 }
 
 

@@ -101,9 +101,10 @@ size_t ngx_http_voucher_parse_arena_size(size_t len,
  * {0, NULL}; present ones are never empty and are also NUL-terminated.
  * On failure req is reset to the "all absent" state.  err->field and
  * err->message are always NUL-terminated printable ASCII without '"' or
- * '\\' (anything else from the body is shown as '?').  The first
- * offending field in schema order is reported; an object's unknown keys
- * are checked before its fields.
+ * '\\' (anything else from the body is shown as '?'); err->field is ""
+ * for errors about the body as a whole.  The first offending field in
+ * schema order is reported; an object's unknown keys are checked before
+ * its fields.
  */
 int ngx_http_voucher_parse_request(int op, const unsigned char *body,
     size_t len, const ngx_http_voucher_limits_t *lim,

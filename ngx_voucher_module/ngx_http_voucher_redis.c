@@ -10,6 +10,11 @@
  * library's version have passed; a missing or stale library is replaced
  * with FUNCTION LOAD REPLACE first.  A lost context comes back after a
  * back-off on a cancelable timer, so it never holds a worker that exits.
+ *
+ * Commands that arrive while no context is ready but one is on its way
+ * (a new worker after a reload, a reconnect) wait in a queue, under their
+ * own timeout, rather than fail: a HUP during a flash sale must not turn
+ * the new workers' first requests into 503s.
  */
 
 
@@ -50,6 +55,8 @@ struct ngx_http_voucher_pool_s {
     ngx_uint_t                     nconns;
     ngx_uint_t                     next;
     ngx_uint_t                     ops;       /* ops allocated, for debug */
+    ngx_queue_t                    waiting;
+    ngx_uint_t                     nwaiting;
     unsigned                       exiting:1;
 };
 
@@ -74,6 +81,11 @@ static void ngx_http_voucher_redis_reply(redisAsyncContext *ac, void *r,
     void *data);
 static void ngx_http_voucher_redis_op_timeout(ngx_event_t *ev);
 static void ngx_http_voucher_redis_free_op(ngx_http_voucher_op_t *op);
+static ngx_int_t ngx_http_voucher_redis_submit(ngx_http_voucher_conn_t *conn,
+    ngx_http_voucher_op_t *op);
+static void ngx_http_voucher_redis_ready(ngx_http_voucher_conn_t *conn);
+static void ngx_http_voucher_redis_fail_waiting(
+    ngx_http_voucher_pool_t *pool);
 
 static void ngx_http_voucher_redis_add_read(void *data);
 static void ngx_http_voucher_redis_del_read(void *data);
@@ -106,6 +118,7 @@ ngx_http_voucher_redis_init_worker(ngx_cycle_t *cycle,
     pool->conf = vmcf;
     pool->log = cycle->log;
     pool->nconns = vmcf->connections;
+    ngx_queue_init(&pool->waiting);
 
     vmcf->pool = pool;
 
@@ -136,6 +149,8 @@ void
 ngx_http_voucher_redis_exit_worker(ngx_http_voucher_main_conf_t *vmcf)
 {
     ngx_uint_t                i;
+    ngx_queue_t              *q;
+    ngx_http_voucher_op_t    *op;
     ngx_http_voucher_pool_t  *pool;
     ngx_http_voucher_conn_t  *conn;
 
@@ -144,6 +159,20 @@ ngx_http_voucher_redis_exit_worker(ngx_http_voucher_main_conf_t *vmcf)
     /* replies still pending are dropped, their requests are gone */
 
     pool->exiting = 1;
+
+    while (!ngx_queue_empty(&pool->waiting)) {
+        q = ngx_queue_head(&pool->waiting);
+        ngx_queue_remove(q);
+        op = ngx_queue_data(q, ngx_http_voucher_op_t, queue);
+
+        if (op->timer.timer_set) {
+            ngx_del_timer(&op->timer);
+        }
+
+        ngx_http_voucher_redis_free_op(op);
+    }
+
+    pool->nwaiting = 0;
 
     for (i = 0; i < pool->nconns; i++) {
         conn = &pool->conns[i];
@@ -373,17 +402,12 @@ ngx_http_voucher_redis_version_reply(redisAsyncContext *ac, void *r,
                        reply->len)
            == 0)
     {
-        conn->state = NGX_HTTP_VOUCHER_READY;
-        conn->backoff = NGX_HTTP_VOUCHER_BACKOFF_MIN;
-
-        if (conn->connect_timer.timer_set) {
-            ngx_del_timer(&conn->connect_timer);
-        }
-
         ngx_log_error(NGX_LOG_INFO, conn->pool->log, 0,
                       "voucher: redis %V ready, functions %s",
                       &conn->pool->conf->addr_text,
                       NGX_HTTP_VOUCHER_LUA_VERSION);
+
+        ngx_http_voucher_redis_ready(conn);
         return;
     }
 
@@ -461,19 +485,88 @@ ngx_http_voucher_redis_load_reply(redisAsyncContext *ac, void *r,
         return;
     }
 
-    if (conn->state == NGX_HTTP_VOUCHER_HANDSHAKE) {
-        conn->state = NGX_HTTP_VOUCHER_READY;
-        conn->backoff = NGX_HTTP_VOUCHER_BACKOFF_MIN;
-
-        if (conn->connect_timer.timer_set) {
-            ngx_del_timer(&conn->connect_timer);
-        }
-    }
-
     ngx_log_error(NGX_LOG_NOTICE, conn->pool->log, 0,
                   "voucher: redis %V ready, functions %s loaded",
                   &conn->pool->conf->addr_text,
                   NGX_HTTP_VOUCHER_LUA_VERSION);
+
+    if (conn->state == NGX_HTTP_VOUCHER_HANDSHAKE) {
+        ngx_http_voucher_redis_ready(conn);
+    }
+}
+
+
+static void
+ngx_http_voucher_redis_ready(ngx_http_voucher_conn_t *conn)
+{
+    ngx_queue_t              *q;
+    ngx_http_voucher_op_t    *op;
+    ngx_http_voucher_pool_t  *pool;
+
+    pool = conn->pool;
+
+    conn->state = NGX_HTTP_VOUCHER_READY;
+    conn->backoff = NGX_HTTP_VOUCHER_BACKOFF_MIN;
+
+    if (conn->connect_timer.timer_set) {
+        ngx_del_timer(&conn->connect_timer);
+    }
+
+    /* the commands that waited for a context go out now, in order */
+
+    while (!ngx_queue_empty(&pool->waiting)
+           && conn->state == NGX_HTTP_VOUCHER_READY
+           && conn->pending < pool->conf->max_pending)
+    {
+        q = ngx_queue_head(&pool->waiting);
+        ngx_queue_remove(q);
+        pool->nwaiting--;
+
+        op = ngx_queue_data(q, ngx_http_voucher_op_t, queue);
+        op->queued = 0;
+
+        if (ngx_http_voucher_redis_submit(conn, op) != NGX_OK) {
+            if (op->timer.timer_set) {
+                ngx_del_timer(&op->timer);
+            }
+
+            op->handler(op, NULL, NGX_HTTP_VOUCHER_LOST);
+            ngx_http_voucher_redis_free_op(op);
+        }
+    }
+}
+
+
+/* no context is ready or on its way: the waiting commands fail now */
+
+static void
+ngx_http_voucher_redis_fail_waiting(ngx_http_voucher_pool_t *pool)
+{
+    ngx_uint_t              i;
+    ngx_queue_t            *q;
+    ngx_http_voucher_op_t  *op;
+
+    for (i = 0; i < pool->nconns; i++) {
+        if (pool->conns[i].state != NGX_HTTP_VOUCHER_DOWN) {
+            return;
+        }
+    }
+
+    while (!ngx_queue_empty(&pool->waiting)) {
+        q = ngx_queue_head(&pool->waiting);
+        ngx_queue_remove(q);
+        pool->nwaiting--;
+
+        op = ngx_queue_data(q, ngx_http_voucher_op_t, queue);
+        op->queued = 0;
+
+        if (op->timer.timer_set) {
+            ngx_del_timer(&op->timer);
+        }
+
+        op->handler(op, NULL, NGX_HTTP_VOUCHER_LOST);
+        ngx_http_voucher_redis_free_op(op);
+    }
 }
 
 
@@ -506,7 +599,13 @@ ngx_http_voucher_redis_schedule(ngx_http_voucher_conn_t *conn)
 {
     conn->state = NGX_HTTP_VOUCHER_DOWN;
 
-    if (conn->pool->exiting || conn->reconnect.timer_set) {
+    if (conn->pool->exiting) {
+        return;
+    }
+
+    ngx_http_voucher_redis_fail_waiting(conn->pool);
+
+    if (conn->reconnect.timer_set) {
         return;
     }
 
@@ -550,7 +649,7 @@ ngx_http_voucher_redis_send(ngx_http_voucher_pool_t *pool, int argc,
     const char **argv, const size_t *argvlen,
     ngx_http_voucher_op_handler_pt handler, void *data)
 {
-    ngx_uint_t                i, n;
+    ngx_uint_t                i, n, coming;
     ngx_http_voucher_op_t    *op;
     ngx_http_voucher_conn_t  *conn;
 
@@ -561,6 +660,7 @@ ngx_http_voucher_redis_send(ngx_http_voucher_pool_t *pool, int argc,
     /* round robin over the ready contexts that are not overloaded */
 
     conn = NULL;
+    coming = 0;
 
     for (i = 0; i < pool->nconns; i++) {
         n = (pool->next + i) % pool->nconns;
@@ -572,9 +672,17 @@ ngx_http_voucher_redis_send(ngx_http_voucher_pool_t *pool, int argc,
             pool->next = n + 1;
             break;
         }
+
+        if (pool->conns[n].state == NGX_HTTP_VOUCHER_CONNECTING
+            || pool->conns[n].state == NGX_HTTP_VOUCHER_HANDSHAKE)
+        {
+            coming = 1;
+        }
     }
 
-    if (conn == NULL) {
+    if (conn == NULL
+        && (!coming || pool->nwaiting >= pool->conf->max_pending))
+    {
         return NULL;
     }
 
@@ -585,19 +693,22 @@ ngx_http_voucher_redis_send(ngx_http_voucher_pool_t *pool, int argc,
 
     op->data = data;
     op->handler = handler;
-    op->conn = conn;
     op->pool = pool;
+    op->argc = argc;
+    op->argv = argv;
+    op->argvlen = argvlen;
 
-    if (redisAsyncCommandArgv(conn->ac, ngx_http_voucher_redis_reply, op,
-                              argc, argv, argvlen)
-        != REDIS_OK)
-    {
-        ngx_free(op);
+    pool->ops++;
+
+    if (conn == NULL) {
+        op->queued = 1;
+        ngx_queue_insert_tail(&pool->waiting, &op->queue);
+        pool->nwaiting++;
+
+    } else if (ngx_http_voucher_redis_submit(conn, op) != NGX_OK) {
+        ngx_http_voucher_redis_free_op(op);
         return NULL;
     }
-
-    conn->pending++;
-    pool->ops++;
 
     op->timer.handler = ngx_http_voucher_redis_op_timeout;
     op->timer.data = op;
@@ -606,6 +717,28 @@ ngx_http_voucher_redis_send(ngx_http_voucher_pool_t *pool, int argc,
     ngx_add_timer(&op->timer, pool->conf->timeout);
 
     return op;
+}
+
+
+static ngx_int_t
+ngx_http_voucher_redis_submit(ngx_http_voucher_conn_t *conn,
+    ngx_http_voucher_op_t *op)
+{
+    if (redisAsyncCommandArgv(conn->ac, ngx_http_voucher_redis_reply, op,
+                              op->argc, op->argv, op->argvlen)
+        != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* hiredis copied the command; the request's argv may go away */
+
+    op->argv = NULL;
+    op->argvlen = NULL;
+    op->conn = conn;
+    conn->pending++;
+
+    return NGX_OK;
 }
 
 
@@ -618,6 +751,13 @@ ngx_http_voucher_redis_detach(ngx_http_voucher_op_t *op)
 
     if (op->timer.timer_set) {
         ngx_del_timer(&op->timer);
+    }
+
+    if (op->queued) {
+        /* never sent: nothing will ever answer it */
+        ngx_queue_remove(&op->queue);
+        op->pool->nwaiting--;
+        ngx_http_voucher_redis_free_op(op);
     }
 }
 
@@ -682,6 +822,17 @@ ngx_http_voucher_redis_op_timeout(ngx_event_t *ev)
     ngx_log_error(NGX_LOG_ERR, op->pool->log, 0,
                   "voucher: redis %V: command timed out",
                   &op->pool->conf->addr_text);
+
+    if (op->queued) {
+        /* still waiting for a context: nothing was sent */
+        ngx_queue_remove(&op->queue);
+        op->pool->nwaiting--;
+        op->queued = 0;
+
+        op->handler(op, NULL, NGX_HTTP_VOUCHER_TIMEDOUT);
+        ngx_http_voucher_redis_free_op(op);
+        return;
+    }
 
     /* no new command may pick this context while its requests finish */
 

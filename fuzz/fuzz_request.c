@@ -1,0 +1,425 @@
+
+/*
+ * Copyright (C) ngx_voucher authors
+ *
+ * libFuzzer target for the request parser.  The first byte picks the
+ * operation ('0' validate, '1' redeem, '2' rollback: byte % 3), the rest is
+ * the body.  The body is parsed with the default limits, with tiny limits
+ * and with a too small arena, and the results are checked for invariants.
+ */
+
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ngx_http_voucher_parse.h"
+
+
+#define CHECK(cond)                                                           \
+    do {                                                                      \
+        if (!(cond)) {                                                        \
+            fprintf(stderr, "invariant failed at %s:%d: %s\n",                \
+                    __FILE__, __LINE__, #cond);                               \
+            abort();                                                          \
+        }                                                                     \
+    } while (0)
+
+
+#define STR_TEXT      0
+#define STR_CODE      1
+#define STR_TOKEN     2
+#define STR_CURRENCY  3
+#define STR_RID       4
+
+
+typedef struct {
+    ngx_http_voucher_request_t   req;
+    ngx_http_voucher_error_t     err;
+    unsigned char               *arena;
+    size_t                       size;
+    int                          rc;
+} fuzz_result_t;
+
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+
+static const char  *reasons[] = {
+    NGX_HTTP_VOUCHER_ERR_INVALID_JSON,
+    NGX_HTTP_VOUCHER_ERR_INVALID_REQUEST,
+    NGX_HTTP_VOUCHER_ERR_UNKNOWN_FIELD,
+    NGX_HTTP_VOUCHER_ERR_MISSING_FIELD,
+    NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+    NGX_HTTP_VOUCHER_ERR_INVALID_CODE,
+    NGX_HTTP_VOUCHER_ERR_INTERNAL,
+    NULL
+};
+
+
+static int
+is_reason(const char *r, const char *want)
+{
+    return r != NULL && strcmp(r, want) == 0;
+}
+
+
+static void
+check_text(const char *s, size_t size)
+{
+    size_t  i;
+
+    CHECK(memchr(s, '\0', size) != NULL);
+
+    for (i = 0; s[i] != '\0'; i++) {
+        CHECK(s[i] >= 0x20 && s[i] <= 0x7e && s[i] != '"' && s[i] != '\\');
+    }
+}
+
+
+static void
+check_error(const fuzz_result_t *r)
+{
+    size_t  i;
+
+    CHECK(r->rc == -1);
+    CHECK(r->err.reason != NULL);
+
+    for (i = 0; reasons[i] != NULL; i++) {
+        if (strcmp(r->err.reason, reasons[i]) == 0) {
+            break;
+        }
+    }
+
+    CHECK(reasons[i] != NULL);
+
+    check_text(r->err.field, sizeof(r->err.field));
+    check_text(r->err.message, sizeof(r->err.message));
+    CHECK(r->err.message[0] != '\0');
+
+    /* a failed parse leaves nothing behind */
+    CHECK(r->req.code.data == NULL && r->req.code.len == 0);
+    CHECK(r->req.customer.data == NULL);
+    CHECK(r->req.redemption_id.data == NULL);
+    CHECK(r->req.items == NULL && r->req.nitems == 0);
+    CHECK(r->req.amount == NGX_HTTP_VOUCHER_UNSET);
+    CHECK(r->req.rollback_amount == NGX_HTTP_VOUCHER_UNSET);
+}
+
+
+static void
+check_str(const fuzz_result_t *r, const ngx_http_voucher_str_t *s,
+    int required, int kind, size_t max)
+{
+    size_t  i;
+
+    if (s->data == NULL) {
+        CHECK(s->len == 0);
+        CHECK(!required);
+        return;
+    }
+
+    CHECK(s->len >= 1);
+    CHECK(s->data >= r->arena);
+    CHECK(s->len < r->size);
+    CHECK(s->data + s->len + 1 <= r->arena + r->size);
+    CHECK(s->data[s->len] == '\0');
+    CHECK(memchr(s->data, '\0', s->len) == NULL);
+
+    switch (kind) {
+
+    case STR_CODE:
+    case STR_TOKEN:
+        CHECK(s->len <= max);
+
+        for (i = 0; i < s->len; i++) {
+            CHECK(s->data[i] >= 0x21 && s->data[i] <= 0x7e);
+        }
+
+        break;
+
+    case STR_CURRENCY:
+        CHECK(s->len == 3);
+
+        for (i = 0; i < 3; i++) {
+            CHECK(s->data[i] >= 'A' && s->data[i] <= 'Z');
+        }
+
+        break;
+
+    case STR_RID:
+        CHECK(s->len <= NGX_HTTP_VOUCHER_MAX_REDEMPTION_ID_LEN);
+
+        for (i = 0; i < s->len; i++) {
+            CHECK((s->data[i] >= '0' && s->data[i] <= '9')
+                  || s->data[i] == '-');
+        }
+
+        break;
+
+    default:
+        CHECK(s->len <= max);
+
+        for (i = 0; i < s->len; i++) {
+            CHECK(s->data[i] >= 0x20 && s->data[i] != 0x7f);
+        }
+
+        break;
+    }
+}
+
+
+static void
+check_request(const fuzz_result_t *r, int op,
+    const ngx_http_voucher_limits_t *lim)
+{
+    size_t                          i;
+    int64_t                         sum, line;
+    const ngx_http_voucher_item_t  *it;
+    const ngx_http_voucher_request_t  *q;
+
+    q = &r->req;
+
+    CHECK(r->rc == 0);
+    CHECK(q->op == op);
+
+    check_str(r, &q->idempotency_key, 0, STR_TOKEN, lim->max_str_len);
+
+    if (op == NGX_HTTP_VOUCHER_OP_ROLLBACK) {
+        check_str(r, &q->redemption_id, 1, STR_RID, 0);
+        CHECK(q->code.data == NULL && q->customer.data == NULL);
+        CHECK(q->order_id.data == NULL && q->currency.data == NULL);
+        CHECK(q->items == NULL && q->nitems == 0);
+        CHECK(q->amount == NGX_HTTP_VOUCHER_UNSET);
+        CHECK(q->rollback_amount == NGX_HTTP_VOUCHER_UNSET
+              || (q->rollback_amount >= 0
+                  && q->rollback_amount <= lim->max_amount));
+        return;
+    }
+
+    check_str(r, &q->code, 1, STR_CODE, lim->max_code_len);
+    check_str(r, &q->customer, 0, STR_TEXT, lim->max_str_len);
+    check_str(r, &q->order_id, 0, STR_TEXT, lim->max_str_len);
+    check_str(r, &q->currency, 0, STR_CURRENCY, 0);
+    CHECK(q->redemption_id.data == NULL);
+    CHECK(q->rollback_amount == NGX_HTTP_VOUCHER_UNSET);
+    CHECK(q->amount >= 0 && q->amount <= lim->max_amount);
+
+    if (q->items == NULL) {
+        CHECK(q->nitems == 0);
+        return;
+    }
+
+    CHECK(q->nitems >= 1 && q->nitems <= lim->max_items);
+    CHECK((const unsigned char *) q->items >= r->arena);
+    CHECK(q->nitems <= r->size / sizeof(ngx_http_voucher_item_t));
+    CHECK((const unsigned char *) (q->items + q->nitems)
+          <= r->arena + r->size);
+    CHECK((uintptr_t) q->items % sizeof(int64_t) == 0);
+
+    sum = 0;
+
+    for (i = 0; i < q->nitems; i++) {
+        it = &q->items[i];
+
+        check_str(r, &it->sku, 1, STR_TEXT, lim->max_str_len);
+        check_str(r, &it->category, 0, STR_TEXT, lim->max_str_len);
+        CHECK(it->price >= 0 && it->price <= lim->max_amount);
+        CHECK(it->quantity >= 1
+              && it->quantity <= NGX_HTTP_VOUCHER_MAX_QUANTITY);
+        CHECK(!__builtin_mul_overflow(it->price, it->quantity, &line));
+        CHECK(!__builtin_add_overflow(sum, line, &sum));
+        CHECK(sum <= lim->max_amount);
+    }
+}
+
+
+static size_t
+str_size(const ngx_http_voucher_str_t *s)
+{
+    return s->data ? s->len + 1 : 0;
+}
+
+
+/* the arena bytes a parsed request occupies, without alignment padding */
+
+static size_t
+arena_used(const ngx_http_voucher_request_t *q)
+{
+    size_t  i, n;
+
+    n = str_size(&q->code) + str_size(&q->customer)
+        + str_size(&q->idempotency_key) + str_size(&q->order_id)
+        + str_size(&q->currency) + str_size(&q->redemption_id)
+        + q->nitems * sizeof(ngx_http_voucher_item_t);
+
+    for (i = 0; i < q->nitems; i++) {
+        n += str_size(&q->items[i].sku) + str_size(&q->items[i].category);
+    }
+
+    return n;
+}
+
+
+static void
+parse(fuzz_result_t *r, int op, const uint8_t *body, size_t len,
+    const ngx_http_voucher_limits_t *lim, size_t shrink)
+{
+    r->size = ngx_http_voucher_parse_arena_size(len, lim);
+    CHECK(r->size != SIZE_MAX);
+    r->size = r->size > shrink ? r->size - shrink : 0;
+
+    /* exactly sized, so that ASan sees any overrun */
+    r->arena = malloc(r->size ? r->size : 1);
+    CHECK(r->arena != NULL);
+
+    memset(&r->req, 0xa5, sizeof(r->req));
+    memset(&r->err, 0, sizeof(r->err));
+
+    r->rc = ngx_http_voucher_parse_request(op, body, len, lim, &r->req,
+                                           r->arena, r->size, &r->err);
+    CHECK(r->rc == 0 || r->rc == -1);
+}
+
+
+static void
+check_code_oracle(const uint8_t *s, size_t len,
+    const ngx_http_voucher_limits_t *lim)
+{
+    int                       rc, want;
+    size_t                    i;
+    ngx_http_voucher_error_t  err;
+
+    want = (len >= 1 && len <= lim->max_code_len) ? 0 : -1;
+
+    for (i = 0; i < len; i++) {
+        if (s[i] < 0x21 || s[i] > 0x7e) {
+            want = -1;
+        }
+    }
+
+    memset(&err, 0, sizeof(err));
+
+    rc = ngx_http_voucher_check_code(s, len, lim, &err);
+    CHECK(rc == want);
+
+    if (rc != 0) {
+        CHECK(is_reason(err.reason, NGX_HTTP_VOUCHER_ERR_INVALID_CODE));
+        CHECK(strcmp(err.field, "code") == 0);
+        check_text(err.message, sizeof(err.message));
+    }
+}
+
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    int                        op;
+    size_t                     len;
+    const uint8_t             *body;
+    size_t                     need;
+    fuzz_result_t              def, tiny, small;
+    ngx_http_voucher_limits_t  dlim, tlim;
+
+    if (size == 0) {
+        return 0;
+    }
+
+    op = data[0] % 3 + 1;
+    body = data + 1;
+    len = size - 1;
+
+    ngx_http_voucher_limits_init(&dlim);
+
+    tlim.max_code_len = 4;
+    tlim.max_str_len = 4;
+    tlim.max_items = 2;
+    tlim.max_amount = 1000;
+
+    parse(&def, op, body, len, &dlim, 0);
+    parse(&tiny, op, body, len, &tlim, 0);
+
+    if (def.rc == 0) {
+        check_request(&def, op, &dlim);
+
+    } else {
+        check_error(&def);
+        CHECK(!is_reason(def.err.reason, NGX_HTTP_VOUCHER_ERR_INTERNAL));
+    }
+
+    if (tiny.rc == 0) {
+        check_request(&tiny, op, &tlim);
+
+    } else {
+        check_error(&tiny);
+        CHECK(!is_reason(tiny.err.reason, NGX_HTTP_VOUCHER_ERR_INTERNAL));
+    }
+
+    /* tiny limits are stricter in every respect */
+    if (tiny.rc == 0) {
+        CHECK(def.rc == 0);
+        CHECK(tiny.req.amount == def.req.amount);
+        CHECK(tiny.req.nitems == def.req.nitems);
+    }
+
+    /* whether the body is JSON and an object does not depend on limits */
+    if (def.rc != 0 && tiny.rc != 0) {
+        CHECK(is_reason(def.err.reason, NGX_HTTP_VOUCHER_ERR_INVALID_JSON)
+              == is_reason(tiny.err.reason,
+                           NGX_HTTP_VOUCHER_ERR_INVALID_JSON));
+        CHECK(is_reason(def.err.reason, NGX_HTTP_VOUCHER_ERR_INVALID_REQUEST)
+              == is_reason(tiny.err.reason,
+                           NGX_HTTP_VOUCHER_ERR_INVALID_REQUEST));
+    }
+
+    /*
+     * The arena holds exactly the strings with their NULs and the items
+     * (plus at most alignment padding), so "need" bytes are enough and
+     * "need - 1" without the padding are not.  A short arena may only
+     * ever cause an internal error.
+     */
+
+    if (def.rc == 0) {
+        need = arena_used(&def.req) + sizeof(int64_t) - 1;
+        CHECK(need <= def.size);
+
+        parse(&small, op, body, len, &dlim, def.size - need);
+        check_request(&small, op, &dlim);
+        CHECK(small.req.amount == def.req.amount);
+        CHECK(small.req.nitems == def.req.nitems);
+        CHECK(small.req.code.len == def.req.code.len);
+        free(small.arena);
+
+        need -= sizeof(int64_t) - 1;
+        parse(&small, op, body, len, &dlim, def.size - need + 1);
+        check_error(&small);
+        CHECK(is_reason(small.err.reason, NGX_HTTP_VOUCHER_ERR_INTERNAL));
+        free(small.arena);
+
+    } else {
+        parse(&small, op, body, len, &dlim, def.size / 2 + data[0]);
+
+        if (small.rc == 0) {
+            check_request(&small, op, &dlim);
+        }
+
+        CHECK(small.rc != 0);
+        check_error(&small);
+
+        if (!is_reason(small.err.reason, NGX_HTTP_VOUCHER_ERR_INTERNAL)) {
+            CHECK(strcmp(small.err.reason, def.err.reason) == 0);
+            CHECK(strcmp(small.err.field, def.err.field) == 0);
+        }
+
+        free(small.arena);
+    }
+
+    free(def.arena);
+    free(tiny.arena);
+
+    check_code_oracle(body, len, &dlim);
+    check_code_oracle(body, len, &tlim);
+
+    return 0;
+}

@@ -1,0 +1,1006 @@
+
+/*
+ * Copyright (C) ngx_voucher authors
+ */
+
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "ngx_http_voucher_parse.h"
+
+
+#define NGX_HTTP_VOUCHER_DEFAULT_MAX_CODE_LEN  64
+#define NGX_HTTP_VOUCHER_DEFAULT_MAX_STR_LEN   128
+#define NGX_HTTP_VOUCHER_DEFAULT_MAX_ITEMS     100
+#define NGX_HTTP_VOUCHER_DEFAULT_MAX_AMOUNT    INT64_C(10000000000000)
+
+#define NGX_HTTP_VOUCHER_STR_TEXT      0  /* 1..max_str_len, no controls */
+#define NGX_HTTP_VOUCHER_STR_CODE      1  /* see check_code() */
+#define NGX_HTTP_VOUCHER_STR_TOKEN     2  /* 1..max_str_len of 0x21-0x7e */
+#define NGX_HTTP_VOUCHER_STR_CURRENCY  3  /* [A-Z]{3} */
+#define NGX_HTTP_VOUCHER_STR_RID       4  /* [0-9-]{1,64} */
+
+#define NGX_HTTP_VOUCHER_OPTIONAL      0
+#define NGX_HTTP_VOUCHER_REQUIRED      1
+
+#if defined(__GNUC__) || defined(__clang__)
+#define NGX_HTTP_VOUCHER_PRINTF(f, a)  __attribute__((format(printf, f, a)))
+#else
+#define NGX_HTTP_VOUCHER_PRINTF(f, a)
+#endif
+
+
+/* lets offsetof() tell the alignment of an item without C11 _Alignof */
+typedef struct {
+    char                              c;
+    ngx_http_voucher_item_t           item;
+} ngx_http_voucher_item_align_t;
+
+#define NGX_HTTP_VOUCHER_ITEM_ALIGN                                           \
+    offsetof(ngx_http_voucher_item_align_t, item)
+
+
+typedef struct {
+    const ngx_http_voucher_limits_t  *lim;
+    unsigned char                    *arena;
+    size_t                            size;
+    size_t                            used;
+    ngx_http_voucher_error_t         *err;
+} ngx_http_voucher_ctx_t;
+
+
+typedef struct {
+    char                             *data;
+    size_t                            size;
+    size_t                            len;
+    int                               truncated;
+} ngx_http_voucher_buf_t;
+
+
+static int ngx_http_voucher_fail(ngx_http_voucher_error_t *err,
+    const char *reason, const char *prefix, const char *name,
+    const char *fmt, ...) NGX_HTTP_VOUCHER_PRINTF(5, 6);
+static void ngx_http_voucher_buf_add(ngx_http_voucher_buf_t *b,
+    const char *s);
+static void ngx_http_voucher_buf_done(ngx_http_voucher_buf_t *b);
+static const char *ngx_http_voucher_type_name(const json_t *v);
+static const char *ngx_http_voucher_json_error(const json_error_t *jerr);
+static int ngx_http_voucher_code_rule(const unsigned char *s, size_t len,
+    const ngx_http_voucher_limits_t *lim, ngx_http_voucher_error_t *err,
+    const char *prefix, const char *name);
+static void *ngx_http_voucher_alloc(ngx_http_voucher_ctx_t *ctx, size_t n,
+    size_t size, size_t align);
+static int ngx_http_voucher_check_keys(ngx_http_voucher_ctx_t *ctx,
+    json_t *obj, const char *prefix, const char *const *keys);
+static int ngx_http_voucher_get_str(ngx_http_voucher_ctx_t *ctx,
+    json_t *obj, const char *prefix, const char *name, int kind,
+    int required, ngx_http_voucher_str_t *out);
+static int ngx_http_voucher_get_int(ngx_http_voucher_ctx_t *ctx,
+    json_t *obj, const char *prefix, const char *name, int required,
+    int64_t min, int64_t max, int64_t *out);
+static int ngx_http_voucher_parse_items(ngx_http_voucher_ctx_t *ctx,
+    json_t *order, ngx_http_voucher_request_t *req, int64_t *sum);
+static int ngx_http_voucher_parse_order(ngx_http_voucher_ctx_t *ctx,
+    json_t *root, ngx_http_voucher_request_t *req);
+static int ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx,
+    json_t *root, ngx_http_voucher_request_t *req);
+static int ngx_http_voucher_parse_rollback(ngx_http_voucher_ctx_t *ctx,
+    json_t *root, ngx_http_voucher_request_t *req);
+static void ngx_http_voucher_request_init(ngx_http_voucher_request_t *req,
+    int op);
+
+
+static const char *const  ngx_http_voucher_voucher_keys[] = {
+    "code", "customer", "idempotency_key", "order", NULL
+};
+
+static const char *const  ngx_http_voucher_order_keys[] = {
+    "id", "amount", "currency", "items", NULL
+};
+
+static const char *const  ngx_http_voucher_item_keys[] = {
+    "sku", "category", "price", "quantity", NULL
+};
+
+static const char *const  ngx_http_voucher_rollback_keys[] = {
+    "redemption_id", "amount", "idempotency_key", NULL
+};
+
+
+void
+ngx_http_voucher_limits_init(ngx_http_voucher_limits_t *lim)
+{
+    lim->max_code_len = NGX_HTTP_VOUCHER_DEFAULT_MAX_CODE_LEN;
+    lim->max_str_len = NGX_HTTP_VOUCHER_DEFAULT_MAX_STR_LEN;
+    lim->max_items = NGX_HTTP_VOUCHER_DEFAULT_MAX_ITEMS;
+    lim->max_amount = NGX_HTTP_VOUCHER_DEFAULT_MAX_AMOUNT;
+}
+
+
+size_t
+ngx_http_voucher_parse_arena_size(size_t len,
+    const ngx_http_voucher_limits_t *lim)
+{
+    size_t  n, fixed;
+
+    n = lim ? lim->max_items : NGX_HTTP_VOUCHER_DEFAULT_MAX_ITEMS;
+
+    /* an array element takes at least one byte and a separator */
+    if (n > len / 2 + 1) {
+        n = len / 2 + 1;
+    }
+
+    /*
+     * A JSON string token of L bytes (quotes included) decodes to at most
+     * L - 2 bytes: escapes never expand.  So all copied strings plus their
+     * NUL terminators fit in len bytes.
+     */
+
+    fixed = NGX_HTTP_VOUCHER_ITEM_ALIGN - 1;
+
+    if (len > SIZE_MAX - fixed
+        || n > (SIZE_MAX - fixed - len) / sizeof(ngx_http_voucher_item_t))
+    {
+        return SIZE_MAX;
+    }
+
+    return len + fixed + n * sizeof(ngx_http_voucher_item_t);
+}
+
+
+int
+ngx_http_voucher_parse_request(int op, const unsigned char *body,
+    size_t len, const ngx_http_voucher_limits_t *lim,
+    ngx_http_voucher_request_t *req, unsigned char *arena, size_t arena_size,
+    ngx_http_voucher_error_t *err)
+{
+    int                        rc;
+    json_t                    *root;
+    json_error_t               jerr;
+    ngx_http_voucher_ctx_t     ctx;
+    ngx_http_voucher_limits_t  defaults;
+
+    if (lim == NULL) {
+        ngx_http_voucher_limits_init(&defaults);
+        lim = &defaults;
+    }
+
+    if (req == NULL) {
+        return ngx_http_voucher_fail(err, NGX_HTTP_VOUCHER_ERR_INTERNAL,
+                                     "", "", "no request to fill");
+    }
+
+    ngx_http_voucher_request_init(req, op);
+
+    if (op != NGX_HTTP_VOUCHER_OP_VALIDATE
+        && op != NGX_HTTP_VOUCHER_OP_REDEEM
+        && op != NGX_HTTP_VOUCHER_OP_ROLLBACK)
+    {
+        return ngx_http_voucher_fail(err, NGX_HTTP_VOUCHER_ERR_INTERNAL,
+                                     "", "", "unknown operation %d", op);
+    }
+
+    if (len == 0) {
+        return ngx_http_voucher_fail(err, NGX_HTTP_VOUCHER_ERR_INVALID_JSON,
+                                     "", "", "request body is empty");
+    }
+
+    if (body == NULL) {
+        return ngx_http_voucher_fail(err, NGX_HTTP_VOUCHER_ERR_INTERNAL,
+                                     "", "", "no request body buffer");
+    }
+
+    /*
+     * JSON_DECODE_ANY: a scalar top level is valid JSON, just not a valid
+     * request; no JSON_ALLOW_NUL: "\u0000" is rejected by jansson.
+     */
+
+    root = json_loadb((const char *) body, len,
+                      JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+
+    if (root == NULL) {
+
+        /*
+         * jansson 2.14 never reports json_error_out_of_memory while
+         * loading: a failed allocation either leaves the error text empty
+         * (every real parse error sets it) or, inside the lexer, shows up
+         * as a syntax error that we cannot tell apart.
+         */
+
+        if (json_error_code(&jerr) == json_error_out_of_memory
+            || jerr.text[0] == '\0')
+        {
+            return ngx_http_voucher_fail(err, NGX_HTTP_VOUCHER_ERR_INTERNAL,
+                                         "", "", "out of memory");
+        }
+
+        /* jerr.text quotes the body, so only our own words are used */
+        return ngx_http_voucher_fail(err, NGX_HTTP_VOUCHER_ERR_INVALID_JSON,
+                                     "", "",
+                                     "request body is not valid JSON: "
+                                     "%s at byte %d",
+                                     ngx_http_voucher_json_error(&jerr),
+                                     jerr.position);
+    }
+
+    ctx.lim = lim;
+    ctx.arena = arena;
+    ctx.size = arena ? arena_size : 0;
+    ctx.used = 0;
+    ctx.err = err;
+
+    if (!json_is_object(root)) {
+        rc = ngx_http_voucher_fail(err, NGX_HTTP_VOUCHER_ERR_INVALID_REQUEST,
+                                   "", "",
+                                   "request body must be a JSON object, "
+                                   "got %s",
+                                   ngx_http_voucher_type_name(root));
+
+    } else if (op == NGX_HTTP_VOUCHER_OP_ROLLBACK) {
+        rc = ngx_http_voucher_parse_rollback(&ctx, root, req);
+
+    } else {
+        rc = ngx_http_voucher_parse_voucher_op(&ctx, root, req);
+    }
+
+    json_decref(root);
+
+    if (rc != 0) {
+        ngx_http_voucher_request_init(req, op);
+    }
+
+    return rc;
+}
+
+
+int
+ngx_http_voucher_check_code(const unsigned char *s, size_t len,
+    const ngx_http_voucher_limits_t *lim, ngx_http_voucher_error_t *err)
+{
+    ngx_http_voucher_limits_t  defaults;
+
+    if (lim == NULL) {
+        ngx_http_voucher_limits_init(&defaults);
+        lim = &defaults;
+    }
+
+    if (s == NULL && len != 0) {
+        return ngx_http_voucher_fail(err, NGX_HTTP_VOUCHER_ERR_INTERNAL,
+                                     "", "", "no code buffer");
+    }
+
+    return ngx_http_voucher_code_rule(s, len, lim, err, "", "code");
+}
+
+
+static void
+ngx_http_voucher_request_init(ngx_http_voucher_request_t *req, int op)
+{
+    /* all-bits-zero is {0, NULL} for strings on every platform we target */
+    memset(req, 0, sizeof(ngx_http_voucher_request_t));
+
+    req->op = op;
+    req->amount = NGX_HTTP_VOUCHER_UNSET;
+    req->rollback_amount = NGX_HTTP_VOUCHER_UNSET;
+}
+
+
+static int
+ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx, json_t *root,
+    ngx_http_voucher_request_t *req)
+{
+    if (ngx_http_voucher_check_keys(ctx, root, "",
+                                    ngx_http_voucher_voucher_keys)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (ngx_http_voucher_get_str(ctx, root, "", "code",
+                                 NGX_HTTP_VOUCHER_STR_CODE,
+                                 NGX_HTTP_VOUCHER_REQUIRED, &req->code)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (ngx_http_voucher_get_str(ctx, root, "", "customer",
+                                 NGX_HTTP_VOUCHER_STR_TEXT,
+                                 NGX_HTTP_VOUCHER_OPTIONAL, &req->customer)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (ngx_http_voucher_get_str(ctx, root, "", "idempotency_key",
+                                 NGX_HTTP_VOUCHER_STR_TOKEN,
+                                 NGX_HTTP_VOUCHER_OPTIONAL,
+                                 &req->idempotency_key)
+        != 0)
+    {
+        return -1;
+    }
+
+    return ngx_http_voucher_parse_order(ctx, root, req);
+}
+
+
+static int
+ngx_http_voucher_parse_order(ngx_http_voucher_ctx_t *ctx, json_t *root,
+    ngx_http_voucher_request_t *req)
+{
+    json_t   *order;
+    int64_t   sum;
+
+    order = json_object_get(root, "order");
+
+    if (order == NULL || json_is_null(order)) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_MISSING_FIELD,
+                                     "", "order", "is required");
+    }
+
+    if (!json_is_object(order)) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     "", "order", "must be an object, got %s",
+                                     ngx_http_voucher_type_name(order));
+    }
+
+    if (ngx_http_voucher_check_keys(ctx, order, "order",
+                                    ngx_http_voucher_order_keys)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (ngx_http_voucher_get_str(ctx, order, "order", "id",
+                                 NGX_HTTP_VOUCHER_STR_TEXT,
+                                 NGX_HTTP_VOUCHER_OPTIONAL, &req->order_id)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (ngx_http_voucher_get_int(ctx, order, "order", "amount",
+                                 NGX_HTTP_VOUCHER_OPTIONAL, 0,
+                                 ctx->lim->max_amount, &req->amount)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (ngx_http_voucher_get_str(ctx, order, "order", "currency",
+                                 NGX_HTTP_VOUCHER_STR_CURRENCY,
+                                 NGX_HTTP_VOUCHER_OPTIONAL, &req->currency)
+        != 0)
+    {
+        return -1;
+    }
+
+    sum = 0;
+
+    if (ngx_http_voucher_parse_items(ctx, order, req, &sum) != 0) {
+        return -1;
+    }
+
+    if (req->amount == NGX_HTTP_VOUCHER_UNSET) {
+
+        if (req->nitems == 0) {
+            return ngx_http_voucher_fail(ctx->err,
+                                         NGX_HTTP_VOUCHER_ERR_MISSING_FIELD,
+                                         "order", "amount",
+                                         "is required when order.items "
+                                         "is absent");
+        }
+
+        req->amount = sum;
+    }
+
+    return 0;
+}
+
+
+static int
+ngx_http_voucher_parse_items(ngx_http_voucher_ctx_t *ctx, json_t *order,
+    ngx_http_voucher_request_t *req, int64_t *sum)
+{
+    char                      path[64];
+    size_t                    i, n;
+    json_t                   *items, *v;
+    int64_t                   max;
+    ngx_http_voucher_item_t  *item;
+
+    items = json_object_get(order, "items");
+
+    if (items == NULL || json_is_null(items)) {
+        return 0;
+    }
+
+    if (!json_is_array(items)) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     "order", "items",
+                                     "must be an array, got %s",
+                                     ngx_http_voucher_type_name(items));
+    }
+
+    n = json_array_size(items);
+
+    if (n == 0 || n > ctx->lim->max_items) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     "order", "items",
+                                     "must have 1 to %zu entries, got %zu",
+                                     ctx->lim->max_items, n);
+    }
+
+    item = ngx_http_voucher_alloc(ctx, n, sizeof(ngx_http_voucher_item_t),
+                                  NGX_HTTP_VOUCHER_ITEM_ALIGN);
+    if (item == NULL) {
+        return -1;
+    }
+
+    memset(item, 0, n * sizeof(ngx_http_voucher_item_t));
+
+    max = ctx->lim->max_amount;
+
+    for (i = 0; i < n; i++) {
+        v = json_array_get(items, i);
+
+        snprintf(path, sizeof(path), "order.items[%zu]", i);
+
+        if (!json_is_object(v)) {
+            return ngx_http_voucher_fail(ctx->err,
+                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                         "", path,
+                                         "must be an object, got %s",
+                                         ngx_http_voucher_type_name(v));
+        }
+
+        if (ngx_http_voucher_check_keys(ctx, v, path,
+                                        ngx_http_voucher_item_keys)
+            != 0)
+        {
+            return -1;
+        }
+
+        if (ngx_http_voucher_get_str(ctx, v, path, "sku",
+                                     NGX_HTTP_VOUCHER_STR_TEXT,
+                                     NGX_HTTP_VOUCHER_REQUIRED,
+                                     &item[i].sku)
+            != 0)
+        {
+            return -1;
+        }
+
+        if (ngx_http_voucher_get_str(ctx, v, path, "category",
+                                     NGX_HTTP_VOUCHER_STR_TEXT,
+                                     NGX_HTTP_VOUCHER_OPTIONAL,
+                                     &item[i].category)
+            != 0)
+        {
+            return -1;
+        }
+
+        if (ngx_http_voucher_get_int(ctx, v, path, "price",
+                                     NGX_HTTP_VOUCHER_REQUIRED, 0, max,
+                                     &item[i].price)
+            != 0)
+        {
+            return -1;
+        }
+
+        item[i].quantity = 1;
+
+        if (ngx_http_voucher_get_int(ctx, v, path, "quantity",
+                                     NGX_HTTP_VOUCHER_OPTIONAL, 1,
+                                     NGX_HTTP_VOUCHER_MAX_QUANTITY,
+                                     &item[i].quantity)
+            != 0)
+        {
+            return -1;
+        }
+
+        /*
+         * 0 <= *sum <= max and quantity >= 1, so neither the subtraction
+         * nor the division can overflow, and the test is exact:
+         * price * quantity <= max - sum  <=>  price <= (max - sum) / qty
+         */
+
+        if (item[i].price > (max - *sum) / item[i].quantity) {
+            return ngx_http_voucher_fail(ctx->err,
+                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                         "order", "items",
+                                         "total of price x quantity "
+                                         "exceeds %" PRId64, max);
+        }
+
+        *sum += item[i].price * item[i].quantity;
+    }
+
+    req->items = item;
+    req->nitems = n;
+
+    return 0;
+}
+
+
+static int
+ngx_http_voucher_parse_rollback(ngx_http_voucher_ctx_t *ctx, json_t *root,
+    ngx_http_voucher_request_t *req)
+{
+    if (ngx_http_voucher_check_keys(ctx, root, "",
+                                    ngx_http_voucher_rollback_keys)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (ngx_http_voucher_get_str(ctx, root, "", "redemption_id",
+                                 NGX_HTTP_VOUCHER_STR_RID,
+                                 NGX_HTTP_VOUCHER_REQUIRED,
+                                 &req->redemption_id)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (ngx_http_voucher_get_int(ctx, root, "", "amount",
+                                 NGX_HTTP_VOUCHER_OPTIONAL, 0,
+                                 ctx->lim->max_amount, &req->rollback_amount)
+        != 0)
+    {
+        return -1;
+    }
+
+    return ngx_http_voucher_get_str(ctx, root, "", "idempotency_key",
+                                    NGX_HTTP_VOUCHER_STR_TOKEN,
+                                    NGX_HTTP_VOUCHER_OPTIONAL,
+                                    &req->idempotency_key);
+}
+
+
+static int
+ngx_http_voucher_check_keys(ngx_http_voucher_ctx_t *ctx, json_t *obj,
+    const char *prefix, const char *const *keys)
+{
+    void               *it;
+    const char         *key;
+    const char *const  *k;
+
+    /* jansson iterates in insertion order, so the first one is reported */
+
+    for (it = json_object_iter(obj);
+         it != NULL;
+         it = json_object_iter_next(obj, it))
+    {
+        key = json_object_iter_key(it);
+
+        for (k = keys; *k != NULL; k++) {
+            if (strcmp(key, *k) == 0) {
+                break;
+            }
+        }
+
+        if (*k == NULL) {
+            return ngx_http_voucher_fail(ctx->err,
+                                         NGX_HTTP_VOUCHER_ERR_UNKNOWN_FIELD,
+                                         prefix,
+                                         key[0] != '\0' ? key : "(empty)",
+                                         "is not a known field");
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+ngx_http_voucher_get_str(ngx_http_voucher_ctx_t *ctx, json_t *obj,
+    const char *prefix, const char *name, int kind, int required,
+    ngx_http_voucher_str_t *out)
+{
+    size_t                i, len, max;
+    json_t               *v;
+    unsigned char         c, *p;
+    const unsigned char  *s;
+
+    v = json_object_get(obj, name);
+
+    if (v == NULL || json_is_null(v)) {
+        if (required) {
+            return ngx_http_voucher_fail(ctx->err,
+                                         NGX_HTTP_VOUCHER_ERR_MISSING_FIELD,
+                                         prefix, name, "is required");
+        }
+
+        return 0;
+    }
+
+    if (!json_is_string(v)) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     prefix, name, "must be a string, got %s",
+                                     ngx_http_voucher_type_name(v));
+    }
+
+    s = (const unsigned char *) json_string_value(v);
+    len = json_string_length(v);
+
+    switch (kind) {
+
+    case NGX_HTTP_VOUCHER_STR_CODE:
+        if (ngx_http_voucher_code_rule(s, len, ctx->lim, ctx->err,
+                                       prefix, name)
+            != 0)
+        {
+            return -1;
+        }
+
+        break;
+
+    case NGX_HTTP_VOUCHER_STR_CURRENCY:
+        if (len != 3
+            || s[0] < 'A' || s[0] > 'Z'
+            || s[1] < 'A' || s[1] > 'Z'
+            || s[2] < 'A' || s[2] > 'Z')
+        {
+            return ngx_http_voucher_fail(ctx->err,
+                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                         prefix, name,
+                                         "must be 3 upper case letters A-Z");
+        }
+
+        break;
+
+    case NGX_HTTP_VOUCHER_STR_RID:
+        max = NGX_HTTP_VOUCHER_MAX_REDEMPTION_ID_LEN;
+
+        for (i = 0; i < len; i++) {
+            if ((s[i] < '0' || s[i] > '9') && s[i] != '-') {
+                break;
+            }
+        }
+
+        if (len == 0 || len > max || i != len) {
+            return ngx_http_voucher_fail(ctx->err,
+                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                         prefix, name,
+                                         "must be 1 to %zu characters "
+                                         "of 0-9 and -", max);
+        }
+
+        break;
+
+    default: /* NGX_HTTP_VOUCHER_STR_TEXT, NGX_HTTP_VOUCHER_STR_TOKEN */
+        max = ctx->lim->max_str_len;
+
+        if (len == 0) {
+            return ngx_http_voucher_fail(ctx->err,
+                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                         prefix, name, "must not be empty");
+        }
+
+        if (len > max) {
+            return ngx_http_voucher_fail(ctx->err,
+                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                         prefix, name,
+                                         "must be at most %zu bytes long",
+                                         max);
+        }
+
+        for (i = 0; i < len; i++) {
+            c = s[i];
+
+            if (c < 0x20 || c == 0x7f
+                || (kind == NGX_HTTP_VOUCHER_STR_TOKEN
+                    && (c == 0x20 || c > 0x7e)))
+            {
+                break;
+            }
+        }
+
+        if (i != len) {
+            return ngx_http_voucher_fail(ctx->err,
+                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                         prefix, name,
+                                         kind == NGX_HTTP_VOUCHER_STR_TOKEN
+                                         ? "must be printable ASCII "
+                                           "without spaces"
+                                         : "must not contain control "
+                                           "characters");
+        }
+
+        break;
+    }
+
+    p = ngx_http_voucher_alloc(ctx, 1, len + 1, 1);
+    if (p == NULL) {
+        return -1;
+    }
+
+    memcpy(p, s, len);
+    p[len] = '\0';
+
+    out->len = len;
+    out->data = p;
+
+    return 0;
+}
+
+
+static int
+ngx_http_voucher_get_int(ngx_http_voucher_ctx_t *ctx, json_t *obj,
+    const char *prefix, const char *name, int required, int64_t min,
+    int64_t max, int64_t *out)
+{
+    json_t     *v;
+    json_int_t  n;
+
+    v = json_object_get(obj, name);
+
+    if (v == NULL || json_is_null(v)) {
+        if (required) {
+            return ngx_http_voucher_fail(ctx->err,
+                                         NGX_HTTP_VOUCHER_ERR_MISSING_FIELD,
+                                         prefix, name, "is required");
+        }
+
+        return 0;
+    }
+
+    /* 1.0, 1e3 are reals, true is not a number: all rejected */
+
+    if (!json_is_integer(v)) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     prefix, name,
+                                     "must be an integer, got %s",
+                                     ngx_http_voucher_type_name(v));
+    }
+
+    n = json_integer_value(v);
+
+    if (n < min || n > max) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     prefix, name,
+                                     "must be from %" PRId64 " to %" PRId64,
+                                     min, max);
+    }
+
+    *out = (int64_t) n;
+
+    return 0;
+}
+
+
+static int
+ngx_http_voucher_code_rule(const unsigned char *s, size_t len,
+    const ngx_http_voucher_limits_t *lim, ngx_http_voucher_error_t *err,
+    const char *prefix, const char *name)
+{
+    size_t  i;
+
+    if (len == 0) {
+        return ngx_http_voucher_fail(err, NGX_HTTP_VOUCHER_ERR_INVALID_CODE,
+                                     prefix, name, "must not be empty");
+    }
+
+    if (len > lim->max_code_len) {
+        return ngx_http_voucher_fail(err, NGX_HTTP_VOUCHER_ERR_INVALID_CODE,
+                                     prefix, name,
+                                     "must be at most %zu characters long",
+                                     lim->max_code_len);
+    }
+
+    for (i = 0; i < len; i++) {
+        if (s[i] < 0x21 || s[i] > 0x7e) {
+            return ngx_http_voucher_fail(err,
+                                         NGX_HTTP_VOUCHER_ERR_INVALID_CODE,
+                                         prefix, name,
+                                         "must be printable ASCII "
+                                         "without spaces");
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * n objects of size bytes each, aligned to align (a power of two);
+ * NULL and an internal_error if the arena is too small.
+ */
+
+static void *
+ngx_http_voucher_alloc(ngx_http_voucher_ctx_t *ctx, size_t n, size_t size,
+    size_t align)
+{
+    size_t          pad, left;
+    unsigned char  *p;
+
+    if (ctx->arena == NULL) {
+        goto failed;
+    }
+
+    pad = (size_t) ((uintptr_t) (ctx->arena + ctx->used) & (align - 1));
+    pad = pad ? align - pad : 0;
+
+    left = ctx->size - ctx->used;
+
+    if (pad > left || size == 0 || n > (left - pad) / size) {
+        goto failed;
+    }
+
+    p = ctx->arena + ctx->used + pad;
+    ctx->used += pad + n * size;
+
+    return p;
+
+failed:
+
+    ngx_http_voucher_fail(ctx->err, NGX_HTTP_VOUCHER_ERR_INTERNAL, "", "",
+                          "parser arena of %zu bytes is too small",
+                          ctx->size);
+
+    return NULL;
+}
+
+
+/*
+ * Sets err and returns -1.  The field is prefix.name, the message is the
+ * field followed by the formatted rule.  Both are forced to printable ASCII
+ * without quotes and backslashes since keys come from the client.
+ */
+
+static int
+ngx_http_voucher_fail(ngx_http_voucher_error_t *err, const char *reason,
+    const char *prefix, const char *name, const char *fmt, ...)
+{
+    char                    text[sizeof(err->message)];
+    va_list                 args;
+    ngx_http_voucher_buf_t  b;
+
+    if (err == NULL) {
+        return -1;
+    }
+
+    err->reason = reason;
+
+    b.data = err->field;
+    b.size = sizeof(err->field);
+    b.len = 0;
+    b.truncated = 0;
+
+    ngx_http_voucher_buf_add(&b, prefix);
+
+    if (prefix[0] != '\0' && name[0] != '\0') {
+        ngx_http_voucher_buf_add(&b, ".");
+    }
+
+    ngx_http_voucher_buf_add(&b, name);
+    ngx_http_voucher_buf_done(&b);
+
+    va_start(args, fmt);
+    vsnprintf(text, sizeof(text), fmt, args);
+    va_end(args);
+
+    b.data = err->message;
+    b.size = sizeof(err->message);
+    b.len = 0;
+    b.truncated = 0;
+
+    if (err->field[0] != '\0') {
+        ngx_http_voucher_buf_add(&b, err->field);
+        ngx_http_voucher_buf_add(&b, " ");
+    }
+
+    ngx_http_voucher_buf_add(&b, text);
+    ngx_http_voucher_buf_done(&b);
+
+    return -1;
+}
+
+
+static void
+ngx_http_voucher_buf_add(ngx_http_voucher_buf_t *b, const char *s)
+{
+    unsigned char  c;
+
+    for ( /* void */ ; *s != '\0'; s++) {
+
+        if (b->len + 1 >= b->size) {
+            b->truncated = 1;
+            return;
+        }
+
+        c = (unsigned char) *s;
+
+        if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') {
+            c = '?';
+        }
+
+        b->data[b->len++] = (char) c;
+    }
+}
+
+
+static void
+ngx_http_voucher_buf_done(ngx_http_voucher_buf_t *b)
+{
+    b->data[b->len] = '\0';
+
+    if (b->truncated && b->len >= 3) {
+        memcpy(b->data + b->len - 3, "...", 3);
+    }
+}
+
+
+static const char *
+ngx_http_voucher_type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+
+    case JSON_OBJECT:
+        return "object";
+
+    case JSON_ARRAY:
+        return "array";
+
+    case JSON_STRING:
+        return "string";
+
+    case JSON_INTEGER:
+        return "integer";
+
+    case JSON_REAL:
+        return "real number";
+
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "boolean";
+
+    default: /* JSON_NULL */
+        return "null";
+    }
+}
+
+
+static const char *
+ngx_http_voucher_json_error(const json_error_t *jerr)
+{
+    switch (json_error_code(jerr)) {
+
+    case json_error_stack_overflow:
+        return "nesting too deep";
+
+    case json_error_invalid_utf8:
+        return "invalid UTF-8";
+
+    case json_error_premature_end_of_input:
+        return "unexpected end of input";
+
+    case json_error_end_of_input_expected:
+        return "data after the end of the value";
+
+    case json_error_null_character:
+    case json_error_null_byte_in_key:
+        return "NUL character in a string";
+
+    case json_error_duplicate_key:
+        return "duplicate object key";
+
+    case json_error_numeric_overflow:
+        return "number out of range";
+
+    default:
+        return "syntax error";
+    }
+}

@@ -1,0 +1,51 @@
+# The function library is loaded, checked and replaced automatically: a
+# stale version in Redis is replaced on connect, and a library flushed
+# while nginx runs comes back by itself.
+use strict;
+use warnings;
+use Test::More;
+use VT;
+use VoucherT;
+
+my $redis = VT::Redis->start;
+
+# a stale library of the same name, and no library at all, both end up
+# with the module's own
+$redis->cmd('FUNCTION', 'LOAD',
+    "#!lua name=voucher\nredis.register_function('voucher_version', function() return 'old' end)");
+
+my $ng = VT::Nginx->start(redis => $redis,
+    http => 'voucher_redis 127.0.0.1:%%REDIS_PORT%%;', server => api_server());
+
+my $ver;
+ok(wait_until(sub { $ver = $redis->cmd('FCALL', 'voucher_version', 0);
+                    !ref $ver && $ver ne 'old' }, timeout => 10),
+   'the stale library was replaced');
+like($ver, qr/^[0-9a-f]{16}$/, "version is the library's hash ($ver)");
+
+campaign($redis, 'c', kind => 'amount', value => 100);
+code($redis, 'LIB', campaign => 'c');
+my $body = {code => 'LIB', order => {amount => 1000}};
+is(post($ng, 'validate', $body)->{status}, 200, 'works');
+
+$redis->cmd('FUNCTION', 'FLUSH');
+my $r = post($ng, 'validate', $body);
+is($r->{status}, 503, 'first call after FUNCTION FLUSH: 503');
+is($r->{json}{reason}, 'store_unavailable', '... store_unavailable, nothing ran');
+ok(wait_until(sub { post($ng, 'validate', $body)->{status} == 200 }, timeout => 10),
+   'the library came back by itself');
+is($redis->cmd('FCALL', 'voucher_version', 0), $ver, 'same version');
+
+# the committed header is generated from redis/voucher.lua
+my $root = VT::root_dir();
+my $out = `perl $root/scripts/gen-lua-header $root/redis/voucher.lua /tmp/vt-lua-$$.h && cat /tmp/vt-lua-$$.h`;
+unlink "/tmp/vt-lua-$$.h";
+open my $fh, '<', "$root/ngx_voucher_module/ngx_http_voucher_lua.h" or die;
+my $committed = do { local $/; <$fh> };
+is($out, $committed, 'ngx_http_voucher_lua.h is in step with redis/voucher.lua');
+like($committed, qr/NGX_HTTP_VOUCHER_LUA_VERSION\s+"\Q$ver\E"/, 'and the module loaded that version');
+
+$ng->stop;
+$ng->check_log('no alert');
+$redis->stop;
+done_testing;

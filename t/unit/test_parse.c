@@ -1,0 +1,1637 @@
+
+/*
+ * Copyright (C) ngx_voucher authors
+ *
+ * cmocka tests for the request parser.  Bodies are written with single
+ * quotes ('code') which q() turns into double quotes; bodies and arenas are
+ * malloc()ed at their exact size so that ASan catches any overrun.
+ */
+
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "ngx_http_voucher_parse.h"
+
+
+#define V   NGX_HTTP_VOUCHER_OP_VALIDATE
+#define R   NGX_HTTP_VOUCHER_OP_REDEEM
+#define RB  NGX_HTTP_VOUCHER_OP_ROLLBACK
+
+#define E_JSON     NGX_HTTP_VOUCHER_ERR_INVALID_JSON
+#define E_REQUEST  NGX_HTTP_VOUCHER_ERR_INVALID_REQUEST
+#define E_UNKNOWN  NGX_HTTP_VOUCHER_ERR_UNKNOWN_FIELD
+#define E_MISSING  NGX_HTTP_VOUCHER_ERR_MISSING_FIELD
+#define E_FIELD    NGX_HTTP_VOUCHER_ERR_INVALID_FIELD
+#define E_CODE     NGX_HTTP_VOUCHER_ERR_INVALID_CODE
+#define E_INTERNAL NGX_HTTP_VOUCHER_ERR_INTERNAL
+
+#define MAX_AMOUNT  INT64_C(10000000000000)
+
+
+/* the state of the last parse, freed by the next one and at teardown */
+static ngx_http_voucher_request_t   req;
+static ngx_http_voucher_error_t     err;
+static unsigned char               *arena;
+static size_t                       arena_len;
+static unsigned char               *body;
+
+
+typedef struct {
+    char    *data;
+    size_t   len;
+    size_t   size;
+} sb_t;
+
+
+static void
+sb_add(sb_t *sb, const char *fmt, ...)
+{
+    int      n;
+    va_list  args;
+
+    for ( ;; ) {
+        if (sb->size - sb->len > 0) {
+            va_start(args, fmt);
+            n = vsnprintf(sb->data + sb->len, sb->size - sb->len, fmt, args);
+            va_end(args);
+
+            assert_true(n >= 0);
+
+            if ((size_t) n < sb->size - sb->len) {
+                sb->len += (size_t) n;
+                return;
+            }
+        }
+
+        sb->size = sb->size ? sb->size * 2 : 256;
+        sb->data = realloc(sb->data, sb->size);
+        assert_non_null(sb->data);
+    }
+}
+
+
+static void
+sb_rep(sb_t *sb, const char *s, size_t n)
+{
+    while (n--) {
+        sb_add(sb, "%s", s);
+    }
+}
+
+
+static void
+release(void)
+{
+    free(arena);
+    free(body);
+    arena = NULL;
+    body = NULL;
+}
+
+
+static int
+teardown(void **state)
+{
+    (void) state;
+    release();
+    return 0;
+}
+
+
+/* parse len bytes of s (single quotes become double if quote) */
+
+static int
+parse_ex(int op, const char *s, size_t len, int quote,
+    const ngx_http_voucher_limits_t *lim, long arena_delta)
+{
+    size_t  i;
+
+    release();
+
+    body = malloc(len ? len : 1);
+    assert_non_null(body);
+
+    for (i = 0; i < len; i++) {
+        body[i] = (quote && s[i] == '\'') ? '"' : (unsigned char) s[i];
+    }
+
+    arena_len = ngx_http_voucher_parse_arena_size(len, lim);
+    assert_true(arena_len != SIZE_MAX);
+    arena_len = (size_t) ((long) arena_len + arena_delta);
+
+    arena = malloc(arena_len ? arena_len : 1);
+    assert_non_null(arena);
+
+    memset(&req, 0x5a, sizeof(req));
+    memset(&err, 0, sizeof(err));
+
+    return ngx_http_voucher_parse_request(op, body, len, lim, &req, arena,
+                                          arena_len, &err);
+}
+
+
+static void
+check_ok(int rc, const char *file, int line)
+{
+    if (rc != 0) {
+        print_error("expected success, got %s at %s: %s\n",
+                    err.reason ? err.reason : "(null)", err.field,
+                    err.message);
+        _fail(file, line);
+    }
+}
+
+
+static void
+check_fail(int rc, const char *reason, const char *field, const char *file,
+    int line)
+{
+    size_t  i;
+
+    if (rc != -1 || err.reason == NULL
+        || strcmp(err.reason, reason) != 0
+        || strcmp(err.field, field) != 0)
+    {
+        print_error("expected %s at \"%s\", got rc %d, %s at \"%s\": %s\n",
+                    reason, field, rc, err.reason ? err.reason : "(null)",
+                    err.field, err.message);
+        _fail(file, line);
+    }
+
+    /* the message names the field and is printable */
+
+    if (field[0] != '\0'
+        && strncmp(err.message, field, strlen(field)) != 0)
+    {
+        print_error("message \"%s\" does not start with \"%s\"\n",
+                    err.message, field);
+        _fail(file, line);
+    }
+
+    for (i = 0; err.message[i]; i++) {
+        if (err.message[i] < 0x20 || err.message[i] > 0x7e
+            || err.message[i] == '"' || err.message[i] == '\\')
+        {
+            print_error("unsafe byte in message \"%s\"\n", err.message);
+            _fail(file, line);
+        }
+    }
+
+    if (i == 0) {
+        print_error("empty message\n");
+        _fail(file, line);
+    }
+
+    /* failure resets the request */
+
+    if (req.code.data != NULL || req.items != NULL || req.nitems != 0
+        || req.amount != NGX_HTTP_VOUCHER_UNSET
+        || req.rollback_amount != NGX_HTTP_VOUCHER_UNSET)
+    {
+        print_error("request not reset on failure\n");
+        _fail(file, line);
+    }
+}
+
+
+#define OK(op, js)                                                            \
+    check_ok(parse_ex(op, js, strlen(js), 1, NULL, 0), __FILE__, __LINE__)
+
+#define OK_LIM(op, js, lim)                                                   \
+    check_ok(parse_ex(op, js, strlen(js), 1, lim, 0), __FILE__, __LINE__)
+
+#define FAIL(op, js, reason, field)                                           \
+    check_fail(parse_ex(op, js, strlen(js), 1, NULL, 0), reason, field,       \
+               __FILE__, __LINE__)
+
+#define FAIL_LIM(op, js, lim, reason, field)                                  \
+    check_fail(parse_ex(op, js, strlen(js), 1, lim, 0), reason, field,        \
+               __FILE__, __LINE__)
+
+/* no quote conversion, explicit length (NUL bytes, raw UTF-8, ...) */
+#define FAIL_RAW(op, js, len, reason, field)                                  \
+    check_fail(parse_ex(op, js, len, 0, NULL, 0), reason, field,              \
+               __FILE__, __LINE__)
+
+#define OK_RAW(op, js, len)                                                   \
+    check_ok(parse_ex(op, js, len, 0, NULL, 0), __FILE__, __LINE__)
+
+/* a raw string literal, may hold NUL bytes */
+#define FAIL_LIT(op, lit, reason, field)                                      \
+    FAIL_RAW(op, lit, sizeof(lit) - 1, reason, field)
+
+#define OK_LIT(op, lit)                                                       \
+    OK_RAW(op, lit, sizeof(lit) - 1)
+
+#define STR_EQ(s, lit)                                                        \
+    do {                                                                      \
+        assert_non_null((s).data);                                            \
+        assert_int_equal((s).len, strlen(lit));                               \
+        assert_memory_equal((s).data, lit, strlen(lit));                      \
+        assert_int_equal((s).data[(s).len], '\0');                            \
+    } while (0)
+
+#define STR_ABSENT(s)                                                         \
+    do {                                                                      \
+        assert_null((s).data);                                                \
+        assert_int_equal((s).len, 0);                                         \
+    } while (0)
+
+
+static void
+assert_in_arena(const void *p, size_t len)
+{
+    const unsigned char  *c = p;
+
+    assert_true(c >= arena);
+    assert_true(c + len <= arena + arena_len);
+}
+
+
+/* limits, arena size */
+
+static void
+test_limits_init(void **state)
+{
+    ngx_http_voucher_limits_t  lim;
+
+    (void) state;
+
+    memset(&lim, 0xff, sizeof(lim));
+    ngx_http_voucher_limits_init(&lim);
+
+    assert_int_equal(lim.max_code_len, 64);
+    assert_int_equal(lim.max_str_len, 128);
+    assert_int_equal(lim.max_items, 100);
+    assert_true(lim.max_amount == MAX_AMOUNT);
+}
+
+
+static void
+test_arena_size(void **state)
+{
+    ngx_http_voucher_limits_t  lim;
+
+    (void) state;
+
+    ngx_http_voucher_limits_init(&lim);
+
+    assert_true(ngx_http_voucher_parse_arena_size(100, &lim) >= 100);
+    assert_true(ngx_http_voucher_parse_arena_size(100000, &lim)
+                >= 100000 + 100 * sizeof(ngx_http_voucher_item_t));
+    assert_true(ngx_http_voucher_parse_arena_size(100, NULL)
+                == ngx_http_voucher_parse_arena_size(100, &lim));
+
+    /* absurd limits saturate instead of wrapping around */
+    lim.max_items = SIZE_MAX;
+    assert_true(ngx_http_voucher_parse_arena_size(SIZE_MAX - 10, &lim)
+                == SIZE_MAX);
+    assert_true(ngx_http_voucher_parse_arena_size(SIZE_MAX / 4, &lim)
+                == SIZE_MAX);
+}
+
+
+/* the worst case: strings made of escapes, the most items that fit */
+
+static void
+test_arena_worst_case(void **state)
+{
+    sb_t    sb = { NULL, 0, 0 };
+    size_t  i;
+
+    (void) state;
+
+    sb_add(&sb, "{\"code\":\"A\",\"customer\":\"%s\",\"order\":{\"items\":[",
+           "\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9");
+
+    for (i = 0; i < 100; i++) {
+        sb_add(&sb, "%s{\"sku\":\"\\ud83d\\ude00x\",\"category\":"
+               "\"\\u00ff\",\"price\":1}", i ? "," : "");
+    }
+
+    sb_add(&sb, "]}}");
+
+    check_ok(parse_ex(V, sb.data, sb.len, 0, NULL, 0), __FILE__, __LINE__);
+    assert_int_equal(req.nitems, 100);
+    assert_int_equal(req.amount, 100);
+    assert_int_equal(req.customer.len, 16);
+    STR_EQ(req.items[99].sku, "\xf0\x9f\x98\x80x");
+
+    /* too small an arena is an error, never an overrun */
+    check_fail(parse_ex(V, sb.data, sb.len, 0, NULL,
+                        -(long) (sb.len - 10)),
+               E_INTERNAL, "", __FILE__, __LINE__);
+    check_fail(parse_ex(V, "{\"code\":\"A\",\"order\":{\"amount\":1}}", 33, 0,
+                        NULL, -(long) ngx_http_voucher_parse_arena_size(33,
+                                                                       NULL)),
+               E_INTERNAL, "", __FILE__, __LINE__);
+
+    free(sb.data);
+}
+
+
+/* success paths */
+
+static void
+test_validate_minimal(void **state)
+{
+    (void) state;
+
+    OK(V, "{'code':'SAVE10','order':{'amount':1000}}");
+
+    assert_int_equal(req.op, V);
+    STR_EQ(req.code, "SAVE10");
+    assert_in_arena(req.code.data, req.code.len + 1);
+    assert_int_equal(req.amount, 1000);
+    STR_ABSENT(req.customer);
+    STR_ABSENT(req.idempotency_key);
+    STR_ABSENT(req.order_id);
+    STR_ABSENT(req.currency);
+    STR_ABSENT(req.redemption_id);
+    assert_null(req.items);
+    assert_int_equal(req.nitems, 0);
+    assert_int_equal(req.rollback_amount, NGX_HTTP_VOUCHER_UNSET);
+}
+
+
+static void
+test_redeem_full(void **state)
+{
+    (void) state;
+
+    OK(R, " {\n\t'idempotency_key' : 'k-1:2/3',"
+          "'order':{'currency':'EUR','items':[{'sku':'A1','price':250,"
+          "'quantity':2,'category':'books'},{'price':100,'sku':'B2'}],"
+          "'amount':599,'id':'ord-77'},"
+          "'customer':'cust 42','code':'X'} \r\n");
+
+    assert_int_equal(req.op, R);
+    STR_EQ(req.code, "X");
+    STR_EQ(req.customer, "cust 42");
+    STR_EQ(req.idempotency_key, "k-1:2/3");
+    STR_EQ(req.order_id, "ord-77");
+    STR_EQ(req.currency, "EUR");
+
+    /* a given amount is taken as is, the items only need to add up */
+    assert_int_equal(req.amount, 599);
+
+    assert_non_null(req.items);
+    assert_in_arena(req.items, 2 * sizeof(ngx_http_voucher_item_t));
+    assert_int_equal((uintptr_t) req.items % sizeof(int64_t), 0);
+    assert_int_equal(req.nitems, 2);
+    STR_EQ(req.items[0].sku, "A1");
+    STR_EQ(req.items[0].category, "books");
+    assert_int_equal(req.items[0].price, 250);
+    assert_int_equal(req.items[0].quantity, 2);
+    STR_EQ(req.items[1].sku, "B2");
+    STR_ABSENT(req.items[1].category);
+    assert_int_equal(req.items[1].price, 100);
+    assert_int_equal(req.items[1].quantity, 1);
+}
+
+
+static void
+test_rollback(void **state)
+{
+    (void) state;
+
+    OK(RB, "{'redemption_id':'1700000000000-42'}");
+    assert_int_equal(req.op, RB);
+    STR_EQ(req.redemption_id, "1700000000000-42");
+    assert_int_equal(req.rollback_amount, NGX_HTTP_VOUCHER_UNSET);
+    assert_int_equal(req.amount, NGX_HTTP_VOUCHER_UNSET);
+    STR_ABSENT(req.code);
+    STR_ABSENT(req.idempotency_key);
+    assert_null(req.items);
+
+    OK(RB, "{'amount':0,'idempotency_key':'r1','redemption_id':'7'}");
+    STR_EQ(req.redemption_id, "7");
+    STR_EQ(req.idempotency_key, "r1");
+    assert_int_equal(req.rollback_amount, 0);
+
+    OK(RB, "{'redemption_id':'7','amount':10000000000000}");
+    assert_true(req.rollback_amount == MAX_AMOUNT);
+
+    OK(RB, "{'redemption_id':'7','amount':null,'idempotency_key':null}");
+    assert_int_equal(req.rollback_amount, NGX_HTTP_VOUCHER_UNSET);
+    STR_ABSENT(req.idempotency_key);
+}
+
+
+static void
+test_amount_from_items(void **state)
+{
+    (void) state;
+
+    OK(V, "{'code':'A','order':{'items':[{'sku':'a','price':199},"
+          "{'sku':'b','price':5,'quantity':3},{'sku':'c','price':0}]}}");
+    assert_int_equal(req.amount, 199 + 15);
+    assert_int_equal(req.nitems, 3);
+    assert_int_equal(req.items[0].quantity, 1);
+    assert_int_equal(req.items[2].quantity, 1);
+
+    /* explicit null amount is the same as no amount */
+    OK(V, "{'code':'A','order':{'amount':null,'items':[{'sku':'a',"
+          "'price':7,'quantity':1000000}]}}");
+    assert_int_equal(req.amount, 7000000);
+
+    OK(V, "{'code':'A','order':{'items':[{'sku':'a','price':0}]}}");
+    assert_int_equal(req.amount, 0);
+}
+
+
+static void
+test_defaults_and_nulls(void **state)
+{
+    (void) state;
+
+    OK(V, "{'code':'A','customer':null,'idempotency_key':null,"
+          "'order':{'id':null,'amount':5,'currency':null,'items':null}}");
+    STR_ABSENT(req.customer);
+    STR_ABSENT(req.idempotency_key);
+    STR_ABSENT(req.order_id);
+    STR_ABSENT(req.currency);
+    assert_null(req.items);
+    assert_int_equal(req.nitems, 0);
+    assert_int_equal(req.amount, 5);
+
+    OK(V, "{'code':'A','order':{'amount':5,'items':[{'sku':'s','price':1,"
+          "'category':null,'quantity':null}]}}");
+    STR_ABSENT(req.items[0].category);
+    assert_int_equal(req.items[0].quantity, 1);
+
+    /* -0 is the integer 0 */
+    OK(V, "{'code':'A','order':{'amount':-0}}");
+    assert_int_equal(req.amount, 0);
+
+    /* NULL limits mean the defaults */
+    assert_int_equal(ngx_http_voucher_check_code((const unsigned char *)
+                     "0123456789012345678901234567890123456789012345678901"
+                     "234567890123", 64, NULL, &err), 0);
+}
+
+
+/* invalid_json */
+
+static void
+test_invalid_json(void **state)
+{
+    (void) state;
+
+    FAIL(V, "", E_JSON, "");
+    FAIL(V, " \n", E_JSON, "");
+    FAIL(V, "{", E_JSON, "");
+    FAIL(V, "{'code':'A','order':{'amount':1}", E_JSON, "");
+    FAIL(V, "{'code':'A','order':{'amount':1}}}", E_JSON, "");
+    FAIL(V, "{'code':'A','order':{'amount':1}} x", E_JSON, "");
+    FAIL(V, "{'code':'A','order':{'amount':1}}{}", E_JSON, "");
+    FAIL(V, "{'code':'A','order':{'amount':1},}", E_JSON, "");
+    FAIL(V, "{'code':'A' 'order':{'amount':1}}", E_JSON, "");
+    FAIL(V, "{code:'A','order':{'amount':1}}", E_JSON, "");
+    FAIL_LIT(V, "{'code':'A','order':{'amount':1}}", E_JSON, "");
+    FAIL(V, "{'code':'A','order':{'amount':01}}", E_JSON, "");
+    FAIL(V, "{'code':'A','order':{'amount':+1}}", E_JSON, "");
+    FAIL(V, "{'code':'A','order':{'amount':NaN}}", E_JSON, "");
+    FAIL(V, "{'code':'A','order':{'amount':Infinity}}", E_JSON, "");
+    FAIL(V, "{'code':'A','order':{'amount':1}} // c", E_JSON, "");
+    FAIL(V, "{'code':'A\\x','order':{'amount':1}}", E_JSON, "");
+    FAIL(V, "{'code':'A\\u12','order':{'amount':1}}", E_JSON, "");
+
+    /* out of range numbers */
+    FAIL(V, "{'code':'A','order':{'amount':9223372036854775808}}",
+         E_JSON, "");
+    FAIL(V, "{'code':'A','order':{'amount':-9223372036854775809}}",
+         E_JSON, "");
+    FAIL(V, "{'code':'A','order':{'amount':1e400}}", E_JSON, "");
+
+    /* truncated at every byte */
+    {
+        const char  *full = "{'code':'A','order':{'items':[{'sku':'s',"
+                            "'price':1}]}}";
+        size_t       n;
+
+        for (n = 1; n < strlen(full); n++) {
+            check_fail(parse_ex(V, full, n, 1, NULL, 0), E_JSON, "",
+                       __FILE__, __LINE__);
+        }
+
+        check_ok(parse_ex(V, full, strlen(full), 1, NULL, 0),
+                 __FILE__, __LINE__);
+    }
+
+    /* raw NUL byte, BOM */
+    FAIL_LIT(V, "{\"code\":\"A\0\",\"order\":{\"amount\":1}}", E_JSON, "");
+    FAIL_LIT(V, "{\"code\":\"A\",\"order\":{\"amount\":1}}\0", E_JSON, "");
+    FAIL_LIT(V, "\xef\xbb\xbf{\"code\":\"A\",\"order\":{\"amount\":1}}",
+             E_JSON, "");
+
+    /* raw control character inside a string */
+    FAIL(V, "{'code':'A','customer':'a\tb','order':{'amount':1}}",
+         E_JSON, "");
+
+    /* whitespace-only after the value is fine */
+    OK(V, "{'code':'A','order':{'amount':1}}\n\n \t");
+
+    /* the message hints at the position */
+    FAIL(V, "{'code':'A',,}", E_JSON, "");
+    assert_non_null(strstr(err.message, "at byte"));
+}
+
+
+static void
+test_invalid_utf8(void **state)
+{
+    (void) state;
+
+#define BAD_UTF8(s)                                                           \
+    FAIL_RAW(V, "{\"code\":\"A\",\"customer\":\"" s "\","                     \
+             "\"order\":{\"amount\":1}}",                                     \
+             sizeof("{\"code\":\"A\",\"customer\":\"" s "\","                 \
+                    "\"order\":{\"amount\":1}}") - 1, E_JSON, "")
+
+    BAD_UTF8("\x80");                   /* lone continuation */
+    BAD_UTF8("a\xbf" "b");
+    BAD_UTF8("\xc3");                   /* truncated sequence */
+    BAD_UTF8("\xe2\x82");
+    BAD_UTF8("\xc0\xaf");               /* overlong '/' */
+    BAD_UTF8("\xe0\x80\xaf");
+    BAD_UTF8("\xed\xa0\x80");           /* encoded surrogate */
+    BAD_UTF8("\xf4\x90\x80\x80");       /* above U+10FFFF */
+    BAD_UTF8("\xf8\x88\x80\x80\x80");   /* 5-byte form */
+    BAD_UTF8("\xfe");
+    BAD_UTF8("\xff");
+
+#undef BAD_UTF8
+
+    /* in a key, too */
+    FAIL_LIT(V, "{\"c\xff\":1}", E_JSON, "");
+
+    /* escaped lone surrogates */
+    FAIL(V, "{'code':'A','customer':'\\ud800','order':{'amount':1}}",
+         E_JSON, "");
+    FAIL(V, "{'code':'A','customer':'\\udc00x','order':{'amount':1}}",
+         E_JSON, "");
+    FAIL(V, "{'code':'A','customer':'\\ud83d\\u0041','order':{'amount':1}}",
+         E_JSON, "");
+}
+
+
+static void
+test_nul_escapes(void **state)
+{
+    (void) state;
+
+    FAIL(V, "{'code':'A\\u0000B','order':{'amount':1}}", E_JSON, "");
+    FAIL(V, "{'code':'A','customer':'\\u0000','order':{'amount':1}}",
+         E_JSON, "");
+    FAIL(V, "{'code':'A','order':{'amount':1,'items':[{'sku':'a\\u0000',"
+            "'price':1}]}}", E_JSON, "");
+    FAIL(V, "{'code\\u0000':'A','order':{'amount':1}}", E_JSON, "");
+    FAIL(RB, "{'redemption_id':'1\\u0000'}", E_JSON, "");
+}
+
+
+static void
+test_deep_nesting(void **state)
+{
+    sb_t  sb = { NULL, 0, 0 };
+
+    (void) state;
+
+    /* past jansson's depth limit (2048): invalid JSON */
+    sb_rep(&sb, "[", 100000);
+    sb_rep(&sb, "]", 100000);
+    FAIL_RAW(V, sb.data, sb.len, E_JSON, "");
+    assert_non_null(strstr(err.message, "nesting too deep"));
+
+    sb.len = 0;
+    sb_add(&sb, "{\"code\":\"A\",\"order\":{\"amount\":1,\"id\":");
+    sb_rep(&sb, "{\"a\":", 5000);
+    sb_add(&sb, "1");
+    sb_rep(&sb, "}", 5000);
+    sb_add(&sb, "}}");
+    FAIL_RAW(V, sb.data, sb.len, E_JSON, "");
+
+    /* within it: valid JSON, the wrong type for the field */
+    sb.len = 0;
+    sb_add(&sb, "{\"code\":\"A\",\"order\":{\"amount\":1,\"id\":");
+    sb_rep(&sb, "[", 1000);
+    sb_rep(&sb, "]", 1000);
+    sb_add(&sb, "}}");
+    FAIL_RAW(V, sb.data, sb.len, E_FIELD, "order.id");
+
+    /* or an unknown field, whatever it holds */
+    sb.len = 0;
+    sb_add(&sb, "{\"code\":\"A\",\"x\":");
+    sb_rep(&sb, "{\"a\":", 1000);
+    sb_add(&sb, "1");
+    sb_rep(&sb, "}", 1000);
+    sb_add(&sb, ",\"order\":{\"amount\":1}}");
+    FAIL_RAW(V, sb.data, sb.len, E_UNKNOWN, "x");
+
+    free(sb.data);
+}
+
+
+static void
+test_duplicate_keys(void **state)
+{
+    (void) state;
+
+    FAIL(V, "{'code':'A','code':'A','order':{'amount':1}}", E_JSON, "");
+    FAIL(V, "{'code':'A','order':{'amount':1},'order':{'amount':1}}",
+         E_JSON, "");
+    FAIL(V, "{'code':'A','order':{'amount':1,'amount':2}}", E_JSON, "");
+    FAIL(V, "{'code':'A','order':{'amount':1,'items':[{'sku':'a',"
+            "'price':1,'sku':'b'}]}}", E_JSON, "");
+    FAIL(V, "{'code':'A','order':{'amount':1},'x':1,'x':2}", E_JSON, "");
+    FAIL(RB, "{'redemption_id':'1','redemption_id':'2'}", E_JSON, "");
+
+    /* the same key spelled with an escape is still a duplicate */
+    FAIL(V, "{'code':'A','c\\u006fde':'B','order':{'amount':1}}",
+         E_JSON, "");
+
+    /* same key in different objects is fine */
+    OK(V, "{'code':'A','order':{'amount':1,'items':[{'sku':'a','price':1},"
+          "{'sku':'a','price':1}]}}");
+}
+
+
+/* invalid_request */
+
+static void
+test_invalid_request(void **state)
+{
+    (void) state;
+
+    FAIL(V, "[]", E_REQUEST, "");
+    FAIL(V, "[{'code':'A','order':{'amount':1}}]", E_REQUEST, "");
+    FAIL(V, "'code'", E_REQUEST, "");
+    FAIL(V, "42", E_REQUEST, "");
+    FAIL(V, "-1.5", E_REQUEST, "");
+    FAIL(V, "null", E_REQUEST, "");
+    FAIL(V, "true", E_REQUEST, "");
+    FAIL(V, "false", E_REQUEST, "");
+    FAIL(RB, " [1] ", E_REQUEST, "");
+    FAIL(R, "\"\"", E_REQUEST, "");
+}
+
+
+/* unknown_field */
+
+static void
+test_unknown_field(void **state)
+{
+    char  want[sizeof(err.field)];
+    sb_t  sb = { NULL, 0, 0 };
+
+    (void) state;
+
+    FAIL(V, "{'code':'A','order':{'amount':1},'coupon':'x'}",
+         E_UNKNOWN, "coupon");
+    FAIL(V, "{'Code':'A','order':{'amount':1}}", E_UNKNOWN, "Code");
+    FAIL(V, "{'code ':'A','order':{'amount':1}}", E_UNKNOWN, "code ");
+    FAIL(V, "{'code':'A','order':{'amount':1,'tax':5}}",
+         E_UNKNOWN, "order.tax");
+    FAIL(R, "{'code':'A','order':{'amount':1,'items':[{'sku':'a',"
+            "'price':1},{'sku':'b','price':1,'discount':3}]}}",
+         E_UNKNOWN, "order.items[1].discount");
+    FAIL(V, "{'code':'A','order':{'amount':1},'redemption_id':'1'}",
+         E_UNKNOWN, "redemption_id");
+    FAIL(RB, "{'redemption_id':'1','code':'A'}", E_UNKNOWN, "code");
+    FAIL(RB, "{'redemption_id':'1','order':{}}", E_UNKNOWN, "order");
+    FAIL(V, "{'code':'A','order':{'amount':1},'':1}", E_UNKNOWN, "(empty)");
+    FAIL(V, "{'code':'A','order':{'amount':1,'':1}}",
+         E_UNKNOWN, "order.(empty)");
+
+    /* the first unknown key in body order is reported */
+    FAIL(V, "{'zz':1,'code':'A','aa':2,'order':{'amount':1}}",
+         E_UNKNOWN, "zz");
+
+    /* unknown keys of an object come before its fields' errors */
+    FAIL(V, "{'code':'','order':{'amount':-1},'x':1}", E_UNKNOWN, "x");
+    FAIL(V, "{'code':'A','order':{'amount':-1,'x':1}}",
+         E_UNKNOWN, "order.x");
+
+    /* but not before the errors of earlier fields */
+    FAIL(V, "{'code':'','order':{'amount':1,'x':1}}", E_CODE, "code");
+
+    /* client bytes in a key are made safe */
+    FAIL(V, "{'code':'A','order':{'amount':1},'a\\'b\\\\c\\n\\u00e9':1}",
+         E_UNKNOWN, "a?b?c???");
+
+    /* a 10 KB key is truncated */
+    sb_add(&sb, "{\"code\":\"A\",\"order\":{\"amount\":1},\"");
+    sb_rep(&sb, "k", 10000);
+    sb_add(&sb, "\":1}");
+    memset(want, 'k', sizeof(want) - 4);
+    memcpy(want + sizeof(want) - 4, "...", 4);
+    check_fail(parse_ex(V, sb.data, sb.len, 0, NULL, 0), E_UNKNOWN, want,
+               __FILE__, __LINE__);
+    assert_int_equal(strlen(err.field), sizeof(err.field) - 1);
+    assert_non_null(strstr(err.message, "k... is not a known field"));
+
+    free(sb.data);
+}
+
+
+/* missing_field */
+
+static void
+test_missing_field(void **state)
+{
+    (void) state;
+
+    FAIL(V, "{}", E_MISSING, "code");
+    FAIL(V, "{'order':{'amount':1}}", E_MISSING, "code");
+    FAIL(R, "{'code':null,'order':{'amount':1}}", E_MISSING, "code");
+    FAIL(V, "{'code':'A'}", E_MISSING, "order");
+    FAIL(V, "{'code':'A','order':null}", E_MISSING, "order");
+    FAIL(V, "{'code':'A','order':{}}", E_MISSING, "order.amount");
+    FAIL(V, "{'code':'A','order':{'amount':null}}", E_MISSING, "order.amount");
+    FAIL(V, "{'code':'A','order':{'items':null}}", E_MISSING, "order.amount");
+    FAIL(V, "{'code':'A','order':{'id':'x','currency':'EUR'}}",
+         E_MISSING, "order.amount");
+    FAIL(V, "{'code':'A','order':{'items':[{'price':1}]}}",
+         E_MISSING, "order.items[0].sku");
+    FAIL(V, "{'code':'A','order':{'items':[{'sku':'a','price':1},"
+            "{'sku':null,'price':1}]}}", E_MISSING, "order.items[1].sku");
+    FAIL(V, "{'code':'A','order':{'items':[{'sku':'a'}]}}",
+         E_MISSING, "order.items[0].price");
+    FAIL(V, "{'code':'A','order':{'amount':3,'items':[{'sku':'a',"
+            "'price':null}]}}", E_MISSING, "order.items[0].price");
+    FAIL(RB, "{}", E_MISSING, "redemption_id");
+    FAIL(RB, "{'amount':1}", E_MISSING, "redemption_id");
+    FAIL(RB, "{'redemption_id':null}", E_MISSING, "redemption_id");
+}
+
+
+/* invalid_code */
+
+static void
+test_invalid_code(void **state)
+{
+    sb_t  sb = { NULL, 0, 0 };
+
+    (void) state;
+
+    FAIL(V, "{'code':'','order':{'amount':1}}", E_CODE, "code");
+    FAIL(V, "{'code':' ','order':{'amount':1}}", E_CODE, "code");
+    FAIL(V, "{'code':'SAVE 10','order':{'amount':1}}", E_CODE, "code");
+    FAIL(V, "{'code':' SAVE10','order':{'amount':1}}", E_CODE, "code");
+    FAIL(V, "{'code':'SAVE10\\t','order':{'amount':1}}", E_CODE, "code");
+    FAIL(V, "{'code':'SAVE10\\n','order':{'amount':1}}", E_CODE, "code");
+    FAIL(V, "{'code':'A\\u007f','order':{'amount':1}}", E_CODE, "code");
+    FAIL_LIT(V, "{\"code\":\"A\x7f\",\"order\":{\"amount\":1}}",
+             E_CODE, "code");
+    FAIL(V, "{'code':'\\u00e9t\\u00e9','order':{'amount':1}}", E_CODE, "code");
+    FAIL(V, "{'code':'\\u00a0A','order':{'amount':1}}", E_CODE, "code");
+    FAIL_LIT(V, "{\"code\":\"\xc3\xa9\",\"order\":{\"amount\":1}}",
+             E_CODE, "code");
+
+    /* all of 0x21-0x7e is fine */
+    OK(V, "{'code':'!\\'#$%&()*+,-./09:;<=>?@AZ[\\\\]^_`az{|}~',"
+          "'order':{'amount':1}}");
+    STR_EQ(req.code, "!\"#$%&()*+,-./09:;<=>?@AZ[\\]^_`az{|}~");
+
+    /* 64 vs 65 */
+    OK(V, "{'code':'0123456789012345678901234567890123456789012345678901"
+          "234567890123','order':{'amount':1}}");
+    assert_int_equal(req.code.len, 64);
+    FAIL(V, "{'code':'0123456789012345678901234567890123456789012345678901"
+            "2345678901234','order':{'amount':1}}", E_CODE, "code");
+
+    /* 10 KB */
+    sb_add(&sb, "{\"code\":\"");
+    sb_rep(&sb, "ABCDEFGHIJ", 1024);
+    sb_add(&sb, "\",\"order\":{\"amount\":1}}");
+    check_fail(parse_ex(R, sb.data, sb.len, 0, NULL, 0), E_CODE, "code",
+               __FILE__, __LINE__);
+
+    free(sb.data);
+}
+
+
+static void
+test_check_code(void **state)
+{
+    ngx_http_voucher_limits_t  lim;
+
+    (void) state;
+
+    ngx_http_voucher_limits_init(&lim);
+
+#define CODE(s)  ngx_http_voucher_check_code((const unsigned char *) s,       \
+                                             sizeof(s) - 1, &lim, &err)
+
+    assert_int_equal(CODE("SAVE10"), 0);
+    assert_int_equal(CODE("!~"), 0);
+    assert_int_equal(CODE("01234567890123456789012345678901234567890123456789"
+                          "01234567890123"), 0);
+
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(CODE("01234567890123456789012345678901234567890123456789"
+                          "012345678901234"), -1);
+    assert_string_equal(err.reason, E_CODE);
+    assert_string_equal(err.field, "code");
+
+    assert_int_equal(CODE(""), -1);
+    assert_int_equal(CODE("A B"), -1);
+    assert_int_equal(CODE("A\0B"), -1);
+    assert_int_equal(CODE("A\x7f"), -1);
+    assert_int_equal(CODE("\xc3\xa9"), -1);
+    assert_int_equal(CODE("A\r\n"), -1);
+    assert_string_equal(err.reason, E_CODE);
+
+    lim.max_code_len = 3;
+    assert_int_equal(CODE("ABC"), 0);
+    assert_int_equal(CODE("ABCD"), -1);
+
+    assert_int_equal(ngx_http_voucher_check_code(NULL, 0, &lim, &err), -1);
+    assert_string_equal(err.reason, E_CODE);
+
+    /* a NULL buffer with a length is the caller's bug */
+    assert_int_equal(ngx_http_voucher_check_code(NULL, 5, &lim, &err), -1);
+    assert_string_equal(err.reason, E_INTERNAL);
+
+    /* err may be NULL */
+    assert_int_equal(ngx_http_voucher_check_code((const unsigned char *) "",
+                                                 0, &lim, NULL), -1);
+
+#undef CODE
+}
+
+
+/* invalid_field: strings */
+
+static void
+test_text_fields(void **state)
+{
+    sb_t  sb = { NULL, 0, 0 };
+
+    (void) state;
+
+    FAIL(V, "{'code':'A','customer':'','order':{'amount':1}}",
+         E_FIELD, "customer");
+    FAIL(V, "{'code':'A','customer':'a\\nb','order':{'amount':1}}",
+         E_FIELD, "customer");
+    FAIL(V, "{'code':'A','customer':'\\u001f','order':{'amount':1}}",
+         E_FIELD, "customer");
+    FAIL(V, "{'code':'A','customer':'x\\u007f','order':{'amount':1}}",
+         E_FIELD, "customer");
+    FAIL_LIT(V, "{\"code\":\"A\",\"customer\":\"\x7f\",\"order\":{\"amount\""
+             ":1}}", E_FIELD, "customer");
+    FAIL(V, "{'code':'A','order':{'amount':1,'id':''}}", E_FIELD, "order.id");
+    FAIL(V, "{'code':'A','order':{'amount':1,'id':'\\r'}}",
+         E_FIELD, "order.id");
+    FAIL(V, "{'code':'A','order':{'items':[{'sku':'','price':1}]}}",
+         E_FIELD, "order.items[0].sku");
+    FAIL(V, "{'code':'A','order':{'items':[{'sku':'a\\tb','price':1}]}}",
+         E_FIELD, "order.items[0].sku");
+    FAIL(V, "{'code':'A','order':{'items':[{'sku':'a','price':1,"
+            "'category':''}]}}", E_FIELD, "order.items[0].category");
+    FAIL(V, "{'code':'A','order':{'items':[{'sku':'a','price':1,"
+            "'category':'\\b'}]}}", E_FIELD, "order.items[0].category");
+
+    /* spaces, quotes, backslashes, unicode are fine in text */
+    OK(V, "{'code':'A',"
+          "'customer':' J\\u00f6rg \\'O\\\\Brien\\' \\ud83d\\ude00',"
+          "'order':{'amount':1}}");
+    STR_EQ(req.customer, " J\xc3\xb6rg \"O\\Brien\" \xf0\x9f\x98\x80");
+    OK_LIT(V, "{\"code\":\"A\",\"customer\":\"\xe6\x97\xa5\xe6\x9c\xac\","
+           "\"order\":{\"amount\":1}}");
+    STR_EQ(req.customer, "\xe6\x97\xa5\xe6\x9c\xac");
+
+    /* C1 controls and noncharacters are valid UTF-8 and not < 0x20 */
+    OK(V, "{'code':'A','customer':'\\u0085\\uffff\\ufeff','order':"
+          "{'amount':1}}");
+    assert_int_equal(req.customer.len, 8);
+
+    /* 128 vs 129 bytes; the limit is in bytes, not characters */
+    sb_add(&sb, "{\"code\":\"A\",\"customer\":\"");
+    sb_rep(&sb, "x", 128);
+    sb_add(&sb, "\",\"order\":{\"amount\":1}}");
+    check_ok(parse_ex(V, sb.data, sb.len, 0, NULL, 0), __FILE__, __LINE__);
+    assert_int_equal(req.customer.len, 128);
+
+    sb.len = 0;
+    sb_add(&sb, "{\"code\":\"A\",\"customer\":\"");
+    sb_rep(&sb, "x", 129);
+    sb_add(&sb, "\",\"order\":{\"amount\":1}}");
+    check_fail(parse_ex(V, sb.data, sb.len, 0, NULL, 0), E_FIELD,
+               "customer", __FILE__, __LINE__);
+
+    sb.len = 0;
+    sb_add(&sb, "{\"code\":\"A\",\"customer\":\"");
+    sb_rep(&sb, "\\u00e9", 64);
+    sb_add(&sb, "\",\"order\":{\"amount\":1}}");
+    check_ok(parse_ex(V, sb.data, sb.len, 0, NULL, 0), __FILE__, __LINE__);
+    assert_int_equal(req.customer.len, 128);
+
+    sb.len = 0;
+    sb_add(&sb, "{\"code\":\"A\",\"customer\":\"");
+    sb_rep(&sb, "\xc3\xa9", 64);
+    sb_add(&sb, "x\",\"order\":{\"amount\":1}}");
+    check_fail(parse_ex(V, sb.data, sb.len, 0, NULL, 0), E_FIELD,
+               "customer", __FILE__, __LINE__);
+
+    sb.len = 0;
+    sb_add(&sb, "{\"code\":\"A\",\"order\":{\"items\":[{\"price\":1,"
+           "\"sku\":\"");
+    sb_rep(&sb, "s", 129);
+    sb_add(&sb, "\"}]}}");
+    check_fail(parse_ex(V, sb.data, sb.len, 0, NULL, 0), E_FIELD,
+               "order.items[0].sku", __FILE__, __LINE__);
+
+    free(sb.data);
+}
+
+
+static void
+test_currency(void **state)
+{
+    (void) state;
+
+    OK(V, "{'code':'A','order':{'amount':1,'currency':'USD'}}");
+    STR_EQ(req.currency, "USD");
+    OK(V, "{'code':'A','order':{'amount':1,'currency':'AZZ'}}");
+
+#define BAD_CUR(c)                                                            \
+    FAIL(V, "{'code':'A','order':{'amount':1,'currency':'" c "'}}",          \
+         E_FIELD, "order.currency")
+
+    BAD_CUR("");
+    BAD_CUR("E");
+    BAD_CUR("EU");
+    BAD_CUR("EURO");
+    BAD_CUR("eur");
+    BAD_CUR("Eur");
+    BAD_CUR("E1R");
+    BAD_CUR("EU ");
+    BAD_CUR(" EU");
+    BAD_CUR("EU@");
+    BAD_CUR("EU[");
+    BAD_CUR("\\u20acUR");
+    BAD_CUR("\\u00c9UR");
+    BAD_CUR("EU\\n");
+
+#undef BAD_CUR
+}
+
+
+static void
+test_idempotency_key(void **state)
+{
+    sb_t  sb = { NULL, 0, 0 };
+
+    (void) state;
+
+    OK(V, "{'code':'A','idempotency_key':'!~0aZ:-_/.','order':{'amount':1}}");
+    STR_EQ(req.idempotency_key, "!~0aZ:-_/.");
+
+#define BAD_KEY(op, pre, k, post)                                             \
+    FAIL(op, pre "'idempotency_key':'" k "'" post, E_FIELD, "idempotency_key")
+
+    BAD_KEY(V, "{'code':'A',", "", ",'order':{'amount':1}}");
+    BAD_KEY(V, "{'code':'A',", " ", ",'order':{'amount':1}}");
+    BAD_KEY(V, "{'code':'A',", "a b", ",'order':{'amount':1}}");
+    BAD_KEY(V, "{'code':'A',", "a\\t", ",'order':{'amount':1}}");
+    BAD_KEY(V, "{'code':'A',", "a\\u007f", ",'order':{'amount':1}}");
+    BAD_KEY(V, "{'code':'A',", "\\u00e9", ",'order':{'amount':1}}");
+    BAD_KEY(R, "{'code':'A',", "\\ud83d\\ude00", ",'order':{'amount':1}}");
+    BAD_KEY(RB, "{'redemption_id':'1',", "", "}");
+    BAD_KEY(RB, "{'redemption_id':'1',", "x y", "}");
+
+#undef BAD_KEY
+
+    sb_add(&sb, "{\"code\":\"A\",\"idempotency_key\":\"");
+    sb_rep(&sb, "k", 128);
+    sb_add(&sb, "\",\"order\":{\"amount\":1}}");
+    check_ok(parse_ex(V, sb.data, sb.len, 0, NULL, 0), __FILE__, __LINE__);
+    assert_int_equal(req.idempotency_key.len, 128);
+
+    sb.len = 0;
+    sb_add(&sb, "{\"code\":\"A\",\"idempotency_key\":\"");
+    sb_rep(&sb, "k", 129);
+    sb_add(&sb, "\",\"order\":{\"amount\":1}}");
+    check_fail(parse_ex(V, sb.data, sb.len, 0, NULL, 0), E_FIELD,
+               "idempotency_key", __FILE__, __LINE__);
+
+    free(sb.data);
+}
+
+
+static void
+test_redemption_id(void **state)
+{
+    sb_t  sb = { NULL, 0, 0 };
+
+    (void) state;
+
+    OK(RB, "{'redemption_id':'0'}");
+    OK(RB, "{'redemption_id':'-'}");
+    OK(RB, "{'redemption_id':'1700000000123-0007'}");
+
+#define BAD_RID(r)                                                            \
+    FAIL(RB, "{'redemption_id':" r "}", E_FIELD, "redemption_id")
+
+    BAD_RID("''");
+    BAD_RID("'abc'");
+    BAD_RID("'12a'");
+    BAD_RID("' 12'");
+    BAD_RID("'12 '");
+    BAD_RID("'1+2'");
+    BAD_RID("'1_2'");
+    BAD_RID("'\\u0661'");           /* ARABIC-INDIC DIGIT ONE */
+    BAD_RID("12");                  /* a number, not a string */
+
+#undef BAD_RID
+
+    sb_add(&sb, "{\"redemption_id\":\"");
+    sb_rep(&sb, "1", 64);
+    sb_add(&sb, "\"}");
+    check_ok(parse_ex(RB, sb.data, sb.len, 0, NULL, 0), __FILE__, __LINE__);
+    assert_int_equal(req.redemption_id.len, 64);
+
+    sb.len = 0;
+    sb_add(&sb, "{\"redemption_id\":\"");
+    sb_rep(&sb, "1", 65);
+    sb_add(&sb, "\"}");
+    check_fail(parse_ex(RB, sb.data, sb.len, 0, NULL, 0), E_FIELD,
+               "redemption_id", __FILE__, __LINE__);
+
+    free(sb.data);
+}
+
+
+/* invalid_field: numbers */
+
+static void
+test_amount_range(void **state)
+{
+    (void) state;
+
+    OK(V, "{'code':'A','order':{'amount':0}}");
+    assert_int_equal(req.amount, 0);
+    OK(V, "{'code':'A','order':{'amount':10000000000000}}");
+    assert_true(req.amount == MAX_AMOUNT);
+    FAIL(V, "{'code':'A','order':{'amount':10000000000001}}",
+         E_FIELD, "order.amount");
+    FAIL(V, "{'code':'A','order':{'amount':9223372036854775807}}",
+         E_FIELD, "order.amount");
+    FAIL(V, "{'code':'A','order':{'amount':-1}}", E_FIELD, "order.amount");
+    FAIL(V, "{'code':'A','order':{'amount':-9223372036854775808}}",
+         E_FIELD, "order.amount");
+    FAIL(V, "{'code':'A','order':{'amount':1.5}}", E_FIELD, "order.amount");
+    FAIL(V, "{'code':'A','order':{'amount':1.0}}", E_FIELD, "order.amount");
+    FAIL(V, "{'code':'A','order':{'amount':1e3}}", E_FIELD, "order.amount");
+    FAIL(V, "{'code':'A','order':{'amount':'100'}}", E_FIELD, "order.amount");
+    FAIL(V, "{'code':'A','order':{'amount':true}}", E_FIELD, "order.amount");
+
+    OK(V, "{'code':'A','order':{'items':[{'sku':'a','price':10000000000000}"
+          "]}}");
+    FAIL(V, "{'code':'A','order':{'items':[{'sku':'a','price':10000000000001}"
+            "]}}", E_FIELD, "order.items[0].price");
+    FAIL(V, "{'code':'A','order':{'items':[{'sku':'a','price':-1}]}}",
+         E_FIELD, "order.items[0].price");
+    FAIL(V, "{'code':'A','order':{'items':[{'sku':'a','price':9.99}]}}",
+         E_FIELD, "order.items[0].price");
+
+    FAIL(RB, "{'redemption_id':'1','amount':10000000000001}",
+         E_FIELD, "amount");
+    FAIL(RB, "{'redemption_id':'1','amount':-5}", E_FIELD, "amount");
+    FAIL(RB, "{'redemption_id':'1','amount':5.0}", E_FIELD, "amount");
+}
+
+
+static void
+test_quantity(void **state)
+{
+    (void) state;
+
+#define QTY(q)                                                                \
+    "{'code':'A','order':{'items':[{'sku':'a','price':3,'quantity':" q "}]}}"
+
+    OK(V, QTY("1"));
+    assert_int_equal(req.amount, 3);
+    OK(V, QTY("1000000"));
+    assert_int_equal(req.items[0].quantity, 1000000);
+    assert_int_equal(req.amount, 3000000);
+    FAIL(V, QTY("0"), E_FIELD, "order.items[0].quantity");
+    FAIL(V, QTY("1000001"), E_FIELD, "order.items[0].quantity");
+    FAIL(V, QTY("-1"), E_FIELD, "order.items[0].quantity");
+    FAIL(V, QTY("1e6"), E_FIELD, "order.items[0].quantity");
+    FAIL(V, QTY("2.0"), E_FIELD, "order.items[0].quantity");
+    FAIL(V, QTY("'2'"), E_FIELD, "order.items[0].quantity");
+    FAIL(V, QTY("9223372036854775807"), E_FIELD, "order.items[0].quantity");
+
+#undef QTY
+}
+
+
+static void
+test_items_count(void **state)
+{
+    sb_t    sb = { NULL, 0, 0 };
+    size_t  i, n;
+
+    (void) state;
+
+    for (n = 99; n <= 101; n++) {
+        sb.len = 0;
+        sb_add(&sb, "{\"code\":\"A\",\"order\":{\"items\":[");
+
+        for (i = 0; i < n; i++) {
+            sb_add(&sb, "%s{\"sku\":\"s%zu\",\"price\":%zu}", i ? "," : "",
+                   i, i);
+        }
+
+        sb_add(&sb, "]}}");
+
+        if (n <= 100) {
+            check_ok(parse_ex(V, sb.data, sb.len, 0, NULL, 0),
+                     __FILE__, __LINE__);
+            assert_int_equal(req.nitems, n);
+            assert_int_equal(req.amount, n * (n - 1) / 2);
+            STR_EQ(req.items[n - 1].sku, n == 100 ? "s99" : "s98");
+            assert_in_arena(req.items, n * sizeof(ngx_http_voucher_item_t));
+
+        } else {
+            check_fail(parse_ex(V, sb.data, sb.len, 0, NULL, 0), E_FIELD,
+                       "order.items", __FILE__, __LINE__);
+        }
+    }
+
+    FAIL(V, "{'code':'A','order':{'amount':1,'items':[]}}",
+         E_FIELD, "order.items");
+    FAIL(V, "{'code':'A','order':{'items':[]}}", E_FIELD, "order.items");
+
+    /* the failing item is named by index */
+    FAIL(V, "{'code':'A','order':{'items':[{'sku':'a','price':1},"
+            "{'sku':'a','price':1},{'sku':'a','price':'1'}]}}",
+         E_FIELD, "order.items[2].price");
+    FAIL(V, "{'code':'A','order':{'items':[{'sku':'a','price':1},[]]}}",
+         E_FIELD, "order.items[1]");
+
+    free(sb.data);
+}
+
+
+static void
+test_items_sum(void **state)
+{
+    sb_t                       sb = { NULL, 0, 0 };
+    size_t                     i;
+    ngx_http_voucher_limits_t  lim;
+
+    (void) state;
+
+    /* exactly max_amount, then one more */
+    OK(V, "{'code':'A','order':{'items':[{'sku':'a','price':9999999999999},"
+          "{'sku':'b','price':1}]}}");
+    assert_true(req.amount == MAX_AMOUNT);
+    FAIL(V, "{'code':'A','order':{'items':[{'sku':'a','price':9999999999999},"
+            "{'sku':'b','price':2}]}}", E_FIELD, "order.items");
+    OK(V, "{'code':'A','order':{'items':[{'sku':'a','price':10000000,"
+          "'quantity':1000000}]}}");
+    assert_true(req.amount == MAX_AMOUNT);
+    FAIL(V, "{'code':'A','order':{'items':[{'sku':'a','price':10000001,"
+            "'quantity':1000000}]}}", E_FIELD, "order.items");
+
+    /* price * quantity would overflow int64 if computed naively */
+    FAIL(V, "{'code':'A','order':{'items':[{'sku':'a','price':10000000000000,"
+            "'quantity':1000000}]}}", E_FIELD, "order.items");
+
+    /* checked even when the amount is given */
+    FAIL(V, "{'code':'A','order':{'amount':5,'items':[{'sku':'a',"
+            "'price':10000000000000},{'sku':'b','price':1}]}}",
+         E_FIELD, "order.items");
+
+    /* 100 items at max / 100 add up exactly */
+    sb_add(&sb, "{\"code\":\"A\",\"order\":{\"items\":[");
+
+    for (i = 0; i < 100; i++) {
+        sb_add(&sb, "%s{\"sku\":\"s\",\"price\":100000000000}", i ? "," : "");
+    }
+
+    sb_add(&sb, "]}}");
+    check_ok(parse_ex(V, sb.data, sb.len, 0, NULL, 0), __FILE__, __LINE__);
+    assert_true(req.amount == MAX_AMOUNT);
+
+    /* with an INT64_MAX limit */
+    ngx_http_voucher_limits_init(&lim);
+    lim.max_amount = INT64_MAX;
+
+    OK_LIM(V, "{'code':'A','order':{'items':[{'sku':'a',"
+              "'price':9223372036854775807}]}}", &lim);
+    assert_true(req.amount == INT64_MAX);
+    FAIL_LIM(V, "{'code':'A','order':{'items':[{'sku':'a',"
+                "'price':9223372036854775807},{'sku':'a','price':1}]}}",
+             &lim, E_FIELD, "order.items");
+    FAIL_LIM(V, "{'code':'A','order':{'items':[{'sku':'a',"
+                "'price':9223372036854775807,'quantity':2}]}}",
+             &lim, E_FIELD, "order.items");
+    FAIL_LIM(V, "{'code':'A','order':{'items':[{'sku':'a',"
+                "'price':4611686018427387904,'quantity':2}]}}",
+             &lim, E_FIELD, "order.items");
+    OK_LIM(V, "{'code':'A','order':{'items':[{'sku':'a',"
+              "'price':4611686018427387903,'quantity':2}]}}", &lim);
+    assert_true(req.amount == INT64_MAX - 1);
+
+    free(sb.data);
+}
+
+
+/* every JSON type in every field */
+
+#define K_STR   1
+#define K_INT   2
+#define K_OBJ   3
+#define K_ARR   4
+
+typedef struct {
+    int          op;
+    const char  *tmpl;      /* @ is replaced by the value */
+    const char  *field;
+    int          kind;
+    int          required;
+    const char  *good;      /* a valid string value */
+    const char  *empty;     /* reason for {} / [] / "" */
+    const char  *empty_field;
+} field_case_t;
+
+
+static const field_case_t  field_cases[] = {
+    { V, "{'code':@,'order':{'amount':1}}", "code", K_STR, 1, "'C'",
+      E_CODE, "code" },
+    { V, "{'code':'C','customer':@,'order':{'amount':1}}", "customer",
+      K_STR, 0, "'c'", E_FIELD, "customer" },
+    { R, "{'code':'C','idempotency_key':@,'order':{'amount':1}}",
+      "idempotency_key", K_STR, 0, "'k'", E_FIELD, "idempotency_key" },
+    { V, "{'code':'C','order':@}", "order", K_OBJ, 1, NULL,
+      E_MISSING, "order.amount" },
+    { V, "{'code':'C','order':{'amount':1,'id':@}}", "order.id", K_STR, 0,
+      "'o'", E_FIELD, "order.id" },
+    { V, "{'code':'C','order':{'amount':@,'items':[{'sku':'s','price':1}]}}",
+      "order.amount", K_INT, 0, NULL, NULL, NULL },
+    { V, "{'code':'C','order':{'amount':1,'currency':@}}", "order.currency",
+      K_STR, 0, "'EUR'", E_FIELD, "order.currency" },
+    { V, "{'code':'C','order':{'amount':1,'items':@}}", "order.items", K_ARR,
+      0, NULL, E_FIELD, "order.items" },
+    { V, "{'code':'C','order':{'amount':1,'items':[@]}}", "order.items[0]",
+      K_OBJ, 2, NULL, E_MISSING, "order.items[0].sku" },
+    { V, "{'code':'C','order':{'amount':1,'items':[{'sku':@,'price':1}]}}",
+      "order.items[0].sku", K_STR, 1, "'s'", E_FIELD, "order.items[0].sku" },
+    { V, "{'code':'C','order':{'amount':1,'items':[{'sku':'s','price':1,"
+         "'category':@}]}}", "order.items[0].category", K_STR, 0, "'c'",
+      E_FIELD, "order.items[0].category" },
+    { V, "{'code':'C','order':{'amount':1,'items':[{'sku':'s','price':@}]}}",
+      "order.items[0].price", K_INT, 1, NULL, NULL, NULL },
+    { V, "{'code':'C','order':{'amount':1,'items':[{'sku':'s','price':1,"
+         "'quantity':@}]}}", "order.items[0].quantity", K_INT, 0, NULL,
+      NULL, NULL },
+    { RB, "{'redemption_id':@}", "redemption_id", K_STR, 1, "'1-2'",
+      E_FIELD, "redemption_id" },
+    { RB, "{'redemption_id':'1','amount':@}", "amount", K_INT, 0, NULL,
+      NULL, NULL },
+    { RB, "{'redemption_id':'1','idempotency_key':@}", "idempotency_key",
+      K_STR, 0, "'k'", E_FIELD, "idempotency_key" },
+};
+
+
+static const char  *json_values[] = {
+    "null", "true", "false", "0", "1", "-1", "1.5", "1.0", "1e2", "-0.0",
+    "'s'", "''", "'1'", "[]", "[1]", "['s']", "{}", "{'a':1}", NULL
+};
+
+
+static void
+run_field_case(const field_case_t *fc, const char *value, int good)
+{
+    int          rc;
+    sb_t         sb = { NULL, 0, 0 };
+    const char  *p, *reason, *field;
+
+    for (p = fc->tmpl; *p; p++) {
+        if (*p == '@') {
+            sb_add(&sb, "%s", value);
+
+        } else {
+            sb_add(&sb, "%c", *p);
+        }
+    }
+
+    reason = E_FIELD;
+    field = fc->field;
+
+    if (good) {
+        reason = NULL;
+
+    } else if (strcmp(value, "null") == 0) {
+        reason = fc->required == 1 ? E_MISSING
+                 : fc->required == 2 ? E_FIELD : NULL;
+
+    } else if (fc->kind == K_STR && value[0] == '\'') {
+        if (strcmp(value, "''") == 0) {
+            reason = fc->empty;
+            field = fc->empty_field;
+
+        } else if (strcmp(value, "'s'") == 0) {
+            /* "s" is valid text, not a valid code / currency / rid */
+            if (strcmp(fc->field, "code") == 0
+                || strcmp(fc->field, "customer") == 0
+                || strcmp(fc->field, "order.id") == 0
+                || strcmp(fc->field, "idempotency_key") == 0
+                || strstr(fc->field, "sku") != NULL
+                || strstr(fc->field, "category") != NULL)
+            {
+                reason = NULL;
+            }
+
+        } else if (strcmp(value, "'1'") == 0) {
+            if (strcmp(fc->field, "order.currency") != 0) {
+                reason = NULL;
+            }
+        }
+
+    } else if (fc->kind == K_INT) {
+        if (strcmp(value, "1") == 0) {
+            reason = NULL;
+
+        } else if (strcmp(value, "0") == 0) {
+            reason = strstr(fc->field, "quantity") ? E_FIELD : NULL;
+        }
+
+    } else if (fc->kind == K_OBJ) {
+        if (strcmp(value, "{}") == 0) {
+            reason = fc->empty;
+            field = fc->empty_field;
+
+        } else if (strcmp(value, "{'a':1}") == 0) {
+            reason = E_UNKNOWN;
+            field = strcmp(fc->field, "order") == 0 ? "order.a"
+                                                    : "order.items[0].a";
+        }
+
+    } else if (fc->kind == K_ARR) {
+        if (strcmp(value, "[]") == 0) {
+            reason = fc->empty;
+            field = fc->empty_field;
+
+        } else if (value[0] == '[') {
+            field = "order.items[0]";
+        }
+    }
+
+    sb_add(&sb, "%s", "");  /* make sure sb.data is a C string */
+
+    rc = parse_ex(fc->op, sb.data, sb.len, 1, NULL, 0);
+
+    if (reason == NULL ? rc != 0
+        : rc != -1 || strcmp(err.reason, reason) != 0
+          || strcmp(err.field, field) != 0)
+    {
+        print_error("%s = %s in %s: expected %s at %s, got %s at %s\n",
+                    fc->field, value, sb.data,
+                    reason ? reason : "success", reason ? field : "-",
+                    rc == 0 ? "success" : err.reason, err.field);
+        fail();
+    }
+
+    free(sb.data);
+}
+
+
+static void
+test_every_type_in_every_field(void **state)
+{
+    size_t  i, j;
+
+    (void) state;
+
+    for (i = 0; i < sizeof(field_cases) / sizeof(field_cases[0]); i++) {
+        for (j = 0; json_values[j] != NULL; j++) {
+            run_field_case(&field_cases[i], json_values[j], 0);
+        }
+
+        if (field_cases[i].good) {
+            run_field_case(&field_cases[i], field_cases[i].good, 1);
+        }
+    }
+}
+
+
+/* tiny limits */
+
+static void
+test_custom_limits(void **state)
+{
+    ngx_http_voucher_limits_t  lim;
+
+    (void) state;
+
+    lim.max_code_len = 3;
+    lim.max_str_len = 2;
+    lim.max_items = 1;
+    lim.max_amount = 100;
+
+    OK_LIM(V, "{'code':'ABC','customer':'ab','idempotency_key':'ab',"
+              "'order':{'id':'o','currency':'EUR','items':[{'sku':'ab',"
+              "'category':'cd','price':50,'quantity':2}]}}", &lim);
+    assert_int_equal(req.amount, 100);
+
+    FAIL_LIM(V, "{'code':'ABCD','order':{'amount':1}}", &lim,
+             E_CODE, "code");
+    FAIL_LIM(V, "{'code':'A','customer':'abc','order':{'amount':1}}", &lim,
+             E_FIELD, "customer");
+    FAIL_LIM(V, "{'code':'A','idempotency_key':'abc','order':{'amount':1}}",
+             &lim, E_FIELD, "idempotency_key");
+    FAIL_LIM(V, "{'code':'A','order':{'amount':101}}", &lim,
+             E_FIELD, "order.amount");
+    FAIL_LIM(V, "{'code':'A','order':{'items':[{'sku':'a','price':1},"
+                "{'sku':'b','price':1}]}}", &lim, E_FIELD, "order.items");
+    FAIL_LIM(V, "{'code':'A','order':{'items':[{'sku':'a','price':51,"
+                "'quantity':2}]}}", &lim, E_FIELD, "order.items");
+    FAIL_LIM(RB, "{'redemption_id':'1','amount':101}", &lim,
+             E_FIELD, "amount");
+
+    /* currency and redemption_id have fixed rules */
+    OK_LIM(RB, "{'redemption_id':'12345'}", &lim);
+
+    /* no items allowed at all */
+    lim.max_items = 0;
+    FAIL_LIM(V, "{'code':'A','order':{'items':[{'sku':'a','price':1}]}}",
+             &lim, E_FIELD, "order.items");
+}
+
+
+/* misuse by the caller */
+
+static void
+test_internal_errors(void **state)
+{
+    unsigned char               buf[256];
+    const char                 *js, *js2;
+    ngx_http_voucher_request_t  r;
+
+    (void) state;
+
+    js = "{\"code\":\"A\",\"order\":{\"amount\":1}}";
+    js2 = "{\"code\":\"A\",\"order\":{\"items\":[{\"sku\":\"s\","
+          "\"price\":1}]}}";
+
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(ngx_http_voucher_parse_request(0,
+                     (const unsigned char *) js, strlen(js), NULL, &r, buf,
+                     sizeof(buf), &err), -1);
+    assert_string_equal(err.reason, E_INTERNAL);
+
+    assert_int_equal(ngx_http_voucher_parse_request(4,
+                     (const unsigned char *) js, strlen(js), NULL, &r, buf,
+                     sizeof(buf), &err), -1);
+    assert_string_equal(err.reason, E_INTERNAL);
+
+    assert_int_equal(ngx_http_voucher_parse_request(V, NULL, 5, NULL, &r, buf,
+                     sizeof(buf), &err), -1);
+    assert_string_equal(err.reason, E_INTERNAL);
+
+    assert_int_equal(ngx_http_voucher_parse_request(V,
+                     (const unsigned char *) js, strlen(js), NULL, NULL, buf,
+                     sizeof(buf), &err), -1);
+    assert_string_equal(err.reason, E_INTERNAL);
+
+    assert_int_equal(ngx_http_voucher_parse_request(V,
+                     (const unsigned char *) js, strlen(js), NULL, &r, NULL,
+                     100, &err), -1);
+    assert_string_equal(err.reason, E_INTERNAL);
+
+    /* err may be NULL */
+    assert_int_equal(ngx_http_voucher_parse_request(V,
+                     (const unsigned char *) "x", 1, NULL, &r, buf,
+                     sizeof(buf), NULL), -1);
+
+    /* an arena on the stack at an odd address */
+    assert_int_equal(ngx_http_voucher_parse_request(V,
+                     (const unsigned char *) js2, strlen(js2), NULL,
+                     &r, buf + 1, sizeof(buf) - 1, &err), 0);
+    assert_int_equal((uintptr_t) r.items % sizeof(int64_t), 0);
+    assert_true((unsigned char *) r.items >= buf + 1);
+    assert_true(r.code.data >= buf + 1 && r.code.data < buf + sizeof(buf));
+}
+
+
+/*
+ * jansson running out of memory is our problem, not the client's, though
+ * jansson 2.14 reports some failed allocations as syntax errors.  Tokens
+ * are kept shorter than 16 bytes: a failed growth of jansson's token
+ * buffer trips jansson issue #362 (assert or heap overflow).
+ */
+
+static long  alloc_budget;
+
+
+static void *
+failing_malloc(size_t size)
+{
+    if (alloc_budget-- <= 0) {
+        return NULL;
+    }
+
+    return malloc(size);
+}
+
+
+static void
+test_out_of_memory(void **state)
+{
+    int          rc, ok, internal;
+    long         n;
+    const char  *js;
+
+    (void) state;
+
+    js = "{'code':'A','customer':'c','order':{'id':'x','currency':'EUR',"
+         "'items':[{'sku':'a','price':1,'quantity':2},{'sku':'b',"
+         "'category':'c','price':3}]}}";
+
+    json_set_alloc_funcs(failing_malloc, free);
+
+    ok = 0;
+    internal = 0;
+
+    for (n = 0; n < 1000 && !ok; n++) {
+        alloc_budget = n;
+        rc = parse_ex(V, js, strlen(js), 1, NULL, 0);
+
+        if (rc == 0) {
+            ok = 1;
+            assert_int_equal(req.amount, 5);
+
+        } else if (strcmp(err.reason, E_INTERNAL) == 0) {
+            internal++;
+
+        } else if (strcmp(err.reason, E_JSON) != 0) {
+            json_set_alloc_funcs(malloc, free);
+            print_error("%ld allocations: %s at %s: %s\n", n, err.reason,
+                        err.field, err.message);
+            fail();
+        }
+    }
+
+    json_set_alloc_funcs(malloc, free);
+
+    assert_true(ok);
+    assert_true(n > 5);
+
+    /* at least the failures before the first token are told apart */
+    assert_true(internal >= 2);
+}
+
+
+int
+main(void)
+{
+    const struct CMUnitTest  tests[] = {
+        cmocka_unit_test_teardown(test_limits_init, teardown),
+        cmocka_unit_test_teardown(test_arena_size, teardown),
+        cmocka_unit_test_teardown(test_arena_worst_case, teardown),
+        cmocka_unit_test_teardown(test_validate_minimal, teardown),
+        cmocka_unit_test_teardown(test_redeem_full, teardown),
+        cmocka_unit_test_teardown(test_rollback, teardown),
+        cmocka_unit_test_teardown(test_amount_from_items, teardown),
+        cmocka_unit_test_teardown(test_defaults_and_nulls, teardown),
+        cmocka_unit_test_teardown(test_invalid_json, teardown),
+        cmocka_unit_test_teardown(test_invalid_utf8, teardown),
+        cmocka_unit_test_teardown(test_nul_escapes, teardown),
+        cmocka_unit_test_teardown(test_deep_nesting, teardown),
+        cmocka_unit_test_teardown(test_duplicate_keys, teardown),
+        cmocka_unit_test_teardown(test_invalid_request, teardown),
+        cmocka_unit_test_teardown(test_unknown_field, teardown),
+        cmocka_unit_test_teardown(test_missing_field, teardown),
+        cmocka_unit_test_teardown(test_invalid_code, teardown),
+        cmocka_unit_test_teardown(test_check_code, teardown),
+        cmocka_unit_test_teardown(test_text_fields, teardown),
+        cmocka_unit_test_teardown(test_currency, teardown),
+        cmocka_unit_test_teardown(test_idempotency_key, teardown),
+        cmocka_unit_test_teardown(test_redemption_id, teardown),
+        cmocka_unit_test_teardown(test_amount_range, teardown),
+        cmocka_unit_test_teardown(test_quantity, teardown),
+        cmocka_unit_test_teardown(test_items_count, teardown),
+        cmocka_unit_test_teardown(test_items_sum, teardown),
+        cmocka_unit_test_teardown(test_every_type_in_every_field, teardown),
+        cmocka_unit_test_teardown(test_custom_limits, teardown),
+        cmocka_unit_test_teardown(test_internal_errors, teardown),
+        cmocka_unit_test_teardown(test_out_of_memory, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
