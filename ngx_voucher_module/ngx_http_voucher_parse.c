@@ -432,11 +432,17 @@ ngx_http_voucher_parse_items(ngx_http_voucher_ctx_t *ctx, json_t *order,
 
     n = json_array_size(items);
 
-    if (n == 0 || n > ctx->lim->max_items) {
+    /* an empty cart's [] is the same as no items at all */
+
+    if (n == 0) {
+        return 0;
+    }
+
+    if (n > ctx->lim->max_items) {
         return ngx_http_voucher_fail(ctx->err,
                                      NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
                                      "order", "items",
-                                     "must have 1 to %zu entries, got %zu",
+                                     "must have at most %zu entries, got %zu",
                                      ctx->lim->max_items, n);
     }
 
