@@ -8,7 +8,7 @@
 #define _NGX_HTTP_VOUCHER_LUA_H_INCLUDED_
 
 
-#define NGX_HTTP_VOUCHER_LUA_VERSION  "3f4c6befe82fb641"
+#define NGX_HTTP_VOUCHER_LUA_VERSION  "863712b5225bb388"
 
 
 static const char  ngx_http_voucher_lua[] =
@@ -27,7 +27,7 @@ static const char  ngx_http_voucher_lua[] =
     "-- exact for integers below 2^53; Lua's own tostring (\"%.14g\") is not, so\n"
     "-- large numbers are never concatenated into strings.\n"
     "\n"
-    "local VERSION = '3f4c6befe82fb641'\n"
+    "local VERSION = '863712b5225bb388'\n"
     "\n"
     "-- Redis 7.0 loads a library in a bare environment (no redis.call, string,\n"
     "-- math, ... yet), so builtins are looked up at call time, not aliased here.\n"
@@ -495,7 +495,7 @@ static const char  ngx_http_voucher_lua[] =
     "                     e[14], a, bal or '', idem, id)\n"
     "\n"
     "    local r = {'ok', 'redemption_id', id, 'code', code, 'campaign', camp,\n"
-    "               'rolled_back', a, 'total_rolled_back', total,\n"
+    "               'amount_rolled_back', a, 'total_rolled_back', total,\n"
     "               'status', full and 'rolled_back' or 'partially_rolled_back'}\n"
     "    if bal then r[#r + 1] = 'balance'; r[#r + 1] = bal end\n"
     "    r[#r + 1] = 'rollback_id'; r[#r + 1] = rid\n"

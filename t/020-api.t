@@ -67,7 +67,10 @@ is_deeply([@e{qw(type code campaign customer order_id amount currency discount i
 # --- rollback ---------------------------------------------------------------
 $res = post($ng, 'rollback', {redemption_id => $rid, idempotency_key => 'rb-1'});
 is($res->{status}, 200, 'rollback: 200');
-ok($res->{json}{rolled_back}, 'rollback: rolled_back true');
+ok(JSON::PP::is_bool($res->{json}{rolled_back}) && $res->{json}{rolled_back},
+   'rollback: rolled_back is true (a boolean, no key twice)');
+is($res->{json}{amount_rolled_back}, 2000, 'rollback: the discount given back');
+is(scalar(() = $res->{body} =~ /"rolled_back":/g), 1, 'rollback: one rolled_back key');
 is($res->{json}{status}, 'rolled_back', 'rollback: status');
 is($redis->cmd('HGET', '{v}:c:TEN-OFF', 'u'), 0, 'rollback: use restored');
 $res = post($ng, 'rollback', {redemption_id => $rid, idempotency_key => 'rb-1'});

@@ -1,0 +1,895 @@
+#!lua name=voucher
+--
+-- ngx_voucher: every state change of vouchers happens in this library.
+--
+-- Keys of one call all share the hash tag "{NS}" taken from KEYS[1]:
+--   {NS}:k:<campaign>  {NS}:c:<code>  {NS}:u:<customer>  {NS}:log
+--   {NS}:rb:<redemption id>  {NS}:i:r:<idem>  {NS}:i:b:<idem>  {NS}:cfg
+--
+-- Hot-path replies are flat arrays {reason, k1, v1, ...}.  Money is integer
+-- minor units.  Lua numbers are doubles: every integer accepted here is at
+-- most 2^53 - 1 and every intermediate stays exact (sums are clamped).
+-- Numbers handed to redis.call are formatted by Redis with "%.17g", which is
+-- exact for integers below 2^53; Lua's own tostring ("%.14g") is not, so
+-- large numbers are never concatenated into strings.
+
+local VERSION = '__VOUCHER_LIB_VERSION__'
+
+-- Redis 7.0 loads a library in a bare environment (no redis.call, string,
+-- math, ... yet), so builtins are looked up at call time, not aliased here.
+
+local MAXINT = 9007199254740991          -- 2^53 - 1
+local IDEM_TTL = 86400
+
+local function bad_args() return redis.error_reply('ERR bad_args') end
+local function bad_key() return redis.error_reply('ERR bad_key') end
+
+-- a non-negative integer written in plain decimal digits, or nil
+local function uint(s)
+    if s and string.find(s, '^%d+$') then
+        local n = tonumber(s)
+        if n <= MAXINT then return n end
+    end
+end
+
+-- idempotency record: cmsgpack {fingerprint, reply}
+local function replay(ikey, fp, conflict_k, conflict_v)
+    local rec = redis.call('GET', ikey)
+    if not rec then return nil end
+    rec = cmsgpack.unpack(rec)
+    if rec[1] ~= fp then
+        return {'idempotency_conflict', conflict_k, conflict_v}
+    end
+    local r = rec[2]
+    r[#r + 1] = 'replayed'
+    r[#r + 1] = 1
+    return r
+end
+
+-- settings of a namespace: stream maxlen, idem ttl
+local function settings(tag)
+    local s = redis.call('HMGET', tag .. ':cfg', 'stream_maxlen', 'idem_ttl')
+    return tonumber(s[1]) or 0, tonumber(s[2]) or IDEM_TTL
+end
+
+local function xadd2(key, maxlen, ...)
+    if maxlen > 0 then
+        return redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', ...)
+    end
+    return redis.call('XADD', key, '*', ...)
+end
+
+-- every stream entry has the same fields in the same order
+local function xadd(key, maxlen, typ, code, camp, cust, oid, amount, cur,
+                    disc, bal, idem, ref)
+    return xadd2(key, maxlen, 'type', typ, 'code', code, 'campaign', camp,
+                 'customer', cust, 'order_id', oid, 'amount', amount,
+                 'currency', cur, 'discount', disc, 'balance', bal,
+                 'idem', idem, 'ref', ref)
+end
+
+-- is ",x," in a stored ",a,b," list
+local function listed(list, x)
+    return list and string.find(list, ',' .. x .. ',', 1, true)
+end
+
+-- a failure reply; a nil campaign ends the array there (Redis stops
+-- converting a Lua table at its first nil), so does an absent extra value
+local function fail(reason, code, camp, k1, v1)
+    if not v1 then k1 = nil end
+    return {reason, 'code', code, 'campaign', camp, k1, v1}
+end
+
+
+------------------------------------------------------------ validate, redeem
+
+local CAMPAIGN_FIELDS = {
+    'status', 'kind', 'value', 'cap', 'min_amount',                 --  1..5
+    'max_redemptions', 'max_discount', 'per_customer',              --  6..8
+    'per_customer_code', 'code_max_uses', 'currency',               --  9..11
+    'starts_at', 'ends_at', 'days', 'hours', 'tz_offset',           -- 12..16
+    'include_skus', 'exclude_skus', 'include_categories',           -- 17..19
+    'exclude_categories', 'free_sku', 'redeemed', 'discount_given', -- 20..23
+}
+
+-- ARGV: customer amount currency order_id idem nitems
+--       [sku category price qty]*
+local function evaluate(keys, args, redeem)
+    local tag, code = string.match(keys[1], '^({[^}]+}):c:(.+)$')
+    if not tag then return bad_key() end
+
+    local cust, amount, cur, oid, idem = args[1], uint(args[2]), args[3],
+        args[4], args[5]
+    local n = uint(args[6])
+    if not (amount and n) or #args ~= 6 + 4 * n then return bad_args() end
+    local last = 4 * n + 3                   -- index of the last item's sku
+    for i = 9, last + 2, 4 do
+        if not (uint(args[i]) and uint(args[i + 1])) then return bad_args() end
+    end
+
+    -- 1. idempotent replay
+    local ikey, fp
+    if redeem and idem ~= '' then
+        ikey = tag .. ':i:r:' .. idem
+        fp = redis.sha1hex(code .. '\0' .. table.concat(args, '\0', 1, 4)
+                           .. '\0' .. table.concat(args, '\0', 6))
+        local r = replay(ikey, fp, 'code', code)
+        if r then return r end
+    end
+
+    -- 2-3. the code
+    local c = redis.call('HMGET', keys[1], 'k', 's', 'm', 'u', 'c', 'b', 'f',
+                         't')
+    local camp = c[1]
+    if not camp then return {'not_found', 'code', code} end
+    if c[2] == 'd' then return fail('code_inactive', code, camp) end
+
+    -- 4. the campaign
+    local kkey = tag .. ':k:' .. camp
+    local k = redis.call('HMGET', kkey, unpack(CAMPAIGN_FIELDS))
+    if k[1] ~= 'active' then
+        return fail('campaign_inactive', code, camp, 'status', k[1])
+    end
+
+    -- 5. window; TIME only when there is one
+    local start, stop = tonumber(k[12]), tonumber(k[13])
+    local f, t = tonumber(c[7]), tonumber(c[8])
+    if f and (not start or f > start) then start = f end
+    if t and (not stop or t < stop) then stop = t end
+    local days, hours = k[14], k[15]
+    if start or stop or days or hours then
+        local now = tonumber(redis.call('TIME')[1])
+        if start and now < start then
+            return fail('not_started', code, camp, 'starts_at', start)
+        end
+        if stop and now >= stop then
+            return fail('expired', code, camp, 'ends_at', stop)
+        end
+        if days or hours then
+            local loc = now + (tonumber(k[16]) or 0) * 60
+            -- 1970-01-01 (day 0) was a Thursday, ISO day 4
+            local dow = (math.floor(loc / 86400) + 3) % 7 + 1
+            if days and not string.find(days, dow, 1, true) then
+                return fail('outside_window', code, camp)
+            end
+            if hours then
+                local m = math.floor(loc % 86400 / 60)
+                local a, b = string.match(hours, '^(%d+)-(%d+)$')
+                a, b = tonumber(a), tonumber(b)
+                local inside
+                if a <= b then inside = m >= a and m < b
+                else inside = m >= a or m < b end    -- wraps past midnight
+                if not inside then
+                    return fail('outside_window', code, camp)
+                end
+            end
+        end
+    end
+
+    -- 6. assigned customer
+    local assigned = c[5]
+    if assigned then
+        if cust == '' then return fail('customer_required', code, camp) end
+        if cust ~= assigned then
+            return fail('customer_mismatch', code, camp)
+        end
+    end
+
+    -- 7. uses of the code (its own m, even 0, wins over the campaign's)
+    local used = tonumber(c[4]) or 0
+    local max_uses = tonumber(c[3]) or tonumber(k[10]) or 0
+    if max_uses > 0 and used >= max_uses then
+        return fail('code_exhausted', code, camp)
+    end
+
+    -- 8. gift card balance
+    local kind = k[2]
+    local gift = kind == 'gift_card'
+    local bal
+    if gift then
+        bal = tonumber(c[6]) or 0
+        if bal <= 0 then return fail('balance_exhausted', code, camp) end
+    end
+
+    -- 9. campaign redemptions
+    local redeemed = tonumber(k[22]) or 0
+    local max_red = tonumber(k[6]) or 0
+    if max_red > 0 and redeemed >= max_red then
+        return fail('campaign_exhausted', code, camp)
+    end
+
+    -- 10. per-customer limits
+    local pc, pcc = tonumber(k[8]) or 0, tonumber(k[9]) or 0
+    local ukey, nk, nc
+    if pc > 0 or pcc > 0 then
+        if cust == '' then return fail('customer_required', code, camp) end
+        ukey = tag .. ':u:' .. cust
+        local u = redis.call('HMGET', ukey, 'k:' .. camp, 'c:' .. code)
+        nk, nc = tonumber(u[1]) or 0, tonumber(u[2]) or 0
+        if pc > 0 and nk >= pc then
+            return fail('customer_limit', code, camp)
+        end
+        if pcc > 0 and nc >= pcc then
+            return fail('customer_code_limit', code, camp)
+        end
+    end
+
+    -- 11-12. currency, minimum
+    if k[11] and cur ~= k[11] then
+        return fail('currency_mismatch', code, camp)
+    end
+    local min_amount = tonumber(k[5]) or 0
+    if amount < min_amount then
+        return fail('order_below_minimum', code, camp, 'min_amount',
+                    min_amount)
+    end
+
+    -- 13. eligible base
+    local value = tonumber(k[3])
+    local inc_s, exc_s, inc_c, exc_c = k[17], k[18], k[19], k[20]
+    local filtered = inc_s or exc_s or inc_c or exc_c
+    local base, per_item = amount, 0
+    if filtered then
+        if n == 0 then return fail('items_required', code, camp) end
+        local any_inc = inc_s or inc_c
+        local fixed = kind == 'fixed_price' and (value or 0)
+        local sum, matched = 0, false
+        for i = 7, last, 4 do
+            local sku, cat = args[i], args[i + 1]
+            if (not any_inc or listed(inc_s, sku) or listed(inc_c, cat))
+               and not listed(exc_s, sku) and not listed(exc_c, cat) then
+                matched = true
+                local p, q = tonumber(args[i + 2]), tonumber(args[i + 3])
+                -- clamped at amount: a product too big for a double to be
+                -- exact is far above amount anyway
+                sum = sum + p * q
+                if sum > amount then sum = amount end
+                if fixed and p > fixed then
+                    per_item = per_item + (p - fixed) * q
+                    if per_item > amount then per_item = amount end
+                end
+            end
+        end
+        if not matched then return fail('no_matching_items', code, camp) end
+        base = sum
+    end
+
+    -- 14. the discount
+    local d, capped_by
+    if kind == 'percent' then
+        value = value or 0
+        -- floor(base * bp / 10000) without exceeding 2^53; fmod is exact
+        local lo = math.fmod(base, 10000)
+        d = (base - lo) / 10000 * value + math.floor(lo * value / 10000)
+    elseif kind == 'amount' then
+        value = value or 0
+        d = value < base and value or base
+    elseif kind == 'fixed_price' then
+        value = value or 0
+        if filtered then
+            d = per_item
+        else
+            d = base > value and base - value or 0
+        end
+    elseif kind == 'free_item' then
+        value = value or 1
+        local fsku = k[21]
+        for i = 7, last, 4 do
+            if args[i] == fsku then
+                local q = tonumber(args[i + 3])
+                d = tonumber(args[i + 2]) * (q < value and q or value)
+                break
+            end
+        end
+        if not d then return fail('free_item_missing', code, camp) end
+    elseif gift then
+        d = base
+        if bal < d then d = bal; capped_by = 'balance' end
+    else
+        return redis.error_reply('ERR bad_campaign kind')
+    end
+    local cap = tonumber(k[4]) or 0
+    if cap > 0 and d > cap then d = cap; capped_by = 'cap' end
+    if d > amount then d = amount; capped_by = 'order_amount' end
+
+    -- 15. campaign budget
+    local given = tonumber(k[23]) or 0
+    local max_disc = tonumber(k[7]) or 0
+    if max_disc > 0 and given + d > max_disc then
+        return fail('campaign_budget_exhausted', code, camp)
+    end
+
+    -- success
+    local comp, j
+    if gift then
+        comp, j = {'kind', kind, 'eligible_amount', base}, 4
+    else
+        comp, j = {'kind', kind, kind == 'percent' and 'percent_bp' or 'value',
+                   value, 'eligible_amount', base}, 6
+    end
+    if cap > 0 then comp[j + 1] = 'cap'; comp[j + 2] = cap; j = j + 2 end
+    if capped_by then comp[j + 1] = 'capped_by'; comp[j + 2] = capped_by end
+
+    local r, i = {'ok', 'code', code, 'campaign', camp}, 5
+    if cust ~= '' then r[6] = 'customer'; r[7] = cust; i = 7 end
+    r[i + 1] = 'discount'; r[i + 2] = d
+    r[i + 3] = 'computation'; r[i + 4] = comp
+    r[i + 5] = 'order_amount'; r[i + 6] = amount
+    r[i + 7] = 'amount_after'; r[i + 8] = amount - d
+    i = i + 8
+    if max_uses > 0 then
+        r[i + 1] = 'uses_left'
+        r[i + 2] = max_uses - used - (redeem and 1 or 0)
+        i = i + 2
+    end
+    if gift then
+        if redeem then bal = bal - d end
+        r[i + 1] = 'balance'; r[i + 2] = bal; i = i + 2
+    end
+    if stop then r[i + 1] = 'expires_at'; r[i + 2] = stop; i = i + 2 end
+    if not redeem then return r end
+
+    -- redeem: everything was read above in this same atomic call, so one
+    -- HSET of the new values replaces two HINCRBYs
+    if gift then
+        redis.call('HSET', keys[1], 'u', used + 1, 'b', bal)
+    else
+        redis.call('HSET', keys[1], 'u', used + 1)
+    end
+    redis.call('HSET', kkey, 'redeemed', redeemed + 1,
+               'discount_given', given + d)
+    if cust ~= '' then
+        if ukey then
+            redis.call('HSET', ukey, 'k:' .. camp, nk + 1,
+                       'c:' .. code, nc + 1)
+        else
+            ukey = tag .. ':u:' .. cust
+            redis.call('HINCRBY', ukey, 'k:' .. camp, 1)
+            redis.call('HINCRBY', ukey, 'c:' .. code, 1)
+        end
+    end
+    local maxlen, ttl = settings(tag)
+    local id = xadd(tag .. ':log', maxlen, 'redeem', code, camp, cust, oid,
+                    amount, cur, d, gift and bal or '', idem, '')
+    r[i + 1] = 'redemption_id'; r[i + 2] = id
+    if ikey then
+        redis.call('SET', ikey, cmsgpack.pack({fp, r}), 'EX', ttl)
+    end
+    return r
+end
+
+
+---------------------------------------------------------------- rollback
+
+-- the redeem entry of the stream with exactly this id, or nil
+local function redemption(logkey, id)
+    if not string.find(id, '^%d+%-%d+$') then return nil end
+    local res = redis.pcall('XRANGE', logkey, id, id)     -- error: not found
+    local e = type(res) == 'table' and res[1]
+    if e and e[1] == id and e[2][1] == 'type' and e[2][2] == 'redeem' then
+        return e[2]
+    end
+end
+
+-- ARGV: redemption_id amount idem
+local function rollback(keys, args)
+    local tag = string.match(keys[1], '^({[^}]+}):log$')
+    if not tag then return bad_key() end
+    if #args ~= 3 then return bad_args() end
+    local id, amount_s, idem = args[1], args[2], args[3]
+    local want
+    if amount_s ~= '' then
+        want = uint(amount_s)
+        if not want then return bad_args() end
+    end
+
+    local ikey, fp
+    if idem ~= '' then
+        ikey = tag .. ':i:b:' .. idem
+        fp = redis.sha1hex(id .. '\0' .. amount_s)
+        local r = replay(ikey, fp, 'redemption_id', id)
+        if r then return r end
+    end
+
+    -- fields in write order: type code campaign customer order_id amount
+    -- currency discount balance idem ref (values at even indexes)
+    local e = redemption(keys[1], id)
+    if not e then return {'redemption_not_found', 'redemption_id', id} end
+    local code, camp, cust = e[4], e[6], e[8]
+
+    local rbkey = tag .. ':rb:' .. id
+    local rb = redis.call('HMGET', rbkey, 'amt', 'done')
+    if rb[2] then
+        return {'already_rolled_back', 'redemption_id', id, 'code', code,
+                'campaign', camp}
+    end
+    local done = tonumber(rb[1]) or 0
+    local disc = tonumber(e[16]) or 0
+    local remaining = disc - done
+    local gift = e[18] ~= ''
+    local a = remaining
+    if want then
+        if not gift then
+            return {'partial_rollback_unsupported', 'redemption_id', id,
+                    'code', code, 'campaign', camp}
+        end
+        if want > remaining then
+            return {'rollback_exceeds_redemption', 'redemption_id', id,
+                    'code', code, 'campaign', camp, 'remaining', remaining}
+        end
+        a = want
+    end
+    local full = not want or done + a == disc
+    local total = done + a
+
+    -- the code: balance back, one use back when fully rolled back
+    local bal
+    if gift or full then
+        local ckey = tag .. ':c:' .. code
+        local c = redis.call('HMGET', ckey, 'k', 'u', 'b')
+        if c[1] then
+            local u = (tonumber(c[2]) or 0) - 1
+            if u < 0 then u = 0 end
+            if gift then
+                bal = (tonumber(c[3]) or 0) + a
+                if full then
+                    redis.call('HSET', ckey, 'b', bal, 'u', u)
+                else
+                    redis.call('HSET', ckey, 'b', bal)
+                end
+            else
+                redis.call('HSET', ckey, 'u', u)
+            end
+        end
+    end
+
+    -- the campaign counters (never below 0)
+    local kkey = tag .. ':k:' .. camp
+    local k = redis.call('HMGET', kkey, 'status', 'redeemed', 'discount_given')
+    if k[1] then
+        local g = (tonumber(k[3]) or 0) - a
+        if g < 0 then g = 0 end
+        if full then
+            local r = (tonumber(k[2]) or 0) - 1
+            redis.call('HSET', kkey, 'discount_given', g,
+                       'redeemed', r < 0 and 0 or r)
+        else
+            redis.call('HSET', kkey, 'discount_given', g)
+        end
+    end
+
+    -- the customer's counters
+    if full and cust ~= '' then
+        local ukey = tag .. ':u:' .. cust
+        local kf, cf = 'k:' .. camp, 'c:' .. code
+        local u = redis.call('HMGET', ukey, kf, cf)
+        if u[1] or u[2] then
+            local x, y = (tonumber(u[1]) or 0) - 1, (tonumber(u[2]) or 0) - 1
+            redis.call('HSET', ukey, kf, x < 0 and 0 or x,
+                       cf, y < 0 and 0 or y)
+        end
+    end
+
+    if full then
+        redis.call('HSET', rbkey, 'amt', total, 'done', 1)
+    else
+        redis.call('HSET', rbkey, 'amt', total)
+    end
+
+    local maxlen, ttl = settings(tag)
+    local rid = xadd(keys[1], maxlen, 'rollback', code, camp, cust, e[10], '',
+                     e[14], a, bal or '', idem, id)
+
+    local r = {'ok', 'redemption_id', id, 'code', code, 'campaign', camp,
+               'amount_rolled_back', a, 'total_rolled_back', total,
+               'status', full and 'rolled_back' or 'partially_rolled_back'}
+    if bal then r[#r + 1] = 'balance'; r[#r + 1] = bal end
+    r[#r + 1] = 'rollback_id'; r[#r + 1] = rid
+    if ikey then redis.call('SET', ikey, cmsgpack.pack({fp, r}), 'EX', ttl) end
+    return r
+end
+
+
+---------------------------------------------------------------- admin
+
+local function invalid(name, why)
+    return redis.error_reply('ERR invalid_field ' .. name .. ': ' .. why)
+end
+
+-- field validators: return the value to store, false to delete the field,
+-- or nil and why
+
+local function v_uint(s)
+    if uint(s) then return (s:gsub('^0+(%d)', '%1')) end
+    return nil, 'expected an integer >= 0'
+end
+
+-- an integer, or "" to clear
+local function v_uint_opt(s)
+    if s == '' then return false end
+    return v_uint(s)
+end
+
+local function v_enum(ok, list)
+    return function(s)
+        if ok[s] then return s end
+        return nil, 'expected ' .. list
+    end
+end
+
+local function v_string(s)
+    if s == '' then return false end
+    if #s > 256 then return nil, 'longer than 256 bytes' end
+    return s
+end
+
+local function v_currency(s)
+    if s == '' then return false end
+    if string.find(s, '^[A-Z][A-Z][A-Z]$') then return s end
+    return nil, 'expected 3 letters A-Z'
+end
+
+local function v_days(s)
+    if s == '' then return false end
+    if string.find(s, '^[1-7]+$') and #s <= 7 then return s end
+    return nil, 'expected ISO days of week as digits 1-7'
+end
+
+local function minute(h, m)
+    h, m = tonumber(h), tonumber(m)
+    if h < 24 and m < 60 then return h * 60 + m end
+end
+
+-- "HH:MM-HH:MM" (end exclusive, may wrap, "24:00" as end) -> "M1-M2"
+local function v_hours(s)
+    if s == '' then return false end
+    local h1, m1, h2, m2 = string.match(s, '^(%d%d?):(%d%d)%-(%d%d?):(%d%d)$')
+    if h1 then
+        local a = minute(h1, m1)
+        local b = minute(h2, m2)
+        if h2 == '24' and m2 == '00' then b = 1440 end
+        if a and b and a ~= b then return a .. '-' .. b end
+    end
+    return nil, 'expected HH:MM-HH:MM (start and end differ)'
+end
+
+-- minutes east of UTC, or "+HH:MM"/"-HH:MM" -> minutes
+local function v_tz(s)
+    if s == '' then return false end
+    local n
+    local sign, h, m = string.match(s, '^([+-])(%d%d):(%d%d)$')
+    if sign then
+        h, m = tonumber(h), tonumber(m)
+        if m < 60 then n = (sign == '-' and -1 or 1) * (h * 60 + m) end
+    elseif string.find(s, '^[+-]?%d+$') then
+        n = tonumber(s)
+    end
+    if n and n >= -840 and n <= 840 then return string.format('%d', n) end
+    return nil, 'expected minutes -840..840 or +HH:MM'
+end
+
+-- "a, b" -> ",a,b,"
+local function v_list(s)
+    if s == '' then return false end
+    local out = {}
+    for item in (s .. ','):gmatch('([^,]*),') do
+        item = string.match(item, '^%s*(.-)%s*$')
+        if item == '' then return nil, 'empty element' end
+        out[#out + 1] = item
+    end
+    return ',' .. table.concat(out, ',') .. ','
+end
+
+local function v_readonly()
+    return nil, 'counter, cannot be set'
+end
+
+local CAMPAIGN_SET = {
+    name = v_string,
+    status = v_enum({active = 1, paused = 1, archived = 1},
+                    'active|paused|archived'),
+    kind = v_enum({percent = 1, amount = 1, fixed_price = 1, free_item = 1,
+                   gift_card = 1},
+                  'percent|amount|fixed_price|free_item|gift_card'),
+    value = v_uint, cap = v_uint, min_amount = v_uint,
+    max_redemptions = v_uint, max_discount = v_uint, per_customer = v_uint,
+    per_customer_code = v_uint, code_max_uses = v_uint,
+    currency = v_currency, starts_at = v_uint_opt, ends_at = v_uint_opt,
+    days = v_days, hours = v_hours, tz_offset = v_tz,
+    include_skus = v_list, exclude_skus = v_list,
+    include_categories = v_list, exclude_categories = v_list,
+    free_sku = v_string,
+    redeemed = v_readonly, discount_given = v_readonly,
+}
+
+-- "field value ..." -> {field = value|false}, in order; or nil, error reply
+local function parse_fields(args, validators)
+    if #args == 0 or #args % 2 ~= 0 then
+        return nil,
+            redis.error_reply('ERR bad_args field value pairs expected')
+    end
+    local new, order = {}, {}
+    for i = 1, #args, 2 do
+        local name, v = args[i], validators[args[i]]
+        if not v then
+            return nil, redis.error_reply('ERR unknown_field ' .. name)
+        end
+        local val, why = v(args[i + 1])
+        if val == nil then return nil, invalid(name, why) end
+        if new[name] == nil then order[#order + 1] = name end
+        new[name] = val
+    end
+    return new, order
+end
+
+-- HSET the string values, HDEL the false ones; names mapped by rename
+local function write_fields(key, new, order, rename)
+    local set, del = {}, {}
+    for _, name in ipairs(order) do
+        local f = rename and rename[name] or name
+        local v = new[name]
+        if v then
+            set[#set + 1] = f; set[#set + 1] = v
+        else
+            del[#del + 1] = f
+        end
+    end
+    if #del > 0 then redis.call('HDEL', key, unpack(del)) end
+    if #set > 0 then redis.call('HSET', key, unpack(set)) end
+end
+
+-- the new value of a field, else the stored one (false = absent)
+local function merged(new, old, name)
+    local v = new[name]
+    if v == nil then return old end
+    return v
+end
+
+local function check_window(starts, ends, name)
+    if starts and ends and tonumber(ends) <= tonumber(starts) then
+        return invalid(name, 'ends_at must be after starts_at')
+    end
+end
+
+-- campaign ids and codes: 1..64 printable ASCII
+local function bad_id(s)
+    return not (string.find(s, '^[!-~]+$') and #s <= 64)
+end
+
+local function campaign_set(keys, args)
+    local tag, id = string.match(keys[1], '^({[^}]+}):k:(.*)$')
+    if not tag then return bad_key() end
+    if bad_id(id) then
+        return invalid('campaign', '1..64 printable ASCII characters')
+    end
+    local new, order = parse_fields(args, CAMPAIGN_SET)
+    if not new then return order end
+
+    local old = redis.call('HMGET', keys[1], 'kind', 'value', 'free_sku',
+                           'starts_at', 'ends_at')
+    local create = not old[1]
+    local kind = merged(new, old[1], 'kind')
+    if not kind then return invalid('kind', 'required on create') end
+    local value = merged(new, old[2], 'value')
+    if kind == 'percent' and value and tonumber(value) > 10000 then
+        return invalid('value', 'percent is in basis points, at most 10000')
+    end
+    if kind == 'fixed_price' and not value then
+        return invalid('value', 'required for fixed_price')
+    end
+    if kind == 'free_item' then
+        if not merged(new, old[3], 'free_sku') then
+            return invalid('free_sku', 'required for free_item')
+        end
+        if value and tonumber(value) < 1 then
+            return invalid('value', 'free_item gives at least 1 unit')
+        end
+    end
+    local err = check_window(merged(new, old[4], 'starts_at'),
+                             merged(new, old[5], 'ends_at'), 'ends_at')
+    if err then return err end
+
+    if create and new.status == nil then
+        order[#order + 1] = 'status'
+        new.status = 'active'
+    end
+    write_fields(keys[1], new, order)
+    return 'OK'
+end
+
+local INT_FIELDS = {
+    value = true, cap = true, min_amount = true, max_redemptions = true,
+    max_discount = true, per_customer = true, per_customer_code = true,
+    code_max_uses = true, starts_at = true, ends_at = true, tz_offset = true,
+    redeemed = true, discount_given = true,
+}
+
+local LIST_FIELDS = {
+    include_skus = true, exclude_skus = true, include_categories = true,
+    exclude_categories = true,
+}
+
+local function campaign_get(keys)
+    if not string.match(keys[1], '^({[^}]+}):k:') then return bad_key() end
+    local all = redis.call('HGETALL', keys[1])
+    if #all == 0 then return nil end
+    local h = {}
+    for i = 1, #all, 2 do h[all[i]] = all[i + 1] end
+    local r = {}
+    for _, name in ipairs(CAMPAIGN_FIELDS) do
+        local v = h[name]
+        if v or name == 'redeemed' or name == 'discount_given' then
+            v = v or '0'
+            if INT_FIELDS[name] then
+                v = tonumber(v)
+            elseif name == 'hours' then
+                local a, b = string.match(v, '^(%d+)-(%d+)$')
+                a, b = tonumber(a), tonumber(b)
+                v = string.format('%02d:%02d-%02d:%02d', math.floor(a / 60),
+                                  a % 60, math.floor(b / 60), b % 60)
+            elseif LIST_FIELDS[name] then
+                v = v:sub(2, -2)
+            end
+            r[#r + 1] = name; r[#r + 1] = v
+        end
+    end
+    if h.name then
+        table.insert(r, 1, h.name); table.insert(r, 1, 'name')
+    end
+    return r
+end
+
+local CODE_SET = {
+    campaign = v_string,
+    status = v_enum({active = 1, disabled = 1}, 'active|disabled'),
+    max_uses = v_uint_opt,             -- "" clears: the campaign's applies
+    customer = v_string,
+    balance = v_uint,
+    starts_at = v_uint_opt, ends_at = v_uint_opt,
+}
+local CODE_FIELD = {
+    campaign = 'k', status = 's', max_uses = 'm', customer = 'c',
+    balance = 'b', starts_at = 'f', ends_at = 't',
+}
+
+local function code_set(keys, args)
+    local tag, code = string.match(keys[1], '^({[^}]+}):c:(.*)$')
+    if not tag then return bad_key() end
+    if bad_id(code) then
+        return invalid('code', '1..64 printable ASCII characters')
+    end
+    local new, order = parse_fields(args, CODE_SET)
+    if not new then return order end
+    if new.campaign == false then return invalid('campaign', 'required') end
+
+    local old = redis.call('HMGET', keys[1], 'k', 'f', 't')
+    local create = not old[1]
+    local camp = new.campaign or old[1]
+    if not camp then return invalid('campaign', 'required on create') end
+    local k = redis.call('HMGET', tag .. ':k:' .. camp, 'kind', 'value')
+    if not k[1] then return invalid('campaign', 'not found') end
+    local gift = k[1] == 'gift_card'
+    if new.balance and not gift then
+        return invalid('balance', 'only for gift_card campaigns')
+    end
+    local err = check_window(merged(new, old[2], 'starts_at'),
+                             merged(new, old[3], 'ends_at'), 'ends_at')
+    if err then return err end
+
+    if new.status then
+        new.status = new.status == 'disabled' and 'd' or false
+    end
+    if create and gift then
+        if not new.balance then
+            if not k[2] then
+                return invalid('balance', 'required (campaign has no value)')
+            end
+            order[#order + 1] = 'balance'
+            new.balance = k[2]
+        end
+        order[#order + 1] = 'b0'
+        new.b0 = new.balance
+    end
+    write_fields(keys[1], new, order, CODE_FIELD)
+    return 'OK'
+end
+
+local function code_get(keys)
+    local code = string.match(keys[1], '^{[^}]+}:c:(.*)$')
+    if not code then return bad_key() end
+    local c = redis.call('HMGET', keys[1], 'k', 's', 'm', 'u', 'c', 'b', 'b0',
+                         'f', 't')
+    if not c[1] then return nil end
+    local r = {'code', code, 'campaign', c[1],
+               'status', c[2] == 'd' and 'disabled' or 'active'}
+    local function add(name, v, int)
+        if v then
+            r[#r + 1] = name; r[#r + 1] = int and tonumber(v) or v
+        end
+    end
+    add('max_uses', c[3], true)
+    add('used', c[4] or '0', true)
+    add('customer', c[5])
+    add('balance', c[6], true)
+    add('initial_balance', c[7], true)
+    add('starts_at', c[8], true)
+    add('ends_at', c[9], true)
+    return r
+end
+
+local function code_del(keys)
+    if not string.match(keys[1], '^({[^}]+}):c:') then return bad_key() end
+    return redis.call('DEL', keys[1])
+end
+
+local ENTRY_INT = {amount = true, discount = true, balance = true}
+
+local function redemption_get(keys, args)
+    local tag = string.match(keys[1], '^({[^}]+}):log$')
+    if not tag then return bad_key() end
+    local id = args[1]
+    if not id then return bad_args() end
+    local e = redemption(keys[1], id)
+    if not e then return nil end
+    local r = {'redemption_id', id}
+    for i = 1, #e, 2 do
+        local v = e[i + 1]
+        if v ~= '' then
+            r[#r + 1] = e[i]; r[#r + 1] = ENTRY_INT[e[i]] and tonumber(v) or v
+        end
+    end
+    local rb = redis.call('HMGET', tag .. ':rb:' .. id, 'amt', 'done')
+    local amt = tonumber(rb[1]) or 0
+    r[#r + 1] = 'rolled_back'; r[#r + 1] = amt
+    r[#r + 1] = 'status'
+    r[#r + 1] = rb[2] and 'rolled_back'
+                or (amt > 0 and 'partially_rolled_back' or 'redeemed')
+    return r
+end
+
+local SETTINGS = {
+    idem_ttl = function(s)
+        local n = uint(s)
+        if n and n >= 1 and n <= 31536000 then
+            return string.format('%d', n)
+        end
+        return nil, 'expected seconds 1..31536000'
+    end,
+    stream_maxlen = v_uint,
+}
+
+local function settings_set(keys, args)
+    if not string.match(keys[1], '^({[^}]+}):cfg$') then return bad_key() end
+    local new, order = parse_fields(args, SETTINGS)
+    if not new then return order end
+    write_fields(keys[1], new, order)
+    return 'OK'
+end
+
+local function settings_get(keys)
+    local tag = string.match(keys[1], '^({[^}]+}):cfg$')
+    if not tag then return bad_key() end
+    local maxlen, ttl = settings(tag)
+    return {'idem_ttl', ttl, 'stream_maxlen', maxlen}
+end
+
+
+---------------------------------------------------------------- registration
+
+local function reg(name, fn, ro)
+    redis.register_function{function_name = name, callback = fn,
+                            flags = ro and {'no-writes'} or {}}
+end
+
+reg('voucher_version', function() return VERSION end, true)
+reg('voucher_validate', function(k, a) return evaluate(k, a, false) end, true)
+reg('voucher_redeem', function(k, a) return evaluate(k, a, true) end)
+reg('voucher_rollback', rollback)
+reg('voucher_campaign_set', campaign_set)
+reg('voucher_campaign_get', campaign_get, true)
+reg('voucher_code_set', code_set)
+reg('voucher_code_get', code_get, true)
+reg('voucher_code_del', code_del)
+reg('voucher_redemption_get', redemption_get, true)
+reg('voucher_settings_set', settings_set)
+reg('voucher_settings_get', settings_get, true)
