@@ -130,6 +130,14 @@ check_str(const fuzz_result_t *r, const ngx_http_voucher_str_t *s,
     switch (kind) {
 
     case STR_CODE:
+        CHECK(s->len <= max);
+
+        for (i = 0; i < s->len; i++) {
+            CHECK(s->data[i] >= 0x20 && s->data[i] <= 0x7e);
+        }
+
+        break;
+
     case STR_TOKEN:
         CHECK(s->len <= max);
 
@@ -294,7 +302,7 @@ check_code_oracle(const uint8_t *s, size_t len,
     want = (len >= 1 && len <= lim->max_code_len) ? 0 : -1;
 
     for (i = 0; i < len; i++) {
-        if (s[i] < 0x21 || s[i] > 0x7e) {
+        if (s[i] < 0x20 || s[i] > 0x7e) {
             want = -1;
         }
     }

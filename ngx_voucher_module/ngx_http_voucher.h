@@ -19,6 +19,7 @@
 
 typedef struct ngx_http_voucher_pool_s  ngx_http_voucher_pool_t;
 typedef struct ngx_http_voucher_op_s    ngx_http_voucher_op_t;
+typedef struct ngx_http_voucher_keys_s  ngx_http_voucher_keys_t;
 
 
 /* http{} level: where Redis is and how to talk to it */
@@ -47,6 +48,12 @@ typedef struct {
     ngx_uint_t                  code_max_length;
     ngx_uint_t                  max_items;
     ngx_flag_t                  validate_fail_open;
+
+    /* offline checks (ngx_http_voucher_code.c) */
+    ngx_http_voucher_keys_t    *code_keys;
+    ngx_array_t                *code_issued;
+    ngx_array_t                *code_patterns;
+    ngx_flag_t                  code_debug;
 } ngx_http_voucher_loc_conf_t;
 
 
@@ -92,6 +99,19 @@ ngx_http_voucher_op_t *ngx_http_voucher_redis_send(
 void ngx_http_voucher_redis_detach(ngx_http_voucher_op_t *op);
 
 ngx_int_t ngx_http_voucher_api_handler(ngx_http_request_t *r);
+
+char *ngx_http_voucher_code_key(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_voucher_code_key_previous(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_voucher_code_issued(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_voucher_code_pattern(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_voucher_code_merge(ngx_conf_t *cf,
+    ngx_http_voucher_loc_conf_t *prev, ngx_http_voucher_loc_conf_t *conf);
+ngx_int_t ngx_http_voucher_code_check(ngx_http_voucher_loc_conf_t *vlcf,
+    u_char *code, size_t *len, const char **reason);
 ngx_int_t ngx_http_voucher_check_key(u_char *p, size_t len);
 
 ngx_int_t ngx_http_voucher_send_error(ngx_http_request_t *r,
@@ -99,6 +119,8 @@ ngx_int_t ngx_http_voucher_send_error(ngx_http_request_t *r,
     const char *message);
 ngx_int_t ngx_http_voucher_send_reply(ngx_http_request_t *r, ngx_int_t op,
     void *reply);
+ngx_int_t ngx_http_voucher_send_not_found(ngx_http_request_t *r,
+    ngx_int_t op, u_char *code, size_t len);
 ngx_int_t ngx_http_voucher_send_unverified(ngx_http_request_t *r,
     ngx_str_t *code);
 

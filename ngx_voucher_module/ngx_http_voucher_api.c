@@ -220,6 +220,31 @@ ngx_http_voucher_process(ngx_http_request_t *r, ngx_http_voucher_ctx_t *ctx)
                                            "idempotency_key", msg);
     }
 
+    if (req.op != NGX_HTTP_VOUCHER_OP_ROLLBACK) {
+        rc = ngx_http_voucher_code_check(vlcf, req.code.data, &req.code.len,
+                                         &msg);
+
+        if (rc == NGX_ERROR) {
+            return ngx_http_voucher_send_error(r, ctx->api, "invalid_code",
+                       "code", "The code holds only spaces and dashes.");
+        }
+
+        if (rc == NGX_DECLINED) {
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "voucher: \"%*s\" refused offline",
+                           req.code.len, req.code.data);
+
+            if (vlcf->code_debug) {
+                return ngx_http_voucher_send_error(r, ctx->api, msg, "code",
+                                                   NULL);
+            }
+
+            return ngx_http_voucher_send_not_found(r, ctx->api,
+                                                   req.code.data,
+                                                   req.code.len);
+        }
+    }
+
     ctx->code.data = req.code.data;
     ctx->code.len = req.code.len;
 

@@ -88,6 +88,41 @@ static ngx_command_t  ngx_http_voucher_commands[] = {
       offsetof(ngx_http_voucher_loc_conf_t, validate_fail_open),
       NULL },
 
+    { ngx_string("voucher_code_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_voucher_code_key,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("voucher_code_key_previous"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_voucher_code_key_previous,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("voucher_code_issued"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE3,
+      ngx_http_voucher_code_issued,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("voucher_code_pattern"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_voucher_code_pattern,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("voucher_code_debug"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_voucher_loc_conf_t, code_debug),
+      NULL },
+
       ngx_null_command
 };
 
@@ -185,12 +220,16 @@ ngx_http_voucher_create_loc_conf(ngx_conf_t *cf)
      *
      *     vlcf->api = 0;
      *     vlcf->ns = { 0, NULL };
+     *     vlcf->code_keys = NULL;
+     *     vlcf->code_issued = NULL;
+     *     vlcf->code_patterns = NULL;
      */
 
     vlcf->max_body_size = NGX_CONF_UNSET_SIZE;
     vlcf->code_max_length = NGX_CONF_UNSET_UINT;
     vlcf->max_items = NGX_CONF_UNSET_UINT;
     vlcf->validate_fail_open = NGX_CONF_UNSET;
+    vlcf->code_debug = NGX_CONF_UNSET;
 
     return vlcf;
 }
@@ -212,6 +251,10 @@ ngx_http_voucher_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->max_items, prev->max_items, 100);
     ngx_conf_merge_value(conf->validate_fail_open, prev->validate_fail_open,
                          0);
+
+    if (ngx_http_voucher_code_merge(cf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     if (conf->api) {
         vmcf = ngx_http_conf_get_module_main_conf(cf,

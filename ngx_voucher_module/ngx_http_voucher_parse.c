@@ -807,12 +807,12 @@ ngx_http_voucher_code_rule(const unsigned char *s, size_t len,
     }
 
     for (i = 0; i < len; i++) {
-        if (s[i] < 0x21 || s[i] > 0x7e) {
+        /* spaces are what people type; normalisation drops them */
+        if (s[i] < 0x20 || s[i] > 0x7e) {
             return ngx_http_voucher_fail(err,
                                          NGX_HTTP_VOUCHER_ERR_INVALID_CODE,
                                          prefix, name,
-                                         "must be printable ASCII "
-                                         "without spaces");
+                                         "must be printable ASCII");
         }
     }
 

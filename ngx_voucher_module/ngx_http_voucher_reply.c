@@ -104,6 +104,10 @@ static ngx_http_voucher_reason_t  ngx_http_voucher_reasons[] = {
         "The body is larger than voucher_max_body_size."),
     ngx_http_voucher_reason("unsupported_media_type", 415,
         "Send the body as Content-Type: application/json."),
+    ngx_http_voucher_reason("code_malformed", 404,
+        "The code matches no format this shop issues (voucher_code_debug)."),
+    ngx_http_voucher_reason("code_forged", 404,
+        "The code's check characters are wrong (voucher_code_debug)."),
     ngx_http_voucher_reason("rate_limited", 429,
         "Too many attempts; try again later."),
 
@@ -229,6 +233,42 @@ ngx_http_voucher_send_error(ngx_http_request_t *r, ngx_int_t op,
     *p++ = '}';
 
     return ngx_http_voucher_output(r, rs->status, buf, p - buf, 0);
+}
+
+
+/*
+ * A code the offline checks refused: the very answer Redis gives for an
+ * unknown code, rendered by the same path, so the two cannot be told apart.
+ */
+
+ngx_int_t
+ngx_http_voucher_send_not_found(ngx_http_request_t *r, ngx_int_t op,
+    u_char *code, size_t len)
+{
+    redisReply   reply, el[3], *els[3];
+
+    ngx_memzero(el, sizeof(el));
+
+    el[0].type = REDIS_REPLY_STRING;
+    el[0].str = "not_found";
+    el[0].len = sizeof("not_found") - 1;
+    el[1].type = REDIS_REPLY_STRING;
+    el[1].str = "code";
+    el[1].len = sizeof("code") - 1;
+    el[2].type = REDIS_REPLY_STRING;
+    el[2].str = (char *) code;
+    el[2].len = len;
+
+    els[0] = &el[0];
+    els[1] = &el[1];
+    els[2] = &el[2];
+
+    ngx_memzero(&reply, sizeof(redisReply));
+    reply.type = REDIS_REPLY_ARRAY;
+    reply.elements = 3;
+    reply.element = els;
+
+    return ngx_http_voucher_send_reply(r, op, &reply);
 }
 
 

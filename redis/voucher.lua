@@ -752,12 +752,27 @@ local CODE_FIELD = {
     balance = 'b', starts_at = 'f', ends_at = 't',
 }
 
+-- Codes are stored the way the module looks them up: upper case, with
+-- the spaces, tabs and dashes people type around them dropped.
+local function normalize_code(code)
+    return (string.upper((string.gsub(code, '[ \t%-]', ''))))
+end
+
+-- {NS}:c:<code> as given -> tag, normalized code, its key
+local function code_key(key)
+    local tag, code = string.match(key, '^({[^}]+}):c:(.*)$')
+    if not tag then return nil end
+    code = normalize_code(code)
+    return tag, code, tag .. ':c:' .. code
+end
+
 local function code_set(keys, args)
-    local tag, code = string.match(keys[1], '^({[^}]+}):c:(.*)$')
+    local tag, code, ckey = code_key(keys[1])
     if not tag then return bad_key() end
     if bad_id(code) then
         return invalid('code', '1..64 printable ASCII characters')
     end
+    keys = {ckey}
     local new, order = parse_fields(args, CODE_SET)
     if not new then return order end
     if new.campaign == false then return invalid('campaign', 'required') end
@@ -795,9 +810,9 @@ local function code_set(keys, args)
 end
 
 local function code_get(keys)
-    local code = string.match(keys[1], '^{[^}]+}:c:(.*)$')
-    if not code then return bad_key() end
-    local c = redis.call('HMGET', keys[1], 'k', 's', 'm', 'u', 'c', 'b', 'b0',
+    local tag, code, ckey = code_key(keys[1])
+    if not tag then return bad_key() end
+    local c = redis.call('HMGET', ckey, 'k', 's', 'm', 'u', 'c', 'b', 'b0',
                          'f', 't')
     if not c[1] then return nil end
     local r = {'code', code, 'campaign', c[1],
@@ -818,8 +833,9 @@ local function code_get(keys)
 end
 
 local function code_del(keys)
-    if not string.match(keys[1], '^({[^}]+}):c:') then return bad_key() end
-    return redis.call('DEL', keys[1])
+    local tag, _, ckey = code_key(keys[1])
+    if not tag then return bad_key() end
+    return redis.call('DEL', ckey)
 end
 
 local ENTRY_INT = {amount = true, discount = true, balance = true}
@@ -893,3 +909,396 @@ reg('voucher_code_del', code_del)
 reg('voucher_redemption_get', redemption_get, true)
 reg('voucher_settings_set', settings_set)
 reg('voucher_settings_get', settings_get, true)
+
+
+-------------------------------------------------------------------------------
+-- WORKER SECTION (voucherd / voucherctl).  Added for the companion worker;
+-- everything below only adds functions and uses the helpers above as they
+-- are.  Nothing above this line is changed by the worker.
+-------------------------------------------------------------------------------
+
+-- voucher_codes_add: many codes of one campaign in one atomic call, with
+-- the validation of voucher_code_set.
+--
+-- KEYS[1]  {NS}:k:<campaign>
+-- ARGV     mode npairs [field value]*npairs columns row...
+--   mode     "new"   every code must be new, else nothing is written;
+--            "skip"  codes that exist (or repeat in the batch) are left as
+--                    they are and returned;
+--            "check" validate only: write nothing, return what "new" would
+--   fields   voucher_code_set fields (not campaign) set on every code
+--   columns  "code" then per-row fields, comma-separated ("code,customer");
+--            codes are normalized as voucher_code_set does
+--   rows     the column values, row after row; an empty value leaves
+--            that field unset
+-- Returns  {added, {row, ...}}: how many codes were written, and the rows
+--          (1-based) left out because their code exists or repeats; an
+--          error names the field and the row, and then nothing is written.
+
+-- codes are stored as the module looks them up: upper case, without the
+-- spaces, tabs and dashes people type (as voucher_code_set and the C
+-- voucher_code_normalize do)
+local function worker_code(code)
+    return (string.upper((string.gsub(code, '[ \t%-]', ''))))
+end
+
+local function row_err(r, name, why)
+    return redis.error_reply('ERR invalid_field ' .. name .. ': ' .. why
+                             .. ' (row ' .. r .. ')')
+end
+
+-- the HSET field/value list of a new code (after 'k'), as voucher_code_set
+-- would store it; or nil and the error
+local function new_code_fields(new, order, gift, default_balance, r)
+    if new.balance and not gift then
+        return nil, row_err(r, 'balance', 'only for gift_card campaigns')
+    end
+    if new.starts_at and new.ends_at
+       and tonumber(new.ends_at) <= tonumber(new.starts_at) then
+        return nil, row_err(r, 'ends_at', 'ends_at must be after starts_at')
+    end
+    local set, bal = {}, new.balance
+    for _, name in ipairs(order) do
+        local v = new[name]
+        if name == 'status' then v = v == 'disabled' and 'd' or false end
+        if v and name ~= 'balance' then
+            set[#set + 1] = CODE_FIELD[name]; set[#set + 1] = v
+        end
+    end
+    if gift then
+        bal = bal or default_balance
+        if not bal then
+            return nil, row_err(r, 'balance',
+                                'required (campaign has no value)')
+        end
+    end
+    if bal then
+        set[#set + 1] = 'b'; set[#set + 1] = bal
+        set[#set + 1] = 'b0'; set[#set + 1] = bal
+    end
+    return set
+end
+
+local function codes_add(keys, args)
+    local tag, camp = string.match(keys[1], '^({[^}]+}):k:(.+)$')
+    if not tag then return bad_key() end
+    local mode = args[1]
+    if mode ~= 'new' and mode ~= 'skip' and mode ~= 'check' then
+        return redis.error_reply('ERR bad_args mode must be new|skip|check')
+    end
+    local np = uint(args[2])
+    if not np or #args < 3 + 2 * np then return bad_args() end
+
+    local k = redis.call('HMGET', keys[1], 'kind', 'value')
+    if not k[1] then return invalid('campaign', 'not found') end
+    local gift = k[1] == 'gift_card'
+
+    -- the fields common to every row
+    local common, corder = {}, {}
+    if np > 0 then
+        local err
+        common, err = parse_fields({unpack(args, 3, 2 + 2 * np)}, CODE_SET)
+        if not common then return err end
+        corder = err
+        if common.campaign ~= nil then
+            return invalid('campaign', 'given by the key, not a field')
+        end
+    end
+
+    local cols = {}
+    for c in string.gmatch(args[3 + 2 * np], '[^,]+') do
+        if c ~= 'code' and (not CODE_SET[c] or c == 'campaign') then
+            return redis.error_reply('ERR unknown_field ' .. c)
+        end
+        cols[#cols + 1] = c
+    end
+    if cols[1] ~= 'code' then
+        return redis.error_reply('ERR bad_args the first column is code')
+    end
+    local first, ncol = 4 + 2 * np, #cols
+    if (#args - first + 1) % ncol ~= 0 then return bad_args() end
+    local nrows = (#args - first + 1) / ncol
+
+    -- without per-row fields, every code gets the same fields
+    local shared
+    if ncol == 1 then
+        local err
+        shared, err = new_code_fields(common, corder, gift, k[2], 1)
+        if not shared then return err end
+        table.insert(shared, 1, camp)
+        table.insert(shared, 1, 'k')
+    end
+
+    -- validate every row before writing anything
+    local rows, seen, left = {}, {}, {}
+    for r = 1, nrows do
+        local base = first + (r - 1) * ncol
+        local code = worker_code(args[base])
+        args[base] = code
+        if bad_id(code) then
+            return row_err(r, 'code', '1..64 printable ASCII characters')
+        end
+        local dup = seen[code]
+        if dup and mode ~= 'skip' then
+            return row_err(r, 'code', 'twice in the batch')
+        end
+        seen[code] = true
+
+        local set = shared
+        if not set then
+            local new, order = {}, {}
+            for _, name in ipairs(corder) do
+                new[name] = common[name]; order[#order + 1] = name
+            end
+            for c = 2, ncol do
+                -- an empty cell leaves the field unset
+                local name, s = cols[c], args[base + c - 1]
+                if s ~= '' then
+                    local val, why = CODE_SET[name](s)
+                    if val == nil then return row_err(r, name, why) end
+                    if new[name] == nil then order[#order + 1] = name end
+                    new[name] = val
+                end
+            end
+            local err
+            set, err = new_code_fields(new, order, gift, k[2], r)
+            if not set then return err end
+            table.insert(set, 1, camp)
+            table.insert(set, 1, 'k')
+        end
+        rows[r] = set
+    end
+
+    -- skip: HSETNX of 'k' creates a code and tells whether it existed
+    local added = 0
+    if mode == 'skip' then
+        for r = 1, nrows do
+            local ckey = tag .. ':c:' .. args[first + (r - 1) * ncol]
+            if redis.call('HSETNX', ckey, 'k', camp) == 1 then
+                added = added + 1
+                if #rows[r] > 2 then
+                    redis.call('HSET', ckey, unpack(rows[r], 3))
+                end
+            else
+                left[#left + 1] = r
+            end
+        end
+        return {added, left}
+    end
+
+    for r = 1, nrows do
+        local ckey = tag .. ':c:' .. args[first + (r - 1) * ncol]
+        if redis.call('EXISTS', ckey) == 1 then
+            return row_err(r, 'code', 'exists')
+        end
+    end
+    if mode == 'check' then return {nrows, left} end
+    for r = 1, nrows do
+        redis.call('HSET', tag .. ':c:' .. args[first + (r - 1) * ncol],
+                   unpack(rows[r]))
+    end
+    return {nrows, left}
+end
+
+reg('voucher_codes_add', codes_add)
+
+
+-- Members (voucherd, voucherctl members).  {NS}:m:<id> holds a member:
+--   name phone email line birthday tier tags signup first last count spend
+--   ev (the last purchase event applied)
+-- and the set {NS}:members lists the ids.
+
+local function days_from_civil(y, m, d)
+    -- days since 1970-01-01 of a proleptic Gregorian date
+    if m <= 2 then y = y - 1 end
+    local era = math.floor(y / 400)
+    local yoe = y - era * 400
+    local mp = (m + 9) % 12
+    local doy = math.floor((153 * mp + 2) / 5) + d - 1
+    local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+    return era * 146097 + doe - 719468
+end
+
+local MDAYS = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
+
+local function valid_day(y, m, d)
+    if m < 1 or m > 12 or d < 1 or d > MDAYS[m] then return false end
+    if y and m == 2 and d == 29
+       and not (y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)) then
+        return false
+    end
+    return true
+end
+
+-- unix seconds, or YYYY-MM-DD (midnight UTC)
+local function v_when(s)
+    if uint(s) then return (s:gsub('^0+(%d)', '%1')) end
+    local y, m, d = string.match(s, '^(%d%d%d%d)%-(%d%d)%-(%d%d)$')
+    if y then
+        y, m, d = tonumber(y), tonumber(m), tonumber(d)
+        if valid_day(y, m, d) and y >= 1970 then
+            return string.format('%d', days_from_civil(y, m, d) * 86400)
+        end
+    end
+    return nil, 'expected unix seconds or YYYY-MM-DD'
+end
+
+-- YYYY-MM-DD or MM-DD, stored as given (the year is optional)
+local function v_birthday(s)
+    local y, m, d = string.match(s, '^(%d%d%d%d)%-(%d%d)%-(%d%d)$')
+    if not y then
+        m, d = string.match(s, '^(%d%d)%-(%d%d)$')
+    end
+    if m and valid_day(tonumber(y), tonumber(m), tonumber(d)) then
+        return s
+    end
+    return nil, 'expected YYYY-MM-DD or MM-DD'
+end
+
+-- digits, an optional leading +; spaces, dashes, dots, brackets dropped
+local function v_phone(s)
+    local p = string.gsub(s, '[ %-%.%(%)]', '')
+    if string.find(p, '^%+?%d+$') then
+        local n = #p - (string.sub(p, 1, 1) == '+' and 1 or 0)
+        if n >= 6 and n <= 15 then return p end
+    end
+    return nil, 'expected a phone number of 6-15 digits'
+end
+
+local function v_email(s)
+    if #s <= 254 and string.find(s, '^[^@%s]+@[^@%s]+$') then return s end
+    return nil, 'expected an address like name@example.com'
+end
+
+local function v_token(s)
+    if #s <= 128 and string.find(s, '^[!-~]+$') then return s end
+    return nil, '1..128 printable ASCII characters'
+end
+
+-- a comma-separated list of tags, each a token
+local function v_tags(s)
+    local list, why = v_list(s)
+    if not list then return nil, why end
+    if not list or #list > 1024 or string.find(list, '[%s]') then
+        return nil, 'a comma-separated list of words'
+    end
+    return list
+end
+
+local MEMBER_SET = {
+    name = v_string, phone = v_phone, email = v_email, line = v_token,
+    birthday = v_birthday, tier = v_token, tags = v_tags,
+    signup = v_when, first_purchase = v_when, last_purchase = v_when,
+    purchases = v_uint, spend = v_uint,
+}
+local MEMBER_FIELD = {
+    first_purchase = 'first', last_purchase = 'last', purchases = 'count',
+}
+
+-- a member id: 1..128 bytes, no control characters or spaces
+local function bad_member(id)
+    return not (#id >= 1 and #id <= 128 and not string.find(id, '[%c ]'))
+end
+
+-- voucher_members_add: many members in one atomic call.
+-- KEYS[1]  {NS}:members
+-- ARGV     mode columns row...
+--   mode     "write", or "check" (validate only)
+--   columns  "id" then member fields, comma-separated
+--   rows     the values; an empty value leaves that field as it is
+-- A member that exists is updated field by field (its purchase history
+-- is kept unless the row sets it).  Returns the number of rows; an error
+-- names the field and the row, and then nothing is written.
+local function members_add(keys, args)
+    local tag = string.match(keys[1], '^({[^}]+}):members$')
+    if not tag then return bad_key() end
+    local mode = args[1]
+    if mode ~= 'write' and mode ~= 'check' then
+        return redis.error_reply('ERR bad_args mode must be write|check')
+    end
+    local cols = {}
+    for c in string.gmatch(args[2] or '', '[^,]+') do
+        if c ~= 'id' and not MEMBER_SET[c] then
+            return redis.error_reply('ERR unknown_field ' .. c)
+        end
+        cols[#cols + 1] = c
+    end
+    if cols[1] ~= 'id' then
+        return redis.error_reply('ERR bad_args the first column is id')
+    end
+    local ncol = #cols
+    if (#args - 2) % ncol ~= 0 then return bad_args() end
+    local nrows = (#args - 2) / ncol
+
+    local rows, seen = {}, {}
+    for r = 1, nrows do
+        local base = 3 + (r - 1) * ncol
+        local id = args[base]
+        if bad_member(id) then
+            return row_err(r, 'id', '1..128 bytes, no spaces or controls')
+        end
+        if seen[id] then return row_err(r, 'id', 'twice in the batch') end
+        seen[id] = true
+        local set = {}
+        for c = 2, ncol do
+            local name, s = cols[c], args[base + c - 1]
+            if s ~= '' then
+                local v, why = MEMBER_SET[name](s)
+                if v == nil then return row_err(r, name, why) end
+                if v then
+                    set[#set + 1] = MEMBER_FIELD[name] or name
+                    set[#set + 1] = v
+                end
+            end
+        end
+        rows[r] = {id, set}
+    end
+    if mode == 'check' then return nrows end
+
+    for _, row in ipairs(rows) do
+        if #row[2] > 0 then
+            redis.call('HSET', tag .. ':m:' .. row[1], unpack(row[2]))
+        else
+            redis.call('HSETNX', tag .. ':m:' .. row[1], 'tags', '')
+        end
+        redis.call('SADD', keys[1], row[1])
+    end
+    return nrows
+end
+
+-- stream ids "ms-seq" in order
+local function id_after(a, b)
+    local am, as = string.match(a, '^(%d+)%-(%d+)$')
+    local bm, bs = string.match(b, '^(%d+)%-(%d+)$')
+    am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+    return am > bm or (am == bm and as > bs)
+end
+
+-- voucher_member_purchase: a purchase event, applied once.
+-- KEYS[1]  {NS}:m:<id>
+-- ARGV     event_id (a stream id) when (unix seconds) amount
+-- Returns 1 when applied, 0 when this event (or a later one) was already.
+local function member_purchase(keys, args)
+    local tag, id = string.match(keys[1], '^({[^}]+}):m:(.+)$')
+    if not tag then return bad_key() end
+    local ev, when, amount = args[1], uint(args[2]), uint(args[3])
+    if not (ev and string.find(ev, '^%d+%-%d+$') and when and amount) then
+        return bad_args()
+    end
+    if bad_member(id) then return invalid('id', '1..128 bytes') end
+    local m = redis.call('HMGET', keys[1], 'ev', 'first', 'last', 'count',
+                         'spend')
+    if m[1] and not id_after(ev, m[1]) then return 0 end
+    local first, last = tonumber(m[2]), tonumber(m[3])
+    if not first or when < first then first = when end
+    if not last or when > last then last = when end
+    local spend = (tonumber(m[5]) or 0) + amount
+    if spend > MAXINT then spend = MAXINT end
+    redis.call('HSET', keys[1], 'ev', ev, 'first', first, 'last', last,
+               'count', (tonumber(m[4]) or 0) + 1, 'spend', spend)
+    redis.call('SADD', tag .. ':members', id)
+    return 1
+end
+
+reg('voucher_members_add', members_add)
+reg('voucher_member_purchase', member_purchase)

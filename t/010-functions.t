@@ -1035,8 +1035,10 @@ is($r->cmd('FCALL', 'voucher_version', 0), 'test', 'version');
          qr/^ERR invalid_field max_uses:/, 'create with a bad field'],
         ["$T:c:NEW", [campaign => 'gcr'], qr/^ERR invalid_field balance: required/,
          'gift code without balance in a campaign without value'],
-        ["$T:c:a b", [campaign => 'full'], qr/^ERR invalid_field code:/,
-         'code with a space'],
+        ["$T:c:a\x01b", [campaign => 'full'], qr/^ERR invalid_field code:/,
+         'code with a control character'],
+        ["$T:c:- -", [campaign => 'full'], qr/^ERR invalid_field code:/,
+         'code of spaces and dashes only'],
         ["$T:c:" . ('X' x 65), [campaign => 'full'], qr/^ERR invalid_field code:/,
          'code of 65 chars'],
         ["$T:c:", [campaign => 'full'], qr/^ERR invalid_field code:/, 'empty code'],
@@ -1044,6 +1046,14 @@ is($r->cmd('FCALL', 'voucher_version', 0), 'test', 'version');
     ) {
         admin_err('voucher_code_set', @$b[0 .. 2], "code_set: $b->[3]");
     }
+
+    # codes are stored normalized: upper case, no spaces, tabs or dashes
+    is(fcall('voucher_code_set', "$T:c:spring-sale 2x", campaign => 'full'), 'OK',
+       'code_set normalizes');
+    is($r->cmd('EXISTS', "$T:c:SPRINGSALE2X"), 1, 'stored as SPRINGSALE2X');
+    is(fcall('voucher_code_get', "$T:c:Spring-Sale-2X")->[1], 'SPRINGSALE2X',
+       'code_get finds it however it is typed');
+    is(fcall('voucher_code_del', "$T:c:springsale 2x"), 1, 'code_del too');
 
     for my $b (
         [[idem_ttl => 0], qr/^ERR invalid_field idem_ttl:/, 'idem_ttl 0'],

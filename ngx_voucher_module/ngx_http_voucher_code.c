@@ -1,0 +1,512 @@
+
+/*
+ * Copyright (C) ngx_voucher authors
+ *
+ * Offline checks of a code, in the worker, before any Redis call:
+ * normalisation of what customers type, the formats the operator allows
+ * (issued codes carrying a keyed MAC, vanity codes matching a pattern),
+ * and key rotation.  A code that cannot exist is answered here exactly as
+ * Redis answers an unknown code, so guessing costs Redis nothing and the
+ * answer tells "forged" from "unknown" only with voucher_code_debug on.
+ */
+
+
+#include "ngx_http_voucher.h"
+
+#include <sodium.h>
+
+#include "voucher_code.h"
+
+
+struct ngx_http_voucher_keys_s {
+    u_char                      current[VOUCHER_KEY_LEN];
+    u_char                      previous[VOUCHER_KEY_LEN];
+    time_t                      previous_until;
+    unsigned                    has_current:1;
+    unsigned                    has_previous:1;
+};
+
+
+typedef struct {
+    ngx_str_t                   prefix;      /* normalized */
+    size_t                      body;
+    size_t                      mac;
+} ngx_http_voucher_issued_t;
+
+
+static ngx_http_voucher_keys_t *ngx_http_voucher_conf_keys(ngx_conf_t *cf,
+    ngx_http_voucher_loc_conf_t *vlcf);
+static char *ngx_http_voucher_load_key(ngx_conf_t *cf, ngx_str_t *file,
+    u_char *key);
+static time_t ngx_http_voucher_parse_date(ngx_str_t *s);
+static ngx_int_t ngx_http_voucher_verify(ngx_http_voucher_keys_t *keys,
+    u_char *code, size_t len, size_t prefix, size_t mac);
+
+
+/* voucher_code_key FILE; */
+
+char *
+ngx_http_voucher_code_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_voucher_loc_conf_t *vlcf = conf;
+
+    ngx_str_t                *value;
+    ngx_http_voucher_keys_t  *keys;
+
+    keys = ngx_http_voucher_conf_keys(cf, vlcf);
+    if (keys == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (keys->has_current) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_http_voucher_load_key(cf, &value[1], keys->current)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    keys->has_current = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+/* voucher_code_key_previous FILE until=DATE; */
+
+char *
+ngx_http_voucher_code_key_previous(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_voucher_loc_conf_t *vlcf = conf;
+
+    ngx_str_t                *value, s;
+    ngx_http_voucher_keys_t  *keys;
+
+    keys = ngx_http_voucher_conf_keys(cf, vlcf);
+    if (keys == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (keys->has_previous) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strncmp(value[2].data, "until=", 6) != 0) {
+        return "needs \"until=\" (unix seconds or YYYY-MM-DD[THH:MM:SSZ])";
+    }
+
+    s.data = value[2].data + 6;
+    s.len = value[2].len - 6;
+
+    keys->previous_until = ngx_http_voucher_parse_date(&s);
+    if (keys->previous_until == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"until=\" date \"%V\"", &s);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_voucher_load_key(cf, &value[1], keys->previous)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    keys->has_previous = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+/* voucher_code_issued PREFIX body=N mac=M; */
+
+char *
+ngx_http_voucher_code_issued(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_voucher_loc_conf_t *vlcf = conf;
+
+    u_char                     *p;
+    size_t                      len;
+    ngx_int_t                   n;
+    ngx_str_t                  *value;
+    ngx_uint_t                  i;
+    ngx_http_voucher_issued_t  *iss;
+
+    if (vlcf->code_issued == NULL) {
+        vlcf->code_issued = ngx_array_create(cf->pool, 2,
+                                            sizeof(ngx_http_voucher_issued_t));
+        if (vlcf->code_issued == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    iss = ngx_array_push(vlcf->code_issued);
+    if (iss == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(iss, sizeof(ngx_http_voucher_issued_t));
+
+    value = cf->args->elts;
+
+    /* the prefix is kept normalized, as codes are compared normalized */
+
+    p = ngx_pnalloc(cf->pool, value[1].len + 1);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    len = 0;
+
+    if (value[1].len) {
+        len = voucher_code_normalize((char *) value[1].data, value[1].len,
+                                     (char *) p, value[1].len + 1);
+        if (len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid prefix \"%V\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    iss->prefix.data = p;
+    iss->prefix.len = len;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "body=", 5) == 0) {
+            n = ngx_atoi(value[i].data + 5, value[i].len - 5);
+            if (n < VOUCHER_BODY_MIN_LEN || n > VOUCHER_BODY_MAX_LEN) {
+                goto invalid;
+            }
+            iss->body = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "mac=", 4) == 0) {
+            n = ngx_atoi(value[i].data + 4, value[i].len - 4);
+            if (n < VOUCHER_MAC_MIN_LEN || n > VOUCHER_MAC_MAX_LEN) {
+                goto invalid;
+            }
+            iss->mac = n;
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    if (iss->body == 0 || iss->mac == 0) {
+        return "needs both \"body=\" and \"mac=\"";
+    }
+
+    if (iss->prefix.len + iss->body + iss->mac > VOUCHER_CODE_MAX_LEN) {
+        return "describes codes longer than 64 characters";
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\"", &value[i]);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/* voucher_code_pattern REGEX; compiled once, here, with nginx's PCRE */
+
+char *
+ngx_http_voucher_code_pattern(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+#if (NGX_PCRE)
+    ngx_http_voucher_loc_conf_t *vlcf = conf;
+
+    u_char               errstr[NGX_MAX_CONF_ERRSTR];
+    ngx_str_t           *value;
+    ngx_regex_t        **re;
+    ngx_regex_compile_t  rc;
+
+    value = cf->args->elts;
+
+    if (vlcf->code_patterns == NULL) {
+        vlcf->code_patterns = ngx_array_create(cf->pool, 2,
+                                               sizeof(ngx_regex_t *));
+        if (vlcf->code_patterns == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    ngx_memzero(&rc, sizeof(ngx_regex_compile_t));
+
+    rc.pattern = value[1];
+    rc.pool = cf->pool;
+    rc.err.len = NGX_MAX_CONF_ERRSTR;
+    rc.err.data = errstr;
+
+    if (ngx_regex_compile(&rc) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%V", &rc.err);
+        return NGX_CONF_ERROR;
+    }
+
+    re = ngx_array_push(vlcf->code_patterns);
+    if (re == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *re = rc.regex;
+
+    return NGX_CONF_OK;
+
+#else
+
+    return "requires nginx built with PCRE";
+
+#endif
+}
+
+
+char *
+ngx_http_voucher_code_merge(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *prev,
+    ngx_http_voucher_loc_conf_t *conf)
+{
+    if (conf->code_keys == NULL) {
+        conf->code_keys = prev->code_keys;
+    }
+
+    if (conf->code_issued == NULL) {
+        conf->code_issued = prev->code_issued;
+    }
+
+    if (conf->code_patterns == NULL) {
+        conf->code_patterns = prev->code_patterns;
+    }
+
+    ngx_conf_merge_value(conf->code_debug, prev->code_debug, 0);
+
+    if (conf->code_issued
+        && (conf->code_keys == NULL || !conf->code_keys->has_current))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"voucher_code_issued\" needs "
+                           "\"voucher_code_key\"");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_http_voucher_keys_t *
+ngx_http_voucher_conf_keys(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *vlcf)
+{
+    if (vlcf->code_keys == NULL) {
+        if (sodium_init() < 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "libsodium cannot be initialised");
+            return NULL;
+        }
+
+        vlcf->code_keys = ngx_pcalloc(cf->pool,
+                                      sizeof(ngx_http_voucher_keys_t));
+    }
+
+    return vlcf->code_keys;
+}
+
+
+static char *
+ngx_http_voucher_load_key(ngx_conf_t *cf, ngx_str_t *file, u_char *key)
+{
+    char       err[256];
+    ngx_str_t  name;
+
+    name = *file;
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* the message names the file and the problem, never the key */
+
+    if (voucher_key_load((char *) name.data, key, err, sizeof(err)) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* unix seconds, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC) */
+
+static time_t
+ngx_http_voucher_parse_date(ngx_str_t *s)
+{
+    u_char     *p;
+    ngx_int_t   n;
+    ngx_tm_t    tm;
+
+    p = s->data;
+
+    if (s->len != 10 && s->len != 20) {
+        n = ngx_atoi(p, s->len);
+        return (n == NGX_ERROR) ? NGX_ERROR : (time_t) n;
+    }
+
+    if (p[4] != '-' || p[7] != '-'
+        || (s->len == 20
+            && (p[10] != 'T' || p[13] != ':' || p[16] != ':' || p[19] != 'Z')))
+    {
+        n = ngx_atoi(p, s->len);
+        return (n == NGX_ERROR) ? NGX_ERROR : (time_t) n;
+    }
+
+    ngx_memzero(&tm, sizeof(ngx_tm_t));
+
+    tm.ngx_tm_year = ngx_atoi(p, 4);
+    tm.ngx_tm_mon = ngx_atoi(p + 5, 2);
+    tm.ngx_tm_mday = ngx_atoi(p + 8, 2);
+
+    if (s->len == 20) {
+        tm.ngx_tm_hour = ngx_atoi(p + 11, 2);
+        tm.ngx_tm_min = ngx_atoi(p + 14, 2);
+        tm.ngx_tm_sec = ngx_atoi(p + 17, 2);
+    }
+
+    if (tm.ngx_tm_year < 1970 || tm.ngx_tm_mon < 1 || tm.ngx_tm_mon > 12
+        || tm.ngx_tm_mday < 1 || tm.ngx_tm_mday > 31
+        || tm.ngx_tm_hour < 0 || tm.ngx_tm_hour > 23
+        || tm.ngx_tm_min < 0 || tm.ngx_tm_min > 59
+        || tm.ngx_tm_sec < 0 || tm.ngx_tm_sec > 59)
+    {
+        return NGX_ERROR;
+    }
+
+    /* days from the civil date, so no time zone is involved */
+
+    n = tm.ngx_tm_year - (tm.ngx_tm_mon <= 2);
+    n = 365 * n + n / 4 - n / 100 + n / 400
+        + (153 * (tm.ngx_tm_mon + (tm.ngx_tm_mon > 2 ? -3 : 9)) + 2) / 5
+        + tm.ngx_tm_mday - 1 - 719468;
+
+    return (time_t) n * 86400 + tm.ngx_tm_hour * 3600 + tm.ngx_tm_min * 60
+           + tm.ngx_tm_sec;
+}
+
+
+/*
+ * code (len bytes, as the parser accepted it) is normalized in place.
+ * NGX_OK: it may exist, ask Redis for code[0 .. *len).  NGX_DECLINED: it
+ * cannot exist; *reason says why for voucher_code_debug.  NGX_ERROR:
+ * nothing is left once normalized (invalid_code).
+ */
+
+ngx_int_t
+ngx_http_voucher_code_check(ngx_http_voucher_loc_conf_t *vlcf, u_char *code,
+    size_t *len, const char **reason)
+{
+    size_t                      n;
+    ngx_uint_t                  i, shaped;
+    ngx_http_voucher_issued_t  *iss;
+#if (NGX_PCRE)
+    ngx_str_t                   s;
+    ngx_regex_t               **re;
+#endif
+
+    n = voucher_code_normalize((char *) code, *len, (char *) code, *len + 1);
+    if (n == 0) {
+        return NGX_ERROR;
+    }
+
+    *len = n;
+
+    if (vlcf->code_issued == NULL && vlcf->code_patterns == NULL) {
+        return NGX_OK;
+    }
+
+    shaped = 0;
+
+    if (vlcf->code_issued) {
+        iss = vlcf->code_issued->elts;
+
+        for (i = 0; i < vlcf->code_issued->nelts; i++) {
+
+            if (n != iss[i].prefix.len + iss[i].body + iss[i].mac
+                || ngx_strncmp(code, iss[i].prefix.data, iss[i].prefix.len)
+                   != 0)
+            {
+                continue;
+            }
+
+            shaped = 1;
+
+            if (ngx_http_voucher_verify(vlcf->code_keys, code, n,
+                                        iss[i].prefix.len, iss[i].mac)
+                == NGX_OK)
+            {
+                return NGX_OK;
+            }
+        }
+    }
+
+#if (NGX_PCRE)
+
+    if (vlcf->code_patterns) {
+        re = vlcf->code_patterns->elts;
+
+        s.data = code;
+        s.len = n;
+
+        for (i = 0; i < vlcf->code_patterns->nelts; i++) {
+            if (ngx_regex_exec(re[i], &s, NULL, 0) >= 0) {
+                return NGX_OK;
+            }
+        }
+    }
+
+#endif
+
+    *reason = shaped ? "code_forged" : "code_malformed";
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * A valid tag under the current key, or under the previous one until its
+ * grace period ends.  The body and tag are made canonical in place first:
+ * O, I and L typed for 0, 1 and 1 are what Redis stores.
+ */
+
+static ngx_int_t
+ngx_http_voucher_verify(ngx_http_voucher_keys_t *keys, u_char *code,
+    size_t len, size_t prefix, size_t mac)
+{
+    u_char  buf[VOUCHER_CODE_MAX_LEN + 1];
+
+    ngx_memcpy(buf, code, len);
+    buf[len] = '\0';
+
+    if (voucher_code_canonical((char *) buf + prefix, len - prefix) == 0) {
+        return NGX_DECLINED;
+    }
+
+    if (voucher_code_verify(keys->current, (char *) buf, len, prefix, mac)
+        == 0
+        || (keys->has_previous && ngx_time() < keys->previous_until
+            && voucher_code_verify(keys->previous, (char *) buf, len,
+                                   prefix, mac)
+               == 0))
+    {
+        ngx_memcpy(code + prefix, buf + prefix, len - prefix);
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
+}

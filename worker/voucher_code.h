@@ -1,0 +1,104 @@
+
+/*
+ * Copyright (C) ngx_voucher authors
+ *
+ * The voucher code format and its keyed MAC, shared by voucherd,
+ * voucherctl and the nginx module.
+ *
+ * Pure C and libsodium: no nginx, no globals, no allocation, thread-safe.
+ * The caller runs sodium_init() once before the first issue or verify.
+ *
+ * An issued code is  PREFIX BODY TAG  (normalized form, as stored):
+ *   PREFIX  what the operator chose, normalized (may be empty);
+ *   BODY    body_len random characters of the Crockford alphabet;
+ *   TAG     mac_len characters: the first mac_len * 5 bits of keyed
+ *           BLAKE2b-128 (the 32-byte key) over PREFIX BODY.
+ */
+
+
+#ifndef _VOUCHER_CODE_H_INCLUDED_
+#define _VOUCHER_CODE_H_INCLUDED_
+
+
+#include <stddef.h>
+
+
+#define VOUCHER_CODE_ALPHABET    "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+/* the longest stored code, as the Redis library accepts (1..64) */
+#define VOUCHER_CODE_MAX_LEN     64
+
+#define VOUCHER_KEY_LEN          32
+#define VOUCHER_KEY_HEX_LEN      64
+
+/* the tag is cut from a 128-bit MAC: at most 25 characters of 5 bits */
+#define VOUCHER_MAC_MIN_LEN      1
+#define VOUCHER_MAC_MAX_LEN      25
+#define VOUCHER_BODY_MIN_LEN     1
+#define VOUCHER_BODY_MAX_LEN     VOUCHER_CODE_MAX_LEN
+
+
+/*
+ * Uppercases ASCII letters and drops spaces, tabs and dashes.  Any other
+ * byte outside 0x21-0x7e makes the code invalid.  Writes the result,
+ * NUL-terminated, to out (which may be in itself: the result never grows).
+ * Returns its length, or 0 when invalid, empty or longer than size - 1.
+ */
+size_t voucher_code_normalize(const char *in, size_t len, char *out,
+    size_t size);
+
+/*
+ * Maps the Crockford look-alikes in place (O to 0, I and L to 1, in either
+ * case; lowercase letters are uppercased).  Returns len, or 0 when a
+ * character is then still outside the alphabet (U, punctuation, ...).
+ */
+size_t voucher_code_canonical(char *code, size_t len);
+
+/*
+ * Reads a key file: exactly 64 hex characters, optionally followed by one
+ * newline.  Returns 0, or -1 with a message in err that names the file
+ * and the problem, never the key.
+ */
+int voucher_key_load(const char *path, unsigned char key[VOUCHER_KEY_LEN],
+    char *err, size_t errlen);
+
+/*
+ * Writes a new random key to path, created with mode 0600.  An existing
+ * file is never replaced: a lost key invalidates every code issued with
+ * it.  Returns 0, or -1 with a message in err.
+ */
+int voucher_key_generate(const char *path, char *err, size_t errlen);
+
+/*
+ * Issues one code: the normalized prefix, body_len random characters and
+ * a mac_len character tag, NUL-terminated in out.  Returns its length, or
+ * 0 when the prefix is invalid, a length is out of range or out is small.
+ */
+size_t voucher_code_issue(const unsigned char key[VOUCHER_KEY_LEN],
+    const char *prefix, size_t body_len, size_t mac_len, char *out,
+    size_t size);
+
+/*
+ * Checks the tag of a normalized code whose prefix is prefix_len long and
+ * whose tag is the last mac_len characters.  The body and tag go through
+ * voucher_code_canonical() first, so O/I/L typed for 0/1/1 still pass.
+ * Returns 0 when the tag is right, -1 otherwise.  Constant time in the
+ * tag.
+ */
+int voucher_code_verify(const unsigned char key[VOUCHER_KEY_LEN],
+    const char *code, size_t len, size_t prefix_len, size_t mac_len);
+
+/*
+ * Renders a normalized code for people: each '#' of pattern takes the next
+ * character of the code; a space, tab or dash is copied; any other pattern
+ * character must equal the next code character (the prefix, say "SALE" in
+ * "SALE-####-####"), and is copied.  All of the code must be used, so the
+ * rendered text always normalizes back to the code.  Returns the length
+ * written (NUL-terminated), or 0 when the code does not fit the pattern or
+ * out is too small.
+ */
+size_t voucher_code_display(const char *code, size_t len, const char *pattern,
+    char *out, size_t size);
+
+
+#endif /* _VOUCHER_CODE_H_INCLUDED_ */
