@@ -54,6 +54,12 @@ typedef struct {
     ngx_array_t                *code_issued;
     ngx_array_t                *code_patterns;
     ngx_flag_t                  code_debug;
+
+    /* attempt limits (ngx_http_voucher_limit.c) */
+    ngx_array_t                *limits;
+    ngx_uint_t                  limit_status;
+    ngx_uint_t                  limit_log_level;
+    ngx_flag_t                  limit_dry_run;
 } ngx_http_voucher_loc_conf_t;
 
 
@@ -110,6 +116,17 @@ char *ngx_http_voucher_code_pattern(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_voucher_code_merge(ngx_conf_t *cf,
     ngx_http_voucher_loc_conf_t *prev, ngx_http_voucher_loc_conf_t *conf);
+char *ngx_http_voucher_limit(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_voucher_limit_merge(ngx_conf_t *cf,
+    ngx_http_voucher_loc_conf_t *prev, ngx_http_voucher_loc_conf_t *conf);
+ngx_int_t ngx_http_voucher_limit_add_variable(ngx_conf_t *cf);
+ngx_uint_t ngx_http_voucher_limit_nargs(ngx_http_voucher_loc_conf_t *vlcf);
+ngx_int_t ngx_http_voucher_limit_args(ngx_http_request_t *r,
+    ngx_http_voucher_loc_conf_t *vlcf, ngx_int_t op, const char **argv,
+    size_t *argvlen);
+ngx_str_t *ngx_http_voucher_limit_status(ngx_http_request_t *r);
+
 ngx_int_t ngx_http_voucher_code_check(ngx_http_voucher_loc_conf_t *vlcf,
     u_char *code, size_t *len, const char **reason);
 ngx_int_t ngx_http_voucher_check_key(u_char *p, size_t len);

@@ -9,12 +9,15 @@
 
 #include "ngx_http_voucher.h"
 
+#include <hiredis/hiredis.h>
+
 
 typedef struct {
     ngx_http_request_t         *request;
     ngx_http_voucher_op_t      *op;
     ngx_int_t                   api;
     ngx_str_t                   code;
+    ngx_str_t                   limit_status;   /* $voucher_limit_status */
 } ngx_http_voucher_ctx_t;
 
 
@@ -33,6 +36,8 @@ static ngx_int_t ngx_http_voucher_unavailable(ngx_http_request_t *r,
 static void ngx_http_voucher_reply_handler(ngx_http_voucher_op_t *op,
     void *reply, ngx_int_t rc);
 static void ngx_http_voucher_cleanup(void *data);
+static void ngx_http_voucher_limit_result(ngx_http_request_t *r,
+    ngx_http_voucher_ctx_t *ctx, redisReply *reply);
 
 
 ngx_int_t
@@ -416,6 +421,7 @@ ngx_http_voucher_call(ngx_http_request_t *r, ngx_http_voucher_ctx_t *ctx,
 {
     u_char                        *p, *key;
     size_t                        *argvlen, n;
+    ngx_int_t                      nl;
     ngx_uint_t                     i, argc, size;
     const char                   **argv;
     ngx_http_cleanup_t            *cln;
@@ -427,7 +433,8 @@ ngx_http_voucher_call(ngx_http_request_t *r, ngx_http_voucher_ctx_t *ctx,
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_voucher_module);
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_voucher_module);
 
-    argc = (req->op == NGX_HTTP_VOUCHER_OP_ROLLBACK) ? 7 : 11 + 4 * req->nitems;
+    argc = (req->op == NGX_HTTP_VOUCHER_OP_ROLLBACK)
+           ? 7 : 10 + 4 * req->nitems + ngx_http_voucher_limit_nargs(vlcf);
 
     argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
     if (argv == NULL) {
@@ -522,6 +529,20 @@ ngx_http_voucher_call(ngx_http_request_t *r, ngx_http_voucher_ctx_t *ctx,
             p = ngx_sprintf(p, "%L", item->quantity);
             ngx_http_voucher_arg(key, p - key);
         }
+
+        nl = ngx_http_voucher_limit_args(r, vlcf, req->op, &argv[n],
+                                         &argvlen[n]);
+        if (nl == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (nl && req->op == NGX_HTTP_VOUCHER_OP_VALIDATE) {
+            /* voucher_validate is read-only; limits write their state */
+            argv[1] = "voucher_validate_limited";
+            argvlen[1] = sizeof("voucher_validate_limited") - 1;
+        }
+
+        n += nl;
     }
 
 #undef ngx_http_voucher_arg
@@ -597,6 +618,7 @@ ngx_http_voucher_reply_handler(ngx_http_voucher_op_t *op, void *reply,
     switch (rc) {
 
     case NGX_HTTP_VOUCHER_REPLY:
+        ngx_http_voucher_limit_result(r, ctx, reply);
         rc = ngx_http_voucher_send_reply(r, ctx->api, reply);
         break;
 
@@ -611,6 +633,81 @@ ngx_http_voucher_reply_handler(ngx_http_voucher_op_t *op, void *reply,
 
     ngx_http_finalize_request(r, rc);
     ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * The limits' verdict rides in the reply as "_limit" (and "_limit_name"):
+ * kept for $voucher_limit_status and logged at voucher_limit_log_level.
+ */
+
+static void
+ngx_http_voucher_limit_result(ngx_http_request_t *r,
+    ngx_http_voucher_ctx_t *ctx, redisReply *reply)
+{
+    size_t                        i;
+    redisReply                   *k, *v, *status, *name;
+    ngx_http_voucher_loc_conf_t  *vlcf;
+
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        return;
+    }
+
+    status = NULL;
+    name = NULL;
+
+    for (i = 1; i + 1 < reply->elements; i += 2) {
+        k = reply->element[i];
+        v = reply->element[i + 1];
+
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        if (k->len == 6 && ngx_strncmp(k->str, "_limit", 6) == 0) {
+            status = v;
+
+        } else if ((k->len == 11 && ngx_strncmp(k->str, "_limit_name", 11)
+                                    == 0)
+                   || (k->len == 5 && ngx_strncmp(k->str, "limit", 5) == 0))
+        {
+            name = v;
+        }
+    }
+
+    if (status == NULL) {
+        return;
+    }
+
+    ctx->limit_status.data = ngx_pnalloc(r->pool, status->len);
+    if (ctx->limit_status.data == NULL) {
+        return;
+    }
+
+    ngx_memcpy(ctx->limit_status.data, status->str, status->len);
+    ctx->limit_status.len = status->len;
+
+    if (status->len == 6 && ngx_strncmp(status->str, "PASSED", 6) == 0) {
+        return;
+    }
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_voucher_module);
+
+    ngx_log_error(vlcf->limit_log_level, r->connection->log, 0,
+                  "voucher: limit \"%*s\": %*s",
+                  name ? name->len : 0, name ? name->str : "",
+                  status->len, status->str);
+}
+
+
+ngx_str_t *
+ngx_http_voucher_limit_status(ngx_http_request_t *r)
+{
+    ngx_http_voucher_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_voucher_module);
+
+    return ctx ? &ctx->limit_status : NULL;
 }
 
 

@@ -9,6 +9,7 @@
 #include "ngx_http_voucher.h"
 
 
+static ngx_int_t ngx_http_voucher_preconfiguration(ngx_conf_t *cf);
 static void *ngx_http_voucher_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_voucher_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_voucher_create_loc_conf(ngx_conf_t *cf);
@@ -34,6 +35,18 @@ static ngx_conf_num_bounds_t  ngx_http_voucher_code_length_bounds = {
 
 static ngx_conf_num_bounds_t  ngx_http_voucher_max_items_bounds = {
     ngx_conf_check_num_bounds, 0, 10000
+};
+
+static ngx_conf_num_bounds_t  ngx_http_voucher_status_bounds = {
+    ngx_conf_check_num_bounds, 400, 599
+};
+
+static ngx_conf_enum_t  ngx_http_voucher_log_levels[] = {
+    { ngx_string("info"), NGX_LOG_INFO },
+    { ngx_string("notice"), NGX_LOG_NOTICE },
+    { ngx_string("warn"), NGX_LOG_WARN },
+    { ngx_string("error"), NGX_LOG_ERR },
+    { ngx_null_string, 0 }
 };
 
 
@@ -116,6 +129,41 @@ static ngx_command_t  ngx_http_voucher_commands[] = {
       0,
       NULL },
 
+    { ngx_string("voucher_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_voucher_limit,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("voucher_lockout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_voucher_limit,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("voucher_limit_status"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_voucher_loc_conf_t, limit_status),
+      &ngx_http_voucher_status_bounds },
+
+    { ngx_string("voucher_limit_log_level"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_voucher_loc_conf_t, limit_log_level),
+      &ngx_http_voucher_log_levels },
+
+    { ngx_string("voucher_limit_dry_run"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_voucher_loc_conf_t, limit_dry_run),
+      NULL },
+
     { ngx_string("voucher_code_debug"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -128,7 +176,7 @@ static ngx_command_t  ngx_http_voucher_commands[] = {
 
 
 static ngx_http_module_t  ngx_http_voucher_module_ctx = {
-    NULL,                                  /* preconfiguration */
+    ngx_http_voucher_preconfiguration,     /* preconfiguration */
     NULL,                                  /* postconfiguration */
 
     ngx_http_voucher_create_main_conf,     /* create main configuration */
@@ -156,6 +204,13 @@ ngx_module_t  ngx_http_voucher_module = {
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
+
+
+static ngx_int_t
+ngx_http_voucher_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_voucher_limit_add_variable(cf);
+}
 
 
 static void *
@@ -223,6 +278,7 @@ ngx_http_voucher_create_loc_conf(ngx_conf_t *cf)
      *     vlcf->code_keys = NULL;
      *     vlcf->code_issued = NULL;
      *     vlcf->code_patterns = NULL;
+     *     vlcf->limits = NULL;
      */
 
     vlcf->max_body_size = NGX_CONF_UNSET_SIZE;
@@ -230,6 +286,9 @@ ngx_http_voucher_create_loc_conf(ngx_conf_t *cf)
     vlcf->max_items = NGX_CONF_UNSET_UINT;
     vlcf->validate_fail_open = NGX_CONF_UNSET;
     vlcf->code_debug = NGX_CONF_UNSET;
+    vlcf->limit_status = NGX_CONF_UNSET_UINT;
+    vlcf->limit_log_level = NGX_CONF_UNSET_UINT;
+    vlcf->limit_dry_run = NGX_CONF_UNSET;
 
     return vlcf;
 }
@@ -253,6 +312,10 @@ ngx_http_voucher_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                          0);
 
     if (ngx_http_voucher_code_merge(cf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_voucher_limit_merge(cf, prev, conf) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
     }
 

@@ -110,6 +110,8 @@ static ngx_http_voucher_reason_t  ngx_http_voucher_reasons[] = {
         "The code's check characters are wrong (voucher_code_debug)."),
     ngx_http_voucher_reason("rate_limited", 429,
         "Too many attempts; try again later."),
+    ngx_http_voucher_reason("locked_out", 429,
+        "Too many bad codes from here; try again later."),
 
     /* the store */
     ngx_http_voucher_reason("store_unavailable", 503,
@@ -137,7 +139,8 @@ static u_char *ngx_http_voucher_json_string(u_char *p, u_char *s,
     size_t len);
 static size_t ngx_http_voucher_json_string_len(u_char *s, size_t len);
 static ngx_int_t ngx_http_voucher_output(ngx_http_request_t *r,
-    ngx_uint_t status, u_char *p, size_t len, ngx_uint_t replayed);
+    ngx_uint_t status, u_char *p, size_t len, ngx_uint_t replayed,
+    int64_t retry_ms);
 static ngx_str_t *ngx_http_voucher_verb(ngx_int_t op);
 
 
@@ -232,7 +235,7 @@ ngx_http_voucher_send_error(ngx_http_request_t *r, ngx_int_t op,
 
     *p++ = '}';
 
-    return ngx_http_voucher_output(r, rs->status, buf, p - buf, 0);
+    return ngx_http_voucher_output(r, rs->status, buf, p - buf, 0, -1);
 }
 
 
@@ -294,7 +297,7 @@ ngx_http_voucher_send_unverified(ngx_http_request_t *r, ngx_str_t *code)
     p = ngx_http_voucher_json_string(p, code->data, code->len);
     *p++ = '}';
 
-    return ngx_http_voucher_output(r, NGX_HTTP_OK, buf, p - buf, 0);
+    return ngx_http_voucher_output(r, NGX_HTTP_OK, buf, p - buf, 0, -1);
 }
 
 
@@ -302,12 +305,14 @@ ngx_int_t
 ngx_http_voucher_send_reply(ngx_http_request_t *r, ngx_int_t op,
     void *data)
 {
-    u_char                     *p, *buf;
-    size_t                      len;
-    ngx_str_t                  *verb;
-    ngx_uint_t                  ok, replayed, status, i;
-    redisReply                 *reply, *reason;
-    ngx_http_voucher_reason_t  *rs;
+    u_char                       *p, *buf;
+    size_t                        len;
+    int64_t                       retry_ms;
+    ngx_str_t                    *verb;
+    ngx_uint_t                    ok, replayed, status, i;
+    redisReply                   *reply, *reason, *k;
+    ngx_http_voucher_reason_t    *rs;
+    ngx_http_voucher_loc_conf_t  *vlcf;
 
     reply = data;
 
@@ -360,14 +365,30 @@ ngx_http_voucher_send_reply(ngx_http_request_t *r, ngx_int_t op,
     /* "replayed" becomes the Idempotent-Replayed header, not body */
 
     replayed = 0;
+    retry_ms = -1;
 
     for (i = 1; i + 1 < reply->elements; i += 2) {
-        if (reply->element[i]->type == REDIS_REPLY_STRING
-            && reply->element[i]->len == 8
-            && ngx_strncmp(reply->element[i]->str, "replayed", 8) == 0)
-        {
-            replayed = 1;
+        k = reply->element[i];
+
+        if (k->type != REDIS_REPLY_STRING) {
+            continue;
         }
+
+        if (k->len == 8 && ngx_strncmp(k->str, "replayed", 8) == 0) {
+            replayed = 1;
+
+        } else if (k->len == 14
+                   && ngx_strncmp(k->str, "retry_after_ms", 14) == 0
+                   && reply->element[i + 1]->type == REDIS_REPLY_INTEGER)
+        {
+            retry_ms = reply->element[i + 1]->integer;
+        }
+    }
+
+    if (rs && rs->status == NGX_HTTP_TOO_MANY_REQUESTS) {
+        /* voucher_limit_status */
+        vlcf = ngx_http_get_module_loc_conf(r, ngx_http_voucher_module);
+        status = vlcf->limit_status;
     }
 
     len = sizeof("{\"\":false,\"reason\":,\"message\":}") - 1 + verb->len
@@ -402,7 +423,8 @@ ngx_http_voucher_send_reply(ngx_http_request_t *r, ngx_int_t op,
 
     *p++ = '}';
 
-    return ngx_http_voucher_output(r, status, buf, p - buf, replayed);
+    return ngx_http_voucher_output(r, status, buf, p - buf, replayed,
+                                   retry_ms);
 }
 
 
@@ -432,8 +454,11 @@ ngx_http_voucher_json_pairs(u_char *p, redisReply **el, size_t n,
             continue;
         }
 
-        if (depth == 0 && k->len == 8 && ngx_strncmp(k->str, "replayed", 8)
-                                         == 0)
+        /* "replayed" is a header; "_..." pairs are for nginx alone */
+
+        if (depth == 0
+            && ((k->len == 8 && ngx_strncmp(k->str, "replayed", 8) == 0)
+                || (k->len && k->str[0] == '_')))
         {
             continue;
         }
@@ -524,7 +549,7 @@ ngx_http_voucher_json_string(u_char *p, u_char *s, size_t len)
 
 static ngx_int_t
 ngx_http_voucher_output(ngx_http_request_t *r, ngx_uint_t status, u_char *p,
-    size_t len, ngx_uint_t replayed)
+    size_t len, ngx_uint_t replayed, int64_t retry_ms)
 {
     ngx_int_t         rc;
     ngx_buf_t        *b;
@@ -556,6 +581,26 @@ ngx_http_voucher_output(ngx_http_request_t *r, ngx_uint_t status, u_char *p,
         h->hash = 1;
         ngx_str_set(&h->key, "Idempotent-Replayed");
         ngx_str_set(&h->value, "true");
+    }
+
+    if (retry_ms >= 0) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->value.data = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+        if (h->value.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        /* whole seconds, rounded up, never 0 */
+        h->hash = 1;
+        ngx_str_set(&h->key, "Retry-After");
+        retry_ms = (retry_ms + 999) / 1000;
+        h->value.len = ngx_sprintf(h->value.data, "%L",
+                                   retry_ms ? retry_ms : 1)
+                       - h->value.data;
     }
 
     rc = ngx_http_send_header(r);

@@ -94,14 +94,11 @@ local CAMPAIGN_FIELDS = {
 
 -- ARGV: customer amount currency order_id idem nitems
 --       [sku category price qty]*
-local function evaluate(keys, args, redeem)
-    local tag, code = string.match(keys[1], '^({[^}]+}):c:(.+)$')
-    if not tag then return bad_key() end
-
+local function evaluate_code(keys, args, redeem, tag, code, nargs)
     local cust, amount, cur, oid, idem = args[1], uint(args[2]), args[3],
         args[4], args[5]
     local n = uint(args[6])
-    if not (amount and n) or #args ~= 6 + 4 * n then return bad_args() end
+    if not (amount and n) or nargs ~= 6 + 4 * n then return bad_args() end
     local last = 4 * n + 3                   -- index of the last item's sku
     for i = 9, last + 2, 4 do
         if not (uint(args[i]) and uint(args[i + 1])) then return bad_args() end
@@ -112,7 +109,7 @@ local function evaluate(keys, args, redeem)
     if redeem and idem ~= '' then
         ikey = tag .. ':i:r:' .. idem
         fp = redis.sha1hex(code .. '\0' .. table.concat(args, '\0', 1, 4)
-                           .. '\0' .. table.concat(args, '\0', 6))
+                           .. '\0' .. table.concat(args, '\0', 6, nargs))
         local r = replay(ikey, fp, 'code', code)
         if r then return r end
     end
@@ -890,6 +887,136 @@ local function settings_get(keys)
 end
 
 
+------------------------------------------------------------- limits, lockout
+
+-- Limits travel with a validate or redeem, after the order's items:
+--   nl dry, then nl times: kind name key a b
+--   kind 'r' (rate, GCRA): a = emission interval in microseconds (1 s / rate),
+--                          b = burst (requests allowed at once beyond one)
+--   kind 'l' (lockout):    a = failures, b = window ms, and one more field
+--                          c = ban ms (so a lockout takes 6 fields, see below)
+-- They are checked on Redis time before the code is looked at, in the same
+-- call, so a refused attempt costs Redis no code lookup.
+
+-- refused codes that count as a guess towards a lockout
+local GUESS = {not_found = true, code_inactive = true, expired = true,
+               not_started = true, customer_mismatch = true,
+               campaign_inactive = true}
+
+local function limit_parse(args, from)
+    local nl, dry = uint(args[from]), args[from + 1]
+    if not nl or (dry ~= '0' and dry ~= '1') then return nil end
+    local list, i = {}, from + 2
+    for _ = 1, nl do
+        local kind, name, key = args[i], args[i + 1], args[i + 2]
+        local a, b = uint(args[i + 3]), uint(args[i + 4])
+        local l = {kind = kind, name = name, key = key, a = a, b = b}
+        if kind == 'r' then
+            i = i + 5
+            if not a or a < 1 or not b then return nil end
+        elseif kind == 'l' then
+            l.c = uint(args[i + 5])
+            i = i + 6
+            if not (a and b and l.c) or a < 1 or b < 1 or l.c < 1 then
+                return nil
+            end
+        else
+            return nil
+        end
+        if not name or name == '' or not key then return nil end
+        list[#list + 1] = l
+    end
+    if i ~= #args + 1 then return nil end
+    return list, dry == '1'
+end
+
+-- first refusal: reason, name, retry after (ms); nil when all pass
+local function limit_check(tag, list)
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+    for _, l in ipairs(list) do
+        if l.kind == 'l' then
+            local ttl = redis.call('PTTL', tag .. ':lb:' .. l.name .. ':'
+                                             .. l.key)
+            if ttl > 0 then return 'locked_out', l.name, ttl end
+        end
+    end
+    -- every rate limit must pass before any of them is charged
+    local charge = {}
+    for _, l in ipairs(list) do
+        if l.kind == 'r' then
+            local key = tag .. ':rl:' .. l.name .. ':' .. l.key
+            local tat = tonumber(redis.call('GET', key)) or now
+            if tat < now then tat = now end
+            local tau = l.a * l.b
+            if tat - now > tau then
+                return 'rate_limited', l.name,
+                       math.ceil((tat - tau - now) / 1000)
+            end
+            charge[#charge + 1] = {key, tat + l.a,
+                                   math.ceil((tat + l.a - now) / 1000)}
+        end
+    end
+    for _, c in ipairs(charge) do
+        redis.call('SET', c[1], c[2], 'PX', c[3])
+    end
+    return nil
+end
+
+-- a refused code from this key: count it; at the threshold, ban the key
+local function lockout_count(tag, list)
+    for _, l in ipairs(list) do
+        if l.kind == 'l' then
+            local ckey = tag .. ':lf:' .. l.name .. ':' .. l.key
+            local n = redis.call('INCR', ckey)
+            if n == 1 then redis.call('PEXPIRE', ckey, l.b) end
+            if n >= l.a then
+                redis.call('SET', tag .. ':lb:' .. l.name .. ':' .. l.key,
+                           '1', 'PX', l.c)
+                redis.call('DEL', ckey)
+            end
+        end
+    end
+end
+
+-- The reply's "_limit" pair (PASSED, REJECTED, LOCKED, ..._DRY_RUN) is for
+-- nginx's $voucher_limit_status; keys starting with "_" never reach the body.
+local function evaluate(keys, args, redeem, read_only)
+    local tag, code = string.match(keys[1], '^({[^}]+}):c:(.+)$')
+    if not tag then return bad_key() end
+
+    local n = uint(args[6])
+    if not n then return bad_args() end
+    local nargs = 6 + 4 * n
+    if #args == nargs then
+        return evaluate_code(keys, args, redeem, tag, code, nargs)
+    end
+    if read_only then return bad_args() end
+
+    local list, dry = limit_parse(args, nargs + 1)
+    if not list then return bad_args() end
+
+    local status = 'PASSED'
+    local reason, name, retry = limit_check(tag, list)
+    if reason then
+        status = reason == 'locked_out' and 'LOCKED' or 'REJECTED'
+        if not dry then
+            return {reason, 'code', code, 'limit', name,
+                    'retry_after_ms', retry, '_limit', status}
+        end
+        status = status .. '_DRY_RUN'
+    end
+
+    local r = evaluate_code(keys, args, redeem, tag, code, nargs)
+    if type(r) == 'table' then
+        if GUESS[r[1]] then lockout_count(tag, list) end
+        r[#r + 1] = '_limit'; r[#r + 1] = status
+        if name then r[#r + 1] = '_limit_name'; r[#r + 1] = name end
+    end
+    return r
+end
+
+
 ---------------------------------------------------------------- registration
 
 local function reg(name, fn, ro)
@@ -898,7 +1025,11 @@ local function reg(name, fn, ro)
 end
 
 reg('voucher_version', function() return VERSION end, true)
-reg('voucher_validate', function(k, a) return evaluate(k, a, false) end, true)
+reg('voucher_validate', function(k, a) return evaluate(k, a, false, true) end,
+    true)
+-- validate with limits: they write (GCRA state, failure counts)
+reg('voucher_validate_limited',
+    function(k, a) return evaluate(k, a, false) end)
 reg('voucher_redeem', function(k, a) return evaluate(k, a, true) end)
 reg('voucher_rollback', rollback)
 reg('voucher_campaign_set', campaign_set)

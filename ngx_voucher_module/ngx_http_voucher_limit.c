@@ -1,0 +1,429 @@
+
+/*
+ * Copyright (C) ngx_voucher authors
+ *
+ * Attempt limits held in Redis and shared by every nginx node: rates
+ * (GCRA) and lockouts of keys that send too many bad codes.  They ride in
+ * the same FCALL as the validate or redeem they guard, so a limit costs
+ * no extra round trip, and are checked on Redis' clock.
+ */
+
+
+#include "ngx_http_voucher.h"
+
+
+#define NGX_HTTP_VOUCHER_LIMIT_RATE     'r'
+#define NGX_HTTP_VOUCHER_LIMIT_LOCKOUT  'l'
+
+
+typedef struct {
+    ngx_uint_t                  kind;
+    ngx_uint_t                  scope;      /* 1 << op */
+    ngx_str_t                   name;
+    ngx_http_complex_value_t    key;
+    ngx_str_t                   a;          /* numbers as FCALL arguments */
+    ngx_str_t                   b;
+    ngx_str_t                   c;
+} ngx_http_voucher_limit_t;
+
+
+static ngx_str_t *ngx_http_voucher_limit_number(ngx_conf_t *cf,
+    ngx_str_t *s, int64_t n);
+static ngx_int_t ngx_http_voucher_limit_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_str_t  ngx_http_voucher_limit_var_name =
+    ngx_string("voucher_limit_status");
+
+
+/*
+ * voucher_limit KEY rate=N r/s|r/m|r/h [burst=N] [scope=S] [name=NAME];
+ * voucher_lockout KEY failures=N window=TIME ban=TIME [scope=S] [name=NAME];
+ */
+
+char *
+ngx_http_voucher_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_voucher_loc_conf_t *vlcf = conf;
+
+    u_char                            *p;
+    int64_t                            us, burst, failures;
+    ngx_str_t                         *value, s;
+    ngx_int_t                          n;
+    ngx_msec_t                         window, ban;
+    ngx_uint_t                         i, lockout;
+    ngx_http_voucher_limit_t          *lim;
+    ngx_http_compile_complex_value_t   ccv;
+
+    value = cf->args->elts;
+    lockout = (value[0].len == sizeof("voucher_lockout") - 1);
+
+    if (vlcf->limits == NULL) {
+        vlcf->limits = ngx_array_create(cf->pool, 2,
+                                        sizeof(ngx_http_voucher_limit_t));
+        if (vlcf->limits == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    lim = ngx_array_push(vlcf->limits);
+    if (lim == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(lim, sizeof(ngx_http_voucher_limit_t));
+
+    lim->kind = lockout ? NGX_HTTP_VOUCHER_LIMIT_LOCKOUT
+                        : NGX_HTTP_VOUCHER_LIMIT_RATE;
+    lim->scope = (1 << NGX_HTTP_VOUCHER_OP_VALIDATE)
+                 | (1 << NGX_HTTP_VOUCHER_OP_REDEEM);
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = &value[1];
+    ccv.complex_value = &lim->key;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    us = 0;
+    burst = 0;
+    failures = 0;
+    window = 0;
+    ban = 0;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (!lockout && ngx_strncmp(value[i].data, "rate=", 5) == 0) {
+            p = value[i].data + value[i].len - 3;
+
+            if (value[i].len < 9 || p[0] != 'r' || p[1] != '/') {
+                goto invalid;
+            }
+
+            n = ngx_atoi(value[i].data + 5, value[i].len - 8);
+            if (n <= 0) {
+                goto invalid;
+            }
+
+            switch (p[2]) {
+            case 's':
+                us = 1000000;
+                break;
+            case 'm':
+                us = 60000000;
+                break;
+            case 'h':
+                us = 3600000000LL;
+                break;
+            default:
+                goto invalid;
+            }
+
+            /* the emission interval of GCRA, in microseconds */
+            us /= n;
+            if (us < 1) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (!lockout && ngx_strncmp(value[i].data, "burst=", 6) == 0) {
+            n = ngx_atoi(value[i].data + 6, value[i].len - 6);
+            if (n == NGX_ERROR || n > 1000000) {
+                goto invalid;
+            }
+            burst = n;
+            continue;
+        }
+
+        if (lockout && ngx_strncmp(value[i].data, "failures=", 9) == 0) {
+            n = ngx_atoi(value[i].data + 9, value[i].len - 9);
+            if (n <= 0 || n > 1000000) {
+                goto invalid;
+            }
+            failures = n;
+            continue;
+        }
+
+        if (lockout && ngx_strncmp(value[i].data, "window=", 7) == 0) {
+            s.data = value[i].data + 7;
+            s.len = value[i].len - 7;
+            window = ngx_parse_time(&s, 0);
+            if (window == (ngx_msec_t) NGX_ERROR || window == 0) {
+                goto invalid;
+            }
+            continue;
+        }
+
+        if (lockout && ngx_strncmp(value[i].data, "ban=", 4) == 0) {
+            s.data = value[i].data + 4;
+            s.len = value[i].len - 4;
+            ban = ngx_parse_time(&s, 0);
+            if (ban == (ngx_msec_t) NGX_ERROR || ban == 0) {
+                goto invalid;
+            }
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "scope=", 6) == 0) {
+            s.data = value[i].data + 6;
+            s.len = value[i].len - 6;
+
+            if (s.len == 8 && ngx_strncmp(s.data, "validate", 8) == 0) {
+                lim->scope = 1 << NGX_HTTP_VOUCHER_OP_VALIDATE;
+
+            } else if (s.len == 6 && ngx_strncmp(s.data, "redeem", 6) == 0) {
+                lim->scope = 1 << NGX_HTTP_VOUCHER_OP_REDEEM;
+
+            } else if (s.len == 4 && ngx_strncmp(s.data, "both", 4) == 0) {
+                /* the default */
+
+            } else {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "name=", 5) == 0) {
+            lim->name.data = value[i].data + 5;
+            lim->name.len = value[i].len - 5;
+
+            if (lim->name.len == 0 || lim->name.len > 32) {
+                goto invalid;
+            }
+
+            for (p = lim->name.data; p < lim->name.data + lim->name.len; p++)
+            {
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')
+                      || *p == '_' || *p == '-'))
+                {
+                    goto invalid;
+                }
+            }
+
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    if (lim->name.len == 0) {
+        /* by position: r1, r2, l1, ... */
+        p = ngx_pnalloc(cf->pool, NGX_INT_T_LEN + 1);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        lim->name.data = p;
+        lim->name.len = ngx_sprintf(p, "%c%ui", (int) lim->kind,
+                                    vlcf->limits->nelts)
+                        - p;
+    }
+
+    if (lockout) {
+        if (failures == 0 || window == 0 || ban == 0) {
+            return "needs \"failures=\", \"window=\" and \"ban=\"";
+        }
+
+        if (ngx_http_voucher_limit_number(cf, &lim->a, failures) == NULL
+            || ngx_http_voucher_limit_number(cf, &lim->b, window) == NULL
+            || ngx_http_voucher_limit_number(cf, &lim->c, ban) == NULL)
+        {
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (us == 0) {
+        return "needs \"rate=\"";
+    }
+
+    if (ngx_http_voucher_limit_number(cf, &lim->a, us) == NULL
+        || ngx_http_voucher_limit_number(cf, &lim->b, burst) == NULL)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\"", &value[i]);
+
+    return NGX_CONF_ERROR;
+}
+
+
+static ngx_str_t *
+ngx_http_voucher_limit_number(ngx_conf_t *cf, ngx_str_t *s, int64_t n)
+{
+    s->data = ngx_pnalloc(cf->pool, NGX_INT64_LEN);
+    if (s->data == NULL) {
+        return NULL;
+    }
+
+    s->len = ngx_sprintf(s->data, "%L", n) - s->data;
+
+    return s;
+}
+
+
+/* like limit_req: a level with no limits of its own inherits them all */
+
+char *
+ngx_http_voucher_limit_merge(ngx_conf_t *cf,
+    ngx_http_voucher_loc_conf_t *prev, ngx_http_voucher_loc_conf_t *conf)
+{
+    if (conf->limits == NULL) {
+        conf->limits = prev->limits;
+    }
+
+    ngx_conf_merge_uint_value(conf->limit_status, prev->limit_status,
+                              NGX_HTTP_TOO_MANY_REQUESTS);
+    ngx_conf_merge_uint_value(conf->limit_log_level, prev->limit_log_level,
+                              NGX_LOG_WARN);
+    ngx_conf_merge_value(conf->limit_dry_run, prev->limit_dry_run, 0);
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_int_t
+ngx_http_voucher_limit_add_variable(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var;
+
+    var = ngx_http_add_variable(cf, &ngx_http_voucher_limit_var_name,
+                                NGX_HTTP_VAR_NOCACHEABLE);
+    if (var == NULL) {
+        return NGX_ERROR;
+    }
+
+    var->get_handler = ngx_http_voucher_limit_variable;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_voucher_limit_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t  *status;
+
+    status = ngx_http_voucher_limit_status(r);
+
+    if (status == NULL || status->len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = status->len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = status->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * How many FCALL arguments the limits of this request need: 2 + 5 per
+ * rate + 6 per lockout, an upper bound counted before the keys are known.
+ */
+
+ngx_uint_t
+ngx_http_voucher_limit_nargs(ngx_http_voucher_loc_conf_t *vlcf)
+{
+    return vlcf->limits ? 2 + 6 * vlcf->limits->nelts : 0;
+}
+
+
+/*
+ * Appends "nl dry [kind name key a b [c]]..." for the limits in scope of
+ * op whose key is not empty.  Returns the number of arguments added (0
+ * when no limit applies, and then nothing is added).
+ */
+
+ngx_int_t
+ngx_http_voucher_limit_args(ngx_http_request_t *r,
+    ngx_http_voucher_loc_conf_t *vlcf, ngx_int_t op, const char **argv,
+    size_t *argvlen)
+{
+    u_char                    *p;
+    ngx_str_t                  key;
+    ngx_uint_t                 i, n, nl;
+    ngx_http_voucher_limit_t  *lim;
+
+    if (vlcf->limits == NULL) {
+        return 0;
+    }
+
+    lim = vlcf->limits->elts;
+    n = 2;
+    nl = 0;
+
+    for (i = 0; i < vlcf->limits->nelts; i++) {
+
+        if (!(lim[i].scope & (1 << op))) {
+            continue;
+        }
+
+        if (ngx_http_complex_value(r, &lim[i].key, &key) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        /* like limit_req: an empty key is not limited */
+
+        if (key.len == 0) {
+            continue;
+        }
+
+        if (key.len > 256) {
+            key.len = 256;
+        }
+
+        argv[n] = (lim[i].kind == NGX_HTTP_VOUCHER_LIMIT_RATE) ? "r" : "l";
+        argvlen[n++] = 1;
+        argv[n] = (const char *) lim[i].name.data;
+        argvlen[n++] = lim[i].name.len;
+        argv[n] = (const char *) key.data;
+        argvlen[n++] = key.len;
+        argv[n] = (const char *) lim[i].a.data;
+        argvlen[n++] = lim[i].a.len;
+        argv[n] = (const char *) lim[i].b.data;
+        argvlen[n++] = lim[i].b.len;
+
+        if (lim[i].kind == NGX_HTTP_VOUCHER_LIMIT_LOCKOUT) {
+            argv[n] = (const char *) lim[i].c.data;
+            argvlen[n++] = lim[i].c.len;
+        }
+
+        nl++;
+    }
+
+    if (nl == 0) {
+        return 0;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    argv[0] = (const char *) p;
+    argvlen[0] = ngx_sprintf(p, "%ui", nl) - p;
+    argv[1] = vlcf->limit_dry_run ? "1" : "0";
+    argvlen[1] = 1;
+
+    return n;
+}

@@ -1,0 +1,147 @@
+# Attempt limits held in Redis: GCRA rates with bursts on Redis time,
+# lockout of keys that send bad codes, 429 + Retry-After, dry run and
+# $voucher_limit_status, and one limit shared by two nginx instances.
+use strict;
+use warnings;
+use Test::More;
+use Time::HiRes qw(sleep time);
+use VT;
+use VoucherT;
+
+my $redis = VT::Redis->start;
+$redis->load_functions;
+campaign($redis, 'c', kind => 'amount', value => 100);
+code($redis, 'GOOD', campaign => 'c', max_uses => 0);
+my $o = {amount => 1000};
+
+my $http = <<'EOT';
+    voucher_redis 127.0.0.1:%%REDIS_PORT%%;
+    log_format lim '$http_x_client $status $voucher_limit_status';
+EOT
+my $server = <<'EOT';
+        access_log %%SERVROOT%%/logs/lim.log lim;
+        voucher_limit $http_x_client rate=1r/s burst=4 name=ip;
+        location = /vouchers/validate { voucher_api validate; }
+        location = /vouchers/redeem   { voucher_api redeem; }
+        location = /lock/validate {
+            voucher_api validate;
+            voucher_lockout $http_x_client failures=5 window=10s ban=3s name=guess;
+        }
+        location = /redeemonly/validate {
+            voucher_api validate;
+            voucher_limit $http_x_client rate=1r/m scope=redeem;
+        }
+        location = /dry/validate {
+            voucher_api validate;
+            voucher_limit $http_x_client rate=1r/m name=dry;
+            voucher_limit_dry_run on;
+            voucher_limit_log_level notice;
+        }
+        location = /status/validate {
+            voucher_api validate;
+            voucher_limit $http_x_client rate=1r/m name=st;
+            voucher_limit_status 503;
+        }
+EOT
+my $ng = VT::Nginx->start(redis => $redis, http => $http, server => $server);
+
+sub v {
+    my ($path, $client, $code) = @_;
+    return http($ng->port, 'POST', $path, headers => {'X-Client' => $client},
+                body => {code => $code // 'GOOD', order => $o});
+}
+
+# --- GCRA: 1 r/s with a burst of 4 --------------------------------------------
+my @st = map { v('/vouchers/validate', 'a')->{status} } 1 .. 6;
+is_deeply(\@st, [200, 200, 200, 200, 200, 429], 'burst of 4 over 1 r/s: 5 pass, the 6th is refused');
+my $r = v('/vouchers/validate', 'a');
+is($r->{status}, 429, 'still refused');
+is($r->{json}{reason}, 'rate_limited', 'reason rate_limited');
+is($r->{json}{limit}, 'ip', 'names the limit');
+ok($r->{json}{retry_after_ms} > 0 && $r->{json}{retry_after_ms} <= 1000,
+   "retry_after_ms within one interval ($r->{json}{retry_after_ms})");
+is($r->{headers}{'retry-after'}, 1, 'Retry-After: 1');
+ok(!exists $r->{json}{_limit}, 'internal pairs stay out of the body');
+is(v('/vouchers/validate', 'b')->{status}, 200, 'another key is not limited');
+is(v('/vouchers/redeem', 'a')->{status}, 429, 'the limit covers redeem too (scope both)');
+sleep 1.1;
+is(v('/vouchers/validate', 'a')->{status}, 200, 'after one interval: one more passes');
+is(v('/vouchers/validate', 'a')->{status}, 429, 'and only one');
+is(http($ng->port, 'POST', '/vouchers/validate', body => {code => 'GOOD', order => $o})->{status},
+   200, 'an empty key is not limited');
+
+# scope=redeem leaves validate alone
+is_deeply([map { v('/redeemonly/validate', 's')->{status} } 1 .. 3], [200, 200, 200],
+          'scope=redeem: validate is not limited');
+
+# voucher_limit_status
+v('/status/validate', 'q');
+is(v('/status/validate', 'q')->{status}, 503, 'voucher_limit_status 503');
+
+# --- lockout: an enumeration attack -------------------------------------------
+my $hmget = $redis->commandstats->{hmget} // 0;
+my @reqs = map {
+    {method => 'POST', path => '/lock/validate', headers => {'X-Client' => 'attacker'},
+     body => {code => sprintf('GUESS%06d', $_), order => $o}}
+} 1 .. 1000;
+my %by;
+for my $res (map { http_parallel($ng->port, [$_], concurrency => 1) } @reqs[0 .. 9]) {
+    $by{$res->{status}}++;
+}
+$by{$_->{status}}++ for http_parallel($ng->port, [@reqs[10 .. 999]], concurrency => 50);
+is($by{404}, 5, 'enumeration: the first 5 guesses get 404');
+is($by{429}, 995, 'enumeration: the other 995 are refused');
+my $lookups = ($redis->commandstats->{hmget} // 0) - $hmget;
+ok($lookups <= 10, "Redis saw at most the threshold's lookups ($lookups HMGETs for 5 codes)");
+$r = v('/lock/validate', 'attacker', 'GOOD');
+is($r->{status}, 429, 'a locked key is refused whatever code it sends');
+is($r->{json}{reason}, 'locked_out', 'reason locked_out');
+ok($r->{headers}{'retry-after'} >= 1 && $r->{headers}{'retry-after'} <= 3, 'Retry-After within the ban');
+is(v('/lock/validate', 'customer', 'GOOD')->{status}, 200,
+   'a real customer from another key still validates');
+is(http($ng->port, 'POST', '/vouchers/redeem', headers => {'X-Client' => 'c2'},
+        body => {code => 'GOOD', customer => 'c2', order => $o})->{status}, 200,
+   '... and redeems');
+sleep 3.1;
+is(v('/lock/validate', 'attacker', 'GOOD')->{status}, 200, 'the ban ends after ban=3s');
+
+# --- dry run: nothing refused, the verdict logged and in the variable -------
+$ng->mark_log;
+my @dry = map { v('/dry/validate', 'd')->{status} } 1 .. 3;
+is_deeply(\@dry, [200, 200, 200], 'dry run refuses nothing');
+like($ng->error_log_since_mark, qr/limit "dry": REJECTED_DRY_RUN/, 'dry run logs what it would refuse');
+ok(wait_until(sub { -s $ng->servroot . '/logs/lim.log' }, timeout => 3), 'access log written');
+open my $fh, '<', $ng->servroot . '/logs/lim.log' or die;
+my @log = <$fh>;
+ok((grep { /^d 200 PASSED$/ } @log), '$voucher_limit_status PASSED');
+ok((grep { /^d 200 REJECTED_DRY_RUN$/ } @log), '$voucher_limit_status REJECTED_DRY_RUN');
+ok((grep { /^a 429 REJECTED$/ } @log), '$voucher_limit_status REJECTED');
+ok((grep { /^attacker 429 LOCKED$/ } @log), '$voucher_limit_status LOCKED');
+
+# --- two nginx instances, one Redis, one limit ----------------------------------
+my $ng2 = VT::Nginx->start(redis => $redis, http => $http, server => $server);
+my @both;
+for my $i (1 .. 8) {
+    my $n = $i % 2 ? $ng : $ng2;
+    push @both, http($n->port, 'POST', '/vouchers/validate', headers => {'X-Client' => 'shared'},
+                     body => {code => 'GOOD', order => $o})->{status};
+}
+is_deeply(\@both, [200, 200, 200, 200, 200, 429, 429, 429],
+          'two nginx share one limit: 5 in all pass, not 5 each');
+
+$ng2->stop;
+$ng->stop;
+$ng->check_log('no alert');
+$ng2->check_log('no alert (second nginx)');
+
+# --- configuration ------------------------------------------------------------
+for my $bad ('voucher_limit $remote_addr burst=5;', 'voucher_limit $remote_addr rate=0r/s;',
+             'voucher_limit $remote_addr rate=5r/d;', 'voucher_lockout $remote_addr failures=3;',
+             'voucher_limit $remote_addr rate=1r/s name=Bad!;', 'voucher_limit_status 200;') {
+    my $n = VT::Nginx->start(redis => $redis, expect_fail => 1,
+        http => "voucher_redis 127.0.0.1:%%REDIS_PORT%%; $bad", server => api_server());
+    ok($n->start_failed, "refused: $bad");
+}
+
+$redis->stop;
+done_testing;
