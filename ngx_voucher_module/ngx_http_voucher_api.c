@@ -18,6 +18,7 @@ typedef struct {
     ngx_int_t                   api;
     ngx_str_t                   code;
     ngx_str_t                   limit_status;   /* $voucher_limit_status */
+    unsigned                    guess:1;        /* refused offline */
 } ngx_http_voucher_ctx_t;
 
 
@@ -31,6 +32,12 @@ static const char *ngx_http_voucher_idempotency_header(
     ngx_http_request_t *r, ngx_http_voucher_request_t *req);
 static ngx_int_t ngx_http_voucher_call(ngx_http_request_t *r,
     ngx_http_voucher_ctx_t *ctx, ngx_http_voucher_request_t *req);
+static ngx_int_t ngx_http_voucher_call_guess(ngx_http_request_t *r,
+    ngx_http_voucher_ctx_t *ctx, ngx_http_voucher_request_t *req,
+    ngx_uint_t argc);
+static ngx_int_t ngx_http_voucher_send(ngx_http_request_t *r,
+    ngx_http_voucher_ctx_t *ctx, const char **argv, size_t *argvlen,
+    ngx_uint_t n);
 static ngx_int_t ngx_http_voucher_unavailable(ngx_http_request_t *r,
     ngx_http_voucher_ctx_t *ctx, const char *reason);
 static void ngx_http_voucher_reply_handler(ngx_http_voucher_op_t *op,
@@ -235,18 +242,29 @@ ngx_http_voucher_process(ngx_http_request_t *r, ngx_http_voucher_ctx_t *ctx)
         }
 
         if (rc == NGX_DECLINED) {
+            /* the code itself is not logged: gift cards are bearer tokens */
             ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                           "voucher: \"%*s\" refused offline",
-                           req.code.len, req.code.data);
+                           "voucher: a code of %uz characters refused "
+                           "offline: %s", req.code.len, msg);
 
             if (vlcf->code_debug) {
                 return ngx_http_voucher_send_error(r, ctx->api, msg, "code",
                                                    NULL);
             }
 
-            return ngx_http_voucher_send_not_found(r, ctx->api,
-                                                   req.code.data,
-                                                   req.code.len);
+            if (vlcf->limits == NULL) {
+                return ngx_http_voucher_send_not_found(r, ctx->api,
+                                                       req.code.data,
+                                                       req.code.len);
+            }
+
+            /*
+             * Limits apply: they must refuse a forged code exactly as an
+             * unknown one, and count it as a guess, so it goes to Redis
+             * as voucher_guess (the code is never read there).
+             */
+
+            ctx->guess = 1;
         }
     }
 
@@ -339,16 +357,17 @@ ngx_http_voucher_idempotency_header(ngx_http_request_t *r,
 {
     ngx_uint_t        i;
     ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
+    ngx_table_elt_t  *h, *found;
 
     part = &r->headers_in.headers.part;
     h = part->elts;
+    found = NULL;
 
     for (i = 0; /* void */ ; i++) {
 
         if (i >= part->nelts) {
             if (part->next == NULL) {
-                return NULL;
+                break;
             }
 
             part = part->next;
@@ -361,9 +380,20 @@ ngx_http_voucher_idempotency_header(ngx_http_request_t *r,
                                sizeof("Idempotency-Key") - 1)
                == 0)
         {
-            break;
+            if (found) {
+                return "Send one Idempotency-Key header, not several.";
+            }
+
+            found = &h[i];
         }
     }
+
+    if (found == NULL) {
+        return NULL;
+    }
+
+    h = found;
+    i = 0;
 
     if (ngx_http_voucher_check_key(h[i].value.data, h[i].value.len) != NGX_OK)
     {
@@ -424,17 +454,17 @@ ngx_http_voucher_call(ngx_http_request_t *r, ngx_http_voucher_ctx_t *ctx,
     ngx_int_t                      nl;
     ngx_uint_t                     i, argc, size;
     const char                   **argv;
-    ngx_http_cleanup_t            *cln;
-    ngx_http_voucher_op_t         *op;
     ngx_http_voucher_item_t       *item;
     ngx_http_voucher_loc_conf_t   *vlcf;
-    ngx_http_voucher_main_conf_t  *vmcf;
 
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_voucher_module);
-    vmcf = ngx_http_get_module_main_conf(r, ngx_http_voucher_module);
 
     argc = (req->op == NGX_HTTP_VOUCHER_OP_ROLLBACK)
            ? 7 : 10 + 4 * req->nitems + ngx_http_voucher_limit_nargs(vlcf);
+
+    if (ctx->guess) {
+        return ngx_http_voucher_call_guess(r, ctx, req, argc);
+    }
 
     argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
     if (argv == NULL) {
@@ -554,6 +584,76 @@ ngx_http_voucher_call(ngx_http_request_t *r, ngx_http_voucher_ctx_t *ctx,
             argv[i] = "";
         }
     }
+
+    return ngx_http_voucher_send(r, ctx, argv, argvlen, n);
+}
+
+
+/* FCALL voucher_guess 1 {ns}:c:CODE nl dry limits... */
+
+static ngx_int_t
+ngx_http_voucher_call_guess(ngx_http_request_t *r,
+    ngx_http_voucher_ctx_t *ctx, ngx_http_voucher_request_t *req,
+    ngx_uint_t argc)
+{
+    u_char                       *p, *key;
+    size_t                       *argvlen;
+    ngx_int_t                     nl;
+    const char                  **argv;
+    ngx_http_voucher_loc_conf_t  *vlcf;
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_voucher_module);
+
+    argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
+    if (argv == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    argvlen = (size_t *) &argv[argc];
+
+    key = ngx_pnalloc(r->pool, sizeof("{}:c:") - 1 + vlcf->ns.len
+                               + req->code.len);
+    if (key == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(key, "{%V}:c:", &vlcf->ns);
+    p = ngx_cpymem(p, req->code.data, req->code.len);
+
+    argv[0] = "FCALL";
+    argvlen[0] = 5;
+    argv[1] = "voucher_guess";
+    argvlen[1] = sizeof("voucher_guess") - 1;
+    argv[2] = "1";
+    argvlen[2] = 1;
+    argv[3] = (const char *) key;
+    argvlen[3] = p - key;
+
+    nl = ngx_http_voucher_limit_args(r, vlcf, req->op, &argv[4],
+                                     &argvlen[4]);
+    if (nl == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (nl == 0) {
+        /* no limit in scope, or every key empty: answer here */
+        return ngx_http_voucher_send_not_found(r, ctx->api, req->code.data,
+                                               req->code.len);
+    }
+
+    return ngx_http_voucher_send(r, ctx, argv, argvlen, 4 + nl);
+}
+
+
+static ngx_int_t
+ngx_http_voucher_send(ngx_http_request_t *r, ngx_http_voucher_ctx_t *ctx,
+    const char **argv, size_t *argvlen, ngx_uint_t n)
+{
+    ngx_http_cleanup_t            *cln;
+    ngx_http_voucher_op_t         *op;
+    ngx_http_voucher_main_conf_t  *vmcf;
+
+    vmcf = ngx_http_get_module_main_conf(r, ngx_http_voucher_module);
 
     /* the cleanup first: an op must never exist without its detach */
 

@@ -475,6 +475,15 @@ ngx_http_voucher_redis_address(ngx_conf_t *cf,
     vmcf->addr_text = *addr;
 
     if (addr->len > 5 && ngx_strncmp(addr->data, "unix:", 5) == 0) {
+
+        /* hiredis would cut a longer path silently */
+        if (addr->len - 5 >= sizeof(((struct sockaddr_un *) 0)->sun_path)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "unix socket path \"%V\" is too long",
+                               addr);
+            return NGX_CONF_ERROR;
+        }
+
         vmcf->unix_path.len = addr->len - 5;
         vmcf->unix_path.data = ngx_pnalloc(cf->pool, addr->len - 4);
         if (vmcf->unix_path.data == NULL) {

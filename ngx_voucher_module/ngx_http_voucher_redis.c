@@ -283,6 +283,12 @@ ngx_http_voucher_redis_connected(const redisAsyncContext *ac, int status)
                    "voucher: redis %V connected",
                    &conn->pool->conf->addr_text);
 
+    /* a peer that vanishes silently is noticed without waiting for traffic */
+
+    if (conn->pool->conf->unix_path.len == 0) {
+        (void) redisEnableKeepAlive((redisContext *) &ac->c);
+    }
+
     ngx_http_voucher_redis_handshake(conn);
 }
 
@@ -358,7 +364,17 @@ ngx_http_voucher_redis_handshake(ngx_http_voucher_conn_t *conn)
 
 failed:
 
-    ngx_http_voucher_redis_drop(conn, "cannot queue the handshake");
+    /*
+     * hiredis calls the connect callback outside its "in callback" guard:
+     * freeing the context here would pull it from under hiredis.  The
+     * connect timer, already running, drops it instead.
+     */
+
+    ngx_log_error(NGX_LOG_ERR, conn->pool->log, 0,
+                  "voucher: redis %V: cannot queue the handshake",
+                  &conn->pool->conf->addr_text);
+
+    conn->state = NGX_HTTP_VOUCHER_DOWN;
 }
 
 
@@ -958,8 +974,8 @@ ngx_http_voucher_redis_cleanup(void *data)
             ngx_delete_posted_event(c->write);
         }
 
-        c->fd = (ngx_socket_t) -1;
         ngx_free_connection(c);
+        c->fd = (ngx_socket_t) -1;
     }
 
     conn->c = NULL;

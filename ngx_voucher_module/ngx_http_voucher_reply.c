@@ -551,6 +551,7 @@ static ngx_int_t
 ngx_http_voucher_output(ngx_http_request_t *r, ngx_uint_t status, u_char *p,
     size_t len, ngx_uint_t replayed, int64_t retry_ms)
 {
+    u_char           *value;
     ngx_int_t         rc;
     ngx_buf_t        *b;
     ngx_chain_t       out;
@@ -584,23 +585,24 @@ ngx_http_voucher_output(ngx_http_request_t *r, ngx_uint_t status, u_char *p,
     }
 
     if (retry_ms >= 0) {
+        /* whole seconds, rounded up, never 0, at most a day */
+        retry_ms = ngx_min(retry_ms, 86400000);
+        retry_ms = ngx_max((retry_ms + 999) / 1000, 1);
+
+        value = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+        if (value == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         h = ngx_list_push(&r->headers_out.headers);
         if (h == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        h->value.data = ngx_pnalloc(r->pool, NGX_INT64_LEN);
-        if (h->value.data == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        /* whole seconds, rounded up, never 0 */
         h->hash = 1;
         ngx_str_set(&h->key, "Retry-After");
-        retry_ms = (retry_ms + 999) / 1000;
-        h->value.len = ngx_sprintf(h->value.data, "%L",
-                                   retry_ms ? retry_ms : 1)
-                       - h->value.data;
+        h->value.data = value;
+        h->value.len = ngx_sprintf(value, "%L", retry_ms) - value;
     }
 
     rc = ngx_http_send_header(r);
@@ -611,7 +613,8 @@ ngx_http_voucher_output(ngx_http_request_t *r, ngx_uint_t status, u_char *p,
 
     b = ngx_calloc_buf(r->pool);
     if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        /* the header is out: no special response can follow */
+        return NGX_ERROR;
     }
 
     b->pos = p;

@@ -174,6 +174,17 @@ $res = post($ng, 'redeem', {code => 'TEN-OFF', order => {items => [{sku => 'A', 
                                                                   {sku => 'B', price => -5}]}});
 is($res->{json}{field}, 'order.items[1].price', 'the offending field is named');
 
+# two Idempotency-Key headers are refused, not one silently picked
+{
+    my $b = '{"code":"TEN-OFF","order":{"amount":1}}';
+    my $raw2 = http_raw($ng->port,
+        "POST /vouchers/redeem HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      . "Idempotency-Key: a\r\nIdempotency-Key: b\r\nConnection: close\r\n"
+      . "Content-Length: " . length($b) . "\r\n\r\n$b");
+    like($raw2, qr{^HTTP/1\.1 400 }, 'two Idempotency-Key headers: 400');
+    like($raw2, qr/"reason":"invalid_field"/, '... invalid_field');
+}
+
 # keep-alive: two requests on one connection both answered
 my $raw = http_raw($ng->port,
     "POST /vouchers/validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"

@@ -5,6 +5,7 @@ use strict;
 use warnings;
 use Test::More;
 use Time::HiRes qw(sleep time);
+use File::Temp ();
 use VT;
 use VoucherT;
 
@@ -133,6 +134,38 @@ $ng2->stop;
 $ng->stop;
 $ng->check_log('no alert');
 $ng2->check_log('no alert (second nginx)');
+
+# --- codes refused offline meet the limits too: no oracle, and they count -----
+{
+    my $dir = File::Temp::tempdir(CLEANUP => 1);
+    my $vcode = VT::root_dir() . '/build/vcode';
+    system($vcode, 'genkey', "$dir/k") == 0 or die;
+    my $m = VT::Nginx->start(redis => $redis,
+        http => "voucher_redis 127.0.0.1:%%REDIS_PORT%%; voucher_code_key $dir/k;"
+              . ' voucher_code_issued SALE body=8 mac=5; voucher_code_pattern "^[A-Z]{4,12}$";',
+        server => 'location = /m/validate { voucher_api validate;'
+                . ' voucher_lockout $http_x_client failures=3 window=10s ban=5s name=mac; }');
+    my $mv = sub {
+        my ($client, $code) = @_;
+        http($m->port, 'POST', '/m/validate', headers => {'X-Client' => $client},
+             body => {code => $code, order => $o});
+    };
+    my @forged = map { 'SALE' . ('A' x 12) . $_ } 2 .. 5;
+    my $f = $mv->('x', $forged[0]);
+    my $u = $mv->('y', 'NOSUCHCODE');
+    is($f->{status}, 404, 'forged, under a lockout: 404');
+    (my $fb = $f->{body}) =~ s/\Q$forged[0]\E/X/;
+    (my $ub = $u->{body}) =~ s/NOSUCHCODE/X/;
+    is($fb, $ub, 'the same answer as an unknown code');
+    $mv->('x', $forged[$_]) for 1, 2;
+    my $lf = $mv->('x', $forged[3]);
+    my $lu = $mv->('x', 'NOSUCHCODE');
+    is($lf->{status}, 429, 'three forged codes lock the key out: a forged code gets 429');
+    is($lu->{status}, 429, '... and so does an unknown one');
+    is($lf->{json}{reason}, 'locked_out', 'locked_out');
+    $m->stop;
+    $m->check_log('no alert (offline + limits)');
+}
 
 # --- configuration ------------------------------------------------------------
 for my $bad ('voucher_limit $remote_addr burst=5;', 'voucher_limit $remote_addr rate=0r/s;',
