@@ -1,0 +1,687 @@
+
+/*
+ * Copyright (C) ngx_voucher authors
+ *
+ * Campaign automations: see vw_auto.h.
+ */
+
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "voucher_code.h"
+#include "vw_auto.h"
+#include "vw_log.h"
+#include "vw_map.h"
+#include "vw_redis.h"
+#include "vw_template.h"
+#include "vw_util.h"
+
+
+static const char *const  vw_auto_fields[] = {
+    "status", "schedule", "trigger", "segment", "issue", "code", "codes",
+    "channel", "message", "subject", NULL
+};
+
+static const char *const  vw_trigger_fields[] = {
+    "event", "delay", "unless", NULL
+};
+
+static const char *const  vw_codes_fields[] = {
+    "prefix", "length", "mac_length", "pattern", "max_uses", "valid_days",
+    NULL
+};
+
+static const char *const  vw_events[] = {
+    "signup", "purchase", "cart_abandoned", "referral", NULL
+};
+
+
+int
+vw_parse_duration(const char *s, int64_t *out)
+{
+    size_t   n;
+    int64_t  v, unit;
+    char     buf[32];
+
+    n = strlen(s);
+
+    if (n == 0 || n >= sizeof(buf)) {
+        return -1;
+    }
+
+    memcpy(buf, s, n + 1);
+    unit = 1;
+
+    switch (buf[n - 1]) {
+    case 's':
+        unit = 1;
+        break;
+    case 'm':
+        unit = 60;
+        break;
+    case 'h':
+        unit = 3600;
+        break;
+    case 'd':
+        unit = 86400;
+        break;
+    default:
+        n++;
+    }
+
+    buf[n - 1] = '\0';
+
+    if (vw_parse_int(buf, 0, INT64_C(366) * 86400, &v) != 0) {
+        return -1;
+    }
+
+    v *= unit;
+
+    if (v > INT64_C(366) * 86400) {
+        return -1;
+    }
+
+    *out = v;
+
+    return 0;
+}
+
+
+static int
+vw_known(json_t *o, const char *const *names, const char *where, char *err,
+    size_t errlen)
+{
+    size_t       i;
+    const char  *key;
+    json_t      *v;
+
+    json_object_foreach(o, key, v) {
+        for (i = 0; names[i]; i++) {
+            if (strcmp(key, names[i]) == 0) {
+                break;
+            }
+        }
+
+        if (names[i] == NULL) {
+            snprintf(err, errlen, "%sunknown field \"%s\"", where, key);
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* a string field: NULL when absent; -1 when of another type or empty */
+
+static int
+vw_jstr(json_t *o, const char *name, char **out, char *err, size_t errlen)
+{
+    json_t  *v;
+
+    v = json_object_get(o, name);
+
+    if (v == NULL || json_is_null(v)) {
+        return 0;
+    }
+
+    if (!json_is_string(v) || json_string_length(v) == 0
+        || strlen(json_string_value(v)) != json_string_length(v))
+    {
+        snprintf(err, errlen, "%s: expected a non-empty string", name);
+        return -1;
+    }
+
+    free(*out);
+    *out = vw_xstrdup(json_string_value(v));
+
+    return 0;
+}
+
+
+static int
+vw_jint(json_t *o, const char *name, int64_t min, int64_t max, int64_t *out,
+    char *err, size_t errlen)
+{
+    json_t  *v;
+
+    v = json_object_get(o, name);
+
+    if (v == NULL || json_is_null(v)) {
+        return 0;
+    }
+
+    if (!json_is_integer(v) || json_integer_value(v) < min
+        || json_integer_value(v) > max)
+    {
+        snprintf(err, errlen, "%s: expected an integer %lld..%lld", name,
+                 (long long) min, (long long) max);
+        return -1;
+    }
+
+    *out = json_integer_value(v);
+
+    return 0;
+}
+
+
+static int
+vw_auto_codes(json_t *o, vw_auto_t *a, char *err, size_t errlen)
+{
+    int64_t  n;
+    size_t   hashes, plen;
+    char     norm[VOUCHER_CODE_MAX_LEN + 1];
+    char     why[256];
+
+    if (!json_is_object(o)) {
+        snprintf(err, errlen, "codes: expected an object");
+        return -1;
+    }
+
+    if (vw_known(o, vw_codes_fields, "codes: ", err, errlen) != 0) {
+        return -1;
+    }
+
+    if (vw_jstr(o, "prefix", &a->prefix, why, sizeof(why)) != 0
+        || vw_jstr(o, "pattern", &a->pattern, why, sizeof(why)) != 0)
+    {
+        snprintf(err, errlen, "codes.%s", why);
+        return -1;
+    }
+
+    n = a->length;
+
+    if (vw_jint(o, "length", 4, VOUCHER_BODY_MAX_LEN, &n, why, sizeof(why))
+        != 0)
+    {
+        snprintf(err, errlen, "codes.%s", why);
+        return -1;
+    }
+
+    a->length = (int) n;
+    n = a->mac_length;
+
+    if (vw_jint(o, "mac_length", VOUCHER_MAC_MIN_LEN, VOUCHER_MAC_MAX_LEN, &n,
+                why, sizeof(why)) != 0
+        || vw_jint(o, "max_uses", 0, INT64_C(9007199254740991), &a->max_uses,
+                   why, sizeof(why)) != 0
+        || vw_jint(o, "valid_days", 1, 3650, &a->valid_days, why,
+                   sizeof(why)) != 0)
+    {
+        snprintf(err, errlen, "codes.%s", why);
+        return -1;
+    }
+
+    a->mac_length = (int) n;
+
+    if (a->prefix != NULL) {
+        plen = voucher_code_normalize(a->prefix, strlen(a->prefix), norm,
+                                      sizeof(norm));
+        if (plen == 0) {
+            snprintf(err, errlen, "codes.prefix: printable ASCII only");
+            return -1;
+        }
+
+        free(a->prefix);
+        a->prefix = vw_xstrdup(norm);
+    }
+
+    if (a->pattern != NULL) {
+        /* the pattern must fit: prefix literals, then '#'s */
+        hashes = 0;
+        plen = 0;
+
+        for (n = 0; a->pattern[n]; n++) {
+            if (a->pattern[n] == '#') {
+                hashes++;
+
+            } else if (a->pattern[n] != ' ' && a->pattern[n] != '-') {
+                if (hashes > 0 || plen + 1 >= sizeof(norm)) {
+                    goto bad_pattern;
+                }
+
+                norm[plen++] = a->pattern[n];
+            }
+        }
+
+        norm[plen] = '\0';
+
+        if (hashes != (size_t) (a->length + a->mac_length)
+            || strcmp(norm, a->prefix ? a->prefix : "") != 0)
+        {
+            goto bad_pattern;
+        }
+    }
+
+    if ((a->prefix ? strlen(a->prefix) : 0) + (size_t) a->length
+        + (size_t) a->mac_length > VOUCHER_CODE_MAX_LEN)
+    {
+        snprintf(err, errlen, "codes: prefix + length + mac_length is more "
+                 "than %d characters", VOUCHER_CODE_MAX_LEN);
+        return -1;
+    }
+
+    return 0;
+
+bad_pattern:
+
+    snprintf(err, errlen, "codes.pattern: must be the prefix, then "
+             "length + mac_length (%d) '#', with ' ' or '-' between",
+             a->length + a->mac_length);
+
+    return -1;
+}
+
+
+int
+vw_auto_parse(const char *campaign, const char *json, const vw_config_t *cf,
+    vw_auto_t *a, char *err, size_t errlen)
+{
+    int            rc;
+    char          *s, why[512], norm[VOUCHER_CODE_MAX_LEN + 1];
+    size_t         i;
+    json_t        *root, *o, *v;
+    json_error_t   je;
+    vw_channel_t  *ch;
+
+    memset(a, 0, sizeof(vw_auto_t));
+    a->campaign = vw_xstrdup(campaign);
+    a->json = vw_xstrdup(json);
+    a->active = 1;
+    a->length = 8;
+    a->mac_length = 4;
+    a->max_uses = -1;
+    a->since = 0;
+    a->last = -1;
+
+    root = json_loads(json, JSON_REJECT_DUPLICATES, &je);
+    if (root == NULL) {
+        snprintf(err, errlen, "automation of campaign \"%s\": line %d "
+                 "column %d: %s", campaign, je.line, je.column, je.text);
+        vw_auto_free(a);
+        return -1;
+    }
+
+    rc = -1;
+    s = NULL;
+    why[0] = '\0';
+
+    if (!json_is_object(root)) {
+        snprintf(why, sizeof(why), "expected a JSON object");
+        goto done;
+    }
+
+    if (vw_known(root, vw_auto_fields, "", why, sizeof(why)) != 0) {
+        goto done;
+    }
+
+    if (vw_jstr(root, "status", &s, why, sizeof(why)) != 0) {
+        goto done;
+    }
+
+    if (s != NULL) {
+        if (strcmp(s, "paused") == 0) {
+            a->active = 0;
+
+        } else if (strcmp(s, "active") != 0) {
+            snprintf(why, sizeof(why), "status: expected active or paused");
+            goto done;
+        }
+    }
+
+    /* when: a schedule, or a trigger */
+    if (vw_jstr(root, "schedule", &a->segment_text, why, sizeof(why)) != 0) {
+        goto done;
+    }
+
+    o = json_object_get(root, "trigger");
+
+    if ((a->segment_text != NULL) == (o != NULL)) {
+        snprintf(why, sizeof(why), "expected either \"schedule\" or "
+                 "\"trigger\"");
+        goto done;
+    }
+
+    if (a->segment_text != NULL) {
+        a->scheduled = 1;
+
+        if (vw_schedule_parse(a->segment_text, &a->schedule, why,
+                              sizeof(why)) != 0)
+        {
+            goto done;
+        }
+
+        free(a->segment_text);
+        a->segment_text = NULL;
+
+    } else {
+        if (!json_is_object(o)
+            || vw_known(o, vw_trigger_fields, "trigger: ", why, sizeof(why))
+               != 0)
+        {
+            if (why[0] == '\0') {
+                snprintf(why, sizeof(why), "trigger: expected an object");
+            }
+
+            goto done;
+        }
+
+        if (vw_jstr(o, "event", &a->trigger, why, sizeof(why)) != 0) {
+            goto done;
+        }
+
+        for (i = 0; a->trigger && vw_events[i]; i++) {
+            if (strcmp(a->trigger, vw_events[i]) == 0) {
+                break;
+            }
+        }
+
+        if (a->trigger == NULL || vw_events[i] == NULL) {
+            snprintf(why, sizeof(why), "trigger.event: expected signup, "
+                     "purchase, cart_abandoned or referral");
+            goto done;
+        }
+
+        v = json_object_get(o, "delay");
+
+        if (v != NULL) {
+            if (json_is_integer(v) && json_integer_value(v) >= 0
+                && json_integer_value(v) <= INT64_C(366) * 86400)
+            {
+                a->delay = json_integer_value(v);
+
+            } else if (!json_is_string(v)
+                       || vw_parse_duration(json_string_value(v), &a->delay)
+                          != 0)
+            {
+                snprintf(why, sizeof(why), "trigger.delay: expected seconds "
+                         "or 90s, 15m, 2h, 1d (at most 366 days)");
+                goto done;
+            }
+        }
+
+        if (vw_jstr(o, "unless", &a->unless, why, sizeof(why)) != 0) {
+            goto done;
+        }
+
+        if (a->unless && strcmp(a->unless, "purchase") != 0) {
+            snprintf(why, sizeof(why), "trigger.unless: expected "
+                     "\"purchase\"");
+            goto done;
+        }
+    }
+
+    /* whom */
+    if (vw_jstr(root, "segment", &a->segment_text, why, sizeof(why)) != 0) {
+        goto done;
+    }
+
+    if (a->segment_text == NULL) {
+        if (a->scheduled) {
+            snprintf(why, sizeof(why), "segment: required with a schedule "
+                     "(\"all\" for everybody)");
+            goto done;
+        }
+
+        a->segment_text = vw_xstrdup("all");
+    }
+
+    if (vw_segment_parse(a->segment_text, &a->segment, why, sizeof(why))
+        != 0)
+    {
+        goto done;
+    }
+
+    /* a triggered delivery looks at one member: no ranking among all */
+    for (i = 0; !a->scheduled && i < a->segment.nrules; i++) {
+        if (a->segment.rules[i].type == VW_RULE_RFM
+            || a->segment.rules[i].type == VW_RULE_TOP)
+        {
+            snprintf(why, sizeof(why), "segment: rfm and top rank all "
+                     "members; they work with a schedule, not a trigger");
+            goto done;
+        }
+    }
+
+    /* what */
+    free(s);
+    s = NULL;
+
+    if (vw_jstr(root, "issue", &s, why, sizeof(why)) != 0) {
+        goto done;
+    }
+
+    if (s == NULL || strcmp(s, "unique") == 0) {
+        a->shared = 0;
+
+    } else if (strcmp(s, "shared") == 0) {
+        a->shared = 1;
+
+    } else {
+        snprintf(why, sizeof(why), "issue: expected unique or shared");
+        goto done;
+    }
+
+    if (vw_jstr(root, "code", &a->code, why, sizeof(why)) != 0) {
+        goto done;
+    }
+
+    if (a->shared != (a->code != NULL)) {
+        snprintf(why, sizeof(why), a->shared
+                 ? "code: required with \"issue\": \"shared\""
+                 : "code: only with \"issue\": \"shared\"");
+        goto done;
+    }
+
+    if (a->code != NULL) {
+        if (voucher_code_normalize(a->code, strlen(a->code), norm,
+                                   sizeof(norm)) == 0)
+        {
+            snprintf(why, sizeof(why), "code: 1..%d printable ASCII "
+                     "characters", VOUCHER_CODE_MAX_LEN);
+            goto done;
+        }
+
+        free(a->code);
+        a->code = vw_xstrdup(norm);
+    }
+
+    o = json_object_get(root, "codes");
+
+    if (o != NULL) {
+        if (a->shared) {
+            snprintf(why, sizeof(why), "codes: only with \"issue\": "
+                     "\"unique\"");
+            goto done;
+        }
+
+        if (vw_auto_codes(o, a, why, sizeof(why)) != 0) {
+            goto done;
+        }
+    }
+
+    /* how */
+    if (vw_jstr(root, "channel", &a->channel, why, sizeof(why)) != 0
+        || vw_jstr(root, "message", &a->message, why, sizeof(why)) != 0
+        || vw_jstr(root, "subject", &a->subject, why, sizeof(why)) != 0)
+    {
+        goto done;
+    }
+
+    if (a->channel == NULL || a->message == NULL) {
+        snprintf(why, sizeof(why), "%s: required",
+                 a->channel == NULL ? "channel" : "message");
+        goto done;
+    }
+
+    if (cf != NULL) {
+        ch = vw_config_channel(cf, a->channel);
+
+        if (ch == NULL) {
+            snprintf(why, sizeof(why), "channel: \"%s\" is not in the "
+                     "configuration's channels", a->channel);
+            goto done;
+        }
+    }
+
+    if (vw_template_check(a->message, why, sizeof(why)) != 0
+        || (a->subject
+            && vw_template_check(a->subject, why, sizeof(why)) != 0))
+    {
+        goto done;
+    }
+
+    rc = 0;
+
+done:
+
+    free(s);
+    json_decref(root);
+
+    if (rc != 0) {
+        snprintf(err, errlen, "automation of campaign \"%s\": %s", campaign,
+                 why);
+        vw_auto_free(a);
+    }
+
+    return rc;
+}
+
+
+void
+vw_auto_free(vw_auto_t *a)
+{
+    free(a->campaign);
+    free(a->json);
+    free(a->trigger);
+    free(a->unless);
+    vw_segment_free(&a->segment);
+    free(a->segment_text);
+    free(a->code);
+    free(a->prefix);
+    free(a->pattern);
+    free(a->channel);
+    free(a->message);
+    free(a->subject);
+    memset(a, 0, sizeof(vw_auto_t));
+}
+
+
+void
+vw_autos_free(vw_auto_t *a, size_t n)
+{
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
+        vw_auto_free(&a[i]);
+    }
+
+    free(a);
+}
+
+
+/*
+ * An automation that does not check is logged once per definition, not
+ * at every tick: the daemon reads them every poll.
+ */
+
+static void
+vw_auto_report(const char *campaign, const char *json, const char *why)
+{
+    void            **slot;
+    static vw_map_t   reported;
+
+    slot = vw_map_slot(&reported, campaign);
+
+    if (*slot != NULL && strcmp(*slot, json) == 0) {
+        return;
+    }
+
+    free(*slot);
+    *slot = vw_xstrdup(json);
+
+    vw_log_error("%s: skipped until it is fixed", why);
+}
+
+
+int
+vw_autos_load(redisContext *c, const vw_config_t *cf, vw_auto_t **out,
+    size_t *n, char *err, size_t errlen)
+{
+    int64_t      v;
+    size_t       i, k;
+    char        *key, why[1024];
+    redisReply  *ids, *h;
+    vw_auto_t   *a;
+
+    *out = NULL;
+    *n = 0;
+
+    key = vw_key(cf, "autos");
+    ids = redisCommand(c, "SMEMBERS %s", key);
+    free(key);
+
+    if (vw_redis_failed(c, ids, err, errlen)) {
+        if (ids) {
+            freeReplyObject(ids);
+        }
+
+        return -1;
+    }
+
+    for (i = 0; i < ids->elements; i++) {
+        key = vw_key(cf, "a:%s", ids->element[i]->str);
+        redisAppendCommand(c, "HMGET %s def since last", key);
+        free(key);
+    }
+
+    a = vw_xalloc((ids->elements + 1) * sizeof(vw_auto_t));
+    k = 0;
+
+    for (i = 0; i < ids->elements; i++) {
+        h = vw_redis_get(c, err, errlen);
+
+        if (h == NULL) {
+            freeReplyObject(ids);
+            vw_autos_free(a, k);
+            return -1;
+        }
+
+        if (h->type != REDIS_REPLY_ARRAY || h->elements != 3
+            || h->element[0]->type != REDIS_REPLY_STRING)
+        {
+            freeReplyObject(h);
+            continue;
+        }
+
+        if (vw_auto_parse(ids->element[i]->str, h->element[0]->str, cf,
+                          &a[k], why, sizeof(why)) != 0)
+        {
+            vw_auto_report(ids->element[i]->str, h->element[0]->str, why);
+            freeReplyObject(h);
+            continue;
+        }
+
+        if (vw_reply_int(h->element[1], &v) == 0) {
+            a[k].since = v;
+        }
+
+        if (vw_reply_int(h->element[2], &v) == 0) {
+            a[k].last = v;
+        }
+
+        k++;
+        freeReplyObject(h);
+    }
+
+    freeReplyObject(ids);
+
+    *out = a;
+    *n = k;
+
+    return 0;
+}

@@ -1,0 +1,722 @@
+
+/*
+ * Copyright (C) ngx_voucher authors
+ *
+ * The configuration file: see vw_config.h.
+ */
+
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "vw_config.h"
+#include "vw_log.h"
+#include "vw_template.h"
+#include "vw_util.h"
+
+
+typedef struct {
+    char          *err;
+    size_t         errlen;
+} vw_cfctx_t;
+
+
+static int
+vw_cf_fail(vw_cfctx_t *c, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+
+static int
+vw_cf_fail(vw_cfctx_t *c, const char *path, const char *fmt, ...)
+{
+    int      n;
+    va_list  args;
+
+    n = snprintf(c->err, c->errlen, "%s: ", path);
+
+    if (n >= 0 && (size_t) n < c->errlen) {
+        va_start(args, fmt);
+        vsnprintf(c->err + n, c->errlen - (size_t) n, fmt, args);
+        va_end(args);
+    }
+
+    return -1;
+}
+
+
+/* every key of obj must be one of names (NULL-terminated) */
+
+static int
+vw_cf_known(vw_cfctx_t *c, json_t *obj, const char *path,
+    const char *const *names)
+{
+    size_t        i;
+    const char   *key;
+    json_t       *v;
+
+    json_object_foreach(obj, key, v) {
+        for (i = 0; names[i]; i++) {
+            if (strcmp(key, names[i]) == 0) {
+                break;
+            }
+        }
+
+        if (names[i] == NULL) {
+            return vw_cf_fail(c, path[0] ? path : "config",
+                              "unknown field \"%s\"", key);
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+vw_cf_str(vw_cfctx_t *c, json_t *obj, const char *path, const char *name,
+    int required, char **out)
+{
+    json_t  *v;
+    char     p[256];
+
+    snprintf(p, sizeof(p), "%s%s%s", path, path[0] ? "." : "", name);
+
+    v = json_object_get(obj, name);
+
+    if (v == NULL || json_is_null(v)) {
+        if (required) {
+            return vw_cf_fail(c, p, "required");
+        }
+
+        return 0;
+    }
+
+    if (!json_is_string(v) || json_string_length(v) == 0
+        || strlen(json_string_value(v)) != json_string_length(v))
+    {
+        return vw_cf_fail(c, p, "expected a non-empty string");
+    }
+
+    free(*out);
+    *out = vw_xstrdup(json_string_value(v));
+
+    return 0;
+}
+
+
+static int
+vw_cf_int(vw_cfctx_t *c, json_t *obj, const char *path, const char *name,
+    long min, long max, long *out)
+{
+    json_t     *v;
+    json_int_t  n;
+    char        p[256];
+
+    snprintf(p, sizeof(p), "%s%s%s", path, path[0] ? "." : "", name);
+
+    v = json_object_get(obj, name);
+
+    if (v == NULL || json_is_null(v)) {
+        return 0;
+    }
+
+    if (!json_is_integer(v)) {
+        return vw_cf_fail(c, p, "expected an integer %ld..%ld", min, max);
+    }
+
+    n = json_integer_value(v);
+
+    if (n < min || n > max) {
+        return vw_cf_fail(c, p, "expected an integer %ld..%ld", min, max);
+    }
+
+    *out = (long) n;
+
+    return 0;
+}
+
+
+static json_t *
+vw_cf_obj(vw_cfctx_t *c, json_t *obj, const char *name, int *rc)
+{
+    json_t  *v;
+
+    *rc = 0;
+    v = json_object_get(obj, name);
+
+    if (v == NULL || json_is_null(v)) {
+        return NULL;
+    }
+
+    if (!json_is_object(v)) {
+        *rc = vw_cf_fail(c, name, "expected an object");
+        return NULL;
+    }
+
+    return v;
+}
+
+
+static int
+vw_cf_secret(vw_cfctx_t *c, json_t *obj, const char *path, const char *name,
+    int required, char **out)
+{
+    char  *file, p[256];
+
+    file = NULL;
+
+    if (vw_cf_str(c, obj, path, name, required, &file) != 0) {
+        return -1;
+    }
+
+    if (file == NULL) {
+        return 0;
+    }
+
+    vw_free_secret(*out);
+    *out = vw_read_secret(file, p, sizeof(p));
+
+    free(file);
+
+    if (*out == NULL) {
+        snprintf(c->err, c->errlen, "%s.%s: %s", path, name, p);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
+vw_cf_redis(vw_cfctx_t *c, json_t *o, vw_config_t *cf)
+{
+    long         port, db, t;
+    char        *addr, *colon, *end;
+
+    static const char *const  names[] = {
+        "address", "user", "password_file", "db", "timeout_ms", NULL
+    };
+
+    if (vw_cf_known(c, o, "redis", names) != 0) {
+        return -1;
+    }
+
+    addr = NULL;
+
+    if (vw_cf_str(c, o, "redis", "address", 0, &addr) != 0) {
+        return -1;
+    }
+
+    if (addr != NULL) {
+        free(cf->redis_host);
+        cf->redis_host = NULL;
+
+        if (strncmp(addr, "unix:", 5) == 0) {
+            if (addr[5] == '\0') {
+                free(addr);
+                return vw_cf_fail(c, "redis.address", "empty socket path");
+            }
+
+            cf->redis_unix = vw_xstrdup(addr + 5);
+
+        } else {
+            port = 6379;
+
+            if (addr[0] == '[') {
+                end = strchr(addr, ']');
+                colon = end && end[1] == ':' ? end + 1 : NULL;
+
+                if (end == NULL || (end[1] != '\0' && colon == NULL)) {
+                    free(addr);
+                    return vw_cf_fail(c, "redis.address",
+                                      "expected [ipv6]:port");
+                }
+
+                cf->redis_host = vw_xstrndup(addr + 1,
+                                             (size_t) (end - addr - 1));
+
+            } else {
+                colon = strrchr(addr, ':');
+                cf->redis_host = colon
+                    ? vw_xstrndup(addr, (size_t) (colon - addr))
+                    : vw_xstrdup(addr);
+            }
+
+            if (colon != NULL) {
+                port = strtol(colon + 1, &end, 10);
+
+                if (colon[1] == '\0' || *end != '\0' || port < 1
+                    || port > 65535)
+                {
+                    free(addr);
+                    return vw_cf_fail(c, "redis.address",
+                                      "expected host:port (port 1-65535)");
+                }
+            }
+
+            if (cf->redis_host[0] == '\0') {
+                free(addr);
+                return vw_cf_fail(c, "redis.address", "empty host");
+            }
+
+            cf->redis_port = (int) port;
+        }
+
+        free(addr);
+    }
+
+    if (vw_cf_str(c, o, "redis", "user", 0, &cf->redis_user) != 0
+        || vw_cf_secret(c, o, "redis", "password_file", 0,
+                        &cf->redis_password) != 0)
+    {
+        return -1;
+    }
+
+    db = cf->redis_db;
+    t = cf->redis_timeout_ms;
+
+    if (vw_cf_int(c, o, "redis", "db", 0, 1000000, &db) != 0
+        || vw_cf_int(c, o, "redis", "timeout_ms", 1, 3600000, &t) != 0)
+    {
+        return -1;
+    }
+
+    cf->redis_db = (int) db;
+    cf->redis_timeout_ms = t;
+
+    return 0;
+}
+
+
+static int
+vw_cf_channel(vw_cfctx_t *c, const char *name, json_t *o, vw_channel_t *ch)
+{
+    char        path[128], *type, why[256];
+    long        t;
+
+    static const char *const  sms_fields[] = {
+        "to", "text", "from", "id", NULL
+    };
+
+    static const char *const  names[] = {
+        "type", "url", "secret_file", "token_file", "user", "password_file",
+        "from", "subject", "body", "content_type", "timeout_ms",
+        "connect_timeout_ms", NULL
+    };
+
+    snprintf(path, sizeof(path), "channels.%s", name);
+
+    if (!json_is_object(o)) {
+        return vw_cf_fail(c, path, "expected an object");
+    }
+
+    if (vw_cf_known(c, o, path, names) != 0) {
+        return -1;
+    }
+
+    ch->name = vw_xstrdup(name);
+    ch->timeout_ms = 10000;
+    ch->connect_timeout_ms = 3000;
+
+    type = NULL;
+
+    if (vw_cf_str(c, o, path, "type", 1, &type) != 0) {
+        return -1;
+    }
+
+    if (strcmp(type, "webhook") == 0) {
+        ch->type = VW_CHANNEL_WEBHOOK;
+
+    } else if (strcmp(type, "line") == 0) {
+        ch->type = VW_CHANNEL_LINE;
+
+    } else if (strcmp(type, "sms") == 0) {
+        ch->type = VW_CHANNEL_SMS;
+
+    } else if (strcmp(type, "email") == 0) {
+        ch->type = VW_CHANNEL_EMAIL;
+
+    } else {
+        free(type);
+        return vw_cf_fail(c, path, "type: expected webhook|line|sms|email");
+    }
+
+    free(type);
+
+    if (vw_cf_str(c, o, path, "url", 1, &ch->url) != 0
+        || vw_cf_str(c, o, path, "user", 0, &ch->user) != 0
+        || vw_cf_str(c, o, path, "from", 0, &ch->from) != 0
+        || vw_cf_str(c, o, path, "subject", 0, &ch->subject) != 0
+        || vw_cf_str(c, o, path, "body", 0, &ch->body) != 0
+        || vw_cf_str(c, o, path, "content_type", 0, &ch->content_type) != 0
+        || vw_cf_secret(c, o, path, "secret_file",
+                        ch->type == VW_CHANNEL_WEBHOOK, &ch->secret) != 0
+        || vw_cf_secret(c, o, path, "token_file", ch->type == VW_CHANNEL_LINE,
+                        &ch->token) != 0
+        || vw_cf_secret(c, o, path, "password_file", 0, &ch->password) != 0)
+    {
+        return -1;
+    }
+
+    t = ch->timeout_ms;
+
+    if (vw_cf_int(c, o, path, "timeout_ms", 1, 600000, &t) != 0) {
+        return -1;
+    }
+
+    ch->timeout_ms = t;
+    t = ch->connect_timeout_ms;
+
+    if (vw_cf_int(c, o, path, "connect_timeout_ms", 1, 600000, &t) != 0) {
+        return -1;
+    }
+
+    ch->connect_timeout_ms = t;
+
+    if (strncmp(ch->url, "http://", 7) != 0
+        && strncmp(ch->url, "https://", 8) != 0
+        && ch->type != VW_CHANNEL_EMAIL)
+    {
+        return vw_cf_fail(c, path, "url: expected http:// or https://");
+    }
+
+    if (ch->type == VW_CHANNEL_EMAIL) {
+        if (strncmp(ch->url, "smtp://", 7) != 0
+            && strncmp(ch->url, "smtps://", 8) != 0)
+        {
+            return vw_cf_fail(c, path, "url: expected smtp:// or smtps://");
+        }
+
+        if (ch->from == NULL) {
+            return vw_cf_fail(c, path, "from: required for email");
+        }
+    }
+
+    if (ch->type == VW_CHANNEL_SMS && ch->body == NULL) {
+        return vw_cf_fail(c, path, "body: required for sms (the gateway's "
+                          "request body, a template)");
+    }
+
+    if (ch->body != NULL
+        && vw_template_check_fields(ch->body, sms_fields, why, sizeof(why))
+           != 0)
+    {
+        return vw_cf_fail(c, path, "body: %s", why);
+    }
+
+    return 0;
+}
+
+
+static int
+vw_cf_channels(vw_cfctx_t *c, json_t *o, vw_config_t *cf)
+{
+    size_t       i;
+    const char  *name;
+    json_t      *v;
+
+    cf->nchannels = json_object_size(o);
+    cf->channels = vw_xalloc(cf->nchannels * sizeof(vw_channel_t));
+
+    i = 0;
+
+    json_object_foreach(o, name, v) {
+        if (name[0] == '\0' || strlen(name) > 64 || strpbrk(name, " {}|:")) {
+            return vw_cf_fail(c, "channels", "bad channel name \"%s\" (1-64 "
+                              "characters, no spaces, braces, '|' or ':')",
+                              name);
+        }
+
+        if (vw_cf_channel(c, name, v, &cf->channels[i++]) != 0) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+int
+vw_config_load(const char *path, vw_config_t *cf, char *err, size_t errlen)
+{
+    int           rc;
+    long          n;
+    char         *s, host[64];
+    json_t       *root, *o;
+    vw_cfctx_t    c;
+    json_error_t  je;
+
+    static const char *const  names[] = {
+        "redis", "namespace", "key_file", "log", "delivery", "daemon",
+        "channels", NULL
+    };
+    static const char *const  log_names[] = { "level", "file", NULL };
+    static const char *const  dl_names[] = {
+        "attempts", "backoff_ms", "backoff_max_ms", "lease_s", NULL
+    };
+    static const char *const  d_names[] = {
+        "poll_ms", "batch", "consumer", NULL
+    };
+
+    memset(cf, 0, sizeof(vw_config_t));
+
+    c.err = err;
+    c.errlen = errlen;
+
+    cf->path = vw_xstrdup(path);
+    cf->redis_host = vw_xstrdup("127.0.0.1");
+    cf->redis_port = 6379;
+    cf->redis_timeout_ms = 5000;
+    cf->ns = vw_xstrdup("v");
+    cf->log_level = VW_LOG_INFO;
+    cf->attempts = 4;
+    cf->backoff_ms = 2000;
+    cf->backoff_max_ms = 600000;
+    cf->lease_s = 60;
+    cf->poll_ms = 1000;
+    cf->batch = 100;
+
+    if (gethostname(host, sizeof(host)) != 0) {
+        strcpy(host, "voucherd");
+    }
+
+    host[sizeof(host) - 1] = '\0';
+    cf->consumer = vw_xalloc(strlen(host) + 24);
+    sprintf(cf->consumer, "%s-%d", host, (int) getpid());
+
+    root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (root == NULL) {
+        if (je.line <= 0) {
+            snprintf(err, errlen, "config \"%s\": %s", path, je.text);
+
+        } else {
+            snprintf(err, errlen, "config \"%s\" line %d column %d: %s",
+                     path, je.line, je.column, je.text);
+        }
+
+        return -1;
+    }
+
+    rc = -1;
+
+    if (!json_is_object(root)) {
+        snprintf(err, errlen, "config \"%s\": expected a JSON object", path);
+        goto done;
+    }
+
+    if (vw_cf_known(&c, root, "", names) != 0) {
+        goto done;
+    }
+
+    if ((o = vw_cf_obj(&c, root, "redis", &rc)) != NULL) {
+        if (vw_cf_redis(&c, o, cf) != 0) {
+            rc = -1;
+            goto done;
+        }
+
+    } else if (rc != 0) {
+        goto done;
+    }
+
+    rc = -1;
+
+    if (vw_cf_str(&c, root, "", "namespace", 0, &cf->ns) != 0
+        || vw_cf_str(&c, root, "", "key_file", 0, &cf->key_file) != 0)
+    {
+        goto done;
+    }
+
+    if (strlen(cf->ns) > 64 || strpbrk(cf->ns, "{} \t")) {
+        vw_cf_fail(&c, "namespace", "1-64 printable characters, no braces "
+                   "or spaces");
+        goto done;
+    }
+
+    for (s = cf->ns; *s; s++) {
+        if ((unsigned char) *s < 0x21 || (unsigned char) *s > 0x7e) {
+            vw_cf_fail(&c, "namespace", "1-64 printable characters, no "
+                       "braces or spaces");
+            goto done;
+        }
+    }
+
+    if ((o = vw_cf_obj(&c, root, "log", &rc)) != NULL) {
+        s = NULL;
+
+        if (vw_cf_known(&c, o, "log", log_names) != 0
+            || vw_cf_str(&c, o, "log", "file", 0, &cf->log_file) != 0
+            || vw_cf_str(&c, o, "log", "level", 0, &s) != 0)
+        {
+            rc = -1;
+            goto done;
+        }
+
+        if (s != NULL) {
+            cf->log_level = vw_log_level(s);
+            free(s);
+
+            if (cf->log_level < 0) {
+                rc = vw_cf_fail(&c, "log.level",
+                                "expected error|warn|info|debug");
+                goto done;
+            }
+        }
+
+    } else if (rc != 0) {
+        goto done;
+    }
+
+    if ((o = vw_cf_obj(&c, root, "delivery", &rc)) != NULL) {
+        rc = -1;
+        n = cf->attempts;
+
+        if (vw_cf_known(&c, o, "delivery", dl_names) != 0
+            || vw_cf_int(&c, o, "delivery", "attempts", 1, 100, &n) != 0
+            || vw_cf_int(&c, o, "delivery", "backoff_ms", 1, 86400000,
+                         &cf->backoff_ms) != 0
+            || vw_cf_int(&c, o, "delivery", "backoff_max_ms", 1, 86400000,
+                         &cf->backoff_max_ms) != 0
+            || vw_cf_int(&c, o, "delivery", "lease_s", 1, 86400,
+                         &cf->lease_s) != 0)
+        {
+            goto done;
+        }
+
+        cf->attempts = (int) n;
+
+    } else if (rc != 0) {
+        goto done;
+    }
+
+    if ((o = vw_cf_obj(&c, root, "daemon", &rc)) != NULL) {
+        rc = -1;
+        n = cf->batch;
+
+        if (vw_cf_known(&c, o, "daemon", d_names) != 0
+            || vw_cf_int(&c, o, "daemon", "poll_ms", 10, 3600000,
+                         &cf->poll_ms) != 0
+            || vw_cf_int(&c, o, "daemon", "batch", 1, 100000, &n) != 0
+            || vw_cf_str(&c, o, "daemon", "consumer", 0, &cf->consumer) != 0)
+        {
+            goto done;
+        }
+
+        cf->batch = (int) n;
+
+    } else if (rc != 0) {
+        goto done;
+    }
+
+    if ((o = vw_cf_obj(&c, root, "channels", &rc)) != NULL) {
+        if (vw_cf_channels(&c, o, cf) != 0) {
+            rc = -1;
+            goto done;
+        }
+
+    } else if (rc != 0) {
+        goto done;
+    }
+
+    rc = 0;
+
+done:
+
+    json_decref(root);
+
+    if (rc != 0) {
+        /* the message names the field; say which file it is in */
+        if (strncmp(err, "config ", 7) != 0) {
+            s = vw_xstrdup(err);
+            snprintf(err, errlen, "config \"%s\": %s", path, s);
+            free(s);
+        }
+
+        vw_config_free(cf);
+    }
+
+    return rc;
+}
+
+
+void
+vw_config_free(vw_config_t *cf)
+{
+    size_t         i;
+    vw_channel_t  *ch;
+
+    for (i = 0; i < cf->nchannels; i++) {
+        ch = &cf->channels[i];
+        free(ch->name);
+        free(ch->url);
+        vw_free_secret(ch->secret);
+        vw_free_secret(ch->token);
+        free(ch->user);
+        vw_free_secret(ch->password);
+        free(ch->from);
+        free(ch->subject);
+        free(ch->body);
+        free(ch->content_type);
+    }
+
+    free(cf->channels);
+    free(cf->path);
+    free(cf->redis_host);
+    free(cf->redis_unix);
+    free(cf->redis_user);
+    vw_free_secret(cf->redis_password);
+    free(cf->ns);
+    free(cf->key_file);
+    free(cf->log_file);
+    free(cf->consumer);
+
+    memset(cf, 0, sizeof(vw_config_t));
+}
+
+
+vw_channel_t *
+vw_config_channel(const vw_config_t *cf, const char *name)
+{
+    size_t  i;
+
+    for (i = 0; i < cf->nchannels; i++) {
+        if (strcmp(cf->channels[i].name, name) == 0) {
+            return &cf->channels[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+char *
+vw_key(const vw_config_t *cf, const char *fmt, ...)
+{
+    int       n;
+    char     *p;
+    size_t    pre;
+    va_list   args;
+
+    pre = strlen(cf->ns) + 3;
+
+    va_start(args, fmt);
+    n = vsnprintf(NULL, 0, fmt, args);
+    va_end(args);
+
+    if (n < 0) {
+        n = 0;
+    }
+
+    p = vw_xalloc(pre + (size_t) n + 1);
+    sprintf(p, "{%s}:", cf->ns);
+
+    va_start(args, fmt);
+    vsnprintf(p + pre, (size_t) n + 1, fmt, args);
+    va_end(args);
+
+    return p;
+}

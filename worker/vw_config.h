@@ -1,0 +1,86 @@
+
+/*
+ * Copyright (C) ngx_voucher authors
+ *
+ * The JSON configuration file of voucherd and voucherctl.  Every field is
+ * documented in worker/README-section.md.  Unknown fields are errors, so
+ * a typo never goes unnoticed; an error names the field by its path
+ * ("channels.sms.url").  Secrets are read from their files here and kept
+ * only in memory.
+ */
+
+
+#ifndef _VW_CONFIG_H_INCLUDED_
+#define _VW_CONFIG_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <stdint.h>
+
+
+#define VW_CHANNEL_WEBHOOK  1
+#define VW_CHANNEL_LINE     2
+#define VW_CHANNEL_SMS      3
+#define VW_CHANNEL_EMAIL    4
+
+
+typedef struct {
+    char          *name;
+    int            type;
+    char          *url;
+    char          *secret;          /* webhook: HMAC key */
+    char          *token;           /* line, sms: bearer token */
+    char          *user;            /* email: SMTP user */
+    char          *password;        /* email: SMTP password */
+    char          *from;            /* email: sender; sms: sender id */
+    char          *subject;         /* email: subject template */
+    char          *body;            /* sms: request body template */
+    char          *content_type;    /* sms: of the body */
+    long           timeout_ms;
+    long           connect_timeout_ms;
+} vw_channel_t;
+
+
+typedef struct {
+    char          *path;
+
+    char          *redis_host;      /* NULL with a unix socket */
+    int            redis_port;
+    char          *redis_unix;
+    char          *redis_user;
+    char          *redis_password;
+    int            redis_db;
+    long           redis_timeout_ms;
+
+    char          *ns;              /* the namespace: keys are {ns}:... */
+    char          *key_file;
+
+    char          *log_file;
+    int            log_level;
+
+    int            attempts;        /* delivery attempts, first included */
+    long           backoff_ms;      /* before the second attempt */
+    long           backoff_max_ms;
+    long           lease_s;         /* a claimed delivery is taken back */
+
+    long           poll_ms;
+    int            batch;
+    char          *consumer;        /* name in the events consumer group */
+
+    vw_channel_t  *channels;
+    size_t         nchannels;
+} vw_config_t;
+
+
+int vw_config_load(const char *path, vw_config_t *cf, char *err,
+    size_t errlen);
+void vw_config_free(vw_config_t *cf);
+
+vw_channel_t *vw_config_channel(const vw_config_t *cf, const char *name);
+
+/* "{ns}:" followed by the formatted rest, into a new string */
+char *vw_key(const vw_config_t *cf, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+
+#endif /* _VW_CONFIG_H_INCLUDED_ */

@@ -1,0 +1,1394 @@
+
+/*
+ * Copyright (C) ngx_voucher authors
+ *
+ * voucherctl codes issue|import|export|check.
+ *
+ * Codes are written by the library function voucher_codes_add, many per
+ * call, several calls pipelined.  Codes are stored normalized
+ * (voucher_code_normalize); a --pattern only changes how they are shown.
+ */
+
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <jansson.h>
+
+#include "vw_csv.h"
+#include "vw_ctl.h"
+#include "vw_util.h"
+
+
+#define VW_ISSUE_BATCH     1000     /* codes per FCALL */
+#define VW_ISSUE_DEPTH     16       /* FCALLs in flight */
+#define VW_IMPORT_BATCH    1000
+#define VW_IMPORT_ERRORS   20       /* reported before giving up */
+#define VW_SCAN_COUNT      1000
+
+#define VW_CODE_SIZE       (VOUCHER_CODE_MAX_LEN + 1)
+
+
+static const char  vw_codes_usage[] =
+    "usage: voucherctl codes issue CAMPAIGN --count N [--prefix P]\n"
+    "           [--length L] [--mac-length M] [--pattern P] [--max-uses N]\n"
+    "           [--output FILE]\n"
+    "       voucherctl codes import FILE.csv [--campaign C] [--match REGEX]\n"
+    "           [--dry-run]\n"
+    "       voucherctl codes export CAMPAIGN [--format csv|jsonl]\n"
+    "           [--pattern P] [--output FILE]\n"
+    "       voucherctl codes check CODE [--prefix P] [--mac-length M]\n";
+
+
+static double
+vw_now_sec(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+
+static FILE *
+vw_open_output(const char *path)
+{
+    FILE  *f;
+
+    if (path == NULL || strcmp(path, "-") == 0) {
+        return stdout;
+    }
+
+    f = fopen(path, "w");
+    if (f == NULL) {
+        vw_ctl_fail("%s: %s", path, strerror(errno));
+    }
+
+    return f;
+}
+
+
+static int
+vw_close_output(FILE *f, const char *path)
+{
+    if (fflush(f) != 0 || ferror(f) || (f != stdout && fclose(f) != 0)) {
+        vw_ctl_fail("%s: write error: %s", path ? path : "stdout",
+                    strerror(errno));
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * The prefix and the number of '#' of a display pattern: "SALE-####-####"
+ * is prefix "SALE" and 8 characters.  Literals after the first '#' (other
+ * than separators) cannot be shown from a prefix+body+tag code.
+ */
+
+static int
+vw_pattern_split(const char *pattern, char *prefix, size_t size,
+    size_t *hashes)
+{
+    size_t       n;
+    const char  *p;
+
+    n = 0;
+    *hashes = 0;
+
+    for (p = pattern; *p; p++) {
+        if (*p == '#') {
+            (*hashes)++;
+            continue;
+        }
+
+        if (*p == ' ' || *p == '\t' || *p == '-') {
+            continue;
+        }
+
+        if (*hashes > 0 || (unsigned char) *p < 0x21
+            || (unsigned char) *p > 0x7e || n + 1 >= size)
+        {
+            return -1;
+        }
+
+        prefix[n++] = *p;
+    }
+
+    prefix[n] = '\0';
+
+    return *hashes > 0 ? 0 : -1;
+}
+
+
+/* ------------------------------------------------------------- issue */
+
+
+typedef struct {
+    char     (*codes)[VW_CODE_SIZE];
+    size_t     n;
+} vw_batch_t;
+
+
+static int
+vw_issue_reply(vw_ctl_t *ctl, vw_batch_t *b, FILE *out, const char *pattern,
+    size_t *added, size_t *collided)
+{
+    size_t       i, j, n;
+    int64_t      count, row;
+    char         shown[256];
+    redisReply  *r, *ex;
+
+    r = vw_redis_get(ctl->redis, ctl->err, sizeof(ctl->err));
+
+    if (vw_redis_failed(ctl->redis, r, ctl->err, sizeof(ctl->err))) {
+        vw_ctl_fail("codes issue: %s", vw_strip_err(ctl->err));
+        goto fail;
+    }
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2
+        || vw_reply_int(r->element[0], &count) != 0
+        || r->element[1]->type != REDIS_REPLY_ARRAY)
+    {
+        vw_ctl_fail("codes issue: unexpected reply from voucher_codes_add");
+        goto fail;
+    }
+
+    /* the rows left out (the code exists) are marked with an empty code */
+    ex = r->element[1];
+
+    for (j = 0; j < ex->elements; j++) {
+        if (vw_reply_int(ex->element[j], &row) == 0 && row >= 1
+            && (size_t) row <= b->n)
+        {
+            b->codes[row - 1][0] = '\0';
+        }
+    }
+
+    for (i = 0; out != NULL && i < b->n; i++) {
+        if (b->codes[i][0] == '\0') {
+            continue;
+        }
+
+        if (pattern) {
+            n = voucher_code_display(b->codes[i], strlen(b->codes[i]),
+                                     pattern, shown, sizeof(shown));
+            fwrite(shown, 1, n, out);
+
+        } else {
+            fputs(b->codes[i], out);
+        }
+
+        fputc('\n', out);
+    }
+
+    *added += (size_t) count;
+    *collided += b->n - (size_t) count;
+
+    freeReplyObject(r);
+
+    return 0;
+
+fail:
+
+    if (r) {
+        freeReplyObject(r);
+    }
+
+    return -1;
+}
+
+
+static int
+vw_codes_issue(vw_ctl_t *ctl, int argc, char **argv)
+{
+    int           npos, rc;
+    char         *pos[2], *ckey, prefix[VW_CODE_SIZE], norm[VW_CODE_SIZE];
+    FILE         *out;
+    size_t        i, k, hashes, added, collided, pending, head, inflight;
+    int64_t       count, body, mac, max_uses;
+    double        t0, dt;
+    vw_args_t     a;
+    vw_batch_t    ring[VW_ISSUE_DEPTH];
+    const char   *pattern, *pfx, *output;
+    redisReply   *r;
+
+    vw_opt_t  opts[] = {
+        { "--count", 1, NULL, 0 },
+        { "--prefix", 1, NULL, 0 },
+        { "--length", 1, NULL, 0 },
+        { "--mac-length", 1, NULL, 0 },
+        { "--pattern", 1, NULL, 0 },
+        { "--max-uses", 1, NULL, 0 },
+        { "--output", 1, NULL, 0 },
+        { "--quiet", 0, NULL, 0 },
+        { NULL, 0, NULL, 0 }
+    };
+
+    npos = vw_opts(argc, argv, opts, pos, 2, vw_codes_usage);
+    if (npos != 1) {
+        if (npos >= 0) {
+            fputs(vw_codes_usage, stderr);
+        }
+
+        return VW_EXIT_USAGE;
+    }
+
+    if (vw_opt(opts, "--count") == NULL) {
+        vw_ctl_fail("codes issue: --count is required");
+        return VW_EXIT_USAGE;
+    }
+
+    if (vw_opt_int(opts, "--count", 1, 100000000, 0, &count) != 0
+        || vw_opt_int(opts, "--mac-length", VOUCHER_MAC_MIN_LEN,
+                      VOUCHER_MAC_MAX_LEN, 4, &mac) != 0
+        || vw_opt_int(opts, "--length", VOUCHER_BODY_MIN_LEN,
+                      VOUCHER_BODY_MAX_LEN, 8, &body) != 0
+        || vw_opt_int(opts, "--max-uses", 0, 9007199254740991LL, -1,
+                      &max_uses) != 0)
+    {
+        return VW_EXIT_USAGE;
+    }
+
+    pattern = vw_opt(opts, "--pattern");
+    pfx = vw_opt(opts, "--prefix");
+    output = vw_opt(opts, "--output");
+
+    prefix[0] = '\0';
+
+    if (pfx && pfx[0] != '\0'
+        && voucher_code_normalize(pfx, strlen(pfx), prefix, sizeof(prefix))
+           == 0)
+    {
+        vw_ctl_fail("codes issue: --prefix: printable ASCII only, at most "
+                    "%d characters", VOUCHER_CODE_MAX_LEN);
+        return VW_EXIT_USAGE;
+    }
+
+    if (pattern) {
+        if (vw_pattern_split(pattern, norm, sizeof(norm), &hashes) != 0) {
+            vw_ctl_fail("codes issue: --pattern: expected literal prefix "
+                        "characters, then '#' and separators (' ' '-'), as "
+                        "in SALE-####-####");
+            return VW_EXIT_USAGE;
+        }
+
+        if (pfx && strcmp(prefix, norm) != 0) {
+            vw_ctl_fail("codes issue: --prefix \"%s\" and the prefix of "
+                        "--pattern \"%s\" differ", prefix, norm);
+            return VW_EXIT_USAGE;
+        }
+
+        strcpy(prefix, norm);
+
+        if (vw_opt(opts, "--length") == NULL) {
+            if ((int64_t) hashes <= mac) {
+                vw_ctl_fail("codes issue: --pattern has %zu '#', not more "
+                            "than --mac-length %lld", hashes,
+                            (long long) mac);
+                return VW_EXIT_USAGE;
+            }
+
+            body = (int64_t) hashes - mac;
+
+        } else if ((int64_t) hashes != body + mac) {
+            vw_ctl_fail("codes issue: --pattern has %zu '#', but --length "
+                        "%lld + --mac-length %lld = %lld", hashes,
+                        (long long) body, (long long) mac,
+                        (long long) (body + mac));
+            return VW_EXIT_USAGE;
+        }
+    }
+
+    if (strlen(prefix) + (size_t) body + (size_t) mac > VOUCHER_CODE_MAX_LEN)
+    {
+        vw_ctl_fail("codes issue: prefix + length + mac-length is more than "
+                    "%d characters", VOUCHER_CODE_MAX_LEN);
+        return VW_EXIT_USAGE;
+    }
+
+    /* fewer than ~1e6 possible bodies make collisions the rule */
+    if (body < 4) {
+        vw_ctl_fail("codes issue: --length must be at least 4 (random "
+                    "characters)");
+        return VW_EXIT_USAGE;
+    }
+
+    if (vw_ctl_key(ctl) != 0 || vw_ctl_redis(ctl) == NULL) {
+        return VW_EXIT_FAIL;
+    }
+
+    /* the campaign must exist: a clear message before any work */
+    ckey = vw_key(&ctl->cf, "k:%s", pos[0]);
+    r = redisCommand(ctl->redis, "EXISTS %s", ckey);
+
+    if (vw_redis_failed(ctl->redis, r, ctl->err, sizeof(ctl->err))) {
+        vw_ctl_fail("codes issue: %s", ctl->err);
+        free(ckey);
+
+        if (r) {
+            freeReplyObject(r);
+        }
+
+        return VW_EXIT_FAIL;
+    }
+
+    if (r->integer != 1) {
+        vw_ctl_fail("codes issue: campaign \"%s\" not found", pos[0]);
+        freeReplyObject(r);
+        free(ckey);
+        return VW_EXIT_FAIL;
+    }
+
+    freeReplyObject(r);
+
+    out = NULL;
+
+    if (!vw_opt(opts, "--quiet")) {
+        out = vw_open_output(output);
+
+        if (out == NULL) {
+            free(ckey);
+            return VW_EXIT_FAIL;
+        }
+
+        setvbuf(out, NULL, _IOFBF, 1 << 20);
+    }
+
+    for (i = 0; i < VW_ISSUE_DEPTH; i++) {
+        ring[i].codes = vw_xalloc(VW_ISSUE_BATCH * VW_CODE_SIZE);
+        ring[i].n = 0;
+    }
+
+    memset(&a, 0, sizeof(vw_args_t));
+
+    added = 0;
+    collided = 0;
+    pending = 0;
+    head = 0;
+    inflight = 0;
+    rc = VW_EXIT_FAIL;
+
+    t0 = vw_now_sec();
+
+    /* keep VW_ISSUE_DEPTH batches in flight; collisions are made again */
+    while (added < (size_t) count) {
+        while (inflight < VW_ISSUE_DEPTH
+               && added + pending < (size_t) count)
+        {
+            vw_batch_t  *b = &ring[(head + inflight) % VW_ISSUE_DEPTH];
+
+            b->n = (size_t) count - added - pending;
+
+            if (b->n > VW_ISSUE_BATCH) {
+                b->n = VW_ISSUE_BATCH;
+            }
+
+            vw_args_reset(&a);
+            vw_args_adds(&a, "FCALL");
+            vw_args_adds(&a, "voucher_codes_add");
+            vw_args_adds(&a, "1");
+            vw_args_adds(&a, ckey);
+            vw_args_adds(&a, "skip");
+
+            if (max_uses >= 0) {
+                vw_args_adds(&a, "1");
+                vw_args_adds(&a, "max_uses");
+                vw_args_addi(&a, max_uses);
+
+            } else {
+                vw_args_adds(&a, "0");
+            }
+
+            vw_args_adds(&a, "code");
+
+            for (k = 0; k < b->n; k++) {
+                if (voucher_code_issue(ctl->key, prefix, (size_t) body,
+                                       (size_t) mac, b->codes[k],
+                                       VW_CODE_SIZE) == 0)
+                {
+                    vw_ctl_fail("codes issue: cannot make a code");
+                    goto done;
+                }
+
+                vw_args_adds(&a, b->codes[k]);
+            }
+
+            if (vw_redis_append(ctl->redis, &a) != 0) {
+                vw_ctl_fail("codes issue: redis: %s", ctl->redis->errstr);
+                goto done;
+            }
+
+            pending += b->n;
+            inflight++;
+        }
+
+        if (vw_issue_reply(ctl, &ring[head], out, pattern, &added,
+                           &collided) != 0)
+        {
+            goto done;
+        }
+
+        pending -= ring[head].n;
+        head = (head + 1) % VW_ISSUE_DEPTH;
+        inflight--;
+    }
+
+    rc = VW_EXIT_OK;
+
+done:
+
+    /* on an error, replies may still be due: the process ends anyway */
+    dt = vw_now_sec() - t0;
+
+    if (out != NULL && vw_close_output(out, output) != 0) {
+        rc = VW_EXIT_FAIL;
+    }
+
+    fprintf(stderr, "voucherctl: issued %zu codes into campaign \"%s\" in "
+            "%.2f s (%.0f codes/s), %zu collisions made again\n",
+            added, pos[0], dt, dt > 0 ? (double) added / dt : 0.0, collided);
+
+    for (i = 0; i < VW_ISSUE_DEPTH; i++) {
+        free(ring[i].codes);
+    }
+
+    vw_args_free(&a);
+    free(ckey);
+
+    return rc;
+}
+
+
+/* ------------------------------------------------------------- import */
+
+
+#define VW_IMPORT_COLUMNS  "code,campaign,max_uses,customer,balance," \
+                           "starts_at,ends_at,status"
+
+
+typedef struct {
+    size_t     line;
+    char      *code;                /* normalized */
+    char      *campaign;
+    char     **values;              /* the other columns, in order */
+} vw_row_t;
+
+
+typedef struct {
+    const char  *campaign;
+    size_t       first;             /* index into the sorted rows */
+    size_t       n;
+    int          bad;               /* the library refused it */
+} vw_chunk_t;
+
+
+static int
+vw_row_by_campaign(const void *a, const void *b)
+{
+    const vw_row_t  *x = a, *y = b;
+    int              c;
+
+    c = strcmp(x->campaign, y->campaign);
+
+    return c ? c : (x->line < y->line ? -1 : x->line > y->line);
+}
+
+
+static int
+vw_row_by_code(const void *a, const void *b)
+{
+    const vw_row_t  *x = *(vw_row_t *const *) a, *y = *(vw_row_t *const *) b;
+    int              c;
+
+    c = strcmp(x->code, y->code);
+
+    return c ? c : (x->line < y->line ? -1 : x->line > y->line);
+}
+
+
+/*
+ * Reports a voucher_codes_add error by file line ("... (row N)" names the
+ * row of the chunk).  Returns that row, or 0 when the error is about the
+ * chunk as a whole (an unknown campaign).
+ */
+
+static size_t
+vw_import_error(const char *msg, const vw_chunk_t *ch, const vw_row_t *rows,
+    size_t *nerr)
+{
+    long         row;
+    size_t       len;
+    const char  *p;
+
+    msg = vw_strip_err(msg);
+    p = strstr(msg, " (row ");
+    (*nerr)++;
+
+    if (p != NULL && (row = strtol(p + 6, NULL, 10)) >= 1
+        && (size_t) row <= ch->n)
+    {
+        len = (size_t) (p - msg);
+        vw_ctl_fail("line %zu: code \"%s\": %.*s",
+                    rows[ch->first + (size_t) row - 1].line,
+                    rows[ch->first + (size_t) row - 1].code, (int) len, msg);
+        return (size_t) row;
+    }
+
+    vw_ctl_fail("campaign \"%s\": %s", ch->campaign, msg);
+
+    return 0;
+}
+
+
+static void
+vw_import_args(vw_ctl_t *ctl, vw_args_t *a, const char *mode,
+    const vw_chunk_t *ch, const vw_row_t *rows, const char *cols,
+    size_t ncols)
+{
+    char    *ckey;
+    size_t   i, j;
+
+    ckey = vw_key(&ctl->cf, "k:%s", ch->campaign);
+
+    vw_args_reset(a);
+    vw_args_adds(a, "FCALL");
+    vw_args_adds(a, "voucher_codes_add");
+    vw_args_adds(a, "1");
+    vw_args_adds(a, ckey);
+    vw_args_adds(a, mode);
+    vw_args_adds(a, "0");
+    vw_args_adds(a, cols);
+
+    for (i = 0; i < ch->n; i++) {
+        vw_args_adds(a, rows[ch->first + i].code);
+
+        for (j = 0; j < ncols; j++) {
+            vw_args_adds(a, rows[ch->first + i].values[j]);
+        }
+    }
+
+    free(ckey);
+}
+
+
+static int
+vw_codes_import(vw_ctl_t *ctl, int argc, char **argv)
+{
+    int                  npos, rc, n, code_col, camp_col;
+    int                  col_map[16];
+    char                *pos[2], norm[VW_CODE_SIZE], *p;
+    FILE                *f;
+    size_t               i, j, k, nrows, cap, nchunks, ncols, nerr, done;
+    vw_csv_t             csv;
+    vw_row_t            *rows, **byc;
+    vw_args_t            a;
+    vw_buf_t             cols;
+    vw_chunk_t          *chunks;
+    const char          *campaign, *match;
+    redisReply          *r;
+    pcre2_code          *re;
+    pcre2_match_data    *md;
+    int                  errcode;
+    PCRE2_SIZE           erroff;
+    PCRE2_UCHAR          emsg[256];
+
+    vw_opt_t  opts[] = {
+        { "--campaign", 1, NULL, 0 },
+        { "--match", 1, NULL, 0 },
+        { "--dry-run", 0, NULL, 0 },
+        { NULL, 0, NULL, 0 }
+    };
+
+    static const char *const  known[] = {
+        "code", "campaign", "max_uses", "customer", "balance", "starts_at",
+        "ends_at", "status", NULL
+    };
+
+    npos = vw_opts(argc, argv, opts, pos, 2, vw_codes_usage);
+    if (npos != 1) {
+        if (npos >= 0) {
+            fputs(vw_codes_usage, stderr);
+        }
+
+        return VW_EXIT_USAGE;
+    }
+
+    campaign = vw_opt(opts, "--campaign");
+    match = vw_opt(opts, "--match");
+
+    re = NULL;
+    md = NULL;
+
+    if (match) {
+        /* the whole code must match, not a part of it */
+        re = pcre2_compile((PCRE2_SPTR) match, PCRE2_ZERO_TERMINATED,
+                           PCRE2_ANCHORED | PCRE2_ENDANCHORED, &errcode,
+                           &erroff, NULL);
+        if (re == NULL) {
+            pcre2_get_error_message(errcode, emsg, sizeof(emsg));
+            vw_ctl_fail("codes import: --match: %s at offset %zu",
+                        (char *) emsg, (size_t) erroff);
+            return VW_EXIT_USAGE;
+        }
+
+        md = pcre2_match_data_create_from_pattern(re, NULL);
+    }
+
+    f = fopen(pos[0], "r");
+    if (f == NULL) {
+        vw_ctl_fail("codes import: %s: %s", pos[0], strerror(errno));
+        pcre2_match_data_free(md);
+        pcre2_code_free(re);
+        return VW_EXIT_FAIL;
+    }
+
+    vw_csv_init(&csv, f);
+    memset(&a, 0, sizeof(vw_args_t));
+    memset(&cols, 0, sizeof(vw_buf_t));
+
+    rows = NULL;
+    byc = NULL;
+    chunks = NULL;
+    nrows = 0;
+    cap = 0;
+    nerr = 0;
+    ncols = 0;
+    nchunks = 0;
+    code_col = -1;
+    camp_col = -1;
+    rc = VW_EXIT_FAIL;
+
+    /* the header names the columns */
+    n = vw_csv_next(&csv, ctl->err, sizeof(ctl->err));
+
+    if (n <= 0) {
+        vw_ctl_fail("codes import: %s: %s", pos[0],
+                    n == 0 ? "empty file (a header line is required)"
+                           : ctl->err);
+        nerr++;
+        goto rejected;
+    }
+
+    if (csv.nfields > 8) {
+        vw_ctl_fail("codes import: %s line 1: more than 8 columns", pos[0]);
+        nerr++;
+        goto rejected;
+    }
+
+    vw_buf_adds(&cols, "code");
+
+    for (i = 0; i < csv.nfields; i++) {
+        for (k = 0; known[k]; k++) {
+            if (strcmp(csv.fields[i], known[k]) == 0) {
+                break;
+            }
+        }
+
+        if (known[k] == NULL) {
+            vw_ctl_fail("codes import: %s line 1: unknown column \"%s\" "
+                        "(known: " VW_IMPORT_COLUMNS ")", pos[0],
+                        csv.fields[i]);
+            nerr++;
+            goto rejected;
+        }
+
+        for (j = 0; j < i; j++) {
+            if (strcmp(csv.fields[i], csv.fields[j]) == 0) {
+                vw_ctl_fail("codes import: %s line 1: column \"%s\" twice",
+                            pos[0], csv.fields[i]);
+                nerr++;
+                goto rejected;
+            }
+        }
+
+        if (k == 0) {
+            code_col = (int) i;
+
+        } else if (k == 1) {
+            camp_col = (int) i;
+
+        } else {
+            col_map[ncols++] = (int) i;
+            vw_buf_addc(&cols, ',');
+            vw_buf_adds(&cols, csv.fields[i]);
+        }
+    }
+
+    if (code_col < 0) {
+        vw_ctl_fail("codes import: %s line 1: no \"code\" column", pos[0]);
+        nerr++;
+        goto rejected;
+    }
+
+    if (camp_col < 0 && campaign == NULL) {
+        vw_ctl_fail("codes import: %s line 1: no \"campaign\" column and no "
+                    "--campaign", pos[0]);
+        nerr++;
+        goto rejected;
+    }
+
+    k = csv.nfields;
+
+    /* every line is read and checked before anything is written */
+    for ( ;; ) {
+        n = vw_csv_next(&csv, ctl->err, sizeof(ctl->err));
+
+        if (n == 0) {
+            break;
+        }
+
+        if (n < 0) {
+            vw_ctl_fail("codes import: %s %s", pos[0], ctl->err);
+            nerr++;
+            goto rejected;
+        }
+
+        /* a blank line (often the last) is no record */
+        if (csv.nfields == 1 && csv.fields[0][0] == '\0') {
+            continue;
+        }
+
+        if (csv.nfields != k) {
+            vw_ctl_fail("line %zu: %zu fields, the header has %zu",
+                        csv.line, csv.nfields, k);
+
+            if (++nerr == VW_IMPORT_ERRORS) {
+                break;
+            }
+
+            continue;
+        }
+
+        p = csv.fields[code_col];
+
+        if (voucher_code_normalize(p, strlen(p), norm, sizeof(norm)) == 0) {
+            vw_ctl_fail("line %zu: code: empty, longer than %d characters, "
+                        "or not printable ASCII", csv.line,
+                        VOUCHER_CODE_MAX_LEN);
+
+            if (++nerr == VW_IMPORT_ERRORS) {
+                break;
+            }
+
+            continue;
+        }
+
+        if (re != NULL
+            && pcre2_match(re, (PCRE2_SPTR) norm, strlen(norm), 0, 0, md,
+                           NULL) < 0)
+        {
+            vw_ctl_fail("line %zu: code \"%s\" does not match --match",
+                        csv.line, norm);
+
+            if (++nerr == VW_IMPORT_ERRORS) {
+                break;
+            }
+
+            continue;
+        }
+
+        if (camp_col >= 0 && csv.fields[camp_col][0] == '\0'
+            && campaign == NULL)
+        {
+            vw_ctl_fail("line %zu: campaign: empty", csv.line);
+
+            if (++nerr == VW_IMPORT_ERRORS) {
+                break;
+            }
+
+            continue;
+        }
+
+        if (nrows == cap) {
+            cap = cap ? cap * 2 : 1024;
+            rows = vw_xrealloc(rows, cap * sizeof(vw_row_t));
+        }
+
+        rows[nrows].line = csv.line;
+        rows[nrows].code = vw_xstrdup(norm);
+        rows[nrows].campaign = vw_xstrdup(
+            camp_col >= 0 && csv.fields[camp_col][0] != '\0'
+            ? csv.fields[camp_col] : campaign);
+        rows[nrows].values = vw_xalloc((ncols ? ncols : 1) * sizeof(char *));
+
+        for (j = 0; j < ncols; j++) {
+            rows[nrows].values[j] = vw_xstrdup(csv.fields[col_map[j]]);
+        }
+
+        nrows++;
+    }
+
+    if (nerr == 0 && nrows == 0) {
+        vw_ctl_fail("codes import: %s: no codes", pos[0]);
+        nerr++;
+        goto rejected;
+    }
+
+    /* the same code twice in the file (after normalization) */
+    if (nerr < VW_IMPORT_ERRORS && nrows > 1) {
+        byc = vw_xalloc(nrows * sizeof(vw_row_t *));
+
+        for (i = 0; i < nrows; i++) {
+            byc[i] = &rows[i];
+        }
+
+        qsort(byc, nrows, sizeof(vw_row_t *), vw_row_by_code);
+
+        for (i = 1; i < nrows && nerr < VW_IMPORT_ERRORS; i++) {
+            if (strcmp(byc[i - 1]->code, byc[i]->code) == 0) {
+                vw_ctl_fail("line %zu: code \"%s\" is also on line %zu",
+                            byc[i]->line, byc[i]->code, byc[i - 1]->line);
+                nerr++;
+            }
+        }
+    }
+
+    if (nerr > 0) {
+        goto rejected;
+    }
+
+    /* chunks of one campaign each */
+    qsort(rows, nrows, sizeof(vw_row_t), vw_row_by_campaign);
+    chunks = vw_xalloc(nrows * sizeof(vw_chunk_t));
+
+    for (i = 0; i < nrows; i++) {
+        if (nchunks == 0
+            || strcmp(chunks[nchunks - 1].campaign, rows[i].campaign) != 0
+            || chunks[nchunks - 1].n == VW_IMPORT_BATCH)
+        {
+            chunks[nchunks].campaign = rows[i].campaign;
+            chunks[nchunks].first = i;
+            chunks[nchunks].n = 0;
+            nchunks++;
+        }
+
+        chunks[nchunks - 1].n++;
+    }
+
+    if (vw_ctl_redis(ctl) == NULL) {
+        goto done;
+    }
+
+    /* 1. the library validates every chunk and writes nothing */
+    for (i = 0; i < nchunks; i++) {
+        vw_import_args(ctl, &a, "check", &chunks[i], rows, cols.data, ncols);
+
+        if (vw_redis_append(ctl->redis, &a) != 0) {
+            vw_ctl_fail("codes import: redis: %s", ctl->redis->errstr);
+            goto done;
+        }
+    }
+
+    for (i = 0; i < nchunks; i++) {
+        r = vw_redis_get(ctl->redis, ctl->err, sizeof(ctl->err));
+
+        if (r == NULL) {
+            vw_ctl_fail("codes import: %s", ctl->err);
+            goto done;
+        }
+
+        chunks[i].bad = r->type == REDIS_REPLY_ERROR;
+        freeReplyObject(r);
+    }
+
+    /*
+     * The library stops at the first bad row of a chunk: check again from
+     * the row after it, so that more than one error per chunk is listed.
+     */
+    for (i = 0; i < nchunks && nerr < VW_IMPORT_ERRORS; i++) {
+        vw_chunk_t  rest;
+
+        rest = chunks[i];
+
+        while (rest.bad && rest.n > 0 && nerr < VW_IMPORT_ERRORS) {
+            vw_import_args(ctl, &a, "check", &rest, rows, cols.data, ncols);
+            r = vw_redis_run(ctl->redis, &a, ctl->err, sizeof(ctl->err));
+
+            if (r == NULL) {
+                vw_ctl_fail("codes import: %s", ctl->err);
+                goto done;
+            }
+
+            if (r->type != REDIS_REPLY_ERROR) {
+                freeReplyObject(r);
+                break;
+            }
+
+            k = vw_import_error(r->str, &rest, rows, &nerr);
+            freeReplyObject(r);
+
+            if (k == 0) {
+                break;               /* the chunk as a whole is refused */
+            }
+
+            rest.first += k;
+            rest.n -= k;
+        }
+    }
+
+    if (nerr > 0) {
+        goto rejected;
+    }
+
+    if (vw_opt(opts, "--dry-run")) {
+        printf("%zu codes OK, nothing written (--dry-run)\n", nrows);
+        rc = VW_EXIT_OK;
+        goto done;
+    }
+
+    /* 2. write; a chunk refused now (a code made meanwhile) undoes all */
+    for (i = 0; i < nchunks; i++) {
+        vw_import_args(ctl, &a, "new", &chunks[i], rows, cols.data, ncols);
+
+        if (vw_redis_append(ctl->redis, &a) != 0) {
+            vw_ctl_fail("codes import: redis: %s", ctl->redis->errstr);
+            goto done;
+        }
+    }
+
+    done = 0;
+
+    for (i = 0; i < nchunks; i++) {
+        r = vw_redis_get(ctl->redis, ctl->err, sizeof(ctl->err));
+
+        if (r == NULL) {
+            vw_ctl_fail("codes import: %s (the import may be partial: run "
+                        "it again, existing codes are reported)", ctl->err);
+            goto done;
+        }
+
+        if (r->type == REDIS_REPLY_ERROR) {
+            (void) vw_import_error(r->str, &chunks[i], rows, &nerr);
+            chunks[i].n = 0;         /* nothing of it was written */
+
+        } else {
+            done += chunks[i].n;
+        }
+
+        freeReplyObject(r);
+    }
+
+    if (nerr > 0) {
+        for (i = 0; i < nchunks; i++) {
+            for (j = 0; j < chunks[i].n; j++) {
+                p = vw_key(&ctl->cf, "c:%s", rows[chunks[i].first + j].code);
+                vw_args_reset(&a);
+                vw_args_adds(&a, "FCALL");
+                vw_args_adds(&a, "voucher_code_del");
+                vw_args_adds(&a, "1");
+                vw_args_adds(&a, p);
+                free(p);
+                vw_redis_append(ctl->redis, &a);
+            }
+        }
+
+        for (i = 0; i < done; i++) {
+            r = vw_redis_get(ctl->redis, ctl->err, sizeof(ctl->err));
+
+            if (r == NULL) {
+                vw_ctl_fail("codes import: undoing: %s", ctl->err);
+                break;
+            }
+
+            freeReplyObject(r);
+        }
+
+        goto rejected;
+    }
+
+    printf("imported %zu codes\n", nrows);
+    rc = VW_EXIT_OK;
+    goto done;
+
+rejected:
+
+    vw_ctl_fail("codes import: %s rejected, nothing imported (%s%zu "
+                "error%s)", pos[0],
+                nerr >= VW_IMPORT_ERRORS ? "at least " : "",
+                nerr, nerr == 1 ? "" : "s");
+
+done:
+
+    for (i = 0; i < nrows; i++) {
+        for (j = 0; j < ncols; j++) {
+            free(rows[i].values[j]);
+        }
+
+        free(rows[i].values);
+        free(rows[i].code);
+        free(rows[i].campaign);
+    }
+
+    free(rows);
+    free(byc);
+    free(chunks);
+    vw_args_free(&a);
+    vw_buf_free(&cols);
+    vw_csv_free(&csv);
+    fclose(f);
+    pcre2_match_data_free(md);
+    pcre2_code_free(re);
+
+    return rc;
+}
+
+
+/* ------------------------------------------------------------- export */
+
+
+/* the stored fields, in the order of voucher_code_get */
+static const char *const  vw_code_fields[] = {
+    "k", "s", "m", "u", "c", "b", "b0", "f", "t"
+};
+
+static const char *const  vw_code_names[] = {
+    "campaign", "status", "max_uses", "used", "customer", "balance",
+    "initial_balance", "starts_at", "ends_at"
+};
+
+#define VW_CODE_NFIELDS  9
+
+
+static void
+vw_export_one(FILE *out, int jsonl, const char *code, redisReply *h,
+    const char *pattern)
+{
+    size_t       i;
+    json_t      *o;
+    int64_t      n;
+    const char  *v;
+    char         shown[256];
+
+    shown[0] = '\0';
+
+    if (pattern) {
+        voucher_code_display(code, strlen(code), pattern, shown,
+                             sizeof(shown));
+    }
+
+    if (jsonl) {
+        o = json_object();
+        json_object_set_new(o, "code", json_string(code));
+
+        for (i = 0; i < VW_CODE_NFIELDS; i++) {
+            v = vw_reply_str(h->element[i]);
+
+            if (i == 1) {
+                json_object_set_new(o, "status", json_string(
+                    v && strcmp(v, "d") == 0 ? "disabled" : "active"));
+                continue;
+            }
+
+            if (i == 3 && v == NULL) {
+                v = "0";
+            }
+
+            if (v == NULL) {
+                continue;
+            }
+
+            if (i >= 2 && i != 4 && vw_parse_int(v, INT64_MIN, INT64_MAX, &n)
+                                    == 0)
+            {
+                json_object_set_new(o, vw_code_names[i], json_integer(n));
+
+            } else {
+                json_object_set_new(o, vw_code_names[i], json_string(v));
+            }
+        }
+
+        /* a code the pattern does not fit has no display form */
+        if (shown[0] != '\0') {
+            json_object_set_new(o, "display", json_string(shown));
+        }
+
+        json_dumpf(o, out, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        fputc('\n', out);
+        json_decref(o);
+        return;
+    }
+
+    vw_csv_write(out, code);
+
+    for (i = 0; i < VW_CODE_NFIELDS; i++) {
+        v = vw_reply_str(h->element[i]);
+        fputc(',', out);
+
+        if (i == 1) {
+            fputs(v && strcmp(v, "d") == 0 ? "disabled" : "active", out);
+
+        } else if (i == 3 && v == NULL) {
+            fputc('0', out);
+
+        } else if (v) {
+            vw_csv_write(out, v);
+        }
+    }
+
+    if (pattern) {
+        fputc(',', out);
+        fputs(shown, out);
+    }
+
+    fputc('\n', out);
+}
+
+
+static int
+vw_codes_export(vw_ctl_t *ctl, int argc, char **argv)
+{
+    int            npos, rc, jsonl;
+    char          *pos[2], *match, cursor[32];
+    FILE          *out;
+    size_t         i, j, pre, count;
+    vw_args_t      a;
+    redisReply    *r, *keys, *h;
+    const char    *fmt, *pattern, *output, *v;
+
+    vw_opt_t  opts[] = {
+        { "--format", 1, NULL, 0 },
+        { "--pattern", 1, NULL, 0 },
+        { "--output", 1, NULL, 0 },
+        { NULL, 0, NULL, 0 }
+    };
+
+    npos = vw_opts(argc, argv, opts, pos, 2, vw_codes_usage);
+    if (npos != 1) {
+        if (npos >= 0) {
+            fputs(vw_codes_usage, stderr);
+        }
+
+        return VW_EXIT_USAGE;
+    }
+
+    fmt = vw_opt(opts, "--format");
+    pattern = vw_opt(opts, "--pattern");
+    output = vw_opt(opts, "--output");
+
+    if (fmt == NULL || strcmp(fmt, "csv") == 0) {
+        jsonl = 0;
+
+    } else if (strcmp(fmt, "jsonl") == 0) {
+        jsonl = 1;
+
+    } else {
+        vw_ctl_fail("codes export: --format: expected csv or jsonl");
+        return VW_EXIT_USAGE;
+    }
+
+    if (vw_ctl_redis(ctl) == NULL) {
+        return VW_EXIT_FAIL;
+    }
+
+    out = vw_open_output(output);
+    if (out == NULL) {
+        return VW_EXIT_FAIL;
+    }
+
+    setvbuf(out, NULL, _IOFBF, 1 << 20);
+
+    if (!jsonl) {
+        fputs("code", out);
+
+        for (i = 0; i < VW_CODE_NFIELDS; i++) {
+            fprintf(out, ",%s", vw_code_names[i]);
+        }
+
+        fputs(pattern ? ",display\n" : "\n", out);
+    }
+
+    match = vw_key(&ctl->cf, "c:*");
+    pre = strlen(match) - 1;
+    strcpy(cursor, "0");
+    memset(&a, 0, sizeof(vw_args_t));
+    count = 0;
+    rc = VW_EXIT_FAIL;
+    r = NULL;
+
+    /* every code of the namespace: SCAN, then its fields, pipelined */
+    do {
+        r = redisCommand(ctl->redis, "SCAN %s MATCH %s COUNT %d", cursor,
+                         match, VW_SCAN_COUNT);
+
+        if (vw_redis_failed(ctl->redis, r, ctl->err, sizeof(ctl->err))
+            || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+        {
+            vw_ctl_fail("codes export: %s", ctl->err);
+            goto done;
+        }
+
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        keys = r->element[1];
+
+        for (i = 0; i < keys->elements; i++) {
+            vw_args_reset(&a);
+            vw_args_adds(&a, "HMGET");
+            vw_args_adds(&a, keys->element[i]->str);
+
+            for (j = 0; j < VW_CODE_NFIELDS; j++) {
+                vw_args_adds(&a, vw_code_fields[j]);
+            }
+
+            vw_redis_append(ctl->redis, &a);
+        }
+
+        for (i = 0; i < keys->elements; i++) {
+            h = vw_redis_get(ctl->redis, ctl->err, sizeof(ctl->err));
+
+            if (vw_redis_failed(ctl->redis, h, ctl->err, sizeof(ctl->err))) {
+                vw_ctl_fail("codes export: %s", ctl->err);
+
+                if (h) {
+                    freeReplyObject(h);
+                }
+
+                goto done;
+            }
+
+            v = vw_reply_str(h->element[0]);
+
+            if (v != NULL && strcmp(v, pos[0]) == 0) {
+                vw_export_one(out, jsonl, keys->element[i]->str + pre, h,
+                              pattern);
+                count++;
+            }
+
+            freeReplyObject(h);
+        }
+
+        freeReplyObject(r);
+        r = NULL;
+
+    } while (strcmp(cursor, "0") != 0);
+
+    rc = VW_EXIT_OK;
+
+done:
+
+    if (r) {
+        freeReplyObject(r);
+    }
+
+    if (vw_close_output(out, output) != 0) {
+        rc = VW_EXIT_FAIL;
+    }
+
+    if (rc == VW_EXIT_OK) {
+        fprintf(stderr, "voucherctl: exported %zu codes of campaign \"%s\"\n",
+                count, pos[0]);
+    }
+
+    vw_args_free(&a);
+    free(match);
+
+    return rc;
+}
+
+
+/* ------------------------------------------------------------- check */
+
+
+static int
+vw_codes_check(vw_ctl_t *ctl, int argc, char **argv)
+{
+    int           npos, ok;
+    char         *pos[2], norm[VW_CODE_SIZE], prefix[VW_CODE_SIZE];
+    size_t        len, plen;
+    int64_t       mac;
+    const char   *pfx;
+
+    vw_opt_t  opts[] = {
+        { "--prefix", 1, NULL, 0 },
+        { "--mac-length", 1, NULL, 0 },
+        { NULL, 0, NULL, 0 }
+    };
+
+    npos = vw_opts(argc, argv, opts, pos, 2, vw_codes_usage);
+    if (npos != 1) {
+        if (npos >= 0) {
+            fputs(vw_codes_usage, stderr);
+        }
+
+        return VW_EXIT_USAGE;
+    }
+
+    if (vw_opt_int(opts, "--mac-length", VOUCHER_MAC_MIN_LEN,
+                   VOUCHER_MAC_MAX_LEN, 4, &mac) != 0)
+    {
+        return VW_EXIT_USAGE;
+    }
+
+    pfx = vw_opt(opts, "--prefix");
+    plen = 0;
+
+    if (pfx && pfx[0]) {
+        plen = voucher_code_normalize(pfx, strlen(pfx), prefix,
+                                      sizeof(prefix));
+        if (plen == 0) {
+            vw_ctl_fail("codes check: --prefix: printable ASCII only");
+            return VW_EXIT_USAGE;
+        }
+    }
+
+    len = voucher_code_normalize(pos[0], strlen(pos[0]), norm, sizeof(norm));
+
+    if (len == 0) {
+        printf("invalid: not a code (empty, too long or not printable)\n");
+        return VW_EXIT_FAIL;
+    }
+
+    if (plen && (len < plen || memcmp(norm, prefix, plen) != 0)) {
+        printf("invalid: %s does not start with %s\n", norm, prefix);
+        return VW_EXIT_FAIL;
+    }
+
+    if (vw_ctl_key(ctl) != 0) {
+        return VW_EXIT_FAIL;
+    }
+
+    ok = voucher_code_verify(ctl->key, norm, len, plen, (size_t) mac) == 0;
+
+    if (ok) {
+        /* what the customer typed may hold look-alikes: show the code */
+        voucher_code_canonical(norm + plen, len - plen);
+        printf("valid: %s\n", norm);
+        return VW_EXIT_OK;
+    }
+
+    printf("invalid: %s has a wrong check (mistyped or forged)\n", norm);
+
+    return VW_EXIT_FAIL;
+}
+
+
+int
+vw_cmd_codes(vw_ctl_t *ctl, int argc, char **argv)
+{
+    if (argc >= 1 && strcmp(argv[0], "issue") == 0) {
+        return vw_codes_issue(ctl, argc - 1, argv + 1);
+    }
+
+    if (argc >= 1 && strcmp(argv[0], "import") == 0) {
+        return vw_codes_import(ctl, argc - 1, argv + 1);
+    }
+
+    if (argc >= 1 && strcmp(argv[0], "export") == 0) {
+        return vw_codes_export(ctl, argc - 1, argv + 1);
+    }
+
+    if (argc >= 1 && strcmp(argv[0], "check") == 0) {
+        return vw_codes_check(ctl, argc - 1, argv + 1);
+    }
+
+    fputs(vw_codes_usage, stderr);
+
+    return VW_EXIT_USAGE;
+}

@@ -1,0 +1,334 @@
+
+/*
+ * Copyright (C) ngx_voucher authors
+ *
+ * Redis for the worker: see vw_redis.h.
+ */
+
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "vw_log.h"
+#include "vw_redis.h"
+#include "vw_util.h"
+
+/* the library as nginx embeds it, generated from redis/voucher.lua */
+#include "ngx_http_voucher_lua.h"
+
+
+void
+vw_args_add(vw_args_t *a, const char *s, size_t len)
+{
+    if (a->n == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 16;
+        a->v = vw_xrealloc(a->v, (size_t) a->cap * sizeof(char *));
+        a->len = vw_xrealloc(a->len, (size_t) a->cap * sizeof(size_t));
+    }
+
+    a->v[a->n] = vw_xstrndup(s, len);
+    a->len[a->n] = len;
+    a->n++;
+}
+
+
+void
+vw_args_adds(vw_args_t *a, const char *s)
+{
+    vw_args_add(a, s, strlen(s));
+}
+
+
+void
+vw_args_addf(vw_args_t *a, const char *fmt, ...)
+{
+    char     buf[1024];
+    int      n;
+    va_list  args;
+
+    va_start(args, fmt);
+    n = vsnprintf(buf, sizeof(buf), fmt, args);
+    va_end(args);
+
+    if (n < 0) {
+        n = 0;
+    }
+
+    if ((size_t) n >= sizeof(buf)) {
+        n = sizeof(buf) - 1;
+    }
+
+    vw_args_add(a, buf, (size_t) n);
+}
+
+
+void
+vw_args_addi(vw_args_t *a, int64_t n)
+{
+    vw_args_addf(a, "%lld", (long long) n);
+}
+
+
+void
+vw_args_reset(vw_args_t *a)
+{
+    int  i;
+
+    for (i = 0; i < a->n; i++) {
+        free(a->v[i]);
+    }
+
+    a->n = 0;
+}
+
+
+void
+vw_args_free(vw_args_t *a)
+{
+    vw_args_reset(a);
+    free(a->v);
+    free(a->len);
+    memset(a, 0, sizeof(vw_args_t));
+}
+
+
+int
+vw_redis_append(redisContext *c, const vw_args_t *a)
+{
+    return redisAppendCommandArgv(c, a->n, (const char **) a->v, a->len)
+           == REDIS_OK ? 0 : -1;
+}
+
+
+int
+vw_redis_failed(redisContext *c, redisReply *r, char *err, size_t errlen)
+{
+    if (r == NULL) {
+        snprintf(err, errlen, "redis: %s",
+                 c->errstr[0] ? c->errstr : "no reply");
+        return 1;
+    }
+
+    if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errlen, "%.*s", (int) r->len, r->str);
+        return 1;
+    }
+
+    return 0;
+}
+
+
+redisReply *
+vw_redis_get(redisContext *c, char *err, size_t errlen)
+{
+    void  *r;
+
+    r = NULL;
+
+    if (redisGetReply(c, &r) != REDIS_OK || r == NULL) {
+        snprintf(err, errlen, "redis: %s",
+                 c->errstr[0] ? c->errstr : "no reply");
+        return NULL;
+    }
+
+    return r;
+}
+
+
+redisReply *
+vw_redis_run(redisContext *c, const vw_args_t *a, char *err, size_t errlen)
+{
+    if (vw_redis_append(c, a) != 0) {
+        snprintf(err, errlen, "redis: %s", c->errstr);
+        return NULL;
+    }
+
+    return vw_redis_get(c, err, errlen);
+}
+
+
+int
+vw_reply_int(const redisReply *r, int64_t *out)
+{
+    if (r == NULL) {
+        return -1;
+    }
+
+    if (r->type == REDIS_REPLY_INTEGER) {
+        *out = r->integer;
+        return 0;
+    }
+
+    if (r->type == REDIS_REPLY_STRING) {
+        return vw_parse_int(r->str, INT64_MIN, INT64_MAX, out);
+    }
+
+    return -1;
+}
+
+
+const char *
+vw_reply_str(const redisReply *r)
+{
+    if (r != NULL
+        && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS
+            || r->type == REDIS_REPLY_ERROR))
+    {
+        return r->str;
+    }
+
+    return NULL;
+}
+
+
+const char *
+vw_redis_library_version(void)
+{
+    return NGX_HTTP_VOUCHER_LUA_VERSION;
+}
+
+
+int
+vw_redis_load_library(redisContext *c, char *err, size_t errlen)
+{
+    redisReply  *r;
+
+    r = redisCommand(c, "FUNCTION LOAD REPLACE %s", ngx_http_voucher_lua);
+
+    if (vw_redis_failed(c, r, err, errlen)) {
+        if (r) {
+            freeReplyObject(r);
+        }
+
+        return -1;
+    }
+
+    freeReplyObject(r);
+
+    return 0;
+}
+
+
+static int
+vw_redis_check_library(redisContext *c, char *err, size_t errlen)
+{
+    int          rc;
+    redisReply  *r;
+
+    r = redisCommand(c, "FCALL voucher_version 0");
+    if (r == NULL) {
+        snprintf(err, errlen, "redis: %s", c->errstr);
+        return -1;
+    }
+
+    rc = 0;
+
+    if (r->type == REDIS_REPLY_ERROR) {
+        /* no library yet: nginx has not connected, load ours */
+        vw_log_info("redis: no voucher library, loading version %s",
+                    NGX_HTTP_VOUCHER_LUA_VERSION);
+        rc = vw_redis_load_library(c, err, errlen);
+
+    } else if (r->type == REDIS_REPLY_STRING
+               && strcmp(r->str, NGX_HTTP_VOUCHER_LUA_VERSION) != 0)
+    {
+        /*
+         * Not replaced: nginx would replace it back.  Only functions the
+         * other version lacks fail, and they say so.
+         */
+        vw_log_debug("redis: voucher library %s, this worker has %s",
+                     r->str, NGX_HTTP_VOUCHER_LUA_VERSION);
+    }
+
+    freeReplyObject(r);
+
+    return rc;
+}
+
+
+redisContext *
+vw_redis_connect(const vw_config_t *cf, char *err, size_t errlen)
+{
+    redisContext    *c;
+    redisReply      *r;
+    struct timeval   tv;
+
+    tv.tv_sec = cf->redis_timeout_ms / 1000;
+    tv.tv_usec = (cf->redis_timeout_ms % 1000) * 1000;
+
+    if (cf->redis_unix) {
+        c = redisConnectUnixWithTimeout(cf->redis_unix, tv);
+
+    } else {
+        c = redisConnectWithTimeout(cf->redis_host, cf->redis_port, tv);
+    }
+
+    if (c == NULL || c->err) {
+        if (cf->redis_unix) {
+            snprintf(err, errlen, "redis unix:%s: %s", cf->redis_unix,
+                     c ? c->errstr : "out of memory");
+
+        } else {
+            snprintf(err, errlen, "redis %s:%d: %s", cf->redis_host,
+                     cf->redis_port, c ? c->errstr : "out of memory");
+        }
+
+        if (c) {
+            redisFree(c);
+        }
+
+        return NULL;
+    }
+
+    if (redisSetTimeout(c, tv) != REDIS_OK) {
+        snprintf(err, errlen, "redis: cannot set the timeout");
+        redisFree(c);
+        return NULL;
+    }
+
+    if (cf->redis_password) {
+        if (cf->redis_user) {
+            r = redisCommand(c, "AUTH %s %s", cf->redis_user,
+                             cf->redis_password);
+
+        } else {
+            r = redisCommand(c, "AUTH %s", cf->redis_password);
+        }
+
+        if (vw_redis_failed(c, r, err, errlen)) {
+            if (r) {
+                freeReplyObject(r);
+            }
+
+            redisFree(c);
+            return NULL;
+        }
+
+        freeReplyObject(r);
+    }
+
+    if (cf->redis_db != 0) {
+        r = redisCommand(c, "SELECT %d", cf->redis_db);
+
+        if (vw_redis_failed(c, r, err, errlen)) {
+            if (r) {
+                freeReplyObject(r);
+            }
+
+            redisFree(c);
+            return NULL;
+        }
+
+        freeReplyObject(r);
+    }
+
+    if (vw_redis_check_library(c, err, errlen) != 0) {
+        redisFree(c);
+        return NULL;
+    }
+
+    return c;
+}

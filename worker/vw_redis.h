@@ -1,0 +1,73 @@
+
+/*
+ * Copyright (C) ngx_voucher authors
+ *
+ * Redis for the worker: hiredis' synchronous API (the worker is not
+ * nginx and may block), connection from the configuration, argument
+ * vectors for FCALL and pipelines, and the function library.
+ */
+
+
+#ifndef _VW_REDIS_H_INCLUDED_
+#define _VW_REDIS_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+#include "vw_config.h"
+
+
+typedef struct {
+    int            n;
+    int            cap;
+    char         **v;
+    size_t        *len;
+} vw_args_t;
+
+
+void vw_args_add(vw_args_t *a, const char *s, size_t len);
+void vw_args_adds(vw_args_t *a, const char *s);
+void vw_args_addf(vw_args_t *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void vw_args_addi(vw_args_t *a, int64_t n);
+void vw_args_reset(vw_args_t *a);
+void vw_args_free(vw_args_t *a);
+
+/* appends the command to the pipeline of c; 0 or -1 */
+int vw_redis_append(redisContext *c, const vw_args_t *a);
+
+/* runs one command: the reply (freeReplyObject) or NULL, err set */
+redisReply *vw_redis_run(redisContext *c, const vw_args_t *a, char *err,
+    size_t errlen);
+
+/* the next reply of a pipeline, or NULL with err set */
+redisReply *vw_redis_get(redisContext *c, char *err, size_t errlen);
+
+/* NULL when r is a reply that is not an error; else err gets the text */
+int vw_redis_failed(redisContext *c, redisReply *r, char *err,
+    size_t errlen);
+
+/*
+ * Connects, AUTHs, SELECTs and checks the function library: loads it when
+ * Redis has none, warns when it has another version (nginx keeps its own
+ * loaded; both are built from redis/voucher.lua).
+ */
+redisContext *vw_redis_connect(const vw_config_t *cf, char *err,
+    size_t errlen);
+
+/* FUNCTION LOAD REPLACE of the library built into the worker */
+int vw_redis_load_library(redisContext *c, char *err, size_t errlen);
+
+const char *vw_redis_library_version(void);
+
+/* an integer reply, or a string of digits, as an int64; -1 if neither */
+int vw_reply_int(const redisReply *r, int64_t *out);
+
+/* a reply string (status, string, error, verbatim) or NULL */
+const char *vw_reply_str(const redisReply *r);
+
+
+#endif /* _VW_REDIS_H_INCLUDED_ */
