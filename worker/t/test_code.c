@@ -263,17 +263,18 @@ test_single_change_breaks_mac(void **state)
     (void) state;
 
     /*
-     * With a 4-character (20-bit) tag a random substitution passes with
-     * probability 2^-20: over every position and every other letter of
-     * 200 codes (about 74,000 variants) not one may pass.
+     * With a 6-character (30-bit) tag a random substitution passes with
+     * probability 2^-30: over every position and every other letter of
+     * 200 codes (about 90,000 variants) not one may pass (with 20 bits,
+     * one in 14 runs would see a chance collision).
      */
 
     total = 0;
     caught = 0;
 
     for (trials = 0; trials < 200; trials++) {
-        n = voucher_code_issue(key1, "", 8, 4, code, sizeof(code));
-        assert_int_equal(n, 12);
+        n = voucher_code_issue(key1, "", 8, 6, code, sizeof(code));
+        assert_int_equal(n, 14);
 
         for (pos = 0; pos < n; pos++) {
             for (a = 0; a < 32; a++) {
@@ -284,7 +285,7 @@ test_single_change_breaks_mac(void **state)
                 memcpy(bad, code, n + 1);
                 bad[pos] = ALPHA[a];
                 total++;
-                caught += voucher_code_verify(key1, bad, n, 0, 4) == -1;
+                caught += voucher_code_verify(key1, bad, n, 0, 6) == -1;
             }
         }
 
@@ -298,15 +299,15 @@ test_single_change_breaks_mac(void **state)
             bad[pos] = code[pos + 1];
             bad[pos + 1] = code[pos];
             total++;
-            caught += voucher_code_verify(key1, bad, n, 0, 4) == -1;
+            caught += voucher_code_verify(key1, bad, n, 0, 6) == -1;
         }
 
         /* a dropped or an extra character */
         total += 2;
-        caught += voucher_code_verify(key1, code, n - 1, 0, 4) == -1;
+        caught += voucher_code_verify(key1, code, n - 1, 0, 6) == -1;
         memcpy(bad, code, n);
         bad[n] = code[n - 1];
-        caught += voucher_code_verify(key1, bad, n + 1, 0, 4) == -1;
+        caught += voucher_code_verify(key1, bad, n + 1, 0, 6) == -1;
     }
 
     assert_int_equal(caught, total);
