@@ -46,10 +46,26 @@ local function replay(ikey, fp, conflict_k, conflict_v)
     return r
 end
 
+-- Caches at library scope: they live as long as this library in this
+-- Redis process (a FUNCTION LOAD, a restart or a failover starts them
+-- empty) and only ever hold what the keys say; the keys stay the truth.
+-- Settings change only through voucher_settings_set, which drops its
+-- namespace's entry; campaign rules are keyed by the "rev" every
+-- voucher_campaign_set writes, so a changed campaign is never served stale.
+local SETTINGS = {}
+local CAMPAIGNS, NCAMPAIGNS = {}, 0
+local REV = 0
+
 -- settings of a namespace: stream maxlen, idem ttl
 local function settings(tag)
-    local s = redis.call('HMGET', tag .. ':cfg', 'stream_maxlen', 'idem_ttl')
-    return tonumber(s[1]) or 0, tonumber(s[2]) or IDEM_TTL
+    local s = SETTINGS[tag]
+    if not s then
+        local v = redis.call('HMGET', tag .. ':cfg', 'stream_maxlen',
+                             'idem_ttl')
+        s = {tonumber(v[1]) or 0, tonumber(v[2]) or IDEM_TTL}
+        SETTINGS[tag] = s
+    end
+    return s[1], s[2]
 end
 
 local function xadd2(key, maxlen, ...)
@@ -121,9 +137,21 @@ local function evaluate_code(keys, args, redeem, tag, code, nargs)
     if not camp then return {'not_found', 'code', code} end
     if c[2] == 'd' then return fail('code_inactive', code, camp) end
 
-    -- 4. the campaign
+    -- 4. the campaign: its rules from the cache when its rev still
+    -- matches, its counters always from the hash
     local kkey = tag .. ':k:' .. camp
-    local k = redis.call('HMGET', kkey, unpack(CAMPAIGN_FIELDS))
+    local kc = redis.call('HMGET', kkey, 'rev', 'redeemed', 'discount_given')
+    local k = kc[1] and CAMPAIGNS[kkey]
+    if not (k and k.rev == kc[1]) then
+        k = redis.call('HMGET', kkey, unpack(CAMPAIGN_FIELDS))
+        if kc[1] then
+            if NCAMPAIGNS >= 10000 then CAMPAIGNS, NCAMPAIGNS = {}, 0 end
+            k.rev = kc[1]
+            if not CAMPAIGNS[kkey] then NCAMPAIGNS = NCAMPAIGNS + 1 end
+            CAMPAIGNS[kkey] = k
+        end
+    end
+    local redeemed, given = tonumber(kc[2]) or 0, tonumber(kc[3]) or 0
     if k[1] ~= 'active' then
         return fail('campaign_inactive', code, camp, 'status', k[1])
     end
@@ -189,7 +217,6 @@ local function evaluate_code(keys, args, redeem, tag, code, nargs)
     end
 
     -- 9. campaign redemptions
-    local redeemed = tonumber(k[22]) or 0
     local max_red = tonumber(k[6]) or 0
     if max_red > 0 and redeemed >= max_red then
         return fail('campaign_exhausted', code, camp)
@@ -290,7 +317,6 @@ local function evaluate_code(keys, args, redeem, tag, code, nargs)
     if d > amount then d = amount; capped_by = 'order_amount' end
 
     -- 15. campaign budget
-    local given = tonumber(k[23]) or 0
     local max_disc = tonumber(k[7]) or 0
     if max_disc > 0 and given + d > max_disc then
         return fail('campaign_budget_exhausted', code, camp)
@@ -691,6 +717,12 @@ local function campaign_set(keys, args)
         new.status = 'active'
     end
     write_fields(keys[1], new, order)
+
+    -- a new revision, unique even across reloads of this library, so that
+    -- cached rules of the campaign are read afresh
+    local t = redis.call('TIME')
+    REV = REV + 1
+    redis.call('HSET', keys[1], 'rev', t[1] .. t[2] .. '.' .. REV)
     return 'OK'
 end
 
@@ -860,7 +892,7 @@ local function redemption_get(keys, args)
     return r
 end
 
-local SETTINGS = {
+local SETTINGS_FIELDS = {
     idem_ttl = function(s)
         local n = uint(s)
         if n and n >= 1 and n <= 31536000 then
@@ -873,9 +905,10 @@ local SETTINGS = {
 
 local function settings_set(keys, args)
     if not string.match(keys[1], '^({[^}]+}):cfg$') then return bad_key() end
-    local new, order = parse_fields(args, SETTINGS)
+    local new, order = parse_fields(args, SETTINGS_FIELDS)
     if not new then return order end
     write_fields(keys[1], new, order)
+    SETTINGS[string.match(keys[1], '^({[^}]+}):cfg$')] = nil
     return 'OK'
 end
 

@@ -403,7 +403,9 @@ is($r->cmd('FCALL', 'voucher_version', 0), 'test', 'version');
               'gift card used up, capped by the balance');
     is_deeply(hgetall("$T:c:G1"), {k => 'gc', b => 0, b0 => 5000, u => 2},
               'balance 0, never below');
-    is_deeply(hgetall("$T:k:gc"),
+    my $gc = hgetall("$T:k:gc");
+    like(delete $gc->{rev}, qr/^\d+\.\d+$/, 'campaign revision set by campaign_set');
+    is_deeply($gc,
               {kind => 'gift_card', value => 5000, status => 'active',
                redeemed => 2, discount_given => 5000}, 'campaign counters');
     fails('G1', {amount => 100},
@@ -1079,13 +1081,33 @@ is($r->cmd('FCALL', 'voucher_version', 0), 'test', 'version');
                 grep { !/^(fcall|fcall_ro|info|config\|.*|config)$/ } keys %$s;
         return \%c;
     };
+    # the first call reads the campaign's rules (a third HMGET), later
+    # calls find them cached and read only its revision and counters
     $r->cmd('CONFIG', 'RESETSTAT');
     is(discount(validate('CNT', amount => 1000)), 100, 'validate for counting');
-    is_deeply($count->(), {hmget => 2}, 'validate: 2 redis calls');
+    is_deeply($count->(), {hmget => 3}, 'first validate: 3 redis calls');
+    $r->cmd('CONFIG', 'RESETSTAT');
+    is(discount(validate('CNT', amount => 1000)), 100, 'validate again');
+    is_deeply($count->(), {hmget => 2}, 'validate, rules cached: 2 redis calls');
     $r->cmd('CONFIG', 'RESETSTAT');
     is(redeem('CNT', amount => 1000)->[0], 'ok', 'redeem for counting');
-    is_deeply($count->(), {hmget => 3, hset => 2, xadd => 1},
-              'redeem: 6 redis calls');
+    is_deeply($count->(), {hmget => 2, hset => 2, xadd => 1},
+              'redeem: 5 redis calls (rules and settings cached)');
+
+    # a changed campaign is never served from the cache
+    campaign('cnt', value => 2500);
+    is(discount(validate('CNT', amount => 1000)), 250,
+       'campaign_set takes effect on the next call');
+    campaign('cnt', status => 'paused');
+    is(validate('CNT', amount => 1000)->[0], 'campaign_inactive',
+       'so does a pause');
+    campaign('cnt', status => 'active');
+
+    # settings too: voucher_settings_set drops the cached ones
+    fcall('voucher_settings_set', "$T:cfg", 'stream_maxlen', 2);
+    redeem('CNT', amount => 1000) for 1 .. 300;
+    ok($r->cmd('XLEN', $LOG) < 250, 'a new stream_maxlen applies at once');
+    fcall('voucher_settings_set', "$T:cfg", 'stream_maxlen', 0);
 }
 
 
