@@ -84,6 +84,7 @@ static void ngx_http_voucher_redis_free_op(ngx_http_voucher_op_t *op);
 static ngx_int_t ngx_http_voucher_redis_submit(ngx_http_voucher_conn_t *conn,
     ngx_http_voucher_op_t *op);
 static void ngx_http_voucher_redis_ready(ngx_http_voucher_conn_t *conn);
+static void ngx_http_voucher_redis_drain(ngx_http_voucher_conn_t *conn);
 static void ngx_http_voucher_redis_fail_waiting(
     ngx_http_voucher_pool_t *pool);
 
@@ -515,12 +516,6 @@ ngx_http_voucher_redis_load_reply(redisAsyncContext *ac, void *r,
 static void
 ngx_http_voucher_redis_ready(ngx_http_voucher_conn_t *conn)
 {
-    ngx_queue_t              *q;
-    ngx_http_voucher_op_t    *op;
-    ngx_http_voucher_pool_t  *pool;
-
-    pool = conn->pool;
-
     conn->state = NGX_HTTP_VOUCHER_READY;
     conn->backoff = NGX_HTTP_VOUCHER_BACKOFF_MIN;
 
@@ -528,7 +523,24 @@ ngx_http_voucher_redis_ready(ngx_http_voucher_conn_t *conn)
         ngx_del_timer(&conn->connect_timer);
     }
 
-    /* the commands that waited for a context go out now, in order */
+    ngx_http_voucher_redis_drain(conn);
+}
+
+
+/*
+ * The commands that waited go out on conn, in order, as far as it has
+ * room: when it becomes ready, and whenever a reply frees a place on it
+ * (so a queue that formed while every ready context was full moves on).
+ */
+
+static void
+ngx_http_voucher_redis_drain(ngx_http_voucher_conn_t *conn)
+{
+    ngx_queue_t              *q;
+    ngx_http_voucher_op_t    *op;
+    ngx_http_voucher_pool_t  *pool;
+
+    pool = conn->pool;
 
     while (!ngx_queue_empty(&pool->waiting)
            && conn->state == NGX_HTTP_VOUCHER_READY
@@ -689,9 +701,7 @@ ngx_http_voucher_redis_send(ngx_http_voucher_pool_t *pool, int argc,
             break;
         }
 
-        if (pool->conns[n].state == NGX_HTTP_VOUCHER_CONNECTING
-            || pool->conns[n].state == NGX_HTTP_VOUCHER_HANDSHAKE)
-        {
+        if (pool->conns[n].state != NGX_HTTP_VOUCHER_DOWN) {
             coming = 1;
         }
     }
@@ -701,6 +711,8 @@ ngx_http_voucher_redis_send(ngx_http_voucher_pool_t *pool, int argc,
     {
         return NULL;
     }
+
+    /* "coming" also counts a ready context that is full: it drains */
 
     op = ngx_calloc(sizeof(ngx_http_voucher_op_t), pool->log);
     if (op == NULL) {
@@ -817,6 +829,10 @@ ngx_http_voucher_redis_reply(redisAsyncContext *ac, void *r, void *data)
     }
 
     ngx_http_voucher_redis_free_op(op);
+
+    if (conn->state == NGX_HTTP_VOUCHER_READY && !conn->pool->exiting) {
+        ngx_http_voucher_redis_drain(conn);
+    }
 }
 
 
