@@ -8,7 +8,7 @@
 #define _NGX_HTTP_VOUCHER_LUA_H_INCLUDED_
 
 
-#define NGX_HTTP_VOUCHER_LUA_VERSION  "23921a70caf6f5e3"
+#define NGX_HTTP_VOUCHER_LUA_VERSION  "04bb35a5407ec03f"
 
 
 static const char  ngx_http_voucher_lua[] =
@@ -27,7 +27,7 @@ static const char  ngx_http_voucher_lua[] =
     "-- exact for integers below 2^53; Lua's own tostring (\"%.14g\") is not, so\n"
     "-- large numbers are never concatenated into strings.\n"
     "\n"
-    "local VERSION = '23921a70caf6f5e3'\n"
+    "local VERSION = '04bb35a5407ec03f'\n"
     "\n"
     "-- Redis 7.0 loads a library in a bare environment (no redis.call, string,\n"
     "-- math, ... yet), so builtins are looked up at call time, not aliased here.\n"
@@ -1144,10 +1144,6 @@ static const char  ngx_http_voucher_lua[] =
     "-- codes are stored as the module looks them up: upper case, without the\n"
     "-- spaces, tabs and dashes people type (as voucher_code_set and the C\n"
     "-- voucher_code_normalize do)\n"
-    "local function worker_code(code)\n"
-    "    return (string.upper((string.gsub(code, '[ \\t%-]', ''))))\n"
-    "end\n"
-    "\n"
     "local function row_err(r, name, why)\n"
     "    return redis.error_reply('ERR invalid_field ' .. name .. ': ' .. why\n"
     "                             .. ' (row ' .. r .. ')')\n"
@@ -1239,7 +1235,7 @@ static const char  ngx_http_voucher_lua[] =
     "    local rows, seen, left = {}, {}, {}\n"
     "    for r = 1, nrows do\n"
     "        local base = first + (r - 1) * ncol\n"
-    "        local code = worker_code(args[base])\n"
+    "        local code = normalize_code(args[base])\n"
     "        args[base] = code\n"
     "        if bad_id(code) then\n"
     "            return row_err(r, 'code', '1..64 printable ASCII characters')\n"
@@ -1644,7 +1640,7 @@ static const char  ngx_http_voucher_lua[] =
     "        else\n"
     "            local ok = true\n"
     "            if mode == 'unique' then\n"
-    "                code = worker_code(code)\n"
+    "                code = normalize_code(code)\n"
     "                if bad_id(code) then return invalid('code', 'bad code') end\n"
     "                local ckey = tag .. ':c:' .. code\n"
     "                if redis.call('HSETNX', ckey, 'k', camp) == 1 then\n"

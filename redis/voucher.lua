@@ -1130,10 +1130,6 @@ reg('voucher_settings_get', settings_get, true)
 -- codes are stored as the module looks them up: upper case, without the
 -- spaces, tabs and dashes people type (as voucher_code_set and the C
 -- voucher_code_normalize do)
-local function worker_code(code)
-    return (string.upper((string.gsub(code, '[ \t%-]', ''))))
-end
-
 local function row_err(r, name, why)
     return redis.error_reply('ERR invalid_field ' .. name .. ': ' .. why
                              .. ' (row ' .. r .. ')')
@@ -1225,7 +1221,7 @@ local function codes_add(keys, args)
     local rows, seen, left = {}, {}, {}
     for r = 1, nrows do
         local base = first + (r - 1) * ncol
-        local code = worker_code(args[base])
+        local code = normalize_code(args[base])
         args[base] = code
         if bad_id(code) then
             return row_err(r, 'code', '1..64 printable ASCII characters')
@@ -1630,7 +1626,7 @@ local function run_add(keys, args)
         else
             local ok = true
             if mode == 'unique' then
-                code = worker_code(code)
+                code = normalize_code(code)
                 if bad_id(code) then return invalid('code', 'bad code') end
                 local ckey = tag .. ':c:' .. code
                 if redis.call('HSETNX', ckey, 'k', camp) == 1 then
