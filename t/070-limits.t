@@ -21,9 +21,13 @@ my $http = <<'EOT';
 EOT
 my $server = <<'EOT';
         access_log %%SERVROOT%%/logs/lim.log lim;
-        voucher_limit $http_x_client rate=1r/s burst=4 name=ip;
+        voucher_limit $http_x_client rate=1r/m burst=4 name=ip;
         location = /vouchers/validate { voucher_api validate; }
         location = /vouchers/redeem   { voucher_api redeem; }
+        location = /recover/validate {
+            voucher_api validate;
+            voucher_limit $http_x_client rate=1r/s name=rec;
+        }
         location = /lock/validate {
             voucher_api validate;
             voucher_lockout $http_x_client failures=5 window=10s ban=3s name=guess;
@@ -52,22 +56,26 @@ sub v {
                 body => {code => $code // 'GOOD', order => $o});
 }
 
-# --- GCRA: 1 r/s with a burst of 4 --------------------------------------------
+# --- GCRA: 1 r/m with a burst of 4 (nothing refills while the test runs) ----
 my @st = map { v('/vouchers/validate', 'a')->{status} } 1 .. 6;
-is_deeply(\@st, [200, 200, 200, 200, 200, 429], 'burst of 4 over 1 r/s: 5 pass, the 6th is refused');
+is_deeply(\@st, [200, 200, 200, 200, 200, 429], 'burst of 4 over 1 r/m: 5 pass, the 6th is refused');
 my $r = v('/vouchers/validate', 'a');
 is($r->{status}, 429, 'still refused');
 is($r->{json}{reason}, 'rate_limited', 'reason rate_limited');
 is($r->{json}{limit}, 'ip', 'names the limit');
-ok($r->{json}{retry_after_ms} > 0 && $r->{json}{retry_after_ms} <= 1000,
-   "retry_after_ms within one interval ($r->{json}{retry_after_ms})");
-is($r->{headers}{'retry-after'}, 1, 'Retry-After: 1');
+ok($r->{json}{retry_after_ms} > 50000 && $r->{json}{retry_after_ms} <= 60000,
+   "retry_after_ms within one interval of a minute ($r->{json}{retry_after_ms})");
+ok($r->{headers}{'retry-after'} >= 51 && $r->{headers}{'retry-after'} <= 60,
+   "Retry-After in whole seconds ($r->{headers}{'retry-after'})");
 ok(!exists $r->{json}{_limit}, 'internal pairs stay out of the body');
 is(v('/vouchers/validate', 'b')->{status}, 200, 'another key is not limited');
 is(v('/vouchers/redeem', 'a')->{status}, 429, 'the limit covers redeem too (scope both)');
+# recovery, on Redis time: 1 r/s without a burst
+is(v('/recover/validate', 'r')->{status}, 200, '1 r/s: the first passes');
+is(v('/recover/validate', 'r')->{status}, 429, 'the next, within the second, is refused');
 sleep 1.1;
-is(v('/vouchers/validate', 'a')->{status}, 200, 'after one interval: one more passes');
-is(v('/vouchers/validate', 'a')->{status}, 429, 'and only one');
+is(v('/recover/validate', 'r')->{status}, 200, 'after one interval: one more passes');
+is(v('/recover/validate', 'r')->{status}, 429, 'and only one');
 is(http($ng->port, 'POST', '/vouchers/validate', body => {code => 'GOOD', order => $o})->{status},
    200, 'an empty key is not limited');
 
