@@ -392,24 +392,22 @@ ngx_http_voucher_idempotency_header(ngx_http_request_t *r,
         return NULL;
     }
 
-    h = found;
-    i = 0;
-
-    if (ngx_http_voucher_check_key(h[i].value.data, h[i].value.len) != NGX_OK)
+    if (ngx_http_voucher_check_key(found->value.data, found->value.len)
+        != NGX_OK)
     {
         return "The Idempotency-Key header must be 1 to 128 printable "
                "ASCII characters.";
     }
 
     if (req->idempotency_key.len == 0) {
-        req->idempotency_key.data = h[i].value.data;
-        req->idempotency_key.len = h[i].value.len;
+        req->idempotency_key.data = found->value.data;
+        req->idempotency_key.len = found->value.len;
         return NULL;
     }
 
-    if (req->idempotency_key.len != h[i].value.len
-        || ngx_memcmp(req->idempotency_key.data, h[i].value.data,
-                      h[i].value.len)
+    if (req->idempotency_key.len != found->value.len
+        || ngx_memcmp(req->idempotency_key.data, found->value.data,
+                      found->value.len)
            != 0)
     {
         return "The Idempotency-Key header and the body's idempotency_key "
@@ -676,6 +674,21 @@ ngx_http_voucher_send(ngx_http_request_t *r, ngx_http_voucher_ctx_t *ctx,
     /* notice a client that leaves while Redis works (499, op detached) */
 
     r->read_event_handler = ngx_http_test_reading;
+
+    /*
+     * A close that came with the request raised its (edge-triggered)
+     * event before this handler was set: look once more, from the event
+     * loop, not from here, where the body reader still holds the request.
+     */
+
+#if (NGX_HTTP_V2)
+    if (r->stream == NULL)
+#endif
+    {
+        if (r->connection->read->pending_eof || r->connection->read->ready) {
+            ngx_post_event(r->connection->read, &ngx_posted_events);
+        }
+    }
 
     return NGX_DONE;
 }

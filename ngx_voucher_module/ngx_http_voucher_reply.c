@@ -194,10 +194,8 @@ ngx_http_voucher_send_error(ngx_http_request_t *r, ngx_int_t op,
 
     rs = ngx_http_voucher_find_reason((u_char *) reason, ngx_strlen(reason));
     if (rs == NULL) {
-        rs = &ngx_http_voucher_reasons[0];
-        while (ngx_strcmp(rs->reason.data, "internal_error") != 0) {
-            rs++;
-        }
+        rs = ngx_http_voucher_find_reason((u_char *) "internal_error",
+                                          sizeof("internal_error") - 1);
     }
 
     verb = ngx_http_voucher_verb(op);
