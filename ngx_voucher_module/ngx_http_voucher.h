@@ -60,7 +60,30 @@ typedef struct {
     ngx_uint_t                  limit_status;
     ngx_uint_t                  limit_log_level;
     ngx_flag_t                  limit_dry_run;
+
+    /* reservations: the hold of voucher_api reserve and voucher_gate */
+    ngx_msec_t                  hold;
+
+    /* gate mode (ngx_http_voucher_gate.c) */
+    ngx_int_t                   gate;        /* 0, OP_VALIDATE or OP_REDEEM */
+    ngx_http_complex_value_t   *gate_code;
+    ngx_http_complex_value_t   *gate_customer;
+    ngx_http_complex_value_t   *gate_amount;
+    ngx_http_complex_value_t   *gate_currency;
+    ngx_http_complex_value_t   *gate_order_id;
+    ngx_http_complex_value_t   *gate_idempotency_key;
+    ngx_flag_t                  gate_code_required;
+    ngx_array_t                *gate_confirm;    /* ngx_uint_t pairs lo, hi */
+    ngx_flag_t                  gate_body;       /* uses $voucher_body_* */
 } ngx_http_voucher_loc_conf_t;
+
+
+/* a Redis command built in a request's pool */
+typedef struct {
+    const char                **argv;
+    size_t                     *argvlen;
+    ngx_uint_t                  n;
+} ngx_http_voucher_cmd_t;
 
 
 /*
@@ -85,6 +108,7 @@ struct ngx_http_voucher_op_s {
     int                             argc;
     const char                    **argv;
     const size_t                   *argvlen;
+    void                           *owned;   /* ngx_free()d with the op */
     unsigned                        queued:1;
 };
 
@@ -105,6 +129,26 @@ ngx_http_voucher_op_t *ngx_http_voucher_redis_send(
 void ngx_http_voucher_redis_detach(ngx_http_voucher_op_t *op);
 
 ngx_int_t ngx_http_voucher_api_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_voucher_command(ngx_http_request_t *r,
+    ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_request_t *req,
+    ngx_uint_t guess, ngx_http_voucher_cmd_t *cmd);
+ngx_int_t ngx_http_voucher_read_body(ngx_http_request_t *r, ngx_str_t *body,
+    size_t max);
+const char *ngx_http_voucher_idempotency_header(ngx_http_request_t *r,
+    ngx_http_voucher_request_t *req);
+void ngx_http_voucher_limit_result(ngx_http_request_t *r, ngx_str_t *out,
+    void *reply);
+
+char *ngx_http_voucher_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_voucher_gate_value(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_voucher_confirm_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_voucher_gate_merge(ngx_conf_t *cf,
+    ngx_http_voucher_loc_conf_t *prev, ngx_http_voucher_loc_conf_t *conf);
+ngx_int_t ngx_http_voucher_gate_add_variables(ngx_conf_t *cf);
+ngx_int_t ngx_http_voucher_gate_init(ngx_conf_t *cf);
+ngx_str_t *ngx_http_voucher_gate_limit_status(ngx_http_request_t *r);
 
 char *ngx_http_voucher_code_key(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);

@@ -26,15 +26,11 @@ static ngx_int_t ngx_http_voucher_content_type_ok(ngx_http_request_t *r);
 static void ngx_http_voucher_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_voucher_process(ngx_http_request_t *r,
     ngx_http_voucher_ctx_t *ctx);
-static ngx_int_t ngx_http_voucher_read_body(ngx_http_request_t *r,
-    ngx_str_t *body, size_t max);
-static const char *ngx_http_voucher_idempotency_header(
-    ngx_http_request_t *r, ngx_http_voucher_request_t *req);
 static ngx_int_t ngx_http_voucher_call(ngx_http_request_t *r,
     ngx_http_voucher_ctx_t *ctx, ngx_http_voucher_request_t *req);
-static ngx_int_t ngx_http_voucher_call_guess(ngx_http_request_t *r,
-    ngx_http_voucher_ctx_t *ctx, ngx_http_voucher_request_t *req,
-    ngx_uint_t argc);
+static ngx_int_t ngx_http_voucher_command_guess(ngx_http_request_t *r,
+    ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_request_t *req,
+    ngx_uint_t argc, ngx_http_voucher_cmd_t *cmd);
 static ngx_int_t ngx_http_voucher_send(ngx_http_request_t *r,
     ngx_http_voucher_ctx_t *ctx, const char **argv, size_t *argvlen,
     ngx_uint_t n);
@@ -43,8 +39,6 @@ static ngx_int_t ngx_http_voucher_unavailable(ngx_http_request_t *r,
 static void ngx_http_voucher_reply_handler(ngx_http_voucher_op_t *op,
     void *reply, ngx_int_t rc);
 static void ngx_http_voucher_cleanup(void *data);
-static void ngx_http_voucher_limit_result(ngx_http_request_t *r,
-    ngx_http_voucher_ctx_t *ctx, redisReply *reply);
 
 
 ngx_int_t
@@ -232,7 +226,10 @@ ngx_http_voucher_process(ngx_http_request_t *r, ngx_http_voucher_ctx_t *ctx)
                                            "idempotency_key", msg);
     }
 
-    if (req.op != NGX_HTTP_VOUCHER_OP_ROLLBACK) {
+    if (req.op == NGX_HTTP_VOUCHER_OP_VALIDATE
+        || req.op == NGX_HTTP_VOUCHER_OP_REDEEM
+        || req.op == NGX_HTTP_VOUCHER_OP_RESERVE)
+    {
         rc = ngx_http_voucher_code_check(vlcf, req.code.data, &req.code.len,
                                          &msg);
 
@@ -280,7 +277,7 @@ ngx_http_voucher_process(ngx_http_request_t *r, ngx_http_voucher_ctx_t *ctx)
  * but a chunked body nginx had to spool may still sit in a temp file.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_voucher_read_body(ngx_http_request_t *r, ngx_str_t *body,
     size_t max)
 {
@@ -351,7 +348,7 @@ ngx_http_voucher_read_body(ngx_http_request_t *r, ngx_str_t *body,
  * Returns NULL, or the message of an invalid_field error.
  */
 
-static const char *
+const char *
 ngx_http_voucher_idempotency_header(ngx_http_request_t *r,
     ngx_http_voucher_request_t *req)
 {
@@ -440,33 +437,71 @@ ngx_http_voucher_check_key(u_char *p, size_t len)
 /*
  * FCALL voucher_validate|voucher_redeem 1 {ns}:c:CODE
  *       customer amount currency order_id idem nitems [sku cat price qty]*
+ *       [limits]
+ * FCALL voucher_reserve 1 {ns}:c:CODE hold_ms <as redeem>
  * FCALL voucher_rollback 1 {ns}:log redemption_id amount idem
+ * FCALL voucher_confirm|voucher_release 1 {ns}:log redemption_id
  */
 
 static ngx_int_t
 ngx_http_voucher_call(ngx_http_request_t *r, ngx_http_voucher_ctx_t *ctx,
     ngx_http_voucher_request_t *req)
 {
-    u_char                        *p, *key;
-    size_t                        *argvlen, n;
-    ngx_int_t                      nl;
-    ngx_uint_t                     i, argc, size;
-    const char                   **argv;
-    ngx_http_voucher_item_t       *item;
-    ngx_http_voucher_loc_conf_t   *vlcf;
+    ngx_int_t                     rc;
+    ngx_http_voucher_cmd_t        cmd;
+    ngx_http_voucher_loc_conf_t  *vlcf;
 
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_voucher_module);
 
-    argc = (req->op == NGX_HTTP_VOUCHER_OP_ROLLBACK)
-           ? 7 : 10 + 4 * req->nitems + ngx_http_voucher_limit_nargs(vlcf);
+    rc = ngx_http_voucher_command(r, vlcf, req, ctx->guess, &cmd);
 
-    if (ctx->guess) {
-        return ngx_http_voucher_call_guess(r, ctx, req, argc);
+    if (rc == NGX_DECLINED) {
+        /* a guess with no limit in scope, or every key empty */
+        return ngx_http_voucher_send_not_found(r, ctx->api, req->code.data,
+                                               req->code.len);
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_voucher_send(r, ctx, cmd.argv, cmd.argvlen, cmd.n);
+}
+
+
+/*
+ * The Redis command for req, in r's pool.  NGX_DECLINED: an offline-refused
+ * code ("guess") that no limit needs to see; answer not_found at once.
+ */
+
+ngx_int_t
+ngx_http_voucher_command(ngx_http_request_t *r,
+    ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_request_t *req,
+    ngx_uint_t guess, ngx_http_voucher_cmd_t *cmd)
+{
+    u_char                        *p, *key;
+    size_t                        *argvlen, n;
+    ngx_int_t                      nl;
+    ngx_int_t                      op;
+    ngx_uint_t                     i, argc, size, settle;
+    ngx_msec_t                     hold;
+    const char                   **argv;
+    ngx_http_voucher_item_t       *item;
+
+    settle = (req->op == NGX_HTTP_VOUCHER_OP_ROLLBACK
+              || req->op == NGX_HTTP_VOUCHER_OP_CONFIRM
+              || req->op == NGX_HTTP_VOUCHER_OP_RELEASE);
+
+    argc = settle ? 7 : 11 + 4 * req->nitems
+                        + ngx_http_voucher_limit_nargs(vlcf);
+
+    if (guess) {
+        return ngx_http_voucher_command_guess(r, vlcf, req, argc, cmd);
     }
 
     argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
     if (argv == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
     argvlen = (size_t *) &argv[argc];
@@ -474,11 +509,11 @@ ngx_http_voucher_call(ngx_http_request_t *r, ngx_http_voucher_ctx_t *ctx,
     /* room for the key and every number we print */
 
     size = sizeof("{}:log") - 1 + vlcf->ns.len + req->code.len
-           + (3 + 2 * req->nitems) * NGX_INT64_LEN;
+           + (4 + 2 * req->nitems) * NGX_INT64_LEN;
 
     key = ngx_pnalloc(r->pool, size);
     if (key == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
 #define ngx_http_voucher_arg(s, l)                                           \
@@ -498,6 +533,18 @@ ngx_http_voucher_call(ngx_http_request_t *r, ngx_http_voucher_ctx_t *ctx,
         ngx_http_voucher_arg("voucher_redeem", 14);
         break;
 
+    case NGX_HTTP_VOUCHER_OP_RESERVE:
+        ngx_http_voucher_arg("voucher_reserve", 15);
+        break;
+
+    case NGX_HTTP_VOUCHER_OP_CONFIRM:
+        ngx_http_voucher_arg("voucher_confirm", 15);
+        break;
+
+    case NGX_HTTP_VOUCHER_OP_RELEASE:
+        ngx_http_voucher_arg("voucher_release", 15);
+        break;
+
     default: /* NGX_HTTP_VOUCHER_OP_ROLLBACK */
         ngx_http_voucher_arg("voucher_rollback", 16);
         break;
@@ -505,28 +552,41 @@ ngx_http_voucher_call(ngx_http_request_t *r, ngx_http_voucher_ctx_t *ctx,
 
     ngx_http_voucher_arg("1", 1);
 
-    if (req->op == NGX_HTTP_VOUCHER_OP_ROLLBACK) {
+    if (settle) {
         p = ngx_sprintf(key, "{%V}:log", &vlcf->ns);
         ngx_http_voucher_arg(key, p - key);
         ngx_http_voucher_arg(req->redemption_id.data,
                              req->redemption_id.len);
 
-        if (req->rollback_amount == NGX_HTTP_VOUCHER_UNSET) {
-            ngx_http_voucher_arg("", 0);
+        /* confirm and release need nothing more than the id */
 
-        } else {
-            key = p;
-            p = ngx_sprintf(p, "%L", req->rollback_amount);
-            ngx_http_voucher_arg(key, p - key);
+        if (req->op == NGX_HTTP_VOUCHER_OP_ROLLBACK) {
+            if (req->rollback_amount == NGX_HTTP_VOUCHER_UNSET) {
+                ngx_http_voucher_arg("", 0);
+
+            } else {
+                key = p;
+                p = ngx_sprintf(p, "%L", req->rollback_amount);
+                ngx_http_voucher_arg(key, p - key);
+            }
+
+            ngx_http_voucher_arg(req->idempotency_key.data,
+                                 req->idempotency_key.len);
         }
-
-        ngx_http_voucher_arg(req->idempotency_key.data,
-                             req->idempotency_key.len);
 
     } else {
         p = ngx_sprintf(key, "{%V}:c:", &vlcf->ns);
         p = ngx_cpymem(p, req->code.data, req->code.len);
         ngx_http_voucher_arg(key, p - key);
+
+        if (req->op == NGX_HTTP_VOUCHER_OP_RESERVE) {
+            hold = (req->hold_seconds == NGX_HTTP_VOUCHER_UNSET)
+                   ? vlcf->hold : (ngx_msec_t) req->hold_seconds * 1000;
+
+            key = p;
+            p = ngx_sprintf(p, "%M", hold);
+            ngx_http_voucher_arg(key, p - key);
+        }
 
         ngx_http_voucher_arg(req->customer.data, req->customer.len);
 
@@ -558,10 +618,13 @@ ngx_http_voucher_call(ngx_http_request_t *r, ngx_http_voucher_ctx_t *ctx,
             ngx_http_voucher_arg(key, p - key);
         }
 
-        nl = ngx_http_voucher_limit_args(r, vlcf, req->op, &argv[n],
-                                         &argvlen[n]);
+        /* a reservation is a redeem to the limits */
+        op = (req->op == NGX_HTTP_VOUCHER_OP_RESERVE)
+             ? NGX_HTTP_VOUCHER_OP_REDEEM : req->op;
+
+        nl = ngx_http_voucher_limit_args(r, vlcf, op, &argv[n], &argvlen[n]);
         if (nl == NGX_ERROR) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
         }
 
         if (nl && req->op == NGX_HTTP_VOUCHER_OP_VALIDATE) {
@@ -583,28 +646,29 @@ ngx_http_voucher_call(ngx_http_request_t *r, ngx_http_voucher_ctx_t *ctx,
         }
     }
 
-    return ngx_http_voucher_send(r, ctx, argv, argvlen, n);
+    cmd->argv = argv;
+    cmd->argvlen = argvlen;
+    cmd->n = n;
+
+    return NGX_OK;
 }
 
 
 /* FCALL voucher_guess 1 {ns}:c:CODE nl dry limits... */
 
 static ngx_int_t
-ngx_http_voucher_call_guess(ngx_http_request_t *r,
-    ngx_http_voucher_ctx_t *ctx, ngx_http_voucher_request_t *req,
-    ngx_uint_t argc)
+ngx_http_voucher_command_guess(ngx_http_request_t *r,
+    ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_request_t *req,
+    ngx_uint_t argc, ngx_http_voucher_cmd_t *cmd)
 {
     u_char                       *p, *key;
     size_t                       *argvlen;
     ngx_int_t                     nl;
     const char                  **argv;
-    ngx_http_voucher_loc_conf_t  *vlcf;
-
-    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_voucher_module);
 
     argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
     if (argv == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
     argvlen = (size_t *) &argv[argc];
@@ -612,7 +676,7 @@ ngx_http_voucher_call_guess(ngx_http_request_t *r,
     key = ngx_pnalloc(r->pool, sizeof("{}:c:") - 1 + vlcf->ns.len
                                + req->code.len);
     if (key == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
     p = ngx_sprintf(key, "{%V}:c:", &vlcf->ns);
@@ -627,19 +691,24 @@ ngx_http_voucher_call_guess(ngx_http_request_t *r,
     argv[3] = (const char *) key;
     argvlen[3] = p - key;
 
-    nl = ngx_http_voucher_limit_args(r, vlcf, req->op, &argv[4],
-                                     &argvlen[4]);
+    nl = ngx_http_voucher_limit_args(r, vlcf,
+                                     req->op == NGX_HTTP_VOUCHER_OP_RESERVE
+                                     ? NGX_HTTP_VOUCHER_OP_REDEEM : req->op,
+                                     &argv[4], &argvlen[4]);
     if (nl == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
     if (nl == 0) {
         /* no limit in scope, or every key empty: answer here */
-        return ngx_http_voucher_send_not_found(r, ctx->api, req->code.data,
-                                               req->code.len);
+        return NGX_DECLINED;
     }
 
-    return ngx_http_voucher_send(r, ctx, argv, argvlen, 4 + nl);
+    cmd->argv = argv;
+    cmd->argvlen = argvlen;
+    cmd->n = 4 + nl;
+
+    return NGX_OK;
 }
 
 
@@ -731,7 +800,7 @@ ngx_http_voucher_reply_handler(ngx_http_voucher_op_t *op, void *reply,
     switch (rc) {
 
     case NGX_HTTP_VOUCHER_REPLY:
-        ngx_http_voucher_limit_result(r, ctx, reply);
+        ngx_http_voucher_limit_result(r, &ctx->limit_status, reply);
         rc = ngx_http_voucher_send_reply(r, ctx->api, reply);
         break;
 
@@ -754,10 +823,12 @@ ngx_http_voucher_reply_handler(ngx_http_voucher_op_t *op, void *reply,
  * kept for $voucher_limit_status and logged at voucher_limit_log_level.
  */
 
-static void
-ngx_http_voucher_limit_result(ngx_http_request_t *r,
-    ngx_http_voucher_ctx_t *ctx, redisReply *reply)
+void
+ngx_http_voucher_limit_result(ngx_http_request_t *r, ngx_str_t *out,
+    void *data)
 {
+    redisReply  *reply = data;
+
     size_t                        i;
     redisReply                   *k, *v, *status, *name;
     ngx_http_voucher_loc_conf_t  *vlcf;
@@ -792,13 +863,13 @@ ngx_http_voucher_limit_result(ngx_http_request_t *r,
         return;
     }
 
-    ctx->limit_status.data = ngx_pnalloc(r->pool, status->len);
-    if (ctx->limit_status.data == NULL) {
+    out->data = ngx_pnalloc(r->pool, status->len);
+    if (out->data == NULL) {
         return;
     }
 
-    ngx_memcpy(ctx->limit_status.data, status->str, status->len);
-    ctx->limit_status.len = status->len;
+    ngx_memcpy(out->data, status->str, status->len);
+    out->len = status->len;
 
     if (status->len == 6 && ngx_strncmp(status->str, "PASSED", 6) == 0) {
         return;
@@ -820,7 +891,12 @@ ngx_http_voucher_limit_status(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_voucher_module);
 
-    return ctx ? &ctx->limit_status : NULL;
+    if (ctx) {
+        return &ctx->limit_status;
+    }
+
+    /* gate mode keeps its own, across internal redirects */
+    return ngx_http_voucher_gate_limit_status(r);
 }
 
 

@@ -401,7 +401,8 @@ ngx_http_voucher_parse_date(ngx_str_t *s)
 
 
 /*
- * code (len bytes, as the parser accepted it) is normalized in place.
+ * code (len bytes, as the parser accepted it) is normalized in place;
+ * the buffer must hold len + 1 bytes, for the NUL written after it.
  * NGX_OK: it may exist, ask Redis for code[0 .. *len).  NGX_DECLINED: it
  * cannot exist; *reason says why for voucher_code_debug.  NGX_ERROR:
  * nothing is left once normalized (invalid_code).

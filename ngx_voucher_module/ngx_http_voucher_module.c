@@ -10,6 +10,7 @@
 
 
 static ngx_int_t ngx_http_voucher_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_voucher_postconfiguration(ngx_conf_t *cf);
 static void *ngx_http_voucher_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_voucher_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_voucher_create_loc_conf(ngx_conf_t *cf);
@@ -164,6 +165,76 @@ static ngx_command_t  ngx_http_voucher_commands[] = {
       offsetof(ngx_http_voucher_loc_conf_t, limit_dry_run),
       NULL },
 
+    { ngx_string("voucher_hold_time"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_voucher_loc_conf_t, hold),
+      NULL },
+
+    { ngx_string("voucher_gate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_voucher_gate,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("voucher_code"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_voucher_gate_value,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_voucher_loc_conf_t, gate_code),
+      NULL },
+
+    { ngx_string("voucher_customer"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_voucher_gate_value,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_voucher_loc_conf_t, gate_customer),
+      NULL },
+
+    { ngx_string("voucher_order_amount"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_voucher_gate_value,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_voucher_loc_conf_t, gate_amount),
+      NULL },
+
+    { ngx_string("voucher_currency"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_voucher_gate_value,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_voucher_loc_conf_t, gate_currency),
+      NULL },
+
+    { ngx_string("voucher_order_id"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_voucher_gate_value,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_voucher_loc_conf_t, gate_order_id),
+      NULL },
+
+    { ngx_string("voucher_idempotency_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_voucher_gate_value,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_voucher_loc_conf_t, gate_idempotency_key),
+      NULL },
+
+    { ngx_string("voucher_code_required"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_voucher_loc_conf_t, gate_code_required),
+      NULL },
+
+    { ngx_string("voucher_confirm_status"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_voucher_confirm_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("voucher_code_debug"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -177,7 +248,7 @@ static ngx_command_t  ngx_http_voucher_commands[] = {
 
 static ngx_http_module_t  ngx_http_voucher_module_ctx = {
     ngx_http_voucher_preconfiguration,     /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_voucher_postconfiguration,    /* postconfiguration */
 
     ngx_http_voucher_create_main_conf,     /* create main configuration */
     ngx_http_voucher_init_main_conf,       /* init main configuration */
@@ -209,7 +280,18 @@ ngx_module_t  ngx_http_voucher_module = {
 static ngx_int_t
 ngx_http_voucher_preconfiguration(ngx_conf_t *cf)
 {
-    return ngx_http_voucher_limit_add_variable(cf);
+    if (ngx_http_voucher_limit_add_variable(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_voucher_gate_add_variables(cf);
+}
+
+
+static ngx_int_t
+ngx_http_voucher_postconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_voucher_gate_init(cf);
 }
 
 
@@ -279,6 +361,13 @@ ngx_http_voucher_create_loc_conf(ngx_conf_t *cf)
      *     vlcf->code_issued = NULL;
      *     vlcf->code_patterns = NULL;
      *     vlcf->limits = NULL;
+     *     vlcf->gate_code = NULL;
+     *     vlcf->gate_customer = NULL;
+     *     vlcf->gate_amount = NULL;
+     *     vlcf->gate_currency = NULL;
+     *     vlcf->gate_order_id = NULL;
+     *     vlcf->gate_idempotency_key = NULL;
+     *     vlcf->gate_body = 0;
      */
 
     vlcf->max_body_size = NGX_CONF_UNSET_SIZE;
@@ -289,6 +378,10 @@ ngx_http_voucher_create_loc_conf(ngx_conf_t *cf)
     vlcf->limit_status = NGX_CONF_UNSET_UINT;
     vlcf->limit_log_level = NGX_CONF_UNSET_UINT;
     vlcf->limit_dry_run = NGX_CONF_UNSET;
+    vlcf->hold = NGX_CONF_UNSET_MSEC;
+    vlcf->gate = NGX_CONF_UNSET;
+    vlcf->gate_code_required = NGX_CONF_UNSET;
+    vlcf->gate_confirm = NGX_CONF_UNSET_PTR;
 
     return vlcf;
 }
@@ -316,6 +409,10 @@ ngx_http_voucher_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (ngx_http_voucher_limit_merge(cf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_voucher_gate_merge(cf, prev, conf) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -628,11 +725,21 @@ ngx_http_voucher_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     } else if (ngx_strcmp(value[1].data, "rollback") == 0) {
         vlcf->api = NGX_HTTP_VOUCHER_OP_ROLLBACK;
 
+    } else if (ngx_strcmp(value[1].data, "reserve") == 0) {
+        vlcf->api = NGX_HTTP_VOUCHER_OP_RESERVE;
+
+    } else if (ngx_strcmp(value[1].data, "confirm") == 0) {
+        vlcf->api = NGX_HTTP_VOUCHER_OP_CONFIRM;
+
+    } else if (ngx_strcmp(value[1].data, "release") == 0) {
+        vlcf->api = NGX_HTTP_VOUCHER_OP_RELEASE;
+
     } else {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid value \"%V\" in \"voucher_api\", "
-                           "it must be \"validate\", \"redeem\" or "
-                           "\"rollback\"", &value[1]);
+                           "it must be \"validate\", \"redeem\", "
+                           "\"rollback\", \"reserve\", \"confirm\" or "
+                           "\"release\"", &value[1]);
         return NGX_CONF_ERROR;
     }
 

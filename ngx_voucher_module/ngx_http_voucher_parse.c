@@ -89,6 +89,8 @@ static int ngx_http_voucher_parse_order(ngx_http_voucher_ctx_t *ctx,
     json_t *root, ngx_http_voucher_request_t *req);
 static int ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx,
     json_t *root, ngx_http_voucher_request_t *req);
+static int ngx_http_voucher_parse_settle(ngx_http_voucher_ctx_t *ctx,
+    json_t *root, ngx_http_voucher_request_t *req);
 static int ngx_http_voucher_parse_rollback(ngx_http_voucher_ctx_t *ctx,
     json_t *root, ngx_http_voucher_request_t *req);
 static void ngx_http_voucher_request_init(ngx_http_voucher_request_t *req,
@@ -109,6 +111,14 @@ static const char *const  ngx_http_voucher_item_keys[] = {
 
 static const char *const  ngx_http_voucher_rollback_keys[] = {
     "redemption_id", "amount", "idempotency_key", NULL
+};
+
+static const char *const  ngx_http_voucher_reserve_keys[] = {
+    "code", "customer", "idempotency_key", "order", "hold_seconds", NULL
+};
+
+static const char *const  ngx_http_voucher_settle_keys[] = {
+    "redemption_id", NULL
 };
 
 
@@ -177,9 +187,7 @@ ngx_http_voucher_parse_request(int op, const unsigned char *body,
 
     ngx_http_voucher_request_init(req, op);
 
-    if (op != NGX_HTTP_VOUCHER_OP_VALIDATE
-        && op != NGX_HTTP_VOUCHER_OP_REDEEM
-        && op != NGX_HTTP_VOUCHER_OP_ROLLBACK)
+    if (op < NGX_HTTP_VOUCHER_OP_VALIDATE || op > NGX_HTTP_VOUCHER_OP_RELEASE)
     {
         return ngx_http_voucher_fail(err, NGX_HTTP_VOUCHER_ERR_INTERNAL,
                                      "", "", "unknown operation %d", op);
@@ -244,6 +252,11 @@ ngx_http_voucher_parse_request(int op, const unsigned char *body,
     } else if (op == NGX_HTTP_VOUCHER_OP_ROLLBACK) {
         rc = ngx_http_voucher_parse_rollback(&ctx, root, req);
 
+    } else if (op == NGX_HTTP_VOUCHER_OP_CONFIRM
+               || op == NGX_HTTP_VOUCHER_OP_RELEASE)
+    {
+        rc = ngx_http_voucher_parse_settle(&ctx, root, req);
+
     } else {
         rc = ngx_http_voucher_parse_voucher_op(&ctx, root, req);
     }
@@ -287,6 +300,7 @@ ngx_http_voucher_request_init(ngx_http_voucher_request_t *req, int op)
     req->op = op;
     req->amount = NGX_HTTP_VOUCHER_UNSET;
     req->rollback_amount = NGX_HTTP_VOUCHER_UNSET;
+    req->hold_seconds = NGX_HTTP_VOUCHER_UNSET;
 }
 
 
@@ -295,7 +309,9 @@ ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx, json_t *root,
     ngx_http_voucher_request_t *req)
 {
     if (ngx_http_voucher_check_keys(ctx, root, "",
-                                    ngx_http_voucher_voucher_keys)
+                                    req->op == NGX_HTTP_VOUCHER_OP_RESERVE
+                                    ? ngx_http_voucher_reserve_keys
+                                    : ngx_http_voucher_voucher_keys)
         != 0)
     {
         return -1;
@@ -322,6 +338,16 @@ ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx, json_t *root,
                                  NGX_HTTP_VOUCHER_OPTIONAL,
                                  &req->idempotency_key)
         != 0)
+    {
+        return -1;
+    }
+
+    if (req->op == NGX_HTTP_VOUCHER_OP_RESERVE
+        && ngx_http_voucher_get_int(ctx, root, "", "hold_seconds",
+                                    NGX_HTTP_VOUCHER_OPTIONAL, 1,
+                                    NGX_HTTP_VOUCHER_MAX_HOLD_SECONDS,
+                                    &req->hold_seconds)
+           != 0)
     {
         return -1;
     }
@@ -534,6 +560,26 @@ ngx_http_voucher_parse_items(ngx_http_voucher_ctx_t *ctx, json_t *order,
     req->nitems = n;
 
     return 0;
+}
+
+
+/* confirm, release: {"redemption_id": "..."} */
+
+static int
+ngx_http_voucher_parse_settle(ngx_http_voucher_ctx_t *ctx, json_t *root,
+    ngx_http_voucher_request_t *req)
+{
+    if (ngx_http_voucher_check_keys(ctx, root, "",
+                                    ngx_http_voucher_settle_keys)
+        != 0)
+    {
+        return -1;
+    }
+
+    return ngx_http_voucher_get_str(ctx, root, "", "redemption_id",
+                                    NGX_HTTP_VOUCHER_STR_RID,
+                                    NGX_HTTP_VOUCHER_REQUIRED,
+                                    &req->redemption_id);
 }
 
 

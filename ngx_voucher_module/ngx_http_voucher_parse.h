@@ -2,7 +2,8 @@
 /*
  * Copyright (C) ngx_voucher authors
  *
- * The request parser: a JSON body (validate, redeem, rollback, ...) in,
+ * The request parser: a JSON body (validate, redeem, rollback, reserve,
+ * confirm, release) in,
  * a checked ngx_http_voucher_request_t out.  Pure C on top of jansson, no
  * nginx dependency, so cmocka and libFuzzer can drive it directly.
  */
@@ -19,6 +20,9 @@
 #define NGX_HTTP_VOUCHER_OP_VALIDATE   1
 #define NGX_HTTP_VOUCHER_OP_REDEEM     2
 #define NGX_HTTP_VOUCHER_OP_ROLLBACK   3
+#define NGX_HTTP_VOUCHER_OP_RESERVE    4   /* redeem, held until confirmed */
+#define NGX_HTTP_VOUCHER_OP_CONFIRM    5
+#define NGX_HTTP_VOUCHER_OP_RELEASE    6
 
 /* amount, price etc. absent */
 #define NGX_HTTP_VOUCHER_UNSET        -1
@@ -26,6 +30,7 @@
 /* fixed rules, not configurable */
 #define NGX_HTTP_VOUCHER_MAX_QUANTITY          1000000
 #define NGX_HTTP_VOUCHER_MAX_REDEMPTION_ID_LEN 64
+#define NGX_HTTP_VOUCHER_MAX_HOLD_SECONDS      86400
 
 /* the values of ngx_http_voucher_error_t.reason, compare with strcmp() */
 #define NGX_HTTP_VOUCHER_ERR_INVALID_JSON     "invalid_json"
@@ -66,8 +71,9 @@ typedef struct {
     ngx_http_voucher_item_t *items;
     size_t                  nitems;
 
-    ngx_http_voucher_str_t  redemption_id;   /* rollback */
+    ngx_http_voucher_str_t  redemption_id;   /* rollback, confirm, release */
     int64_t                 rollback_amount; /* rollback, UNSET = whole */
+    int64_t                 hold_seconds;    /* reserve, UNSET = default */
 } ngx_http_voucher_request_t;
 
 

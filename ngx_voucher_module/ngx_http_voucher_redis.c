@@ -886,6 +886,11 @@ static void
 ngx_http_voucher_redis_free_op(ngx_http_voucher_op_t *op)
 {
     op->pool->ops--;
+
+    if (op->owned) {
+        ngx_free(op->owned);
+    }
+
     ngx_free(op);
 }
 

@@ -85,6 +85,18 @@ static ngx_http_voucher_reason_t  ngx_http_voucher_reasons[] = {
     ngx_http_voucher_reason("rollback_exceeds_redemption", 409,
         "The amount is more than what is left to roll back."),
 
+    /* reservations (two-phase redeem) */
+    ngx_http_voucher_reason("not_a_reservation", 409,
+        "This redemption was not made as a reservation."),
+    ngx_http_voucher_reason("reservation_confirmed", 409,
+        "The reservation is already confirmed; roll it back instead."),
+    ngx_http_voucher_reason("reservation_released", 409,
+        "The reservation was released; its uses are back."),
+    ngx_http_voucher_reason("reservation_expired", 409,
+        "The reservation was not confirmed in time; its uses are back."),
+    ngx_http_voucher_reason("reservation_rolled_back", 409,
+        "The reservation has been rolled back."),
+
     /* the request */
     ngx_http_voucher_reason("invalid_json", 400,
         "The body is not valid JSON."),
@@ -147,14 +159,17 @@ static ngx_str_t *ngx_http_voucher_verb(ngx_int_t op);
 static ngx_str_t  ngx_http_voucher_verbs[] = {
     ngx_string("valid"),
     ngx_string("redeemed"),
-    ngx_string("rolled_back")
+    ngx_string("rolled_back"),
+    ngx_string("reserved"),
+    ngx_string("confirmed"),
+    ngx_string("released")
 };
 
 
 static ngx_str_t *
 ngx_http_voucher_verb(ngx_int_t op)
 {
-    if (op < NGX_HTTP_VOUCHER_OP_VALIDATE || op > NGX_HTTP_VOUCHER_OP_ROLLBACK)
+    if (op < NGX_HTTP_VOUCHER_OP_VALIDATE || op > NGX_HTTP_VOUCHER_OP_RELEASE)
     {
         op = NGX_HTTP_VOUCHER_OP_VALIDATE;
     }

@@ -97,6 +97,42 @@ local function fail(reason, code, camp, k1, v1)
 end
 
 
+------------------------------------------------------------ reservations
+
+-- A reservation (gate mode, voucher_reserve) is a redemption like any
+-- other, written at once and counted against every limit, whose id also
+-- sits in the sorted set {NS}:hz scored by its deadline (ms, Redis time).
+-- Confirming takes it out of the set; releasing rolls it back; one whose
+-- deadline passed is rolled back by the next call that writes ("sweep"),
+-- so a reservation never outlives nginx dying between the two steps.
+-- NEXT caches each namespace's earliest deadline (math.huge: none), so a
+-- call with nothing due costs one table lookup; nil means not yet known.
+local NEXT = {}
+
+local function now_ms()
+    local t = redis.call('TIME')
+    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function hold_add(tag, id, deadline)
+    redis.call('ZADD', tag .. ':hz', deadline, id)
+    local nx = NEXT[tag]
+    if nx and deadline < nx then NEXT[tag] = deadline end
+end
+
+-- the redemption of an "ok" reply has been rolled back (released)
+local function released(tag, r)
+    if r[1] ~= 'ok' then return false end
+    for i = 2, #r - 1, 2 do
+        if r[i] == 'redemption_id' then
+            return redis.call('HGET', tag .. ':rb:' .. r[i + 1], 'done')
+                   ~= false
+        end
+    end
+    return false
+end
+
+
 ------------------------------------------------------------ validate, redeem
 
 local CAMPAIGN_FIELDS = {
@@ -110,7 +146,8 @@ local CAMPAIGN_FIELDS = {
 
 -- ARGV: customer amount currency order_id idem nitems
 --       [sku category price qty]*
-local function evaluate_code(keys, args, redeem, tag, code, nargs)
+-- hold_ms: a reservation (voucher_reserve) held for that long, else nil
+local function evaluate_code(keys, args, redeem, tag, code, nargs, hold_ms)
     local cust, amount, cur, oid, idem = args[1], uint(args[2]), args[3],
         args[4], args[5]
     local n = uint(args[6])
@@ -127,6 +164,12 @@ local function evaluate_code(keys, args, redeem, tag, code, nargs)
         fp = redis.sha1hex(code .. '\0' .. table.concat(args, '\0', 1, 4)
                            .. '\0' .. table.concat(args, '\0', 6, nargs))
         local r = replay(ikey, fp, 'code', code)
+        if r and hold_ms and released(tag, r) then
+            -- a retried checkout whose reservation was given back: the
+            -- old answer would pass a discount on without a hold
+            redis.call('DEL', ikey)
+            r = nil
+        end
         if r then return r end
     end
 
@@ -373,8 +416,15 @@ local function evaluate_code(keys, args, redeem, tag, code, nargs)
     end
     local maxlen, ttl = settings(tag)
     local id = xadd(tag .. ':log', maxlen, 'redeem', code, camp, cust, oid,
-                    amount, cur, d, gift and bal or '', idem, '')
+                    amount, cur, d, gift and bal or '', idem,
+                    hold_ms and 'hold' or '')
     r[i + 1] = 'redemption_id'; r[i + 2] = id
+    if hold_ms then
+        local deadline = now_ms() + hold_ms
+        hold_add(tag, id, deadline)
+        r[i + 3] = 'status'; r[i + 4] = 'reserved'
+        r[i + 5] = 'hold_expires_at'; r[i + 6] = math.ceil(deadline / 1000)
+    end
     if ikey then
         redis.call('SET', ikey, cmsgpack.pack({fp, r}), 'EX', ttl)
     end
@@ -394,30 +444,10 @@ local function redemption(logkey, id)
     end
 end
 
--- ARGV: redemption_id amount idem
-local function rollback(keys, args)
-    local tag = string.match(keys[1], '^({[^}]+}):log$')
-    if not tag then return bad_key() end
-    if #args ~= 3 then return bad_args() end
-    local id, amount_s, idem = args[1], args[2], args[3]
-    local want
-    if amount_s ~= '' then
-        want = uint(amount_s)
-        if not want then return bad_args() end
-    end
-
-    local ikey, fp
-    if idem ~= '' then
-        ikey = tag .. ':i:b:' .. idem
-        fp = redis.sha1hex(id .. '\0' .. amount_s)
-        local r = replay(ikey, fp, 'redemption_id', id)
-        if r then return r end
-    end
-
-    -- fields in write order: type code campaign customer order_id amount
-    -- currency discount balance idem ref (values at even indexes)
-    local e = redemption(keys[1], id)
-    if not e then return {'redemption_not_found', 'redemption_id', id} end
+-- Rolls back what is left of redemption "id" (entry e), or "want" of it
+-- (gift cards).  typ names the stream entry: rollback, release or expire.
+-- Returns the reply, without the idempotency record.
+local function undo(tag, id, e, want, idem, typ)
     local code, camp, cust = e[4], e[6], e[8]
 
     local rbkey = tag .. ':rb:' .. id
@@ -494,22 +524,141 @@ local function rollback(keys, args)
     end
 
     if full then
-        redis.call('HSET', rbkey, 'amt', total, 'done', 1)
+        redis.call('HSET', rbkey, 'amt', total, 'done', 1, 'why', typ)
+        -- settled: a reservation rolled back is no longer held
+        if e[22] == 'hold' then redis.call('ZREM', tag .. ':hz', id) end
     else
         redis.call('HSET', rbkey, 'amt', total)
     end
 
-    local maxlen, ttl = settings(tag)
-    local rid = xadd(keys[1], maxlen, 'rollback', code, camp, cust, e[10], '',
+    local maxlen = settings(tag)
+    local rid = xadd(tag .. ':log', maxlen, typ, code, camp, cust, e[10], '',
                      e[14], a, bal or '', idem, id)
 
+    local status = full and (typ == 'rollback' and 'rolled_back'
+                             or typ == 'release' and 'released'
+                             or 'expired')
+                   or 'partially_rolled_back'
     local r = {'ok', 'redemption_id', id, 'code', code, 'campaign', camp,
                'amount_rolled_back', a, 'total_rolled_back', total,
-               'status', full and 'rolled_back' or 'partially_rolled_back'}
+               'status', status}
     if bal then r[#r + 1] = 'balance'; r[#r + 1] = bal end
-    r[#r + 1] = 'rollback_id'; r[#r + 1] = rid
-    if ikey then redis.call('SET', ikey, cmsgpack.pack({fp, r}), 'EX', ttl) end
+    r[#r + 1] = typ == 'rollback' and 'rollback_id' or 'release_id'
+    r[#r + 1] = rid
     return r
+end
+
+-- ARGV: redemption_id amount idem
+local function rollback(keys, args)
+    local tag = string.match(keys[1], '^({[^}]+}):log$')
+    if not tag then return bad_key() end
+    if #args ~= 3 then return bad_args() end
+    local id, amount_s, idem = args[1], args[2], args[3]
+    local want
+    if amount_s ~= '' then
+        want = uint(amount_s)
+        if not want then return bad_args() end
+    end
+
+    local ikey, fp
+    if idem ~= '' then
+        ikey = tag .. ':i:b:' .. idem
+        fp = redis.sha1hex(id .. '\0' .. amount_s)
+        local r = replay(ikey, fp, 'redemption_id', id)
+        if r then return r end
+    end
+
+    local e = redemption(keys[1], id)
+    if not e then return {'redemption_not_found', 'redemption_id', id} end
+
+    local r = undo(tag, id, e, want, idem, 'rollback')
+    if ikey and r[1] == 'ok' then
+        local _, ttl = settings(tag)
+        redis.call('SET', ikey, cmsgpack.pack({fp, r}), 'EX', ttl)
+    end
+    return r
+end
+
+-- Gives back every reservation whose deadline has passed (at most 100 a
+-- call; the rest at the next).  now: Redis time in ms, or nil.
+local function sweep(tag, now)
+    local nx = NEXT[tag]
+    if nx == math.huge then return end
+    now = now or now_ms()
+    if nx and nx > now then return end
+    local hz = tag .. ':hz'
+    local due = redis.call('ZRANGE', hz, '-inf', now, 'BYSCORE', 'LIMIT', 0,
+                           100)
+    for _, id in ipairs(due) do
+        local e = redemption(tag .. ':log', id)
+        if e then undo(tag, id, e, nil, '', 'expire') end
+        -- trimmed from the stream, or already rolled back: just drop it
+        redis.call('ZREM', hz, id)
+    end
+    local first = redis.call('ZRANGE', hz, 0, 0, 'WITHSCORES')
+    NEXT[tag] = first[2] and tonumber(first[2]) or math.huge
+    return #due
+end
+
+-- state of a reservation: 'held', 'confirmed', or the rb "why"
+-- (rollback, release, expire); nil when id is not a reservation
+local function hold_state(tag, id, e)
+    if e[22] ~= 'hold' then return nil end
+    if redis.call('ZSCORE', tag .. ':hz', id) then return 'held' end
+    local why = redis.call('HMGET', tag .. ':rb:' .. id, 'done', 'why')
+    if why[1] then return why[2] or 'rollback' end
+    return 'confirmed'
+end
+
+local SETTLED = {rollback = 'reservation_rolled_back',
+                 release = 'reservation_released',
+                 expire = 'reservation_expired'}
+
+-- FCALL voucher_confirm 1 {NS}:log redemption_id
+-- FCALL voucher_release 1 {NS}:log redemption_id
+-- Both may be repeated: the same outcome answers "ok" again.
+local function settle(keys, args, confirm)
+    local tag = string.match(keys[1], '^({[^}]+}):log$')
+    if not tag then return bad_key() end
+    if #args ~= 1 then return bad_args() end
+    local id = args[1]
+    sweep(tag)
+
+    local e = redemption(keys[1], id)
+    if not e then return {'redemption_not_found', 'redemption_id', id} end
+    local state = hold_state(tag, id, e)
+    local code, camp = e[4], e[6]
+    if not state then
+        return {'not_a_reservation', 'redemption_id', id, 'code', code,
+                'campaign', camp}
+    end
+
+    if confirm then
+        if state == 'held' then
+            redis.call('ZREM', tag .. ':hz', id)
+            state = 'confirmed'
+        end
+        if state ~= 'confirmed' then
+            return {SETTLED[state] or 'reservation_released',
+                    'redemption_id', id, 'code', code, 'campaign', camp}
+        end
+        return {'ok', 'redemption_id', id, 'code', code, 'campaign', camp,
+                'status', 'confirmed'}
+    end
+
+    if state == 'held' then
+        return undo(tag, id, e, nil, '', 'release')
+    end
+    if state == 'confirmed' then
+        return {'reservation_confirmed', 'redemption_id', id, 'code', code,
+                'campaign', camp}
+    end
+    if state == 'release' then
+        return {'ok', 'redemption_id', id, 'code', code, 'campaign', camp,
+                'status', 'released', 'replayed', 1}
+    end
+    return {SETTLED[state], 'redemption_id', id, 'code', code,
+            'campaign', camp}
 end
 
 
@@ -883,12 +1032,23 @@ local function redemption_get(keys, args)
             r[#r + 1] = e[i]; r[#r + 1] = ENTRY_INT[e[i]] and tonumber(v) or v
         end
     end
-    local rb = redis.call('HMGET', tag .. ':rb:' .. id, 'amt', 'done')
+    local rb = redis.call('HMGET', tag .. ':rb:' .. id, 'amt', 'done', 'why')
     local amt = tonumber(rb[1]) or 0
+    local status
+    if rb[2] then
+        status = rb[3] == 'release' and 'released'
+                 or rb[3] == 'expire' and 'expired' or 'rolled_back'
+    elseif amt > 0 then
+        status = 'partially_rolled_back'
+    elseif e[22] == 'hold' and redis.call('ZSCORE', tag .. ':hz', id) then
+        -- a reservation not yet confirmed (a due one is swept, at the
+        -- next write, as expired)
+        status = 'reserved'
+    else
+        status = 'redeemed'
+    end
     r[#r + 1] = 'rolled_back'; r[#r + 1] = amt
-    r[#r + 1] = 'status'
-    r[#r + 1] = rb[2] and 'rolled_back'
-                or (amt > 0 and 'partially_rolled_back' or 'redeemed')
+    r[#r + 1] = 'status'; r[#r + 1] = status
     return r
 end
 
@@ -1032,15 +1192,16 @@ end
 
 -- The reply's "_limit" pair (PASSED, REJECTED, LOCKED, ..._DRY_RUN) is for
 -- nginx's $voucher_limit_status; keys starting with "_" never reach the body.
-local function evaluate(keys, args, redeem, read_only)
+local function evaluate(keys, args, redeem, read_only, hold_ms)
     local tag, code = string.match(keys[1], '^({[^}]+}):c:(.+)$')
     if not tag then return bad_key() end
 
     local n = uint(args[6])
     if not n then return bad_args() end
+    if not read_only then sweep(tag) end
     local nargs = 6 + 4 * n
     if #args == nargs then
-        return evaluate_code(keys, args, redeem, tag, code, nargs)
+        return evaluate_code(keys, args, redeem, tag, code, nargs, hold_ms)
     end
     if read_only then return bad_args() end
 
@@ -1050,12 +1211,22 @@ local function evaluate(keys, args, redeem, read_only)
     local refusal, status, name = limits_apply(tag, code, list, dry)
     if refusal then return refusal end
 
-    local r = evaluate_code(keys, args, redeem, tag, code, nargs)
+    local r = evaluate_code(keys, args, redeem, tag, code, nargs, hold_ms)
     if type(r) == 'table' then
         if GUESS[r[1]] then lockout_count(tag, list) end
         limit_pairs(r, status, name)
     end
     return r
+end
+
+-- FCALL voucher_reserve 1 {NS}:c:<code> hold_ms <the ARGV of redeem>
+-- hold_ms: 1000 .. 86400000
+local function reserve(keys, args)
+    local hold_ms = uint(table.remove(args, 1))
+    if not hold_ms or hold_ms < 1000 or hold_ms > 86400000 then
+        return bad_args()
+    end
+    return evaluate(keys, args, true, false, hold_ms)
 end
 
 -- A code the nginx worker refused offline (no format fits, or a bad MAC),
@@ -1093,6 +1264,15 @@ reg('voucher_validate_limited',
 reg('voucher_guess', guess)
 reg('voucher_redeem', function(k, a) return evaluate(k, a, true) end)
 reg('voucher_rollback', rollback)
+reg('voucher_reserve', reserve)
+reg('voucher_confirm', function(k, a) return settle(k, a, true) end)
+reg('voucher_release', function(k, a) return settle(k, a, false) end)
+reg('voucher_sweep', function(k)
+    local tag = string.match(k[1] or '', '^({[^}]+}):hz$')
+    if not tag then return bad_key() end
+    NEXT[tag] = nil
+    return sweep(tag) or 0
+end)
 reg('voucher_campaign_set', campaign_set)
 reg('voucher_campaign_get', campaign_get, true)
 reg('voucher_code_set', code_set)

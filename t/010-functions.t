@@ -762,7 +762,8 @@ is($r->cmd('FCALL', 'voucher_version', 0), 'test', 'version');
                @{ hgetall("$T:k:rb") }{qw(redeemed discount_given)},
                @{ hgetall("$T:u:erin") }{qw(k:rb c:R1)}],
               [0, 0, 0, 0, 0], 'counters restored');
-    is_deeply(hgetall("$T:rb:$id"), {amt => 1000, done => 1}, 'rb state');
+    is_deeply(hgetall("$T:rb:$id"), {amt => 1000, done => 1, why => 'rollback'},
+              'rb state');
     is_deeply(fcall('voucher_redemption_get', $LOG, $id)->[-1], 'rolled_back',
               'redemption_get status rolled_back');
 

@@ -248,7 +248,11 @@ vw_audit_entry(vw_report_t *rp, const char *id, const redisReply *f)
         return;
     }
 
-    if (strcmp(vw_entry_field(f, "type"), "rollback") == 0) {
+    /* a released or expired reservation (gate mode) is rolled back too */
+    if (strcmp(vw_entry_field(f, "type"), "rollback") == 0
+        || strcmp(vw_entry_field(f, "type"), "release") == 0
+        || strcmp(vw_entry_field(f, "type"), "expire") == 0)
+    {
         rp->rollbacks++;
         d = vw_map_get(&rp->redemptions_by_id, vw_entry_field(f, "ref"));
 

@@ -1,0 +1,1541 @@
+
+/*
+ * Copyright (C) ngx_voucher authors
+ *
+ * Gate mode: the code of a request on its way to any upstream is checked
+ * (voucher_gate validate) or reserved (voucher_gate redeem) in the
+ * precontent phase, after access and auth.  A reservation is confirmed
+ * when the response's status says the order went through, and released
+ * otherwise, or when the request ends without a response; if nginx dies
+ * in between, Redis gives the uses back when the hold expires.  The
+ * decision is taken in the log phase, when the response is known.
+ *
+ * The gate's state hangs on a cleanup of the request's pool, not on the
+ * module context, which an internal redirect clears: the redirected
+ * request finds the verdict already taken and is never counted twice.
+ */
+
+
+#include "ngx_http_voucher.h"
+
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+
+#define NGX_HTTP_VOUCHER_GATE_BODY      1   /* reading the body */
+#define NGX_HTTP_VOUCHER_GATE_WAITING   2   /* waiting for Redis */
+#define NGX_HTTP_VOUCHER_GATE_DONE      3   /* verdict taken */
+
+#define NGX_HTTP_VOUCHER_SETTLE_TRIES   3
+
+
+typedef struct {
+    ngx_http_request_t           *request;
+    ngx_http_voucher_loc_conf_t  *conf;      /* of the gating location */
+    ngx_http_voucher_op_t        *op;
+    ngx_uint_t                    phase;
+    ngx_int_t                     rc;        /* for the phase handler */
+    ngx_int_t                     answer;    /* rc of a refusal sent */
+
+    ngx_str_t                     status;    /* $voucher_status */
+    ngx_str_t                     reason;
+    ngx_str_t                     campaign;
+    ngx_str_t                     discount;
+    ngx_str_t                     amount_after;
+    ngx_str_t                     redemption_id;
+    ngx_str_t                     hold_expires_at;
+    ngx_str_t                     limit_status;
+
+    json_t                       *body;      /* parsed for $voucher_body_ */
+
+    unsigned                      body_parsed:1;
+    unsigned                      held:1;
+    unsigned                      settled:1;
+} ngx_http_voucher_gate_t;
+
+
+/* a confirm or release on its own, after (or without) its request */
+typedef struct {
+    ngx_uint_t                    tries;
+    ngx_uint_t                    confirm;
+    ngx_str_t                     ns;
+    ngx_str_t                     id;
+    const char                   *argv[5];
+    size_t                        argvlen[5];
+    /* followed by the key, "{ns}:log", and the id */
+} ngx_http_voucher_settle_t;
+
+
+typedef struct {
+    ngx_str_t                     name;
+    size_t                        offset;
+} ngx_http_voucher_gate_var_t;
+
+
+static ngx_http_voucher_gate_t *ngx_http_voucher_gate_get(
+    ngx_http_request_t *r);
+static ngx_http_voucher_gate_t *ngx_http_voucher_gate_create(
+    ngx_http_request_t *r, ngx_http_voucher_loc_conf_t *vlcf);
+static void ngx_http_voucher_gate_cleanup(void *data);
+static ngx_int_t ngx_http_voucher_gate_handler(ngx_http_request_t *r);
+static void ngx_http_voucher_gate_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_voucher_gate_start(ngx_http_request_t *r,
+    ngx_http_voucher_gate_t *g);
+static ngx_int_t ngx_http_voucher_gate_parse_body(ngx_http_request_t *r,
+    ngx_http_voucher_gate_t *g);
+static ngx_int_t ngx_http_voucher_gate_values(ngx_http_request_t *r,
+    ngx_http_voucher_gate_t *g, ngx_http_voucher_request_t *req);
+static ngx_int_t ngx_http_voucher_gate_text(ngx_http_request_t *r,
+    ngx_http_complex_value_t *cv, ngx_uint_t token,
+    ngx_http_voucher_str_t *out);
+static ngx_int_t ngx_http_voucher_gate_refuse(ngx_http_request_t *r,
+    ngx_http_voucher_gate_t *g, const char *reason, const char *field,
+    const char *message);
+static ngx_int_t ngx_http_voucher_gate_pass(ngx_http_request_t *r,
+    ngx_http_voucher_gate_t *g, const char *status);
+static void ngx_http_voucher_gate_reply_handler(ngx_http_voucher_op_t *op,
+    void *reply, ngx_int_t rc);
+static ngx_str_t *ngx_http_voucher_gate_field(redisReply *reply,
+    const char *name, size_t len, ngx_str_t *out, ngx_pool_t *pool);
+static ngx_int_t ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
+    ngx_http_voucher_gate_t *g, redisReply *reply);
+static ngx_int_t ngx_http_voucher_gate_unavailable(ngx_http_request_t *r,
+    ngx_http_voucher_gate_t *g, const char *reason);
+static void ngx_http_voucher_gate_resume(ngx_http_request_t *r,
+    ngx_http_voucher_gate_t *g, ngx_int_t rc);
+static void ngx_http_voucher_gate_orphan_handler(ngx_http_voucher_op_t *op,
+    void *reply, ngx_int_t rc);
+static void ngx_http_voucher_gate_settle(ngx_http_voucher_pool_t *pool,
+    ngx_str_t *ns, ngx_str_t *id, ngx_uint_t confirm, ngx_uint_t tries,
+    ngx_log_t *log);
+static void ngx_http_voucher_settle_handler(ngx_http_voucher_op_t *op,
+    void *reply, ngx_int_t rc);
+static ngx_uint_t ngx_http_voucher_gate_confirms(
+    ngx_http_voucher_loc_conf_t *vlcf, ngx_uint_t status);
+static ngx_int_t ngx_http_voucher_gate_log_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_voucher_gate_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_voucher_body_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_http_voucher_gate_var_t  ngx_http_voucher_gate_vars[] = {
+    { ngx_string("voucher_status"),
+      offsetof(ngx_http_voucher_gate_t, status) },
+    { ngx_string("voucher_reason"),
+      offsetof(ngx_http_voucher_gate_t, reason) },
+    { ngx_string("voucher_campaign"),
+      offsetof(ngx_http_voucher_gate_t, campaign) },
+    { ngx_string("voucher_discount"),
+      offsetof(ngx_http_voucher_gate_t, discount) },
+    { ngx_string("voucher_amount_after"),
+      offsetof(ngx_http_voucher_gate_t, amount_after) },
+    { ngx_string("voucher_redemption_id"),
+      offsetof(ngx_http_voucher_gate_t, redemption_id) },
+    { ngx_string("voucher_hold_expires_at"),
+      offsetof(ngx_http_voucher_gate_t, hold_expires_at) },
+    { ngx_null_string, 0 }
+};
+
+
+/* ------------------------------------------------------------ directives */
+
+
+/* voucher_gate off | validate | redeem */
+
+char *
+ngx_http_voucher_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_voucher_loc_conf_t *vlcf = conf;
+
+    ngx_str_t  *value;
+
+    if (vlcf->gate != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        vlcf->gate = 0;
+
+    } else if (ngx_strcmp(value[1].data, "validate") == 0) {
+        vlcf->gate = NGX_HTTP_VOUCHER_OP_VALIDATE;
+
+    } else if (ngx_strcmp(value[1].data, "redeem") == 0) {
+        vlcf->gate = NGX_HTTP_VOUCHER_OP_REDEEM;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"voucher_gate\", it "
+                           "must be \"off\", \"validate\" or \"redeem\"",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * voucher_code, voucher_customer, ...: any nginx value.  A value that
+ * names $voucher_body_... makes the gate read and parse the body first.
+ */
+
+char *
+ngx_http_voucher_gate_value(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_voucher_loc_conf_t *vlcf = conf;
+
+    char       *rv;
+    ngx_str_t  *value;
+
+    rv = ngx_http_set_complex_value_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strlcasestrn(value[1].data, value[1].data + value[1].len,
+                         (u_char *) "voucher_body_",
+                         sizeof("voucher_body_") - 2)
+        != NULL)
+    {
+        vlcf->gate_body = 1;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* voucher_confirm_status 2xx 304 ... */
+
+char *
+ngx_http_voucher_confirm_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_voucher_loc_conf_t *vlcf = conf;
+
+    ngx_int_t    n;
+    ngx_str_t   *value;
+    ngx_uint_t   i, *range;
+
+    if (vlcf->gate_confirm != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    vlcf->gate_confirm = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                          2 * sizeof(ngx_uint_t));
+    if (vlcf->gate_confirm == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        range = ngx_array_push(vlcf->gate_confirm);
+        if (range == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (value[i].len == 3
+            && value[i].data[0] >= '1' && value[i].data[0] <= '5'
+            && (value[i].data[1] | 0x20) == 'x'
+            && (value[i].data[2] | 0x20) == 'x')
+        {
+            range[0] = (value[i].data[0] - '0') * 100;
+            range[1] = range[0] + 99;
+            continue;
+        }
+
+        n = ngx_atoi(value[i].data, value[i].len);
+
+        if (n < 100 || n > 599) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid status \"%V\" in "
+                               "\"voucher_confirm_status\": use 100 to 599 "
+                               "or a class such as 2xx", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        range[0] = n;
+        range[1] = n;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_voucher_gate_merge(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *prev,
+    ngx_http_voucher_loc_conf_t *conf)
+{
+    ngx_uint_t                    *range;
+    ngx_http_voucher_main_conf_t  *vmcf;
+
+    ngx_conf_merge_value(conf->gate, prev->gate, 0);
+    ngx_conf_merge_msec_value(conf->hold, prev->hold, 300000);
+    ngx_conf_merge_value(conf->gate_code_required, prev->gate_code_required,
+                         0);
+
+    if (conf->hold < 1000 || conf->hold > 86400000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"voucher_hold_time\" must be from 1s to 1d");
+        return NGX_CONF_ERROR;
+    }
+
+#define ngx_http_voucher_merge_cv(name)                                      \
+    if (conf->name == NULL) {                                                \
+        conf->name = prev->name;                                             \
+    }
+
+    ngx_http_voucher_merge_cv(gate_code);
+    ngx_http_voucher_merge_cv(gate_customer);
+    ngx_http_voucher_merge_cv(gate_amount);
+    ngx_http_voucher_merge_cv(gate_currency);
+    ngx_http_voucher_merge_cv(gate_order_id);
+    ngx_http_voucher_merge_cv(gate_idempotency_key);
+
+#undef ngx_http_voucher_merge_cv
+
+    conf->gate_body |= prev->gate_body;
+
+    if (conf->gate_confirm == NGX_CONF_UNSET_PTR) {
+        if (prev->gate_confirm == NGX_CONF_UNSET_PTR) {
+            prev->gate_confirm = ngx_array_create(cf->pool, 1,
+                                                  2 * sizeof(ngx_uint_t));
+            if (prev->gate_confirm == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            range = ngx_array_push(prev->gate_confirm);
+            if (range == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            range[0] = 200;
+            range[1] = 299;
+        }
+
+        conf->gate_confirm = prev->gate_confirm;
+    }
+
+    if (conf->gate) {
+        vmcf = ngx_http_conf_get_module_main_conf(cf,
+                                                  ngx_http_voucher_module);
+        if (!vmcf->configured) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"voucher_gate\" needs \"voucher_redis\" "
+                               "in the http block");
+            return NGX_CONF_ERROR;
+        }
+
+        if (conf->gate_code == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"voucher_gate\" needs \"voucher_code\"");
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_int_t
+ngx_http_voucher_gate_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t          *var;
+    ngx_http_voucher_gate_var_t  *gv;
+
+    for (gv = ngx_http_voucher_gate_vars; gv->name.len; gv++) {
+        var = ngx_http_add_variable(cf, &gv->name, NGX_HTTP_VAR_NOCACHEABLE);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = ngx_http_voucher_gate_variable;
+        var->data = gv->offset;
+    }
+
+    var = ngx_http_add_variable(cf, &(ngx_str_t)
+                                    ngx_string("voucher_body_"),
+                                NGX_HTTP_VAR_NOCACHEABLE
+                                |NGX_HTTP_VAR_PREFIX);
+    if (var == NULL) {
+        return NGX_ERROR;
+    }
+
+    var->get_handler = ngx_http_voucher_body_variable;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_voucher_gate_init(ngx_conf_t *cf)
+{
+    ngx_array_t                *a;
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_voucher_gate_handler;
+
+    /*
+     * The log phase runs its handlers in the order they were added: ours
+     * goes first, so access_log already sees "confirmed" or "released".
+     */
+
+    a = &cmcf->phases[NGX_HTTP_LOG_PHASE].handlers;
+
+    h = ngx_array_push(a);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h = a->elts;
+    ngx_memmove(&h[1], &h[0], (a->nelts - 1) * sizeof(ngx_http_handler_pt));
+    h[0] = ngx_http_voucher_gate_log_handler;
+
+    return NGX_OK;
+}
+
+
+/* ------------------------------------------------------------ the state */
+
+
+static ngx_http_voucher_gate_t *
+ngx_http_voucher_gate_get(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    for (cln = r->main->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_voucher_gate_cleanup) {
+            return cln->data;
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_http_voucher_gate_t *
+ngx_http_voucher_gate_create(ngx_http_request_t *r,
+    ngx_http_voucher_loc_conf_t *vlcf)
+{
+    ngx_pool_cleanup_t       *cln;
+    ngx_http_voucher_gate_t  *g;
+
+    g = ngx_pcalloc(r->pool, sizeof(ngx_http_voucher_gate_t));
+    if (g == NULL) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    g->request = r;
+    g->conf = vlcf;
+
+    cln->handler = ngx_http_voucher_gate_cleanup;
+    cln->data = g;
+
+    return g;
+}
+
+
+/*
+ * The request's pool goes.  A reservation the log phase did not settle
+ * (a request that was never logged) is released here.  An op still out
+ * is handed to a handler that releases what it may still reserve.
+ */
+
+static void
+ngx_http_voucher_gate_cleanup(void *data)
+{
+    ngx_http_voucher_gate_t *g = data;
+
+    ngx_http_request_t            *r;
+    ngx_http_voucher_op_t         *op;
+    ngx_http_voucher_main_conf_t  *vmcf;
+
+    r = g->request;
+
+    if (g->body) {
+        json_decref(g->body);
+        g->body = NULL;
+    }
+
+    op = g->op;
+
+    if (op) {
+        g->op = NULL;
+
+        if (op->queued || g->conf->gate != NGX_HTTP_VOUCHER_OP_REDEEM) {
+            ngx_http_voucher_redis_detach(op);
+
+        } else {
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "voucher gate: request gone while reserving");
+
+            op->data = g->conf;
+            op->handler = ngx_http_voucher_gate_orphan_handler;
+        }
+    }
+
+    if (g->held && !g->settled) {
+        g->settled = 1;
+
+        vmcf = ngx_http_get_module_main_conf(r, ngx_http_voucher_module);
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "voucher gate: request ended without a response, "
+                      "releasing %V", &g->redemption_id);
+
+        ngx_http_voucher_gate_settle(vmcf->pool, &g->conf->ns,
+                                     &g->redemption_id, 0,
+                                     NGX_HTTP_VOUCHER_SETTLE_TRIES,
+                                     ngx_cycle->log);
+    }
+}
+
+
+/* ------------------------------------------------------------ the phase */
+
+
+static ngx_int_t
+ngx_http_voucher_gate_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                     rc;
+    ngx_http_voucher_gate_t      *g;
+    ngx_http_voucher_loc_conf_t  *vlcf;
+
+    /* subrequests share the main request's verdict */
+
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    g = ngx_http_voucher_gate_get(r);
+
+    if (g) {
+        if (g->phase == NGX_HTTP_VOUCHER_GATE_DONE) {
+            /* after an internal redirect too: one verdict per request */
+            return g->rc;
+        }
+
+        return NGX_AGAIN;
+    }
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_voucher_module);
+
+    if (!vlcf->gate) {
+        return NGX_DECLINED;
+    }
+
+    g = ngx_http_voucher_gate_create(r, vlcf);
+    if (g == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (vlcf->gate_body && r->request_body == NULL) {
+        g->phase = NGX_HTTP_VOUCHER_GATE_BODY;
+
+        rc = ngx_http_read_client_request_body(r,
+                                          ngx_http_voucher_gate_body_handler);
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return rc;
+        }
+
+        /* the body reader holds the request until its handler runs */
+        ngx_http_finalize_request(r, NGX_DONE);
+        return NGX_DONE;
+    }
+
+    rc = ngx_http_voucher_gate_start(r, g);
+
+    if (rc == NGX_BUSY) {
+        return NGX_AGAIN;
+    }
+
+    if (g->phase != NGX_HTTP_VOUCHER_GATE_DONE) {
+        /* answered here (a refusal): the phases stop */
+        g->phase = NGX_HTTP_VOUCHER_GATE_DONE;
+        g->rc = NGX_DONE;
+        ngx_http_finalize_request(r, rc);
+        return NGX_DONE;
+    }
+
+    return g->rc;
+}
+
+
+static void
+ngx_http_voucher_gate_body_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                 rc;
+    ngx_http_voucher_gate_t  *g;
+
+    g = ngx_http_voucher_gate_get(r);
+
+    /* proxy_pass and friends still send the body upstream */
+    r->preserve_body = 1;
+
+    rc = ngx_http_voucher_gate_start(r, g);
+
+    if (rc == NGX_BUSY) {
+        return;
+    }
+
+    ngx_http_voucher_gate_resume(r, g, rc);
+}
+
+
+/*
+ * Takes the verdict, or sends the command that takes it.  Returns
+ * NGX_BUSY while Redis works; NGX_DECLINED (g->phase is DONE) when the
+ * request goes on; otherwise what to finalize the request with, as the
+ * answer has been sent.
+ */
+
+static ngx_int_t
+ngx_http_voucher_gate_start(ngx_http_request_t *r, ngx_http_voucher_gate_t *g)
+{
+    ngx_int_t                      rc;
+    ngx_uint_t                     guess;
+    const char                    *msg;
+    ngx_http_voucher_op_t         *op;
+    ngx_http_voucher_cmd_t         cmd;
+    ngx_http_voucher_request_t     req;
+    ngx_http_voucher_loc_conf_t   *vlcf;
+    ngx_http_voucher_main_conf_t  *vmcf;
+
+    vlcf = g->conf;
+
+    if (vlcf->gate_body) {
+        rc = ngx_http_voucher_gate_parse_body(r, g);
+        if (rc != NGX_OK) {
+            return (rc == NGX_DONE) ? g->answer : rc;
+        }
+    }
+
+    rc = ngx_http_voucher_gate_values(r, g, &req);
+    if (rc != NGX_OK) {
+        return (rc == NGX_DONE) ? g->answer : rc;
+    }
+
+    if (req.code.len == 0) {
+        if (vlcf->gate_code_required) {
+            (void) ngx_http_voucher_gate_refuse(r, g, "missing_field",
+                                                "code", "This location "
+                                                "needs a code.");
+            return g->answer;
+        }
+
+        return ngx_http_voucher_gate_pass(r, g, "");
+    }
+
+    guess = 0;
+
+    rc = ngx_http_voucher_code_check(vlcf, req.code.data, &req.code.len,
+                                     &msg);
+
+    if (rc == NGX_ERROR) {
+        (void) ngx_http_voucher_gate_refuse(r, g, "invalid_code", "code",
+                   "The code holds only spaces and dashes.");
+        return g->answer;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "voucher gate: a code of %uz characters refused "
+                       "offline: %s", req.code.len, msg);
+
+        if (vlcf->code_debug) {
+            (void) ngx_http_voucher_gate_refuse(r, g, msg, "code", NULL);
+            return g->answer;
+        }
+
+        guess = 1;
+    }
+
+    rc = ngx_http_voucher_command(r, vlcf, &req, guess, &cmd);
+
+    if (rc == NGX_DECLINED) {
+        ngx_str_set(&g->status, "refused");
+        ngx_str_set(&g->reason, "not_found");
+
+        return ngx_http_voucher_send_not_found(r, vlcf->gate, req.code.data,
+                                               req.code.len);
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    vmcf = ngx_http_get_module_main_conf(r, ngx_http_voucher_module);
+
+    op = ngx_http_voucher_redis_send(vmcf->pool, (int) cmd.n, cmd.argv,
+                                     cmd.argvlen,
+                                     ngx_http_voucher_gate_reply_handler, g);
+    if (op == NULL) {
+        return ngx_http_voucher_gate_unavailable(r, g, "store_unavailable");
+    }
+
+    g->op = op;
+    g->phase = NGX_HTTP_VOUCHER_GATE_WAITING;
+
+    /* notice a client that leaves while Redis works */
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+#if (NGX_HTTP_V2)
+    if (r->stream == NULL)
+#endif
+    {
+        if (r->connection->read->pending_eof || r->connection->read->ready) {
+            ngx_post_event(r->connection->read, &ngx_posted_events);
+        }
+    }
+
+    return NGX_BUSY;
+}
+
+
+/*
+ * $voucher_body_NAME reads the body as a JSON object; a bad one is refused
+ * here, before the code is looked at, so a body that the gate and the
+ * upstream might read differently never passes unchecked.
+ */
+
+static ngx_int_t
+ngx_http_voucher_gate_parse_body(ngx_http_request_t *r,
+    ngx_http_voucher_gate_t *g)
+{
+    ngx_int_t      rc;
+    ngx_str_t      body;
+    json_t        *root;
+    json_error_t   jerr;
+
+    g->body_parsed = 1;
+
+    rc = ngx_http_voucher_read_body(r, &body, g->conf->max_body_size);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_voucher_gate_refuse(r, g, "body_too_large", NULL,
+                                            NULL);
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (body.len == 0) {
+        return NGX_OK;
+    }
+
+    root = json_loadb((const char *) body.data, body.len,
+                      JSON_REJECT_DUPLICATES, &jerr);
+
+    if (root == NULL) {
+        return ngx_http_voucher_gate_refuse(r, g, "invalid_json", NULL,
+                                            NULL);
+    }
+
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return ngx_http_voucher_gate_refuse(r, g, "invalid_request", NULL,
+                                            NULL);
+    }
+
+    g->body = root;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_voucher_gate_values(ngx_http_request_t *r,
+    ngx_http_voucher_gate_t *g, ngx_http_voucher_request_t *req)
+{
+    u_char                       *p;
+    ngx_str_t                     v;
+    const char                   *msg;
+    ngx_http_voucher_error_t      err;
+    ngx_http_voucher_limits_t     lim;
+    ngx_http_voucher_loc_conf_t  *vlcf;
+
+    vlcf = g->conf;
+
+    ngx_memzero(req, sizeof(ngx_http_voucher_request_t));
+
+    req->op = (vlcf->gate == NGX_HTTP_VOUCHER_OP_REDEEM)
+              ? NGX_HTTP_VOUCHER_OP_RESERVE : NGX_HTTP_VOUCHER_OP_VALIDATE;
+    req->hold_seconds = NGX_HTTP_VOUCHER_UNSET;
+    req->rollback_amount = NGX_HTTP_VOUCHER_UNSET;
+
+    /* the code: copied, as it is normalised in place */
+
+    if (ngx_http_complex_value(r, vlcf->gate_code, &v) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (v.len) {
+        ngx_http_voucher_limits_init(&lim);
+        lim.max_code_len = vlcf->code_max_length;
+
+        if (ngx_http_voucher_check_code(v.data, v.len, &lim, &err) != 0) {
+            return ngx_http_voucher_gate_refuse(r, g, err.reason, "code",
+                                                err.message);
+        }
+
+        /* room for the NUL the normaliser writes */
+
+        req->code.data = ngx_pnalloc(r->pool, v.len + 1);
+        if (req->code.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(req->code.data, v.data, v.len);
+        req->code.data[v.len] = '\0';
+        req->code.len = v.len;
+    }
+
+    if (ngx_http_voucher_gate_text(r, vlcf->gate_customer, 0, &req->customer)
+        != NGX_OK)
+    {
+        return ngx_http_voucher_gate_refuse(r, g, "invalid_field",
+                   "customer", "The customer must be 1 to 128 characters, "
+                   "no control characters.");
+    }
+
+    if (ngx_http_voucher_gate_text(r, vlcf->gate_order_id, 0,
+                                   &req->order_id)
+        != NGX_OK)
+    {
+        return ngx_http_voucher_gate_refuse(r, g, "invalid_field",
+                   "order_id", "The order id must be 1 to 128 characters, "
+                   "no control characters.");
+    }
+
+    if (ngx_http_voucher_gate_text(r, vlcf->gate_currency, 2,
+                                   &req->currency)
+        != NGX_OK)
+    {
+        return ngx_http_voucher_gate_refuse(r, g, "invalid_field",
+                   "currency", "The currency must be three capital letters "
+                   "(ISO 4217).");
+    }
+
+    /* the amount: minor units; none means 0 */
+
+    req->amount = 0;
+
+    if (vlcf->gate_amount) {
+        if (ngx_http_complex_value(r, vlcf->gate_amount, &v) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (v.len) {
+            for (p = v.data; p < v.data + v.len; p++) {
+                if (*p < '0' || *p > '9') {
+                    break;
+                }
+            }
+
+            req->amount = (p == v.data + v.len && v.len <= 14)
+                          ? ngx_atoof(v.data, v.len) : NGX_ERROR;
+
+            if (req->amount < 0 || req->amount > 10000000000000LL) {
+                return ngx_http_voucher_gate_refuse(r, g, "invalid_field",
+                           "order_amount", "The order amount must be an "
+                           "integer in minor units, 0 to 10^13.");
+            }
+        }
+    }
+
+    /* the idempotency key: the directive's value, or the header */
+
+    if (vlcf->gate_idempotency_key) {
+        if (ngx_http_voucher_gate_text(r, vlcf->gate_idempotency_key, 1,
+                                       &req->idempotency_key)
+            != NGX_OK)
+        {
+            return ngx_http_voucher_gate_refuse(r, g, "invalid_field",
+                       "idempotency_key", "The idempotency key must be 1 "
+                       "to 128 printable ASCII characters.");
+        }
+
+    } else {
+        msg = ngx_http_voucher_idempotency_header(r, req);
+        if (msg) {
+            return ngx_http_voucher_gate_refuse(r, g, "invalid_field",
+                                                "idempotency_key", msg);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A text value: kind 0 is text (no control characters, at most 128
+ * bytes), 1 a token (printable ASCII), 2 a currency ([A-Z]{3}).  An
+ * empty value stays absent.
+ */
+
+static ngx_int_t
+ngx_http_voucher_gate_text(ngx_http_request_t *r,
+    ngx_http_complex_value_t *cv, ngx_uint_t kind,
+    ngx_http_voucher_str_t *out)
+{
+    size_t     i;
+    ngx_str_t  v;
+
+    out->len = 0;
+    out->data = NULL;
+
+    if (cv == NULL) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_complex_value(r, cv, &v) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (v.len == 0) {
+        return NGX_OK;
+    }
+
+    if (v.len > 128 || (kind == 2 && v.len != 3)) {
+        return NGX_DECLINED;
+    }
+
+    for (i = 0; i < v.len; i++) {
+        if (kind == 2 ? (v.data[i] < 'A' || v.data[i] > 'Z')
+            : kind == 1 ? (v.data[i] < 0x21 || v.data[i] > 0x7e)
+            : (v.data[i] < 0x20 || v.data[i] == 0x7f))
+        {
+            return NGX_DECLINED;
+        }
+    }
+
+    out->data = v.data;
+    out->len = v.len;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A refusal before any Redis call: the API's answer, and the variables.
+ * Returns NGX_DONE; what sending returned waits in g->answer.
+ */
+
+static ngx_int_t
+ngx_http_voucher_gate_refuse(ngx_http_request_t *r,
+    ngx_http_voucher_gate_t *g, const char *reason, const char *field,
+    const char *message)
+{
+    ngx_str_set(&g->status, "refused");
+
+    g->reason.data = (u_char *) reason;
+    g->reason.len = ngx_strlen(reason);
+
+    g->answer = ngx_http_voucher_send_error(r, g->conf->gate, reason, field,
+                                            message);
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_voucher_gate_pass(ngx_http_request_t *r, ngx_http_voucher_gate_t *g,
+    const char *status)
+{
+    g->status.data = (u_char *) status;
+    g->status.len = ngx_strlen(status);
+    g->phase = NGX_HTTP_VOUCHER_GATE_DONE;
+    g->rc = NGX_DECLINED;
+
+    return NGX_DECLINED;
+}
+
+
+/* ------------------------------------------------------------ the answer */
+
+
+static void
+ngx_http_voucher_gate_reply_handler(ngx_http_voucher_op_t *op, void *reply,
+    ngx_int_t rc)
+{
+    ngx_connection_t         *c;
+    ngx_http_request_t       *r;
+    ngx_http_voucher_gate_t  *g;
+
+    g = op->data;
+    r = g->request;
+    c = r->connection;
+
+    g->op = NULL;
+
+    switch (rc) {
+
+    case NGX_HTTP_VOUCHER_REPLY:
+        ngx_http_voucher_limit_result(r, &g->limit_status, reply);
+        rc = ngx_http_voucher_gate_verdict(r, g, reply);
+        break;
+
+    case NGX_HTTP_VOUCHER_TIMEDOUT:
+        rc = ngx_http_voucher_gate_unavailable(r, g, "store_timeout");
+        break;
+
+    default: /* NGX_HTTP_VOUCHER_LOST */
+        rc = ngx_http_voucher_gate_unavailable(r, g, "store_unavailable");
+        break;
+    }
+
+    ngx_http_voucher_gate_resume(r, g, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* go on with the phases, or finish the request with our answer */
+
+static void
+ngx_http_voucher_gate_resume(ngx_http_request_t *r,
+    ngx_http_voucher_gate_t *g, ngx_int_t rc)
+{
+    if (g->phase == NGX_HTTP_VOUCHER_GATE_DONE && rc == NGX_DECLINED) {
+        r->read_event_handler = ngx_http_block_reading;
+        r->write_event_handler = ngx_http_core_run_phases;
+        ngx_http_core_run_phases(r);
+        return;
+    }
+
+    g->phase = NGX_HTTP_VOUCHER_GATE_DONE;
+    g->rc = NGX_DONE;
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static ngx_str_t *
+ngx_http_voucher_gate_field(redisReply *reply, const char *name, size_t len,
+    ngx_str_t *out, ngx_pool_t *pool)
+{
+    size_t       i;
+    redisReply  *k, *v;
+
+    for (i = 1; i + 1 < reply->elements; i += 2) {
+        k = reply->element[i];
+        v = reply->element[i + 1];
+
+        if (k->type != REDIS_REPLY_STRING || k->len != len
+            || ngx_strncmp(k->str, name, len) != 0)
+        {
+            continue;
+        }
+
+        if (v->type == REDIS_REPLY_INTEGER) {
+            out->data = ngx_pnalloc(pool, NGX_INT64_LEN);
+            if (out->data == NULL) {
+                return NULL;
+            }
+
+            out->len = ngx_sprintf(out->data, "%L", (int64_t) v->integer)
+                       - out->data;
+            return out;
+        }
+
+        if (v->type == REDIS_REPLY_STRING) {
+            out->data = ngx_pnalloc(pool, v->len);
+            if (out->data == NULL) {
+                return NULL;
+            }
+
+            ngx_memcpy(out->data, v->str, v->len);
+            out->len = v->len;
+            return out;
+        }
+
+        return NULL;
+    }
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
+    ngx_http_voucher_gate_t *g, redisReply *reply)
+{
+    redisReply  *reason;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0
+        || reply->elements % 2 == 0
+        || reply->element[0]->type != REDIS_REPLY_STRING)
+    {
+        /* an error reply: rendered, and logged, as the API does */
+        ngx_str_set(&g->status, "error");
+        ngx_str_set(&g->reason, "internal_error");
+
+        return ngx_http_voucher_send_reply(r, g->conf->gate, reply);
+    }
+
+    reason = reply->element[0];
+
+    (void) ngx_http_voucher_gate_field(reply, "campaign", 8, &g->campaign,
+                                       r->pool);
+
+    if (!(reason->len == 2 && ngx_strncmp(reason->str, "ok", 2) == 0)) {
+        ngx_str_set(&g->status, "refused");
+
+        g->reason.data = ngx_pnalloc(r->pool, reason->len);
+        if (g->reason.data) {
+            ngx_memcpy(g->reason.data, reason->str, reason->len);
+            g->reason.len = reason->len;
+        }
+
+        return ngx_http_voucher_send_reply(r, g->conf->gate, reply);
+    }
+
+    ngx_str_set(&g->reason, "ok");
+
+    (void) ngx_http_voucher_gate_field(reply, "discount", 8, &g->discount,
+                                       r->pool);
+    (void) ngx_http_voucher_gate_field(reply, "amount_after", 12,
+                                       &g->amount_after, r->pool);
+
+    if (g->conf->gate == NGX_HTTP_VOUCHER_OP_VALIDATE) {
+        return ngx_http_voucher_gate_pass(r, g, "valid");
+    }
+
+    if (ngx_http_voucher_gate_field(reply, "redemption_id", 13,
+                                    &g->redemption_id, r->pool)
+        == NULL)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "voucher gate: a reservation without an id");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    (void) ngx_http_voucher_gate_field(reply, "hold_expires_at", 15,
+                                       &g->hold_expires_at, r->pool);
+
+    g->held = 1;
+
+    return ngx_http_voucher_gate_pass(r, g, "reserved");
+}
+
+
+static ngx_int_t
+ngx_http_voucher_gate_unavailable(ngx_http_request_t *r,
+    ngx_http_voucher_gate_t *g, const char *reason)
+{
+    ngx_http_voucher_loc_conf_t  *vlcf;
+
+    vlcf = g->conf;
+
+    g->reason.data = (u_char *) reason;
+    g->reason.len = ngx_strlen(reason);
+
+    if (vlcf->gate == NGX_HTTP_VOUCHER_OP_VALIDATE && vlcf->validate_fail_open)
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "voucher gate: %s, the request passes unverified",
+                      reason);
+
+        return ngx_http_voucher_gate_pass(r, g, "unverified");
+    }
+
+    ngx_str_set(&g->status, "error");
+
+    return ngx_http_voucher_send_error(r, vlcf->gate, reason, NULL, NULL);
+}
+
+
+/*
+ * The reply to a reservation whose request is gone: what it reserved is
+ * released at once rather than held until it expires.
+ */
+
+static void
+ngx_http_voucher_gate_orphan_handler(ngx_http_voucher_op_t *op, void *data,
+    ngx_int_t rc)
+{
+    redisReply                   *reply = data;
+    ngx_str_t                     id;
+    ngx_uint_t                    i;
+    redisReply                   *k, *v;
+    ngx_http_voucher_loc_conf_t  *vlcf;
+
+    vlcf = op->data;
+
+    if (rc != NGX_HTTP_VOUCHER_REPLY || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements < 1
+        || reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[0]->len != 2
+        || ngx_strncmp(reply->element[0]->str, "ok", 2) != 0)
+    {
+        return;
+    }
+
+    for (i = 1; i + 1 < reply->elements; i += 2) {
+        k = reply->element[i];
+        v = reply->element[i + 1];
+
+        if (k->type == REDIS_REPLY_STRING && k->len == 13
+            && ngx_strncmp(k->str, "redemption_id", 13) == 0
+            && v->type == REDIS_REPLY_STRING)
+        {
+            id.data = (u_char *) v->str;
+            id.len = v->len;
+
+            ngx_http_voucher_gate_settle(op->pool, &vlcf->ns, &id, 0,
+                                         NGX_HTTP_VOUCHER_SETTLE_TRIES,
+                                         ngx_cycle->log);
+            return;
+        }
+    }
+}
+
+
+/* ------------------------------------------------------------ settling */
+
+
+static ngx_uint_t
+ngx_http_voucher_gate_confirms(ngx_http_voucher_loc_conf_t *vlcf,
+    ngx_uint_t status)
+{
+    ngx_uint_t  i, *range;
+
+    range = vlcf->gate_confirm->elts;
+
+    for (i = 0; i < vlcf->gate_confirm->nelts; i++) {
+        if (status >= range[2 * i] && status <= range[2 * i + 1]) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * The log phase, when the response is over: it decides.  A response that
+ * never started (the client left, the request was cut short) releases.
+ * Otherwise the upstream's status decides when an upstream answered, else
+ * the status sent.  A response that error_page redirected to a location
+ * without voucher_gate is a failure whatever its status (a "error_page 500
+ * =200 /sorry" does not make a failed order good); a gated error_page
+ * location (a fallback upstream) decides by its own.
+ */
+
+static ngx_int_t
+ngx_http_voucher_gate_log_handler(ngx_http_request_t *r)
+{
+    ngx_uint_t                     status, confirm;
+    ngx_http_voucher_gate_t       *g;
+    ngx_http_voucher_loc_conf_t   *vlcf;
+    ngx_http_voucher_main_conf_t  *vmcf;
+
+    g = ngx_http_voucher_gate_get(r);
+
+    if (g == NULL || !g->held || g->settled) {
+        return NGX_OK;
+    }
+
+    status = r->headers_out.status;
+
+    if (r->upstream && r->upstream->headers_in.status_n) {
+        status = r->upstream->headers_in.status_n;
+    }
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_voucher_module);
+
+    if (!r->header_sent || (r->error_page && !vlcf->gate)) {
+        confirm = 0;
+
+    } else {
+        confirm = ngx_http_voucher_gate_confirms(g->conf, status);
+    }
+
+    g->settled = 1;
+
+    if (confirm) {
+        ngx_str_set(&g->status, "confirmed");
+
+    } else {
+        ngx_str_set(&g->status, "released");
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "voucher gate: status %ui, %s %V", status,
+                   confirm ? "confirming" : "releasing", &g->redemption_id);
+
+    vmcf = ngx_http_get_module_main_conf(r, ngx_http_voucher_module);
+
+    ngx_http_voucher_gate_settle(vmcf->pool, &g->conf->ns, &g->redemption_id,
+                                 confirm, NGX_HTTP_VOUCHER_SETTLE_TRIES,
+                                 r->connection->log);
+
+    return NGX_OK;
+}
+
+
+/*
+ * FCALL voucher_confirm|voucher_release 1 {ns}:log ID, on its own: it
+ * owns its arguments, and no request waits for it.  A lost connection is
+ * retried; when every try fails the hold expires by itself in Redis, and
+ * a lost confirm is logged as the error it is.
+ */
+
+static void
+ngx_http_voucher_gate_settle(ngx_http_voucher_pool_t *pool, ngx_str_t *ns,
+    ngx_str_t *id, ngx_uint_t confirm, ngx_uint_t tries, ngx_log_t *log)
+{
+    u_char                     *p;
+    ngx_uint_t                  level;
+    ngx_http_voucher_op_t      *op;
+    ngx_http_voucher_settle_t  *s;
+
+    if (tries == 0 || pool == NULL) {
+        level = confirm ? NGX_LOG_ERR : NGX_LOG_WARN;
+
+        ngx_log_error(level, log, 0,
+                      "voucher gate: could not %s %V; the hold expires "
+                      "in Redis by itself", confirm ? "confirm" : "release",
+                      id);
+        return;
+    }
+
+    s = ngx_alloc(sizeof(ngx_http_voucher_settle_t)
+                  + sizeof("{}:log") - 1 + ns->len + id->len, log);
+    if (s == NULL) {
+        return;
+    }
+
+    s->tries = tries;
+    s->confirm = confirm;
+
+    p = (u_char *) &s[1];
+
+    s->argv[0] = "FCALL";
+    s->argvlen[0] = 5;
+    s->argv[1] = confirm ? "voucher_confirm" : "voucher_release";
+    s->argvlen[1] = 15;
+    s->argv[2] = "1";
+    s->argvlen[2] = 1;
+    s->argv[3] = (const char *) p;
+    s->argvlen[3] = ngx_sprintf(p, "{%V}:log", ns) - p;
+
+    s->ns.data = p + 1;
+    s->ns.len = ns->len;
+
+    s->id.data = p + s->argvlen[3];
+    s->id.len = id->len;
+    ngx_memcpy(s->id.data, id->data, id->len);
+
+    s->argv[4] = (const char *) s->id.data;
+    s->argvlen[4] = s->id.len;
+
+    op = ngx_http_voucher_redis_send(pool, 5, s->argv, s->argvlen,
+                                     ngx_http_voucher_settle_handler, s);
+    if (op == NULL) {
+        ngx_http_voucher_gate_settle(NULL, ns, id, confirm, 0, log);
+        ngx_free(s);
+        return;
+    }
+
+    op->owned = s;
+}
+
+
+static void
+ngx_http_voucher_settle_handler(ngx_http_voucher_op_t *op, void *data,
+    ngx_int_t rc)
+{
+    redisReply                 *reply = data;
+    ngx_str_t                   answer;
+    ngx_uint_t                  level;
+    redisReply                 *first;
+    ngx_http_voucher_settle_t  *s;
+
+    s = op->data;
+
+    if (rc == NGX_HTTP_VOUCHER_REPLY) {
+        first = (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0)
+                ? reply->element[0] : reply;
+
+        ngx_str_set(&answer, "?");
+
+        if (first->type == REDIS_REPLY_STRING
+            || first->type == REDIS_REPLY_ERROR)
+        {
+            answer.data = (u_char *) first->str;
+            answer.len = first->len;
+        }
+
+        if (answer.len == 2 && ngx_strncmp(answer.data, "ok", 2) == 0) {
+            return;
+        }
+
+        level = s->confirm ? NGX_LOG_ERR : NGX_LOG_WARN;
+
+        ngx_log_error(level, ngx_cycle->log, 0,
+                      "voucher gate: %s of %V answered \"%V\"",
+                      s->confirm ? "confirm" : "release", &s->id, &answer);
+        return;
+    }
+
+    /* lost or timed out: confirm and release may safely be sent again */
+
+    ngx_http_voucher_gate_settle(op->pool, &s->ns, &s->id, s->confirm,
+                                 s->tries - 1, ngx_cycle->log);
+}
+
+
+/* ------------------------------------------------------------ variables */
+
+
+ngx_str_t *
+ngx_http_voucher_gate_limit_status(ngx_http_request_t *r)
+{
+    ngx_http_voucher_gate_t  *g;
+
+    g = ngx_http_voucher_gate_get(r);
+
+    return g ? &g->limit_status : NULL;
+}
+
+
+static ngx_int_t
+ngx_http_voucher_gate_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                *s;
+    ngx_http_voucher_gate_t  *g;
+
+    g = ngx_http_voucher_gate_get(r);
+
+    if (g == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    s = (ngx_str_t *) ((u_char *) g + data);
+
+    if (s->len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->data = s->data;
+    v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * $voucher_body_NAME: the field NAME of the JSON body the gate read;
+ * "__" walks into an object ($voucher_body_order__total).  Strings as
+ * they are, other scalars as JSON text; objects and arrays are not
+ * found.
+ */
+
+static ngx_int_t
+ngx_http_voucher_body_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t *name = (ngx_str_t *) data;
+
+    u_char                   *p, *last, *sep;
+    char                     *text, key[128];
+    size_t                    len;
+    json_t                   *node;
+    ngx_http_voucher_gate_t  *g;
+
+    v->not_found = 1;
+
+    g = ngx_http_voucher_gate_get(r);
+
+    if (g == NULL || g->body == NULL) {
+        return NGX_OK;
+    }
+
+    p = name->data + sizeof("voucher_body_") - 1;
+    last = name->data + name->len;
+    node = g->body;
+
+    while (p < last) {
+        sep = ngx_strlcasestrn(p, last, (u_char *) "__", 2 - 1);
+        if (sep == NULL) {
+            sep = last;
+        }
+
+        len = sep - p;
+
+        if (len == 0 || len >= sizeof(key) || !json_is_object(node)) {
+            return NGX_OK;
+        }
+
+        ngx_memcpy(key, p, len);
+        key[len] = '\0';
+
+        node = json_object_get(node, key);
+        if (node == NULL) {
+            return NGX_OK;
+        }
+
+        p = (sep == last) ? last : sep + 2;
+    }
+
+    if (json_is_string(node)) {
+        v->data = (u_char *) json_string_value(node);
+        v->len = json_string_length(node);
+
+    } else if (json_is_object(node) || json_is_array(node)
+               || json_is_null(node))
+    {
+        return NGX_OK;
+
+    } else {
+        text = json_dumps(node, JSON_ENCODE_ANY);
+        if (text == NULL) {
+            return NGX_ERROR;
+        }
+
+        len = ngx_strlen(text);
+
+        v->data = ngx_pnalloc(r->pool, len);
+        if (v->data == NULL) {
+            free(text);
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(v->data, text, len);
+        v->len = len;
+        free(text);
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
