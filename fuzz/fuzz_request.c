@@ -3,9 +3,10 @@
  * Copyright (C) ngx_voucher authors
  *
  * libFuzzer target for the request parser.  The first byte picks the
- * operation ('0' validate, '1' redeem, '2' rollback: byte % 3), the rest is
- * the body.  The body is parsed with the default limits, with tiny limits
- * and with a too small arena, and the results are checked for invariants.
+ * operation ('0' validate, '1' redeem, '2' rollback, '3' reserve,
+ * '4' confirm, '5' release: byte % 6), the rest is the body.  The body
+ * is parsed with the default limits, with tiny limits and with a too
+ * small arena, and the results are checked for invariants.
  */
 
 
@@ -194,7 +195,20 @@ check_request(const fuzz_result_t *r, int op,
 
     check_str(r, &q->idempotency_key, 0, STR_TOKEN, lim->max_str_len);
 
+    if (op == NGX_HTTP_VOUCHER_OP_CONFIRM
+        || op == NGX_HTTP_VOUCHER_OP_RELEASE)
+    {
+        check_str(r, &q->redemption_id, 1, STR_RID, 0);
+        CHECK(q->idempotency_key.data == NULL);
+        CHECK(q->code.data == NULL && q->customer.data == NULL);
+        CHECK(q->items == NULL && q->nitems == 0);
+        CHECK(q->rollback_amount == NGX_HTTP_VOUCHER_UNSET);
+        CHECK(q->hold_seconds == NGX_HTTP_VOUCHER_UNSET);
+        return;
+    }
+
     if (op == NGX_HTTP_VOUCHER_OP_ROLLBACK) {
+        CHECK(q->hold_seconds == NGX_HTTP_VOUCHER_UNSET);
         check_str(r, &q->redemption_id, 1, STR_RID, 0);
         CHECK(q->code.data == NULL && q->customer.data == NULL);
         CHECK(q->order_id.data == NULL && q->currency.data == NULL);
@@ -213,6 +227,15 @@ check_request(const fuzz_result_t *r, int op,
     CHECK(q->redemption_id.data == NULL);
     CHECK(q->rollback_amount == NGX_HTTP_VOUCHER_UNSET);
     CHECK(q->amount >= 0 && q->amount <= lim->max_amount);
+
+    if (op == NGX_HTTP_VOUCHER_OP_RESERVE) {
+        CHECK(q->hold_seconds == NGX_HTTP_VOUCHER_UNSET
+              || (q->hold_seconds >= 1
+                  && q->hold_seconds <= NGX_HTTP_VOUCHER_MAX_HOLD_SECONDS));
+
+    } else {
+        CHECK(q->hold_seconds == NGX_HTTP_VOUCHER_UNSET);
+    }
 
     if (q->items == NULL) {
         CHECK(q->nitems == 0);
@@ -334,7 +357,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
 
-    op = data[0] % 3 + 1;
+    op = data[0] % 6 + 1;
     body = data + 1;
     len = size - 1;
 

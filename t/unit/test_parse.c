@@ -25,6 +25,9 @@
 #define V   NGX_HTTP_VOUCHER_OP_VALIDATE
 #define R   NGX_HTTP_VOUCHER_OP_REDEEM
 #define RB  NGX_HTTP_VOUCHER_OP_ROLLBACK
+#define RS  NGX_HTTP_VOUCHER_OP_RESERVE
+#define CF  NGX_HTTP_VOUCHER_OP_CONFIRM
+#define RL  NGX_HTTP_VOUCHER_OP_RELEASE
 
 #define E_JSON     NGX_HTTP_VOUCHER_ERR_INVALID_JSON
 #define E_REQUEST  NGX_HTTP_VOUCHER_ERR_INVALID_REQUEST
@@ -424,6 +427,74 @@ test_rollback(void **state)
     OK(RB, "{'redemption_id':'7','amount':null,'idempotency_key':null}");
     assert_int_equal(req.rollback_amount, NGX_HTTP_VOUCHER_UNSET);
     STR_ABSENT(req.idempotency_key);
+}
+
+
+/* reserve: a redeem body with an optional hold_seconds */
+
+static void
+test_reserve(void **state)
+{
+    (void) state;
+
+    OK(RS, "{'code':'FLASH50','customer':'c','hold_seconds':600,"
+           "'order':{'amount':1000}}");
+    assert_int_equal(req.op, RS);
+    STR_EQ(req.code, "FLASH50");
+    assert_int_equal(req.hold_seconds, 600);
+    assert_int_equal(req.amount, 1000);
+
+    OK(RS, "{'code':'A','order':{'amount':1}}");
+    assert_int_equal(req.hold_seconds, NGX_HTTP_VOUCHER_UNSET);
+
+    OK(RS, "{'code':'A','hold_seconds':1,'order':{'amount':1}}");
+    assert_int_equal(req.hold_seconds, 1);
+    OK(RS, "{'code':'A','hold_seconds':86400,'order':{'amount':1}}");
+    assert_int_equal(req.hold_seconds, 86400);
+    OK(RS, "{'code':'A','hold_seconds':null,'order':{'amount':1}}");
+    assert_int_equal(req.hold_seconds, NGX_HTTP_VOUCHER_UNSET);
+
+    FAIL(RS, "{'code':'A','hold_seconds':0}", E_FIELD, "hold_seconds");
+    FAIL(RS, "{'code':'A','hold_seconds':86401}", E_FIELD, "hold_seconds");
+    FAIL(RS, "{'code':'A','hold_seconds':'60'}", E_FIELD, "hold_seconds");
+    FAIL(RS, "{'code':'A','hold_seconds':1.5}", E_FIELD, "hold_seconds");
+    FAIL(RS, "{'hold_seconds':60}", E_MISSING, "code");
+
+    /* only reserve knows hold_seconds */
+    FAIL(R, "{'code':'A','hold_seconds':60}", E_UNKNOWN, "hold_seconds");
+    FAIL(V, "{'code':'A','hold_seconds':60}", E_UNKNOWN, "hold_seconds");
+}
+
+
+/* confirm and release: the redemption id and nothing else */
+
+static void
+test_confirm_release(void **state)
+{
+    int  op, i;
+
+    (void) state;
+
+    for (i = 0; i < 2; i++) {
+        op = i ? RL : CF;
+
+        OK(op, "{'redemption_id':'1700000000000-42'}");
+        assert_int_equal(req.op, op);
+        STR_EQ(req.redemption_id, "1700000000000-42");
+        STR_ABSENT(req.code);
+        STR_ABSENT(req.idempotency_key);
+        assert_int_equal(req.rollback_amount, NGX_HTTP_VOUCHER_UNSET);
+        assert_int_equal(req.hold_seconds, NGX_HTTP_VOUCHER_UNSET);
+
+        FAIL(op, "{}", E_MISSING, "redemption_id");
+        FAIL(op, "{'redemption_id':null}", E_MISSING, "redemption_id");
+        FAIL(op, "{'redemption_id':'abc'}", E_FIELD, "redemption_id");
+        FAIL(op, "{'redemption_id':7}", E_FIELD, "redemption_id");
+        FAIL(op, "{'redemption_id':'1-1','amount':5}", E_UNKNOWN, "amount");
+        FAIL(op, "{'redemption_id':'1-1','idempotency_key':'k'}", E_UNKNOWN,
+             "idempotency_key");
+        FAIL(op, "[]", E_REQUEST, "");
+    }
 }
 
 
@@ -1499,7 +1570,7 @@ test_internal_errors(void **state)
                      sizeof(buf), &err), -1);
     assert_string_equal(err.reason, E_INTERNAL);
 
-    assert_int_equal(ngx_http_voucher_parse_request(4,
+    assert_int_equal(ngx_http_voucher_parse_request(RL + 1,
                      (const unsigned char *) js, strlen(js), NULL, &r, buf,
                      sizeof(buf), &err), -1);
     assert_string_equal(err.reason, E_INTERNAL);
@@ -1610,6 +1681,8 @@ main(void)
         cmocka_unit_test_teardown(test_arena_worst_case, teardown),
         cmocka_unit_test_teardown(test_validate_minimal, teardown),
         cmocka_unit_test_teardown(test_redeem_full, teardown),
+        cmocka_unit_test_teardown(test_reserve, teardown),
+        cmocka_unit_test_teardown(test_confirm_release, teardown),
         cmocka_unit_test_teardown(test_rollback, teardown),
         cmocka_unit_test_teardown(test_amount_from_items, teardown),
         cmocka_unit_test_teardown(test_defaults_and_nulls, teardown),
