@@ -60,8 +60,8 @@ typedef struct {
     ngx_uint_t                    confirm;
     ngx_str_t                     ns;
     ngx_str_t                     id;
-    const char                   *argv[5];
-    size_t                        argvlen[5];
+    const char                   *argv[6];
+    size_t                        argvlen[6];
     /* followed by the key, "{ns}:log", and the id */
 } ngx_http_voucher_settle_t;
 
@@ -1350,7 +1350,12 @@ ngx_http_voucher_gate_settle(ngx_http_voucher_pool_t *pool, ngx_str_t *ns,
     s->argv[4] = (const char *) s->id.data;
     s->argvlen[4] = s->id.len;
 
-    op = ngx_http_voucher_redis_send(pool, 5, s->argv, s->argvlen,
+    /* a live hold is confirmed without reading the redemption back */
+    s->argv[5] = "brief";
+    s->argvlen[5] = 5;
+
+    op = ngx_http_voucher_redis_send(pool, confirm ? 6 : 5, s->argv,
+                                     s->argvlen,
                                      ngx_http_voucher_settle_handler, s);
     if (op == NULL) {
         ngx_http_voucher_gate_settle(NULL, ns, id, confirm, 0, log);

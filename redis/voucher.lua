@@ -614,14 +614,27 @@ local SETTLED = {rollback = 'reservation_rolled_back',
                  release = 'reservation_released',
                  expire = 'reservation_expired'}
 
--- FCALL voucher_confirm 1 {NS}:log redemption_id
+-- FCALL voucher_confirm 1 {NS}:log redemption_id [brief]
 -- FCALL voucher_release 1 {NS}:log redemption_id
--- Both may be repeated: the same outcome answers "ok" again.
+-- Both may be repeated: the same outcome answers "ok" again.  "brief"
+-- (the gate's confirm, on every checkout) answers {"ok"} alone when the
+-- hold is live, without reading the redemption back.
 local function settle(keys, args, confirm)
     local tag = string.match(keys[1], '^({[^}]+}):log$')
     if not tag then return bad_key() end
-    if #args ~= 1 then return bad_args() end
-    local id = args[1]
+    local id, brief = args[1], args[2]
+    if not id or #args > (confirm and 2 or 1)
+       or (brief and brief ~= 'brief') then
+        return bad_args()
+    end
+    if brief then
+        local hz = tag .. ':hz'
+        local deadline = redis.call('ZSCORE', hz, id)
+        if deadline and tonumber(deadline) > now_ms() then
+            redis.call('ZREM', hz, id)
+            return {'ok', 'status', 'confirmed'}
+        end
+    end
     sweep(tag)
 
     local e = redemption(keys[1], id)

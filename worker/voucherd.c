@@ -4,8 +4,9 @@
  *
  * voucherd: runs campaign automations.  Each tick it reads the
  * automations, consumes events, plans the scheduled runs that are due
- * and sends the deliveries that are due; it sleeps poll_ms when there
- * was nothing to do.  SIGTERM and SIGINT finish the delivery in hand and
+ * and sends the deliveries that are due, and once a second it gives back
+ * the reservations that ran out (voucher_sweep); it sleeps poll_ms when
+ * there was nothing to do.  SIGTERM and SIGINT finish the delivery in hand and
  * stop; SIGHUP reads the configuration again (a bad one is refused and
  * the old one kept) and reopens the log file.
  */
@@ -210,6 +211,60 @@ vw_test(vw_daemon_t *d)
 }
 
 
+/*
+ * Reservations (gate mode, voucher_api reserve) that were never confirmed
+ * are given back by the next write in Redis; this sweep does it even when
+ * no checkout writes, so validate and the reports read true counters.
+ * Returns how many it gave back, or -1 when Redis failed.
+ */
+
+static int
+vw_sweep_tick(vw_daemon_t *d)
+{
+    int                     n;
+    char                   *key;
+    struct timespec         now;
+    redisReply             *r;
+    static struct timespec  last;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+
+    if (last.tv_sec != 0
+        && (now.tv_sec - last.tv_sec) * 1000
+           + (now.tv_nsec - last.tv_nsec) / 1000000 < 1000)
+    {
+        return 0;
+    }
+
+    last = now;
+
+    key = vw_key(&d->cf, "hz");
+    r = redisCommand(d->redis, "FCALL voucher_sweep 1 %s", key);
+    free(key);
+
+    if (r == NULL) {
+        snprintf(d->err, sizeof(d->err), "redis: %s", d->redis->errstr);
+        return -1;
+    }
+
+    if (r->type != REDIS_REPLY_INTEGER) {
+        snprintf(d->err, sizeof(d->err), "sweep: %s",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        freeReplyObject(r);
+        return -1;
+    }
+
+    n = (int) r->integer;
+    freeReplyObject(r);
+
+    if (n > 0) {
+        vw_log_info("sweep: %d reservation(s) ran out and were given back",
+                    n);
+    }
+
+    return n;
+}
+
 static int
 vw_loop(vw_daemon_t *d)
 {
@@ -276,6 +331,10 @@ vw_loop(vw_daemon_t *d)
         }
 
         worked += n;
+
+        if (vw_sweep_tick(d) < 0) {
+            goto redis_failed;
+        }
 
         if (worked == 0) {
             vw_nap(d->cf.poll_ms);

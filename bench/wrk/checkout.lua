@@ -1,8 +1,8 @@
 -- checkout.lua -- POST a checkout with a voucher to PATH (env, default
 -- /checkout): through gate mode the module redeems the code and passes the
 -- request on to the app; through plain proxy_pass it only reaches the app.
--- Unique idempotency key per request, random seeded code, customer, amount.
--- Adjust the body when gate mode's request format is fixed.
+-- Unique idempotency key per request, random seeded code, customer, amount;
+-- the gate reads them from the body ($voucher_body_code, ...).
 dofile(os.getenv("BENCH_WRK_DIR") .. "/common.lua")
 local ncodes = tonumber(os.getenv("NCODES") or "100000")
 local runid = os.getenv("RUNID") or tostring(os.time())
