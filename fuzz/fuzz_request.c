@@ -199,7 +199,6 @@ check_request(const fuzz_result_t *r, int op,
         || op == NGX_HTTP_VOUCHER_OP_RELEASE)
     {
         check_str(r, &q->redemption_id, 1, STR_RID, 0);
-        CHECK(q->idempotency_key.data == NULL);
         CHECK(q->code.data == NULL && q->customer.data == NULL);
         CHECK(q->items == NULL && q->nitems == 0);
         CHECK(q->rollback_amount == NGX_HTTP_VOUCHER_UNSET);

@@ -440,7 +440,7 @@ ngx_http_voucher_check_key(u_char *p, size_t len)
  *       [limits]
  * FCALL voucher_reserve 1 {ns}:c:CODE hold_ms <as redeem>
  * FCALL voucher_rollback 1 {ns}:log redemption_id amount idem
- * FCALL voucher_confirm|voucher_release 1 {ns}:log redemption_id
+ * FCALL voucher_confirm|voucher_release 1 {ns}:log redemption_id idem
  */
 
 static ngx_int_t
@@ -558,7 +558,7 @@ ngx_http_voucher_command(ngx_http_request_t *r,
         ngx_http_voucher_arg(req->redemption_id.data,
                              req->redemption_id.len);
 
-        /* confirm and release need nothing more than the id */
+        /* confirm and release: the id and the idempotency key */
 
         if (req->op == NGX_HTTP_VOUCHER_OP_ROLLBACK) {
             if (req->rollback_amount == NGX_HTTP_VOUCHER_UNSET) {
@@ -569,10 +569,10 @@ ngx_http_voucher_command(ngx_http_request_t *r,
                 p = ngx_sprintf(p, "%L", req->rollback_amount);
                 ngx_http_voucher_arg(key, p - key);
             }
-
-            ngx_http_voucher_arg(req->idempotency_key.data,
-                                 req->idempotency_key.len);
         }
+
+        ngx_http_voucher_arg(req->idempotency_key.data,
+                             req->idempotency_key.len);
 
     } else {
         p = ngx_sprintf(key, "{%V}:c:", &vlcf->ns);

@@ -60,8 +60,8 @@ typedef struct {
     ngx_uint_t                    confirm;
     ngx_str_t                     ns;
     ngx_str_t                     id;
-    const char                   *argv[6];
-    size_t                        argvlen[6];
+    const char                   *argv[7];
+    size_t                        argvlen[7];
     /* followed by the key, "{ns}:log", and the id */
 } ngx_http_voucher_settle_t;
 
@@ -1349,12 +1349,14 @@ ngx_http_voucher_gate_settle(ngx_http_voucher_pool_t *pool, ngx_str_t *ns,
 
     s->argv[4] = (const char *) s->id.data;
     s->argvlen[4] = s->id.len;
+    s->argv[5] = "";                    /* no idempotency key */
+    s->argvlen[5] = 0;
 
     /* a live hold is confirmed without reading the redemption back */
-    s->argv[5] = "brief";
-    s->argvlen[5] = 5;
+    s->argv[6] = "brief";
+    s->argvlen[6] = 5;
 
-    op = ngx_http_voucher_redis_send(pool, confirm ? 6 : 5, s->argv,
+    op = ngx_http_voucher_redis_send(pool, confirm ? 7 : 6, s->argv,
                                      s->argvlen,
                                      ngx_http_voucher_settle_handler, s);
     if (op == NULL) {

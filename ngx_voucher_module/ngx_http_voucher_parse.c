@@ -118,7 +118,7 @@ static const char *const  ngx_http_voucher_reserve_keys[] = {
 };
 
 static const char *const  ngx_http_voucher_settle_keys[] = {
-    "redemption_id", NULL
+    "redemption_id", "idempotency_key", NULL
 };
 
 
@@ -563,7 +563,7 @@ ngx_http_voucher_parse_items(ngx_http_voucher_ctx_t *ctx, json_t *order,
 }
 
 
-/* confirm, release: {"redemption_id": "..."} */
+/* confirm, release: {"redemption_id": "...", "idempotency_key": "..."} */
 
 static int
 ngx_http_voucher_parse_settle(ngx_http_voucher_ctx_t *ctx, json_t *root,
@@ -576,10 +576,19 @@ ngx_http_voucher_parse_settle(ngx_http_voucher_ctx_t *ctx, json_t *root,
         return -1;
     }
 
-    return ngx_http_voucher_get_str(ctx, root, "", "redemption_id",
-                                    NGX_HTTP_VOUCHER_STR_RID,
-                                    NGX_HTTP_VOUCHER_REQUIRED,
-                                    &req->redemption_id);
+    if (ngx_http_voucher_get_str(ctx, root, "", "redemption_id",
+                                 NGX_HTTP_VOUCHER_STR_RID,
+                                 NGX_HTTP_VOUCHER_REQUIRED,
+                                 &req->redemption_id)
+        != 0)
+    {
+        return -1;
+    }
+
+    return ngx_http_voucher_get_str(ctx, root, "", "idempotency_key",
+                                    NGX_HTTP_VOUCHER_STR_TOKEN,
+                                    NGX_HTTP_VOUCHER_OPTIONAL,
+                                    &req->idempotency_key);
 }
 
 

@@ -614,16 +614,24 @@ local SETTLED = {rollback = 'reservation_rolled_back',
                  release = 'reservation_released',
                  expire = 'reservation_expired'}
 
--- FCALL voucher_confirm 1 {NS}:log redemption_id [brief]
--- FCALL voucher_release 1 {NS}:log redemption_id
--- Both may be repeated: the same outcome answers "ok" again.  "brief"
--- (the gate's confirm, on every checkout) answers {"ok"} alone when the
--- hold is live, without reading the redemption back.
+-- FCALL voucher_confirm 1 {NS}:log redemption_id idem [brief]
+-- FCALL voucher_release 1 {NS}:log redemption_id idem
+-- Both may be repeated: the same outcome answers "ok" again, and with an
+-- idempotency key the first answer itself.  "brief" (the gate's confirm,
+-- on every checkout) answers {"ok"} alone when the hold is live, without
+-- reading the redemption back.  A confirm leaves a "confirm" entry in the
+-- trail (ref: the redemption); a release a "release" entry.
+local function confirm_entry(tag, id, idem)
+    local maxlen = settings(tag)
+    xadd(tag .. ':log', maxlen, 'confirm', '', '', '', '', '', '', '', '',
+         idem, id)
+end
+
 local function settle(keys, args, confirm)
     local tag = string.match(keys[1], '^({[^}]+}):log$')
     if not tag then return bad_key() end
-    local id, brief = args[1], args[2]
-    if not id or #args > (confirm and 2 or 1)
+    local id, idem, brief = args[1], args[2], args[3]
+    if not (id and idem) or #args > (confirm and 3 or 2)
        or (brief and brief ~= 'brief') then
         return bad_args()
     end
@@ -632,8 +640,17 @@ local function settle(keys, args, confirm)
         local deadline = redis.call('ZSCORE', hz, id)
         if deadline and tonumber(deadline) > now_ms() then
             redis.call('ZREM', hz, id)
+            confirm_entry(tag, id, idem)
             return {'ok', 'status', 'confirmed'}
         end
+    end
+
+    local ikey, fp
+    if idem ~= '' then
+        ikey = tag .. ':i:s:' .. idem
+        fp = redis.sha1hex((confirm and 'confirm' or 'release') .. '\0' .. id)
+        local r = replay(ikey, fp, 'redemption_id', id)
+        if r then return r end
     end
     sweep(tag)
 
@@ -646,32 +663,37 @@ local function settle(keys, args, confirm)
                 'campaign', camp}
     end
 
+    local r
     if confirm then
         if state == 'held' then
             redis.call('ZREM', tag .. ':hz', id)
+            confirm_entry(tag, id, idem)
             state = 'confirmed'
         end
         if state ~= 'confirmed' then
             return {SETTLED[state] or 'reservation_released',
                     'redemption_id', id, 'code', code, 'campaign', camp}
         end
-        return {'ok', 'redemption_id', id, 'code', code, 'campaign', camp,
-                'status', 'confirmed'}
-    end
-
-    if state == 'held' then
-        return undo(tag, id, e, nil, '', 'release')
-    end
-    if state == 'confirmed' then
+        r = {'ok', 'redemption_id', id, 'code', code, 'campaign', camp,
+             'status', 'confirmed'}
+    elseif state == 'held' then
+        r = undo(tag, id, e, nil, idem, 'release')
+    elseif state == 'confirmed' then
         return {'reservation_confirmed', 'redemption_id', id, 'code', code,
                 'campaign', camp}
-    end
-    if state == 'release' then
+    elseif state == 'release' then
         return {'ok', 'redemption_id', id, 'code', code, 'campaign', camp,
                 'status', 'released', 'replayed', 1}
+    else
+        return {SETTLED[state], 'redemption_id', id, 'code', code,
+                'campaign', camp}
     end
-    return {SETTLED[state], 'redemption_id', id, 'code', code,
-            'campaign', camp}
+
+    if ikey then
+        local _, ttl = settings(tag)
+        redis.call('SET', ikey, cmsgpack.pack({fp, r}), 'EX', ttl)
+    end
+    return r
 end
 
 

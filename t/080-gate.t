@@ -303,9 +303,11 @@ sub open_checkout {
     is($r->{body}, $body, 'body: the upstream got the body unchanged');
     ok(settled(), 'body: settled');
     is(uses($c), 1, 'body: the code was redeemed');
-    my $e = $redis->cmd('XREVRANGE', '{v}:log', '+', '-', 'COUNT', 1)->[0][1];
-    my %e = @$e;
-    is("$e{customer} $e{amount}", "jo 4000", "body: customer and amount from the body") or diag explain \%e;
+    my ($confirm, $redeem) = @{ $redis->cmd('XREVRANGE', '{v}:log', '+', '-', 'COUNT', 2) };
+    my %c = @{ $confirm->[1] };
+    my %e = @{ $redeem->[1] };
+    is("$c{type} $c{ref}", "confirm $redeem->[0]", 'body: the trail ends with the confirm');
+    is("$e{customer} $e{amount}", "jo 4000", "body: customer and amount from the body");
     for my $bad ('{"coupon":', '{"coupon":"A","coupon":"B"}', '[1]') {
         my $r2 = http($ng->port, 'POST', '/json/x', body => \$bad,
                       headers => { 'Content-Type' => 'application/json' });

@@ -120,6 +120,33 @@ sub reserve { post($ng, 'reserve', {code => shift, order => {amount => 10000}, @
     is(J($r)->{reason}, 'reservation_released', '... reservation_released');
 }
 
+# --- idempotency keys on confirm and release -----------------------------------
+{
+    my $c = fresh();
+    my $id = J(reserve($c))->{redemption_id};
+    my $a = post($ng, 'release', {redemption_id => $id, idempotency_key => 'rel-1'});
+    is($a->{status}, 200, 'release with a key: 200');
+    my $b = post($ng, 'release', {redemption_id => $id},
+                  headers => { 'Idempotency-Key' => 'rel-1' });
+    is($b->{headers}{'idempotent-replayed'}, 'true', 'the same key (header): replayed');
+    is(J($b)->{release_id}, J($a)->{release_id}, '... the first answer itself');
+    my $x = post($ng, 'confirm', {redemption_id => $id, idempotency_key => 'rel-1'});
+    is($x->{status}, 422, 'the key reused for a confirm: 422');
+    is(J($x)->{reason}, 'idempotency_conflict', '... idempotency_conflict');
+
+    $c = fresh();
+    $id = J(reserve($c))->{redemption_id};
+    my $len = $redis->cmd('XLEN', '{v}:log');
+    is(post($ng, 'confirm', {redemption_id => $id, idempotency_key => 'cf-1'})->{status},
+       200, 'confirm with a key: 200');
+    my %e = @{ $redis->cmd('XREVRANGE', '{v}:log', '+', '-', 'COUNT', 1)->[0][1] };
+    is("$e{type} $e{ref} $e{idem}", "confirm $id cf-1", 'the trail has the confirm');
+    my $again = post($ng, 'confirm', {redemption_id => $id, idempotency_key => 'cf-1'});
+    is($again->{headers}{'idempotent-replayed'}, 'true', 'confirm again with the key: replayed');
+    is(post($ng, 'confirm', {redemption_id => $id})->{status}, 200, '... and without: 200');
+    is($redis->cmd('XLEN', '{v}:log'), $len + 1, 'one confirm entry, however often it is sent');
+}
+
 # --- a hold that runs out --------------------------------------------------------
 {
     my $c = fresh();
@@ -175,6 +202,7 @@ sub reserve { post($ng, 'reserve', {code => shift, order => {amount => 10000}, @
         ['confirm', {}, 400, 'missing_field', 'redemption_id'],
         ['confirm', {redemption_id => 'abc'}, 400, 'invalid_field', 'redemption_id'],
         ['release', {redemption_id => '1-1', amount => 5}, 400, 'unknown_field', 'amount'],
+        ['confirm', {redemption_id => '1-1', idempotency_key => "a\tb"}, 400, 'invalid_field', 'idempotency_key'],
         ['release', [], 400, 'invalid_request', undef],
     ) {
         my ($op, $body, $st, $reason, $field) = @$case;

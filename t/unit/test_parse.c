@@ -466,7 +466,7 @@ test_reserve(void **state)
 }
 
 
-/* confirm and release: the redemption id and nothing else */
+/* confirm and release: the redemption id and an idempotency key */
 
 static void
 test_confirm_release(void **state)
@@ -491,8 +491,11 @@ test_confirm_release(void **state)
         FAIL(op, "{'redemption_id':'abc'}", E_FIELD, "redemption_id");
         FAIL(op, "{'redemption_id':7}", E_FIELD, "redemption_id");
         FAIL(op, "{'redemption_id':'1-1','amount':5}", E_UNKNOWN, "amount");
-        FAIL(op, "{'redemption_id':'1-1','idempotency_key':'k'}", E_UNKNOWN,
+        FAIL(op, "{'redemption_id':'1-1','idempotency_key':'a b'}", E_FIELD,
              "idempotency_key");
+
+        OK(op, "{'redemption_id':'1-1','idempotency_key':'pay-7'}");
+        STR_EQ(req.idempotency_key, "pay-7");
         FAIL(op, "[]", E_REQUEST, "");
     }
 }
