@@ -125,6 +125,22 @@ $gate
             proxy_pass http://127.0.0.1:%%UP%%/checkout/fail;
         }
         location = /sorry { proxy_pass http://127.0.0.1:%%UP%%; }
+        location /sub/ {
+            auth_request /gated-auth;
+            voucher_gate redeem;
+            voucher_code \$http_x_coupon;
+            voucher_order_amount 10000;
+            proxy_set_header X-Voucher-Status \$voucher_status;
+            proxy_set_header X-Voucher-Discount \$voucher_discount;
+            proxy_pass http://127.0.0.1:%%UP%%/checkout/ok;
+        }
+        location = /gated-auth {
+            internal;
+            voucher_gate redeem;
+            voucher_code \$http_x_coupon;
+            voucher_order_amount 10000;
+            proxy_pass http://127.0.0.1:%%UP%%/checkout/ok;
+        }
         location /accept/ {
             voucher_gate redeem;
             voucher_confirm_status 2xx 409;
@@ -291,6 +307,16 @@ sub open_checkout {
     is($r->{status}, 409, 'voucher_confirm_status 2xx 409: a 409 ...');
     ok(settled(), '... settled');
     is(uses($c), 2, '... confirms');
+}
+
+# --- a subrequest to a gated location shares the main request's verdict ----------
+{
+    my $c = fresh_code(max_uses => 5);
+    my $r = get('/sub/x', headers => { 'X-Coupon' => $c });
+    is($r->{status}, 200, 'auth_request subrequest: 200');
+    like($r->{body}, qr/st=reserved disc=500/, '... the main request reserved');
+    ok(settled(), '... settled');
+    is(uses($c), 1, '... once: the gated subrequest did not reserve again');
 }
 
 # --- the code in a JSON body ---------------------------------------------------
