@@ -8,7 +8,7 @@
 #define _NGX_HTTP_VOUCHER_LUA_H_INCLUDED_
 
 
-#define NGX_HTTP_VOUCHER_LUA_VERSION  "d4e8b63a6a422e80"
+#define NGX_HTTP_VOUCHER_LUA_VERSION  "0e9294aa264f5c39"
 
 
 static const char  ngx_http_voucher_lua[] =
@@ -27,7 +27,7 @@ static const char  ngx_http_voucher_lua[] =
     "-- exact for integers below 2^53; Lua's own tostring (\"%.14g\") is not, so\n"
     "-- large numbers are never concatenated into strings.\n"
     "\n"
-    "local VERSION = 'd4e8b63a6a422e80'\n"
+    "local VERSION = '0e9294aa264f5c39'\n"
     "\n"
     "-- Redis 7.0 loads a library in a bare environment (no redis.call, string,\n"
     "-- math, ... yet), so builtins are looked up at call time, not aliased here.\n"
@@ -58,6 +58,11 @@ static const char  ngx_http_voucher_lua[] =
     "    r[#r + 1] = 'replayed'\n"
     "    r[#r + 1] = 1\n"
     "    return r\n"
+    "end\n"
+    "\n"
+    "-- keeps the first answer of a request with an idempotency key\n"
+    "local function remember(ikey, fp, r, ttl)\n"
+    "    redis.call('SET', ikey, cmsgpack.pack({fp, r}), 'EX', ttl)\n"
     "end\n"
     "\n"
     "-- Caches at library scope: they live as long as this library in this\n"
@@ -439,9 +444,7 @@ static const char  ngx_http_voucher_lua[] =
     "        r[i + 3] = 'status'; r[i + 4] = 'reserved'\n"
     "        r[i + 5] = 'hold_expires_at'; r[i + 6] = math.ceil(deadline / 1000)\n"
     "    end\n"
-    "    if ikey then\n"
-    "        redis.call('SET', ikey, cmsgpack.pack({fp, r}), 'EX', ttl)\n"
-    "    end\n"
+    "    if ikey then remember(ikey, fp, r, ttl) end\n"
     "    return r\n"
     "end\n"
     "\n"
@@ -588,7 +591,7 @@ static const char  ngx_http_voucher_lua[] =
     "    local r = undo(tag, id, e, want, idem, 'rollback')\n"
     "    if ikey and r[1] == 'ok' then\n"
     "        local _, ttl = settings(tag)\n"
-    "        redis.call('SET', ikey, cmsgpack.pack({fp, r}), 'EX', ttl)\n"
+    "        remember(ikey, fp, r, ttl)\n"
     "    end\n"
     "    return r\n"
     "end\n"
@@ -705,7 +708,7 @@ static const char  ngx_http_voucher_lua[] =
     "\n"
     "    if ikey then\n"
     "        local _, ttl = settings(tag)\n"
-    "        redis.call('SET', ikey, cmsgpack.pack({fp, r}), 'EX', ttl)\n"
+    "        remember(ikey, fp, r, ttl)\n"
     "    end\n"
     "    return r\n"
     "end\n"

@@ -89,8 +89,6 @@ static int ngx_http_voucher_parse_order(ngx_http_voucher_ctx_t *ctx,
     json_t *root, ngx_http_voucher_request_t *req);
 static int ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx,
     json_t *root, ngx_http_voucher_request_t *req);
-static int ngx_http_voucher_parse_settle(ngx_http_voucher_ctx_t *ctx,
-    json_t *root, ngx_http_voucher_request_t *req);
 static int ngx_http_voucher_parse_rollback(ngx_http_voucher_ctx_t *ctx,
     json_t *root, ngx_http_voucher_request_t *req);
 static void ngx_http_voucher_request_init(ngx_http_voucher_request_t *req,
@@ -249,13 +247,11 @@ ngx_http_voucher_parse_request(int op, const unsigned char *body,
                                    "got %s",
                                    ngx_http_voucher_type_name(root));
 
-    } else if (op == NGX_HTTP_VOUCHER_OP_ROLLBACK) {
-        rc = ngx_http_voucher_parse_rollback(&ctx, root, req);
-
-    } else if (op == NGX_HTTP_VOUCHER_OP_CONFIRM
+    } else if (op == NGX_HTTP_VOUCHER_OP_ROLLBACK
+               || op == NGX_HTTP_VOUCHER_OP_CONFIRM
                || op == NGX_HTTP_VOUCHER_OP_RELEASE)
     {
-        rc = ngx_http_voucher_parse_settle(&ctx, root, req);
+        rc = ngx_http_voucher_parse_rollback(&ctx, root, req);
 
     } else {
         rc = ngx_http_voucher_parse_voucher_op(&ctx, root, req);
@@ -563,41 +559,22 @@ ngx_http_voucher_parse_items(ngx_http_voucher_ctx_t *ctx, json_t *order,
 }
 
 
-/* confirm, release: {"redemption_id": "...", "idempotency_key": "..."} */
-
-static int
-ngx_http_voucher_parse_settle(ngx_http_voucher_ctx_t *ctx, json_t *root,
-    ngx_http_voucher_request_t *req)
-{
-    if (ngx_http_voucher_check_keys(ctx, root, "",
-                                    ngx_http_voucher_settle_keys)
-        != 0)
-    {
-        return -1;
-    }
-
-    if (ngx_http_voucher_get_str(ctx, root, "", "redemption_id",
-                                 NGX_HTTP_VOUCHER_STR_RID,
-                                 NGX_HTTP_VOUCHER_REQUIRED,
-                                 &req->redemption_id)
-        != 0)
-    {
-        return -1;
-    }
-
-    return ngx_http_voucher_get_str(ctx, root, "", "idempotency_key",
-                                    NGX_HTTP_VOUCHER_STR_TOKEN,
-                                    NGX_HTTP_VOUCHER_OPTIONAL,
-                                    &req->idempotency_key);
-}
-
+/*
+ * rollback, confirm, release: {"redemption_id": "...", "idempotency_key":
+ * "..."}, and for a rollback an "amount".
+ */
 
 static int
 ngx_http_voucher_parse_rollback(ngx_http_voucher_ctx_t *ctx, json_t *root,
     ngx_http_voucher_request_t *req)
 {
+    int  rollback;
+
+    rollback = (req->op == NGX_HTTP_VOUCHER_OP_ROLLBACK);
+
     if (ngx_http_voucher_check_keys(ctx, root, "",
-                                    ngx_http_voucher_rollback_keys)
+                                    rollback ? ngx_http_voucher_rollback_keys
+                                             : ngx_http_voucher_settle_keys)
         != 0)
     {
         return -1;
@@ -612,10 +589,12 @@ ngx_http_voucher_parse_rollback(ngx_http_voucher_ctx_t *ctx, json_t *root,
         return -1;
     }
 
-    if (ngx_http_voucher_get_int(ctx, root, "", "amount",
-                                 NGX_HTTP_VOUCHER_OPTIONAL, 0,
-                                 ctx->lim->max_amount, &req->rollback_amount)
-        != 0)
+    if (rollback
+        && ngx_http_voucher_get_int(ctx, root, "", "amount",
+                                    NGX_HTTP_VOUCHER_OPTIONAL, 0,
+                                    ctx->lim->max_amount,
+                                    &req->rollback_amount)
+           != 0)
     {
         return -1;
     }

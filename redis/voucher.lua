@@ -46,6 +46,11 @@ local function replay(ikey, fp, conflict_k, conflict_v)
     return r
 end
 
+-- keeps the first answer of a request with an idempotency key
+local function remember(ikey, fp, r, ttl)
+    redis.call('SET', ikey, cmsgpack.pack({fp, r}), 'EX', ttl)
+end
+
 -- Caches at library scope: they live as long as this library in this
 -- Redis process (a FUNCTION LOAD, a restart or a failover starts them
 -- empty) and only ever hold what the keys say; the keys stay the truth.
@@ -425,9 +430,7 @@ local function evaluate_code(keys, args, redeem, tag, code, nargs, hold_ms)
         r[i + 3] = 'status'; r[i + 4] = 'reserved'
         r[i + 5] = 'hold_expires_at'; r[i + 6] = math.ceil(deadline / 1000)
     end
-    if ikey then
-        redis.call('SET', ikey, cmsgpack.pack({fp, r}), 'EX', ttl)
-    end
+    if ikey then remember(ikey, fp, r, ttl) end
     return r
 end
 
@@ -574,7 +577,7 @@ local function rollback(keys, args)
     local r = undo(tag, id, e, want, idem, 'rollback')
     if ikey and r[1] == 'ok' then
         local _, ttl = settings(tag)
-        redis.call('SET', ikey, cmsgpack.pack({fp, r}), 'EX', ttl)
+        remember(ikey, fp, r, ttl)
     end
     return r
 end
@@ -691,7 +694,7 @@ local function settle(keys, args, confirm)
 
     if ikey then
         local _, ttl = settings(tag)
-        redis.call('SET', ikey, cmsgpack.pack({fp, r}), 'EX', ttl)
+        remember(ikey, fp, r, ttl)
     end
     return r
 end
