@@ -102,6 +102,81 @@ local function fail(reason, code, camp, k1, v1)
 end
 
 
+------------------------------------------------------------ code storage
+
+-- A code is a hash {NS}:c:<code> (short fields k s m u c b b0 f t), or,
+-- when all it has is its campaign, its uses and maybe its customer (the
+-- bulk-issued single-use codes), one field of a bucket hash
+-- {NS}:cb:<its last 3 characters>, valued "<uses> <campaign>[ <customer>]".
+-- Redis keeps a hash of up to 128 short fields as one listpack, so such a
+-- code costs about 30 bytes instead of 100-120.  Issued codes end in
+-- random characters (the MAC tag, or a random body), so the 32,768
+-- buckets fill evenly; past about 4 million compact codes the buckets
+-- outgrow the listpack and cost more, still less than a hash each.
+-- Every read and write of a code goes through code_read / code_uses.
+
+local function bucket_key(tag, code)
+    return tag .. ':cb:' .. string.sub(code, -3)
+end
+
+local function compact_value(u, camp, cust)
+    if cust and cust ~= '' then
+        return u .. ' ' .. camp .. ' ' .. cust
+    end
+    return u .. ' ' .. camp
+end
+
+-- can these fields be stored compact: a campaign, uses, a customer id
+-- without spaces, and nothing else
+local function compactable(camp, cust)
+    return not string.find(camp, ' ', 1, true)
+           and not (cust and string.find(cust, '[%s]'))
+end
+
+-- {k, s, m, u, c, b, f, t} of a code (k false: no such code), and its
+-- bucket key when it is compact
+local function code_read(tag, ckey, code)
+    local c = redis.call('HMGET', ckey, 'k', 's', 'm', 'u', 'c', 'b', 'f',
+                         't')
+    if c[1] then return c end
+    local bkey = bucket_key(tag, code)
+    local v = redis.call('HGET', bkey, code)
+    if not v then return c end
+    local u, k, cust = string.match(v, '^(%d+) (%S+) ?(%S*)$')
+    if not u then return c end
+    return {k, false, false, u, cust ~= '' and cust, false, false, false},
+           bkey
+end
+
+-- writes a code's uses (and a gift card's balance)
+local function code_uses(ckey, bkey, code, c, u, bal)
+    if bkey then
+        redis.call('HSET', bkey, code, compact_value(u, c[1], c[5]))
+    elseif bal then
+        redis.call('HSET', ckey, 'u', u, 'b', bal)
+    else
+        redis.call('HSET', ckey, 'u', u)
+    end
+end
+
+-- does the code exist, in either form
+local function code_exists(tag, ckey, code)
+    return redis.call('EXISTS', ckey) == 1
+           or redis.call('HEXISTS', bucket_key(tag, code), code) == 1
+end
+
+-- the compact value of a new code whose fields are {k, camp[, c, cust]},
+-- or nil when it needs a hash
+local function compact_of(set)
+    if #set == 2 and compactable(set[2]) then
+        return compact_value(0, set[2])
+    end
+    if #set == 4 and set[3] == 'c' and compactable(set[2], set[4]) then
+        return compact_value(0, set[2], set[4])
+    end
+end
+
+
 ------------------------------------------------------------ reservations
 
 -- A reservation (gate mode, voucher_reserve) is a redemption like any
@@ -179,8 +254,7 @@ local function evaluate_code(keys, args, redeem, tag, code, nargs, hold_ms)
     end
 
     -- 2-3. the code
-    local c = redis.call('HMGET', keys[1], 'k', 's', 'm', 'u', 'c', 'b', 'f',
-                         't')
+    local c, bkey = code_read(tag, keys[1], code)
     local camp = c[1]
     if not camp then return {'not_found', 'code', code} end
     if c[2] == 'd' then return fail('code_inactive', code, camp) end
@@ -402,11 +476,7 @@ local function evaluate_code(keys, args, redeem, tag, code, nargs, hold_ms)
 
     -- redeem: everything was read above in this same atomic call, so one
     -- HSET of the new values replaces two HINCRBYs
-    if gift then
-        redis.call('HSET', keys[1], 'u', used + 1, 'b', bal)
-    else
-        redis.call('HSET', keys[1], 'u', used + 1)
-    end
+    code_uses(keys[1], bkey, code, c, used + 1, gift and bal)
     redis.call('HSET', kkey, 'redeemed', redeemed + 1,
                'discount_given', given + d)
     if cust ~= '' then
@@ -482,19 +552,19 @@ local function undo(tag, id, e, want, idem, typ)
     local bal
     if gift or full then
         local ckey = tag .. ':c:' .. code
-        local c = redis.call('HMGET', ckey, 'k', 'u', 'b')
+        local c, bkey = code_read(tag, ckey, code)
         if c[1] then
-            local u = (tonumber(c[2]) or 0) - 1
+            local u = (tonumber(c[4]) or 0) - 1
             if u < 0 then u = 0 end
             if gift then
-                bal = (tonumber(c[3]) or 0) + a
+                bal = (tonumber(c[6]) or 0) + a
                 if full then
                     redis.call('HSET', ckey, 'b', bal, 'u', u)
                 else
                     redis.call('HSET', ckey, 'b', bal)
                 end
             else
-                redis.call('HSET', ckey, 'u', u)
+                code_uses(ckey, bkey, code, c, u)
             end
         end
     end
@@ -988,12 +1058,11 @@ local function code_set(keys, args)
     if bad_id(code) then
         return invalid('code', '1..64 printable ASCII characters')
     end
-    keys = {ckey}
     local new, order = parse_fields(args, CODE_SET)
     if not new then return order end
     if new.campaign == false then return invalid('campaign', 'required') end
 
-    local old = redis.call('HMGET', keys[1], 'k', 'f', 't')
+    local old, obkey = code_read(tag, ckey, code)
     local create = not old[1]
     local camp = new.campaign or old[1]
     if not camp then return invalid('campaign', 'required on create') end
@@ -1003,13 +1072,40 @@ local function code_set(keys, args)
     if new.balance and not gift then
         return invalid('balance', 'only for gift_card campaigns')
     end
-    local err = check_window(merged(new, old[2], 'starts_at'),
-                             merged(new, old[3], 'ends_at'), 'ends_at')
+    local err = check_window(merged(new, old[7], 'starts_at'),
+                             merged(new, old[8], 'ends_at'), 'ends_at')
     if err then return err end
 
     if new.status then
         new.status = new.status == 'disabled' and 'd' or false
     end
+
+    -- a compact code (bulk-issued) stays compact while all it sets is its
+    -- campaign and customer (or clears what it does not have); a code made
+    -- here is a hash
+    if not gift and obkey then
+        local only = true
+        for name, v in pairs(new) do
+            if v and name ~= 'campaign' and name ~= 'customer' then
+                only = false
+            end
+        end
+        local cust = new.customer
+        if cust == nil then cust = old[5] end
+        if only and compactable(camp, cust or nil) then
+            redis.call('HSET', bucket_key(tag, code), code,
+                       compact_value(tonumber(old[4]) or 0, camp, cust))
+            return 'OK'
+        end
+    end
+    if obkey then
+        -- it needs a hash now: move what it had there
+        redis.call('HDEL', obkey, code)
+        local had = {'k', old[1], 'u', old[4]}
+        if old[5] then had[5] = 'c'; had[6] = old[5] end
+        redis.call('HSET', ckey, unpack(had))
+    end
+
     if create and gift then
         if not new.balance then
             if not k[2] then
@@ -1021,7 +1117,7 @@ local function code_set(keys, args)
         order[#order + 1] = 'b0'
         new.b0 = new.balance
     end
-    write_fields(keys[1], new, order, CODE_FIELD)
+    write_fields(ckey, new, order, CODE_FIELD)
     return 'OK'
 end
 
@@ -1030,7 +1126,11 @@ local function code_get(keys)
     if not tag then return bad_key() end
     local c = redis.call('HMGET', ckey, 'k', 's', 'm', 'u', 'c', 'b', 'b0',
                          'f', 't')
-    if not c[1] then return nil end
+    if not c[1] then
+        local cc = code_read(tag, ckey, code)
+        if not cc[1] then return nil end
+        c = {cc[1], false, false, cc[4], cc[5], false, false, false, false}
+    end
     local r = {'code', code, 'campaign', c[1],
                'status', c[2] == 'd' and 'disabled' or 'active'}
     local function add(name, v, int)
@@ -1049,9 +1149,10 @@ local function code_get(keys)
 end
 
 local function code_del(keys)
-    local tag, _, ckey = code_key(keys[1])
+    local tag, code, ckey = code_key(keys[1])
     if not tag then return bad_key() end
     return redis.call('DEL', ckey)
+           + redis.call('HDEL', bucket_key(tag, code), code)
 end
 
 local ENTRY_INT = {amount = true, discount = true, balance = true}
@@ -1475,38 +1576,99 @@ local function codes_add(keys, args)
         rows[r] = set
     end
 
-    -- skip: HSETNX of 'k' creates a code and tells whether it existed
+    -- Writes row r unless its code exists, in either form; true when
+    -- written.  HSETNX both checks and writes a compact one.
+    local function put(r)
+        local code = args[first + (r - 1) * ncol]
+        local ckey = tag .. ':c:' .. code
+        local v = compact_of(rows[r])
+        if v then
+            return redis.call('EXISTS', ckey) == 0
+                   and redis.call('HSETNX', bucket_key(tag, code), code, v)
+                       == 1
+        end
+        if code_exists(tag, ckey, code) then return false end
+        redis.call('HSET', ckey, unpack(rows[r]))
+        return true
+    end
+
+    -- skip: codes that exist are left as they are
     local added = 0
     if mode == 'skip' then
         for r = 1, nrows do
-            local ckey = tag .. ':c:' .. args[first + (r - 1) * ncol]
-            if redis.call('HSETNX', ckey, 'k', camp) == 1 then
-                added = added + 1
-                if #rows[r] > 2 then
-                    redis.call('HSET', ckey, unpack(rows[r], 3))
-                end
-            else
-                left[#left + 1] = r
-            end
+            if put(r) then added = added + 1 else left[#left + 1] = r end
         end
         return {added, left}
     end
 
+    if mode == 'check' then
+        for r = 1, nrows do
+            local code = args[first + (r - 1) * ncol]
+            if code_exists(tag, tag .. ':c:' .. code, code) then
+                return row_err(r, 'code', 'exists')
+            end
+        end
+        return {nrows, left}
+    end
+
+    -- new: all or nothing.  The call is atomic, so a code found to exist
+    -- half-way is answered by taking back what this call wrote.
     for r = 1, nrows do
-        local ckey = tag .. ':c:' .. args[first + (r - 1) * ncol]
-        if redis.call('EXISTS', ckey) == 1 then
+        if not put(r) then
+            for w = 1, r - 1 do
+                local code = args[first + (w - 1) * ncol]
+                redis.call('DEL', tag .. ':c:' .. code)
+                redis.call('HDEL', bucket_key(tag, code), code)
+            end
             return row_err(r, 'code', 'exists')
         end
-    end
-    if mode == 'check' then return {nrows, left} end
-    for r = 1, nrows do
-        redis.call('HSET', tag .. ':c:' .. args[first + (r - 1) * ncol],
-                   unpack(rows[r]))
     end
     return {nrows, left}
 end
 
 reg('voucher_codes_add', codes_add)
+
+-- voucher_codes_page: one page of the codes of a campaign, in either form
+-- (hash or compact), for export and reports.
+--
+-- KEYS[1]  {NS}:k:<campaign>
+-- ARGV     cursor count      (a SCAN over the namespace's code keys)
+-- Returns  {next cursor, {{code, k, s, m, u, c, b, b0, f, t}, ...}}; "0"
+--          when done.  A page may be empty while the cursor goes on.
+local function codes_page(keys, args)
+    local tag, camp = string.match(keys[1], '^({[^}]+}):k:(.+)$')
+    if not tag then return bad_key() end
+    local cursor, count = args[1], uint(args[2])
+    if not (cursor and count) or count < 1 then return bad_args() end
+    local res = redis.call('SCAN', cursor, 'MATCH', tag .. ':c*',
+                           'COUNT', count)
+    local rows = {}
+    local cpre, bpre = tag .. ':c:', tag .. ':cb:'
+    for _, key in ipairs(res[2]) do
+        if string.sub(key, 1, #cpre) == cpre then
+            local c = redis.call('HMGET', key, 'k', 's', 'm', 'u', 'c', 'b',
+                                 'b0', 'f', 't')
+            if c[1] == camp then
+                table.insert(c, 1, string.sub(key, #cpre + 1))
+                rows[#rows + 1] = c
+            end
+        elseif string.sub(key, 1, #bpre) == bpre then
+            local h = redis.call('HGETALL', key)
+            for i = 1, #h, 2 do
+                local u, k, cust = string.match(h[i + 1],
+                                                '^(%d+) (%S+) ?(%S*)$')
+                if k == camp then
+                    rows[#rows + 1] = {h[i], k, false, false, u,
+                                       cust ~= '' and cust, false, false,
+                                       false, false}
+                end
+            end
+        end
+    end
+    return {res[1], rows}
+end
+
+reg('voucher_codes_page', codes_page, true)
 
 
 -- Members (voucherd, voucherctl members).  {NS}:m:<id> holds a member:
@@ -1847,14 +2009,17 @@ local function run_add(keys, args)
                 code = normalize_code(code)
                 if bad_id(code) then return invalid('code', 'bad code') end
                 local ckey = tag .. ':c:' .. code
-                if redis.call('HSETNX', ckey, 'k', camp) == 1 then
-                    redis.call('HSET', ckey, 'c', member)
+                if code_exists(tag, ckey, code) then
+                    ok = false
+                    collided[#collided + 1] = member
+                elseif #shared == 0 and compactable(camp, member) then
+                    redis.call('HSET', bucket_key(tag, code), code,
+                               compact_value(0, camp, member))
+                else
+                    redis.call('HSET', ckey, 'k', camp, 'c', member)
                     if #shared > 0 then
                         redis.call('HSET', ckey, unpack(shared))
                     end
-                else
-                    ok = false
-                    collided[#collided + 1] = member
                 end
             end
             if ok then

@@ -1044,11 +1044,10 @@ done:
 /* ------------------------------------------------------------- export */
 
 
-/* the stored fields, in the order of voucher_code_get */
-static const char *const  vw_code_fields[] = {
-    "k", "s", "m", "u", "c", "b", "b0", "f", "t"
-};
-
+/*
+ * The fields of a code, in the order voucher_codes_page gives the stored
+ * ones (k s m u c b b0 f t) and voucher_code_get names them.
+ */
 static const char *const  vw_code_names[] = {
     "campaign", "status", "max_uses", "used", "customer", "balance",
     "initial_balance", "starts_at", "ends_at"
@@ -1057,8 +1056,10 @@ static const char *const  vw_code_names[] = {
 #define VW_CODE_NFIELDS  9
 
 
+/* el: the VW_CODE_NFIELDS values of one code, in vw_code_fields order */
+
 static void
-vw_export_one(FILE *out, int jsonl, const char *code, redisReply *h,
+vw_export_one(FILE *out, int jsonl, const char *code, redisReply **el,
     const char *pattern)
 {
     size_t       i;
@@ -1079,7 +1080,7 @@ vw_export_one(FILE *out, int jsonl, const char *code, redisReply *h,
         json_object_set_new(o, "code", json_string(code));
 
         for (i = 0; i < VW_CODE_NFIELDS; i++) {
-            v = vw_reply_str(h->element[i]);
+            v = vw_reply_str(el[i]);
 
             if (i == 1) {
                 json_object_set_new(o, "status", json_string(
@@ -1119,7 +1120,7 @@ vw_export_one(FILE *out, int jsonl, const char *code, redisReply *h,
     vw_csv_write(out, code);
 
     for (i = 0; i < VW_CODE_NFIELDS; i++) {
-        v = vw_reply_str(h->element[i]);
+        v = vw_reply_str(el[i]);
         fputc(',', out);
 
         if (i == 1) {
@@ -1146,12 +1147,11 @@ static int
 vw_codes_export(vw_ctl_t *ctl, int argc, char **argv)
 {
     int            npos, rc, jsonl;
-    char          *pos[2], *match, cursor[32];
+    char          *pos[2], *key, cursor[32];
     FILE          *out;
-    size_t         i, j, pre, count;
-    vw_args_t      a;
-    redisReply    *r, *keys, *h;
-    const char    *fmt, *pattern, *output, *v;
+    size_t         i, count;
+    redisReply    *r, *rows, *row;
+    const char    *fmt, *pattern, *output;
 
     vw_opt_t  opts[] = {
         { "--format", 1, NULL, 0 },
@@ -1205,63 +1205,43 @@ vw_codes_export(vw_ctl_t *ctl, int argc, char **argv)
         fputs(pattern ? ",display\n" : "\n", out);
     }
 
-    match = vw_key(&ctl->cf, "c:*");
-    pre = strlen(match) - 1;
+    key = vw_key(&ctl->cf, "k:%s", pos[0]);
     strcpy(cursor, "0");
-    memset(&a, 0, sizeof(vw_args_t));
     count = 0;
     rc = VW_EXIT_FAIL;
     r = NULL;
 
-    /* every code of the namespace: SCAN, then its fields, pipelined */
+    /* page by page: hash and compact codes alike (voucher_codes_page) */
     do {
-        r = redisCommand(ctl->redis, "SCAN %s MATCH %s COUNT %d", cursor,
-                         match, VW_SCAN_COUNT);
+        r = redisCommand(ctl->redis, "FCALL voucher_codes_page 1 %s %s %d",
+                         key, cursor, VW_SCAN_COUNT);
 
         if (vw_redis_failed(ctl->redis, r, ctl->err, sizeof(ctl->err))
-            || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+            || r->type != REDIS_REPLY_ARRAY || r->elements != 2
+            || r->element[0]->type != REDIS_REPLY_STRING
+            || r->element[1]->type != REDIS_REPLY_ARRAY)
         {
-            vw_ctl_fail("codes export: %s", ctl->err);
+            vw_ctl_fail("codes export: %s", ctl->err[0] ? ctl->err
+                                                        : "unexpected reply");
             goto done;
         }
 
         snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-        keys = r->element[1];
+        rows = r->element[1];
 
-        for (i = 0; i < keys->elements; i++) {
-            vw_args_reset(&a);
-            vw_args_adds(&a, "HMGET");
-            vw_args_adds(&a, keys->element[i]->str);
+        for (i = 0; i < rows->elements; i++) {
+            row = rows->element[i];
 
-            for (j = 0; j < VW_CODE_NFIELDS; j++) {
-                vw_args_adds(&a, vw_code_fields[j]);
+            if (row->type != REDIS_REPLY_ARRAY
+                || row->elements != 1 + VW_CODE_NFIELDS
+                || row->element[0]->type != REDIS_REPLY_STRING)
+            {
+                continue;
             }
 
-            vw_redis_append(ctl->redis, &a);
-        }
-
-        for (i = 0; i < keys->elements; i++) {
-            h = vw_redis_get(ctl->redis, ctl->err, sizeof(ctl->err));
-
-            if (vw_redis_failed(ctl->redis, h, ctl->err, sizeof(ctl->err))) {
-                vw_ctl_fail("codes export: %s", ctl->err);
-
-                if (h) {
-                    freeReplyObject(h);
-                }
-
-                goto done;
-            }
-
-            v = vw_reply_str(h->element[0]);
-
-            if (v != NULL && strcmp(v, pos[0]) == 0) {
-                vw_export_one(out, jsonl, keys->element[i]->str + pre, h,
-                              pattern);
-                count++;
-            }
-
-            freeReplyObject(h);
+            vw_export_one(out, jsonl, row->element[0]->str, row->element + 1,
+                          pattern);
+            count++;
         }
 
         freeReplyObject(r);
@@ -1286,8 +1266,7 @@ done:
                 count, pos[0]);
     }
 
-    vw_args_free(&a);
-    free(match);
+    free(key);
 
     return rc;
 }

@@ -376,51 +376,50 @@ static int
 vw_report_codes(vw_ctl_t *ctl, vw_report_t *rp)
 {
     int           rc;
-    char         *match, cursor[32];
+    char         *key, cursor[32];
     size_t        i;
     int64_t       u;
-    redisReply   *r, *keys, *h;
+    redisReply   *r, *rows, *row;
 
-    match = vw_key(&ctl->cf, "c:*");
+    key = vw_key(&ctl->cf, "k:%s", rp->campaign);
     strcpy(cursor, "0");
     rc = -1;
 
+    /* hash and compact codes alike, a page at a time */
     do {
-        r = redisCommand(ctl->redis, "SCAN %s MATCH %s COUNT 1000", cursor,
-                         match);
+        r = redisCommand(ctl->redis, "FCALL voucher_codes_page 1 %s %s 1000",
+                         key, cursor);
 
         if (vw_redis_failed(ctl->redis, r, ctl->err, sizeof(ctl->err))) {
             goto done;
         }
 
-        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-        keys = r->element[1];
-
-        for (i = 0; i < keys->elements; i++) {
-            redisAppendCommand(ctl->redis, "HMGET %s k u",
-                               keys->element[i]->str);
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2
+            || r->element[0]->type != REDIS_REPLY_STRING
+            || r->element[1]->type != REDIS_REPLY_ARRAY)
+        {
+            snprintf(ctl->err, sizeof(ctl->err),
+                     "voucher_codes_page: unexpected reply");
+            freeReplyObject(r);
+            goto done;
         }
 
-        for (i = 0; i < keys->elements; i++) {
-            h = vw_redis_get(ctl->redis, ctl->err, sizeof(ctl->err));
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        rows = r->element[1];
 
-            if (h == NULL) {
-                freeReplyObject(r);
-                goto done;
+        for (i = 0; i < rows->elements; i++) {
+            row = rows->element[i];
+
+            /* code, k, s, m, u, ... */
+            if (row->type != REDIS_REPLY_ARRAY || row->elements < 5) {
+                continue;
             }
 
-            if (h->type == REDIS_REPLY_ARRAY && h->elements == 2
-                && h->element[0]->type == REDIS_REPLY_STRING
-                && strcmp(h->element[0]->str, rp->campaign) == 0)
-            {
-                rp->issued++;
+            rp->issued++;
 
-                if (vw_reply_int(h->element[1], &u) == 0 && u > 0) {
-                    rp->used_codes++;
-                }
+            if (vw_reply_int(row->element[4], &u) == 0 && u > 0) {
+                rp->used_codes++;
             }
-
-            freeReplyObject(h);
         }
 
         freeReplyObject(r);
@@ -431,7 +430,7 @@ vw_report_codes(vw_ctl_t *ctl, vw_report_t *rp)
 
 done:
 
-    free(match);
+    free(key);
 
     return rc;
 }
