@@ -31,6 +31,7 @@ typedef struct {
     ngx_str_t                   prefix;      /* normalized */
     size_t                      body;
     size_t                      mac;
+    voucher_format_t            fmt;         /* charset, suffix */
 } ngx_http_voucher_issued_t;
 
 
@@ -39,8 +40,10 @@ static ngx_http_voucher_keys_t *ngx_http_voucher_conf_keys(ngx_conf_t *cf,
 static char *ngx_http_voucher_load_key(ngx_conf_t *cf, ngx_str_t *file,
     u_char *key);
 static time_t ngx_http_voucher_parse_date(ngx_str_t *s);
+static char *ngx_http_voucher_issued_format(ngx_conf_t *cf,
+    ngx_http_voucher_issued_t *iss, ngx_str_t *value);
 static ngx_int_t ngx_http_voucher_verify(ngx_http_voucher_keys_t *keys,
-    u_char *code, size_t len, size_t prefix, size_t mac);
+    u_char *code, size_t len, ngx_http_voucher_issued_t *iss);
 
 
 /* voucher_code_key FILE; */
@@ -124,7 +127,7 @@ ngx_http_voucher_code_key_previous(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
-/* voucher_code_issued PREFIX body=N mac=M; */
+/* voucher_code_issued PREFIX body=N mac=M [charset=CHARS] [suffix=S]; */
 
 char *
 ngx_http_voucher_code_issued(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -197,6 +200,18 @@ ngx_http_voucher_code_issued(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "charset=", 8) == 0
+            || ngx_strncmp(value[i].data, "suffix=", 7) == 0)
+        {
+            if (ngx_http_voucher_issued_format(cf, iss, &value[i])
+                != NGX_CONF_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
         goto invalid;
     }
 
@@ -204,7 +219,9 @@ ngx_http_voucher_code_issued(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "needs both \"body=\" and \"mac=\"";
     }
 
-    if (iss->prefix.len + iss->body + iss->mac > VOUCHER_CODE_MAX_LEN) {
+    if (iss->prefix.len + iss->body + iss->mac + iss->fmt.suffix_len
+        > VOUCHER_CODE_MAX_LEN)
+    {
         return "describes codes longer than 64 characters";
     }
 
@@ -216,6 +233,55 @@ invalid:
                        "invalid parameter \"%V\"", &value[i]);
 
     return NGX_CONF_ERROR;
+}
+
+
+/*
+ * charset=CHARS (a subset of the Crockford alphabet, as the worker issued
+ * them) and suffix=S (normalized, as codes are compared)
+ */
+
+static char *
+ngx_http_voucher_issued_format(ngx_conf_t *cf, ngx_http_voucher_issued_t *iss,
+    ngx_str_t *value)
+{
+    u_char  *p;
+    size_t   len, skip;
+    char     err[160];
+
+    skip = (value->data[0] == 'c') ? 8 : 7;
+    len = value->len - skip;
+
+    p = ngx_pnalloc(cf->pool, len + 1);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (skip == 8) {
+        ngx_memcpy(p, value->data + skip, len);
+
+        if (voucher_charset_check((char *) p, len, err, sizeof(err)) != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid \"%V\": %s",
+                               value, err);
+            return NGX_CONF_ERROR;
+        }
+
+        iss->fmt.charset = (char *) p;
+        iss->fmt.charset_len = len;
+        return NGX_CONF_OK;
+    }
+
+    len = voucher_code_normalize((char *) value->data + skip, len, (char *) p,
+                                 len + 1);
+    if (len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid \"%V\"", value);
+        return NGX_CONF_ERROR;
+    }
+
+    iss->fmt.suffix = (char *) p;
+    iss->fmt.suffix_len = len;
+
+    return NGX_CONF_OK;
 }
 
 
@@ -439,16 +505,20 @@ ngx_http_voucher_code_check(ngx_http_voucher_loc_conf_t *vlcf, u_char *code,
         for (i = 0; i < vlcf->code_issued->nelts; i++) {
 
             if (n != iss[i].prefix.len + iss[i].body + iss[i].mac
+                     + iss[i].fmt.suffix_len
                 || ngx_strncmp(code, iss[i].prefix.data, iss[i].prefix.len)
-                   != 0)
+                   != 0
+                || (iss[i].fmt.suffix_len
+                    && ngx_strncmp(code + n - iss[i].fmt.suffix_len,
+                                   iss[i].fmt.suffix, iss[i].fmt.suffix_len)
+                       != 0))
             {
                 continue;
             }
 
             shaped = 1;
 
-            if (ngx_http_voucher_verify(vlcf->code_keys, code, n,
-                                        iss[i].prefix.len, iss[i].mac)
+            if (ngx_http_voucher_verify(vlcf->code_keys, code, n, &iss[i])
                 == NGX_OK)
             {
                 return NGX_OK;
@@ -487,25 +557,32 @@ ngx_http_voucher_code_check(ngx_http_voucher_loc_conf_t *vlcf, u_char *code,
 
 static ngx_int_t
 ngx_http_voucher_verify(ngx_http_voucher_keys_t *keys, u_char *code,
-    size_t len, size_t prefix, size_t mac)
+    size_t len, ngx_http_voucher_issued_t *iss)
 {
+    size_t  prefix, rest;
     u_char  buf[VOUCHER_CODE_MAX_LEN + 1];
+
+    prefix = iss->prefix.len;
+    rest = len - prefix - iss->fmt.suffix_len;
 
     ngx_memcpy(buf, code, len);
     buf[len] = '\0';
 
-    if (voucher_code_canonical((char *) buf + prefix, len - prefix) == 0) {
+    /* look-alikes in the body and tag only: the suffix is taken as it is */
+
+    if (voucher_code_canonical((char *) buf + prefix, rest) == 0) {
         return NGX_DECLINED;
     }
 
-    if (voucher_code_verify(keys->current, (char *) buf, len, prefix, mac)
+    if (voucher_code_verify_ex(keys->current, (char *) buf, len, prefix,
+                               iss->mac, &iss->fmt)
         == 0
         || (keys->has_previous && ngx_time() < keys->previous_until
-            && voucher_code_verify(keys->previous, (char *) buf, len,
-                                   prefix, mac)
+            && voucher_code_verify_ex(keys->previous, (char *) buf, len,
+                                      prefix, iss->mac, &iss->fmt)
                == 0))
     {
-        ngx_memcpy(code + prefix, buf + prefix, len - prefix);
+        ngx_memcpy(code + prefix, buf + prefix, rest);
         return NGX_OK;
     }
 

@@ -117,7 +117,8 @@ static ngx_command_t  ngx_http_voucher_commands[] = {
       NULL },
 
     { ngx_string("voucher_code_issued"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE3,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF
+                        |NGX_CONF_TAKE3|NGX_CONF_TAKE4|NGX_CONF_TAKE5,
       ngx_http_voucher_code_issued,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,

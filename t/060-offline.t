@@ -19,6 +19,9 @@ sub issue { my ($key, $n) = @_; my @c = `$vcode issue $dir/$key SALE 8 5 $n`; ch
 
 my @new = issue('new.key', 3);
 my @old = issue('old.key', 2);
+# keypad codes: digits only, a fixed suffix
+my @pin = `$vcode issue $dir/new.key 9 10 6 3 0123456789 TH`;
+chomp @pin;
 
 my $now = time;
 my $http = <<"EOT";
@@ -26,6 +29,7 @@ my $http = <<"EOT";
     voucher_code_key $dir/new.key;
     voucher_code_key_previous $dir/old.key until=@{[ $now + 3600 ]};
     voucher_code_issued SALE body=8 mac=5;
+    voucher_code_issued 9 body=10 mac=6 charset=0123456789 suffix=th;
     voucher_code_pattern "^[A-Z]{4,12}\$";
 EOT
 my ($redis, $ng) = start_pair(http => $http, server => api_server() . <<'EOT');
@@ -34,7 +38,7 @@ my ($redis, $ng) = start_pair(http => $http, server => api_server() . <<'EOT');
 EOT
 
 campaign($redis, 'c', kind => 'amount', value => 100);
-code($redis, $_, campaign => 'c') for @new, @old, 'BLACKFRIDAY';
+code($redis, $_, campaign => 'c') for @new, @old, @pin, 'BLACKFRIDAY';
 my $o = {amount => 1000};
 
 # --- what a customer types --------------------------------------------------
@@ -48,6 +52,25 @@ is(post($ng, 'validate', {code => 'black-friday', order => $o})->{status}, 200,
    'a vanity code by pattern, typed in lower case with a dash');
 is(post($ng, 'redeem', {code => " \L$new[1]\E ", order => $o})->{status}, 200,
    'redeem of a code typed with spaces around it');
+
+# --- another charset and a suffix ------------------------------------------------
+like($pin[0], qr/^9\d{16}TH$/, 'a keypad code: 9, 16 digits, TH');
+is(post($ng, 'validate', {code => lc($pin[0]), order => $o})->{status}, 200,
+   'it passes the offline check (the suffix typed in lower case)');
+{
+    my $calls0 = $redis->commandstats->{fcall} // 0;
+    my $bad = $pin[1];
+    substr($bad, 5, 1) = substr($bad, 5, 1) eq '7' ? '8' : '7';
+    is(post($ng, 'validate', {code => $bad, order => $o})->{status}, 404,
+       'a mistyped keypad code: 404');
+    (my $nosfx = $pin[1]) =~ s/TH$/TX/;
+    is(post($ng, 'validate', {code => $nosfx, order => $o})->{status}, 404,
+       'another suffix: 404');
+    (my $letter = $pin[1]) =~ s/^9(\d)/9A/;
+    is(post($ng, 'validate', {code => $letter, order => $o})->{status}, 404,
+       'a letter where the charset has none: 404');
+    is(($redis->commandstats->{fcall} // 0) - $calls0, 0, '... all three without Redis');
+}
 
 # --- forged and mistyped codes die in the worker ----------------------------
 my $calls = $redis->commandstats->{fcall} // 0;
@@ -115,6 +138,10 @@ for my $case (
     ["voucher_code_key $dir/none.key;", qr/none\.key/],
     ["voucher_code_issued SALE body=8 mac=5;", qr/needs "voucher_code_key"/],
     ["voucher_code_key $dir/new.key; voucher_code_issued SALE body=0 mac=5;", qr/invalid parameter/],
+    ["voucher_code_key $dir/new.key; voucher_code_issued SALE body=8 mac=5 charset=01O;", qr/no I, L, O, U/],
+    ["voucher_code_key $dir/new.key; voucher_code_issued SALE body=8 mac=5 charset=0;", qr/2 to 32 characters/],
+    ["voucher_code_key $dir/new.key; voucher_code_issued SALE body=8 mac=5 suffix=\x01;", qr/invalid "suffix=/],
+    ["voucher_code_key $dir/new.key; voucher_code_issued SALE body=40 mac=10 suffix=ABCDEFGHJKMNPQRST;", qr/longer than 64/],
     ['voucher_code_pattern "([";', qr/pcre|regex|missing/i],
     ["voucher_code_key_previous $dir/old.key until=someday;", qr/invalid "until="/],
 ) {

@@ -122,6 +122,28 @@ like($res->{out}, qr/wrong check/, '... says so');
 my $x = $r->cmd('FCALL', 'voucher_redeem', 1, "{v}:c:$stored[0]", '', 10000, '', 'o1', '', 0);
 is($x->[0], 'ok', 'an issued code redeems');
 
+# another charset and a suffix: keypad codes
+$res = ctl($w, qw(codes issue sale --count 50 --charset 0123456789 --mac-length 6),
+           '--pattern', '######-######-TH');
+is($res->{rc}, 0, 'issue --charset 0123456789 --pattern ######-######-TH') or diag $res->{err};
+my @keypad = split /\n/, $res->{out};
+is(scalar(grep { /^\d{6}-\d{6}-TH$/ } @keypad), 50, '50 codes: 6 + 6 digits, then -TH');
+(my $kp = $keypad[0]) =~ s/-//g;
+ok(defined compact($kp), 'stored normalized: ' . $kp);
+$res = ctl($w, qw(codes check), lc($keypad[1]), qw(--charset 0123456789 --suffix TH --mac-length 6));
+is($res->{rc}, 0, 'codes check --charset --suffix: valid');
+(my $kbad = $keypad[1]) =~ s/^(\d)/$1 == 9 ? 0 : $1 + 1/e;
+$res = ctl($w, qw(codes check), $kbad, qw(--charset 0123456789 --suffix TH --mac-length 6));
+is($res->{rc}, 1, 'one digit off: invalid');
+$res = ctl($w, qw(codes issue sale --count 1 --charset 0123456789 --length 5));
+is($res->{rc}, 2, 'five digits are too few random bodies');
+like($res->{err}, qr/at least a million/, '... says why');
+$res = ctl($w, qw(codes issue sale --count 1 --charset 01O));
+is($res->{rc}, 2, 'a charset with a look-alike is refused');
+like($res->{err}, qr/--charset: .*no I, L, O, U/, '... naming the rule');
+$res = ctl($w, qw(codes issue sale --count 1 --suffix TH --pattern ####-####-XY));
+is($res->{rc}, 2, '--suffix and the pattern\'s suffix differ');
+
 $res = ctl($w, qw(codes issue gift --count 3 --prefix gc --length 6 --mac-length 2 --max-uses 5));
 is($res->{rc}, 0, 'issue with --prefix --length --mac-length --max-uses');
 for my $code (@{ lines($res->{out}) }) {
@@ -135,7 +157,7 @@ for my $case (
     [[qw(codes issue sale)], 2, qr/--count is required/],
     [[qw(codes issue sale --count 0)], 2, qr/--count: expected an integer 1\.\./],
     [[qw(codes issue sale --count 5 --mac-length 26)], 2, qr/--mac-length/],
-    [[qw(codes issue sale --count 5 --length 3)], 2, qr/at least 4/],
+    [[qw(codes issue sale --count 5 --length 3)], 2, qr/at least a million random bodies \(4 characters/],
     [[('codes', 'issue', 'sale', '--count', '5', '--pattern', 'SALE-##')], 2, qr/not more than --mac-length/],
     [[('codes', 'issue', 'sale', '--count', '5', '--pattern', '####-SALE-####')], 2, qr/literal prefix/],
     [[('codes', 'issue', 'sale', '--count', '5', '--pattern', 'SALE-####-####', '--length', '5')], 2, qr/--length 5 \+ --mac-length 4/],

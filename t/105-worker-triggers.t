@@ -98,6 +98,13 @@ for my $case (
      qr/unknown field "colour"/],
     [{ trigger => { event => 'signup' }, channel => 'line', message => 'x',
        codes => { length => 6, mac_length => 2, pattern => 'X-####' } }, qr/codes\.pattern: must be/],
+    [{ trigger => { event => 'signup' }, channel => 'line', message => 'x',
+       codes => { charset => 'ABCO' } }, qr/codes\.charset: .*no I, L, O, U/],
+    [{ trigger => { event => 'signup' }, channel => 'line', message => 'x',
+       codes => { charset => '0123456789', length => 4 } }, qr/codes\.length: too short for the charset/],
+    [{ trigger => { event => 'signup' }, channel => 'line', message => 'x',
+       codes => { length => 6, mac_length => 2, suffix => 'TH', pattern => '####-####-XX' } },
+     qr/codes\.pattern: must be/],
 ) {
     my ($def, $re) = @$case;
     write_text("$dir/bad.json", encode_json($def));

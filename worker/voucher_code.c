@@ -329,15 +329,31 @@ done:
 }
 
 
-/* the tag: the first mac_len * 5 bits of the MAC, in the alphabet */
+/* is fmt the default format's charset */
+
+static int
+voucher_crockford(const voucher_format_t *fmt)
+{
+    return fmt == NULL || fmt->charset == NULL || fmt->charset_len == 0
+           || (fmt->charset_len == sizeof(voucher_alphabet) - 1
+               && memcmp(fmt->charset, voucher_alphabet, fmt->charset_len)
+                  == 0);
+}
+
+
+/*
+ * The tag: with the Crockford alphabet, the first mac_len * 5 bits of the
+ * MAC; with a charset of n characters, the MAC's base-n digits, lowest
+ * first (n^25 < 2^128 for every n <= 32, so no digit repeats another).
+ */
 
 static int
 voucher_tag(const unsigned char key[VOUCHER_KEY_LEN], const char *prefix,
     size_t prefix_len, const char *body, size_t body_len, char *tag,
-    size_t mac_len)
+    size_t mac_len, const voucher_format_t *fmt)
 {
-    size_t                      i, bit;
-    unsigned int                w;
+    size_t                      i, j, bit, n;
+    unsigned int                w, rem;
     unsigned char               mac[VOUCHER_MAC_BYTES + 1];
     crypto_generichash_state    st;
 
@@ -353,17 +369,69 @@ voucher_tag(const unsigned char key[VOUCHER_KEY_LEN], const char *prefix,
         return -1;
     }
 
-    /* a zero byte past the end, so every 5-bit group reads two bytes */
-    mac[VOUCHER_MAC_BYTES] = 0;
+    if (voucher_crockford(fmt)) {
 
-    for (i = 0; i < mac_len; i++) {
-        bit = i * 5;
-        w = (unsigned int) mac[bit / 8] << 8 | mac[bit / 8 + 1];
-        tag[i] = voucher_alphabet[(w >> (11 - bit % 8)) & 0x1f];
+        /* a zero byte past the end, so every 5-bit group reads two bytes */
+        mac[VOUCHER_MAC_BYTES] = 0;
+
+        for (i = 0; i < mac_len; i++) {
+            bit = i * 5;
+            w = (unsigned int) mac[bit / 8] << 8 | mac[bit / 8 + 1];
+            tag[i] = voucher_alphabet[(w >> (11 - bit % 8)) & 0x1f];
+        }
+
+    } else {
+        /* long division of the 128-bit big-endian MAC by n, digit by digit */
+        n = fmt->charset_len;
+
+        for (i = 0; i < mac_len; i++) {
+            rem = 0;
+
+            for (j = 0; j < VOUCHER_MAC_BYTES; j++) {
+                w = rem << 8 | mac[j];
+                mac[j] = (unsigned char) (w / n);
+                rem = w % n;
+            }
+
+            tag[i] = fmt->charset[rem];
+        }
     }
 
     sodium_memzero(&st, sizeof(st));
     sodium_memzero(mac, sizeof(mac));
+
+    return 0;
+}
+
+
+int
+voucher_charset_check(const char *charset, size_t len, char *err,
+    size_t errlen)
+{
+    size_t  i, j;
+
+    if (charset == NULL || len < 2 || len > sizeof(voucher_alphabet) - 1) {
+        snprintf(err, errlen, "a charset has 2 to %d characters",
+                 (int) sizeof(voucher_alphabet) - 1);
+        return -1;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (charset[i] == '\0' || strchr(voucher_alphabet, charset[i]) == NULL)
+        {
+            snprintf(err, errlen, "a charset takes characters of %s only "
+                     "(no I, L, O, U: they read as others)", voucher_alphabet);
+            return -1;
+        }
+
+        for (j = 0; j < i; j++) {
+            if (charset[j] == charset[i]) {
+                snprintf(err, errlen, "\"%c\" is twice in the charset",
+                         charset[i]);
+                return -1;
+            }
+        }
+    }
 
     return 0;
 }
@@ -374,7 +442,17 @@ voucher_code_issue(const unsigned char key[VOUCHER_KEY_LEN],
     const char *prefix, size_t body_len, size_t mac_len, char *out,
     size_t size)
 {
-    size_t         i, total;
+    return voucher_code_issue_ex(key, prefix, body_len, mac_len, NULL, out,
+                                 size);
+}
+
+
+size_t
+voucher_code_issue_ex(const unsigned char key[VOUCHER_KEY_LEN],
+    const char *prefix, size_t body_len, size_t mac_len,
+    const voucher_format_t *fmt, char *out, size_t size)
+{
+    size_t         i, total, slen;
     ssize_t        plen;
     unsigned char  rnd[VOUCHER_BODY_MAX_LEN];
 
@@ -385,33 +463,47 @@ voucher_code_issue(const unsigned char key[VOUCHER_KEY_LEN],
         return 0;
     }
 
+    slen = (fmt && fmt->suffix) ? fmt->suffix_len : 0;
+
     plen = voucher_normalize(prefix ? prefix : "", prefix ? strlen(prefix) : 0,
                              out, size);
     if (plen < 0) {
         return 0;
     }
 
-    total = (size_t) plen + body_len + mac_len;
+    total = (size_t) plen + body_len + mac_len + slen;
 
     if (total > VOUCHER_CODE_MAX_LEN || total > size - 1) {
         out[0] = '\0';
         return 0;
     }
 
-    /* 32 divides 256: the low 5 bits of a random byte are uniform */
-    randombytes_buf(rnd, body_len);
+    if (voucher_crockford(fmt)) {
+        /* 32 divides 256: the low 5 bits of a random byte are uniform */
+        randombytes_buf(rnd, body_len);
 
-    for (i = 0; i < body_len; i++) {
-        out[plen + i] = voucher_alphabet[rnd[i] & 0x1f];
+        for (i = 0; i < body_len; i++) {
+            out[plen + i] = voucher_alphabet[rnd[i] & 0x1f];
+        }
+
+        sodium_memzero(rnd, sizeof(rnd));
+
+    } else {
+        for (i = 0; i < body_len; i++) {
+            out[plen + i] = fmt->charset[randombytes_uniform(
+                                             (uint32_t) fmt->charset_len)];
+        }
     }
 
-    sodium_memzero(rnd, sizeof(rnd));
-
     if (voucher_tag(key, out, (size_t) plen, out + plen, body_len,
-                    out + plen + body_len, mac_len) != 0)
+                    out + plen + body_len, mac_len, fmt) != 0)
     {
         out[0] = '\0';
         return 0;
+    }
+
+    if (slen) {
+        memcpy(out + plen + body_len + mac_len, fmt->suffix, slen);
     }
 
     out[total] = '\0';
@@ -424,20 +516,36 @@ int
 voucher_code_verify(const unsigned char key[VOUCHER_KEY_LEN],
     const char *code, size_t len, size_t prefix_len, size_t mac_len)
 {
+    return voucher_code_verify_ex(key, code, len, prefix_len, mac_len, NULL);
+}
+
+
+int
+voucher_code_verify_ex(const unsigned char key[VOUCHER_KEY_LEN],
+    const char *code, size_t len, size_t prefix_len, size_t mac_len,
+    const voucher_format_t *fmt)
+{
     int     rc;
-    size_t  body_len;
+    size_t  i, body_len, slen;
     char    rest[VOUCHER_CODE_MAX_LEN];
     char    tag[VOUCHER_MAC_MAX_LEN];
+
+    slen = (fmt && fmt->suffix) ? fmt->suffix_len : 0;
 
     if (code == NULL
         || mac_len < VOUCHER_MAC_MIN_LEN || mac_len > VOUCHER_MAC_MAX_LEN
         || len > VOUCHER_CODE_MAX_LEN
         || prefix_len > len
-        || len - prefix_len < mac_len + VOUCHER_BODY_MIN_LEN)
+        || len - prefix_len < mac_len + slen + VOUCHER_BODY_MIN_LEN)
     {
         return -1;
     }
 
+    if (slen && memcmp(code + len - slen, fmt->suffix, slen) != 0) {
+        return -1;
+    }
+
+    len -= slen;
     body_len = len - prefix_len - mac_len;
 
     memcpy(rest, code + prefix_len, len - prefix_len);
@@ -446,7 +554,15 @@ voucher_code_verify(const unsigned char key[VOUCHER_KEY_LEN],
         return -1;
     }
 
-    if (voucher_tag(key, code, prefix_len, rest, body_len, tag, mac_len)
+    if (!voucher_crockford(fmt)) {
+        for (i = 0; i < len - prefix_len; i++) {
+            if (memchr(fmt->charset, rest[i], fmt->charset_len) == NULL) {
+                return -1;
+            }
+        }
+    }
+
+    if (voucher_tag(key, code, prefix_len, rest, body_len, tag, mac_len, fmt)
         != 0)
     {
         return -1;
@@ -457,6 +573,69 @@ voucher_code_verify(const unsigned char key[VOUCHER_KEY_LEN],
     sodium_memzero(tag, sizeof(tag));
 
     return rc;
+}
+
+
+int
+voucher_pattern_split(const char *pattern, char *prefix, size_t psize,
+    size_t *hashes, char *suffix, size_t ssize)
+{
+    char        c;
+    size_t      np, ns;
+    const char *p;
+
+    if (pattern == NULL || psize == 0 || ssize == 0) {
+        return -1;
+    }
+
+    np = 0;
+    ns = 0;
+    *hashes = 0;
+
+    for (p = pattern; *p; p++) {
+        c = *p;
+
+        if (c == '#') {
+            if (ns > 0) {
+                return -1;              /* a literal between two '#' */
+            }
+
+            (*hashes)++;
+            continue;
+        }
+
+        if (c == ' ' || c == '\t' || c == '-') {
+            continue;
+        }
+
+        if ((unsigned char) c < 0x21 || (unsigned char) c > 0x7e) {
+            return -1;
+        }
+
+        if (c >= 'a' && c <= 'z') {
+            c = (char) (c - ('a' - 'A'));
+        }
+
+        if (*hashes == 0) {
+            if (np + 1 >= psize) {
+                return -1;
+            }
+
+            prefix[np++] = c;
+
+        } else {
+            if (ns + 1 >= ssize) {
+                return -1;
+            }
+
+            suffix[ns++] = c;
+        }
+    }
+
+    prefix[np] = '\0';
+    suffix[ns] = '\0';
+
+    return *hashes > 0 ? 0 : -1;
 }
 
 

@@ -8,11 +8,17 @@
  * Pure C and libsodium: no nginx, no globals, no allocation, thread-safe.
  * The caller runs sodium_init() once before the first issue or verify.
  *
- * An issued code is  PREFIX BODY TAG  (normalized form, as stored):
+ * An issued code is  PREFIX BODY TAG SUFFIX  (normalized, as stored):
  *   PREFIX  what the operator chose, normalized (may be empty);
- *   BODY    body_len random characters of the Crockford alphabet;
- *   TAG     mac_len characters: the first mac_len * 5 bits of keyed
- *           BLAKE2b-128 (the 32-byte key) over PREFIX BODY.
+ *   BODY    body_len random characters of the charset: by default the
+ *           Crockford alphabet, or any 2 or more of its characters;
+ *   TAG     mac_len characters of the charset made from keyed
+ *           BLAKE2b-128 (the 32-byte key) over PREFIX BODY: with the
+ *           Crockford alphabet its first mac_len * 5 bits, with another
+ *           charset its base-n digits, lowest first;
+ *   SUFFIX  what the operator chose, normalized (may be empty).
+ * A charset is a subset of the Crockford alphabet so that the look-alike
+ * mapping (O to 0, I and L to 1) never turns one valid code into another.
  */
 
 
@@ -36,6 +42,15 @@
 #define VOUCHER_MAC_MAX_LEN      25
 #define VOUCHER_BODY_MIN_LEN     1
 #define VOUCHER_BODY_MAX_LEN     VOUCHER_CODE_MAX_LEN
+
+
+/* a code's charset and suffix; {NULL, 0, NULL, 0} is the default format */
+typedef struct {
+    const char  *charset;       /* NULL: the whole Crockford alphabet */
+    size_t       charset_len;
+    const char  *suffix;        /* normalized; NULL or "": none */
+    size_t       suffix_len;
+} voucher_format_t;
 
 
 /*
@@ -87,6 +102,36 @@ size_t voucher_code_issue(const unsigned char key[VOUCHER_KEY_LEN],
  */
 int voucher_code_verify(const unsigned char key[VOUCHER_KEY_LEN],
     const char *code, size_t len, size_t prefix_len, size_t mac_len);
+
+/*
+ * Checks a charset: 2 to 32 different characters, all of the Crockford
+ * alphabet (upper case).  Returns 0, or -1 with a message in err.
+ */
+int voucher_charset_check(const char *charset, size_t len, char *err,
+    size_t errlen);
+
+/*
+ * voucher_code_issue() and voucher_code_verify() in a format: a charset
+ * (checked with voucher_charset_check() first) and a suffix after the
+ * tag.  fmt may be NULL (the default format); len of verify includes the
+ * suffix, which must end the code.
+ */
+size_t voucher_code_issue_ex(const unsigned char key[VOUCHER_KEY_LEN],
+    const char *prefix, size_t body_len, size_t mac_len,
+    const voucher_format_t *fmt, char *out, size_t size);
+int voucher_code_verify_ex(const unsigned char key[VOUCHER_KEY_LEN],
+    const char *code, size_t len, size_t prefix_len, size_t mac_len,
+    const voucher_format_t *fmt);
+
+/*
+ * Splits a display pattern such as "SALE-####-####-TH": the literal
+ * characters before the first '#' are the prefix, those after the last
+ * '#' the suffix (both normalized, NUL-terminated), and *hashes counts the
+ * '#'.  Spaces, tabs and dashes separate.  Returns 0, or -1 when there is
+ * no '#', a literal stands between two '#', or a part does not fit.
+ */
+int voucher_pattern_split(const char *pattern, char *prefix, size_t psize,
+    size_t *hashes, char *suffix, size_t ssize);
 
 /*
  * Renders a normalized code for people: each '#' of pattern takes the next

@@ -32,7 +32,7 @@ static const char *const  vw_trigger_fields[] = {
 
 static const char *const  vw_codes_fields[] = {
     "prefix", "length", "mac_length", "pattern", "max_uses", "valid_days",
-    NULL
+    "charset", "suffix", NULL
 };
 
 static const char *const  vw_events[] = {
@@ -172,10 +172,12 @@ vw_jint(json_t *o, const char *name, int64_t min, int64_t max, int64_t *out,
 static int
 vw_auto_codes(json_t *o, vw_auto_t *a, char *err, size_t errlen)
 {
-    int64_t  n;
-    size_t   hashes, plen;
-    char     norm[VOUCHER_CODE_MAX_LEN + 1];
-    char     why[256];
+    int64_t   n;
+    size_t    hashes, plen, k;
+    uint64_t  bodies;
+    char      norm[VOUCHER_CODE_MAX_LEN + 1];
+    char      sfx[VOUCHER_CODE_MAX_LEN + 1];
+    char      why[256];
 
     if (!json_is_object(o)) {
         snprintf(err, errlen, "codes: expected an object");
@@ -187,7 +189,9 @@ vw_auto_codes(json_t *o, vw_auto_t *a, char *err, size_t errlen)
     }
 
     if (vw_jstr(o, "prefix", &a->prefix, why, sizeof(why)) != 0
-        || vw_jstr(o, "pattern", &a->pattern, why, sizeof(why)) != 0)
+        || vw_jstr(o, "pattern", &a->pattern, why, sizeof(why)) != 0
+        || vw_jstr(o, "charset", &a->charset, why, sizeof(why)) != 0
+        || vw_jstr(o, "suffix", &a->suffix, why, sizeof(why)) != 0)
     {
         snprintf(err, errlen, "codes.%s", why);
         return -1;
@@ -230,38 +234,56 @@ vw_auto_codes(json_t *o, vw_auto_t *a, char *err, size_t errlen)
         a->prefix = vw_xstrdup(norm);
     }
 
-    if (a->pattern != NULL) {
-        /* the pattern must fit: prefix literals, then '#'s */
-        hashes = 0;
-        plen = 0;
+    if (a->charset != NULL
+        && voucher_charset_check(a->charset, strlen(a->charset), why,
+                                 sizeof(why)) != 0)
+    {
+        snprintf(err, errlen, "codes.charset: %s", why);
+        return -1;
+    }
 
-        for (n = 0; a->pattern[n]; n++) {
-            if (a->pattern[n] == '#') {
-                hashes++;
-
-            } else if (a->pattern[n] != ' ' && a->pattern[n] != '-') {
-                if (hashes > 0 || plen + 1 >= sizeof(norm)) {
-                    goto bad_pattern;
-                }
-
-                norm[plen++] = a->pattern[n];
-            }
+    if (a->suffix != NULL) {
+        plen = voucher_code_normalize(a->suffix, strlen(a->suffix), norm,
+                                      sizeof(norm));
+        if (plen == 0) {
+            snprintf(err, errlen, "codes.suffix: printable ASCII only");
+            return -1;
         }
 
-        norm[plen] = '\0';
+        free(a->suffix);
+        a->suffix = vw_xstrdup(norm);
+    }
 
-        if (hashes != (size_t) (a->length + a->mac_length)
-            || strcmp(norm, a->prefix ? a->prefix : "") != 0)
+    if (a->pattern != NULL) {
+        /* the pattern must fit: prefix literals, '#'s, suffix literals */
+        if (voucher_pattern_split(a->pattern, norm, sizeof(norm), &hashes,
+                                  sfx, sizeof(sfx))
+            != 0
+            || hashes != (size_t) (a->length + a->mac_length)
+            || strcmp(norm, a->prefix ? a->prefix : "") != 0
+            || strcmp(sfx, a->suffix ? a->suffix : "") != 0)
         {
             goto bad_pattern;
         }
     }
 
+    /* fewer than ~1e6 possible bodies make collisions the rule */
+    for (bodies = 1, k = 0; k < (size_t) a->length && bodies < 1000000; k++) {
+        bodies *= a->charset ? strlen(a->charset) : 32;
+    }
+
+    if (bodies < 1000000) {
+        snprintf(err, errlen, "codes.length: too short for the charset: "
+                 "fewer than a million random bodies");
+        return -1;
+    }
+
     if ((a->prefix ? strlen(a->prefix) : 0) + (size_t) a->length
-        + (size_t) a->mac_length > VOUCHER_CODE_MAX_LEN)
+        + (size_t) a->mac_length + (a->suffix ? strlen(a->suffix) : 0)
+        > VOUCHER_CODE_MAX_LEN)
     {
-        snprintf(err, errlen, "codes: prefix + length + mac_length is more "
-                 "than %d characters", VOUCHER_CODE_MAX_LEN);
+        snprintf(err, errlen, "codes: prefix + length + mac_length + suffix "
+                 "is more than %d characters", VOUCHER_CODE_MAX_LEN);
         return -1;
     }
 
@@ -270,8 +292,8 @@ vw_auto_codes(json_t *o, vw_auto_t *a, char *err, size_t errlen)
 bad_pattern:
 
     snprintf(err, errlen, "codes.pattern: must be the prefix, then "
-             "length + mac_length (%d) '#', with ' ' or '-' between",
-             a->length + a->mac_length);
+             "length + mac_length (%d) '#', then the suffix, with ' ' or '-' "
+             "between", a->length + a->mac_length);
 
     return -1;
 }
@@ -564,6 +586,8 @@ vw_auto_free(vw_auto_t *a)
     free(a->code);
     free(a->prefix);
     free(a->pattern);
+    free(a->charset);
+    free(a->suffix);
     free(a->channel);
     free(a->message);
     free(a->subject);

@@ -43,6 +43,8 @@ typedef struct {
     int              length;
     int              mac_length;
     char            *pattern;
+    char            *charset;       /* NULL: Crockford base32 */
+    char            *suffix;        /* normalized, or NULL */
     int64_t          max_uses;      /* -1: the campaign's */
     int64_t          valid_days;    /* 0: the campaign's end */
 

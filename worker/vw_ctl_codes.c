@@ -36,13 +36,14 @@
 
 static const char  vw_codes_usage[] =
     "usage: voucherctl codes issue CAMPAIGN --count N [--prefix P]\n"
-    "           [--length L] [--mac-length M] [--pattern P] [--max-uses N]\n"
-    "           [--output FILE]\n"
+    "           [--length L] [--mac-length M] [--charset CHARS]\n"
+    "           [--suffix S] [--pattern P] [--max-uses N] [--output FILE]\n"
     "       voucherctl codes import FILE.csv [--campaign C] [--match REGEX]\n"
     "           [--dry-run]\n"
     "       voucherctl codes export CAMPAIGN [--format csv|jsonl]\n"
     "           [--pattern P] [--output FILE]\n"
-    "       voucherctl codes check CODE [--prefix P] [--mac-length M]\n";
+    "       voucherctl codes check CODE [--prefix P] [--mac-length M]\n"
+    "           [--charset CHARS] [--suffix S]\n";
 
 
 static double
@@ -88,43 +89,44 @@ vw_close_output(FILE *f, const char *path)
 
 
 /*
- * The prefix and the number of '#' of a display pattern: "SALE-####-####"
- * is prefix "SALE" and 8 characters.  Literals after the first '#' (other
- * than separators) cannot be shown from a prefix+body+tag code.
+ * --charset and --suffix into fmt (the suffix normalized into sbuf).
+ * Returns 0, or -1 after saying what is wrong.
  */
 
 static int
-vw_pattern_split(const char *pattern, char *prefix, size_t size,
-    size_t *hashes)
+vw_format_opts(vw_opt_t *opts, const char *what, voucher_format_t *fmt,
+    char *sbuf, size_t ssize)
 {
-    size_t       n;
-    const char  *p;
+    char         err[160];
+    const char  *cs, *sf;
 
-    n = 0;
-    *hashes = 0;
+    memset(fmt, 0, sizeof(voucher_format_t));
 
-    for (p = pattern; *p; p++) {
-        if (*p == '#') {
-            (*hashes)++;
-            continue;
-        }
+    cs = vw_opt(opts, "--charset");
+    sf = vw_opt(opts, "--suffix");
 
-        if (*p == ' ' || *p == '\t' || *p == '-') {
-            continue;
-        }
-
-        if (*hashes > 0 || (unsigned char) *p < 0x21
-            || (unsigned char) *p > 0x7e || n + 1 >= size)
-        {
+    if (cs) {
+        if (voucher_charset_check(cs, strlen(cs), err, sizeof(err)) != 0) {
+            vw_ctl_fail("codes %s: --charset: %s", what, err);
             return -1;
         }
 
-        prefix[n++] = *p;
+        fmt->charset = cs;
+        fmt->charset_len = strlen(cs);
     }
 
-    prefix[n] = '\0';
+    if (sf && sf[0]) {
+        fmt->suffix_len = voucher_code_normalize(sf, strlen(sf), sbuf, ssize);
 
-    return *hashes > 0 ? 0 : -1;
+        if (fmt->suffix_len == 0) {
+            vw_ctl_fail("codes %s: --suffix: printable ASCII only", what);
+            return -1;
+        }
+
+        fmt->suffix = sbuf;
+    }
+
+    return 0;
 }
 
 
@@ -209,10 +211,13 @@ fail:
 static int
 vw_codes_issue(vw_ctl_t *ctl, int argc, char **argv)
 {
-    int           npos, rc;
-    char         *pos[2], *ckey, prefix[VW_CODE_SIZE], norm[VW_CODE_SIZE];
-    FILE         *out;
-    size_t        i, k, hashes, added, collided, pending, head, inflight;
+    int               npos, rc;
+    char             *pos[2], *ckey, prefix[VW_CODE_SIZE], norm[VW_CODE_SIZE];
+    char              suffix[VW_CODE_SIZE], psuffix[VW_CODE_SIZE];
+    FILE             *out;
+    size_t            i, k, hashes, added, collided, pending, head, inflight;
+    uint64_t          bodies;
+    voucher_format_t  fmt;
     int64_t       count, body, mac, max_uses;
     double        t0, dt;
     vw_args_t     a;
@@ -225,6 +230,8 @@ vw_codes_issue(vw_ctl_t *ctl, int argc, char **argv)
         { "--prefix", 1, NULL, 0 },
         { "--length", 1, NULL, 0 },
         { "--mac-length", 1, NULL, 0 },
+        { "--charset", 1, NULL, 0 },
+        { "--suffix", 1, NULL, 0 },
         { "--pattern", 1, NULL, 0 },
         { "--max-uses", 1, NULL, 0 },
         { "--output", 1, NULL, 0 },
@@ -272,11 +279,19 @@ vw_codes_issue(vw_ctl_t *ctl, int argc, char **argv)
         return VW_EXIT_USAGE;
     }
 
+    if (vw_format_opts(opts, "issue", &fmt, suffix, sizeof(suffix)) != 0) {
+        return VW_EXIT_USAGE;
+    }
+
     if (pattern) {
-        if (vw_pattern_split(pattern, norm, sizeof(norm), &hashes) != 0) {
+        if (voucher_pattern_split(pattern, norm, sizeof(norm), &hashes,
+                                  psuffix, sizeof(psuffix))
+            != 0)
+        {
             vw_ctl_fail("codes issue: --pattern: expected literal prefix "
-                        "characters, then '#' and separators (' ' '-'), as "
-                        "in SALE-####-####");
+                        "characters, then '#' and separators (' ' '-'), "
+                        "then a literal suffix, as in SALE-####-#### or "
+                        "####-####-TH");
             return VW_EXIT_USAGE;
         }
 
@@ -286,7 +301,19 @@ vw_codes_issue(vw_ctl_t *ctl, int argc, char **argv)
             return VW_EXIT_USAGE;
         }
 
+        if (vw_opt(opts, "--suffix") != NULL
+            && strcmp(fmt.suffix ? fmt.suffix : "", psuffix) != 0)
+        {
+            vw_ctl_fail("codes issue: --suffix \"%s\" and the suffix of "
+                        "--pattern \"%s\" differ",
+                        fmt.suffix ? fmt.suffix : "", psuffix);
+            return VW_EXIT_USAGE;
+        }
+
         strcpy(prefix, norm);
+        strcpy(suffix, psuffix);
+        fmt.suffix = suffix;
+        fmt.suffix_len = strlen(suffix);
 
         if (vw_opt(opts, "--length") == NULL) {
             if ((int64_t) hashes <= mac) {
@@ -307,17 +334,23 @@ vw_codes_issue(vw_ctl_t *ctl, int argc, char **argv)
         }
     }
 
-    if (strlen(prefix) + (size_t) body + (size_t) mac > VOUCHER_CODE_MAX_LEN)
+    if (strlen(prefix) + (size_t) body + (size_t) mac + fmt.suffix_len
+        > VOUCHER_CODE_MAX_LEN)
     {
-        vw_ctl_fail("codes issue: prefix + length + mac-length is more than "
-                    "%d characters", VOUCHER_CODE_MAX_LEN);
+        vw_ctl_fail("codes issue: prefix + length + mac-length + suffix is "
+                    "more than %d characters", VOUCHER_CODE_MAX_LEN);
         return VW_EXIT_USAGE;
     }
 
     /* fewer than ~1e6 possible bodies make collisions the rule */
-    if (body < 4) {
-        vw_ctl_fail("codes issue: --length must be at least 4 (random "
-                    "characters)");
+    for (bodies = 1, k = 0; k < (size_t) body && bodies < 1000000; k++) {
+        bodies *= fmt.charset ? fmt.charset_len : 32;
+    }
+
+    if (bodies < 1000000) {
+        vw_ctl_fail("codes issue: --length must give at least a million "
+                    "random bodies (4 characters of the Crockford alphabet, "
+                    "6 digits)");
         return VW_EXIT_USAGE;
     }
 
@@ -410,9 +443,9 @@ vw_codes_issue(vw_ctl_t *ctl, int argc, char **argv)
             vw_args_adds(&a, "code");
 
             for (k = 0; k < b->n; k++) {
-                if (voucher_code_issue(ctl->key, prefix, (size_t) body,
-                                       (size_t) mac, b->codes[k],
-                                       VW_CODE_SIZE) == 0)
+                if (voucher_code_issue_ex(ctl->key, prefix, (size_t) body,
+                                          (size_t) mac, &fmt, b->codes[k],
+                                          VW_CODE_SIZE) == 0)
                 {
                     vw_ctl_fail("codes issue: cannot make a code");
                     goto done;
@@ -1278,15 +1311,19 @@ done:
 static int
 vw_codes_check(vw_ctl_t *ctl, int argc, char **argv)
 {
-    int           npos, ok;
-    char         *pos[2], norm[VW_CODE_SIZE], prefix[VW_CODE_SIZE];
-    size_t        len, plen;
-    int64_t       mac;
-    const char   *pfx;
+    int               npos, ok;
+    char              *pos[2], norm[VW_CODE_SIZE], prefix[VW_CODE_SIZE];
+    char              suffix[VW_CODE_SIZE];
+    size_t            len, plen;
+    int64_t           mac;
+    const char       *pfx;
+    voucher_format_t  fmt;
 
     vw_opt_t  opts[] = {
         { "--prefix", 1, NULL, 0 },
         { "--mac-length", 1, NULL, 0 },
+        { "--charset", 1, NULL, 0 },
+        { "--suffix", 1, NULL, 0 },
         { NULL, 0, NULL, 0 }
     };
 
@@ -1300,7 +1337,8 @@ vw_codes_check(vw_ctl_t *ctl, int argc, char **argv)
     }
 
     if (vw_opt_int(opts, "--mac-length", VOUCHER_MAC_MIN_LEN,
-                   VOUCHER_MAC_MAX_LEN, 4, &mac) != 0)
+                   VOUCHER_MAC_MAX_LEN, 4, &mac) != 0
+        || vw_format_opts(opts, "check", &fmt, suffix, sizeof(suffix)) != 0)
     {
         return VW_EXIT_USAGE;
     }
@@ -1333,11 +1371,12 @@ vw_codes_check(vw_ctl_t *ctl, int argc, char **argv)
         return VW_EXIT_FAIL;
     }
 
-    ok = voucher_code_verify(ctl->key, norm, len, plen, (size_t) mac) == 0;
+    ok = voucher_code_verify_ex(ctl->key, norm, len, plen, (size_t) mac,
+                                &fmt) == 0;
 
     if (ok) {
         /* what the customer typed may hold look-alikes: show the code */
-        voucher_code_canonical(norm + plen, len - plen);
+        voucher_code_canonical(norm + plen, len - plen - fmt.suffix_len);
         printf("valid: %s\n", norm);
         return VW_EXIT_OK;
     }

@@ -71,12 +71,13 @@ vw_daemon_queue(vw_daemon_t *d, vw_auto_t *a, const char *run,
     int64_t due_ms, int64_t codes_from, char **members, size_t n,
     int64_t cancel_after)
 {
-    int           tries, rc;
-    char        **todo, **next, code[VOUCHER_CODE_MAX_LEN + 1];
-    size_t        i, j, ntodo, nnext, first, k;
-    int64_t       queued, q;
-    vw_args_t     args;
-    redisReply   *r, *c;
+    int                tries, rc;
+    char             **todo, **next, code[VOUCHER_CODE_MAX_LEN + 1];
+    size_t             i, j, ntodo, nnext, first, k;
+    int64_t            queued, q;
+    vw_args_t          args;
+    redisReply        *r, *c;
+    voucher_format_t   fmt;
 
     if (!a->shared && !d->have_key) {
         snprintf(d->err, sizeof(d->err), "campaign %s: unique codes need "
@@ -110,9 +111,15 @@ vw_daemon_queue(vw_daemon_t *d, vw_auto_t *a, const char *run,
                     continue;
                 }
 
-                if (voucher_code_issue(d->key, a->prefix, (size_t) a->length,
-                                       (size_t) a->mac_length, code,
-                                       sizeof(code)) == 0)
+                fmt.charset = a->charset;
+                fmt.charset_len = a->charset ? strlen(a->charset) : 0;
+                fmt.suffix = a->suffix;
+                fmt.suffix_len = a->suffix ? strlen(a->suffix) : 0;
+
+                if (voucher_code_issue_ex(d->key, a->prefix,
+                                          (size_t) a->length,
+                                          (size_t) a->mac_length, &fmt, code,
+                                          sizeof(code)) == 0)
                 {
                     snprintf(d->err, sizeof(d->err), "campaign %s: cannot "
                              "make a code", a->campaign);

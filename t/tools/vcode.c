@@ -4,7 +4,8 @@
  *
  * vcode: issues codes with the shared code unit, for the tests.
  *   vcode genkey FILE
- *   vcode issue KEYFILE PREFIX BODY_LEN MAC_LEN COUNT
+ *   vcode issue KEYFILE PREFIX BODY_LEN MAC_LEN COUNT [CHARSET [SUFFIX]]
+ *   (CHARSET "-": the default alphabet)
  */
 
 
@@ -20,9 +21,10 @@
 int
 main(int argc, char **argv)
 {
-    char           err[256], code[VOUCHER_CODE_MAX_LEN + 1];
-    long           i, n;
-    unsigned char  key[VOUCHER_KEY_LEN];
+    char              err[256], code[VOUCHER_CODE_MAX_LEN + 1];
+    long              i, n;
+    unsigned char     key[VOUCHER_KEY_LEN];
+    voucher_format_t  fmt;
 
     if (sodium_init() < 0) {
         fprintf(stderr, "vcode: libsodium cannot be initialised\n");
@@ -37,10 +39,30 @@ main(int argc, char **argv)
         return 0;
     }
 
-    if (argc != 7 || strcmp(argv[1], "issue") != 0) {
+    if (argc < 7 || argc > 9 || strcmp(argv[1], "issue") != 0) {
         fprintf(stderr, "usage: vcode genkey FILE\n"
-                        "       vcode issue KEYFILE PREFIX BODY MAC COUNT\n");
+                        "       vcode issue KEYFILE PREFIX BODY MAC COUNT "
+                        "[CHARSET [SUFFIX]]\n");
         return 2;
+    }
+
+    memset(&fmt, 0, sizeof(fmt));
+
+    if (argc >= 8 && strcmp(argv[7], "-") != 0) {
+        if (voucher_charset_check(argv[7], strlen(argv[7]), err, sizeof(err))
+            != 0)
+        {
+            fprintf(stderr, "vcode: %s\n", err);
+            return 1;
+        }
+
+        fmt.charset = argv[7];
+        fmt.charset_len = strlen(argv[7]);
+    }
+
+    if (argc == 9) {
+        fmt.suffix = argv[8];
+        fmt.suffix_len = strlen(argv[8]);
     }
 
     if (voucher_key_load(argv[2], key, err, sizeof(err)) != 0) {
@@ -51,8 +73,9 @@ main(int argc, char **argv)
     n = atol(argv[6]);
 
     for (i = 0; i < n; i++) {
-        if (voucher_code_issue(key, argv[3], (size_t) atol(argv[4]),
-                               (size_t) atol(argv[5]), code, sizeof(code))
+        if (voucher_code_issue_ex(key, argv[3], (size_t) atol(argv[4]),
+                                  (size_t) atol(argv[5]), &fmt, code,
+                                  sizeof(code))
             == 0)
         {
             fprintf(stderr, "vcode: cannot issue with these lengths\n");

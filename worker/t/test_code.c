@@ -222,6 +222,100 @@ test_issue_verify_roundtrip(void **state)
 }
 
 
+/* a charset of digits (keypads) and a suffix */
+
+static void
+test_charset_suffix(void **state)
+{
+    int               i, changed;
+    size_t            n, j;
+    char              code[VOUCHER_CODE_MAX_LEN + 1], err[160], c;
+    voucher_format_t  fmt;
+
+    (void) state;
+
+    fmt.charset = "0123456789";
+    fmt.charset_len = 10;
+    fmt.suffix = "TH";
+    fmt.suffix_len = 2;
+
+    for (i = 0; i < 20000; i++) {
+        n = voucher_code_issue_ex(key1, "P", 8, 6, &fmt, code, sizeof(code));
+        assert_int_equal(n, 1 + 8 + 6 + 2);
+        assert_memory_equal(code + n - 2, "TH", 2);
+
+        for (j = 1; j < n - 2; j++) {
+            assert_true(code[j] >= '0' && code[j] <= '9');
+        }
+
+        assert_int_equal(voucher_code_verify_ex(key1, code, n, 1, 6, &fmt),
+                         0);
+
+        /* any other digit in any place of body or tag breaks it */
+        changed = 0;
+
+        for (j = 1; j < n - 2 && !changed; j++) {
+            c = code[j];
+            code[j] = (char) ('0' + (c - '0' + 1 + i % 9) % 10);
+            assert_int_equal(voucher_code_verify_ex(key1, code, n, 1, 6,
+                                                    &fmt), -1);
+            code[j] = c;
+            changed = i % 3 == 0;
+        }
+    }
+
+    /* the suffix must end the code, and is not a free-for-all */
+    n = voucher_code_issue_ex(key1, "", 8, 6, &fmt, code, sizeof(code));
+    code[n - 1] = 'X';
+    assert_int_equal(voucher_code_verify_ex(key1, code, n, 0, 6, &fmt), -1);
+
+    /* a code of the default format does not pass as this one */
+    n = voucher_code_issue(key1, "", 8, 6, code, sizeof(code));
+    assert_int_equal(voucher_code_verify_ex(key1, code, n, 0, 6, &fmt), -1);
+
+    /* the default charset named in full is the default format */
+    fmt.charset = ALPHA;
+    fmt.charset_len = 32;
+    fmt.suffix = NULL;
+    fmt.suffix_len = 0;
+    n = voucher_code_issue(key1, "", 8, 4, code, sizeof(code));
+    assert_int_equal(voucher_code_verify_ex(key1, code, n, 0, 4, &fmt), 0);
+
+    /* letters only, none of them a look-alike */
+    fmt.charset = "ABCDEFGHJKMNPQRSTVWXYZ";
+    fmt.charset_len = 22;
+    n = voucher_code_issue_ex(key1, "", 10, 6, &fmt, code, sizeof(code));
+
+    for (j = 0; j < n; j++) {
+        assert_non_null(strchr(fmt.charset, code[j]));
+    }
+
+    assert_int_equal(voucher_code_verify_ex(key1, code, n, 0, 6, &fmt), 0);
+
+    /* the checks of a charset */
+    assert_int_equal(voucher_charset_check("0123456789", 10, err,
+                                           sizeof(err)), 0);
+    assert_int_equal(voucher_charset_check("0", 1, err, sizeof(err)), -1);
+    assert_int_equal(voucher_charset_check("01O", 3, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "no I, L, O, U"));
+    assert_int_equal(voucher_charset_check("0123", 3, err, sizeof(err)), 0);
+    assert_int_equal(voucher_charset_check("0110", 4, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "twice"));
+    assert_int_equal(voucher_charset_check("abc", 3, err, sizeof(err)), -1);
+
+    /* the suffix counts in the length limit */
+    fmt.charset = NULL;
+    fmt.charset_len = 0;
+    fmt.suffix = "ABCDEFGHJK";
+    fmt.suffix_len = 10;
+    assert_int_equal(voucher_code_issue_ex(key1, "", 40, 15, &fmt, code,
+                                           sizeof(code)), 0);
+    assert_int_equal(voucher_code_issue_ex(key1, "", 39, 15, &fmt, code,
+                                           sizeof(code)), 64);
+    assert_int_equal(voucher_code_verify_ex(key1, code, 64, 0, 15, &fmt), 0);
+}
+
+
 static void
 test_codes_unique(void **state)
 {
@@ -643,6 +737,7 @@ main(void)
         cmocka_unit_test(test_normalize_size),
         cmocka_unit_test(test_canonical),
         cmocka_unit_test(test_issue_verify_roundtrip),
+        cmocka_unit_test(test_charset_suffix),
         cmocka_unit_test(test_codes_unique),
         cmocka_unit_test(test_single_change_breaks_mac),
         cmocka_unit_test(test_wrong_key),
