@@ -2,7 +2,8 @@
 /*
  * Copyright (C) ngx_voucher authors
  *
- * libFuzzer target for the code format (worker/voucher_code.c).  The
+ * libFuzzer target for the code format (worker/voucher_code.c), charsets,
+ * suffixes and display patterns included.  The
  * first byte picks the prefix and tag lengths, the rest up to a '|' is a
  * code as a customer may type it, what follows the '|' a display pattern.
  * Nothing may crash, and the results are checked for invariants.
@@ -71,7 +72,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char         out[VOUCHER_CODE_MAX_LEN + 1];
     char         again[VOUCHER_CODE_MAX_LEN + 1];
     char         canon[VOUCHER_CODE_MAX_LEN + 1];
-    char         shown[256];
+    char         shown[256], err[160];
+    voucher_format_t  fmt;
 
     if (size == 0) {
         return 0;
@@ -144,6 +146,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void) voucher_code_verify(key, out, n, n, mlen);
 
     if (pattern != NULL) {
+        /* the pattern also splits into prefix, '#'s and suffix */
+        if (voucher_pattern_split(pattern, canon, sizeof(canon), &i, shown,
+                                  sizeof(shown))
+            == 0)
+        {
+            CHECK(i > 0);
+            check_normalized(canon, strlen(canon));
+            check_normalized(shown, strlen(shown));
+        }
+
         m = voucher_code_display(out, n, pattern, shown, sizeof(shown));
         CHECK(m < sizeof(shown));
 
@@ -151,6 +163,31 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(strlen(shown) == m);
             CHECK(voucher_code_normalize(shown, m, again, sizeof(again)) == n);
             CHECK(memcmp(again, out, n) == 0);
+        }
+    }
+
+    /*
+     * The input as a charset and a suffix: when the charset is accepted,
+     * a code issued in that format verifies, and random input in it is
+     * checked without harm.
+     */
+    fmt.charset = out;
+    fmt.charset_len = n < 32 ? n : 32;
+    fmt.suffix = out + (n > 3 ? n - 3 : 0);
+    fmt.suffix_len = n > 3 ? 3 : 0;
+
+    if (voucher_charset_check(out, fmt.charset_len, err, sizeof(err)) == 0) {
+        (void) voucher_code_verify_ex(key, out, n, plen < n ? plen : 0, mlen,
+                                      &fmt);
+        m = voucher_code_issue_ex(key, "P", 8, mlen, &fmt, again,
+                                  sizeof(again));
+
+        if (m > 0) {
+            for (i = 1; i < 1 + 8 + mlen; i++) {
+                CHECK(memchr(fmt.charset, again[i], fmt.charset_len) != NULL);
+            }
+
+            CHECK(voucher_code_verify_ex(key, again, m, 1, mlen, &fmt) == 0);
         }
     }
 
