@@ -141,7 +141,7 @@ like($res->{err}, qr/at least a million/, '... says why');
 $res = ctl($w, qw(codes issue sale --count 1 --charset 01O));
 is($res->{rc}, 2, 'a charset with a look-alike is refused');
 like($res->{err}, qr/--charset: .*no I, L, O, U/, '... naming the rule');
-$res = ctl($w, qw(codes issue sale --count 1 --suffix TH --pattern ####-####-XY));
+$res = ctl($w, qw(codes issue sale --count 1 --suffix TH --pattern), '####-####-XY');
 is($res->{rc}, 2, '--suffix and the pattern\'s suffix differ');
 
 $res = ctl($w, qw(codes issue gift --count 3 --prefix gc --length 6 --mac-length 2 --max-uses 5));

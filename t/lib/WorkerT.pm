@@ -30,11 +30,15 @@ sub worker_bin {
     return $bin;
 }
 
+# written whole, then renamed into place: a daemon that reads the file
+# (the fake clock, a configuration) never sees it empty or half written
 sub write_text {
     my ($path, $text) = @_;
-    open my $fh, '>:raw', $path or die "$path: $!";
+    my $tmp = "$path.tmp$$";
+    open my $fh, '>:raw', $tmp or die "$tmp: $!";
     print {$fh} $text;
-    close $fh or die "$path: $!";
+    close $fh or die "$tmp: $!";
+    rename $tmp, $path or die "$path: $!";
     return $path;
 }
 
