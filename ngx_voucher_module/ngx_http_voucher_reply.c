@@ -542,10 +542,71 @@ ngx_http_voucher_json_pairs(u_char *p, redisReply **el, size_t n,
 }
 
 
+/*
+ * A JSON string of bytes that came from Redis: escaped as JSON wants, and
+ * every byte that is not part of valid UTF-8 (a stray byte, a truncated or
+ * overlong sequence, a surrogate) becomes U+FFFD, so an answer is valid
+ * JSON whatever was written into Redis.  With p == NULL it only measures.
+ */
+
+static size_t
+ngx_http_voucher_json_text(u_char *p, u_char *s, size_t len)
+{
+    u_char    *start, *last, *next;
+    size_t     n;
+    uint32_t   cp;
+
+    n = 0;
+    last = s + len;
+
+    while (s < last) {
+        start = s;
+
+        if (*s < 0x80) {
+            while (s < last && *s < 0x80) {
+                s++;
+            }
+
+            n += (s - start) + ngx_escape_json(NULL, start, s - start);
+
+            if (p) {
+                p = (u_char *) ngx_escape_json(p, start, s - start);
+            }
+
+            continue;
+        }
+
+        next = s;
+        cp = ngx_utf8_decode(&next, last - s);
+
+        if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+            s++;
+            n += sizeof("\\ufffd") - 1;
+
+            if (p) {
+                p = ngx_cpymem(p, "\\ufffd", sizeof("\\ufffd") - 1);
+            }
+
+            continue;
+        }
+
+        n += next - s;
+
+        if (p) {
+            p = ngx_cpymem(p, s, next - s);
+        }
+
+        s = next;
+    }
+
+    return n;
+}
+
+
 static size_t
 ngx_http_voucher_json_string_len(u_char *s, size_t len)
 {
-    return 2 + len + ngx_escape_json(NULL, s, len);
+    return 2 + ngx_http_voucher_json_text(NULL, s, len);
 }
 
 
@@ -553,7 +614,7 @@ static u_char *
 ngx_http_voucher_json_string(u_char *p, u_char *s, size_t len)
 {
     *p++ = '"';
-    p = (u_char *) ngx_escape_json(p, s, len);
+    p += ngx_http_voucher_json_text(p, s, len);
     *p++ = '"';
 
     return p;

@@ -99,6 +99,17 @@ my @keys = @{ $redis->cmd('KEYS', '*') };
 is(scalar(grep { !/^\{(v|shop2)\}:/ } @keys), 0, 'every key has a {namespace} hash tag')
     or diag explain \@keys;
 
+# bytes that are not UTF-8, written into Redis behind the library's back,
+# still make a valid JSON answer: they become U+FFFD
+$redis->cmd('HSET', '{v}:k:odd', 'status', "p\xffa\xe2\x82use\xed\xa0\x80d\xc3\xa9", 'kind', 'amount',
+            'value', 100, 'rev', 'x1');
+$redis->cmd('HSET', '{v}:c:ODD', 'k', 'odd');
+$r = post($ng, 'validate', {code => 'ODD', order => $o});
+is($r->{status}, 409, 'a campaign status of stray bytes: still 409');
+my $st = eval { JSON::PP->new->utf8->decode($r->{body})->{status} };
+is($st, "p\x{fffd}a\x{fffd}\x{fffd}use\x{fffd}\x{fffd}\x{fffd}d\x{e9}",
+   'the answer is valid JSON: stray, truncated and surrogate bytes are U+FFFD, valid UTF-8 stays');
+
 $ng->stop;
 $ng->check_log('no alert');
 $redis->stop;
