@@ -38,6 +38,7 @@ typedef struct {
     ngx_flag_t                  configured;
 
     ngx_http_voucher_pool_t    *pool;        /* this worker's connections */
+    ngx_shm_zone_t             *lockout_zone; /* voucher_lockout_cache */
 } ngx_http_voucher_main_conf_t;
 
 
@@ -76,6 +77,13 @@ typedef struct {
     ngx_array_t                *gate_confirm;    /* ngx_uint_t pairs lo, hi */
     ngx_flag_t                  gate_body;       /* uses $voucher_body_* */
 } ngx_http_voucher_loc_conf_t;
+
+
+/* a lockout limit of a location, for the lockout cache */
+typedef struct {
+    ngx_str_t                   name;        /* empty: not a lockout in scope */
+    ngx_http_complex_value_t   *key;
+} ngx_http_voucher_limit_info_t;
 
 
 /* a Redis command built in a request's pool */
@@ -170,6 +178,18 @@ ngx_int_t ngx_http_voucher_limit_args(ngx_http_request_t *r,
     ngx_http_voucher_loc_conf_t *vlcf, ngx_int_t op, const char **argv,
     size_t *argvlen);
 ngx_str_t *ngx_http_voucher_limit_status(ngx_http_request_t *r);
+ngx_uint_t ngx_http_voucher_limit_lockout(ngx_http_voucher_loc_conf_t *vlcf,
+    ngx_uint_t i, ngx_int_t op, ngx_http_voucher_limit_info_t *info);
+
+char *ngx_http_voucher_lockout_cache(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_voucher_lockout_check(ngx_http_request_t *r,
+    ngx_http_voucher_loc_conf_t *vlcf, ngx_int_t op, ngx_str_t *name,
+    int64_t *left);
+void ngx_http_voucher_lockout_learn(ngx_http_request_t *r,
+    ngx_http_voucher_loc_conf_t *vlcf, ngx_int_t op, void *reply);
+ngx_int_t ngx_http_voucher_send_locked(ngx_http_request_t *r, ngx_int_t op,
+    ngx_str_t *code, ngx_str_t *name, int64_t left);
 
 ngx_int_t ngx_http_voucher_code_check(ngx_http_voucher_loc_conf_t *vlcf,
     u_char *code, size_t *len, const char **reason);

@@ -176,8 +176,9 @@ ngx_http_voucher_process(ngx_http_request_t *r, ngx_http_voucher_ctx_t *ctx)
 {
     u_char                       *arena;
     size_t                        size;
+    int64_t                       left;
     ngx_int_t                     rc;
-    ngx_str_t                     body;
+    ngx_str_t                     body, name;
     const char                   *msg;
     ngx_http_voucher_error_t      err;
     ngx_http_voucher_limits_t     lim;
@@ -267,6 +268,22 @@ ngx_http_voucher_process(ngx_http_request_t *r, ngx_http_voucher_ctx_t *ctx)
 
     ctx->code.data = req.code.data;
     ctx->code.len = req.code.len;
+
+    if (req.op != NGX_HTTP_VOUCHER_OP_ROLLBACK
+        && req.op != NGX_HTTP_VOUCHER_OP_CONFIRM
+        && req.op != NGX_HTTP_VOUCHER_OP_RELEASE
+        && ngx_http_voucher_lockout_check(r, vlcf, req.op, &name, &left)
+           == NGX_OK)
+    {
+        /* a ban this node learned from Redis: refused without asking */
+        ngx_str_set(&ctx->limit_status, "LOCKED");
+
+        ngx_log_error(vlcf->limit_log_level, r->connection->log, 0,
+                      "voucher: limit \"%V\": LOCKED (lockout cache)", &name);
+
+        return ngx_http_voucher_send_locked(r, ctx->api, &ctx->code, &name,
+                                            left);
+    }
 
     return ngx_http_voucher_call(r, ctx, &req);
 }
@@ -801,6 +818,9 @@ ngx_http_voucher_reply_handler(ngx_http_voucher_op_t *op, void *reply,
 
     case NGX_HTTP_VOUCHER_REPLY:
         ngx_http_voucher_limit_result(r, &ctx->limit_status, reply);
+        ngx_http_voucher_lockout_learn(r,
+                      ngx_http_get_module_loc_conf(r, ngx_http_voucher_module),
+                      ctx->api, reply);
         rc = ngx_http_voucher_send_reply(r, ctx->api, reply);
         break;
 

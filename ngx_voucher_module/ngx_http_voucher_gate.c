@@ -610,7 +610,9 @@ ngx_http_voucher_gate_body_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_voucher_gate_start(ngx_http_request_t *r, ngx_http_voucher_gate_t *g)
 {
+    int64_t                        left;
     ngx_int_t                      rc;
+    ngx_str_t                      name, code;
     ngx_uint_t                     guess;
     const char                    *msg;
     ngx_http_voucher_op_t         *op;
@@ -666,6 +668,24 @@ ngx_http_voucher_gate_start(ngx_http_request_t *r, ngx_http_voucher_gate_t *g)
         }
 
         guess = 1;
+    }
+
+    if (ngx_http_voucher_lockout_check(r, vlcf, vlcf->gate, &name, &left)
+        == NGX_OK)
+    {
+        /* a ban this node learned from Redis: refused without asking */
+        ngx_str_set(&g->status, "refused");
+        ngx_str_set(&g->reason, "locked_out");
+        ngx_str_set(&g->limit_status, "LOCKED");
+
+        ngx_log_error(vlcf->limit_log_level, r->connection->log, 0,
+                      "voucher: limit \"%V\": LOCKED (lockout cache)", &name);
+
+        code.data = req.code.data;
+        code.len = req.code.len;
+
+        return ngx_http_voucher_send_locked(r, vlcf->gate, &code, &name,
+                                            left);
     }
 
     rc = ngx_http_voucher_command(r, vlcf, &req, guess, &cmd);
@@ -993,6 +1013,7 @@ ngx_http_voucher_gate_reply_handler(ngx_http_voucher_op_t *op, void *reply,
 
     case NGX_HTTP_VOUCHER_REPLY:
         ngx_http_voucher_limit_result(r, &g->limit_status, reply);
+        ngx_http_voucher_lockout_learn(r, g->conf, g->conf->gate, reply);
         rc = ngx_http_voucher_gate_verdict(r, g, reply);
         break;
 

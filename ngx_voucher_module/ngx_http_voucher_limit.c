@@ -427,3 +427,40 @@ ngx_http_voucher_limit_args(ngx_http_request_t *r,
 
     return n;
 }
+
+
+/*
+ * The i-th limit of the location, for the lockout cache: info names it
+ * when it is a lockout in scope of op (a reserve counts as a redeem), and
+ * is empty otherwise.  Returns 0 past the last limit.
+ */
+
+ngx_uint_t
+ngx_http_voucher_limit_lockout(ngx_http_voucher_loc_conf_t *vlcf,
+    ngx_uint_t i, ngx_int_t op, ngx_http_voucher_limit_info_t *info)
+{
+    ngx_http_voucher_limit_t  *lim;
+
+    info->name.len = 0;
+    info->name.data = NULL;
+    info->key = NULL;
+
+    if (vlcf->limits == NULL || i >= vlcf->limits->nelts) {
+        return 0;
+    }
+
+    if (op == NGX_HTTP_VOUCHER_OP_RESERVE) {
+        op = NGX_HTTP_VOUCHER_OP_REDEEM;
+    }
+
+    lim = vlcf->limits->elts;
+
+    if (lim[i].kind == NGX_HTTP_VOUCHER_LIMIT_LOCKOUT
+        && (lim[i].scope & (1 << op)))
+    {
+        info->name = lim[i].name;
+        info->key = &lim[i].key;
+    }
+
+    return 1;
+}

@@ -60,6 +60,13 @@ static ngx_command_t  ngx_http_voucher_commands[] = {
       0,
       NULL },
 
+    { ngx_string("voucher_lockout_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_voucher_lockout_cache,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("voucher_api"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_voucher_api,

@@ -288,6 +288,49 @@ ngx_http_voucher_send_not_found(ngx_http_request_t *r, ngx_int_t op,
 }
 
 
+/*
+ * A key the lockout cache holds: the answer Redis gives a locked-out key,
+ * rendered by the same path.
+ */
+
+ngx_int_t
+ngx_http_voucher_send_locked(ngx_http_request_t *r, ngx_int_t op,
+    ngx_str_t *code, ngx_str_t *name, int64_t left)
+{
+    redisReply   reply, el[9], *els[9];
+    ngx_uint_t   i;
+
+    ngx_memzero(el, sizeof(el));
+
+#define ngx_http_voucher_el(i, s, l)                                          \
+    el[i].type = REDIS_REPLY_STRING; el[i].str = (char *) (s); el[i].len = (l)
+
+    ngx_http_voucher_el(0, "locked_out", sizeof("locked_out") - 1);
+    ngx_http_voucher_el(1, "code", 4);
+    ngx_http_voucher_el(2, code->data, code->len);
+    ngx_http_voucher_el(3, "limit", 5);
+    ngx_http_voucher_el(4, name->data, name->len);
+    ngx_http_voucher_el(5, "retry_after_ms", sizeof("retry_after_ms") - 1);
+    el[6].type = REDIS_REPLY_INTEGER;
+    el[6].integer = left;
+    ngx_http_voucher_el(7, "_limit", 6);
+    ngx_http_voucher_el(8, "LOCKED", 6);
+
+#undef ngx_http_voucher_el
+
+    for (i = 0; i < 9; i++) {
+        els[i] = &el[i];
+    }
+
+    ngx_memzero(&reply, sizeof(redisReply));
+    reply.type = REDIS_REPLY_ARRAY;
+    reply.elements = 9;
+    reply.element = els;
+
+    return ngx_http_voucher_send_reply(r, op, &reply);
+}
+
+
 /* validate with voucher_validate_fail_open on, while Redis is away */
 
 ngx_int_t
