@@ -26,7 +26,8 @@
 #define NGX_HTTP_VOUCHER_GATE_WAITING   2   /* waiting for Redis */
 #define NGX_HTTP_VOUCHER_GATE_DONE      3   /* verdict taken */
 
-#define NGX_HTTP_VOUCHER_SETTLE_TRIES   3
+/* a lost confirm or release is tried again after 0.25, 0.5, 1 .. 8 s */
+#define NGX_HTTP_VOUCHER_SETTLE_TRIES   10
 
 
 typedef struct {
@@ -56,12 +57,14 @@ typedef struct {
 
 /* a confirm or release on its own, after (or without) its request */
 typedef struct {
-    ngx_uint_t                    tries;
-    ngx_uint_t                    confirm;
-    ngx_str_t                     ns;
-    ngx_str_t                     id;
-    const char                   *argv[7];
-    size_t                        argvlen[7];
+    ngx_event_t                     timer;    /* the next try */
+    ngx_http_voucher_main_conf_t   *vmcf;
+    ngx_uint_t                      tries;    /* failed so far */
+    ngx_uint_t                      confirm;
+    ngx_str_t                       ns;
+    ngx_str_t                       id;
+    const char                     *argv[7];
+    size_t                          argvlen[7];
     /* followed by the key, "{ns}:log", and the id */
 } ngx_http_voucher_settle_t;
 
@@ -88,6 +91,8 @@ static ngx_int_t ngx_http_voucher_gate_values(ngx_http_request_t *r,
 static ngx_int_t ngx_http_voucher_gate_text(ngx_http_request_t *r,
     ngx_http_complex_value_t *cv, ngx_uint_t token,
     ngx_http_voucher_str_t *out);
+static ngx_int_t ngx_http_voucher_gate_discard(ngx_http_request_t *r);
+static void ngx_http_voucher_gate_abandon(ngx_http_voucher_gate_t *g);
 static ngx_int_t ngx_http_voucher_gate_refuse(ngx_http_request_t *r,
     ngx_http_voucher_gate_t *g, const char *reason, const char *field,
     const char *message);
@@ -97,6 +102,7 @@ static void ngx_http_voucher_gate_reply_handler(ngx_http_voucher_op_t *op,
     void *reply, ngx_int_t rc);
 static ngx_str_t *ngx_http_voucher_gate_field(redisReply *reply,
     const char *name, size_t len, ngx_str_t *out, ngx_pool_t *pool);
+static ngx_uint_t ngx_http_voucher_gate_replayed(redisReply *reply);
 static ngx_int_t ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
     ngx_http_voucher_gate_t *g, redisReply *reply);
 static ngx_int_t ngx_http_voucher_gate_unavailable(ngx_http_request_t *r,
@@ -105,14 +111,17 @@ static void ngx_http_voucher_gate_resume(ngx_http_request_t *r,
     ngx_http_voucher_gate_t *g, ngx_int_t rc);
 static void ngx_http_voucher_gate_orphan_handler(ngx_http_voucher_op_t *op,
     void *reply, ngx_int_t rc);
-static void ngx_http_voucher_gate_settle(ngx_http_voucher_pool_t *pool,
-    ngx_str_t *ns, ngx_str_t *id, ngx_uint_t confirm, ngx_uint_t tries,
-    ngx_log_t *log);
+static void ngx_http_voucher_gate_settle(ngx_http_voucher_main_conf_t *vmcf,
+    ngx_str_t *ns, ngx_str_t *id, ngx_uint_t confirm, ngx_log_t *log);
+static void ngx_http_voucher_settle_send(ngx_http_voucher_settle_t *s);
+static void ngx_http_voucher_settle_retry(ngx_http_voucher_settle_t *s);
+static void ngx_http_voucher_settle_timer(ngx_event_t *ev);
 static void ngx_http_voucher_settle_handler(ngx_http_voucher_op_t *op,
     void *reply, ngx_int_t rc);
 static ngx_uint_t ngx_http_voucher_gate_confirms(
     ngx_http_voucher_loc_conf_t *vlcf, ngx_uint_t status);
 static ngx_int_t ngx_http_voucher_gate_log_handler(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_voucher_gate_grpc_ok(ngx_http_request_t *r);
 static ngx_int_t ngx_http_voucher_gate_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_voucher_body_variable(ngx_http_request_t *r,
@@ -278,6 +287,7 @@ ngx_http_voucher_gate_merge(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *prev,
     ngx_conf_merge_msec_value(conf->hold, prev->hold, 300000);
     ngx_conf_merge_value(conf->gate_code_required, prev->gate_code_required,
                          0);
+    ngx_conf_merge_value(conf->gate_abort_keep, prev->gate_abort_keep, 0);
 
     if (conf->hold < 1000 || conf->hold > 86400000) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -465,7 +475,6 @@ ngx_http_voucher_gate_cleanup(void *data)
     ngx_http_voucher_gate_t *g = data;
 
     ngx_http_request_t            *r;
-    ngx_http_voucher_op_t         *op;
     ngx_http_voucher_main_conf_t  *vmcf;
 
     r = g->request;
@@ -475,21 +484,11 @@ ngx_http_voucher_gate_cleanup(void *data)
         g->body = NULL;
     }
 
-    op = g->op;
+    if (g->op) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "voucher gate: request gone while Redis works");
 
-    if (op) {
-        g->op = NULL;
-
-        if (op->queued || g->conf->gate != NGX_HTTP_VOUCHER_OP_REDEEM) {
-            ngx_http_voucher_redis_detach(op);
-
-        } else {
-            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                           "voucher gate: request gone while reserving");
-
-            op->data = g->conf;
-            op->handler = ngx_http_voucher_gate_orphan_handler;
-        }
+        ngx_http_voucher_gate_abandon(g);
     }
 
     if (g->held && !g->settled) {
@@ -501,10 +500,8 @@ ngx_http_voucher_gate_cleanup(void *data)
                       "voucher gate: request ended without a response, "
                       "releasing %V", &g->redemption_id);
 
-        ngx_http_voucher_gate_settle(vmcf->pool, &g->conf->ns,
-                                     &g->redemption_id, 0,
-                                     NGX_HTTP_VOUCHER_SETTLE_TRIES,
-                                     ngx_cycle->log);
+        ngx_http_voucher_gate_settle(vmcf, &g->conf->ns, &g->redemption_id,
+                                     0, ngx_cycle->log);
     }
 }
 
@@ -529,8 +526,22 @@ ngx_http_voucher_gate_handler(ngx_http_request_t *r)
 
     if (g) {
         if (g->phase == NGX_HTTP_VOUCHER_GATE_DONE) {
-            /* after an internal redirect too: one verdict per request */
-            return g->rc;
+            /*
+             * After an internal redirect too: one verdict per request.  A
+             * request the gate answered itself comes back here only as an
+             * error page of that answer (a 500, say): let it be served.
+             */
+            return (g->rc == NGX_DONE) ? NGX_DECLINED : g->rc;
+        }
+
+        if (r->internal || r->error_page) {
+            /*
+             * Redirected while the body was read or Redis was asked (a 413
+             * or 400 of the body reader sent to an error_page): the gate
+             * steps aside rather than stop the phases for good.
+             */
+            ngx_http_voucher_gate_abandon(g);
+            return NGX_DECLINED;
         }
 
         return NGX_AGAIN;
@@ -684,6 +695,10 @@ ngx_http_voucher_gate_start(ngx_http_request_t *r, ngx_http_voucher_gate_t *g)
         code.data = req.code.data;
         code.len = req.code.len;
 
+        if (ngx_http_voucher_gate_discard(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         return ngx_http_voucher_send_locked(r, vlcf->gate, &code, &name,
                                             left);
     }
@@ -693,6 +708,10 @@ ngx_http_voucher_gate_start(ngx_http_request_t *r, ngx_http_voucher_gate_t *g)
     if (rc == NGX_DECLINED) {
         ngx_str_set(&g->status, "refused");
         ngx_str_set(&g->reason, "not_found");
+
+        if (ngx_http_voucher_gate_discard(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
 
         return ngx_http_voucher_send_not_found(r, vlcf->gate, req.code.data,
                                                req.code.len);
@@ -958,6 +977,50 @@ ngx_http_voucher_gate_text(ngx_http_request_t *r,
 
 
 /*
+ * Every answer of the gate itself: the body nobody read is discarded
+ * first, or on a keep-alive connection its bytes would be taken for the
+ * next request.
+ */
+
+static ngx_int_t
+ngx_http_voucher_gate_discard(ngx_http_request_t *r)
+{
+    if (r->request_body == NULL) {
+        return ngx_http_discard_request_body(r);
+    }
+
+    return NGX_OK;
+}
+
+
+/* the request went elsewhere before a verdict: nothing is kept for it */
+
+static void
+ngx_http_voucher_gate_abandon(ngx_http_voucher_gate_t *g)
+{
+    ngx_http_voucher_op_t  *op;
+
+    op = g->op;
+
+    if (op) {
+        g->op = NULL;
+
+        if (op->queued || g->conf->gate != NGX_HTTP_VOUCHER_OP_REDEEM) {
+            ngx_http_voucher_redis_detach(op);
+
+        } else {
+            /* whatever it reserves is released when the answer comes */
+            op->data = g->conf;
+            op->handler = ngx_http_voucher_gate_orphan_handler;
+        }
+    }
+
+    g->phase = NGX_HTTP_VOUCHER_GATE_DONE;
+    g->rc = NGX_DECLINED;
+}
+
+
+/*
  * A refusal before any Redis call: the API's answer, and the variables.
  * Returns NGX_DONE; what sending returned waits in g->answer.
  */
@@ -971,6 +1034,11 @@ ngx_http_voucher_gate_refuse(ngx_http_request_t *r,
 
     g->reason.data = (u_char *) reason;
     g->reason.len = ngx_strlen(reason);
+
+    if (ngx_http_voucher_gate_discard(r) != NGX_OK) {
+        g->answer = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_DONE;
+    }
 
     g->answer = ngx_http_voucher_send_error(r, g->conf->gate, reason, field,
                                             message);
@@ -1097,6 +1165,28 @@ ngx_http_voucher_gate_field(redisReply *reply, const char *name, size_t len,
 }
 
 
+/* an answer kept for an idempotency key, not a new reservation */
+
+static ngx_uint_t
+ngx_http_voucher_gate_replayed(redisReply *reply)
+{
+    size_t       i;
+    redisReply  *k;
+
+    for (i = 1; i + 1 < reply->elements; i += 2) {
+        k = reply->element[i];
+
+        if (k->type == REDIS_REPLY_STRING && k->len == 8
+            && ngx_strncmp(k->str, "replayed", 8) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 static ngx_int_t
 ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
     ngx_http_voucher_gate_t *g, redisReply *reply)
@@ -1110,6 +1200,10 @@ ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
         /* an error reply: rendered, and logged, as the API does */
         ngx_str_set(&g->status, "error");
         ngx_str_set(&g->reason, "internal_error");
+
+        if (ngx_http_voucher_gate_discard(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
 
         return ngx_http_voucher_send_reply(r, g->conf->gate, reply);
     }
@@ -1126,6 +1220,10 @@ ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
         if (g->reason.data) {
             ngx_memcpy(g->reason.data, reason->str, reason->len);
             g->reason.len = reason->len;
+        }
+
+        if (ngx_http_voucher_gate_discard(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
         return ngx_http_voucher_send_reply(r, g->conf->gate, reply);
@@ -1153,6 +1251,15 @@ ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
 
     (void) ngx_http_voucher_gate_field(reply, "hold_expires_at", 15,
                                        &g->hold_expires_at, r->pool);
+
+    if (ngx_http_voucher_gate_replayed(reply)) {
+        /*
+         * The answer of an earlier request with this idempotency key,
+         * whose reservation was confirmed: passed on as it is, and never
+         * settled again from here.
+         */
+        return ngx_http_voucher_gate_pass(r, g, "replayed");
+    }
 
     g->held = 1;
 
@@ -1182,6 +1289,10 @@ ngx_http_voucher_gate_unavailable(ngx_http_request_t *r,
 
     ngx_str_set(&g->status, "error");
 
+    if (ngx_http_voucher_gate_discard(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     return ngx_http_voucher_send_error(r, vlcf->gate, reason, NULL, NULL);
 }
 
@@ -1207,8 +1318,10 @@ ngx_http_voucher_gate_orphan_handler(ngx_http_voucher_op_t *op, void *data,
         || reply->elements < 1
         || reply->element[0]->type != REDIS_REPLY_STRING
         || reply->element[0]->len != 2
-        || ngx_strncmp(reply->element[0]->str, "ok", 2) != 0)
+        || ngx_strncmp(reply->element[0]->str, "ok", 2) != 0
+        || ngx_http_voucher_gate_replayed(reply))
     {
+        /* nothing reserved, or not by this request */
         return;
     }
 
@@ -1223,9 +1336,10 @@ ngx_http_voucher_gate_orphan_handler(ngx_http_voucher_op_t *op, void *data,
             id.data = (u_char *) v->str;
             id.len = v->len;
 
-            ngx_http_voucher_gate_settle(op->pool, &vlcf->ns, &id, 0,
-                                         NGX_HTTP_VOUCHER_SETTLE_TRIES,
-                                         ngx_cycle->log);
+            ngx_http_voucher_gate_settle(
+                        ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                                    ngx_http_voucher_module),
+                        &vlcf->ns, &id, 0, ngx_cycle->log);
             return;
         }
     }
@@ -1254,6 +1368,59 @@ ngx_http_voucher_gate_confirms(ngx_http_voucher_loc_conf_t *vlcf,
 
 
 /*
+ * gRPC says how a call went in "grpc-status", under an HTTP 200: in the
+ * headers of a trailers-only answer, or in the trailers.  Anything but 0
+ * is a failure.
+ */
+
+static ngx_uint_t
+ngx_http_voucher_gate_grpc_ok(ngx_http_request_t *r)
+{
+    ngx_uint_t        i, n;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    if (r->upstream == NULL) {
+        return 1;
+    }
+
+    for (n = 0; n < 2; n++) {
+        part = n ? &r->upstream->headers_in.trailers.part
+                 : &r->upstream->headers_in.headers.part;
+
+        if (part->elts == NULL) {
+            continue;
+        }
+
+        h = part->elts;
+
+        for (i = 0; /* void */ ; i++) {
+
+            if (i >= part->nelts) {
+                if (part->next == NULL) {
+                    break;
+                }
+
+                part = part->next;
+                h = part->elts;
+                i = 0;
+            }
+
+            if (h[i].key.len == sizeof("grpc-status") - 1
+                && ngx_strncasecmp(h[i].key.data, (u_char *) "grpc-status",
+                                   sizeof("grpc-status") - 1) == 0
+                && !(h[i].value.len == 1 && h[i].value.data[0] == '0'))
+            {
+                return 0;
+            }
+        }
+    }
+
+    return 1;
+}
+
+
+/*
  * The log phase, when the response is over: it decides.  A response that
  * never started (the client left, the request was cut short) releases.
  * Otherwise the upstream's status decides when an upstream answered, else
@@ -1271,6 +1438,12 @@ ngx_http_voucher_gate_log_handler(ngx_http_request_t *r)
     ngx_http_voucher_loc_conf_t   *vlcf;
     ngx_http_voucher_main_conf_t  *vmcf;
 
+    /* a subrequest logged (log_subrequest on) does not decide */
+
+    if (r != r->main) {
+        return NGX_OK;
+    }
+
     g = ngx_http_voucher_gate_get(r);
 
     if (g == NULL || !g->held || g->settled) {
@@ -1285,11 +1458,21 @@ ngx_http_voucher_gate_log_handler(ngx_http_request_t *r)
 
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_voucher_module);
 
-    if (!r->header_sent || (r->error_page && !vlcf->gate)) {
+    if (!r->header_sent) {
+        /*
+         * No answer went out: the client left, or the request was cut
+         * short.  Released, unless "voucher_client_abort keep" says that
+         * an order the upstream already received may have been placed.
+         */
+        confirm = g->conf->gate_abort_keep && r->upstream
+                  && r->upstream->request_sent;
+
+    } else if (r->error_page && !vlcf->gate) {
         confirm = 0;
 
     } else {
-        confirm = ngx_http_voucher_gate_confirms(g->conf, status);
+        confirm = ngx_http_voucher_gate_confirms(g->conf, status)
+                  && ngx_http_voucher_gate_grpc_ok(r);
     }
 
     g->settled = 1;
@@ -1307,9 +1490,8 @@ ngx_http_voucher_gate_log_handler(ngx_http_request_t *r)
 
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_voucher_module);
 
-    ngx_http_voucher_gate_settle(vmcf->pool, &g->conf->ns, &g->redemption_id,
-                                 confirm, NGX_HTTP_VOUCHER_SETTLE_TRIES,
-                                 r->connection->log);
+    ngx_http_voucher_gate_settle(vmcf, &g->conf->ns, &g->redemption_id,
+                                 confirm, r->connection->log);
 
     return NGX_OK;
 }
@@ -1317,37 +1499,26 @@ ngx_http_voucher_gate_log_handler(ngx_http_request_t *r)
 
 /*
  * FCALL voucher_confirm|voucher_release 1 {ns}:log ID, on its own: it
- * owns its arguments, and no request waits for it.  A lost connection is
- * retried; when every try fails the hold expires by itself in Redis, and
- * a lost confirm is logged as the error it is.
+ * owns its arguments, and no request waits for it.  While Redis cannot
+ * take it (a lost connection, a restart) it is tried again on a timer for
+ * about a minute; if every try fails the hold expires by itself in Redis,
+ * and a lost confirm is logged as the error it is.
  */
 
 static void
-ngx_http_voucher_gate_settle(ngx_http_voucher_pool_t *pool, ngx_str_t *ns,
-    ngx_str_t *id, ngx_uint_t confirm, ngx_uint_t tries, ngx_log_t *log)
+ngx_http_voucher_gate_settle(ngx_http_voucher_main_conf_t *vmcf,
+    ngx_str_t *ns, ngx_str_t *id, ngx_uint_t confirm, ngx_log_t *log)
 {
     u_char                     *p;
-    ngx_uint_t                  level;
-    ngx_http_voucher_op_t      *op;
     ngx_http_voucher_settle_t  *s;
 
-    if (tries == 0 || pool == NULL) {
-        level = confirm ? NGX_LOG_ERR : NGX_LOG_WARN;
-
-        ngx_log_error(level, log, 0,
-                      "voucher gate: could not %s %V; the hold expires "
-                      "in Redis by itself", confirm ? "confirm" : "release",
-                      id);
-        return;
-    }
-
-    s = ngx_alloc(sizeof(ngx_http_voucher_settle_t)
-                  + sizeof("{}:log") - 1 + ns->len + id->len, log);
+    s = ngx_calloc(sizeof(ngx_http_voucher_settle_t)
+                   + sizeof("{}:log") - 1 + ns->len + id->len, log);
     if (s == NULL) {
         return;
     }
 
-    s->tries = tries;
+    s->vmcf = vmcf;
     s->confirm = confirm;
 
     p = (u_char *) &s[1];
@@ -1377,16 +1548,64 @@ ngx_http_voucher_gate_settle(ngx_http_voucher_pool_t *pool, ngx_str_t *ns,
     s->argv[6] = "brief";
     s->argvlen[6] = 5;
 
-    op = ngx_http_voucher_redis_send(pool, confirm ? 7 : 6, s->argv,
-                                     s->argvlen,
-                                     ngx_http_voucher_settle_handler, s);
+    s->timer.handler = ngx_http_voucher_settle_timer;
+    s->timer.data = s;
+    s->timer.log = ngx_cycle->log;
+    s->timer.cancelable = 1;
+
+    ngx_http_voucher_settle_send(s);
+}
+
+
+static void
+ngx_http_voucher_settle_send(ngx_http_voucher_settle_t *s)
+{
+    ngx_http_voucher_op_t  *op;
+
+    op = NULL;
+
+    if (s->vmcf->pool) {
+        op = ngx_http_voucher_redis_send(s->vmcf->pool, s->confirm ? 7 : 6,
+                                         s->argv, s->argvlen,
+                                         ngx_http_voucher_settle_handler, s);
+    }
+
     if (op == NULL) {
-        ngx_http_voucher_gate_settle(NULL, ns, id, confirm, 0, log);
-        ngx_free(s);
+        ngx_http_voucher_settle_retry(s);
         return;
     }
 
     op->owned = s;
+}
+
+
+static void
+ngx_http_voucher_settle_retry(ngx_http_voucher_settle_t *s)
+{
+    ngx_uint_t  level;
+
+    if (s->tries >= NGX_HTTP_VOUCHER_SETTLE_TRIES || ngx_terminate
+        || ngx_exiting || s->vmcf->pool == NULL)
+    {
+        level = s->confirm ? NGX_LOG_ERR : NGX_LOG_WARN;
+
+        ngx_log_error(level, ngx_cycle->log, 0,
+                      "voucher gate: could not %s %V; the hold expires "
+                      "in Redis by itself", s->confirm ? "confirm" : "release",
+                      &s->id);
+        ngx_free(s);
+        return;
+    }
+
+    ngx_add_timer(&s->timer, ngx_min((ngx_msec_t) 250 << s->tries, 8000));
+    s->tries++;
+}
+
+
+static void
+ngx_http_voucher_settle_timer(ngx_event_t *ev)
+{
+    ngx_http_voucher_settle_send(ev->data);
 }
 
 
@@ -1429,8 +1648,8 @@ ngx_http_voucher_settle_handler(ngx_http_voucher_op_t *op, void *data,
 
     /* lost or timed out: confirm and release may safely be sent again */
 
-    ngx_http_voucher_gate_settle(op->pool, &s->ns, &s->id, s->confirm,
-                                 s->tries - 1, ngx_cycle->log);
+    op->owned = NULL;
+    ngx_http_voucher_settle_retry(s);
 }
 
 

@@ -28,7 +28,7 @@ typedef struct {
 } ngx_http_voucher_lockout_ctx_t;
 
 
-/* the node's key: "NAME\0KEY" in data, as the rbtree's value its crc32 */
+/* the node's key: "NS\0NAME\0KEY" in data, as the rbtree's value its crc32 */
 typedef struct {
     u_char                        color;
     u_char                        dummy;
@@ -46,13 +46,13 @@ static void ngx_http_voucher_lockout_insert_value(ngx_rbtree_node_t *temp,
 static ngx_http_voucher_lockout_node_t *ngx_http_voucher_lockout_find(
     ngx_http_voucher_lockout_ctx_t *ctx, u_char *key, size_t len,
     uint32_t hash);
-static size_t ngx_http_voucher_lockout_key(u_char *buf, ngx_str_t *name,
-    ngx_str_t *key);
+static size_t ngx_http_voucher_lockout_key(u_char *buf, ngx_str_t *ns,
+    ngx_str_t *name, ngx_str_t *key);
 static uint64_t ngx_http_voucher_lockout_now(void);
 
 
-/* the longest key kept: the name, a NUL and the key nginx computed */
-#define NGX_HTTP_VOUCHER_LOCKOUT_KEY_LEN  (64 + 1 + 256)
+/* the longest key kept: namespace, name and the key nginx computed */
+#define NGX_HTTP_VOUCHER_LOCKOUT_KEY_LEN  (64 + 1 + 64 + 1 + 256)
 
 
 /* voucher_lockout_cache SIZE; (http) */
@@ -240,17 +240,19 @@ ngx_http_voucher_lockout_delete(ngx_http_voucher_lockout_ctx_t *ctx,
 }
 
 
+/* a ban is of a namespace, a limit and a key, as Redis keeps it */
+
 static size_t
-ngx_http_voucher_lockout_key(u_char *buf, ngx_str_t *name, ngx_str_t *key)
+ngx_http_voucher_lockout_key(u_char *buf, ngx_str_t *ns, ngx_str_t *name,
+    ngx_str_t *key)
 {
     u_char  *p;
-    size_t   klen;
 
-    klen = ngx_min(key->len, 256);
-
-    p = ngx_cpymem(buf, name->data, ngx_min(name->len, 64));
+    p = ngx_cpymem(buf, ns->data, ngx_min(ns->len, 64));
     *p++ = '\0';
-    p = ngx_cpymem(p, key->data, klen);
+    p = ngx_cpymem(p, name->data, ngx_min(name->len, 64));
+    *p++ = '\0';
+    p = ngx_cpymem(p, key->data, ngx_min(key->len, 256));
 
     return p - buf;
 }
@@ -314,7 +316,7 @@ ngx_http_voucher_lockout_check(ngx_http_request_t *r,
             continue;
         }
 
-        len = ngx_http_voucher_lockout_key(buf, &info.name, &key);
+        len = ngx_http_voucher_lockout_key(buf, &vlcf->ns, &info.name, &key);
         hash = ngx_crc32_short(buf, len);
 
         ngx_shmtx_lock(&ctx->shpool->mutex);
@@ -423,7 +425,7 @@ ngx_http_voucher_lockout_learn(ngx_http_request_t *r,
         return;
     }
 
-    len = ngx_http_voucher_lockout_key(buf, &info.name, &key);
+    len = ngx_http_voucher_lockout_key(buf, &vlcf->ns, &info.name, &key);
     hash = ngx_crc32_short(buf, len);
 
     ctx = vmcf->lockout_zone->data;

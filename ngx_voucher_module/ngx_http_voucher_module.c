@@ -51,6 +51,13 @@ static ngx_conf_enum_t  ngx_http_voucher_log_levels[] = {
 };
 
 
+static ngx_conf_enum_t  ngx_http_voucher_client_abort[] = {
+    { ngx_string("release"), 0 },
+    { ngx_string("keep"), 1 },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_command_t  ngx_http_voucher_commands[] = {
 
     { ngx_string("voucher_redis"),
@@ -236,6 +243,13 @@ static ngx_command_t  ngx_http_voucher_commands[] = {
       offsetof(ngx_http_voucher_loc_conf_t, gate_code_required),
       NULL },
 
+    { ngx_string("voucher_client_abort"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_voucher_loc_conf_t, gate_abort_keep),
+      &ngx_http_voucher_client_abort },
+
     { ngx_string("voucher_confirm_status"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_voucher_confirm_status,
@@ -390,6 +404,7 @@ ngx_http_voucher_create_loc_conf(ngx_conf_t *cf)
     vlcf->gate = NGX_CONF_UNSET;
     vlcf->gate_code_required = NGX_CONF_UNSET;
     vlcf->gate_confirm = NGX_CONF_UNSET_PTR;
+    vlcf->gate_abort_keep = NGX_CONF_UNSET;
 
     return vlcf;
 }

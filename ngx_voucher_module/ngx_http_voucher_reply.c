@@ -96,6 +96,9 @@ static ngx_http_voucher_reason_t  ngx_http_voucher_reasons[] = {
         "The reservation was not confirmed in time; its uses are back."),
     ngx_http_voucher_reason("reservation_rolled_back", 409,
         "The reservation has been rolled back."),
+    ngx_http_voucher_reason("reservation_in_progress", 409,
+        "An earlier attempt with this idempotency key still holds the code; "
+        "it will be confirmed or released."),
 
     /* the request */
     ngx_http_voucher_reason("invalid_json", 400,

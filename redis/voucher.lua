@@ -200,16 +200,19 @@ local function hold_add(tag, id, deadline)
     if nx and deadline < nx then NEXT[tag] = deadline end
 end
 
+-- the redemption id of a reply, or nil
+local function held_id(r)
+    for i = 2, #r - 1, 2 do
+        if r[i] == 'redemption_id' then return r[i + 1] end
+    end
+end
+
 -- the redemption of an "ok" reply has been rolled back (released)
 local function released(tag, r)
     if r[1] ~= 'ok' then return false end
-    for i = 2, #r - 1, 2 do
-        if r[i] == 'redemption_id' then
-            return redis.call('HGET', tag .. ':rb:' .. r[i + 1], 'done')
-                   ~= false
-        end
-    end
-    return false
+    local id = held_id(r)
+    return id ~= nil
+           and redis.call('HGET', tag .. ':rb:' .. id, 'done') ~= false
 end
 
 
@@ -240,15 +243,25 @@ local function evaluate_code(keys, args, redeem, tag, code, nargs, hold_ms)
     -- 1. idempotent replay
     local ikey, fp
     if redeem and idem ~= '' then
-        ikey = tag .. ':i:r:' .. idem
+        -- a reserve keeps its own records: a key of a redeem is no
+        -- reservation, and the other way round
+        ikey = tag .. (hold_ms and ':i:h:' or ':i:r:') .. idem
         fp = redis.sha1hex(code .. '\0' .. table.concat(args, '\0', 1, 4)
                            .. '\0' .. table.concat(args, '\0', 6, nargs))
         local r = replay(ikey, fp, 'code', code)
-        if r and hold_ms and released(tag, r) then
-            -- a retried checkout whose reservation was given back: the
-            -- old answer would pass a discount on without a hold
-            redis.call('DEL', ikey)
-            r = nil
+        if r and hold_ms and r[1] == 'ok' then
+            local id = held_id(r)
+            if released(tag, r) then
+                -- a retried checkout whose reservation was given back: the
+                -- old answer would pass a discount on without a hold
+                redis.call('DEL', ikey)
+                r = nil
+            elseif id and redis.call('ZSCORE', tag .. ':hz', id) then
+                -- the first attempt still holds it: it, not the retry,
+                -- will confirm or release it
+                return {'reservation_in_progress', 'code', code,
+                        'redemption_id', id}
+            end
         end
         if r then return r end
     end
@@ -677,7 +690,14 @@ end
 -- (rollback, release, expire); nil when id is not a reservation
 local function hold_state(tag, id, e)
     if e[22] ~= 'hold' then return nil end
-    if redis.call('ZSCORE', tag .. ':hz', id) then return 'held' end
+    local deadline = redis.call('ZSCORE', tag .. ':hz', id)
+    if deadline then
+        if tonumber(deadline) > now_ms() then return 'held' end
+        -- due, not swept yet (a sweep takes 100 at a time): expire it now
+        undo(tag, id, e, nil, '', 'expire')
+        redis.call('ZREM', tag .. ':hz', id)
+        return 'expire'
+    end
     local why = redis.call('HMGET', tag .. ':rb:' .. id, 'done', 'why')
     if why[1] then return why[2] or 'rollback' end
     return 'confirmed'

@@ -17,6 +17,11 @@ my ($redis, $ng) = start_pair(workers => 2,
             voucher_api validate;
             voucher_lockout $http_x_client failures=3 window=1m ban=2s name=guess;
         }
+        location = /other/validate {
+            voucher_api validate;
+            voucher_namespace other;
+            voucher_lockout $http_x_client failures=3 window=1m ban=2s name=guess;
+        }
         location = /dry/validate {
             voucher_api validate;
             voucher_lockout $http_x_client failures=3 window=1m ban=2s name=guess;
@@ -60,6 +65,11 @@ is(try('a', 'REAL1')->{status}, 429, 'a real code from the banned key: refused a
 my $g = http($ng->port, 'GET', '/gate/x?coupon=REAL1', headers => { 'X-Client' => 'a' });
 is($g->{status}, 429, 'the gate: 429 from the cache');
 is(fcalls() - $before, 0, '... still no Redis call');
+
+# the same key and limit name in another namespace is another ban
+$before = fcalls();
+is(try('a', 'ANY', '/other/validate')->{status}, 404, 'namespace "other": not locked out');
+is(fcalls() - $before, 1, '... asked of Redis');
 
 # another key is not touched
 $before = fcalls();

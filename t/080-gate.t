@@ -134,6 +134,24 @@ $gate
             proxy_set_header X-Voucher-Discount \$voucher_discount;
             proxy_pass http://127.0.0.1:%%UP%%/checkout/ok;
         }
+        location /keep/ {
+            voucher_gate redeem;
+            voucher_client_abort keep;
+$gate
+            proxy_read_timeout 60s;
+            proxy_pass http://127.0.0.1:%%HANG%%;
+        }
+        location /json413/ {
+            voucher_gate redeem;
+            voucher_code \$voucher_body_coupon;
+            client_max_body_size 100;
+            error_page 413 \@toolarge;
+            proxy_pass http://127.0.0.1:%%UP%%/body;
+        }
+        location \@toolarge {
+            rewrite ^ /sorry break;
+            proxy_pass http://127.0.0.1:%%UP%%;
+        }
         location = /gated-auth {
             internal;
             voucher_gate redeem;
@@ -317,6 +335,65 @@ sub open_checkout {
     like($r->{body}, qr/st=reserved disc=500/, '... the main request reserved');
     ok(settled(), '... settled');
     is(uses($c), 1, '... once: the gated subrequest did not reserve again');
+}
+
+# --- a refused request's body is discarded, not read as the next request ------
+{
+    my $evil = "GET /checkout/ok?smuggled=1 HTTP/1.1\r\nHost: t\r\n\r\n";
+    my $out = http_raw($ng->port,
+        "POST /checkout/ok?coupon=NOSUCHCODE HTTP/1.1\r\nHost: t\r\nX-Amount: 1\r\n"
+      . "Content-Length: " . length($evil) . "\r\n\r\n$evil"
+      . "GET /checkout/ok HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    my @st = $out =~ /HTTP\/1\.1 (\d{3}) /g;
+    is_deeply(\@st, [404, 200], 'a refused POST, then the next request: two answers') or diag $out;
+    is(upstream_hits(qr/smuggled/), 0, 'the body of the refused request never became a request');
+}
+
+# --- the same idempotency key on a second checkout -----------------------------
+{
+    my $c = fresh_code(max_uses => 5);
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port,
+                                  Proto => 'tcp') or die;
+    print $s "GET /checkout/slow?coupon=$c HTTP/1.1\r\nHost: t\r\nX-Amount: 10000\r\n"
+           . "X-Customer: cust\r\nIdempotency-Key: order-77\r\n\r\n";
+    ok(wait_until(sub { held() == 1 }, timeout => 5), 'retry: the first attempt holds the code');
+    my $r = get("/checkout/ok?coupon=$c", headers => { 'Idempotency-Key' => 'order-77' });
+    is($r->{status}, 409, 'a retry while the first attempt holds it: 409');
+    is(VT::json_body($r)->{reason}, 'reservation_in_progress', '... reservation_in_progress');
+    close $s;
+    ok(settled(), 'the first attempt left: released');
+    $r = get("/checkout/ok?coupon=$c", headers => { 'Idempotency-Key' => 'order-77' });
+    is($r->{status}, 200, 'the retry after the release reserves anew');
+    ok(settled(), '... and is confirmed');
+    is(uses($c), 1, '... one use');
+    $r = get("/checkout/ok?coupon=$c", headers => { 'Idempotency-Key' => 'order-77' });
+    is($r->{status}, 200, 'the same key once more: the confirmed answer, passed on');
+    like($r->{body}, qr/st=replayed /, '... as "replayed"');
+    ok(settled(), '... nothing held');
+    is(uses($c), 1, '... and not counted, nor given back');
+}
+
+# --- voucher_client_abort keep ------------------------------------------------------
+{
+    my $c = fresh_code();
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port,
+                                  Proto => 'tcp') or die;
+    print $s "GET /keep/x?coupon=$c HTTP/1.1\r\nHost: t\r\nX-Amount: 10000\r\n\r\n";
+    ok(wait_until(sub { held() == 1 }, timeout => 5), 'keep: reserved, the upstream has the order');
+    close $s;
+    ok(settled(), 'keep: the client left');
+    is(uses($c), 1, 'keep: the use stays taken (the order may have been placed)');
+}
+
+# --- an error_page while the body is read: the gate steps aside -------------------
+{
+    my $big = '{"coupon":"' . ('A' x 200) . '"}';
+    my $out = http_raw($ng->port,
+        "POST /json413/x HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+      . "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+      . sprintf('%x', length $big) . "\r\n$big\r\n0\r\n\r\n", timeout => 5);
+    like($out, qr/^HTTP\/1\.1 413 .*sorry page/s,
+         'a chunked body over client_max_body_size: the error_page answers');
 }
 
 # --- the code in a JSON body ---------------------------------------------------

@@ -167,19 +167,51 @@ sub reserve { post($ng, 'reserve', {code => shift, order => {amount => 10000}, @
     my $c = fresh(max_uses => 5);
     my $a = reserve($c, idempotency_key => 'k1');
     my $b = reserve($c, idempotency_key => 'k1');
-    is(J($b)->{redemption_id}, J($a)->{redemption_id}, 'a repeated reserve replays');
-    is($b->{headers}{'idempotent-replayed'}, 'true', '... Idempotent-Replayed');
+    is($b->{status}, 409, 'a repeated reserve while the first holds the code: 409');
+    is(J($b)->{reason}, 'reservation_in_progress', '... reservation_in_progress');
+    is(J($b)->{redemption_id}, J($a)->{redemption_id}, '... naming the reservation that holds it');
     is(uses($c), 1, '... counted once');
     post($ng, 'release', {redemption_id => J($a)->{redemption_id}});
     my $d = reserve($c, idempotency_key => 'k1');
     is($d->{status}, 200, 'the same key after a release: 200');
     isnt(J($d)->{redemption_id}, J($a)->{redemption_id}, '... a new reservation, not the released one');
     is(uses($c), 1, '... holding one use');
+    is(post($ng, 'confirm', {redemption_id => J($d)->{redemption_id}})->{status}, 200,
+       'confirmed');
+    my $e = reserve($c, idempotency_key => 'k1');
+    is($e->{status}, 200, 'the same key after the confirm: 200');
+    is($e->{headers}{'idempotent-replayed'}, 'true', '... the confirmed answer replayed');
+    is(J($e)->{redemption_id}, J($d)->{redemption_id}, '... the same reservation');
+    is(uses($c), 1, '... nothing more counted');
     my $rb = post($ng, 'rollback', {redemption_id => J($d)->{redemption_id}});
-    is($rb->{status}, 200, 'a held reservation can be rolled back');
-    is(held(), 0, '... and is no longer held');
+    is($rb->{status}, 200, 'a confirmed reservation can be rolled back');
+    is(held(), 0, '... nothing held');
     is(J(post($ng, 'confirm', {redemption_id => J($d)->{redemption_id}}))->{reason},
        'reservation_rolled_back', '... confirm says reservation_rolled_back');
+}
+
+# --- a held reservation rolled back ---------------------------------------------------
+{
+    my $c = fresh();
+    my $id = J(reserve($c))->{redemption_id};
+    is(post($ng, 'rollback', {redemption_id => $id})->{status}, 200,
+       'a held reservation can be rolled back');
+    is(held(), 0, '... and is no longer held');
+    is(uses($c), 0, '... its use is back');
+    is(J(post($ng, 'confirm', {redemption_id => $id}))->{reason}, 'reservation_rolled_back',
+       '... confirm says reservation_rolled_back');
+}
+
+# --- a key used for a redeem is not a reservation's ------------------------------------
+{
+    my $c = fresh(max_uses => 5);
+    my $red = post($ng, 'redeem', {code => $c, order => {amount => 10000}, idempotency_key => 'k-both'});
+    is($red->{status}, 200, 'a redeem with key k-both');
+    my $res = reserve($c, idempotency_key => 'k-both');
+    is($res->{status}, 200, 'a reserve with the same key: its own answer');
+    ok(!$res->{headers}{'idempotent-replayed'}, '... not the redeem replayed');
+    isnt(J($res)->{redemption_id}, J($red)->{redemption_id}, '... a new reservation');
+    is(post($ng, 'release', {redemption_id => J($res)->{redemption_id}})->{status}, 200, '(released)');
 }
 
 # --- what is not a reservation, and bad input --------------------------------------

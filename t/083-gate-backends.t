@@ -76,6 +76,11 @@ my $ng = VT::Nginx->start(
         listen 127.0.0.1:%%H2UP%% http2;
         location /grpc/ok   { return 200 "grpc disc=\$http_x_voucher_discount\\n"; }
         location /grpc/fail { return 503 "grpc unavailable\\n"; }
+        location /grpc/declined {
+            add_header grpc-status 9;
+            add_header grpc-message "payment declined";
+            return 200 "";
+        }
     }
 EOT
     server => <<"EOT",
@@ -113,6 +118,15 @@ for my $be (qw(fcgi grpc)) {
     ok($r->{status} >= 500, "$be: the backend fails ($r->{status})");
     ok(settled(), "$be: settled");
     is(uses($c), 0, "$be: released");
+}
+
+# gRPC answers a failed call with HTTP 200 and a grpc-status
+{
+    my $c = fresh();
+    my $r = http($ng->port, 'GET', "/grpc/declined?coupon=$c");
+    is($r->{status}, 200, 'grpc: HTTP 200 with grpc-status 9');
+    ok(settled(), 'grpc: settled');
+    is(uses($c), 0, 'grpc: a non-zero grpc-status releases');
 }
 
 $ng->check_log;

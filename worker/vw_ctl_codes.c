@@ -22,6 +22,7 @@
 
 #include "vw_csv.h"
 #include "vw_ctl.h"
+#include "vw_map.h"
 #include "vw_util.h"
 
 
@@ -1182,7 +1183,9 @@ vw_codes_export(vw_ctl_t *ctl, int argc, char **argv)
     int            npos, rc, jsonl;
     char          *pos[2], *key, cursor[32];
     FILE          *out;
+    void         **slot;
     size_t         i, count;
+    vw_map_t       seen;
     redisReply    *r, *rows, *row;
     const char    *fmt, *pattern, *output;
 
@@ -1241,6 +1244,7 @@ vw_codes_export(vw_ctl_t *ctl, int argc, char **argv)
     key = vw_key(&ctl->cf, "k:%s", pos[0]);
     strcpy(cursor, "0");
     count = 0;
+    memset(&seen, 0, sizeof(vw_map_t));
     rc = VW_EXIT_FAIL;
     r = NULL;
 
@@ -1272,6 +1276,14 @@ vw_codes_export(vw_ctl_t *ctl, int argc, char **argv)
                 continue;
             }
 
+            /* SCAN may return a key twice (while Redis rehashes) */
+            slot = vw_map_slot(&seen, row->element[0]->str);
+            if (*slot != NULL) {
+                continue;
+            }
+
+            *slot = &seen;
+
             vw_export_one(out, jsonl, row->element[0]->str, row->element + 1,
                           pattern);
             count++;
@@ -1299,6 +1311,7 @@ done:
                 count, pos[0]);
     }
 
+    vw_map_free(&seen);
     free(key);
 
     return rc;

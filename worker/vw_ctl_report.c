@@ -377,13 +377,16 @@ vw_report_codes(vw_ctl_t *ctl, vw_report_t *rp)
 {
     int           rc;
     char         *key, cursor[32];
+    void        **slot;
     size_t        i;
     int64_t       u;
+    vw_map_t      seen;
     redisReply   *r, *rows, *row;
 
     key = vw_key(&ctl->cf, "k:%s", rp->campaign);
     strcpy(cursor, "0");
     rc = -1;
+    memset(&seen, 0, sizeof(vw_map_t));
 
     /* hash and compact codes alike, a page at a time */
     do {
@@ -411,10 +414,19 @@ vw_report_codes(vw_ctl_t *ctl, vw_report_t *rp)
             row = rows->element[i];
 
             /* code, k, s, m, u, ... */
-            if (row->type != REDIS_REPLY_ARRAY || row->elements < 5) {
+            if (row->type != REDIS_REPLY_ARRAY || row->elements < 5
+                || row->element[0]->type != REDIS_REPLY_STRING)
+            {
                 continue;
             }
 
+            /* SCAN may return a key twice (while Redis rehashes) */
+            slot = vw_map_slot(&seen, row->element[0]->str);
+            if (*slot != NULL) {
+                continue;
+            }
+
+            *slot = &seen;
             rp->issued++;
 
             if (vw_reply_int(row->element[4], &u) == 0 && u > 0) {
@@ -430,6 +442,7 @@ vw_report_codes(vw_ctl_t *ctl, vw_report_t *rp)
 
 done:
 
+    vw_map_free(&seen);
     free(key);
 
     return rc;
