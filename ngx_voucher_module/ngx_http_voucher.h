@@ -143,6 +143,7 @@ ngx_int_t ngx_http_voucher_command(ngx_http_request_t *r,
     ngx_uint_t guess, ngx_http_voucher_cmd_t *cmd);
 ngx_int_t ngx_http_voucher_read_body(ngx_http_request_t *r, ngx_str_t *body,
     size_t max);
+void ngx_http_voucher_watch_client(ngx_http_request_t *r);
 const char *ngx_http_voucher_idempotency_header(ngx_http_request_t *r,
     ngx_http_voucher_request_t *req);
 void ngx_http_voucher_limit_result(ngx_http_request_t *r, ngx_str_t *out,

@@ -757,15 +757,23 @@ ngx_http_voucher_send(ngx_http_request_t *r, ngx_http_voucher_ctx_t *ctx,
 
     ctx->op = op;
 
-    /* notice a client that leaves while Redis works (499, op detached) */
+    ngx_http_voucher_watch_client(r);
 
+    return NGX_DONE;
+}
+
+
+/*
+ * While Redis works, notice a client that leaves (499, its op detached).
+ * A close that came with the request raised its (edge-triggered) event
+ * before this handler was set: look once more, from the event loop, not
+ * from here, where the body reader may still hold the request.
+ */
+
+void
+ngx_http_voucher_watch_client(ngx_http_request_t *r)
+{
     r->read_event_handler = ngx_http_test_reading;
-
-    /*
-     * A close that came with the request raised its (edge-triggered)
-     * event before this handler was set: look once more, from the event
-     * loop, not from here, where the body reader still holds the request.
-     */
 
 #if (NGX_HTTP_V2)
     if (r->stream == NULL)
@@ -775,8 +783,6 @@ ngx_http_voucher_send(ngx_http_request_t *r, ngx_http_voucher_ctx_t *ctx,
             ngx_post_event(r->connection->read, &ngx_posted_events);
         }
     }
-
-    return NGX_DONE;
 }
 
 

@@ -733,19 +733,8 @@ ngx_http_voucher_gate_start(ngx_http_request_t *r, ngx_http_voucher_gate_t *g)
     g->op = op;
     g->phase = NGX_HTTP_VOUCHER_GATE_WAITING;
 
-    /* notice a client that leaves while Redis works */
-
-    r->read_event_handler = ngx_http_test_reading;
     r->write_event_handler = ngx_http_request_empty_handler;
-
-#if (NGX_HTTP_V2)
-    if (r->stream == NULL)
-#endif
-    {
-        if (r->connection->read->pending_eof || r->connection->read->ready) {
-            ngx_post_event(r->connection->read, &ngx_posted_events);
-        }
-    }
+    ngx_http_voucher_watch_client(r);
 
     return NGX_BUSY;
 }
