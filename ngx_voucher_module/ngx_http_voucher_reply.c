@@ -598,11 +598,12 @@ ngx_http_voucher_json_pairs(u_char *p, redisReply **el, size_t n,
 static size_t
 ngx_http_voucher_json_text(u_char *p, u_char *s, size_t len)
 {
-    u_char    *start, *last, *next;
+    u_char    *start, *last, *next, *p0;
     size_t     n;
     uint32_t   cp;
 
     n = 0;
+    p0 = p;
     last = s + len;
 
     while (s < last) {
@@ -613,10 +614,11 @@ ngx_http_voucher_json_text(u_char *p, u_char *s, size_t len)
                 s++;
             }
 
-            n += (s - start) + ngx_escape_json(NULL, start, s - start);
-
             if (p) {
                 p = (u_char *) ngx_escape_json(p, start, s - start);
+
+            } else {
+                n += (s - start) + ngx_escape_json(NULL, start, s - start);
             }
 
             continue;
@@ -626,26 +628,23 @@ ngx_http_voucher_json_text(u_char *p, u_char *s, size_t len)
         cp = ngx_utf8_decode(&next, last - s);
 
         if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-            s++;
+            next = s + 1;
+            start = (u_char *) "\\ufffd";
             n += sizeof("\\ufffd") - 1;
 
-            if (p) {
-                p = ngx_cpymem(p, "\\ufffd", sizeof("\\ufffd") - 1);
-            }
-
-            continue;
+        } else {
+            n += next - s;
         }
 
-        n += next - s;
-
         if (p) {
-            p = ngx_cpymem(p, s, next - s);
+            p = (start == s) ? ngx_cpymem(p, s, next - s)
+                             : ngx_cpymem(p, start, sizeof("\\ufffd") - 1);
         }
 
         s = next;
     }
 
-    return n;
+    return p ? (size_t) (p - p0) : n;
 }
 
 
