@@ -225,6 +225,14 @@ ngx_http_voucher_code_issued(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "describes codes longer than 64 characters";
     }
 
+    if (iss->mac < voucher_tag_min_len(&iss->fmt)) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "\"mac=%uz\" lets a guess through the offline "
+                           "check more than once in a million for this "
+                           "charset (use at least %uz)", iss->mac,
+                           voucher_tag_min_len(&iss->fmt));
+    }
+
     return NGX_CONF_OK;
 
 invalid:

@@ -107,16 +107,17 @@ end
 -- A code is a hash {NS}:c:<code> (short fields k s m u c b b0 f t), or,
 -- when all it has is its campaign, its uses and maybe its customer (the
 -- bulk-issued single-use codes), one field of a bucket hash
--- {NS}:cb:<its last 3 characters>, valued "<uses> <campaign>[ <customer>]".
--- Redis keeps a hash of up to 128 short fields as one listpack, so such a
--- code costs about 30 bytes instead of 100-120.  Issued codes end in
--- random characters (the MAC tag, or a random body), so the 32,768
--- buckets fill evenly; past about 4 million compact codes the buckets
--- outgrow the listpack and cost more, still less than a hash each.
--- Every read and write of a code goes through code_read / code_uses.
+-- {NS}:cb:<4 hex digits of the code's SHA-1>, valued
+-- "<uses> <campaign>[ <customer>]".  Redis keeps a hash of up to 128 short
+-- fields as one listpack, so such a code costs about 25-30 bytes instead
+-- of 100-120.  The hash spreads any codes (a common suffix, a small
+-- charset) evenly over the 65,536 buckets; past about 8 million compact
+-- codes the buckets outgrow the listpack and cost more, still less than a
+-- hash each.  Every read and write of a code goes through code_read /
+-- code_uses.
 
 local function bucket_key(tag, code)
-    return tag .. ':cb:' .. string.sub(code, -3)
+    return tag .. ':cb:' .. string.sub(redis.sha1hex(code), 1, 4)
 end
 
 local function compact_value(u, camp, cust)
@@ -1660,8 +1661,9 @@ local function codes_page(keys, args)
     if not tag then return bad_key() end
     local cursor, count = args[1], uint(args[2])
     if not (cursor and count) or count < 1 then return bad_args() end
-    local res = redis.call('SCAN', cursor, 'MATCH', tag .. ':c*',
-                           'COUNT', count)
+    -- a namespace may hold glob characters: match them as they are
+    local pat = string.gsub(tag, '[%*%?%[%]\\]', '\\%0') .. ':c*'
+    local res = redis.call('SCAN', cursor, 'MATCH', pat, 'COUNT', count)
     local rows = {}
     local cpre, bpre = tag .. ':c:', tag .. ':cb:'
     for _, key in ipairs(res[2]) do

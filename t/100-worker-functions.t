@@ -7,6 +7,7 @@
 use strict;
 use warnings;
 use Test::More;
+use Digest::SHA ();
 use VT;
 
 my $r = VT::Redis->start;
@@ -20,8 +21,8 @@ sub fcall  { my ($fn, $key, @a) = @_; $r->cmd('FCALL', $fn, 1, $key, @a) }
 sub add    { my ($camp, @a) = @_; fcall('voucher_codes_add', "$T:k:$camp", @a) }
 sub hgetall { +{ @{ $r->cmd('HGETALL', $_[0]) } } }
 sub dbsize { $r->cmd('DBSIZE') }
-# a compact code: its field in the bucket {T}:cb:<last 3 characters>
-sub compact { $r->cmd('HGET', "$T:cb:" . substr($_[0], -3), $_[0]) }
+# a compact code: its field in the bucket {T}:cb:<4 hex digits of its SHA-1>
+sub compact { $r->cmd('HGET', "$T:cb:" . substr(Digest::SHA::sha1_hex($_[0]), 0, 4), $_[0]) }
 sub exists_code { !!($r->cmd('EXISTS', "$T:c:$_[0]") || defined compact($_[0])) }
 
 sub ok_set {

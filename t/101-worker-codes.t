@@ -7,6 +7,7 @@
 use strict;
 use warnings;
 use Test::More;
+use Digest::SHA ();
 use JSON::PP;
 use VT;
 use WorkerT;
@@ -97,7 +98,7 @@ like($res->{err}, qr/issued 200 codes into campaign "sale"/, 'a summary on stder
 
 my @stored = map { (my $x = $_) =~ s/-//g; $x } @shown;
 # a code that holds its campaign only is compact: a field of a bucket hash
-sub compact { $r->cmd('HGET', '{v}:cb:' . substr($_[0], -3), $_[0]) }
+sub compact { $r->cmd('HGET', '{v}:cb:' . substr(Digest::SHA::sha1_hex($_[0]), 0, 4), $_[0]) }
 is(scalar(grep { defined compact($_) } @stored), 200, 'stored normalized (no dashes)');
 is(compact($stored[0]), '0 sale',
    'a single-use code (campaign code_max_uses) holds only its campaign: compact');
@@ -138,6 +139,13 @@ is($res->{rc}, 1, 'one digit off: invalid');
 $res = ctl($w, qw(codes issue sale --count 1 --charset 0123456789 --length 5));
 is($res->{rc}, 2, 'five digits are too few random bodies');
 like($res->{err}, qr/at least a million/, '... says why');
+$res = ctl($w, qw(codes issue sale --count 1 --charset 0123456789 --length 6 --mac-length 5 --quiet));
+is($res->{rc}, 0, 'a 5-digit tag is the operator\'s choice');
+like($res->{err}, qr/warning: --mac-length 5 lets a guess through .* \(6 would not\)/, '... with a warning');
+$res = ctl($w, qw(codes issue sale --count 2 --charset 0123456789 --length 6 --prefix LC),
+           '--pattern', 'lc-######-######');
+is($res->{rc}, 0, 'a lower-case pattern, the tag length chosen for the charset');
+like($res->{out}, qr/^LC-\d{6}-\d{6}\nLC-\d{6}-\d{6}\n$/, '... the codes shown in its form');
 $res = ctl($w, qw(codes issue sale --count 1 --charset 01O));
 is($res->{rc}, 2, 'a charset with a look-alike is refused');
 like($res->{err}, qr/--charset: .*no I, L, O, U/, '... naming the rule');

@@ -146,8 +146,7 @@ is(ctl($w, qw(campaign set bday kind amount value 10000 currency THB tz_offset +
    'campaign bday');
 write_text("$dir/bday.json", encode_json({
     schedule => 'birthdays 06:00', segment => 'all', channel => 'sms',
-    codes => { prefix => 'HBD', length => 6, mac_length => 2, charset => '0123456789',
-               suffix => 'bk' },
+    codes => { prefix => 'HBD', length => 6, charset => '0123456789', suffix => 'bk' },
     message => 'Happy birthday {{name}}! {{code}}: {{discount}} off',
 }));
 set_clock(utc(2025, 1, 20, 0, 0));
@@ -171,8 +170,8 @@ my %form = map { my ($k, $v) = split /=/, $_, 2; $v =~ tr/+/ /; $v =~ s/%([0-9A-
            split /&/, $q->{body};
 is($form{to}, '+66811111111', 'to: the phone number');
 is($form{from}, 'SHOP', 'from');
-like($form{text}, qr/^Happy birthday Alice! HBD[0-9]{8}BK: 100\.00 THB off$/,
-     'text, URL-encoded; the code in digits with its suffix');
+like($form{text}, qr/^Happy birthday Alice! HBD[0-9]{12}BK: 100\.00 THB off$/,
+     'text, URL-encoded; the code in digits (6 random, a 6-digit tag by default) with its suffix');
 is($form{ref}, 'bday:' . utc(2025, 1, 31, 23, 0) . ':alice', 'the delivery id');
 
 my @dl = @{ $r->cmd('XRANGE', '{v}:dl:bday', '-', '+') };

@@ -342,6 +342,40 @@ voucher_crockford(const voucher_format_t *fmt)
 
 
 /*
+ * A format other than the default is part of what the MAC covers (its
+ * charset, suffix and prefix length), so a code of one format never
+ * passes as another's.  The default format adds nothing: its codes are
+ * the same as ever.
+ */
+
+static int
+voucher_tag_format(crypto_generichash_state *st, const voucher_format_t *fmt,
+    size_t prefix_len)
+{
+    unsigned char  sep[3];
+
+    if (voucher_crockford(fmt) && (fmt == NULL || fmt->suffix_len == 0)) {
+        return 0;
+    }
+
+    sep[0] = 0;
+    sep[1] = (unsigned char) (prefix_len & 0xff);
+    sep[2] = (unsigned char) (fmt->suffix_len & 0xff);
+
+    return (crypto_generichash_update(st, sep, sizeof(sep)) != 0
+            || crypto_generichash_update(st,
+                   (const unsigned char *) (fmt->charset ? fmt->charset : ""),
+                   fmt->charset ? fmt->charset_len : 0) != 0
+            || crypto_generichash_update(st, (const unsigned char *) "\0", 1)
+               != 0
+            || crypto_generichash_update(st,
+                   (const unsigned char *) (fmt->suffix ? fmt->suffix : ""),
+                   fmt->suffix_len) != 0)
+           ? -1 : 0;
+}
+
+
+/*
  * The tag: with the Crockford alphabet, the first mac_len * 5 bits of the
  * MAC; with a charset of n characters, the MAC's base-n digits, lowest
  * first (n^25 < 2^128 for every n <= 32, so no digit repeats another).
@@ -363,6 +397,7 @@ voucher_tag(const unsigned char key[VOUCHER_KEY_LEN], const char *prefix,
                                      prefix_len) != 0
         || crypto_generichash_update(&st, (const unsigned char *) body,
                                      body_len) != 0
+        || voucher_tag_format(&st, fmt, prefix_len) != 0
         || crypto_generichash_final(&st, mac, VOUCHER_MAC_BYTES) != 0)
     {
         sodium_memzero(&st, sizeof(st));
@@ -535,6 +570,7 @@ voucher_code_verify_ex(const unsigned char key[VOUCHER_KEY_LEN],
     if (code == NULL
         || mac_len < VOUCHER_MAC_MIN_LEN || mac_len > VOUCHER_MAC_MAX_LEN
         || len > VOUCHER_CODE_MAX_LEN
+        || slen > len
         || prefix_len > len
         || len - prefix_len < mac_len + slen + VOUCHER_BODY_MIN_LEN)
     {
@@ -573,6 +609,22 @@ voucher_code_verify_ex(const unsigned char key[VOUCHER_KEY_LEN],
     sodium_memzero(tag, sizeof(tag));
 
     return rc;
+}
+
+
+size_t
+voucher_tag_min_len(const voucher_format_t *fmt)
+{
+    size_t    n, m;
+    uint64_t  v;
+
+    n = (fmt && fmt->charset && fmt->charset_len) ? fmt->charset_len : 32;
+
+    for (v = 1, m = 0; v < 1000000; m++) {
+        v *= n;
+    }
+
+    return m;
 }
 
 
@@ -667,6 +719,11 @@ voucher_code_display(const char *code, size_t len, const char *pattern,
 
         if (i >= len) {
             goto fail;
+        }
+
+        /* literals as typed in the pattern match the stored (upper) case */
+        if (p >= 'a' && p <= 'z') {
+            p = (char) (p - ('a' - 'A'));
         }
 
         if (p != '#' && p != code[i]) {

@@ -13,9 +13,11 @@
  *   BODY    body_len random characters of the charset: by default the
  *           Crockford alphabet, or any 2 or more of its characters;
  *   TAG     mac_len characters of the charset made from keyed
- *           BLAKE2b-128 (the 32-byte key) over PREFIX BODY: with the
- *           Crockford alphabet its first mac_len * 5 bits, with another
- *           charset its base-n digits, lowest first;
+ *           BLAKE2b-128 (the 32-byte key) over PREFIX BODY, and, for any
+ *           other format than the default, the format itself (charset,
+ *           suffix, prefix length): with the Crockford alphabet its first
+ *           mac_len * 5 bits, with another charset its base-n digits,
+ *           lowest first;
  *   SUFFIX  what the operator chose, normalized (may be empty).
  * A charset is a subset of the Crockford alphabet so that the look-alike
  * mapping (O to 0, I and L to 1) never turns one valid code into another.
@@ -122,6 +124,13 @@ size_t voucher_code_issue_ex(const unsigned char key[VOUCHER_KEY_LEN],
 int voucher_code_verify_ex(const unsigned char key[VOUCHER_KEY_LEN],
     const char *code, size_t len, size_t prefix_len, size_t mac_len,
     const voucher_format_t *fmt);
+
+/*
+ * The shortest tag in a charset that still has a million values, so that
+ * a guess passes the offline check at most once in a million: 4 in the
+ * Crockford alphabet, 6 digits, 20 binary digits.
+ */
+size_t voucher_tag_min_len(const voucher_format_t *fmt);
 
 /*
  * Splits a display pattern such as "SALE-####-####-TH": the literal

@@ -172,9 +172,10 @@ vw_jint(json_t *o, const char *name, int64_t min, int64_t max, int64_t *out,
 static int
 vw_auto_codes(json_t *o, vw_auto_t *a, char *err, size_t errlen)
 {
-    int64_t   n;
-    size_t    hashes, plen, k;
-    uint64_t  bodies;
+    int64_t           n;
+    size_t            hashes, plen, k;
+    uint64_t          bodies;
+    voucher_format_t  fmt;
     char      norm[VOUCHER_CODE_MAX_LEN + 1];
     char      sfx[VOUCHER_CODE_MAX_LEN + 1];
     char      why[256];
@@ -240,6 +241,17 @@ vw_auto_codes(json_t *o, vw_auto_t *a, char *err, size_t errlen)
     {
         snprintf(err, errlen, "codes.charset: %s", why);
         return -1;
+    }
+
+    /* by default a tag of at least a million values in the charset */
+
+    fmt.charset = a->charset;
+    fmt.charset_len = a->charset ? strlen(a->charset) : 0;
+    fmt.suffix = NULL;
+    fmt.suffix_len = 0;
+
+    if (json_object_get(o, "mac_length") == NULL) {
+        a->mac_length = (int) voucher_tag_min_len(&fmt);
     }
 
     if (a->suffix != NULL) {

@@ -180,14 +180,12 @@ vw_issue_reply(vw_ctl_t *ctl, vw_batch_t *b, FILE *out, const char *pattern,
             continue;
         }
 
-        if (pattern) {
-            n = voucher_code_display(b->codes[i], strlen(b->codes[i]),
-                                     pattern, shown, sizeof(shown));
-            fwrite(shown, 1, n, out);
+        n = pattern ? voucher_code_display(b->codes[i], strlen(b->codes[i]),
+                                           pattern, shown, sizeof(shown))
+                    : 0;
 
-        } else {
-            fputs(b->codes[i], out);
-        }
+        /* a code the pattern cannot show is printed as stored */
+        fputs(n ? shown : b->codes[i], out);
 
         fputc('\n', out);
     }
@@ -282,6 +280,22 @@ vw_codes_issue(vw_ctl_t *ctl, int argc, char **argv)
 
     if (vw_format_opts(opts, "issue", &fmt, suffix, sizeof(suffix)) != 0) {
         return VW_EXIT_USAGE;
+    }
+
+    /*
+     * By default a tag of at least a million values, so that a guess
+     * passes the offline check once in 10^6: 4 Crockford characters, 6
+     * digits.  A shorter one is the operator's choice, said out loud.
+     */
+
+    if (vw_opt(opts, "--mac-length") == NULL) {
+        mac = (int64_t) voucher_tag_min_len(&fmt);
+
+    } else if ((size_t) mac < voucher_tag_min_len(&fmt)) {
+        fprintf(stderr, "voucherctl: warning: --mac-length %lld lets a guess "
+                "through the offline check more than once in a million for "
+                "this charset (%zu would not)\n", (long long) mac,
+                voucher_tag_min_len(&fmt));
     }
 
     if (pattern) {
@@ -1253,13 +1267,17 @@ vw_codes_export(vw_ctl_t *ctl, int argc, char **argv)
         r = redisCommand(ctl->redis, "FCALL voucher_codes_page 1 %s %s %d",
                          key, cursor, VW_SCAN_COUNT);
 
-        if (vw_redis_failed(ctl->redis, r, ctl->err, sizeof(ctl->err))
-            || r->type != REDIS_REPLY_ARRAY || r->elements != 2
+        if (vw_redis_failed(ctl->redis, r, ctl->err, sizeof(ctl->err))) {
+            vw_ctl_fail("codes export: %s", ctl->err);
+            goto done;
+        }
+
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2
             || r->element[0]->type != REDIS_REPLY_STRING
             || r->element[1]->type != REDIS_REPLY_ARRAY)
         {
-            vw_ctl_fail("codes export: %s", ctl->err[0] ? ctl->err
-                                                        : "unexpected reply");
+            vw_ctl_fail("codes export: unexpected reply from "
+                        "voucher_codes_page");
             goto done;
         }
 

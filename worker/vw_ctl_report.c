@@ -394,6 +394,10 @@ vw_report_codes(vw_ctl_t *ctl, vw_report_t *rp)
                          key, cursor);
 
         if (vw_redis_failed(ctl->redis, r, ctl->err, sizeof(ctl->err))) {
+            if (r) {
+                freeReplyObject(r);
+            }
+
             goto done;
         }
 

@@ -138,7 +138,8 @@ vw_daemon_queue(vw_daemon_t *d, vw_auto_t *a, const char *run,
 
             /* refused by the library (a campaign deleted): not Redis */
             if (r->type != REDIS_REPLY_ARRAY || r->elements != 3
-                || vw_reply_int(r->element[0], &q) != 0)
+                || vw_reply_int(r->element[0], &q) != 0
+                || r->element[2]->type != REDIS_REPLY_ARRAY)
             {
                 snprintf(d->err, sizeof(d->err), "campaign %s: run %s: %s",
                          a->campaign, run, r->type == REDIS_REPLY_ERROR
@@ -153,6 +154,10 @@ vw_daemon_queue(vw_daemon_t *d, vw_auto_t *a, const char *run,
 
             /* members whose random code existed: again, with new ones */
             for (j = 0; j < c->elements; j++) {
+                if (c->element[j]->type != REDIS_REPLY_STRING) {
+                    continue;
+                }
+
                 for (i = first; i < first + k; i++) {
                     if (strcmp(todo[i], c->element[j]->str) == 0) {
                         next[nnext++] = todo[i];

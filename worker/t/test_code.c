@@ -689,7 +689,8 @@ test_display(void **state)
         { "SALE7Q2M94KD", "SALE-####-###", NULL },      /* code left */
         { "SALE7Q2M94KD", "SALE-####-#####", NULL },    /* pattern left */
         { "SALE7Q2M94KD", "GIFT-####-####", NULL },     /* literal differs */
-        { "SALE7Q2M94KD", "sale-####-####", NULL },     /* case matters */
+        /* literals typed in lower case match; shown as stored */
+        { "SALE7Q2M94KD", "sale-####-####", "SALE-7Q2M-94KD" },
         { "SALE7Q2M94KD", "SALE/####/####", NULL },     /* not a separator */
         { "AB", "", NULL },
         { "", "", "" },
