@@ -146,7 +146,8 @@ ngx_int_t ngx_http_voucher_read_body(ngx_http_request_t *r, ngx_str_t *body,
 void ngx_http_voucher_watch_client(ngx_http_request_t *r);
 const char *ngx_http_voucher_idempotency_header(ngx_http_request_t *r,
     ngx_http_voucher_request_t *req);
-void ngx_http_voucher_limit_result(ngx_http_request_t *r, ngx_str_t *out,
+void ngx_http_voucher_limit_result(ngx_http_request_t *r,
+    ngx_http_voucher_loc_conf_t *vlcf, ngx_int_t op, ngx_str_t *out,
     void *reply);
 
 char *ngx_http_voucher_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
@@ -189,7 +190,8 @@ ngx_int_t ngx_http_voucher_lockout_check(ngx_http_request_t *r,
     ngx_http_voucher_loc_conf_t *vlcf, ngx_int_t op, ngx_str_t *name,
     int64_t *left);
 void ngx_http_voucher_lockout_learn(ngx_http_request_t *r,
-    ngx_http_voucher_loc_conf_t *vlcf, ngx_int_t op, void *reply);
+    ngx_http_voucher_loc_conf_t *vlcf, ngx_int_t op, ngx_str_t *name,
+    int64_t ms);
 ngx_int_t ngx_http_voucher_send_locked(ngx_http_request_t *r, ngx_int_t op,
     ngx_str_t *code, ngx_str_t *name, int64_t left);
 

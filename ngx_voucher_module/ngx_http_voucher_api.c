@@ -823,10 +823,9 @@ ngx_http_voucher_reply_handler(ngx_http_voucher_op_t *op, void *reply,
     switch (rc) {
 
     case NGX_HTTP_VOUCHER_REPLY:
-        ngx_http_voucher_limit_result(r, &ctx->limit_status, reply);
-        ngx_http_voucher_lockout_learn(r,
+        ngx_http_voucher_limit_result(r,
                       ngx_http_get_module_loc_conf(r, ngx_http_voucher_module),
-                      ctx->api, reply);
+                      ctx->api, &ctx->limit_status, reply);
         rc = ngx_http_voucher_send_reply(r, ctx->api, reply);
         break;
 
@@ -847,17 +846,21 @@ ngx_http_voucher_reply_handler(ngx_http_voucher_op_t *op, void *reply,
 /*
  * The limits' verdict rides in the reply as "_limit" (and "_limit_name"):
  * kept for $voucher_limit_status and logged at voucher_limit_log_level.
+ * A key Redis locked out goes to the lockout cache, which needs the
+ * limit's name and the ban's "retry_after_ms" of the same reply.
  */
 
 void
-ngx_http_voucher_limit_result(ngx_http_request_t *r, ngx_str_t *out,
+ngx_http_voucher_limit_result(ngx_http_request_t *r,
+    ngx_http_voucher_loc_conf_t *vlcf, ngx_int_t op, ngx_str_t *out,
     void *data)
 {
     redisReply  *reply = data;
 
-    size_t                        i;
-    redisReply                   *k, *v, *status, *name;
-    ngx_http_voucher_loc_conf_t  *vlcf;
+    size_t        i;
+    int64_t       ms;
+    ngx_str_t     lname;
+    redisReply   *k, *v, *status, *name;
 
     if (reply->type != REDIS_REPLY_ARRAY) {
         return;
@@ -865,12 +868,26 @@ ngx_http_voucher_limit_result(ngx_http_request_t *r, ngx_str_t *out,
 
     status = NULL;
     name = NULL;
+    ms = -1;
 
     for (i = 1; i + 1 < reply->elements; i += 2) {
         k = reply->element[i];
         v = reply->element[i + 1];
 
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
+        if (k->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        if (v->type == REDIS_REPLY_INTEGER) {
+            if (k->len == 14 && ngx_strncmp(k->str, "retry_after_ms", 14) == 0)
+            {
+                ms = v->integer;
+            }
+
+            continue;
+        }
+
+        if (v->type != REDIS_REPLY_STRING) {
             continue;
         }
 
@@ -901,12 +918,19 @@ ngx_http_voucher_limit_result(ngx_http_request_t *r, ngx_str_t *out,
         return;
     }
 
-    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_voucher_module);
-
     ngx_log_error(vlcf->limit_log_level, r->connection->log, 0,
                   "voucher: limit \"%*s\": %*s",
                   name ? name->len : 0, name ? name->str : "",
                   status->len, status->str);
+
+    if (name && ms > 0
+        && status->len == 6 && ngx_strncmp(status->str, "LOCKED", 6) == 0)
+    {
+        lname.data = (u_char *) name->str;
+        lname.len = name->len;
+
+        ngx_http_voucher_lockout_learn(r, vlcf, op, &lname, ms);
+    }
 }
 
 

@@ -1069,8 +1069,8 @@ ngx_http_voucher_gate_reply_handler(ngx_http_voucher_op_t *op, void *reply,
     switch (rc) {
 
     case NGX_HTTP_VOUCHER_REPLY:
-        ngx_http_voucher_limit_result(r, &g->limit_status, reply);
-        ngx_http_voucher_lockout_learn(r, g->conf, g->conf->gate, reply);
+        ngx_http_voucher_limit_result(r, g->conf, g->conf->gate,
+                                      &g->limit_status, reply);
         rc = ngx_http_voucher_gate_verdict(r, g, reply);
         break;
 

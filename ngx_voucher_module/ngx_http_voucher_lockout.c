@@ -12,8 +12,6 @@
 
 #include "ngx_http_voucher.h"
 
-#include <hiredis/hiredis.h>
-
 
 typedef struct {
     ngx_rbtree_t                  rbtree;
@@ -344,23 +342,20 @@ ngx_http_voucher_lockout_check(ngx_http_request_t *r,
 
 
 /*
- * Redis refused this request as locked out by the limit named in the
- * reply: remember its key until the ban ends.
+ * Redis refused this request as locked out by the limit "name", for ms
+ * more milliseconds: remember its key until the ban ends.
  */
 
 void
 ngx_http_voucher_lockout_learn(ngx_http_request_t *r,
-    ngx_http_voucher_loc_conf_t *vlcf, ngx_int_t op, void *data)
+    ngx_http_voucher_loc_conf_t *vlcf, ngx_int_t op, ngx_str_t *name,
+    int64_t ms)
 {
-    redisReply  *reply = data;
-
     u_char                            buf[NGX_HTTP_VOUCHER_LOCKOUT_KEY_LEN];
     size_t                            len, i, n;
-    int64_t                           ms;
     uint32_t                          hash;
-    ngx_str_t                         key, name;
+    ngx_str_t                         key;
     ngx_uint_t                        j;
-    redisReply                       *k, *v;
     ngx_rbtree_node_t                *node;
     ngx_http_voucher_limit_info_t     info;
     ngx_http_voucher_lockout_ctx_t   *ctx;
@@ -369,50 +364,15 @@ ngx_http_voucher_lockout_learn(ngx_http_request_t *r,
 
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_voucher_module);
 
-    if (vmcf->lockout_zone == NULL || vlcf->limits == NULL
-        || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
-        || reply->element[0]->type != REDIS_REPLY_STRING
-        || reply->element[0]->len != sizeof("locked_out") - 1
-        || ngx_strncmp(reply->element[0]->str, "locked_out",
-                       sizeof("locked_out") - 1) != 0)
-    {
-        return;
-    }
-
-    ngx_str_null(&name);
-    ms = -1;
-
-    for (i = 1; i + 1 < reply->elements; i += 2) {
-        k = reply->element[i];
-        v = reply->element[i + 1];
-
-        if (k->type != REDIS_REPLY_STRING) {
-            continue;
-        }
-
-        if (k->len == 5 && ngx_strncmp(k->str, "limit", 5) == 0
-            && v->type == REDIS_REPLY_STRING)
-        {
-            name.data = (u_char *) v->str;
-            name.len = v->len;
-
-        } else if (k->len == 14
-                   && ngx_strncmp(k->str, "retry_after_ms", 14) == 0
-                   && v->type == REDIS_REPLY_INTEGER)
-        {
-            ms = v->integer;
-        }
-    }
-
-    if (name.len == 0 || ms <= 0) {
+    if (vmcf->lockout_zone == NULL) {
         return;
     }
 
     /* the key of that limit, as this request computed it */
 
     for (j = 0; ngx_http_voucher_limit_lockout(vlcf, j, op, &info); j++) {
-        if (info.name.len == name.len
-            && ngx_strncmp(info.name.data, name.data, name.len) == 0)
+        if (info.name.len == name->len
+            && ngx_strncmp(info.name.data, name->data, name->len) == 0)
         {
             break;
         }

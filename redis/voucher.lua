@@ -46,11 +46,6 @@ local function replay(ikey, fp, conflict_k, conflict_v)
     return r
 end
 
--- keeps the first answer of a request with an idempotency key
-local function remember(ikey, fp, r, ttl)
-    redis.call('SET', ikey, cmsgpack.pack({fp, r}), 'EX', ttl)
-end
-
 -- Caches at library scope: they live as long as this library in this
 -- Redis process (a FUNCTION LOAD, a restart or a failover starts them
 -- empty) and only ever hold what the keys say; the keys stay the truth.
@@ -71,6 +66,13 @@ local function settings(tag)
         SETTINGS[tag] = s
     end
     return s[1], s[2]
+end
+
+-- keeps the first answer of a request with an idempotency key, for the
+-- namespace's idem_ttl
+local function remember(tag, ikey, fp, r)
+    local _, ttl = settings(tag)
+    redis.call('SET', ikey, cmsgpack.pack({fp, r}), 'EX', ttl)
 end
 
 local function xadd2(key, maxlen, ...)
@@ -503,7 +505,7 @@ local function evaluate_code(keys, args, redeem, tag, code, nargs, hold_ms)
             redis.call('HINCRBY', ukey, 'c:' .. code, 1)
         end
     end
-    local maxlen, ttl = settings(tag)
+    local maxlen = settings(tag)
     local id = xadd(tag .. ':log', maxlen, 'redeem', code, camp, cust, oid,
                     amount, cur, d, gift and bal or '', idem,
                     hold_ms and 'hold' or '')
@@ -514,7 +516,7 @@ local function evaluate_code(keys, args, redeem, tag, code, nargs, hold_ms)
         r[i + 3] = 'status'; r[i + 4] = 'reserved'
         r[i + 5] = 'hold_expires_at'; r[i + 6] = math.ceil(deadline / 1000)
     end
-    if ikey then remember(ikey, fp, r, ttl) end
+    if ikey then remember(tag, ikey, fp, r) end
     return r
 end
 
@@ -659,19 +661,16 @@ local function rollback(keys, args)
     if not e then return {'redemption_not_found', 'redemption_id', id} end
 
     local r = undo(tag, id, e, want, idem, 'rollback')
-    if ikey and r[1] == 'ok' then
-        local _, ttl = settings(tag)
-        remember(ikey, fp, r, ttl)
-    end
+    if ikey and r[1] == 'ok' then remember(tag, ikey, fp, r) end
     return r
 end
 
 -- Gives back every reservation whose deadline has passed (at most 100 a
--- call; the rest at the next).  now: Redis time in ms, or nil.
-local function sweep(tag, now)
+-- call; the rest at the next).
+local function sweep(tag)
     local nx = NEXT[tag]
     if nx == math.huge then return end
-    now = now or now_ms()
+    local now = now_ms()
     if nx and nx > now then return end
     local hz = tag .. ':hz'
     local due = redis.call('ZRANGE', hz, '-inf', now, 'BYSCORE', 'LIMIT', 0,
@@ -783,10 +782,7 @@ local function settle(keys, args, confirm)
                 'campaign', camp}
     end
 
-    if ikey then
-        local _, ttl = settings(tag)
-        remember(ikey, fp, r, ttl)
-    end
+    if ikey then remember(tag, ikey, fp, r) end
     return r
 end
 

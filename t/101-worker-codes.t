@@ -136,6 +136,8 @@ is($res->{rc}, 0, 'codes check --charset --suffix: valid');
 (my $kbad = $keypad[1]) =~ s/^(\d)/$1 == 9 ? 0 : $1 + 1/e;
 $res = ctl($w, qw(codes check), $kbad, qw(--charset 0123456789 --suffix TH --mac-length 6));
 is($res->{rc}, 1, 'one digit off: invalid');
+$res = ctl($w, qw(codes check), $keypad[2], qw(--charset 0123456789 --suffix TH));
+is($res->{rc}, 0, 'codes check without --mac-length: the charset\'s default tag length (6)');
 $res = ctl($w, qw(codes issue sale --count 1 --charset 0123456789 --length 5));
 is($res->{rc}, 2, 'five digits are too few random bodies');
 like($res->{err}, qr/at least a million/, '... says why');

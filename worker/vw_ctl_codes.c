@@ -1374,6 +1374,11 @@ vw_codes_check(vw_ctl_t *ctl, int argc, char **argv)
         return VW_EXIT_USAGE;
     }
 
+    /* the tag length codes issue chose for the charset */
+    if (vw_opt(opts, "--mac-length") == NULL) {
+        mac = (int64_t) voucher_tag_min_len(&fmt);
+    }
+
     pfx = vw_opt(opts, "--prefix");
     plen = 0;
 
