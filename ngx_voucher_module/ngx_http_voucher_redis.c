@@ -44,7 +44,9 @@ typedef struct {
     ngx_msec_t                 backoff;
     ngx_event_t                reconnect;
     ngx_event_t                connect_timer;
+    ngx_event_t                flush;
     unsigned                   loading:1;
+    unsigned                   flushing:1;
 } ngx_http_voucher_conn_t;
 
 
@@ -95,6 +97,8 @@ static void ngx_http_voucher_redis_del_write(void *data);
 static void ngx_http_voucher_redis_cleanup(void *data);
 static void ngx_http_voucher_redis_read_handler(ngx_event_t *ev);
 static void ngx_http_voucher_redis_write_handler(ngx_event_t *ev);
+static void ngx_http_voucher_redis_flush_handler(ngx_event_t *ev);
+static void ngx_http_voucher_redis_flush(ngx_http_voucher_conn_t *conn);
 
 
 ngx_int_t
@@ -138,6 +142,10 @@ ngx_http_voucher_redis_init_worker(ngx_cycle_t *cycle,
         conn->connect_timer.data = conn;
         conn->connect_timer.log = cycle->log;
         conn->connect_timer.cancelable = 1;
+
+        conn->flush.handler = ngx_http_voucher_redis_flush_handler;
+        conn->flush.data = conn;
+        conn->flush.log = cycle->log;
 
         ngx_http_voucher_redis_connect(conn);
     }
@@ -247,6 +255,7 @@ ngx_http_voucher_redis_connect(ngx_http_voucher_conn_t *conn)
     conn->state = NGX_HTTP_VOUCHER_CONNECTING;
     conn->pending = 0;
     conn->loading = 0;
+    conn->flushing = 0;
 
     ac->data = conn;
 
@@ -930,6 +939,15 @@ ngx_http_voucher_redis_del_read(void *data)
 }
 
 
+/*
+ * hiredis asks for a write after each command it buffers, and again
+ * after a write that left part of its buffer unsent.  A command only
+ * posts a flush: every command of this event-loop cycle goes out in one
+ * write(), at the end of the cycle, and nothing is asked of epoll.  The
+ * write event itself is armed only while the socket is full (EAGAIN,
+ * seen as a request made during a flush) or the connect is in progress.
+ */
+
 static void
 ngx_http_voucher_redis_add_write(void *data)
 {
@@ -939,14 +957,25 @@ ngx_http_voucher_redis_add_write(void *data)
 
     wev = conn->c->write;
 
-    if (!wev->active) {
+    if (wev->active) {
+        /* its handler writes whatever is buffered by then */
+        return;
+    }
+
+    if (conn->flushing || !(conn->ac->c.flags & REDIS_CONNECTED)) {
         if (ngx_add_event(wev, NGX_WRITE_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
             ngx_log_error(NGX_LOG_ALERT, conn->pool->log, 0,
                           "voucher: cannot add a write event");
         }
+
+        return;
     }
+
+    ngx_post_event(&conn->flush, &ngx_posted_events);
 }
 
+
+/* hiredis' buffer is empty: a syscall only if the socket had been full */
 
 static void
 ngx_http_voucher_redis_del_write(void *data)
@@ -954,6 +983,10 @@ ngx_http_voucher_redis_del_write(void *data)
     ngx_http_voucher_conn_t  *conn = data;
 
     ngx_event_t  *wev;
+
+    if (conn->flush.posted) {
+        ngx_delete_posted_event(&conn->flush);
+    }
 
     wev = conn->c->write;
 
@@ -999,6 +1032,12 @@ ngx_http_voucher_redis_cleanup(void *data)
         c->fd = (ngx_socket_t) -1;
     }
 
+    /* a flush posted for this context must not run on the next one */
+
+    if (conn->flush.posted) {
+        ngx_delete_posted_event(&conn->flush);
+    }
+
     conn->c = NULL;
     conn->ac = NULL;
     conn->loading = 0;
@@ -1027,5 +1066,30 @@ ngx_http_voucher_redis_write_handler(ngx_event_t *ev)
     ngx_connection_t         *c = ev->data;
     ngx_http_voucher_conn_t  *conn = c->data;
 
+    ngx_http_voucher_redis_flush(conn);
+}
+
+
+static void
+ngx_http_voucher_redis_flush_handler(ngx_event_t *ev)
+{
+    ngx_http_voucher_conn_t  *conn = ev->data;
+
+    ngx_http_voucher_redis_flush(conn);
+}
+
+
+/*
+ * A write hiredis wants again from inside this call means the socket
+ * took less than the whole buffer: the add hook then arms the write
+ * event.  The context may be freed by the call (a write error); conn
+ * itself stays.
+ */
+
+static void
+ngx_http_voucher_redis_flush(ngx_http_voucher_conn_t *conn)
+{
+    conn->flushing = 1;
     redisAsyncHandleWrite(conn->ac);
+    conn->flushing = 0;
 }
