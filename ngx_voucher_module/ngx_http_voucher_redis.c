@@ -5,7 +5,9 @@
  * Redis, the nginx way: hiredis' async API driven by nginx's event loop.
  *
  * Each worker keeps "connections" contexts to Redis.  Requests in flight
- * share them and are pipelined; hiredis answers in FIFO order.  A context
+ * share them and are pipelined; hiredis answers in FIFO order.  The
+ * commands a context is given in one event-loop cycle go out in one
+ * write(), from an event posted for the end of the cycle.  A context
  * is usable (READY) only once AUTH, SELECT and the check of the function
  * library's version have passed; a missing or stale library is replaced
  * with FUNCTION LOAD REPLACE first.  A lost context comes back after a
