@@ -24,6 +24,12 @@ local IDEM_TTL = 86400
 local function bad_args() return redis.error_reply('ERR bad_args') end
 local function bad_key() return redis.error_reply('ERR bad_key') end
 
+-- an integer as Redis arguments want it: Redis 7.0 turns a Lua number
+-- into text with "%.17g", several times dearer than "%d"
+local function dec(n)
+    return string.format('%d', n)
+end
+
 -- a non-negative integer written in plain decimal digits, or nil
 local function uint(s)
     if s and string.find(s, '^%d+$') then
@@ -32,12 +38,24 @@ local function uint(s)
     end
 end
 
+-- A request's fingerprint: the request itself when short, else its SHA-1
+-- (hashing costs about what the GET of the record does).  A raw
+-- fingerprint always holds a NUL, so it never equals a SHA-1's 40 hex
+-- digits.
+local function fingerprint(s)
+    if #s <= 96 then return s end
+    return redis.sha1hex(s)
+end
+
 -- idempotency record: cmsgpack {fingerprint, reply}
 local function replay(ikey, fp, conflict_k, conflict_v)
     local rec = redis.call('GET', ikey)
     if not rec then return nil end
     rec = cmsgpack.unpack(rec)
-    if rec[1] ~= fp then
+    -- a record written before raw fingerprints holds the SHA-1 of a short
+    -- request
+    if rec[1] ~= fp and not (#rec[1] == 40 and #fp <= 96
+                             and rec[1] == redis.sha1hex(fp)) then
         return {'idempotency_conflict', conflict_k, conflict_v}
     end
     local r = rec[2]
@@ -192,13 +210,30 @@ end
 -- call with nothing due costs one table lookup; nil means not yet known.
 local NEXT = {}
 
+-- Redis' clock, read at most once per call: the limit, the window, the
+-- hold deadline and the sweep of one call all see the same instant.  reg()
+-- clears it before every function runs, so no call sees another's time.
+local CLOCK_S, CLOCK_T
+local function now_s()
+    if not CLOCK_S then
+        CLOCK_T = redis.call('TIME')
+        CLOCK_S = tonumber(CLOCK_T[1])
+    end
+    return CLOCK_S
+end
+
+-- (tonumber is glibc's strtod: the microseconds are converted only when
+-- asked for)
+local function now_us()
+    return now_s() * 1000000 + tonumber(CLOCK_T[2])
+end
+
 local function now_ms()
-    local t = redis.call('TIME')
-    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    return now_s() * 1000 + math.floor(tonumber(CLOCK_T[2]) / 1000)
 end
 
 local function hold_add(tag, id, deadline)
-    redis.call('ZADD', tag .. ':hz', deadline, id)
+    redis.call('ZADD', tag .. ':hz', dec(deadline), id)
     local nx = NEXT[tag]
     if nx and deadline < nx then NEXT[tag] = deadline end
 end
@@ -229,15 +264,17 @@ local CAMPAIGN_FIELDS = {
     'include_skus', 'exclude_skus', 'include_categories',           -- 17..19
     'exclude_categories', 'free_sku', 'redeemed', 'discount_given', -- 20..23
 }
+-- the fields above that are numbers (the cache keeps them converted)
+local CAMPAIGN_NUMBERS = {3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 16}
 
 -- ARGV: customer amount currency order_id idem nitems
 --       [sku category price qty]*
 -- hold_ms: a reservation (voucher_reserve) held for that long, else nil
-local function evaluate_code(keys, args, redeem, tag, code, nargs, hold_ms)
+-- n: the number of items, args[6], which evaluate() has checked
+local function evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms)
     local cust, amount, cur, oid, idem = args[1], uint(args[2]), args[3],
         args[4], args[5]
-    local n = uint(args[6])
-    if not (amount and n) or nargs ~= 6 + 4 * n then return bad_args() end
+    if not amount then return bad_args() end
     local last = 4 * n + 3                   -- index of the last item's sku
     for i = 9, last + 2, 4 do
         if not (uint(args[i]) and uint(args[i + 1])) then return bad_args() end
@@ -249,8 +286,8 @@ local function evaluate_code(keys, args, redeem, tag, code, nargs, hold_ms)
         -- a reserve keeps its own records: a key of a redeem is no
         -- reservation, and the other way round
         ikey = tag .. (hold_ms and ':i:h:' or ':i:r:') .. idem
-        fp = redis.sha1hex(code .. '\0' .. table.concat(args, '\0', 1, 4)
-                           .. '\0' .. table.concat(args, '\0', 6, nargs))
+        fp = fingerprint(code .. '\0' .. table.concat(args, '\0', 1, 4)
+                         .. '\0' .. table.concat(args, '\0', 6, nargs))
         local r = replay(ikey, fp, 'code', code)
         if r and hold_ms and r[1] == 'ok' then
             local id = held_id(r)
@@ -282,6 +319,9 @@ local function evaluate_code(keys, args, redeem, tag, code, nargs, hold_ms)
     local k = kc[1] and CAMPAIGNS[kkey]
     if not (k and k.rev == kc[1]) then
         k = redis.call('HMGET', kkey, unpack(CAMPAIGN_FIELDS))
+        -- numbers once, not on every call: tonumber is glibc's strtod,
+        -- about 700 instructions each
+        for _, i in ipairs(CAMPAIGN_NUMBERS) do k[i] = tonumber(k[i]) end
         if kc[1] then
             if NCAMPAIGNS >= 10000 then CAMPAIGNS, NCAMPAIGNS = {}, 0 end
             k.rev = kc[1]
@@ -295,13 +335,13 @@ local function evaluate_code(keys, args, redeem, tag, code, nargs, hold_ms)
     end
 
     -- 5. window; TIME only when there is one
-    local start, stop = tonumber(k[12]), tonumber(k[13])
+    local start, stop = k[12], k[13]
     local f, t = tonumber(c[7]), tonumber(c[8])
     if f and (not start or f > start) then start = f end
     if t and (not stop or t < stop) then stop = t end
     local days, hours = k[14], k[15]
     if start or stop or days or hours then
-        local now = tonumber(redis.call('TIME')[1])
+        local now = now_s()
         if start and now < start then
             return fail('not_started', code, camp, 'starts_at', start)
         end
@@ -309,7 +349,7 @@ local function evaluate_code(keys, args, redeem, tag, code, nargs, hold_ms)
             return fail('expired', code, camp, 'ends_at', stop)
         end
         if days or hours then
-            local loc = now + (tonumber(k[16]) or 0) * 60
+            local loc = now + (k[16] or 0) * 60
             -- 1970-01-01 (day 0) was a Thursday, ISO day 4
             local dow = (math.floor(loc / 86400) + 3) % 7 + 1
             if days and not string.find(days, dow, 1, true) then
@@ -340,7 +380,7 @@ local function evaluate_code(keys, args, redeem, tag, code, nargs, hold_ms)
 
     -- 7. uses of the code (its own m, even 0, wins over the campaign's)
     local used = tonumber(c[4]) or 0
-    local max_uses = tonumber(c[3]) or tonumber(k[10]) or 0
+    local max_uses = tonumber(c[3]) or k[10] or 0
     if max_uses > 0 and used >= max_uses then
         return fail('code_exhausted', code, camp)
     end
@@ -355,13 +395,13 @@ local function evaluate_code(keys, args, redeem, tag, code, nargs, hold_ms)
     end
 
     -- 9. campaign redemptions
-    local max_red = tonumber(k[6]) or 0
+    local max_red = k[6] or 0
     if max_red > 0 and redeemed >= max_red then
         return fail('campaign_exhausted', code, camp)
     end
 
     -- 10. per-customer limits
-    local pc, pcc = tonumber(k[8]) or 0, tonumber(k[9]) or 0
+    local pc, pcc = k[8] or 0, k[9] or 0
     local ukey, nk, nc
     if pc > 0 or pcc > 0 then
         if cust == '' then return fail('customer_required', code, camp) end
@@ -380,14 +420,14 @@ local function evaluate_code(keys, args, redeem, tag, code, nargs, hold_ms)
     if k[11] and cur ~= k[11] then
         return fail('currency_mismatch', code, camp)
     end
-    local min_amount = tonumber(k[5]) or 0
+    local min_amount = k[5] or 0
     if amount < min_amount then
         return fail('order_below_minimum', code, camp, 'min_amount',
                     min_amount)
     end
 
     -- 13. eligible base
-    local value = tonumber(k[3])
+    local value = k[3]
     local inc_s, exc_s, inc_c, exc_c = k[17], k[18], k[19], k[20]
     local filtered = inc_s or exc_s or inc_c or exc_c
     local base, per_item = amount, 0
@@ -450,12 +490,12 @@ local function evaluate_code(keys, args, redeem, tag, code, nargs, hold_ms)
     else
         return redis.error_reply('ERR bad_campaign kind')
     end
-    local cap = tonumber(k[4]) or 0
+    local cap = k[4] or 0
     if cap > 0 and d > cap then d = cap; capped_by = 'cap' end
     if d > amount then d = amount; capped_by = 'order_amount' end
 
     -- 15. campaign budget
-    local max_disc = tonumber(k[7]) or 0
+    local max_disc = k[7] or 0
     if max_disc > 0 and given + d > max_disc then
         return fail('campaign_budget_exhausted', code, camp)
     end
@@ -492,13 +532,13 @@ local function evaluate_code(keys, args, redeem, tag, code, nargs, hold_ms)
 
     -- redeem: everything was read above in this same atomic call, so one
     -- HSET of the new values replaces two HINCRBYs
-    code_uses(keys[1], bkey, code, c, used + 1, gift and bal)
-    redis.call('HSET', kkey, 'redeemed', redeemed + 1,
-               'discount_given', given + d)
+    code_uses(keys[1], bkey, code, c, dec(used + 1), gift and dec(bal))
+    redis.call('HSET', kkey, 'redeemed', dec(redeemed + 1),
+               'discount_given', dec(given + d))
     if cust ~= '' then
         if ukey then
-            redis.call('HSET', ukey, 'k:' .. camp, nk + 1,
-                       'c:' .. code, nc + 1)
+            redis.call('HSET', ukey, 'k:' .. camp, dec(nk + 1),
+                       'c:' .. code, dec(nc + 1))
         else
             ukey = tag .. ':u:' .. cust
             redis.call('HINCRBY', ukey, 'k:' .. camp, 1)
@@ -507,7 +547,7 @@ local function evaluate_code(keys, args, redeem, tag, code, nargs, hold_ms)
     end
     local maxlen = settings(tag)
     local id = xadd(tag .. ':log', maxlen, 'redeem', code, camp, cust, oid,
-                    amount, cur, d, gift and bal or '', idem,
+                    dec(amount), cur, dec(d), gift and dec(bal) or '', idem,
                     hold_ms and 'hold' or '')
     r[i + 1] = 'redemption_id'; r[i + 2] = id
     if hold_ms then
@@ -652,7 +692,7 @@ local function rollback(keys, args)
     local ikey, fp
     if idem ~= '' then
         ikey = tag .. ':i:b:' .. idem
-        fp = redis.sha1hex(id .. '\0' .. amount_s)
+        fp = fingerprint(id .. '\0' .. amount_s)
         local r = replay(ikey, fp, 'redemption_id', id)
         if r then return r end
     end
@@ -741,7 +781,7 @@ local function settle(keys, args, confirm)
     local ikey, fp
     if idem ~= '' then
         ikey = tag .. ':i:s:' .. idem
-        fp = redis.sha1hex((confirm and 'confirm' or 'release') .. '\0' .. id)
+        fp = fingerprint((confirm and 'confirm' or 'release') .. '\0' .. id)
         local r = replay(ikey, fp, 'redemption_id', id)
         if r then return r end
     end
@@ -1281,8 +1321,7 @@ end
 
 -- first refusal: reason, name, retry after (ms); nil when all pass
 local function limit_check(tag, list)
-    local t = redis.call('TIME')
-    local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+    local now = now_us()
     for _, l in ipairs(list) do
         if l.kind == 'l' then
             local ttl = redis.call('PTTL', tag .. ':lb:' .. l.name .. ':'
@@ -1307,7 +1346,7 @@ local function limit_check(tag, list)
         end
     end
     for _, c in ipairs(charge) do
-        redis.call('SET', c[1], c[2], 'PX', c[3])
+        redis.call('SET', c[1], dec(c[2]), 'PX', dec(c[3]))
     end
     return nil
 end
@@ -1357,7 +1396,7 @@ local function evaluate(keys, args, redeem, read_only, hold_ms)
     if not read_only then sweep(tag) end
     local nargs = 6 + 4 * n
     if #args == nargs then
-        return evaluate_code(keys, args, redeem, tag, code, nargs, hold_ms)
+        return evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms)
     end
     if read_only then return bad_args() end
 
@@ -1367,7 +1406,7 @@ local function evaluate(keys, args, redeem, read_only, hold_ms)
     local refusal, status, name = limits_apply(tag, code, list, dry)
     if refusal then return refusal end
 
-    local r = evaluate_code(keys, args, redeem, tag, code, nargs, hold_ms)
+    local r = evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms)
     if type(r) == 'table' then
         if GUESS[r[1]] then lockout_count(tag, list) end
         limit_pairs(r, status, name)
@@ -1406,23 +1445,36 @@ end
 
 ---------------------------------------------------------------- registration
 
-local function reg(name, fn, ro)
-    redis.register_function{function_name = name, callback = fn,
+-- Every function starts with CLOCK_S = nil (see now_s): reg() wraps the
+-- function in a closure that does it, and the hot paths, whose closures
+-- exist anyway, do it themselves (hot = true), saving a call frame.
+local function reg(name, fn, ro, hot)
+    local cb = fn
+    if not hot then
+        cb = function(k, a) CLOCK_S = nil; return fn(k, a) end
+    end
+    redis.register_function{function_name = name, callback = cb,
                             flags = ro and {'no-writes'} or {}}
 end
 
 reg('voucher_version', function() return VERSION end, true)
-reg('voucher_validate', function(k, a) return evaluate(k, a, false, true) end,
-    true)
+reg('voucher_validate',
+    function(k, a) CLOCK_S = nil; return evaluate(k, a, false, true) end,
+    true, true)
 -- validate with limits: they write (GCRA state, failure counts)
 reg('voucher_validate_limited',
-    function(k, a) return evaluate(k, a, false) end)
+    function(k, a) CLOCK_S = nil; return evaluate(k, a, false) end,
+    false, true)
 reg('voucher_guess', guess)
-reg('voucher_redeem', function(k, a) return evaluate(k, a, true) end)
+reg('voucher_redeem',
+    function(k, a) CLOCK_S = nil; return evaluate(k, a, true) end,
+    false, true)
 reg('voucher_rollback', rollback)
 reg('voucher_reserve', reserve)
-reg('voucher_confirm', function(k, a) return settle(k, a, true) end)
-reg('voucher_release', function(k, a) return settle(k, a, false) end)
+reg('voucher_confirm',
+    function(k, a) CLOCK_S = nil; return settle(k, a, true) end, false, true)
+reg('voucher_release',
+    function(k, a) CLOCK_S = nil; return settle(k, a, false) end, false, true)
 reg('voucher_sweep', function(k)
     local tag = string.match(k[1] or '', '^({[^}]+}):hz$')
     if not tag then return bad_key() end

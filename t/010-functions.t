@@ -702,6 +702,36 @@ is($r->cmd('FCALL', 'voucher_version', 0), 'test', 'version');
     is_deeply(redeem('I2', %o), ['idempotency_conflict', 'code', 'I2'],
               'idempotency_conflict: other code');
     is_deeply(snapshot(), $before, 'conflicts change nothing');
+
+    # a long request (its fingerprint is a SHA-1, not the request itself)
+    # replays and conflicts the same way
+    my @many = map { ["SKU$_", 'cat', 10, 1] } 1 .. 40;
+    my %long = (%o, idem => 'K6', amount => 400, items => \@many);
+    my $lfirst = redeem('I2', %long);
+    is($lfirst->[0], 'ok', 'long request redeemed');
+    is_deeply(redeem('I2', %long), [@$lfirst, 'replayed', 1],
+              'long request: replayed');
+    is_deeply(redeem('I2', %long, items => [@many[0 .. 38]]),
+              ['idempotency_conflict', 'code', 'I2'],
+              'long request: conflict on one item less');
+
+    # a record written by a library before raw fingerprints: its
+    # fingerprint is the SHA-1 of the request, and it still replays
+    my $raw = join("\0", 'I1', 'erin', 1000, 'EUR', 'o-78', 0);
+    my $old = ['ok', 'code', 'I1', 'campaign', 'idm', 'discount', 42];
+    $r->cmd('EVAL', 'redis.call("SET", KEYS[1], cmsgpack.pack('
+            . '{redis.sha1hex(ARGV[1]), {"ok", "code", "I1", "campaign",'
+            . ' "idm", "discount", 42}}))', 1, "$T:i:r:K5", $raw);
+    my $snap = snapshot();
+    is_deeply(redeem('I1', customer => 'erin', amount => 1000,
+                     currency => 'EUR', order_id => 'o-78', idem => 'K5'),
+              [@$old, 'replayed', 1], 'an older SHA-1 record replays');
+    is_deeply(redeem('I1', customer => 'erin', amount => 1001,
+                     currency => 'EUR', order_id => 'o-78', idem => 'K5'),
+              ['idempotency_conflict', 'code', 'I1'],
+              'an older SHA-1 record: conflict on another amount');
+    is_deeply(snapshot(), $snap, 'the older record wrote nothing');
+    $before = snapshot();
     is(discount(validate('I1', %o)), 100, 'validate ignores idem');
     is_deeply(snapshot(), $before, 'validate with idem writes nothing');
 
