@@ -8,7 +8,7 @@
 #define _NGX_HTTP_VOUCHER_LUA_H_INCLUDED_
 
 
-#define NGX_HTTP_VOUCHER_LUA_VERSION  "4e29cf7e2533c3b0"
+#define NGX_HTTP_VOUCHER_LUA_VERSION  "9904df3d1dcfdb92"
 
 
 static const char  ngx_http_voucher_lua[] =
@@ -27,7 +27,7 @@ static const char  ngx_http_voucher_lua[] =
     "-- exact for integers below 2^53; Lua's own tostring (\"%.14g\") is not, so\n"
     "-- large numbers are never concatenated into strings.\n"
     "\n"
-    "local VERSION = '4e29cf7e2533c3b0'\n"
+    "local VERSION = '9904df3d1dcfdb92'\n"
     "\n"
     "-- Redis 7.0 loads a library in a bare environment (no redis.call, string,\n"
     "-- math, ... yet), so builtins are looked up at call time, not aliased here.\n"
@@ -525,7 +525,12 @@ static const char  ngx_http_voucher_lua[] =
     "    if cap > 0 then comp[j + 1] = 'cap'; comp[j + 2] = cap; j = j + 2 end\n"
     "    if capped_by then comp[j + 1] = 'capped_by'; comp[j + 2] = capped_by end\n"
     "\n"
-    "    local r, i = {'ok', 'code', code, 'campaign', camp}, 5\n"
+    "    -- sized once: the nils reserve the array slots the reply fills, so it\n"
+    "    -- is not rehashed three times while it grows (Redis reads a reply up\n"
+    "    -- to its first nil)\n"
+    "    local r, i = {'ok', 'code', code, 'campaign', camp, nil, nil, nil, nil,\n"
+    "                  nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,\n"
+    "                  nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil}, 5\n"
     "    if cust ~= '' then r[6] = 'customer'; r[7] = cust; i = 7 end\n"
     "    r[i + 1] = 'discount'; r[i + 2] = d\n"
     "    r[i + 3] = 'computation'; r[i + 4] = comp\n"

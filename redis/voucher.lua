@@ -511,7 +511,12 @@ local function evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms)
     if cap > 0 then comp[j + 1] = 'cap'; comp[j + 2] = cap; j = j + 2 end
     if capped_by then comp[j + 1] = 'capped_by'; comp[j + 2] = capped_by end
 
-    local r, i = {'ok', 'code', code, 'campaign', camp}, 5
+    -- sized once: the nils reserve the array slots the reply fills, so it
+    -- is not rehashed three times while it grows (Redis reads a reply up
+    -- to its first nil)
+    local r, i = {'ok', 'code', code, 'campaign', camp, nil, nil, nil, nil,
+                  nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,
+                  nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil}, 5
     if cust ~= '' then r[6] = 'customer'; r[7] = cust; i = 7 end
     r[i + 1] = 'discount'; r[i + 2] = d
     r[i + 3] = 'computation'; r[i + 4] = comp
