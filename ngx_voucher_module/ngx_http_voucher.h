@@ -202,6 +202,7 @@ ngx_int_t ngx_http_voucher_check_key(u_char *p, size_t len);
 ngx_int_t ngx_http_voucher_send_error(ngx_http_request_t *r,
     ngx_int_t op, const char *reason, const char *field,
     const char *message);
+u_char *ngx_http_voucher_int64(u_char *p, int64_t n);
 ngx_int_t ngx_http_voucher_send_reply(ngx_http_request_t *r, ngx_int_t op,
     void *reply);
 ngx_int_t ngx_http_voucher_send_not_found(ngx_http_request_t *r,

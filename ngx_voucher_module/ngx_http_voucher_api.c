@@ -592,7 +592,11 @@ ngx_http_voucher_command(ngx_http_request_t *r,
                              req->idempotency_key.len);
 
     } else {
-        p = ngx_sprintf(key, "{%V}:c:", &vlcf->ns);
+        /* {ns}:c:CODE, and the numbers, without ngx_sprintf(): per request */
+        p = key;
+        *p++ = '{';
+        p = ngx_cpymem(p, vlcf->ns.data, vlcf->ns.len);
+        p = ngx_cpymem(p, "}:c:", sizeof("}:c:") - 1);
         p = ngx_cpymem(p, req->code.data, req->code.len);
         ngx_http_voucher_arg(key, p - key);
 
@@ -608,7 +612,7 @@ ngx_http_voucher_command(ngx_http_request_t *r,
         ngx_http_voucher_arg(req->customer.data, req->customer.len);
 
         key = p;
-        p = ngx_sprintf(p, "%L", req->amount);
+        p = ngx_http_voucher_int64(p, req->amount);
         ngx_http_voucher_arg(key, p - key);
 
         ngx_http_voucher_arg(req->currency.data, req->currency.len);
@@ -617,7 +621,7 @@ ngx_http_voucher_command(ngx_http_request_t *r,
                              req->idempotency_key.len);
 
         key = p;
-        p = ngx_sprintf(p, "%uz", req->nitems);
+        p = ngx_http_voucher_int64(p, (int64_t) req->nitems);
         ngx_http_voucher_arg(key, p - key);
 
         for (i = 0; i < req->nitems; i++) {
@@ -627,11 +631,11 @@ ngx_http_voucher_command(ngx_http_request_t *r,
             ngx_http_voucher_arg(item->category.data, item->category.len);
 
             key = p;
-            p = ngx_sprintf(p, "%L", item->price);
+            p = ngx_http_voucher_int64(p, item->price);
             ngx_http_voucher_arg(key, p - key);
 
             key = p;
-            p = ngx_sprintf(p, "%L", item->quantity);
+            p = ngx_http_voucher_int64(p, item->quantity);
             ngx_http_voucher_arg(key, p - key);
         }
 

@@ -11,6 +11,19 @@
 
 #include <jansson.h>
 
+/* AddressSanitizer, as gcc and clang tell it */
+#if defined(__SANITIZE_ADDRESS__)
+#define NGX_HTTP_VOUCHER_ASAN          1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NGX_HTTP_VOUCHER_ASAN          1
+#endif
+#endif
+
+#ifdef NGX_HTTP_VOUCHER_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 #include "ngx_http_voucher_parse.h"
 
 
@@ -27,6 +40,54 @@
 
 #define NGX_HTTP_VOUCHER_OPTIONAL      0
 #define NGX_HTTP_VOUCHER_REQUIRED      1
+
+/*
+ * jansson's allocations for one parse: a static first block, then blocks
+ * from the allocator jansson had before (malloc), all dropped at once
+ * when the parse ends.  A usual body's tree takes 1-3 KB.
+ */
+#define NGX_HTTP_VOUCHER_JSON_ALIGN    16
+#define NGX_HTTP_VOUCHER_JSON_STATIC   8192
+#define NGX_HTTP_VOUCHER_JSON_BLOCK    16384
+
+/*
+ * Under AddressSanitizer the arena is poisoned but for what jansson holds,
+ * with a gap after each allocation, and all of it between parses: a node
+ * used after its parse, or past its end, is reported.
+ */
+#ifdef NGX_HTTP_VOUCHER_ASAN
+#define NGX_HTTP_VOUCHER_JSON_GAP      NGX_HTTP_VOUCHER_JSON_ALIGN
+#define ngx_http_voucher_json_poison(p, n)                                    \
+    __asan_poison_memory_region((p), (n))
+#define ngx_http_voucher_json_unpoison(p, n)                                  \
+    __asan_unpoison_memory_region((p), (n))
+#else
+#define NGX_HTTP_VOUCHER_JSON_GAP      0
+#define ngx_http_voucher_json_poison(p, n)
+#define ngx_http_voucher_json_unpoison(p, n)
+#endif
+
+#define NGX_HTTP_VOUCHER_MAX_KEYS      5
+
+#define NGX_HTTP_VOUCHER_F_CODE        0  /* ngx_http_voucher_voucher_keys */
+#define NGX_HTTP_VOUCHER_F_CUSTOMER    1
+#define NGX_HTTP_VOUCHER_F_IDEM        2
+#define NGX_HTTP_VOUCHER_F_ORDER       3
+#define NGX_HTTP_VOUCHER_F_HOLD        4
+
+#define NGX_HTTP_VOUCHER_F_ID          0  /* ngx_http_voucher_order_keys */
+#define NGX_HTTP_VOUCHER_F_AMOUNT      1
+#define NGX_HTTP_VOUCHER_F_CURRENCY    2
+#define NGX_HTTP_VOUCHER_F_ITEMS       3
+
+#define NGX_HTTP_VOUCHER_F_SKU         0  /* ngx_http_voucher_item_keys */
+#define NGX_HTTP_VOUCHER_F_CATEGORY    1
+#define NGX_HTTP_VOUCHER_F_PRICE       2
+#define NGX_HTTP_VOUCHER_F_QUANTITY    3
+
+#define NGX_HTTP_VOUCHER_F_RID         0  /* ngx_http_voucher_settle_keys */
+#define NGX_HTTP_VOUCHER_F_SETTLE_IDEM 1
+#define NGX_HTTP_VOUCHER_F_RB_AMOUNT   2
 
 #if defined(__GNUC__) || defined(__clang__)
 #define NGX_HTTP_VOUCHER_PRINTF(f, a)  __attribute__((format(printf, f, a)))
@@ -62,6 +123,24 @@ typedef struct {
 } ngx_http_voucher_buf_t;
 
 
+typedef struct ngx_http_voucher_json_block_s  ngx_http_voucher_json_block_t;
+
+struct ngx_http_voucher_json_block_s {
+    ngx_http_voucher_json_block_t    *next;
+    size_t                            size;
+};
+
+
+typedef struct {
+    unsigned char                    *pos;
+    unsigned char                    *last;
+    ngx_http_voucher_json_block_t    *blocks;    /* from malloc_fn */
+    size_t                            next;      /* the next block's size */
+    json_malloc_t                     malloc_fn; /* jansson's, outside */
+    json_free_t                       free_fn;
+} ngx_http_voucher_json_arena_t;
+
+
 static int ngx_http_voucher_fail(ngx_http_voucher_error_t *err,
     const char *reason, const char *prefix, const char *name,
     const char *fmt, ...) NGX_HTTP_VOUCHER_PRINTF(5, 6);
@@ -76,27 +155,52 @@ static int ngx_http_voucher_code_rule(const unsigned char *s, size_t len,
 static void *ngx_http_voucher_alloc(ngx_http_voucher_ctx_t *ctx, size_t n,
     size_t size, size_t align);
 static int ngx_http_voucher_check_keys(ngx_http_voucher_ctx_t *ctx,
-    json_t *obj, const char *prefix, const char *const *keys);
+    json_t *obj, const char *prefix, const char *const *keys, size_t n,
+    json_t **vals);
 static int ngx_http_voucher_get_str(ngx_http_voucher_ctx_t *ctx,
-    json_t *obj, const char *prefix, const char *name, int kind,
+    json_t *v, const char *prefix, const char *name, int kind,
     int required, ngx_http_voucher_str_t *out);
 static int ngx_http_voucher_get_int(ngx_http_voucher_ctx_t *ctx,
-    json_t *obj, const char *prefix, const char *name, int required,
+    json_t *v, const char *prefix, const char *name, int required,
     int64_t min, int64_t max, int64_t *out);
 static int ngx_http_voucher_parse_items(ngx_http_voucher_ctx_t *ctx,
-    json_t *order, ngx_http_voucher_request_t *req, int64_t *sum);
+    json_t *items, ngx_http_voucher_request_t *req, int64_t *sum);
 static int ngx_http_voucher_parse_order(ngx_http_voucher_ctx_t *ctx,
-    json_t *root, ngx_http_voucher_request_t *req);
+    json_t *order, ngx_http_voucher_request_t *req);
 static int ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx,
     json_t *root, ngx_http_voucher_request_t *req);
 static int ngx_http_voucher_parse_rollback(ngx_http_voucher_ctx_t *ctx,
     json_t *root, ngx_http_voucher_request_t *req);
 static void ngx_http_voucher_request_init(ngx_http_voucher_request_t *req,
     int op);
+static void ngx_http_voucher_json_begin(size_t len);
+static void ngx_http_voucher_json_end(void);
+static void *ngx_http_voucher_json_alloc(size_t size);
+static void *ngx_http_voucher_json_grow(size_t size);
+static void ngx_http_voucher_json_free(void *p);
 
+
+static ngx_http_voucher_json_arena_t  ngx_http_voucher_json_arena;
+
+/* the static block: the union aligns it as malloc() would */
+
+static union {
+    long double                       ld;
+    long long                         ll;
+    void                             *p;
+    unsigned char                     data[NGX_HTTP_VOUCHER_JSON_STATIC];
+} ngx_http_voucher_json_static;
+
+
+/*
+ * The fields of each object, in the order of the NGX_HTTP_VOUCHER_F_*
+ * indexes.  A reserve takes the voucher fields and hold_seconds, a
+ * rollback the settle fields and amount: the extra field comes last, so
+ * the others know theirs by the first n.
+ */
 
 static const char *const  ngx_http_voucher_voucher_keys[] = {
-    "code", "customer", "idempotency_key", "order", NULL
+    "code", "customer", "idempotency_key", "order", "hold_seconds", NULL
 };
 
 static const char *const  ngx_http_voucher_order_keys[] = {
@@ -107,16 +211,8 @@ static const char *const  ngx_http_voucher_item_keys[] = {
     "sku", "category", "price", "quantity", NULL
 };
 
-static const char *const  ngx_http_voucher_rollback_keys[] = {
-    "redemption_id", "amount", "idempotency_key", NULL
-};
-
-static const char *const  ngx_http_voucher_reserve_keys[] = {
-    "code", "customer", "idempotency_key", "order", "hold_seconds", NULL
-};
-
 static const char *const  ngx_http_voucher_settle_keys[] = {
-    "redemption_id", "idempotency_key", NULL
+    "redemption_id", "idempotency_key", "amount", NULL
 };
 
 
@@ -202,14 +298,21 @@ ngx_http_voucher_parse_request(int op, const unsigned char *body,
     }
 
     /*
-     * JSON_DECODE_ANY: a scalar top level is valid JSON, just not a valid
-     * request; no JSON_ALLOW_NUL: "\u0000" is rejected by jansson.
+     * The tree lives in the parse arena and is never freed node by node:
+     * ngx_http_voucher_json_end() drops it all, so no json_t of this
+     * parse may be kept, nor passed to json_decref(); strings are copied
+     * out.  JSON_DECODE_ANY: a scalar top level is valid JSON, just not a
+     * valid request; no JSON_ALLOW_NUL: "\u0000" is rejected by jansson.
      */
+
+    ngx_http_voucher_json_begin(len);
 
     root = json_loadb((const char *) body, len,
                       JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 
     if (root == NULL) {
+
+        ngx_http_voucher_json_end();
 
         /*
          * jansson 2.14 never reports json_error_out_of_memory while
@@ -257,7 +360,7 @@ ngx_http_voucher_parse_request(int op, const unsigned char *body,
         rc = ngx_http_voucher_parse_voucher_op(&ctx, root, req);
     }
 
-    json_decref(root);
+    ngx_http_voucher_json_end();
 
     if (rc != 0) {
         ngx_http_voucher_request_init(req, op);
@@ -304,16 +407,20 @@ static int
 ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx, json_t *root,
     ngx_http_voucher_request_t *req)
 {
+    int      reserve;
+    json_t  *f[NGX_HTTP_VOUCHER_MAX_KEYS];
+
+    reserve = (req->op == NGX_HTTP_VOUCHER_OP_RESERVE);
+
     if (ngx_http_voucher_check_keys(ctx, root, "",
-                                    req->op == NGX_HTTP_VOUCHER_OP_RESERVE
-                                    ? ngx_http_voucher_reserve_keys
-                                    : ngx_http_voucher_voucher_keys)
+                                    ngx_http_voucher_voucher_keys,
+                                    reserve ? 5 : 4, f)
         != 0)
     {
         return -1;
     }
 
-    if (ngx_http_voucher_get_str(ctx, root, "", "code",
+    if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_CODE], "", "code",
                                  NGX_HTTP_VOUCHER_STR_CODE,
                                  NGX_HTTP_VOUCHER_REQUIRED, &req->code)
         != 0)
@@ -321,15 +428,16 @@ ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx, json_t *root,
         return -1;
     }
 
-    if (ngx_http_voucher_get_str(ctx, root, "", "customer",
-                                 NGX_HTTP_VOUCHER_STR_TEXT,
+    if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_CUSTOMER], "",
+                                 "customer", NGX_HTTP_VOUCHER_STR_TEXT,
                                  NGX_HTTP_VOUCHER_OPTIONAL, &req->customer)
         != 0)
     {
         return -1;
     }
 
-    if (ngx_http_voucher_get_str(ctx, root, "", "idempotency_key",
+    if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_IDEM], "",
+                                 "idempotency_key",
                                  NGX_HTTP_VOUCHER_STR_TOKEN,
                                  NGX_HTTP_VOUCHER_OPTIONAL,
                                  &req->idempotency_key)
@@ -338,8 +446,9 @@ ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx, json_t *root,
         return -1;
     }
 
-    if (req->op == NGX_HTTP_VOUCHER_OP_RESERVE
-        && ngx_http_voucher_get_int(ctx, root, "", "hold_seconds",
+    if (reserve
+        && ngx_http_voucher_get_int(ctx, f[NGX_HTTP_VOUCHER_F_HOLD], "",
+                                    "hold_seconds",
                                     NGX_HTTP_VOUCHER_OPTIONAL, 1,
                                     NGX_HTTP_VOUCHER_MAX_HOLD_SECONDS,
                                     &req->hold_seconds)
@@ -348,18 +457,17 @@ ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx, json_t *root,
         return -1;
     }
 
-    return ngx_http_voucher_parse_order(ctx, root, req);
+    return ngx_http_voucher_parse_order(ctx, f[NGX_HTTP_VOUCHER_F_ORDER],
+                                        req);
 }
 
 
 static int
-ngx_http_voucher_parse_order(ngx_http_voucher_ctx_t *ctx, json_t *root,
+ngx_http_voucher_parse_order(ngx_http_voucher_ctx_t *ctx, json_t *order,
     ngx_http_voucher_request_t *req)
 {
-    json_t   *order;
+    json_t   *f[NGX_HTTP_VOUCHER_MAX_KEYS];
     int64_t   sum;
-
-    order = json_object_get(root, "order");
 
     if (order == NULL || json_is_null(order)) {
         return ngx_http_voucher_fail(ctx->err,
@@ -375,13 +483,13 @@ ngx_http_voucher_parse_order(ngx_http_voucher_ctx_t *ctx, json_t *root,
     }
 
     if (ngx_http_voucher_check_keys(ctx, order, "order",
-                                    ngx_http_voucher_order_keys)
+                                    ngx_http_voucher_order_keys, 4, f)
         != 0)
     {
         return -1;
     }
 
-    if (ngx_http_voucher_get_str(ctx, order, "order", "id",
+    if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_ID], "order", "id",
                                  NGX_HTTP_VOUCHER_STR_TEXT,
                                  NGX_HTTP_VOUCHER_OPTIONAL, &req->order_id)
         != 0)
@@ -389,16 +497,16 @@ ngx_http_voucher_parse_order(ngx_http_voucher_ctx_t *ctx, json_t *root,
         return -1;
     }
 
-    if (ngx_http_voucher_get_int(ctx, order, "order", "amount",
-                                 NGX_HTTP_VOUCHER_OPTIONAL, 0,
+    if (ngx_http_voucher_get_int(ctx, f[NGX_HTTP_VOUCHER_F_AMOUNT], "order",
+                                 "amount", NGX_HTTP_VOUCHER_OPTIONAL, 0,
                                  ctx->lim->max_amount, &req->amount)
         != 0)
     {
         return -1;
     }
 
-    if (ngx_http_voucher_get_str(ctx, order, "order", "currency",
-                                 NGX_HTTP_VOUCHER_STR_CURRENCY,
+    if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_CURRENCY], "order",
+                                 "currency", NGX_HTTP_VOUCHER_STR_CURRENCY,
                                  NGX_HTTP_VOUCHER_OPTIONAL, &req->currency)
         != 0)
     {
@@ -407,7 +515,10 @@ ngx_http_voucher_parse_order(ngx_http_voucher_ctx_t *ctx, json_t *root,
 
     sum = 0;
 
-    if (ngx_http_voucher_parse_items(ctx, order, req, &sum) != 0) {
+    if (ngx_http_voucher_parse_items(ctx, f[NGX_HTTP_VOUCHER_F_ITEMS], req,
+                                     &sum)
+        != 0)
+    {
         return -1;
     }
 
@@ -429,16 +540,14 @@ ngx_http_voucher_parse_order(ngx_http_voucher_ctx_t *ctx, json_t *root,
 
 
 static int
-ngx_http_voucher_parse_items(ngx_http_voucher_ctx_t *ctx, json_t *order,
+ngx_http_voucher_parse_items(ngx_http_voucher_ctx_t *ctx, json_t *items,
     ngx_http_voucher_request_t *req, int64_t *sum)
 {
     char                      path[64];
     size_t                    i, n;
-    json_t                   *items, *v;
+    json_t                   *v, *f[NGX_HTTP_VOUCHER_MAX_KEYS];
     int64_t                   max;
     ngx_http_voucher_item_t  *item;
-
-    items = json_object_get(order, "items");
 
     if (items == NULL || json_is_null(items)) {
         return 0;
@@ -492,13 +601,14 @@ ngx_http_voucher_parse_items(ngx_http_voucher_ctx_t *ctx, json_t *order,
         }
 
         if (ngx_http_voucher_check_keys(ctx, v, path,
-                                        ngx_http_voucher_item_keys)
+                                        ngx_http_voucher_item_keys, 4, f)
             != 0)
         {
             return -1;
         }
 
-        if (ngx_http_voucher_get_str(ctx, v, path, "sku",
+        if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_SKU], path,
+                                     "sku",
                                      NGX_HTTP_VOUCHER_STR_TEXT,
                                      NGX_HTTP_VOUCHER_REQUIRED,
                                      &item[i].sku)
@@ -507,7 +617,8 @@ ngx_http_voucher_parse_items(ngx_http_voucher_ctx_t *ctx, json_t *order,
             return -1;
         }
 
-        if (ngx_http_voucher_get_str(ctx, v, path, "category",
+        if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_CATEGORY], path,
+                                     "category",
                                      NGX_HTTP_VOUCHER_STR_TEXT,
                                      NGX_HTTP_VOUCHER_OPTIONAL,
                                      &item[i].category)
@@ -516,7 +627,8 @@ ngx_http_voucher_parse_items(ngx_http_voucher_ctx_t *ctx, json_t *order,
             return -1;
         }
 
-        if (ngx_http_voucher_get_int(ctx, v, path, "price",
+        if (ngx_http_voucher_get_int(ctx, f[NGX_HTTP_VOUCHER_F_PRICE], path,
+                                     "price",
                                      NGX_HTTP_VOUCHER_REQUIRED, 0, max,
                                      &item[i].price)
             != 0)
@@ -526,7 +638,8 @@ ngx_http_voucher_parse_items(ngx_http_voucher_ctx_t *ctx, json_t *order,
 
         item[i].quantity = 1;
 
-        if (ngx_http_voucher_get_int(ctx, v, path, "quantity",
+        if (ngx_http_voucher_get_int(ctx, f[NGX_HTTP_VOUCHER_F_QUANTITY], path,
+                                     "quantity",
                                      NGX_HTTP_VOUCHER_OPTIONAL, 1,
                                      NGX_HTTP_VOUCHER_MAX_QUANTITY,
                                      &item[i].quantity)
@@ -568,20 +681,21 @@ static int
 ngx_http_voucher_parse_rollback(ngx_http_voucher_ctx_t *ctx, json_t *root,
     ngx_http_voucher_request_t *req)
 {
-    int  rollback;
+    int      rollback;
+    json_t  *f[NGX_HTTP_VOUCHER_MAX_KEYS];
 
     rollback = (req->op == NGX_HTTP_VOUCHER_OP_ROLLBACK);
 
     if (ngx_http_voucher_check_keys(ctx, root, "",
-                                    rollback ? ngx_http_voucher_rollback_keys
-                                             : ngx_http_voucher_settle_keys)
+                                    ngx_http_voucher_settle_keys,
+                                    rollback ? 3 : 2, f)
         != 0)
     {
         return -1;
     }
 
-    if (ngx_http_voucher_get_str(ctx, root, "", "redemption_id",
-                                 NGX_HTTP_VOUCHER_STR_RID,
+    if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_RID], "",
+                                 "redemption_id", NGX_HTTP_VOUCHER_STR_RID,
                                  NGX_HTTP_VOUCHER_REQUIRED,
                                  &req->redemption_id)
         != 0)
@@ -590,8 +704,8 @@ ngx_http_voucher_parse_rollback(ngx_http_voucher_ctx_t *ctx, json_t *root,
     }
 
     if (rollback
-        && ngx_http_voucher_get_int(ctx, root, "", "amount",
-                                    NGX_HTTP_VOUCHER_OPTIONAL, 0,
+        && ngx_http_voucher_get_int(ctx, f[NGX_HTTP_VOUCHER_F_RB_AMOUNT], "",
+                                    "amount", NGX_HTTP_VOUCHER_OPTIONAL, 0,
                                     ctx->lim->max_amount,
                                     &req->rollback_amount)
            != 0)
@@ -599,20 +713,31 @@ ngx_http_voucher_parse_rollback(ngx_http_voucher_ctx_t *ctx, json_t *root,
         return -1;
     }
 
-    return ngx_http_voucher_get_str(ctx, root, "", "idempotency_key",
+    return ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_SETTLE_IDEM], "",
+                                    "idempotency_key",
                                     NGX_HTTP_VOUCHER_STR_TOKEN,
                                     NGX_HTTP_VOUCHER_OPTIONAL,
                                     &req->idempotency_key);
 }
 
 
+/*
+ * Every key of obj must be one of the first n of keys; vals[i] is then
+ * the value of keys[i], or NULL when it is absent.  Duplicate keys were
+ * rejected when loading, so each is found once.
+ */
+
 static int
 ngx_http_voucher_check_keys(ngx_http_voucher_ctx_t *ctx, json_t *obj,
-    const char *prefix, const char *const *keys)
+    const char *prefix, const char *const *keys, size_t n, json_t **vals)
 {
-    void               *it;
-    const char         *key;
-    const char *const  *k;
+    void        *it;
+    size_t       i;
+    const char  *key;
+
+    for (i = 0; i < n; i++) {
+        vals[i] = NULL;
+    }
 
     /* jansson iterates in insertion order, so the first one is reported */
 
@@ -622,13 +747,14 @@ ngx_http_voucher_check_keys(ngx_http_voucher_ctx_t *ctx, json_t *obj,
     {
         key = json_object_iter_key(it);
 
-        for (k = keys; *k != NULL; k++) {
-            if (strcmp(key, *k) == 0) {
+        for (i = 0; i < n; i++) {
+            if (strcmp(key, keys[i]) == 0) {
+                vals[i] = json_object_iter_value(it);
                 break;
             }
         }
 
-        if (*k == NULL) {
+        if (i == n) {
             return ngx_http_voucher_fail(ctx->err,
                                          NGX_HTTP_VOUCHER_ERR_UNKNOWN_FIELD,
                                          prefix,
@@ -641,17 +767,16 @@ ngx_http_voucher_check_keys(ngx_http_voucher_ctx_t *ctx, json_t *obj,
 }
 
 
+/* v is the field's value, NULL if absent; name is for the messages */
+
 static int
-ngx_http_voucher_get_str(ngx_http_voucher_ctx_t *ctx, json_t *obj,
+ngx_http_voucher_get_str(ngx_http_voucher_ctx_t *ctx, json_t *v,
     const char *prefix, const char *name, int kind, int required,
     ngx_http_voucher_str_t *out)
 {
     size_t                i, len, max;
-    json_t               *v;
     unsigned char         c, *p;
     const unsigned char  *s;
-
-    v = json_object_get(obj, name);
 
     if (v == NULL || json_is_null(v)) {
         if (required) {
@@ -776,14 +901,11 @@ ngx_http_voucher_get_str(ngx_http_voucher_ctx_t *ctx, json_t *obj,
 
 
 static int
-ngx_http_voucher_get_int(ngx_http_voucher_ctx_t *ctx, json_t *obj,
+ngx_http_voucher_get_int(ngx_http_voucher_ctx_t *ctx, json_t *v,
     const char *prefix, const char *name, int required, int64_t min,
     int64_t max, int64_t *out)
 {
-    json_t     *v;
     json_int_t  n;
-
-    v = json_object_get(obj, name);
 
     if (v == NULL || json_is_null(v)) {
         if (required) {
@@ -851,6 +973,168 @@ ngx_http_voucher_code_rule(const unsigned char *s, size_t len,
     }
 
     return 0;
+}
+
+
+/*
+ * jansson's alloc functions are process-global: ours are set for the
+ * parse only, which never calls out, and what jansson had is restored
+ * after it.  Blocks past the static one come from what jansson had, so
+ * a failing allocator there still makes the parse fail cleanly.
+ */
+
+static void
+ngx_http_voucher_json_begin(size_t len)
+{
+    uintptr_t                       p, last;
+    ngx_http_voucher_json_arena_t  *a;
+
+    a = &ngx_http_voucher_json_arena;
+
+    json_get_alloc_funcs(&a->malloc_fn, &a->free_fn);
+
+    p = (uintptr_t) ngx_http_voucher_json_static.data;
+    last = p + NGX_HTTP_VOUCHER_JSON_STATIC;
+
+    p = (p + NGX_HTTP_VOUCHER_JSON_ALIGN - 1)
+        & ~(uintptr_t) (NGX_HTTP_VOUCHER_JSON_ALIGN - 1);
+    last &= ~(uintptr_t) (NGX_HTTP_VOUCHER_JSON_ALIGN - 1);
+
+    a->pos = (unsigned char *) p;
+    a->last = (unsigned char *) last;
+    a->blocks = NULL;
+
+    ngx_http_voucher_json_poison(a->pos, a->last - a->pos);
+
+    /* a tree takes about 12 bytes per byte of body: one block, mostly */
+
+    a->next = NGX_HTTP_VOUCHER_JSON_BLOCK;
+
+    if (len < SIZE_MAX / 16 && a->next < len * 16) {
+        a->next = len * 16;
+    }
+
+    json_set_alloc_funcs(ngx_http_voucher_json_alloc,
+                         ngx_http_voucher_json_free);
+}
+
+
+static void
+ngx_http_voucher_json_end(void)
+{
+    ngx_http_voucher_json_block_t  *b;
+    ngx_http_voucher_json_arena_t  *a;
+
+    a = &ngx_http_voucher_json_arena;
+
+    json_set_alloc_funcs(a->malloc_fn, a->free_fn);
+
+    while (a->blocks) {
+        b = a->blocks;
+        a->blocks = b->next;
+        ngx_http_voucher_json_unpoison(b, b->size);
+        a->free_fn(b);
+    }
+
+    /* under ASan, a node used after this is an error */
+
+    ngx_http_voucher_json_poison(ngx_http_voucher_json_static.data,
+                                 NGX_HTTP_VOUCHER_JSON_STATIC);
+
+    a->pos = NULL;
+    a->last = NULL;
+}
+
+
+static void *
+ngx_http_voucher_json_alloc(size_t size)
+{
+    size_t                          left;
+    unsigned char                  *p;
+    ngx_http_voucher_json_arena_t  *a;
+
+    a = &ngx_http_voucher_json_arena;
+
+    /*
+     * pos and last are aligned, so is what is left: if size fits, so does
+     * size rounded up for the next one's alignment
+     */
+
+    left = a->last - a->pos;
+
+    if (size > left || size + NGX_HTTP_VOUCHER_JSON_GAP > left) {
+        return ngx_http_voucher_json_grow(size);
+    }
+
+    p = a->pos;
+    a->pos += ((size + NGX_HTTP_VOUCHER_JSON_ALIGN - 1)
+               & ~(size_t) (NGX_HTTP_VOUCHER_JSON_ALIGN - 1))
+              + NGX_HTTP_VOUCHER_JSON_GAP;
+
+    ngx_http_voucher_json_unpoison(p, size);
+
+    return p;
+}
+
+
+static void *
+ngx_http_voucher_json_grow(size_t size)
+{
+    size_t                          n, hdr;
+    ngx_http_voucher_json_block_t  *b;
+    ngx_http_voucher_json_arena_t  *a;
+
+    a = &ngx_http_voucher_json_arena;
+
+    hdr = (sizeof(ngx_http_voucher_json_block_t)
+           + NGX_HTTP_VOUCHER_JSON_ALIGN - 1)
+          & ~(size_t) (NGX_HTTP_VOUCHER_JSON_ALIGN - 1);
+
+    if (size > SIZE_MAX - hdr - NGX_HTTP_VOUCHER_JSON_ALIGN
+               - NGX_HTTP_VOUCHER_JSON_GAP)
+    {
+        return NULL;
+    }
+
+    n = hdr + ((size + NGX_HTTP_VOUCHER_JSON_ALIGN - 1)
+               & ~(size_t) (NGX_HTTP_VOUCHER_JSON_ALIGN - 1))
+        + NGX_HTTP_VOUCHER_JSON_GAP;
+
+    if (n < a->next) {
+        n = a->next;
+    }
+
+    /* what jansson had: it may fail, and jansson copes with NULL */
+
+    b = a->malloc_fn(n);
+    if (b == NULL) {
+        return NULL;
+    }
+
+    b->next = a->blocks;
+    b->size = n;
+    a->blocks = b;
+
+    if (a->next <= SIZE_MAX / 2) {
+        a->next *= 2;
+    }
+
+    /* the rest of the current block is left unused */
+
+    a->pos = (unsigned char *) b + hdr;
+    a->last = (unsigned char *) b + n;
+
+    ngx_http_voucher_json_poison(a->pos, a->last - a->pos);
+
+    return ngx_http_voucher_json_alloc(size);
+}
+
+
+static void
+ngx_http_voucher_json_free(void *p)
+{
+    /* the whole arena goes at once, in ngx_http_voucher_json_end() */
+    (void) p;
 }
 
 

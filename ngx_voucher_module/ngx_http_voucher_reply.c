@@ -26,6 +26,11 @@ typedef struct {
 #define ngx_http_voucher_reason(r, s, m)                                     \
     { ngx_string(r), s, ngx_string(m) }
 
+/* a JSON string of len bytes takes at most this, quotes included */
+#define ngx_http_voucher_json_string_max(len)  (2 + 6 * (size_t) (len))
+
+#define NGX_HTTP_VOUCHER_REPLY_SCRATCH  8192
+
 
 static ngx_http_voucher_reason_t  ngx_http_voucher_reasons[] = {
 
@@ -146,17 +151,39 @@ static ngx_http_voucher_reason_t  ngx_http_voucher_reason_unknown =
     ngx_http_voucher_reason("", 409, "The code was rejected.");
 
 
+typedef struct {
+    u_char      *data;
+    size_t       len;
+    ngx_uint_t   status;
+    ngx_uint_t   replayed;
+    int64_t      retry_ms;
+} ngx_http_voucher_answer_t;
+
+
 static ngx_http_voucher_reason_t *ngx_http_voucher_find_reason(u_char *p,
     size_t len);
-static size_t ngx_http_voucher_json_pairs(u_char *p, redisReply **el,
+static ngx_int_t ngx_http_voucher_render(ngx_http_request_t *r,
+    ngx_int_t op, redisReply *reply, ngx_http_voucher_answer_t *a);
+static ngx_int_t ngx_http_voucher_render_not_found(ngx_http_request_t *r,
+    ngx_int_t op, u_char *code, size_t len, ngx_http_voucher_answer_t *a);
+static u_char *ngx_http_voucher_answer_buf(ngx_http_request_t *r,
+    size_t max);
+static u_char *ngx_http_voucher_answer_keep(ngx_http_request_t *r,
+    u_char *buf, size_t len);
+static size_t ngx_http_voucher_json_pairs_max(redisReply **el, size_t n,
+    ngx_uint_t depth);
+static u_char *ngx_http_voucher_json_pairs(u_char *p, redisReply **el,
     size_t n, ngx_uint_t depth);
 static u_char *ngx_http_voucher_json_string(u_char *p, u_char *s,
     size_t len);
-static size_t ngx_http_voucher_json_string_len(u_char *s, size_t len);
 static ngx_int_t ngx_http_voucher_output(ngx_http_request_t *r,
     ngx_uint_t status, u_char *p, size_t len, ngx_uint_t replayed,
     int64_t retry_ms);
 static ngx_str_t *ngx_http_voucher_verb(ngx_int_t op);
+
+
+/* answers are written here first: the worker writes one at a time */
+static u_char  ngx_http_voucher_reply_scratch[NGX_HTTP_VOUCHER_REPLY_SCRATCH];
 
 
 static ngx_str_t  ngx_http_voucher_verbs[] = {
@@ -230,16 +257,21 @@ ngx_http_voucher_send_error(ngx_http_request_t *r, ngx_int_t op,
 
     len = sizeof("{\"\":false,\"reason\":,\"message\":,\"field\":}") - 1
           + verb->len
-          + ngx_http_voucher_json_string_len(rs->reason.data, rs->reason.len)
-          + ngx_http_voucher_json_string_len((u_char *) message, mlen)
-          + ngx_http_voucher_json_string_len((u_char *) field, flen);
+          + ngx_http_voucher_json_string_max(rs->reason.len)
+          + ngx_http_voucher_json_string_max(mlen)
+          + ngx_http_voucher_json_string_max(flen);
 
-    buf = ngx_pnalloc(r->pool, len);
+    buf = ngx_http_voucher_answer_buf(r, len);
     if (buf == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_sprintf(buf, "{\"%V\":false,\"reason\":", verb);
+    p = buf;
+    *p++ = '{';
+    *p++ = '"';
+    p = ngx_cpymem(p, verb->data, verb->len);
+    p = ngx_cpymem(p, "\":false,\"reason\":",
+                   sizeof("\":false,\"reason\":") - 1);
     p = ngx_http_voucher_json_string(p, rs->reason.data, rs->reason.len);
     p = ngx_cpymem(p, ",\"message\":", sizeof(",\"message\":") - 1);
     p = ngx_http_voucher_json_string(p, (u_char *) message, mlen);
@@ -251,18 +283,94 @@ ngx_http_voucher_send_error(ngx_http_request_t *r, ngx_int_t op,
 
     *p++ = '}';
 
-    return ngx_http_voucher_output(r, rs->status, buf, p - buf, 0, -1);
+    len = p - buf;
+
+    buf = ngx_http_voucher_answer_keep(r, buf, len);
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_voucher_output(r, rs->status, buf, len, 0, -1);
 }
 
 
 /*
  * A code the offline checks refused: the very answer Redis gives for an
  * unknown code, rendered by the same path, so the two cannot be told apart.
+ * The answer's code comes last: the rest is rendered once per operation
+ * (for an empty code, less its "" and the closing brace) and kept.
  */
 
 ngx_int_t
 ngx_http_voucher_send_not_found(ngx_http_request_t *r, ngx_int_t op,
     u_char *code, size_t len)
+{
+    u_char                     *p, *buf;
+    size_t                      max;
+    ngx_uint_t                  i;
+    ngx_http_voucher_answer_t   a;
+
+    static ngx_str_t            prefix[NGX_HTTP_VOUCHER_OP_RELEASE];
+    static ngx_uint_t           status[NGX_HTTP_VOUCHER_OP_RELEASE];
+    static u_char               data[NGX_HTTP_VOUCHER_OP_RELEASE][256];
+
+    i = ngx_http_voucher_verb(op) - ngx_http_voucher_verbs;
+
+    if (prefix[i].data == NULL) {
+        if (ngx_http_voucher_render_not_found(r, op, (u_char *) "", 0, &a)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (a.len < 3 || a.len - 3 > sizeof(data[i])
+            || ngx_strncmp(a.data + a.len - 3, "\"\"}", 3) != 0
+            || a.replayed || a.retry_ms != -1)
+        {
+            /* not the shape expected: rendered in full each time */
+
+            if (ngx_http_voucher_render_not_found(r, op, code, len, &a)
+                != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            return ngx_http_voucher_output(r, a.status, a.data, a.len,
+                                           a.replayed, a.retry_ms);
+        }
+
+        ngx_memcpy(data[i], a.data, a.len - 3);
+
+        prefix[i].len = a.len - 3;
+        prefix[i].data = data[i];
+        status[i] = a.status;
+    }
+
+    max = prefix[i].len + ngx_http_voucher_json_string_max(len) + 1;
+
+    buf = ngx_http_voucher_answer_buf(r, max);
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(buf, prefix[i].data, prefix[i].len);
+    p = ngx_http_voucher_json_string(p, code, len);
+    *p++ = '}';
+
+    len = p - buf;
+
+    buf = ngx_http_voucher_answer_keep(r, buf, len);
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_voucher_output(r, status[i], buf, len, 0, -1);
+}
+
+
+static ngx_int_t
+ngx_http_voucher_render_not_found(ngx_http_request_t *r, ngx_int_t op,
+    u_char *code, size_t len, ngx_http_voucher_answer_t *a)
 {
     redisReply   reply, el[3], *els[3];
 
@@ -287,7 +395,7 @@ ngx_http_voucher_send_not_found(ngx_http_request_t *r, ngx_int_t op,
     reply.elements = 3;
     reply.element = els;
 
-    return ngx_http_voucher_send_reply(r, op, &reply);
+    return ngx_http_voucher_render(r, op, &reply, a);
 }
 
 
@@ -343,9 +451,9 @@ ngx_http_voucher_send_unverified(ngx_http_request_t *r, ngx_str_t *code)
     size_t   len;
 
     len = sizeof("{\"valid\":true,\"unverified\":true,\"code\":}") - 1
-          + ngx_http_voucher_json_string_len(code->data, code->len);
+          + ngx_http_voucher_json_string_max(code->len);
 
-    buf = ngx_pnalloc(r->pool, len);
+    buf = ngx_http_voucher_answer_buf(r, len);
     if (buf == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -356,7 +464,14 @@ ngx_http_voucher_send_unverified(ngx_http_request_t *r, ngx_str_t *code)
     p = ngx_http_voucher_json_string(p, code->data, code->len);
     *p++ = '}';
 
-    return ngx_http_voucher_output(r, NGX_HTTP_OK, buf, p - buf, 0, -1);
+    len = p - buf;
+
+    buf = ngx_http_voucher_answer_keep(r, buf, len);
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_voucher_output(r, NGX_HTTP_OK, buf, len, 0, -1);
 }
 
 
@@ -364,14 +479,8 @@ ngx_int_t
 ngx_http_voucher_send_reply(ngx_http_request_t *r, ngx_int_t op,
     void *data)
 {
-    u_char                       *p, *buf;
-    size_t                        len;
-    int64_t                       retry_ms;
-    ngx_str_t                    *verb;
-    ngx_uint_t                    ok, replayed, status, i;
-    redisReply                   *reply, *reason, *k;
-    ngx_http_voucher_reason_t    *rs;
-    ngx_http_voucher_loc_conf_t  *vlcf;
+    redisReply                 *reply;
+    ngx_http_voucher_answer_t   a;
 
     reply = data;
 
@@ -400,6 +509,30 @@ ngx_http_voucher_send_reply(ngx_http_request_t *r, ngx_int_t op,
         return ngx_http_voucher_send_error(r, op, "internal_error",
                                            NULL, NULL);
     }
+
+    if (ngx_http_voucher_render(r, op, reply, &a) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_voucher_output(r, a.status, a.data, a.len, a.replayed,
+                                   a.retry_ms);
+}
+
+
+/* the answer to a reply of the expected shape: {reason, k1, v1, ...} */
+
+static ngx_int_t
+ngx_http_voucher_render(ngx_http_request_t *r, ngx_int_t op,
+    redisReply *reply, ngx_http_voucher_answer_t *a)
+{
+    u_char                       *p, *buf;
+    size_t                        len;
+    int64_t                       retry_ms;
+    ngx_str_t                    *verb;
+    ngx_uint_t                    ok, replayed, status, i;
+    redisReply                   *reason, *k;
+    ngx_http_voucher_reason_t    *rs;
+    ngx_http_voucher_loc_conf_t  *vlcf;
 
     reason = reply->element[0];
     verb = ngx_http_voucher_verb(op);
@@ -450,23 +583,33 @@ ngx_http_voucher_send_reply(ngx_http_request_t *r, ngx_int_t op,
         status = vlcf->limit_status;
     }
 
+    /* at most this long: one pass writes it */
+
     len = sizeof("{\"\":false,\"reason\":,\"message\":}") - 1 + verb->len
-          + ngx_http_voucher_json_pairs(NULL, reply->element + 1,
-                                        reply->elements - 1, 0);
+          + ngx_http_voucher_json_pairs_max(reply->element + 1,
+                                            reply->elements - 1, 0);
 
     if (rs) {
-        len += ngx_http_voucher_json_string_len((u_char *) reason->str,
-                                                reason->len)
-               + ngx_http_voucher_json_string_len(rs->message.data,
-                                                  rs->message.len);
+        len += ngx_http_voucher_json_string_max(reason->len)
+               + ngx_http_voucher_json_string_max(rs->message.len);
     }
 
-    buf = ngx_pnalloc(r->pool, len);
+    buf = ngx_http_voucher_answer_buf(r, len);
     if (buf == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
-    p = ngx_sprintf(buf, "{\"%V\":%s", verb, ok ? "true" : "false");
+    p = buf;
+    *p++ = '{';
+    *p++ = '"';
+    p = ngx_cpymem(p, verb->data, verb->len);
+
+    if (ok) {
+        p = ngx_cpymem(p, "\":true", sizeof("\":true") - 1);
+
+    } else {
+        p = ngx_cpymem(p, "\":false", sizeof("\":false") - 1);
+    }
 
     if (rs) {
         p = ngx_cpymem(p, ",\"reason\":", sizeof(",\"reason\":") - 1);
@@ -477,33 +620,135 @@ ngx_http_voucher_send_reply(ngx_http_request_t *r, ngx_int_t op,
                                          rs->message.len);
     }
 
-    p += ngx_http_voucher_json_pairs(p, reply->element + 1,
-                                     reply->elements - 1, 0);
+    p = ngx_http_voucher_json_pairs(p, reply->element + 1,
+                                    reply->elements - 1, 0);
 
     *p++ = '}';
 
-    return ngx_http_voucher_output(r, status, buf, p - buf, replayed,
-                                   retry_ms);
+    len = p - buf;
+
+    buf = ngx_http_voucher_answer_keep(r, buf, len);
+    if (buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    a->data = buf;
+    a->len = len;
+    a->status = status;
+    a->replayed = replayed;
+    a->retry_ms = retry_ms;
+
+    return NGX_OK;
+}
+
+
+/*
+ * An answer is written in one pass into max bytes, its bound, which is
+ * several times what it takes: in the worker's scratch buffer, and only
+ * what it takes is then kept in the pool.
+ */
+
+static u_char *
+ngx_http_voucher_answer_buf(ngx_http_request_t *r, size_t max)
+{
+    if (max <= NGX_HTTP_VOUCHER_REPLY_SCRATCH) {
+        return ngx_http_voucher_reply_scratch;
+    }
+
+    return ngx_pnalloc(r->pool, max);
+}
+
+
+static u_char *
+ngx_http_voucher_answer_keep(ngx_http_request_t *r, u_char *buf, size_t len)
+{
+    u_char  *p;
+
+    if (buf != ngx_http_voucher_reply_scratch) {
+        return buf;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(p, buf, len);
+
+    return p;
+}
+
+
+/*
+ * The most bytes ngx_http_voucher_json_pairs() may write for these pairs:
+ * every pair counted, each byte of a string as an escape of 6.
+ */
+
+static size_t
+ngx_http_voucher_json_pairs_max(redisReply **el, size_t n, ngx_uint_t depth)
+{
+    size_t       len, i;
+    redisReply  *k, *v;
+
+    len = 0;
+
+    for (i = 0; i + 1 < n; i += 2) {
+        k = el[i];
+        v = el[i + 1];
+
+        if (k->type != REDIS_REPLY_STRING && k->type != REDIS_REPLY_STATUS) {
+            continue;
+        }
+
+        /* the comma, the key and the colon */
+        len += 2 + ngx_http_voucher_json_string_max(k->len);
+
+        switch (v->type) {
+
+        case REDIS_REPLY_INTEGER:
+            len += NGX_INT64_LEN;
+            break;
+
+        case REDIS_REPLY_STRING:
+        case REDIS_REPLY_STATUS:
+            len += ngx_http_voucher_json_string_max(v->len);
+            break;
+
+        case REDIS_REPLY_ARRAY:
+            if (depth < 4) {
+                len += 2 + ngx_http_voucher_json_pairs_max(v->element,
+                                                           v->elements,
+                                                           depth + 1);
+                break;
+            }
+
+            /* fall through */
+
+        default:
+            len += sizeof("null") - 1;
+            break;
+        }
+    }
+
+    return len;
 }
 
 
 /*
  * Renders pairs as ,"k":v,"k":v (each pair preceded by a comma at the top
- * level; inside nested objects the first pair has none).  With p == NULL
- * it only measures.
+ * level; inside nested objects the first pair has none), into a buffer of
+ * at least ngx_http_voucher_json_pairs_max() bytes.
  */
 
-static size_t
+static u_char *
 ngx_http_voucher_json_pairs(u_char *p, redisReply **el, size_t n,
     ngx_uint_t depth)
 {
-    u_char      *start;
-    size_t       len, i;
+    size_t       i;
+    ngx_uint_t   first;
     redisReply  *k, *v;
-    u_char       num[NGX_INT64_LEN];
 
-    len = 0;
-    start = p;
+    first = (depth != 0);
 
     for (i = 0; i + 1 < n; i += 2) {
         k = el[i];
@@ -522,105 +767,102 @@ ngx_http_voucher_json_pairs(u_char *p, redisReply **el, size_t n,
             continue;
         }
 
-        if (depth == 0 || len) {
-            len++;
-            if (p) {
-                *p++ = ',';
-            }
+        if (!first) {
+            *p++ = ',';
         }
 
-        len += ngx_http_voucher_json_string_len((u_char *) k->str, k->len)
-               + 1;
+        first = 0;
 
-        if (p) {
-            p = ngx_http_voucher_json_string(p, (u_char *) k->str, k->len);
-            *p++ = ':';
-        }
+        p = ngx_http_voucher_json_string(p, (u_char *) k->str, k->len);
+        *p++ = ':';
 
         switch (v->type) {
 
         case REDIS_REPLY_INTEGER:
-            len += ngx_sprintf(num, "%L", (int64_t) v->integer) - num;
-            if (p) {
-                p = ngx_sprintf(p, "%L", (int64_t) v->integer);
-            }
+            p = ngx_http_voucher_int64(p, (int64_t) v->integer);
             break;
 
         case REDIS_REPLY_STRING:
         case REDIS_REPLY_STATUS:
-            len += ngx_http_voucher_json_string_len((u_char *) v->str,
-                                                    v->len);
-            if (p) {
-                p = ngx_http_voucher_json_string(p, (u_char *) v->str,
-                                                 v->len);
-            }
+            p = ngx_http_voucher_json_string(p, (u_char *) v->str, v->len);
             break;
 
         case REDIS_REPLY_ARRAY:
             if (depth < 4) {
-                len += 2;
-                if (p) {
-                    *p++ = '{';
-                    p += ngx_http_voucher_json_pairs(p, v->element,
-                                                     v->elements, depth + 1);
-                    *p++ = '}';
-
-                } else {
-                    len += ngx_http_voucher_json_pairs(NULL, v->element,
-                                                       v->elements,
-                                                       depth + 1);
-                }
+                *p++ = '{';
+                p = ngx_http_voucher_json_pairs(p, v->element, v->elements,
+                                                depth + 1);
+                *p++ = '}';
                 break;
             }
 
             /* fall through */
 
         default:
-            len += 4;
-            if (p) {
-                p = ngx_cpymem(p, "null", 4);
-            }
+            p = ngx_cpymem(p, "null", sizeof("null") - 1);
             break;
         }
     }
 
-    return p ? (size_t) (p - start) : len;
+    return p;
 }
 
 
 /*
- * A JSON string of bytes that came from Redis: escaped as JSON wants, and
- * every byte that is not part of valid UTF-8 (a stray byte, a truncated or
- * overlong sequence, a surrogate) becomes U+FFFD, so an answer is valid
- * JSON whatever was written into Redis.  With p == NULL it only measures.
+ * A JSON string of bytes that came from Redis: escaped as JSON wants
+ * (as ngx_escape_json() does), and every byte that is not part of valid
+ * UTF-8 (a stray byte, a truncated or overlong sequence, a surrogate)
+ * becomes U+FFFD, so an answer is valid JSON whatever was written into
+ * Redis.  At most ngx_http_voucher_json_string_max(len) bytes.
  */
 
-static size_t
-ngx_http_voucher_json_text(u_char *p, u_char *s, size_t len)
+static u_char *
+ngx_http_voucher_json_string(u_char *p, u_char *s, size_t len)
 {
-    u_char    *start, *last, *next, *p0;
-    size_t     n;
+    u_char    *last, *next, *start;
     uint32_t   cp;
 
-    n = 0;
-    p0 = p;
+    /* the controls, '"', '\\', and every byte >= 0x80 */
+
+    static const u_char  special[256] = {
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+    };
+
     last = s + len;
 
-    while (s < last) {
+    *p++ = '"';
+
+    for ( ;; ) {
         start = s;
 
+        while (s < last && !special[*s]) {
+            s++;
+        }
+
+        p = ngx_cpymem(p, start, s - start);
+
+        if (s == last) {
+            break;
+        }
+
         if (*s < 0x80) {
-            while (s < last && *s < 0x80) {
-                s++;
-            }
-
-            if (p) {
-                p = (u_char *) ngx_escape_json(p, start, s - start);
-
-            } else {
-                n += (s - start) + ngx_escape_json(NULL, start, s - start);
-            }
-
+            p = (u_char *) ngx_escape_json(p, s, 1);
+            s++;
             continue;
         }
 
@@ -628,41 +870,45 @@ ngx_http_voucher_json_text(u_char *p, u_char *s, size_t len)
         cp = ngx_utf8_decode(&next, last - s);
 
         if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-            next = s + 1;
-            start = (u_char *) "\\ufffd";
-            n += sizeof("\\ufffd") - 1;
-
-        } else {
-            n += next - s;
+            p = ngx_cpymem(p, "\\ufffd", sizeof("\\ufffd") - 1);
+            s++;
+            continue;
         }
 
-        if (p) {
-            p = (start == s) ? ngx_cpymem(p, s, next - s)
-                             : ngx_cpymem(p, start, sizeof("\\ufffd") - 1);
-        }
-
+        p = ngx_cpymem(p, s, next - s);
         s = next;
     }
 
-    return p ? (size_t) (p - p0) : n;
-}
-
-
-static size_t
-ngx_http_voucher_json_string_len(u_char *s, size_t len)
-{
-    return 2 + ngx_http_voucher_json_text(NULL, s, len);
-}
-
-
-static u_char *
-ngx_http_voucher_json_string(u_char *p, u_char *s, size_t len)
-{
-    *p++ = '"';
-    p += ngx_http_voucher_json_text(p, s, len);
     *p++ = '"';
 
     return p;
+}
+
+
+/* as ngx_sprintf("%L"), at most NGX_INT64_LEN bytes, but cheaper */
+
+u_char *
+ngx_http_voucher_int64(u_char *p, int64_t n)
+{
+    u_char     buf[NGX_INT64_LEN], *d;
+    uint64_t   u;
+
+    if (n < 0) {
+        *p++ = '-';
+        u = (uint64_t) 0 - (uint64_t) n;
+
+    } else {
+        u = (uint64_t) n;
+    }
+
+    d = buf + NGX_INT64_LEN;
+
+    do {
+        *--d = (u_char) ('0' + u % 10);
+        u /= 10;
+    } while (u);
+
+    return ngx_cpymem(p, d, buf + NGX_INT64_LEN - d);
 }
 
 

@@ -89,6 +89,21 @@ is_deeply([map { $forged->{headers}{$_} } qw(content-type cache-control)],
           'and the same headers');
 is(($redis->commandstats->{fcall} // 0) - $calls, 1, 'only the unknown code reached Redis');
 
+# the worker renders that answer once per operation and keeps all but the
+# code: later ones, other codes, codes needing escapes and other operations
+# still match Redis' byte for byte
+for my $case (['validate', 'SALE' . ('Q' x 13)], ['validate', 'SALE"\\' . ('Q' x 11)],
+              ['redeem', $typo], ['redeem', 'SALE' . ('R' x 13)]) {
+    my ($op, $c) = @$case;
+    my $off = post($ng, $op, {code => $c, order => $o});
+    my $red = post($ng, $op, {code => 'NOSUCHCODE', order => $o});
+    (my $want = $red->{body}) =~ s/NOSUCHCODE/X/;
+    (my $esc = $c) =~ s/(["\\])/\\$1/g;
+    (my $got = $off->{body}) =~ s/\Q$esc\E/X/;
+    is($off->{status}, 404, "$op of a refused code \"$c\": 404");
+    is($got, $want, "... the answer Redis gives an unknown code, byte for byte");
+}
+
 # 100,000 random well-formed codes: zero Redis commands
 my @alpha = split //, '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 my @reqs;

@@ -1608,18 +1608,25 @@ test_internal_errors(void **state)
 
 
 /*
- * jansson running out of memory is our problem, not the client's, though
- * jansson 2.14 reports some failed allocations as syntax errors.  Tokens
- * are kept shorter than 16 bytes: a failed growth of jansson's token
- * buffer trips jansson issue #362 (assert or heap overflow).
+ * jansson's allocations during a parse come from the parser's arena: a
+ * static block, then blocks from the allocator jansson had before the
+ * parse (here one that fails after a budget).  Running out of memory is
+ * our problem, not the client's, though jansson 2.14 reports some failed
+ * allocations as syntax errors.  Tokens are kept shorter than 16 bytes:
+ * a failed growth of jansson's token buffer trips jansson issue #362
+ * (assert or heap overflow).
  */
 
 static long  alloc_budget;
+static long  alloc_calls;
+static long  free_calls;
 
 
 static void *
 failing_malloc(size_t size)
 {
+    alloc_calls++;
+
     if (alloc_budget-- <= 0) {
         return NULL;
     }
@@ -1629,49 +1636,253 @@ failing_malloc(size_t size)
 
 
 static void
+counting_free(void *p)
+{
+    if (p != NULL) {
+        free_calls++;
+    }
+
+    free(p);
+}
+
+
+/* a redeem of n items, for a tree of about 17 bytes per byte of body */
+
+static void
+items_body(sb_t *sb, size_t n)
+{
+    size_t  i;
+
+    sb->len = 0;
+    sb_add(sb, "{\"code\":\"A\",\"order\":{\"id\":\"x\",\"items\":[");
+
+    for (i = 0; i < n; i++) {
+        sb_add(sb, "%s{\"sku\":\"s%zu\",\"category\":\"c\",\"price\":%zu,"
+               "\"quantity\":2}", i ? "," : "", i % 1000, i % 7);
+    }
+
+    sb_add(sb, "]}}");
+}
+
+
+static void
 test_out_of_memory(void **state)
 {
-    int          rc, ok, internal;
-    long         n;
-    const char  *js;
+    int                        rc, ok, internal, failed;
+    long                       n;
+    sb_t                       sb = { NULL, 0, 0 };
+    json_free_t                f;
+    json_malloc_t              m;
+    ngx_http_voucher_limits_t  lim;
 
     (void) state;
 
-    js = "{'code':'A','customer':'c','order':{'id':'x','currency':'EUR',"
-         "'items':[{'sku':'a','price':1,'quantity':2},{'sku':'b',"
-         "'category':'c','price':3}]}}";
+    ngx_http_voucher_limits_init(&lim);
+    lim.max_items = 3000;
 
-    json_set_alloc_funcs(failing_malloc, free);
+    /* about 170 KB of tree: the static block, then 3 more */
+    items_body(&sb, 3000);
+
+    json_set_alloc_funcs(failing_malloc, counting_free);
 
     ok = 0;
     internal = 0;
+    failed = 0;
 
-    for (n = 0; n < 1000 && !ok; n++) {
+    for (n = 0; n < 100 && !ok; n++) {
         alloc_budget = n;
-        rc = parse_ex(V, js, strlen(js), 1, NULL, 0);
+        alloc_calls = 0;
+        free_calls = 0;
+
+        rc = parse_ex(R, sb.data, sb.len, 0, &lim, 0);
+
+        /* every block taken was given back, and jansson's are restored */
+
+        json_get_alloc_funcs(&m, &f);
+        assert_true(m == failing_malloc && f == counting_free);
+        assert_int_equal(free_calls, alloc_calls - (n < alloc_calls));
 
         if (rc == 0) {
             ok = 1;
-            assert_int_equal(req.amount, 5);
+            assert_int_equal(req.nitems, 3000);
+            assert_int_equal(req.amount, 2 * (428 * 21 + 0 + 1 + 2 + 3));
+            STR_EQ(req.items[2999].sku, "s999");
+            continue;
+        }
 
-        } else if (strcmp(err.reason, E_INTERNAL) == 0) {
+        failed++;
+
+        if (strcmp(err.reason, E_INTERNAL) == 0) {
             internal++;
 
         } else if (strcmp(err.reason, E_JSON) != 0) {
             json_set_alloc_funcs(malloc, free);
-            print_error("%ld allocations: %s at %s: %s\n", n, err.reason,
+            print_error("%ld blocks: %s at %s: %s\n", n, err.reason,
                         err.field, err.message);
             fail();
         }
     }
 
     json_set_alloc_funcs(malloc, free);
+    free(sb.data);
 
     assert_true(ok);
-    assert_true(n > 5);
+    assert_true(failed >= 2);
+    assert_true(internal >= 1);
 
-    /* at least the failures before the first token are told apart */
-    assert_true(internal >= 2);
+    /* a usual body takes no block at all */
+
+    json_set_alloc_funcs(failing_malloc, counting_free);
+    alloc_budget = 0;
+    alloc_calls = 0;
+
+    OK(R, "{'code':'A','customer':'c','order':{'id':'x','currency':'EUR',"
+          "'items':[{'sku':'a','price':1,'quantity':2},{'sku':'b',"
+          "'category':'c','price':3}]}}");
+
+    json_set_alloc_funcs(malloc, free);
+
+    assert_int_equal(alloc_calls, 0);
+    assert_int_equal(req.amount, 5);
+}
+
+
+/*
+ * What the parser returns never points into jansson's tree: the tree goes
+ * with its parse (under ASan, a use after it is reported), the strings
+ * are copies in the caller's arena, and jansson is left as it was.
+ */
+
+static void
+test_arena_lifetime(void **state)
+{
+    int                          rc;
+    json_t                      *j;
+    json_free_t                  f;
+    json_malloc_t                m;
+    unsigned char                a1[512], a2[512];
+    ngx_http_voucher_error_t     e;
+    ngx_http_voucher_request_t   r1, r2;
+
+    static const char  b1[] = "{\"code\":\"FIRST\",\"customer\":\"one\","
+                              "\"order\":{\"amount\":1}}";
+    static const char  b2[] = "{\"code\":\"SECOND\",\"customer\":\"two\","
+                              "\"order\":{\"amount\":2}}";
+    static const char  bad[] = "{\"code\":\"X\",\"order\":{\"amount\":[1,";
+
+    (void) state;
+
+    rc = ngx_http_voucher_parse_request(V, (const unsigned char *) b1,
+                                        sizeof(b1) - 1, NULL, &r1, a1,
+                                        sizeof(a1), &e);
+    assert_int_equal(rc, 0);
+
+    rc = ngx_http_voucher_parse_request(V, (const unsigned char *) b2,
+                                        sizeof(b2) - 1, NULL, &r2, a2,
+                                        sizeof(a2), &e);
+    assert_int_equal(rc, 0);
+
+    rc = ngx_http_voucher_parse_request(V, (const unsigned char *) bad,
+                                        sizeof(bad) - 1, NULL, &r2, a2,
+                                        sizeof(a2), &e);
+    assert_int_equal(rc, -1);
+    assert_string_equal(e.reason, E_JSON);
+
+    /* the first request's strings survived two more parses */
+
+    assert_true(r1.code.data >= a1 && r1.code.data < a1 + sizeof(a1));
+    assert_true(r1.customer.data >= a1 && r1.customer.data < a1 + sizeof(a1));
+    assert_string_equal((char *) r1.code.data, "FIRST");
+    assert_string_equal((char *) r1.customer.data, "one");
+    assert_int_equal(r1.amount, 1);
+
+    /* jansson allocates with malloc() again, after success and failure */
+
+    json_get_alloc_funcs(&m, &f);
+    assert_true(m == malloc && f == free);
+
+    j = json_pack("{s:s, s:[i, i]}", "a", "b", "c", 1, 2);
+    assert_non_null(j);
+    json_decref(j);
+
+    j = json_loads("{\"kept\": [1, 2, {\"x\": \"y\"}]}", 0, NULL);
+    assert_non_null(j);
+
+    OK(V, "{'code':'A','order':{'amount':1}}");
+
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(j, "kept"), 2),
+                            "x")),
+                        "y");
+    json_decref(j);
+}
+
+
+/*
+ * Many and deeply nested fields, a body of up to voucher_max_body_size's
+ * default (16k): the tree outgrows the static block, nothing leaks.
+ */
+
+static void
+test_arena_big_trees(void **state)
+{
+    char                       field[96];
+    size_t                     i;
+    sb_t                       sb = { NULL, 0, 0 };
+    ngx_http_voucher_limits_t  lim;
+
+    (void) state;
+
+    /* an unknown field holding a wide object of small objects */
+    sb_add(&sb, "{\"code\":\"A\",\"order\":{\"amount\":1},\"x\":{");
+    for (i = 0; i < 1500; i++) {
+        sb_add(&sb, "%s\"k%zu\":{}", i ? "," : "", i);
+    }
+    sb_add(&sb, "}}");
+    FAIL_RAW(V, sb.data, sb.len, E_UNKNOWN, "x");
+
+    /* nested 2000 deep (jansson's limit is 2048), arrays and objects */
+    sb.len = 0;
+    sb_add(&sb, "{\"code\":\"A\",\"order\":{\"amount\":1,\"id\":");
+    for (i = 0; i < 1000; i++) {
+        sb_add(&sb, "[{\"a\":");
+    }
+    sb_add(&sb, "1");
+    for (i = 0; i < 1000; i++) {
+        sb_add(&sb, "}]");
+    }
+    sb_add(&sb, "}}");
+    FAIL_RAW(V, sb.data, sb.len, E_FIELD, "order.id");
+
+    /* an array of 8000 small values */
+    sb.len = 0;
+    sb_add(&sb, "{\"code\":\"A\",\"order\":{\"amount\":1,\"items\":[");
+    for (i = 0; i < 8000; i++) {
+        sb_add(&sb, "%s0", i ? "," : "");
+    }
+    sb_add(&sb, "]}}");
+    FAIL_RAW(V, sb.data, sb.len, E_FIELD, "order.items");
+
+    /* long strings: a 12k key, and a 4k value where 128 bytes are allowed */
+    sb.len = 0;
+    sb_add(&sb, "{\"code\":\"A\",\"order\":{\"amount\":1,\"id\":\"");
+    sb_rep(&sb, "x", 4000);
+    sb_add(&sb, "\"},\"");
+    sb_rep(&sb, "k", 12000);
+    sb_add(&sb, "\":1}");
+    memset(field, 'k', 92);
+    memcpy(field + 92, "...", 4);
+    FAIL_RAW(V, sb.data, sb.len, E_UNKNOWN, field);
+
+    /* and a full cart: 100 items of every field */
+    ngx_http_voucher_limits_init(&lim);
+    items_body(&sb, 100);
+    check_ok(parse_ex(R, sb.data, sb.len, 0, &lim, 0), __FILE__, __LINE__);
+    assert_int_equal(req.nitems, 100);
+    STR_EQ(req.items[99].sku, "s99");
+    STR_EQ(req.items[0].category, "c");
+
+    free(sb.data);
 }
 
 
@@ -1711,6 +1922,8 @@ main(void)
         cmocka_unit_test_teardown(test_custom_limits, teardown),
         cmocka_unit_test_teardown(test_internal_errors, teardown),
         cmocka_unit_test_teardown(test_out_of_memory, teardown),
+        cmocka_unit_test_teardown(test_arena_lifetime, teardown),
+        cmocka_unit_test_teardown(test_arena_big_trees, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -159,7 +159,8 @@ test_normalize_size(void **state)
 static void
 test_canonical(void **state)
 {
-    char  s[64];
+    int   i, want;
+    char  c, s[64];
 
     (void) state;
 
@@ -184,6 +185,22 @@ test_canonical(void **state)
     assert_int_equal(voucher_code_canonical(s, 0), 0);
     memcpy(s, "A\0B", 3);
     assert_int_equal(voucher_code_canonical(s, 3), 0);
+
+    /* every byte: kept exactly when it is, or stands for, an ALPHA one */
+    for (i = 0; i < 256; i++) {
+        c = (char) i;
+        if (c >= 'a' && c <= 'z') {
+            c = (char) (c - ('a' - 'A'));
+        }
+        c = (c == 'O') ? '0' : (c == 'I' || c == 'L') ? '1' : c;
+        want = (c != '\0' && strchr(ALPHA, c) != NULL);
+
+        s[0] = (char) i;
+        assert_int_equal(voucher_code_canonical(s, 1), want ? 1 : 0);
+        if (want) {
+            assert_int_equal(s[0], c);
+        }
+    }
 }
 
 
