@@ -1334,8 +1334,9 @@ local function limit_check(tag, list)
             if ttl > 0 then return 'locked_out', l.name, ttl end
         end
     end
-    -- every rate limit must pass before any of them is charged
-    local charge = {}
+    -- every rate limit must pass before any of them is charged; the first
+    -- charge waits in locals, so the usual single limit makes no table
+    local k1, t1, ttl1, charge
     for _, l in ipairs(list) do
         if l.kind == 'r' then
             local key = tag .. ':rl:' .. l.name .. ':' .. l.key
@@ -1346,11 +1347,17 @@ local function limit_check(tag, list)
                 return 'rate_limited', l.name,
                        math.ceil((tat - tau - now) / 1000)
             end
-            charge[#charge + 1] = {key, tat + l.a,
-                                   math.ceil((tat + l.a - now) / 1000)}
+            local ttl = math.ceil((tat + l.a - now) / 1000)
+            if not k1 then
+                k1, t1, ttl1 = key, tat + l.a, ttl
+            else
+                charge = charge or {}
+                charge[#charge + 1] = {key, tat + l.a, ttl}
+            end
         end
     end
-    for _, c in ipairs(charge) do
+    if k1 then redis.call('SET', k1, dec(t1), 'PX', dec(ttl1)) end
+    for _, c in ipairs(charge or {}) do
         redis.call('SET', c[1], dec(c[2]), 'PX', dec(c[3]))
     end
     return nil
