@@ -17,6 +17,9 @@
  * (a new worker after a reload, a reconnect) wait in a queue, under their
  * own timeout, rather than fail: a HUP during a flash sale must not turn
  * the new workers' first requests into 503s.
+ *
+ * Replies are built in an arena of their context, not with one malloc()
+ * per element: see ngx_http_voucher_reply_fn below.
  */
 
 
@@ -24,6 +27,10 @@
 
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 
 #include "ngx_http_voucher_lua.h"
 
@@ -36,6 +43,46 @@
 #define NGX_HTTP_VOUCHER_BACKOFF_MIN   100
 #define NGX_HTTP_VOUCHER_BACKOFF_MAX   5000
 
+/* a command up to this size is formatted on the stack */
+#define NGX_HTTP_VOUCHER_COMMAND_SIZE  2048
+
+/* holds a validate's or a redeem's reply, about 2 KB, several times over */
+#define NGX_HTTP_VOUCHER_ARENA_SIZE    8192
+
+
+/* under ASan a pointer kept into a freed reply is a use-after-poison */
+#if defined(__SANITIZE_ADDRESS__)
+#define ngx_http_voucher_poison(p, n)    ASAN_POISON_MEMORY_REGION(p, n)
+#define ngx_http_voucher_unpoison(p, n)  ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define ngx_http_voucher_poison(p, n)
+#define ngx_http_voucher_unpoison(p, n)
+#endif
+
+
+typedef struct ngx_http_voucher_chunk_s  ngx_http_voucher_chunk_t;
+
+/* an overflow chunk: malloc()ed, freed by the arena's next reset */
+struct ngx_http_voucher_chunk_s {
+    ngx_http_voucher_chunk_t  *next;
+};
+
+
+typedef struct {
+    u_char                    *pos;
+    u_char                    *end;
+    u_char                    *start;     /* NGX_HTTP_VOUCHER_ARENA_SIZE */
+    ngx_http_voucher_chunk_t  *chunks;
+    ngx_log_t                 *log;
+} ngx_http_voucher_arena_t;
+
+
+/* a reply element, with the way back to its arena for freeObject() */
+typedef struct {
+    redisReply                 reply;
+    ngx_http_voucher_arena_t  *arena;
+} ngx_http_voucher_node_t;
+
 
 typedef struct {
     redisAsyncContext         *ac;
@@ -47,6 +94,7 @@ typedef struct {
     ngx_event_t                reconnect;
     ngx_event_t                connect_timer;
     ngx_event_t                flush;
+    ngx_http_voucher_arena_t   arena;
     unsigned                   loading:1;
     unsigned                   flushing:1;
 } ngx_http_voucher_conn_t;
@@ -87,6 +135,10 @@ static void ngx_http_voucher_redis_op_timeout(ngx_event_t *ev);
 static void ngx_http_voucher_redis_free_op(ngx_http_voucher_op_t *op);
 static ngx_int_t ngx_http_voucher_redis_submit(ngx_http_voucher_conn_t *conn,
     ngx_http_voucher_op_t *op);
+static ngx_int_t ngx_http_voucher_redis_command(ngx_http_voucher_conn_t *conn,
+    redisCallbackFn *fn, void *privdata, int argc, const char **argv,
+    const size_t *argvlen);
+static u_char *ngx_http_voucher_redis_decimal(u_char *p, size_t n);
 static void ngx_http_voucher_redis_ready(ngx_http_voucher_conn_t *conn);
 static void ngx_http_voucher_redis_drain(ngx_http_voucher_conn_t *conn);
 static void ngx_http_voucher_redis_fail_waiting(
@@ -101,6 +153,29 @@ static void ngx_http_voucher_redis_read_handler(ngx_event_t *ev);
 static void ngx_http_voucher_redis_write_handler(ngx_event_t *ev);
 static void ngx_http_voucher_redis_flush_handler(ngx_event_t *ev);
 static void ngx_http_voucher_redis_flush(ngx_http_voucher_conn_t *conn);
+
+static void *ngx_http_voucher_arena_alloc(ngx_http_voucher_arena_t *a,
+    size_t size);
+static void ngx_http_voucher_arena_reset(ngx_http_voucher_arena_t *a);
+static ngx_http_voucher_node_t *ngx_http_voucher_reply_node(
+    const redisReadTask *task, size_t extra);
+static void *ngx_http_voucher_reply_string(const redisReadTask *task,
+    char *str, size_t len);
+static void *ngx_http_voucher_reply_array(const redisReadTask *task,
+    int elements);
+static void *ngx_http_voucher_reply_integer(const redisReadTask *task,
+    long long value);
+static void *ngx_http_voucher_reply_nil(const redisReadTask *task);
+static void ngx_http_voucher_reply_free(void *reply);
+
+
+static redisReplyObjectFunctions  ngx_http_voucher_reply_fn = {
+    ngx_http_voucher_reply_string,
+    ngx_http_voucher_reply_array,
+    ngx_http_voucher_reply_integer,
+    ngx_http_voucher_reply_nil,
+    ngx_http_voucher_reply_free
+};
 
 
 ngx_int_t
@@ -149,7 +224,20 @@ ngx_http_voucher_redis_init_worker(ngx_cycle_t *cycle,
         conn->flush.data = conn;
         conn->flush.log = cycle->log;
 
-        ngx_http_voucher_redis_connect(conn);
+        /* ngx_alloc(), not the cycle's pool: its pages get poisoned */
+
+        conn->arena.start = ngx_alloc(NGX_HTTP_VOUCHER_ARENA_SIZE,
+                                      cycle->log);
+        if (conn->arena.start == NULL) {
+            return NGX_ERROR;
+        }
+
+        conn->arena.log = cycle->log;
+        ngx_http_voucher_arena_reset(&conn->arena);
+    }
+
+    for (i = 0; i < pool->nconns; i++) {
+        ngx_http_voucher_redis_connect(&pool->conns[i]);
     }
 
     return NGX_OK;
@@ -200,6 +288,16 @@ ngx_http_voucher_redis_exit_worker(ngx_http_voucher_main_conf_t *vmcf)
             conn->state = NGX_HTTP_VOUCHER_DOWN;
             redisAsyncFree(conn->ac);
         }
+
+        /* no reader is left to use the arena */
+
+        if (conn->arena.start) {
+            ngx_http_voucher_arena_reset(&conn->arena);
+            ngx_http_voucher_unpoison(conn->arena.start,
+                                      NGX_HTTP_VOUCHER_ARENA_SIZE);
+            ngx_free(conn->arena.start);
+            conn->arena.start = NULL;
+        }
     }
 
     vmcf->pool = NULL;
@@ -238,6 +336,17 @@ ngx_http_voucher_redis_connect(ngx_http_voucher_conn_t *conn)
         ngx_http_voucher_redis_schedule(conn);
         return;
     }
+
+    /*
+     * Our reply builders, before anything is read.  The reader of the
+     * context before this one is gone: its reply, if it had one half
+     * read, was freed (and the arena reset) with it.
+     */
+
+    ngx_http_voucher_arena_reset(&conn->arena);
+
+    ac->c.reader->fn = &ngx_http_voucher_reply_fn;
+    ac->c.reader->privdata = &conn->arena;
 
     c = ngx_get_connection(ac->c.fd, conn->pool->log);
     if (c == NULL) {
@@ -312,10 +421,8 @@ ngx_http_voucher_redis_handshake(ngx_http_voucher_conn_t *conn)
     int                            argc;
     const char                    *argv[3];
     size_t                         argvlen[3];
-    redisAsyncContext             *ac;
     ngx_http_voucher_main_conf_t  *vmcf;
 
-    ac = conn->ac;
     vmcf = conn->pool->conf;
 
     conn->state = NGX_HTTP_VOUCHER_HANDSHAKE;
@@ -335,9 +442,10 @@ ngx_http_voucher_redis_handshake(ngx_http_voucher_conn_t *conn)
         argv[argc] = (char *) vmcf->password.data;
         argvlen[argc++] = vmcf->password.len;
 
-        if (redisAsyncCommandArgv(ac, ngx_http_voucher_redis_handshake_reply,
-                                  (void *) "AUTH", argc, argv, argvlen)
-            != REDIS_OK)
+        if (ngx_http_voucher_redis_command(conn,
+                                        ngx_http_voucher_redis_handshake_reply,
+                                        (void *) "AUTH", argc, argv, argvlen)
+            != NGX_OK)
         {
             goto failed;
         }
@@ -350,9 +458,10 @@ ngx_http_voucher_redis_handshake(ngx_http_voucher_conn_t *conn)
         argv[1] = (char *) buf;
         argvlen[1] = p - buf;
 
-        if (redisAsyncCommandArgv(ac, ngx_http_voucher_redis_handshake_reply,
-                                  (void *) "SELECT", 2, argv, argvlen)
-            != REDIS_OK)
+        if (ngx_http_voucher_redis_command(conn,
+                                        ngx_http_voucher_redis_handshake_reply,
+                                        (void *) "SELECT", 2, argv, argvlen)
+            != NGX_OK)
         {
             goto failed;
         }
@@ -365,9 +474,10 @@ ngx_http_voucher_redis_handshake(ngx_http_voucher_conn_t *conn)
     argv[2] = "0";
     argvlen[2] = 1;
 
-    if (redisAsyncCommandArgv(ac, ngx_http_voucher_redis_version_reply, conn,
-                              3, argv, argvlen)
-        != REDIS_OK)
+    if (ngx_http_voucher_redis_command(conn,
+                                       ngx_http_voucher_redis_version_reply,
+                                       conn, 3, argv, argvlen)
+        != NGX_OK)
     {
         goto failed;
     }
@@ -479,9 +589,10 @@ ngx_http_voucher_redis_load(ngx_http_voucher_conn_t *conn)
     argv[3] = ngx_http_voucher_lua;
     argvlen[3] = sizeof(ngx_http_voucher_lua) - 1;
 
-    if (redisAsyncCommandArgv(conn->ac, ngx_http_voucher_redis_load_reply,
-                              conn, 4, argv, argvlen)
-        != REDIS_OK)
+    if (ngx_http_voucher_redis_command(conn,
+                                       ngx_http_voucher_redis_load_reply,
+                                       conn, 4, argv, argvlen)
+        != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -763,9 +874,9 @@ static ngx_int_t
 ngx_http_voucher_redis_submit(ngx_http_voucher_conn_t *conn,
     ngx_http_voucher_op_t *op)
 {
-    if (redisAsyncCommandArgv(conn->ac, ngx_http_voucher_redis_reply, op,
-                              op->argc, op->argv, op->argvlen)
-        != REDIS_OK)
+    if (ngx_http_voucher_redis_command(conn, ngx_http_voucher_redis_reply, op,
+                                       op->argc, op->argv, op->argvlen)
+        != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -778,6 +889,90 @@ ngx_http_voucher_redis_submit(ngx_http_voucher_conn_t *conn,
     conn->pending++;
 
     return NGX_OK;
+}
+
+
+/*
+ * A command in RESP, formatted here in one buffer and queued with
+ * redisAsyncFormattedCommand(): redisAsyncCommandArgv() formats it with
+ * sds calls and a malloc() of its own, a tenth of a validate's
+ * instructions.  hiredis copies the buffer into its output buffer.
+ */
+
+static ngx_int_t
+ngx_http_voucher_redis_command(ngx_http_voucher_conn_t *conn,
+    redisCallbackFn *fn, void *privdata, int argc, const char **argv,
+    const size_t *argvlen)
+{
+    int         i, rc;
+    u_char     *p, *buf;
+    size_t      size;
+    u_char      stack[NGX_HTTP_VOUCHER_COMMAND_SIZE];
+
+    /* "*argc\r\n", then "$len\r\n" arg "\r\n" each; the numbers at most */
+
+    size = 1 + NGX_SIZE_T_LEN + 2;
+
+    for (i = 0; i < argc; i++) {
+        size += 1 + NGX_SIZE_T_LEN + 2 + argvlen[i] + 2;
+    }
+
+    if (size <= sizeof(stack)) {
+        buf = stack;
+
+    } else {
+        buf = ngx_alloc(size, conn->pool->log);
+        if (buf == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    p = buf;
+
+    *p++ = '*';
+    p = ngx_http_voucher_redis_decimal(p, argc);
+    *p++ = CR; *p++ = LF;
+
+    for (i = 0; i < argc; i++) {
+        *p++ = '$';
+        p = ngx_http_voucher_redis_decimal(p, argvlen[i]);
+        *p++ = CR; *p++ = LF;
+
+        if (argvlen[i]) {
+            p = ngx_cpymem(p, argv[i], argvlen[i]);
+        }
+
+        *p++ = CR; *p++ = LF;
+    }
+
+    rc = redisAsyncFormattedCommand(conn->ac, fn, privdata, (char *) buf,
+                                    p - buf);
+
+    if (buf != stack) {
+        ngx_free(buf);
+    }
+
+    return (rc == REDIS_OK) ? NGX_OK : NGX_ERROR;
+}
+
+
+static u_char *
+ngx_http_voucher_redis_decimal(u_char *p, size_t n)
+{
+    u_char  *t, tmp[NGX_SIZE_T_LEN];
+
+    t = tmp + NGX_SIZE_T_LEN;
+
+    do {
+        *--t = (u_char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+
+    while (t < tmp + NGX_SIZE_T_LEN) {
+        *p++ = *t++;
+    }
+
+    return p;
 }
 
 
@@ -1094,4 +1289,202 @@ ngx_http_voucher_redis_flush(ngx_http_voucher_conn_t *conn)
     conn->flushing = 1;
     redisAsyncHandleWrite(conn->ac);
     conn->flushing = 0;
+}
+
+
+/*
+ * The reply arena.  hiredis (0.14.1, read.c and async.c) holds at most
+ * one reply of a context at a time: the one being read, over as many
+ * reads as it takes, until it is whole; then its callback runs (or none,
+ * for a command sent without one) and freeObject() frees it before the
+ * next reply is begun.  A reply half read is freed with freeObject() as
+ * well, when the reader fails (a protocol error, out of memory) or is
+ * freed with its context (redisAsyncFree(), a lost connection).  Only
+ * top-level replies are ever freed, so freeing one empties the arena.
+ *
+ * Nothing may keep a pointer into a reply once its callback returns: the
+ * op handlers copy what they keep (into the request's pool, the lockout
+ * cache, a settle's own allocation).
+ */
+
+static void *
+ngx_http_voucher_arena_alloc(ngx_http_voucher_arena_t *a, size_t size)
+{
+    u_char                    *p;
+    size_t                     n;
+    ngx_http_voucher_chunk_t  *ch;
+
+    size = ngx_align(size, sizeof(void *));
+
+    if ((size_t) (a->end - a->pos) >= size) {
+        p = a->pos;
+        a->pos += size;
+
+        ngx_http_voucher_unpoison(p, size);
+
+        return p;
+    }
+
+    if (size >= NGX_HTTP_VOUCHER_ARENA_SIZE / 4) {
+        /* a large string gets a chunk of its own */
+        n = size;
+
+    } else {
+        /* small ones share one, from which the arena goes on */
+        n = NGX_HTTP_VOUCHER_ARENA_SIZE;
+    }
+
+    ch = ngx_alloc(sizeof(ngx_http_voucher_chunk_t) + n, a->log);
+    if (ch == NULL) {
+        return NULL;
+    }
+
+    ch->next = a->chunks;
+    a->chunks = ch;
+
+    p = (u_char *) &ch[1];
+
+    if (n != size) {
+        a->pos = p + size;
+        a->end = p + n;
+    }
+
+    return p;
+}
+
+
+static void
+ngx_http_voucher_arena_reset(ngx_http_voucher_arena_t *a)
+{
+    ngx_http_voucher_chunk_t  *ch, *next;
+
+    for (ch = a->chunks; ch; ch = next) {
+        next = ch->next;
+        ngx_free(ch);
+    }
+
+    a->chunks = NULL;
+    a->pos = a->start;
+    a->end = a->start + NGX_HTTP_VOUCHER_ARENA_SIZE;
+
+    ngx_http_voucher_poison(a->start, NGX_HTTP_VOUCHER_ARENA_SIZE);
+}
+
+
+/* an element, with "extra" bytes after it, linked into its parent */
+
+static ngx_http_voucher_node_t *
+ngx_http_voucher_reply_node(const redisReadTask *task, size_t extra)
+{
+    redisReply                *parent;
+    ngx_http_voucher_node_t   *node;
+    ngx_http_voucher_arena_t  *a;
+
+    a = task->privdata;
+
+    node = ngx_http_voucher_arena_alloc(a, sizeof(ngx_http_voucher_node_t)
+                                           + extra);
+    if (node == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(&node->reply, sizeof(redisReply));
+    node->arena = a;
+
+    if (task->parent) {
+        parent = task->parent->obj;
+        parent->element[task->idx] = &node->reply;
+    }
+
+    return node;
+}
+
+
+static void *
+ngx_http_voucher_reply_string(const redisReadTask *task, char *str,
+    size_t len)
+{
+    ngx_http_voucher_node_t  *node;
+
+    node = ngx_http_voucher_reply_node(task, len + 1);
+    if (node == NULL) {
+        return NULL;
+    }
+
+    node->reply.type = task->type;
+    node->reply.str = (char *) &node[1];
+    node->reply.len = len;
+
+    ngx_memcpy(node->reply.str, str, len);
+    node->reply.str[len] = '\0';
+
+    return node;
+}
+
+
+static void *
+ngx_http_voucher_reply_array(const redisReadTask *task, int elements)
+{
+    ngx_http_voucher_node_t  *node;
+
+    node = ngx_http_voucher_reply_node(task,
+                                       elements * sizeof(redisReply *));
+    if (node == NULL) {
+        return NULL;
+    }
+
+    /* the elements are all set before the reply is handed out */
+
+    node->reply.type = REDIS_REPLY_ARRAY;
+    node->reply.elements = elements;
+
+    if (elements > 0) {
+        node->reply.element = (redisReply **) &node[1];
+    }
+
+    return node;
+}
+
+
+static void *
+ngx_http_voucher_reply_integer(const redisReadTask *task, long long value)
+{
+    ngx_http_voucher_node_t  *node;
+
+    node = ngx_http_voucher_reply_node(task, 0);
+    if (node == NULL) {
+        return NULL;
+    }
+
+    node->reply.type = REDIS_REPLY_INTEGER;
+    node->reply.integer = value;
+
+    return node;
+}
+
+
+static void *
+ngx_http_voucher_reply_nil(const redisReadTask *task)
+{
+    ngx_http_voucher_node_t  *node;
+
+    node = ngx_http_voucher_reply_node(task, 0);
+    if (node == NULL) {
+        return NULL;
+    }
+
+    node->reply.type = REDIS_REPLY_NIL;
+
+    return node;
+}
+
+
+static void
+ngx_http_voucher_reply_free(void *reply)
+{
+    ngx_http_voucher_node_t  *node = reply;
+
+    if (node) {
+        ngx_http_voucher_arena_reset(node->arena);
+    }
 }
