@@ -8,7 +8,7 @@
 #define _NGX_HTTP_VOUCHER_LUA_H_INCLUDED_
 
 
-#define NGX_HTTP_VOUCHER_LUA_VERSION  "9904df3d1dcfdb92"
+#define NGX_HTTP_VOUCHER_LUA_VERSION  "43a3b21adc406a71"
 
 
 static const char  ngx_http_voucher_lua[] =
@@ -27,7 +27,7 @@ static const char  ngx_http_voucher_lua[] =
     "-- exact for integers below 2^53; Lua's own tostring (\"%.14g\") is not, so\n"
     "-- large numbers are never concatenated into strings.\n"
     "\n"
-    "local VERSION = '9904df3d1dcfdb92'\n"
+    "local VERSION = '43a3b21adc406a71'\n"
     "\n"
     "-- Redis 7.0 loads a library in a bare environment (no redis.call, string,\n"
     "-- math, ... yet), so builtins are looked up at call time, not aliased here.\n"
@@ -1348,8 +1348,9 @@ static const char  ngx_http_voucher_lua[] =
     "            if ttl > 0 then return 'locked_out', l.name, ttl end\n"
     "        end\n"
     "    end\n"
-    "    -- every rate limit must pass before any of them is charged\n"
-    "    local charge = {}\n"
+    "    -- every rate limit must pass before any of them is charged; the first\n"
+    "    -- charge waits in locals, so the usual single limit makes no table\n"
+    "    local k1, t1, ttl1, charge\n"
     "    for _, l in ipairs(list) do\n"
     "        if l.kind == 'r' then\n"
     "            local key = tag .. ':rl:' .. l.name .. ':' .. l.key\n"
@@ -1360,11 +1361,17 @@ static const char  ngx_http_voucher_lua[] =
     "                return 'rate_limited', l.name,\n"
     "                       math.ceil((tat - tau - now) / 1000)\n"
     "            end\n"
-    "            charge[#charge + 1] = {key, tat + l.a,\n"
-    "                                   math.ceil((tat + l.a - now) / 1000)}\n"
+    "            local ttl = math.ceil((tat + l.a - now) / 1000)\n"
+    "            if not k1 then\n"
+    "                k1, t1, ttl1 = key, tat + l.a, ttl\n"
+    "            else\n"
+    "                charge = charge or {}\n"
+    "                charge[#charge + 1] = {key, tat + l.a, ttl}\n"
+    "            end\n"
     "        end\n"
     "    end\n"
-    "    for _, c in ipairs(charge) do\n"
+    "    if k1 then redis.call('SET', k1, dec(t1), 'PX', dec(ttl1)) end\n"
+    "    for _, c in ipairs(charge or {}) do\n"
     "        redis.call('SET', c[1], dec(c[2]), 'PX', dec(c[3]))\n"
     "    end\n"
     "    return nil\n"
