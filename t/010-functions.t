@@ -715,6 +715,31 @@ is($r->cmd('FCALL', 'voucher_version', 0), 'test', 'version');
               ['idempotency_conflict', 'code', 'I2'],
               'long request: conflict on one item less');
 
+    # replays are built again from the record's values: every optional
+    # part of an answer comes back as it was (a gift card's balance and
+    # capped_by, a cap, uses left, an end date), and a later change of the
+    # card or the campaign does not show in the replay
+    my $t0 = redis_now();
+    campaign('gcidem', kind => 'gift_card', cap => 2500,
+             ends_at => $t0 + 86400);
+    code('GI1', campaign => 'gcidem', balance => 3000, max_uses => 5);
+    my %g = (customer => 'gina', amount => 4000, idem => 'K7');
+    my $gfirst = redeem('GI1', %g);
+    is_deeply([@$gfirst[0 .. $#$gfirst - 2]],
+              ['ok', 'code', 'GI1', 'campaign', 'gcidem', 'customer', 'gina',
+               'discount', 2500,
+               'computation', ['kind', 'gift_card', 'eligible_amount', 4000,
+                               'cap', 2500, 'capped_by', 'cap'],
+               'order_amount', 4000, 'amount_after', 1500, 'uses_left', 4,
+               'balance', 500, 'expires_at', $t0 + 86400],
+              'gift card redeem with idem: every optional part');
+    campaign('gcidem', cap => 100);
+    code('GI1', balance => 9000);
+    is_deeply(redeem('GI1', %g), [@$gfirst, 'replayed', 1],
+              'gift card replay: the first answer, whatever changed since');
+    my $v = validate('GI1', %g);
+    is($v->[0], 'ok', 'and the card itself moved on (validate)');
+
     # a record written by a library before raw fingerprints: its
     # fingerprint is the SHA-1 of the request, and it still replays
     my $raw = join("\0", 'I1', 'erin', 1000, 'EUR', 'o-78', 0);
