@@ -8,7 +8,7 @@
 #define _NGX_HTTP_VOUCHER_LUA_H_INCLUDED_
 
 
-#define NGX_HTTP_VOUCHER_LUA_VERSION  "943a5fc4014fbc9a"
+#define NGX_HTTP_VOUCHER_LUA_VERSION  "1f35cf44430e6f38"
 
 
 static const char  ngx_http_voucher_lua[] =
@@ -27,7 +27,7 @@ static const char  ngx_http_voucher_lua[] =
     "-- exact for integers below 2^53; Lua's own tostring (\"%.14g\") is not, so\n"
     "-- large numbers are never concatenated into strings.\n"
     "\n"
-    "local VERSION = '943a5fc4014fbc9a'\n"
+    "local VERSION = '1f35cf44430e6f38'\n"
     "\n"
     "-- Redis 7.0 loads a library in a bare environment (no redis.call, string,\n"
     "-- math, ... yet), so builtins are looked up at call time, not aliased here.\n"
@@ -39,9 +39,17 @@ static const char  ngx_http_voucher_lua[] =
     "local function bad_key() return redis.error_reply('ERR bad_key') end\n"
     "\n"
     "-- an integer as Redis arguments want it: Redis 7.0 turns a Lua number\n"
-    "-- into text with \"%.17g\", several times dearer than \"%d\"\n"
+    "-- into text with \"%.17g\", several times dearer than \"%d\".  Lua's \"%d\" is\n"
+    "-- a C long, which a 32-bit Redis cannot hold our microsecond and\n"
+    "-- millisecond times in; there \"%.0f\" (exact below 2^53) is used instead.\n"
+    "local DEC\n"
     "local function dec(n)\n"
-    "    return string.format('%d', n)\n"
+    "    local f = DEC\n"
+    "    if not f then\n"
+    "        f = string.format('%d', 2 ^ 40) == '1099511627776' and '%d' or '%.0f'\n"
+    "        DEC = f\n"
+    "    end\n"
+    "    return string.format(f, n)\n"
     "end\n"
     "\n"
     "-- a non-negative integer written in plain decimal digits, or nil\n"

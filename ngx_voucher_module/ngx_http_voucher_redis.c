@@ -1427,6 +1427,15 @@ ngx_http_voucher_reply_array(const redisReadTask *task, int elements)
 {
     ngx_http_voucher_node_t  *node;
 
+    /* calloc() would check this product; a 32-bit size_t can overflow */
+    if (elements < 0
+        || (size_t) elements > (NGX_MAX_SIZE_T_VALUE
+                                - sizeof(ngx_http_voucher_node_t))
+                               / sizeof(redisReply *))
+    {
+        return NULL;
+    }
+
     node = ngx_http_voucher_reply_node(task,
                                        elements * sizeof(redisReply *));
     if (node == NULL) {

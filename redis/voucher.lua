@@ -25,9 +25,17 @@ local function bad_args() return redis.error_reply('ERR bad_args') end
 local function bad_key() return redis.error_reply('ERR bad_key') end
 
 -- an integer as Redis arguments want it: Redis 7.0 turns a Lua number
--- into text with "%.17g", several times dearer than "%d"
+-- into text with "%.17g", several times dearer than "%d".  Lua's "%d" is
+-- a C long, which a 32-bit Redis cannot hold our microsecond and
+-- millisecond times in; there "%.0f" (exact below 2^53) is used instead.
+local DEC
 local function dec(n)
-    return string.format('%d', n)
+    local f = DEC
+    if not f then
+        f = string.format('%d', 2 ^ 40) == '1099511627776' and '%d' or '%.0f'
+        DEC = f
+    end
+    return string.format(f, n)
 end
 
 -- a non-negative integer written in plain decimal digits, or nil
