@@ -244,7 +244,7 @@ test_issue_verify_roundtrip(void **state)
 static void
 test_charset_suffix(void **state)
 {
-    int               i, changed;
+    int               i, changed, rc, passed;
     size_t            n, j;
     char              code[VOUCHER_CODE_MAX_LEN + 1], err[160], c;
     voucher_format_t  fmt;
@@ -255,6 +255,7 @@ test_charset_suffix(void **state)
     fmt.charset_len = 10;
     fmt.suffix = "TH";
     fmt.suffix_len = 2;
+    passed = 0;
 
     for (i = 0; i < 20000; i++) {
         n = voucher_code_issue_ex(key1, "P", 8, 6, &fmt, code, sizeof(code));
@@ -268,18 +269,30 @@ test_charset_suffix(void **state)
         assert_int_equal(voucher_code_verify_ex(key1, code, n, 1, 6, &fmt),
                          0);
 
-        /* any other digit in any place of body or tag breaks it */
+        /*
+         * Any other digit in the tag breaks it, always.  Another digit in
+         * the body makes another MAC, whose 6-digit tag matches the old
+         * one by chance once in 10^6: about 0.2 of the ~190,000 changes
+         * below may pass, and more than 3 would be a broken MAC.
+         */
         changed = 0;
 
         for (j = 1; j < n - 2 && !changed; j++) {
             c = code[j];
             code[j] = (char) ('0' + (c - '0' + 1 + i % 9) % 10);
-            assert_int_equal(voucher_code_verify_ex(key1, code, n, 1, 6,
-                                                    &fmt), -1);
+            rc = voucher_code_verify_ex(key1, code, n, 1, 6, &fmt);
+            if (j > 8) {
+                assert_int_equal(rc, -1);
+
+            } else if (rc == 0) {
+                passed++;
+            }
             code[j] = c;
             changed = i % 3 == 0;
         }
     }
+
+    assert_true(passed <= 3);
 
     /* the suffix must end the code, and is not a free-for-all */
     n = voucher_code_issue_ex(key1, "", 8, 6, &fmt, code, sizeof(code));
