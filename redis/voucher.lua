@@ -65,21 +65,22 @@ local function replay(ikey, fp, conflict_k, conflict_v, code, cust, amount)
     local rec = redis.call('GET', ikey)
     if not rec then return nil end
     local v = {cmsgpack.unpack(rec)}
-    if type(v[1]) == 'table' then
-        rec = v[1]
-    else
-        local function opt(x) if x ~= false then return x end end
-        rec = {v[1], ok_reply(code, v[2], cust, v[3], v[4], opt(v[5]), v[6],
-                              v[7], opt(v[8]), amount, opt(v[9]), opt(v[10]),
-                              opt(v[11]), v[12], opt(v[13]))}
-    end
+    local whole = type(v[1]) == 'table'
+    local f = whole and v[1][1] or v[1]
     -- a record written before raw fingerprints holds the SHA-1 of a short
     -- request
-    if rec[1] ~= fp and not (#rec[1] == 40 and #fp <= 96
-                             and rec[1] == redis.sha1hex(fp)) then
+    if f ~= fp and not (#f == 40 and #fp <= 96 and f == redis.sha1hex(fp)) then
         return {'idempotency_conflict', conflict_k, conflict_v}
     end
-    local r = rec[2]
+    local r
+    if whole then
+        r = v[1][2]
+    else
+        local function opt(x) if x ~= false then return x end end
+        r = ok_reply(code, v[2], cust, v[3], v[4], opt(v[5]), v[6], v[7],
+                     opt(v[8]), amount, opt(v[9]), opt(v[10]), opt(v[11]),
+                     v[12], opt(v[13]))
+    end
     r[#r + 1] = 'replayed'
     r[#r + 1] = 1
     return r
@@ -168,6 +169,12 @@ local function compact_value(u, camp, cust)
     return u .. ' ' .. camp
 end
 
+-- uses, campaign and customer (nil: none) of a compact value, or nil
+local function compact_parse(v)
+    local u, k, cust = string.match(v, '^(%d+) (%S+) ?(%S*)$')
+    if u then return u, k, cust ~= '' and cust or nil end
+end
+
 -- can these fields be stored compact: a campaign, uses, a customer id
 -- without spaces, and nothing else
 local function compactable(camp, cust)
@@ -184,10 +191,9 @@ local function code_read(tag, ckey, code)
     local bkey = bucket_key(tag, code)
     local v = redis.call('HGET', bkey, code)
     if not v then return c end
-    local u, k, cust = string.match(v, '^(%d+) (%S+) ?(%S*)$')
+    local u, k, cust = compact_parse(v)
     if not u then return c end
-    return {k, false, false, u, cust ~= '' and cust, false, false, false},
-           bkey
+    return {k, false, false, u, cust or false, false, false, false}, bkey
 end
 
 -- writes a code's uses (and a gift card's balance)
@@ -662,17 +668,13 @@ local function undo(tag, id, e, want, idem, typ)
         local ckey = tag .. ':c:' .. code
         local c, bkey = code_read(tag, ckey, code)
         if c[1] then
-            local u = (tonumber(c[4]) or 0) - 1
-            if u < 0 then u = 0 end
-            if gift then
-                bal = (tonumber(c[6]) or 0) + a
-                if full then
-                    redis.call('HSET', ckey, 'b', bal, 'u', u)
-                else
-                    redis.call('HSET', ckey, 'b', bal)
-                end
+            if gift then bal = (tonumber(c[6]) or 0) + a end
+            if full then
+                local u = (tonumber(c[4]) or 0) - 1
+                code_uses(ckey, bkey, code, c, u < 0 and 0 or u, bal)
             else
-                code_uses(ckey, bkey, code, c, u)
+                -- part of a gift card's use: only its balance comes back
+                redis.call('HSET', ckey, 'b', bal)
             end
         end
     end
@@ -1784,12 +1786,11 @@ local function codes_page(keys, args)
         elseif string.sub(key, 1, #bpre) == bpre then
             local h = redis.call('HGETALL', key)
             for i = 1, #h, 2 do
-                local u, k, cust = string.match(h[i + 1],
-                                                '^(%d+) (%S+) ?(%S*)$')
+                local u, k, cust = compact_parse(h[i + 1])
                 if k == camp then
                     rows[#rows + 1] = {h[i], k, false, false, u,
-                                       cust ~= '' and cust, false, false,
-                                       false, false}
+                                       cust or false, false, false, false,
+                                       false}
                 end
             end
         end
