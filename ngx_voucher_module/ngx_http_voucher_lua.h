@@ -8,7 +8,7 @@
 #define _NGX_HTTP_VOUCHER_LUA_H_INCLUDED_
 
 
-#define NGX_HTTP_VOUCHER_LUA_VERSION  "4611d48644805b66"
+#define NGX_HTTP_VOUCHER_LUA_VERSION  "2d99a0b91cb4ef86"
 
 
 static const char  ngx_http_voucher_lua[] =
@@ -27,7 +27,7 @@ static const char  ngx_http_voucher_lua[] =
     "-- exact for integers below 2^53; Lua's own tostring (\"%.14g\") is not, so\n"
     "-- large numbers are never concatenated into strings.\n"
     "\n"
-    "local VERSION = '4611d48644805b66'\n"
+    "local VERSION = '2d99a0b91cb4ef86'\n"
     "\n"
     "-- Redis 7.0 loads a library in a bare environment (no redis.call, string,\n"
     "-- math, ... yet), so builtins are looked up at call time, not aliased here.\n"
@@ -340,7 +340,8 @@ static const char  ngx_http_voucher_lua[] =
     "-- ('_limit', '_limit_name'): rare, they stay named.  Every other reply,\n"
     "-- refusals and a record of an older library included, is\n"
     "-- {reason, k, v, ...}.\n"
-    "-- Key strings cost Redis about 12% of a validate; see bench/FINDINGS.md.\n"
+    "-- The key strings and the nested computation cost Redis about 11% of a\n"
+    "-- validate (bench/FINDINGS.md, section 0).\n"
     "function ok_reply(code, camp, cust, d, kind, value, base, cap,\n"
     "                  capped_by, amount, uses_left, bal, stop, id, hold_s)\n"
     "    -- sized once: the nils reserve the array slots the reply fills, so it\n"
