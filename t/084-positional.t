@@ -16,7 +16,6 @@ use strict;
 use warnings;
 use Test::More;
 use IO::Socket::INET;
-use JSON::PP ();
 use POSIX ();
 use Time::HiRes qw(sleep);
 use VT;
@@ -219,7 +218,6 @@ EOT
 
 my @OPS = qw(validate redeem reserve);
 sub body { {code => $_[0], order => {amount => 3000}} }
-sub json { JSON::PP->new->canonical->encode(body($_[0])) }
 
 my $r;
 ok(wait_until(sub { ($r = post($ng, 'validate', body('P4')))->{status} == 200 },
@@ -248,25 +246,33 @@ $r = post($ng, 'redeem', body('P4'));
 ok(!defined $r->{headers}{'idempotent-replayed'}, 'without it: none');
 
 # every mask the library may send: positional and pairs, the same bytes
+# and the same Idempotent-Replayed.  (Not pipelined: nginx 1.22 does
+# pointer arithmetic on an unset r->method_end when a pipelined request
+# line straddles its header buffer, which UBSan stops the worker for.)
 my (@masks, @reqs);
 for my $m (0 .. 2047) {
     next if ($m & 6) == 6;
     push @masks, $m;
     my $op = $OPS[$m % 3];
-    push @reqs, ['POST', "/vouchers/$op", json("P$m")],
-                ['POST', "/vouchers/$op", json("K$m")];
+    push @reqs, map { {method => 'POST', path => "/vouchers/$op",
+                       body => body("$_$m")} } qw(P K);
 }
-my $res = http_pipeline($ng->port, \@reqs, conns => 8);
+my @res = VT::http_parallel($ng->port, \@reqs, concurrency => 32,
+                            timeout => 120);
 my @bad;
 for my $i (0 .. $#masks) {
-    my ($p, $k) = @$res[2 * $i, 2 * $i + 1];
+    my ($p, $k) = @res[2 * $i, 2 * $i + 1];
     push @bad, $masks[$i]
-        unless $p && $k && $p->[0] == 200 && $k->[0] == 200
-               && $p->[1] eq $k->[1];
+        unless $p && $k && $p->{status} == 200 && $k->{status} == 200
+               && $p->{body} eq $k->{body}
+               && ($p->{headers}{'idempotent-replayed'} // '') eq
+                  ($masks[$i] & 1024 ? 'true' : '')
+               && ($k->{headers}{'idempotent-replayed'} // '') eq
+                  ($masks[$i] & 1024 ? 'true' : '');
 }
 is_deeply(\@bad, [], scalar(@masks) . ' masks: the same answer as pairs')
-    or diag explain [map { [$_, @$res[2 * $_, 2 * $_ + 1]] } @bad[0 .. 2]];
-ok(!(grep { $_->[1] =~ /"(replayed|_limit)"/ } grep { defined } @$res),
+    or diag explain [map { [$_, @res[2 * $_, 2 * $_ + 1]] } @bad[0 .. 2]];
+ok(!(grep { $_->{body} =~ /"(replayed|_limit)"/ } grep { defined } @res),
    'neither "replayed" nor "_limit" in a body');
 
 # the gate reads its variables from either form alike
