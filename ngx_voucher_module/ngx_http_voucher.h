@@ -15,6 +15,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_voucher_parse.h"
+#include "ngx_http_voucher_ok.h"
 
 
 typedef struct ngx_http_voucher_pool_s  ngx_http_voucher_pool_t;
@@ -148,7 +149,7 @@ const char *ngx_http_voucher_idempotency_header(ngx_http_request_t *r,
     ngx_http_voucher_request_t *req);
 void ngx_http_voucher_limit_result(ngx_http_request_t *r,
     ngx_http_voucher_loc_conf_t *vlcf, ngx_int_t op, ngx_str_t *out,
-    void *reply);
+    void *reply, ngx_http_voucher_ok_t *ok);
 
 char *ngx_http_voucher_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_voucher_gate_value(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -204,7 +205,7 @@ ngx_int_t ngx_http_voucher_send_error(ngx_http_request_t *r,
     const char *message);
 u_char *ngx_http_voucher_int64(u_char *p, int64_t n);
 ngx_int_t ngx_http_voucher_send_reply(ngx_http_request_t *r, ngx_int_t op,
-    void *reply);
+    void *reply, ngx_http_voucher_ok_t *ok);
 ngx_int_t ngx_http_voucher_send_not_found(ngx_http_request_t *r,
     ngx_int_t op, u_char *code, size_t len);
 ngx_int_t ngx_http_voucher_send_unverified(ngx_http_request_t *r,

@@ -816,6 +816,7 @@ ngx_http_voucher_reply_handler(ngx_http_voucher_op_t *op, void *reply,
 {
     ngx_connection_t        *c;
     ngx_http_request_t      *r;
+    ngx_http_voucher_ok_t    ok;
     ngx_http_voucher_ctx_t  *ctx;
 
     ctx = op->data;
@@ -827,10 +828,16 @@ ngx_http_voucher_reply_handler(ngx_http_voucher_op_t *op, void *reply,
     switch (rc) {
 
     case NGX_HTTP_VOUCHER_REPLY:
+        if (ngx_http_voucher_ok_decode(reply, &ok) != 0) {
+            /* answered with internal_error, and logged */
+            rc = ngx_http_voucher_send_reply(r, ctx->api, reply, NULL);
+            break;
+        }
+
         ngx_http_voucher_limit_result(r,
                       ngx_http_get_module_loc_conf(r, ngx_http_voucher_module),
-                      ctx->api, &ctx->limit_status, reply);
-        rc = ngx_http_voucher_send_reply(r, ctx->api, reply);
+                      ctx->api, &ctx->limit_status, reply, &ok);
+        rc = ngx_http_voucher_send_reply(r, ctx->api, reply, &ok);
         break;
 
     case NGX_HTTP_VOUCHER_TIMEDOUT:
@@ -851,13 +858,14 @@ ngx_http_voucher_reply_handler(ngx_http_voucher_op_t *op, void *reply,
  * The limits' verdict rides in the reply as "_limit" (and "_limit_name"):
  * kept for $voucher_limit_status and logged at voucher_limit_log_level.
  * A key Redis locked out goes to the lockout cache, which needs the
- * limit's name and the ban's "retry_after_ms" of the same reply.
+ * limit's name and the ban's "retry_after_ms" of the same reply.  Only
+ * the reply's pairs are read (those after the values of a positional "ok").
  */
 
 void
 ngx_http_voucher_limit_result(ngx_http_request_t *r,
     ngx_http_voucher_loc_conf_t *vlcf, ngx_int_t op, ngx_str_t *out,
-    void *data)
+    void *data, ngx_http_voucher_ok_t *ok)
 {
     redisReply  *reply = data;
 
@@ -866,15 +874,11 @@ ngx_http_voucher_limit_result(ngx_http_request_t *r,
     ngx_str_t     lname;
     redisReply   *k, *v, *status, *name;
 
-    if (reply->type != REDIS_REPLY_ARRAY) {
-        return;
-    }
-
     status = NULL;
     name = NULL;
     ms = -1;
 
-    for (i = 1; i + 1 < reply->elements; i += 2) {
+    for (i = ok->pairs; i + 1 < reply->elements; i += 2) {
         k = reply->element[i];
         v = reply->element[i + 1];
 

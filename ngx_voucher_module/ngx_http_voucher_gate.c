@@ -101,10 +101,10 @@ static ngx_int_t ngx_http_voucher_gate_pass(ngx_http_request_t *r,
 static void ngx_http_voucher_gate_reply_handler(ngx_http_voucher_op_t *op,
     void *reply, ngx_int_t rc);
 static ngx_str_t *ngx_http_voucher_gate_field(redisReply *reply,
-    const char *name, size_t len, ngx_str_t *out, ngx_pool_t *pool);
-static ngx_uint_t ngx_http_voucher_gate_replayed(redisReply *reply);
+    ngx_http_voucher_ok_t *ok, ngx_uint_t field, ngx_str_t *out,
+    ngx_pool_t *pool);
 static ngx_int_t ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
-    ngx_http_voucher_gate_t *g, redisReply *reply);
+    ngx_http_voucher_gate_t *g, redisReply *reply, ngx_http_voucher_ok_t *ok);
 static ngx_int_t ngx_http_voucher_gate_unavailable(ngx_http_request_t *r,
     ngx_http_voucher_gate_t *g, const char *reason);
 static void ngx_http_voucher_gate_resume(ngx_http_request_t *r,
@@ -1058,6 +1058,7 @@ ngx_http_voucher_gate_reply_handler(ngx_http_voucher_op_t *op, void *reply,
 {
     ngx_connection_t         *c;
     ngx_http_request_t       *r;
+    ngx_http_voucher_ok_t     ok;
     ngx_http_voucher_gate_t  *g;
 
     g = op->data;
@@ -1069,9 +1070,14 @@ ngx_http_voucher_gate_reply_handler(ngx_http_voucher_op_t *op, void *reply,
     switch (rc) {
 
     case NGX_HTTP_VOUCHER_REPLY:
+        if (ngx_http_voucher_ok_decode(reply, &ok) != 0) {
+            rc = ngx_http_voucher_gate_verdict(r, g, reply, NULL);
+            break;
+        }
+
         ngx_http_voucher_limit_result(r, g->conf, g->conf->gate,
-                                      &g->limit_status, reply);
-        rc = ngx_http_voucher_gate_verdict(r, g, reply);
+                                      &g->limit_status, reply, &ok);
+        rc = ngx_http_voucher_gate_verdict(r, g, reply, &ok);
         break;
 
     case NGX_HTTP_VOUCHER_TIMEDOUT:
@@ -1108,84 +1114,55 @@ ngx_http_voucher_gate_resume(ngx_http_request_t *r,
 }
 
 
+/* a value of the reply, copied: its integer in decimal, or its string */
+
 static ngx_str_t *
-ngx_http_voucher_gate_field(redisReply *reply, const char *name, size_t len,
-    ngx_str_t *out, ngx_pool_t *pool)
+ngx_http_voucher_gate_field(redisReply *reply, ngx_http_voucher_ok_t *ok,
+    ngx_uint_t field, ngx_str_t *out, ngx_pool_t *pool)
 {
-    size_t       i;
-    redisReply  *k, *v;
+    redisReply  *v;
 
-    for (i = 1; i + 1 < reply->elements; i += 2) {
-        k = reply->element[i];
-        v = reply->element[i + 1];
+    v = ngx_http_voucher_ok_get(reply, ok, field);
 
-        if (k->type != REDIS_REPLY_STRING || k->len != len
-            || ngx_strncmp(k->str, name, len) != 0)
-        {
-            continue;
-        }
-
-        if (v->type == REDIS_REPLY_INTEGER) {
-            out->data = ngx_pnalloc(pool, NGX_INT64_LEN);
-            if (out->data == NULL) {
-                return NULL;
-            }
-
-            out->len = ngx_sprintf(out->data, "%L", (int64_t) v->integer)
-                       - out->data;
-            return out;
-        }
-
-        if (v->type == REDIS_REPLY_STRING) {
-            out->data = ngx_pnalloc(pool, v->len);
-            if (out->data == NULL) {
-                return NULL;
-            }
-
-            ngx_memcpy(out->data, v->str, v->len);
-            out->len = v->len;
-            return out;
-        }
-
+    if (v == NULL) {
         return NULL;
+    }
+
+    if (v->type == REDIS_REPLY_INTEGER) {
+        out->data = ngx_pnalloc(pool, NGX_INT64_LEN);
+        if (out->data == NULL) {
+            return NULL;
+        }
+
+        out->len = ngx_http_voucher_int64(out->data, (int64_t) v->integer)
+                   - out->data;
+        return out;
+    }
+
+    if (v->type == REDIS_REPLY_STRING) {
+        out->data = ngx_pnalloc(pool, v->len);
+        if (out->data == NULL) {
+            return NULL;
+        }
+
+        ngx_memcpy(out->data, v->str, v->len);
+        out->len = v->len;
+        return out;
     }
 
     return NULL;
 }
 
 
-/* an answer kept for an idempotency key, not a new reservation */
-
-static ngx_uint_t
-ngx_http_voucher_gate_replayed(redisReply *reply)
-{
-    size_t       i;
-    redisReply  *k;
-
-    for (i = 1; i + 1 < reply->elements; i += 2) {
-        k = reply->element[i];
-
-        if (k->type == REDIS_REPLY_STRING && k->len == 8
-            && ngx_strncmp(k->str, "replayed", 8) == 0)
-        {
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
+/* ok: the reply decoded, or NULL when it is not of the expected shape */
 
 static ngx_int_t
 ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
-    ngx_http_voucher_gate_t *g, redisReply *reply)
+    ngx_http_voucher_gate_t *g, redisReply *reply, ngx_http_voucher_ok_t *ok)
 {
     redisReply  *reason;
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0
-        || reply->elements % 2 == 0
-        || reply->element[0]->type != REDIS_REPLY_STRING)
-    {
+    if (ok == NULL) {
         /* an error reply: rendered, and logged, as the API does */
         ngx_str_set(&g->status, "error");
         ngx_str_set(&g->reason, "internal_error");
@@ -1194,13 +1171,14 @@ ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        return ngx_http_voucher_send_reply(r, g->conf->gate, reply);
+        return ngx_http_voucher_send_reply(r, g->conf->gate, reply, NULL);
     }
 
     reason = reply->element[0];
 
-    (void) ngx_http_voucher_gate_field(reply, "campaign", 8, &g->campaign,
-                                       r->pool);
+    (void) ngx_http_voucher_gate_field(reply, ok,
+                                       NGX_HTTP_VOUCHER_OK_CAMPAIGN,
+                                       &g->campaign, r->pool);
 
     if (!(reason->len == 2 && ngx_strncmp(reason->str, "ok", 2) == 0)) {
         ngx_str_set(&g->status, "refused");
@@ -1215,21 +1193,24 @@ ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        return ngx_http_voucher_send_reply(r, g->conf->gate, reply);
+        return ngx_http_voucher_send_reply(r, g->conf->gate, reply, ok);
     }
 
     ngx_str_set(&g->reason, "ok");
 
-    (void) ngx_http_voucher_gate_field(reply, "discount", 8, &g->discount,
-                                       r->pool);
-    (void) ngx_http_voucher_gate_field(reply, "amount_after", 12,
+    (void) ngx_http_voucher_gate_field(reply, ok,
+                                       NGX_HTTP_VOUCHER_OK_DISCOUNT,
+                                       &g->discount, r->pool);
+    (void) ngx_http_voucher_gate_field(reply, ok,
+                                       NGX_HTTP_VOUCHER_OK_AMOUNT_AFTER,
                                        &g->amount_after, r->pool);
 
     if (g->conf->gate == NGX_HTTP_VOUCHER_OP_VALIDATE) {
         return ngx_http_voucher_gate_pass(r, g, "valid");
     }
 
-    if (ngx_http_voucher_gate_field(reply, "redemption_id", 13,
+    if (ngx_http_voucher_gate_field(reply, ok,
+                                    NGX_HTTP_VOUCHER_OK_REDEMPTION_ID,
                                     &g->redemption_id, r->pool)
         == NULL)
     {
@@ -1238,10 +1219,11 @@ ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    (void) ngx_http_voucher_gate_field(reply, "hold_expires_at", 15,
+    (void) ngx_http_voucher_gate_field(reply, ok,
+                                       NGX_HTTP_VOUCHER_OK_HOLD_EXPIRES_AT,
                                        &g->hold_expires_at, r->pool);
 
-    if (ngx_http_voucher_gate_replayed(reply)) {
+    if (ok->replayed) {
         /*
          * The answer of an earlier request with this idempotency key,
          * whose reservation was confirmed: passed on as it is, and never
@@ -1297,41 +1279,34 @@ ngx_http_voucher_gate_orphan_handler(ngx_http_voucher_op_t *op, void *data,
 {
     redisReply                   *reply = data;
     ngx_str_t                     id;
-    ngx_uint_t                    i;
-    redisReply                   *k, *v;
+    redisReply                   *v;
+    ngx_http_voucher_ok_t         ok;
     ngx_http_voucher_loc_conf_t  *vlcf;
 
     vlcf = op->data;
 
-    if (rc != NGX_HTTP_VOUCHER_REPLY || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements < 1
-        || reply->element[0]->type != REDIS_REPLY_STRING
+    if (rc != NGX_HTTP_VOUCHER_REPLY
+        || ngx_http_voucher_ok_decode(reply, &ok) != 0
         || reply->element[0]->len != 2
         || ngx_strncmp(reply->element[0]->str, "ok", 2) != 0
-        || ngx_http_voucher_gate_replayed(reply))
+        || ok.replayed)
     {
         /* nothing reserved, or not by this request */
         return;
     }
 
-    for (i = 1; i + 1 < reply->elements; i += 2) {
-        k = reply->element[i];
-        v = reply->element[i + 1];
+    v = ngx_http_voucher_ok_get(reply, &ok, NGX_HTTP_VOUCHER_OK_REDEMPTION_ID);
 
-        if (k->type == REDIS_REPLY_STRING && k->len == 13
-            && ngx_strncmp(k->str, "redemption_id", 13) == 0
-            && v->type == REDIS_REPLY_STRING)
-        {
-            id.data = (u_char *) v->str;
-            id.len = v->len;
-
-            ngx_http_voucher_gate_settle(
-                        ngx_http_cycle_get_module_main_conf(ngx_cycle,
-                                                    ngx_http_voucher_module),
-                        &vlcf->ns, &id, 0, ngx_cycle->log);
-            return;
-        }
+    if (v == NULL || v->type != REDIS_REPLY_STRING) {
+        return;
     }
+
+    id.data = (u_char *) v->str;
+    id.len = v->len;
+
+    ngx_http_voucher_gate_settle(ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                                    ngx_http_voucher_module),
+                                 &vlcf->ns, &id, 0, ngx_cycle->log);
 }
 
 

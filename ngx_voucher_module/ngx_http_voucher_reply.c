@@ -7,7 +7,10 @@
  *
  * A function replies with a flat array {reason, k1, v1, k2, v2, ...};
  * a value is an integer, a string, or a nested array of pairs, which
- * becomes a JSON object.
+ * becomes a JSON object.  The "ok" of validate, redeem and reserve is
+ * positional instead, {"ok", mask, values..., k1, v1, ...}
+ * (ngx_http_voucher_ok.h): its names are written from the table of its
+ * fields.
  */
 
 
@@ -163,7 +166,10 @@ typedef struct {
 static ngx_http_voucher_reason_t *ngx_http_voucher_find_reason(u_char *p,
     size_t len);
 static ngx_int_t ngx_http_voucher_render(ngx_http_request_t *r,
-    ngx_int_t op, redisReply *reply, ngx_http_voucher_answer_t *a);
+    ngx_int_t op, redisReply *reply, ngx_http_voucher_ok_t *ok,
+    ngx_http_voucher_answer_t *a);
+static size_t ngx_http_voucher_json_ok_max(ngx_http_voucher_ok_t *ok);
+static u_char *ngx_http_voucher_json_ok(u_char *p, ngx_http_voucher_ok_t *ok);
 static ngx_int_t ngx_http_voucher_render_not_found(ngx_http_request_t *r,
     ngx_int_t op, u_char *code, size_t len, ngx_http_voucher_answer_t *a);
 static u_char *ngx_http_voucher_answer_buf(ngx_http_request_t *r,
@@ -372,7 +378,8 @@ static ngx_int_t
 ngx_http_voucher_render_not_found(ngx_http_request_t *r, ngx_int_t op,
     u_char *code, size_t len, ngx_http_voucher_answer_t *a)
 {
-    redisReply   reply, el[3], *els[3];
+    redisReply             reply, el[3], *els[3];
+    ngx_http_voucher_ok_t  ok;
 
     ngx_memzero(el, sizeof(el));
 
@@ -395,7 +402,11 @@ ngx_http_voucher_render_not_found(ngx_http_request_t *r, ngx_int_t op,
     reply.elements = 3;
     reply.element = els;
 
-    return ngx_http_voucher_render(r, op, &reply, a);
+    if (ngx_http_voucher_ok_decode(&reply, &ok) != 0) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_voucher_render(r, op, &reply, &ok, a);
 }
 
 
@@ -438,7 +449,7 @@ ngx_http_voucher_send_locked(ngx_http_request_t *r, ngx_int_t op,
     reply.elements = 9;
     reply.element = els;
 
-    return ngx_http_voucher_send_reply(r, op, &reply);
+    return ngx_http_voucher_send_reply(r, op, &reply, NULL);
 }
 
 
@@ -475,11 +486,18 @@ ngx_http_voucher_send_unverified(ngx_http_request_t *r, ngx_str_t *code)
 }
 
 
+/*
+ * ok: the reply decoded by ngx_http_voucher_ok_decode(), or NULL (decoded
+ * here; a reply that is not of the expected shape is answered with
+ * internal_error)
+ */
+
 ngx_int_t
 ngx_http_voucher_send_reply(ngx_http_request_t *r, ngx_int_t op,
-    void *data)
+    void *data, ngx_http_voucher_ok_t *ok)
 {
     redisReply                 *reply;
+    ngx_http_voucher_ok_t       dec;
     ngx_http_voucher_answer_t   a;
 
     reply = data;
@@ -498,19 +516,21 @@ ngx_http_voucher_send_reply(ngx_http_request_t *r, ngx_int_t op,
                                            NULL, NULL);
     }
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0
-        || reply->elements % 2 == 0
-        || (reply->element[0]->type != REDIS_REPLY_STRING
-            && reply->element[0]->type != REDIS_REPLY_STATUS))
-    {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "voucher: unexpected reply from redis, type %d",
-                      reply->type);
-        return ngx_http_voucher_send_error(r, op, "internal_error",
-                                           NULL, NULL);
+    if (ok == NULL) {
+        ok = &dec;
+
+        if (ngx_http_voucher_ok_decode(reply, ok) != 0) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "voucher: unexpected reply from redis, type %d, "
+                          "%uz elements", reply->type,
+                          reply->type == REDIS_REPLY_ARRAY
+                          ? reply->elements : 0);
+            return ngx_http_voucher_send_error(r, op, "internal_error",
+                                               NULL, NULL);
+        }
     }
 
-    if (ngx_http_voucher_render(r, op, reply, &a) != NGX_OK) {
+    if (ngx_http_voucher_render(r, op, reply, ok, &a) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -519,18 +539,22 @@ ngx_http_voucher_send_reply(ngx_http_request_t *r, ngx_int_t op,
 }
 
 
-/* the answer to a reply of the expected shape: {reason, k1, v1, ...} */
+/*
+ * the answer to a reply of the expected shape: {reason, k1, v1, ...}, or
+ * the positional "ok"
+ */
 
 static ngx_int_t
 ngx_http_voucher_render(ngx_http_request_t *r, ngx_int_t op,
-    redisReply *reply, ngx_http_voucher_answer_t *a)
+    redisReply *reply, ngx_http_voucher_ok_t *okr,
+    ngx_http_voucher_answer_t *a)
 {
     u_char                       *p, *buf;
     size_t                        len;
     int64_t                       retry_ms;
     ngx_str_t                    *verb;
-    ngx_uint_t                    ok, replayed, status, i;
-    redisReply                   *reason, *k;
+    ngx_uint_t                    ok, status;
+    redisReply                   *reason, *v;
     ngx_http_voucher_reason_t    *rs;
     ngx_http_voucher_loc_conf_t  *vlcf;
 
@@ -554,27 +578,17 @@ ngx_http_voucher_render(ngx_http_request_t *r, ngx_int_t op,
         status = rs->status;
     }
 
-    /* "replayed" becomes the Idempotent-Replayed header, not body */
+    /*
+     * "replayed" (okr->replayed) becomes the Idempotent-Replayed header,
+     * not body
+     */
 
-    replayed = 0;
     retry_ms = -1;
 
-    for (i = 1; i + 1 < reply->elements; i += 2) {
-        k = reply->element[i];
+    v = ngx_http_voucher_ok_pair(reply, okr, "retry_after_ms", 14);
 
-        if (k->type != REDIS_REPLY_STRING) {
-            continue;
-        }
-
-        if (k->len == 8 && ngx_strncmp(k->str, "replayed", 8) == 0) {
-            replayed = 1;
-
-        } else if (k->len == 14
-                   && ngx_strncmp(k->str, "retry_after_ms", 14) == 0
-                   && reply->element[i + 1]->type == REDIS_REPLY_INTEGER)
-        {
-            retry_ms = reply->element[i + 1]->integer;
-        }
+    if (v && v->type == REDIS_REPLY_INTEGER) {
+        retry_ms = v->integer;
     }
 
     if (rs && rs->status == NGX_HTTP_TOO_MANY_REQUESTS) {
@@ -586,8 +600,12 @@ ngx_http_voucher_render(ngx_http_request_t *r, ngx_int_t op,
     /* at most this long: one pass writes it */
 
     len = sizeof("{\"\":false,\"reason\":,\"message\":}") - 1 + verb->len
-          + ngx_http_voucher_json_pairs_max(reply->element + 1,
-                                            reply->elements - 1, 0);
+          + ngx_http_voucher_json_pairs_max(reply->element + okr->pairs,
+                                            reply->elements - okr->pairs, 0);
+
+    if (okr->positional) {
+        len += ngx_http_voucher_json_ok_max(okr);
+    }
 
     if (rs) {
         len += ngx_http_voucher_json_string_max(reason->len)
@@ -620,8 +638,12 @@ ngx_http_voucher_render(ngx_http_request_t *r, ngx_int_t op,
                                          rs->message.len);
     }
 
-    p = ngx_http_voucher_json_pairs(p, reply->element + 1,
-                                    reply->elements - 1, 0);
+    if (okr->positional) {
+        p = ngx_http_voucher_json_ok(p, okr);
+    }
+
+    p = ngx_http_voucher_json_pairs(p, reply->element + okr->pairs,
+                                    reply->elements - okr->pairs, 0);
 
     *p++ = '}';
 
@@ -635,7 +657,7 @@ ngx_http_voucher_render(ngx_http_request_t *r, ngx_int_t op,
     a->data = buf;
     a->len = len;
     a->status = status;
-    a->replayed = replayed;
+    a->replayed = okr->replayed;
     a->retry_ms = retry_ms;
 
     return NGX_OK;
@@ -674,6 +696,99 @@ ngx_http_voucher_answer_keep(ngx_http_request_t *r, u_char *buf, size_t len)
     }
 
     ngx_memcpy(p, buf, len);
+
+    return p;
+}
+
+
+/*
+ * The most bytes ngx_http_voucher_json_ok() may write: each value as a
+ * pair of the pairs below, and the computation's and the reservation's
+ * additions.
+ */
+
+static size_t
+ngx_http_voucher_json_ok_max(ngx_http_voucher_ok_t *ok)
+{
+    size_t       len;
+    ngx_uint_t   f;
+    redisReply  *v;
+
+    len = sizeof(",\"computation\":{}") - 1
+          + sizeof("\"status\":\"reserved\",") - 1;
+
+    for (f = 0; f < NGX_HTTP_VOUCHER_OK_N; f++) {
+        v = ok->value[f];
+
+        if (v == NULL) {
+            continue;
+        }
+
+        len += sizeof(",\"\":") - 1 + ngx_http_voucher_ok_fields[f].len;
+
+        if (v->type == REDIS_REPLY_INTEGER) {
+            len += NGX_INT64_LEN;
+
+        } else {
+            len += ngx_http_voucher_json_string_max(v->len);
+        }
+    }
+
+    return len;
+}
+
+
+/*
+ * The values of a positional "ok" as the pairs of the answer, named from
+ * the table of fields (plain ASCII: written as they are): ,"code":"..."
+ * and so on, kind to capped_by nested in "computation", and a reservation
+ * with "status":"reserved" before its hold_expires_at.
+ */
+
+static u_char *
+ngx_http_voucher_json_ok(u_char *p, ngx_http_voucher_ok_t *ok)
+{
+    ngx_uint_t                          f;
+    redisReply                         *v;
+    const ngx_http_voucher_ok_field_t  *fd;
+
+    for (f = 0; f < NGX_HTTP_VOUCHER_OK_N; f++) {
+        v = ok->value[f];
+
+        if (v != NULL) {
+            fd = &ngx_http_voucher_ok_fields[f];
+
+            if (f == NGX_HTTP_VOUCHER_OK_KIND) {
+                p = ngx_cpymem(p, ",\"computation\":{",
+                               sizeof(",\"computation\":{") - 1);
+
+            } else {
+                *p++ = ',';
+            }
+
+            if (f == NGX_HTTP_VOUCHER_OK_HOLD_EXPIRES_AT) {
+                p = ngx_cpymem(p, "\"status\":\"reserved\",",
+                               sizeof("\"status\":\"reserved\",") - 1);
+            }
+
+            *p++ = '"';
+            p = ngx_cpymem(p, fd->name, fd->len);
+            *p++ = '"';
+            *p++ = ':';
+
+            if (v->type == REDIS_REPLY_INTEGER) {
+                p = ngx_http_voucher_int64(p, (int64_t) v->integer);
+
+            } else {
+                p = ngx_http_voucher_json_string(p, (u_char *) v->str,
+                                                 v->len);
+            }
+        }
+
+        if (f == NGX_HTTP_VOUCHER_OK_CAPPED_BY) {
+            *p++ = '}';
+        }
+    }
 
     return p;
 }

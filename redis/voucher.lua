@@ -81,8 +81,12 @@ local function replay(ikey, fp, conflict_k, conflict_v, code, cust, amount)
                      opt(v[8]), amount, opt(v[9]), opt(v[10]), opt(v[11]),
                      v[12], opt(v[13]))
     end
-    r[#r + 1] = 'replayed'
-    r[#r + 1] = 1
+    if type(r[2]) == 'number' then
+        r[2] = r[2] + 1024               -- positional: the replayed bit
+    else
+        r[#r + 1] = 'replayed'
+        r[#r + 1] = 1
+    end
     return r
 end
 
@@ -265,8 +269,19 @@ local function hold_add(tag, id, deadline)
     if nx and deadline < nx then NEXT[tag] = deadline end
 end
 
--- the redemption id of a reply, or nil
+-- the redemption id of an "ok" reply, or nil: positional (see ok_reply;
+-- the id follows the 7 values always there and the optional ones of bits
+-- 1 to 128), or pairs (a record kept by an older library)
 local function held_id(r)
+    local m = r[2]
+    if type(m) == 'number' then
+        if m % 512 < 256 then return nil end
+        local i = 10
+        for b = 0, 7 do
+            if math.floor(m / 2 ^ b) % 2 == 1 then i = i + 1 end
+        end
+        return r[i]
+    end
     for i = 2, #r - 1, 2 do
         if r[i] == 'redemption_id' then return r[i + 1] end
     end
@@ -297,40 +312,46 @@ local CAMPAIGN_NUMBERS = {3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 16}
 -- The answer of an "ok" validate, redeem or reserve, from its values; a
 -- redeem adds its id, a reservation the second its hold ends.  A replayed
 -- redeem is built here again from its record, so the two cannot differ.
+--
+-- The answer is positional, without key names (nginx knows them and
+-- renders the JSON): {'ok', mask, values..., [k, v]*}.  The values, in
+-- this order, optional ones only when their bit is in the mask:
+--   code, campaign, customer (1), discount,
+--   kind, value (2) or percent_bp (4), eligible_amount, cap (8),
+--   capped_by (16)                             -- the JSON's computation
+--   order_amount, amount_after, uses_left (32), balance (64),
+--   expires_at (128), redemption_id (256), hold_expires_at (512: with it,
+--   "status": "reserved")
+-- Bit 1024 marks a replay (no value).  Pairs may follow the values
+-- ('_limit', '_limit_name'): rare, they stay named.  Every other reply,
+-- refusals and a record of an older library included, is
+-- {reason, k, v, ...}.
+-- The key strings and the nested computation cost Redis about 11% of a
+-- validate (bench/FINDINGS.md, section 0).
 function ok_reply(code, camp, cust, d, kind, value, base, cap,
                   capped_by, amount, uses_left, bal, stop, id, hold_s)
-    local comp, j
-    if kind == 'gift_card' then
-        comp, j = {'kind', kind, 'eligible_amount', base}, 4
-    else
-        comp, j = {'kind', kind, kind == 'percent' and 'percent_bp' or 'value',
-                   value, 'eligible_amount', base}, 6
-    end
-    if cap > 0 then comp[j + 1] = 'cap'; comp[j + 2] = cap; j = j + 2 end
-    if capped_by then comp[j + 1] = 'capped_by'; comp[j + 2] = capped_by end
-
     -- sized once: the nils reserve the array slots the reply fills, so it
-    -- is not rehashed three times while it grows (Redis reads a reply up
-    -- to its first nil)
-    local r, i = {'ok', 'code', code, 'campaign', camp, nil, nil, nil, nil,
-                  nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,
-                  nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil}, 5
-    if cust ~= '' then r[6] = 'customer'; r[7] = cust; i = 7 end
-    r[i + 1] = 'discount'; r[i + 2] = d
-    r[i + 3] = 'computation'; r[i + 4] = comp
-    r[i + 5] = 'order_amount'; r[i + 6] = amount
-    r[i + 7] = 'amount_after'; r[i + 8] = amount - d
-    i = i + 8
-    if uses_left then
-        r[i + 1] = 'uses_left'; r[i + 2] = uses_left; i = i + 2
+    -- is not rehashed while it grows (Redis reads a reply up to its first
+    -- nil)
+    local r, m, i = {'ok', 0, code, camp, nil, nil, nil, nil, nil, nil, nil,
+                     nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,
+                     nil, nil}, 0, 4
+    if cust ~= '' then r[5] = cust; m = 1; i = 5 end
+    r[i + 1] = d; r[i + 2] = kind; i = i + 2
+    if value and kind ~= 'gift_card' then
+        i = i + 1; r[i] = value
+        m = m + (kind == 'percent' and 4 or 2)
     end
-    if bal then r[i + 1] = 'balance'; r[i + 2] = bal; i = i + 2 end
-    if stop then r[i + 1] = 'expires_at'; r[i + 2] = stop; i = i + 2 end
-    if id then r[i + 1] = 'redemption_id'; r[i + 2] = id; i = i + 2 end
-    if hold_s then
-        r[i + 1] = 'status'; r[i + 2] = 'reserved'
-        r[i + 3] = 'hold_expires_at'; r[i + 4] = hold_s
-    end
+    i = i + 1; r[i] = base
+    if cap > 0 then i = i + 1; r[i] = cap; m = m + 8 end
+    if capped_by then i = i + 1; r[i] = capped_by; m = m + 16 end
+    r[i + 1] = amount; r[i + 2] = amount - d; i = i + 2
+    if uses_left then i = i + 1; r[i] = uses_left; m = m + 32 end
+    if bal then i = i + 1; r[i] = bal; m = m + 64 end
+    if stop then i = i + 1; r[i] = stop; m = m + 128 end
+    if id then i = i + 1; r[i] = id; m = m + 256 end
+    if hold_s then r[i + 1] = hold_s; m = m + 512 end
+    r[2] = m
     return r
 end
 

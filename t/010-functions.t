@@ -8,7 +8,7 @@ use strict;
 use warnings;
 use Test::More;
 use Math::BigInt;
-use VT;
+use VT qw(ok_pairs);
 
 my $r = VT::Redis->start;
 $r->load_functions;
@@ -37,8 +37,14 @@ sub order_args {
             map { @$_ } @items);
 }
 
-sub validate { my ($c, %o) = @_; fcall('voucher_validate', "$T:c:$c", order_args(%o)) }
-sub redeem   { my ($c, %o) = @_; fcall('voucher_redeem', "$T:c:$c", order_args(%o)) }
+# An "ok" is positional ({'ok', mask, values...}, see ok_reply() in
+# redis/voucher.lua): validate() and redeem() give it back as the pairs
+# nginx renders it as (VT::ok_pairs), so the answers below read as the
+# JSON does; the positional form itself is checked under "positional".
+sub validate_raw { my ($c, %o) = @_; fcall('voucher_validate', "$T:c:$c", order_args(%o)) }
+sub redeem_raw   { my ($c, %o) = @_; fcall('voucher_redeem', "$T:c:$c", order_args(%o)) }
+sub validate { ok_pairs(validate_raw(@_)) }
+sub redeem   { ok_pairs(redeem_raw(@_)) }
 
 sub rollback {
     my ($id, $amount, $idem) = @_;
@@ -173,8 +179,8 @@ is($r->cmd('FCALL', 'voucher_version', 0), 'test', 'version');
                                    'eligible_amount', 12345],
                    'order_amount', 12345, 'amount_after', 11111],
               'percent: 10% of 12345 = 1234 (floor)') or diag explain $v;
-    is_deeply($r->cmd('FCALL_RO', 'voucher_validate', 1, "$T:c:P1",
-                      order_args(amount => 12345)), $v,
+    is_deeply(ok_pairs($r->cmd('FCALL_RO', 'voucher_validate', 1, "$T:c:P1",
+                               order_args(amount => 12345))), $v,
               'validate runs as FCALL_RO');
     is_deeply(snapshot(), $before, 'validate writes nothing');
 
@@ -1181,6 +1187,95 @@ is($r->cmd('FCALL', 'voucher_version', 0), 'test', 'version');
     redeem('TRIM', amount => 100) for 1 .. 60;
     $len = xlen();
     ok($len >= 10 && $len <= 15, "stream trimmed to about 10 ($len)");
+}
+
+
+############################################################## positional
+
+# The "ok" as Redis sends it: {'ok', mask, values in a fixed order}, an
+# optional value only when its bit is set, no key names; pairs may follow
+# (_limit).  Everything above reads it through ok_pairs().
+{
+    my $t0 = redis_now();
+    campaign('pos', kind => 'percent', value => 1000);
+    code('POS1', campaign => 'pos');
+    campaign('posa', kind => 'amount', value => 300);
+    code('POSA', campaign => 'posa');
+    campaign('posg', kind => 'gift_card', cap => 2500,
+             ends_at => $t0 + 86400);
+    code('POSG', campaign => 'posg', balance => 9000, max_uses => 5);
+
+    is_deeply(validate_raw('POS1', amount => 1000),
+              ['ok', 4, 'POS1', 'pos', 100, 'percent', 1000, 1000,
+               1000, 900],
+              'positional: percent (4: percent_bp)');
+    is_deeply(validate_raw('POS1', customer => 'c', amount => 1000),
+              ['ok', 5, 'POS1', 'pos', 'c', 100, 'percent', 1000, 1000,
+               1000, 900],
+              'positional: a customer (1)');
+    is_deeply(validate_raw('POSA', amount => 1000),
+              ['ok', 2, 'POSA', 'posa', 300, 'amount', 300, 1000, 1000, 700],
+              'positional: amount (2: value)');
+
+    my $x = redeem_raw('POSG', customer => 'gina', amount => 4000,
+                       idem => 'PK1');
+    my $id = $x->[-1];
+    ok(defined $id && $id =~ /^\d+-\d+$/, 'positional: the id comes last');
+    is_deeply($x,
+              ['ok', 1 + 8 + 16 + 32 + 64 + 128 + 256, 'POSG', 'posg', 'gina',
+               2500, 'gift_card', 4000, 2500, 'cap', 4000, 1500, 4, 6500,
+               $t0 + 86400, $id],
+              'positional: a gift card redeemed, every optional value but '
+              . 'a hold') or diag explain $x;
+    my $again = redeem_raw('POSG', customer => 'gina', amount => 4000,
+                           idem => 'PK1');
+    is_deeply($again, ['ok', $x->[1] + 1024, @$x[2 .. $#$x]],
+              'positional: a replay sets bit 1024, and adds nothing');
+
+    # a reservation: its id and the end of its hold last; a retry while it
+    # is held finds the id in it (held_id), also after every optional value
+    my @hold = ('voucher_reserve', "$T:c:POSA", 60000);
+    $x = fcall(@hold, order_args(amount => 1000, idem => 'PH1'));
+    my ($hid, $until) = @$x[-2, -1];
+    ok($until > $t0 && $until <= $t0 + 62, 'positional: hold_expires_at last');
+    is_deeply($x, ['ok', 2 + 256 + 512, 'POSA', 'posa', 300, 'amount', 300,
+                   1000, 1000, 700, $hid, $until],
+              'positional: a reservation (256, 512)');
+    is_deeply(fcall(@hold, order_args(amount => 1000, idem => 'PH1')),
+              ['reservation_in_progress', 'code', 'POSA', 'redemption_id',
+               $hid], 'positional: a retry while held names the hold');
+    my @ghold = ('voucher_reserve', "$T:c:POSG", 60000);
+    my %go = (customer => 'gina', amount => 4000, idem => 'PH2');
+    $x = fcall(@ghold, order_args(%go));
+    is($x->[1], 1 + 8 + 16 + 32 + 64 + 128 + 256 + 512,
+       'positional: a gift card reserved, every bit but 2, 4 and 1024');
+    is_deeply(fcall(@ghold, order_args(%go)),
+              ['reservation_in_progress', 'code', 'POSG', 'redemption_id',
+               $x->[-2]], 'positional: ... its retry names its hold');
+    is(fcall('voucher_release', $LOG, $x->[-2], '')->[0], 'ok', 'released');
+    my $y = fcall(@ghold, order_args(%go));
+    ok($y->[0] eq 'ok' && $y->[1] == $x->[1] && $y->[-2] ne $x->[-2],
+       'positional: a retry after the release reserves anew')
+        or diag explain $y;
+
+    # with limits: the limits' pair after the values
+    is_deeply(fcall('voucher_validate_limited', "$T:c:POS1",
+                    order_args(amount => 1000), 1, 0,
+                    'r', 'ip', 'k1', 1000000, 4),
+              ['ok', 4, 'POS1', 'pos', 100, 'percent', 1000, 1000, 1000,
+               900, '_limit', 'PASSED'],
+              'positional: pairs after the values (_limit)');
+    my @lim = (1, 1, 'r', 'ip', 'k2', 1000000, 0);     # dry run, no burst
+    $x = fcall('voucher_redeem', "$T:c:POSA",
+               order_args(amount => 1000, idem => 'PK2'), @lim);
+    is_deeply([@$x[0, 1, -2, -1]], ['ok', 2 + 256, '_limit', 'PASSED'],
+              'positional: a redeem, its limit passed');
+    $y = fcall('voucher_redeem', "$T:c:POSA",
+               order_args(amount => 1000, idem => 'PK2'), @lim);
+    is_deeply($y, ['ok', $x->[1] + 1024, @$x[2 .. $#$x - 2],
+                   '_limit', 'REJECTED_DRY_RUN', '_limit_name', 'ip'],
+              'positional: its replay, a dry-run refusal after the values')
+        or diag explain $y;
 }
 
 

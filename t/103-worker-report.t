@@ -23,7 +23,8 @@ sub redeem {
     my ($code, $cust, $amount) = @_;
     my $x = fcall('voucher_redeem', 1, "{v}:c:$code", $cust, $amount, 'THB', "o-$code-$cust", '', 0);
     die "redeem $code: " . (ref $x eq 'ARRAY' ? $x->[0] : "$x") unless ref $x eq 'ARRAY' && $x->[0] eq 'ok';
-    my %h = @$x[1 .. $#$x];
+    my $p = VT::ok_pairs($x);
+    my %h = @$p[1 .. $#$p];
     return $h{redemption_id};
 }
 sub delivery {

@@ -31,7 +31,7 @@ use Time::HiRes ();
 
 our $VERSION   = '0.01';
 our @EXPORT    = qw(http http_parallel http_raw json_body root_dir wait_until);
-our @EXPORT_OK = qw(free_port tmp_root);
+our @EXPORT_OK = qw(free_port tmp_root ok_pairs);
 
 # statistics of the last http_parallel() call, and whether the last
 # http_raw() stopped reading because of its timeout
@@ -129,6 +129,49 @@ sub json_body {
     return undef unless defined $body && $body =~ /\S/;
     my $v = eval { $JSON_DEC->decode($body) };
     return $v;
+}
+
+# The positional "ok" of voucher_validate, _redeem and _reserve
+# (redis/voucher.lua, ok_reply()), written back as the pairs the module
+# renders it as: {'ok', 'code', c, ..., 'computation', [...], ...,
+# ['replayed', 1], trailing pairs}.  Any other reply comes back as it is.
+# Dies on a positional reply whose mask and length disagree.
+our @OK_FIELDS = (
+    # name, its bit (0: always there)
+    [code => 0], [campaign => 0], [customer => 1], [discount => 0],
+    [kind => 0], [value => 2], [percent_bp => 4], [eligible_amount => 0],
+    [cap => 8], [capped_by => 16],
+    [order_amount => 0], [amount_after => 0], [uses_left => 32],
+    [balance => 64], [expires_at => 128], [redemption_id => 256],
+    [hold_expires_at => 512],
+);
+
+sub ok_pairs {
+    my $x = shift;
+    return $x unless ref $x eq 'ARRAY' && @$x >= 2 && defined $x->[0]
+        && $x->[0] eq 'ok' && defined $x->[1] && !ref $x->[1]
+        && $x->[1] =~ /^\d+\z/;
+    my ($m, @v) = @$x[1 .. $#$x];
+    die "ok_pairs: mask $m has unknown bits\n" if $m & ~2047;
+    die "ok_pairs: both value and percent_bp\n" if ($m & 6) == 6;
+    my (@top, @comp);
+    for my $f (@OK_FIELDS) {
+        my ($name, $bit) = @$f;
+        next if $bit && !($m & $bit);
+        die "ok_pairs: mask $m wants more values than @{[scalar @$x]}\n"
+            unless @v;
+        my $v = shift @v;
+        if ($name =~ /^(kind|value|percent_bp|eligible_amount|cap|capped_by)\z/) {
+            push @comp, $name, $v;
+            push @top, 'computation', \@comp if $name eq 'kind';
+        } else {
+            push @top, 'status', 'reserved' if $name eq 'hold_expires_at';
+            push @top, $name, $v;
+        }
+    }
+    die "ok_pairs: odd trailing pairs after mask $m\n" if @v % 2;
+    push @top, 'replayed', 1 if $m & 1024;
+    return ['ok', @top, @v];
 }
 
 
