@@ -18,9 +18,11 @@
 #include "voucher_code.h"
 
 
+/* each key made ready at configuration time: BLAKE2b keyed with it */
+
 struct ngx_http_voucher_keys_s {
-    u_char                      current[VOUCHER_KEY_LEN];
-    u_char                      previous[VOUCHER_KEY_LEN];
+    voucher_mac_key_t           current;
+    voucher_mac_key_t           previous;
     time_t                      previous_until;
     unsigned                    has_current:1;
     unsigned                    has_previous:1;
@@ -38,7 +40,7 @@ typedef struct {
 static ngx_http_voucher_keys_t *ngx_http_voucher_conf_keys(ngx_conf_t *cf,
     ngx_http_voucher_loc_conf_t *vlcf);
 static char *ngx_http_voucher_load_key(ngx_conf_t *cf, ngx_str_t *file,
-    u_char *key);
+    voucher_mac_key_t *mk);
 static time_t ngx_http_voucher_parse_date(ngx_str_t *s);
 static char *ngx_http_voucher_issued_format(ngx_conf_t *cf,
     ngx_http_voucher_issued_t *iss, ngx_str_t *value);
@@ -67,7 +69,7 @@ ngx_http_voucher_code_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    if (ngx_http_voucher_load_key(cf, &value[1], keys->current)
+    if (ngx_http_voucher_load_key(cf, &value[1], &keys->current)
         != NGX_CONF_OK)
     {
         return NGX_CONF_ERROR;
@@ -115,7 +117,7 @@ ngx_http_voucher_code_key_previous(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_voucher_load_key(cf, &value[1], keys->previous)
+    if (ngx_http_voucher_load_key(cf, &value[1], &keys->previous)
         != NGX_CONF_OK)
     {
         return NGX_CONF_ERROR;
@@ -395,9 +397,11 @@ ngx_http_voucher_conf_keys(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *vlcf)
 
 
 static char *
-ngx_http_voucher_load_key(ngx_conf_t *cf, ngx_str_t *file, u_char *key)
+ngx_http_voucher_load_key(ngx_conf_t *cf, ngx_str_t *file,
+    voucher_mac_key_t *mk)
 {
     char       err[256];
+    u_char     key[VOUCHER_KEY_LEN];
     ngx_str_t  name;
 
     name = *file;
@@ -412,6 +416,15 @@ ngx_http_voucher_load_key(ngx_conf_t *cf, ngx_str_t *file, u_char *key)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
         return NGX_CONF_ERROR;
     }
+
+    if (voucher_mac_key_init(mk, key) != 0) {
+        sodium_memzero(key, sizeof(key));
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the key in \"%V\" cannot be made ready", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    sodium_memzero(key, sizeof(key));
 
     return NGX_CONF_OK;
 }
@@ -559,38 +572,32 @@ ngx_http_voucher_code_check(ngx_http_voucher_loc_conf_t *vlcf, u_char *code,
 
 /*
  * A valid tag under the current key, or under the previous one until its
- * grace period ends.  The body and tag are made canonical in place first:
- * O, I and L typed for 0, 1 and 1 are what Redis stores.
+ * grace period ends.  The body and tag are made canonical in a copy
+ * first: O, I and L typed for 0, 1 and 1 are what Redis stores, so the
+ * copy replaces them in code when the tag is right.
  */
 
 static ngx_int_t
 ngx_http_voucher_verify(ngx_http_voucher_keys_t *keys, u_char *code,
     size_t len, ngx_http_voucher_issued_t *iss)
 {
-    size_t  prefix, rest;
-    u_char  buf[VOUCHER_CODE_MAX_LEN + 1];
+    size_t  prefix;
+    u_char  buf[VOUCHER_CODE_MAX_LEN];
 
     prefix = iss->prefix.len;
-    rest = len - prefix - iss->fmt.suffix_len;
 
     ngx_memcpy(buf, code, len);
-    buf[len] = '\0';
 
-    /* look-alikes in the body and tag only: the suffix is taken as it is */
-
-    if (voucher_code_canonical((char *) buf + prefix, rest) == 0) {
-        return NGX_DECLINED;
-    }
-
-    if (voucher_code_verify_ex(keys->current, (char *) buf, len, prefix,
+    if (voucher_code_verify_mk(&keys->current, (char *) buf, len, prefix,
                                iss->mac, &iss->fmt)
         == 0
         || (keys->has_previous && ngx_time() < keys->previous_until
-            && voucher_code_verify_ex(keys->previous, (char *) buf, len,
+            && voucher_code_verify_mk(&keys->previous, (char *) buf, len,
                                       prefix, iss->mac, &iss->fmt)
                == 0))
     {
-        ngx_memcpy(code + prefix, buf + prefix, rest);
+        ngx_memcpy(code + prefix, buf + prefix,
+                   len - prefix - iss->fmt.suffix_len);
         return NGX_OK;
     }
 

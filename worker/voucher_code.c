@@ -31,6 +31,13 @@
 static const char  voucher_alphabet[] = VOUCHER_CODE_ALPHABET;
 
 
+static int voucher_verify_canonical(char *code, size_t len,
+    size_t prefix_len, size_t mac_len, const voucher_format_t *fmt);
+static int voucher_verify_tag(crypto_generichash_state *st, const char *code,
+    size_t len, size_t prefix_len, size_t mac_len,
+    const voucher_format_t *fmt);
+
+
 /* strerror() is not thread-safe and strerror_r() differs by libc */
 
 static const char *
@@ -384,28 +391,26 @@ voucher_tag_format(crypto_generichash_state *st, const voucher_format_t *fmt,
  * The tag: with the Crockford alphabet, the first mac_len * 5 bits of the
  * MAC; with a charset of n characters, the MAC's base-n digits, lowest
  * first (n^25 < 2^128 for every n <= 32, so no digit repeats another).
+ * st is keyed, with nothing hashed yet; it is wiped after.
  */
 
 static int
-voucher_tag(const unsigned char key[VOUCHER_KEY_LEN], const char *prefix,
+voucher_tag_keyed(crypto_generichash_state *st, const char *prefix,
     size_t prefix_len, const char *body, size_t body_len, char *tag,
     size_t mac_len, const voucher_format_t *fmt)
 {
-    size_t                      i, j, bit, n;
-    unsigned int                w, rem;
-    unsigned char               mac[VOUCHER_MAC_BYTES + 1];
-    crypto_generichash_state    st;
+    size_t         i, j, bit, n;
+    unsigned int   w, rem;
+    unsigned char  mac[VOUCHER_MAC_BYTES + 1];
 
-    if (crypto_generichash_init(&st, key, VOUCHER_KEY_LEN, VOUCHER_MAC_BYTES)
-        != 0
-        || crypto_generichash_update(&st, (const unsigned char *) prefix,
-                                     prefix_len) != 0
-        || crypto_generichash_update(&st, (const unsigned char *) body,
+    if (crypto_generichash_update(st, (const unsigned char *) prefix,
+                                  prefix_len) != 0
+        || crypto_generichash_update(st, (const unsigned char *) body,
                                      body_len) != 0
-        || voucher_tag_format(&st, fmt, prefix_len) != 0
-        || crypto_generichash_final(&st, mac, VOUCHER_MAC_BYTES) != 0)
+        || voucher_tag_format(st, fmt, prefix_len) != 0
+        || crypto_generichash_final(st, mac, VOUCHER_MAC_BYTES) != 0)
     {
-        sodium_memzero(&st, sizeof(st));
+        sodium_memzero(st, sizeof(crypto_generichash_state));
         return -1;
     }
 
@@ -437,10 +442,31 @@ voucher_tag(const unsigned char key[VOUCHER_KEY_LEN], const char *prefix,
         }
     }
 
-    sodium_memzero(&st, sizeof(st));
+    sodium_memzero(st, sizeof(crypto_generichash_state));
     sodium_memzero(mac, sizeof(mac));
 
     return 0;
+}
+
+
+/* the tag under key */
+
+static int
+voucher_tag(const unsigned char key[VOUCHER_KEY_LEN], const char *prefix,
+    size_t prefix_len, const char *body, size_t body_len, char *tag,
+    size_t mac_len, const voucher_format_t *fmt)
+{
+    crypto_generichash_state  st;
+
+    if (crypto_generichash_init(&st, key, VOUCHER_KEY_LEN, VOUCHER_MAC_BYTES)
+        != 0)
+    {
+        sodium_memzero(&st, sizeof(st));
+        return -1;
+    }
+
+    return voucher_tag_keyed(&st, prefix, prefix_len, body, body_len, tag,
+                             mac_len, fmt);
 }
 
 
@@ -565,15 +591,87 @@ voucher_code_verify_ex(const unsigned char key[VOUCHER_KEY_LEN],
     const char *code, size_t len, size_t prefix_len, size_t mac_len,
     const voucher_format_t *fmt)
 {
-    int     rc;
-    size_t  i, body_len, slen;
-    char    rest[VOUCHER_CODE_MAX_LEN];
-    char    tag[VOUCHER_MAC_MAX_LEN];
+    char                      buf[VOUCHER_CODE_MAX_LEN];
+    crypto_generichash_state  st;
+
+    if (code == NULL || len > VOUCHER_CODE_MAX_LEN) {
+        return -1;
+    }
+
+    memcpy(buf, code, len);
+
+    if (voucher_verify_canonical(buf, len, prefix_len, mac_len, fmt) != 0) {
+        return -1;
+    }
+
+    if (crypto_generichash_init(&st, key, VOUCHER_KEY_LEN, VOUCHER_MAC_BYTES)
+        != 0)
+    {
+        sodium_memzero(&st, sizeof(st));
+        return -1;
+    }
+
+    return voucher_verify_tag(&st, buf, len, prefix_len, mac_len, fmt);
+}
+
+
+int
+voucher_mac_key_init(voucher_mac_key_t *mk,
+    const unsigned char key[VOUCHER_KEY_LEN])
+{
+    crypto_generichash_state  st;
+
+    if (sizeof(st) > sizeof(mk->state)
+        || crypto_generichash_init(&st, key, VOUCHER_KEY_LEN,
+                                   VOUCHER_MAC_BYTES)
+           != 0)
+    {
+        sodium_memzero(&st, sizeof(st));
+        return -1;
+    }
+
+    memcpy(mk->state, &st, sizeof(st));
+    sodium_memzero(&st, sizeof(st));
+
+    return 0;
+}
+
+
+int
+voucher_code_verify_mk(const voucher_mac_key_t *mk, char *code, size_t len,
+    size_t prefix_len, size_t mac_len, const voucher_format_t *fmt)
+{
+    crypto_generichash_state  st;
+
+    if (code == NULL
+        || voucher_verify_canonical(code, len, prefix_len, mac_len, fmt)
+           != 0)
+    {
+        return -1;
+    }
+
+    /* the state is copied into one aligned as libsodium wants it */
+    memcpy(&st, mk->state, sizeof(st));
+
+    return voucher_verify_tag(&st, code, len, prefix_len, mac_len, fmt);
+}
+
+
+/*
+ * The checks of a code to verify that need no key: its lengths, its
+ * suffix, and its body and tag in the charset once made canonical in
+ * place.  Returns 0 if its tag is worth computing.
+ */
+
+static int
+voucher_verify_canonical(char *code, size_t len, size_t prefix_len,
+    size_t mac_len, const voucher_format_t *fmt)
+{
+    size_t  i, slen;
 
     slen = (fmt && fmt->suffix) ? fmt->suffix_len : 0;
 
-    if (code == NULL
-        || mac_len < VOUCHER_MAC_MIN_LEN || mac_len > VOUCHER_MAC_MAX_LEN
+    if (mac_len < VOUCHER_MAC_MIN_LEN || mac_len > VOUCHER_MAC_MAX_LEN
         || len > VOUCHER_CODE_MAX_LEN
         || slen > len
         || prefix_len > len
@@ -587,29 +685,46 @@ voucher_code_verify_ex(const unsigned char key[VOUCHER_KEY_LEN],
     }
 
     len -= slen;
-    body_len = len - prefix_len - mac_len;
 
-    memcpy(rest, code + prefix_len, len - prefix_len);
-
-    if (voucher_code_canonical(rest, len - prefix_len) == 0) {
+    if (voucher_code_canonical(code + prefix_len, len - prefix_len) == 0) {
         return -1;
     }
 
     if (!voucher_crockford(fmt)) {
-        for (i = 0; i < len - prefix_len; i++) {
-            if (memchr(fmt->charset, rest[i], fmt->charset_len) == NULL) {
+        for (i = prefix_len; i < len; i++) {
+            if (memchr(fmt->charset, code[i], fmt->charset_len) == NULL) {
                 return -1;
             }
         }
     }
 
-    if (voucher_tag(key, code, prefix_len, rest, body_len, tag, mac_len, fmt)
+    return 0;
+}
+
+
+/* the tag of a code that passed voucher_verify_canonical(), with st */
+
+static int
+voucher_verify_tag(crypto_generichash_state *st, const char *code,
+    size_t len, size_t prefix_len, size_t mac_len,
+    const voucher_format_t *fmt)
+{
+    int     rc;
+    size_t  body_len;
+    char    tag[VOUCHER_MAC_MAX_LEN];
+
+    len -= (fmt && fmt->suffix) ? fmt->suffix_len : 0;
+    body_len = len - prefix_len - mac_len;
+
+    if (voucher_tag_keyed(st, code, prefix_len, code + prefix_len, body_len,
+                          tag, mac_len, fmt)
         != 0)
     {
         return -1;
     }
 
-    rc = sodium_memcmp(tag, rest + body_len, mac_len) == 0 ? 0 : -1;
+    rc = sodium_memcmp(tag, code + prefix_len + body_len, mac_len) == 0
+         ? 0 : -1;
 
     sodium_memzero(tag, sizeof(tag));
 

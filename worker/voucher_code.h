@@ -126,6 +126,30 @@ int voucher_code_verify_ex(const unsigned char key[VOUCHER_KEY_LEN],
     const voucher_format_t *fmt);
 
 /*
+ * A key made ready once for many verifications: BLAKE2b keyed with it,
+ * before any code (what voucher_code_verify_ex() otherwise redoes for
+ * each code).  Opaque; holds what the key does, so keep it as the key.
+ */
+#define VOUCHER_MAC_KEY_LEN      384
+
+typedef struct {
+    unsigned char  state[VOUCHER_MAC_KEY_LEN];
+} voucher_mac_key_t;
+
+/* Returns 0, or -1 if libsodium's state does not fit (never, as built) */
+int voucher_mac_key_init(voucher_mac_key_t *mk,
+    const unsigned char key[VOUCHER_KEY_LEN]);
+
+/*
+ * voucher_code_verify_ex() with a key made ready, the same answers, but
+ * the body and tag of code are made canonical in place, whatever the
+ * answer (only the suffix is left as it is).
+ */
+int voucher_code_verify_mk(const voucher_mac_key_t *mk, char *code,
+    size_t len, size_t prefix_len, size_t mac_len,
+    const voucher_format_t *fmt);
+
+/*
  * The shortest tag in a charset that still has a million values, so that
  * a guess passes the offline check at most once in a million: 4 in the
  * Crockford alphabet, 6 digits, 20 binary digits.

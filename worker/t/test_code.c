@@ -346,6 +346,114 @@ test_charset_suffix(void **state)
 }
 
 
+/*
+ * voucher_code_verify_mk() (a key made ready once, as the nginx module
+ * keeps it) answers as voucher_code_verify_ex() for right and wrong tags,
+ * look-alikes, other keys, formats and bad arguments, and leaves the body
+ * and tag canonical in place.
+ */
+
+static void
+test_verify_made_ready_key(void **state)
+{
+    int                i, k, j, want;
+    char               code[VOUCHER_CODE_MAX_LEN + 1];
+    char               copy[VOUCHER_CODE_MAX_LEN + 1];
+    size_t             n, plen, mlen;
+    voucher_format_t   fmts[3], *fmt;
+    voucher_mac_key_t  mk1, mk2;
+
+    (void) state;
+
+    assert_int_equal(voucher_mac_key_init(&mk1, key1), 0);
+    assert_int_equal(voucher_mac_key_init(&mk2, key2), 0);
+
+    memset(fmts, 0, sizeof(fmts));
+    fmts[1].charset = "0123456789";
+    fmts[1].charset_len = 10;
+    fmts[1].suffix = "TH";
+    fmts[1].suffix_len = 2;
+    fmts[2].suffix = "Z9";
+    fmts[2].suffix_len = 2;
+
+    for (i = 0; i < 3000; i++) {
+        k = i % 3;
+        fmt = k ? &fmts[k] : NULL;
+        plen = (size_t) (i % 4);
+        mlen = 4 + (size_t) (i % 3);
+
+        n = voucher_code_issue_ex(key1, "FGX" + (3 - plen), 10, mlen, fmt,
+                                  code, sizeof(code));
+        assert_true(n > 0);
+
+        /* as issued, then one change of several kinds */
+        for (j = 0; j < 6; j++) {
+            memcpy(copy, code, n + 1);
+
+            switch (j) {
+            case 1:     /* a look-alike typed, lower case */
+                if (copy[plen] == '0') {
+                    copy[plen] = 'o';
+                } else if (copy[plen] == '1') {
+                    copy[plen] = 'l';
+                } else if (copy[plen] >= 'A' && copy[plen] <= 'Z') {
+                    copy[plen] = (char) (copy[plen] - 'A' + 'a');
+                }
+                break;
+            case 2:     /* the tag's last character */
+                copy[n - 1 - (fmt ? fmt->suffix_len : 0)] ^= 1;
+                break;
+            case 3:     /* a body character */
+                copy[plen + (size_t) i % 10] =
+                    copy[plen + (size_t) i % 10] == '2' ? '3' : '2';
+                break;
+            case 4:     /* outside the alphabet */
+                copy[plen + 1] = 'U';
+                break;
+            case 5:     /* too short for the tag */
+                break;
+            }
+
+            if (j == 5) {
+                want = voucher_code_verify_ex(key1, copy, plen + mlen, plen,
+                                              mlen, fmt);
+                assert_int_equal(voucher_code_verify_mk(&mk1, copy,
+                                                        plen + mlen, plen,
+                                                        mlen, fmt), want);
+                assert_int_equal(want, -1);
+                continue;
+            }
+
+            want = voucher_code_verify_ex(key1, copy, n, plen, mlen, fmt);
+
+            if (j == 0) {
+                assert_int_equal(want, 0);
+            }
+
+            assert_int_equal(voucher_code_verify_ex(key2, copy, n, plen,
+                                                    mlen, fmt), -1);
+            assert_int_equal(voucher_code_verify_mk(&mk2, copy, n, plen,
+                                                    mlen, fmt), -1);
+            assert_int_equal(voucher_code_verify_mk(&mk1, copy, n, plen,
+                                                    mlen, fmt), want);
+
+            if (want == 0) {
+                /* canonical in place: the code as issued */
+                assert_memory_equal(copy, code, n);
+            }
+        }
+    }
+
+    /* the state is only read: the same answer again */
+    n = voucher_code_issue(key1, "FG", 10, 4, code, sizeof(code));
+    assert_int_equal(voucher_code_verify_mk(&mk1, code, n, 2, 4, NULL), 0);
+    assert_int_equal(voucher_code_verify_mk(&mk1, code, n, 2, 4, NULL), 0);
+    assert_int_equal(voucher_code_verify_mk(&mk1, NULL, n, 2, 4, NULL), -1);
+    assert_int_equal(voucher_code_verify_mk(&mk1, code, n, 2, 0, NULL), -1);
+    assert_int_equal(voucher_code_verify_mk(&mk1, code, 65, 2, 4, NULL), -1);
+}
+
+
 static void
 test_codes_unique(void **state)
 {
@@ -769,6 +877,7 @@ main(void)
         cmocka_unit_test(test_canonical),
         cmocka_unit_test(test_issue_verify_roundtrip),
         cmocka_unit_test(test_charset_suffix),
+        cmocka_unit_test(test_verify_made_ready_key),
         cmocka_unit_test(test_codes_unique),
         cmocka_unit_test(test_single_change_breaks_mac),
         cmocka_unit_test(test_wrong_key),
