@@ -17,7 +17,7 @@ use SinkT;
 worker_bin('voucherd');
 
 my $N = 60;
-my $hook = SinkT::HTTP->start(control => { delay_ms => 60, dedupe => 1 });
+my $hook = SinkT::HTTP->start(control => { delay_ms => 150, dedupe => 1 });
 my $tmp = VT::tmp_root();
 write_text("$tmp/s", "secret\n");
 
@@ -129,7 +129,7 @@ $d->stop;
 
 ############################################################ two daemons
 
-$hook->control(delay_ms => 10);
+$hook->control(delay_ms => 25);
 my $M = 100;
 write_text("$dir/m2.csv", "id,tier\n" . join('', map { sprintf("n%03d,silver\n", $_) } 1 .. $M));
 ctl($w, qw(members import), "$dir/m2.csv");
