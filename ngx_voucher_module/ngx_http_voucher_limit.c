@@ -249,8 +249,10 @@ invalid:
 
 /*
  * The limit's FCALL argument but for its kind letter and its key, made
- * once: "a:b:name:" for a rate, "a:b:c:name:" for a lockout (c < 0: none).
- * The key goes last, so it needs no escaping; a name holds no ':'.
+ * once: "a:b:name:" for a rate, in hexadecimal (the library reads it with
+ * strtoul, cheaper than strtod), and "a:b:c:name:" for a lockout (c >= 0),
+ * in decimal.  The key goes last, so it needs no escaping; a name holds no
+ * ':'.
  */
 
 static char *
@@ -266,10 +268,11 @@ ngx_http_voucher_limit_fields(ngx_conf_t *cf, ngx_http_voucher_limit_t *lim,
 
     lim->args.data = p;
 
-    p = ngx_sprintf(p, "%L:%L:", a, b);
+    if (c < 0) {
+        p = ngx_sprintf(p, "%xL:%xL:", a, b);
 
-    if (c >= 0) {
-        p = ngx_sprintf(p, "%L:", c);
+    } else {
+        p = ngx_sprintf(p, "%L:%L:%L:", a, b, c);
     }
 
     p = ngx_sprintf(p, "%V:", &lim->name);

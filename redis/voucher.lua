@@ -1358,16 +1358,19 @@ end
 -- NUL included) with no escaping:
 --   r<a>:<b>:<name>:<key>       a rate (GCRA): a = emission interval in
 --                               microseconds (1 s / rate), b = burst
---                               (requests allowed at once beyond one)
+--                               (requests allowed at once beyond one),
+--                               both in hexadecimal (strtoul is cheaper
+--                               than strtod; below 2^32 as nginx sends
+--                               them, so a 32-bit Redis reads them too)
 --   l<a>:<b>:<c>:<name>:<key>   a lockout: a = failures, b = window ms,
---                               c = ban ms
+--                               c = ban ms, in decimal
 -- In a dry run the letters are R and L (a call's limits all agree).  A
 -- name holds no ':'.  One string.match reads a limit, and the common case,
 -- a single rate limit, is checked and charged in locals, with no table.
 -- They are checked on Redis time before the code is looked at, in the same
 -- call, so a refused attempt costs Redis no code lookup.
 
-local LIMIT_RATE = '^([rR])(%d+):(%d+):([^:]+):(.*)$'
+local LIMIT_RATE = '^([rR])(%x+):(%x+):([^:]+):(.*)$'
 local LIMIT_LOCKOUT = '^([lL])(%d+):(%d+):(%d+):([^:]+):(.*)$'
 
 -- refused codes that count as a guess towards a lockout
@@ -1379,7 +1382,7 @@ local GUESS = {not_found = true, code_inactive = true, expired = true,
 local function limit_field(s)
     local k, a, b, name, key = string.match(s, LIMIT_RATE)
     if k then
-        a, b = tonumber(a), tonumber(b)
+        a, b = tonumber(a, 16), tonumber(b, 16)
         if a < 1 or a > MAXINT or b > MAXINT then return nil end
         return 'r', k == 'R', name, key, a, b
     end
@@ -1394,18 +1397,22 @@ local function limit_field(s)
 end
 
 -- A rate's state, {v}:rt:<name>:<key>, is its theoretical arrival time
--- (TAT, us).  It is meaningless once the TAT has passed, so it expires
+-- (TAT, us) in hexadecimal, which tonumber() reads with strtoul instead of
+-- glibc's dearer strtod (a 32-bit Redis, whose C long cannot hold it, keeps
+-- it in decimal).  It is meaningless once the TAT has passed, so it expires
 -- then, but at the end of the TAT's second rather than at the TAT itself:
 -- a charge whose new TAT stays within the second of the TAT it read keeps
 -- the expiry (KEEPTTL), and only one that crosses into a later second moves
 -- it (PXAT, Redis' clock, absolute).  So a key's expiry is never before its
 -- TAT (it is at or after the end of the second of every TAT it has held
 -- since it was made), and lingers at most a second after it.
+local TAT_BASE, TAT_FORMAT      -- set by the first limit_check()
+
 local function limit_charge(key, tat, keep)
     if keep then
-        redis.call('SET', key, dec(tat), 'KEEPTTL')
+        redis.call('SET', key, string.format(TAT_FORMAT, tat), 'KEEPTTL')
     else
-        redis.call('SET', key, dec(tat), 'PXAT',
+        redis.call('SET', key, string.format(TAT_FORMAT, tat), 'PXAT',
                    dec((tat - tat % 1000000) / 1000 + 1000))
     end
 end
@@ -1416,6 +1423,10 @@ end
 -- is malformed, before anything is written.
 local function limit_check(tag, args, from)
     local now = now_us()
+    if not TAT_BASE then
+        TAT_BASE = string.format('%x', 2 ^ 40) == '10000000000' and 16 or 10
+        TAT_FORMAT = TAT_BASE == 16 and '%x' or '%.0f'
+    end
     local dry, lname, lttl, rname, rretry, k1, t1, keep1, more
     for i = from, #args do
         local kind, d, name, key, a, b = limit_field(args[i])
@@ -1429,7 +1440,8 @@ local function limit_check(tag, args, from)
             end
         elseif not rname and not lname then
             key = tag .. ':rt:' .. name .. ':' .. key
-            local old = tonumber(redis.call('GET', key))
+            local old = redis.call('GET', key)
+            old = old and tonumber(old, TAT_BASE)
             local tat = old or now
             if tat < now then tat = now end
             local tau = a * b

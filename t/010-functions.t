@@ -1260,11 +1260,11 @@ is($r->cmd('FCALL', 'voucher_version', 0), 'test', 'version');
 
     # with limits: the limits' pair after the values
     is_deeply(fcall('voucher_validate_limited', "$T:c:POS1",
-                    order_args(amount => 1000), 'r1000000:4:ip:k1'),
+                    order_args(amount => 1000), 'rf4240:4:ip:k1'),
               ['ok', 4, 'POS1', 'pos', 100, 'percent', 1000, 1000, 1000,
                900, '_limit', 'PASSED'],
               'positional: pairs after the values (_limit)');
-    my @lim = ('R1000000:0:ip:k2');                    # dry run, no burst
+    my @lim = ('Rf4240:0:ip:k2');                    # dry run, no burst
     $x = fcall('voucher_redeem', "$T:c:POSA",
                order_args(amount => 1000, idem => 'PK2'), @lim);
     is_deeply([@$x[0, 1, -2, -1]], ['ok', 2 + 256, '_limit', 'PASSED'],
@@ -1284,25 +1284,28 @@ is($r->cmd('FCALL', 'voucher_version', 0), 'test', 'version');
     my @val = ('voucher_validate_limited', "$T:c:POS1",
                order_args(amount => 1000));
 
-    # one argument per limit, the key last: any byte, ':' and NUL included
+    # one argument per limit, the key last: any byte, ':' and NUL included;
+    # a rate's numbers in hex (0xf4240 us: 1/s)
     my $k = "a:b\0c";
-    my $x = fcall(@val, "r1000000:0:ip:$k");
+    my $x = fcall(@val, "rf4240:0:ip:$k");
     is_deeply([@$x[0, -2, -1]], ['ok', '_limit', 'PASSED'],
               'limits: a key with ":" and NUL passes');
     is($r->cmd('EXISTS', "$T:rt:ip:$k"), 1,
        'limits: ... its state holds the key byte for byte');
-    $x = fcall(@val, "r1000000:0:ip:$k");
+    $x = fcall(@val, "rf4240:0:ip:$k");
     is_deeply([@$x[0, 1, 2, 3, 4]],
               ['rate_limited', 'code', 'POS1', 'limit', 'ip'],
               'limits: ... and is refused at once after');
-    is(fcall(@val, 'r1000000:0:ip:a:b')->[0], 'ok',
+    is(fcall(@val, 'rf4240:0:ip:a:b')->[0], 'ok',
        'limits: ... while its prefix is another key');
-    is(fcall(@val, "r1000000:0:ip:a:b\0")->[0], 'ok',
+    is(fcall(@val, "rf4240:0:ip:a:b\0")->[0], 'ok',
        'limits: ... and so is a key one NUL longer');
 
     # malformed limits are refused before anything is written
     for my $b (['x1:1:ip:m1', 'an unknown kind'],
                ['r0:1:ip:m1', 'a zero interval'],
+               ['rg:1:ip:m1', 'not hexadecimal'],
+               ['r1:20000000000000:ip:m1', 'past 2^53 - 1'],
                ['r1:1::m1', 'an empty name'],
                ['r1:1:ip', 'no key'],
                ['r-1:1:ip:m1', 'a negative number'],
@@ -1326,11 +1329,13 @@ is($r->cmd('FCALL', 'voucher_version', 0), 'test', 'version');
     # A rate's state expires at the end of its TAT's second, never before
     # its TAT: KEEPTTL within the second, PXAT when the TAT crosses one.
     # TIME before PTTL, so now + PTTL is at most the expiry.
+    no warnings 'portable';                     # hex() of a 64-bit TAT
     my $key = "$T:rt:exp:k";
     my ($bad, $late, $keep, $move, $last) = (0, 0, 0, 0, -1);
     my $check = sub {
         my ($t, $pttl, $tat) = $r->pipeline(['TIME'], ['PTTL', $key],
                                             ['GET', $key]);
+        $tat = hex $tat;                        # the TAT in hexadecimal
         my $now_ms = $t->[0] * 1000 + int($t->[1] / 1000);
         my $exp = $now_ms + $pttl;
         $bad++ if $pttl < 0 || $exp < $tat / 1000;
@@ -1338,7 +1343,7 @@ is($r->cmd('FCALL', 'voucher_version', 0), 'test', 'version');
         return $exp;
     };
     for my $i (1 .. 75) {       # 50/s, burst 100: the TAT runs 1.5 s ahead
-        is(fcall(@val, 'r20000:100:exp:k')->[0], 'ok', 'limits: charged')
+        is(fcall(@val, 'r4e20:64:exp:k')->[0], 'ok', 'limits: charged')
             or last;
         my $exp = $check->();
         ($last == $exp ? $keep : $move)++ if $last >= 0;
@@ -1350,12 +1355,12 @@ is($r->cmd('FCALL', 'voucher_version', 0), 'test', 'version');
        "limits: ... kept $keep times, moved $move times");
     for my $idle (0.6, 1.7) {   # the TAT ahead still, then passed
         select undef, undef, undef, $idle;
-        is(fcall(@val, 'r20000:100:exp:k')->[0], 'ok',
+        is(fcall(@val, 'r4e20:64:exp:k')->[0], 'ok',
            "limits: charged after $idle s idle");
         $check->();
         is($bad + $late, 0, "limits: ... the expiry covers the TAT");
     }
-    my $tat = $r->cmd('GET', $key);
+    my $tat = hex $r->cmd('GET', $key);
     select undef, undef, undef, 0.05 while $r->cmd('EXISTS', $key)
         && $r->cmd('TIME')->[0] * 1e6 < $tat + 2.5e6;
     is($r->cmd('EXISTS', $key), 0,
