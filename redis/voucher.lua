@@ -1365,35 +1365,51 @@ end
 --   l<a>:<b>:<c>:<name>:<key>   a lockout: a = failures, b = window ms,
 --                               c = ban ms, in decimal
 -- In a dry run the letters are R and L (a call's limits all agree).  A
--- name holds no ':'.  One string.match reads a limit, and the common case,
--- a single rate limit, is checked and charged in locals, with no table.
+-- name holds no ':', so "<name>:<key>", the tail of the limit's Redis keys,
+-- is one capture.  One string.match reads a limit (a dry run's, after a
+-- miss or two), and the common case, a single rate limit, is checked and
+-- charged in locals, with no table.
 -- They are checked on Redis time before the code is looked at, in the same
 -- call, so a refused attempt costs Redis no code lookup.
 
-local LIMIT_RATE = '^([rR])(%x+):(%x+):([^:]+):(.*)$'
-local LIMIT_LOCKOUT = '^([lL])(%d+):(%d+):(%d+):([^:]+):(.*)$'
+local LIMIT_RATE = '^r(%x+):(%x+):([^:]+:.*)'
+local LIMIT_LOCKOUT = '^l(%d+):(%d+):(%d+):([^:]+:.*)'
+local LIMIT_RATE_DRY = '^R(%x+):(%x+):([^:]+:.*)'
+local LIMIT_LOCKOUT_DRY = '^L(%d+):(%d+):(%d+):([^:]+:.*)'
 
 -- refused codes that count as a guess towards a lockout
 local GUESS = {not_found = true, code_inactive = true, expired = true,
                not_started = true, customer_mismatch = true,
                campaign_inactive = true}
 
--- one limit argument: 'r' or 'l', dry, name, key, a, b, c; nil if malformed
+-- one limit argument: 'r' or 'l', dry, "<name>:<key>", a, b, c; nil if
+-- malformed
 local function limit_field(s)
-    local k, a, b, name, key = string.match(s, LIMIT_RATE)
-    if k then
+    local dry, a, b, nk = false, string.match(s, LIMIT_RATE)
+    if not a then
+        dry, a, b, nk = true, string.match(s, LIMIT_RATE_DRY)
+    end
+    if a then
         a, b = tonumber(a, 16), tonumber(b, 16)
         if a < 1 or a > MAXINT or b > MAXINT then return nil end
-        return 'r', k == 'R', name, key, a, b
+        return 'r', dry, nk, a, b
     end
     local c
-    k, a, b, c, name, key = string.match(s, LIMIT_LOCKOUT)
-    if not k then return nil end
+    dry, a, b, c, nk = false, string.match(s, LIMIT_LOCKOUT)
+    if not a then
+        dry, a, b, c, nk = true, string.match(s, LIMIT_LOCKOUT_DRY)
+        if not a then return nil end
+    end
     a, b, c = tonumber(a), tonumber(b), tonumber(c)
     if a < 1 or b < 1 or c < 1 or a > MAXINT or b > MAXINT or c > MAXINT then
         return nil
     end
-    return 'l', k == 'L', name, key, a, b, c
+    return 'l', dry, nk, a, b, c
+end
+
+-- the name in "<name>:<key>"
+local function limit_name(nk)
+    return string.match(nk, '^[^:]+')
 end
 
 -- A rate's state, {v}:rt:<name>:<key>, is its theoretical arrival time
@@ -1429,24 +1445,23 @@ local function limit_check(tag, args, from)
     end
     local dry, lname, lttl, rname, rretry, k1, t1, keep1, more
     for i = from, #args do
-        local kind, d, name, key, a, b = limit_field(args[i])
+        local kind, d, nk, a, b = limit_field(args[i])
         if not kind or (i > from and d ~= dry) then return nil end
         dry = d
         if kind == 'l' then
             if not lname then
-                local ttl = redis.call('PTTL', tag .. ':lb:' .. name .. ':'
-                                                 .. key)
-                if ttl > 0 then lname, lttl = name, ttl end
+                local ttl = redis.call('PTTL', tag .. ':lb:' .. nk)
+                if ttl > 0 then lname, lttl = nk, ttl end
             end
         elseif not rname and not lname then
-            key = tag .. ':rt:' .. name .. ':' .. key
+            local key = tag .. ':rt:' .. nk
             local old = redis.call('GET', key)
             old = old and tonumber(old, TAT_BASE)
             local tat = old or now
             if tat < now then tat = now end
             local tau = a * b
             if tat - now > tau then
-                rname, rretry = name, math.ceil((tat - tau - now) / 1000)
+                rname, rretry = nk, math.ceil((tat - tau - now) / 1000)
             else
                 -- the first charge waits in locals, the others in a table
                 tat = tat + a
@@ -1460,8 +1475,8 @@ local function limit_check(tag, args, from)
             end
         end
     end
-    if lname then return dry, 'locked_out', lname, lttl end
-    if rname then return dry, 'rate_limited', rname, rretry end
+    if lname then return dry, 'locked_out', limit_name(lname), lttl end
+    if rname then return dry, 'rate_limited', limit_name(rname), rretry end
     if k1 then limit_charge(k1, t1, keep1) end
     if more then
         for _, c in ipairs(more) do limit_charge(c[1], c[2], c[3]) end
@@ -1472,14 +1487,13 @@ end
 -- a refused code from this key: count it; at the threshold, ban the key
 local function lockout_count(tag, args, from)
     for i = from, #args do
-        local kind, _, name, key, a, b, c = limit_field(args[i])
+        local kind, _, nk, a, b, c = limit_field(args[i])
         if kind == 'l' then
-            local ckey = tag .. ':lf:' .. name .. ':' .. key
+            local ckey = tag .. ':lf:' .. nk
             local n = redis.call('INCR', ckey)
             if n == 1 then redis.call('PEXPIRE', ckey, b) end
             if n >= a then
-                redis.call('SET', tag .. ':lb:' .. name .. ':' .. key,
-                           '1', 'PX', c)
+                redis.call('SET', tag .. ':lb:' .. nk, '1', 'PX', c)
                 redis.call('DEL', ckey)
             end
         end
