@@ -1325,6 +1325,12 @@ is($r->cmd('FCALL', 'voucher_version', 0), 'test', 'version');
               ['not_found', 'code', 'NOPE', '_limit', 'PASSED'],
               'limits: a guess with a rate and a lockout');
     is($r->cmd('GET', "$T:lf:gl:g1"), 1, 'limits: ... counts the guess');
+    my @dl = ('voucher_guess', "$T:c:NOPE", 'L2:60000:60000:gd:a:b');
+    fcall(@dl) for 1 .. 2;                      # the second bans the key
+    is($r->cmd('EXISTS', "$T:lb:gd:a:b"), 1, 'limits: a dry lockout bans');
+    is_deeply(fcall(@dl), ['not_found', 'code', 'NOPE', '_limit',
+                           'LOCKED_DRY_RUN', '_limit_name', 'gd'],
+              'limits: ... and refuses nothing in a dry run');
 
     # A rate's state expires at the end of its TAT's second, never before
     # its TAT: KEEPTTL within the second, PXAT when the TAT crosses one.
