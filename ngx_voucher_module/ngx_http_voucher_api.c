@@ -675,7 +675,7 @@ ngx_http_voucher_command(ngx_http_request_t *r,
 }
 
 
-/* FCALL voucher_guess 1 {ns}:c:CODE nl dry limits... */
+/* FCALL voucher_guess 1 {ns}:c:CODE limits..., one argument each */
 
 static ngx_int_t
 ngx_http_voucher_command_guess(ngx_http_request_t *r,

@@ -21,14 +21,12 @@ typedef struct {
     ngx_uint_t                  scope;      /* 1 << op */
     ngx_str_t                   name;
     ngx_http_complex_value_t    key;
-    ngx_str_t                   a;          /* numbers as FCALL arguments */
-    ngx_str_t                   b;
-    ngx_str_t                   c;
+    ngx_str_t                   args;       /* "a:b[:c]:name:" */
 } ngx_http_voucher_limit_t;
 
 
-static ngx_str_t *ngx_http_voucher_limit_number(ngx_conf_t *cf,
-    ngx_str_t *s, int64_t n);
+static char *ngx_http_voucher_limit_fields(ngx_conf_t *cf,
+    ngx_http_voucher_limit_t *lim, int64_t a, int64_t b, int64_t c);
 static ngx_int_t ngx_http_voucher_limit_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
@@ -231,27 +229,14 @@ ngx_http_voucher_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return "needs \"failures=\", \"window=\" and \"ban=\"";
         }
 
-        if (ngx_http_voucher_limit_number(cf, &lim->a, failures) == NULL
-            || ngx_http_voucher_limit_number(cf, &lim->b, window) == NULL
-            || ngx_http_voucher_limit_number(cf, &lim->c, ban) == NULL)
-        {
-            return NGX_CONF_ERROR;
-        }
-
-        return NGX_CONF_OK;
+        return ngx_http_voucher_limit_fields(cf, lim, failures, window, ban);
     }
 
     if (us == 0) {
         return "needs \"rate=\"";
     }
 
-    if (ngx_http_voucher_limit_number(cf, &lim->a, us) == NULL
-        || ngx_http_voucher_limit_number(cf, &lim->b, burst) == NULL)
-    {
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
+    return ngx_http_voucher_limit_fields(cf, lim, us, burst, -1);
 
 invalid:
 
@@ -262,17 +247,39 @@ invalid:
 }
 
 
-static ngx_str_t *
-ngx_http_voucher_limit_number(ngx_conf_t *cf, ngx_str_t *s, int64_t n)
+/*
+ * The limit's FCALL argument but for its kind letter and its key, made
+ * once: "a:b:name:" for a rate, in hexadecimal (the library reads it with
+ * strtoul, cheaper than strtod), and "a:b:c:name:" for a lockout (c >= 0),
+ * in decimal.  The key goes last, so it needs no escaping; a name holds no
+ * ':'.
+ */
+
+static char *
+ngx_http_voucher_limit_fields(ngx_conf_t *cf, ngx_http_voucher_limit_t *lim,
+    int64_t a, int64_t b, int64_t c)
 {
-    s->data = ngx_pnalloc(cf->pool, NGX_INT64_LEN);
-    if (s->data == NULL) {
-        return NULL;
+    u_char  *p;
+
+    p = ngx_pnalloc(cf->pool, 3 * (NGX_INT64_LEN + 1) + lim->name.len + 1);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
     }
 
-    s->len = ngx_sprintf(s->data, "%L", n) - s->data;
+    lim->args.data = p;
 
-    return s;
+    if (c < 0) {
+        p = ngx_sprintf(p, "%xL:%xL:", a, b);
+
+    } else {
+        p = ngx_sprintf(p, "%L:%L:%L:", a, b, c);
+    }
+
+    p = ngx_sprintf(p, "%V:", &lim->name);
+
+    lim->args.len = p - lim->args.data;
+
+    return NGX_CONF_OK;
 }
 
 
@@ -337,21 +344,22 @@ ngx_http_voucher_limit_variable(ngx_http_request_t *r,
 
 
 /*
- * How many FCALL arguments the limits of this request need: 2 + 5 per
- * rate + 6 per lockout, an upper bound counted before the keys are known.
+ * How many FCALL arguments the limits of this request need: one each, an
+ * upper bound counted before the keys are known.
  */
 
 ngx_uint_t
 ngx_http_voucher_limit_nargs(ngx_http_voucher_loc_conf_t *vlcf)
 {
-    return vlcf->limits ? 2 + 6 * vlcf->limits->nelts : 0;
+    return vlcf->limits ? vlcf->limits->nelts : 0;
 }
 
 
 /*
- * Appends "nl dry [kind name key a b [c]]..." for the limits in scope of
- * op whose key is not empty.  Returns the number of arguments added (0
- * when no limit applies, and then nothing is added).
+ * Appends one argument, "r<a>:<b>:<name>:<key>" or
+ * "l<a>:<b>:<c>:<name>:<key>" (R and L in a dry run), for each limit in
+ * scope of op whose key is not empty.  Returns the number of arguments
+ * added (0 when no limit applies).
  */
 
 ngx_int_t
@@ -361,7 +369,7 @@ ngx_http_voucher_limit_args(ngx_http_request_t *r,
 {
     u_char                    *p;
     ngx_str_t                  key;
-    ngx_uint_t                 i, n, nl;
+    ngx_uint_t                 i, n;
     ngx_http_voucher_limit_t  *lim;
 
     if (vlcf->limits == NULL) {
@@ -369,8 +377,7 @@ ngx_http_voucher_limit_args(ngx_http_request_t *r,
     }
 
     lim = vlcf->limits->elts;
-    n = 2;
-    nl = 0;
+    n = 0;
 
     for (i = 0; i < vlcf->limits->nelts; i++) {
 
@@ -392,38 +399,20 @@ ngx_http_voucher_limit_args(ngx_http_request_t *r,
             key.len = 256;
         }
 
-        argv[n] = (lim[i].kind == NGX_HTTP_VOUCHER_LIMIT_RATE) ? "r" : "l";
-        argvlen[n++] = 1;
-        argv[n] = (const char *) lim[i].name.data;
-        argvlen[n++] = lim[i].name.len;
-        argv[n] = (const char *) key.data;
-        argvlen[n++] = key.len;
-        argv[n] = (const char *) lim[i].a.data;
-        argvlen[n++] = lim[i].a.len;
-        argv[n] = (const char *) lim[i].b.data;
-        argvlen[n++] = lim[i].b.len;
-
-        if (lim[i].kind == NGX_HTTP_VOUCHER_LIMIT_LOCKOUT) {
-            argv[n] = (const char *) lim[i].c.data;
-            argvlen[n++] = lim[i].c.len;
+        p = ngx_pnalloc(r->pool, 1 + lim[i].args.len + key.len);
+        if (p == NULL) {
+            return NGX_ERROR;
         }
 
-        nl++;
-    }
+        argv[n] = (const char *) p;
+        argvlen[n++] = 1 + lim[i].args.len + key.len;
 
-    if (nl == 0) {
-        return 0;
+        /* 'r', 'l'; 'R', 'L' in a dry run */
+        *p++ = (u_char) (vlcf->limit_dry_run ? lim[i].kind - 'a' + 'A'
+                                             : lim[i].kind);
+        p = ngx_cpymem(p, lim[i].args.data, lim[i].args.len);
+        ngx_memcpy(p, key.data, key.len);
     }
-
-    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    argv[0] = (const char *) p;
-    argvlen[0] = ngx_sprintf(p, "%ui", nl) - p;
-    argv[1] = vlcf->limit_dry_run ? "1" : "0";
-    argvlen[1] = 1;
 
     return n;
 }

@@ -1260,12 +1260,11 @@ is($r->cmd('FCALL', 'voucher_version', 0), 'test', 'version');
 
     # with limits: the limits' pair after the values
     is_deeply(fcall('voucher_validate_limited', "$T:c:POS1",
-                    order_args(amount => 1000), 1, 0,
-                    'r', 'ip', 'k1', 1000000, 4),
+                    order_args(amount => 1000), 'rf4240:4:ip:k1'),
               ['ok', 4, 'POS1', 'pos', 100, 'percent', 1000, 1000, 1000,
                900, '_limit', 'PASSED'],
               'positional: pairs after the values (_limit)');
-    my @lim = (1, 1, 'r', 'ip', 'k2', 1000000, 0);     # dry run, no burst
+    my @lim = ('Rf4240:0:ip:k2');                    # dry run, no burst
     $x = fcall('voucher_redeem', "$T:c:POSA",
                order_args(amount => 1000, idem => 'PK2'), @lim);
     is_deeply([@$x[0, 1, -2, -1]], ['ok', 2 + 256, '_limit', 'PASSED'],
@@ -1276,6 +1275,102 @@ is($r->cmd('FCALL', 'voucher_version', 0), 'test', 'version');
                    '_limit', 'REJECTED_DRY_RUN', '_limit_name', 'ip'],
               'positional: its replay, a dry-run refusal after the values')
         or diag explain $y;
+}
+
+
+############################################################## limits
+
+{
+    my @val = ('voucher_validate_limited', "$T:c:POS1",
+               order_args(amount => 1000));
+
+    # one argument per limit, the key last: any byte, ':' and NUL included;
+    # a rate's numbers in hex (0xf4240 us: 1/s)
+    my $k = "a:b\0c";
+    my $x = fcall(@val, "rf4240:0:ip:$k");
+    is_deeply([@$x[0, -2, -1]], ['ok', '_limit', 'PASSED'],
+              'limits: a key with ":" and NUL passes');
+    is($r->cmd('EXISTS', "$T:rt:ip:$k"), 1,
+       'limits: ... its state holds the key byte for byte');
+    $x = fcall(@val, "rf4240:0:ip:$k");
+    is_deeply([@$x[0, 1, 2, 3, 4]],
+              ['rate_limited', 'code', 'POS1', 'limit', 'ip'],
+              'limits: ... and is refused at once after');
+    is(fcall(@val, 'rf4240:0:ip:a:b')->[0], 'ok',
+       'limits: ... while its prefix is another key');
+    is(fcall(@val, "rf4240:0:ip:a:b\0")->[0], 'ok',
+       'limits: ... and so is a key one NUL longer');
+
+    # malformed limits are refused before anything is written
+    for my $b (['x1:1:ip:m1', 'an unknown kind'],
+               ['r0:1:ip:m1', 'a zero interval'],
+               ['rg:1:ip:m1', 'not hexadecimal'],
+               ['r1:20000000000000:ip:m1', 'past 2^53 - 1'],
+               ['r1:1::m1', 'an empty name'],
+               ['r1:1:ip', 'no key'],
+               ['r-1:1:ip:m1', 'a negative number'],
+               ['l1:1:ip:m1', 'a lockout without its ban'],
+               ['l0:1:1:ip:m1', 'a lockout of 0 failures'],
+               ['r1:1:ip:m1 R1:1:ip2:m1', 'dry and not dry mixed'],
+               ['r1:1:ip:m1 q', 'a bad second limit']) {
+        is(errmsg(fcall(@val, split / /, $b->[0])), 'ERR bad_args',
+           "limits: bad_args, $b->[1]");
+    }
+    is($r->cmd('EXISTS', "$T:rt:ip:m1", "$T:rt:ip2:m1"), 0,
+       'limits: ... and none wrote a state');
+    is(errmsg(fcall('voucher_guess', "$T:c:NOPE")), 'ERR bad_args',
+       'limits: a guess needs a limit');
+    is_deeply(fcall('voucher_guess', "$T:c:NOPE", 'r1:1:ip:g1',
+                    'l5:60000:60000:gl:g1'),
+              ['not_found', 'code', 'NOPE', '_limit', 'PASSED'],
+              'limits: a guess with a rate and a lockout');
+    is($r->cmd('GET', "$T:lf:gl:g1"), 1, 'limits: ... counts the guess');
+    my @dl = ('voucher_guess', "$T:c:NOPE", 'L2:60000:60000:gd:a:b');
+    fcall(@dl) for 1 .. 2;                      # the second bans the key
+    is($r->cmd('EXISTS', "$T:lb:gd:a:b"), 1, 'limits: a dry lockout bans');
+    is_deeply(fcall(@dl), ['not_found', 'code', 'NOPE', '_limit',
+                           'LOCKED_DRY_RUN', '_limit_name', 'gd'],
+              'limits: ... and refuses nothing in a dry run');
+
+    # A rate's state expires at the end of its TAT's second, never before
+    # its TAT: KEEPTTL within the second, PXAT when the TAT crosses one.
+    # TIME before PTTL, so now + PTTL is at most the expiry.
+    no warnings 'portable';                     # hex() of a 64-bit TAT
+    my $key = "$T:rt:exp:k";
+    my ($bad, $late, $keep, $move, $last) = (0, 0, 0, 0, -1);
+    my $check = sub {
+        my ($t, $pttl, $tat) = $r->pipeline(['TIME'], ['PTTL', $key],
+                                            ['GET', $key]);
+        $tat = hex $tat;                        # the TAT in hexadecimal
+        my $now_ms = $t->[0] * 1000 + int($t->[1] / 1000);
+        my $exp = $now_ms + $pttl;
+        $bad++ if $pttl < 0 || $exp < $tat / 1000;
+        $late++ if $exp > $tat / 1000 + 1000 + 100;
+        return $exp;
+    };
+    for my $i (1 .. 75) {       # 50/s, burst 100: the TAT runs 1.5 s ahead
+        is(fcall(@val, 'r4e20:64:exp:k')->[0], 'ok', 'limits: charged')
+            or last;
+        my $exp = $check->();
+        ($last == $exp ? $keep : $move)++ if $last >= 0;
+        $last = $exp;
+    }
+    is($bad, 0, 'limits: 75 charges, the expiry never before the TAT');
+    is($late, 0, 'limits: ... nor more than a second after it');
+    ok($keep > 50 && $move >= 1,
+       "limits: ... kept $keep times, moved $move times");
+    for my $idle (0.6, 1.7) {   # the TAT ahead still, then passed
+        select undef, undef, undef, $idle;
+        is(fcall(@val, 'r4e20:64:exp:k')->[0], 'ok',
+           "limits: charged after $idle s idle");
+        $check->();
+        is($bad + $late, 0, "limits: ... the expiry covers the TAT");
+    }
+    my $tat = hex $r->cmd('GET', $key);
+    select undef, undef, undef, 0.05 while $r->cmd('EXISTS', $key)
+        && $r->cmd('TIME')->[0] * 1e6 < $tat + 2.5e6;
+    is($r->cmd('EXISTS', $key), 0,
+       'limits: an idle state is gone within a second after its TAT');
 }
 
 
