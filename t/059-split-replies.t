@@ -36,9 +36,9 @@ my $events = VT::tmp_root() . "/fake-redis-$$.log";
 
 # --- the fake Redis --------------------------------------------------------
 
-sub bulk { defined $_[0] ? '$' . length($_[0]) . "\r\n$_[0]\r\n" : "\$-1\r\n" }
+sub bulk { VT::resp_bulk(@_) }
 sub int_ { ":$_[0]\r\n" }
-sub arr  { '*' . scalar(@_) . "\r\n" . join('', @_) }
+sub arr  { VT::resp_arr(@_) }
 
 sub note_event {
     open(my $fh, '>>', $events) or return;
@@ -46,23 +46,7 @@ sub note_event {
     close $fh;
 }
 
-# one command off the front of $$b, or undef while it is incomplete
-sub parse_cmd {
-    my ($b) = @_;
-    return undef unless $$b =~ /\A\*(\d+)\r\n/;
-    my ($n, $pos, @a) = ($1, length("*$1\r\n"));
-    for (1 .. $n) {
-        my $e = index($$b, "\r\n", $pos);
-        return undef if $e < 0;
-        substr($$b, $pos, $e - $pos) =~ /\A\$(\d+)\z/ or die "fake: bad bulk\n";
-        my ($len, $start) = ($1, $e + 2);
-        return undef if length($$b) < $start + $len + 2;
-        push @a, substr($$b, $start, $len);
-        $pos = $start + $len + 2;
-    }
-    substr($$b, 0, $pos, '');
-    return \@a;
-}
+sub parse_cmd { VT::resp_parse_cmd(@_) }
 
 sub big_reply {
     my ($code) = @_;

@@ -33,3 +33,30 @@ local headers = { ["Content-Type"] = "application/json" }
 function post_json(path, body)
   return wrk.format("POST", path, headers, body)
 end
+
+-- n random characters of the Crockford base32 alphabet (issued codes)
+local CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+function crockford(n)
+  local t, random, sub = {}, math.random, string.sub
+  for i = 1, n do
+    local k = random(1, 32)
+    t[i] = sub(CROCKFORD, k, k)
+  end
+  return table.concat(t)
+end
+
+-- requests drawn once per thread (make() called FORGED_POOL times, default
+-- 4096, after the thread's seed is set) and sent in turn
+function request_pool(make)
+  local npool = tonumber(os.getenv("FORGED_POOL") or "4096")
+  local pool, next_i = {}, 0
+  local common_init = init
+  function init(args)
+    common_init(args)
+    for i = 1, npool do pool[i] = make() end
+  end
+  function request()
+    next_i = next_i % npool + 1
+    return pool[next_i]
+  end
+end

@@ -13,33 +13,12 @@
 -- module.  Nothing in the module remembers a refused code, so a code sent
 -- again costs what a new one does.
 dofile(os.getenv("BENCH_WRK_DIR") .. "/common.lua")
-local random, fmt, sub = math.random, string.format, string.sub
+local random, fmt = math.random, string.format
 local path = os.getenv("FORGED_PATH") or "/vouchers/validate"
-local npool = tonumber(os.getenv("FORGED_POOL") or "4096")
-local ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"    -- Crockford base32
 
-local function chars(n)
-  local t = {}
-  for i = 1, n do
-    local k = random(1, 32)
-    t[i] = sub(ALPHABET, k, k)
-  end
-  return table.concat(t)
-end
-
-local pool, next_i = {}, 0
-local common_init = init
-function init(args)
-  common_init(args)
-  for i = 1, npool do
-    pool[i] = post_json(path,
-      fmt('{"code":"FG-%s-%s-%s","customer":"c%d","order":{"amount":%d}}',
-          chars(5), chars(5), chars(4), random(1, 1000000),
-          random(2000, 20000)))
-  end
-end
-
-function request()
-  next_i = next_i % npool + 1
-  return pool[next_i]
-end
+request_pool(function()
+  return post_json(path,
+    fmt('{"code":"FG-%s-%s-%s","customer":"c%d","order":{"amount":%d}}',
+        crockford(5), crockford(5), crockford(4), random(1, 1000000),
+        random(2000, 20000)))
+end)

@@ -790,6 +790,30 @@ sub http_raw {
 
 
 # ===========================================================================
+# --- RESP for fake Redis servers (t/059, t/084) -----------------------------
+
+sub resp_bulk { defined $_[0] ? '$' . length($_[0]) . "\r\n$_[0]\r\n" : "\$-1\r\n" }
+sub resp_arr  { '*' . scalar(@_) . "\r\n" . join('', @_) }
+
+# one command off the front of $$b, or undef while it is incomplete
+sub resp_parse_cmd {
+    my ($b) = @_;
+    return undef unless $$b =~ /\A\*(\d+)\r\n/;
+    my ($n, $pos, @a) = ($1, length("*$1\r\n"));
+    for (1 .. $n) {
+        my $e = index($$b, "\r\n", $pos);
+        return undef if $e < 0;
+        substr($$b, $pos, $e - $pos) =~ /\A\$(\d+)\z/ or die "fake: bad bulk\n";
+        my ($len, $start) = ($1, $e + 2);
+        return undef if length($$b) < $start + $len + 2;
+        push @a, substr($$b, $start, $len);
+        $pos = $start + $len + 2;
+    }
+    substr($$b, 0, $pos, '');
+    return \@a;
+}
+
+
 package VT::Redis::Error;
 
 use overload '""' => sub { $_[0]{message} }, fallback => 1;
