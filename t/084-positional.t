@@ -145,25 +145,7 @@ sub serve {
     }
 }
 
-my $fake = fork // die "fork: $!";
-if (!$fake) {
-    setpgrp(0, 0);
-    my $nr = VT::_prctl_nr();
-    syscall($nr, 1, POSIX::SIGTERM(), 0, 0, 0) if defined $nr;  # PDEATHSIG
-    $SIG{$_} = 'DEFAULT' for qw(TERM INT HUP);
-    $SIG{CHLD} = 'IGNORE';
-    while (1) {
-        my $c = $srv->accept or do { sleep 0.01; next };
-        my $pid = fork;
-        if (defined $pid && $pid == 0) {
-            close $srv;
-            serve($c);
-            POSIX::_exit(0);
-        }
-        close $c;
-    }
-}
-close $srv;
+my $fake = VT::fork_server($srv, \&serve);
 
 END { local $?; if ($fake) { kill 'TERM', -$fake; waitpid($fake, 0) } }
 

@@ -814,6 +814,35 @@ sub resp_parse_cmd {
 }
 
 
+# A forked server for fake Redis tests: accepts on $srv and forks a child
+# per connection running $serve->($socket) ($on_conn->() first, if given).
+# Its own process group, killed with the test (PDEATHSIG); returns its pid,
+# which the caller stops with kill 'TERM', -$pid.
+sub fork_server {
+    my ($srv, $serve, $on_conn) = @_;
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        setpgrp(0, 0);
+        my $nr = _prctl_nr();
+        syscall($nr, 1, POSIX::SIGTERM(), 0, 0, 0) if defined $nr;  # PDEATHSIG
+        $SIG{$_} = 'DEFAULT' for qw(TERM INT HUP);
+        $SIG{CHLD} = 'IGNORE';
+        while (1) {
+            my $c = $srv->accept or do { Time::HiRes::sleep(0.01); next };
+            $on_conn->() if $on_conn;
+            my $child = fork;
+            if (defined $child && $child == 0) {
+                close $srv;
+                $serve->($c);
+                POSIX::_exit(0);
+            }
+            close $c;
+        }
+    }
+    close $srv;
+    return $pid;
+}
+
 package VT::Redis::Error;
 
 use overload '""' => sub { $_[0]{message} }, fallback => 1;
