@@ -869,48 +869,13 @@ ngx_http_voucher_limit_result(ngx_http_request_t *r,
 {
     redisReply  *reply = data;
 
-    size_t        i;
     int64_t       ms;
     ngx_str_t     lname;
-    redisReply   *k, *v, *status, *name;
+    redisReply   *v, *status, *name;
 
-    status = NULL;
-    name = NULL;
-    ms = -1;
+    status = ngx_http_voucher_ok_pair(reply, ok, "_limit", 6);
 
-    for (i = ok->pairs; i + 1 < reply->elements; i += 2) {
-        k = reply->element[i];
-        v = reply->element[i + 1];
-
-        if (k->type != REDIS_REPLY_STRING) {
-            continue;
-        }
-
-        if (v->type == REDIS_REPLY_INTEGER) {
-            if (k->len == 14 && ngx_strncmp(k->str, "retry_after_ms", 14) == 0)
-            {
-                ms = v->integer;
-            }
-
-            continue;
-        }
-
-        if (v->type != REDIS_REPLY_STRING) {
-            continue;
-        }
-
-        if (k->len == 6 && ngx_strncmp(k->str, "_limit", 6) == 0) {
-            status = v;
-
-        } else if ((k->len == 11 && ngx_strncmp(k->str, "_limit_name", 11)
-                                    == 0)
-                   || (k->len == 5 && ngx_strncmp(k->str, "limit", 5) == 0))
-        {
-            name = v;
-        }
-    }
-
-    if (status == NULL) {
+    if (status == NULL || status->type != REDIS_REPLY_STRING) {
         return;
     }
 
@@ -925,6 +890,21 @@ ngx_http_voucher_limit_result(ngx_http_request_t *r,
     if (status->len == 6 && ngx_strncmp(status->str, "PASSED", 6) == 0) {
         return;
     }
+
+    /* not the usual PASSED: the name, and a ban's length */
+
+    name = ngx_http_voucher_ok_pair(reply, ok, "_limit_name", 11);
+
+    if (name == NULL) {
+        name = ngx_http_voucher_ok_pair(reply, ok, "limit", 5);
+    }
+
+    if (name && name->type != REDIS_REPLY_STRING) {
+        name = NULL;
+    }
+
+    v = ngx_http_voucher_ok_pair(reply, ok, "retry_after_ms", 14);
+    ms = (v && v->type == REDIS_REPLY_INTEGER) ? v->integer : -1;
 
     ngx_log_error(vlcf->limit_log_level, r->connection->log, 0,
                   "voucher: limit \"%*s\": %*s",
