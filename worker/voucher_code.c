@@ -591,27 +591,23 @@ voucher_code_verify_ex(const unsigned char key[VOUCHER_KEY_LEN],
     const char *code, size_t len, size_t prefix_len, size_t mac_len,
     const voucher_format_t *fmt)
 {
-    char                      buf[VOUCHER_CODE_MAX_LEN];
-    crypto_generichash_state  st;
+    int                rc;
+    char               buf[VOUCHER_CODE_MAX_LEN];
+    voucher_mac_key_t  mk;
 
-    if (code == NULL || len > VOUCHER_CODE_MAX_LEN) {
+    if (code == NULL || len > VOUCHER_CODE_MAX_LEN
+        || voucher_mac_key_init(&mk, key) != 0)
+    {
         return -1;
     }
 
     memcpy(buf, code, len);
 
-    if (voucher_verify_canonical(buf, len, prefix_len, mac_len, fmt) != 0) {
-        return -1;
-    }
+    rc = voucher_code_verify_mk(&mk, buf, len, prefix_len, mac_len, fmt);
 
-    if (crypto_generichash_init(&st, key, VOUCHER_KEY_LEN, VOUCHER_MAC_BYTES)
-        != 0)
-    {
-        sodium_memzero(&st, sizeof(st));
-        return -1;
-    }
+    sodium_memzero(&mk, sizeof(mk));
 
-    return voucher_verify_tag(&st, buf, len, prefix_len, mac_len, fmt);
+    return rc;
 }
 
 
