@@ -81,6 +81,15 @@ typedef struct {
 } ngx_http_voucher_loc_conf_t;
 
 
+/*
+ * A limit's key as Redis and the lockout cache keep it: the key itself up to
+ * NGX_HTTP_VOUCHER_LIMIT_KEY_MAX bytes, a digest of it when longer (see
+ * ngx_http_voucher_limit_key()); at most NGX_HTTP_VOUCHER_LIMIT_KEY_LEN.
+ */
+#define NGX_HTTP_VOUCHER_LIMIT_KEY_MAX  64
+#define NGX_HTTP_VOUCHER_LIMIT_KEY_LEN  65
+
+
 /* a lockout limit of a location, for the lockout cache */
 typedef struct {
     ngx_str_t                   name;        /* empty: not a lockout in scope */
@@ -182,6 +191,8 @@ ngx_int_t ngx_http_voucher_limit_args(ngx_http_request_t *r,
     ngx_http_voucher_loc_conf_t *vlcf, ngx_int_t op, const char **argv,
     size_t *argvlen);
 ngx_str_t *ngx_http_voucher_limit_status(ngx_http_request_t *r);
+ngx_int_t ngx_http_voucher_limit_key(ngx_http_request_t *r,
+    ngx_http_complex_value_t *cv, u_char *buf, ngx_str_t *key);
 ngx_uint_t ngx_http_voucher_limit_lockout(ngx_http_voucher_loc_conf_t *vlcf,
     ngx_uint_t i, ngx_int_t op, ngx_http_voucher_limit_info_t *info);
 

@@ -11,6 +11,8 @@
 
 #include "ngx_http_voucher.h"
 
+#include <sodium.h>
+
 
 #define NGX_HTTP_VOUCHER_LIMIT_RATE     'r'
 #define NGX_HTTP_VOUCHER_LIMIT_LOCKOUT  'l'
@@ -56,6 +58,12 @@ ngx_http_voucher_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
     lockout = (value[0].len == sizeof("voucher_lockout") - 1);
+
+    /* long keys are hashed with libsodium's BLAKE2b */
+
+    if (sodium_init() < 0) {
+        return "cannot initialise libsodium";
+    }
 
     if (vlcf->limits == NULL) {
         vlcf->limits = ngx_array_create(cf->pool, 2,
@@ -367,7 +375,7 @@ ngx_http_voucher_limit_args(ngx_http_request_t *r,
     ngx_http_voucher_loc_conf_t *vlcf, ngx_int_t op, const char **argv,
     size_t *argvlen)
 {
-    u_char                    *p;
+    u_char                    *p, buf[NGX_HTTP_VOUCHER_LIMIT_KEY_LEN];
     ngx_str_t                  key;
     ngx_uint_t                 i, n;
     ngx_http_voucher_limit_t  *lim;
@@ -385,7 +393,7 @@ ngx_http_voucher_limit_args(ngx_http_request_t *r,
             continue;
         }
 
-        if (ngx_http_complex_value(r, &lim[i].key, &key) != NGX_OK) {
+        if (ngx_http_voucher_limit_key(r, &lim[i].key, buf, &key) != NGX_OK) {
             return NGX_ERROR;
         }
 
@@ -393,10 +401,6 @@ ngx_http_voucher_limit_args(ngx_http_request_t *r,
 
         if (key.len == 0) {
             continue;
-        }
-
-        if (key.len > 256) {
-            key.len = 256;
         }
 
         p = ngx_pnalloc(r->pool, 1 + lim[i].args.len + key.len);
@@ -415,6 +419,53 @@ ngx_http_voucher_limit_args(ngx_http_request_t *r,
     }
 
     return n;
+}
+
+
+/*
+ * The key of a limit for this request, as Redis and the lockout cache keep
+ * it.  A key of at most NGX_HTTP_VOUCHER_LIMIT_KEY_MAX (64) bytes is kept as
+ * it is, so the usual keys ($binary_remote_addr, an id) cost nothing more.
+ * A longer key is kept as "~" and the 64 hex digits of its BLAKE2b-256, in
+ * buf: 65 bytes, longer than any key kept as it is, so the two forms never
+ * meet, and two long keys share state only if their digests collide.
+ * Nothing is cut: keys that share a long prefix are different keys.
+ *
+ * The digest is unkeyed: every nginx node that shares the Redis must agree
+ * on it with no secret to share or rotate, and an operator can name the
+ * state of a key (b2sum -l 256).  A key would not add to what matters,
+ * that no one can make a key of their own land on another's state: that
+ * takes a second preimage of BLAKE2b-256.
+ */
+
+ngx_int_t
+ngx_http_voucher_limit_key(ngx_http_request_t *r,
+    ngx_http_complex_value_t *cv, u_char *buf, ngx_str_t *key)
+{
+    u_char  digest[32];
+
+    if (ngx_http_complex_value(r, cv, key) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (key->len <= NGX_HTTP_VOUCHER_LIMIT_KEY_MAX) {
+        return NGX_OK;
+    }
+
+    if (crypto_generichash(digest, sizeof(digest), key->data, key->len,
+                           NULL, 0)
+        != 0)
+    {
+        return NGX_ERROR;
+    }
+
+    buf[0] = '~';
+    ngx_hex_dump(buf + 1, digest, sizeof(digest));
+
+    key->data = buf;
+    key->len = NGX_HTTP_VOUCHER_LIMIT_KEY_LEN;
+
+    return NGX_OK;
 }
 
 

@@ -49,8 +49,12 @@ static size_t ngx_http_voucher_lockout_key(u_char *buf, ngx_str_t *ns,
 static uint64_t ngx_http_voucher_lockout_now(void);
 
 
-/* the longest key kept: namespace, name and the key nginx computed */
-#define NGX_HTTP_VOUCHER_LOCKOUT_KEY_LEN  (64 + 1 + 64 + 1 + 256)
+/*
+ * The longest key kept: namespace (at most 64), limit name (at most 32, or
+ * a position) and the limit's key as Redis keeps it, whole or its digest.
+ */
+#define NGX_HTTP_VOUCHER_LOCKOUT_KEY_LEN                                     \
+    (64 + 1 + 64 + 1 + NGX_HTTP_VOUCHER_LIMIT_KEY_LEN)
 
 
 /* voucher_lockout_cache SIZE; (http) */
@@ -238,7 +242,11 @@ ngx_http_voucher_lockout_delete(ngx_http_voucher_lockout_ctx_t *ctx,
 }
 
 
-/* a ban is of a namespace, a limit and a key, as Redis keeps it */
+/*
+ * A ban is of a namespace, a limit and a key, as Redis keeps it (key is
+ * what ngx_http_voucher_limit_key() made).  The configuration bounds the
+ * namespace and the name, so nothing is cut.
+ */
 
 static size_t
 ngx_http_voucher_lockout_key(u_char *buf, ngx_str_t *ns, ngx_str_t *name,
@@ -250,7 +258,8 @@ ngx_http_voucher_lockout_key(u_char *buf, ngx_str_t *ns, ngx_str_t *name,
     *p++ = '\0';
     p = ngx_cpymem(p, name->data, ngx_min(name->len, 64));
     *p++ = '\0';
-    p = ngx_cpymem(p, key->data, ngx_min(key->len, 256));
+    p = ngx_cpymem(p, key->data,
+                   ngx_min(key->len, NGX_HTTP_VOUCHER_LIMIT_KEY_LEN));
 
     return p - buf;
 }
@@ -279,6 +288,7 @@ ngx_http_voucher_lockout_check(ngx_http_request_t *r,
     int64_t *left)
 {
     u_char                             buf[NGX_HTTP_VOUCHER_LOCKOUT_KEY_LEN];
+    u_char                             kbuf[NGX_HTTP_VOUCHER_LIMIT_KEY_LEN];
     size_t                             len;
     uint32_t                           hash;
     uint64_t                           now;
@@ -306,7 +316,7 @@ ngx_http_voucher_lockout_check(ngx_http_request_t *r,
             continue;
         }
 
-        if (ngx_http_complex_value(r, info.key, &key) != NGX_OK) {
+        if (ngx_http_voucher_limit_key(r, info.key, kbuf, &key) != NGX_OK) {
             return NGX_DECLINED;
         }
 
@@ -352,6 +362,7 @@ ngx_http_voucher_lockout_learn(ngx_http_request_t *r,
     int64_t ms)
 {
     u_char                            buf[NGX_HTTP_VOUCHER_LOCKOUT_KEY_LEN];
+    u_char                            kbuf[NGX_HTTP_VOUCHER_LIMIT_KEY_LEN];
     size_t                            len, i, n;
     uint32_t                          hash;
     ngx_str_t                         key;
@@ -379,7 +390,7 @@ ngx_http_voucher_lockout_learn(ngx_http_request_t *r,
     }
 
     if (info.name.len == 0 || info.key == NULL
-        || ngx_http_complex_value(r, info.key, &key) != NGX_OK
+        || ngx_http_voucher_limit_key(r, info.key, kbuf, &key) != NGX_OK
         || key.len == 0)
     {
         return;

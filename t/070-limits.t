@@ -47,6 +47,14 @@ my $server = <<'EOT';
             voucher_limit $http_x_client rate=1r/m name=st;
             voucher_limit_status 503;
         }
+        location = /long/validate {
+            voucher_api validate;
+            voucher_limit $http_x_key rate=1r/m name=long;
+        }
+        location = /longlock/validate {
+            voucher_api validate;
+            voucher_lockout $http_x_key failures=2 window=1m ban=1m name=longlock;
+        }
 EOT
 my $ng = VT::Nginx->start(redis => $redis, http => $http, server => $server);
 
@@ -126,6 +134,74 @@ ok((grep { /^d 200 PASSED$/ } @log), '$voucher_limit_status PASSED');
 ok((grep { /^d 200 REJECTED_DRY_RUN$/ } @log), '$voucher_limit_status REJECTED_DRY_RUN');
 ok((grep { /^a 429 REJECTED$/ } @log), '$voucher_limit_status REJECTED');
 ok((grep { /^attacker 429 LOCKED$/ } @log), '$voucher_limit_status LOCKED');
+
+# --- keys of any length and any bytes: never cut, never shared ----------------
+# A key of at most 64 bytes is kept as it is; a longer one as "~" and the hex
+# BLAKE2b-256 of the key (what `b2sum -l 256` prints), 65 bytes.
+sub b2 {
+    my ($bytes) = @_;
+    my $f = File::Temp->new;
+    binmode $f; print $f $bytes; close $f;
+    my ($hex) = split ' ', `b2sum -l 256 $f`;
+    die "b2sum failed\n" unless $? == 0 && $hex =~ /^[0-9a-f]{64}\z/;
+    return $hex;
+}
+sub k {
+    my ($path, $key, $code) = @_;
+    return http($ng->port, 'POST', $path, headers => {'X-Key' => $key},
+                body => {code => $code // 'GOOD', order => $o});
+}
+sub rkeys { my %h = map { $_ => 1 } @{$redis->cmd('KEYS', $_[0])}; \%h }
+
+my $P = 'P' x 256;
+is(k('/long/validate', "${P}A")->{status}, 200, '257-byte key P..PA: the first passes');
+my $lb = k('/long/validate', "${P}B");
+is($lb->{status}, 200, 'P..PB, the same 256-byte prefix: another key, it passes too')
+    or diag("got $lb->{status} $lb->{body}");
+is(k('/long/validate', "${P}A")->{status}, 429, 'P..PA again: refused, its own limit holds');
+is(k('/long/validate', "${P}B")->{status}, 429, 'P..PB again: refused');
+my $rt = rkeys('{v}:rt:long:*');
+ok($rt->{'{v}:rt:long:~' . b2("${P}A")} && $rt->{'{v}:rt:long:~' . b2("${P}B")},
+   'Redis keeps a long key as "~" and its BLAKE2b-256 in hex');
+ok(!(grep { length($_) > length('{v}:rt:long:') + 65 } keys %$rt),
+   'no limit key in Redis is longer than 65 bytes');
+
+# a key that spells the hashed form of another is not that key
+my $spelled = '~' . b2("${P}C");
+is(k('/long/validate', "${P}C")->{status}, 200, 'P..PC passes');
+is(k('/long/validate', $spelled)->{status}, 200,
+   'a key spelling "~" + the digest of P..PC is another key: it passes');
+my $k64 = 'k' x 64;
+is(k('/long/validate', $k64)->{status}, 200, 'a 64-byte key passes');
+is(k('/long/validate', $k64)->{status}, 429, '... once');
+ok(rkeys('{v}:rt:long:*')->{"{v}:rt:long:$k64"}, '... and is kept as it is');
+is(k('/long/validate', "${k64}x")->{status}, 200, 'the 65-byte key that extends it is another');
+
+# any bytes but NUL, CR and LF (what a header can carry), long and short
+# (no blank at either end: nginx trims those from a header's value)
+my $bin = join '', map { chr } grep { $_ != 10 && $_ != 13 } 1 .. 255;
+$bin = "<$bin$bin>";
+is(k('/long/validate', "$bin\x01")->{status}, 200, 'assorted bytes + \\x01 passes');
+is(k('/long/validate', "$bin\xff")->{status}, 200, 'assorted bytes + \\xff: another key');
+is(k('/long/validate', "$bin\x01")->{status}, 429, 'assorted bytes + \\x01 again: refused');
+is(k('/long/validate', "\x80:\xfe\x01")->{status}, 200, 'a short key of raw bytes and ":" passes');
+is(k('/long/validate', "\x80:\xfe\x02")->{status}, 200, 'one byte apart: another key');
+is(k('/long/validate', "\x80:\xfe\x01")->{status}, 429, 'the first again: refused');
+
+# the lockout in Redis: one long key's bad guesses ban only that key
+my $L = 'L' x 300;
+is(k('/longlock/validate', "${L}A", "NOPE$_")->{status}, 404, "L..LA guess $_: not_found") for 1, 2;
+$r = k('/longlock/validate', "${L}A", 'GOOD');
+is($r->{status}, 429, 'L..LA is locked out');
+is($r->{json}{reason}, 'locked_out', '... locked_out');
+$r = k('/longlock/validate', "${L}B", 'GOOD');
+is($r->{status}, 200, 'L..LB, the same 300-byte prefix: not locked out')
+    or diag("got $r->{status} $r->{body}");
+ok(rkeys('{v}:lb:longlock:*')->{'{v}:lb:longlock:~' . b2("${L}A")},
+   'the ban is kept under the digest of the key');
+is(k('/longlock/validate', "${bin}A", "NOPE$_")->{status}, 404, "assorted A guess $_") for 1, 2;
+is(k('/longlock/validate', "${bin}A", 'GOOD')->{status}, 429, 'assorted bytes + A: locked out');
+is(k('/longlock/validate', "${bin}B", 'GOOD')->{status}, 200, 'assorted bytes + B: not');
 
 # --- two nginx instances, one Redis, one limit ----------------------------------
 my $ng2 = VT::Nginx->start(redis => $redis, http => $http, server => $server);

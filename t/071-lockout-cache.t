@@ -99,6 +99,25 @@ $before = fcalls();
 is(try('c', 'X5')->{status}, 429, 'after a reload: still refused');
 is(fcalls() - $before, 0, '... from the cache');
 
+# long keys and keys of any bytes: the cache holds each as Redis does (a key
+# of more than 64 bytes by its digest), so a ban never reaches a key that
+# only shares a prefix, and the banned key itself is refused from the cache
+my $bin = join '', map { chr } grep { $_ != 10 && $_ != 13 } 1 .. 255;
+for my $prefix ('Q' x 300, "<$bin$bin>") {
+    my $what = $prefix =~ /^Q/ ? '300 Qs' : 'assorted bytes';
+    is(try("${prefix}A", "Y$_")->{status}, 404, "$what + A, guess $_") for 1 .. 3;
+    is(try("${prefix}A", 'Y4')->{status}, 429, "$what + A: locked out by Redis");
+    $before = fcalls();
+    is(scalar(grep { try("${prefix}A", 'REAL1')->{status} == 429 } 1 .. 10), 10,
+       "$what + A: 10 more attempts refused");
+    is(fcalls() - $before, 0, '... from the cache');
+    $before = fcalls();
+    my $b = try("${prefix}B", 'REAL1');
+    is($b->{status}, 200, "$what + B, the same prefix: not refused")
+        or diag("got $b->{status} $b->{body}");
+    is(fcalls() - $before, 1, '... asked of Redis');
+}
+
 $ng->check_log;
 
 my $bad = VT::Nginx->start(redis => $redis, expect_fail => 1,
