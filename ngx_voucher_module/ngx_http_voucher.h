@@ -78,6 +78,7 @@ typedef struct {
     ngx_array_t                *gate_confirm;    /* ngx_uint_t pairs lo, hi */
     ngx_flag_t                  gate_abort_keep; /* voucher_client_abort */
     ngx_flag_t                  gate_body;       /* uses $voucher_body_* */
+    ngx_array_t                *gate_fields;     /* ngx_str_t: the NAMEs */
 } ngx_http_voucher_loc_conf_t;
 
 

@@ -86,6 +86,12 @@ static ngx_int_t ngx_http_voucher_gate_start(ngx_http_request_t *r,
     ngx_http_voucher_gate_t *g);
 static ngx_int_t ngx_http_voucher_gate_parse_body(ngx_http_request_t *r,
     ngx_http_voucher_gate_t *g);
+static ngx_int_t ngx_http_voucher_gate_fields(ngx_conf_t *cf,
+    ngx_http_voucher_loc_conf_t *conf);
+static ngx_int_t ngx_http_voucher_gate_body_keys(ngx_http_request_t *r,
+    ngx_http_voucher_gate_t *g);
+static ngx_uint_t ngx_http_voucher_gate_variant(json_t *obj, u_char *name,
+    size_t len);
 static ngx_int_t ngx_http_voucher_gate_values(ngx_http_request_t *r,
     ngx_http_voucher_gate_t *g, ngx_http_voucher_request_t *req);
 static ngx_int_t ngx_http_voucher_gate_text(ngx_http_request_t *r,
@@ -311,6 +317,12 @@ ngx_http_voucher_gate_merge(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *prev,
 
     conf->gate_body |= prev->gate_body;
 
+    if (conf->gate && conf->gate_body
+        && ngx_http_voucher_gate_fields(cf, conf) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->gate_confirm == NGX_CONF_UNSET_PTR) {
         if (prev->gate_confirm == NGX_CONF_UNSET_PTR) {
             prev->gate_confirm = ngx_array_create(cf->pool, 1,
@@ -349,6 +361,108 @@ ngx_http_voucher_gate_merge(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *prev,
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * The body fields the gate values read: the NAME of each
+ * $voucher_body_NAME and ${voucher_body_NAME} in them, in lower case as
+ * nginx looks variables up.
+ */
+
+static ngx_int_t
+ngx_http_voucher_gate_fields(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *conf)
+{
+    u_char                    *p, *last, *start;
+    size_t                     len;
+    ngx_str_t                 *name, *field;
+    ngx_uint_t                 i, j;
+    ngx_http_complex_value_t  *cv[6];
+
+    cv[0] = conf->gate_code;
+    cv[1] = conf->gate_customer;
+    cv[2] = conf->gate_amount;
+    cv[3] = conf->gate_currency;
+    cv[4] = conf->gate_order_id;
+    cv[5] = conf->gate_idempotency_key;
+
+    conf->gate_fields = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
+    if (conf->gate_fields == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = sizeof("voucher_body_") - 1;
+
+    for (i = 0; i < 6; i++) {
+        if (cv[i] == NULL) {
+            continue;
+        }
+
+        p = cv[i]->value.data;
+        last = p + cv[i]->value.len;
+
+        while (p < last) {
+            p = ngx_strlchr(p, last, '$');
+            if (p == NULL) {
+                break;
+            }
+
+            p++;
+
+            if (p < last && *p == '{') {
+                p++;
+            }
+
+            if ((size_t) (last - p) <= len
+                || ngx_strncasecmp(p, (u_char *) "voucher_body_", len) != 0)
+            {
+                continue;
+            }
+
+            p += len;
+            start = p;
+
+            while (p < last
+                   && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+                       || (*p >= '0' && *p <= '9') || *p == '_'))
+            {
+                p++;
+            }
+
+            if (p == start) {
+                continue;
+            }
+
+            field = conf->gate_fields->elts;
+
+            for (j = 0; j < conf->gate_fields->nelts; j++) {
+                if (field[j].len == (size_t) (p - start)
+                    && ngx_strncasecmp(field[j].data, start, p - start) == 0)
+                {
+                    break;
+                }
+            }
+
+            if (j < conf->gate_fields->nelts) {
+                continue;
+            }
+
+            name = ngx_array_push(conf->gate_fields);
+            if (name == NULL) {
+                return NGX_ERROR;
+            }
+
+            name->len = p - start;
+            name->data = ngx_pnalloc(cf->pool, name->len);
+            if (name->data == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_strlow(name->data, start, name->len);
+        }
+    }
+
+    return NGX_OK;
 }
 
 
@@ -776,6 +890,12 @@ ngx_http_voucher_gate_parse_body(ngx_http_request_t *r,
                       JSON_REJECT_DUPLICATES, &jerr);
 
     if (root == NULL) {
+        if (json_error_code(&jerr) == json_error_duplicate_key) {
+            return ngx_http_voucher_gate_refuse(r, g, "duplicate_field",
+                       NULL, "A key appears twice in one object of the "
+                       "body.");
+        }
+
         return ngx_http_voucher_gate_refuse(r, g, "invalid_json", NULL,
                                             NULL);
     }
@@ -788,7 +908,120 @@ ngx_http_voucher_gate_parse_body(ngx_http_request_t *r,
 
     g->body = root;
 
+    return ngx_http_voucher_gate_body_keys(r, g);
+}
+
+
+/*
+ * Each body field the gate reads, and each object on its way there, must
+ * be spelled as the gate reads it: a key that a decoder ignoring case
+ * takes for it ("Coupon", "cu\u017ftomer") could give the shop another
+ * value than the one the gate checked.  The walk is the one of
+ * $voucher_body_NAME.
+ */
+
+static ngx_int_t
+ngx_http_voucher_gate_body_keys(ngx_http_request_t *r,
+    ngx_http_voucher_gate_t *g)
+{
+    u_char      *p, *last, *sep, *f, *field;
+    char         key[128];
+    size_t       len;
+    json_t      *node;
+    ngx_str_t   *name;
+    ngx_uint_t   i;
+
+    if (g->conf->gate_fields == NULL) {
+        return NGX_OK;
+    }
+
+    name = g->conf->gate_fields->elts;
+
+    for (i = 0; i < g->conf->gate_fields->nelts; i++) {
+        p = name[i].data;
+        last = p + name[i].len;
+        node = g->body;
+
+        while (p < last && json_is_object(node)) {
+            sep = ngx_strlcasestrn(p, last, (u_char *) "__", 2 - 1);
+            if (sep == NULL) {
+                sep = last;
+            }
+
+            len = sep - p;
+
+            if (len == 0 || len >= sizeof(key)) {
+                break;
+            }
+
+            if (ngx_http_voucher_gate_variant(node, p, len)) {
+                goto variant;
+            }
+
+            ngx_memcpy(key, p, len);
+            key[len] = '\0';
+
+            node = json_object_get(node, key);
+
+            p = (sep == last) ? last : sep + 2;
+        }
+    }
+
     return NGX_OK;
+
+variant:
+
+    /* the field as far as the walk went, order__total as order.total */
+
+    field = ngx_pnalloc(r->pool, sep - name[i].data + 1);
+    if (field == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    f = field;
+
+    for (p = name[i].data; p < sep; p++) {
+        if (p + 1 < sep && p[0] == '_' && p[1] == '_') {
+            *f++ = '.';
+            p++;
+
+        } else {
+            *f++ = *p;
+        }
+    }
+
+    *f = '\0';
+
+    return ngx_http_voucher_gate_refuse(r, g, "duplicate_field",
+               (const char *) field, "A key of the body differs from a "
+               "field the gate reads only in letter case: send each field "
+               "once, in lower case.");
+}
+
+
+/* 1 if a key of obj is name in another letter case */
+
+static ngx_uint_t
+ngx_http_voucher_gate_variant(json_t *obj, u_char *name, size_t len)
+{
+    void        *it;
+    const char  *key;
+
+    for (it = json_object_iter(obj);
+         it != NULL;
+         it = json_object_iter_next(obj, it))
+    {
+        key = json_object_iter_key(it);
+
+        if (ngx_http_voucher_key_fold((const unsigned char *) key,
+                                      ngx_strlen(key), name, len)
+            == NGX_HTTP_VOUCHER_KEY_VARIANT)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 

@@ -390,6 +390,7 @@ ngx_http_voucher_create_loc_conf(ngx_conf_t *cf)
      *     vlcf->gate_order_id = NULL;
      *     vlcf->gate_idempotency_key = NULL;
      *     vlcf->gate_body = 0;
+     *     vlcf->gate_fields = NULL;
      */
 
     vlcf->max_body_size = NGX_CONF_UNSET_SIZE;

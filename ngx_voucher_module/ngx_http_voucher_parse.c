@@ -89,6 +89,10 @@
 #define NGX_HTTP_VOUCHER_F_SETTLE_IDEM 1
 #define NGX_HTTP_VOUCHER_F_RB_AMOUNT   2
 
+#define ngx_http_voucher_lower(c)                                            \
+    (((c) >= 'A' && (c) <= 'Z') ? (unsigned char) ((c) | 0x20)               \
+                                : (unsigned char) (c))
+
 #if defined(__GNUC__) || defined(__clang__)
 #define NGX_HTTP_VOUCHER_PRINTF(f, a)  __attribute__((format(printf, f, a)))
 #else
@@ -121,6 +125,14 @@ typedef struct {
     size_t                            len;
     int                               truncated;
 } ngx_http_voucher_buf_t;
+
+
+/* a non-ASCII character and the lower case ASCII it may be taken for */
+typedef struct {
+    const char                       *utf8;
+    size_t                            len;
+    const char                       *ascii;
+} ngx_http_voucher_fold_t;
 
 
 typedef struct ngx_http_voucher_json_block_s  ngx_http_voucher_json_block_t;
@@ -213,6 +225,31 @@ static const char *const  ngx_http_voucher_item_keys[] = {
 
 static const char *const  ngx_http_voucher_settle_keys[] = {
     "redemption_id", "idempotency_key", "amount", NULL
+};
+
+
+/*
+ * The characters whose simple or full case mapping or folding is made of
+ * ASCII letters only: Go's encoding/json folds the Kelvin sign and long
+ * s, Java and .NET map dotless and dotted i, full case folding (ICU,
+ * Python's casefold()) turns sharp s and the ligatures into two or three.
+ */
+
+static const ngx_http_voucher_fold_t  ngx_http_voucher_folds[] = {
+    { "\xc3\x9f", 2, "ss" },          /* U+00DF sharp s */
+    { "\xc4\xb0", 2, "i" },           /* U+0130 capital I with dot above */
+    { "\xc4\xb1", 2, "i" },           /* U+0131 dotless i */
+    { "\xc5\xbf", 2, "s" },           /* U+017F long s */
+    { "\xe1\xba\x9e", 3, "ss" },      /* U+1E9E capital sharp s */
+    { "\xe2\x84\xaa", 3, "k" },       /* U+212A Kelvin sign */
+    { "\xef\xac\x80", 3, "ff" },      /* U+FB00 */
+    { "\xef\xac\x81", 3, "fi" },      /* U+FB01 */
+    { "\xef\xac\x82", 3, "fl" },      /* U+FB02 */
+    { "\xef\xac\x83", 3, "ffi" },     /* U+FB03 */
+    { "\xef\xac\x84", 3, "ffl" },     /* U+FB04 */
+    { "\xef\xac\x85", 3, "st" },      /* U+FB05 long s t */
+    { "\xef\xac\x86", 3, "st" },      /* U+FB06 */
+    { NULL, 0, NULL }
 };
 
 
@@ -328,7 +365,20 @@ ngx_http_voucher_parse_request(int op, const unsigned char *body,
                                          "", "", "out of memory");
         }
 
-        /* jerr.text quotes the body, so only our own words are used */
+        /*
+         * jansson does not name the key, and jerr.text quotes the body,
+         * so only our own words are used
+         */
+
+        if (json_error_code(&jerr) == json_error_duplicate_key) {
+            return ngx_http_voucher_fail(err,
+                                         NGX_HTTP_VOUCHER_ERR_DUPLICATE_FIELD,
+                                         "", "",
+                                         "request body has a key twice in "
+                                         "one object, the second ending at "
+                                         "byte %d", jerr.position);
+        }
+
         return ngx_http_voucher_fail(err, NGX_HTTP_VOUCHER_ERR_INVALID_JSON,
                                      "", "",
                                      "request body is not valid JSON: "
@@ -387,6 +437,71 @@ ngx_http_voucher_check_code(const unsigned char *s, size_t len,
     }
 
     return ngx_http_voucher_code_rule(s, len, lim, err, "", "code");
+}
+
+
+int
+ngx_http_voucher_key_fold(const unsigned char *key, size_t len,
+    const unsigned char *name, size_t nlen)
+{
+    size_t                          i, j, k, n;
+    unsigned char                   c, d;
+    const ngx_http_voucher_fold_t  *f;
+
+    if (len == nlen && memcmp(key, name, len) == 0) {
+        return NGX_HTTP_VOUCHER_KEY_SAME;
+    }
+
+    i = 0;
+    j = 0;
+
+    while (i < len) {
+        c = key[i];
+
+        if (c < 0x80) {
+            if (j == nlen) {
+                return NGX_HTTP_VOUCHER_KEY_OTHER;
+            }
+
+            d = name[j];
+
+            if (ngx_http_voucher_lower(c) != ngx_http_voucher_lower(d)) {
+                return NGX_HTTP_VOUCHER_KEY_OTHER;
+            }
+
+            i++;
+            j++;
+            continue;
+        }
+
+        for (f = ngx_http_voucher_folds; f->len; f++) {
+            if (len - i >= f->len && memcmp(key + i, f->utf8, f->len) == 0) {
+                break;
+            }
+        }
+
+        if (f->len == 0) {
+            return NGX_HTTP_VOUCHER_KEY_OTHER;
+        }
+
+        n = strlen(f->ascii);
+
+        if (nlen - j < n) {
+            return NGX_HTTP_VOUCHER_KEY_OTHER;
+        }
+
+        for (k = 0; k < n; k++) {
+            if (ngx_http_voucher_lower(name[j + k]) != f->ascii[k]) {
+                return NGX_HTTP_VOUCHER_KEY_OTHER;
+            }
+        }
+
+        i += f->len;
+        j += n;
+    }
+
+    return (j == nlen) ? NGX_HTTP_VOUCHER_KEY_VARIANT
+                       : NGX_HTTP_VOUCHER_KEY_OTHER;
 }
 
 

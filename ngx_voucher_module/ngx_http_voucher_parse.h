@@ -32,6 +32,11 @@
 #define NGX_HTTP_VOUCHER_MAX_REDEMPTION_ID_LEN 64
 #define NGX_HTTP_VOUCHER_MAX_HOLD_SECONDS      86400
 
+/* ngx_http_voucher_key_fold() */
+#define NGX_HTTP_VOUCHER_KEY_OTHER     0
+#define NGX_HTTP_VOUCHER_KEY_SAME      1
+#define NGX_HTTP_VOUCHER_KEY_VARIANT   2
+
 /* the values of ngx_http_voucher_error_t.reason, compare with strcmp() */
 #define NGX_HTTP_VOUCHER_ERR_INVALID_JSON     "invalid_json"
 #define NGX_HTTP_VOUCHER_ERR_INVALID_REQUEST  "invalid_request"
@@ -39,6 +44,8 @@
 #define NGX_HTTP_VOUCHER_ERR_MISSING_FIELD    "missing_field"
 #define NGX_HTTP_VOUCHER_ERR_INVALID_FIELD    "invalid_field"
 #define NGX_HTTP_VOUCHER_ERR_INVALID_CODE     "invalid_code"
+/* a key twice in one object (the gate: or in another letter case) */
+#define NGX_HTTP_VOUCHER_ERR_DUPLICATE_FIELD  "duplicate_field"
 /* not the client's fault: bad arguments, arena too small, out of memory */
 #define NGX_HTTP_VOUCHER_ERR_INTERNAL         "internal_error"
 
@@ -120,6 +127,18 @@ int ngx_http_voucher_parse_request(int op, const unsigned char *body,
 /* 0 if s is an acceptable code under lim, -1 otherwise (sets err) */
 int ngx_http_voucher_check_code(const unsigned char *s, size_t len,
     const ngx_http_voucher_limits_t *lim, ngx_http_voucher_error_t *err);
+
+/*
+ * How a JSON key (decoded, UTF-8) compares with name, a field name in
+ * ASCII: KEY_SAME when the bytes are equal, KEY_VARIANT when a decoder
+ * that ignores case may take the one for the other, KEY_OTHER otherwise.
+ * A variant differs in the case of ASCII letters, or holds a character
+ * whose case mapping or folding is ASCII: the Kelvin sign (k), long s
+ * (s), dotted capital and dotless i (i), sharp s (ss) and the ligatures
+ * U+FB00-FB06 (ff, fi, fl, ffi, ffl, st).
+ */
+int ngx_http_voucher_key_fold(const unsigned char *key, size_t len,
+    const unsigned char *name, size_t nlen);
 
 
 #endif /* _NGX_HTTP_VOUCHER_PARSE_H_INCLUDED_ */

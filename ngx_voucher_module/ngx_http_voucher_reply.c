@@ -115,6 +115,8 @@ static ngx_http_voucher_reason_t  ngx_http_voucher_reasons[] = {
         "The body must be a JSON object."),
     ngx_http_voucher_reason("unknown_field", 400,
         "The request has a field this API does not know."),
+    ngx_http_voucher_reason("duplicate_field", 400,
+        "A field appears twice in the body, or in another letter case."),
     ngx_http_voucher_reason("missing_field", 400,
         "A required field is missing."),
     ngx_http_voucher_reason("invalid_field", 400,

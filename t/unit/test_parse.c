@@ -36,6 +36,7 @@
 #define E_FIELD    NGX_HTTP_VOUCHER_ERR_INVALID_FIELD
 #define E_CODE     NGX_HTTP_VOUCHER_ERR_INVALID_CODE
 #define E_INTERNAL NGX_HTTP_VOUCHER_ERR_INTERNAL
+#define E_DUP      NGX_HTTP_VOUCHER_ERR_DUPLICATE_FIELD
 
 #define MAX_AMOUNT  INT64_C(10000000000000)
 
@@ -721,22 +722,142 @@ test_duplicate_keys(void **state)
 {
     (void) state;
 
-    FAIL(V, "{'code':'A','code':'A','order':{'amount':1}}", E_JSON, "");
+    FAIL(V, "{'code':'A','code':'A','order':{'amount':1}}", E_DUP, "");
     FAIL(V, "{'code':'A','order':{'amount':1},'order':{'amount':1}}",
-         E_JSON, "");
-    FAIL(V, "{'code':'A','order':{'amount':1,'amount':2}}", E_JSON, "");
+         E_DUP, "");
+    FAIL(V, "{'code':'A','order':{'amount':1,'amount':2}}", E_DUP, "");
     FAIL(V, "{'code':'A','order':{'amount':1,'items':[{'sku':'a',"
-            "'price':1,'sku':'b'}]}}", E_JSON, "");
-    FAIL(V, "{'code':'A','order':{'amount':1},'x':1,'x':2}", E_JSON, "");
-    FAIL(RB, "{'redemption_id':'1','redemption_id':'2'}", E_JSON, "");
+            "'price':1,'sku':'b'}]}}", E_DUP, "");
+    FAIL(V, "{'code':'A','order':{'amount':1},'x':1,'x':2}", E_DUP, "");
+    FAIL(RB, "{'redemption_id':'1','redemption_id':'2'}", E_DUP, "");
 
     /* the same key spelled with an escape is still a duplicate */
     FAIL(V, "{'code':'A','c\\u006fde':'B','order':{'amount':1}}",
-         E_JSON, "");
+         E_DUP, "");
+
+    /* the message says where, in our own words */
+    FAIL(V, "{'code':'A','code':'B','order':{'amount':1}}", E_DUP, "");
+    assert_string_equal(err.message, "request body has a key twice in one "
+                        "object, the second ending at byte 18");
+
+    /* a duplicate is found while loading: before any field's error */
+    FAIL(V, "{'code':'','order':{'amount':-1},'x':1,'x':1}", E_DUP, "");
 
     /* same key in different objects is fine */
     OK(V, "{'code':'A','order':{'amount':1,'items':[{'sku':'a','price':1},"
           "{'sku':'a','price':1}]}}");
+
+    /*
+     * A key in another letter case, or with a character some decoder folds
+     * to an ASCII letter, is not a known field: the API reads exact keys.
+     */
+    FAIL(V, "{'code':'A','Code':'B','order':{'amount':1}}",
+         E_UNKNOWN, "Code");
+    FAIL(V, "{'code':'A','order':{'amount':1,'AMOUNT':2}}",
+         E_UNKNOWN, "order.AMOUNT");
+    FAIL(V, "{'code':'A','customer':'a','cu\\u017ftomer':'b',"
+            "'order':{'amount':1}}", E_UNKNOWN, "cu??tomer");
+    FAIL_LIT(RB, "{\"redemption_id\":\"1\","
+                 "\"idempotency_\xe2\x84\xaa" "ey\":\"k\"}",
+             E_UNKNOWN, "idempotency_???ey");
+}
+
+
+/* ngx_http_voucher_key_fold() */
+
+#define FOLD(key, name)                                                       \
+    ngx_http_voucher_key_fold((const unsigned char *) key, sizeof(key) - 1, \
+                              (const unsigned char *) name,                  \
+                              sizeof(name) - 1)
+
+static void
+test_key_fold(void **state)
+{
+    (void) state;
+
+    assert_int_equal(FOLD("coupon", "coupon"), NGX_HTTP_VOUCHER_KEY_SAME);
+    assert_int_equal(FOLD("", ""), NGX_HTTP_VOUCHER_KEY_SAME);
+    assert_int_equal(FOLD("order_id2", "order_id2"),
+                     NGX_HTTP_VOUCHER_KEY_SAME);
+
+    /* ASCII case, anywhere */
+    assert_int_equal(FOLD("Coupon", "coupon"), NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("COUPON", "coupon"), NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("couPon", "coupon"), NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("coupon", "Coupon"), NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("ORDER_ID2", "order_id2"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+
+    /* what Go folds: the Kelvin sign and long s */
+    assert_int_equal(FOLD("\xe2\x84\xaa" "ey", "key"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("idempotency_\xe2\x84\xaa" "ey",
+                          "idempotency_key"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("cu\xc5\xbftomer", "customer"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("CU\xc5\xbfTOMER", "customer"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+
+    /* dotless and dotted i, sharp s, ligatures */
+    assert_int_equal(FOLD("\xc4\xb1" "d", "id"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("\xc4\xb0" "D", "id"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("cla\xc3\x9f", "class"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("cla\xe1\xba\x9e", "class"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("\xef\xac\x81" "eld", "field"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("o\xef\xac\x83" "ce", "office"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("o\xef\xac\x80", "off"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("\xef\xac\x82" "at", "flat"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("wa\xef\xac\x84" "e", "waffle"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("\xef\xac\x85ore", "store"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("\xef\xac\x86ore", "store"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+
+    /* other names */
+    assert_int_equal(FOLD("coupons", "coupon"), NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("coupo", "coupon"), NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("", "coupon"), NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("coupon", ""), NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("coupon ", "coupon"), NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("coup0n", "coupon"), NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("order-id", "order_id"), NGX_HTTP_VOUCHER_KEY_OTHER);
+
+    /* '@' and '`' sit next to the letters, but are not letters */
+    assert_int_equal(FOLD("@", "`"), NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("[", "{"), NGX_HTTP_VOUCHER_KEY_OTHER);
+
+    /* a folding character where its letters are not */
+    assert_int_equal(FOLD("\xe2\x84\xaa" "ey", "hey"),
+                     NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("\xc5\xbf", "ss"), NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("\xc3\x9f", "s"), NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("o\xef\xac\x83", "off"),
+                     NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("o\xef\xac\x83", "offic"),
+                     NGX_HTTP_VOUCHER_KEY_OTHER);
+
+    /* other non-ASCII characters, and cut ones, are never variants */
+    assert_int_equal(FOLD("\xc3\xa9", "e"), NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("\xe2\x84\xab", "a"), NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("\xef\xbd\x8b", "k"), NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("\xe2\x84", "k"), NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("\xc5", "s"), NGX_HTTP_VOUCHER_KEY_OTHER);
+
+    /* a name outside ASCII matches its own bytes only */
+    assert_int_equal(FOLD("\xc3\xa9", "\xc3\xa9"),
+                     NGX_HTTP_VOUCHER_KEY_SAME);
+    assert_int_equal(FOLD("\xc3\x89", "\xc3\xa9"),
+                     NGX_HTTP_VOUCHER_KEY_OTHER);
 }
 
 
@@ -1905,6 +2026,7 @@ main(void)
         cmocka_unit_test_teardown(test_nul_escapes, teardown),
         cmocka_unit_test_teardown(test_deep_nesting, teardown),
         cmocka_unit_test_teardown(test_duplicate_keys, teardown),
+        cmocka_unit_test_teardown(test_key_fold, teardown),
         cmocka_unit_test_teardown(test_invalid_request, teardown),
         cmocka_unit_test_teardown(test_unknown_field, teardown),
         cmocka_unit_test_teardown(test_missing_field, teardown),
