@@ -3,15 +3,47 @@
 # While it is a replica every request gets 503 store_unavailable (never a
 # 500), the module sends it no FUNCTION LOAD even when its library is
 # stale, and writes resume by themselves soon after it is the master again.
+# A gate's confirm refused by the replica is sent again until it lands.
 use strict;
 use warnings;
 use Test::More;
+use IO::Socket::INET;
+use POSIX ();
 use Time::HiRes qw(sleep);
 use VT;
 use VoucherT;
 
-my ($ra, $ng) = start_pair(workers => 2,
-    http => 'voucher_redis 127.0.0.1:%%REDIS_PORT%% timeout=2s;');
+# the gate's upstream: answers 200 once the file "go" exists
+my $dir = VT::tmp_root();
+my $up = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                               Listen => 16, Proto => 'tcp') or die "listen: $!";
+my $UP = $up->sockport;
+VT::fork_server($up, sub {
+    my ($c) = @_;
+    my $head = '';
+    while ($head !~ /\r\n\r\n/) {
+        sysread($c, $head, 4096, length $head) or return;
+    }
+    open my $fh, '>', "$dir/got" or die;
+    close $fh;
+    sleep 0.02 until -e "$dir/go";
+    print $c "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n";
+});
+
+my $ra = VT::Redis->start;
+$ra->load_functions;
+my $ng = VT::Nginx->start(redis => $ra, workers => 2, vars => {UP => $UP},
+    http => 'voucher_redis 127.0.0.1:%%REDIS_PORT%% timeout=2s;',
+    server => api_server() . <<'EOT');
+        location /checkout/ {
+            voucher_gate redeem;
+            voucher_hold_time 60s;
+            voucher_code $arg_coupon;
+            voucher_customer $http_x_customer;
+            voucher_order_amount $http_x_amount;
+            proxy_pass http://127.0.0.1:%%UP%%;
+        }
+EOT
 my $rb = VT::Redis->start;
 my ($ap, $bp) = ($ra->port, $rb->port);
 
@@ -154,6 +186,37 @@ note sprintf 'writes resumed %.2f s after A was the master again', $back;
 cmp_ok($back, '<', 2.5, 'within a second or two');
 isnt($ra->cmd('FCALL', 'voucher_version', 0), 'old',
      "the master got the module's library");
+
+# ---- the gate: a confirm refused by the replica is sent again
+
+code($ra, 'GATE', campaign => 'c', max_uses => 0);
+my $gpid = fork // die;
+if ($gpid == 0) {
+    my $g = http($ng->port, 'GET', '/checkout/x?coupon=GATE',
+                 headers => {'X-Customer' => 'g1', 'X-Amount' => 1000},
+                 timeout => 30);
+    POSIX::_exit($g->{status} == 200 ? 0 : 1);
+}
+ok(wait_until(sub { -e "$dir/got" }, timeout => 10), 'gate: the upstream has the request');
+my ($id) = @{ $ra->cmd('ZRANGE', '{v}:hz', 0, -1) };
+ok(defined $id, 'gate: the code is held');
+ok(wait_until(sub { @{ $rb->cmd('ZRANGE', '{v}:hz', 0, -1) } == 1 }, timeout => 10),
+   'gate: B has the hold');
+ok(failover(), 'gate: A is a replica of B');
+open my $go, '>', "$dir/go" or die;
+close $go;
+waitpid $gpid, 0;
+is($? >> 8, 0, 'gate: the upstream answered 200, so the hold is to be confirmed');
+sleep 1;                                   # a try or two meet the replica
+
+sub status_of {
+    my %h = @{ $ra->cmd('FCALL', 'voucher_redemption_get', 1, '{v}:log', $id) // [] };
+    return $h{status} // 'none';
+}
+is(status_of(), 'reserved', 'gate: not confirmed at the replica');
+failback();
+ok(wait_until(sub { status_of() eq 'redeemed' }, timeout => 10),
+   'gate: the confirm landed on the master') or diag status_of();
 
 like($ng->error_log, qr/cannot take writes/, 'the log says why');
 
