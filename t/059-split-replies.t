@@ -5,8 +5,7 @@
 #
 # A fake Redis in Perl stands in: it answers the handshake (ROLE says
 # master, the version check "not found", so FUNCTION LOAD goes out too),
-# and answers
-# FCALL by the code in its key:
+# and answers FCALL by the code in its key:
 #   S*      a reply echoing the request, sent 1-3 bytes at a time, pipelined
 #           replies chunked together (a chunk ends one and begins the next)
 #   BIG*    about 100 KB, 6,001 elements and a nested array, in chunks of up
