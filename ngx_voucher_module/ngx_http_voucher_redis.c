@@ -108,7 +108,7 @@ typedef struct {
     ngx_http_voucher_arena_t   arena;
     unsigned                   loading:1;
     unsigned                   flushing:1;
-    unsigned                   unready:1;    /* the node cannot take writes */
+    unsigned                   unready:1;    /* not a master since ready */
     unsigned                   retiring:1;   /* dropped when pending is 0 */
 } ngx_http_voucher_conn_t;
 
@@ -386,7 +386,6 @@ ngx_http_voucher_redis_connect(ngx_http_voucher_conn_t *conn)
     conn->pending = 0;
     conn->loading = 0;
     conn->flushing = 0;
-    conn->unready = 0;
     conn->retiring = 0;
 
     ac->data = conn;
@@ -819,6 +818,7 @@ ngx_http_voucher_redis_ready(ngx_http_voucher_conn_t *conn)
 {
     conn->state = NGX_HTTP_VOUCHER_READY;
     conn->backoff = NGX_HTTP_VOUCHER_BACKOFF_MIN;
+    conn->unready = 0;
 
     if (conn->connect_timer.timer_set) {
         ngx_del_timer(&conn->connect_timer);
