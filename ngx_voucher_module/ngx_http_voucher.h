@@ -137,6 +137,9 @@ struct ngx_http_voucher_op_s {
 #define NGX_HTTP_VOUCHER_REPLY       0    /* reply holds Redis' answer */
 #define NGX_HTTP_VOUCHER_LOST        1    /* connection lost, outcome unknown */
 #define NGX_HTTP_VOUCHER_TIMEDOUT    2    /* our timer fired first */
+#define NGX_HTTP_VOUCHER_REFUSED     3    /* the node cannot take writes
+                                             (READONLY, LOADING, ...):
+                                             the command did not run */
 
 
 ngx_int_t ngx_http_voucher_redis_init_worker(ngx_cycle_t *cycle,

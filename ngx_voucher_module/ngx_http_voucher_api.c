@@ -844,7 +844,7 @@ ngx_http_voucher_reply_handler(ngx_http_voucher_op_t *op, void *reply,
         rc = ngx_http_voucher_unavailable(r, ctx, "store_timeout");
         break;
 
-    default: /* NGX_HTTP_VOUCHER_LOST */
+    default: /* NGX_HTTP_VOUCHER_LOST, NGX_HTTP_VOUCHER_REFUSED */
         rc = ngx_http_voucher_unavailable(r, ctx, "store_unavailable");
         break;
     }

@@ -1317,7 +1317,7 @@ ngx_http_voucher_gate_reply_handler(ngx_http_voucher_op_t *op, void *reply,
         rc = ngx_http_voucher_gate_unavailable(r, g, "store_timeout");
         break;
 
-    default: /* NGX_HTTP_VOUCHER_LOST */
+    default: /* NGX_HTTP_VOUCHER_LOST, NGX_HTTP_VOUCHER_REFUSED */
         rc = ngx_http_voucher_gate_unavailable(r, g, "store_unavailable");
         break;
     }
@@ -1843,7 +1843,11 @@ ngx_http_voucher_settle_handler(ngx_http_voucher_op_t *op, void *data,
         return;
     }
 
-    /* lost or timed out: confirm and release may safely be sent again */
+    /*
+     * Lost, timed out, or refused by a node that cannot take writes now
+     * (READONLY, LOADING, MASTERDOWN, CLUSTERDOWN: it did not run):
+     * confirm and release may safely be sent again.
+     */
 
     op->owned = NULL;
     ngx_http_voucher_settle_retry(s);

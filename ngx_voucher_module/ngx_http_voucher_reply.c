@@ -140,8 +140,9 @@ static ngx_http_voucher_reason_t  ngx_http_voucher_reasons[] = {
 
     /* the store */
     ngx_http_voucher_reason("store_unavailable", 503,
-        "The voucher store cannot be reached; nothing was redeemed unless "
-        "a retry with the same idempotency key says so."),
+        "The voucher store cannot be reached or cannot take writes now; "
+        "nothing was redeemed unless a retry with the same idempotency key "
+        "says so."),
     ngx_http_voucher_reason("store_timeout", 503,
         "The voucher store did not answer in time; retry with the same "
         "idempotency key to learn the outcome."),

@@ -269,7 +269,7 @@ static int
 vw_loop(vw_daemon_t *d)
 {
     int    n, worked;
-    long   backoff;
+    long   backoff, cap;
     int    down;
 
     backoff = 100;
@@ -289,7 +289,10 @@ vw_loop(vw_daemon_t *d)
                     down = 1;
                 }
 
-                vw_nap(backoff);
+                /* a node that answers but is not the master: soon again */
+                cap = vw_redis_unready(d->err) ? 1000 : 5000;
+
+                vw_nap(backoff < cap ? backoff : cap);
                 backoff = backoff * 2 < 5000 ? backoff * 2 : 5000;
                 continue;
             }
@@ -346,8 +349,13 @@ vw_loop(vw_daemon_t *d)
 
         vw_log_error("%s", d->err);
 
-        /* a broken connection is made anew; an error reply is not Redis */
-        if (d->redis && d->redis->err) {
+        /*
+         * A broken connection is made anew, and so is one to a node that
+         * cannot take writes now (a replica after a failover): the
+         * address may lead to the master again.  Other error replies
+         * are not Redis' fault.
+         */
+        if (d->redis && (d->redis->err || vw_redis_unready(d->err))) {
             vw_drop_redis(d);
         }
 
