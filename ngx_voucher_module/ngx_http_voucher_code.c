@@ -45,7 +45,7 @@ static time_t ngx_http_voucher_parse_date(ngx_str_t *s);
 static char *ngx_http_voucher_issued_format(ngx_conf_t *cf,
     ngx_http_voucher_issued_t *iss, ngx_str_t *value);
 static ngx_int_t ngx_http_voucher_verify(ngx_http_voucher_keys_t *keys,
-    u_char *code, size_t len, ngx_http_voucher_issued_t *iss);
+    u_char *code, size_t len, ngx_http_voucher_issued_t *iss, u_char *form);
 
 
 /* voucher_code_key FILE; */
@@ -493,6 +493,12 @@ ngx_http_voucher_parse_date(ngx_str_t *s)
  * NGX_OK: it may exist, ask Redis for code[0 .. *len).  NGX_DECLINED: it
  * cannot exist; *reason says why for voucher_code_debug.  NGX_ERROR:
  * nothing is left once normalized (invalid_code).
+ *
+ * A code that passes its tag is made canonical (O, I, L typed for 0, 1,
+ * 1), as Redis stores it and answers it.  A refused code is made canonical
+ * too, in the first format it could be a code of, so that its refusal
+ * echoes it in the form Redis would have: whether the tag passed shows in
+ * no answer.  A code passed on by a pattern stays as normalized.
  */
 
 ngx_int_t
@@ -500,8 +506,10 @@ ngx_http_voucher_code_check(ngx_http_voucher_loc_conf_t *vlcf, u_char *code,
     size_t *len, const char **reason)
 {
     size_t                      n;
-    ngx_uint_t                  i, shaped;
+    ngx_int_t                   rc;
+    ngx_uint_t                  i, shaped, formed;
     ngx_http_voucher_issued_t  *iss;
+    u_char                      form[VOUCHER_CODE_MAX_LEN];
 #if (NGX_PCRE)
     ngx_str_t                   s;
     ngx_regex_t               **re;
@@ -519,6 +527,7 @@ ngx_http_voucher_code_check(ngx_http_voucher_loc_conf_t *vlcf, u_char *code,
     }
 
     shaped = 0;
+    formed = 0;
 
     if (vlcf->code_issued) {
         iss = vlcf->code_issued->elts;
@@ -539,10 +548,15 @@ ngx_http_voucher_code_check(ngx_http_voucher_loc_conf_t *vlcf, u_char *code,
 
             shaped = 1;
 
-            if (ngx_http_voucher_verify(vlcf->code_keys, code, n, &iss[i])
-                == NGX_OK)
-            {
+            rc = ngx_http_voucher_verify(vlcf->code_keys, code, n, &iss[i],
+                                         formed ? NULL : form);
+
+            if (rc == NGX_OK) {
                 return NGX_OK;
+            }
+
+            if (rc == NGX_DECLINED) {
+                formed = 1;
             }
         }
     }
@@ -564,6 +578,10 @@ ngx_http_voucher_code_check(ngx_http_voucher_loc_conf_t *vlcf, u_char *code,
 
 #endif
 
+    if (formed) {
+        ngx_memcpy(code, form, n);
+    }
+
     *reason = shaped ? "code_forged" : "code_malformed";
 
     return NGX_DECLINED;
@@ -574,17 +592,21 @@ ngx_http_voucher_code_check(ngx_http_voucher_loc_conf_t *vlcf, u_char *code,
  * A valid tag under the current key, or under the previous one until its
  * grace period ends.  The body and tag are made canonical in a copy
  * first: O, I and L typed for 0, 1 and 1 are what Redis stores, so the
- * copy replaces them in code when the tag is right.
+ * copy replaces them in code when the tag is right (NGX_OK).  When it is
+ * wrong but the code could be one of this format (the body and tag in its
+ * charset once canonical), NGX_DECLINED, and the canonical code is written
+ * to form unless form is NULL.  NGX_ABORT: it cannot be one.
  */
 
 static ngx_int_t
 ngx_http_voucher_verify(ngx_http_voucher_keys_t *keys, u_char *code,
-    size_t len, ngx_http_voucher_issued_t *iss)
+    size_t len, ngx_http_voucher_issued_t *iss, u_char *form)
 {
-    size_t  prefix;
+    size_t  prefix, end, i;
     u_char  buf[VOUCHER_CODE_MAX_LEN];
 
     prefix = iss->prefix.len;
+    end = len - iss->fmt.suffix_len;
 
     ngx_memcpy(buf, code, len);
 
@@ -596,9 +618,34 @@ ngx_http_voucher_verify(ngx_http_voucher_keys_t *keys, u_char *code,
                                       prefix, iss->mac, &iss->fmt)
                == 0))
     {
-        ngx_memcpy(code + prefix, buf + prefix,
-                   len - prefix - iss->fmt.suffix_len);
+        ngx_memcpy(code + prefix, buf + prefix, end - prefix);
         return NGX_OK;
+    }
+
+    /*
+     * the check made buf canonical as far as it could: a code of this
+     * format is all in the alphabet (a second pass changes nothing) and
+     * in the charset
+     */
+
+    if (voucher_code_canonical((char *) buf + prefix, end - prefix) == 0) {
+        return NGX_ABORT;
+    }
+
+    if (iss->fmt.charset) {
+        for (i = prefix; i < end; i++) {
+            if (ngx_strlchr((u_char *) iss->fmt.charset,
+                            (u_char *) iss->fmt.charset
+                            + iss->fmt.charset_len, buf[i])
+                == NULL)
+            {
+                return NGX_ABORT;
+            }
+        }
+    }
+
+    if (form) {
+        ngx_memcpy(form, buf, len);
     }
 
     return NGX_DECLINED;
