@@ -44,6 +44,10 @@ static char *ngx_http_voucher_load_key(ngx_conf_t *cf, ngx_str_t *file,
 static time_t ngx_http_voucher_parse_date(ngx_str_t *s);
 static char *ngx_http_voucher_issued_format(ngx_conf_t *cf,
     ngx_http_voucher_issued_t *iss, ngx_str_t *value);
+static ngx_uint_t ngx_http_voucher_issued_overlap(
+    ngx_http_voucher_issued_t *a, ngx_http_voucher_issued_t *b);
+static u_char ngx_http_voucher_issued_fixed(ngx_http_voucher_issued_t *iss,
+    size_t len, size_t i);
 static ngx_int_t ngx_http_voucher_verify(ngx_http_voucher_keys_t *keys,
     u_char *code, size_t len, ngx_http_voucher_issued_t *iss, u_char *form);
 
@@ -140,8 +144,8 @@ ngx_http_voucher_code_issued(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     size_t                      len;
     ngx_int_t                   n;
     ngx_str_t                  *value;
-    ngx_uint_t                  i;
-    ngx_http_voucher_issued_t  *iss;
+    ngx_uint_t                  i, k;
+    ngx_http_voucher_issued_t  *iss, *prev;
 
     if (vlcf->code_issued == NULL) {
         vlcf->code_issued = ngx_array_create(cf->pool, 2,
@@ -227,6 +231,19 @@ ngx_http_voucher_code_issued(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "describes codes longer than 64 characters";
     }
 
+    prev = vlcf->code_issued->elts;
+
+    for (k = 0; k + 1 < vlcf->code_issued->nelts; k++) {
+        if (ngx_http_voucher_issued_overlap(&prev[k], iss)) {
+            ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                               "a code can fit both this format and the one "
+                               "with the prefix \"%V\", and read O, I or L "
+                               "differently in each: a refused code's answer "
+                               "may then tell which tag passed (give the "
+                               "formats other lengths)", &prev[k].prefix);
+        }
+    }
+
     if (iss->mac < voucher_tag_min_len(&iss->fmt)) {
         ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
                            "\"mac=%uz\" lets a guess through the offline "
@@ -243,6 +260,83 @@ invalid:
                        "invalid parameter \"%V\"", &value[i]);
 
     return NGX_CONF_ERROR;
+}
+
+
+/*
+ * Whether one code can fit both formats and be made canonical differently
+ * by each: where one has its prefix or suffix and the other its body or
+ * tag, the fixed character is O, I or L (and read as 0 or 1 it is in the
+ * other's charset, or no code could be of both).
+ */
+
+static ngx_uint_t
+ngx_http_voucher_issued_overlap(ngx_http_voucher_issued_t *a,
+    ngx_http_voucher_issued_t *b)
+{
+    char                        c;
+    size_t                      len, i;
+    u_char                      ca, cb;
+    ngx_uint_t                  differ;
+    ngx_http_voucher_issued_t  *other;
+
+    len = a->prefix.len + a->body + a->mac + a->fmt.suffix_len;
+
+    if (len != b->prefix.len + b->body + b->mac + b->fmt.suffix_len) {
+        return 0;
+    }
+
+    differ = 0;
+
+    for (i = 0; i < len; i++) {
+        ca = ngx_http_voucher_issued_fixed(a, len, i);
+        cb = ngx_http_voucher_issued_fixed(b, len, i);
+
+        if (ca == cb) {
+            continue;
+        }
+
+        if (ca && cb) {
+            return 0;
+        }
+
+        c = (char) (ca ? ca : cb);
+        other = ca ? b : a;
+
+        if (c == 'O' || c == 'I' || c == 'L') {
+            differ = 1;
+        }
+
+        if (voucher_code_canonical(&c, 1) == 0
+            || (other->fmt.charset
+                && ngx_strlchr((u_char *) other->fmt.charset,
+                               (u_char *) other->fmt.charset
+                               + other->fmt.charset_len, (u_char) c)
+                   == NULL))
+        {
+            return 0;
+        }
+    }
+
+    return differ;
+}
+
+
+/* the prefix's or suffix's character at i of a code len long, or 0 */
+
+static u_char
+ngx_http_voucher_issued_fixed(ngx_http_voucher_issued_t *iss, size_t len,
+    size_t i)
+{
+    if (i < iss->prefix.len) {
+        return iss->prefix.data[i];
+    }
+
+    if (i >= len - iss->fmt.suffix_len) {
+        return (u_char) iss->fmt.suffix[i - (len - iss->fmt.suffix_len)];
+    }
+
+    return 0;
 }
 
 

@@ -223,4 +223,27 @@ is($r->{status}, 200, "a stored code typed \"$t0\": valid");
 is($r->{json}{code}, $g0, '... answered in its stored form');
 
 $ng->check_log;
+
+# formats one code can fit, reading O, I or L differently: nginx warns
+for my $case (['"" body=12 mac=5', 'SALE body=8 mac=5', 1],
+              ['"" body=12 mac=5', 'SAVE body=8 mac=5', 0],
+              ['"" body=12 mac=4', 'SALE body=8 mac=5', 0],
+              ['SALE body=8 mac=5', 'SAL body=9 mac=5', 0],
+              ['SAL body=9 mac=5', 'SA body=10 mac=5', 1],
+              ['SALE body=8 mac=5', 'SALT body=8 mac=5', 0],
+              ['9 body=10 mac=6 charset=0123456789', '9L body=9 mac=6 charset=0123456789', 1],
+              ['9 body=10 mac=6 charset=23456789', '9O body=9 mac=6 charset=0123456789', 0]) {
+    my ($a, $b, $warn) = @$case;
+    my $n = VT::Nginx->start(redis => $redis, server => api_server(), http => <<"EOT");
+    voucher_redis 127.0.0.1:%%REDIS_PORT%%;
+    voucher_code_key $dir/k.key;
+    voucher_code_issued $a;
+    voucher_code_issued $b;
+EOT
+    my $log = $n->stderr . $n->error_log;
+    my $said = $log =~ /a code can fit both this format and the one with the prefix/ ? 1 : 0;
+    is($said, $warn, ($warn ? 'a warning' : 'no warning') . " for \"$a\" and \"$b\"");
+    $n->stop;
+}
+
 done_testing;
