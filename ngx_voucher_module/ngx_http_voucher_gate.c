@@ -1685,7 +1685,7 @@ ngx_http_voucher_settle_retry(ngx_http_voucher_settle_t *s)
     left = (ngx_msec_int_t) (s->deadline - ngx_current_msec);
 
     if (left <= 0) {
-        ngx_str_set(&why, "Redis unreachable until the hold ended");
+        ngx_str_set(&why, "Redis did not take it before the hold ended");
         ngx_http_voucher_settle_lost(s, &why);
         return;
     }
@@ -1763,8 +1763,12 @@ ngx_http_voucher_settle_handler(ngx_http_voucher_op_t *op, void *data,
 
     s = op->data;
 
-    if (rc != NGX_HTTP_VOUCHER_REPLY) {
-        /* lost or timed out: confirm and release may safely be sent again */
+    if (rc != NGX_HTTP_VOUCHER_REPLY || reply->type == REDIS_REPLY_ERROR) {
+        /*
+         * Lost, timed out, or refused as a whole (LOADING after a restart,
+         * a library being loaded again): confirm and release may safely
+         * be sent again.
+         */
 
         op->owned = NULL;
         s->op = NULL;
@@ -1779,9 +1783,7 @@ ngx_http_voucher_settle_handler(ngx_http_voucher_op_t *op, void *data,
 
     ngx_str_set(&answer, "?");
 
-    if (first->type == REDIS_REPLY_STRING
-        || first->type == REDIS_REPLY_ERROR)
-    {
+    if (first->type == REDIS_REPLY_STRING) {
         answer.data = (u_char *) first->str;
         answer.len = ngx_min(first->len, 64);
     }

@@ -175,6 +175,21 @@ sub sweep { $redis->cmd('FCALL', 'voucher_sweep', 1, '{v}:hz') }
     is(trail($a[2]), 'redeem expire', '... the trail says expire');
 }
 
+# --- a confirm refused as a whole (the library flushed) is sent again -------------
+{
+    my $c = fresh();
+    ready($c);
+    my @a = checkout('/shop/', $c);
+    ok($a[2], 'a checkout reserved');
+    $redis->cmd('FUNCTION', 'FLUSH');
+    is(answer(@a[0, 1], 200), 200, 'the library flushed: the shop places the order');
+    ok(wait_until(sub { trail($a[2]) eq 'redeem confirm' }, timeout => 10),
+       'the confirm that met "function not found" went again: confirmed')
+        or diag trail($a[2]);
+    is(uses($c), 1, '... the use kept');
+    is(lost(), '1 0', '... nothing more counted as lost');
+}
+
 # --- a fast shutdown (SIGTERM) with a confirm still waiting ------------------------
 {
     my $c = fresh();
