@@ -40,6 +40,7 @@ typedef struct {
 
     ngx_http_voucher_pool_t    *pool;        /* this worker's connections */
     ngx_shm_zone_t             *lockout_zone; /* voucher_lockout_cache */
+    ngx_shm_zone_t             *settle_zone;  /* lost settlements, counted */
 } ngx_http_voucher_main_conf_t;
 
 
@@ -174,6 +175,7 @@ char *ngx_http_voucher_gate_merge(ngx_conf_t *cf,
 ngx_int_t ngx_http_voucher_gate_add_variables(ngx_conf_t *cf);
 ngx_int_t ngx_http_voucher_gate_init(ngx_conf_t *cf);
 ngx_str_t *ngx_http_voucher_gate_limit_status(ngx_http_request_t *r);
+void ngx_http_voucher_gate_exit_worker(ngx_http_voucher_main_conf_t *vmcf);
 
 char *ngx_http_voucher_code_key(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);

@@ -10,6 +10,13 @@
  * in between, Redis gives the uses back when the hold expires.  The
  * decision is taken in the log phase, when the response is known.
  *
+ * A confirm or release Redis cannot take now is tried again until the
+ * hold runs out, on a timer that is not cancelable: a worker that exits
+ * gracefully (a reload, "nginx -s quit") stays until its settlements are
+ * in Redis or their holds are over.  One that cannot be delivered is
+ * logged at "error" with its redemption id and counted in shared memory
+ * ($voucher_lost_confirms, $voucher_lost_releases).
+ *
  * The gate's state hangs on a cleanup of the request's pool, not on the
  * module context, which an internal redirect clears: the redirected
  * request finds the verdict already taken and is never counted twice.
@@ -26,8 +33,9 @@
 #define NGX_HTTP_VOUCHER_GATE_WAITING   2   /* waiting for Redis */
 #define NGX_HTTP_VOUCHER_GATE_DONE      3   /* verdict taken */
 
-/* a lost confirm or release is tried again after 0.25, 0.5, 1 .. 8 s */
-#define NGX_HTTP_VOUCHER_SETTLE_TRIES   10
+/* a confirm or release is tried again after 0.25, 0.5, then every 1 s */
+#define NGX_HTTP_VOUCHER_SETTLE_DELAY   250
+#define NGX_HTTP_VOUCHER_SETTLE_MAX     1000
 
 
 typedef struct {
@@ -49,6 +57,8 @@ typedef struct {
 
     json_t                       *body;      /* parsed for $voucher_body_ */
 
+    ngx_msec_t                    deadline;  /* the hold is surely over */
+
     unsigned                      body_parsed:1;
     unsigned                      held:1;
     unsigned                      settled:1;
@@ -58,7 +68,10 @@ typedef struct {
 /* a confirm or release on its own, after (or without) its request */
 typedef struct {
     ngx_event_t                     timer;    /* the next try */
+    ngx_queue_t                     queue;    /* in ngx_http_voucher_settling */
     ngx_http_voucher_main_conf_t   *vmcf;
+    ngx_http_voucher_op_t          *op;       /* the try in flight */
+    ngx_msec_t                      deadline; /* ngx_current_msec */
     ngx_uint_t                      tries;    /* failed so far */
     ngx_uint_t                      confirm;
     ngx_str_t                       ns;
@@ -67,6 +80,13 @@ typedef struct {
     size_t                          argvlen[7];
     /* followed by the key, "{ns}:log", and the id */
 } ngx_http_voucher_settle_t;
+
+
+/* in shared memory: what could not be delivered, for every worker */
+typedef struct {
+    ngx_atomic_t                    lost_confirms;
+    ngx_atomic_t                    lost_releases;
+} ngx_http_voucher_settle_sh_t;
 
 
 typedef struct {
@@ -118,9 +138,14 @@ static void ngx_http_voucher_gate_resume(ngx_http_request_t *r,
 static void ngx_http_voucher_gate_orphan_handler(ngx_http_voucher_op_t *op,
     void *reply, ngx_int_t rc);
 static void ngx_http_voucher_gate_settle(ngx_http_voucher_main_conf_t *vmcf,
-    ngx_str_t *ns, ngx_str_t *id, ngx_uint_t confirm, ngx_log_t *log);
+    ngx_str_t *ns, ngx_str_t *id, ngx_uint_t confirm, ngx_msec_t deadline,
+    ngx_log_t *log);
 static void ngx_http_voucher_settle_send(ngx_http_voucher_settle_t *s);
 static void ngx_http_voucher_settle_retry(ngx_http_voucher_settle_t *s);
+static void ngx_http_voucher_settle_lost(ngx_http_voucher_settle_t *s,
+    ngx_str_t *why);
+static ngx_int_t ngx_http_voucher_settle_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
 static void ngx_http_voucher_settle_timer(ngx_event_t *ev);
 static void ngx_http_voucher_settle_handler(ngx_http_voucher_op_t *op,
     void *reply, ngx_int_t rc);
@@ -132,6 +157,12 @@ static ngx_int_t ngx_http_voucher_gate_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_voucher_body_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_voucher_lost_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+/* this worker's settlements not yet answered by Redis */
+static ngx_queue_t  ngx_http_voucher_settling;
 
 
 static ngx_http_voucher_gate_var_t  ngx_http_voucher_gate_vars[] = {
@@ -492,6 +523,26 @@ ngx_http_voucher_gate_add_variables(ngx_conf_t *cf)
 
     var->get_handler = ngx_http_voucher_body_variable;
 
+    var = ngx_http_add_variable(cf, &(ngx_str_t)
+                                    ngx_string("voucher_lost_confirms"),
+                                NGX_HTTP_VAR_NOCACHEABLE);
+    if (var == NULL) {
+        return NGX_ERROR;
+    }
+
+    var->get_handler = ngx_http_voucher_lost_variable;
+    var->data = offsetof(ngx_http_voucher_settle_sh_t, lost_confirms);
+
+    var = ngx_http_add_variable(cf, &(ngx_str_t)
+                                    ngx_string("voucher_lost_releases"),
+                                NGX_HTTP_VAR_NOCACHEABLE);
+    if (var == NULL) {
+        return NGX_ERROR;
+    }
+
+    var->get_handler = ngx_http_voucher_lost_variable;
+    var->data = offsetof(ngx_http_voucher_settle_sh_t, lost_releases);
+
     return NGX_OK;
 }
 
@@ -499,9 +550,32 @@ ngx_http_voucher_gate_add_variables(ngx_conf_t *cf)
 ngx_int_t
 ngx_http_voucher_gate_init(ngx_conf_t *cf)
 {
-    ngx_array_t                *a;
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
+    ngx_str_t                      name;
+    ngx_array_t                   *a;
+    ngx_http_handler_pt           *h;
+    ngx_shm_zone_t                *zone;
+    ngx_http_core_main_conf_t     *cmcf;
+    ngx_http_voucher_main_conf_t  *vmcf;
+
+    /*
+     * The counters of lost settlements: the smallest zone nginx's slab
+     * allocator takes, kept across reloads.
+     */
+
+    vmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_voucher_module);
+
+    if (vmcf->configured) {
+        ngx_str_set(&name, "voucher_settle");
+
+        zone = ngx_shared_memory_add(cf, &name, 8 * ngx_pagesize,
+                                     &ngx_http_voucher_module);
+        if (zone == NULL) {
+            return NGX_ERROR;
+        }
+
+        zone->init = ngx_http_voucher_settle_init_zone;
+        vmcf->settle_zone = zone;
+    }
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
@@ -527,6 +601,37 @@ ngx_http_voucher_gate_init(ngx_conf_t *cf)
     h = a->elts;
     ngx_memmove(&h[1], &h[0], (a->nelts - 1) * sizeof(ngx_http_handler_pt));
     h[0] = ngx_http_voucher_gate_log_handler;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_voucher_settle_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_slab_pool_t               *shpool;
+    ngx_http_voucher_settle_sh_t  *sh;
+
+    if (data) {
+        /* a reload: the counts go on */
+        shm_zone->data = data;
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        shm_zone->data = shpool->data;
+        return NGX_OK;
+    }
+
+    sh = ngx_slab_calloc(shpool, sizeof(ngx_http_voucher_settle_sh_t));
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    shpool->data = sh;
+    shm_zone->data = sh;
 
     return NGX_OK;
 }
@@ -615,7 +720,7 @@ ngx_http_voucher_gate_cleanup(void *data)
                       "releasing %V", &g->redemption_id);
 
         ngx_http_voucher_gate_settle(vmcf, &g->conf->ns, &g->redemption_id,
-                                     0, ngx_cycle->log);
+                                     0, g->deadline, ngx_cycle->log);
     }
 }
 
@@ -1465,7 +1570,13 @@ ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
         return ngx_http_voucher_gate_pass(r, g, "replayed");
     }
 
+    /*
+     * Redis set the hold's deadline before this reply left it: from here,
+     * now plus the hold is never earlier, whatever the clocks say.
+     */
+
     g->held = 1;
+    g->deadline = ngx_current_msec + g->conf->hold;
 
     return ngx_http_voucher_gate_pass(r, g, "reserved");
 }
@@ -1539,7 +1650,9 @@ ngx_http_voucher_gate_orphan_handler(ngx_http_voucher_op_t *op, void *data,
 
     ngx_http_voucher_gate_settle(ngx_http_cycle_get_module_main_conf(ngx_cycle,
                                                     ngx_http_voucher_module),
-                                 &vlcf->ns, &id, 0, ngx_cycle->log);
+                                 &vlcf->ns, &id, 0,
+                                 ngx_current_msec + vlcf->hold,
+                                 ngx_cycle->log);
 }
 
 
@@ -1688,7 +1801,7 @@ ngx_http_voucher_gate_log_handler(ngx_http_request_t *r)
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_voucher_module);
 
     ngx_http_voucher_gate_settle(vmcf, &g->conf->ns, &g->redemption_id,
-                                 confirm, r->connection->log);
+                                 confirm, g->deadline, r->connection->log);
 
     return NGX_OK;
 }
@@ -1697,14 +1810,16 @@ ngx_http_voucher_gate_log_handler(ngx_http_request_t *r)
 /*
  * FCALL voucher_confirm|voucher_release 1 {ns}:log ID, on its own: it
  * owns its arguments, and no request waits for it.  While Redis cannot
- * take it (a lost connection, a restart) it is tried again on a timer for
- * about a minute; if every try fails the hold expires by itself in Redis,
- * and a lost confirm is logged as the error it is.
+ * take it (a lost connection, a restart) it is tried again on a timer
+ * that is not cancelable, until "deadline", when the hold is surely over:
+ * Redis has given the use back by then, and a confirm could only answer
+ * reservation_expired.  Until then a worker that exits gracefully stays.
  */
 
 static void
 ngx_http_voucher_gate_settle(ngx_http_voucher_main_conf_t *vmcf,
-    ngx_str_t *ns, ngx_str_t *id, ngx_uint_t confirm, ngx_log_t *log)
+    ngx_str_t *ns, ngx_str_t *id, ngx_uint_t confirm, ngx_msec_t deadline,
+    ngx_log_t *log)
 {
     u_char                     *p;
     ngx_http_voucher_settle_t  *s;
@@ -1712,11 +1827,15 @@ ngx_http_voucher_gate_settle(ngx_http_voucher_main_conf_t *vmcf,
     s = ngx_calloc(sizeof(ngx_http_voucher_settle_t)
                    + sizeof("{}:log") - 1 + ns->len + id->len, log);
     if (s == NULL) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "voucher gate: %s of %V lost: out of memory",
+                      confirm ? "confirm" : "release", id);
         return;
     }
 
     s->vmcf = vmcf;
     s->confirm = confirm;
+    s->deadline = deadline;
 
     p = (u_char *) &s[1];
 
@@ -1748,7 +1867,12 @@ ngx_http_voucher_gate_settle(ngx_http_voucher_main_conf_t *vmcf,
     s->timer.handler = ngx_http_voucher_settle_timer;
     s->timer.data = s;
     s->timer.log = ngx_cycle->log;
-    s->timer.cancelable = 1;
+
+    if (ngx_http_voucher_settling.next == NULL) {
+        ngx_queue_init(&ngx_http_voucher_settling);
+    }
+
+    ngx_queue_insert_tail(&ngx_http_voucher_settling, &s->queue);
 
     ngx_http_voucher_settle_send(s);
 }
@@ -1772,30 +1896,84 @@ ngx_http_voucher_settle_send(ngx_http_voucher_settle_t *s)
         return;
     }
 
+    /* freed with the op once Redis answered */
     op->owned = s;
+    s->op = op;
 }
 
 
 static void
 ngx_http_voucher_settle_retry(ngx_http_voucher_settle_t *s)
 {
-    ngx_uint_t  level;
+    ngx_str_t       why;
+    ngx_msec_t      delay;
+    ngx_msec_int_t  left;
 
-    if (s->tries >= NGX_HTTP_VOUCHER_SETTLE_TRIES || ngx_terminate
-        || ngx_exiting || s->vmcf->pool == NULL)
-    {
-        level = s->confirm ? NGX_LOG_ERR : NGX_LOG_WARN;
-
-        ngx_log_error(level, ngx_cycle->log, 0,
-                      "voucher gate: could not %s %V; the hold expires "
-                      "in Redis by itself", s->confirm ? "confirm" : "release",
-                      &s->id);
-        ngx_free(s);
+    if (s->vmcf->pool == NULL) {
+        ngx_str_set(&why, "the worker exits");
+        ngx_http_voucher_settle_lost(s, &why);
         return;
     }
 
-    ngx_add_timer(&s->timer, ngx_min((ngx_msec_t) 250 << s->tries, 8000));
+    left = (ngx_msec_int_t) (s->deadline - ngx_current_msec);
+
+    if (left <= 0) {
+        ngx_str_set(&why, "Redis did not take it before the hold ended");
+        ngx_http_voucher_settle_lost(s, &why);
+        return;
+    }
+
+    if (s->tries == 0) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "voucher gate: Redis cannot take the %s of %V now, "
+                      "trying again for up to %M ms",
+                      s->confirm ? "confirm" : "release", &s->id,
+                      (ngx_msec_t) left);
+    }
+
+    delay = (s->tries < 2) ? (ngx_msec_t) NGX_HTTP_VOUCHER_SETTLE_DELAY
+                             << s->tries
+                           : NGX_HTTP_VOUCHER_SETTLE_MAX;
+
+    ngx_add_timer(&s->timer, ngx_min(delay, (ngx_msec_t) left));
     s->tries++;
+}
+
+
+/*
+ * The settlement will never reach Redis.  A lost confirm means an order
+ * was placed whose use Redis gives back when the hold runs out; a lost
+ * release, a use held until then.
+ */
+
+static void
+ngx_http_voucher_settle_lost(ngx_http_voucher_settle_t *s, ngx_str_t *why)
+{
+    ngx_http_voucher_settle_sh_t  *sh;
+
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                  "voucher gate: %s of %V lost (%V); its hold ends in "
+                  "Redis, which gives the use back",
+                  s->confirm ? "confirm" : "release", &s->id, why);
+
+    if (s->vmcf->settle_zone && s->vmcf->settle_zone->data) {
+        sh = s->vmcf->settle_zone->data;
+
+        (void) ngx_atomic_fetch_add(s->confirm ? &sh->lost_confirms
+                                               : &sh->lost_releases, 1);
+    }
+
+    if (s->timer.timer_set) {
+        ngx_del_timer(&s->timer);
+    }
+
+    ngx_queue_remove(&s->queue);
+
+    if (s->op == NULL) {
+        ngx_free(s);
+    }
+
+    /* else the op, answered or about to be dropped, frees it */
 }
 
 
@@ -1811,46 +1989,100 @@ ngx_http_voucher_settle_handler(ngx_http_voucher_op_t *op, void *data,
     ngx_int_t rc)
 {
     redisReply                 *reply = data;
-    ngx_str_t                   answer;
-    ngx_uint_t                  level;
+    u_char                     *p, buf[128];
+    ngx_str_t                   answer, why;
     redisReply                 *first;
     ngx_http_voucher_settle_t  *s;
 
     s = op->data;
 
-    if (rc == NGX_HTTP_VOUCHER_REPLY) {
-        first = (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0)
-                ? reply->element[0] : reply;
+    if (rc != NGX_HTTP_VOUCHER_REPLY || reply->type == REDIS_REPLY_ERROR) {
+        /*
+         * Lost, timed out, refused by a node that cannot take writes now
+         * (READONLY, LOADING, MASTERDOWN, CLUSTERDOWN: it did not run), or
+         * refused as a whole (a library being loaded again): confirm and
+         * release may safely be sent again.
+         */
 
-        ngx_str_set(&answer, "?");
-
-        if (first->type == REDIS_REPLY_STRING
-            || first->type == REDIS_REPLY_ERROR)
-        {
-            answer.data = (u_char *) first->str;
-            answer.len = first->len;
-        }
-
-        if (answer.len == 2 && ngx_strncmp(answer.data, "ok", 2) == 0) {
-            return;
-        }
-
-        level = s->confirm ? NGX_LOG_ERR : NGX_LOG_WARN;
-
-        ngx_log_error(level, ngx_cycle->log, 0,
-                      "voucher gate: %s of %V answered \"%V\"",
-                      s->confirm ? "confirm" : "release", &s->id, &answer);
+        op->owned = NULL;
+        s->op = NULL;
+        ngx_http_voucher_settle_retry(s);
         return;
     }
 
-    /*
-     * Lost, timed out, or refused by a node that cannot take writes now
-     * (READONLY, LOADING, MASTERDOWN, CLUSTERDOWN: it did not run):
-     * confirm and release may safely be sent again.
-     */
+    /* answered: the op frees s when this returns */
 
-    op->owned = NULL;
-    ngx_http_voucher_settle_retry(s);
+    first = (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0)
+            ? reply->element[0] : reply;
+
+    ngx_str_set(&answer, "?");
+
+    if (first->type == REDIS_REPLY_STRING) {
+        answer.data = (u_char *) first->str;
+        answer.len = ngx_min(first->len, 64);
+    }
+
+    if (answer.len == 2 && ngx_strncmp(answer.data, "ok", 2) == 0) {
+        if (s->tries) {
+            ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                          "voucher gate: %s of %V delivered",
+                          s->confirm ? "confirm" : "release", &s->id);
+        }
+
+        ngx_queue_remove(&s->queue);
+        return;
+    }
+
+    if (!s->confirm) {
+        /* reservation_expired: Redis gave the use back by itself */
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "voucher gate: release of %V answered \"%V\"",
+                      &s->id, &answer);
+
+        ngx_queue_remove(&s->queue);
+        return;
+    }
+
+    /* the order stands, but Redis did not keep the use */
+
+    p = ngx_snprintf(buf, sizeof(buf), "Redis answered \"%V\"", &answer);
+
+    why.data = buf;
+    why.len = p - buf;
+
+    ngx_http_voucher_settle_lost(s, &why);
+}
+
+
+/*
+ * At the exit of the worker: a graceful exit waited for every settlement,
+ * so those still here are cut short by a fast shutdown (SIGTERM).
+ */
+
+void
+ngx_http_voucher_gate_exit_worker(ngx_http_voucher_main_conf_t *vmcf)
+{
+    ngx_str_t                   why;
+    ngx_queue_t                *q;
+    ngx_http_voucher_settle_t  *s;
+
+    if (ngx_http_voucher_settling.next == NULL) {
+        return;
+    }
+
+    while (!ngx_queue_empty(&ngx_http_voucher_settling)) {
+        q = ngx_queue_head(&ngx_http_voucher_settling);
+        s = ngx_queue_data(q, ngx_http_voucher_settle_t, queue);
+
+        if (s->op) {
+            ngx_str_set(&why, "the worker exits before Redis answered");
+
+        } else {
+            ngx_str_set(&why, "the worker exits");
+        }
+
+        ngx_http_voucher_settle_lost(s, &why);
+    }
 }
 
 
@@ -1891,6 +2123,40 @@ ngx_http_voucher_gate_variable(ngx_http_request_t *r,
 
     v->data = s->data;
     v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* $voucher_lost_confirms, $voucher_lost_releases: counts of all workers */
+
+static ngx_int_t
+ngx_http_voucher_lost_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                        *p;
+    ngx_atomic_t                  *n;
+    ngx_http_voucher_main_conf_t  *vmcf;
+
+    vmcf = ngx_http_get_module_main_conf(r, ngx_http_voucher_module);
+
+    if (vmcf->settle_zone == NULL || vmcf->settle_zone->data == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_ATOMIC_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = (ngx_atomic_t *) ((u_char *) vmcf->settle_zone->data + data);
+
+    v->data = p;
+    v->len = ngx_sprintf(p, "%uA", *n) - p;
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;

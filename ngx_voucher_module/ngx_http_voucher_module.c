@@ -840,5 +840,8 @@ ngx_http_voucher_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
+    /* first the settlements still waiting, while their ops exist */
+    ngx_http_voucher_gate_exit_worker(vmcf);
+
     ngx_http_voucher_redis_exit_worker(vmcf);
 }
