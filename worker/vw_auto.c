@@ -14,6 +14,7 @@
 
 #include "voucher_code.h"
 #include "vw_auto.h"
+#include "vw_json.h"
 #include "vw_log.h"
 #include "vw_map.h"
 #include "vw_redis.h"
@@ -92,132 +93,55 @@ vw_parse_duration(const char *s, int64_t *out)
 
 
 static int
-vw_known(json_t *o, const char *const *names, const char *where, char *err,
-    size_t errlen)
-{
-    size_t       i;
-    const char  *key;
-    json_t      *v;
-
-    json_object_foreach(o, key, v) {
-        for (i = 0; names[i]; i++) {
-            if (strcmp(key, names[i]) == 0) {
-                break;
-            }
-        }
-
-        if (names[i] == NULL) {
-            snprintf(err, errlen, "%sunknown field \"%s\"", where, key);
-            return -1;
-        }
-    }
-
-    return 0;
-}
-
-
-/* a string field: NULL when absent; -1 when of another type or empty */
-
-static int
-vw_jstr(json_t *o, const char *name, char **out, char *err, size_t errlen)
-{
-    json_t  *v;
-
-    v = json_object_get(o, name);
-
-    if (v == NULL || json_is_null(v)) {
-        return 0;
-    }
-
-    if (!json_is_string(v) || json_string_length(v) == 0
-        || strlen(json_string_value(v)) != json_string_length(v))
-    {
-        snprintf(err, errlen, "%s: expected a non-empty string", name);
-        return -1;
-    }
-
-    free(*out);
-    *out = vw_xstrdup(json_string_value(v));
-
-    return 0;
-}
-
-
-static int
-vw_jint(json_t *o, const char *name, int64_t min, int64_t max, int64_t *out,
-    char *err, size_t errlen)
-{
-    json_t  *v;
-
-    v = json_object_get(o, name);
-
-    if (v == NULL || json_is_null(v)) {
-        return 0;
-    }
-
-    if (!json_is_integer(v) || json_integer_value(v) < min
-        || json_integer_value(v) > max)
-    {
-        snprintf(err, errlen, "%s: expected an integer %lld..%lld", name,
-                 (long long) min, (long long) max);
-        return -1;
-    }
-
-    *out = json_integer_value(v);
-
-    return 0;
-}
-
-
-static int
 vw_auto_codes(json_t *o, vw_auto_t *a, char *err, size_t errlen)
 {
     int64_t           n;
     size_t            hashes, plen, k;
     uint64_t          bodies;
+    vw_jerr_t         e;
     voucher_format_t  fmt;
     char      norm[VOUCHER_CODE_MAX_LEN + 1];
     char      sfx[VOUCHER_CODE_MAX_LEN + 1];
     char      why[256];
+
+    e.err = err;
+    e.errlen = errlen;
 
     if (!json_is_object(o)) {
         snprintf(err, errlen, "codes: expected an object");
         return -1;
     }
 
-    if (vw_known(o, vw_codes_fields, "codes: ", err, errlen) != 0) {
+    if (vw_json_known(&e, o, "codes", vw_codes_fields) != 0) {
         return -1;
     }
 
-    if (vw_jstr(o, "prefix", &a->prefix, why, sizeof(why)) != 0
-        || vw_jstr(o, "pattern", &a->pattern, why, sizeof(why)) != 0
-        || vw_jstr(o, "charset", &a->charset, why, sizeof(why)) != 0
-        || vw_jstr(o, "suffix", &a->suffix, why, sizeof(why)) != 0)
+    if (vw_json_str(&e, o, "codes", "prefix", 0, &a->prefix) != 0
+        || vw_json_str(&e, o, "codes", "pattern", 0, &a->pattern) != 0
+        || vw_json_str(&e, o, "codes", "charset", 0, &a->charset) != 0
+        || vw_json_str(&e, o, "codes", "suffix", 0, &a->suffix) != 0)
     {
-        snprintf(err, errlen, "codes.%s", why);
         return -1;
     }
 
     n = a->length;
 
-    if (vw_jint(o, "length", 4, VOUCHER_BODY_MAX_LEN, &n, why, sizeof(why))
+    if (vw_json_int(&e, o, "codes", "length", 4, VOUCHER_BODY_MAX_LEN, &n)
         != 0)
     {
-        snprintf(err, errlen, "codes.%s", why);
         return -1;
     }
 
     a->length = (int) n;
     n = a->mac_length;
 
-    if (vw_jint(o, "mac_length", VOUCHER_MAC_MIN_LEN, VOUCHER_MAC_MAX_LEN, &n,
-                why, sizeof(why)) != 0
-        || vw_jint(o, "max_uses", 0, INT64_C(9007199254740991), &a->max_uses,
-                   why, sizeof(why)) != 0
-        || vw_jint(o, "valid_days", 1, 3650, &a->valid_days, why,
-                   sizeof(why)) != 0)
+    if (vw_json_int(&e, o, "codes", "mac_length", VOUCHER_MAC_MIN_LEN,
+                    VOUCHER_MAC_MAX_LEN, &n) != 0
+        || vw_json_int(&e, o, "codes", "max_uses", 0,
+                       INT64_C(9007199254740991), &a->max_uses) != 0
+        || vw_json_int(&e, o, "codes", "valid_days", 1, 3650,
+                       &a->valid_days) != 0)
     {
-        snprintf(err, errlen, "codes.%s", why);
         return -1;
     }
 
@@ -319,6 +243,7 @@ vw_auto_parse(const char *campaign, const char *json, const vw_config_t *cf,
     char          *s, why[512], norm[VOUCHER_CODE_MAX_LEN + 1];
     size_t         i;
     json_t        *root, *o, *v;
+    vw_jerr_t      e;
     json_error_t   je;
     vw_channel_t  *ch;
 
@@ -343,17 +268,19 @@ vw_auto_parse(const char *campaign, const char *json, const vw_config_t *cf,
     rc = -1;
     s = NULL;
     why[0] = '\0';
+    e.err = why;
+    e.errlen = sizeof(why);
 
     if (!json_is_object(root)) {
         snprintf(why, sizeof(why), "expected a JSON object");
         goto done;
     }
 
-    if (vw_known(root, vw_auto_fields, "", why, sizeof(why)) != 0) {
+    if (vw_json_known(&e, root, "", vw_auto_fields) != 0) {
         goto done;
     }
 
-    if (vw_jstr(root, "status", &s, why, sizeof(why)) != 0) {
+    if (vw_json_str(&e, root, "", "status", 0, &s) != 0) {
         goto done;
     }
 
@@ -368,7 +295,7 @@ vw_auto_parse(const char *campaign, const char *json, const vw_config_t *cf,
     }
 
     /* when: a schedule, or a trigger */
-    if (vw_jstr(root, "schedule", &a->segment_text, why, sizeof(why)) != 0) {
+    if (vw_json_str(&e, root, "", "schedule", 0, &a->segment_text) != 0) {
         goto done;
     }
 
@@ -394,8 +321,7 @@ vw_auto_parse(const char *campaign, const char *json, const vw_config_t *cf,
 
     } else {
         if (!json_is_object(o)
-            || vw_known(o, vw_trigger_fields, "trigger: ", why, sizeof(why))
-               != 0)
+            || vw_json_known(&e, o, "trigger", vw_trigger_fields) != 0)
         {
             if (why[0] == '\0') {
                 snprintf(why, sizeof(why), "trigger: expected an object");
@@ -404,7 +330,7 @@ vw_auto_parse(const char *campaign, const char *json, const vw_config_t *cf,
             goto done;
         }
 
-        if (vw_jstr(o, "event", &a->trigger, why, sizeof(why)) != 0) {
+        if (vw_json_str(&e, o, "", "event", 0, &a->trigger) != 0) {
             goto done;
         }
 
@@ -438,7 +364,7 @@ vw_auto_parse(const char *campaign, const char *json, const vw_config_t *cf,
             }
         }
 
-        if (vw_jstr(o, "unless", &a->unless, why, sizeof(why)) != 0) {
+        if (vw_json_str(&e, o, "", "unless", 0, &a->unless) != 0) {
             goto done;
         }
 
@@ -450,7 +376,7 @@ vw_auto_parse(const char *campaign, const char *json, const vw_config_t *cf,
     }
 
     /* whom */
-    if (vw_jstr(root, "segment", &a->segment_text, why, sizeof(why)) != 0) {
+    if (vw_json_str(&e, root, "", "segment", 0, &a->segment_text) != 0) {
         goto done;
     }
 
@@ -485,7 +411,7 @@ vw_auto_parse(const char *campaign, const char *json, const vw_config_t *cf,
     free(s);
     s = NULL;
 
-    if (vw_jstr(root, "issue", &s, why, sizeof(why)) != 0) {
+    if (vw_json_str(&e, root, "", "issue", 0, &s) != 0) {
         goto done;
     }
 
@@ -500,7 +426,7 @@ vw_auto_parse(const char *campaign, const char *json, const vw_config_t *cf,
         goto done;
     }
 
-    if (vw_jstr(root, "code", &a->code, why, sizeof(why)) != 0) {
+    if (vw_json_str(&e, root, "", "code", 0, &a->code) != 0) {
         goto done;
     }
 
@@ -539,9 +465,9 @@ vw_auto_parse(const char *campaign, const char *json, const vw_config_t *cf,
     }
 
     /* how */
-    if (vw_jstr(root, "channel", &a->channel, why, sizeof(why)) != 0
-        || vw_jstr(root, "message", &a->message, why, sizeof(why)) != 0
-        || vw_jstr(root, "subject", &a->subject, why, sizeof(why)) != 0)
+    if (vw_json_str(&e, root, "", "channel", 0, &a->channel) != 0
+        || vw_json_str(&e, root, "", "message", 0, &a->message) != 0
+        || vw_json_str(&e, root, "", "subject", 0, &a->subject) != 0)
     {
         goto done;
     }
