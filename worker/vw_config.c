@@ -322,6 +322,29 @@ vw_cf_channels(vw_jerr_t *c, json_t *o, vw_config_t *cf)
 
 
 int
+vw_config_arg(int argc, char **argv, int *i, const char **path)
+{
+    const char  *a;
+
+    a = argv[*i];
+
+    if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0)
+        && *i + 1 < argc)
+    {
+        *path = argv[++*i];
+        return 1;
+    }
+
+    if (strncmp(a, "--config=", 9) == 0) {
+        *path = a + 9;
+        return 1;
+    }
+
+    return 0;
+}
+
+
+int
 vw_config_load(const char *path, vw_config_t *cf, char *err, size_t errlen)
 {
     int           rc;
