@@ -344,32 +344,14 @@ vw_config_arg(int argc, char **argv, int *i, const char **path)
 }
 
 
-int
-vw_config_load(const char *path, vw_config_t *cf, char *err, size_t errlen)
-{
-    int           rc;
-    long          n;
-    char         *s, host[64];
-    json_t       *root, *o;
-    vw_jerr_t     c;
-    json_error_t  je;
+/* the defaults, before the file is read */
 
-    static const char *const  names[] = {
-        "redis", "namespace", "key_file", "log", "delivery", "daemon",
-        "channels", NULL
-    };
-    static const char *const  log_names[] = { "level", "file", NULL };
-    static const char *const  dl_names[] = {
-        "attempts", "backoff_ms", "backoff_max_ms", "lease_s", NULL
-    };
-    static const char *const  d_names[] = {
-        "poll_ms", "batch", "consumer", NULL
-    };
+static void
+vw_cf_defaults(vw_config_t *cf, const char *path)
+{
+    char  host[64];
 
     memset(cf, 0, sizeof(vw_config_t));
-
-    c.err = err;
-    c.errlen = errlen;
 
     cf->path = vw_xstrdup(path);
     cf->redis_host = vw_xstrdup("127.0.0.1");
@@ -391,6 +373,160 @@ vw_config_load(const char *path, vw_config_t *cf, char *err, size_t errlen)
     host[sizeof(host) - 1] = '\0';
     cf->consumer = vw_xalloc(strlen(host) + 24);
     sprintf(cf->consumer, "%s-%d", host, (int) getpid());
+}
+
+
+/* "namespace" and "key_file", at the top level */
+
+static int
+vw_cf_top(vw_jerr_t *c, json_t *root, vw_config_t *cf)
+{
+    char  *s;
+
+    if (vw_json_str(c, root, "", "namespace", 0, &cf->ns) != 0
+        || vw_json_str(c, root, "", "key_file", 0, &cf->key_file) != 0)
+    {
+        return -1;
+    }
+
+    if (strlen(cf->ns) > 64 || strpbrk(cf->ns, "{} \t")) {
+        return vw_json_fail(c, "namespace", "1-64 printable characters, no "
+                            "braces or spaces");
+    }
+
+    for (s = cf->ns; *s; s++) {
+        if ((unsigned char) *s < 0x21 || (unsigned char) *s > 0x7e) {
+            return vw_json_fail(c, "namespace", "1-64 printable characters, "
+                                "no braces or spaces");
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+vw_cf_log(vw_jerr_t *c, json_t *o, vw_config_t *cf)
+{
+    char  *s;
+
+    static const char *const  names[] = { "level", "file", NULL };
+
+    s = NULL;
+
+    if (vw_json_known(c, o, "log", names) != 0
+        || vw_json_str(c, o, "log", "file", 0, &cf->log_file) != 0
+        || vw_json_str(c, o, "log", "level", 0, &s) != 0)
+    {
+        return -1;
+    }
+
+    if (s != NULL) {
+        cf->log_level = vw_log_level(s);
+        free(s);
+
+        if (cf->log_level < 0) {
+            return vw_json_fail(c, "log.level",
+                                "expected error|warn|info|debug");
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+vw_cf_delivery(vw_jerr_t *c, json_t *o, vw_config_t *cf)
+{
+    long  n;
+
+    static const char *const  names[] = {
+        "attempts", "backoff_ms", "backoff_max_ms", "lease_s", NULL
+    };
+
+    n = cf->attempts;
+
+    if (vw_json_known(c, o, "delivery", names) != 0
+        || vw_cf_int(c, o, "delivery", "attempts", 1, 100, &n) != 0
+        || vw_cf_int(c, o, "delivery", "backoff_ms", 1, 86400000,
+                     &cf->backoff_ms) != 0
+        || vw_cf_int(c, o, "delivery", "backoff_max_ms", 1, 86400000,
+                     &cf->backoff_max_ms) != 0
+        || vw_cf_int(c, o, "delivery", "lease_s", 1, 86400,
+                     &cf->lease_s) != 0)
+    {
+        return -1;
+    }
+
+    cf->attempts = (int) n;
+
+    return 0;
+}
+
+
+static int
+vw_cf_daemon(vw_jerr_t *c, json_t *o, vw_config_t *cf)
+{
+    long  n;
+
+    static const char *const  names[] = {
+        "poll_ms", "batch", "consumer", NULL
+    };
+
+    n = cf->batch;
+
+    if (vw_json_known(c, o, "daemon", names) != 0
+        || vw_cf_int(c, o, "daemon", "poll_ms", 10, 3600000,
+                     &cf->poll_ms) != 0
+        || vw_cf_int(c, o, "daemon", "batch", 1, 100000, &n) != 0
+        || vw_json_str(c, o, "daemon", "consumer", 0, &cf->consumer) != 0)
+    {
+        return -1;
+    }
+
+    cf->batch = (int) n;
+
+    return 0;
+}
+
+
+/* a section of the file, an object, read by parse when it is there */
+
+static int
+vw_cf_section(vw_jerr_t *c, json_t *root, const char *name,
+    int (*parse)(vw_jerr_t *c, json_t *o, vw_config_t *cf), vw_config_t *cf)
+{
+    int      rc;
+    json_t  *o;
+
+    o = vw_json_obj(c, root, "", name, &rc);
+
+    if (o == NULL) {
+        return rc;
+    }
+
+    return parse(c, o, cf);
+}
+
+
+int
+vw_config_load(const char *path, vw_config_t *cf, char *err, size_t errlen)
+{
+    int           rc;
+    char         *s;
+    json_t       *root;
+    vw_jerr_t     c;
+    json_error_t  je;
+
+    static const char *const  names[] = {
+        "redis", "namespace", "key_file", "log", "delivery", "daemon",
+        "channels", NULL
+    };
+
+    vw_cf_defaults(cf, path);
+
+    c.err = err;
+    c.errlen = errlen;
 
     root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (root == NULL) {
@@ -409,125 +545,19 @@ vw_config_load(const char *path, vw_config_t *cf, char *err, size_t errlen)
 
     if (!json_is_object(root)) {
         snprintf(err, errlen, "config \"%s\": expected a JSON object", path);
-        goto done;
-    }
 
-    if (vw_json_known(&c, root, "config", names) != 0) {
-        goto done;
-    }
-
-    if ((o = vw_json_obj(&c, root, "", "redis", &rc)) != NULL) {
-        if (vw_cf_redis(&c, o, cf) != 0) {
-            rc = -1;
-            goto done;
-        }
-
-    } else if (rc != 0) {
-        goto done;
-    }
-
-    rc = -1;
-
-    if (vw_json_str(&c, root, "", "namespace", 0, &cf->ns) != 0
-        || vw_json_str(&c, root, "", "key_file", 0, &cf->key_file) != 0)
+    } else if (vw_json_known(&c, root, "config", names) == 0
+               && vw_cf_section(&c, root, "redis", vw_cf_redis, cf) == 0
+               && vw_cf_top(&c, root, cf) == 0
+               && vw_cf_section(&c, root, "log", vw_cf_log, cf) == 0
+               && vw_cf_section(&c, root, "delivery", vw_cf_delivery, cf)
+                  == 0
+               && vw_cf_section(&c, root, "daemon", vw_cf_daemon, cf) == 0
+               && vw_cf_section(&c, root, "channels", vw_cf_channels, cf)
+                  == 0)
     {
-        goto done;
+        rc = 0;
     }
-
-    if (strlen(cf->ns) > 64 || strpbrk(cf->ns, "{} \t")) {
-        vw_json_fail(&c, "namespace", "1-64 printable characters, no braces "
-                     "or spaces");
-        goto done;
-    }
-
-    for (s = cf->ns; *s; s++) {
-        if ((unsigned char) *s < 0x21 || (unsigned char) *s > 0x7e) {
-            vw_json_fail(&c, "namespace", "1-64 printable characters, no "
-                         "braces or spaces");
-            goto done;
-        }
-    }
-
-    if ((o = vw_json_obj(&c, root, "", "log", &rc)) != NULL) {
-        s = NULL;
-
-        if (vw_json_known(&c, o, "log", log_names) != 0
-            || vw_json_str(&c, o, "log", "file", 0, &cf->log_file) != 0
-            || vw_json_str(&c, o, "log", "level", 0, &s) != 0)
-        {
-            rc = -1;
-            goto done;
-        }
-
-        if (s != NULL) {
-            cf->log_level = vw_log_level(s);
-            free(s);
-
-            if (cf->log_level < 0) {
-                rc = vw_json_fail(&c, "log.level",
-                                  "expected error|warn|info|debug");
-                goto done;
-            }
-        }
-
-    } else if (rc != 0) {
-        goto done;
-    }
-
-    if ((o = vw_json_obj(&c, root, "", "delivery", &rc)) != NULL) {
-        rc = -1;
-        n = cf->attempts;
-
-        if (vw_json_known(&c, o, "delivery", dl_names) != 0
-            || vw_cf_int(&c, o, "delivery", "attempts", 1, 100, &n) != 0
-            || vw_cf_int(&c, o, "delivery", "backoff_ms", 1, 86400000,
-                         &cf->backoff_ms) != 0
-            || vw_cf_int(&c, o, "delivery", "backoff_max_ms", 1, 86400000,
-                         &cf->backoff_max_ms) != 0
-            || vw_cf_int(&c, o, "delivery", "lease_s", 1, 86400,
-                         &cf->lease_s) != 0)
-        {
-            goto done;
-        }
-
-        cf->attempts = (int) n;
-
-    } else if (rc != 0) {
-        goto done;
-    }
-
-    if ((o = vw_json_obj(&c, root, "", "daemon", &rc)) != NULL) {
-        rc = -1;
-        n = cf->batch;
-
-        if (vw_json_known(&c, o, "daemon", d_names) != 0
-            || vw_cf_int(&c, o, "daemon", "poll_ms", 10, 3600000,
-                         &cf->poll_ms) != 0
-            || vw_cf_int(&c, o, "daemon", "batch", 1, 100000, &n) != 0
-            || vw_json_str(&c, o, "daemon", "consumer", 0, &cf->consumer) != 0)
-        {
-            goto done;
-        }
-
-        cf->batch = (int) n;
-
-    } else if (rc != 0) {
-        goto done;
-    }
-
-    if ((o = vw_json_obj(&c, root, "", "channels", &rc)) != NULL) {
-        if (vw_cf_channels(&c, o, cf) != 0) {
-            rc = -1;
-            goto done;
-        }
-
-    } else if (rc != 0) {
-        goto done;
-    }
-
-    rc = 0;
-
-done:
 
     json_decref(root);
 
