@@ -72,6 +72,22 @@ typedef struct {
 } vw_config_t;
 
 
+/* the configuration without -c and $VOUCHER_CONFIG */
+#define VW_CONFIG_DEFAULT  "/etc/voucher/voucher.json"
+
+/* -c in the usage of both programs */
+#define VW_CONFIG_USAGE                                                       \
+    "  -c, --config FILE   the configuration (default $VOUCHER_CONFIG or\n"   \
+    "                      " VW_CONFIG_DEFAULT ")\n"
+
+
+/*
+ * The configuration's path on the command line: "-c FILE", "--config
+ * FILE" or "--config=FILE" at argv[*i] sets *path, leaves *i at its last
+ * word and returns 1; anything else returns 0.
+ */
+int vw_config_arg(int argc, char **argv, int *i, const char **path);
+
 int vw_config_load(const char *path, vw_config_t *cf, char *err,
     size_t errlen);
 void vw_config_free(vw_config_t *cf);

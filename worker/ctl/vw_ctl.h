@@ -25,6 +25,11 @@
 #define VW_EXIT_FAIL   1
 #define VW_EXIT_USAGE  2
 
+/* what a phase of an import leaves to do */
+#define VW_PHASE_GO        0        /* on to the next one */
+#define VW_PHASE_REJECTED  1        /* the file is refused: nothing written */
+#define VW_PHASE_FAILED    2        /* stop; what failed is said */
+
 
 typedef struct {
     const char    *name;            /* "--count" */

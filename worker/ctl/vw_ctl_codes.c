@@ -207,22 +207,341 @@ fail:
 }
 
 
+/* the codes to make: the options of codes issue, checked */
+
+typedef struct {
+    int64_t           count;
+    int64_t           body;
+    int64_t           mac;
+    int64_t           max_uses;
+    char              prefix[VW_CODE_SIZE];     /* normalized */
+    char              suffix[VW_CODE_SIZE];     /* fmt.suffix, normalized */
+    voucher_format_t  fmt;
+    const char       *pattern;
+    const char       *output;
+} vw_issue_t;
+
+
+/* the numbers, --prefix, --charset and --suffix; -1 after saying why */
+
+static int
+vw_issue_opts(vw_opt_t *opts, vw_issue_t *is)
+{
+    const char  *pfx;
+
+    if (vw_opt(opts, "--count") == NULL) {
+        vw_ctl_fail("codes issue: --count is required");
+        return -1;
+    }
+
+    if (vw_opt_int(opts, "--count", 1, 100000000, 0, &is->count) != 0
+        || vw_opt_int(opts, "--mac-length", VOUCHER_MAC_MIN_LEN,
+                      VOUCHER_MAC_MAX_LEN, 4, &is->mac) != 0
+        || vw_opt_int(opts, "--length", VOUCHER_BODY_MIN_LEN,
+                      VOUCHER_BODY_MAX_LEN, 8, &is->body) != 0
+        || vw_opt_int(opts, "--max-uses", 0, 9007199254740991LL, -1,
+                      &is->max_uses) != 0)
+    {
+        return -1;
+    }
+
+    is->pattern = vw_opt(opts, "--pattern");
+    is->output = vw_opt(opts, "--output");
+    pfx = vw_opt(opts, "--prefix");
+
+    is->prefix[0] = '\0';
+
+    if (pfx && pfx[0] != '\0'
+        && voucher_code_normalize(pfx, strlen(pfx), is->prefix,
+                                  sizeof(is->prefix))
+           == 0)
+    {
+        vw_ctl_fail("codes issue: --prefix: printable ASCII only, at most "
+                    "%d characters", VOUCHER_CODE_MAX_LEN);
+        return -1;
+    }
+
+    return vw_format_opts(opts, "issue", &is->fmt, is->suffix,
+                          sizeof(is->suffix));
+}
+
+
+/*
+ * By default a tag of at least a million values, so that a guess passes
+ * the offline check once in 10^6: 4 Crockford characters, 6 digits.  A
+ * shorter one is the operator's choice, said out loud.
+ */
+
+static void
+vw_issue_mac(vw_opt_t *opts, vw_issue_t *is)
+{
+    if (vw_opt(opts, "--mac-length") == NULL) {
+        is->mac = (int64_t) voucher_tag_min_len(&is->fmt);
+
+    } else if ((size_t) is->mac < voucher_tag_min_len(&is->fmt)) {
+        fprintf(stderr, "voucherctl: warning: --mac-length %lld lets a guess "
+                "through the offline check more than once in a million for "
+                "this charset (%zu would not)\n", (long long) is->mac,
+                voucher_tag_min_len(&is->fmt));
+    }
+}
+
+
+/*
+ * --pattern gives the prefix, the suffix and, without --length, the
+ * length; what is given besides must agree.  -1 after saying why.
+ */
+
+static int
+vw_issue_pattern(vw_opt_t *opts, vw_issue_t *is)
+{
+    size_t  hashes;
+    char    norm[VW_CODE_SIZE], psuffix[VW_CODE_SIZE];
+
+    if (voucher_pattern_split(is->pattern, norm, sizeof(norm), &hashes,
+                              psuffix, sizeof(psuffix))
+        != 0)
+    {
+        vw_ctl_fail("codes issue: --pattern: expected literal prefix "
+                    "characters, then '#' and separators (' ' '-'), "
+                    "then a literal suffix, as in SALE-####-#### or "
+                    "####-####-TH");
+        return -1;
+    }
+
+    if (vw_opt(opts, "--prefix") && strcmp(is->prefix, norm) != 0) {
+        vw_ctl_fail("codes issue: --prefix \"%s\" and the prefix of "
+                    "--pattern \"%s\" differ", is->prefix, norm);
+        return -1;
+    }
+
+    if (vw_opt(opts, "--suffix") != NULL
+        && strcmp(is->fmt.suffix ? is->fmt.suffix : "", psuffix) != 0)
+    {
+        vw_ctl_fail("codes issue: --suffix \"%s\" and the suffix of "
+                    "--pattern \"%s\" differ",
+                    is->fmt.suffix ? is->fmt.suffix : "", psuffix);
+        return -1;
+    }
+
+    strcpy(is->prefix, norm);
+    strcpy(is->suffix, psuffix);
+    is->fmt.suffix = is->suffix;
+    is->fmt.suffix_len = strlen(is->suffix);
+
+    if (vw_opt(opts, "--length") == NULL) {
+        if ((int64_t) hashes <= is->mac) {
+            vw_ctl_fail("codes issue: --pattern has %zu '#', not more "
+                        "than --mac-length %lld", hashes,
+                        (long long) is->mac);
+            return -1;
+        }
+
+        is->body = (int64_t) hashes - is->mac;
+
+    } else if ((int64_t) hashes != is->body + is->mac) {
+        vw_ctl_fail("codes issue: --pattern has %zu '#', but --length "
+                    "%lld + --mac-length %lld = %lld", hashes,
+                    (long long) is->body, (long long) is->mac,
+                    (long long) (is->body + is->mac));
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* the code fits VOUCHER_CODE_MAX_LEN and has a million bodies or more */
+
+static int
+vw_issue_fits(const vw_issue_t *is)
+{
+    size_t    k;
+    uint64_t  bodies;
+
+    if (strlen(is->prefix) + (size_t) is->body + (size_t) is->mac
+        + is->fmt.suffix_len > VOUCHER_CODE_MAX_LEN)
+    {
+        vw_ctl_fail("codes issue: prefix + length + mac-length + suffix is "
+                    "more than %d characters", VOUCHER_CODE_MAX_LEN);
+        return -1;
+    }
+
+    /* fewer than ~1e6 possible bodies make collisions the rule */
+    for (bodies = 1, k = 0; k < (size_t) is->body && bodies < 1000000; k++) {
+        bodies *= is->fmt.charset ? is->fmt.charset_len : 32;
+    }
+
+    if (bodies < 1000000) {
+        vw_ctl_fail("codes issue: --length must give at least a million "
+                    "random bodies (4 characters of the Crockford alphabet, "
+                    "6 digits)");
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* the campaign must exist: a clear message before any work */
+
+static int
+vw_issue_campaign(vw_ctl_t *ctl, const char *ckey, const char *campaign)
+{
+    redisReply  *r;
+
+    r = redisCommand(ctl->redis, "EXISTS %s", ckey);
+
+    if (vw_redis_failed(ctl->redis, r, ctl->err, sizeof(ctl->err))) {
+        vw_ctl_fail("codes issue: %s", ctl->err);
+
+        if (r) {
+            freeReplyObject(r);
+        }
+
+        return -1;
+    }
+
+    if (r->integer != 1) {
+        vw_ctl_fail("codes issue: campaign \"%s\" not found", campaign);
+        freeReplyObject(r);
+        return -1;
+    }
+
+    freeReplyObject(r);
+
+    return 0;
+}
+
+
+/* one voucher_codes_add of b->n new codes, appended to the pipeline */
+
+static int
+vw_issue_batch(vw_ctl_t *ctl, const vw_issue_t *is, const char *ckey,
+    vw_batch_t *b, vw_args_t *a)
+{
+    size_t  k;
+
+    vw_args_reset(a);
+    vw_args_adds(a, "FCALL");
+    vw_args_adds(a, "voucher_codes_add");
+    vw_args_adds(a, "1");
+    vw_args_adds(a, ckey);
+    vw_args_adds(a, "skip");
+
+    if (is->max_uses >= 0) {
+        vw_args_adds(a, "1");
+        vw_args_adds(a, "max_uses");
+        vw_args_addi(a, is->max_uses);
+
+    } else {
+        vw_args_adds(a, "0");
+    }
+
+    vw_args_adds(a, "code");
+
+    for (k = 0; k < b->n; k++) {
+        if (voucher_code_issue_ex(ctl->key, is->prefix, (size_t) is->body,
+                                  (size_t) is->mac, &is->fmt, b->codes[k],
+                                  VW_CODE_SIZE) == 0)
+        {
+            vw_ctl_fail("codes issue: cannot make a code");
+            return -1;
+        }
+
+        vw_args_adds(a, b->codes[k]);
+    }
+
+    if (vw_redis_append(ctl->redis, a) != 0) {
+        vw_ctl_fail("codes issue: redis: %s", ctl->redis->errstr);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * Makes is->count codes with VW_ISSUE_DEPTH batches in flight; the codes
+ * that collided are made again.  On an error, replies may still be due:
+ * the process ends anyway.
+ */
+
+static int
+vw_issue_run(vw_ctl_t *ctl, const vw_issue_t *is, const char *ckey,
+    FILE *out, size_t *added, size_t *collided)
+{
+    int          rc;
+    size_t       i, pending, head, inflight;
+    vw_args_t    a;
+    vw_batch_t  *b, ring[VW_ISSUE_DEPTH];
+
+    for (i = 0; i < VW_ISSUE_DEPTH; i++) {
+        ring[i].codes = vw_xalloc(VW_ISSUE_BATCH * VW_CODE_SIZE);
+        ring[i].n = 0;
+    }
+
+    memset(&a, 0, sizeof(vw_args_t));
+
+    pending = 0;
+    head = 0;
+    inflight = 0;
+    rc = -1;
+
+    while (*added < (size_t) is->count) {
+        while (inflight < VW_ISSUE_DEPTH
+               && *added + pending < (size_t) is->count)
+        {
+            b = &ring[(head + inflight) % VW_ISSUE_DEPTH];
+
+            b->n = (size_t) is->count - *added - pending;
+
+            if (b->n > VW_ISSUE_BATCH) {
+                b->n = VW_ISSUE_BATCH;
+            }
+
+            if (vw_issue_batch(ctl, is, ckey, b, &a) != 0) {
+                goto done;
+            }
+
+            pending += b->n;
+            inflight++;
+        }
+
+        if (vw_issue_reply(ctl, &ring[head], out, is->pattern, added,
+                           collided) != 0)
+        {
+            goto done;
+        }
+
+        pending -= ring[head].n;
+        head = (head + 1) % VW_ISSUE_DEPTH;
+        inflight--;
+    }
+
+    rc = 0;
+
+done:
+
+    for (i = 0; i < VW_ISSUE_DEPTH; i++) {
+        free(ring[i].codes);
+    }
+
+    vw_args_free(&a);
+
+    return rc;
+}
+
+
 static int
 vw_codes_issue(vw_ctl_t *ctl, int argc, char **argv)
 {
-    int               npos, rc;
-    char             *pos[2], *ckey, prefix[VW_CODE_SIZE], norm[VW_CODE_SIZE];
-    char              suffix[VW_CODE_SIZE], psuffix[VW_CODE_SIZE];
-    FILE             *out;
-    size_t            i, k, hashes, added, collided, pending, head, inflight;
-    uint64_t          bodies;
-    voucher_format_t  fmt;
-    int64_t       count, body, mac, max_uses;
-    double        t0, dt;
-    vw_args_t     a;
-    vw_batch_t    ring[VW_ISSUE_DEPTH];
-    const char   *pattern, *pfx, *output;
-    redisReply   *r;
+    int          npos, rc;
+    char        *pos[2], *ckey;
+    FILE        *out;
+    size_t       added, collided;
+    double       t0, dt;
+    vw_issue_t   is;
 
     vw_opt_t  opts[] = {
         { "--count", 1, NULL, 0 },
@@ -247,125 +566,17 @@ vw_codes_issue(vw_ctl_t *ctl, int argc, char **argv)
         return VW_EXIT_USAGE;
     }
 
-    if (vw_opt(opts, "--count") == NULL) {
-        vw_ctl_fail("codes issue: --count is required");
+    memset(&is, 0, sizeof(vw_issue_t));
+
+    if (vw_issue_opts(opts, &is) != 0) {
         return VW_EXIT_USAGE;
     }
 
-    if (vw_opt_int(opts, "--count", 1, 100000000, 0, &count) != 0
-        || vw_opt_int(opts, "--mac-length", VOUCHER_MAC_MIN_LEN,
-                      VOUCHER_MAC_MAX_LEN, 4, &mac) != 0
-        || vw_opt_int(opts, "--length", VOUCHER_BODY_MIN_LEN,
-                      VOUCHER_BODY_MAX_LEN, 8, &body) != 0
-        || vw_opt_int(opts, "--max-uses", 0, 9007199254740991LL, -1,
-                      &max_uses) != 0)
+    vw_issue_mac(opts, &is);
+
+    if ((is.pattern && vw_issue_pattern(opts, &is) != 0)
+        || vw_issue_fits(&is) != 0)
     {
-        return VW_EXIT_USAGE;
-    }
-
-    pattern = vw_opt(opts, "--pattern");
-    pfx = vw_opt(opts, "--prefix");
-    output = vw_opt(opts, "--output");
-
-    prefix[0] = '\0';
-
-    if (pfx && pfx[0] != '\0'
-        && voucher_code_normalize(pfx, strlen(pfx), prefix, sizeof(prefix))
-           == 0)
-    {
-        vw_ctl_fail("codes issue: --prefix: printable ASCII only, at most "
-                    "%d characters", VOUCHER_CODE_MAX_LEN);
-        return VW_EXIT_USAGE;
-    }
-
-    if (vw_format_opts(opts, "issue", &fmt, suffix, sizeof(suffix)) != 0) {
-        return VW_EXIT_USAGE;
-    }
-
-    /*
-     * By default a tag of at least a million values, so that a guess
-     * passes the offline check once in 10^6: 4 Crockford characters, 6
-     * digits.  A shorter one is the operator's choice, said out loud.
-     */
-
-    if (vw_opt(opts, "--mac-length") == NULL) {
-        mac = (int64_t) voucher_tag_min_len(&fmt);
-
-    } else if ((size_t) mac < voucher_tag_min_len(&fmt)) {
-        fprintf(stderr, "voucherctl: warning: --mac-length %lld lets a guess "
-                "through the offline check more than once in a million for "
-                "this charset (%zu would not)\n", (long long) mac,
-                voucher_tag_min_len(&fmt));
-    }
-
-    if (pattern) {
-        if (voucher_pattern_split(pattern, norm, sizeof(norm), &hashes,
-                                  psuffix, sizeof(psuffix))
-            != 0)
-        {
-            vw_ctl_fail("codes issue: --pattern: expected literal prefix "
-                        "characters, then '#' and separators (' ' '-'), "
-                        "then a literal suffix, as in SALE-####-#### or "
-                        "####-####-TH");
-            return VW_EXIT_USAGE;
-        }
-
-        if (pfx && strcmp(prefix, norm) != 0) {
-            vw_ctl_fail("codes issue: --prefix \"%s\" and the prefix of "
-                        "--pattern \"%s\" differ", prefix, norm);
-            return VW_EXIT_USAGE;
-        }
-
-        if (vw_opt(opts, "--suffix") != NULL
-            && strcmp(fmt.suffix ? fmt.suffix : "", psuffix) != 0)
-        {
-            vw_ctl_fail("codes issue: --suffix \"%s\" and the suffix of "
-                        "--pattern \"%s\" differ",
-                        fmt.suffix ? fmt.suffix : "", psuffix);
-            return VW_EXIT_USAGE;
-        }
-
-        strcpy(prefix, norm);
-        strcpy(suffix, psuffix);
-        fmt.suffix = suffix;
-        fmt.suffix_len = strlen(suffix);
-
-        if (vw_opt(opts, "--length") == NULL) {
-            if ((int64_t) hashes <= mac) {
-                vw_ctl_fail("codes issue: --pattern has %zu '#', not more "
-                            "than --mac-length %lld", hashes,
-                            (long long) mac);
-                return VW_EXIT_USAGE;
-            }
-
-            body = (int64_t) hashes - mac;
-
-        } else if ((int64_t) hashes != body + mac) {
-            vw_ctl_fail("codes issue: --pattern has %zu '#', but --length "
-                        "%lld + --mac-length %lld = %lld", hashes,
-                        (long long) body, (long long) mac,
-                        (long long) (body + mac));
-            return VW_EXIT_USAGE;
-        }
-    }
-
-    if (strlen(prefix) + (size_t) body + (size_t) mac + fmt.suffix_len
-        > VOUCHER_CODE_MAX_LEN)
-    {
-        vw_ctl_fail("codes issue: prefix + length + mac-length + suffix is "
-                    "more than %d characters", VOUCHER_CODE_MAX_LEN);
-        return VW_EXIT_USAGE;
-    }
-
-    /* fewer than ~1e6 possible bodies make collisions the rule */
-    for (bodies = 1, k = 0; k < (size_t) body && bodies < 1000000; k++) {
-        bodies *= fmt.charset ? fmt.charset_len : 32;
-    }
-
-    if (bodies < 1000000) {
-        vw_ctl_fail("codes issue: --length must give at least a million "
-                    "random bodies (4 characters of the Crockford alphabet, "
-                    "6 digits)");
         return VW_EXIT_USAGE;
     }
 
@@ -373,34 +584,17 @@ vw_codes_issue(vw_ctl_t *ctl, int argc, char **argv)
         return VW_EXIT_FAIL;
     }
 
-    /* the campaign must exist: a clear message before any work */
     ckey = vw_key(&ctl->cf, "k:%s", pos[0]);
-    r = redisCommand(ctl->redis, "EXISTS %s", ckey);
 
-    if (vw_redis_failed(ctl->redis, r, ctl->err, sizeof(ctl->err))) {
-        vw_ctl_fail("codes issue: %s", ctl->err);
-        free(ckey);
-
-        if (r) {
-            freeReplyObject(r);
-        }
-
-        return VW_EXIT_FAIL;
-    }
-
-    if (r->integer != 1) {
-        vw_ctl_fail("codes issue: campaign \"%s\" not found", pos[0]);
-        freeReplyObject(r);
+    if (vw_issue_campaign(ctl, ckey, pos[0]) != 0) {
         free(ckey);
         return VW_EXIT_FAIL;
     }
-
-    freeReplyObject(r);
 
     out = NULL;
 
     if (!vw_opt(opts, "--quiet")) {
-        out = vw_open_output(output);
+        out = vw_open_output(is.output);
 
         if (out == NULL) {
             free(ckey);
@@ -410,93 +604,17 @@ vw_codes_issue(vw_ctl_t *ctl, int argc, char **argv)
         setvbuf(out, NULL, _IOFBF, 1 << 20);
     }
 
-    for (i = 0; i < VW_ISSUE_DEPTH; i++) {
-        ring[i].codes = vw_xalloc(VW_ISSUE_BATCH * VW_CODE_SIZE);
-        ring[i].n = 0;
-    }
-
-    memset(&a, 0, sizeof(vw_args_t));
-
     added = 0;
     collided = 0;
-    pending = 0;
-    head = 0;
-    inflight = 0;
-    rc = VW_EXIT_FAIL;
 
     t0 = vw_now_sec();
 
-    /* keep VW_ISSUE_DEPTH batches in flight; collisions are made again */
-    while (added < (size_t) count) {
-        while (inflight < VW_ISSUE_DEPTH
-               && added + pending < (size_t) count)
-        {
-            vw_batch_t  *b = &ring[(head + inflight) % VW_ISSUE_DEPTH];
+    rc = vw_issue_run(ctl, &is, ckey, out, &added, &collided) == 0
+         ? VW_EXIT_OK : VW_EXIT_FAIL;
 
-            b->n = (size_t) count - added - pending;
-
-            if (b->n > VW_ISSUE_BATCH) {
-                b->n = VW_ISSUE_BATCH;
-            }
-
-            vw_args_reset(&a);
-            vw_args_adds(&a, "FCALL");
-            vw_args_adds(&a, "voucher_codes_add");
-            vw_args_adds(&a, "1");
-            vw_args_adds(&a, ckey);
-            vw_args_adds(&a, "skip");
-
-            if (max_uses >= 0) {
-                vw_args_adds(&a, "1");
-                vw_args_adds(&a, "max_uses");
-                vw_args_addi(&a, max_uses);
-
-            } else {
-                vw_args_adds(&a, "0");
-            }
-
-            vw_args_adds(&a, "code");
-
-            for (k = 0; k < b->n; k++) {
-                if (voucher_code_issue_ex(ctl->key, prefix, (size_t) body,
-                                          (size_t) mac, &fmt, b->codes[k],
-                                          VW_CODE_SIZE) == 0)
-                {
-                    vw_ctl_fail("codes issue: cannot make a code");
-                    goto done;
-                }
-
-                vw_args_adds(&a, b->codes[k]);
-            }
-
-            if (vw_redis_append(ctl->redis, &a) != 0) {
-                vw_ctl_fail("codes issue: redis: %s", ctl->redis->errstr);
-                goto done;
-            }
-
-            pending += b->n;
-            inflight++;
-        }
-
-        if (vw_issue_reply(ctl, &ring[head], out, pattern, &added,
-                           &collided) != 0)
-        {
-            goto done;
-        }
-
-        pending -= ring[head].n;
-        head = (head + 1) % VW_ISSUE_DEPTH;
-        inflight--;
-    }
-
-    rc = VW_EXIT_OK;
-
-done:
-
-    /* on an error, replies may still be due: the process ends anyway */
     dt = vw_now_sec() - t0;
 
-    if (out != NULL && vw_close_output(out, output) != 0) {
+    if (out != NULL && vw_close_output(out, is.output) != 0) {
         rc = VW_EXIT_FAIL;
     }
 
@@ -504,11 +622,6 @@ done:
             "%.2f s (%.0f codes/s), %zu collisions made again\n",
             added, pos[0], dt, dt > 0 ? (double) added / dt : 0.0, collided);
 
-    for (i = 0; i < VW_ISSUE_DEPTH; i++) {
-        free(ring[i].codes);
-    }
-
-    vw_args_free(&a);
     free(ckey);
 
     return rc;
@@ -627,342 +740,376 @@ vw_import_args(vw_ctl_t *ctl, vw_args_t *a, const char *mode,
 }
 
 
-static int
-vw_codes_import(vw_ctl_t *ctl, int argc, char **argv)
-{
-    int                  npos, rc, n, code_col, camp_col;
-    int                  col_map[16];
-    char                *pos[2], norm[VW_CODE_SIZE], *p;
-    FILE                *f;
-    size_t               i, j, k, nrows, cap, nchunks, ncols, nerr, done;
-    vw_csv_t             csv;
-    vw_row_t            *rows, **byc;
-    vw_args_t            a;
-    vw_buf_t             cols;
-    vw_chunk_t          *chunks;
-    const char          *campaign, *match;
-    redisReply          *r;
-    pcre2_code          *re;
-    pcre2_match_data    *md;
-    int                  errcode;
-    PCRE2_SIZE           erroff;
-    PCRE2_UCHAR          emsg[256];
+/* an import: the file, its columns, its rows and what is wrong with them */
 
-    vw_opt_t  opts[] = {
-        { "--campaign", 1, NULL, 0 },
-        { "--match", 1, NULL, 0 },
-        { "--dry-run", 0, NULL, 0 },
-        { NULL, 0, NULL, 0 }
-    };
+typedef struct {
+    const char        *path;
+    const char        *campaign;    /* --campaign */
+    pcre2_code        *re;          /* --match */
+    pcre2_match_data  *md;
+    FILE              *f;
+    vw_csv_t           csv;
+    int                code_col;
+    int                camp_col;
+    int                col_map[16]; /* the other columns, in the file */
+    size_t             ncols;
+    vw_buf_t           cols;        /* "code,<the other columns>" */
+    vw_row_t          *rows;
+    size_t             nrows;
+    size_t             cap;
+    vw_chunk_t        *chunks;
+    size_t             nchunks;
+    size_t             nerr;
+    vw_args_t          a;
+} vw_import_t;
+
+
+/* --match: the whole code must match, not a part of it; -1 if bad */
+
+static int
+vw_import_match(vw_import_t *im, const char *match)
+{
+    int          errcode;
+    PCRE2_SIZE   erroff;
+    PCRE2_UCHAR  emsg[256];
+
+    im->re = pcre2_compile((PCRE2_SPTR) match, PCRE2_ZERO_TERMINATED,
+                           PCRE2_ANCHORED | PCRE2_ENDANCHORED, &errcode,
+                           &erroff, NULL);
+    if (im->re == NULL) {
+        pcre2_get_error_message(errcode, emsg, sizeof(emsg));
+        vw_ctl_fail("codes import: --match: %s at offset %zu",
+                    (char *) emsg, (size_t) erroff);
+        return -1;
+    }
+
+    im->md = pcre2_match_data_create_from_pattern(im->re, NULL);
+
+    return 0;
+}
+
+
+/* the header names the columns: known ones, once each, "code" among them */
+
+static int
+vw_import_header(vw_ctl_t *ctl, vw_import_t *im)
+{
+    int        n;
+    size_t     i, j, k;
+    vw_csv_t  *csv;
 
     static const char *const  known[] = {
         "code", "campaign", "max_uses", "customer", "balance", "starts_at",
         "ends_at", "status", NULL
     };
 
-    npos = vw_opts(argc, argv, opts, pos, 2, vw_codes_usage);
-    if (npos != 1) {
-        if (npos >= 0) {
-            fputs(vw_codes_usage, stderr);
-        }
-
-        return VW_EXIT_USAGE;
-    }
-
-    campaign = vw_opt(opts, "--campaign");
-    match = vw_opt(opts, "--match");
-
-    re = NULL;
-    md = NULL;
-
-    if (match) {
-        /* the whole code must match, not a part of it */
-        re = pcre2_compile((PCRE2_SPTR) match, PCRE2_ZERO_TERMINATED,
-                           PCRE2_ANCHORED | PCRE2_ENDANCHORED, &errcode,
-                           &erroff, NULL);
-        if (re == NULL) {
-            pcre2_get_error_message(errcode, emsg, sizeof(emsg));
-            vw_ctl_fail("codes import: --match: %s at offset %zu",
-                        (char *) emsg, (size_t) erroff);
-            return VW_EXIT_USAGE;
-        }
-
-        md = pcre2_match_data_create_from_pattern(re, NULL);
-    }
-
-    f = fopen(pos[0], "r");
-    if (f == NULL) {
-        vw_ctl_fail("codes import: %s: %s", pos[0], strerror(errno));
-        pcre2_match_data_free(md);
-        pcre2_code_free(re);
-        return VW_EXIT_FAIL;
-    }
-
-    vw_csv_init(&csv, f);
-    memset(&a, 0, sizeof(vw_args_t));
-    memset(&cols, 0, sizeof(vw_buf_t));
-
-    rows = NULL;
-    byc = NULL;
-    chunks = NULL;
-    nrows = 0;
-    cap = 0;
-    nerr = 0;
-    ncols = 0;
-    nchunks = 0;
-    code_col = -1;
-    camp_col = -1;
-    rc = VW_EXIT_FAIL;
-
-    /* the header names the columns */
-    n = vw_csv_next(&csv, ctl->err, sizeof(ctl->err));
+    csv = &im->csv;
+    n = vw_csv_next(csv, ctl->err, sizeof(ctl->err));
 
     if (n <= 0) {
-        vw_ctl_fail("codes import: %s: %s", pos[0],
+        vw_ctl_fail("codes import: %s: %s", im->path,
                     n == 0 ? "empty file (a header line is required)"
                            : ctl->err);
-        nerr++;
-        goto rejected;
+        im->nerr++;
+        return VW_PHASE_REJECTED;
     }
 
-    if (csv.nfields > 8) {
-        vw_ctl_fail("codes import: %s line 1: more than 8 columns", pos[0]);
-        nerr++;
-        goto rejected;
+    if (csv->nfields > 8) {
+        vw_ctl_fail("codes import: %s line 1: more than 8 columns",
+                    im->path);
+        im->nerr++;
+        return VW_PHASE_REJECTED;
     }
 
-    vw_buf_adds(&cols, "code");
+    vw_buf_adds(&im->cols, "code");
 
-    for (i = 0; i < csv.nfields; i++) {
+    for (i = 0; i < csv->nfields; i++) {
         for (k = 0; known[k]; k++) {
-            if (strcmp(csv.fields[i], known[k]) == 0) {
+            if (strcmp(csv->fields[i], known[k]) == 0) {
                 break;
             }
         }
 
         if (known[k] == NULL) {
             vw_ctl_fail("codes import: %s line 1: unknown column \"%s\" "
-                        "(known: " VW_IMPORT_COLUMNS ")", pos[0],
-                        csv.fields[i]);
-            nerr++;
-            goto rejected;
+                        "(known: " VW_IMPORT_COLUMNS ")", im->path,
+                        csv->fields[i]);
+            im->nerr++;
+            return VW_PHASE_REJECTED;
         }
 
         for (j = 0; j < i; j++) {
-            if (strcmp(csv.fields[i], csv.fields[j]) == 0) {
+            if (strcmp(csv->fields[i], csv->fields[j]) == 0) {
                 vw_ctl_fail("codes import: %s line 1: column \"%s\" twice",
-                            pos[0], csv.fields[i]);
-                nerr++;
-                goto rejected;
+                            im->path, csv->fields[i]);
+                im->nerr++;
+                return VW_PHASE_REJECTED;
             }
         }
 
         if (k == 0) {
-            code_col = (int) i;
+            im->code_col = (int) i;
 
         } else if (k == 1) {
-            camp_col = (int) i;
+            im->camp_col = (int) i;
 
         } else {
-            col_map[ncols++] = (int) i;
-            vw_buf_addc(&cols, ',');
-            vw_buf_adds(&cols, csv.fields[i]);
+            im->col_map[im->ncols++] = (int) i;
+            vw_buf_addc(&im->cols, ',');
+            vw_buf_adds(&im->cols, csv->fields[i]);
         }
     }
 
-    if (code_col < 0) {
-        vw_ctl_fail("codes import: %s line 1: no \"code\" column", pos[0]);
-        nerr++;
-        goto rejected;
+    if (im->code_col < 0) {
+        vw_ctl_fail("codes import: %s line 1: no \"code\" column", im->path);
+        im->nerr++;
+        return VW_PHASE_REJECTED;
     }
 
-    if (camp_col < 0 && campaign == NULL) {
+    if (im->camp_col < 0 && im->campaign == NULL) {
         vw_ctl_fail("codes import: %s line 1: no \"campaign\" column and no "
-                    "--campaign", pos[0]);
-        nerr++;
-        goto rejected;
+                    "--campaign", im->path);
+        im->nerr++;
+        return VW_PHASE_REJECTED;
     }
 
-    k = csv.nfields;
+    return VW_PHASE_GO;
+}
 
-    /* every line is read and checked before anything is written */
+
+/*
+ * Checks one line's code (normalized into norm) and campaign: 0, or -1
+ * after saying what is wrong.
+ */
+
+static int
+vw_import_line(vw_import_t *im, char *norm, size_t size)
+{
+    char      *p;
+    vw_csv_t  *csv;
+
+    csv = &im->csv;
+    p = csv->fields[im->code_col];
+
+    if (voucher_code_normalize(p, strlen(p), norm, size) == 0) {
+        vw_ctl_fail("line %zu: code: empty, longer than %d characters, "
+                    "or not printable ASCII", csv->line,
+                    VOUCHER_CODE_MAX_LEN);
+        return -1;
+    }
+
+    if (im->re != NULL
+        && pcre2_match(im->re, (PCRE2_SPTR) norm, strlen(norm), 0, 0, im->md,
+                       NULL) < 0)
+    {
+        vw_ctl_fail("line %zu: code \"%s\" does not match --match",
+                    csv->line, norm);
+        return -1;
+    }
+
+    if (im->camp_col >= 0 && csv->fields[im->camp_col][0] == '\0'
+        && im->campaign == NULL)
+    {
+        vw_ctl_fail("line %zu: campaign: empty", csv->line);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* every line is read and checked before anything is written */
+
+static int
+vw_import_rows(vw_ctl_t *ctl, vw_import_t *im)
+{
+    int        n;
+    char       norm[VW_CODE_SIZE];
+    size_t     j, k;
+    vw_row_t  *row;
+    vw_csv_t  *csv;
+
+    csv = &im->csv;
+    k = csv->nfields;
+
     for ( ;; ) {
-        n = vw_csv_next(&csv, ctl->err, sizeof(ctl->err));
+        n = vw_csv_next(csv, ctl->err, sizeof(ctl->err));
 
         if (n == 0) {
             break;
         }
 
         if (n < 0) {
-            vw_ctl_fail("codes import: %s %s", pos[0], ctl->err);
-            nerr++;
-            goto rejected;
+            vw_ctl_fail("codes import: %s %s", im->path, ctl->err);
+            im->nerr++;
+            return VW_PHASE_REJECTED;
         }
 
         /* a blank line (often the last) is no record */
-        if (csv.nfields == 1 && csv.fields[0][0] == '\0') {
+        if (csv->nfields == 1 && csv->fields[0][0] == '\0') {
             continue;
         }
 
-        if (csv.nfields != k) {
+        if (csv->nfields != k) {
             vw_ctl_fail("line %zu: %zu fields, the header has %zu",
-                        csv.line, csv.nfields, k);
+                        csv->line, csv->nfields, k);
 
-            if (++nerr == VW_IMPORT_ERRORS) {
+            if (++im->nerr == VW_IMPORT_ERRORS) {
                 break;
             }
 
             continue;
         }
 
-        p = csv.fields[code_col];
-
-        if (voucher_code_normalize(p, strlen(p), norm, sizeof(norm)) == 0) {
-            vw_ctl_fail("line %zu: code: empty, longer than %d characters, "
-                        "or not printable ASCII", csv.line,
-                        VOUCHER_CODE_MAX_LEN);
-
-            if (++nerr == VW_IMPORT_ERRORS) {
+        if (vw_import_line(im, norm, sizeof(norm)) != 0) {
+            if (++im->nerr == VW_IMPORT_ERRORS) {
                 break;
             }
 
             continue;
         }
 
-        if (re != NULL
-            && pcre2_match(re, (PCRE2_SPTR) norm, strlen(norm), 0, 0, md,
-                           NULL) < 0)
-        {
-            vw_ctl_fail("line %zu: code \"%s\" does not match --match",
-                        csv.line, norm);
-
-            if (++nerr == VW_IMPORT_ERRORS) {
-                break;
-            }
-
-            continue;
+        if (im->nrows == im->cap) {
+            im->cap = im->cap ? im->cap * 2 : 1024;
+            im->rows = vw_xrealloc(im->rows, im->cap * sizeof(vw_row_t));
         }
 
-        if (camp_col >= 0 && csv.fields[camp_col][0] == '\0'
-            && campaign == NULL)
-        {
-            vw_ctl_fail("line %zu: campaign: empty", csv.line);
+        row = &im->rows[im->nrows];
+        row->line = csv->line;
+        row->code = vw_xstrdup(norm);
+        row->campaign = vw_xstrdup(
+            im->camp_col >= 0 && csv->fields[im->camp_col][0] != '\0'
+            ? csv->fields[im->camp_col] : im->campaign);
+        row->values = vw_xalloc((im->ncols ? im->ncols : 1)
+                                * sizeof(char *));
 
-            if (++nerr == VW_IMPORT_ERRORS) {
-                break;
-            }
-
-            continue;
+        for (j = 0; j < im->ncols; j++) {
+            row->values[j] = vw_xstrdup(csv->fields[im->col_map[j]]);
         }
 
-        if (nrows == cap) {
-            cap = cap ? cap * 2 : 1024;
-            rows = vw_xrealloc(rows, cap * sizeof(vw_row_t));
-        }
-
-        rows[nrows].line = csv.line;
-        rows[nrows].code = vw_xstrdup(norm);
-        rows[nrows].campaign = vw_xstrdup(
-            camp_col >= 0 && csv.fields[camp_col][0] != '\0'
-            ? csv.fields[camp_col] : campaign);
-        rows[nrows].values = vw_xalloc((ncols ? ncols : 1) * sizeof(char *));
-
-        for (j = 0; j < ncols; j++) {
-            rows[nrows].values[j] = vw_xstrdup(csv.fields[col_map[j]]);
-        }
-
-        nrows++;
+        im->nrows++;
     }
 
-    if (nerr == 0 && nrows == 0) {
-        vw_ctl_fail("codes import: %s: no codes", pos[0]);
-        nerr++;
-        goto rejected;
+    if (im->nerr == 0 && im->nrows == 0) {
+        vw_ctl_fail("codes import: %s: no codes", im->path);
+        im->nerr++;
+        return VW_PHASE_REJECTED;
     }
 
-    /* the same code twice in the file (after normalization) */
-    if (nerr < VW_IMPORT_ERRORS && nrows > 1) {
-        byc = vw_xalloc(nrows * sizeof(vw_row_t *));
+    return VW_PHASE_GO;
+}
 
-        for (i = 0; i < nrows; i++) {
-            byc[i] = &rows[i];
+
+/* the same code twice in the file (after normalization) */
+
+static int
+vw_import_twice(vw_import_t *im)
+{
+    size_t     i;
+    vw_row_t **byc;
+
+    if (im->nerr < VW_IMPORT_ERRORS && im->nrows > 1) {
+        byc = vw_xalloc(im->nrows * sizeof(vw_row_t *));
+
+        for (i = 0; i < im->nrows; i++) {
+            byc[i] = &im->rows[i];
         }
 
-        qsort(byc, nrows, sizeof(vw_row_t *), vw_row_by_code);
+        qsort(byc, im->nrows, sizeof(vw_row_t *), vw_row_by_code);
 
-        for (i = 1; i < nrows && nerr < VW_IMPORT_ERRORS; i++) {
+        for (i = 1; i < im->nrows && im->nerr < VW_IMPORT_ERRORS; i++) {
             if (strcmp(byc[i - 1]->code, byc[i]->code) == 0) {
                 vw_ctl_fail("line %zu: code \"%s\" is also on line %zu",
                             byc[i]->line, byc[i]->code, byc[i - 1]->line);
-                nerr++;
+                im->nerr++;
             }
         }
+
+        free(byc);
     }
 
-    if (nerr > 0) {
-        goto rejected;
-    }
+    return im->nerr > 0 ? VW_PHASE_REJECTED : VW_PHASE_GO;
+}
 
-    /* chunks of one campaign each */
-    qsort(rows, nrows, sizeof(vw_row_t), vw_row_by_campaign);
-    chunks = vw_xalloc(nrows * sizeof(vw_chunk_t));
 
-    for (i = 0; i < nrows; i++) {
-        if (nchunks == 0
-            || strcmp(chunks[nchunks - 1].campaign, rows[i].campaign) != 0
-            || chunks[nchunks - 1].n == VW_IMPORT_BATCH)
+/* the rows in chunks of one campaign each, VW_IMPORT_BATCH at most */
+
+static void
+vw_import_chunks(vw_import_t *im)
+{
+    size_t       i;
+    vw_chunk_t  *last;
+
+    qsort(im->rows, im->nrows, sizeof(vw_row_t), vw_row_by_campaign);
+    im->chunks = vw_xalloc(im->nrows * sizeof(vw_chunk_t));
+
+    for (i = 0; i < im->nrows; i++) {
+        last = im->nchunks ? &im->chunks[im->nchunks - 1] : NULL;
+
+        if (last == NULL || strcmp(last->campaign, im->rows[i].campaign) != 0
+            || last->n == VW_IMPORT_BATCH)
         {
-            chunks[nchunks].campaign = rows[i].campaign;
-            chunks[nchunks].first = i;
-            chunks[nchunks].n = 0;
-            nchunks++;
+            last = &im->chunks[im->nchunks++];
+            last->campaign = im->rows[i].campaign;
+            last->first = i;
+            last->n = 0;
         }
 
-        chunks[nchunks - 1].n++;
+        last->n++;
     }
+}
+
+
+/*
+ * The library validates every chunk and writes nothing.  It stops at the
+ * first bad row of a chunk: a chunk is checked again from the row after
+ * it, so that more than one error per chunk is listed.
+ */
+
+static int
+vw_import_check(vw_ctl_t *ctl, vw_import_t *im)
+{
+    size_t       i, k;
+    redisReply  *r;
+    vw_chunk_t   rest;
 
     if (vw_ctl_redis(ctl) == NULL) {
-        goto done;
+        return VW_PHASE_FAILED;
     }
 
-    /* 1. the library validates every chunk and writes nothing */
-    for (i = 0; i < nchunks; i++) {
-        vw_import_args(ctl, &a, "check", &chunks[i], rows, cols.data, ncols);
+    for (i = 0; i < im->nchunks; i++) {
+        vw_import_args(ctl, &im->a, "check", &im->chunks[i], im->rows,
+                       im->cols.data, im->ncols);
 
-        if (vw_redis_append(ctl->redis, &a) != 0) {
+        if (vw_redis_append(ctl->redis, &im->a) != 0) {
             vw_ctl_fail("codes import: redis: %s", ctl->redis->errstr);
-            goto done;
+            return VW_PHASE_FAILED;
         }
     }
 
-    for (i = 0; i < nchunks; i++) {
+    for (i = 0; i < im->nchunks; i++) {
         r = vw_redis_get(ctl->redis, ctl->err, sizeof(ctl->err));
 
         if (r == NULL) {
             vw_ctl_fail("codes import: %s", ctl->err);
-            goto done;
+            return VW_PHASE_FAILED;
         }
 
-        chunks[i].bad = r->type == REDIS_REPLY_ERROR;
+        im->chunks[i].bad = r->type == REDIS_REPLY_ERROR;
         freeReplyObject(r);
     }
 
-    /*
-     * The library stops at the first bad row of a chunk: check again from
-     * the row after it, so that more than one error per chunk is listed.
-     */
-    for (i = 0; i < nchunks && nerr < VW_IMPORT_ERRORS; i++) {
-        vw_chunk_t  rest;
+    for (i = 0; i < im->nchunks && im->nerr < VW_IMPORT_ERRORS; i++) {
+        rest = im->chunks[i];
 
-        rest = chunks[i];
-
-        while (rest.bad && rest.n > 0 && nerr < VW_IMPORT_ERRORS) {
-            vw_import_args(ctl, &a, "check", &rest, rows, cols.data, ncols);
-            r = vw_redis_run(ctl->redis, &a, ctl->err, sizeof(ctl->err));
+        while (rest.bad && rest.n > 0 && im->nerr < VW_IMPORT_ERRORS) {
+            vw_import_args(ctl, &im->a, "check", &rest, im->rows,
+                           im->cols.data, im->ncols);
+            r = vw_redis_run(ctl->redis, &im->a, ctl->err, sizeof(ctl->err));
 
             if (r == NULL) {
                 vw_ctl_fail("codes import: %s", ctl->err);
-                goto done;
+                return VW_PHASE_FAILED;
             }
 
             if (r->type != REDIS_REPLY_ERROR) {
@@ -970,7 +1117,7 @@ vw_codes_import(vw_ctl_t *ctl, int argc, char **argv)
                 break;
             }
 
-            k = vw_import_error(r->str, &rest, rows, &nerr);
+            k = vw_import_error(r->str, &rest, im->rows, &im->nerr);
             freeReplyObject(r);
 
             if (k == 0) {
@@ -982,108 +1129,202 @@ vw_codes_import(vw_ctl_t *ctl, int argc, char **argv)
         }
     }
 
-    if (nerr > 0) {
-        goto rejected;
+    return im->nerr > 0 ? VW_PHASE_REJECTED : VW_PHASE_GO;
+}
+
+
+/* deletes the written codes: n replies are due */
+
+static void
+vw_import_undo(vw_ctl_t *ctl, vw_import_t *im, size_t n)
+{
+    char        *key;
+    size_t       i, j;
+    redisReply  *r;
+
+    for (i = 0; i < im->nchunks; i++) {
+        for (j = 0; j < im->chunks[i].n; j++) {
+            key = vw_key(&ctl->cf, "c:%s",
+                         im->rows[im->chunks[i].first + j].code);
+            vw_args_reset(&im->a);
+            vw_args_adds(&im->a, "FCALL");
+            vw_args_adds(&im->a, "voucher_code_del");
+            vw_args_adds(&im->a, "1");
+            vw_args_adds(&im->a, key);
+            free(key);
+            vw_redis_append(ctl->redis, &im->a);
+        }
     }
 
-    if (vw_opt(opts, "--dry-run")) {
-        printf("%zu codes OK, nothing written (--dry-run)\n", nrows);
-        rc = VW_EXIT_OK;
-        goto done;
+    for (i = 0; i < n; i++) {
+        r = vw_redis_get(ctl->redis, ctl->err, sizeof(ctl->err));
+
+        if (r == NULL) {
+            vw_ctl_fail("codes import: undoing: %s", ctl->err);
+            break;
+        }
+
+        freeReplyObject(r);
     }
+}
 
-    /* 2. write; a chunk refused now (a code made meanwhile) undoes all */
-    for (i = 0; i < nchunks; i++) {
-        vw_import_args(ctl, &a, "new", &chunks[i], rows, cols.data, ncols);
 
-        if (vw_redis_append(ctl->redis, &a) != 0) {
+/* writes; a chunk refused now (a code made meanwhile) undoes all */
+
+static int
+vw_import_write(vw_ctl_t *ctl, vw_import_t *im)
+{
+    size_t       i, done;
+    redisReply  *r;
+
+    for (i = 0; i < im->nchunks; i++) {
+        vw_import_args(ctl, &im->a, "new", &im->chunks[i], im->rows,
+                       im->cols.data, im->ncols);
+
+        if (vw_redis_append(ctl->redis, &im->a) != 0) {
             vw_ctl_fail("codes import: redis: %s", ctl->redis->errstr);
-            goto done;
+            return VW_PHASE_FAILED;
         }
     }
 
     done = 0;
 
-    for (i = 0; i < nchunks; i++) {
+    for (i = 0; i < im->nchunks; i++) {
         r = vw_redis_get(ctl->redis, ctl->err, sizeof(ctl->err));
 
         if (r == NULL) {
             vw_ctl_fail("codes import: %s (the import may be partial: run "
                         "it again, existing codes are reported)", ctl->err);
-            goto done;
+            return VW_PHASE_FAILED;
         }
 
         if (r->type == REDIS_REPLY_ERROR) {
-            (void) vw_import_error(r->str, &chunks[i], rows, &nerr);
-            chunks[i].n = 0;         /* nothing of it was written */
+            (void) vw_import_error(r->str, &im->chunks[i], im->rows,
+                                   &im->nerr);
+            im->chunks[i].n = 0;     /* nothing of it was written */
 
         } else {
-            done += chunks[i].n;
+            done += im->chunks[i].n;
         }
 
         freeReplyObject(r);
     }
 
-    if (nerr > 0) {
-        for (i = 0; i < nchunks; i++) {
-            for (j = 0; j < chunks[i].n; j++) {
-                p = vw_key(&ctl->cf, "c:%s", rows[chunks[i].first + j].code);
-                vw_args_reset(&a);
-                vw_args_adds(&a, "FCALL");
-                vw_args_adds(&a, "voucher_code_del");
-                vw_args_adds(&a, "1");
-                vw_args_adds(&a, p);
-                free(p);
-                vw_redis_append(ctl->redis, &a);
-            }
-        }
-
-        for (i = 0; i < done; i++) {
-            r = vw_redis_get(ctl->redis, ctl->err, sizeof(ctl->err));
-
-            if (r == NULL) {
-                vw_ctl_fail("codes import: undoing: %s", ctl->err);
-                break;
-            }
-
-            freeReplyObject(r);
-        }
-
-        goto rejected;
+    if (im->nerr > 0) {
+        vw_import_undo(ctl, im, done);
+        return VW_PHASE_REJECTED;
     }
 
-    printf("imported %zu codes\n", nrows);
-    rc = VW_EXIT_OK;
-    goto done;
+    return VW_PHASE_GO;
+}
 
-rejected:
 
-    vw_ctl_fail("codes import: %s rejected, nothing imported (%s%zu "
-                "error%s)", pos[0],
-                nerr >= VW_IMPORT_ERRORS ? "at least " : "",
-                nerr, nerr == 1 ? "" : "s");
+static void
+vw_import_free(vw_import_t *im)
+{
+    size_t  i, j;
+
+    for (i = 0; i < im->nrows; i++) {
+        for (j = 0; j < im->ncols; j++) {
+            free(im->rows[i].values[j]);
+        }
+
+        free(im->rows[i].values);
+        free(im->rows[i].code);
+        free(im->rows[i].campaign);
+    }
+
+    free(im->rows);
+    free(im->chunks);
+    vw_args_free(&im->a);
+    vw_buf_free(&im->cols);
+    vw_csv_free(&im->csv);
+    fclose(im->f);
+    pcre2_match_data_free(im->md);
+    pcre2_code_free(im->re);
+}
+
+
+static int
+vw_codes_import(vw_ctl_t *ctl, int argc, char **argv)
+{
+    int           npos, rc, phase;
+    char         *pos[2];
+    const char   *match;
+    vw_import_t   im;
+
+    vw_opt_t  opts[] = {
+        { "--campaign", 1, NULL, 0 },
+        { "--match", 1, NULL, 0 },
+        { "--dry-run", 0, NULL, 0 },
+        { NULL, 0, NULL, 0 }
+    };
+
+    npos = vw_opts(argc, argv, opts, pos, 2, vw_codes_usage);
+    if (npos != 1) {
+        if (npos >= 0) {
+            fputs(vw_codes_usage, stderr);
+        }
+
+        return VW_EXIT_USAGE;
+    }
+
+    memset(&im, 0, sizeof(vw_import_t));
+    im.path = pos[0];
+    im.campaign = vw_opt(opts, "--campaign");
+    im.code_col = -1;
+    im.camp_col = -1;
+    match = vw_opt(opts, "--match");
+
+    if (match && vw_import_match(&im, match) != 0) {
+        return VW_EXIT_USAGE;
+    }
+
+    im.f = fopen(im.path, "r");
+    if (im.f == NULL) {
+        vw_ctl_fail("codes import: %s: %s", im.path, strerror(errno));
+        pcre2_match_data_free(im.md);
+        pcre2_code_free(im.re);
+        return VW_EXIT_FAIL;
+    }
+
+    vw_csv_init(&im.csv, im.f);
+    rc = VW_EXIT_FAIL;
+
+    if ((phase = vw_import_header(ctl, &im)) != VW_PHASE_GO
+        || (phase = vw_import_rows(ctl, &im)) != VW_PHASE_GO
+        || (phase = vw_import_twice(&im)) != VW_PHASE_GO)
+    {
+        goto done;
+    }
+
+    vw_import_chunks(&im);
+
+    if ((phase = vw_import_check(ctl, &im)) != VW_PHASE_GO) {
+        goto done;
+    }
+
+    if (vw_opt(opts, "--dry-run")) {
+        printf("%zu codes OK, nothing written (--dry-run)\n", im.nrows);
+        rc = VW_EXIT_OK;
+        goto done;
+    }
+
+    if ((phase = vw_import_write(ctl, &im)) == VW_PHASE_GO) {
+        printf("imported %zu codes\n", im.nrows);
+        rc = VW_EXIT_OK;
+    }
 
 done:
 
-    for (i = 0; i < nrows; i++) {
-        for (j = 0; j < ncols; j++) {
-            free(rows[i].values[j]);
-        }
-
-        free(rows[i].values);
-        free(rows[i].code);
-        free(rows[i].campaign);
+    if (phase == VW_PHASE_REJECTED) {
+        vw_ctl_fail("codes import: %s rejected, nothing imported (%s%zu "
+                    "error%s)", im.path,
+                    im.nerr >= VW_IMPORT_ERRORS ? "at least " : "",
+                    im.nerr, im.nerr == 1 ? "" : "s");
     }
 
-    free(rows);
-    free(byc);
-    free(chunks);
-    vw_args_free(&a);
-    vw_buf_free(&cols);
-    vw_csv_free(&csv);
-    fclose(f);
-    pcre2_match_data_free(md);
-    pcre2_code_free(re);
+    vw_import_free(&im);
 
     return rc;
 }

@@ -19,14 +19,10 @@
 #include "vw_util.h"
 
 
-#define VW_DEFAULT_CONFIG  "/etc/voucher/voucher.json"
-
-
 static const char  vw_usage[] =
     "usage: voucherctl [-c CONFIG] COMMAND ...\n"
     "\n"
-    "  -c, --config FILE   the configuration (default $VOUCHER_CONFIG or\n"
-    "                      " VW_DEFAULT_CONFIG ")\n"
+    VW_CONFIG_USAGE
     "\n"
     "commands:\n"
     "  campaign set ID FIELD VALUE...      create or change a campaign\n"
@@ -260,17 +256,11 @@ main(int argc, char **argv)
     path = getenv("VOUCHER_CONFIG");
 
     for (i = 1; i < argc; i++) {
-        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)
-            && i + 1 < argc)
-        {
-            path = argv[++i];
+        if (vw_config_arg(argc, argv, &i, &path)) {
+            continue;
+        }
 
-        } else if (strncmp(argv[i], "--config=", 9) == 0) {
-            path = argv[i] + 9;
-
-        } else if (strcmp(argv[i], "-h") == 0
-                   || strcmp(argv[i], "--help") == 0)
-        {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             fputs(vw_usage, stdout);
             return VW_EXIT_OK;
 
@@ -299,7 +289,7 @@ main(int argc, char **argv)
         return VW_EXIT_USAGE;
     }
 
-    ctl.config_path = path ? path : VW_DEFAULT_CONFIG;
+    ctl.config_path = path ? path : VW_CONFIG_DEFAULT;
 
     /* voucherctl logs what it does only to stderr, at warn by default */
     vw_log_open(NULL, VW_LOG_WARN, "voucherctl", ctl.err, sizeof(ctl.err));

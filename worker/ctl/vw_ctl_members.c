@@ -447,19 +447,163 @@ vw_by_line_id(const void *a, const void *b)
 }
 
 
+/* --format, or the file's extension: 1 for JSON lines, 0 for CSV, -1 */
+
+static int
+vw_members_jsonl(const char *path, const char *fmt)
+{
+    size_t  len;
+
+    len = strlen(path);
+
+    if (fmt == NULL) {
+        return (len > 6 && strcmp(path + len - 6, ".jsonl") == 0)
+               || (len > 5 && strcmp(path + len - 5, ".json") == 0);
+    }
+
+    if (strcmp(fmt, "csv") == 0 || strcmp(fmt, "jsonl") == 0) {
+        return fmt[0] == 'j';
+    }
+
+    vw_ctl_fail("members import: --format: expected csv or jsonl");
+
+    return -1;
+}
+
+
+/* the same id twice */
+
+static void
+vw_members_twice(vw_mimport_t *im)
+{
+    size_t      i;
+    vw_mrow_t **byid;
+
+    byid = vw_xalloc(im->nrows * sizeof(vw_mrow_t *));
+
+    for (i = 0; i < im->nrows; i++) {
+        byid[i] = &im->rows[i];
+    }
+
+    qsort(byid, im->nrows, sizeof(vw_mrow_t *), vw_by_line_id);
+
+    for (i = 1; i < im->nrows && im->nerr < VW_MEMBERS_ERRORS; i++) {
+        if (strcmp(byid[i - 1]->v[0], byid[i]->v[0]) == 0) {
+            vw_ctl_fail("line %zu: id \"%s\" is also on line %zu",
+                        byid[i]->line, byid[i]->v[0], byid[i - 1]->line);
+            im->nerr++;
+        }
+    }
+
+    free(byid);
+}
+
+
+/* the library checks every row; after a bad row, from the next one */
+
+static int
+vw_members_check(vw_ctl_t *ctl, vw_mimport_t *im, vw_args_t *a)
+{
+    long         row;
+    char        *p;
+    size_t       first, n;
+    redisReply  *r;
+
+    if (vw_ctl_redis(ctl) == NULL) {
+        return VW_PHASE_FAILED;
+    }
+
+    for (first = 0; first < im->nrows && im->nerr < VW_MEMBERS_ERRORS;
+         /* void */ )
+    {
+        n = im->nrows - first;
+
+        if (n > VW_MEMBERS_BATCH) {
+            n = VW_MEMBERS_BATCH;
+        }
+
+        vw_members_args(ctl, a, "check", im, first, n);
+        r = vw_redis_run(ctl->redis, a, ctl->err, sizeof(ctl->err));
+
+        if (r == NULL) {
+            vw_ctl_fail("members import: %s", ctl->err);
+            return VW_PHASE_FAILED;
+        }
+
+        if (r->type != REDIS_REPLY_ERROR) {
+            freeReplyObject(r);
+            first += n;
+            continue;
+        }
+
+        im->nerr++;
+        p = strstr(r->str, " (row ");
+        row = p ? strtol(p + 6, NULL, 10) : 0;
+
+        if (row < 1 || (size_t) row > n) {
+            vw_ctl_fail("members import: %s", vw_strip_err(r->str));
+            freeReplyObject(r);
+            break;
+        }
+
+        vw_ctl_fail("line %zu: id \"%s\": %.*s",
+                    im->rows[first + (size_t) row - 1].line,
+                    im->rows[first + (size_t) row - 1].v[0],
+                    (int) (p - vw_strip_err(r->str)), vw_strip_err(r->str));
+        freeReplyObject(r);
+        first += (size_t) row;
+    }
+
+    return im->nerr > 0 ? VW_PHASE_REJECTED : VW_PHASE_GO;
+}
+
+
+/* writes every row, VW_MEMBERS_BATCH a call, pipelined; -1 if Redis fails */
+
+static int
+vw_members_write(vw_ctl_t *ctl, vw_mimport_t *im, vw_args_t *a)
+{
+    size_t       first, n;
+    redisReply  *r;
+
+    for (first = 0; first < im->nrows; first += VW_MEMBERS_BATCH) {
+        n = im->nrows - first;
+        vw_members_args(ctl, a, "write", im, first,
+                        n > VW_MEMBERS_BATCH ? VW_MEMBERS_BATCH : n);
+        vw_redis_append(ctl->redis, a);
+    }
+
+    for (first = 0; first < im->nrows; first += VW_MEMBERS_BATCH) {
+        r = vw_redis_get(ctl->redis, ctl->err, sizeof(ctl->err));
+
+        if (vw_redis_failed(ctl->redis, r, ctl->err, sizeof(ctl->err))) {
+            /* checked a moment ago: only a lost connection gets here */
+            vw_ctl_fail("members import: %s: the import may be partial; "
+                        "run it again (it updates members in place)",
+                        ctl->err);
+
+            if (r) {
+                freeReplyObject(r);
+            }
+
+            return -1;
+        }
+
+        freeReplyObject(r);
+    }
+
+    return 0;
+}
+
+
 static int
 vw_members_import(vw_ctl_t *ctl, int argc, char **argv)
 {
-    int            npos, jsonl, rc;
-    long           row;
-    char          *pos[2], *p;
+    int            npos, jsonl, rc, phase;
+    char          *pos[2];
     FILE          *f;
-    size_t         i, first, n, len;
     vw_args_t      a;
-    redisReply    *r;
-    vw_mrow_t    **byid;
     vw_mimport_t   im;
-    const char    *fmt;
 
     vw_opt_t  opts[] = {
         { "--format", 1, NULL, 0 },
@@ -476,18 +620,9 @@ vw_members_import(vw_ctl_t *ctl, int argc, char **argv)
         return VW_EXIT_USAGE;
     }
 
-    fmt = vw_opt(opts, "--format");
-    len = strlen(pos[0]);
+    jsonl = vw_members_jsonl(pos[0], vw_opt(opts, "--format"));
 
-    if (fmt == NULL) {
-        jsonl = (len > 6 && strcmp(pos[0] + len - 6, ".jsonl") == 0)
-                || (len > 5 && strcmp(pos[0] + len - 5, ".json") == 0);
-
-    } else if (strcmp(fmt, "csv") == 0 || strcmp(fmt, "jsonl") == 0) {
-        jsonl = fmt[0] == 'j';
-
-    } else {
-        vw_ctl_fail("members import: --format: expected csv or jsonl");
+    if (jsonl < 0) {
         return VW_EXIT_USAGE;
     }
 
@@ -499,7 +634,6 @@ vw_members_import(vw_ctl_t *ctl, int argc, char **argv)
 
     memset(&im, 0, sizeof(vw_mimport_t));
     memset(&a, 0, sizeof(vw_args_t));
-    byid = NULL;
     rc = VW_EXIT_FAIL;
 
     if (jsonl) {
@@ -517,77 +651,16 @@ vw_members_import(vw_ctl_t *ctl, int argc, char **argv)
         im.nerr++;
     }
 
-    /* the same id twice */
     if (im.nerr == 0 && im.nrows > 1) {
-        byid = vw_xalloc(im.nrows * sizeof(vw_mrow_t *));
-
-        for (i = 0; i < im.nrows; i++) {
-            byid[i] = &im.rows[i];
-        }
-
-        qsort(byid, im.nrows, sizeof(vw_mrow_t *), vw_by_line_id);
-
-        for (i = 1; i < im.nrows && im.nerr < VW_MEMBERS_ERRORS; i++) {
-            if (strcmp(byid[i - 1]->v[0], byid[i]->v[0]) == 0) {
-                vw_ctl_fail("line %zu: id \"%s\" is also on line %zu",
-                            byid[i]->line, byid[i]->v[0], byid[i - 1]->line);
-                im.nerr++;
-            }
-        }
+        vw_members_twice(&im);
     }
 
-    if (im.nerr > 0) {
-        goto rejected;
-    }
+    phase = VW_PHASE_REJECTED;
 
-    if (vw_ctl_redis(ctl) == NULL) {
-        goto done;
-    }
-
-    /* the library checks every row; after a bad row, from the next one */
-    for (first = 0; first < im.nrows && im.nerr < VW_MEMBERS_ERRORS;
-         /* void */ )
+    if (im.nerr > 0
+        || (phase = vw_members_check(ctl, &im, &a)) != VW_PHASE_GO)
     {
-        n = im.nrows - first;
-
-        if (n > VW_MEMBERS_BATCH) {
-            n = VW_MEMBERS_BATCH;
-        }
-
-        vw_members_args(ctl, &a, "check", &im, first, n);
-        r = vw_redis_run(ctl->redis, &a, ctl->err, sizeof(ctl->err));
-
-        if (r == NULL) {
-            vw_ctl_fail("members import: %s", ctl->err);
-            goto done;
-        }
-
-        if (r->type != REDIS_REPLY_ERROR) {
-            freeReplyObject(r);
-            first += n;
-            continue;
-        }
-
-        im.nerr++;
-        p = strstr(r->str, " (row ");
-        row = p ? strtol(p + 6, NULL, 10) : 0;
-
-        if (row < 1 || (size_t) row > n) {
-            vw_ctl_fail("members import: %s", vw_strip_err(r->str));
-            freeReplyObject(r);
-            break;
-        }
-
-        vw_ctl_fail("line %zu: id \"%s\": %.*s",
-                    im.rows[first + (size_t) row - 1].line,
-                    im.rows[first + (size_t) row - 1].v[0],
-                    (int) (p - vw_strip_err(r->str)), vw_strip_err(r->str));
-        freeReplyObject(r);
-        first += (size_t) row;
-    }
-
-    if (im.nerr > 0) {
-        goto rejected;
+        goto done;
     }
 
     if (vw_opt(opts, "--dry-run")) {
@@ -596,46 +669,20 @@ vw_members_import(vw_ctl_t *ctl, int argc, char **argv)
         goto done;
     }
 
-    for (first = 0; first < im.nrows; first += VW_MEMBERS_BATCH) {
-        n = im.nrows - first;
-        vw_members_args(ctl, &a, "write", &im, first,
-                        n > VW_MEMBERS_BATCH ? VW_MEMBERS_BATCH : n);
-        vw_redis_append(ctl->redis, &a);
+    if (vw_members_write(ctl, &im, &a) == 0) {
+        printf("imported %zu members\n", im.nrows);
+        rc = VW_EXIT_OK;
     }
-
-    for (first = 0; first < im.nrows; first += VW_MEMBERS_BATCH) {
-        r = vw_redis_get(ctl->redis, ctl->err, sizeof(ctl->err));
-
-        if (vw_redis_failed(ctl->redis, r, ctl->err, sizeof(ctl->err))) {
-            /* checked a moment ago: only a lost connection gets here */
-            vw_ctl_fail("members import: %s: the import may be partial; "
-                        "run it again (it updates members in place)",
-                        ctl->err);
-
-            if (r) {
-                freeReplyObject(r);
-            }
-
-            goto done;
-        }
-
-        freeReplyObject(r);
-    }
-
-    printf("imported %zu members\n", im.nrows);
-    rc = VW_EXIT_OK;
-    goto done;
-
-rejected:
-
-    vw_ctl_fail("members import: %s rejected, nothing imported (%s%zu "
-                "error%s)", pos[0],
-                im.nerr >= VW_MEMBERS_ERRORS ? "at least " : "", im.nerr,
-                im.nerr == 1 ? "" : "s");
 
 done:
 
-    free(byid);
+    if (phase == VW_PHASE_REJECTED) {
+        vw_ctl_fail("members import: %s rejected, nothing imported (%s%zu "
+                    "error%s)", pos[0],
+                    im.nerr >= VW_MEMBERS_ERRORS ? "at least " : "",
+                    im.nerr, im.nerr == 1 ? "" : "s");
+    }
+
     vw_mimport_free(&im);
     vw_args_free(&a);
 

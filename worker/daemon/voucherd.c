@@ -31,17 +31,13 @@
 #include "vw_util.h"
 
 
-#define VW_DEFAULT_CONFIG  "/etc/voucher/voucher.json"
-
-
 static volatile sig_atomic_t  vw_stop;
 static volatile sig_atomic_t  vw_reload;
 
 
 static const char  vw_usage[] =
     "usage: voucherd [-c CONFIG] [-t]\n"
-    "  -c, --config FILE   the configuration (default $VOUCHER_CONFIG or\n"
-    "                      " VW_DEFAULT_CONFIG ")\n"
+    VW_CONFIG_USAGE
     "  -t, --test          check the configuration and the automations in\n"
     "                      Redis, then exit\n";
 
@@ -380,17 +376,11 @@ main(int argc, char **argv)
     test = 0;
 
     for (i = 1; i < argc; i++) {
-        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)
-            && i + 1 < argc)
-        {
-            path = argv[++i];
+        if (vw_config_arg(argc, argv, &i, &path)) {
+            continue;
+        }
 
-        } else if (strncmp(argv[i], "--config=", 9) == 0) {
-            path = argv[i] + 9;
-
-        } else if (strcmp(argv[i], "-t") == 0
-                   || strcmp(argv[i], "--test") == 0)
-        {
+        if (strcmp(argv[i], "-t") == 0 || strcmp(argv[i], "--test") == 0) {
             test = 1;
 
         } else if (strcmp(argv[i], "-h") == 0
@@ -406,7 +396,7 @@ main(int argc, char **argv)
         }
     }
 
-    d.config_path = path ? path : VW_DEFAULT_CONFIG;
+    d.config_path = path ? path : VW_CONFIG_DEFAULT;
     d.stop = &vw_stop;
 
     if (sodium_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
