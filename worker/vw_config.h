@@ -3,7 +3,7 @@
  * Copyright (C) ngx_voucher authors
  *
  * The JSON configuration file of voucherd and voucherctl.  Every field is
- * documented in worker/README-section.md.  Unknown fields are errors, so
+ * documented in docs/worker.md.  Unknown fields are errors, so
  * a typo never goes unnoticed; an error names the field by its path
  * ("channels.sms.url").  Secrets are read from their files here and kept
  * only in memory.

@@ -19,7 +19,7 @@
 static const char  vw_campaign_usage[] =
     "usage: voucherctl campaign set ID FIELD VALUE [FIELD VALUE]...\n"
     "       voucherctl campaign get ID\n"
-    "FIELDs are those of voucher_campaign_set (README: Campaign fields).\n";
+    "FIELDs are those of voucher_campaign_set (docs/redis.md: Campaign fields).\n";
 
 
 const char *
