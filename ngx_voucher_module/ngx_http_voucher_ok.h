@@ -3,7 +3,7 @@
  * Copyright (C) ngx_voucher authors
  *
  * The "ok" reply of voucher_validate, voucher_validate_limited,
- * voucher_redeem and voucher_reserve is positional (redis/voucher.lua,
+ * voucher_redeem and voucher_reserve is positional (redis/PROTOCOL.md,
  * ok_reply()): {"ok", mask, values..., [k, v]*}, the values in a fixed
  * order, an optional one only when its bit is in the mask.  This decodes
  * it, and any other reply ({reason, k, v, ...}) as far as finding its
