@@ -5,56 +5,57 @@ local function invalid(name, why)
 end
 
 -- field validators: return the value to store, false to delete the field,
--- or nil and why
+-- or nil and why; in one table, as the registered functions are in api
+local V = {}
 
-local function v_uint(s)
+function V.uint(s)
     if uint(s) then return (s:gsub('^0+(%d)', '%1')) end
     return nil, 'expected an integer >= 0'
 end
 
 -- an integer, or "" to clear
-local function v_uint_opt(s)
+function V.uint_opt(s)
     if s == '' then return false end
-    return v_uint(s)
+    return V.uint(s)
 end
 
-local function v_enum(ok, list)
+function V.enum(ok, list)
     return function(s)
         if ok[s] then return s end
         return nil, 'expected ' .. list
     end
 end
 
-local function v_string(s)
+function V.string(s)
     if s == '' then return false end
     if #s > 256 then return nil, 'longer than 256 bytes' end
     return s
 end
 
-local function v_currency(s)
+function V.currency(s)
     if s == '' then return false end
     if string.find(s, '^[A-Z][A-Z][A-Z]$') then return s end
     return nil, 'expected 3 letters A-Z'
 end
 
-local function v_days(s)
+function V.days(s)
     if s == '' then return false end
     if string.find(s, '^[1-7]+$') and #s <= 7 then return s end
     return nil, 'expected ISO days of week as digits 1-7'
 end
 
-local function minute(h, m)
+function V.minute(h, m)
     h, m = tonumber(h), tonumber(m)
     if h < 24 and m < 60 then return h * 60 + m end
 end
 
 -- "HH:MM-HH:MM" (end exclusive, may wrap, "24:00" as end) -> "M1-M2"
-local function v_hours(s)
+function V.hours(s)
     if s == '' then return false end
     local h1, m1, h2, m2 = string.match(s, '^(%d%d?):(%d%d)%-(%d%d?):(%d%d)$')
     if h1 then
-        local a = minute(h1, m1)
-        local b = minute(h2, m2)
+        local a = V.minute(h1, m1)
+        local b = V.minute(h2, m2)
         if h2 == '24' and m2 == '00' then b = 1440 end
         if a and b and a ~= b then return a .. '-' .. b end
     end
@@ -62,7 +63,7 @@ local function v_hours(s)
 end
 
 -- minutes east of UTC, or "+HH:MM"/"-HH:MM" -> minutes
-local function v_tz(s)
+function V.tz(s)
     if s == '' then return false end
     local n
     local sign, h, m = string.match(s, '^([+-])(%d%d):(%d%d)$')
@@ -77,7 +78,7 @@ local function v_tz(s)
 end
 
 -- "a, b" -> ",a,b,"
-local function v_list(s)
+function V.list(s)
     if s == '' then return false end
     local out = {}
     for item in (s .. ','):gmatch('([^,]*),') do
@@ -88,26 +89,26 @@ local function v_list(s)
     return ',' .. table.concat(out, ',') .. ','
 end
 
-local function v_readonly()
+function V.readonly()
     return nil, 'counter, cannot be set'
 end
 
 local CAMPAIGN_SET = {
-    name = v_string,
-    status = v_enum({active = 1, paused = 1, archived = 1},
+    name = V.string,
+    status = V.enum({active = 1, paused = 1, archived = 1},
                     'active|paused|archived'),
-    kind = v_enum({percent = 1, amount = 1, fixed_price = 1, free_item = 1,
+    kind = V.enum({percent = 1, amount = 1, fixed_price = 1, free_item = 1,
                    gift_card = 1},
                   'percent|amount|fixed_price|free_item|gift_card'),
-    value = v_uint, cap = v_uint, min_amount = v_uint,
-    max_redemptions = v_uint, max_discount = v_uint, per_customer = v_uint,
-    per_customer_code = v_uint, code_max_uses = v_uint,
-    currency = v_currency, starts_at = v_uint_opt, ends_at = v_uint_opt,
-    days = v_days, hours = v_hours, tz_offset = v_tz,
-    include_skus = v_list, exclude_skus = v_list,
-    include_categories = v_list, exclude_categories = v_list,
-    free_sku = v_string,
-    redeemed = v_readonly, discount_given = v_readonly,
+    value = V.uint, cap = V.uint, min_amount = V.uint,
+    max_redemptions = V.uint, max_discount = V.uint, per_customer = V.uint,
+    per_customer_code = V.uint, code_max_uses = V.uint,
+    currency = V.currency, starts_at = V.uint_opt, ends_at = V.uint_opt,
+    days = V.days, hours = V.hours, tz_offset = V.tz,
+    include_skus = V.list, exclude_skus = V.list,
+    include_categories = V.list, exclude_categories = V.list,
+    free_sku = V.string,
+    redeemed = V.readonly, discount_given = V.readonly,
 }
 
 -- "field value ..." -> {field = value|false}, in order; or nil, error reply
@@ -164,7 +165,7 @@ local function bad_id(s)
     return not (string.find(s, '^[!-~]+$') and #s <= 64)
 end
 
-local function campaign_set(keys, args)
+function api.campaign_set(keys, args)
     local tag, id = string.match(keys[1], '^({[^}]+}):k:(.*)$')
     if not tag then return bad_key() end
     if bad_id(id) then
@@ -223,7 +224,7 @@ local LIST_FIELDS = {
     exclude_categories = true,
 }
 
-local function campaign_get(keys)
+function api.campaign_get(keys)
     if not string.match(keys[1], '^({[^}]+}):k:') then return bad_key() end
     local all = redis.call('HGETALL', keys[1])
     if #all == 0 then return nil end
@@ -254,12 +255,12 @@ local function campaign_get(keys)
 end
 
 local CODE_SET = {
-    campaign = v_string,
-    status = v_enum({active = 1, disabled = 1}, 'active|disabled'),
-    max_uses = v_uint_opt,             -- "" clears: the campaign's applies
-    customer = v_string,
-    balance = v_uint,
-    starts_at = v_uint_opt, ends_at = v_uint_opt,
+    campaign = V.string,
+    status = V.enum({active = 1, disabled = 1}, 'active|disabled'),
+    max_uses = V.uint_opt,             -- "" clears: the campaign's applies
+    customer = V.string,
+    balance = V.uint,
+    starts_at = V.uint_opt, ends_at = V.uint_opt,
 }
 local CODE_FIELD = {
     campaign = 'k', status = 's', max_uses = 'm', customer = 'c',
@@ -280,7 +281,7 @@ local function code_key(key)
     return tag, code, tag .. ':c:' .. code
 end
 
-local function code_set(keys, args)
+function api.code_set(keys, args)
     local tag, code, ckey = code_key(keys[1])
     if not tag then return bad_key() end
     if bad_id(code) then
@@ -349,7 +350,7 @@ local function code_set(keys, args)
     return 'OK'
 end
 
-local function code_get(keys)
+function api.code_get(keys)
     local tag, code, ckey = code_key(keys[1])
     if not tag then return bad_key() end
     local c = redis.call('HMGET', ckey, 'k', 's', 'm', 'u', 'c', 'b', 'b0',
@@ -376,7 +377,7 @@ local function code_get(keys)
     return r
 end
 
-local function code_del(keys)
+function api.code_del(keys)
     local tag, code, ckey = code_key(keys[1])
     if not tag then return bad_key() end
     return redis.call('DEL', ckey)
@@ -385,7 +386,7 @@ end
 
 local ENTRY_INT = {amount = true, discount = true, balance = true}
 
-local function redemption_get(keys, args)
+function api.redemption_get(keys, args)
     local tag = string.match(keys[1], '^({[^}]+}):log$')
     if not tag then return bad_key() end
     local id = args[1]
@@ -427,10 +428,10 @@ local SETTINGS_FIELDS = {
         end
         return nil, 'expected seconds 1..31536000'
     end,
-    stream_maxlen = v_uint,
+    stream_maxlen = V.uint,
 }
 
-local function settings_set(keys, args)
+function api.settings_set(keys, args)
     if not string.match(keys[1], '^({[^}]+}):cfg$') then return bad_key() end
     local new, order = parse_fields(args, SETTINGS_FIELDS)
     if not new then return order end
@@ -439,7 +440,7 @@ local function settings_set(keys, args)
     return 'OK'
 end
 
-local function settings_get(keys)
+function api.settings_get(keys)
     local tag = string.match(keys[1], '^({[^}]+}):cfg$')
     if not tag then return bad_key() end
     local maxlen, ttl = settings(tag)

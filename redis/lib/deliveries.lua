@@ -29,7 +29,7 @@ local function dlog(tag, camp, run, member, rec, status, err)
 end
 
 -- voucher_auto_set  KEYS[1] {NS}:a:<campaign>  ARGV def since
-local function auto_set(keys, args)
+function api.auto_set(keys, args)
     local tag, camp = string.match(keys[1], '^({[^}]+}):a:(.+)$')
     if not tag then return bad_key() end
     if #args ~= 2 or not uint(args[2]) then return bad_args() end
@@ -46,7 +46,7 @@ local function auto_set(keys, args)
 end
 
 -- voucher_auto_del  KEYS[1] {NS}:a:<campaign>
-local function auto_del(keys)
+function api.auto_del(keys)
     local tag, camp = string.match(keys[1], '^({[^}]+}):a:(.+)$')
     if not tag then return bad_key() end
     redis.call('SREM', tag .. ':autos', camp)
@@ -55,7 +55,7 @@ end
 
 -- voucher_run_begin  KEYS[1] {NS}:a:<campaign>  ARGV run now owner lease
 -- 1: plan this run (a lease for it is held); 0: done or being planned
-local function run_begin(keys, args)
+function api.run_begin(keys, args)
     local run, now, owner, lease = uint(args[1]), uint(args[2]), args[3],
         uint(args[4])
     if not (run and now and owner and lease) then return bad_args() end
@@ -72,7 +72,7 @@ local function run_begin(keys, args)
 end
 
 -- voucher_run_done  KEYS[1] {NS}:a:<campaign>  ARGV run
-local function run_done(keys, args)
+function api.run_done(keys, args)
     local run = uint(args[1])
     if not run then return bad_args() end
     local last = tonumber(redis.call('HGET', keys[1], 'last'))
@@ -91,7 +91,7 @@ end
 --          "shared": the code exists and is the same for everybody
 -- Returns {queued, already, {member whose code collided, ...}}: those
 -- are made again with another code.
-local function run_add(keys, args)
+function api.run_add(keys, args)
     local tag, camp = string.match(keys[1], '^({[^}]+}):a:(.+)$')
     if not tag then return bad_key() end
     local run, due, channel, mode, con, cafter =
@@ -165,7 +165,7 @@ end
 -- voucher_delivery_claim  KEYS[1] {NS}:queue  ARGV now_ms lease_ms owner max
 -- Returns {item, attempt, code, channel}... of the deliveries now this
 -- owner's; a delivery whose cancel condition holds is cancelled instead.
-local function delivery_claim(keys, args)
+function api.delivery_claim(keys, args)
     local tag = string.match(keys[1], '^({[^}]+}):queue$')
     if not tag then return bad_key() end
     local now, lease, owner, max = uint(args[1]), uint(args[2]), args[3],
@@ -203,7 +203,7 @@ end
 -- voucher_delivery_done  KEYS[1] {NS}:queue
 -- ARGV  item owner outcome (sent|retry|dead|skipped) next_due_ms error
 -- 1: recorded; 0: the claim was lost (its lease ended, another has it)
-local function delivery_done(keys, args)
+function api.delivery_done(keys, args)
     local tag = string.match(keys[1], '^({[^}]+}):queue$')
     if not tag then return bad_key() end
     local item, owner, outcome, due, err = args[1], args[2], args[3],
@@ -238,7 +238,7 @@ end
 
 -- voucher_delivery_release  KEYS[1] {NS}:queue  ARGV item owner now_ms
 -- gives back a claimed delivery that was not started (SIGTERM)
-local function delivery_release(keys, args)
+function api.delivery_release(keys, args)
     local tag = string.match(keys[1], '^({[^}]+}):queue$')
     if not tag then return bad_key() end
     local item, owner, now = args[1], args[2], uint(args[3])
@@ -256,11 +256,11 @@ local function delivery_release(keys, args)
     return 1
 end
 
-reg('voucher_auto_set', auto_set)
-reg('voucher_auto_del', auto_del)
-reg('voucher_run_begin', run_begin)
-reg('voucher_run_done', run_done)
-reg('voucher_run_add', run_add)
-reg('voucher_delivery_claim', delivery_claim)
-reg('voucher_delivery_done', delivery_done)
-reg('voucher_delivery_release', delivery_release)
+reg('voucher_auto_set', api.auto_set)
+reg('voucher_auto_del', api.auto_del)
+reg('voucher_run_begin', api.run_begin)
+reg('voucher_run_done', api.run_done)
+reg('voucher_run_add', api.run_add)
+reg('voucher_delivery_claim', api.delivery_claim)
+reg('voucher_delivery_done', api.delivery_done)
+reg('voucher_delivery_release', api.delivery_release)

@@ -27,9 +27,7 @@ local CAMPAIGN_NUMBERS = {3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 16}
 -- Bit 1024 marks a replay (no value).  Pairs may follow the values
 -- ('_limit', '_limit_name'): rare, they stay named.  Every other reply,
 -- refusals and a record of an older library included, is
--- {reason, k, v, ...}.
--- The key strings and the nested computation cost Redis about 11% of a
--- validate (bench/FINDINGS.md, section 0).
+-- {reason, k, v, ...}.  redis/PROTOCOL.md is the contract with the C side.
 function ok_reply(code, camp, cust, d, kind, value, base, cap,
                   capped_by, amount, uses_left, bal, stop, id, hold_s)
     -- sized once: the nils reserve the array slots the reply fills, so it

@@ -196,7 +196,7 @@ end
 
 -- FCALL voucher_reserve 1 {NS}:c:<code> hold_ms <the ARGV of redeem>
 -- hold_ms: 1000 .. 86400000
-local function reserve(keys, args)
+function api.reserve(keys, args)
     local hold_ms = uint(table.remove(args, 1))
     if not hold_ms or hold_ms < 1000 or hold_ms > 86400000 then
         return bad_args()
@@ -209,7 +209,7 @@ end
 -- counts towards a lockout, and the answer is not_found, so a limited
 -- client cannot tell a forged code from an unknown one.  The code is never
 -- read.  FCALL voucher_guess 1 {NS}:c:<code> limits...
-local function guess(keys, args)
+function api.guess(keys, args)
     local tag, code = string.match(keys[1], '^({[^}]+}):c:(.+)$')
     if not tag then return bad_key() end
     if #args < 1 then return bad_args() end

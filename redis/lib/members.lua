@@ -3,7 +3,7 @@
 --   ev (the last purchase event applied)
 -- and the set {NS}:members lists the ids.
 
-local function days_from_civil(y, m, d)
+function V.days_from_civil(y, m, d)
     -- days since 1970-01-01 of a proleptic Gregorian date
     if m <= 2 then y = y - 1 end
     local era = math.floor(y / 400)
@@ -14,10 +14,10 @@ local function days_from_civil(y, m, d)
     return era * 146097 + doe - 719468
 end
 
-local MDAYS = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
+V.MDAYS = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
 
-local function valid_day(y, m, d)
-    if m < 1 or m > 12 or d < 1 or d > MDAYS[m] then return false end
+function V.valid_day(y, m, d)
+    if m < 1 or m > 12 or d < 1 or d > V.MDAYS[m] then return false end
     if y and m == 2 and d == 29
        and not (y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)) then
         return false
@@ -26,32 +26,32 @@ local function valid_day(y, m, d)
 end
 
 -- unix seconds, or YYYY-MM-DD (midnight UTC)
-local function v_when(s)
+function V.when(s)
     if uint(s) then return (s:gsub('^0+(%d)', '%1')) end
     local y, m, d = string.match(s, '^(%d%d%d%d)%-(%d%d)%-(%d%d)$')
     if y then
         y, m, d = tonumber(y), tonumber(m), tonumber(d)
-        if valid_day(y, m, d) and y >= 1970 then
-            return string.format('%d', days_from_civil(y, m, d) * 86400)
+        if V.valid_day(y, m, d) and y >= 1970 then
+            return string.format('%d', V.days_from_civil(y, m, d) * 86400)
         end
     end
     return nil, 'expected unix seconds or YYYY-MM-DD'
 end
 
 -- YYYY-MM-DD or MM-DD, stored as given (the year is optional)
-local function v_birthday(s)
+function V.birthday(s)
     local y, m, d = string.match(s, '^(%d%d%d%d)%-(%d%d)%-(%d%d)$')
     if not y then
         m, d = string.match(s, '^(%d%d)%-(%d%d)$')
     end
-    if m and valid_day(tonumber(y), tonumber(m), tonumber(d)) then
+    if m and V.valid_day(tonumber(y), tonumber(m), tonumber(d)) then
         return s
     end
     return nil, 'expected YYYY-MM-DD or MM-DD'
 end
 
 -- digits, an optional leading +; spaces, dashes, dots, brackets dropped
-local function v_phone(s)
+function V.phone(s)
     local p = string.gsub(s, '[ %-%.%(%)]', '')
     if string.find(p, '^%+?%d+$') then
         local n = #p - (string.sub(p, 1, 1) == '+' and 1 or 0)
@@ -60,19 +60,19 @@ local function v_phone(s)
     return nil, 'expected a phone number of 6-15 digits'
 end
 
-local function v_email(s)
+function V.email(s)
     if #s <= 254 and string.find(s, '^[^@%s]+@[^@%s]+$') then return s end
     return nil, 'expected an address like name@example.com'
 end
 
-local function v_token(s)
+function V.token(s)
     if #s <= 128 and string.find(s, '^[!-~]+$') then return s end
     return nil, '1..128 printable ASCII characters'
 end
 
 -- a comma-separated list of tags, each a token
-local function v_tags(s)
-    local list, why = v_list(s)
+function V.tags(s)
+    local list, why = V.list(s)
     if not list then return nil, why end
     if not list or #list > 1024 or string.find(list, '[%s]') then
         return nil, 'a comma-separated list of words'
@@ -81,10 +81,10 @@ local function v_tags(s)
 end
 
 local MEMBER_SET = {
-    name = v_string, phone = v_phone, email = v_email, line = v_token,
-    birthday = v_birthday, tier = v_token, tags = v_tags,
-    signup = v_when, first_purchase = v_when, last_purchase = v_when,
-    purchases = v_uint, spend = v_uint,
+    name = V.string, phone = V.phone, email = V.email, line = V.token,
+    birthday = V.birthday, tier = V.token, tags = V.tags,
+    signup = V.when, first_purchase = V.when, last_purchase = V.when,
+    purchases = V.uint, spend = V.uint,
 }
 local MEMBER_FIELD = {
     first_purchase = 'first', last_purchase = 'last', purchases = 'count',
@@ -104,7 +104,7 @@ end
 -- A member that exists is updated field by field (its purchase history
 -- is kept unless the row sets it).  Returns the number of rows; an error
 -- names the field and the row, and then nothing is written.
-local function members_add(keys, args)
+function api.members_add(keys, args)
     local tag = string.match(keys[1], '^({[^}]+}):members$')
     if not tag then return bad_key() end
     local mode = args[1]
@@ -173,7 +173,7 @@ end
 -- KEYS[1]  {NS}:m:<id>
 -- ARGV     event_id (a stream id) when (unix seconds) amount
 -- Returns 1 when applied, 0 when this event (or a later one) was already.
-local function member_purchase(keys, args)
+function api.member_purchase(keys, args)
     local tag, id = string.match(keys[1], '^({[^}]+}):m:(.+)$')
     if not tag then return bad_key() end
     local ev, when, amount = args[1], uint(args[2]), uint(args[3])
@@ -195,5 +195,5 @@ local function member_purchase(keys, args)
     return 1
 end
 
-reg('voucher_members_add', members_add)
-reg('voucher_member_purchase', member_purchase)
+reg('voucher_members_add', api.members_add)
+reg('voucher_member_purchase', api.member_purchase)

@@ -20,12 +20,12 @@ reg('voucher_validate',
 reg('voucher_validate_limited',
     function(k, a) CLOCK_S = nil; return evaluate(k, a, false) end,
     false, true)
-reg('voucher_guess', guess)
+reg('voucher_guess', api.guess)
 reg('voucher_redeem',
     function(k, a) CLOCK_S = nil; return evaluate(k, a, true) end,
     false, true)
-reg('voucher_rollback', rollback)
-reg('voucher_reserve', reserve)
+reg('voucher_rollback', api.rollback)
+reg('voucher_reserve', api.reserve)
 reg('voucher_confirm',
     function(k, a) CLOCK_S = nil; return settle(k, a, true) end, false, true)
 reg('voucher_release',
@@ -36,11 +36,11 @@ reg('voucher_sweep', function(k)
     NEXT[tag] = nil
     return sweep(tag) or 0
 end)
-reg('voucher_campaign_set', campaign_set)
-reg('voucher_campaign_get', campaign_get, true)
-reg('voucher_code_set', code_set)
-reg('voucher_code_get', code_get, true)
-reg('voucher_code_del', code_del)
-reg('voucher_redemption_get', redemption_get, true)
-reg('voucher_settings_set', settings_set)
-reg('voucher_settings_get', settings_get, true)
+reg('voucher_campaign_set', api.campaign_set)
+reg('voucher_campaign_get', api.campaign_get, true)
+reg('voucher_code_set', api.code_set)
+reg('voucher_code_get', api.code_get, true)
+reg('voucher_code_del', api.code_del)
+reg('voucher_redemption_get', api.redemption_get, true)
+reg('voucher_settings_set', api.settings_set)
+reg('voucher_settings_get', api.settings_get, true)

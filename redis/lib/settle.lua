@@ -111,7 +111,7 @@ local function undo(tag, id, e, want, idem, typ)
 end
 
 -- ARGV: redemption_id amount idem
-local function rollback(keys, args)
+function api.rollback(keys, args)
     local tag = string.match(keys[1], '^({[^}]+}):log$')
     if not tag then return bad_key() end
     if #args ~= 3 then return bad_args() end

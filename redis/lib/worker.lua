@@ -1,8 +1,4 @@
--------------------------------------------------------------------------------
--- WORKER SECTION (voucherd / voucherctl).  Added for the companion worker;
--- everything below only adds functions and uses the helpers above as they
--- are.  Nothing above this line is changed by the worker.
--------------------------------------------------------------------------------
+---------------------------------------------------- worker: codes in bulk
 
 -- voucher_codes_add: many codes of one campaign in one atomic call, with
 -- the validation of voucher_code_set.
@@ -62,7 +58,7 @@ local function new_code_fields(new, order, gift, default_balance, r)
     return set
 end
 
-local function codes_add(keys, args)
+function api.codes_add(keys, args)
     local tag, camp = string.match(keys[1], '^({[^}]+}):k:(.+)$')
     if not tag then return bad_key() end
     local mode = args[1]
@@ -202,7 +198,7 @@ local function codes_add(keys, args)
     return {nrows, left}
 end
 
-reg('voucher_codes_add', codes_add)
+reg('voucher_codes_add', api.codes_add)
 
 -- voucher_codes_page: one page of the codes of a campaign, in either form
 -- (hash or compact), for export and reports.
@@ -211,7 +207,7 @@ reg('voucher_codes_add', codes_add)
 -- ARGV     cursor count      (a SCAN over the namespace's code keys)
 -- Returns  {next cursor, {{code, k, s, m, u, c, b, b0, f, t}, ...}}; "0"
 --          when done.  A page may be empty while the cursor goes on.
-local function codes_page(keys, args)
+function api.codes_page(keys, args)
     local tag, camp = string.match(keys[1], '^({[^}]+}):k:(.+)$')
     if not tag then return bad_key() end
     local cursor, count = args[1], uint(args[2])
@@ -244,4 +240,4 @@ local function codes_page(keys, args)
     return {res[1], rows}
 end
 
-reg('voucher_codes_page', codes_page, true)
+reg('voucher_codes_page', api.codes_page, true)
