@@ -40,7 +40,7 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
-#include "ngx_http_voucher_lua.h"
+#include "voucher_lua.h"
 
 
 #define NGX_HTTP_VOUCHER_DOWN        0
@@ -561,15 +561,15 @@ ngx_http_voucher_redis_version_reply(redisAsyncContext *ac, void *r,
 
     if ((reply->type == REDIS_REPLY_STRING
          || reply->type == REDIS_REPLY_STATUS)
-        && reply->len == sizeof(NGX_HTTP_VOUCHER_LUA_VERSION) - 1
-        && ngx_strncmp(reply->str, NGX_HTTP_VOUCHER_LUA_VERSION,
+        && reply->len == sizeof(VOUCHER_LUA_VERSION) - 1
+        && ngx_strncmp(reply->str, VOUCHER_LUA_VERSION,
                        reply->len)
            == 0)
     {
         ngx_log_error(NGX_LOG_INFO, conn->pool->log, 0,
                       "voucher: redis %V ready, functions %s",
                       &conn->pool->conf->addr_text,
-                      NGX_HTTP_VOUCHER_LUA_VERSION);
+                      VOUCHER_LUA_VERSION);
 
         ngx_http_voucher_redis_ready(conn);
         return;
@@ -594,7 +594,7 @@ ngx_http_voucher_redis_version_reply(redisAsyncContext *ac, void *r,
     ngx_log_error(NGX_LOG_NOTICE, conn->pool->log, 0,
                   "voucher: redis %V: loading functions %s",
                   &conn->pool->conf->addr_text,
-                  NGX_HTTP_VOUCHER_LUA_VERSION);
+                  VOUCHER_LUA_VERSION);
 
     if (ngx_http_voucher_redis_load(conn) != NGX_OK) {
         ngx_http_voucher_redis_drop(conn, "cannot queue FUNCTION LOAD");
@@ -758,8 +758,8 @@ ngx_http_voucher_redis_load(ngx_http_voucher_conn_t *conn)
     argvlen[1] = 4;
     argv[2] = "REPLACE";
     argvlen[2] = 7;
-    argv[3] = ngx_http_voucher_lua;
-    argvlen[3] = sizeof(ngx_http_voucher_lua) - 1;
+    argv[3] = voucher_lua;
+    argvlen[3] = sizeof(voucher_lua) - 1;
 
     if (ngx_http_voucher_redis_command(conn,
                                        ngx_http_voucher_redis_load_reply,
@@ -805,7 +805,7 @@ ngx_http_voucher_redis_load_reply(redisAsyncContext *ac, void *r,
     ngx_log_error(NGX_LOG_NOTICE, conn->pool->log, 0,
                   "voucher: redis %V ready, functions %s loaded",
                   &conn->pool->conf->addr_text,
-                  NGX_HTTP_VOUCHER_LUA_VERSION);
+                  VOUCHER_LUA_VERSION);
 
     if (conn->state == NGX_HTTP_VOUCHER_HANDSHAKE) {
         ngx_http_voucher_redis_ready(conn);

@@ -17,8 +17,8 @@
 #include "vw_redis.h"
 #include "vw_util.h"
 
-/* the library as nginx embeds it, generated from redis/voucher.lua */
-#include "ngx_http_voucher_lua.h"
+/* the function library, as nginx embeds it (common/voucher_lua.h) */
+#include "voucher_lua.h"
 
 
 void
@@ -188,7 +188,7 @@ vw_reply_str(const redisReply *r)
 const char *
 vw_redis_library_version(void)
 {
-    return NGX_HTTP_VOUCHER_LUA_VERSION;
+    return VOUCHER_LUA_VERSION;
 }
 
 
@@ -197,7 +197,7 @@ vw_redis_load_library(redisContext *c, char *err, size_t errlen)
 {
     redisReply  *r;
 
-    r = redisCommand(c, "FUNCTION LOAD REPLACE %s", ngx_http_voucher_lua);
+    r = redisCommand(c, "FUNCTION LOAD REPLACE %s", voucher_lua);
 
     if (vw_redis_failed(c, r, err, errlen)) {
         if (r) {
@@ -320,18 +320,18 @@ vw_redis_check_library(redisContext *c, char *err, size_t errlen)
     } else if (r->type == REDIS_REPLY_ERROR) {
         /* no library yet: nginx has not connected, load ours */
         vw_log_info("redis: no voucher library, loading version %s",
-                    NGX_HTTP_VOUCHER_LUA_VERSION);
+                    VOUCHER_LUA_VERSION);
         rc = vw_redis_load_library(c, err, errlen);
 
     } else if (r->type == REDIS_REPLY_STRING
-               && strcmp(r->str, NGX_HTTP_VOUCHER_LUA_VERSION) != 0)
+               && strcmp(r->str, VOUCHER_LUA_VERSION) != 0)
     {
         /*
          * Not replaced: nginx would replace it back.  Only functions the
          * other version lacks fail, and they say so.
          */
         vw_log_debug("redis: voucher library %s, this worker has %s",
-                     r->str, NGX_HTTP_VOUCHER_LUA_VERSION);
+                     r->str, VOUCHER_LUA_VERSION);
     }
 
     freeReplyObject(r);

@@ -53,8 +53,8 @@ int vw_redis_failed(redisContext *c, redisReply *r, char *err,
 /*
  * Connects, AUTHs, SELECTs, refuses a node whose ROLE is not master, and
  * checks the function library: loads it when Redis has none, warns when it
- * has another version (nginx keeps its own loaded; both are built from
- * redis/voucher.lua).
+ * has another version (nginx keeps its own loaded; both embed
+ * common/voucher_lua.h).
  */
 redisContext *vw_redis_connect(const vw_config_t *cf, char *err,
     size_t errlen);

@@ -82,6 +82,17 @@ END {
 
 sub root_dir { $ROOT }
 
+# The function library's text as scripts/gen-lua builds it from
+# redis/lib/*.lua (with its __VOUCHER_LIB_VERSION__ placeholder).
+my $LIBRARY_TEXT;
+sub library_text {
+    return $LIBRARY_TEXT if defined $LIBRARY_TEXT;
+    my $gen = "$ROOT/scripts/gen-lua";
+    my $text = `perl $gen`;
+    croak "VT: $gen failed" if $? != 0 || !length $text;
+    return $LIBRARY_TEXT = $text;
+}
+
 sub now { Time::HiRes::time() }
 
 sub tmp_root {
@@ -132,7 +143,7 @@ sub json_body {
 }
 
 # The positional "ok" of voucher_validate, _redeem and _reserve
-# (redis/voucher.lua, ok_reply()), written back as the pairs the module
+# (redis/lib/evaluate.lua, ok_reply(); redis/PROTOCOL.md), written back as the pairs the module
 # renders it as: {'ok', 'code', c, ..., 'computation', [...], ...,
 # ['replayed', 1], trailing pairs}.  Any other reply comes back as it is.
 # Dies on a positional reply whose mask and length disagree.
@@ -1316,9 +1327,15 @@ sub reset_stats {
 
 sub load_functions {
     my ($self, %o) = @_;
-    my $file = $o{file} // VT::root_dir() . '/redis/voucher.lua';
-    my $code = VT::_read_file($file);
-    croak "VT::Redis: cannot read $file: $!" unless defined $code;
+    my ($file, $code);
+    if (defined $o{file}) {
+        $file = $o{file};
+        $code = VT::_read_file($file);
+        croak "VT::Redis: cannot read $file: $!" unless defined $code;
+    } else {
+        $file = 'the library';
+        $code = VT::library_text();
+    }
     $code =~ s/__VOUCHER_LIB_VERSION__/test/g;
     my $r = $self->cmd('FUNCTION', 'LOAD', 'REPLACE', $code);
     croak "VT::Redis: FUNCTION LOAD $file failed: " . $r->message if is_error($r);
@@ -1892,6 +1909,11 @@ Decodes the body of a response (or a string) as JSON; undef when it is not.
 
 The project root (two levels above F<t/lib>).
 
+=item VT::library_text()
+
+The function library's text, as F<scripts/gen-lua> joins it from
+F<redis/lib/*.lua> (the version placeholder left in); built once per test.
+
 =item wait_until(sub { ... }, timeout => 10, interval => 0.05)
 
 Calls the sub until it returns true (returns that value) or the timeout
@@ -1944,7 +1966,8 @@ Get/set the reply timeout of C<cmd>.
 
 =item load_functions(file => ...)
 
-C<FUNCTION LOAD REPLACE> of F<redis/voucher.lua> with
+C<FUNCTION LOAD REPLACE> of the library (C<VT::library_text>, what
+F<scripts/gen-lua> builds from F<redis/lib/*.lua>), or of C<file>, with
 C<__VOUCHER_LIB_VERSION__> replaced by C<test>; dies on error; returns the
 library name.
 
