@@ -54,7 +54,7 @@ sub rebuild_under_nginx {
     my $copy = VT::tmp_root() . '/project';
     make_path("$copy/t");
     system('cp', '-a', map({ "$root/$_" } qw(config ngx_voucher_module redis
-           scripts worker)), $copy) == 0 or die "cp: $?";
+           scripts worker common)), $copy) == 0 or die "cp: $?";
     system('cp', '-a', "$root/t/tools", "$copy/t/") == 0 or die "cp: $?";
 
     my $log = "$copy/build.log";
