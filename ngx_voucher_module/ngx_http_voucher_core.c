@@ -15,7 +15,6 @@
 #include <hiredis/hiredis.h>
 
 
-static ngx_int_t ngx_http_voucher_check_key(u_char *p, size_t len);
 static ngx_int_t ngx_http_voucher_command(ngx_http_request_t *r,
     ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_request_t *req,
     ngx_uint_t guess, ngx_http_voucher_cmd_t *cmd);
@@ -247,8 +246,10 @@ ngx_http_voucher_idempotency_header(ngx_http_request_t *r,
         return NULL;
     }
 
-    if (ngx_http_voucher_check_key(found->value.data, found->value.len)
-        != NGX_OK)
+    if (ngx_http_voucher_check_field(
+            &ngx_http_voucher_fields[NGX_HTTP_VOUCHER_FIELD_IDEMPOTENCY_ROW],
+            found->value.data, found->value.len, NULL, NULL, NULL)
+        != 0)
     {
         return "The Idempotency-Key header must be 1 to 128 printable "
                "ASCII characters.";
@@ -270,25 +271,6 @@ ngx_http_voucher_idempotency_header(ngx_http_request_t *r,
     }
 
     return NULL;
-}
-
-
-static ngx_int_t
-ngx_http_voucher_check_key(u_char *p, size_t len)
-{
-    size_t  i;
-
-    if (len == 0 || len > 128) {
-        return NGX_DECLINED;
-    }
-
-    for (i = 0; i < len; i++) {
-        if (p[i] < 0x21 || p[i] > 0x7e) {
-            return NGX_DECLINED;
-        }
-    }
-
-    return NGX_OK;
 }
 
 

@@ -112,8 +112,9 @@ static ngx_uint_t ngx_http_voucher_gate_variant(json_t *obj, u_char *name,
 static ngx_int_t ngx_http_voucher_gate_values(ngx_http_request_t *r,
     ngx_http_voucher_gate_t *g, ngx_http_voucher_request_t *req);
 static ngx_int_t ngx_http_voucher_gate_text(ngx_http_request_t *r,
-    ngx_http_complex_value_t *cv, ngx_uint_t token,
-    ngx_http_voucher_str_t *out);
+    ngx_http_complex_value_t *cv, ngx_uint_t row,
+    ngx_http_voucher_limits_t *lim, ngx_http_voucher_str_t *out,
+    ngx_http_voucher_error_t *err);
 static ngx_int_t ngx_http_voucher_gate_discard(ngx_http_request_t *r);
 static void ngx_http_voucher_gate_abandon(ngx_http_voucher_gate_t *g);
 static ngx_int_t ngx_http_voucher_gate_refuse(ngx_http_request_t *r,
@@ -1054,9 +1055,10 @@ static ngx_int_t
 ngx_http_voucher_gate_values(ngx_http_request_t *r,
     ngx_http_voucher_gate_t *g, ngx_http_voucher_request_t *req)
 {
-    u_char                       *p;
+    ngx_int_t                     rc;
     ngx_str_t                     v;
     const char                   *msg;
+    ngx_http_voucher_str_t        amount;
     ngx_http_voucher_error_t      err;
     ngx_http_voucher_limits_t     lim;
     ngx_http_voucher_loc_conf_t  *vlcf;
@@ -1070,6 +1072,9 @@ ngx_http_voucher_gate_values(ngx_http_request_t *r,
     req->hold_seconds = NGX_HTTP_VOUCHER_UNSET;
     req->rollback_amount = NGX_HTTP_VOUCHER_UNSET;
 
+    ngx_http_voucher_limits_init(&lim);
+    lim.max_code_len = vlcf->code_max_length;
+
     /* the code: copied, as it is normalised in place */
 
     if (ngx_http_complex_value(r, vlcf->gate_code, &v) != NGX_OK) {
@@ -1077,12 +1082,12 @@ ngx_http_voucher_gate_values(ngx_http_request_t *r,
     }
 
     if (v.len) {
-        ngx_http_voucher_limits_init(&lim);
-        lim.max_code_len = vlcf->code_max_length;
-
-        if (ngx_http_voucher_check_code(v.data, v.len, &lim, &err) != 0) {
-            return ngx_http_voucher_gate_refuse(r, g, err.reason, "code",
-                                                err.message);
+        if (ngx_http_voucher_check_field(
+                &ngx_http_voucher_fields[NGX_HTTP_VOUCHER_FIELD_CODE_ROW],
+                v.data, v.len, &lim, NULL, &err)
+            != 0)
+        {
+            goto refuse;
         }
 
         /* room for the NUL the normaliser writes */
@@ -1097,69 +1102,51 @@ ngx_http_voucher_gate_values(ngx_http_request_t *r,
         req->code.len = v.len;
     }
 
-    if (ngx_http_voucher_gate_text(r, vlcf->gate_customer, 0, &req->customer)
-        != NGX_OK)
-    {
-        return ngx_http_voucher_gate_refuse(r, g, "invalid_field",
-                   "customer", "The customer must be 1 to 128 characters, "
-                   "no control characters.");
+    rc = ngx_http_voucher_gate_text(r, vlcf->gate_customer,
+                                    NGX_HTTP_VOUCHER_FIELD_CUSTOMER_ROW,
+                                    &lim, &req->customer, &err);
+    if (rc != NGX_OK) {
+        goto failed;
     }
 
-    if (ngx_http_voucher_gate_text(r, vlcf->gate_order_id, 0,
-                                   &req->order_id)
-        != NGX_OK)
-    {
-        return ngx_http_voucher_gate_refuse(r, g, "invalid_field",
-                   "order_id", "The order id must be 1 to 128 characters, "
-                   "no control characters.");
+    rc = ngx_http_voucher_gate_text(r, vlcf->gate_order_id,
+                                    NGX_HTTP_VOUCHER_FIELD_ORDER_ID_ROW,
+                                    &lim, &req->order_id, &err);
+    if (rc != NGX_OK) {
+        goto failed;
     }
 
-    if (ngx_http_voucher_gate_text(r, vlcf->gate_currency, 2,
-                                   &req->currency)
-        != NGX_OK)
-    {
-        return ngx_http_voucher_gate_refuse(r, g, "invalid_field",
-                   "currency", "The currency must be three capital letters "
-                   "(ISO 4217).");
+    rc = ngx_http_voucher_gate_text(r, vlcf->gate_currency,
+                                    NGX_HTTP_VOUCHER_FIELD_CURRENCY_ROW,
+                                    &lim, &req->currency, &err);
+    if (rc != NGX_OK) {
+        goto failed;
     }
 
     /* the amount: minor units; none means 0 */
 
     req->amount = 0;
 
-    if (vlcf->gate_amount) {
-        if (ngx_http_complex_value(r, vlcf->gate_amount, &v) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+    rc = ngx_http_voucher_gate_text(r, vlcf->gate_amount,
+                                    NGX_HTTP_VOUCHER_FIELD_ORDER_AMOUNT_ROW,
+                                    &lim, &amount, &err);
+    if (rc != NGX_OK) {
+        goto failed;
+    }
 
-        if (v.len) {
-            for (p = v.data; p < v.data + v.len; p++) {
-                if (*p < '0' || *p > '9') {
-                    break;
-                }
-            }
-
-            req->amount = (p == v.data + v.len && v.len <= 14)
-                          ? ngx_atoof(v.data, v.len) : NGX_ERROR;
-
-            if (req->amount < 0 || req->amount > 10000000000000LL) {
-                return ngx_http_voucher_gate_refuse(r, g, "invalid_field",
-                           "order_amount", "The order amount must be an "
-                           "integer in minor units, 0 to 10^13.");
-            }
-        }
+    if (amount.len) {
+        /* taken by the rule: 14 digits at most */
+        req->amount = ngx_atoof(amount.data, amount.len);
     }
 
     /* the idempotency key: the directive's value, or the header */
 
     if (vlcf->gate_idempotency_key) {
-        if (ngx_http_voucher_gate_text(r, vlcf->gate_idempotency_key, 1,
-                                       &req->idempotency_key)
-            != NGX_OK)
-        {
-            return ngx_http_voucher_gate_refuse(r, g, "invalid_field",
-                       "idempotency_key", "The idempotency key must be 1 "
-                       "to 128 printable ASCII characters.");
+        rc = ngx_http_voucher_gate_text(r, vlcf->gate_idempotency_key,
+                                        NGX_HTTP_VOUCHER_FIELD_IDEMPOTENCY_ROW,
+                                        &lim, &req->idempotency_key, &err);
+        if (rc != NGX_OK) {
+            goto failed;
         }
 
     } else {
@@ -1171,21 +1158,32 @@ ngx_http_voucher_gate_values(ngx_http_request_t *r,
     }
 
     return NGX_OK;
+
+failed:
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+refuse:
+
+    return ngx_http_voucher_gate_refuse(r, g, err.reason, err.field,
+                                        err.message);
 }
 
 
 /*
- * A text value: kind 0 is text (no control characters, at most 128
- * bytes), 1 a token (printable ASCII), 2 a currency ([A-Z]{3}).  An
- * empty value stays absent.
+ * The value of a gate directive by the rule of its row of the field table
+ * (ngx_http_voucher_fields[]): NGX_OK, or NGX_DECLINED with err filled,
+ * NGX_ERROR if it cannot be had.  An empty value stays absent.
  */
 
 static ngx_int_t
 ngx_http_voucher_gate_text(ngx_http_request_t *r,
-    ngx_http_complex_value_t *cv, ngx_uint_t kind,
-    ngx_http_voucher_str_t *out)
+    ngx_http_complex_value_t *cv, ngx_uint_t row,
+    ngx_http_voucher_limits_t *lim, ngx_http_voucher_str_t *out,
+    ngx_http_voucher_error_t *err)
 {
-    size_t     i;
     ngx_str_t  v;
 
     out->len = 0;
@@ -1203,17 +1201,11 @@ ngx_http_voucher_gate_text(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    if (v.len > 128 || (kind == 2 && v.len != 3)) {
+    if (ngx_http_voucher_check_field(&ngx_http_voucher_fields[row], v.data,
+                                     v.len, lim, NULL, err)
+        != 0)
+    {
         return NGX_DECLINED;
-    }
-
-    for (i = 0; i < v.len; i++) {
-        if (kind == 2 ? (v.data[i] < 'A' || v.data[i] > 'Z')
-            : kind == 1 ? (v.data[i] < 0x21 || v.data[i] > 0x7e)
-            : (v.data[i] < 0x20 || v.data[i] == 0x7f))
-        {
-            return NGX_DECLINED;
-        }
     }
 
     out->data = v.data;
