@@ -99,14 +99,6 @@ typedef struct {
 } ngx_http_voucher_limit_info_t;
 
 
-/* a Redis command built in a request's pool */
-typedef struct {
-    const char                **argv;
-    size_t                     *argvlen;
-    ngx_uint_t                  n;
-} ngx_http_voucher_cmd_t;
-
-
 /*
  * An operation waiting for Redis.  It is malloc()ed, never taken from
  * r->pool: hiredis holds it as privdata until the reply (or the loss of

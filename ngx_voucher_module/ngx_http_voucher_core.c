@@ -15,6 +15,14 @@
 #include <hiredis/hiredis.h>
 
 
+/* a Redis command built in a request's pool */
+typedef struct {
+    const char                **argv;
+    size_t                     *argvlen;
+    ngx_uint_t                  n;
+} ngx_http_voucher_cmd_t;
+
+
 static ngx_int_t ngx_http_voucher_command(ngx_http_request_t *r,
     ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_request_t *req,
     ngx_uint_t guess, ngx_http_voucher_cmd_t *cmd);

@@ -844,9 +844,9 @@ ngx_http_voucher_gate_body_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_voucher_gate_start(ngx_http_request_t *r, ngx_http_voucher_gate_t *g)
 {
-    ngx_int_t                      rc;
-    ngx_http_voucher_request_t     req;
-    ngx_http_voucher_loc_conf_t   *vlcf;
+    ngx_int_t                     rc;
+    ngx_http_voucher_request_t    req;
+    ngx_http_voucher_loc_conf_t  *vlcf;
 
     vlcf = g->core.conf;
 
