@@ -39,9 +39,7 @@
 
 
 typedef struct {
-    ngx_http_request_t           *request;
-    ngx_http_voucher_loc_conf_t  *conf;      /* of the gating location */
-    ngx_http_voucher_op_t        *op;
+    ngx_http_voucher_core_t       core;      /* conf: the gating location's */
     ngx_uint_t                    phase;
     ngx_int_t                     rc;        /* for the phase handler */
     ngx_int_t                     answer;    /* rc of a refusal sent */
@@ -53,7 +51,6 @@ typedef struct {
     ngx_str_t                     amount_after;
     ngx_str_t                     redemption_id;
     ngx_str_t                     hold_expires_at;
-    ngx_str_t                     limit_status;
 
     json_t                       *body;      /* parsed for $voucher_body_ */
 
@@ -115,8 +112,9 @@ static ngx_uint_t ngx_http_voucher_gate_variant(json_t *obj, u_char *name,
 static ngx_int_t ngx_http_voucher_gate_values(ngx_http_request_t *r,
     ngx_http_voucher_gate_t *g, ngx_http_voucher_request_t *req);
 static ngx_int_t ngx_http_voucher_gate_text(ngx_http_request_t *r,
-    ngx_http_complex_value_t *cv, ngx_uint_t token,
-    ngx_http_voucher_str_t *out);
+    ngx_http_complex_value_t *cv, ngx_uint_t row,
+    ngx_http_voucher_limits_t *lim, ngx_http_voucher_str_t *out,
+    ngx_http_voucher_error_t *err);
 static ngx_int_t ngx_http_voucher_gate_discard(ngx_http_request_t *r);
 static void ngx_http_voucher_gate_abandon(ngx_http_voucher_gate_t *g);
 static ngx_int_t ngx_http_voucher_gate_refuse(ngx_http_request_t *r,
@@ -124,8 +122,11 @@ static ngx_int_t ngx_http_voucher_gate_refuse(ngx_http_request_t *r,
     const char *message);
 static ngx_int_t ngx_http_voucher_gate_pass(ngx_http_request_t *r,
     ngx_http_voucher_gate_t *g, const char *status);
-static void ngx_http_voucher_gate_reply_handler(ngx_http_voucher_op_t *op,
-    void *reply, ngx_int_t rc);
+static ngx_int_t ngx_http_voucher_gate_render(ngx_http_request_t *r,
+    ngx_http_voucher_gate_t *g, ngx_uint_t verdict, void *reply,
+    ngx_http_voucher_ok_t *ok);
+static void ngx_http_voucher_gate_answered(ngx_http_voucher_core_t *core,
+    ngx_uint_t verdict, void *reply, ngx_http_voucher_ok_t *ok);
 static ngx_str_t *ngx_http_voucher_gate_field(redisReply *reply,
     ngx_http_voucher_ok_t *ok, ngx_uint_t field, ngx_str_t *out,
     ngx_pool_t *pool);
@@ -672,8 +673,10 @@ ngx_http_voucher_gate_create(ngx_http_request_t *r,
         return NULL;
     }
 
-    g->request = r;
-    g->conf = vlcf;
+    g->core.request = r;
+    g->core.conf = vlcf;
+    g->core.api = vlcf->gate;
+    g->core.answered = ngx_http_voucher_gate_answered;
 
     cln->handler = ngx_http_voucher_gate_cleanup;
     cln->data = g;
@@ -696,14 +699,14 @@ ngx_http_voucher_gate_cleanup(void *data)
     ngx_http_request_t            *r;
     ngx_http_voucher_main_conf_t  *vmcf;
 
-    r = g->request;
+    r = g->core.request;
 
     if (g->body) {
         json_decref(g->body);
         g->body = NULL;
     }
 
-    if (g->op) {
+    if (g->core.op) {
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "voucher gate: request gone while Redis works");
 
@@ -719,8 +722,9 @@ ngx_http_voucher_gate_cleanup(void *data)
                       "voucher gate: request ended without a response, "
                       "releasing %V", &g->redemption_id);
 
-        ngx_http_voucher_gate_settle(vmcf, &g->conf->ns, &g->redemption_id,
-                                     0, g->deadline, ngx_cycle->log);
+        ngx_http_voucher_gate_settle(vmcf, &g->core.conf->ns,
+                                     &g->redemption_id, 0, g->deadline,
+                                     ngx_cycle->log);
     }
 }
 
@@ -840,18 +844,11 @@ ngx_http_voucher_gate_body_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_voucher_gate_start(ngx_http_request_t *r, ngx_http_voucher_gate_t *g)
 {
-    int64_t                        left;
-    ngx_int_t                      rc;
-    ngx_str_t                      name, code;
-    ngx_uint_t                     guess;
-    const char                    *msg;
-    ngx_http_voucher_op_t         *op;
-    ngx_http_voucher_cmd_t         cmd;
-    ngx_http_voucher_request_t     req;
-    ngx_http_voucher_loc_conf_t   *vlcf;
-    ngx_http_voucher_main_conf_t  *vmcf;
+    ngx_int_t                     rc;
+    ngx_http_voucher_request_t    req;
+    ngx_http_voucher_loc_conf_t  *vlcf;
 
-    vlcf = g->conf;
+    vlcf = g->core.conf;
 
     if (vlcf->gate_body) {
         rc = ngx_http_voucher_gate_parse_body(r, g);
@@ -876,86 +873,10 @@ ngx_http_voucher_gate_start(ngx_http_request_t *r, ngx_http_voucher_gate_t *g)
         return ngx_http_voucher_gate_pass(r, g, "");
     }
 
-    guess = 0;
-
-    rc = ngx_http_voucher_code_check(vlcf, req.code.data, &req.code.len,
-                                     &msg);
-
-    if (rc == NGX_ERROR) {
-        (void) ngx_http_voucher_gate_refuse(r, g, "invalid_code", "code",
-                   "The code holds only spaces and dashes.");
-        return g->answer;
-    }
-
-    if (rc == NGX_DECLINED) {
-        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "voucher gate: a code of %uz characters refused "
-                       "offline: %s", req.code.len, msg);
-
-        if (vlcf->code_debug) {
-            (void) ngx_http_voucher_gate_refuse(r, g, msg, "code", NULL);
-            return g->answer;
-        }
-
-        guess = 1;
-    }
-
-    if (ngx_http_voucher_lockout_check(r, vlcf, vlcf->gate, &name, &left)
-        == NGX_OK)
-    {
-        /* a ban this node learned from Redis: refused without asking */
-        ngx_str_set(&g->status, "refused");
-        ngx_str_set(&g->reason, "locked_out");
-        ngx_str_set(&g->limit_status, "LOCKED");
-
-        ngx_log_error(vlcf->limit_log_level, r->connection->log, 0,
-                      "voucher: limit \"%V\": LOCKED (lockout cache)", &name);
-
-        code.data = req.code.data;
-        code.len = req.code.len;
-
-        if (ngx_http_voucher_gate_discard(r) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        return ngx_http_voucher_send_locked(r, vlcf->gate, &code, &name,
-                                            left);
-    }
-
-    rc = ngx_http_voucher_command(r, vlcf, &req, guess, &cmd);
-
-    if (rc == NGX_DECLINED) {
-        ngx_str_set(&g->status, "refused");
-        ngx_str_set(&g->reason, "not_found");
-
-        if (ngx_http_voucher_gate_discard(r) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        return ngx_http_voucher_send_not_found(r, vlcf->gate, req.code.data,
-                                               req.code.len);
-    }
-
-    if (rc != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    vmcf = ngx_http_get_module_main_conf(r, ngx_http_voucher_module);
-
-    op = ngx_http_voucher_redis_send(vmcf->pool, (int) cmd.n, cmd.argv,
-                                     cmd.argvlen,
-                                     ngx_http_voucher_gate_reply_handler, g);
-    if (op == NULL) {
-        return ngx_http_voucher_gate_unavailable(r, g, "store_unavailable");
-    }
-
-    g->op = op;
-    g->phase = NGX_HTTP_VOUCHER_GATE_WAITING;
-
-    r->write_event_handler = ngx_http_request_empty_handler;
-    ngx_http_voucher_watch_client(r);
-
-    return NGX_BUSY;
+    return ngx_http_voucher_gate_render(r, g,
+                                        ngx_http_voucher_preflight(&g->core,
+                                                                   &req),
+                                        NULL, NULL);
 }
 
 
@@ -976,7 +897,7 @@ ngx_http_voucher_gate_parse_body(ngx_http_request_t *r,
 
     g->body_parsed = 1;
 
-    rc = ngx_http_voucher_read_body(r, &body, g->conf->max_body_size);
+    rc = ngx_http_voucher_read_body(r, &body, g->core.conf->max_body_size);
 
     if (rc == NGX_DECLINED) {
         return ngx_http_voucher_gate_refuse(r, g, "body_too_large", NULL,
@@ -1036,13 +957,13 @@ ngx_http_voucher_gate_body_keys(ngx_http_request_t *r,
     ngx_str_t   *name;
     ngx_uint_t   i;
 
-    if (g->conf->gate_fields == NULL) {
+    if (g->core.conf->gate_fields == NULL) {
         return NGX_OK;
     }
 
-    name = g->conf->gate_fields->elts;
+    name = g->core.conf->gate_fields->elts;
 
-    for (i = 0; i < g->conf->gate_fields->nelts; i++) {
+    for (i = 0; i < g->core.conf->gate_fields->nelts; i++) {
         p = name[i].data;
         last = p + name[i].len;
         node = g->body;
@@ -1134,14 +1055,15 @@ static ngx_int_t
 ngx_http_voucher_gate_values(ngx_http_request_t *r,
     ngx_http_voucher_gate_t *g, ngx_http_voucher_request_t *req)
 {
-    u_char                       *p;
+    ngx_int_t                     rc;
     ngx_str_t                     v;
     const char                   *msg;
+    ngx_http_voucher_str_t        amount;
     ngx_http_voucher_error_t      err;
     ngx_http_voucher_limits_t     lim;
     ngx_http_voucher_loc_conf_t  *vlcf;
 
-    vlcf = g->conf;
+    vlcf = g->core.conf;
 
     ngx_memzero(req, sizeof(ngx_http_voucher_request_t));
 
@@ -1150,6 +1072,9 @@ ngx_http_voucher_gate_values(ngx_http_request_t *r,
     req->hold_seconds = NGX_HTTP_VOUCHER_UNSET;
     req->rollback_amount = NGX_HTTP_VOUCHER_UNSET;
 
+    ngx_http_voucher_limits_init(&lim);
+    lim.max_code_len = vlcf->code_max_length;
+
     /* the code: copied, as it is normalised in place */
 
     if (ngx_http_complex_value(r, vlcf->gate_code, &v) != NGX_OK) {
@@ -1157,12 +1082,12 @@ ngx_http_voucher_gate_values(ngx_http_request_t *r,
     }
 
     if (v.len) {
-        ngx_http_voucher_limits_init(&lim);
-        lim.max_code_len = vlcf->code_max_length;
-
-        if (ngx_http_voucher_check_code(v.data, v.len, &lim, &err) != 0) {
-            return ngx_http_voucher_gate_refuse(r, g, err.reason, "code",
-                                                err.message);
+        if (ngx_http_voucher_check_field(
+                &ngx_http_voucher_fields[NGX_HTTP_VOUCHER_FIELD_CODE_ROW],
+                v.data, v.len, &lim, NULL, &err)
+            != 0)
+        {
+            goto refuse;
         }
 
         /* room for the NUL the normaliser writes */
@@ -1177,69 +1102,51 @@ ngx_http_voucher_gate_values(ngx_http_request_t *r,
         req->code.len = v.len;
     }
 
-    if (ngx_http_voucher_gate_text(r, vlcf->gate_customer, 0, &req->customer)
-        != NGX_OK)
-    {
-        return ngx_http_voucher_gate_refuse(r, g, "invalid_field",
-                   "customer", "The customer must be 1 to 128 characters, "
-                   "no control characters.");
+    rc = ngx_http_voucher_gate_text(r, vlcf->gate_customer,
+                                    NGX_HTTP_VOUCHER_FIELD_CUSTOMER_ROW,
+                                    &lim, &req->customer, &err);
+    if (rc != NGX_OK) {
+        goto failed;
     }
 
-    if (ngx_http_voucher_gate_text(r, vlcf->gate_order_id, 0,
-                                   &req->order_id)
-        != NGX_OK)
-    {
-        return ngx_http_voucher_gate_refuse(r, g, "invalid_field",
-                   "order_id", "The order id must be 1 to 128 characters, "
-                   "no control characters.");
+    rc = ngx_http_voucher_gate_text(r, vlcf->gate_order_id,
+                                    NGX_HTTP_VOUCHER_FIELD_ORDER_ID_ROW,
+                                    &lim, &req->order_id, &err);
+    if (rc != NGX_OK) {
+        goto failed;
     }
 
-    if (ngx_http_voucher_gate_text(r, vlcf->gate_currency, 2,
-                                   &req->currency)
-        != NGX_OK)
-    {
-        return ngx_http_voucher_gate_refuse(r, g, "invalid_field",
-                   "currency", "The currency must be three capital letters "
-                   "(ISO 4217).");
+    rc = ngx_http_voucher_gate_text(r, vlcf->gate_currency,
+                                    NGX_HTTP_VOUCHER_FIELD_CURRENCY_ROW,
+                                    &lim, &req->currency, &err);
+    if (rc != NGX_OK) {
+        goto failed;
     }
 
     /* the amount: minor units; none means 0 */
 
     req->amount = 0;
 
-    if (vlcf->gate_amount) {
-        if (ngx_http_complex_value(r, vlcf->gate_amount, &v) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+    rc = ngx_http_voucher_gate_text(r, vlcf->gate_amount,
+                                    NGX_HTTP_VOUCHER_FIELD_ORDER_AMOUNT_ROW,
+                                    &lim, &amount, &err);
+    if (rc != NGX_OK) {
+        goto failed;
+    }
 
-        if (v.len) {
-            for (p = v.data; p < v.data + v.len; p++) {
-                if (*p < '0' || *p > '9') {
-                    break;
-                }
-            }
-
-            req->amount = (p == v.data + v.len && v.len <= 14)
-                          ? ngx_atoof(v.data, v.len) : NGX_ERROR;
-
-            if (req->amount < 0 || req->amount > 10000000000000LL) {
-                return ngx_http_voucher_gate_refuse(r, g, "invalid_field",
-                           "order_amount", "The order amount must be an "
-                           "integer in minor units, 0 to 10^13.");
-            }
-        }
+    if (amount.len) {
+        /* taken by the rule: 14 digits at most */
+        req->amount = ngx_atoof(amount.data, amount.len);
     }
 
     /* the idempotency key: the directive's value, or the header */
 
     if (vlcf->gate_idempotency_key) {
-        if (ngx_http_voucher_gate_text(r, vlcf->gate_idempotency_key, 1,
-                                       &req->idempotency_key)
-            != NGX_OK)
-        {
-            return ngx_http_voucher_gate_refuse(r, g, "invalid_field",
-                       "idempotency_key", "The idempotency key must be 1 "
-                       "to 128 printable ASCII characters.");
+        rc = ngx_http_voucher_gate_text(r, vlcf->gate_idempotency_key,
+                                        NGX_HTTP_VOUCHER_FIELD_IDEMPOTENCY_ROW,
+                                        &lim, &req->idempotency_key, &err);
+        if (rc != NGX_OK) {
+            goto failed;
         }
 
     } else {
@@ -1251,21 +1158,32 @@ ngx_http_voucher_gate_values(ngx_http_request_t *r,
     }
 
     return NGX_OK;
+
+failed:
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+refuse:
+
+    return ngx_http_voucher_gate_refuse(r, g, err.reason, err.field,
+                                        err.message);
 }
 
 
 /*
- * A text value: kind 0 is text (no control characters, at most 128
- * bytes), 1 a token (printable ASCII), 2 a currency ([A-Z]{3}).  An
- * empty value stays absent.
+ * The value of a gate directive by the rule of its row of the field table
+ * (ngx_http_voucher_fields[]): NGX_OK, or NGX_DECLINED with err filled,
+ * NGX_ERROR if it cannot be had.  An empty value stays absent.
  */
 
 static ngx_int_t
 ngx_http_voucher_gate_text(ngx_http_request_t *r,
-    ngx_http_complex_value_t *cv, ngx_uint_t kind,
-    ngx_http_voucher_str_t *out)
+    ngx_http_complex_value_t *cv, ngx_uint_t row,
+    ngx_http_voucher_limits_t *lim, ngx_http_voucher_str_t *out,
+    ngx_http_voucher_error_t *err)
 {
-    size_t     i;
     ngx_str_t  v;
 
     out->len = 0;
@@ -1283,17 +1201,11 @@ ngx_http_voucher_gate_text(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    if (v.len > 128 || (kind == 2 && v.len != 3)) {
+    if (ngx_http_voucher_check_field(&ngx_http_voucher_fields[row], v.data,
+                                     v.len, lim, NULL, err)
+        != 0)
+    {
         return NGX_DECLINED;
-    }
-
-    for (i = 0; i < v.len; i++) {
-        if (kind == 2 ? (v.data[i] < 'A' || v.data[i] > 'Z')
-            : kind == 1 ? (v.data[i] < 0x21 || v.data[i] > 0x7e)
-            : (v.data[i] < 0x20 || v.data[i] == 0x7f))
-        {
-            return NGX_DECLINED;
-        }
     }
 
     out->data = v.data;
@@ -1327,17 +1239,17 @@ ngx_http_voucher_gate_abandon(ngx_http_voucher_gate_t *g)
 {
     ngx_http_voucher_op_t  *op;
 
-    op = g->op;
+    op = g->core.op;
 
     if (op) {
-        g->op = NULL;
+        g->core.op = NULL;
 
-        if (op->queued || g->conf->gate != NGX_HTTP_VOUCHER_OP_REDEEM) {
+        if (op->queued || g->core.api != NGX_HTTP_VOUCHER_OP_REDEEM) {
             ngx_http_voucher_redis_detach(op);
 
         } else {
             /* whatever it reserves is released when the answer comes */
-            op->data = g->conf;
+            op->data = g->core.conf;
             op->handler = ngx_http_voucher_gate_orphan_handler;
         }
     }
@@ -1367,7 +1279,7 @@ ngx_http_voucher_gate_refuse(ngx_http_request_t *r,
         return NGX_DONE;
     }
 
-    g->answer = ngx_http_voucher_send_error(r, g->conf->gate, reason, field,
+    g->answer = ngx_http_voucher_send_error(r, g->core.api, reason, field,
                                             message);
 
     return NGX_DONE;
@@ -1390,45 +1302,79 @@ ngx_http_voucher_gate_pass(ngx_http_request_t *r, ngx_http_voucher_gate_t *g,
 /* ------------------------------------------------------------ the answer */
 
 
-static void
-ngx_http_voucher_gate_reply_handler(ngx_http_voucher_op_t *op, void *reply,
-    ngx_int_t rc)
+/*
+ * A verdict of the core as the gate's: the request goes on (NGX_DECLINED,
+ * the phase is DONE), waits for Redis (NGX_BUSY), or is answered here
+ * (what to finalize it with).
+ */
+
+static ngx_int_t
+ngx_http_voucher_gate_render(ngx_http_request_t *r,
+    ngx_http_voucher_gate_t *g, ngx_uint_t verdict, void *reply,
+    ngx_http_voucher_ok_t *ok)
 {
-    ngx_connection_t         *c;
-    ngx_http_request_t       *r;
-    ngx_http_voucher_ok_t     ok;
-    ngx_http_voucher_gate_t  *g;
+    ngx_http_voucher_core_t  *core;
 
-    g = op->data;
-    r = g->request;
-    c = r->connection;
+    core = &g->core;
 
-    g->op = NULL;
+    switch (verdict) {
 
-    switch (rc) {
+    case NGX_HTTP_VOUCHER_V_WAITING:
+        g->phase = NGX_HTTP_VOUCHER_GATE_WAITING;
+        return NGX_BUSY;
 
-    case NGX_HTTP_VOUCHER_REPLY:
-        if (ngx_http_voucher_ok_decode(reply, &ok) != 0) {
-            rc = ngx_http_voucher_gate_verdict(r, g, reply, NULL);
-            break;
+    case NGX_HTTP_VOUCHER_V_ANSWER:
+        return ngx_http_voucher_gate_verdict(r, g, reply, ok);
+
+    case NGX_HTTP_VOUCHER_V_REFUSED:
+        (void) ngx_http_voucher_gate_refuse(r, g, core->reason, core->field,
+                                            core->message);
+        return g->answer;
+
+    case NGX_HTTP_VOUCHER_V_LOCKED:
+        ngx_str_set(&g->status, "refused");
+        ngx_str_set(&g->reason, "locked_out");
+
+        if (ngx_http_voucher_gate_discard(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        ngx_http_voucher_limit_result(r, g->conf, g->conf->gate,
-                                      &g->limit_status, reply, &ok);
-        rc = ngx_http_voucher_gate_verdict(r, g, reply, &ok);
-        break;
+        return ngx_http_voucher_send_locked(r, core->api, &core->code,
+                                            &core->limit, core->left);
 
-    case NGX_HTTP_VOUCHER_TIMEDOUT:
-        rc = ngx_http_voucher_gate_unavailable(r, g, "store_timeout");
-        break;
+    case NGX_HTTP_VOUCHER_V_NOT_FOUND:
+        ngx_str_set(&g->status, "refused");
+        ngx_str_set(&g->reason, "not_found");
 
-    default: /* NGX_HTTP_VOUCHER_LOST, NGX_HTTP_VOUCHER_REFUSED */
-        rc = ngx_http_voucher_gate_unavailable(r, g, "store_unavailable");
-        break;
+        if (ngx_http_voucher_gate_discard(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_voucher_send_not_found(r, core->api, core->code.data,
+                                               core->code.len);
+
+    case NGX_HTTP_VOUCHER_V_UNAVAILABLE:
+        return ngx_http_voucher_gate_unavailable(r, g, core->reason);
+
+    default: /* NGX_HTTP_VOUCHER_V_FAILED */
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+}
 
-    ngx_http_voucher_gate_resume(r, g, rc);
-    ngx_http_run_posted_requests(c);
+
+static void
+ngx_http_voucher_gate_answered(ngx_http_voucher_core_t *core,
+    ngx_uint_t verdict, void *reply, ngx_http_voucher_ok_t *ok)
+{
+    ngx_http_voucher_gate_t  *g;
+
+    g = (ngx_http_voucher_gate_t *)
+            ((u_char *) core - offsetof(ngx_http_voucher_gate_t, core));
+
+    ngx_http_voucher_gate_resume(core->request, g,
+                                 ngx_http_voucher_gate_render(core->request, g,
+                                                              verdict, reply,
+                                                              ok));
 }
 
 
@@ -1509,7 +1455,7 @@ ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        return ngx_http_voucher_send_reply(r, g->conf->gate, reply, NULL);
+        return ngx_http_voucher_send_reply(r, g->core.conf->gate, reply, NULL);
     }
 
     reason = reply->element[0];
@@ -1531,7 +1477,7 @@ ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        return ngx_http_voucher_send_reply(r, g->conf->gate, reply, ok);
+        return ngx_http_voucher_send_reply(r, g->core.conf->gate, reply, ok);
     }
 
     ngx_str_set(&g->reason, "ok");
@@ -1543,7 +1489,7 @@ ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
                                        NGX_HTTP_VOUCHER_OK_AMOUNT_AFTER,
                                        &g->amount_after, r->pool);
 
-    if (g->conf->gate == NGX_HTTP_VOUCHER_OP_VALIDATE) {
+    if (g->core.conf->gate == NGX_HTTP_VOUCHER_OP_VALIDATE) {
         return ngx_http_voucher_gate_pass(r, g, "valid");
     }
 
@@ -1576,7 +1522,7 @@ ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
      */
 
     g->held = 1;
-    g->deadline = ngx_current_msec + g->conf->hold;
+    g->deadline = ngx_current_msec + g->core.conf->hold;
 
     return ngx_http_voucher_gate_pass(r, g, "reserved");
 }
@@ -1588,7 +1534,7 @@ ngx_http_voucher_gate_unavailable(ngx_http_request_t *r,
 {
     ngx_http_voucher_loc_conf_t  *vlcf;
 
-    vlcf = g->conf;
+    vlcf = g->core.conf;
 
     g->reason.data = (u_char *) reason;
     g->reason.len = ngx_strlen(reason);
@@ -1774,14 +1720,14 @@ ngx_http_voucher_gate_log_handler(ngx_http_request_t *r)
          * short.  Released, unless "voucher_client_abort keep" says that
          * an order the upstream already received may have been placed.
          */
-        confirm = g->conf->gate_abort_keep && r->upstream
+        confirm = g->core.conf->gate_abort_keep && r->upstream
                   && r->upstream->request_sent;
 
     } else if (r->error_page && !vlcf->gate) {
         confirm = 0;
 
     } else {
-        confirm = ngx_http_voucher_gate_confirms(g->conf, status)
+        confirm = ngx_http_voucher_gate_confirms(g->core.conf, status)
                   && ngx_http_voucher_gate_grpc_ok(r);
     }
 
@@ -1800,8 +1746,9 @@ ngx_http_voucher_gate_log_handler(ngx_http_request_t *r)
 
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_voucher_module);
 
-    ngx_http_voucher_gate_settle(vmcf, &g->conf->ns, &g->redemption_id,
-                                 confirm, g->deadline, r->connection->log);
+    ngx_http_voucher_gate_settle(vmcf, &g->core.conf->ns,
+                                 &g->redemption_id, confirm, g->deadline,
+                                 r->connection->log);
 
     return NGX_OK;
 }
@@ -2096,7 +2043,7 @@ ngx_http_voucher_gate_limit_status(ngx_http_request_t *r)
 
     g = ngx_http_voucher_gate_get(r);
 
-    return g ? &g->limit_status : NULL;
+    return g ? &g->core.limit_status : NULL;
 }
 
 

@@ -1675,6 +1675,181 @@ test_custom_limits(void **state)
 
 /* misuse by the caller */
 
+/*
+ * The field table: the gate's rows answer with their messages, byte for
+ * byte, under the gate's names; and a value the gate's check takes is
+ * one the JSON parser takes, for every row the gate uses.
+ */
+
+static const char *
+json_str(sb_t *sb, const unsigned char *s, size_t len)
+{
+    size_t  i;
+
+    sb->len = 0;
+    sb_add(sb, "\"");
+
+    for (i = 0; i < len; i++) {
+        if (s[i] < 0x20 || s[i] == 0x7f) {
+            sb_add(sb, "\\u%04x", s[i]);
+
+        } else if (s[i] == '"' || s[i] == '\\') {
+            sb_add(sb, "\\%c", s[i]);
+
+        } else {
+            sb_add(sb, "%c", s[i]);
+        }
+    }
+
+    sb_add(sb, "\"");
+
+    return sb->data;
+}
+
+
+static void
+test_field_table(void **state)
+{
+    int                              rc_field, rc_parse;
+    char                             long_a[130];
+    size_t                           i, j, n;
+    int64_t                          amount;
+    sb_t                             sb = { NULL, 0, 0 }, js = { NULL, 0, 0 };
+    unsigned char                   *a;
+    const char                      *v;
+    ngx_http_voucher_error_t         ferr;
+    const ngx_http_voucher_field_t  *f;
+
+    static const struct {
+        int          row;
+        const char  *gate;
+        const char  *message;
+        const char  *body;     /* %s: the value */
+    } rows[] = {
+        { NGX_HTTP_VOUCHER_FIELD_CUSTOMER_ROW, "customer",
+          "The customer must be 1 to 128 characters, no control "
+          "characters.",
+          "{\"code\":\"A\",\"customer\":%s,\"order\":{\"amount\":1}}" },
+        { NGX_HTTP_VOUCHER_FIELD_ORDER_ID_ROW, "order_id",
+          "The order id must be 1 to 128 characters, no control "
+          "characters.",
+          "{\"code\":\"A\",\"order\":{\"amount\":1,\"id\":%s}}" },
+        { NGX_HTTP_VOUCHER_FIELD_CURRENCY_ROW, "currency",
+          "The currency must be three capital letters (ISO 4217).",
+          "{\"code\":\"A\",\"order\":{\"amount\":1,\"currency\":%s}}" },
+        { NGX_HTTP_VOUCHER_FIELD_IDEMPOTENCY_ROW, "idempotency_key",
+          "The idempotency key must be 1 to 128 printable ASCII "
+          "characters.",
+          "{\"code\":\"A\",\"idempotency_key\":%s,\"order\":{\"amount\":1}}" },
+        { NGX_HTTP_VOUCHER_FIELD_ORDER_AMOUNT_ROW, "order_amount",
+          "The order amount must be an integer in minor units, 0 to 10^13.",
+          "{\"code\":\"A\",\"order\":{\"amount\":%s}}" },
+        { NGX_HTTP_VOUCHER_FIELD_CODE_ROW, "code", NULL,
+          "{\"code\":%s,\"order\":{\"amount\":1}}" },
+    };
+
+    const char  *values[] = {
+        "", "a", "A", "EUR", "eur", "EURO", "E1R", "E R", "a b", "a\tb",
+        "a\x01", "x\x7f", "\xc3\xa9t\xc3\xa9", "\"q\"", "\\", "~!", "0",
+        "1", "12", "1250", "12.50", "-1", "1e3", "10000000000000",
+        "10000000000001", "99999999999999", "0x10", NULL, NULL
+    };
+
+    (void) state;
+
+    memset(long_a, 'a', sizeof(long_a));
+    long_a[128] = '\0';
+    n = sizeof(values) / sizeof(values[0]) - 2;
+
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        f = &ngx_http_voucher_fields[rows[i].row];
+
+        assert_string_equal(f->gate, rows[i].gate);
+
+        if (rows[i].message) {
+            assert_string_equal(f->message, rows[i].message);
+        } else {
+            assert_null(f->message);
+        }
+
+        for (j = 0; j <= n + 1; j++) {
+            /* 128 bytes, then 129 */
+            v = (j < n) ? values[j] : long_a;
+            if (j == n + 1) {
+                long_a[128] = 'a';
+                long_a[129] = '\0';
+            }
+
+            memset(&ferr, 0, sizeof(ferr));
+            amount = -1;
+
+            rc_field = ngx_http_voucher_check_field(f,
+                                         (const unsigned char *) v,
+                                         strlen(v), NULL, &amount, &ferr);
+
+            if (rc_field != 0) {
+                assert_string_equal(ferr.field, rows[i].gate);
+
+                if (rows[i].message) {
+                    assert_string_equal(ferr.reason, E_FIELD);
+                    assert_string_equal(ferr.message, rows[i].message);
+                } else {
+                    assert_string_equal(ferr.reason, E_CODE);
+                }
+            }
+
+            /* the same value in a JSON body: an amount as a number */
+
+            if (f->kind == NGX_HTTP_VOUCHER_FIELD_AMOUNT) {
+                if (v[0] == '\0' || strspn(v, "0123456789") != strlen(v)
+                    || (v[0] == '0' && v[1] != '\0'))
+                {
+                    /* not a JSON integer: the gate alone refuses it */
+                    assert_int_equal(rc_field, -1);
+                    continue;
+                }
+
+                sb.len = 0;
+                sb_add(&sb, rows[i].body, v);
+
+            } else {
+                json_str(&js, (const unsigned char *) v, strlen(v));
+                sb.len = 0;
+                sb_add(&sb, rows[i].body, js.data);
+            }
+
+            a = malloc(ngx_http_voucher_parse_arena_size(sb.len, NULL));
+            assert_non_null(a);
+
+            rc_parse = ngx_http_voucher_parse_request(V,
+                           (const unsigned char *) sb.data, sb.len, NULL,
+                           &req, a,
+                           ngx_http_voucher_parse_arena_size(sb.len, NULL),
+                           &err);
+            free(a);
+
+            if (rc_parse != rc_field) {
+                print_error("row %s, value \"%s\": the gate %s, the parser "
+                            "%s (%s)\n", rows[i].gate, v,
+                            rc_field ? "refuses" : "takes",
+                            rc_parse ? "refuses" : "takes", err.message);
+            }
+
+            assert_int_equal(rc_parse, rc_field);
+
+            if (rc_field == 0 && f->kind == NGX_HTTP_VOUCHER_FIELD_AMOUNT) {
+                assert_true(amount == req.amount);
+            }
+        }
+
+        long_a[128] = '\0';
+    }
+
+    free(sb.data);
+    free(js.data);
+}
+
+
 static void
 test_internal_errors(void **state)
 {
@@ -2042,6 +2217,7 @@ main(void)
         cmocka_unit_test_teardown(test_items_sum, teardown),
         cmocka_unit_test_teardown(test_every_type_in_every_field, teardown),
         cmocka_unit_test_teardown(test_custom_limits, teardown),
+        cmocka_unit_test_teardown(test_field_table, teardown),
         cmocka_unit_test_teardown(test_internal_errors, teardown),
         cmocka_unit_test_teardown(test_out_of_memory, teardown),
         cmocka_unit_test_teardown(test_arena_lifetime, teardown),
