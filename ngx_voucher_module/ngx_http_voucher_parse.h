@@ -81,6 +81,8 @@ typedef struct {
     ngx_http_voucher_str_t  redemption_id;   /* rollback, confirm, release */
     int64_t                 rollback_amount; /* rollback, UNSET = whole */
     int64_t                 hold_seconds;    /* reserve, UNSET = default */
+    int64_t                 points;          /* loyalty points to pay with,
+                                                0 = none */
 } ngx_http_voucher_request_t;
 
 

@@ -652,7 +652,7 @@ function L.earn(tag, id, oid, amount, items, now, ref)
     local pts = L.day_cap(m, L.order_points(m, amount, items))
     local f, mi = L.credit(m, pts, m.p.basis == 'spend' and amount or pts)
     L.entry(m, 'earn', pts, 'order', oid, 'ref', ref)
-    redis.call('HSET', okey, 'm', id, 'pts', dec(pts), 'lot', f,
+    redis.call('HSET', okey, 'm', id, 'ref', ref, 'pts', dec(pts), 'lot', f,
                'mi', dec(mi), 'qa', dec(m.p.basis == 'spend' and amount
                                          or pts), 'at', dec(now))
     if L.referral_converted then L.referral_converted(m) end
@@ -745,6 +745,126 @@ function L.refund(tag, ref, now, why)
     L.redue(m)
     L.flush(m)
     return n
+end
+
+------------------------------------------------------------ the edge
+
+-- Points paying at checkout (a redeem or reserve with "p<N>"): what N
+-- points pay of what is left after the discount, at point_value each,
+-- never more than is left.  Returns {m, used, value, active} (a redeem
+-- has the member worked; a validate only reads), or nil and a reason.
+function L.pay(tag, cust, pts, left, redeem)
+    local p = L.prog(tag)
+    if not p then return nil, 'no_programme' end
+    if p.point_value == 0 then return nil, 'points_not_accepted' end
+    if cust == '' then return nil, 'customer_required' end
+    local lp = {}
+    if redeem then
+        lp.m = L.member(tag, cust, now_s())
+        lp.active = lp.m.act
+    else
+        lp.active = tonumber(redis.call('HGET', tag .. ':lm:' .. cust,
+                                        'act')) or 0
+    end
+    if pts > lp.active then return nil, 'insufficient_points' end
+    local most = math.floor(left / p.point_value)
+    lp.used = pts < most and pts or most
+    lp.value = lp.used * p.point_value
+    return lp
+end
+
+-- the points pairs of an answer
+function L.pay_pairs(r, lp, left)
+    r[#r + 1] = 'points_used'; r[#r + 1] = lp.used
+    r[#r + 1] = 'points_value'; r[#r + 1] = lp.value
+    r[#r + 1] = 'amount_due'; r[#r + 1] = left - lp.value
+    r[#r + 1] = 'points_balance'; r[#r + 1] = lp.active - lp.used
+end
+
+-- a redemption id paid with points: spend them under its id (released or
+-- rolled back, they come back)
+function L.paid(tag, lp, id)
+    local m = lp.m
+    if lp.used > 0 then
+        L.spend(m, lp.used, id, 'spend', 'checkout')
+        redis.call('HSET', tag .. ':ls:' .. id, 'val', dec(lp.value))
+    end
+    L.redue(m)
+    L.flush(m)
+end
+
+-- a replayed answer gets its points pairs again from the spend's record
+function L.paid_pairs(tag, r)
+    local id = held_id(r)
+    if not id then return end
+    local s = redis.call('HMGET', tag .. ':ls:' .. id, 'pts', 'val')
+    if not s[1] then return end
+    local i = #r
+    r[i + 1] = 'points_used'; r[i + 2] = tonumber(s[1])
+    r[i + 3] = 'points_value'; r[i + 4] = tonumber(s[2]) or 0
+end
+
+-- a reservation's items, kept until it is settled for the earn that a
+-- confirm makes (only when the programme has item rules)
+function L.stash(tag, id, args, n, hold_ms)
+    local p = L.prog(tag)
+    if not (p and p.items) then return end
+    redis.call('SET', tag .. ':li:' .. id,
+               cmsgpack.pack({unpack(args, 7, 6 + 4 * n)}), 'PX',
+               dec(hold_ms + 3600000))
+end
+
+-- A reservation confirmed: the order earns (one order, one accrual: a
+-- second confirm path or the storefront's purchase event earns nothing).
+-- The amount is the order's after the discount and the points paid.
+function L.confirmed(tag, id, e)
+    local p = L.prog(tag)
+    if not p or p.status ~= 'active' then return end
+    e = e or redemption(tag .. ':log', id)
+    if not e or e[8] == '' then return end
+    local amount = (tonumber(e[12]) or 0) - (tonumber(e[16]) or 0)
+    local val = tonumber(redis.call('HGET', tag .. ':ls:' .. id, 'val'))
+    if val then amount = amount - val end
+    local items = {}
+    if p.items then
+        local ikey = tag .. ':li:' .. id
+        local raw = redis.call('GET', ikey)
+        if raw then
+            local a = cmsgpack.unpack(raw)
+            for i = 1, #a, 4 do
+                items[#items + 1] = {a[i], a[i + 1], tonumber(a[i + 2]),
+                                     tonumber(a[i + 3])}
+            end
+            redis.call('DEL', ikey)
+        end
+    end
+    L.earn(tag, e[8], e[10] ~= '' and e[10] or id,
+           amount > 0 and amount or 0, items, now_s(), id)
+end
+
+-- A redemption rolled back, released or expired: the points it paid come
+-- back; the points its order earned go when this redemption earned them,
+-- or when it is a rollback (the order is undone)
+function L.undone(tag, id, e, typ)
+    if not L.prog(tag) then return end
+    local now = now_s()
+    L.refund(tag, id, now, typ)
+    local oid = e[10] ~= '' and e[10] or id
+    local o = redis.call('HMGET', tag .. ':lo:' .. oid, 'ref', 'rev')
+    if o[1] and not o[2] and (o[1] == id or typ == 'rollback') then
+        L.revoke(tag, oid, now, id)
+    end
+end
+
+-- is the customer in one of the tiers of a ",a,b," list (a member not
+-- yet in the programme is in its base tier)
+function L.in_tiers(tag, cust, list)
+    local t = redis.call('HGET', tag .. ':lm:' .. cust, 'tier')
+    if not t then
+        local p = L.prog(tag)
+        t = p and p.tiers[1] and p.tiers[1].name
+    end
+    return t and listed(list, t)
 end
 
 ------------------------------------------------------------ functions
