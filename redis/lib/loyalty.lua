@@ -263,6 +263,7 @@ function L.load(tag, id, p, now)
     local m = {tag = tag, id = id, key = key, h = h, p = p, now = now,
                act = tonumber(h.act) or 0, pend = tonumber(h.pend) or 0,
                set = {}, lkey = tag .. ':ll:' .. id}
+    m.act0, m.pend0 = m.act, m.pend
     m.tier = L.tier_index(p, h.tier)
     return m
 end
@@ -275,9 +276,12 @@ end
 
 -- writes the member's changed fields
 function L.flush(m)
-    L.put(m, 'act', dec(m.act))
-    L.put(m, 'pend', dec(m.pend))
-    redis.call('HSET', m.key, unpack(m.set))
+    if m.act ~= m.act0 or m.pend ~= m.pend0 or #m.set > 0 then
+        L.put(m, 'act', dec(m.act))
+        L.put(m, 'pend', dec(m.pend))
+        redis.call('HSET', m.key, unpack(m.set))
+        m.act0, m.pend0 = m.act, m.pend
+    end
     m.set = {}
 end
 
