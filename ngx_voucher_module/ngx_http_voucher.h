@@ -75,6 +75,7 @@ typedef struct {
     ngx_http_complex_value_t   *gate_currency;
     ngx_http_complex_value_t   *gate_order_id;
     ngx_http_complex_value_t   *gate_idempotency_key;
+    ngx_http_complex_value_t   *gate_points;     /* loyalty points paying */
     ngx_flag_t                  gate_code_required;
     ngx_array_t                *gate_confirm;    /* ngx_uint_t pairs lo, hi */
     ngx_flag_t                  gate_abort_keep; /* voucher_client_abort */

@@ -288,7 +288,7 @@ ngx_http_voucher_idempotency_header(ngx_http_request_t *r,
  *
  * FCALL voucher_validate|voucher_redeem 1 {ns}:c:CODE
  *       customer amount currency order_id idem nitems [sku cat price qty]*
- *       [limits]
+ *       [p<points>] [limits]
  * FCALL voucher_reserve 1 {ns}:c:CODE hold_ms <as redeem>
  * FCALL voucher_rollback 1 {ns}:log redemption_id amount idem
  * FCALL voucher_confirm|voucher_release 1 {ns}:log redemption_id idem
@@ -312,7 +312,7 @@ ngx_http_voucher_command(ngx_http_request_t *r,
               || req->op == NGX_HTTP_VOUCHER_OP_CONFIRM
               || req->op == NGX_HTTP_VOUCHER_OP_RELEASE);
 
-    argc = settle ? 7 : 11 + 4 * req->nitems
+    argc = settle ? 7 : 12 + 4 * req->nitems
                         + ngx_http_voucher_limit_nargs(vlcf);
 
     if (guess) {
@@ -329,7 +329,7 @@ ngx_http_voucher_command(ngx_http_request_t *r,
     /* room for the key and every number we print */
 
     size = sizeof("{}:log") - 1 + vlcf->ns.len + req->code.len
-           + (4 + 2 * req->nitems) * NGX_INT64_LEN;
+           + (5 + 2 * req->nitems) * NGX_INT64_LEN;
 
     key = ngx_pnalloc(r->pool, size);
     if (key == NULL) {
@@ -439,6 +439,15 @@ ngx_http_voucher_command(ngx_http_request_t *r,
 
             key = p;
             p = ngx_http_voucher_int64(p, item->quantity);
+            ngx_http_voucher_arg(key, p - key);
+        }
+
+        /* "p<N>": loyalty points paying for what the discount leaves */
+
+        if (req->points > 0) {
+            key = p;
+            *p++ = 'p';
+            p = ngx_http_voucher_int64(p, req->points);
             ngx_http_voucher_arg(key, p - key);
         }
 

@@ -51,6 +51,9 @@ typedef struct {
     ngx_str_t                     amount_after;
     ngx_str_t                     redemption_id;
     ngx_str_t                     hold_expires_at;
+    ngx_str_t                     points_used;   /* loyalty points paying */
+    ngx_str_t                     points_value;
+    ngx_str_t                     amount_due;
 
     json_t                       *body;      /* parsed for $voucher_body_ */
 
@@ -130,6 +133,11 @@ static void ngx_http_voucher_gate_answered(ngx_http_voucher_core_t *core,
 static ngx_str_t *ngx_http_voucher_gate_field(redisReply *reply,
     ngx_http_voucher_ok_t *ok, ngx_uint_t field, ngx_str_t *out,
     ngx_pool_t *pool);
+static ngx_str_t *ngx_http_voucher_gate_pair(redisReply *reply,
+    ngx_http_voucher_ok_t *ok, ngx_str_t *name, ngx_str_t *out,
+    ngx_pool_t *pool);
+static ngx_str_t *ngx_http_voucher_gate_copy(redisReply *v, ngx_str_t *out,
+    ngx_pool_t *pool);
 static ngx_int_t ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
     ngx_http_voucher_gate_t *g, redisReply *reply, ngx_http_voucher_ok_t *ok);
 static ngx_int_t ngx_http_voucher_gate_unavailable(ngx_http_request_t *r,
@@ -181,6 +189,27 @@ static ngx_http_voucher_gate_var_t  ngx_http_voucher_gate_vars[] = {
       offsetof(ngx_http_voucher_gate_t, redemption_id) },
     { ngx_string("voucher_hold_expires_at"),
       offsetof(ngx_http_voucher_gate_t, hold_expires_at) },
+    { ngx_string("voucher_points_used"),
+      offsetof(ngx_http_voucher_gate_t, points_used) },
+    { ngx_string("voucher_points_value"),
+      offsetof(ngx_http_voucher_gate_t, points_value) },
+    { ngx_string("voucher_amount_due"),
+      offsetof(ngx_http_voucher_gate_t, amount_due) },
+    { ngx_null_string, 0 }
+};
+
+
+/* the answer's pairs the gate keeps in variables (points paying) */
+static struct {
+    ngx_str_t   name;
+    size_t      offset;
+} ngx_http_voucher_gate_pairs[] = {
+    { ngx_string("points_used"),
+      offsetof(ngx_http_voucher_gate_t, points_used) },
+    { ngx_string("points_value"),
+      offsetof(ngx_http_voucher_gate_t, points_value) },
+    { ngx_string("amount_due"),
+      offsetof(ngx_http_voucher_gate_t, amount_due) },
     { ngx_null_string, 0 }
 };
 
@@ -344,6 +373,7 @@ ngx_http_voucher_gate_merge(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *prev,
     ngx_http_voucher_merge_cv(gate_currency);
     ngx_http_voucher_merge_cv(gate_order_id);
     ngx_http_voucher_merge_cv(gate_idempotency_key);
+    ngx_http_voucher_merge_cv(gate_points);
 
 #undef ngx_http_voucher_merge_cv
 
@@ -409,7 +439,7 @@ ngx_http_voucher_gate_fields(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *conf)
     size_t                     len;
     ngx_str_t                 *name, *field;
     ngx_uint_t                 i, j;
-    ngx_http_complex_value_t  *cv[6];
+    ngx_http_complex_value_t  *cv[7];
 
     cv[0] = conf->gate_code;
     cv[1] = conf->gate_customer;
@@ -417,6 +447,7 @@ ngx_http_voucher_gate_fields(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *conf)
     cv[3] = conf->gate_currency;
     cv[4] = conf->gate_order_id;
     cv[5] = conf->gate_idempotency_key;
+    cv[6] = conf->gate_points;
 
     conf->gate_fields = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
     if (conf->gate_fields == NULL) {
@@ -425,7 +456,7 @@ ngx_http_voucher_gate_fields(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *conf)
 
     len = sizeof("voucher_body_") - 1;
 
-    for (i = 0; i < 6; i++) {
+    for (i = 0; i < 7; i++) {
         if (cv[i] == NULL) {
             continue;
         }
@@ -1058,7 +1089,7 @@ ngx_http_voucher_gate_values(ngx_http_request_t *r,
     ngx_int_t                     rc;
     ngx_str_t                     v;
     const char                   *msg;
-    ngx_http_voucher_str_t        amount;
+    ngx_http_voucher_str_t        amount, points;
     ngx_http_voucher_error_t      err;
     ngx_http_voucher_limits_t     lim;
     ngx_http_voucher_loc_conf_t  *vlcf;
@@ -1137,6 +1168,22 @@ ngx_http_voucher_gate_values(ngx_http_request_t *r,
     if (amount.len) {
         /* taken by the rule: 14 digits at most */
         req->amount = ngx_atoof(amount.data, amount.len);
+    }
+
+    /* loyalty points to pay with: none when empty */
+
+    req->points = 0;
+
+    rc = ngx_http_voucher_gate_text(r, vlcf->gate_points,
+                                    NGX_HTTP_VOUCHER_FIELD_POINTS_ROW,
+                                    &lim, &points, &err);
+    if (rc != NGX_OK) {
+        goto failed;
+    }
+
+    if (points.len) {
+        /* taken by the rule: 14 digits at most */
+        req->points = ngx_atoof(points.data, points.len);
     }
 
     /* the idempotency key: the directive's value, or the header */
@@ -1404,10 +1451,28 @@ static ngx_str_t *
 ngx_http_voucher_gate_field(redisReply *reply, ngx_http_voucher_ok_t *ok,
     ngx_uint_t field, ngx_str_t *out, ngx_pool_t *pool)
 {
-    redisReply  *v;
+    return ngx_http_voucher_gate_copy(ngx_http_voucher_ok_get(reply, ok,
+                                                              field),
+                                      out, pool);
+}
 
-    v = ngx_http_voucher_ok_get(reply, ok, field);
 
+/* a pair after the values, by its name */
+
+static ngx_str_t *
+ngx_http_voucher_gate_pair(redisReply *reply, ngx_http_voucher_ok_t *ok,
+    ngx_str_t *name, ngx_str_t *out, ngx_pool_t *pool)
+{
+    return ngx_http_voucher_gate_copy(ngx_http_voucher_ok_pair(reply, ok,
+                                          (const char *) name->data,
+                                          name->len),
+                                      out, pool);
+}
+
+
+static ngx_str_t *
+ngx_http_voucher_gate_copy(redisReply *v, ngx_str_t *out, ngx_pool_t *pool)
+{
     if (v == NULL) {
         return NULL;
     }
@@ -1444,6 +1509,7 @@ static ngx_int_t
 ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
     ngx_http_voucher_gate_t *g, redisReply *reply, ngx_http_voucher_ok_t *ok)
 {
+    ngx_uint_t   i;
     redisReply  *reason;
 
     if (ok == NULL) {
@@ -1488,6 +1554,14 @@ ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
     (void) ngx_http_voucher_gate_field(reply, ok,
                                        NGX_HTTP_VOUCHER_OK_AMOUNT_AFTER,
                                        &g->amount_after, r->pool);
+
+    for (i = 0; ngx_http_voucher_gate_pairs[i].name.len; i++) {
+        (void) ngx_http_voucher_gate_pair(reply, ok,
+                   &ngx_http_voucher_gate_pairs[i].name,
+                   (ngx_str_t *) ((u_char *) g
+                                  + ngx_http_voucher_gate_pairs[i].offset),
+                   r->pool);
+    }
 
     if (g->core.conf->gate == NGX_HTTP_VOUCHER_OP_VALIDATE) {
         return ngx_http_voucher_gate_pass(r, g, "valid");

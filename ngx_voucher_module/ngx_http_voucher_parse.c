@@ -61,13 +61,14 @@
 #define ngx_http_voucher_json_unpoison(p, n)
 #endif
 
-#define NGX_HTTP_VOUCHER_MAX_KEYS      5
+#define NGX_HTTP_VOUCHER_MAX_KEYS      6
 
 #define NGX_HTTP_VOUCHER_F_CODE        0  /* ngx_http_voucher_voucher_keys */
 #define NGX_HTTP_VOUCHER_F_CUSTOMER    1
 #define NGX_HTTP_VOUCHER_F_IDEM        2
 #define NGX_HTTP_VOUCHER_F_ORDER       3
-#define NGX_HTTP_VOUCHER_F_HOLD        4
+#define NGX_HTTP_VOUCHER_F_POINTS      4
+#define NGX_HTTP_VOUCHER_F_HOLD        5
 
 #define NGX_HTTP_VOUCHER_F_ID          0  /* ngx_http_voucher_order_keys */
 #define NGX_HTTP_VOUCHER_F_AMOUNT      1
@@ -212,7 +213,8 @@ static union {
  */
 
 static const char *const  ngx_http_voucher_voucher_keys[] = {
-    "code", "customer", "idempotency_key", "order", "hold_seconds", NULL
+    "code", "customer", "idempotency_key", "order", "points", "hold_seconds",
+    NULL
 };
 
 static const char *const  ngx_http_voucher_order_keys[] = {
@@ -252,6 +254,9 @@ const ngx_http_voucher_field_t  ngx_http_voucher_fields[] = {
       1, NGX_HTTP_VOUCHER_MAX_QUANTITY, NULL },
     { "redemption_id", NULL, NGX_HTTP_VOUCHER_FIELD_RID, 0, 0, NULL },
     { "amount", NULL, NGX_HTTP_VOUCHER_FIELD_AMOUNT, 0, 0, NULL },
+    { "points", "points", NGX_HTTP_VOUCHER_FIELD_COUNT,
+      1, NGX_HTTP_VOUCHER_MAX_POINTS,
+      "The points must be an integer, 1 to 10^13." },
     { NULL, NULL, 0, 0, 0, NULL }
 };
 
@@ -620,6 +625,7 @@ ngx_http_voucher_request_init(ngx_http_voucher_request_t *req, int op)
     req->amount = NGX_HTTP_VOUCHER_UNSET;
     req->rollback_amount = NGX_HTTP_VOUCHER_UNSET;
     req->hold_seconds = NGX_HTTP_VOUCHER_UNSET;
+    req->points = 0;
 }
 
 
@@ -634,7 +640,7 @@ ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx, json_t *root,
 
     if (ngx_http_voucher_check_keys(ctx, root, "",
                                     ngx_http_voucher_voucher_keys,
-                                    reserve ? 5 : 4, f)
+                                    reserve ? 6 : 5, f)
         != 0)
     {
         return -1;
@@ -660,6 +666,16 @@ ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx, json_t *root,
                                  ngx_http_voucher_field(IDEMPOTENCY),
                                  NGX_HTTP_VOUCHER_OPTIONAL,
                                  &req->idempotency_key)
+        != 0)
+    {
+        return -1;
+    }
+
+    /* loyalty points to pay with */
+
+    if (ngx_http_voucher_get_int(ctx, f[NGX_HTTP_VOUCHER_F_POINTS], "",
+                                 ngx_http_voucher_field(POINTS),
+                                 NGX_HTTP_VOUCHER_OPTIONAL, &req->points)
         != 0)
     {
         return -1;

@@ -31,6 +31,7 @@
 #define NGX_HTTP_VOUCHER_MAX_QUANTITY          1000000
 #define NGX_HTTP_VOUCHER_MAX_REDEMPTION_ID_LEN 64
 #define NGX_HTTP_VOUCHER_MAX_HOLD_SECONDS      86400
+#define NGX_HTTP_VOUCHER_MAX_POINTS            10000000000000LL
 
 /* ngx_http_voucher_key_fold() */
 #define NGX_HTTP_VOUCHER_KEY_OTHER     0
@@ -81,6 +82,8 @@ typedef struct {
     ngx_http_voucher_str_t  redemption_id;   /* rollback, confirm, release */
     int64_t                 rollback_amount; /* rollback, UNSET = whole */
     int64_t                 hold_seconds;    /* reserve, UNSET = default */
+    int64_t                 points;          /* loyalty points to pay with,
+                                                0 = none */
 } ngx_http_voucher_request_t;
 
 
@@ -133,6 +136,7 @@ typedef struct {
 #define NGX_HTTP_VOUCHER_FIELD_QUANTITY_ROW      10
 #define NGX_HTTP_VOUCHER_FIELD_RID_ROW           11
 #define NGX_HTTP_VOUCHER_FIELD_ROLLBACK_ROW      12
+#define NGX_HTTP_VOUCHER_FIELD_POINTS_ROW        13
 
 extern const ngx_http_voucher_field_t  ngx_http_voucher_fields[];
 

@@ -81,6 +81,18 @@ static ngx_http_voucher_reason_t  ngx_http_voucher_reasons[] = {
     ngx_http_voucher_reason("free_item_missing", 409,
         "The order does not hold the free item this code gives."),
 
+    /* loyalty: tiers and points paying */
+    ngx_http_voucher_reason("tier_not_eligible", 409,
+        "This code is for members of other loyalty tiers."),
+    ngx_http_voucher_reason("no_programme", 409,
+        "There is no loyalty programme: points cannot pay."),
+    ngx_http_voucher_reason("points_not_accepted", 409,
+        "The loyalty programme does not take points as payment."),
+    ngx_http_voucher_reason("insufficient_points", 409,
+        "The customer has fewer active points than asked for."),
+    ngx_http_voucher_reason("invalid_points", 400,
+        "The points must be a whole number from 1."),
+
     /* idempotency and rollback */
     ngx_http_voucher_reason("idempotency_conflict", 422,
         "This idempotency key was used for a different request."),

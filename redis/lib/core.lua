@@ -152,3 +152,8 @@ end
 -- the library well below that.  Helpers on the hot path stay locals (an
 -- upvalue is cheaper than a table lookup).
 local api = {}
+
+-- The loyalty programme's helpers (redis/lib/loyalty.lua), in one table
+-- for the same reason; L.progs caches each namespace's programme (false:
+-- none), so a confirm in a namespace without one costs a table lookup.
+local L = {progs = {}}

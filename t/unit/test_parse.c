@@ -467,6 +467,40 @@ test_reserve(void **state)
 }
 
 
+/* points: loyalty points paying, in validate, redeem and reserve */
+
+static void
+test_points(void **state)
+{
+    (void) state;
+
+    OK(R, "{'code':'A','customer':'c','points':250,'order':{'amount':1}}");
+    assert_int_equal(req.points, 250);
+    OK(V, "{'code':'A','points':1,'order':{'amount':1}}");
+    assert_int_equal(req.points, 1);
+    OK(RS, "{'code':'A','points':10000000000000,'hold_seconds':5,"
+           "'order':{'amount':1}}");
+    assert_true(req.points == MAX_AMOUNT);
+    assert_int_equal(req.hold_seconds, 5);
+    OK(R, "{'code':'A','order':{'amount':1}}");
+    assert_int_equal(req.points, 0);
+    OK(R, "{'code':'A','points':null,'order':{'amount':1}}");
+    assert_int_equal(req.points, 0);
+
+    FAIL(R, "{'code':'A','points':0,'order':{'amount':1}}", E_FIELD,
+         "points");
+    FAIL(R, "{'code':'A','points':-5,'order':{'amount':1}}", E_FIELD,
+         "points");
+    FAIL(R, "{'code':'A','points':10000000000001,'order':{'amount':1}}",
+         E_FIELD, "points");
+    FAIL(R, "{'code':'A','points':'5','order':{'amount':1}}", E_FIELD,
+         "points");
+    FAIL(R, "{'code':'A','points':1.5,'order':{'amount':1}}", E_FIELD,
+         "points");
+    FAIL(RB, "{'redemption_id':'7','points':5}", E_UNKNOWN, "points");
+}
+
+
 /* confirm and release: the redemption id and an idempotency key */
 
 static void
@@ -2192,6 +2226,7 @@ main(void)
         cmocka_unit_test_teardown(test_validate_minimal, teardown),
         cmocka_unit_test_teardown(test_redeem_full, teardown),
         cmocka_unit_test_teardown(test_reserve, teardown),
+        cmocka_unit_test_teardown(test_points, teardown),
         cmocka_unit_test_teardown(test_confirm_release, teardown),
         cmocka_unit_test_teardown(test_rollback, teardown),
         cmocka_unit_test_teardown(test_amount_from_items, teardown),

@@ -5,7 +5,8 @@
  * voucherd: runs campaign automations.  Each tick it reads the
  * automations, consumes events, plans the scheduled runs that are due
  * and sends the deliveries that are due, and once a second it gives back
- * the reservations that ran out (voucher_sweep); it sleeps poll_ms when
+ * the reservations that ran out (voucher_sweep) and works the loyalty
+ * members due on its clock (voucher_loyalty_sweep); it sleeps poll_ms when
  * there was nothing to do.  SIGTERM and SIGINT finish the delivery in hand and
  * stop; SIGHUP reads the configuration again (a bad one is refused and
  * the old one kept) and reopens the log file.
@@ -214,6 +215,9 @@ vw_test(vw_daemon_t *d)
  * Returns how many it gave back, or -1 when Redis failed.
  */
 
+static int vw_loyalty_tick(vw_daemon_t *d);
+
+
 static int
 vw_sweep_tick(vw_daemon_t *d)
 {
@@ -256,6 +260,47 @@ vw_sweep_tick(vw_daemon_t *d)
     if (n > 0) {
         vw_log_info("sweep: %d reservation(s) ran out and were given back",
                     n);
+    }
+
+    return vw_loyalty_tick(d) < 0 ? -1 : n;
+}
+
+
+/*
+ * The loyalty members whose time has come, on the daemon's clock (a fake
+ * one in the tests): pending points activated, points expired, notices,
+ * tier reviews (voucher_loyalty_sweep, 1000 at most a second).
+ */
+
+static int
+vw_loyalty_tick(vw_daemon_t *d)
+{
+    int          n;
+    char        *key;
+    redisReply  *r;
+
+    key = vw_key(&d->cf, "lz");
+    r = redisCommand(d->redis, "FCALL voucher_loyalty_sweep 1 %s %lld 1000",
+                     key, (long long) vw_now());
+    free(key);
+
+    if (r == NULL) {
+        snprintf(d->err, sizeof(d->err), "redis: %s", d->redis->errstr);
+        return -1;
+    }
+
+    if (r->type != REDIS_REPLY_INTEGER) {
+        snprintf(d->err, sizeof(d->err), "loyalty sweep: %s",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        freeReplyObject(r);
+        return -1;
+    }
+
+    n = (int) r->integer;
+    freeReplyObject(r);
+
+    if (n > 0) {
+        vw_log_info("loyalty: %d member(s) had points or a tier due", n);
     }
 
     return n;
