@@ -366,7 +366,6 @@ vw_cf_defaults(vw_config_t *cf, const char *path)
     cf->poll_ms = 1000;
     cf->batch = 100;
     cf->admin_max_body = 1048576;
-    cf->admin_max_upload = 67108864;
     cf->admin_threads = 2;
 
     if (gethostname(host, sizeof(host)) != 0) {
@@ -496,11 +495,8 @@ vw_cf_daemon(vw_jerr_t *c, json_t *o, vw_config_t *cf)
 static int
 vw_cf_admin(vw_jerr_t *c, json_t *o, vw_config_t *cf)
 {
-    json_t  *v;
-
     static const char *const  names[] = {
-        "listen", "tokens_file", "max_body", "max_upload", "threads",
-        "metrics_open", NULL
+        "listen", "tokens_file", "max_body", "threads", NULL
     };
 
     if (vw_json_known(c, o, "admin", names) != 0
@@ -509,21 +505,11 @@ vw_cf_admin(vw_jerr_t *c, json_t *o, vw_config_t *cf)
                        &cf->admin_tokens_file) != 0
         || vw_cf_int(c, o, "admin", "max_body", 1024, 1073741824,
                      &cf->admin_max_body) != 0
-        || vw_cf_int(c, o, "admin", "max_upload", 1024, 4294967296,
-                     &cf->admin_max_upload) != 0
         || vw_cf_int(c, o, "admin", "threads", 1, 64,
                      &cf->admin_threads) != 0)
     {
         return -1;
     }
-
-    v = json_object_get(o, "metrics_open");
-
-    if (v != NULL && !json_is_boolean(v)) {
-        return vw_json_fail(c, "admin.metrics_open", "expected true or false");
-    }
-
-    cf->admin_metrics_open = json_is_true(v);
 
     return 0;
 }

@@ -74,9 +74,7 @@ typedef struct {
     char          *admin_listen;    /* "host:port" (loopback) or "unix:..." */
     char          *admin_tokens_file;
     long           admin_max_body;  /* bytes of a JSON body */
-    long           admin_max_upload;    /* bytes of an import's body */
     long           admin_threads;
-    int            admin_metrics_open;  /* /metrics without a token */
 } vw_config_t;
 
 

@@ -75,45 +75,45 @@ typedef struct {
 
 
 static const vw_route_t  vw_routes[] = {
-    { "GET", "/v1/campaigns", vw_op_campaign_list, 0 },
-    { "POST", "/v1/campaigns", vw_op_campaign_create, 0 },
-    { "GET", "/v1/campaigns/{}", vw_op_campaign_get, 0 },
-    { "PATCH", "/v1/campaigns/{}", vw_op_campaign_update, 0 },
-    { "POST", "/v1/campaigns/{}/pause", vw_op_campaign_pause, 0 },
-    { "POST", "/v1/campaigns/{}/resume", vw_op_campaign_resume, 0 },
-    { "POST", "/v1/campaigns/{}/archive", vw_op_campaign_archive, 0 },
-    { "GET", "/v1/campaigns/{}/deliveries", vw_op_deliveries, 0 },
+    { "GET", "/v1/campaigns", vw_op_campaign_list },
+    { "POST", "/v1/campaigns", vw_op_campaign_create },
+    { "GET", "/v1/campaigns/{}", vw_op_campaign_get },
+    { "PATCH", "/v1/campaigns/{}", vw_op_campaign_update },
+    { "POST", "/v1/campaigns/{}/pause", vw_op_campaign_pause },
+    { "POST", "/v1/campaigns/{}/resume", vw_op_campaign_resume },
+    { "POST", "/v1/campaigns/{}/archive", vw_op_campaign_archive },
+    { "GET", "/v1/campaigns/{}/deliveries", vw_op_deliveries },
 
-    { "GET", "/v1/codes", vw_op_code_search, 0 },
-    { "POST", "/v1/codes", vw_op_code_create, 0 },
-    { "GET", "/v1/codes/{}", vw_op_code_get, 0 },
-    { "PATCH", "/v1/codes/{}", vw_op_code_update, 0 },
-    { "DELETE", "/v1/codes/{}", vw_op_code_delete, 0 },
-    { "POST", "/v1/codes/{}/disable", vw_op_code_disable, 0 },
-    { "POST", "/v1/codes/{}/enable", vw_op_code_enable, 0 },
-    { "POST", "/v1/codes/{}/credit", vw_op_code_credit, 0 },
-    { "POST", "/v1/codes/{}/debit", vw_op_code_debit, 0 },
+    { "GET", "/v1/codes", vw_op_code_search },
+    { "POST", "/v1/codes", vw_op_code_create },
+    { "GET", "/v1/codes/{}", vw_op_code_get },
+    { "PATCH", "/v1/codes/{}", vw_op_code_update },
+    { "DELETE", "/v1/codes/{}", vw_op_code_delete },
+    { "POST", "/v1/codes/{}/disable", vw_op_code_disable },
+    { "POST", "/v1/codes/{}/enable", vw_op_code_enable },
+    { "POST", "/v1/codes/{}/credit", vw_op_code_credit },
+    { "POST", "/v1/codes/{}/debit", vw_op_code_debit },
 
-    { "GET", "/v1/members", vw_op_member_search, 0 },
-    { "POST", "/v1/members", vw_op_member_create, 0 },
-    { "GET", "/v1/members/{}", vw_op_member_get, 0 },
-    { "PATCH", "/v1/members/{}", vw_op_member_update, 0 },
-    { "DELETE", "/v1/members/{}", vw_op_member_delete, 0 },
-    { "GET", "/v1/members/{}/codes", vw_op_member_codes, 0 },
+    { "GET", "/v1/members", vw_op_member_search },
+    { "POST", "/v1/members", vw_op_member_create },
+    { "GET", "/v1/members/{}", vw_op_member_get },
+    { "PATCH", "/v1/members/{}", vw_op_member_update },
+    { "DELETE", "/v1/members/{}", vw_op_member_delete },
+    { "GET", "/v1/members/{}/codes", vw_op_member_codes },
 
-    { "POST", "/v1/segments/preview", vw_op_segment_preview, 0 },
+    { "POST", "/v1/segments/preview", vw_op_segment_preview },
 
-    { "GET", "/v1/automations", vw_op_auto_list, 0 },
-    { "GET", "/v1/automations/{}", vw_op_auto_get, 0 },
-    { "PUT", "/v1/automations/{}", vw_op_auto_set, 0 },
-    { "DELETE", "/v1/automations/{}", vw_op_auto_delete, 0 },
-    { "GET", "/v1/automations/{}/next", vw_op_auto_next, 0 },
+    { "GET", "/v1/automations", vw_op_auto_list },
+    { "GET", "/v1/automations/{}", vw_op_auto_get },
+    { "PUT", "/v1/automations/{}", vw_op_auto_set },
+    { "DELETE", "/v1/automations/{}", vw_op_auto_delete },
+    { "GET", "/v1/automations/{}/next", vw_op_auto_next },
 
-    { "GET", "/v1/audit", vw_op_audit_list, 0 },
-    { "GET", "/v1/settings", vw_op_settings_get, 0 },
-    { "PATCH", "/v1/settings", vw_op_settings_update, 0 },
+    { "GET", "/v1/audit", vw_op_audit_list },
+    { "GET", "/v1/settings", vw_op_settings_get },
+    { "PATCH", "/v1/settings", vw_op_settings_update },
 
-    { NULL, NULL, NULL, 0 }
+    { NULL, NULL, NULL }
 };
 
 
@@ -528,8 +528,7 @@ vw_admin_request(void *cls, struct MHD_Connection *c, const char *url,
                                   "control character", NULL);
         }
 
-        rq->limit = (size_t) (rq->route->upload ? ad->cf.admin_max_upload
-                                                : ad->cf.admin_max_body);
+        rq->limit = (size_t) ad->cf.admin_max_body;
 
         cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                          "Content-Length");

@@ -23,7 +23,6 @@ typedef struct {
     const char             *method;
     const char             *path;       /* "{}" is one segment, the id */
     vw_op_pt                handler;
-    int                     upload;     /* a raw body (an import) */
 } vw_route_t;
 
 
