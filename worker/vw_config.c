@@ -365,6 +365,8 @@ vw_cf_defaults(vw_config_t *cf, const char *path)
     cf->lease_s = 60;
     cf->poll_ms = 1000;
     cf->batch = 100;
+    cf->admin_max_body = 1048576;
+    cf->admin_threads = 2;
 
     if (gethostname(host, sizeof(host)) != 0) {
         strcpy(host, "voucherd");
@@ -490,6 +492,29 @@ vw_cf_daemon(vw_jerr_t *c, json_t *o, vw_config_t *cf)
 }
 
 
+static int
+vw_cf_admin(vw_jerr_t *c, json_t *o, vw_config_t *cf)
+{
+    static const char *const  names[] = {
+        "listen", "tokens_file", "max_body", "threads", NULL
+    };
+
+    if (vw_json_known(c, o, "admin", names) != 0
+        || vw_json_str(c, o, "admin", "listen", 1, &cf->admin_listen) != 0
+        || vw_json_str(c, o, "admin", "tokens_file", 1,
+                       &cf->admin_tokens_file) != 0
+        || vw_cf_int(c, o, "admin", "max_body", 1024, 1073741824,
+                     &cf->admin_max_body) != 0
+        || vw_cf_int(c, o, "admin", "threads", 1, 64,
+                     &cf->admin_threads) != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
 /* a section of the file, an object, read by parse when it is there */
 
 static int
@@ -520,7 +545,7 @@ vw_config_load(const char *path, vw_config_t *cf, char *err, size_t errlen)
 
     static const char *const  names[] = {
         "redis", "namespace", "key_file", "log", "delivery", "daemon",
-        "channels", NULL
+        "channels", "admin", NULL
     };
 
     vw_cf_defaults(cf, path);
@@ -554,7 +579,8 @@ vw_config_load(const char *path, vw_config_t *cf, char *err, size_t errlen)
                   == 0
                && vw_cf_section(&c, root, "daemon", vw_cf_daemon, cf) == 0
                && vw_cf_section(&c, root, "channels", vw_cf_channels, cf)
-                  == 0)
+                  == 0
+               && vw_cf_section(&c, root, "admin", vw_cf_admin, cf) == 0)
     {
         rc = 0;
     }
@@ -606,6 +632,8 @@ vw_config_free(vw_config_t *cf)
     free(cf->key_file);
     free(cf->log_file);
     free(cf->consumer);
+    free(cf->admin_listen);
+    free(cf->admin_tokens_file);
 
     memset(cf, 0, sizeof(vw_config_t));
 }

@@ -69,6 +69,12 @@ typedef struct {
 
     vw_channel_t  *channels;
     size_t         nchannels;
+
+    /* the admin API of voucherd (docs/admin-api.md); off without listen */
+    char          *admin_listen;    /* "host:port" (loopback) or "unix:..." */
+    char          *admin_tokens_file;
+    long           admin_max_body;  /* bytes of a JSON body */
+    long           admin_threads;
 } vw_config_t;
 
 

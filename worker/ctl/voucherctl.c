@@ -27,6 +27,13 @@ static const char  vw_usage[] =
     "commands:\n"
     "  campaign set ID FIELD VALUE...      create or change a campaign\n"
     "  campaign get ID                     show a campaign (JSON)\n"
+    "  campaign create|update|list|pause|resume|archive|deliveries ...\n"
+    "  codes get|create|update|delete|disable|enable|credit|debit|search ...\n"
+    "  members create|update|delete|search|codes ...\n"
+    "  segment preview SEGMENT [--sample N] [--tz_offset TZ]\n"
+    "  auto next CAMPAIGN [--count N]\n"
+    "  audit list [--limit N]              the admin audit stream\n"
+    "  settings get | set FIELD VALUE...   the namespace's settings\n"
     "  codes issue CAMPAIGN --count N [--prefix P] [--length L]\n"
     "        [--mac-length M] [--pattern P] [--max-uses N] [--output FILE]\n"
     "  codes import FILE.csv [--campaign C] [--match REGEX] [--dry-run]\n"
@@ -57,6 +64,8 @@ static const vw_command_t  vw_commands[] = {
     { "report", vw_cmd_report, 1 },
     { "auto", vw_cmd_auto, 1 },
     { "events", vw_cmd_events, 1 },
+    { "audit", vw_cmd_audit, 1 },
+    { "settings", vw_cmd_settings, 1 },
     { "key", vw_cmd_key, 0 },
     { "library", vw_cmd_library, 1 },
     { NULL, NULL, 0 }

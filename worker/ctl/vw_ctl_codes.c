@@ -1667,6 +1667,8 @@ vw_codes_check(vw_ctl_t *ctl, int argc, char **argv)
 int
 vw_cmd_codes(vw_ctl_t *ctl, int argc, char **argv)
 {
+    int  rc;
+
     if (argc >= 1 && strcmp(argv[0], "issue") == 0) {
         return vw_codes_issue(ctl, argc - 1, argv + 1);
     }
@@ -1683,7 +1685,14 @@ vw_cmd_codes(vw_ctl_t *ctl, int argc, char **argv)
         return vw_codes_check(ctl, argc - 1, argv + 1);
     }
 
+    rc = vw_ctl_ops_cmd(ctl, "codes", argc, argv);
+
+    if (rc >= 0) {
+        return rc;
+    }
+
     fputs(vw_codes_usage, stderr);
+    vw_ctl_op_usage("codes");
 
     return VW_EXIT_USAGE;
 }

@@ -698,7 +698,7 @@ vw_cmd_report(vw_ctl_t *ctl, int argc, char **argv)
         goto done;
     }
 
-    rp.settings = vw_pairs_to_json(r);
+    rp.settings = vw_op_pairs(r);
     freeReplyObject(r);
 
     if (vw_report_codes(ctl, &rp) != 0) {

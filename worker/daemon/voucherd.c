@@ -24,6 +24,7 @@
 #include <curl/curl.h>
 #include <sodium.h>
 
+#include "vw_admin.h"
 #include "vw_auto.h"
 #include "vw_clock.h"
 #include "vw_daemon.h"
@@ -34,6 +35,8 @@
 
 static volatile sig_atomic_t  vw_stop;
 static volatile sig_atomic_t  vw_reload;
+
+static vw_admin_t            *vw_admin;
 
 
 static const char  vw_usage[] =
@@ -159,6 +162,14 @@ vw_reload_config(vw_daemon_t *d)
     d->cf = cf;
 
     vw_drop_redis(d);
+
+    /* the admin API reads the new configuration: stopped, started again */
+    vw_admin_stop(vw_admin);
+    vw_admin = NULL;
+
+    if (vw_admin_start(d->config_path, &vw_admin, err, sizeof(err)) != 0) {
+        vw_log_error("admin API not served until the next reload: %s", err);
+    }
 
     vw_log_info("configuration %s reloaded: %zu channels", d->config_path,
                 d->cf.nchannels);
@@ -469,11 +480,19 @@ main(int argc, char **argv)
         goto done;
     }
 
+    if (vw_admin_start(d.config_path, &vw_admin, err, sizeof(err)) != 0) {
+        vw_log_error("cannot start: %s", err);
+        rc = 1;
+        goto done;
+    }
+
     vw_log_info("started: configuration %s, namespace {%s}, consumer %s, "
                 "%zu channels%s", d.config_path, d.cf.ns, d.cf.consumer,
                 d.cf.nchannels, vw_clock_fake() ? ", fake clock" : "");
 
     rc = vw_loop(&d);
+
+    vw_admin_stop(vw_admin);
 
     vw_log_info("stopped");
 
