@@ -565,7 +565,7 @@ ngx_http_voucher_send(ngx_http_voucher_core_t *core,
         cln->data = core;
     }
 
-    op = ngx_http_voucher_redis_send(vmcf->pool, (int) cmd->n, cmd->argv,
+    op = ngx_http_voucher_redis_send(vmcf->store.pool, (int) cmd->n, cmd->argv,
                                      cmd->argvlen,
                                      ngx_http_voucher_reply_handler, core);
     if (op == NULL) {

@@ -1832,8 +1832,9 @@ ngx_http_voucher_settle_send(ngx_http_voucher_settle_t *s)
 
     op = NULL;
 
-    if (s->vmcf->pool) {
-        op = ngx_http_voucher_redis_send(s->vmcf->pool, s->confirm ? 7 : 6,
+    if (s->vmcf->store.pool) {
+        op = ngx_http_voucher_redis_send(s->vmcf->store.pool,
+                                         s->confirm ? 7 : 6,
                                          s->argv, s->argvlen,
                                          ngx_http_voucher_settle_handler, s);
     }
@@ -1856,7 +1857,7 @@ ngx_http_voucher_settle_retry(ngx_http_voucher_settle_t *s)
     ngx_msec_t      delay;
     ngx_msec_int_t  left;
 
-    if (s->vmcf->pool == NULL) {
+    if (s->vmcf->store.pool == NULL) {
         ngx_str_set(&why, "the worker exits");
         ngx_http_voucher_settle_lost(s, &why);
         return;

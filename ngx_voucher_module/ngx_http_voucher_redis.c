@@ -114,19 +114,28 @@ typedef struct {
 
 
 struct ngx_http_voucher_pool_s {
-    ngx_http_voucher_main_conf_t  *conf;
+    ngx_http_voucher_store_t      *conf;
     ngx_log_t                     *log;
+
+    /* where the contexts connect: the configured address, or Sentinel's */
+    u_char                         host[NGX_SOCKADDR_STRLEN + 1];
+    in_port_t                      port;
+    ngx_http_voucher_sentinel_t   *sentinel;
+
     ngx_http_voucher_conn_t       *conns;
     ngx_uint_t                     nconns;
     ngx_uint_t                     next;
     ngx_uint_t                     ops;       /* ops allocated, for debug */
     ngx_queue_t                    waiting;
     ngx_uint_t                     nwaiting;
+    unsigned                       addressed:1;  /* host and port known */
     unsigned                       exiting:1;
 };
 
 
 static void ngx_http_voucher_redis_connect(ngx_http_voucher_conn_t *conn);
+static void ngx_http_voucher_redis_master(void *data, u_char *host,
+    in_port_t port);
 static void ngx_http_voucher_redis_connected(const redisAsyncContext *ac,
     int status);
 static void ngx_http_voucher_redis_handshake(ngx_http_voucher_conn_t *conn);
@@ -199,7 +208,7 @@ static redisReplyObjectFunctions  ngx_http_voucher_reply_fn = {
 
 ngx_int_t
 ngx_http_voucher_redis_init_worker(ngx_cycle_t *cycle,
-    ngx_http_voucher_main_conf_t *vmcf)
+    ngx_http_voucher_store_t *store)
 {
     ngx_uint_t                i;
     ngx_http_voucher_pool_t  *pool;
@@ -211,17 +220,27 @@ ngx_http_voucher_redis_init_worker(ngx_cycle_t *cycle,
     }
 
     pool->conns = ngx_pcalloc(cycle->pool,
-                        vmcf->connections * sizeof(ngx_http_voucher_conn_t));
+                        store->connections * sizeof(ngx_http_voucher_conn_t));
     if (pool->conns == NULL) {
         return NGX_ERROR;
     }
 
-    pool->conf = vmcf;
+    pool->conf = store;
     pool->log = cycle->log;
-    pool->nconns = vmcf->connections;
+    pool->nconns = store->connections;
     ngx_queue_init(&pool->waiting);
 
-    vmcf->pool = pool;
+    store->pool = pool;
+
+    if (store->host.len) {
+        ngx_memcpy(pool->host, store->host.data, store->host.len + 1);
+        pool->port = store->port;
+        pool->addressed = 1;
+    }
+
+    if (store->unix_path.len) {
+        pool->addressed = 1;
+    }
 
     for (i = 0; i < pool->nconns; i++) {
         conn = &pool->conns[i];
@@ -255,6 +274,16 @@ ngx_http_voucher_redis_init_worker(ngx_cycle_t *cycle,
         ngx_http_voucher_arena_reset(&conn->arena);
     }
 
+    if (store->sentinels) {
+        /* the contexts connect once Sentinel names the master */
+        pool->sentinel = ngx_http_voucher_sentinel_start(cycle, store,
+                                            ngx_http_voucher_redis_master,
+                                            pool);
+        if (pool->sentinel == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
     for (i = 0; i < pool->nconns; i++) {
         ngx_http_voucher_redis_connect(&pool->conns[i]);
     }
@@ -264,7 +293,7 @@ ngx_http_voucher_redis_init_worker(ngx_cycle_t *cycle,
 
 
 void
-ngx_http_voucher_redis_exit_worker(ngx_http_voucher_main_conf_t *vmcf)
+ngx_http_voucher_redis_exit_worker(ngx_http_voucher_store_t *store)
 {
     ngx_uint_t                i;
     ngx_queue_t              *q;
@@ -272,11 +301,16 @@ ngx_http_voucher_redis_exit_worker(ngx_http_voucher_main_conf_t *vmcf)
     ngx_http_voucher_pool_t  *pool;
     ngx_http_voucher_conn_t  *conn;
 
-    pool = vmcf->pool;
+    pool = store->pool;
 
     /* replies still pending are dropped, their requests are gone */
 
     pool->exiting = 1;
+
+    if (pool->sentinel) {
+        ngx_http_voucher_sentinel_stop(pool->sentinel);
+        pool->sentinel = NULL;
+    }
 
     while (!ngx_queue_empty(&pool->waiting)) {
         q = ngx_queue_head(&pool->waiting);
@@ -319,25 +353,33 @@ ngx_http_voucher_redis_exit_worker(ngx_http_voucher_main_conf_t *vmcf)
         }
     }
 
-    vmcf->pool = NULL;
+    store->pool = NULL;
 }
 
 
 static void
 ngx_http_voucher_redis_connect(ngx_http_voucher_conn_t *conn)
 {
-    ngx_connection_t              *c;
-    redisAsyncContext             *ac;
-    ngx_http_voucher_main_conf_t  *vmcf;
+    ngx_connection_t          *c;
+    redisAsyncContext         *ac;
+    ngx_http_voucher_pool_t   *pool;
+    ngx_http_voucher_store_t  *vmcf;
 
-    vmcf = conn->pool->conf;
+    pool = conn->pool;
+    vmcf = pool->conf;
+
+    if (!pool->addressed) {
+        /* Sentinel has not named the master yet: it wakes this context */
+        conn->state = NGX_HTTP_VOUCHER_DOWN;
+        return;
+    }
 
     if (vmcf->unix_path.len) {
         ac = redisAsyncConnectUnix((char *) vmcf->unix_path.data);
 
     } else {
         /* a numeric address: hiredis' getaddrinfo() does no lookup */
-        ac = redisAsyncConnect((char *) vmcf->host.data, vmcf->port);
+        ac = redisAsyncConnect((char *) pool->host, pool->port);
     }
 
     if (ac == NULL) {
@@ -441,7 +483,7 @@ ngx_http_voucher_redis_handshake(ngx_http_voucher_conn_t *conn)
     int                            argc;
     const char                    *argv[3];
     size_t                         argvlen[3];
-    ngx_http_voucher_main_conf_t  *vmcf;
+    ngx_http_voucher_store_t      *vmcf;
 
     vmcf = conn->pool->conf;
 
@@ -880,6 +922,11 @@ ngx_http_voucher_redis_fail_waiting(ngx_http_voucher_pool_t *pool,
     ngx_queue_t            *q;
     ngx_http_voucher_op_t  *op;
 
+    if (pool->sentinel) {
+        /* Sentinel may name another master: they wait within timeout */
+        return;
+    }
+
     for (i = 0; rc == NGX_HTTP_VOUCHER_LOST && i < pool->nconns; i++) {
         if (pool->conns[i].state != NGX_HTTP_VOUCHER_DOWN) {
             return;
@@ -939,6 +986,18 @@ ngx_http_voucher_redis_schedule(ngx_http_voucher_conn_t *conn)
 
     ngx_http_voucher_redis_fail_waiting(conn->pool, NGX_HTTP_VOUCHER_LOST);
 
+    if (conn->pool->sentinel) {
+        /*
+         * The master may have moved: Sentinel is asked again (at most
+         * once a second), and a new answer wakes this context early.
+         */
+        ngx_http_voucher_sentinel_ask(conn->pool->sentinel);
+
+        if (!conn->pool->addressed) {
+            return;
+        }
+    }
+
     if (conn->reconnect.timer_set) {
         return;
     }
@@ -965,6 +1024,71 @@ ngx_http_voucher_redis_reconnect_handler(ngx_event_t *ev)
     }
 
     ngx_http_voucher_redis_connect(conn);
+}
+
+
+/*
+ * Sentinel names the master.  A new address retires every context on
+ * the old one (a context with commands in flight goes once they are
+ * answered) and connects the others to it at once.  No address is kept
+ * once Sentinel has named another.
+ */
+
+static void
+ngx_http_voucher_redis_master(void *data, u_char *host, in_port_t port)
+{
+    ngx_http_voucher_pool_t  *pool = data;
+
+    size_t                    len;
+    ngx_uint_t                i;
+    ngx_http_voucher_conn_t  *conn;
+
+    len = ngx_strlen(host);
+
+    if (len > NGX_SOCKADDR_STRLEN || pool->exiting) {
+        return;
+    }
+
+    if (pool->addressed && pool->port == port
+        && ngx_strcmp(pool->host, host) == 0)
+    {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
+                  "voucher: redis %V: the master is %s:%d",
+                  &pool->conf->addr_text, host, (int) port);
+
+    ngx_memcpy(pool->host, host, len + 1);
+    pool->port = port;
+    pool->addressed = 1;
+
+    for (i = 0; i < pool->nconns; i++) {
+        conn = &pool->conns[i];
+
+        if (conn->ac
+            && conn->state == NGX_HTTP_VOUCHER_READY && conn->pending)
+        {
+            conn->state = NGX_HTTP_VOUCHER_DOWN;
+            conn->retiring = 1;
+            continue;
+        }
+
+        if (conn->ac) {
+            ngx_http_voucher_redis_drop(conn, NULL);
+        }
+
+        if (conn->ac == NULL && !conn->retiring) {
+            if (conn->reconnect.timer_set) {
+                ngx_del_timer(&conn->reconnect);
+            }
+
+            conn->backoff = NGX_HTTP_VOUCHER_BACKOFF_MIN;
+            conn->unready = 0;
+
+            ngx_http_voucher_redis_connect(conn);
+        }
+    }
 }
 
 
@@ -997,7 +1121,9 @@ ngx_http_voucher_redis_send(ngx_http_voucher_pool_t *pool, int argc,
     /* round robin over the ready contexts that are not overloaded */
 
     conn = NULL;
-    coming = 0;
+
+    /* with Sentinel, a context is always on its way, to some master */
+    coming = (pool->sentinel != NULL);
 
     for (i = 0; i < pool->nconns; i++) {
         n = (pool->next + i) % pool->nconns;
