@@ -48,6 +48,10 @@ typedef struct {
     ngx_uint_t                  connections;
     ngx_uint_t                  max_pending;
 
+    /* durability=replicated: WAIT 1 <replica_timeout> after each batch */
+    ngx_flag_t                  replicated;
+    ngx_msec_t                  replica_timeout;
+
     /* the master as Sentinel names it, instead of host and port */
     ngx_array_t                *sentinels;   /* ngx_http_voucher_addr_t */
     ngx_str_t                   master_name;
@@ -145,7 +149,12 @@ struct ngx_http_voucher_op_s {
     const char                    **argv;
     const size_t                   *argvlen;
     void                           *owned;   /* ngx_free()d with the op */
+    void                           *held;    /* its reply, kept until a
+                                                replica has it */
+    ngx_uint_t                      wait;    /* the WAIT that covers it */
     unsigned                        queued:1;
+    unsigned                        write:1;
+    unsigned                        parked:1; /* answered, in conn->parked */
 };
 
 
@@ -216,10 +225,13 @@ ngx_http_voucher_sentinel_t *ngx_http_voucher_sentinel_start(
     ngx_http_voucher_master_pt handler, void *data);
 void ngx_http_voucher_sentinel_ask(ngx_http_voucher_sentinel_t *s);
 void ngx_http_voucher_sentinel_stop(ngx_http_voucher_sentinel_t *s);
+/* a command that writes what must survive a failover: a redemption */
+#define NGX_HTTP_VOUCHER_SEND_WRITE  0x01
+
 ngx_http_voucher_op_t *ngx_http_voucher_redis_send(
     ngx_http_voucher_pool_t *pool, int argc, const char **argv,
     const size_t *argvlen, ngx_http_voucher_op_handler_pt handler,
-    void *data);
+    void *data, ngx_uint_t flags);
 void ngx_http_voucher_redis_detach(ngx_http_voucher_op_t *op);
 
 ngx_int_t ngx_http_voucher_read_body(ngx_http_request_t *r, ngx_str_t *body,

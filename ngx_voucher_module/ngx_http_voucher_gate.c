@@ -1836,7 +1836,8 @@ ngx_http_voucher_settle_send(ngx_http_voucher_settle_t *s)
         op = ngx_http_voucher_redis_send(s->vmcf->store.pool,
                                          s->confirm ? 7 : 6,
                                          s->argv, s->argvlen,
-                                         ngx_http_voucher_settle_handler, s);
+                                         ngx_http_voucher_settle_handler, s,
+                                         NGX_HTTP_VOUCHER_SEND_WRITE);
     }
 
     if (op == NULL) {

@@ -395,6 +395,8 @@ ngx_http_voucher_create_main_conf(ngx_conf_t *cf)
     vmcf->store.timeout = NGX_CONF_UNSET_MSEC;
     vmcf->store.connections = NGX_CONF_UNSET_UINT;
     vmcf->store.max_pending = NGX_CONF_UNSET_UINT;
+    vmcf->store.replicated = NGX_CONF_UNSET;
+    vmcf->store.replica_timeout = NGX_CONF_UNSET_MSEC;
 
     return vmcf;
 }
@@ -414,6 +416,11 @@ ngx_http_voucher_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(store->timeout, 1000);
     ngx_conf_init_uint_value(store->connections, 2);
     ngx_conf_init_uint_value(store->max_pending, 4096);
+    ngx_conf_init_value(store->replicated, 0);
+
+    /* WAIT answers before the command's own timer fires */
+    ngx_conf_init_msec_value(store->replica_timeout,
+                             ngx_max(store->timeout / 2, 1));
 
     return NGX_CONF_OK;
 }
@@ -589,6 +596,27 @@ ngx_http_voucher_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strcmp(value[i].data, "durability=replicated") == 0) {
+            store->replicated = 1;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "durability=default") == 0) {
+            store->replicated = 0;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "replica_timeout=", 16) == 0) {
+            s.data = value[i].data + 16;
+            s.len = value[i].len - 16;
+            ms = ngx_parse_time(&s, 0);
+            if (ms == (ngx_msec_t) NGX_ERROR || ms == 0) {
+                goto invalid;
+            }
+            store->replica_timeout = ms;
+            continue;
+        }
+
         if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
             n = ngx_atoi(value[i].data + 3, value[i].len - 3);
             if (n == NGX_ERROR || n > 1000000) {
@@ -671,6 +699,13 @@ ngx_http_voucher_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (store->user.len && store->password.len == 0) {
         return "has \"user=\" without a password";
+    }
+
+    if (store->replica_timeout != NGX_CONF_UNSET_MSEC
+        && store->timeout != NGX_CONF_UNSET_MSEC
+        && store->replica_timeout >= store->timeout)
+    {
+        return "has \"replica_timeout=\" not below \"timeout=\"";
     }
 
     if (store->sentinels) {

@@ -106,6 +106,13 @@ typedef struct {
     ngx_event_t                connect_timer;
     ngx_event_t                flush;
     ngx_http_voucher_arena_t   arena;
+
+    /* durability=replicated: writes answered, waiting for their WAIT */
+    ngx_queue_t                parked;
+    ngx_uint_t                 batch_writes;  /* since the last WAIT */
+    ngx_uint_t                 waits_sent;
+    ngx_uint_t                 waits_answered;
+
     unsigned                   loading:1;
     unsigned                   flushing:1;
     unsigned                   unready:1;    /* not a master since ready */
@@ -160,6 +167,19 @@ static void ngx_http_voucher_redis_connect_timeout(ngx_event_t *ev);
 static void ngx_http_voucher_redis_reply(redisAsyncContext *ac, void *r,
     void *data);
 static void ngx_http_voucher_redis_op_timeout(ngx_event_t *ev);
+static ngx_int_t ngx_http_voucher_redis_park(ngx_http_voucher_conn_t *conn,
+    ngx_http_voucher_op_t *op, redisReply *reply);
+static void ngx_http_voucher_redis_wait(ngx_http_voucher_conn_t *conn);
+static void ngx_http_voucher_redis_wait_reply(redisAsyncContext *ac,
+    void *r, void *data);
+static void ngx_http_voucher_redis_unpark(ngx_http_voucher_conn_t *conn,
+    ngx_http_voucher_op_t *op, ngx_int_t rc);
+static void ngx_http_voucher_redis_after(ngx_http_voucher_conn_t *conn);
+static redisReply *ngx_http_voucher_reply_copy(redisReply *reply,
+    ngx_log_t *log);
+static size_t ngx_http_voucher_reply_size(redisReply *r);
+static u_char *ngx_http_voucher_reply_fill(redisReply *dst, redisReply *src,
+    u_char *p);
 static void ngx_http_voucher_redis_free_op(ngx_http_voucher_op_t *op);
 static ngx_int_t ngx_http_voucher_redis_submit(ngx_http_voucher_conn_t *conn,
     ngx_http_voucher_op_t *op);
@@ -247,6 +267,7 @@ ngx_http_voucher_redis_init_worker(ngx_cycle_t *cycle,
 
         conn->pool = pool;
         conn->backoff = NGX_HTTP_VOUCHER_BACKOFF_MIN;
+        ngx_queue_init(&conn->parked);
 
         conn->reconnect.handler = ngx_http_voucher_redis_reconnect_handler;
         conn->reconnect.data = conn;
@@ -429,6 +450,9 @@ ngx_http_voucher_redis_connect(ngx_http_voucher_conn_t *conn)
     conn->loading = 0;
     conn->flushing = 0;
     conn->retiring = 0;
+    conn->batch_writes = 0;
+    conn->waits_sent = 0;
+    conn->waits_answered = 0;
 
     ac->data = conn;
 
@@ -1108,7 +1132,7 @@ ngx_http_voucher_redis_connect_timeout(ngx_event_t *ev)
 ngx_http_voucher_op_t *
 ngx_http_voucher_redis_send(ngx_http_voucher_pool_t *pool, int argc,
     const char **argv, const size_t *argvlen,
-    ngx_http_voucher_op_handler_pt handler, void *data)
+    ngx_http_voucher_op_handler_pt handler, void *data, ngx_uint_t flags)
 {
     ngx_uint_t                i, n, coming;
     ngx_http_voucher_op_t    *op;
@@ -1160,6 +1184,8 @@ ngx_http_voucher_redis_send(ngx_http_voucher_pool_t *pool, int argc,
     op->argc = argc;
     op->argv = argv;
     op->argvlen = argvlen;
+    op->write = (flags & NGX_HTTP_VOUCHER_SEND_WRITE)
+                && pool->conf->replicated;
 
     pool->ops++;
 
@@ -1200,6 +1226,12 @@ ngx_http_voucher_redis_submit(ngx_http_voucher_conn_t *conn,
     op->argvlen = NULL;
     op->conn = conn;
     conn->pending++;
+
+    if (op->write) {
+        /* the WAIT at the end of this batch answers for it */
+        conn->batch_writes++;
+        op->wait = conn->waits_sent + 1;
+    }
 
     return NGX_OK;
 }
@@ -1318,6 +1350,17 @@ ngx_http_voucher_redis_reply(redisAsyncContext *ac, void *r, void *data)
 
     ngx_int_t  rc;
 
+    if (op->write && reply && reply->type != REDIS_REPLY_ERROR) {
+        /* it wrote: answered once a replica has it, see redis_wait() */
+        if (ngx_http_voucher_redis_park(conn, op, reply) == NGX_OK) {
+            return;
+        }
+
+        ngx_http_voucher_redis_unpark(conn, op, NGX_HTTP_VOUCHER_TIMEDOUT);
+        ngx_http_voucher_redis_after(conn);
+        return;
+    }
+
     conn->pending--;
 
     if (op->timer.timer_set) {
@@ -1377,6 +1420,15 @@ ngx_http_voucher_redis_reply(redisAsyncContext *ac, void *r, void *data)
 
     ngx_http_voucher_redis_free_op(op);
 
+    ngx_http_voucher_redis_after(conn);
+}
+
+
+/* a reply took a place off conn: a retiring conn may go, a queue move */
+
+static void
+ngx_http_voucher_redis_after(ngx_http_voucher_conn_t *conn)
+{
     if (conn->retiring && conn->pending == 0 && conn->ac) {
         ngx_http_voucher_redis_drop(conn, NULL);
         return;
@@ -1385,6 +1437,137 @@ ngx_http_voucher_redis_reply(redisAsyncContext *ac, void *r, void *data)
     if (conn->state == NGX_HTTP_VOUCHER_READY && !conn->pool->exiting) {
         ngx_http_voucher_redis_drain(conn);
     }
+}
+
+
+/*
+ * durability=replicated.  Each batch of commands a context flushes that
+ * holds a write ends with WAIT 1 <replica_timeout>: one group commit for
+ * the batch.  A write's reply is copied out of the arena and kept (the op
+ * "parked", still pending on its context) until the WAIT behind it
+ * answers: at least one replica has it, and the reply goes to its
+ * request; none in time, and the request gets NGX_HTTP_VOUCHER_TIMEDOUT
+ * (503 store_timeout), which a retry with its idempotency key settles.
+ * A context lost meanwhile fails its parked ops as NGX_HTTP_VOUCHER_LOST.
+ */
+
+static ngx_int_t
+ngx_http_voucher_redis_park(ngx_http_voucher_conn_t *conn,
+    ngx_http_voucher_op_t *op, redisReply *reply)
+{
+    op->held = ngx_http_voucher_reply_copy(reply, conn->pool->log);
+    if (op->held == NULL) {
+        return NGX_ERROR;
+    }
+
+    op->parked = 1;
+    ngx_queue_insert_tail(&conn->parked, &op->queue);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_voucher_redis_wait(ngx_http_voucher_conn_t *conn)
+{
+    u_char      *p, buf[NGX_INT_T_LEN];
+    const char  *argv[3];
+    size_t       argvlen[3];
+
+    p = ngx_sprintf(buf, "%M", conn->pool->conf->replica_timeout);
+
+    argv[0] = "WAIT";
+    argvlen[0] = 4;
+    argv[1] = "1";
+    argvlen[1] = 1;
+    argv[2] = (char *) buf;
+    argvlen[2] = p - buf;
+
+    conn->batch_writes = 0;
+
+    if (ngx_http_voucher_redis_command(conn,
+                                       ngx_http_voucher_redis_wait_reply,
+                                       conn, 3, argv, argvlen)
+        != NGX_OK)
+    {
+        ngx_http_voucher_redis_drop(conn, "cannot queue WAIT");
+        return;
+    }
+
+    conn->waits_sent++;
+}
+
+
+static void
+ngx_http_voucher_redis_wait_reply(redisAsyncContext *ac, void *r,
+    void *data)
+{
+    redisReply               *reply = r;
+    ngx_http_voucher_conn_t  *conn = data;
+
+    ngx_int_t               rc;
+    ngx_queue_t            *q;
+    ngx_http_voucher_op_t  *op;
+
+    if (reply == NULL) {
+        /* the context goes: its cleanup fails the parked ops */
+        return;
+    }
+
+    conn->waits_answered++;
+
+    if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= 1) {
+        rc = NGX_HTTP_VOUCHER_REPLY;
+
+    } else {
+        rc = NGX_HTTP_VOUCHER_TIMEDOUT;
+
+        ngx_log_error(NGX_LOG_WARN, conn->pool->log, 0,
+                      "voucher: redis %V: no replica acknowledged the "
+                      "writes within %M ms%s%s",
+                      &conn->pool->conf->addr_text,
+                      conn->pool->conf->replica_timeout,
+                      reply->type == REDIS_REPLY_ERROR ? ": " : "",
+                      reply->type == REDIS_REPLY_ERROR ? reply->str : "");
+    }
+
+    while (!ngx_queue_empty(&conn->parked)) {
+        q = ngx_queue_head(&conn->parked);
+        op = ngx_queue_data(q, ngx_http_voucher_op_t, queue);
+
+        if (op->wait > conn->waits_answered) {
+            break;
+        }
+
+        ngx_http_voucher_redis_unpark(conn, op, rc);
+    }
+
+    ngx_http_voucher_redis_after(conn);
+}
+
+
+/* answers a parked op (or one that could not be parked) and frees it */
+
+static void
+ngx_http_voucher_redis_unpark(ngx_http_voucher_conn_t *conn,
+    ngx_http_voucher_op_t *op, ngx_int_t rc)
+{
+    if (op->parked) {
+        ngx_queue_remove(&op->queue);
+        op->parked = 0;
+    }
+
+    conn->pending--;
+
+    if (op->timer.timer_set) {
+        ngx_del_timer(&op->timer);
+    }
+
+    if (op->data && !op->pool->exiting) {
+        op->handler(op, rc == NGX_HTTP_VOUCHER_REPLY ? op->held : NULL, rc);
+    }
+
+    ngx_http_voucher_redis_free_op(op);
 }
 
 
@@ -1418,6 +1601,16 @@ ngx_http_voucher_redis_op_timeout(ngx_event_t *ev)
         return;
     }
 
+    if (op->parked) {
+        /*
+         * Redis answered, the replicas did not in time: the context is
+         * fine, and the WAIT still answers for the others.
+         */
+        ngx_http_voucher_redis_unpark(conn, op, NGX_HTTP_VOUCHER_TIMEDOUT);
+        ngx_http_voucher_redis_after(conn);
+        return;
+    }
+
     /* no new command may pick this context while its requests finish */
 
     state = conn->state;
@@ -1441,6 +1634,10 @@ ngx_http_voucher_redis_free_op(ngx_http_voucher_op_t *op)
 
     if (op->owned) {
         ngx_free(op->owned);
+    }
+
+    if (op->held) {
+        ngx_free(op->held);
     }
 
     ngx_free(op);
@@ -1586,6 +1783,17 @@ ngx_http_voucher_redis_cleanup(void *data)
     conn->loading = 0;
     conn->retiring = 0;
 
+    /* written, maybe not replicated: the outcome is unknown */
+
+    while (!ngx_queue_empty(&conn->parked)) {
+        ngx_http_voucher_redis_unpark(conn,
+                                      ngx_queue_data(ngx_queue_head(
+                                                         &conn->parked),
+                                                     ngx_http_voucher_op_t,
+                                                     queue),
+                                      NGX_HTTP_VOUCHER_LOST);
+    }
+
     if (conn->connect_timer.timer_set) {
         ngx_del_timer(&conn->connect_timer);
     }
@@ -1633,6 +1841,19 @@ ngx_http_voucher_redis_flush_handler(ngx_event_t *ev)
 static void
 ngx_http_voucher_redis_flush(ngx_http_voucher_conn_t *conn)
 {
+    if (conn->batch_writes) {
+        /* the batch ends with its group commit */
+        ngx_http_voucher_redis_wait(conn);
+
+        if (conn->ac == NULL) {
+            return;
+        }
+
+        if (conn->flush.posted) {
+            ngx_delete_posted_event(&conn->flush);
+        }
+    }
+
     conn->flushing = 1;
     redisAsyncHandleWrite(conn->ac);
     conn->flushing = 0;
@@ -1843,4 +2064,85 @@ ngx_http_voucher_reply_free(void *reply)
     if (node) {
         ngx_http_voucher_arena_reset(node->arena);
     }
+}
+
+
+/* a reply copied into one block of its own, for a parked op */
+
+static redisReply *
+ngx_http_voucher_reply_copy(redisReply *reply, ngx_log_t *log)
+{
+    u_char      *p;
+    redisReply  *copy;
+
+    copy = ngx_alloc(ngx_http_voucher_reply_size(reply), log);
+    if (copy == NULL) {
+        return NULL;
+    }
+
+    p = (u_char *) copy + ngx_align(sizeof(redisReply), sizeof(void *));
+
+    (void) ngx_http_voucher_reply_fill(copy, reply, p);
+
+    return copy;
+}
+
+
+static size_t
+ngx_http_voucher_reply_size(redisReply *r)
+{
+    size_t  n, i;
+
+    n = ngx_align(sizeof(redisReply), sizeof(void *));
+
+    if (r->str) {
+        n += ngx_align(r->len + 1, sizeof(void *));
+    }
+
+    if (r->type == REDIS_REPLY_ARRAY && r->elements) {
+        n += r->elements * sizeof(redisReply *);
+
+        for (i = 0; i < r->elements; i++) {
+            n += ngx_http_voucher_reply_size(r->element[i]);
+        }
+    }
+
+    return n;
+}
+
+
+/* dst is laid out already; what it points to goes from p on */
+
+static u_char *
+ngx_http_voucher_reply_fill(redisReply *dst, redisReply *src, u_char *p)
+{
+    size_t       i;
+    redisReply  *el;
+
+    *dst = *src;
+
+    if (src->str) {
+        dst->str = (char *) p;
+        ngx_memcpy(p, src->str, src->len);
+        p[src->len] = '\0';
+        p += ngx_align(src->len + 1, sizeof(void *));
+    }
+
+    if (src->type != REDIS_REPLY_ARRAY || src->elements == 0) {
+        dst->element = NULL;
+        return p;
+    }
+
+    dst->element = (redisReply **) p;
+    p += src->elements * sizeof(redisReply *);
+
+    for (i = 0; i < src->elements; i++) {
+        el = (redisReply *) p;
+        p += ngx_align(sizeof(redisReply), sizeof(void *));
+
+        dst->element[i] = el;
+        p = ngx_http_voucher_reply_fill(el, src->element[i], p);
+    }
+
+    return p;
 }
