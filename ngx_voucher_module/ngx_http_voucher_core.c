@@ -574,9 +574,11 @@ ngx_http_voucher_send(ngx_http_voucher_core_t *core,
         cln->data = core;
     }
 
-    op = ngx_http_voucher_redis_send(vmcf->pool, (int) cmd->n, cmd->argv,
+    op = ngx_http_voucher_redis_send(vmcf->store.pool, (int) cmd->n, cmd->argv,
                                      cmd->argvlen,
-                                     ngx_http_voucher_reply_handler, core);
+                                     ngx_http_voucher_reply_handler, core,
+                                     core->api == NGX_HTTP_VOUCHER_OP_VALIDATE
+                                     ? 0 : NGX_HTTP_VOUCHER_SEND_WRITE);
     if (op == NULL) {
         core->reason = "store_unavailable";
         return NGX_HTTP_VOUCHER_V_UNAVAILABLE;

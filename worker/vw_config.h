@@ -41,6 +41,9 @@ typedef struct {
 } vw_channel_t;
 
 
+#define VW_SENTINELS_MAX  16
+
+
 typedef struct {
     char          *path;
 
@@ -51,6 +54,13 @@ typedef struct {
     char          *redis_password;
     int            redis_db;
     long           redis_timeout_ms;
+
+    /* the master by name, from Sentinel, instead of redis_host */
+    int            nsentinels;
+    char          *sentinel_host[VW_SENTINELS_MAX];
+    int            sentinel_port[VW_SENTINELS_MAX];
+    char          *redis_master;
+    char          *sentinel_password;
 
     char          *ns;              /* the namespace: keys are {ns}:... */
     char          *key_file;
