@@ -91,6 +91,7 @@ int vw_cmd_segment(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_report(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_auto(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_events(vw_ctl_t *ctl, int argc, char **argv);
+int vw_cmd_qr(vw_ctl_t *ctl, int argc, char **argv);
 
 
 #endif /* _VW_CTL_H_INCLUDED_ */
