@@ -33,7 +33,9 @@ async function fill(page, sel, value) {
   if (value) await page.type(sel, value);
 }
 
+// the answer to the last click: the page is idle again, then in that state
 async function result(page, state) {
+  await page.waitForFunction(() => !document.body.dataset.busy);
   await page.waitForSelector(`#result[data-state="${state}"]`, { timeout: 15000 });
   return page.$eval('#result', (el) => ({
     text: el.innerText,
@@ -103,6 +105,7 @@ test('type a code, check it, redeem it (Thai, then English)', async () => {
   const key = await page.evaluate(() => document.body.dataset.attemptKey);
   assert.match(key, /^[0-9a-f]{32}$/);
   await shot(page, 'store-redeemed-en');
+  assert.equal(await page.evaluate(() => document.documentElement.scrollWidth), 390, 'no sideways scrolling on a phone');
   await page.click('#lang');
   await result(page, 'redeemed');
   await shot(page, 'store-redeemed-th');

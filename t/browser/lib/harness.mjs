@@ -13,8 +13,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const root = path.resolve(here, '../../..');
 export const shots = path.join(root, 'build', 'screenshots');
 
-export async function startServers() {
-  const child = spawn('perl', [path.join(here, 'servers.pl')], {
+export async function startServers(opts = {}) {
+  const child = spawn('perl', [path.join(here, 'servers.pl'), JSON.stringify(opts)], {
     cwd: root, stdio: ['pipe', 'pipe', 'inherit'], env: process.env,
   });
   const lines = createInterface({ input: child.stdout });
@@ -45,6 +45,7 @@ export async function startServers() {
   return {
     nginx: first.nginx,
     redisPort: first.redis,
+    adminPort: first.admin,
     base: `http://127.0.0.1:${first.nginx}`,
     // a Redis command; an error reply throws
     async redis(...args) {
@@ -89,9 +90,9 @@ export async function newPage(browser, { width = 390, height = 844, lang } = {})
   page.problems = [];
   page.on('pageerror', (e) => page.problems.push('pageerror: ' + e.message));
   page.on('console', (m) => {
-    // a refusal's 4xx is logged by the browser itself, not by the page
+    // a refusal's 4xx, a 502 or 503, is logged by the browser itself
     if (m.type() === 'error' && !page.allowConsoleErrors
-        && !/^Failed to load resource: the server responded with a status of (4\d\d|503)/.test(m.text())) {
+        && !/^Failed to load resource: the server responded with a status of (4\d\d|50[23])/.test(m.text())) {
       page.problems.push('console: ' + m.text());
     }
   });

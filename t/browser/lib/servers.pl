@@ -1,7 +1,8 @@
 #!/usr/bin/env perl
 # servers.pl: Redis and nginx for the browser tests, started by the VT
 # harness on free 127.0.0.1 ports.  nginx serves dashboard/ at /dashboard/
-# and the edge API at /vouchers/, as docs/dashboard.md shows.
+# the edge API at /vouchers/ and the admin API at /v1/, as docs/dashboard.md
+# shows.  Argument (optional): JSON {"admin_port": PORT}.
 #
 # Prints one JSON line: {"nginx": PORT, "redis": PORT, "servroot": DIR}.
 # Then reads JSON lines on stdin, answering each with one line:
@@ -21,6 +22,11 @@ use VoucherT;
 
 $| = 1;
 my $json = JSON::PP->new->canonical->allow_nonref;
+
+# the admin API's address (voucherd), or a free port nobody listens on:
+# nginx then answers 502, as when voucherd is down
+my $opt = @ARGV ? JSON::PP->new->decode($ARGV[0]) : {};
+my $admin = $opt->{admin_port} // VT::free_port();
 
 my $redis = VT::Redis->start;
 $redis->load_functions;
@@ -45,6 +51,11 @@ my $ng = VT::Nginx->start(
             add_header Permissions-Policy "camera=(self)" always;
             add_header X-Content-Type-Options nosniff always;
         }
+        location /v1/ {
+            proxy_pass http://127.0.0.1:$admin;
+            proxy_set_header Host localhost;
+            client_max_body_size 1m;
+        }
         location = /vouchers/validate {
             voucher_api validate;
             voucher_lockout \$binary_remote_addr failures=5 window=10m ban=1m name=guess;
@@ -56,7 +67,7 @@ my $ng = VT::Nginx->start(
 EOT
 
 print $json->encode({ nginx => $ng->port, redis => $redis->port,
-                      servroot => $ng->servroot }), "\n";
+                      admin => $admin, servroot => $ng->servroot }), "\n";
 
 sub plain {
     my $v = shift;
