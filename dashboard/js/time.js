@@ -25,17 +25,21 @@ export function zoneOffset(timeZone, unixSeconds) {
   return Math.round((asUtc - Math.floor(d.getTime() / 1000) * 1000) / 60000);
 }
 
-// "2026-12-31T23:59" typed in a zone of offset minutes -> unix seconds
+// "2026-12-31T23:59" (or with ":SS") typed in a zone of offset minutes
+// -> unix seconds
 export function localToUnix(value, offsetMinutes) {
-  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})$/.exec(value || '');
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?$/.exec(value || '');
   if (!m) return null;
-  const ms = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5]);
+  const ms = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +(m[6] || 0));
+  if (new Date(ms).getUTCMonth() !== +m[2] - 1) return null;
   return Math.floor(ms / 1000) - offsetMinutes * 60;
 }
 
-// unix seconds -> "2026-12-31T23:59" in a zone of offset minutes
+// unix seconds -> "2026-12-31T23:59" in a zone of offset minutes, with
+// ":SS" when the seconds are not 0 (an edit keeps the time exact)
 export function unixToLocal(unixSeconds, offsetMinutes) {
   if (unixSeconds === undefined || unixSeconds === null) return '';
   const d = new Date((Number(unixSeconds) + offsetMinutes * 60) * 1000);
-  return d.toISOString().slice(0, 16);
+  const s = d.toISOString();
+  return s.slice(17, 19) === '00' ? s.slice(0, 16) : s.slice(0, 19);
 }

@@ -79,6 +79,9 @@ test('times in the shop\'s zone', () => {
   assert.equal(localToUnix('2026-01-01T00:00', 420), t0);
   assert.equal(unixToLocal(t0, 420), '2026-01-01T00:00');
   assert.equal(localToUnix('2026-13-01', 420), null);
+  assert.equal(localToUnix('2026-02-30T00:00', 420), null);
+  assert.equal(unixToLocal(t0 + 7, 420), '2026-01-01T00:00:07');
+  assert.equal(localToUnix('2026-01-01T00:00:07', 420), t0 + 7);
 });
 
 test('dashboard/vendor/ is the pinned npm packages, byte for byte', () => {
@@ -101,5 +104,54 @@ test('dashboard/vendor/ is the pinned npm packages, byte for byte', () => {
     if (statSync(path.join(root, 'dashboard/vendor', d)).isDirectory()) {
       assert.ok(statSync(path.join(root, 'dashboard/vendor', d, 'LICENSE')).size > 500, `${d}/LICENSE`);
     }
+  }
+});
+
+test('the campaign form\'s values and the API\'s campaign fields', async () => {
+  const { formToCampaign, campaignToForm, percentToBp, bpToPercent, offsetMinutes } = await import('../../dashboard/js/campaign-form.js');
+  assert.equal(percentToBp('10'), 1000);
+  assert.equal(percentToBp('12.5'), 1250);
+  assert.equal(percentToBp('0.01'), 1);
+  assert.equal(percentToBp('100'), 10000);
+  assert.equal(percentToBp('100.01'), null);
+  assert.equal(percentToBp('1.234'), null);
+  assert.equal(bpToPercent(1250), '12.5');
+  assert.equal(bpToPercent(1205), '12.05');
+  assert.equal(offsetMinutes('-05:30'), -330);
+
+  const base = { id: 'gift', kind: 'gift_card', value: '500', currency: 'thb', tz_offset: '+07:00', days: [] };
+  let r = formToCampaign(base, { create: true });
+  assert.deepEqual(r.errors, {});
+  assert.deepEqual(r.body, { id: 'gift', kind: 'gift_card', value: 50000, currency: 'THB', tz_offset: '+07:00' });
+
+  // an edit sends every field, null clearing the emptied ones
+  r = formToCampaign({ ...base, value: '', cap: '', days: ['1', '2', '3', '4', '5', '6', '7'] }, { create: false });
+  assert.equal(r.body.value, null);
+  assert.equal(r.body.days, null, 'every day is no day rule');
+  assert.equal(r.body.hours, null);
+  assert.equal(r.body.include_skus, null);
+  assert.ok(!('id' in r.body));
+
+  r = formToCampaign({ id: 'free', kind: 'free_item', value: '', free_sku: '', days: [] }, { create: true });
+  assert.deepEqual(r.errors, { free_sku: 'form.err_free_sku' });
+  r = formToCampaign({ id: 'x y', kind: 'amount', value: '1,00', max_redemptions: '-1', hours_to: '10:00',
+    starts_at: '2026-02-01T00:00', ends_at: '2026-01-01T00:00', tz_offset: '+07:00', days: [] }, { create: true });
+  assert.deepEqual(r.errors, { id: 'form.err_id', value: 'form.err_money', max_redemptions: 'form.err_integer',
+    hours: 'form.err_hours', ends_at: 'form.err_window' });
+
+  // and back: the API's campaign as the form shows it
+  const c = { id: 'weekend', name: 'Weekend', kind: 'percent', value: 1250, cap: 20000, min_amount: 100000,
+    currency: 'THB', tz_offset: 420, days: '67', hours: '17:00-19:00', starts_at: 1795000000,
+    include_categories: ['tea', 'coffee'], per_customer: 1 };
+  const v = campaignToForm(c, { tzOffset: 420 });
+  assert.equal(v.value, '12.5');
+  assert.equal(v.cap, '200.00');
+  assert.equal(v.tz_offset, '+07:00');
+  assert.deepEqual(v.days, ['6', '7']);
+  assert.equal(v.hours_from, '17:00');
+  assert.equal(v.include_categories, 'tea, coffee');
+  const back = formToCampaign(v, { create: false }).body;
+  for (const k of ['kind', 'value', 'cap', 'min_amount', 'currency', 'days', 'hours', 'starts_at', 'per_customer', 'include_categories']) {
+    assert.deepEqual(back[k], c[k], k);
   }
 });
