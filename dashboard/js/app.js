@@ -397,9 +397,10 @@ function route() {
 async function main() {
   cfg = await loadConfig(new URL('../', import.meta.url));
   initLang(cfg.language);
+  // a token refused later (revoked, a new tokens file): back to the log-in
   api = createClient(cfg.admin_api, () => {
     setToken('');
-    route();
+    if (document.body.dataset.screen !== 'login') route();
   });
   onLang(() => { redraw(); applyI18n(document); });
   window.addEventListener('hashchange', route);

@@ -123,8 +123,14 @@ export function formToCampaign(v, { create }) {
 
   for (const f of LISTS) out[f] = list(v[f]);
 
-  // a new campaign sends what is set; an edit clears what was emptied
-  if (create) for (const k of Object.keys(out)) if (out[k] === null) delete out[k];
+  // a new campaign sends what is set; an edit clears what was emptied:
+  // null for the optional fields, 0 (no limit) for limits and amounts
+  if (create) {
+    for (const k of Object.keys(out)) if (out[k] === null) delete out[k];
+  } else {
+    for (const f of [...MONEY, ...LIMITS]) if (out[f] === null) out[f] = 0;
+    if (out.value === null) delete out.value;
+  }
   // a campaign's counters and status are not the form's
   return { body: out, errors };
 }

@@ -126,7 +126,10 @@ test('the campaign form\'s values and the API\'s campaign fields', async () => {
 
   // an edit sends every field, null clearing the emptied ones
   r = formToCampaign({ ...base, value: '', cap: '', days: ['1', '2', '3', '4', '5', '6', '7'] }, { create: false });
-  assert.equal(r.body.value, null);
+  assert.ok(!('value' in r.body), 'a gift card\'s default value left as it is');
+  assert.equal(r.body.cap, 0, 'an emptied limit is 0: no limit');
+  assert.equal(r.body.per_customer_code, 0);
+  assert.equal(r.body.name, null);
   assert.equal(r.body.days, null, 'every day is no day rule');
   assert.equal(r.body.hours, null);
   assert.equal(r.body.include_skus, null);

@@ -46,6 +46,7 @@ export async function startServers(opts = {}) {
     nginx: first.nginx,
     redisPort: first.redis,
     adminPort: first.admin,
+    voucherdError: first.voucherd_error,
     base: `http://127.0.0.1:${first.nginx}`,
     // a Redis command; an error reply throws
     async redis(...args) {

@@ -2,7 +2,10 @@
 # servers.pl: Redis and nginx for the browser tests, started by the VT
 # harness on free 127.0.0.1 ports.  nginx serves dashboard/ at /dashboard/
 # the edge API at /vouchers/ and the admin API at /v1/, as docs/dashboard.md
-# shows.  Argument (optional): JSON {"admin_port": PORT}.
+# shows.  Argument (optional): JSON {"admin_port": PORT}, or
+# {"voucherd": 1, "token": SECRET}: voucherd (build/worker, or
+# VOUCHER_WORKER_BIN) serving its admin API there with that bearer token
+# (named "marketer"); "voucherd_error" in the first line says why not.
 #
 # Prints one JSON line: {"nginx": PORT, "redis": PORT, "servroot": DIR}.
 # Then reads JSON lines on stdin, answering each with one line:
@@ -19,6 +22,7 @@ use lib "$FindBin::Bin/../../lib";
 use JSON::PP;
 use VT;
 use VoucherT;
+use WorkerT;
 
 $| = 1;
 my $json = JSON::PP->new->canonical->allow_nonref;
@@ -66,8 +70,32 @@ my $ng = VT::Nginx->start(
         }
 EOT
 
+my ($daemon, $derr);
+if ($opt->{voucherd}) {
+    my $bin = WorkerT::bin_dir() . '/voucherd';
+    if (!-x $bin) {
+        $derr = "$bin is not built (make -C worker)";
+    } else {
+        my $w = worker_setup(redis => $redis);
+        my $tokens = $w->dir . '/tokens';
+        write_text($tokens, "marketer $opt->{token}\n");
+        chmod 0600, $tokens;
+        $w->reconfigure(admin => { listen => "127.0.0.1:$admin",
+                                   tokens_file => $tokens },
+                        daemon => { poll_ms => 100 });
+        $daemon = eval { WorkerT::Daemon->start($w) };
+        if (!$daemon) {
+            my @l = grep { /\S/ } split /\n/, $@;
+            $derr = 'voucherd did not start: ' . ($l[-1] // '');
+        } elsif ($daemon->log !~ /admin API on/) {
+            $derr = 'this voucherd has no admin API';
+        }
+    }
+}
+
 print $json->encode({ nginx => $ng->port, redis => $redis->port,
-                      admin => $admin, servroot => $ng->servroot }), "\n";
+                      admin => $admin, servroot => $ng->servroot,
+                      ($derr ? (voucherd_error => $derr) : ()) }), "\n";
 
 sub plain {
     my $v = shift;
@@ -101,5 +129,6 @@ while (my $line = <STDIN>) {
     }
     print $json->encode(\%a), "\n";
 }
+$daemon->stop if $daemon;
 $ng->stop;
 $redis->stop;
