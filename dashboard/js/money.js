@@ -26,10 +26,29 @@ export function formatMoney(minor, currency, locale) {
   if (minor === undefined || minor === null || minor === '') return '';
   const cur = currency || 'THB';
   const d = minorDigits(cur);
-  return new Intl.NumberFormat(locale || 'en', {
-    style: 'currency', currency: cur, currencyDisplay: 'narrowSymbol',
-    minimumFractionDigits: d, maximumFractionDigits: d,
-  }).format(minorToDecimal(minor, d));
+  let v = BigInt(minor);
+  const neg = v < 0n;
+  if (neg) v = -v;
+  const scale = 10n ** BigInt(d);
+  const whole = v / scale;
+  const frac = d ? new Intl.NumberFormat(locale || 'en', { minimumIntegerDigits: d, useGrouping: false })
+    .format(v % scale) : '';
+  const opts = { style: 'currency', currency: cur, currencyDisplay: 'narrowSymbol',
+    minimumFractionDigits: d, maximumFractionDigits: d };
+  // the locale's pattern (sign, symbol, separators) from a template, the
+  // digits from BigInts: exact for any safe integer, in any engine
+  const grouped = new Intl.NumberFormat(locale || 'en', { maximumFractionDigits: 0 }).format(whole);
+  let done = false;
+  return new Intl.NumberFormat(locale || 'en', opts).formatToParts(neg ? -1n : 1n).map((p) => {
+    if (p.type === 'integer') {
+      if (done) return '';
+      done = true;
+      return grouped;
+    }
+    if (p.type === 'group') return '';
+    if (p.type === 'fraction') return frac;
+    return p.value;
+  }).join('');
 }
 
 // the currency's sign alone: "฿", "¥", "$"
