@@ -103,8 +103,8 @@ export default {
 
   'admin.unreachable': 'The admin API cannot be reached (HTTP {status}). Nothing you typed is lost: try again when it is back.',
   'admin.waiting': 'This screen needs the admin API\u2019s {what}, which the server does not offer yet.',
+  'admin.not_built': 'This screen is not built yet; meanwhile voucherctl does the same ({cmd}).',
   'admin.what_reports': 'reports',
-  'admin.what_jobs': 'jobs (issue, import, export with progress)',
   'admin.what_loyalty': 'loyalty programme',
   'admin.what_overview': 'figures over time',
   'admin.loading': 'Loading\u2026',

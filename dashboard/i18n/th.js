@@ -102,8 +102,8 @@ export default {
 
   'admin.unreachable': 'ติดต่อ API ผู้ดูแลไม่ได้ (HTTP {status}) ข้อมูลที่พิมพ์ไว้ยังอยู่ครบ ลองอีกครั้งเมื่อกลับมาใช้งานได้',
   'admin.waiting': 'หน้านี้ต้องใช้{what}ของ API ผู้ดูแล ซึ่งเซิร์ฟเวอร์ยังไม่มีให้',
+  'admin.not_built': 'หน้านี้ยังไม่ได้สร้าง ระหว่างนี้ใช้ voucherctl ทำแทนได้ ({cmd})',
   'admin.what_reports': 'รายงาน',
-  'admin.what_jobs': 'งานเบื้องหลัง (ออกรหัส นำเข้า ส่งออก พร้อมแถบความคืบหน้า)',
   'admin.what_loyalty': 'โปรแกรมสะสมแต้ม',
   'admin.what_overview': 'ตัวเลขตามช่วงเวลา',
   'admin.loading': 'กำลังโหลด\u2026',

@@ -14,9 +14,13 @@ let api;
 let redraw = () => {};
 
 const SCREENS = ['overview', 'campaigns', 'codes', 'members', 'automations', 'reports', 'loyalty'];
+// screens whose part of the admin API is not there yet, and screens not
+// built yet over parts that are (voucherctl does their work meanwhile)
 const WAITING = {
   overview: 'admin.what_overview', reports: 'admin.what_reports', loyalty: 'admin.what_loyalty',
-  codes: 'admin.what_jobs', members: 'admin.what_reports', automations: 'admin.what_jobs',
+};
+const NOT_BUILT = {
+  codes: 'voucherctl codes', members: 'voucherctl members, voucherctl segment', automations: 'voucherctl auto',
 };
 
 function draftGet(k) { try { return JSON.parse(sessionStorage.getItem('voucher.draft.' + k)); } catch { return null; } }
@@ -117,8 +121,10 @@ function shell(root, screen, content) {
   clear(root).append(h('div', { class: 'app' }, nav, main));
 }
 
-function waiting(what) {
-  return h('div', { class: 'notice', id: 'waiting', text: t('admin.waiting', { what: t(what) }) });
+function waiting(screen) {
+  const text = WAITING[screen] ? t('admin.waiting', { what: t(WAITING[screen]) })
+    : t('admin.not_built', { cmd: NOT_BUILT[screen] });
+  return h('div', { class: 'notice', id: 'waiting', text });
 }
 
 // ---- campaigns ----------------------------------------------------------
@@ -386,7 +392,7 @@ function route() {
     redraw = () => campaignList(root, query);
     campaignList(root, query);
   } else if (SCREENS.includes(screen)) {
-    redraw = () => shell(root, screen, h('section', {}, h('h1', { text: t('nav.' + screen) }), waiting(WAITING[screen])));
+    redraw = () => shell(root, screen, h('section', {}, h('h1', { text: t('nav.' + screen) }), waiting(screen)));
     redraw();
   } else {
     location.hash = '#/campaigns';
