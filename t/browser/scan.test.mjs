@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import qrcode from '../../dashboard/vendor/qrcode-generator/qrcode.mjs';
@@ -50,6 +50,7 @@ before(async () => {
 
 after(async () => {
   if (srv) await srv.stop();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test('voucherctl\'s SVG and PNG decode to their text', async () => {

@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { existsSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startServers, launch, newPage, shot, pairs, trail, root } from './lib/harness.mjs';
@@ -289,10 +289,11 @@ test('a campaign named like HTML is shown as text', async () => {
   await page.close();
 });
 
-test('a QR picture from voucherctl, fed to the photo scanner, is redeemed', async () => {
+test('a QR picture from voucherctl, fed to the photo scanner, is redeemed', async (t) => {
   const ctl = path.join(root, 'build/worker/voucherctl');
   assert.ok(existsSync(ctl), 'build/worker/voucherctl (make -C worker) draws the QR');
   const dir = mkdtempSync(path.join(tmpdir(), 'vb-qr-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const png = path.join(dir, 'photo.png');
   execFileSync(ctl, ['qr', 'PHOTO-7K3M', '--format', 'png', '--scale', '6', '--output', png]);
 
