@@ -45,6 +45,8 @@ static const char  vw_usage[] =
     "  report CAMPAIGN [--format table|csv|json]\n"
     "  auto set CAMPAIGN FILE.json | get CAMPAIGN | list | del CAMPAIGN\n"
     "  events add TYPE MEMBER [FIELD VALUE]...\n"
+    "  qr CODE [--format svg|png] [--scale N] [--margin N] [--level L|M|Q|H]\n"
+    "        [--output FILE]                a code as a QR picture\n"
     "  key generate [FILE]                 a new MAC key (mode 0600)\n"
     "  library load | version              the Redis function library\n";
 
@@ -67,6 +69,7 @@ static const vw_command_t  vw_commands[] = {
     { "audit", vw_cmd_audit, 1 },
     { "settings", vw_cmd_settings, 1 },
     { "key", vw_cmd_key, 0 },
+    { "qr", vw_cmd_qr, 0 },
     { "library", vw_cmd_library, 1 },
     { NULL, NULL, 0 }
 };
