@@ -80,6 +80,11 @@ export default {
   'reason.missing_field': 'A value is missing: {message}',
   'reason.unknown_field': 'The request was refused: {message}',
   'reason.body_too_large': 'The request is too large.',
+  'reason.tier_not_eligible': 'This code is for members of another loyalty tier.',
+  'reason.no_programme': 'This shop has no points programme: leave points empty.',
+  'reason.points_not_accepted': 'Points cannot pay for orders in this shop.',
+  'reason.insufficient_points': 'The member does not have that many points.',
+  'reason.invalid_points': 'The points must be a whole number above zero.',
   'reason.internal_error': 'The server failed (a bug). Tell the administrator; nothing was redeemed.',
   'reason.other': 'Refused: {message}',
 

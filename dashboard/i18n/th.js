@@ -79,6 +79,11 @@ export default {
   'reason.missing_field': 'ข้อมูลไม่ครบ: {message}',
   'reason.unknown_field': 'คำขอถูกปฏิเสธ: {message}',
   'reason.body_too_large': 'คำขอมีขนาดใหญ่เกินไป',
+  'reason.tier_not_eligible': 'คูปองนี้สำหรับสมาชิกระดับอื่น',
+  'reason.no_programme': 'ร้านนี้ไม่มีโปรแกรมสะสมแต้ม กรุณาเว้นช่องแต้มว่างไว้',
+  'reason.points_not_accepted': 'ร้านนี้ใช้แต้มชำระค่าสินค้าไม่ได้',
+  'reason.insufficient_points': 'สมาชิกมีแต้มไม่พอ',
+  'reason.invalid_points': 'จำนวนแต้มต้องเป็นจำนวนเต็มที่มากกว่าศูนย์',
   'reason.internal_error': 'เซิร์ฟเวอร์ทำงานผิดพลาด กรุณาแจ้งผู้ดูแลระบบ ยังไม่มีการใช้คูปอง',
   'reason.other': 'ถูกปฏิเสธ: {message}',
 
