@@ -32,6 +32,8 @@ static const char  vw_usage[] =
     "  members create|update|delete|search|codes ...\n"
     "  segment preview SEGMENT [--sample N] [--tz_offset TZ]\n"
     "  auto next CAMPAIGN [--count N]\n"
+    "  auto run CAMPAIGN --now             a run now, sent by voucherd\n"
+    "  auto preview CAMPAIGN [--sample N]  who a run now goes to, messages\n"
     "  audit list [--limit N]              the admin audit stream\n"
     "  settings get | set FIELD VALUE...   the namespace's settings\n"
     "  codes issue CAMPAIGN --count N [--prefix P] [--length L]\n"

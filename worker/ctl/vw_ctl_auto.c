@@ -25,7 +25,10 @@ static const char  vw_auto_usage[] =
     "       voucherctl auto get CAMPAIGN\n"
     "       voucherctl auto list\n"
     "       voucherctl auto del CAMPAIGN\n"
-    "       voucherctl auto next CAMPAIGN [--count N] [--now T]\n";
+    "       voucherctl auto next CAMPAIGN [--count N] [--now T]\n"
+    "       voucherctl auto run CAMPAIGN --now    a run now (voucherd sends "
+    "it)\n"
+    "       voucherctl auto preview CAMPAIGN [--sample N] [--limit N]\n";
 
 static const char  vw_events_usage[] =
     "usage: voucherctl events add TYPE MEMBER [FIELD VALUE]...\n"
@@ -110,8 +113,26 @@ vw_cmd_auto(vw_ctl_t *ctl, int argc, char **argv)
         return vw_auto_set(ctl, argv[1], argv[2]);
     }
 
-    if (argc >= 1 && strcmp(argv[0], "next") == 0) {
+    if (argc >= 1 && (strcmp(argv[0], "next") == 0
+                      || strcmp(argv[0], "preview") == 0))
+    {
         return vw_ctl_ops_cmd(ctl, "auto", argc, argv);
+    }
+
+    /* a run now: --now says so, so that a typo does not send */
+    if (argc == 3 && strcmp(argv[0], "run") == 0
+        && strcmp(argv[2], "--now") == 0)
+    {
+        snprintf(what, sizeof(what), "auto run %s", argv[1]);
+        rc = vw_ctl_op_run(ctl, vw_op_auto_run, what, argv[1], NULL, NULL,
+                           &out);
+
+        if (rc == VW_EXIT_OK) {
+            vw_ctl_print(out, 0);
+            json_decref(out);
+        }
+
+        return rc;
     }
 
     if (!((argc == 2 && (strcmp(argv[0], "get") == 0
