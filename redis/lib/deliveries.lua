@@ -19,7 +19,8 @@
 --                          last look
 --   {NS}:queue             zset: "campaign TAB run TAB member" -> due (ms)
 --   {NS}:dl:<campaign>     stream, the delivery log: run member status
---                          channel code attempt error
+--                          channel code attempt error at (the daemon's
+--                          clock, unix seconds)
 --   {NS}:dead              stream, the dead letters
 --
 -- A claimed delivery stays in the queue, due again when its lease ends:
@@ -34,11 +35,12 @@ local function split_item(item)
     return string.match(item, '^([^\t]+)\t([^\t]+)\t(.+)$')
 end
 
-local function dlog(tag, camp, run, member, rec, status, err)
+-- at: the daemon's clock (unix seconds), which the report goes by
+local function dlog(tag, camp, run, member, rec, status, err, at)
     redis.call('XADD', tag .. ':dl:' .. camp, '*', 'run', run,
                'member', member, 'status', status, 'channel', rec.ch or '',
                'code', rec.c or '', 'attempt', rec.a or 0, 'error',
-               err or '')
+               err or '', 'at', at or redis.call('TIME')[1])
 end
 
 -- helpers of this part
@@ -149,7 +151,7 @@ function DLV.enqueue(tag, camp, o, args, first)
                 s = 'q', r = o.run, t = o.now,
                 p = string.match(o.policy, '^period:(.+)$'),
                 v = (mark and mark.s == 'q') and mark.v or mark}))
-            dlog(tag, camp, o.run, member, rec, 'queued')
+            dlog(tag, camp, o.run, member, rec, 'queued', nil, o.now)
             queued = queued + 1
         end
     end
@@ -384,7 +386,7 @@ function api.delivery_claim(keys, args)
             redis.call('ZREM', keys[1], item)
             DLV.settle(tag, camp, run, member, false)
             dlog(tag, camp, run, member, rec, 'cancelled',
-                 'a purchase after the trigger')
+                 'a purchase after the trigger', math.floor(now / 1000))
         else
             rec.s = 'sending'
             rec.a = (rec.a or 0) + 1
@@ -449,16 +451,17 @@ function api.delivery_done(keys, args)
     local raw = redis.call('HGET', dkey, member)
     local rec = raw and cjson.decode(raw)
     if not rec or rec.s ~= 'sending' or rec.o ~= owner then return 0 end
+    local at = DLV.now(args[6])
     if outcome == 'retry' then
         rec.s = 'failed'
         redis.call('ZADD', keys[1], due, item)
-        dlog(tag, camp, run, member, rec, 'failed', err)
+        dlog(tag, camp, run, member, rec, 'failed', err, at)
     elseif outcome == 'sent' or outcome == 'dead' or outcome == 'skipped' then
         rec.s = outcome
         if outcome ~= 'sent' then DLV.withdraw(tag, rec) end
         redis.call('ZREM', keys[1], item)
-        DLV.settle(tag, camp, run, member, outcome == 'sent', DLV.now(args[6]))
-        dlog(tag, camp, run, member, rec, outcome, err)
+        DLV.settle(tag, camp, run, member, outcome == 'sent', at)
+        dlog(tag, camp, run, member, rec, outcome, err, at)
         if outcome == 'dead' then
             redis.call('XADD', tag .. ':dead', '*', 'campaign', camp,
                        'run', run, 'member', member, 'channel', rec.ch or '',
