@@ -178,9 +178,8 @@ is_deeply([sort map { decode_json($_->{body})->{member}{id} } hook_of('back')], 
 
 ########################################################### enters: reaching a tier
 
-is($r->cmd('FCALL', 'voucher_loyalty_set', 1, '{v}:lp', qw(every 100 points 1 tiers base:0:100,gold:1000:100
-       tz_offset +07:00))->[0] // 'OK', 'OK', 'a loyalty programme with a gold tier') if 0;
-$r->cmd('FCALL', 'voucher_loyalty_set', 1, '{v}:lp', qw(every 100 points 1 tiers base:0:100,gold:1000:100 tz_offset +07:00));
+my @prog = ('every', 100, 'points', 1, 'tiers', 'base:0:100,gold:1000:100', 'tz_offset', '+07:00');
+is($r->cmd('FCALL', 'voucher_loyalty_set', 1, '{v}:lp', @prog), 'OK', 'a loyalty programme with a gold tier');
 my $t0 = bkk(2028, 3, 1, 10, 0);
 set_clock($t0);
 my $e = $r->cmd('FCALL', 'voucher_loyalty_earn', 1, '{v}:lm:anan', 'o-anan', 100000, 0, $t0);
