@@ -63,8 +63,10 @@ sub dlog {
     }
     return \%st;
 }
+# these automations repeat for a member (the default is once per member)
 sub auto_set {
     my ($camp, $def) = @_;
+    $def = { per_member => 'every run', %$def };
     write_text("$dir/$camp.json", encode_json($def));
     my $res = ctl($w, \%fake, qw(auto set), $camp, "$dir/$camp.json");
     is($res->{rc}, 0, "auto set $camp") or diag $res->{err};

@@ -62,6 +62,12 @@ api('PUT', '/v1/automations/spring', { schedule => 'daily 09:00', segment => 'al
                                        channel => 'hook', message => 'Hi {{code}}' });
 
 my %fill = (campaign => 'spring', code => 'GIFT0001', id => 'alice');
+# spring is archived on the way (its /archive comes first): a run now
+# needs an active campaign
+api('POST', '/v1/campaigns', { id => 'runner', kind => 'amount', value => 100 });
+api('PUT', '/v1/automations/runner', { schedule => 'daily 09:00', segment => 'all',
+                                       channel => 'hook', message => 'Hi {{code}}' });
+my %fill_for = ('POST /v1/automations/{campaign}/run' => { campaign => 'runner' });
 my %bodies = (
     'POST /v1/campaigns' => { id => 'doc', kind => 'amount', value => 1 },
     'PATCH /v1/campaigns/{campaign}' => { cap => 1 },
@@ -74,13 +80,15 @@ my %bodies = (
     'POST /v1/segments/preview' => { segment => 'all' },
     'PUT /v1/automations/{campaign}' => { schedule => 'daily 10:00', segment => 'all',
                                           channel => 'hook', message => 'x' },
+    'POST /v1/automations/{campaign}/run' => {},
     'PATCH /v1/settings' => { idem_ttl => 60 },
 );
 
 # deletes last, so the others find their objects
 for my $op ((grep { $_->[0] ne 'DELETE' } @ops), (grep { $_->[0] eq 'DELETE' } @ops)) {
     my ($m, $p) = @$op;
-    (my $url = $p) =~ s/\{(\w+)\}/$fill{$1}/g;
+    my %f = (%fill, %{ $fill_for{"$m $p"} // {} });
+    (my $url = $p) =~ s/\{(\w+)\}/$f{$1}/g;
     my $res = api($m, $url, $bodies{"$m $p"});
     ok($res->{status} != 405 && ($res->{json}{reason} // '') ne 'unknown_path'
        && $res->{status} < 500, "$m $p answers ($res->{status})") or diag $res->{body};
@@ -92,8 +100,15 @@ api('POST', '/v1/codes', { code => 'GIFT0002', campaign => 'spring' });
 my $res = api('POST', '/v1/codes/GIFT0002/credit', { amount => 9007199254740991 });
 is($res->{json}{reason}, 'balance_overflow', 'a credit past 2^53-1: balance_overflow');
 is($res->{status}, 409, '... 409');
+api('PUT', '/v1/automations/spring', { trigger => { event => 'signup' }, channel => 'hook',
+                                       message => 'Hi' });
+$res = api('POST', '/v1/automations/spring/run');
+is_deeply([$res->{status}, $res->{json}{reason}], [409, 'not_scheduled'], 'run now of a triggered automation');
 api('PUT', '/v1/automations/spring', { schedule => 'daily 09:00', segment => 'all',
                                        channel => 'hook', message => 'Hi' });
+api('POST', '/v1/campaigns/runner/pause');
+$res = api('POST', '/v1/automations/runner/run');
+is_deeply([$res->{status}, $res->{json}{reason}], [409, 'campaign_not_active'], 'run now of a paused campaign');
 delete $channels{hook};
 $channels{other} = { type => 'webhook', url => 'http://127.0.0.1:9/', secret_file => $w->dir . '/hook.secret' };
 $w->reconfigure(channels => \%channels);

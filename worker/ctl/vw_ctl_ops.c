@@ -82,6 +82,8 @@ static const vw_ctl_op_t  vw_ctl_ops[] = {
       "sample,tz_offset,now" },
 
     { "auto", "next", vw_op_auto_next, VW_OP_ID, NULL, "count,now" },
+    { "auto", "preview", vw_op_auto_preview, VW_OP_ID, NULL,
+      "sample,limit" },
 
     { "audit", "list", vw_op_audit_list, VW_OP_LIST, NULL, "limit" },
 

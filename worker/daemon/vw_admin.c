@@ -108,6 +108,8 @@ static const vw_route_t  vw_routes[] = {
     { "PUT", "/v1/automations/{}", vw_op_auto_set },
     { "DELETE", "/v1/automations/{}", vw_op_auto_delete },
     { "GET", "/v1/automations/{}/next", vw_op_auto_next },
+    { "POST", "/v1/automations/{}/run", vw_op_auto_run },
+    { "GET", "/v1/automations/{}/preview", vw_op_auto_preview },
 
     { "GET", "/v1/audit", vw_op_audit_list },
     { "GET", "/v1/settings", vw_op_settings_get },

@@ -7,7 +7,9 @@
  * channel, and the outcome recorded (voucher_delivery_done): sent;
  * failed and due again after an exponential back-off; dead after the
  * last attempt or when the gateway refuses for good; skipped when the
- * member has no address for the channel.  On SIGTERM the delivery in
+ * member has no address for the channel.  A unique code is made just
+ * before the first attempt (voucher_delivery_code) and kept for the
+ * retries; the library takes it back when the delivery ends dead.  On SIGTERM the delivery in
  * hand is finished and nothing more is claimed.
  */
 
@@ -23,8 +25,7 @@
 #include "vw_log.h"
 #include "vw_members.h"
 #include "vw_redis.h"
-#include "vw_schedule.h"
-#include "vw_template.h"
+#include "vw_render.h"
 #include "vw_util.h"
 
 
@@ -34,8 +35,9 @@ typedef struct {
     char        *run;
     char        *member;
     int64_t      attempt;
-    char        *code;
+    char        *code;              /* "": made when sent */
     char        *channel;
+    int64_t      unique;
 } vw_claim_t;
 
 
@@ -90,6 +92,7 @@ vw_done(vw_daemon_t *d, vw_claim_t *c, const char *outcome, int64_t due_ms,
     vw_args_adds(&a, outcome);
     vw_args_addi(&a, due_ms);
     vw_args_adds(&a, err ? err : "");
+    vw_args_addi(&a, vw_now());
 
     free(key);
 
@@ -134,107 +137,111 @@ vw_release(vw_daemon_t *d, vw_claim_t *c)
 }
 
 
-/* the campaign's name, kind, value, currency, end and zone */
-
-typedef struct {
-    char        *name;
-    char        *kind;
-    int64_t      value;
-    char        *currency;
-    int64_t      ends_at;
-    int          tz;
-} vw_camp_t;
-
-
-static void
-vw_camp_free(vw_camp_t *k)
-{
-    free(k->name);
-    free(k->kind);
-    free(k->currency);
-}
-
+/*
+ * The unique code of a claimed delivery, made now (voucher_delivery_code):
+ * 1 made (or made at an earlier attempt; c->code has it), 0 the claim
+ * was lost, -1 Redis failed, -2 no code can be made (d->err).
+ */
 
 static int
-vw_camp_load(vw_daemon_t *d, const char *campaign, const char *code,
-    vw_camp_t *k)
+vw_mint(vw_daemon_t *d, vw_claim_t *c, vw_auto_t *a)
 {
-    int64_t      v;
-    char        *key, *ckey;
-    redisReply  *r, *c;
+    int                tries;
+    char              *key, code[VOUCHER_CODE_MAX_LEN + 1];
+    vw_args_t          args;
+    redisReply        *r;
+    voucher_format_t   fmt;
 
-    memset(k, 0, sizeof(vw_camp_t));
-    k->ends_at = -1;
+    if (!d->have_key) {
+        snprintf(d->err, sizeof(d->err), "campaign %s: unique codes need "
+                 "key_file in the configuration", a->campaign);
+        return -2;
+    }
 
-    key = vw_key(&d->cf, "k:%s", campaign);
-    ckey = vw_key(&d->cf, "c:%s", code);
-    redisAppendCommand(d->redis, "HMGET %s name kind value currency ends_at "
-                       "tz_offset", key);
-    redisAppendCommand(d->redis, "HMGET %s t b", ckey);
-    free(key);
-    free(ckey);
+    fmt.charset = a->charset;
+    fmt.charset_len = a->charset ? strlen(a->charset) : 0;
+    fmt.suffix = a->suffix;
+    fmt.suffix_len = a->suffix ? strlen(a->suffix) : 0;
 
-    r = vw_redis_get(d->redis, d->err, sizeof(d->err));
-    c = r ? vw_redis_get(d->redis, d->err, sizeof(d->err)) : NULL;
+    memset(&args, 0, sizeof(vw_args_t));
+    key = vw_key(&d->cf, "queue");
 
-    if (r == NULL || c == NULL || r->type != REDIS_REPLY_ARRAY
-        || c->type != REDIS_REPLY_ARRAY)
-    {
-        if (r) {
+    /* a random code that exists already is made again */
+    for (tries = 0; tries < 10; tries++) {
+        if (voucher_code_issue_ex(d->key, a->prefix, (size_t) a->length,
+                                  (size_t) a->mac_length, &fmt, code,
+                                  sizeof(code)) == 0)
+        {
+            snprintf(d->err, sizeof(d->err), "campaign %s: cannot make a "
+                     "code", a->campaign);
+            free(key);
+            return -2;
+        }
+
+        vw_args_reset(&args);
+        vw_args_adds(&args, "FCALL");
+        vw_args_adds(&args, "voucher_delivery_code");
+        vw_args_adds(&args, "1");
+        vw_args_adds(&args, key);
+        vw_args_adds(&args, c->item);
+        vw_args_adds(&args, d->cf.consumer);
+        vw_args_adds(&args, code);
+
+        r = vw_redis_run(d->redis, &args, d->err, sizeof(d->err));
+
+        if (vw_redis_failed(d->redis, r, d->err, sizeof(d->err))
+            || r->type != REDIS_REPLY_ARRAY || r->elements < 1)
+        {
+            if (r) {
+                freeReplyObject(r);
+            }
+
+            free(key);
+            vw_args_free(&args);
+            return -1;
+        }
+
+        if (strcmp(r->element[0]->str, "ok") == 0 && r->elements == 2) {
+            free(c->code);
+            c->code = vw_xstrdup(r->element[1]->str);
             freeReplyObject(r);
+            break;
         }
 
-        if (c) {
-            freeReplyObject(c);
+        if (strcmp(r->element[0]->str, "lost") == 0) {
+            freeReplyObject(r);
+            tries = -1;
+            break;
         }
 
-        return -1;
+        freeReplyObject(r);
     }
 
-    k->name = vw_reply_str(r->element[0]) ? vw_xstrdup(r->element[0]->str)
-                                           : vw_xstrdup(campaign);
-    k->kind = vw_reply_str(r->element[1]) ? vw_xstrdup(r->element[1]->str)
-                                           : NULL;
-    k->value = vw_reply_int(r->element[2], &v) == 0 ? v : 0;
-    k->currency = vw_reply_str(r->element[3])
-                  ? vw_xstrdup(r->element[3]->str) : NULL;
-    k->ends_at = vw_reply_int(r->element[4], &v) == 0 ? v : -1;
-    k->tz = vw_reply_int(r->element[5], &v) == 0 ? (int) v : 0;
+    free(key);
+    vw_args_free(&args);
 
-    /* the code's own end wins; a gift card shows its balance */
-    if (vw_reply_int(c->element[0], &v) == 0
-        && (k->ends_at < 0 || v < k->ends_at))
-    {
-        k->ends_at = v;
+    if (tries == 10) {
+        snprintf(d->err, sizeof(d->err), "campaign %s: codes keep colliding "
+                 "(too short codes?)", a->campaign);
+        return -2;
     }
 
-    if (k->kind && strcmp(k->kind, "gift_card") == 0
-        && vw_reply_int(c->element[1], &v) == 0)
-    {
-        k->value = v;
-    }
-
-    freeReplyObject(r);
-    freeReplyObject(c);
-
-    return 0;
+    return tries < 0 ? 0 : 1;
 }
 
 
 static int
 vw_deliver_one(vw_daemon_t *d, vw_claim_t *c)
 {
-    int            rc, found;
-    char          *message, *subject, id[512], shown[256], expires[32];
-    char           discount[64], err[1024];
-    int64_t        y, now_ms, due;
-    vw_auto_t     *a;
-    vw_camp_t      k;
-    vw_member_t    m;
-    vw_message_t   msg;
-    vw_channel_t  *ch;
-    const char    *outcome, *why;
-    int            mo, dd;
+    int             rc, found;
+    char            id[512], err[1024];
+    int64_t         now_ms, due;
+    vw_auto_t      *a;
+    vw_member_t     m;
+    vw_message_t    msg;
+    vw_channel_t   *ch;
+    vw_rendered_t   rd;
+    const char     *outcome, *why;
 
     a = vw_daemon_auto(d, c->campaign);
 
@@ -262,83 +269,70 @@ vw_deliver_one(vw_daemon_t *d, vw_claim_t *c)
         return vw_done(d, c, "skipped", 0, "no such member");
     }
 
-    if (vw_camp_load(d, c->campaign, c->code, &k) != 0) {
+    memset(&msg, 0, sizeof(vw_message_t));
+    msg.phone = m.e164;
+    msg.email = m.email;
+    msg.line = m.line;
+
+    /* no address, no code: a skipped delivery leaves nothing behind */
+    why = vw_channel_missing(ch, &msg);
+
+    if (why == NULL && ch->type == VW_CHANNEL_SMS && m.e164 == NULL) {
+        why = "the member has no valid phone number";
+    }
+
+    if (why != NULL) {
+        if (ch->type == VW_CHANNEL_SMS && m.phone != NULL) {
+            why = "the member's phone number is not valid (E.164, "
+                  "phone.country)";
+        }
+
+        vw_log_info("campaign %s: run %s: member %s: skipped: %s",
+                    c->campaign, c->run, c->member, why);
+        vw_member_free(&m);
+        return vw_done(d, c, "skipped", 0, why);
+    }
+
+    /* a unique code is made now, when it is about to be sent */
+    if (c->unique && c->code[0] == '\0') {
+        rc = vw_mint(d, c, a);
+
+        if (rc <= 0) {
+            vw_member_free(&m);
+
+            if (rc == -2) {
+                snprintf(err, sizeof(err), "%s", d->err);
+                goto failed;
+            }
+
+            return rc;
+        }
+    }
+
+    if (vw_render(d->redis, &d->cf, a, &m, c->code, vw_now(), &rd, d->err,
+                  sizeof(d->err)) != 0)
+    {
         vw_member_free(&m);
         return -1;
     }
 
-    /* what people see: the code in its pattern, dates in local time */
-    shown[0] = '\0';
-
-    if (a->pattern) {
-        voucher_code_display(c->code, strlen(c->code), a->pattern, shown,
-                             sizeof(shown));
-    }
-
-    expires[0] = '\0';
-
-    if (k.ends_at > 0) {
-        vw_civil_from_days((k.ends_at + (int64_t) k.tz * 60) / 86400, &y,
-                           &mo, &dd);
-        snprintf(expires, sizeof(expires), "%04lld-%02d-%02d", (long long) y,
-                 mo, dd);
-    }
-
-    vw_discount_text(k.kind, k.value, k.currency, discount,
-                     sizeof(discount));
-
-    {
-        const vw_tvar_t  vars[] = {
-            { "name", m.name ? m.name : "" },
-            { "code", shown[0] ? shown : c->code },
-            { "expires_at", expires },
-            { "discount", discount },
-            { "campaign", k.name },
-            { "id", m.id },
-        };
-
-        message = vw_template_render(a->message, vars, 6);
-        subject = a->subject ? vw_template_render(a->subject, vars, 6)
-                             : NULL;
-    }
-
     snprintf(id, sizeof(id), "%s:%s:%s", c->campaign, c->run, c->member);
 
-    memset(&msg, 0, sizeof(vw_message_t));
     msg.id = id;
     msg.campaign = c->campaign;
     msg.run = c->run;
     msg.member = m.id;
     msg.name = m.name;
-    msg.phone = m.phone;
-    msg.email = m.email;
-    msg.line = m.line;
-    msg.code = shown[0] ? shown : c->code;
-    msg.message = message;
-    msg.subject = subject;
-    msg.expires_at = expires[0] ? expires : NULL;
-    msg.discount = discount;
+    msg.code = rd.code;
+    msg.message = rd.message;
+    msg.subject = rd.subject;
+    msg.expires_at = rd.expires_at[0] ? rd.expires_at : NULL;
+    msg.discount = rd.discount;
 
-    why = vw_channel_missing(ch, &msg);
+    rc = vw_channel_send(d->curl, ch, &msg, vw_now(), err, sizeof(err));
 
-    if (why != NULL) {
-        rc = VW_SEND_FAIL;
-        snprintf(err, sizeof(err), "%s", why);
-
-    } else {
-        rc = vw_channel_send(d->curl, ch, &msg, vw_now(), err, sizeof(err));
-    }
-
-    free(message);
-    free(subject);
+    vw_rendered_free(&rd);
     vw_member_free(&m);
-    vw_camp_free(&k);
-
-    if (why != NULL) {
-        vw_log_info("campaign %s: run %s: member %s: skipped: %s",
-                    c->campaign, c->run, c->member, why);
-        return vw_done(d, c, "skipped", 0, why);
-    }
 
     if (rc == VW_SEND_OK) {
         vw_log_info("campaign %s: run %s: member %s: sent (%s, attempt "
@@ -426,6 +420,11 @@ vw_deliver_next(vw_daemon_t *d)
         vw_reply_int(e->element[1], &c[i].attempt);
         c[i].code = vw_xstrdup(e->element[2]->str);
         c[i].channel = vw_xstrdup(e->element[3]->str);
+        c[i].unique = 0;
+
+        if (e->elements >= 5) {
+            vw_reply_int(e->element[4], &c[i].unique);
+        }
 
         /* campaign TAB run TAB member */
         p = strchr(c[i].item, '\t');

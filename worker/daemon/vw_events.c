@@ -278,7 +278,9 @@ vw_event_triggers(vw_daemon_t *d, const char *id, const char *eid,
     for (i = 0; i < d->nautos; i++) {
         a = &d->autos[i];
 
-        if (a->scheduled || !a->active || strcmp(a->trigger, type) != 0) {
+        if (a->trigger == NULL || !a->active
+            || strcmp(a->trigger, type) != 0)
+        {
             continue;
         }
 

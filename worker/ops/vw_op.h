@@ -78,6 +78,7 @@ typedef int (*vw_op_pt)(vw_op_t *op, vw_op_in_t *in, json_t **out,
 #define VW_F_LIST    0x04               /* a string or an array of them */
 #define VW_F_NULL    0x08               /* null clears it ("" to Redis) */
 #define VW_F_TZ      0x10               /* minutes or "+HH:MM" */
+#define VW_F_OBJ     0x20               /* an object, as JSON text */
 
 typedef struct {
     const char             *name;
@@ -208,6 +209,13 @@ int vw_op_auto_delete(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);
 int vw_op_auto_next(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);
+int vw_op_auto_run(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_auto_preview(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+
+/* auto get: the next run, a waiting catch-up, per_member, into o */
+void vw_op_auto_next_run(vw_op_t *op, const char *campaign, json_t *o);
 
 int vw_op_deliveries(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);
