@@ -879,6 +879,39 @@ function L.at(s)
     return now_s()
 end
 
+-- The trailing arguments of a member function from args[i]: an optional
+-- "at" (digits), then the edge's limits (r.../l..., as a validate's).
+-- Returns now and the limits' verdict: a refusal (nothing else is done),
+-- or the status pairs for the answer; nil when an argument is malformed.
+function L.tail(tag, args, i)
+    local now
+    if args[i] and string.find(args[i], '^%d+$') then
+        now = uint(args[i])
+        if not now then return nil end
+        i = i + 1
+    else
+        now = now_s()
+    end
+    if i > #args then return now end
+    local refusal, status, name = limits_apply(tag, '', args, i)
+    if refusal == false then return nil end
+    if refusal then
+        -- no code: its pair goes
+        table.remove(refusal, 2)
+        table.remove(refusal, 2)
+        return now, refusal
+    end
+    return now, nil, {status, name}
+end
+
+-- the limits' pairs (for $voucher_limit_status) on an answer
+function L.limited(r, lim)
+    if lim and type(r) == 'table' and not r.err then
+        limit_pairs(r, lim[1], lim[2])
+    end
+    return r
+end
+
 -- FCALL voucher_loyalty_set 1 {NS}:lp field value ...
 function api.loyalty_set(keys, args)
     local tag = string.match(keys[1], '^({[^}]+}):lp$')
@@ -918,13 +951,14 @@ function L.key(k)
 end
 
 -- FCALL voucher_loyalty_earn 1 {NS}:lm:<member>
---       order_id amount nitems [sku category price qty]* [at]
+--       order_id amount nitems [sku category price qty]* [at] [limits]
+-- (nginx's voucher_api loyalty_earn sends the limits)
 function api.loyalty_earn(keys, args)
     local tag, id = L.key(keys[1])
     if not tag then return bad_key() end
     local oid, amount, n = args[1], uint(args[2]), uint(args[3])
     if not (oid and amount and n) or oid == '' or #oid > 128
-       or #args < 3 + 4 * n or #args > 4 + 4 * n then
+       or #args < 3 + 4 * n then
         return bad_args()
     end
     local items = {}
@@ -933,9 +967,10 @@ function api.loyalty_earn(keys, args)
         if not (pr and q) then return bad_args() end
         items[#items + 1] = {args[i], args[i + 1], pr, q}
     end
-    local now = L.at(args[4 + 4 * n])
+    local now, refusal, lim = L.tail(tag, args, 4 + 4 * n)
     if not now then return bad_args() end
-    return L.earn(tag, id, oid, amount, items, now, '')
+    if refusal then return refusal end
+    return L.limited(L.earn(tag, id, oid, amount, items, now, ''), lim)
 end
 
 -- FCALL voucher_loyalty_event 1 {NS}:lm:<member> event key [at]
@@ -996,16 +1031,18 @@ function L.balance(m)
             'expired', tonumber(m.h.expired) or 0}
 end
 
--- FCALL voucher_loyalty_balance 1 {NS}:lm:<member> [at]
+-- FCALL voucher_loyalty_balance 1 {NS}:lm:<member> [at] [limits]
 function api.loyalty_balance(keys, args)
     local tag, id = L.key(keys[1])
     if not tag then return bad_key() end
-    local now = L.at(args[1])
-    if not now or #args > 1 then return bad_args() end
-    local m, refusal = L.member(tag, id, now)
-    if not m then return refusal end
+    local now, refusal, lim = L.tail(tag, args, 1)
+    if not now then return bad_args() end
+    if refusal then return refusal end
+    local m
+    m, refusal = L.member(tag, id, now)
+    if not m then return L.limited(refusal, lim) end
     L.flush(m)
-    return L.balance(m)
+    return L.limited(L.balance(m), lim)
 end
 
 -- FCALL voucher_loyalty_history 1 {NS}:lm:<member> count [before]
@@ -1028,6 +1065,46 @@ function api.loyalty_history(keys, args)
         out[#out + 1] = row
     end
     return out
+end
+
+-- the ledger's numbers, as numbers
+L.NUMERIC = {points = 1, active = 1, pending = 1, at = 1, activated = 1,
+             unrecovered = 1}
+
+-- FCALL voucher_loyalty_ledger 1 {NS}:lm:<member> count before [limits]
+-- the ledger for the edge (voucher_api loyalty_history), newest first:
+-- {ok, member, m, entries, {{id, I, type, T, points, N, ...}, ...},
+--  next, <the id to pass as before for the next page, or "">}
+function api.loyalty_ledger(keys, args)
+    local tag, id = L.key(keys[1])
+    if not tag then return bad_key() end
+    local count, before = uint(args[1]), args[2]
+    if not (count and before) or count < 1 or count > 1000
+       or (before ~= '' and not string.find(before, '^%d+%-%d+$')) then
+        return bad_args()
+    end
+    local now, refusal, lim = L.tail(tag, args, 3)
+    if not now or (args[3] and string.find(args[3], '^%d')) then
+        return bad_args()
+    end
+    if refusal then return refusal end
+    if not L.prog(tag) then return L.limited({'no_programme'}, lim) end
+    local res = redis.call('XREVRANGE', tag .. ':lh:' .. id,
+                           before ~= '' and '(' .. before or '+', '-',
+                           'COUNT', count + 1)
+    local out = {}
+    for i = 1, #res < count and #res or count do
+        local e = res[i]
+        local row = {'id', e[1]}
+        for j = 1, #e[2], 2 do
+            local k, v = e[2][j], e[2][j + 1]
+            row[#row + 1] = k
+            row[#row + 1] = L.NUMERIC[k] and tonumber(v) or v
+        end
+        out[i] = row
+    end
+    return L.limited({'ok', 'member', id, 'entries', out, 'next',
+                      #res > count and res[count][1] or ''}, lim)
 end
 
 -- FCALL voucher_loyalty_adjust 1 {NS}:lm:<member> points reason key [at]
@@ -1140,6 +1217,7 @@ reg('voucher_loyalty_earn', api.loyalty_earn)
 reg('voucher_loyalty_event', api.loyalty_event)
 reg('voucher_loyalty_balance', api.loyalty_balance)
 reg('voucher_loyalty_history', api.loyalty_history, true)
+reg('voucher_loyalty_ledger', api.loyalty_ledger)
 reg('voucher_loyalty_adjust', api.loyalty_adjust)
 reg('voucher_loyalty_spend', api.loyalty_spend)
 reg('voucher_loyalty_refund', api.loyalty_refund)
