@@ -101,6 +101,48 @@ function api.reward_pool_add(keys, args)
     return redis.call('RPUSH', tag .. ':lwp:' .. id, unpack(codes))
 end
 
+-- FCALL voucher_reward_pool_fill 1 {NS}:lw:<reward> code ...
+-- New codes (issued with their MAC by voucherctl or voucherd) made codes
+-- of the reward's campaign and put in its pool, all or nothing (a code
+-- that exists already refuses the lot: ERR invalid_field code).  Returns
+-- the pool's size.
+function api.reward_pool_fill(keys, args)
+    local tag, id = string.match(keys[1], '^({[^}]+}):lw:(.+)$')
+    if not tag then return bad_key() end
+    if #args == 0 then return bad_args() end
+    local camp = redis.call('HGET', keys[1], 'campaign')
+    if not camp then return invalid('reward', 'not found or an item') end
+    local a = {'new', '0', 'code'}
+    for _, c in ipairs(args) do a[#a + 1] = c end
+    local r = api.codes_add({tag .. ':k:' .. camp}, a)
+    if type(r) == 'table' and r.err then return r end
+    for i, c in ipairs(args) do args[i] = normalize_code(c) end
+    return redis.call('RPUSH', tag .. ':lwp:' .. id, unpack(args))
+end
+
+-- FCALL voucher_reward_list 1 {NS}:rewards cursor count
+-- -> {next cursor ("0": the end), {{id, I, name, N, ...}, ...}}
+function api.reward_list(keys, args)
+    local tag = string.match(keys[1], '^({[^}]+}):rewards$')
+    if not tag then return bad_key() end
+    local count = uint(args[2])
+    if not (args[1] and count) or count < 1 or count > 1000 then
+        return bad_args()
+    end
+    local res = redis.call('SSCAN', keys[1], args[1], 'COUNT', count)
+    local out = {}
+    table.sort(res[2])
+    for _, id in ipairs(res[2]) do
+        local r = api.reward_get({tag .. ':lw:' .. id})
+        if r then
+            table.insert(r, 1, id)
+            table.insert(r, 1, 'id')
+            out[#out + 1] = r
+        end
+    end
+    return {res[1], out}
+end
+
 -- hands code to member: it becomes the member's own
 function L.assign(tag, code, member)
     local ckey = tag .. ':c:' .. code
@@ -184,4 +226,6 @@ end
 reg('voucher_reward_set', api.reward_set)
 reg('voucher_reward_get', api.reward_get, true)
 reg('voucher_reward_pool_add', api.reward_pool_add)
+reg('voucher_reward_pool_fill', api.reward_pool_fill)
+reg('voucher_reward_list', api.reward_list, true)
 reg('voucher_reward_claim', api.reward_claim)

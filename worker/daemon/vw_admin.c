@@ -109,6 +109,17 @@ static const vw_route_t  vw_routes[] = {
     { "DELETE", "/v1/automations/{}", vw_op_auto_delete },
     { "GET", "/v1/automations/{}/next", vw_op_auto_next },
 
+    { "GET", "/v1/loyalty/programme", vw_op_loyalty_get },
+    { "PATCH", "/v1/loyalty/programme", vw_op_loyalty_set },
+    { "GET", "/v1/loyalty/members/{}", vw_op_loyalty_balance },
+    { "GET", "/v1/loyalty/members/{}/history", vw_op_loyalty_history },
+    { "POST", "/v1/loyalty/members/{}/adjust", vw_op_loyalty_adjust },
+    { "POST", "/v1/loyalty/members/{}/claims", vw_op_reward_claim },
+    { "GET", "/v1/loyalty/rewards", vw_op_reward_list },
+    { "GET", "/v1/loyalty/rewards/{}", vw_op_reward_get },
+    { "PUT", "/v1/loyalty/rewards/{}", vw_op_reward_set },
+    { "POST", "/v1/loyalty/rewards/{}/pool", vw_op_reward_fill },
+
     { "GET", "/v1/audit", vw_op_audit_list },
     { "GET", "/v1/settings", vw_op_settings_get },
     { "PATCH", "/v1/settings", vw_op_settings_update },

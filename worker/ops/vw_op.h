@@ -214,6 +214,27 @@ int vw_op_deliveries(vw_op_t *op, vw_op_in_t *in, json_t **out,
 int vw_op_audit_list(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);
 
+int vw_op_loyalty_get(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_loyalty_set(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_loyalty_balance(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_loyalty_history(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_loyalty_adjust(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_reward_list(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_reward_get(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_reward_set(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_reward_fill(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_reward_claim(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+
 int vw_op_settings_get(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);
 int vw_op_settings_update(vw_op_t *op, vw_op_in_t *in, json_t **out,

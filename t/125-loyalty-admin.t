@@ -1,0 +1,228 @@
+#!/usr/bin/perl
+#
+# Loyalty through voucherd's admin API: the programme (get, set, bad
+# fields), a member's balance, history (paged) and adjustment (with a
+# reason, once per key, never below zero), the rewards catalogue (set,
+# get, list, a pool filled with codes issued with the MAC) and claims;
+# every refusal with its status and nothing changed; every change in the
+# admin audit stream with who made it, before and after.
+
+use strict;
+use warnings;
+use Test::More;
+use JSON::PP;
+use VT;
+use WorkerT;
+
+worker_bin('voucherd');
+worker_bin('voucherctl');
+
+my $JSON = JSON::PP->new->utf8->canonical;
+my $SECRET = 'loyalty-secret-0123456789';
+
+my $w = worker_setup();
+write_text($w->dir . '/tokens', "crm $SECRET\n");
+chmod 0600, $w->dir . '/tokens';
+my $port = VT::free_port();
+$w->reconfigure(admin => { listen => "127.0.0.1:$port", tokens_file => $w->dir . '/tokens' },
+                daemon => { poll_ms => 100 });
+my $d = WorkerT::Daemon->start($w);
+ok(wait_until(sub { $d->log =~ /admin API on/ }, timeout => 10), 'the admin API is served');
+my $R = $w->redis;
+
+sub api {
+    my ($method, $path, %o) = @_;
+    my $res = VT::http($port, $method, $path, headers => { Authorization => "Bearer $SECRET" },
+                       (exists $o{body} ? (body => $o{body}) : ()));
+    $res->{json} = eval { $JSON->decode($res->{body}) } if ($res->{body} // '') ne '';
+    return $res;
+}
+
+sub refused {
+    my ($res, $status, $reason, $name, $field) = @_;
+    is($res->{status}, $status, "$name: $status") or diag $res->{body};
+    is($res->{json}{reason}, $reason, "$name: $reason");
+    ok(length($res->{json}{message} // ''), "$name: a message");
+    is($res->{json}{field}, $field, "$name: field $field") if defined $field;
+}
+
+sub audit {
+    my @e = map { +{ @{ $_->[1] } } } @{ $R->cmd('XRANGE', $w->key('admin'), '-', '+') };
+    return @e;
+}
+
+sub ledger_sums {
+    my ($m, $name) = @_;
+    my $h = +{ @{ $R->cmd('HGETALL', $w->key("lm:$m")) } };
+    my ($sum, $ok) = (0, 1);
+    for my $e (@{ $R->cmd('XRANGE', $w->key("lh:$m"), '-', '+') }) {
+        my %e = @{ $e->[1] };
+        $sum += $e{points};
+        $ok &&= $e{active} + $e{pending} == $sum && $e{active} >= 0;
+    }
+    ok($ok && $sum == ($h->{act} // 0) + ($h->{pend} // 0),
+       "$name: the balance equals the ledger ($sum)");
+}
+
+########################################################### the programme
+
+refused(api('GET', '/v1/loyalty/programme'), 404, 'not_found', 'no programme yet');
+refused(api('GET', '/v1/loyalty/members/ann'), 409, 'no_programme', 'a balance without a programme');
+
+my $res = api('PATCH', '/v1/loyalty/programme',
+              body => { every => 100, points => 1, point_value => 10,
+                        tiers => ['base:0:100', 'silver:100:150', 'gold:1000:200'],
+                        events => 'signup:50', expiry_months => 12, tz_offset => '+07:00' });
+is($res->{status}, 200, 'the programme set') or diag $res->{body};
+is_deeply([@{ $res->{json} }{qw(status every points tiers tz_offset)}],
+          ['active', 100, 1, 'base:0:100,silver:100:150,gold:1000:200', 420],
+          '... and answered as stored, integers as integers');
+is(api('GET', '/v1/loyalty/programme')->{json}{point_value}, 10, 'get');
+
+my $n = audit();
+refused(api('PATCH', '/v1/loyalty/programme', body => { tiers => 'base:5:100' }), 400,
+        'invalid_field', 'tiers not starting at 0', 'tiers');
+refused(api('PATCH', '/v1/loyalty/programme', body => { colour => 'red' }), 400,
+        'unknown_field', 'an unknown field', 'colour');
+refused(api('PATCH', '/v1/loyalty/programme', body => { every => 'ten' }), 400,
+        'invalid_field', 'a string for an integer', 'every');
+refused(api('PATCH', '/v1/loyalty/programme', body => {}), 400, 'missing_field', 'nothing to set');
+is(scalar(audit()), $n, '... none of them audited');
+is(api('GET', '/v1/loyalty/programme')->{json}{tiers}, 'base:0:100,silver:100:150,gold:1000:200',
+   '... and the programme unchanged');
+my ($e) = grep { $_->{op} eq 'loyalty.set' } audit();
+is($e->{who}, 'token:crm', 'the change is audited with the token');
+is($JSON->decode($e->{before}), undef, '... before: none');
+is($JSON->decode($e->{after})->{every}, '100', '... after: the programme');
+
+########################################################### a member
+
+# points from the storefront's side, then the admin's view
+$R->cmd('FCALL', 'voucher_loyalty_earn', 1, $w->key('lm:ann'), "o$_", 5000, 0) for 1 .. 3;
+$res = api('GET', '/v1/loyalty/members/ann');
+is($res->{status}, 200, 'a balance');
+is_deeply([@{ $res->{json} }{qw(member active pending tier next_tier points_to_next_tier)}],
+          ['ann', 175, 0, 'silver', 'gold', 825],
+          '... 50 + 50 in base, then 75 in silver; 825 to gold');
+is(api('GET', '/v1/loyalty/members/nobody')->{json}{active}, 0, 'a member not in the programme: 0');
+refused(api('GET', '/v1/loyalty/members/a%20b'), 400, 'invalid_field', 'a member id with a space', 'id');
+
+$res = api('POST', '/v1/loyalty/members/ann/adjust', body => { points => 25, reason => 'goodwill', key => 'adj-1' });
+is($res->{status}, 200, 'adjust +25') or diag $res->{body};
+is($res->{json}{active}, 200, '... 200 active');
+refused(api('POST', '/v1/loyalty/members/ann/adjust', body => { points => 25, reason => 'goodwill', key => 'adj-1' }),
+        409, 'already_applied', 'the same key again', 'key');
+refused(api('POST', '/v1/loyalty/members/ann/adjust', body => { points => -500, reason => 'fraud' }),
+        409, 'insufficient_points', 'taking more than there is', 'points');
+refused(api('POST', '/v1/loyalty/members/ann/adjust', body => { points => 0, reason => 'x' }),
+        400, 'invalid_points', 'zero points', 'points');
+refused(api('POST', '/v1/loyalty/members/ann/adjust', body => { points => 5 }),
+        400, 'missing_field', 'no reason', 'reason');
+refused(api('POST', '/v1/loyalty/members/ann/adjust', body => { points => 9007199254740992, reason => 'x' }),
+        400, 'invalid_field', 'past 2^53-1', 'points');
+refused(api('POST', '/v1/loyalty/members/ann/adjust', body => { points => '5', reason => 'x' }),
+        400, 'invalid_field', 'a string for points', 'points');
+$res = api('POST', '/v1/loyalty/members/ann/adjust', body => { points => -20, reason => 'typo' });
+is($res->{json}{active}, 180, 'adjust -20: 180');
+is(api('GET', '/v1/loyalty/members/ann')->{json}{active}, 180, '... the balance says so');
+($e) = grep { $_->{op} eq 'loyalty.adjust' } audit();
+is_deeply([$e->{target}, $JSON->decode($e->{before})->{active}, $JSON->decode($e->{after})->{active}],
+          ['ann', 175, 200], 'an adjustment is audited with the balance before and after');
+ledger_sums('ann', 'adjustments');
+
+my @all;
+my $cursor;
+do {
+    $res = api('GET', '/v1/loyalty/members/ann/history?limit=2' . ($cursor ? "&cursor=$cursor" : ''));
+    push @all, @{ $res->{json}{items} };
+    $cursor = $res->{json}{next_cursor};
+} while ($cursor);
+is_deeply([map { $_->{type} } @all], [qw(adjust adjust earn tier_upgraded earn earn)],
+          'history: every page, newest first');
+is($all[0]{points}, -20, '... integers as integers');
+is($all[0]{reason}, 'typo', '... the reason');
+like($all[0]{id}, qr/^\d+-\d+$/, '... the entry id');
+refused(api('GET', '/v1/loyalty/members/ann/history?cursor=x'), 400, 'invalid_field', 'a bad cursor', 'cursor');
+refused(api('GET', '/v1/loyalty/members/ann/history?limit=0'), 400, 'invalid_field', 'limit 0', 'limit');
+
+########################################################### rewards
+
+api('POST', '/v1/campaigns', body => { id => 'drink', kind => 'free_item', free_sku => 'TEA' });
+$res = api('PUT', '/v1/loyalty/rewards/tea', body => { name => 'A free tea', cost => 50, kind => 'coupon',
+                                                       campaign => 'drink', stock => 2, per_member => 5 });
+is($res->{status}, 200, 'a reward set') or diag $res->{body};
+is_deeply([@{ $res->{json} }{qw(id cost stock pool status)}], ['tea', 50, 2, 0, 'active'], '... as stored');
+refused(api('PUT', '/v1/loyalty/rewards/cake', body => { cost => 5, kind => 'coupon', campaign => 'nope' }),
+        400, 'invalid_field', 'a reward of no campaign', 'campaign');
+refused(api('PUT', '/v1/loyalty/rewards/cake', body => { cost => 5, kind => 'coupon', campaign => 'drink', size => 1 }),
+        400, 'unknown_field', 'a reward with an unknown field', 'size');
+refused(api('GET', '/v1/loyalty/rewards/cake'), 404, 'not_found', 'a reward that does not exist');
+api('PUT', '/v1/loyalty/rewards/mug', body => { cost => 500, kind => 'item', sku => 'MUG-1' });
+is_deeply([map { $_->{id} } @{ api('GET', '/v1/loyalty/rewards')->{json}{items} }], ['mug', 'tea'],
+          'the catalogue');
+
+# the pool: codes issued here with the MAC, redeemable at the edge
+$res = api('POST', '/v1/loyalty/rewards/tea/pool', body => { count => 3, prefix => 'TEA' });
+is($res->{status}, 200, 'the pool filled') or diag $res->{body};
+is($res->{json}{pool}, 3, '... with 3 codes');
+my @pool = @{ $R->cmd('LRANGE', $w->key('lwp:tea'), 0, -1) };
+is(scalar(grep { /^TEA[0-9A-Z]{12}$/ } @pool), 3, '... issued with the prefix, a body and a MAC');
+my $chk = ctl($w, 'codes', 'check', $pool[0], '--prefix', 'TEA', '--mac-length', 4);
+is($chk->{rc}, 0, '... whose MAC checks') or diag $chk->{err} . $chk->{out};
+sub code_get { +{ @{ $R->cmd('FCALL', 'voucher_code_get', 1, $w->key("c:$_[0]")) // [] } } }
+is(code_get($pool[0])->{campaign}, 'drink', '... a code of the campaign');
+refused(api('POST', '/v1/loyalty/rewards/mug/pool', body => { count => 1 }), 400, 'invalid_field',
+        'a pool for an item', 'reward');
+refused(api('POST', '/v1/loyalty/rewards/cake/pool', body => { count => 1 }), 404, 'not_found',
+        'a pool for no reward');
+refused(api('POST', '/v1/loyalty/rewards/tea/pool', body => { count => 1001 }), 400, 'invalid_field',
+        'too many at once', 'count');
+is($R->cmd('LLEN', $w->key('lwp:tea')), 3, '... none of them added anything');
+($e) = grep { $_->{op} eq 'reward.fill' } audit();
+is($JSON->decode($e->{after})->{pool}, 3, 'the fill is audited');
+
+# claims
+$res = api('POST', '/v1/loyalty/members/ann/claims', body => { reward => 'tea', key => 'c-1' });
+is($res->{status}, 201, 'a claim') or diag $res->{body};
+is($res->{json}{code}, $pool[0], '... gives the first code of the pool');
+is($res->{json}{active}, 130, '... for 50 points');
+is(code_get($pool[0])->{customer}, 'ann', '... assigned to the member');
+$res = api('POST', '/v1/loyalty/members/ann/claims', body => { reward => 'tea', key => 'c-1' });
+is_deeply([$res->{json}{code}, $res->{json}{replayed}], [$pool[0], JSON::PP::true], 'the same key: the same answer, replayed');
+refused(api('POST', '/v1/loyalty/members/bob/claims', body => { reward => 'tea', key => 'c-1' }),
+        422, 'idempotency_conflict', 'the key for another member', 'key');
+refused(api('POST', '/v1/loyalty/members/ann/claims', body => { reward => 'cake', key => 'c-2' }),
+        404, 'unknown_reward', 'an unknown reward', 'reward');
+refused(api('POST', '/v1/loyalty/members/ann/claims', body => { reward => 'mug', key => 'c-3' }),
+        409, 'insufficient_points', 'too dear', 'points');
+refused(api('POST', '/v1/loyalty/members/ann/claims', body => { reward => 'tea' }),
+        400, 'missing_field', 'no key', 'key');
+api('POST', '/v1/loyalty/members/ann/claims', body => { reward => 'tea', key => 'c-4' });
+refused(api('POST', '/v1/loyalty/members/ann/claims', body => { reward => 'tea', key => 'c-5' }),
+        409, 'reward_out_of_stock', 'stock 2 given twice', 'reward');
+api('PUT', '/v1/loyalty/rewards/tea', body => { stock => 5, per_member => 2 });
+refused(api('POST', '/v1/loyalty/members/ann/claims', body => { reward => 'tea', key => 'c-6' }),
+        409, 'reward_limit', 'per_member 2 reached', 'reward');
+api('PUT', '/v1/loyalty/rewards/tea', body => { status => 'paused' });
+refused(api('POST', '/v1/loyalty/members/ann/claims', body => { reward => 'tea', key => 'c-7' }),
+        409, 'reward_inactive', 'a paused reward', 'reward');
+is(api('GET', '/v1/loyalty/members/ann')->{json}{active}, 80, 'the refusals took no points');
+ledger_sums('ann', 'claims');
+($e) = grep { $_->{op} eq 'reward.claim' } audit();
+is_deeply([$e->{target}, $JSON->decode($e->{before})->{active}, $JSON->decode($e->{after})->{active}],
+          ['ann', 180, 130], 'a claim is audited');
+
+########################################################### no key
+
+$w->reconfigure(key_file => undef);
+delete $w->{config}{key_file};
+$w->reconfigure();
+$d->hup;
+ok(wait_until(sub { $d->log =~ /reloaded/ }, timeout => 10), 'reloaded without a key');
+api('PUT', '/v1/loyalty/rewards/tea', body => { status => 'active' });
+refused(api('POST', '/v1/loyalty/rewards/tea/pool', body => { count => 1 }), 409, 'key_required',
+        'a pool without the MAC key');
+is($R->cmd('LLEN', $w->key('lwp:tea')), 1, '... added nothing');
+
+$d->stop;
+done_testing;
