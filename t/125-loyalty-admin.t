@@ -212,6 +212,85 @@ ledger_sums('ann', 'claims');
 is_deeply([$e->{target}, $JSON->decode($e->{before})->{active}, $JSON->decode($e->{after})->{active}],
           ['ann', 180, 130], 'a claim is audited');
 
+########################################################### referrals
+
+api('POST', '/v1/campaigns', body => { id => 'hello', kind => 'amount', value => 10000 });
+api('PUT', '/v1/loyalty/rewards/hello', body => { cost => 1, kind => 'coupon', campaign => 'hello' });
+api('POST', '/v1/loyalty/rewards/hello/pool', body => { count => 5, prefix => 'HI' });
+$res = api('PATCH', '/v1/loyalty/programme', body => { referral_referee_reward => 'hello',
+                                                       referral_referrer_points => 300,
+                                                       referral_cap => 2, referral_code_days => 90 });
+is($res->{json}{referral_cap}, 2, 'the programme takes the referral fields');
+api('POST', '/v1/members', body => { id => 'ann', phone => '+66 81 000 0001', email => 'ann@shop.example' });
+
+$res = api('POST', '/v1/loyalty/members/ann/referral-code');
+is($res->{status}, 201, 'a referral code made') or diag $res->{body};
+my $ref = $res->{json}{code};
+like($ref, qr/^REF[0-9A-Z]{12}$/, '... REF, a body and a MAC');
+is($res->{json}{new}, JSON::PP::true, '... new');
+is(ctl($w, 'codes', 'check', $ref, '--prefix', 'REF', '--mac-length', 4)->{rc}, 0, '... whose MAC checks');
+$res = api('POST', '/v1/loyalty/members/ann/referral-code');
+is_deeply([$res->{status}, $res->{json}{code}, $res->{json}{new}], [200, $ref, JSON::PP::false],
+          'asked again: the same code');
+is(api('GET', '/v1/loyalty/members/ann')->{json}{referral_code}, $ref, 'the balance names it');
+
+# a code one character off: refused without Redis (its MAC is wrong)
+(my $forged = $ref) =~ s/(.)$/$1 eq '0' ? '1' : '0'/e;
+$R->cmd('HSET', $w->key("rc:$forged"), 'm', 'ann', 'exp', 0);
+refused(api('POST', '/v1/loyalty/referrals', body => { code => $forged, member => 'ben' }), 404,
+        'referral_not_found', 'a forged code (even one Redis knows)', 'code');
+$R->cmd('DEL', $w->key("rc:$forged"));
+
+$res = api('POST', '/v1/loyalty/referrals', body => { code => lc $ref, member => 'ben', phone => '+66 81 000 0002' });
+is($res->{status}, 201, 'ben paired with ann') or diag $res->{body};
+is_deeply([@{ $res->{json} }{qw(referrer referee reward)}], ['ann', 'ben', 'hello'], '... as the answer says');
+like($res->{json}{code}, qr/^HI/, '... with the hello coupon');
+refused(api('POST', '/v1/loyalty/referrals', body => { code => $ref, member => 'ben' }), 409,
+        'already_referred', 'ben again', 'member');
+refused(api('POST', '/v1/loyalty/referrals', body => { code => $ref, member => 'ann' }), 409,
+        'self_referral', 'ann herself', 'member');
+refused(api('POST', '/v1/loyalty/referrals', body => { code => $ref, member => 'cid', email => 'ANN@shop.example' }), 409,
+        'self_referral', 'ann\'s email', 'member');
+refused(api('POST', '/v1/loyalty/referrals', body => { code => $ref, member => 'cid', phone => '+66810000002' }), 409,
+        'referee_already_member', 'ben\'s phone', 'member');
+refused(api('POST', '/v1/loyalty/referrals', body => { code => 'REF0000000000000', member => 'cid' }), 404,
+        'referral_not_found', 'a code of the wrong length', 'code');
+refused(api('POST', '/v1/loyalty/referrals', body => { member => 'cid' }), 400, 'missing_field', 'no code', 'code');
+$R->cmd('HSET', $w->key("rc:$ref"), 'exp', 1);
+refused(api('POST', '/v1/loyalty/referrals', body => { code => $ref, member => 'cid' }), 409,
+        'referral_expired', 'an expired code', 'code');
+$R->cmd('HSET', $w->key("rc:$ref"), 'exp', 0);
+is($R->cmd('EXISTS', $w->key('lm:cid')), 0, 'none of the refusals made cid a member');
+refused(api('POST', '/v1/loyalty/referrals', body => { code => $ref, member => 'c d' }), 400,
+        'invalid_field', 'a member id with a space', 'member');
+api('POST', '/v1/loyalty/referrals', body => { code => $ref, member => 'dee' });
+refused(api('POST', '/v1/loyalty/referrals', body => { code => $ref, member => 'eli' }), 409,
+        'referral_cap_reached', 'a third referral this month (cap 2)', 'code');
+($e) = grep { $_->{op} eq 'referral.pair' } audit();
+is_deeply([$e->{target}, $JSON->decode($e->{after})->{referred_by}], ['ben', 'ann'], 'a pairing is audited');
+
+# a referee's first order converts: through the storefront's purchase event
+$R->cmd('XADD', $w->key('events'), '*', type => 'purchase', member => 'ben', amount => 1000, order => 'b-1');
+ok(wait_until(sub { (api('GET', '/v1/loyalty/members/ann')->{json}{conversions} // 0) == 1 }, timeout => 10),
+   'ben\'s first purchase converts: ann has 1 conversion');
+is(api('GET', '/v1/loyalty/members/ann')->{json}{active}, 80 + 300, '... and 300 more points');
+
+# a signup event with a referral code pairs the new customer
+$R->cmd('FCALL', 'voucher_loyalty_set', 1, $w->key('lp'), 'referral_cap', 0);
+$R->cmd('XADD', $w->key('events'), '*', type => 'signup', member => 'fay', email => 'fay@shop.example',
+        referral_code => $ref);
+ok(wait_until(sub { ($R->cmd('HGET', $w->key('lm:fay'), 'rby') // '') eq 'ann' }, timeout => 10),
+   'a signup event with the code pairs fay with ann');
+$R->cmd('XADD', $w->key('events'), '*', type => 'signup', member => 'gus', referral_code => $forged);
+ok(wait_until(sub { $d->log =~ /referral code of member gus refused: referral_not_found/ }, timeout => 10),
+   'a signup with a forged code: logged, not paired');
+is($R->cmd('HGET', $w->key('lm:gus'), 'rby'), undef, '... gus has no referrer');
+
+my @rows = @{ api('GET', '/v1/loyalty/referrals?limit=10')->{json}{items} };
+is_deeply([map { "$_->{member}:$_->{referrals}:$_->{conversions}:$_->{code}" } @rows], ["ann:3:1:$ref"],
+          'the report: ann referred 3 (ben, dee, fay), 1 converted');
+ledger_sums($_, "referrals: $_") for qw(ann ben);
+
 ########################################################### no key
 
 $w->reconfigure(key_file => undef);
@@ -222,6 +301,9 @@ ok(wait_until(sub { $d->log =~ /reloaded/ }, timeout => 10), 'reloaded without a
 api('PUT', '/v1/loyalty/rewards/tea', body => { status => 'active' });
 refused(api('POST', '/v1/loyalty/rewards/tea/pool', body => { count => 1 }), 409, 'key_required',
         'a pool without the MAC key');
+refused(api('POST', '/v1/loyalty/members/hal/referral-code'), 409, 'key_required',
+        'a referral code without the MAC key');
+is($R->cmd('HGET', $w->key('lm:hal'), 'rc'), undef, '... none made');
 is($R->cmd('LLEN', $w->key('lwp:tea')), 1, '... added nothing');
 
 $d->stop;

@@ -62,6 +62,7 @@ api('PATCH', '/v1/loyalty/programme', { every => 100, points => 1 });
 api('PUT', '/v1/loyalty/rewards/cake', { cost => 1, kind => 'coupon', campaign => 'treat' });
 api('POST', '/v1/loyalty/members/alice/adjust', { points => 10, reason => 'welcome' });
 api('POST', '/v1/loyalty/rewards/cake/pool', { count => 1 });
+my $refcode = api('POST', '/v1/loyalty/members/alice/referral-code')->{json}{code};
 api('POST', '/v1/codes', { code => 'GIFT0001', campaign => 'spring' });
 api('POST', '/v1/members', { id => 'alice', name => 'Alice' });
 api('PUT', '/v1/automations/spring', { schedule => 'daily 09:00', segment => 'all',
@@ -86,6 +87,7 @@ my %bodies = (
     'POST /v1/loyalty/members/{id}/claims' => { reward => 'cake', key => 'doc-1' },
     'PUT /v1/loyalty/rewards/{reward}' => { cost => 2 },
     'POST /v1/loyalty/rewards/{reward}/pool' => { count => 2 },
+    'POST /v1/loyalty/referrals' => { code => $refcode, member => 'newbie' },
 );
 
 # deletes last, so the others find their objects

@@ -91,6 +91,12 @@ local LP_SET = {
     tz_offset = V.tz,
     notify = V.enum({yes = 1, no = 1}, 'yes|no'),
     notice_days = V.uint,
+    -- referrals (redis/lib/referrals.lua)
+    referral_referee_reward = V.string, referral_referrer_reward = V.string,
+    referral_referrer_points = V.uint, referral_cap = V.uint,
+    referral_period = V.enum({month = 1, quarter = 1, year = 1},
+                             'month|quarter|year'),
+    referral_code_days = V.uint,
 }
 
 -- the fields in the order voucher_loyalty_get answers them
@@ -100,6 +106,9 @@ local LP_FIELDS = {
     'tiers', 'tier_basis', 'tier_period', 'tier_downgrade',
     'tier_grace_days', 'cap_order', 'cap_day', 'pending_days',
     'expiry_months', 'expiry_round', 'tz_offset', 'notify', 'notice_days',
+    'referral_referee_reward', 'referral_referrer_reward',
+    'referral_referrer_points', 'referral_cap', 'referral_period',
+    'referral_code_days',
 }
 
 function L.map(s)
@@ -130,7 +139,11 @@ function L.prog(tag)
          pending = (tonumber(v[17]) or 0) * 86400,
          months = tonumber(v[18]) or 0, round = v[19] or 'none',
          tz = (tonumber(v[20]) or 0) * 60, notify = v[21] == 'yes',
-         notice = (tonumber(v[22]) or 0) * 86400}
+         notice = (tonumber(v[22]) or 0) * 86400,
+         ref_referee = v[23] or nil, ref_referrer = v[24] or nil,
+         ref_points = tonumber(v[25]) or 0, ref_cap = tonumber(v[26]) or 0,
+         ref_period = v[27] or 'month',
+         ref_days = (tonumber(v[28]) or 0) * 86400}
     p.items = v[5] or v[6] or v[7] or v[8]
     for name, t, m in string.gmatch(v[10] or '', '([^,:]+):(%d+):(%d+)') do
         p.tiers[#p.tiers + 1] = {name = name, min = tonumber(t),
@@ -1020,7 +1033,7 @@ function L.balance(m)
     end
     local need, nxt = L.to_next(m)
     local first, n = L.period(p, m.now)
-    return {'ok', 'member', m.id, 'active', m.act, 'pending', m.pend,
+    local r = {'ok', 'member', m.id, 'active', m.act, 'pending', m.pend,
             'expiring_points', soon, 'expiry_date',
             when and L.date(p, when - 1) or '',
             'tier', p.tiers[m.tier] and p.tiers[m.tier].name or '',
@@ -1029,6 +1042,17 @@ function L.balance(m)
             'earned', tonumber(m.h.earned) or 0,
             'spent', tonumber(m.h.spent) or 0,
             'expired', tonumber(m.h.expired) or 0}
+    -- referrals: the member's code, who referred it, its counts
+    for _, f in ipairs({{'rc', 'referral_code'}, {'rby', 'referred_by'}}) do
+        if m.h[f[1]] then
+            r[#r + 1] = f[2]; r[#r + 1] = m.h[f[1]]
+        end
+    end
+    if m.h.refs then
+        r[#r + 1] = 'referrals'; r[#r + 1] = tonumber(m.h.refs)
+        r[#r + 1] = 'conversions'; r[#r + 1] = tonumber(m.h.convs) or 0
+    end
+    return r
 end
 
 -- FCALL voucher_loyalty_balance 1 {NS}:lm:<member> [at] [limits]

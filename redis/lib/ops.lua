@@ -62,6 +62,13 @@ function ADM.snap.points(key)
             tier = h[3] or ''}
 end
 
+-- a member's referral: its own code, who referred it
+function ADM.snap.referral(key)
+    local h = redis.call('HMGET', key, 'rc', 'rby', 'rvia')
+    if not (h[1] or h[2]) then return nil end
+    return {code = h[1] or '', referred_by = h[2] or '', via = h[3] or ''}
+end
+
 function ADM.json(o)
     if o == nil then return 'null' end
     return cjson.encode(o)
@@ -194,6 +201,8 @@ ADM.fns = {
     reward_set = {api.reward_set, 'reward'},
     reward_pool_fill = {api.reward_pool_fill, 'reward'},
     reward_claim = {api.reward_claim, 'points'},
+    referral_code = {api.referral_code, 'referral'},
+    referral_pair = {api.referral_pair, 'referral'},
 }
 
 -- voucher_admin  KEYS[1] the key of the function's object
@@ -203,7 +212,7 @@ ADM.fns = {
 --   target  what it names ("spring")
 --   fn      one of ADM.fns; its arguments follow must (the loyalty ones:
 --           loyalty_set, loyalty_adjust, reward_set, reward_pool_fill,
---           reward_claim)
+--           reward_claim, referral_code, referral_pair)
 --   must    "new": the object must not exist (ERR already_exists), "old":
 --           it must (ERR not_found), "": either
 -- Returns the function's reply; appends {NS}:admin when the object changed.

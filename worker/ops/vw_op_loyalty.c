@@ -780,3 +780,228 @@ vw_op_reward_claim(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
 
     return rc < 0 ? rc : 201;
 }
+
+
+/* ------------------------------------------------------------ referrals */
+
+/*
+ * A referral code as issued here: "REF", 8 random characters and a 4
+ * character MAC.  Whether code (normalized) is one, with a right MAC: a
+ * forged or mistyped code dies here, never reaching Redis.
+ */
+
+int
+vw_op_referral_genuine(const unsigned char *key, const char *code)
+{
+    char    buf[VOUCHER_CODE_MAX_LEN + 1];
+    size_t  n;
+
+    n = voucher_code_normalize(code, strlen(code), buf, sizeof(buf));
+
+    if (n != VW_REFERRAL_LEN || strncmp(buf, VW_REFERRAL_PREFIX, 3) != 0) {
+        return 0;
+    }
+
+    return voucher_code_verify(key, buf, n, 3, VW_REFERRAL_MAC) == 0;
+}
+
+
+/* the member's referral code: the one it has while valid, else a new one */
+
+int
+vw_op_referral_code(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e)
+{
+    int          tries, rc;
+    char        *key, code[VOUCHER_CODE_MAX_LEN + 1];
+    json_t      *n;
+    vw_args_t    a;
+    redisReply  *r;
+
+    if (vw_member_check(in->id, e) != 0
+        || vw_op_known(in->body, (const char *const []) { NULL }, e) != 0)
+    {
+        return -1;
+    }
+
+    if (op->key == NULL) {
+        return vw_op_fail(e, 409, "key_required", NULL,
+                          "no key_file is configured: referral codes carry "
+                          "a MAC and cannot be issued without the key");
+    }
+
+    key = vw_key(op->cf, "lm:%s", in->id);
+    r = NULL;
+
+    /* a new code that exists already (1 in 32^8) is made again */
+
+    for (tries = 0; tries < 3 && r == NULL; tries++) {
+        if (voucher_code_issue(op->key, VW_REFERRAL_PREFIX, 8,
+                               VW_REFERRAL_MAC, code, sizeof(code))
+            == 0)
+        {
+            free(key);
+            return vw_op_fail(e, 500, "internal_error", NULL,
+                              "cannot make a referral code");
+        }
+
+        memset(&a, 0, sizeof(vw_args_t));
+        vw_args_adds(&a, code);
+        vw_args_addi(&a, vw_now());
+
+        r = vw_op_admin(op, key, "referral.code", in->id, "referral_code",
+                        "", &a, e);
+        vw_args_free(&a);
+
+        if (r == NULL && !(e->status == 400
+                           && strcmp(e->field, "code") == 0))
+        {
+            break;
+        }
+    }
+
+    free(key);
+
+    if (r == NULL) {
+        return -1;
+    }
+
+    rc = vw_loyalty_answer(r, in->id, out, e);
+
+    if (rc < 0) {
+        return rc;
+    }
+
+    n = json_object_get(*out, "new");
+    rc = json_integer_value(n) ? 201 : 200;
+    json_object_set_new(*out, "new", json_boolean(json_integer_value(n)));
+
+    return rc;
+}
+
+
+/* a new customer paired with the referrer of a code */
+
+int
+vw_op_referral_pair(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e)
+{
+    int                       rc;
+    char                     *key;
+    vw_args_t                 a;
+    redisReply               *r;
+    const char               *code, *member, *phone, *email;
+    static const char *const  names[] = {
+        "code", "member", "phone", "email", NULL
+    };
+
+    code = member = phone = email = NULL;
+
+    if (vw_op_known(in->body, names, e) != 0
+        || vw_op_str(in, in->body, "code", 1, &code, e) != 0
+        || vw_op_str(in, in->body, "member", 1, &member, e) != 0
+        || vw_op_str(in, in->body, "phone", 0, &phone, e) != 0
+        || vw_op_str(in, in->body, "email", 0, &email, e) != 0)
+    {
+        return -1;
+    }
+
+    if (vw_member_check(member, e) != 0) {
+        snprintf(e->field, sizeof(e->field), "member");
+        return -1;
+    }
+
+    /* a forged or mistyped code: refused without Redis */
+
+    if (op->key && !vw_op_referral_genuine(op->key, code)) {
+        return vw_op_fail(e, 404, "referral_not_found", "code",
+                          "%s: no such referral code", code);
+    }
+
+    memset(&a, 0, sizeof(vw_args_t));
+    vw_args_adds(&a, code);
+    vw_args_adds(&a, phone ? phone : "");
+    vw_args_adds(&a, email ? email : "");
+    vw_args_addi(&a, vw_now());
+
+    key = vw_key(op->cf, "lm:%s", member);
+    r = vw_op_admin(op, key, "referral.pair", member, "referral_pair", "",
+                    &a, e);
+    free(key);
+    vw_args_free(&a);
+
+    if (r == NULL) {
+        return -1;
+    }
+
+    rc = vw_loyalty_answer(r, member, out, e);
+
+    return rc < 0 ? rc : 201;
+}
+
+
+/* referrals and conversions per referrer, paged */
+
+int
+vw_op_referral_report(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e)
+{
+    char                     *key;
+    size_t                    i;
+    int64_t                   limit;
+    json_t                   *items, *cursor;
+    vw_args_t                 a;
+    redisReply               *r, *page;
+    const char               *c;
+    static const char *const  names[] = { "limit", "cursor", NULL };
+
+    if (vw_op_known(in->query, names, e) != 0
+        || vw_op_limit(in->query, &limit, e) != 0)
+    {
+        return -1;
+    }
+
+    cursor = json_object_get(in->query, "cursor");
+    c = json_is_string(cursor) ? json_string_value(cursor) : "0";
+
+    if (strspn(c, "0123456789") != strlen(c) || *c == '\0') {
+        return vw_op_fail(e, 400, "invalid_field", "cursor",
+                          "cursor: the next_cursor of the page before");
+    }
+
+    memset(&a, 0, sizeof(vw_args_t));
+    vw_args_adds(&a, c);
+    vw_args_addi(&a, limit);
+
+    key = vw_key(op->cf, "lrf");
+    r = vw_loyalty_fcall(op, "voucher_referral_report", key, &a, e);
+    free(key);
+    vw_args_free(&a);
+
+    if (r == NULL) {
+        return -1;
+    }
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2
+        || r->element[0]->type != REDIS_REPLY_STRING
+        || r->element[1]->type != REDIS_REPLY_ARRAY)
+    {
+        freeReplyObject(r);
+        return vw_op_fail(e, 500, "internal_error", NULL,
+                          "unexpected reply to voucher_referral_report");
+    }
+
+    items = json_array();
+    page = r->element[1];
+
+    for (i = 0; i < page->elements; i++) {
+        json_array_append_new(items,
+                              vw_loyalty_object(page->element[i], 0, NULL));
+    }
+
+    *out = vw_op_page(items, strcmp(r->element[0]->str, "0") != 0
+                             ? r->element[0]->str : NULL);
+    freeReplyObject(r);
+
+    return 200;
+}
