@@ -291,6 +291,60 @@ is_deeply([map { "$_->{member}:$_->{referrals}:$_->{conversions}:$_->{code}" } @
           'the report: ann referred 3 (ben, dee, fay), 1 converted');
 ledger_sums($_, "referrals: $_") for qw(ann ben);
 
+########################################################### voucherctl
+
+# the same operations on a terminal: worker/ops is shared
+sub cli { my $x = ctl($w, 'loyalty', @_); $x->{json} = eval { $JSON->decode($x->{out}) }; $x }
+my $c = cli('get');
+is($c->{rc}, 0, 'voucherctl loyalty get') or diag $c->{err};
+is($c->{json}{every}, 100, '... the programme');
+$c = cli('set', 'cap_order', 500, 'notice_days', 7);
+is_deeply([$c->{rc}, @{ $c->{json} }{qw(cap_order notice_days)}], [0, 500, 7], 'voucherctl loyalty set');
+$c = cli('tiers', 'base:0:100,silver:100:150,gold:2000:200', '--tier_grace_days', 30);
+is_deeply([$c->{rc}, @{ $c->{json} }{qw(tiers tier_grace_days)}],
+          [0, 'base:0:100,silver:100:150,gold:2000:200', 30], 'voucherctl loyalty tiers');
+$c = cli('set', 'tiers', 'gold:5:100');
+is($c->{rc}, 1, 'a bad programme field: exit 1');
+like($c->{err}, qr/invalid_field/, '... and the same error as the API');
+$c = cli('balance', 'ann');
+is_deeply([$c->{rc}, @{ $c->{json} }{qw(member active tier)}], [0, 'ann', 380, 'silver'], 'voucherctl loyalty balance');
+$c = cli('adjust', 'ann', 20, '--reason', 'birthday', '--key', 'bd-ann');
+is_deeply([$c->{rc}, $c->{json}{active}], [0, 400], 'voucherctl loyalty adjust');
+$c = cli('adjust', 'ann', -5000, '--reason', 'oops');
+is($c->{rc}, 1, 'adjusting below zero: exit 1');
+like($c->{err}, qr/insufficient_points/, '... insufficient_points');
+$c = cli('history', 'ann', '--limit', 2);
+my @lines = map { $JSON->decode($_) } grep { /\S/ } split /\n/, $c->{out};
+ok(@lines > 2, 'voucherctl loyalty history: every page, JSON lines');
+is_deeply([@{ $lines[0] }{qw(type reason points)}], ['adjust', 'birthday', 20], '... newest first');
+$c = cli('rewards');
+is_deeply([map { $JSON->decode($_)->{id} } grep { /\S/ } split /\n/, $c->{out}], [qw(hello mug tea)],
+          'voucherctl loyalty rewards');
+$c = cli('reward-set', 'mug', 'cost', 300);
+is_deeply([$c->{rc}, $c->{json}{cost}], [0, 300], 'voucherctl loyalty reward-set');
+$c = cli('reward-fill', 'hello', '--count', 2, '--prefix', 'HI');
+is_deeply([$c->{rc}, $c->{json}{pool}], [0, 4], 'voucherctl loyalty reward-fill: 2 more, issued with the key');
+$c = cli('claim', 'ann', 'mug', '--key', 'cli-1');
+is_deeply([$c->{rc}, $c->{json}{sku}, $c->{json}{active}], [0, 'MUG-1', 100], 'voucherctl loyalty claim');
+is(cli('reward', 'mug')->{json}{given}, 1, 'voucherctl loyalty reward');
+$c = cli('referral-code', 'ann');
+is($c->{json}{code}, $ref, 'voucherctl loyalty referral-code: the same code');
+$c = cli('refer', $ref, '--member', 'hugo', '--email', 'hugo@shop.example');
+is_deeply([$c->{rc}, $c->{json}{referrer}], [0, 'ann'], 'voucherctl loyalty refer');
+$c = cli('refer', $ref, '--member', 'hugo');
+is($c->{rc}, 1, 'hugo again: exit 1');
+like($c->{err}, qr/already_referred/, '... already_referred');
+$c = cli('referrals');
+is($JSON->decode((split /\n/, $c->{out})[0])->{referrals}, 4, 'voucherctl loyalty referrals: the report');
+my @cli = grep { $_->{who} =~ /^cli:/ } audit();
+is_deeply([sort { $a cmp $b } keys %{ +{ map { $_->{op} => 1 } @cli } }],
+          [qw(loyalty.adjust loyalty.set referral.pair reward.claim reward.fill reward.set)],
+          'the CLI\'s changes are audited as cli:<user>');
+$c = ctl($w, 'loyalty', 'frob');
+is($c->{rc}, 2, 'an unknown loyalty command: usage, exit 2');
+like($c->{err}, qr/voucherctl loyalty adjust ID points \[--reason V\]/, '... listing the commands');
+ledger_sums('ann', 'after voucherctl');
+
 ########################################################### no key
 
 $w->reconfigure(key_file => undef);
