@@ -8,7 +8,7 @@
 #define _VOUCHER_LUA_H_INCLUDED_
 
 
-#define VOUCHER_LUA_VERSION  "00245604b46e2af4"
+#define VOUCHER_LUA_VERSION  "cffb4ec4ad184748"
 
 
 static const char  voucher_lua[] =
@@ -27,7 +27,7 @@ static const char  voucher_lua[] =
     "-- exact for integers below 2^53; Lua's own tostring (\"%.14g\") is not, so\n"
     "-- large numbers are never concatenated into strings.\n"
     "\n"
-    "local VERSION = '00245604b46e2af4'\n"
+    "local VERSION = 'cffb4ec4ad184748'\n"
     "\n"
     "-- Redis 7.0 loads a library in a bare environment (no redis.call, string,\n"
     "-- math, ... yet), so builtins are looked up at call time, not aliased here.\n"
@@ -2231,7 +2231,7 @@ static const char  voucher_lua[] =
     "                          'none|month|quarter|year'),\n"
     "    tz_offset = V.tz,\n"
     "    notify = V.enum({yes = 1, no = 1}, 'yes|no'),\n"
-    "    notice_days = V.uint,\n"
+    "    notice_days = V.uint, tier_notice_days = V.uint,\n"
     "    -- referrals (redis/lib/referrals.lua)\n"
     "    referral_referee_reward = V.string, referral_referrer_reward = V.string,\n"
     "    referral_referrer_points = V.uint, referral_cap = V.uint,\n"
@@ -2249,7 +2249,7 @@ static const char  voucher_lua[] =
     "    'expiry_months', 'expiry_round', 'tz_offset', 'notify', 'notice_days',\n"
     "    'referral_referee_reward', 'referral_referrer_reward',\n"
     "    'referral_referrer_points', 'referral_cap', 'referral_period',\n"
-    "    'referral_code_days',\n"
+    "    'referral_code_days', 'tier_notice_days',\n"
     "}\n"
     "\n"
     "function L.map(s)\n"
@@ -2285,6 +2285,9 @@ static const char  voucher_lua[] =
     "         ref_points = tonumber(v[25]) or 0, ref_cap = tonumber(v[26]) or 0,\n"
     "         ref_period = v[27] or 'month',\n"
     "         ref_days = (tonumber(v[28]) or 0) * 86400}\n"
+    "    -- tier_will_drop: this long before a review, at most the grace\n"
+    "    p.tnotice = (tonumber(v[29]) or 0) * 86400\n"
+    "    if p.tnotice == 0 or p.tnotice > p.grace then p.tnotice = p.grace end\n"
     "    p.items = v[5] or v[6] or v[7] or v[8]\n"
     "    for name, t, m in string.gmatch(v[10] or '', '([^,:]+):(%d+):(%d+)') do\n"
     "        p.tiers[#p.tiers + 1] = {name = name, min = tonumber(t),\n"
@@ -2654,7 +2657,7 @@ static const char  voucher_lua[] =
     "        end\n"
     "        -- a tier that will drop when the grace ends\n"
     "        local trev = tonumber(m.h.trev)\n"
-    "        if trev and p.grace > 0 and trev - p.grace <= now\n"
+    "        if trev and p.grace > 0 and trev - p.tnotice <= now\n"
     "           and m.h.tnote ~= m.h.trev then\n"
     "            local f1, n1 = L.period(p, trev - p.grace - 1)\n"
     "            local f2, n2 = L.period(p, trev - p.grace)\n"
@@ -2692,8 +2695,9 @@ static const char  voucher_lua[] =
     "    local trev = tonumber(m.h.trev)\n"
     "    if trev then\n"
     "        if trev < due then due = trev end\n"
-    "        if p.grace > 0 and m.h.tnote ~= m.h.trev and trev - p.grace < due then\n"
-    "            due = trev - p.grace\n"
+    "        if p.grace > 0 and m.h.tnote ~= m.h.trev\n"
+    "           and trev - p.tnotice < due then\n"
+    "            due = trev - p.tnotice\n"
     "        end\n"
     "    end\n"
     "    if due <= m.now then due = m.now + 1 end\n"

@@ -17,7 +17,12 @@
 
 
 /* the fields a campaign message may use */
-#define VW_TEMPLATE_FIELDS  "name, code, expires_at, discount, campaign, id"
+#define VW_TEMPLATE_FIELDS  "name, code, expires_at, discount, campaign, id, " \
+                            "points, tier, points_to_next_tier, "            \
+                            "expiring_points, expiry_date, referral_code"
+
+/* the loyalty ones among them (the member's balance, or the notice's) */
+extern const char *const  vw_template_loyalty[];
 
 
 typedef struct {
@@ -32,6 +37,9 @@ int vw_template_check(const char *tpl, char *err, size_t errlen);
 /* the same against another list of fields (NULL-terminated) */
 int vw_template_check_fields(const char *tpl, const char *const *fields,
     char *err, size_t errlen);
+
+/* whether tpl (may be NULL) uses one of fields (NULL-terminated) */
+int vw_template_uses(const char *tpl, const char *const *fields);
 
 /* the text with every {{field}} replaced (unknown ones by "") */
 char *vw_template_render(const char *tpl, const vw_tvar_t *vars, size_t n);

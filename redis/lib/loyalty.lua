@@ -90,7 +90,7 @@ local LP_SET = {
                           'none|month|quarter|year'),
     tz_offset = V.tz,
     notify = V.enum({yes = 1, no = 1}, 'yes|no'),
-    notice_days = V.uint,
+    notice_days = V.uint, tier_notice_days = V.uint,
     -- referrals (redis/lib/referrals.lua)
     referral_referee_reward = V.string, referral_referrer_reward = V.string,
     referral_referrer_points = V.uint, referral_cap = V.uint,
@@ -108,7 +108,7 @@ local LP_FIELDS = {
     'expiry_months', 'expiry_round', 'tz_offset', 'notify', 'notice_days',
     'referral_referee_reward', 'referral_referrer_reward',
     'referral_referrer_points', 'referral_cap', 'referral_period',
-    'referral_code_days',
+    'referral_code_days', 'tier_notice_days',
 }
 
 function L.map(s)
@@ -144,6 +144,9 @@ function L.prog(tag)
          ref_points = tonumber(v[25]) or 0, ref_cap = tonumber(v[26]) or 0,
          ref_period = v[27] or 'month',
          ref_days = (tonumber(v[28]) or 0) * 86400}
+    -- tier_will_drop: this long before a review, at most the grace
+    p.tnotice = (tonumber(v[29]) or 0) * 86400
+    if p.tnotice == 0 or p.tnotice > p.grace then p.tnotice = p.grace end
     p.items = v[5] or v[6] or v[7] or v[8]
     for name, t, m in string.gmatch(v[10] or '', '([^,:]+):(%d+):(%d+)') do
         p.tiers[#p.tiers + 1] = {name = name, min = tonumber(t),
@@ -513,7 +516,7 @@ function L.work(m)
         end
         -- a tier that will drop when the grace ends
         local trev = tonumber(m.h.trev)
-        if trev and p.grace > 0 and trev - p.grace <= now
+        if trev and p.grace > 0 and trev - p.tnotice <= now
            and m.h.tnote ~= m.h.trev then
             local f1, n1 = L.period(p, trev - p.grace - 1)
             local f2, n2 = L.period(p, trev - p.grace)
@@ -551,8 +554,9 @@ function L.redue(m)
     local trev = tonumber(m.h.trev)
     if trev then
         if trev < due then due = trev end
-        if p.grace > 0 and m.h.tnote ~= m.h.trev and trev - p.grace < due then
-            due = trev - p.grace
+        if p.grace > 0 and m.h.tnote ~= m.h.trev
+           and trev - p.tnotice < due then
+            due = trev - p.tnotice
         end
     end
     if due <= m.now then due = m.now + 1 end

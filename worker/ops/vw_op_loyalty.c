@@ -48,6 +48,7 @@ static const vw_field_t  vw_programme_fields[] = {
     { "tz_offset", VW_F_TZ },
     { "notify", VW_F_STR },
     { "notice_days", VW_F_INT },
+    { "tier_notice_days", VW_F_INT },
     { "referral_referee_reward", VW_F_STR | VW_F_NULL },
     { "referral_referrer_reward", VW_F_STR | VW_F_NULL },
     { "referral_referrer_points", VW_F_INT },
@@ -113,6 +114,7 @@ static const struct {
 static const char *const  vw_programme_ints[] = {
     "every", "points", "point_value", "tier_grace_days", "cap_order",
     "cap_day", "pending_days", "expiry_months", "notice_days",
+    "tier_notice_days",
     "referral_referrer_points", "referral_cap", "referral_code_days", NULL
 };
 
