@@ -204,6 +204,23 @@ struct ngx_http_voucher_core_s {
 };
 
 
+/*
+ * What a limit's scope (validate, redeem) counts an operation as: a
+ * reservation and a loyalty earn are redeems, a loyalty balance or history
+ * a validate.
+ */
+#define ngx_http_voucher_limit_op(op)                                        \
+    (((op) == NGX_HTTP_VOUCHER_OP_RESERVE                                     \
+      || (op) == NGX_HTTP_VOUCHER_OP_LOYALTY_EARN)                            \
+     ? NGX_HTTP_VOUCHER_OP_REDEEM                                             \
+     : ((op) >= NGX_HTTP_VOUCHER_OP_LOYALTY_BALANCE                           \
+        ? NGX_HTTP_VOUCHER_OP_VALIDATE : (op)))
+
+/* a loyalty operation: it names a customer, not a code */
+#define ngx_http_voucher_loyalty_op(op)                                      \
+    ((op) >= NGX_HTTP_VOUCHER_OP_LOYALTY_EARN)
+
+
 /* op handler rc values */
 #define NGX_HTTP_VOUCHER_REPLY       0    /* reply holds Redis' answer */
 #define NGX_HTTP_VOUCHER_LOST        1    /* connection lost, outcome unknown */

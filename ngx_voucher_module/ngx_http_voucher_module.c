@@ -995,12 +995,23 @@ ngx_http_voucher_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     } else if (ngx_strcmp(value[1].data, "release") == 0) {
         vlcf->api = NGX_HTTP_VOUCHER_OP_RELEASE;
 
+    } else if (ngx_strcmp(value[1].data, "loyalty_earn") == 0) {
+        vlcf->api = NGX_HTTP_VOUCHER_OP_LOYALTY_EARN;
+
+    } else if (ngx_strcmp(value[1].data, "loyalty_balance") == 0) {
+        vlcf->api = NGX_HTTP_VOUCHER_OP_LOYALTY_BALANCE;
+
+    } else if (ngx_strcmp(value[1].data, "loyalty_history") == 0) {
+        vlcf->api = NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY;
+
     } else {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid value \"%V\" in \"voucher_api\", "
                            "it must be \"validate\", \"redeem\", "
-                           "\"rollback\", \"reserve\", \"confirm\" or "
-                           "\"release\"", &value[1]);
+                           "\"rollback\", \"reserve\", \"confirm\", "
+                           "\"release\", \"loyalty_earn\", "
+                           "\"loyalty_balance\" or \"loyalty_history\"",
+                           &value[1]);
         return NGX_CONF_ERROR;
     }
 

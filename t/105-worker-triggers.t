@@ -84,7 +84,7 @@ for my $case (
     [{ trigger => { event => 'cart_abandoned' }, channel => 'line', message => 'Hi {{nmae}}' },
      qr/template: unknown field "nmae" \(known: name, code/],
     [{ trigger => { event => 'checkout' }, channel => 'line', message => 'x' },
-     qr/trigger\.event: expected signup, purchase, cart_abandoned or referral/],
+     qr/trigger\.event: expected signup, purchase, cart_abandoned, referral, tier_upgraded, .* or referral_converted/],
     [{ trigger => { event => 'cart_abandoned', delay => '2 hours' }, channel => 'line', message => 'x' },
      qr/trigger\.delay: expected seconds or 90s/],
     [{ schedule => 'daily 09:00', channel => 'line', message => 'x' }, qr/segment: required/],

@@ -38,7 +38,10 @@ static const char *const  vw_codes_fields[] = {
 };
 
 static const char *const  vw_events[] = {
-    "signup", "purchase", "cart_abandoned", "referral", NULL
+    "signup", "purchase", "cart_abandoned", "referral",
+    /* the loyalty programme's notices (notify yes) */
+    "tier_upgraded", "tier_downgraded", "tier_will_drop", "points_expiring",
+    "reward_redeemed", "referral_converted", NULL
 };
 
 
@@ -293,7 +296,10 @@ vw_auto_trigger(json_t *o, vw_auto_t *a, vw_jerr_t *e)
 
     if (a->trigger == NULL || vw_events[i] == NULL) {
         return vw_json_fail(e, "", "trigger.event: expected signup, "
-                            "purchase, cart_abandoned or referral");
+                            "purchase, cart_abandoned, referral, "
+                            "tier_upgraded, tier_downgraded, tier_will_drop, "
+                            "points_expiring, reward_redeemed or "
+                            "referral_converted");
     }
 
     v = json_object_get(o, "delay");

@@ -161,8 +161,9 @@ vw_birthday_text(const vw_locale_t *l, const vw_member_t *m, char *buf,
 
 int
 vw_render(redisContext *c, const vw_config_t *cf, const vw_auto_t *a,
-    const vw_member_t *m, const char *code, int64_t now, vw_rendered_t *out,
-    char *err, size_t errlen)
+    const vw_member_t *m, const char *code, int64_t now,
+    const vw_tvar_t *extra, size_t nextra, vw_rendered_t *out, char *err,
+    size_t errlen)
 {
     char                 money[6][64], dates[3][64], bday[64], *avals;
     char                 anames[32][40];
@@ -275,6 +276,10 @@ vw_render(redisContext *c, const vw_config_t *cf, const vw_auto_t *a,
     VW_VAR("birthday", bday);
     VW_VAR("phone", m->e164 ? m->e164 : (m->phone ? m->phone : ""));
     VW_VAR("email", m->email ? m->email : "");
+
+    for (size_t i = 0; i < nextra && n < VW_RVARS - 32; i++) {
+        VW_VAR(extra[i].name, extra[i].value);
+    }
 
     /* custom attributes: attr.NAME, strings and integers as they are */
     attrs = m->attrs ? json_loads(m->attrs, 0, NULL) : NULL;

@@ -19,6 +19,7 @@
 #include "vw_auto.h"
 #include "vw_config.h"
 #include "vw_segment.h"
+#include "vw_template.h"
 
 
 typedef struct {
@@ -32,12 +33,14 @@ typedef struct {
 
 /*
  * code: the stored (normalized) code; NULL in a preview, where a unique
- * code is shown as its pattern and ends valid_days from now.  0, or -1
- * with err when Redis failed.
+ * code is shown as its pattern and ends valid_days from now.  extra: more
+ * fields (the loyalty ones), after the campaign's and the member's, which
+ * win over a field of the same name.  0, or -1 with err when Redis failed.
  */
 int vw_render(redisContext *c, const vw_config_t *cf, const vw_auto_t *a,
-    const vw_member_t *m, const char *code, int64_t now, vw_rendered_t *out,
-    char *err, size_t errlen);
+    const vw_member_t *m, const char *code, int64_t now,
+    const vw_tvar_t *extra, size_t nextra, vw_rendered_t *out, char *err,
+    size_t errlen);
 
 void vw_rendered_free(vw_rendered_t *r);
 

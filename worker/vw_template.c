@@ -17,7 +17,15 @@
 static const char *const  vw_tfields[] = {
     "name", "code", "expires_at", "discount", "campaign", "id",
     "min_amount", "cap", "max_discount", "starts_at", "ends_at", "currency",
-    "balance", "tier", "birthday", "phone", "email", "attr.*", NULL
+    "balance", "tier", "birthday", "phone", "email", "attr.*", "points",
+    "points_to_next_tier", "expiring_points", "expiry_date", "referral_code",
+    NULL
+};
+
+
+const char *const  vw_template_loyalty[] = {
+    "points", "tier", "points_to_next_tier", "expiring_points",
+    "expiry_date", "referral_code", NULL
 };
 
 
@@ -153,6 +161,30 @@ vw_template_check_fields(const char *tpl, const char *const *fields,
 
         p = end;
     }
+}
+
+
+int
+vw_template_uses(const char *tpl, const char *const *fields)
+{
+    size_t       i, len;
+    const char  *p, *start, *end, *name;
+
+    p = tpl;
+
+    while (p && vw_tnext(p, &start, &end, &name, &len) == 1) {
+        for (i = 0; fields[i]; i++) {
+            if (strlen(fields[i]) == len
+                && strncmp(fields[i], name, len) == 0)
+            {
+                return 1;
+            }
+        }
+
+        p = end;
+    }
+
+    return 0;
 }
 
 

@@ -19,7 +19,11 @@
 /* the fields a campaign message may use (docs/worker.md has them all) */
 #define VW_TEMPLATE_FIELDS  "name, code, expires_at, discount, campaign, " \
     "id, min_amount, cap, max_discount, starts_at, ends_at, currency, "      \
-    "balance, tier, birthday, phone, email, attr.NAME"
+    "balance, tier, birthday, phone, email, attr.NAME, points, "            \
+    "points_to_next_tier, expiring_points, expiry_date, referral_code"
+
+/* the loyalty ones among them (the member's balance, or the notice's) */
+extern const char *const  vw_template_loyalty[];
 
 
 typedef struct {
@@ -37,6 +41,9 @@ int vw_template_check(const char *tpl, char *err, size_t errlen);
  */
 int vw_template_check_fields(const char *tpl, const char *const *fields,
     char *err, size_t errlen);
+
+/* whether tpl (may be NULL) uses one of fields (NULL-terminated) */
+int vw_template_uses(const char *tpl, const char *const *fields);
 
 /* the text with every {{field}} replaced (unknown ones by "") */
 char *vw_template_render(const char *tpl, const vw_tvar_t *vars, size_t n);

@@ -85,6 +85,8 @@ export default {
   'reason.points_not_accepted': 'Points cannot pay for orders in this shop.',
   'reason.insufficient_points': 'The member does not have that many points.',
   'reason.invalid_points': 'The points must be a whole number above zero.',
+  'reason.already_earned': 'This order has already earned its points.',
+  'reason.programme_paused': 'The points programme is paused: no points are earned now.',
   'reason.internal_error': 'The server failed (a bug). Tell the administrator; nothing was redeemed.',
   'reason.other': 'Refused: {message}',
 

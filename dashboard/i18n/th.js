@@ -84,6 +84,8 @@ export default {
   'reason.points_not_accepted': 'ร้านนี้ใช้แต้มชำระค่าสินค้าไม่ได้',
   'reason.insufficient_points': 'สมาชิกมีแต้มไม่พอ',
   'reason.invalid_points': 'จำนวนแต้มต้องเป็นจำนวนเต็มที่มากกว่าศูนย์',
+  'reason.already_earned': 'คำสั่งซื้อนี้ได้รับแต้มไปแล้ว',
+  'reason.programme_paused': 'โปรแกรมสะสมแต้มหยุดชั่วคราว ตอนนี้จะไม่ได้รับแต้ม',
   'reason.internal_error': 'เซิร์ฟเวอร์ทำงานผิดพลาด กรุณาแจ้งผู้ดูแลระบบ ยังไม่มีการใช้คูปอง',
   'reason.other': 'ถูกปฏิเสธ: {message}',
 

@@ -36,6 +36,12 @@ static const char  vw_usage[] =
     "  auto preview CAMPAIGN [--sample N]  who a run now goes to, messages\n"
     "  audit list [--limit N]              the admin audit stream\n"
     "  settings get | set FIELD VALUE...   the namespace's settings\n"
+    "  loyalty get | set FIELD VALUE... | tiers TIERS   the programme\n"
+    "  loyalty balance|history ID | adjust ID POINTS --reason R [--key K]\n"
+    "  loyalty rewards | reward ID | reward-set ID FIELD VALUE...\n"
+    "        | reward-fill ID --count N [--prefix P] | claim ID REWARD --key K\n"
+    "  loyalty referral-code ID | refer CODE --member M [--phone P]\n"
+    "        [--email E] | referrals   referrals and their report\n"
     "  codes issue CAMPAIGN --count N [--prefix P] [--length L]\n"
     "        [--mac-length M] [--charset CHARS] [--suffix S] [--pattern P]\n"
     "        [--max-uses N] [--output FILE] [--quiet]\n"
@@ -74,6 +80,7 @@ static const vw_command_t  vw_commands[] = {
     { "events", vw_cmd_events, 1 },
     { "audit", vw_cmd_audit, 1 },
     { "settings", vw_cmd_settings, 1 },
+    { "loyalty", vw_cmd_loyalty, 1 },
     { "key", vw_cmd_key, 0 },
     { "qr", vw_cmd_qr, 0 },
     { "library", vw_cmd_library, 1 },

@@ -230,11 +230,126 @@ vw_mint(vw_daemon_t *d, vw_claim_t *c, vw_auto_t *a)
 }
 
 
+/*
+ * The loyalty fields of a message ({{points}}, {{tier}}, ...), when its
+ * templates use them: the member's balance now, and, for a run a loyalty
+ * notice triggered ("e<entry id>"), the notice's own values over it (a
+ * tier_will_drop's expiry_date is the day the tier drops, its
+ * points_to_next_tier what keeps it).  Fields of a member without a
+ * programme stay empty.  -1 when Redis failed.
+ */
+
+#define VW_LOYALTY_N  6
+
+static int
+vw_deliver_loyalty(vw_daemon_t *d, vw_claim_t *c, vw_auto_t *a,
+    char v[VW_LOYALTY_N][64])
+{
+    int          j;
+    char        *key, id[64];
+    size_t       i, k;
+    redisReply  *r, *e, *f;
+
+    for (j = 0; j < VW_LOYALTY_N; j++) {
+        v[j][0] = '\0';
+    }
+
+    if (!vw_template_uses(a->message, vw_template_loyalty)
+        && !vw_template_uses(a->subject, vw_template_loyalty))
+    {
+        return 0;
+    }
+
+    key = vw_key(&d->cf, "lm:%s", c->member);
+    r = redisCommand(d->redis, "FCALL voucher_loyalty_balance 1 %s %lld",
+                     key, (long long) vw_now());
+    free(key);
+
+    if (vw_redis_failed(d->redis, r, d->err, sizeof(d->err))) {
+        if (r) {
+            freeReplyObject(r);
+            return 0;
+        }
+
+        return -1;
+    }
+
+    /* {ok, member, m, active, a, ...}: the names of the template differ */
+    for (i = 1; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements;
+         i += 2)
+    {
+        f = r->element[i];
+        e = r->element[i + 1];
+
+        for (j = 0; j < VW_LOYALTY_N; j++) {
+            if (f->type == REDIS_REPLY_STRING
+                && strcmp(f->str, j == 0 ? "active"
+                                         : vw_template_loyalty[j]) == 0)
+            {
+                if (e->type == REDIS_REPLY_INTEGER) {
+                    snprintf(v[j], 64, "%lld", (long long) e->integer);
+
+                } else if (e->type == REDIS_REPLY_STRING) {
+                    snprintf(v[j], 64, "%s", e->str);
+                }
+            }
+        }
+    }
+
+    freeReplyObject(r);
+
+    /* a run of a notice: "e" and its entry id in {NS}:events */
+    if (c->run[0] != 'e' || strlen(c->run + 1) >= sizeof(id)
+        || strspn(c->run + 1, "0123456789-") != strlen(c->run + 1)
+        || c->run[1] == '\0')
+    {
+        return 0;
+    }
+
+    snprintf(id, sizeof(id), "%s", c->run + 1);
+    key = vw_key(&d->cf, "events");
+    r = redisCommand(d->redis, "XRANGE %s %s %s", key, id, id);
+    free(key);
+
+    if (vw_redis_failed(d->redis, r, d->err, sizeof(d->err))) {
+        if (r) {
+            freeReplyObject(r);
+            return 0;
+        }
+
+        return -1;
+    }
+
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1
+        && r->element[0]->elements == 2
+        && r->element[0]->element[1]->type == REDIS_REPLY_ARRAY)
+    {
+        f = r->element[0]->element[1];
+
+        for (k = 0; k + 1 < f->elements; k += 2) {
+            for (j = 0; j < VW_LOYALTY_N; j++) {
+                if (f->element[k]->type == REDIS_REPLY_STRING
+                    && f->element[k + 1]->type == REDIS_REPLY_STRING
+                    && strcmp(f->element[k]->str, vw_template_loyalty[j])
+                       == 0)
+                {
+                    snprintf(v[j], 64, "%s", f->element[k + 1]->str);
+                }
+            }
+        }
+    }
+
+    freeReplyObject(r);
+
+    return 0;
+}
+
+
 static int
 vw_deliver_one(vw_daemon_t *d, vw_claim_t *c)
 {
     int             rc, found;
-    char            id[512], err[1024];
+    char            id[512], err[1024], lv[VW_LOYALTY_N][64];
     int64_t         now_ms, due;
     vw_auto_t      *a;
     vw_member_t     m;
@@ -309,11 +424,29 @@ vw_deliver_one(vw_daemon_t *d, vw_claim_t *c)
         }
     }
 
-    if (vw_render(d->redis, &d->cf, a, &m, c->code, vw_now(), &rd, d->err,
-                  sizeof(d->err)) != 0)
-    {
+    if (vw_deliver_loyalty(d, c, a, lv) != 0) {
         vw_member_free(&m);
         return -1;
+    }
+
+    {
+        /* after the member's own: a member's tier comes from there */
+        const vw_tvar_t  loyalty[] = {
+            { "points", lv[0] },
+            { "tier", lv[1] },
+            { "points_to_next_tier", lv[2] },
+            { "expiring_points", lv[3] },
+            { "expiry_date", lv[4] },
+            { "referral_code", lv[5] },
+        };
+
+        if (vw_render(d->redis, &d->cf, a, &m, c->code, vw_now(), loyalty,
+                      VW_LOYALTY_N, &rd, d->err, sizeof(d->err))
+            != 0)
+        {
+            vw_member_free(&m);
+            return -1;
+        }
     }
 
     snprintf(id, sizeof(id), "%s:%s:%s", c->campaign, c->run, c->member);

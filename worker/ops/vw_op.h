@@ -222,6 +222,44 @@ int vw_op_deliveries(vw_op_t *op, vw_op_in_t *in, json_t **out,
 int vw_op_audit_list(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);
 
+int vw_op_loyalty_get(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_loyalty_set(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_loyalty_balance(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_loyalty_history(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_loyalty_adjust(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_reward_list(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_reward_get(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_reward_set(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_reward_fill(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_reward_claim(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+
+int vw_op_referral_code(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_referral_pair(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_referral_report(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+
+/*
+ * A referral code is "REF", 8 random characters and a 4 character MAC:
+ * whether code is one whose MAC is right under key.
+ */
+#define VW_REFERRAL_PREFIX  "REF"
+#define VW_REFERRAL_LEN     15
+#define VW_REFERRAL_MAC     4
+
+int vw_op_referral_genuine(const unsigned char *key, const char *code);
+
 int vw_op_settings_get(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);
 int vw_op_settings_update(vw_op_t *op, vw_op_in_t *in, json_t **out,

@@ -301,7 +301,7 @@ vw_op_auto_preview(vw_op_t *op, vw_op_in_t *in, json_t **out,
     for (i = 0; i < (size_t) nok && (int64_t) i < sample; i++) {
         mm = &m[idx[ok[i]]];
 
-        if (vw_render(op->redis, op->cf, &at, mm, NULL, now, &rd, err,
+        if (vw_render(op->redis, op->cf, &at, mm, NULL, now, NULL, 0, &rd, err,
                       sizeof(err)) != 0)
         {
             break;
