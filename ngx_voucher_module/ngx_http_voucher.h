@@ -129,6 +129,7 @@ struct ngx_http_voucher_op_s {
     const size_t                   *argvlen;
     void                           *owned;   /* ngx_free()d with the op */
     unsigned                        queued:1;
+    unsigned                        native:1; /* sent as VOUCHER.* */
 };
 
 
