@@ -29,7 +29,7 @@ my $ng = VT::Nginx->start(redis => $redis, http => $http,
 my $ngp = VT::Nginx->start(redis => $plain, http => $http,
                            server => api_server());
 
-ok(wait_until(sub { $ng->error_log =~ /native module for voucher_validate voucher_redeem, FCALL for the rest/ },
+ok(wait_until(sub { $ng->error_log =~ /native module for voucher_validate .*voucher_redeem.*, FCALL for the rest/ },
               timeout => 10),
    'nginx found the module and says so at info');
 ok(wait_until(sub { $ngp->error_log =~ /no native module, using FCALL/ },

@@ -37,6 +37,10 @@ static int vn_cmd_version(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc);
 static vn_command_t  vn_commands[] = {
     { "voucher.validate", "voucher_validate", vn_cmd_validate,
       "readonly deny-script" },
+    { "voucher.validate_limited", "voucher_validate_limited",
+      vn_cmd_validate_limited, "write deny-oom deny-script" },
+    { "voucher.guess", "voucher_guess", vn_cmd_guess,
+      "write deny-oom deny-script" },
     { "voucher.redeem", "voucher_redeem", vn_cmd_redeem,
       "write deny-oom deny-script" },
     { NULL, NULL, NULL, NULL }

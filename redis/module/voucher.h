@@ -209,6 +209,13 @@ int vn_cmd_reserve(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc);
 int vn_cmd_guess(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc);
 void vn_eval_init(void);
 
+/* voucher_limit.c */
+int vn_limits_safe(vn_call_t *call, int from);
+int vn_limits_apply(vn_call_t *call, vn_result_t *r, int from,
+    const char **status, vn_buf_t *name);
+void vn_lockout_count(vn_call_t *call, int from);
+int vn_is_guess(const char *reason, size_t len);
+
 /* voucher_settle.c */
 int vn_cmd_rollback(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc);
 int vn_cmd_confirm(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc);

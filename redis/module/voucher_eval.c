@@ -737,12 +737,13 @@ vn_xadd(vn_call_t *call, double maxlen, vn_rstr_t **fv, char *id,
 /*
  * evaluate_code(): args are customer amount currency order_id idem nitems
  * [sku category price qty]*; n items, checked by the caller.  hold_ms < 0:
- * not a reservation.
+ * not a reservation.  With check set it stops before the first write: is
+ * this a call the module answers (VN_OK) or the library's (VN_DELEGATE).
  */
 
 static int
 vn_evaluate_code(vn_call_t *call, vn_result_t *r, int redeem, double n,
-    int nargs, double hold_ms)
+    int nargs, double hold_ms, int check)
 {
     int              i, last, gift, filtered, any_inc, matched, rc, fixed;
     char             id[48], buf[32];
@@ -1280,6 +1281,10 @@ vn_evaluate_code(vn_call_t *call, vn_result_t *r, int redeem, double n,
         }
     }
 
+    if (check) {
+        return VN_OK;
+    }
+
     /* the code's uses (and a gift card's balance) */
 
     x = vn_dec(call, used + 1);
@@ -1480,6 +1485,10 @@ vn_sweep_due(vn_call_t *call)
  * (one argument each) unless read_only
  */
 
+static int vn_limited(vn_call_t *call, vn_result_t *r, int redeem,
+    double n, int nargs, double hold_ms);
+
+
 static int
 vn_evaluate(vn_call_t *call, vn_result_t *r, int redeem, int read_only,
     double hold_ms)
@@ -1506,18 +1515,88 @@ vn_evaluate(vn_call_t *call, vn_result_t *r, int redeem, int read_only,
         }
     }
 
+    nargs = (int) (6 + 4 * n);
+
     if (6 + 4 * n == (double) vn_nargs(call)) {
-        nargs = vn_nargs(call);
-        return vn_evaluate_code(call, r, redeem, n, nargs, hold_ms);
+        return vn_evaluate_code(call, r, redeem, n, nargs, hold_ms, 0);
     }
 
     if (read_only) {
         return vn_error(r, "ERR bad_args");
     }
 
-    /* limits: the library's, for now */
+    return vn_limited(call, r, redeem, n, nargs, hold_ms);
+}
 
-    return VN_DELEGATE;
+
+/*
+ * With limits (args after the items): they decide first, and a refused
+ * code counts towards a lockout.  The library writes the limits' state
+ * before it looks at the code; so that a call it must answer is handed to
+ * it before that, the code is looked at once without writing (check).
+ */
+
+static int
+vn_limited(vn_call_t *call, vn_result_t *r, int redeem, double n, int nargs,
+    double hold_ms)
+{
+    int          rc;
+    size_t       len;
+    vn_buf_t     name;
+    const char  *status, *reason;
+
+    if (6 + 4 * n > (double) vn_nargs(call)) {
+        return vn_error(r, "ERR bad_args");
+    }
+
+    if (vn_limits_safe(call, nargs + 1) != VN_OK) {
+        return VN_DELEGATE;
+    }
+
+    rc = vn_evaluate_code(call, r, redeem, n, nargs, hold_ms, 1);
+    if (rc != VN_OK) {
+        return rc;
+    }
+
+    memset(r, 0, sizeof(vn_result_t));
+
+    rc = vn_limits_apply(call, r, nargs + 1, &status, &name);
+
+    if (rc == VN_ERROR) {
+        return vn_error(r, "ERR bad_args");
+    }
+
+    if (rc != VN_OK || r->type) {
+        return rc;
+    }
+
+    rc = vn_evaluate_code(call, r, redeem, n, nargs, hold_ms, 0);
+    if (rc != VN_OK || r->type == VN_R_ERROR) {
+        return rc;
+    }
+
+    reason = NULL;
+    len = 0;
+
+    if (r->type == VN_R_FAIL) {
+        reason = r->reason;
+        len = strlen(reason);
+
+    } else if (r->type == VN_R_WHOLE && r->whole->len
+               && r->whole->elts[0].type == VN_STR)
+    {
+        reason = r->whole->elts[0].str;
+        len = r->whole->elts[0].len;
+    }
+
+    if (reason && vn_is_guess(reason, len)) {
+        vn_lockout_count(call, nargs + 1);
+    }
+
+    r->limit_status = status;
+    r->limit_name = name;
+
+    return VN_OK;
 }
 
 
@@ -1561,4 +1640,86 @@ int
 vn_cmd_redeem(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc)
 {
     return vn_eval_command(ctx, argv, argc, "voucher_redeem", 1, 0);
+}
+
+
+int
+vn_cmd_validate_limited(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc)
+{
+    return vn_eval_command(ctx, argv, argc, "voucher_validate_limited", 0,
+                           0);
+}
+
+
+/*
+ * voucher_guess: a code refused offline, where limits apply; the limits
+ * decide, the guess counts towards a lockout, the answer is not_found
+ */
+
+static int
+vn_guess(vn_call_t *call, vn_result_t *r)
+{
+    int          rc;
+    vn_buf_t     name;
+    const char  *status;
+
+    if (vn_tag_of(call, ":c:", 1) != VN_OK) {
+        return vn_error(r, "ERR bad_key");
+    }
+
+    if (vn_nargs(call) < 1) {
+        return vn_error(r, "ERR bad_args");
+    }
+
+    if (vn_limits_safe(call, 1) != VN_OK) {
+        return VN_DELEGATE;
+    }
+
+    rc = vn_limits_apply(call, r, 1, &status, &name);
+
+    if (rc == VN_ERROR) {
+        return vn_error(r, "ERR bad_args");
+    }
+
+    if (rc != VN_OK || r->type) {
+        return rc;
+    }
+
+    vn_lockout_count(call, 1);
+
+    r->type = VN_R_FAIL;
+    r->reason = "not_found";
+    vn_pair_buf(r, "code", call->code.data, call->code.len);
+    r->limit_status = status;
+    r->limit_name = name;
+
+    return VN_OK;
+}
+
+
+int
+vn_cmd_guess(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc)
+{
+    int          rc;
+    vn_call_t    call;
+    vn_result_t  r;
+
+    RedisModule_AutoMemory(ctx);
+
+    memset(&call, 0, sizeof(vn_call_t));
+    call.ctx = ctx;
+    call.argv = argv;
+    call.argc = argc;
+    call.fn = "voucher_guess";
+    call.now_us = -1;
+
+    memset(&r, 0, sizeof(vn_result_t));
+
+    rc = vn_guess(&call, &r);
+
+    if (rc == VN_DELEGATE) {
+        return vn_delegate(&call);
+    }
+
+    return vn_reply_result(ctx, &r);
 }

@@ -642,7 +642,12 @@ vn_reply_result(RedisModuleCtx *ctx, vn_result_t *r)
         n += 2;
     }
 
-    if (r->limit_status) {
+    /*
+     * a refusal whose last value was nil ({..., nil, false}): the pairs
+     * the library adds go after it, and Redis stops at the nil
+     */
+
+    if (r->limit_status && !r->stopped) {
         RedisModule_ReplyWithStringBuffer(ctx, "_limit", 6);
         RedisModule_ReplyWithCString(ctx, r->limit_status);
         n += 2;

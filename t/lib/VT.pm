@@ -1141,7 +1141,12 @@ sub start {
         bin           => $bin,
         password      => $o{password},
         unixsocket    => $o{unixsocket} ? 1 : 0,
-        args          => [ @{ $o{args} || [] } ],
+        # VOUCHER_REDIS_MODULE: every Redis of the tests loads the native
+        # module (redis/module), so nginx's hot calls run there natively
+        args          => [ ($ENV{VOUCHER_REDIS_MODULE} && !$o{no_module}
+                            ? ('--loadmodule', $ENV{VOUCHER_REDIS_MODULE})
+                            : ()),
+                           @{ $o{args} || [] } ],
         timeout       => $o{timeout} // 10,
         start_timeout => $o{start_timeout} // ($ENV{VOUCHER_TEST_SAN} ? 30 : 10),
         owner         => $$,
@@ -1305,6 +1310,17 @@ sub commandstats {
         $c{$name} = $i->{$k} =~ /(?:^|,)calls=(\d+)/ ? 0 + $1 : 0;
     }
     return \%c;
+}
+
+# calls of the library's functions: FCALL, and the native module's
+# commands (VOUCHER_REDIS_MODULE) that stand for them
+sub hot_calls {
+    my $self = shift;
+    my $c = $self->commandstats;
+    my $n = 0;
+    $n += $c->{$_} for grep { $_ eq 'fcall' || (/^voucher\./ && $_ ne 'voucher.version') }
+                       keys %$c;
+    return $n;
 }
 
 sub reset_stats {

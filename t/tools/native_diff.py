@@ -334,10 +334,7 @@ def gen_eval(rnd, i, now, redeem, hist):
         # (times far longer than a seed runs: the three servers see each
         # call a few ms apart)
         for _ in range(rnd.choice([1, 1, 2])):
-            args += [rnd.choice(['r3b9aca00:2:ip:1.2.3.4',
-                                 'l3:3600000:3600000:ip:k',
-                                 'R3b9aca00:0:ip:x', 'bad', 'r0:1:n:k',
-                                 'L2:3600000:3600000:ip:y'])]
+            args += [rnd.choice(LIMITS)]
     return args
 
 
@@ -428,6 +425,8 @@ def dump(srv, norm, holds_tolerance):
     out = {}
     for k in sorted(r.ok('KEYS', '*')):
         t = r.ok('TYPE', k)
+        if t == 'none':
+            continue                # expired since KEYS
         nk = norm(k)
         if t == 'hash':
             h = r.ok('HGETALL', k)
@@ -474,7 +473,16 @@ def same_value(a, b, tol_ms):
 # ---------------------------------------------------------------- the run
 
 HOT = {'voucher_validate': 'VOUCHER.VALIDATE',
+       'voucher_validate_limited': 'VOUCHER.VALIDATE_LIMITED',
+       'voucher_guess': 'VOUCHER.GUESS',
        'voucher_redeem': 'VOUCHER.REDEEM'}
+
+LIMITS = ['r3b9aca00:2:ip:1.2.3.4', 'r3b9aca00:0:ip:1.2.3.4', 'r1:0:ip:z',
+          'l3:3600000:3600000:ip:k', 'l1:3600000:3600000:ip:k2',
+          'R3b9aca00:0:ip:x', 'L2:3600000:3600000:ip:y', 'bad', 'r0:1:n:k',
+          'r:1:n:k', 'rg:1:n:k', 'l0:1:1:n:k', 'r3b9aca00:2::k',
+          'r3b9aca00:2:ip', 'rFFFFFFFFFFFFFFFFFFFF:1:n:k',
+          'l3:3600000:3600000:ip:k\x00:z', 'r5F5E100:1:cust:alice']
 
 
 def run_seed(seed, nops, servers, lib, native, log):
@@ -505,9 +513,17 @@ def run_seed(seed, nops, servers, lib, native, log):
                     args = list(args)
                     args[2] = rnd.choice(['1', '999', '5000'])  # conflict
             else:
-                fn = 'voucher_redeem' if rnd.random() < 0.6 \
-                    else 'voucher_validate'
+                y = rnd.random()
+                fn = ('voucher_redeem' if y < 0.55 else 'voucher_validate'
+                      if y < 0.85 else 'voucher_validate_limited'
+                      if y < 0.95 else 'voucher_guess')
                 args = gen_eval(rnd, i, now, fn == 'voucher_redeem', hist)
+                if fn == 'voucher_validate_limited' and rnd.random() < 0.8:
+                    args += [rnd.choice(LIMITS)
+                             for _ in range(rnd.choice([1, 1, 2, 3]))]
+                elif fn == 'voucher_guess':
+                    args = args[:1] + [rnd.choice(LIMITS) for _ in
+                                       range(rnd.choice([0, 1, 1, 2, 3]))]
                 if fn == 'voucher_redeem' and len(args) > 5 and args[5]:
                     hist.append((fn, args))
             outs = {}
