@@ -11,6 +11,11 @@
  * the library whole, before anything is written: "FCALL voucher_<name> 1
  * <key> <args>" from inside the command, in the same atomic call, and its
  * answer is passed on as it is.
+ *
+ * Every RedisModule_Call() here has "!": without it Redis propagates
+ * nothing the called command does, not a function's writes, not the DEL of
+ * a key it found expired.  FCALL itself is never propagated, its effects
+ * are, as for any FCALL.
  */
 
 
@@ -53,11 +58,11 @@ vn_delegate(vn_call_t *call)
     RedisModuleCallReply  *r;
 
     if (call->argc >= 2) {
-        r = RedisModule_Call(call->ctx, "FCALL", "ccv", call->fn, "1",
+        r = RedisModule_Call(call->ctx, "FCALL", "!ccv", call->fn, "1",
                              call->argv + 1, (size_t) (call->argc - 1));
 
     } else {
-        r = RedisModule_Call(call->ctx, "FCALL", "cc", call->fn, "0");
+        r = RedisModule_Call(call->ctx, "FCALL", "!cc", call->fn, "0");
     }
 
     if (r == NULL) {

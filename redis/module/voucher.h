@@ -174,6 +174,8 @@ vn_rstr_t *vn_key(vn_call_t *call, const char *mid, const char *tail,
     size_t len);
 vn_rstr_t *vn_cat(vn_call_t *call, const char *a, size_t alen,
     const char *b, size_t blen);
+vn_rstr_t *vn_cat3(vn_call_t *call, const char *a, size_t alen,
+    const char *b, size_t blen, const char *c, size_t clen);
 int vn_eq(vn_rstr_t *s, const char *p, size_t n);
 int vn_eqc(vn_rstr_t *s, const char *cstr);
 vn_buf_t vn_buf(vn_rstr_t *s);
@@ -181,6 +183,7 @@ int vn_listed(vn_rstr_t *list, const char *x, size_t n);
 void vn_sha1hex(const char *p, size_t n, char out[41]);
 int vn_reply_num(RedisModuleCtx *ctx, double d);
 long vn_reply_ok(RedisModuleCtx *ctx, vn_ok_t *o);
+long vn_ok_len(vn_ok_t *o);
 int vn_reply_val(RedisModuleCtx *ctx, vn_val_t *v);
 int vn_reply_result(RedisModuleCtx *ctx, vn_result_t *r);
 int vn_error(vn_result_t *r, const char *text);

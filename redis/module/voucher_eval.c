@@ -480,7 +480,7 @@ vn_replay(vn_call_t *call, vn_result_t *r, vn_rstr_t *ikey, vn_fp_t *fp,
 
     /* GET, not StringDMA(): that would re-encode a short string */
 
-    reply = RedisModule_Call(call->ctx, "GET", "s", ikey);
+    reply = RedisModule_Call(call->ctx, "GET", "!s", ikey);
     if (reply == NULL
         || RedisModule_CallReplyType(reply) != REDISMODULE_REPLY_STRING)
     {

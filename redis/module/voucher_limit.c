@@ -182,7 +182,7 @@ vn_limits_safe(vn_call_t *call, int from)
         if (l.kind == 'l' && RedisModule_KeyType(k)
                              == REDISMODULE_KEYTYPE_STRING)
         {
-            rep = RedisModule_Call(call->ctx, "GET", "s", key);
+            rep = RedisModule_Call(call->ctx, "GET", "!s", key);
 
             if (rep == NULL
                 || RedisModule_CallReplyType(rep) != REDISMODULE_REPLY_STRING)
@@ -301,7 +301,7 @@ vn_limits_apply(vn_call_t *call, vn_result_t *r, int from,
 
         } else if (!rname_set && !lname_set) {
             key = vn_key(call, ":rt:", l.nk.data, l.nk.len);
-            rep = RedisModule_Call(call->ctx, "GET", "s", key);
+            rep = RedisModule_Call(call->ctx, "GET", "!s", key);
 
             if (rep == NULL) {
                 return VN_DELEGATE;

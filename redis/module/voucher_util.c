@@ -245,24 +245,17 @@ vn_num17(vn_call_t *call, double d)
 }
 
 
-/* tag .. mid .. tail */
+/* tag .. mid .. tail, made in one piece */
 
 vn_rstr_t *
 vn_key(vn_call_t *call, const char *mid, const char *tail, size_t len)
 {
-    size_t      mlen;
-    vn_rstr_t  *s;
+    size_t  mlen;
 
     mlen = strlen(mid);
 
-    s = RedisModule_CreateString(call->ctx, call->tag.data, call->tag.len);
-    RedisModule_StringAppendBuffer(call->ctx, s, mid, mlen);
-
-    if (len) {
-        RedisModule_StringAppendBuffer(call->ctx, s, tail, len);
-    }
-
-    return s;
+    return vn_cat3(call, call->tag.data, call->tag.len, mid, mlen, tail,
+                   len);
 }
 
 
@@ -270,12 +263,33 @@ vn_rstr_t *
 vn_cat(vn_call_t *call, const char *a, size_t alen, const char *b,
     size_t blen)
 {
-    vn_rstr_t  *s;
+    return vn_cat3(call, a, alen, b, blen, NULL, 0);
+}
 
-    s = RedisModule_CreateString(call->ctx, a, alen);
 
+vn_rstr_t *
+vn_cat3(vn_call_t *call, const char *a, size_t alen, const char *b,
+    size_t blen, const char *c, size_t clen)
+{
+    char        *p, buf[256];
+    size_t       n;
+    vn_rstr_t   *s;
+
+    n = alen + blen + clen;
+    p = (n <= sizeof(buf)) ? buf : RedisModule_Alloc(n);
+
+    memcpy(p, a, alen);
     if (blen) {
-        RedisModule_StringAppendBuffer(call->ctx, s, b, blen);
+        memcpy(p + alen, b, blen);
+    }
+    if (clen) {
+        memcpy(p + alen + blen, c, clen);
+    }
+
+    s = RedisModule_CreateString(call->ctx, p, n);
+
+    if (p != buf) {
+        RedisModule_Free(p);
     }
 
     return s;
@@ -463,10 +477,9 @@ vn_reply_num(RedisModuleCtx *ctx, double d)
  * caller opened the array.  Returns how many it wrote.
  */
 
-long
-vn_reply_ok(RedisModuleCtx *ctx, vn_ok_t *o)
+static long long
+vn_ok_mask(vn_ok_t *o)
 {
-    long       n;
     long long  m;
 
     m = 0;
@@ -509,6 +522,44 @@ vn_reply_ok(RedisModuleCtx *ctx, vn_ok_t *o)
     if (o->has_hold) {
         m += 512;
     }
+
+    return m;
+}
+
+
+/* how many elements vn_reply_ok() writes */
+
+long
+vn_ok_len(vn_ok_t *o)
+{
+    long       n;
+    long long  m, b;
+
+    m = vn_ok_mask(o);
+    n = 9;
+
+    for (b = 1; b <= 512; b <<= 1) {
+        if ((m & b) && b != 4) {
+            n++;
+        }
+    }
+
+    /* 2 and 4 are one value */
+    if ((m & 4) && !(m & 2)) {
+        n++;
+    }
+
+    return n;
+}
+
+
+long
+vn_reply_ok(RedisModuleCtx *ctx, vn_ok_t *o)
+{
+    long       n;
+    long long  m;
+
+    m = vn_ok_mask(o);
 
     RedisModule_ReplyWithStringBuffer(ctx, "ok", 2);
     RedisModule_ReplyWithLongLong(ctx, o->replay ? m + 1024 : m);
@@ -619,7 +670,25 @@ vn_reply_result(RedisModuleCtx *ctx, vn_result_t *r)
         return RedisModule_ReplyWithError(ctx, r->reason);
     }
 
-    RedisModule_ReplyWithArray(ctx, REDISMODULE_POSTPONED_ARRAY_LEN);
+    /* the length first: a postponed one costs Redis a copy */
+
+    if (r->type == VN_R_OK) {
+        n = vn_ok_len(&r->ok);
+
+    } else if (r->type == VN_R_WHOLE) {
+        n = (long) r->whole->len;
+
+    } else {
+        n = 1;
+    }
+
+    n += 2 * r->npairs;
+
+    if (r->limit_status && !r->stopped) {
+        n += r->limit_name.data ? 4 : 2;
+    }
+
+    RedisModule_ReplyWithArray(ctx, n);
 
     if (r->type == VN_R_OK) {
         n = vn_reply_ok(ctx, &r->ok);
@@ -659,8 +728,6 @@ vn_reply_result(RedisModuleCtx *ctx, vn_result_t *r)
             n += 2;
         }
     }
-
-    RedisModule_ReplySetArrayLength(ctx, n);
 
     return REDISMODULE_OK;
 }

@@ -108,7 +108,7 @@ def free_port():
 
 
 class Server:
-    def __init__(self, name, module, workdir, env):
+    def __init__(self, name, module, workdir, env, replicaof=None):
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir)
         for attempt in range(5):
@@ -118,8 +118,10 @@ class Server:
                 [os.environ.get('VOUCHER_REDIS_SERVER', 'redis-server'),
                  '--bind', '127.0.0.1', '--port', str(self.port),
                  '--save', '', '--appendonly', 'no', '--dir', self.dir,
-                 '--stream-node-max-bytes', '0',
-                 '--loadmodule', module],
+                 '--stream-node-max-bytes', '0']
+                + (['--loadmodule', module] if module else [])
+                + (['--replicaof', '127.0.0.1', str(replicaof)]
+                   if replicaof else []),
                 stdout=self.log, stderr=subprocess.STDOUT, env=env)
             for _ in range(300):
                 try:
@@ -433,11 +435,15 @@ def dump(srv, norm, holds_tolerance):
             d = dict(zip(h[::2], h[1::2]))
             d.pop(b'rev', None)
             v = sorted((norm(a), norm(b)) for a, b in d.items())
-        elif t == 'string' and b':rt:' in k:
-            # a rate's TAT (us, hex): a time, like a TTL
-            v = ('tat', int(r.ok('GET', k), 16) // 1000, r.ok('PTTL', k))
         elif t == 'string':
-            v = ('str', norm(r.ok('GET', k)), r.ok('PTTL', k))
+            g = r.ok('GET', k)
+            if g is None:
+                continue            # expired since KEYS
+            if b':rt:' in k:
+                # a rate's TAT (us, hex): a time, like a TTL
+                v = ('tat', int(g, 16) // 1000, r.ok('PTTL', k))
+            else:
+                v = ('str', norm(g), r.ok('PTTL', k))
         elif t == 'stream':
             v = [(norm(e[0]), [norm(x) for x in e[1]])
                  for e in r.ok('XRANGE', k, '-', '+')]
@@ -490,6 +496,8 @@ def run_seed(seed, nops, servers, lib, native, log):
     now = int(servers['L'].r.ok('TIME')[0])
     global ALL_CODES
     ALL_CODES = None
+    rep = servers.get('R')
+    servers = {w: s for w, s in servers.items() if w != 'R'}
     for s in servers.values():
         setup(s, lib, now)
     if seed % 2:
@@ -499,6 +507,7 @@ def run_seed(seed, nops, servers, lib, native, log):
     maps = {w: Mapper() for w in servers}
     hist = []
     counts = {}
+    servers = {w: s for w, s in servers.items() if w != 'R'}
     for i in range(nops):
         x = rnd.random()
         if x < 0.03:
@@ -547,12 +556,37 @@ def run_seed(seed, nops, servers, lib, native, log):
             for w in servers:
                 log('  %s %r' % (w, normed[w][:600]))
             return False, counts
+        if rep and os.environ.get('NATIVE_DIFF_REPLICA_EACH'):
+            # (slow) the replica after every call
+            servers['M'].r.ok('WAIT', 1, 5000)
+            a = dump(servers['M'], lambda x: x, 0)
+            b = dump(rep, lambda x: x, 0)
+            bad = [k for k in sorted(set(a) | set(b))
+                   if not same_value(a.get(k), b.get(k), 3000)]
+            if bad:
+                log('REPLICA differs after op %d: %r' % (i, what))
+                for k in bad[:3]:
+                    log('  %r\n    M %r\n    R %r' % (k, a.get(k), b.get(k)))
+                return False, counts
         for w, s in servers.items():
             if not s.alive():
                 log('seed %d op %d: redis-server %s died, see %s'
                     % (seed, i, w, s.dir))
                 return False, counts
-    d = {w: dump(s, maps[w], 3000) for w, s in servers.items()}
+    # the replica of M, without the module, holds what M holds
+    if rep:
+        servers['M'].r.ok('WAIT', 1, 5000)
+        a = dump(servers['M'], lambda x: x, 3000)
+        b = dump(rep, lambda x: x, 3000)
+        bad = [k for k in sorted(set(a) | set(b))
+               if not same_value(a.get(k), b.get(k), 3000)]
+        if bad:
+            log('DIFF seed %d: %d keys differ between M and its replica'
+                % (seed, len(bad)))
+            for k in bad[:3]:
+                log('  M %r: %r\n  R %r: %r' % (k, a.get(k), k, b.get(k)))
+            return False, counts
+    d = {w: dump(s, maps[w], 3000) for w, s in servers.items() if w != 'R'}
     keys = set(d['L']) | set(d['M']) | set(d['X'])
     bad = [k for k in sorted(keys)
            if not (same_value(d['L'].get(k), d['M'].get(k), 3000)
@@ -603,6 +637,13 @@ def main():
     try:
         for w in 'LMX':
             servers[w] = Server(w, module, work, env)
+        servers['R'] = Server('R', None, work, env,
+                              replicaof=servers['M'].port)
+        for _ in range(500):
+            if 'master_link_status:up' in servers['R'].r.ok(
+                    'INFO', 'replication').decode():
+                break
+            time.sleep(0.02)
         start = time.time()
         seed = a.seed if a.seed is not None else int(time.time() * 1000) % 10 ** 9
         n = 0
