@@ -277,3 +277,32 @@ RedisModule_OnLoad(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc)
 
     return REDISMODULE_OK;
 }
+
+
+/* MODULE UNLOAD: the caches and the strings made at load go */
+
+__attribute__((visibility("default"))) int
+RedisModule_OnUnload(RedisModuleCtx *ctx)
+{
+    int          i;
+    vn_rstr_t  **all[] = { vn_c.code_f, vn_c.camp_f, vn_c.log_f, vn_c.rb_f };
+    int          n[] = { 8, 23, 11, 3 };
+    size_t       j;
+
+    vn_eval_free();
+
+    for (j = 0; j < sizeof(n) / sizeof(n[0]); j++) {
+        for (i = 0; i < n[j]; i++) {
+            RedisModule_FreeString(NULL, all[j][i]);
+        }
+    }
+
+    RedisModule_FreeString(NULL, vn_c.rev);
+    RedisModule_FreeString(NULL, vn_c.stream_maxlen);
+    RedisModule_FreeString(NULL, vn_c.idem_ttl);
+    RedisModule_FreeString(NULL, vn_c.empty);
+    RedisModule_FreeString(NULL, vn_c.redeem);
+    RedisModule_FreeString(NULL, vn_c.hold);
+
+    return REDISMODULE_OK;
+}

@@ -211,6 +211,7 @@ int vn_cmd_redeem(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc);
 int vn_cmd_reserve(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc);
 int vn_cmd_guess(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc);
 void vn_eval_init(void);
+void vn_eval_free(void);
 
 /* voucher_limit.c */
 int vn_limits_safe(vn_call_t *call, int from);

@@ -104,8 +104,8 @@ vn_camp_free(vn_camp_t *k)
 }
 
 
-static void
-vn_campaigns_reset(void)
+void
+vn_eval_free(void)
 {
     vn_camp_t            *k;
     RedisModuleDictIter  *it;
@@ -118,6 +118,14 @@ vn_campaigns_reset(void)
 
     RedisModule_DictIteratorStop(it);
     RedisModule_FreeDict(NULL, vn_campaigns);
+    vn_campaigns = NULL;
+}
+
+
+static void
+vn_campaigns_reset(void)
+{
+    vn_eval_free();
 
     vn_campaigns = RedisModule_CreateDict(NULL);
     vn_ncampaigns = 0;
