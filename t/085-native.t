@@ -20,8 +20,8 @@ plan skip_all => "the native module is not built ($so): make -C redis/module"
     unless -f $so;
 
 my @with = ('--loadmodule', $so, '--enable-module-command', 'local');
-my $redis = VT::Redis->start(args => [@with]);
-my $plain = VT::Redis->start;
+my $redis = VT::Redis->start(args => [@with], no_module => 1);
+my $plain = VT::Redis->start(no_module => 1);
 
 my $http = 'voucher_redis 127.0.0.1:%%REDIS_PORT%%;';
 my $ng = VT::Nginx->start(redis => $redis, http => $http,
