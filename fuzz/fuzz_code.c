@@ -2,7 +2,7 @@
 /*
  * Copyright (C) ngx_voucher authors
  *
- * libFuzzer target for the code format (worker/voucher_code.c), charsets,
+ * libFuzzer target for the code format (common/voucher_code.c), charsets,
  * suffixes and display patterns included.  The
  * first byte picks the prefix and tag lengths, the rest up to a '|' is a
  * code as a customer may type it, what follows the '|' a display pattern.

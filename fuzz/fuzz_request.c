@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ngx_http_voucher_parse.h"
 
@@ -54,6 +55,7 @@ static const char  *reasons[] = {
     NGX_HTTP_VOUCHER_ERR_MISSING_FIELD,
     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
     NGX_HTTP_VOUCHER_ERR_INVALID_CODE,
+    NGX_HTTP_VOUCHER_ERR_DUPLICATE_FIELD,
     NGX_HTTP_VOUCHER_ERR_INTERNAL,
     NULL
 };
@@ -342,6 +344,56 @@ check_code_oracle(const uint8_t *s, size_t len,
 }
 
 
+/*
+ * ngx_http_voucher_key_fold() of the body against name: equal bytes are
+ * the same key; an ASCII key is a variant exactly when it differs in
+ * letter case only; a variant folds back to name under ASCII case; and
+ * the name never differs from itself.
+ */
+
+static void
+check_fold_oracle(const uint8_t *key, size_t len, const char *name)
+{
+    int     rc, ascii;
+    size_t  i, n;
+
+    n = strlen(name);
+
+    rc = ngx_http_voucher_key_fold(key, len, (const unsigned char *) name,
+                                   n);
+
+    CHECK(rc == NGX_HTTP_VOUCHER_KEY_SAME
+          || rc == NGX_HTTP_VOUCHER_KEY_VARIANT
+          || rc == NGX_HTTP_VOUCHER_KEY_OTHER);
+
+    CHECK((rc == NGX_HTTP_VOUCHER_KEY_SAME)
+          == (len == n && memcmp(key, name, n) == 0));
+
+    ascii = 1;
+
+    for (i = 0; i < len; i++) {
+        if (key[i] >= 0x80) {
+            ascii = 0;
+        }
+    }
+
+    if (ascii) {
+        CHECK((rc == NGX_HTTP_VOUCHER_KEY_VARIANT)
+              == (len == n && memcmp(key, name, n) != 0
+                  && strncasecmp((const char *) key, name, n) == 0));
+    }
+
+    /* a variant has at most three bytes for each byte of the name */
+    if (rc == NGX_HTTP_VOUCHER_KEY_VARIANT) {
+        CHECK(len <= 3 * n);
+    }
+
+    CHECK(ngx_http_voucher_key_fold((const unsigned char *) name, n,
+                                    (const unsigned char *) name, n)
+          == NGX_HTTP_VOUCHER_KEY_SAME);
+}
+
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -401,6 +453,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(is_reason(def.err.reason, NGX_HTTP_VOUCHER_ERR_INVALID_REQUEST)
               == is_reason(tiny.err.reason,
                            NGX_HTTP_VOUCHER_ERR_INVALID_REQUEST));
+        CHECK(is_reason(def.err.reason, NGX_HTTP_VOUCHER_ERR_DUPLICATE_FIELD)
+              == is_reason(tiny.err.reason,
+                           NGX_HTTP_VOUCHER_ERR_DUPLICATE_FIELD));
+    }
+
+    /* a duplicate names no field: jansson does not say which key */
+    if (is_reason(def.err.reason, NGX_HTTP_VOUCHER_ERR_DUPLICATE_FIELD)) {
+        CHECK(def.err.field[0] == '\0');
     }
 
     /*
@@ -450,6 +510,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     check_code_oracle(body, len, &dlim);
     check_code_oracle(body, len, &tlim);
+
+    check_fold_oracle(body, len, "coupon");
+    check_fold_oracle(body, len, "idempotency_key");
+    check_fold_oracle(body, len, "office");
 
     return 0;
 }

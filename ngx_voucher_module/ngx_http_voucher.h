@@ -40,6 +40,7 @@ typedef struct {
 
     ngx_http_voucher_pool_t    *pool;        /* this worker's connections */
     ngx_shm_zone_t             *lockout_zone; /* voucher_lockout_cache */
+    ngx_shm_zone_t             *settle_zone;  /* lost settlements, counted */
 } ngx_http_voucher_main_conf_t;
 
 
@@ -74,10 +75,12 @@ typedef struct {
     ngx_http_complex_value_t   *gate_currency;
     ngx_http_complex_value_t   *gate_order_id;
     ngx_http_complex_value_t   *gate_idempotency_key;
+    ngx_http_complex_value_t   *gate_points;     /* loyalty points paying */
     ngx_flag_t                  gate_code_required;
     ngx_array_t                *gate_confirm;    /* ngx_uint_t pairs lo, hi */
     ngx_flag_t                  gate_abort_keep; /* voucher_client_abort */
     ngx_flag_t                  gate_body;       /* uses $voucher_body_* */
+    ngx_array_t                *gate_fields;     /* ngx_str_t: the NAMEs */
 } ngx_http_voucher_loc_conf_t;
 
 
@@ -95,14 +98,6 @@ typedef struct {
     ngx_str_t                   name;        /* empty: not a lockout in scope */
     ngx_http_complex_value_t   *key;
 } ngx_http_voucher_limit_info_t;
-
-
-/* a Redis command built in a request's pool */
-typedef struct {
-    const char                **argv;
-    size_t                     *argvlen;
-    ngx_uint_t                  n;
-} ngx_http_voucher_cmd_t;
 
 
 /*
@@ -133,10 +128,58 @@ struct ngx_http_voucher_op_s {
 };
 
 
+/*
+ * A request on its way through the core (ngx_http_voucher_core.c): the
+ * API's module context, a part of the gate's state.  The verdicts of the
+ * preflight and of Redis' answer, each front door renders its own way.
+ */
+
+#define NGX_HTTP_VOUCHER_V_WAITING      0   /* the command is out */
+#define NGX_HTTP_VOUCHER_V_REFUSED      1   /* reason, field, message */
+#define NGX_HTTP_VOUCHER_V_LOCKED       2   /* limit, left: lockout cache */
+#define NGX_HTTP_VOUCHER_V_NOT_FOUND    3   /* a guess no limit sees */
+#define NGX_HTTP_VOUCHER_V_UNAVAILABLE  4   /* reason: Redis cannot answer */
+#define NGX_HTTP_VOUCHER_V_ANSWER       5   /* Redis answered */
+#define NGX_HTTP_VOUCHER_V_FAILED       6   /* 500 */
+
+typedef struct ngx_http_voucher_core_s  ngx_http_voucher_core_t;
+
+/*
+ * Redis' answer (V_ANSWER: reply, and ok, or NULL when the reply is not of
+ * the expected shape) or its absence (V_UNAVAILABLE), for the front door.
+ */
+typedef void (*ngx_http_voucher_answered_pt)(ngx_http_voucher_core_t *core,
+    ngx_uint_t verdict, void *reply, ngx_http_voucher_ok_t *ok);
+
+struct ngx_http_voucher_core_s {
+    ngx_http_request_t             *request;
+    ngx_http_voucher_loc_conf_t    *conf;
+    ngx_http_voucher_op_t          *op;
+    ngx_int_t                       api;      /* the op the answers name */
+    ngx_http_voucher_answered_pt    answered;
+    ngx_str_t                       code;     /* normalised */
+    ngx_str_t                       limit_status; /* $voucher_limit_status */
+
+    /* the verdict's details */
+    const char                     *reason;
+    const char                     *field;
+    const char                     *message;
+    ngx_str_t                       limit;    /* the lockout in force */
+    int64_t                         left;     /* its ms to go */
+
+    unsigned                        guess:1;  /* refused offline */
+    unsigned                        detach:1; /* the op goes with the
+                                                 request */
+};
+
+
 /* op handler rc values */
 #define NGX_HTTP_VOUCHER_REPLY       0    /* reply holds Redis' answer */
 #define NGX_HTTP_VOUCHER_LOST        1    /* connection lost, outcome unknown */
 #define NGX_HTTP_VOUCHER_TIMEDOUT    2    /* our timer fired first */
+#define NGX_HTTP_VOUCHER_REFUSED     3    /* the node cannot take writes
+                                             (READONLY, LOADING, ...):
+                                             the command did not run */
 
 
 ngx_int_t ngx_http_voucher_redis_init_worker(ngx_cycle_t *cycle,
@@ -148,18 +191,14 @@ ngx_http_voucher_op_t *ngx_http_voucher_redis_send(
     void *data);
 void ngx_http_voucher_redis_detach(ngx_http_voucher_op_t *op);
 
-ngx_int_t ngx_http_voucher_api_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_voucher_command(ngx_http_request_t *r,
-    ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_request_t *req,
-    ngx_uint_t guess, ngx_http_voucher_cmd_t *cmd);
 ngx_int_t ngx_http_voucher_read_body(ngx_http_request_t *r, ngx_str_t *body,
     size_t max);
-void ngx_http_voucher_watch_client(ngx_http_request_t *r);
 const char *ngx_http_voucher_idempotency_header(ngx_http_request_t *r,
     ngx_http_voucher_request_t *req);
-void ngx_http_voucher_limit_result(ngx_http_request_t *r,
-    ngx_http_voucher_loc_conf_t *vlcf, ngx_int_t op, ngx_str_t *out,
-    void *reply, ngx_http_voucher_ok_t *ok);
+ngx_uint_t ngx_http_voucher_preflight(ngx_http_voucher_core_t *core,
+    ngx_http_voucher_request_t *req);
+
+ngx_int_t ngx_http_voucher_api_handler(ngx_http_request_t *r);
 
 char *ngx_http_voucher_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_voucher_gate_value(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -171,6 +210,7 @@ char *ngx_http_voucher_gate_merge(ngx_conf_t *cf,
 ngx_int_t ngx_http_voucher_gate_add_variables(ngx_conf_t *cf);
 ngx_int_t ngx_http_voucher_gate_init(ngx_conf_t *cf);
 ngx_str_t *ngx_http_voucher_gate_limit_status(ngx_http_request_t *r);
+void ngx_http_voucher_gate_exit_worker(ngx_http_voucher_main_conf_t *vmcf);
 
 char *ngx_http_voucher_code_key(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -186,12 +226,10 @@ char *ngx_http_voucher_limit(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_voucher_limit_merge(ngx_conf_t *cf,
     ngx_http_voucher_loc_conf_t *prev, ngx_http_voucher_loc_conf_t *conf);
-ngx_int_t ngx_http_voucher_limit_add_variable(ngx_conf_t *cf);
 ngx_uint_t ngx_http_voucher_limit_nargs(ngx_http_voucher_loc_conf_t *vlcf);
 ngx_int_t ngx_http_voucher_limit_args(ngx_http_request_t *r,
     ngx_http_voucher_loc_conf_t *vlcf, ngx_int_t op, const char **argv,
     size_t *argvlen);
-ngx_str_t *ngx_http_voucher_limit_status(ngx_http_request_t *r);
 ngx_int_t ngx_http_voucher_limit_key(ngx_http_request_t *r,
     ngx_http_complex_value_t *cv, u_char *buf, ngx_str_t *key);
 ngx_uint_t ngx_http_voucher_limit_lockout(ngx_http_voucher_loc_conf_t *vlcf,
@@ -210,7 +248,6 @@ ngx_int_t ngx_http_voucher_send_locked(ngx_http_request_t *r, ngx_int_t op,
 
 ngx_int_t ngx_http_voucher_code_check(ngx_http_voucher_loc_conf_t *vlcf,
     u_char *code, size_t *len, const char **reason);
-ngx_int_t ngx_http_voucher_check_key(u_char *p, size_t len);
 
 ngx_int_t ngx_http_voucher_send_error(ngx_http_request_t *r,
     ngx_int_t op, const char *reason, const char *field,

@@ -44,8 +44,12 @@ static char *ngx_http_voucher_load_key(ngx_conf_t *cf, ngx_str_t *file,
 static time_t ngx_http_voucher_parse_date(ngx_str_t *s);
 static char *ngx_http_voucher_issued_format(ngx_conf_t *cf,
     ngx_http_voucher_issued_t *iss, ngx_str_t *value);
+static ngx_uint_t ngx_http_voucher_issued_overlap(
+    ngx_http_voucher_issued_t *a, ngx_http_voucher_issued_t *b);
+static u_char ngx_http_voucher_issued_fixed(ngx_http_voucher_issued_t *iss,
+    size_t len, size_t i);
 static ngx_int_t ngx_http_voucher_verify(ngx_http_voucher_keys_t *keys,
-    u_char *code, size_t len, ngx_http_voucher_issued_t *iss);
+    u_char *code, size_t len, ngx_http_voucher_issued_t *iss, u_char *form);
 
 
 /* voucher_code_key FILE; */
@@ -140,8 +144,8 @@ ngx_http_voucher_code_issued(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     size_t                      len;
     ngx_int_t                   n;
     ngx_str_t                  *value;
-    ngx_uint_t                  i;
-    ngx_http_voucher_issued_t  *iss;
+    ngx_uint_t                  i, k;
+    ngx_http_voucher_issued_t  *iss, *prev;
 
     if (vlcf->code_issued == NULL) {
         vlcf->code_issued = ngx_array_create(cf->pool, 2,
@@ -227,6 +231,19 @@ ngx_http_voucher_code_issued(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "describes codes longer than 64 characters";
     }
 
+    prev = vlcf->code_issued->elts;
+
+    for (k = 0; k + 1 < vlcf->code_issued->nelts; k++) {
+        if (ngx_http_voucher_issued_overlap(&prev[k], iss)) {
+            ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                               "a code can fit both this format and the one "
+                               "with the prefix \"%V\", and read O, I or L "
+                               "differently in each: a refused code's answer "
+                               "may then tell which tag passed (give the "
+                               "formats other lengths)", &prev[k].prefix);
+        }
+    }
+
     if (iss->mac < voucher_tag_min_len(&iss->fmt)) {
         ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
                            "\"mac=%uz\" lets a guess through the offline "
@@ -243,6 +260,83 @@ invalid:
                        "invalid parameter \"%V\"", &value[i]);
 
     return NGX_CONF_ERROR;
+}
+
+
+/*
+ * Whether one code can fit both formats and be made canonical differently
+ * by each: where one has its prefix or suffix and the other its body or
+ * tag, the fixed character is O, I or L (and read as 0 or 1 it is in the
+ * other's charset, or no code could be of both).
+ */
+
+static ngx_uint_t
+ngx_http_voucher_issued_overlap(ngx_http_voucher_issued_t *a,
+    ngx_http_voucher_issued_t *b)
+{
+    char                        c;
+    size_t                      len, i;
+    u_char                      ca, cb;
+    ngx_uint_t                  differ;
+    ngx_http_voucher_issued_t  *other;
+
+    len = a->prefix.len + a->body + a->mac + a->fmt.suffix_len;
+
+    if (len != b->prefix.len + b->body + b->mac + b->fmt.suffix_len) {
+        return 0;
+    }
+
+    differ = 0;
+
+    for (i = 0; i < len; i++) {
+        ca = ngx_http_voucher_issued_fixed(a, len, i);
+        cb = ngx_http_voucher_issued_fixed(b, len, i);
+
+        if (ca == cb) {
+            continue;
+        }
+
+        if (ca && cb) {
+            return 0;
+        }
+
+        c = (char) (ca ? ca : cb);
+        other = ca ? b : a;
+
+        if (c == 'O' || c == 'I' || c == 'L') {
+            differ = 1;
+        }
+
+        if (voucher_code_canonical(&c, 1) == 0
+            || (other->fmt.charset
+                && ngx_strlchr((u_char *) other->fmt.charset,
+                               (u_char *) other->fmt.charset
+                               + other->fmt.charset_len, (u_char) c)
+                   == NULL))
+        {
+            return 0;
+        }
+    }
+
+    return differ;
+}
+
+
+/* the prefix's or suffix's character at i of a code len long, or 0 */
+
+static u_char
+ngx_http_voucher_issued_fixed(ngx_http_voucher_issued_t *iss, size_t len,
+    size_t i)
+{
+    if (i < iss->prefix.len) {
+        return iss->prefix.data[i];
+    }
+
+    if (i >= len - iss->fmt.suffix_len) {
+        return (u_char) iss->fmt.suffix[i - (len - iss->fmt.suffix_len)];
+    }
+
+    return 0;
 }
 
 
@@ -493,6 +587,12 @@ ngx_http_voucher_parse_date(ngx_str_t *s)
  * NGX_OK: it may exist, ask Redis for code[0 .. *len).  NGX_DECLINED: it
  * cannot exist; *reason says why for voucher_code_debug.  NGX_ERROR:
  * nothing is left once normalized (invalid_code).
+ *
+ * A code that passes its tag is made canonical (O, I, L typed for 0, 1,
+ * 1), as Redis stores it and answers it.  A refused code is made canonical
+ * too, in the first format it could be a code of, so that its refusal
+ * echoes it in the form Redis would have: whether the tag passed shows in
+ * no answer.  A code passed on by a pattern stays as normalized.
  */
 
 ngx_int_t
@@ -500,8 +600,10 @@ ngx_http_voucher_code_check(ngx_http_voucher_loc_conf_t *vlcf, u_char *code,
     size_t *len, const char **reason)
 {
     size_t                      n;
-    ngx_uint_t                  i, shaped;
+    ngx_int_t                   rc;
+    ngx_uint_t                  i, shaped, formed;
     ngx_http_voucher_issued_t  *iss;
+    u_char                      form[VOUCHER_CODE_MAX_LEN];
 #if (NGX_PCRE)
     ngx_str_t                   s;
     ngx_regex_t               **re;
@@ -519,6 +621,7 @@ ngx_http_voucher_code_check(ngx_http_voucher_loc_conf_t *vlcf, u_char *code,
     }
 
     shaped = 0;
+    formed = 0;
 
     if (vlcf->code_issued) {
         iss = vlcf->code_issued->elts;
@@ -539,10 +642,15 @@ ngx_http_voucher_code_check(ngx_http_voucher_loc_conf_t *vlcf, u_char *code,
 
             shaped = 1;
 
-            if (ngx_http_voucher_verify(vlcf->code_keys, code, n, &iss[i])
-                == NGX_OK)
-            {
+            rc = ngx_http_voucher_verify(vlcf->code_keys, code, n, &iss[i],
+                                         formed ? NULL : form);
+
+            if (rc == NGX_OK) {
                 return NGX_OK;
+            }
+
+            if (rc == NGX_DECLINED) {
+                formed = 1;
             }
         }
     }
@@ -564,6 +672,10 @@ ngx_http_voucher_code_check(ngx_http_voucher_loc_conf_t *vlcf, u_char *code,
 
 #endif
 
+    if (formed) {
+        ngx_memcpy(code, form, n);
+    }
+
     *reason = shaped ? "code_forged" : "code_malformed";
 
     return NGX_DECLINED;
@@ -574,17 +686,21 @@ ngx_http_voucher_code_check(ngx_http_voucher_loc_conf_t *vlcf, u_char *code,
  * A valid tag under the current key, or under the previous one until its
  * grace period ends.  The body and tag are made canonical in a copy
  * first: O, I and L typed for 0, 1 and 1 are what Redis stores, so the
- * copy replaces them in code when the tag is right.
+ * copy replaces them in code when the tag is right (NGX_OK).  When it is
+ * wrong but the code could be one of this format (the body and tag in its
+ * charset once canonical), NGX_DECLINED, and the canonical code is written
+ * to form unless form is NULL.  NGX_ABORT: it cannot be one.
  */
 
 static ngx_int_t
 ngx_http_voucher_verify(ngx_http_voucher_keys_t *keys, u_char *code,
-    size_t len, ngx_http_voucher_issued_t *iss)
+    size_t len, ngx_http_voucher_issued_t *iss, u_char *form)
 {
-    size_t  prefix;
+    size_t  prefix, end, i;
     u_char  buf[VOUCHER_CODE_MAX_LEN];
 
     prefix = iss->prefix.len;
+    end = len - iss->fmt.suffix_len;
 
     ngx_memcpy(buf, code, len);
 
@@ -596,9 +712,34 @@ ngx_http_voucher_verify(ngx_http_voucher_keys_t *keys, u_char *code,
                                       prefix, iss->mac, &iss->fmt)
                == 0))
     {
-        ngx_memcpy(code + prefix, buf + prefix,
-                   len - prefix - iss->fmt.suffix_len);
+        ngx_memcpy(code + prefix, buf + prefix, end - prefix);
         return NGX_OK;
+    }
+
+    /*
+     * the check made buf canonical as far as it could: a code of this
+     * format is all in the alphabet (a second pass changes nothing) and
+     * in the charset
+     */
+
+    if (voucher_code_canonical((char *) buf + prefix, end - prefix) == 0) {
+        return NGX_ABORT;
+    }
+
+    if (iss->fmt.charset) {
+        for (i = prefix; i < end; i++) {
+            if (ngx_strlchr((u_char *) iss->fmt.charset,
+                            (u_char *) iss->fmt.charset
+                            + iss->fmt.charset_len, buf[i])
+                == NULL)
+            {
+                return NGX_ABORT;
+            }
+        }
+    }
+
+    if (form) {
+        ngx_memcpy(form, buf, len);
     }
 
     return NGX_DECLINED;

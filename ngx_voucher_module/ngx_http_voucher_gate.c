@@ -10,6 +10,13 @@
  * in between, Redis gives the uses back when the hold expires.  The
  * decision is taken in the log phase, when the response is known.
  *
+ * A confirm or release Redis cannot take now is tried again until the
+ * hold runs out, on a timer that is not cancelable: a worker that exits
+ * gracefully (a reload, "nginx -s quit") stays until its settlements are
+ * in Redis or their holds are over.  One that cannot be delivered is
+ * logged at "error" with its redemption id and counted in shared memory
+ * ($voucher_lost_confirms, $voucher_lost_releases).
+ *
  * The gate's state hangs on a cleanup of the request's pool, not on the
  * module context, which an internal redirect clears: the redirected
  * request finds the verdict already taken and is never counted twice.
@@ -26,14 +33,13 @@
 #define NGX_HTTP_VOUCHER_GATE_WAITING   2   /* waiting for Redis */
 #define NGX_HTTP_VOUCHER_GATE_DONE      3   /* verdict taken */
 
-/* a lost confirm or release is tried again after 0.25, 0.5, 1 .. 8 s */
-#define NGX_HTTP_VOUCHER_SETTLE_TRIES   10
+/* a confirm or release is tried again after 0.25, 0.5, then every 1 s */
+#define NGX_HTTP_VOUCHER_SETTLE_DELAY   250
+#define NGX_HTTP_VOUCHER_SETTLE_MAX     1000
 
 
 typedef struct {
-    ngx_http_request_t           *request;
-    ngx_http_voucher_loc_conf_t  *conf;      /* of the gating location */
-    ngx_http_voucher_op_t        *op;
+    ngx_http_voucher_core_t       core;      /* conf: the gating location's */
     ngx_uint_t                    phase;
     ngx_int_t                     rc;        /* for the phase handler */
     ngx_int_t                     answer;    /* rc of a refusal sent */
@@ -45,9 +51,13 @@ typedef struct {
     ngx_str_t                     amount_after;
     ngx_str_t                     redemption_id;
     ngx_str_t                     hold_expires_at;
-    ngx_str_t                     limit_status;
+    ngx_str_t                     points_used;   /* loyalty points paying */
+    ngx_str_t                     points_value;
+    ngx_str_t                     amount_due;
 
     json_t                       *body;      /* parsed for $voucher_body_ */
+
+    ngx_msec_t                    deadline;  /* the hold is surely over */
 
     unsigned                      body_parsed:1;
     unsigned                      held:1;
@@ -58,7 +68,10 @@ typedef struct {
 /* a confirm or release on its own, after (or without) its request */
 typedef struct {
     ngx_event_t                     timer;    /* the next try */
+    ngx_queue_t                     queue;    /* in ngx_http_voucher_settling */
     ngx_http_voucher_main_conf_t   *vmcf;
+    ngx_http_voucher_op_t          *op;       /* the try in flight */
+    ngx_msec_t                      deadline; /* ngx_current_msec */
     ngx_uint_t                      tries;    /* failed so far */
     ngx_uint_t                      confirm;
     ngx_str_t                       ns;
@@ -67,6 +80,13 @@ typedef struct {
     size_t                          argvlen[7];
     /* followed by the key, "{ns}:log", and the id */
 } ngx_http_voucher_settle_t;
+
+
+/* in shared memory: what could not be delivered, for every worker */
+typedef struct {
+    ngx_atomic_t                    lost_confirms;
+    ngx_atomic_t                    lost_releases;
+} ngx_http_voucher_settle_sh_t;
 
 
 typedef struct {
@@ -86,11 +106,18 @@ static ngx_int_t ngx_http_voucher_gate_start(ngx_http_request_t *r,
     ngx_http_voucher_gate_t *g);
 static ngx_int_t ngx_http_voucher_gate_parse_body(ngx_http_request_t *r,
     ngx_http_voucher_gate_t *g);
+static ngx_int_t ngx_http_voucher_gate_fields(ngx_conf_t *cf,
+    ngx_http_voucher_loc_conf_t *conf);
+static ngx_int_t ngx_http_voucher_gate_body_keys(ngx_http_request_t *r,
+    ngx_http_voucher_gate_t *g);
+static ngx_uint_t ngx_http_voucher_gate_variant(json_t *obj, u_char *name,
+    size_t len);
 static ngx_int_t ngx_http_voucher_gate_values(ngx_http_request_t *r,
     ngx_http_voucher_gate_t *g, ngx_http_voucher_request_t *req);
 static ngx_int_t ngx_http_voucher_gate_text(ngx_http_request_t *r,
-    ngx_http_complex_value_t *cv, ngx_uint_t token,
-    ngx_http_voucher_str_t *out);
+    ngx_http_complex_value_t *cv, ngx_uint_t row,
+    ngx_http_voucher_limits_t *lim, ngx_http_voucher_str_t *out,
+    ngx_http_voucher_error_t *err);
 static ngx_int_t ngx_http_voucher_gate_discard(ngx_http_request_t *r);
 static void ngx_http_voucher_gate_abandon(ngx_http_voucher_gate_t *g);
 static ngx_int_t ngx_http_voucher_gate_refuse(ngx_http_request_t *r,
@@ -98,10 +125,18 @@ static ngx_int_t ngx_http_voucher_gate_refuse(ngx_http_request_t *r,
     const char *message);
 static ngx_int_t ngx_http_voucher_gate_pass(ngx_http_request_t *r,
     ngx_http_voucher_gate_t *g, const char *status);
-static void ngx_http_voucher_gate_reply_handler(ngx_http_voucher_op_t *op,
-    void *reply, ngx_int_t rc);
+static ngx_int_t ngx_http_voucher_gate_render(ngx_http_request_t *r,
+    ngx_http_voucher_gate_t *g, ngx_uint_t verdict, void *reply,
+    ngx_http_voucher_ok_t *ok);
+static void ngx_http_voucher_gate_answered(ngx_http_voucher_core_t *core,
+    ngx_uint_t verdict, void *reply, ngx_http_voucher_ok_t *ok);
 static ngx_str_t *ngx_http_voucher_gate_field(redisReply *reply,
     ngx_http_voucher_ok_t *ok, ngx_uint_t field, ngx_str_t *out,
+    ngx_pool_t *pool);
+static ngx_str_t *ngx_http_voucher_gate_pair(redisReply *reply,
+    ngx_http_voucher_ok_t *ok, ngx_str_t *name, ngx_str_t *out,
+    ngx_pool_t *pool);
+static ngx_str_t *ngx_http_voucher_gate_copy(redisReply *v, ngx_str_t *out,
     ngx_pool_t *pool);
 static ngx_int_t ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
     ngx_http_voucher_gate_t *g, redisReply *reply, ngx_http_voucher_ok_t *ok);
@@ -112,9 +147,14 @@ static void ngx_http_voucher_gate_resume(ngx_http_request_t *r,
 static void ngx_http_voucher_gate_orphan_handler(ngx_http_voucher_op_t *op,
     void *reply, ngx_int_t rc);
 static void ngx_http_voucher_gate_settle(ngx_http_voucher_main_conf_t *vmcf,
-    ngx_str_t *ns, ngx_str_t *id, ngx_uint_t confirm, ngx_log_t *log);
+    ngx_str_t *ns, ngx_str_t *id, ngx_uint_t confirm, ngx_msec_t deadline,
+    ngx_log_t *log);
 static void ngx_http_voucher_settle_send(ngx_http_voucher_settle_t *s);
 static void ngx_http_voucher_settle_retry(ngx_http_voucher_settle_t *s);
+static void ngx_http_voucher_settle_lost(ngx_http_voucher_settle_t *s,
+    ngx_str_t *why);
+static ngx_int_t ngx_http_voucher_settle_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
 static void ngx_http_voucher_settle_timer(ngx_event_t *ev);
 static void ngx_http_voucher_settle_handler(ngx_http_voucher_op_t *op,
     void *reply, ngx_int_t rc);
@@ -126,6 +166,12 @@ static ngx_int_t ngx_http_voucher_gate_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_voucher_body_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_voucher_lost_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+/* this worker's settlements not yet answered by Redis */
+static ngx_queue_t  ngx_http_voucher_settling;
 
 
 static ngx_http_voucher_gate_var_t  ngx_http_voucher_gate_vars[] = {
@@ -143,6 +189,27 @@ static ngx_http_voucher_gate_var_t  ngx_http_voucher_gate_vars[] = {
       offsetof(ngx_http_voucher_gate_t, redemption_id) },
     { ngx_string("voucher_hold_expires_at"),
       offsetof(ngx_http_voucher_gate_t, hold_expires_at) },
+    { ngx_string("voucher_points_used"),
+      offsetof(ngx_http_voucher_gate_t, points_used) },
+    { ngx_string("voucher_points_value"),
+      offsetof(ngx_http_voucher_gate_t, points_value) },
+    { ngx_string("voucher_amount_due"),
+      offsetof(ngx_http_voucher_gate_t, amount_due) },
+    { ngx_null_string, 0 }
+};
+
+
+/* the answer's pairs the gate keeps in variables (points paying) */
+static struct {
+    ngx_str_t   name;
+    size_t      offset;
+} ngx_http_voucher_gate_pairs[] = {
+    { ngx_string("points_used"),
+      offsetof(ngx_http_voucher_gate_t, points_used) },
+    { ngx_string("points_value"),
+      offsetof(ngx_http_voucher_gate_t, points_value) },
+    { ngx_string("amount_due"),
+      offsetof(ngx_http_voucher_gate_t, amount_due) },
     { ngx_null_string, 0 }
 };
 
@@ -306,10 +373,17 @@ ngx_http_voucher_gate_merge(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *prev,
     ngx_http_voucher_merge_cv(gate_currency);
     ngx_http_voucher_merge_cv(gate_order_id);
     ngx_http_voucher_merge_cv(gate_idempotency_key);
+    ngx_http_voucher_merge_cv(gate_points);
 
 #undef ngx_http_voucher_merge_cv
 
     conf->gate_body |= prev->gate_body;
+
+    if (conf->gate && conf->gate_body
+        && ngx_http_voucher_gate_fields(cf, conf) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
 
     if (conf->gate_confirm == NGX_CONF_UNSET_PTR) {
         if (prev->gate_confirm == NGX_CONF_UNSET_PTR) {
@@ -352,6 +426,109 @@ ngx_http_voucher_gate_merge(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *prev,
 }
 
 
+/*
+ * The body fields the gate values read: the NAME of each
+ * $voucher_body_NAME and ${voucher_body_NAME} in them, in lower case as
+ * nginx looks variables up.
+ */
+
+static ngx_int_t
+ngx_http_voucher_gate_fields(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *conf)
+{
+    u_char                    *p, *last, *start;
+    size_t                     len;
+    ngx_str_t                 *name, *field;
+    ngx_uint_t                 i, j;
+    ngx_http_complex_value_t  *cv[7];
+
+    cv[0] = conf->gate_code;
+    cv[1] = conf->gate_customer;
+    cv[2] = conf->gate_amount;
+    cv[3] = conf->gate_currency;
+    cv[4] = conf->gate_order_id;
+    cv[5] = conf->gate_idempotency_key;
+    cv[6] = conf->gate_points;
+
+    conf->gate_fields = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
+    if (conf->gate_fields == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = sizeof("voucher_body_") - 1;
+
+    for (i = 0; i < 7; i++) {
+        if (cv[i] == NULL) {
+            continue;
+        }
+
+        p = cv[i]->value.data;
+        last = p + cv[i]->value.len;
+
+        while (p < last) {
+            p = ngx_strlchr(p, last, '$');
+            if (p == NULL) {
+                break;
+            }
+
+            p++;
+
+            if (p < last && *p == '{') {
+                p++;
+            }
+
+            if ((size_t) (last - p) <= len
+                || ngx_strncasecmp(p, (u_char *) "voucher_body_", len) != 0)
+            {
+                continue;
+            }
+
+            p += len;
+            start = p;
+
+            while (p < last
+                   && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+                       || (*p >= '0' && *p <= '9') || *p == '_'))
+            {
+                p++;
+            }
+
+            if (p == start) {
+                continue;
+            }
+
+            field = conf->gate_fields->elts;
+
+            for (j = 0; j < conf->gate_fields->nelts; j++) {
+                if (field[j].len == (size_t) (p - start)
+                    && ngx_strncasecmp(field[j].data, start, p - start) == 0)
+                {
+                    break;
+                }
+            }
+
+            if (j < conf->gate_fields->nelts) {
+                continue;
+            }
+
+            name = ngx_array_push(conf->gate_fields);
+            if (name == NULL) {
+                return NGX_ERROR;
+            }
+
+            name->len = p - start;
+            name->data = ngx_pnalloc(cf->pool, name->len);
+            if (name->data == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_strlow(name->data, start, name->len);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
 ngx_int_t
 ngx_http_voucher_gate_add_variables(ngx_conf_t *cf)
 {
@@ -378,6 +555,26 @@ ngx_http_voucher_gate_add_variables(ngx_conf_t *cf)
 
     var->get_handler = ngx_http_voucher_body_variable;
 
+    var = ngx_http_add_variable(cf, &(ngx_str_t)
+                                    ngx_string("voucher_lost_confirms"),
+                                NGX_HTTP_VAR_NOCACHEABLE);
+    if (var == NULL) {
+        return NGX_ERROR;
+    }
+
+    var->get_handler = ngx_http_voucher_lost_variable;
+    var->data = offsetof(ngx_http_voucher_settle_sh_t, lost_confirms);
+
+    var = ngx_http_add_variable(cf, &(ngx_str_t)
+                                    ngx_string("voucher_lost_releases"),
+                                NGX_HTTP_VAR_NOCACHEABLE);
+    if (var == NULL) {
+        return NGX_ERROR;
+    }
+
+    var->get_handler = ngx_http_voucher_lost_variable;
+    var->data = offsetof(ngx_http_voucher_settle_sh_t, lost_releases);
+
     return NGX_OK;
 }
 
@@ -385,9 +582,32 @@ ngx_http_voucher_gate_add_variables(ngx_conf_t *cf)
 ngx_int_t
 ngx_http_voucher_gate_init(ngx_conf_t *cf)
 {
-    ngx_array_t                *a;
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
+    ngx_str_t                      name;
+    ngx_array_t                   *a;
+    ngx_http_handler_pt           *h;
+    ngx_shm_zone_t                *zone;
+    ngx_http_core_main_conf_t     *cmcf;
+    ngx_http_voucher_main_conf_t  *vmcf;
+
+    /*
+     * The counters of lost settlements: the smallest zone nginx's slab
+     * allocator takes, kept across reloads.
+     */
+
+    vmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_voucher_module);
+
+    if (vmcf->configured) {
+        ngx_str_set(&name, "voucher_settle");
+
+        zone = ngx_shared_memory_add(cf, &name, 8 * ngx_pagesize,
+                                     &ngx_http_voucher_module);
+        if (zone == NULL) {
+            return NGX_ERROR;
+        }
+
+        zone->init = ngx_http_voucher_settle_init_zone;
+        vmcf->settle_zone = zone;
+    }
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
@@ -413,6 +633,37 @@ ngx_http_voucher_gate_init(ngx_conf_t *cf)
     h = a->elts;
     ngx_memmove(&h[1], &h[0], (a->nelts - 1) * sizeof(ngx_http_handler_pt));
     h[0] = ngx_http_voucher_gate_log_handler;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_voucher_settle_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_slab_pool_t               *shpool;
+    ngx_http_voucher_settle_sh_t  *sh;
+
+    if (data) {
+        /* a reload: the counts go on */
+        shm_zone->data = data;
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        shm_zone->data = shpool->data;
+        return NGX_OK;
+    }
+
+    sh = ngx_slab_calloc(shpool, sizeof(ngx_http_voucher_settle_sh_t));
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    shpool->data = sh;
+    shm_zone->data = sh;
 
     return NGX_OK;
 }
@@ -453,8 +704,10 @@ ngx_http_voucher_gate_create(ngx_http_request_t *r,
         return NULL;
     }
 
-    g->request = r;
-    g->conf = vlcf;
+    g->core.request = r;
+    g->core.conf = vlcf;
+    g->core.api = vlcf->gate;
+    g->core.answered = ngx_http_voucher_gate_answered;
 
     cln->handler = ngx_http_voucher_gate_cleanup;
     cln->data = g;
@@ -477,14 +730,14 @@ ngx_http_voucher_gate_cleanup(void *data)
     ngx_http_request_t            *r;
     ngx_http_voucher_main_conf_t  *vmcf;
 
-    r = g->request;
+    r = g->core.request;
 
     if (g->body) {
         json_decref(g->body);
         g->body = NULL;
     }
 
-    if (g->op) {
+    if (g->core.op) {
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "voucher gate: request gone while Redis works");
 
@@ -500,8 +753,9 @@ ngx_http_voucher_gate_cleanup(void *data)
                       "voucher gate: request ended without a response, "
                       "releasing %V", &g->redemption_id);
 
-        ngx_http_voucher_gate_settle(vmcf, &g->conf->ns, &g->redemption_id,
-                                     0, ngx_cycle->log);
+        ngx_http_voucher_gate_settle(vmcf, &g->core.conf->ns,
+                                     &g->redemption_id, 0, g->deadline,
+                                     ngx_cycle->log);
     }
 }
 
@@ -621,18 +875,11 @@ ngx_http_voucher_gate_body_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_voucher_gate_start(ngx_http_request_t *r, ngx_http_voucher_gate_t *g)
 {
-    int64_t                        left;
-    ngx_int_t                      rc;
-    ngx_str_t                      name, code;
-    ngx_uint_t                     guess;
-    const char                    *msg;
-    ngx_http_voucher_op_t         *op;
-    ngx_http_voucher_cmd_t         cmd;
-    ngx_http_voucher_request_t     req;
-    ngx_http_voucher_loc_conf_t   *vlcf;
-    ngx_http_voucher_main_conf_t  *vmcf;
+    ngx_int_t                     rc;
+    ngx_http_voucher_request_t    req;
+    ngx_http_voucher_loc_conf_t  *vlcf;
 
-    vlcf = g->conf;
+    vlcf = g->core.conf;
 
     if (vlcf->gate_body) {
         rc = ngx_http_voucher_gate_parse_body(r, g);
@@ -657,86 +904,10 @@ ngx_http_voucher_gate_start(ngx_http_request_t *r, ngx_http_voucher_gate_t *g)
         return ngx_http_voucher_gate_pass(r, g, "");
     }
 
-    guess = 0;
-
-    rc = ngx_http_voucher_code_check(vlcf, req.code.data, &req.code.len,
-                                     &msg);
-
-    if (rc == NGX_ERROR) {
-        (void) ngx_http_voucher_gate_refuse(r, g, "invalid_code", "code",
-                   "The code holds only spaces and dashes.");
-        return g->answer;
-    }
-
-    if (rc == NGX_DECLINED) {
-        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "voucher gate: a code of %uz characters refused "
-                       "offline: %s", req.code.len, msg);
-
-        if (vlcf->code_debug) {
-            (void) ngx_http_voucher_gate_refuse(r, g, msg, "code", NULL);
-            return g->answer;
-        }
-
-        guess = 1;
-    }
-
-    if (ngx_http_voucher_lockout_check(r, vlcf, vlcf->gate, &name, &left)
-        == NGX_OK)
-    {
-        /* a ban this node learned from Redis: refused without asking */
-        ngx_str_set(&g->status, "refused");
-        ngx_str_set(&g->reason, "locked_out");
-        ngx_str_set(&g->limit_status, "LOCKED");
-
-        ngx_log_error(vlcf->limit_log_level, r->connection->log, 0,
-                      "voucher: limit \"%V\": LOCKED (lockout cache)", &name);
-
-        code.data = req.code.data;
-        code.len = req.code.len;
-
-        if (ngx_http_voucher_gate_discard(r) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        return ngx_http_voucher_send_locked(r, vlcf->gate, &code, &name,
-                                            left);
-    }
-
-    rc = ngx_http_voucher_command(r, vlcf, &req, guess, &cmd);
-
-    if (rc == NGX_DECLINED) {
-        ngx_str_set(&g->status, "refused");
-        ngx_str_set(&g->reason, "not_found");
-
-        if (ngx_http_voucher_gate_discard(r) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        return ngx_http_voucher_send_not_found(r, vlcf->gate, req.code.data,
-                                               req.code.len);
-    }
-
-    if (rc != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    vmcf = ngx_http_get_module_main_conf(r, ngx_http_voucher_module);
-
-    op = ngx_http_voucher_redis_send(vmcf->pool, (int) cmd.n, cmd.argv,
-                                     cmd.argvlen,
-                                     ngx_http_voucher_gate_reply_handler, g);
-    if (op == NULL) {
-        return ngx_http_voucher_gate_unavailable(r, g, "store_unavailable");
-    }
-
-    g->op = op;
-    g->phase = NGX_HTTP_VOUCHER_GATE_WAITING;
-
-    r->write_event_handler = ngx_http_request_empty_handler;
-    ngx_http_voucher_watch_client(r);
-
-    return NGX_BUSY;
+    return ngx_http_voucher_gate_render(r, g,
+                                        ngx_http_voucher_preflight(&g->core,
+                                                                   &req),
+                                        NULL, NULL);
 }
 
 
@@ -757,7 +928,7 @@ ngx_http_voucher_gate_parse_body(ngx_http_request_t *r,
 
     g->body_parsed = 1;
 
-    rc = ngx_http_voucher_read_body(r, &body, g->conf->max_body_size);
+    rc = ngx_http_voucher_read_body(r, &body, g->core.conf->max_body_size);
 
     if (rc == NGX_DECLINED) {
         return ngx_http_voucher_gate_refuse(r, g, "body_too_large", NULL,
@@ -776,6 +947,12 @@ ngx_http_voucher_gate_parse_body(ngx_http_request_t *r,
                       JSON_REJECT_DUPLICATES, &jerr);
 
     if (root == NULL) {
+        if (json_error_code(&jerr) == json_error_duplicate_key) {
+            return ngx_http_voucher_gate_refuse(r, g, "duplicate_field",
+                       NULL, "A key appears twice in one object of the "
+                       "body.");
+        }
+
         return ngx_http_voucher_gate_refuse(r, g, "invalid_json", NULL,
                                             NULL);
     }
@@ -788,7 +965,120 @@ ngx_http_voucher_gate_parse_body(ngx_http_request_t *r,
 
     g->body = root;
 
+    return ngx_http_voucher_gate_body_keys(r, g);
+}
+
+
+/*
+ * Each body field the gate reads, and each object on its way there, must
+ * be spelled as the gate reads it: a key that a decoder ignoring case
+ * takes for it ("Coupon", "cu\u017ftomer") could give the shop another
+ * value than the one the gate checked.  The walk is the one of
+ * $voucher_body_NAME.
+ */
+
+static ngx_int_t
+ngx_http_voucher_gate_body_keys(ngx_http_request_t *r,
+    ngx_http_voucher_gate_t *g)
+{
+    u_char      *p, *last, *sep, *f, *field;
+    char         key[128];
+    size_t       len;
+    json_t      *node;
+    ngx_str_t   *name;
+    ngx_uint_t   i;
+
+    if (g->core.conf->gate_fields == NULL) {
+        return NGX_OK;
+    }
+
+    name = g->core.conf->gate_fields->elts;
+
+    for (i = 0; i < g->core.conf->gate_fields->nelts; i++) {
+        p = name[i].data;
+        last = p + name[i].len;
+        node = g->body;
+
+        while (p < last && json_is_object(node)) {
+            sep = ngx_strlcasestrn(p, last, (u_char *) "__", 2 - 1);
+            if (sep == NULL) {
+                sep = last;
+            }
+
+            len = sep - p;
+
+            if (len == 0 || len >= sizeof(key)) {
+                break;
+            }
+
+            if (ngx_http_voucher_gate_variant(node, p, len)) {
+                goto variant;
+            }
+
+            ngx_memcpy(key, p, len);
+            key[len] = '\0';
+
+            node = json_object_get(node, key);
+
+            p = (sep == last) ? last : sep + 2;
+        }
+    }
+
     return NGX_OK;
+
+variant:
+
+    /* the field as far as the walk went, order__total as order.total */
+
+    field = ngx_pnalloc(r->pool, sep - name[i].data + 1);
+    if (field == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    f = field;
+
+    for (p = name[i].data; p < sep; p++) {
+        if (p + 1 < sep && p[0] == '_' && p[1] == '_') {
+            *f++ = '.';
+            p++;
+
+        } else {
+            *f++ = *p;
+        }
+    }
+
+    *f = '\0';
+
+    return ngx_http_voucher_gate_refuse(r, g, "duplicate_field",
+               (const char *) field, "A key of the body differs from a "
+               "field the gate reads only in letter case: send each field "
+               "once, in lower case.");
+}
+
+
+/* 1 if a key of obj is name in another letter case */
+
+static ngx_uint_t
+ngx_http_voucher_gate_variant(json_t *obj, u_char *name, size_t len)
+{
+    void        *it;
+    const char  *key;
+
+    for (it = json_object_iter(obj);
+         it != NULL;
+         it = json_object_iter_next(obj, it))
+    {
+        key = json_object_iter_key(it);
+
+        if (ngx_http_voucher_key_fold((const unsigned char *) key,
+                                      ngx_strlen(key), name, len)
+            == NGX_HTTP_VOUCHER_KEY_VARIANT)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -796,14 +1086,15 @@ static ngx_int_t
 ngx_http_voucher_gate_values(ngx_http_request_t *r,
     ngx_http_voucher_gate_t *g, ngx_http_voucher_request_t *req)
 {
-    u_char                       *p;
+    ngx_int_t                     rc;
     ngx_str_t                     v;
     const char                   *msg;
+    ngx_http_voucher_str_t        amount, points;
     ngx_http_voucher_error_t      err;
     ngx_http_voucher_limits_t     lim;
     ngx_http_voucher_loc_conf_t  *vlcf;
 
-    vlcf = g->conf;
+    vlcf = g->core.conf;
 
     ngx_memzero(req, sizeof(ngx_http_voucher_request_t));
 
@@ -812,6 +1103,9 @@ ngx_http_voucher_gate_values(ngx_http_request_t *r,
     req->hold_seconds = NGX_HTTP_VOUCHER_UNSET;
     req->rollback_amount = NGX_HTTP_VOUCHER_UNSET;
 
+    ngx_http_voucher_limits_init(&lim);
+    lim.max_code_len = vlcf->code_max_length;
+
     /* the code: copied, as it is normalised in place */
 
     if (ngx_http_complex_value(r, vlcf->gate_code, &v) != NGX_OK) {
@@ -819,12 +1113,12 @@ ngx_http_voucher_gate_values(ngx_http_request_t *r,
     }
 
     if (v.len) {
-        ngx_http_voucher_limits_init(&lim);
-        lim.max_code_len = vlcf->code_max_length;
-
-        if (ngx_http_voucher_check_code(v.data, v.len, &lim, &err) != 0) {
-            return ngx_http_voucher_gate_refuse(r, g, err.reason, "code",
-                                                err.message);
+        if (ngx_http_voucher_check_field(
+                &ngx_http_voucher_fields[NGX_HTTP_VOUCHER_FIELD_CODE_ROW],
+                v.data, v.len, &lim, NULL, &err)
+            != 0)
+        {
+            goto refuse;
         }
 
         /* room for the NUL the normaliser writes */
@@ -839,69 +1133,67 @@ ngx_http_voucher_gate_values(ngx_http_request_t *r,
         req->code.len = v.len;
     }
 
-    if (ngx_http_voucher_gate_text(r, vlcf->gate_customer, 0, &req->customer)
-        != NGX_OK)
-    {
-        return ngx_http_voucher_gate_refuse(r, g, "invalid_field",
-                   "customer", "The customer must be 1 to 128 characters, "
-                   "no control characters.");
+    rc = ngx_http_voucher_gate_text(r, vlcf->gate_customer,
+                                    NGX_HTTP_VOUCHER_FIELD_CUSTOMER_ROW,
+                                    &lim, &req->customer, &err);
+    if (rc != NGX_OK) {
+        goto failed;
     }
 
-    if (ngx_http_voucher_gate_text(r, vlcf->gate_order_id, 0,
-                                   &req->order_id)
-        != NGX_OK)
-    {
-        return ngx_http_voucher_gate_refuse(r, g, "invalid_field",
-                   "order_id", "The order id must be 1 to 128 characters, "
-                   "no control characters.");
+    rc = ngx_http_voucher_gate_text(r, vlcf->gate_order_id,
+                                    NGX_HTTP_VOUCHER_FIELD_ORDER_ID_ROW,
+                                    &lim, &req->order_id, &err);
+    if (rc != NGX_OK) {
+        goto failed;
     }
 
-    if (ngx_http_voucher_gate_text(r, vlcf->gate_currency, 2,
-                                   &req->currency)
-        != NGX_OK)
-    {
-        return ngx_http_voucher_gate_refuse(r, g, "invalid_field",
-                   "currency", "The currency must be three capital letters "
-                   "(ISO 4217).");
+    rc = ngx_http_voucher_gate_text(r, vlcf->gate_currency,
+                                    NGX_HTTP_VOUCHER_FIELD_CURRENCY_ROW,
+                                    &lim, &req->currency, &err);
+    if (rc != NGX_OK) {
+        goto failed;
     }
 
     /* the amount: minor units; none means 0 */
 
     req->amount = 0;
 
-    if (vlcf->gate_amount) {
-        if (ngx_http_complex_value(r, vlcf->gate_amount, &v) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+    rc = ngx_http_voucher_gate_text(r, vlcf->gate_amount,
+                                    NGX_HTTP_VOUCHER_FIELD_ORDER_AMOUNT_ROW,
+                                    &lim, &amount, &err);
+    if (rc != NGX_OK) {
+        goto failed;
+    }
 
-        if (v.len) {
-            for (p = v.data; p < v.data + v.len; p++) {
-                if (*p < '0' || *p > '9') {
-                    break;
-                }
-            }
+    if (amount.len) {
+        /* taken by the rule: 14 digits at most */
+        req->amount = ngx_atoof(amount.data, amount.len);
+    }
 
-            req->amount = (p == v.data + v.len && v.len <= 14)
-                          ? ngx_atoof(v.data, v.len) : NGX_ERROR;
+    /* loyalty points to pay with: none when empty */
 
-            if (req->amount < 0 || req->amount > 10000000000000LL) {
-                return ngx_http_voucher_gate_refuse(r, g, "invalid_field",
-                           "order_amount", "The order amount must be an "
-                           "integer in minor units, 0 to 10^13.");
-            }
-        }
+    req->points = 0;
+
+    rc = ngx_http_voucher_gate_text(r, vlcf->gate_points,
+                                    NGX_HTTP_VOUCHER_FIELD_POINTS_ROW,
+                                    &lim, &points, &err);
+    if (rc != NGX_OK) {
+        goto failed;
+    }
+
+    if (points.len) {
+        /* taken by the rule: 14 digits at most */
+        req->points = ngx_atoof(points.data, points.len);
     }
 
     /* the idempotency key: the directive's value, or the header */
 
     if (vlcf->gate_idempotency_key) {
-        if (ngx_http_voucher_gate_text(r, vlcf->gate_idempotency_key, 1,
-                                       &req->idempotency_key)
-            != NGX_OK)
-        {
-            return ngx_http_voucher_gate_refuse(r, g, "invalid_field",
-                       "idempotency_key", "The idempotency key must be 1 "
-                       "to 128 printable ASCII characters.");
+        rc = ngx_http_voucher_gate_text(r, vlcf->gate_idempotency_key,
+                                        NGX_HTTP_VOUCHER_FIELD_IDEMPOTENCY_ROW,
+                                        &lim, &req->idempotency_key, &err);
+        if (rc != NGX_OK) {
+            goto failed;
         }
 
     } else {
@@ -913,21 +1205,32 @@ ngx_http_voucher_gate_values(ngx_http_request_t *r,
     }
 
     return NGX_OK;
+
+failed:
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+refuse:
+
+    return ngx_http_voucher_gate_refuse(r, g, err.reason, err.field,
+                                        err.message);
 }
 
 
 /*
- * A text value: kind 0 is text (no control characters, at most 128
- * bytes), 1 a token (printable ASCII), 2 a currency ([A-Z]{3}).  An
- * empty value stays absent.
+ * The value of a gate directive by the rule of its row of the field table
+ * (ngx_http_voucher_fields[]): NGX_OK, or NGX_DECLINED with err filled,
+ * NGX_ERROR if it cannot be had.  An empty value stays absent.
  */
 
 static ngx_int_t
 ngx_http_voucher_gate_text(ngx_http_request_t *r,
-    ngx_http_complex_value_t *cv, ngx_uint_t kind,
-    ngx_http_voucher_str_t *out)
+    ngx_http_complex_value_t *cv, ngx_uint_t row,
+    ngx_http_voucher_limits_t *lim, ngx_http_voucher_str_t *out,
+    ngx_http_voucher_error_t *err)
 {
-    size_t     i;
     ngx_str_t  v;
 
     out->len = 0;
@@ -945,17 +1248,11 @@ ngx_http_voucher_gate_text(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    if (v.len > 128 || (kind == 2 && v.len != 3)) {
+    if (ngx_http_voucher_check_field(&ngx_http_voucher_fields[row], v.data,
+                                     v.len, lim, NULL, err)
+        != 0)
+    {
         return NGX_DECLINED;
-    }
-
-    for (i = 0; i < v.len; i++) {
-        if (kind == 2 ? (v.data[i] < 'A' || v.data[i] > 'Z')
-            : kind == 1 ? (v.data[i] < 0x21 || v.data[i] > 0x7e)
-            : (v.data[i] < 0x20 || v.data[i] == 0x7f))
-        {
-            return NGX_DECLINED;
-        }
     }
 
     out->data = v.data;
@@ -989,17 +1286,17 @@ ngx_http_voucher_gate_abandon(ngx_http_voucher_gate_t *g)
 {
     ngx_http_voucher_op_t  *op;
 
-    op = g->op;
+    op = g->core.op;
 
     if (op) {
-        g->op = NULL;
+        g->core.op = NULL;
 
-        if (op->queued || g->conf->gate != NGX_HTTP_VOUCHER_OP_REDEEM) {
+        if (op->queued || g->core.api != NGX_HTTP_VOUCHER_OP_REDEEM) {
             ngx_http_voucher_redis_detach(op);
 
         } else {
             /* whatever it reserves is released when the answer comes */
-            op->data = g->conf;
+            op->data = g->core.conf;
             op->handler = ngx_http_voucher_gate_orphan_handler;
         }
     }
@@ -1029,7 +1326,7 @@ ngx_http_voucher_gate_refuse(ngx_http_request_t *r,
         return NGX_DONE;
     }
 
-    g->answer = ngx_http_voucher_send_error(r, g->conf->gate, reason, field,
+    g->answer = ngx_http_voucher_send_error(r, g->core.api, reason, field,
                                             message);
 
     return NGX_DONE;
@@ -1052,45 +1349,79 @@ ngx_http_voucher_gate_pass(ngx_http_request_t *r, ngx_http_voucher_gate_t *g,
 /* ------------------------------------------------------------ the answer */
 
 
-static void
-ngx_http_voucher_gate_reply_handler(ngx_http_voucher_op_t *op, void *reply,
-    ngx_int_t rc)
+/*
+ * A verdict of the core as the gate's: the request goes on (NGX_DECLINED,
+ * the phase is DONE), waits for Redis (NGX_BUSY), or is answered here
+ * (what to finalize it with).
+ */
+
+static ngx_int_t
+ngx_http_voucher_gate_render(ngx_http_request_t *r,
+    ngx_http_voucher_gate_t *g, ngx_uint_t verdict, void *reply,
+    ngx_http_voucher_ok_t *ok)
 {
-    ngx_connection_t         *c;
-    ngx_http_request_t       *r;
-    ngx_http_voucher_ok_t     ok;
-    ngx_http_voucher_gate_t  *g;
+    ngx_http_voucher_core_t  *core;
 
-    g = op->data;
-    r = g->request;
-    c = r->connection;
+    core = &g->core;
 
-    g->op = NULL;
+    switch (verdict) {
 
-    switch (rc) {
+    case NGX_HTTP_VOUCHER_V_WAITING:
+        g->phase = NGX_HTTP_VOUCHER_GATE_WAITING;
+        return NGX_BUSY;
 
-    case NGX_HTTP_VOUCHER_REPLY:
-        if (ngx_http_voucher_ok_decode(reply, &ok) != 0) {
-            rc = ngx_http_voucher_gate_verdict(r, g, reply, NULL);
-            break;
+    case NGX_HTTP_VOUCHER_V_ANSWER:
+        return ngx_http_voucher_gate_verdict(r, g, reply, ok);
+
+    case NGX_HTTP_VOUCHER_V_REFUSED:
+        (void) ngx_http_voucher_gate_refuse(r, g, core->reason, core->field,
+                                            core->message);
+        return g->answer;
+
+    case NGX_HTTP_VOUCHER_V_LOCKED:
+        ngx_str_set(&g->status, "refused");
+        ngx_str_set(&g->reason, "locked_out");
+
+        if (ngx_http_voucher_gate_discard(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        ngx_http_voucher_limit_result(r, g->conf, g->conf->gate,
-                                      &g->limit_status, reply, &ok);
-        rc = ngx_http_voucher_gate_verdict(r, g, reply, &ok);
-        break;
+        return ngx_http_voucher_send_locked(r, core->api, &core->code,
+                                            &core->limit, core->left);
 
-    case NGX_HTTP_VOUCHER_TIMEDOUT:
-        rc = ngx_http_voucher_gate_unavailable(r, g, "store_timeout");
-        break;
+    case NGX_HTTP_VOUCHER_V_NOT_FOUND:
+        ngx_str_set(&g->status, "refused");
+        ngx_str_set(&g->reason, "not_found");
 
-    default: /* NGX_HTTP_VOUCHER_LOST */
-        rc = ngx_http_voucher_gate_unavailable(r, g, "store_unavailable");
-        break;
+        if (ngx_http_voucher_gate_discard(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_voucher_send_not_found(r, core->api, core->code.data,
+                                               core->code.len);
+
+    case NGX_HTTP_VOUCHER_V_UNAVAILABLE:
+        return ngx_http_voucher_gate_unavailable(r, g, core->reason);
+
+    default: /* NGX_HTTP_VOUCHER_V_FAILED */
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+}
 
-    ngx_http_voucher_gate_resume(r, g, rc);
-    ngx_http_run_posted_requests(c);
+
+static void
+ngx_http_voucher_gate_answered(ngx_http_voucher_core_t *core,
+    ngx_uint_t verdict, void *reply, ngx_http_voucher_ok_t *ok)
+{
+    ngx_http_voucher_gate_t  *g;
+
+    g = (ngx_http_voucher_gate_t *)
+            ((u_char *) core - offsetof(ngx_http_voucher_gate_t, core));
+
+    ngx_http_voucher_gate_resume(core->request, g,
+                                 ngx_http_voucher_gate_render(core->request, g,
+                                                              verdict, reply,
+                                                              ok));
 }
 
 
@@ -1120,10 +1451,28 @@ static ngx_str_t *
 ngx_http_voucher_gate_field(redisReply *reply, ngx_http_voucher_ok_t *ok,
     ngx_uint_t field, ngx_str_t *out, ngx_pool_t *pool)
 {
-    redisReply  *v;
+    return ngx_http_voucher_gate_copy(ngx_http_voucher_ok_get(reply, ok,
+                                                              field),
+                                      out, pool);
+}
 
-    v = ngx_http_voucher_ok_get(reply, ok, field);
 
+/* a pair after the values, by its name */
+
+static ngx_str_t *
+ngx_http_voucher_gate_pair(redisReply *reply, ngx_http_voucher_ok_t *ok,
+    ngx_str_t *name, ngx_str_t *out, ngx_pool_t *pool)
+{
+    return ngx_http_voucher_gate_copy(ngx_http_voucher_ok_pair(reply, ok,
+                                          (const char *) name->data,
+                                          name->len),
+                                      out, pool);
+}
+
+
+static ngx_str_t *
+ngx_http_voucher_gate_copy(redisReply *v, ngx_str_t *out, ngx_pool_t *pool)
+{
     if (v == NULL) {
         return NULL;
     }
@@ -1160,6 +1509,7 @@ static ngx_int_t
 ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
     ngx_http_voucher_gate_t *g, redisReply *reply, ngx_http_voucher_ok_t *ok)
 {
+    ngx_uint_t   i;
     redisReply  *reason;
 
     if (ok == NULL) {
@@ -1171,7 +1521,7 @@ ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        return ngx_http_voucher_send_reply(r, g->conf->gate, reply, NULL);
+        return ngx_http_voucher_send_reply(r, g->core.conf->gate, reply, NULL);
     }
 
     reason = reply->element[0];
@@ -1193,7 +1543,7 @@ ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        return ngx_http_voucher_send_reply(r, g->conf->gate, reply, ok);
+        return ngx_http_voucher_send_reply(r, g->core.conf->gate, reply, ok);
     }
 
     ngx_str_set(&g->reason, "ok");
@@ -1205,7 +1555,15 @@ ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
                                        NGX_HTTP_VOUCHER_OK_AMOUNT_AFTER,
                                        &g->amount_after, r->pool);
 
-    if (g->conf->gate == NGX_HTTP_VOUCHER_OP_VALIDATE) {
+    for (i = 0; ngx_http_voucher_gate_pairs[i].name.len; i++) {
+        (void) ngx_http_voucher_gate_pair(reply, ok,
+                   &ngx_http_voucher_gate_pairs[i].name,
+                   (ngx_str_t *) ((u_char *) g
+                                  + ngx_http_voucher_gate_pairs[i].offset),
+                   r->pool);
+    }
+
+    if (g->core.conf->gate == NGX_HTTP_VOUCHER_OP_VALIDATE) {
         return ngx_http_voucher_gate_pass(r, g, "valid");
     }
 
@@ -1232,7 +1590,13 @@ ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
         return ngx_http_voucher_gate_pass(r, g, "replayed");
     }
 
+    /*
+     * Redis set the hold's deadline before this reply left it: from here,
+     * now plus the hold is never earlier, whatever the clocks say.
+     */
+
     g->held = 1;
+    g->deadline = ngx_current_msec + g->core.conf->hold;
 
     return ngx_http_voucher_gate_pass(r, g, "reserved");
 }
@@ -1244,7 +1608,7 @@ ngx_http_voucher_gate_unavailable(ngx_http_request_t *r,
 {
     ngx_http_voucher_loc_conf_t  *vlcf;
 
-    vlcf = g->conf;
+    vlcf = g->core.conf;
 
     g->reason.data = (u_char *) reason;
     g->reason.len = ngx_strlen(reason);
@@ -1306,7 +1670,9 @@ ngx_http_voucher_gate_orphan_handler(ngx_http_voucher_op_t *op, void *data,
 
     ngx_http_voucher_gate_settle(ngx_http_cycle_get_module_main_conf(ngx_cycle,
                                                     ngx_http_voucher_module),
-                                 &vlcf->ns, &id, 0, ngx_cycle->log);
+                                 &vlcf->ns, &id, 0,
+                                 ngx_current_msec + vlcf->hold,
+                                 ngx_cycle->log);
 }
 
 
@@ -1428,14 +1794,14 @@ ngx_http_voucher_gate_log_handler(ngx_http_request_t *r)
          * short.  Released, unless "voucher_client_abort keep" says that
          * an order the upstream already received may have been placed.
          */
-        confirm = g->conf->gate_abort_keep && r->upstream
+        confirm = g->core.conf->gate_abort_keep && r->upstream
                   && r->upstream->request_sent;
 
     } else if (r->error_page && !vlcf->gate) {
         confirm = 0;
 
     } else {
-        confirm = ngx_http_voucher_gate_confirms(g->conf, status)
+        confirm = ngx_http_voucher_gate_confirms(g->core.conf, status)
                   && ngx_http_voucher_gate_grpc_ok(r);
     }
 
@@ -1454,8 +1820,9 @@ ngx_http_voucher_gate_log_handler(ngx_http_request_t *r)
 
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_voucher_module);
 
-    ngx_http_voucher_gate_settle(vmcf, &g->conf->ns, &g->redemption_id,
-                                 confirm, r->connection->log);
+    ngx_http_voucher_gate_settle(vmcf, &g->core.conf->ns,
+                                 &g->redemption_id, confirm, g->deadline,
+                                 r->connection->log);
 
     return NGX_OK;
 }
@@ -1464,14 +1831,16 @@ ngx_http_voucher_gate_log_handler(ngx_http_request_t *r)
 /*
  * FCALL voucher_confirm|voucher_release 1 {ns}:log ID, on its own: it
  * owns its arguments, and no request waits for it.  While Redis cannot
- * take it (a lost connection, a restart) it is tried again on a timer for
- * about a minute; if every try fails the hold expires by itself in Redis,
- * and a lost confirm is logged as the error it is.
+ * take it (a lost connection, a restart) it is tried again on a timer
+ * that is not cancelable, until "deadline", when the hold is surely over:
+ * Redis has given the use back by then, and a confirm could only answer
+ * reservation_expired.  Until then a worker that exits gracefully stays.
  */
 
 static void
 ngx_http_voucher_gate_settle(ngx_http_voucher_main_conf_t *vmcf,
-    ngx_str_t *ns, ngx_str_t *id, ngx_uint_t confirm, ngx_log_t *log)
+    ngx_str_t *ns, ngx_str_t *id, ngx_uint_t confirm, ngx_msec_t deadline,
+    ngx_log_t *log)
 {
     u_char                     *p;
     ngx_http_voucher_settle_t  *s;
@@ -1479,11 +1848,15 @@ ngx_http_voucher_gate_settle(ngx_http_voucher_main_conf_t *vmcf,
     s = ngx_calloc(sizeof(ngx_http_voucher_settle_t)
                    + sizeof("{}:log") - 1 + ns->len + id->len, log);
     if (s == NULL) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "voucher gate: %s of %V lost: out of memory",
+                      confirm ? "confirm" : "release", id);
         return;
     }
 
     s->vmcf = vmcf;
     s->confirm = confirm;
+    s->deadline = deadline;
 
     p = (u_char *) &s[1];
 
@@ -1515,7 +1888,12 @@ ngx_http_voucher_gate_settle(ngx_http_voucher_main_conf_t *vmcf,
     s->timer.handler = ngx_http_voucher_settle_timer;
     s->timer.data = s;
     s->timer.log = ngx_cycle->log;
-    s->timer.cancelable = 1;
+
+    if (ngx_http_voucher_settling.next == NULL) {
+        ngx_queue_init(&ngx_http_voucher_settling);
+    }
+
+    ngx_queue_insert_tail(&ngx_http_voucher_settling, &s->queue);
 
     ngx_http_voucher_settle_send(s);
 }
@@ -1539,30 +1917,84 @@ ngx_http_voucher_settle_send(ngx_http_voucher_settle_t *s)
         return;
     }
 
+    /* freed with the op once Redis answered */
     op->owned = s;
+    s->op = op;
 }
 
 
 static void
 ngx_http_voucher_settle_retry(ngx_http_voucher_settle_t *s)
 {
-    ngx_uint_t  level;
+    ngx_str_t       why;
+    ngx_msec_t      delay;
+    ngx_msec_int_t  left;
 
-    if (s->tries >= NGX_HTTP_VOUCHER_SETTLE_TRIES || ngx_terminate
-        || ngx_exiting || s->vmcf->pool == NULL)
-    {
-        level = s->confirm ? NGX_LOG_ERR : NGX_LOG_WARN;
-
-        ngx_log_error(level, ngx_cycle->log, 0,
-                      "voucher gate: could not %s %V; the hold expires "
-                      "in Redis by itself", s->confirm ? "confirm" : "release",
-                      &s->id);
-        ngx_free(s);
+    if (s->vmcf->pool == NULL) {
+        ngx_str_set(&why, "the worker exits");
+        ngx_http_voucher_settle_lost(s, &why);
         return;
     }
 
-    ngx_add_timer(&s->timer, ngx_min((ngx_msec_t) 250 << s->tries, 8000));
+    left = (ngx_msec_int_t) (s->deadline - ngx_current_msec);
+
+    if (left <= 0) {
+        ngx_str_set(&why, "Redis did not take it before the hold ended");
+        ngx_http_voucher_settle_lost(s, &why);
+        return;
+    }
+
+    if (s->tries == 0) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "voucher gate: Redis cannot take the %s of %V now, "
+                      "trying again for up to %M ms",
+                      s->confirm ? "confirm" : "release", &s->id,
+                      (ngx_msec_t) left);
+    }
+
+    delay = (s->tries < 2) ? (ngx_msec_t) NGX_HTTP_VOUCHER_SETTLE_DELAY
+                             << s->tries
+                           : NGX_HTTP_VOUCHER_SETTLE_MAX;
+
+    ngx_add_timer(&s->timer, ngx_min(delay, (ngx_msec_t) left));
     s->tries++;
+}
+
+
+/*
+ * The settlement will never reach Redis.  A lost confirm means an order
+ * was placed whose use Redis gives back when the hold runs out; a lost
+ * release, a use held until then.
+ */
+
+static void
+ngx_http_voucher_settle_lost(ngx_http_voucher_settle_t *s, ngx_str_t *why)
+{
+    ngx_http_voucher_settle_sh_t  *sh;
+
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                  "voucher gate: %s of %V lost (%V); its hold ends in "
+                  "Redis, which gives the use back",
+                  s->confirm ? "confirm" : "release", &s->id, why);
+
+    if (s->vmcf->settle_zone && s->vmcf->settle_zone->data) {
+        sh = s->vmcf->settle_zone->data;
+
+        (void) ngx_atomic_fetch_add(s->confirm ? &sh->lost_confirms
+                                               : &sh->lost_releases, 1);
+    }
+
+    if (s->timer.timer_set) {
+        ngx_del_timer(&s->timer);
+    }
+
+    ngx_queue_remove(&s->queue);
+
+    if (s->op == NULL) {
+        ngx_free(s);
+    }
+
+    /* else the op, answered or about to be dropped, frees it */
 }
 
 
@@ -1578,42 +2010,100 @@ ngx_http_voucher_settle_handler(ngx_http_voucher_op_t *op, void *data,
     ngx_int_t rc)
 {
     redisReply                 *reply = data;
-    ngx_str_t                   answer;
-    ngx_uint_t                  level;
+    u_char                     *p, buf[128];
+    ngx_str_t                   answer, why;
     redisReply                 *first;
     ngx_http_voucher_settle_t  *s;
 
     s = op->data;
 
-    if (rc == NGX_HTTP_VOUCHER_REPLY) {
-        first = (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0)
-                ? reply->element[0] : reply;
+    if (rc != NGX_HTTP_VOUCHER_REPLY || reply->type == REDIS_REPLY_ERROR) {
+        /*
+         * Lost, timed out, refused by a node that cannot take writes now
+         * (READONLY, LOADING, MASTERDOWN, CLUSTERDOWN: it did not run), or
+         * refused as a whole (a library being loaded again): confirm and
+         * release may safely be sent again.
+         */
 
-        ngx_str_set(&answer, "?");
-
-        if (first->type == REDIS_REPLY_STRING
-            || first->type == REDIS_REPLY_ERROR)
-        {
-            answer.data = (u_char *) first->str;
-            answer.len = first->len;
-        }
-
-        if (answer.len == 2 && ngx_strncmp(answer.data, "ok", 2) == 0) {
-            return;
-        }
-
-        level = s->confirm ? NGX_LOG_ERR : NGX_LOG_WARN;
-
-        ngx_log_error(level, ngx_cycle->log, 0,
-                      "voucher gate: %s of %V answered \"%V\"",
-                      s->confirm ? "confirm" : "release", &s->id, &answer);
+        op->owned = NULL;
+        s->op = NULL;
+        ngx_http_voucher_settle_retry(s);
         return;
     }
 
-    /* lost or timed out: confirm and release may safely be sent again */
+    /* answered: the op frees s when this returns */
 
-    op->owned = NULL;
-    ngx_http_voucher_settle_retry(s);
+    first = (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0)
+            ? reply->element[0] : reply;
+
+    ngx_str_set(&answer, "?");
+
+    if (first->type == REDIS_REPLY_STRING) {
+        answer.data = (u_char *) first->str;
+        answer.len = ngx_min(first->len, 64);
+    }
+
+    if (answer.len == 2 && ngx_strncmp(answer.data, "ok", 2) == 0) {
+        if (s->tries) {
+            ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                          "voucher gate: %s of %V delivered",
+                          s->confirm ? "confirm" : "release", &s->id);
+        }
+
+        ngx_queue_remove(&s->queue);
+        return;
+    }
+
+    if (!s->confirm) {
+        /* reservation_expired: Redis gave the use back by itself */
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "voucher gate: release of %V answered \"%V\"",
+                      &s->id, &answer);
+
+        ngx_queue_remove(&s->queue);
+        return;
+    }
+
+    /* the order stands, but Redis did not keep the use */
+
+    p = ngx_snprintf(buf, sizeof(buf), "Redis answered \"%V\"", &answer);
+
+    why.data = buf;
+    why.len = p - buf;
+
+    ngx_http_voucher_settle_lost(s, &why);
+}
+
+
+/*
+ * At the exit of the worker: a graceful exit waited for every settlement,
+ * so those still here are cut short by a fast shutdown (SIGTERM).
+ */
+
+void
+ngx_http_voucher_gate_exit_worker(ngx_http_voucher_main_conf_t *vmcf)
+{
+    ngx_str_t                   why;
+    ngx_queue_t                *q;
+    ngx_http_voucher_settle_t  *s;
+
+    if (ngx_http_voucher_settling.next == NULL) {
+        return;
+    }
+
+    while (!ngx_queue_empty(&ngx_http_voucher_settling)) {
+        q = ngx_queue_head(&ngx_http_voucher_settling);
+        s = ngx_queue_data(q, ngx_http_voucher_settle_t, queue);
+
+        if (s->op) {
+            ngx_str_set(&why, "the worker exits before Redis answered");
+
+        } else {
+            ngx_str_set(&why, "the worker exits");
+        }
+
+        ngx_http_voucher_settle_lost(s, &why);
+    }
 }
 
 
@@ -1627,7 +2117,7 @@ ngx_http_voucher_gate_limit_status(ngx_http_request_t *r)
 
     g = ngx_http_voucher_gate_get(r);
 
-    return g ? &g->limit_status : NULL;
+    return g ? &g->core.limit_status : NULL;
 }
 
 
@@ -1654,6 +2144,40 @@ ngx_http_voucher_gate_variable(ngx_http_request_t *r,
 
     v->data = s->data;
     v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* $voucher_lost_confirms, $voucher_lost_releases: counts of all workers */
+
+static ngx_int_t
+ngx_http_voucher_lost_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                        *p;
+    ngx_atomic_t                  *n;
+    ngx_http_voucher_main_conf_t  *vmcf;
+
+    vmcf = ngx_http_get_module_main_conf(r, ngx_http_voucher_module);
+
+    if (vmcf->settle_zone == NULL || vmcf->settle_zone->data == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_ATOMIC_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = (ngx_atomic_t *) ((u_char *) vmcf->settle_zone->data + data);
+
+    v->data = p;
+    v->len = ngx_sprintf(p, "%uA", *n) - p;
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;

@@ -29,12 +29,6 @@ typedef struct {
 
 static char *ngx_http_voucher_limit_fields(ngx_conf_t *cf,
     ngx_http_voucher_limit_t *lim, int64_t a, int64_t b, int64_t c);
-static ngx_int_t ngx_http_voucher_limit_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
-
-
-static ngx_str_t  ngx_http_voucher_limit_var_name =
-    ngx_string("voucher_limit_status");
 
 
 /*
@@ -308,46 +302,6 @@ ngx_http_voucher_limit_merge(ngx_conf_t *cf,
     ngx_conf_merge_value(conf->limit_dry_run, prev->limit_dry_run, 0);
 
     return NGX_CONF_OK;
-}
-
-
-ngx_int_t
-ngx_http_voucher_limit_add_variable(ngx_conf_t *cf)
-{
-    ngx_http_variable_t  *var;
-
-    var = ngx_http_add_variable(cf, &ngx_http_voucher_limit_var_name,
-                                NGX_HTTP_VAR_NOCACHEABLE);
-    if (var == NULL) {
-        return NGX_ERROR;
-    }
-
-    var->get_handler = ngx_http_voucher_limit_variable;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_voucher_limit_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
-{
-    ngx_str_t  *status;
-
-    status = ngx_http_voucher_limit_status(r);
-
-    if (status == NULL || status->len == 0) {
-        v->not_found = 1;
-        return NGX_OK;
-    }
-
-    v->len = status->len;
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-    v->data = status->data;
-
-    return NGX_OK;
 }
 
 

@@ -26,8 +26,14 @@ static char *ngx_http_voucher_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_voucher_namespace(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_http_voucher_limit_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_voucher_init_process(ngx_cycle_t *cycle);
 static void ngx_http_voucher_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_str_t  ngx_http_voucher_limit_var_name =
+    ngx_string("voucher_limit_status");
 
 
 static ngx_conf_num_bounds_t  ngx_http_voucher_code_length_bounds = {
@@ -236,6 +242,13 @@ static ngx_command_t  ngx_http_voucher_commands[] = {
       offsetof(ngx_http_voucher_loc_conf_t, gate_idempotency_key),
       NULL },
 
+    { ngx_string("voucher_points"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_voucher_gate_value,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_voucher_loc_conf_t, gate_points),
+      NULL },
+
     { ngx_string("voucher_code_required"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -302,11 +315,49 @@ ngx_module_t  ngx_http_voucher_module = {
 static ngx_int_t
 ngx_http_voucher_preconfiguration(ngx_conf_t *cf)
 {
-    if (ngx_http_voucher_limit_add_variable(cf) != NGX_OK) {
+    ngx_http_variable_t  *var;
+
+    var = ngx_http_add_variable(cf, &ngx_http_voucher_limit_var_name,
+                                NGX_HTTP_VAR_NOCACHEABLE);
+    if (var == NULL) {
         return NGX_ERROR;
     }
 
+    var->get_handler = ngx_http_voucher_limit_variable;
+
     return ngx_http_voucher_gate_add_variables(cf);
+}
+
+
+/*
+ * $voucher_limit_status: what the limits said of this request, through
+ * the API (its module context) or the gate (which keeps its own across
+ * internal redirects).
+ */
+
+static ngx_int_t
+ngx_http_voucher_limit_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                *status;
+    ngx_http_voucher_core_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_voucher_module);
+
+    status = ctx ? &ctx->limit_status : ngx_http_voucher_gate_limit_status(r);
+
+    if (status == NULL || status->len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = status->len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = status->data;
+
+    return NGX_OK;
 }
 
 
@@ -389,7 +440,9 @@ ngx_http_voucher_create_loc_conf(ngx_conf_t *cf)
      *     vlcf->gate_currency = NULL;
      *     vlcf->gate_order_id = NULL;
      *     vlcf->gate_idempotency_key = NULL;
+     *     vlcf->gate_points = NULL;
      *     vlcf->gate_body = 0;
+     *     vlcf->gate_fields = NULL;
      */
 
     vlcf->max_body_size = NGX_CONF_UNSET_SIZE;
@@ -838,6 +891,9 @@ ngx_http_voucher_exit_process(ngx_cycle_t *cycle)
     if (vmcf == NULL || vmcf->pool == NULL) {
         return;
     }
+
+    /* first the settlements still waiting, while their ops exist */
+    ngx_http_voucher_gate_exit_worker(vmcf);
 
     ngx_http_voucher_redis_exit_worker(vmcf);
 }

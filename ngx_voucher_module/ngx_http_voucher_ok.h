@@ -3,11 +3,10 @@
  * Copyright (C) ngx_voucher authors
  *
  * The "ok" reply of voucher_validate, voucher_validate_limited,
- * voucher_redeem and voucher_reserve is positional (redis/voucher.lua,
- * ok_reply()): {"ok", mask, values..., [k, v]*}, the values in a fixed
- * order, an optional one only when its bit is in the mask.  This decodes
- * it, and any other reply ({reason, k, v, ...}) as far as finding its
- * pairs.  Pure C on top of hiredis' redisReply, no nginx dependency, so
+ * voucher_redeem and voucher_reserve is positional (redis/PROTOCOL.md):
+ * {"ok", mask, values..., [k, v]*}, the values in a fixed order, an
+ * optional one only when its bit is in the mask.  This decodes it, and
+ * any other reply ({reason, k, v, ...}) as far as finding its pairs.  Pure C on top of hiredis' redisReply, no nginx dependency, so
  * cmocka drives it directly.
  */
 

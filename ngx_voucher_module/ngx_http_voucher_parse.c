@@ -32,12 +32,6 @@
 #define NGX_HTTP_VOUCHER_DEFAULT_MAX_ITEMS     100
 #define NGX_HTTP_VOUCHER_DEFAULT_MAX_AMOUNT    INT64_C(10000000000000)
 
-#define NGX_HTTP_VOUCHER_STR_TEXT      0  /* 1..max_str_len, no controls */
-#define NGX_HTTP_VOUCHER_STR_CODE      1  /* see check_code() */
-#define NGX_HTTP_VOUCHER_STR_TOKEN     2  /* 1..max_str_len of 0x21-0x7e */
-#define NGX_HTTP_VOUCHER_STR_CURRENCY  3  /* [A-Z]{3} */
-#define NGX_HTTP_VOUCHER_STR_RID       4  /* [0-9-]{1,64} */
-
 #define NGX_HTTP_VOUCHER_OPTIONAL      0
 #define NGX_HTTP_VOUCHER_REQUIRED      1
 
@@ -67,13 +61,14 @@
 #define ngx_http_voucher_json_unpoison(p, n)
 #endif
 
-#define NGX_HTTP_VOUCHER_MAX_KEYS      5
+#define NGX_HTTP_VOUCHER_MAX_KEYS      6
 
 #define NGX_HTTP_VOUCHER_F_CODE        0  /* ngx_http_voucher_voucher_keys */
 #define NGX_HTTP_VOUCHER_F_CUSTOMER    1
 #define NGX_HTTP_VOUCHER_F_IDEM        2
 #define NGX_HTTP_VOUCHER_F_ORDER       3
-#define NGX_HTTP_VOUCHER_F_HOLD        4
+#define NGX_HTTP_VOUCHER_F_POINTS      4
+#define NGX_HTTP_VOUCHER_F_HOLD        5
 
 #define NGX_HTTP_VOUCHER_F_ID          0  /* ngx_http_voucher_order_keys */
 #define NGX_HTTP_VOUCHER_F_AMOUNT      1
@@ -88,6 +83,10 @@
 #define NGX_HTTP_VOUCHER_F_RID         0  /* ngx_http_voucher_settle_keys */
 #define NGX_HTTP_VOUCHER_F_SETTLE_IDEM 1
 #define NGX_HTTP_VOUCHER_F_RB_AMOUNT   2
+
+#define ngx_http_voucher_lower(c)                                            \
+    (((c) >= 'A' && (c) <= 'Z') ? (unsigned char) ((c) | 0x20)               \
+                                : (unsigned char) (c))
 
 #if defined(__GNUC__) || defined(__clang__)
 #define NGX_HTTP_VOUCHER_PRINTF(f, a)  __attribute__((format(printf, f, a)))
@@ -121,6 +120,14 @@ typedef struct {
     size_t                            len;
     int                               truncated;
 } ngx_http_voucher_buf_t;
+
+
+/* a non-ASCII character and the lower case ASCII it may be taken for */
+typedef struct {
+    const char                       *utf8;
+    size_t                            len;
+    const char                       *ascii;
+} ngx_http_voucher_fold_t;
 
 
 typedef struct ngx_http_voucher_json_block_s  ngx_http_voucher_json_block_t;
@@ -158,11 +165,17 @@ static int ngx_http_voucher_check_keys(ngx_http_voucher_ctx_t *ctx,
     json_t *obj, const char *prefix, const char *const *keys, size_t n,
     json_t **vals);
 static int ngx_http_voucher_get_str(ngx_http_voucher_ctx_t *ctx,
-    json_t *v, const char *prefix, const char *name, int kind,
+    json_t *v, const char *prefix, const ngx_http_voucher_field_t *f,
     int required, ngx_http_voucher_str_t *out);
+static int ngx_http_voucher_str_rule(const ngx_http_voucher_field_t *f,
+    const unsigned char *s, size_t len, const ngx_http_voucher_limits_t *lim,
+    ngx_http_voucher_error_t *err, const char *prefix);
 static int ngx_http_voucher_get_int(ngx_http_voucher_ctx_t *ctx,
-    json_t *v, const char *prefix, const char *name, int required,
-    int64_t min, int64_t max, int64_t *out);
+    json_t *v, const char *prefix, const ngx_http_voucher_field_t *f,
+    int required, int64_t *out);
+static int ngx_http_voucher_int_rule(const ngx_http_voucher_field_t *f,
+    int64_t n, const ngx_http_voucher_limits_t *lim,
+    ngx_http_voucher_error_t *err, const char *prefix);
 static int ngx_http_voucher_parse_items(ngx_http_voucher_ctx_t *ctx,
     json_t *items, ngx_http_voucher_request_t *req, int64_t *sum);
 static int ngx_http_voucher_parse_order(ngx_http_voucher_ctx_t *ctx,
@@ -200,7 +213,8 @@ static union {
  */
 
 static const char *const  ngx_http_voucher_voucher_keys[] = {
-    "code", "customer", "idempotency_key", "order", "hold_seconds", NULL
+    "code", "customer", "idempotency_key", "order", "points", "hold_seconds",
+    NULL
 };
 
 static const char *const  ngx_http_voucher_order_keys[] = {
@@ -213,6 +227,65 @@ static const char *const  ngx_http_voucher_item_keys[] = {
 
 static const char *const  ngx_http_voucher_settle_keys[] = {
     "redemption_id", "idempotency_key", "amount", NULL
+};
+
+
+/* by the NGX_HTTP_VOUCHER_FIELD_*_ROW indexes */
+
+const ngx_http_voucher_field_t  ngx_http_voucher_fields[] = {
+    { "code", "code", NGX_HTTP_VOUCHER_FIELD_CODE, 0, 0, NULL },
+    { "customer", "customer", NGX_HTTP_VOUCHER_FIELD_TEXT, 0, 0,
+      "The customer must be 1 to 128 characters, no control characters." },
+    { "idempotency_key", "idempotency_key", NGX_HTTP_VOUCHER_FIELD_TOKEN,
+      0, 0,
+      "The idempotency key must be 1 to 128 printable ASCII characters." },
+    { "id", "order_id", NGX_HTTP_VOUCHER_FIELD_TEXT, 0, 0,
+      "The order id must be 1 to 128 characters, no control characters." },
+    { "amount", "order_amount", NGX_HTTP_VOUCHER_FIELD_AMOUNT, 0, 0,
+      "The order amount must be an integer in minor units, 0 to 10^13." },
+    { "currency", "currency", NGX_HTTP_VOUCHER_FIELD_CURRENCY, 0, 0,
+      "The currency must be three capital letters (ISO 4217)." },
+    { "hold_seconds", NULL, NGX_HTTP_VOUCHER_FIELD_COUNT,
+      1, NGX_HTTP_VOUCHER_MAX_HOLD_SECONDS, NULL },
+    { "sku", NULL, NGX_HTTP_VOUCHER_FIELD_TEXT, 0, 0, NULL },
+    { "category", NULL, NGX_HTTP_VOUCHER_FIELD_TEXT, 0, 0, NULL },
+    { "price", NULL, NGX_HTTP_VOUCHER_FIELD_AMOUNT, 0, 0, NULL },
+    { "quantity", NULL, NGX_HTTP_VOUCHER_FIELD_COUNT,
+      1, NGX_HTTP_VOUCHER_MAX_QUANTITY, NULL },
+    { "redemption_id", NULL, NGX_HTTP_VOUCHER_FIELD_RID, 0, 0, NULL },
+    { "amount", NULL, NGX_HTTP_VOUCHER_FIELD_AMOUNT, 0, 0, NULL },
+    { "points", "points", NGX_HTTP_VOUCHER_FIELD_COUNT,
+      1, NGX_HTTP_VOUCHER_MAX_POINTS,
+      "The points must be an integer, 1 to 10^13." },
+    { NULL, NULL, 0, 0, 0, NULL }
+};
+
+#define ngx_http_voucher_field(row)                                           \
+    (&ngx_http_voucher_fields[NGX_HTTP_VOUCHER_FIELD_ ## row ## _ROW])
+
+
+/*
+ * The characters whose simple or full case mapping or folding is made of
+ * ASCII letters only: Go's encoding/json folds the Kelvin sign and long
+ * s, Java and .NET map dotless and dotted i, full case folding (ICU,
+ * Python's casefold()) turns sharp s and the ligatures into two or three.
+ */
+
+static const ngx_http_voucher_fold_t  ngx_http_voucher_folds[] = {
+    { "\xc3\x9f", 2, "ss" },          /* U+00DF sharp s */
+    { "\xc4\xb0", 2, "i" },           /* U+0130 capital I with dot above */
+    { "\xc4\xb1", 2, "i" },           /* U+0131 dotless i */
+    { "\xc5\xbf", 2, "s" },           /* U+017F long s */
+    { "\xe1\xba\x9e", 3, "ss" },      /* U+1E9E capital sharp s */
+    { "\xe2\x84\xaa", 3, "k" },       /* U+212A Kelvin sign */
+    { "\xef\xac\x80", 3, "ff" },      /* U+FB00 */
+    { "\xef\xac\x81", 3, "fi" },      /* U+FB01 */
+    { "\xef\xac\x82", 3, "fl" },      /* U+FB02 */
+    { "\xef\xac\x83", 3, "ffi" },     /* U+FB03 */
+    { "\xef\xac\x84", 3, "ffl" },     /* U+FB04 */
+    { "\xef\xac\x85", 3, "st" },      /* U+FB05 long s t */
+    { "\xef\xac\x86", 3, "st" },      /* U+FB06 */
+    { NULL, 0, NULL }
 };
 
 
@@ -328,7 +401,20 @@ ngx_http_voucher_parse_request(int op, const unsigned char *body,
                                          "", "", "out of memory");
         }
 
-        /* jerr.text quotes the body, so only our own words are used */
+        /*
+         * jansson does not name the key, and jerr.text quotes the body,
+         * so only our own words are used
+         */
+
+        if (json_error_code(&jerr) == json_error_duplicate_key) {
+            return ngx_http_voucher_fail(err,
+                                         NGX_HTTP_VOUCHER_ERR_DUPLICATE_FIELD,
+                                         "", "",
+                                         "request body has a key twice in "
+                                         "one object, the second ending at "
+                                         "byte %d", jerr.position);
+        }
+
         return ngx_http_voucher_fail(err, NGX_HTTP_VOUCHER_ERR_INVALID_JSON,
                                      "", "",
                                      "request body is not valid JSON: "
@@ -390,6 +476,145 @@ ngx_http_voucher_check_code(const unsigned char *s, size_t len,
 }
 
 
+int
+ngx_http_voucher_check_field(const ngx_http_voucher_field_t *f,
+    const unsigned char *s, size_t len, const ngx_http_voucher_limits_t *lim,
+    int64_t *amount, ngx_http_voucher_error_t *err)
+{
+    size_t                     i;
+    int64_t                    n;
+    const char                *name;
+    ngx_http_voucher_limits_t  defaults;
+
+    if (lim == NULL) {
+        ngx_http_voucher_limits_init(&defaults);
+        lim = &defaults;
+    }
+
+    name = f->gate ? f->gate : f->name;
+
+    if (f->kind == NGX_HTTP_VOUCHER_FIELD_AMOUNT
+        || f->kind == NGX_HTTP_VOUCHER_FIELD_COUNT)
+    {
+        /* decimal digits, few enough that they cannot overflow */
+
+        n = -1;
+
+        if (len > 0 && len <= 14) {
+            for (i = 0, n = 0; i < len; i++) {
+                if (s[i] < '0' || s[i] > '9') {
+                    n = -1;
+                    break;
+                }
+
+                n = n * 10 + (s[i] - '0');
+            }
+        }
+
+        if (n < 0 || ngx_http_voucher_int_rule(f, n, lim, NULL, "") != 0) {
+            goto invalid;
+        }
+
+        if (amount) {
+            *amount = n;
+        }
+
+        return 0;
+    }
+
+    if (ngx_http_voucher_str_rule(f, s, len, lim, err, "") == 0) {
+        return 0;
+    }
+
+    if (f->message == NULL) {
+        /* the parser's words, as for a code */
+        return -1;
+    }
+
+invalid:
+
+    if (f->message == NULL) {
+        return ngx_http_voucher_fail(err, NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     "", name, "must be decimal digits "
+                                     "within its bounds");
+    }
+
+    if (err) {
+        /* the field's message as it is, not after the field's name */
+        err->reason = NGX_HTTP_VOUCHER_ERR_INVALID_FIELD;
+        snprintf(err->field, sizeof(err->field), "%s", name);
+        snprintf(err->message, sizeof(err->message), "%s", f->message);
+    }
+
+    return -1;
+}
+
+
+int
+ngx_http_voucher_key_fold(const unsigned char *key, size_t len,
+    const unsigned char *name, size_t nlen)
+{
+    size_t                          i, j, k, n;
+    unsigned char                   c, d;
+    const ngx_http_voucher_fold_t  *f;
+
+    if (len == nlen && memcmp(key, name, len) == 0) {
+        return NGX_HTTP_VOUCHER_KEY_SAME;
+    }
+
+    i = 0;
+    j = 0;
+
+    while (i < len) {
+        c = key[i];
+
+        if (c < 0x80) {
+            if (j == nlen) {
+                return NGX_HTTP_VOUCHER_KEY_OTHER;
+            }
+
+            d = name[j];
+
+            if (ngx_http_voucher_lower(c) != ngx_http_voucher_lower(d)) {
+                return NGX_HTTP_VOUCHER_KEY_OTHER;
+            }
+
+            i++;
+            j++;
+            continue;
+        }
+
+        for (f = ngx_http_voucher_folds; f->len; f++) {
+            if (len - i >= f->len && memcmp(key + i, f->utf8, f->len) == 0) {
+                break;
+            }
+        }
+
+        if (f->len == 0) {
+            return NGX_HTTP_VOUCHER_KEY_OTHER;
+        }
+
+        n = strlen(f->ascii);
+
+        if (nlen - j < n) {
+            return NGX_HTTP_VOUCHER_KEY_OTHER;
+        }
+
+        for (k = 0; k < n; k++) {
+            if (ngx_http_voucher_lower(name[j + k]) != f->ascii[k]) {
+                return NGX_HTTP_VOUCHER_KEY_OTHER;
+            }
+        }
+
+        i += f->len;
+        j += n;
+    }
+
+    return (j == nlen) ? NGX_HTTP_VOUCHER_KEY_VARIANT
+                       : NGX_HTTP_VOUCHER_KEY_OTHER;
+}
+
+
 static void
 ngx_http_voucher_request_init(ngx_http_voucher_request_t *req, int op)
 {
@@ -400,6 +625,7 @@ ngx_http_voucher_request_init(ngx_http_voucher_request_t *req, int op)
     req->amount = NGX_HTTP_VOUCHER_UNSET;
     req->rollback_amount = NGX_HTTP_VOUCHER_UNSET;
     req->hold_seconds = NGX_HTTP_VOUCHER_UNSET;
+    req->points = 0;
 }
 
 
@@ -414,14 +640,14 @@ ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx, json_t *root,
 
     if (ngx_http_voucher_check_keys(ctx, root, "",
                                     ngx_http_voucher_voucher_keys,
-                                    reserve ? 5 : 4, f)
+                                    reserve ? 6 : 5, f)
         != 0)
     {
         return -1;
     }
 
-    if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_CODE], "", "code",
-                                 NGX_HTTP_VOUCHER_STR_CODE,
+    if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_CODE], "",
+                                 ngx_http_voucher_field(CODE),
                                  NGX_HTTP_VOUCHER_REQUIRED, &req->code)
         != 0)
     {
@@ -429,7 +655,7 @@ ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx, json_t *root,
     }
 
     if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_CUSTOMER], "",
-                                 "customer", NGX_HTTP_VOUCHER_STR_TEXT,
+                                 ngx_http_voucher_field(CUSTOMER),
                                  NGX_HTTP_VOUCHER_OPTIONAL, &req->customer)
         != 0)
     {
@@ -437,8 +663,7 @@ ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx, json_t *root,
     }
 
     if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_IDEM], "",
-                                 "idempotency_key",
-                                 NGX_HTTP_VOUCHER_STR_TOKEN,
+                                 ngx_http_voucher_field(IDEMPOTENCY),
                                  NGX_HTTP_VOUCHER_OPTIONAL,
                                  &req->idempotency_key)
         != 0)
@@ -446,11 +671,20 @@ ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx, json_t *root,
         return -1;
     }
 
+    /* loyalty points to pay with */
+
+    if (ngx_http_voucher_get_int(ctx, f[NGX_HTTP_VOUCHER_F_POINTS], "",
+                                 ngx_http_voucher_field(POINTS),
+                                 NGX_HTTP_VOUCHER_OPTIONAL, &req->points)
+        != 0)
+    {
+        return -1;
+    }
+
     if (reserve
         && ngx_http_voucher_get_int(ctx, f[NGX_HTTP_VOUCHER_F_HOLD], "",
-                                    "hold_seconds",
-                                    NGX_HTTP_VOUCHER_OPTIONAL, 1,
-                                    NGX_HTTP_VOUCHER_MAX_HOLD_SECONDS,
+                                    ngx_http_voucher_field(HOLD),
+                                    NGX_HTTP_VOUCHER_OPTIONAL,
                                     &req->hold_seconds)
            != 0)
     {
@@ -489,8 +723,8 @@ ngx_http_voucher_parse_order(ngx_http_voucher_ctx_t *ctx, json_t *order,
         return -1;
     }
 
-    if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_ID], "order", "id",
-                                 NGX_HTTP_VOUCHER_STR_TEXT,
+    if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_ID], "order",
+                                 ngx_http_voucher_field(ORDER_ID),
                                  NGX_HTTP_VOUCHER_OPTIONAL, &req->order_id)
         != 0)
     {
@@ -498,15 +732,15 @@ ngx_http_voucher_parse_order(ngx_http_voucher_ctx_t *ctx, json_t *order,
     }
 
     if (ngx_http_voucher_get_int(ctx, f[NGX_HTTP_VOUCHER_F_AMOUNT], "order",
-                                 "amount", NGX_HTTP_VOUCHER_OPTIONAL, 0,
-                                 ctx->lim->max_amount, &req->amount)
+                                 ngx_http_voucher_field(ORDER_AMOUNT),
+                                 NGX_HTTP_VOUCHER_OPTIONAL, &req->amount)
         != 0)
     {
         return -1;
     }
 
     if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_CURRENCY], "order",
-                                 "currency", NGX_HTTP_VOUCHER_STR_CURRENCY,
+                                 ngx_http_voucher_field(CURRENCY),
                                  NGX_HTTP_VOUCHER_OPTIONAL, &req->currency)
         != 0)
     {
@@ -608,8 +842,7 @@ ngx_http_voucher_parse_items(ngx_http_voucher_ctx_t *ctx, json_t *items,
         }
 
         if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_SKU], path,
-                                     "sku",
-                                     NGX_HTTP_VOUCHER_STR_TEXT,
+                                     ngx_http_voucher_field(SKU),
                                      NGX_HTTP_VOUCHER_REQUIRED,
                                      &item[i].sku)
             != 0)
@@ -618,8 +851,7 @@ ngx_http_voucher_parse_items(ngx_http_voucher_ctx_t *ctx, json_t *items,
         }
 
         if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_CATEGORY], path,
-                                     "category",
-                                     NGX_HTTP_VOUCHER_STR_TEXT,
+                                     ngx_http_voucher_field(CATEGORY),
                                      NGX_HTTP_VOUCHER_OPTIONAL,
                                      &item[i].category)
             != 0)
@@ -628,8 +860,8 @@ ngx_http_voucher_parse_items(ngx_http_voucher_ctx_t *ctx, json_t *items,
         }
 
         if (ngx_http_voucher_get_int(ctx, f[NGX_HTTP_VOUCHER_F_PRICE], path,
-                                     "price",
-                                     NGX_HTTP_VOUCHER_REQUIRED, 0, max,
+                                     ngx_http_voucher_field(PRICE),
+                                     NGX_HTTP_VOUCHER_REQUIRED,
                                      &item[i].price)
             != 0)
         {
@@ -639,9 +871,8 @@ ngx_http_voucher_parse_items(ngx_http_voucher_ctx_t *ctx, json_t *items,
         item[i].quantity = 1;
 
         if (ngx_http_voucher_get_int(ctx, f[NGX_HTTP_VOUCHER_F_QUANTITY], path,
-                                     "quantity",
-                                     NGX_HTTP_VOUCHER_OPTIONAL, 1,
-                                     NGX_HTTP_VOUCHER_MAX_QUANTITY,
+                                     ngx_http_voucher_field(QUANTITY),
+                                     NGX_HTTP_VOUCHER_OPTIONAL,
                                      &item[i].quantity)
             != 0)
         {
@@ -695,7 +926,7 @@ ngx_http_voucher_parse_rollback(ngx_http_voucher_ctx_t *ctx, json_t *root,
     }
 
     if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_RID], "",
-                                 "redemption_id", NGX_HTTP_VOUCHER_STR_RID,
+                                 ngx_http_voucher_field(RID),
                                  NGX_HTTP_VOUCHER_REQUIRED,
                                  &req->redemption_id)
         != 0)
@@ -705,8 +936,8 @@ ngx_http_voucher_parse_rollback(ngx_http_voucher_ctx_t *ctx, json_t *root,
 
     if (rollback
         && ngx_http_voucher_get_int(ctx, f[NGX_HTTP_VOUCHER_F_RB_AMOUNT], "",
-                                    "amount", NGX_HTTP_VOUCHER_OPTIONAL, 0,
-                                    ctx->lim->max_amount,
+                                    ngx_http_voucher_field(ROLLBACK),
+                                    NGX_HTTP_VOUCHER_OPTIONAL,
                                     &req->rollback_amount)
            != 0)
     {
@@ -714,8 +945,7 @@ ngx_http_voucher_parse_rollback(ngx_http_voucher_ctx_t *ctx, json_t *root,
     }
 
     return ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_SETTLE_IDEM], "",
-                                    "idempotency_key",
-                                    NGX_HTTP_VOUCHER_STR_TOKEN,
+                                    ngx_http_voucher_field(IDEMPOTENCY),
                                     NGX_HTTP_VOUCHER_OPTIONAL,
                                     &req->idempotency_key);
 }
@@ -767,22 +997,22 @@ ngx_http_voucher_check_keys(ngx_http_voucher_ctx_t *ctx, json_t *obj,
 }
 
 
-/* v is the field's value, NULL if absent; name is for the messages */
+/* v is the field's value, NULL if absent */
 
 static int
 ngx_http_voucher_get_str(ngx_http_voucher_ctx_t *ctx, json_t *v,
-    const char *prefix, const char *name, int kind, int required,
+    const char *prefix, const ngx_http_voucher_field_t *f, int required,
     ngx_http_voucher_str_t *out)
 {
-    size_t                i, len, max;
-    unsigned char         c, *p;
+    size_t                len;
+    unsigned char        *p;
     const unsigned char  *s;
 
     if (v == NULL || json_is_null(v)) {
         if (required) {
             return ngx_http_voucher_fail(ctx->err,
                                          NGX_HTTP_VOUCHER_ERR_MISSING_FIELD,
-                                         prefix, name, "is required");
+                                         prefix, f->name, "is required");
         }
 
         return 0;
@@ -791,98 +1021,18 @@ ngx_http_voucher_get_str(ngx_http_voucher_ctx_t *ctx, json_t *v,
     if (!json_is_string(v)) {
         return ngx_http_voucher_fail(ctx->err,
                                      NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
-                                     prefix, name, "must be a string, got %s",
+                                     prefix, f->name,
+                                     "must be a string, got %s",
                                      ngx_http_voucher_type_name(v));
     }
 
     s = (const unsigned char *) json_string_value(v);
     len = json_string_length(v);
 
-    switch (kind) {
-
-    case NGX_HTTP_VOUCHER_STR_CODE:
-        if (ngx_http_voucher_code_rule(s, len, ctx->lim, ctx->err,
-                                       prefix, name)
-            != 0)
-        {
-            return -1;
-        }
-
-        break;
-
-    case NGX_HTTP_VOUCHER_STR_CURRENCY:
-        if (len != 3
-            || s[0] < 'A' || s[0] > 'Z'
-            || s[1] < 'A' || s[1] > 'Z'
-            || s[2] < 'A' || s[2] > 'Z')
-        {
-            return ngx_http_voucher_fail(ctx->err,
-                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
-                                         prefix, name,
-                                         "must be 3 upper case letters A-Z");
-        }
-
-        break;
-
-    case NGX_HTTP_VOUCHER_STR_RID:
-        max = NGX_HTTP_VOUCHER_MAX_REDEMPTION_ID_LEN;
-
-        for (i = 0; i < len; i++) {
-            if ((s[i] < '0' || s[i] > '9') && s[i] != '-') {
-                break;
-            }
-        }
-
-        if (len == 0 || len > max || i != len) {
-            return ngx_http_voucher_fail(ctx->err,
-                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
-                                         prefix, name,
-                                         "must be 1 to %zu characters "
-                                         "of 0-9 and -", max);
-        }
-
-        break;
-
-    default: /* NGX_HTTP_VOUCHER_STR_TEXT, NGX_HTTP_VOUCHER_STR_TOKEN */
-        max = ctx->lim->max_str_len;
-
-        if (len == 0) {
-            return ngx_http_voucher_fail(ctx->err,
-                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
-                                         prefix, name, "must not be empty");
-        }
-
-        if (len > max) {
-            return ngx_http_voucher_fail(ctx->err,
-                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
-                                         prefix, name,
-                                         "must be at most %zu bytes long",
-                                         max);
-        }
-
-        for (i = 0; i < len; i++) {
-            c = s[i];
-
-            if (c < 0x20 || c == 0x7f
-                || (kind == NGX_HTTP_VOUCHER_STR_TOKEN
-                    && (c == 0x20 || c > 0x7e)))
-            {
-                break;
-            }
-        }
-
-        if (i != len) {
-            return ngx_http_voucher_fail(ctx->err,
-                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
-                                         prefix, name,
-                                         kind == NGX_HTTP_VOUCHER_STR_TOKEN
-                                         ? "must be printable ASCII "
-                                           "without spaces"
-                                         : "must not contain control "
-                                           "characters");
-        }
-
-        break;
+    if (ngx_http_voucher_str_rule(f, s, len, ctx->lim, ctx->err, prefix)
+        != 0)
+    {
+        return -1;
     }
 
     p = ngx_http_voucher_alloc(ctx, 1, len + 1, 1);
@@ -900,10 +1050,103 @@ ngx_http_voucher_get_str(ngx_http_voucher_ctx_t *ctx, json_t *v,
 }
 
 
+/* the rule of a string field; the messages say which part s breaks */
+
+static int
+ngx_http_voucher_str_rule(const ngx_http_voucher_field_t *f,
+    const unsigned char *s, size_t len, const ngx_http_voucher_limits_t *lim,
+    ngx_http_voucher_error_t *err, const char *prefix)
+{
+    size_t         i, max;
+    unsigned char  c;
+
+    switch (f->kind) {
+
+    case NGX_HTTP_VOUCHER_FIELD_CODE:
+        return ngx_http_voucher_code_rule(s, len, lim, err, prefix, f->name);
+
+    case NGX_HTTP_VOUCHER_FIELD_CURRENCY:
+        if (len != 3
+            || s[0] < 'A' || s[0] > 'Z'
+            || s[1] < 'A' || s[1] > 'Z'
+            || s[2] < 'A' || s[2] > 'Z')
+        {
+            return ngx_http_voucher_fail(err,
+                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                         prefix, f->name,
+                                         "must be 3 upper case letters A-Z");
+        }
+
+        return 0;
+
+    case NGX_HTTP_VOUCHER_FIELD_RID:
+        max = NGX_HTTP_VOUCHER_MAX_REDEMPTION_ID_LEN;
+
+        for (i = 0; i < len; i++) {
+            if ((s[i] < '0' || s[i] > '9') && s[i] != '-') {
+                break;
+            }
+        }
+
+        if (len == 0 || len > max || i != len) {
+            return ngx_http_voucher_fail(err,
+                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                         prefix, f->name,
+                                         "must be 1 to %zu characters "
+                                         "of 0-9 and -", max);
+        }
+
+        return 0;
+
+    default: /* NGX_HTTP_VOUCHER_FIELD_TEXT, NGX_HTTP_VOUCHER_FIELD_TOKEN */
+        max = lim->max_str_len;
+
+        if (len == 0) {
+            return ngx_http_voucher_fail(err,
+                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                         prefix, f->name,
+                                         "must not be empty");
+        }
+
+        if (len > max) {
+            return ngx_http_voucher_fail(err,
+                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                         prefix, f->name,
+                                         "must be at most %zu bytes long",
+                                         max);
+        }
+
+        for (i = 0; i < len; i++) {
+            c = s[i];
+
+            if (c < 0x20 || c == 0x7f
+                || (f->kind == NGX_HTTP_VOUCHER_FIELD_TOKEN
+                    && (c == 0x20 || c > 0x7e)))
+            {
+                break;
+            }
+        }
+
+        if (i != len) {
+            return ngx_http_voucher_fail(err,
+                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                         prefix, f->name,
+                                         f->kind == NGX_HTTP_VOUCHER_FIELD_TOKEN
+                                         ? "must be printable ASCII "
+                                           "without spaces"
+                                         : "must not contain control "
+                                           "characters");
+        }
+
+        return 0;
+    }
+}
+
+
 static int
 ngx_http_voucher_get_int(ngx_http_voucher_ctx_t *ctx, json_t *v,
-    const char *prefix, const char *name, int required, int64_t min,
-    int64_t max, int64_t *out)
+    const char *prefix, const ngx_http_voucher_field_t *f, int required,
+    int64_t *out)
 {
     json_int_t  n;
 
@@ -911,7 +1154,7 @@ ngx_http_voucher_get_int(ngx_http_voucher_ctx_t *ctx, json_t *v,
         if (required) {
             return ngx_http_voucher_fail(ctx->err,
                                          NGX_HTTP_VOUCHER_ERR_MISSING_FIELD,
-                                         prefix, name, "is required");
+                                         prefix, f->name, "is required");
         }
 
         return 0;
@@ -922,22 +1165,49 @@ ngx_http_voucher_get_int(ngx_http_voucher_ctx_t *ctx, json_t *v,
     if (!json_is_integer(v)) {
         return ngx_http_voucher_fail(ctx->err,
                                      NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
-                                     prefix, name,
+                                     prefix, f->name,
                                      "must be an integer, got %s",
                                      ngx_http_voucher_type_name(v));
     }
 
     n = json_integer_value(v);
 
-    if (n < min || n > max) {
-        return ngx_http_voucher_fail(ctx->err,
-                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
-                                     prefix, name,
-                                     "must be from %" PRId64 " to %" PRId64,
-                                     min, max);
+    if (ngx_http_voucher_int_rule(f, (int64_t) n, ctx->lim, ctx->err, prefix)
+        != 0)
+    {
+        return -1;
     }
 
     *out = (int64_t) n;
+
+    return 0;
+}
+
+
+/* an AMOUNT is 0..max_amount, a COUNT within the field's bounds */
+
+static int
+ngx_http_voucher_int_rule(const ngx_http_voucher_field_t *f, int64_t n,
+    const ngx_http_voucher_limits_t *lim, ngx_http_voucher_error_t *err,
+    const char *prefix)
+{
+    int64_t  min, max;
+
+    if (f->kind == NGX_HTTP_VOUCHER_FIELD_AMOUNT) {
+        min = 0;
+        max = lim->max_amount;
+
+    } else {
+        min = f->min;
+        max = f->max;
+    }
+
+    if (n < min || n > max) {
+        return ngx_http_voucher_fail(err, NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     prefix, f->name,
+                                     "must be from %" PRId64 " to %" PRId64,
+                                     min, max);
+    }
 
     return 0;
 }

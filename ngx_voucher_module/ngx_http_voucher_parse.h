@@ -31,6 +31,12 @@
 #define NGX_HTTP_VOUCHER_MAX_QUANTITY          1000000
 #define NGX_HTTP_VOUCHER_MAX_REDEMPTION_ID_LEN 64
 #define NGX_HTTP_VOUCHER_MAX_HOLD_SECONDS      86400
+#define NGX_HTTP_VOUCHER_MAX_POINTS            10000000000000LL
+
+/* ngx_http_voucher_key_fold() */
+#define NGX_HTTP_VOUCHER_KEY_OTHER     0
+#define NGX_HTTP_VOUCHER_KEY_SAME      1
+#define NGX_HTTP_VOUCHER_KEY_VARIANT   2
 
 /* the values of ngx_http_voucher_error_t.reason, compare with strcmp() */
 #define NGX_HTTP_VOUCHER_ERR_INVALID_JSON     "invalid_json"
@@ -39,6 +45,8 @@
 #define NGX_HTTP_VOUCHER_ERR_MISSING_FIELD    "missing_field"
 #define NGX_HTTP_VOUCHER_ERR_INVALID_FIELD    "invalid_field"
 #define NGX_HTTP_VOUCHER_ERR_INVALID_CODE     "invalid_code"
+/* a key twice in one object (the gate: or in another letter case) */
+#define NGX_HTTP_VOUCHER_ERR_DUPLICATE_FIELD  "duplicate_field"
 /* not the client's fault: bad arguments, arena too small, out of memory */
 #define NGX_HTTP_VOUCHER_ERR_INTERNAL         "internal_error"
 
@@ -74,6 +82,8 @@ typedef struct {
     ngx_http_voucher_str_t  redemption_id;   /* rollback, confirm, release */
     int64_t                 rollback_amount; /* rollback, UNSET = whole */
     int64_t                 hold_seconds;    /* reserve, UNSET = default */
+    int64_t                 points;          /* loyalty points to pay with,
+                                                0 = none */
 } ngx_http_voucher_request_t;
 
 
@@ -83,6 +93,52 @@ typedef struct {
     size_t                  max_items;       /* default 100 */
     int64_t                 max_amount;      /* default 10^13 */
 } ngx_http_voucher_limits_t;
+
+
+/* the kinds of a field's value */
+#define NGX_HTTP_VOUCHER_FIELD_TEXT      0  /* 1..max_str_len, no controls */
+#define NGX_HTTP_VOUCHER_FIELD_CODE      1  /* see check_code() */
+#define NGX_HTTP_VOUCHER_FIELD_TOKEN     2  /* 1..max_str_len of 0x21-0x7e */
+#define NGX_HTTP_VOUCHER_FIELD_CURRENCY  3  /* [A-Z]{3} */
+#define NGX_HTTP_VOUCHER_FIELD_RID       4  /* [0-9-]{1,64} */
+#define NGX_HTTP_VOUCHER_FIELD_AMOUNT    5  /* an integer, 0..max_amount */
+#define NGX_HTTP_VOUCHER_FIELD_COUNT     6  /* an integer, min..max */
+
+
+/*
+ * The rule of a field, for the JSON parser and for the gate's values
+ * (ngx_http_voucher_check_field()): both refuse the same values.  The
+ * parser's messages say which part of the rule a value breaks; the gate
+ * answers with the rule's one message.
+ */
+typedef struct {
+    const char             *name;            /* the JSON key */
+    const char             *gate;            /* the gate's name, or NULL */
+    int                     kind;            /* NGX_HTTP_VOUCHER_FIELD_* */
+    int64_t                 min;             /* COUNT: the bounds */
+    int64_t                 max;
+    const char             *message;         /* the gate's, or NULL: the
+                                                parser's */
+} ngx_http_voucher_field_t;
+
+
+/* the rows of ngx_http_voucher_fields[] */
+#define NGX_HTTP_VOUCHER_FIELD_CODE_ROW          0
+#define NGX_HTTP_VOUCHER_FIELD_CUSTOMER_ROW      1
+#define NGX_HTTP_VOUCHER_FIELD_IDEMPOTENCY_ROW   2
+#define NGX_HTTP_VOUCHER_FIELD_ORDER_ID_ROW      3
+#define NGX_HTTP_VOUCHER_FIELD_ORDER_AMOUNT_ROW  4
+#define NGX_HTTP_VOUCHER_FIELD_CURRENCY_ROW      5
+#define NGX_HTTP_VOUCHER_FIELD_HOLD_ROW          6
+#define NGX_HTTP_VOUCHER_FIELD_SKU_ROW           7
+#define NGX_HTTP_VOUCHER_FIELD_CATEGORY_ROW      8
+#define NGX_HTTP_VOUCHER_FIELD_PRICE_ROW         9
+#define NGX_HTTP_VOUCHER_FIELD_QUANTITY_ROW      10
+#define NGX_HTTP_VOUCHER_FIELD_RID_ROW           11
+#define NGX_HTTP_VOUCHER_FIELD_ROLLBACK_ROW      12
+#define NGX_HTTP_VOUCHER_FIELD_POINTS_ROW        13
+
+extern const ngx_http_voucher_field_t  ngx_http_voucher_fields[];
 
 
 typedef struct {
@@ -120,6 +176,29 @@ int ngx_http_voucher_parse_request(int op, const unsigned char *body,
 /* 0 if s is an acceptable code under lim, -1 otherwise (sets err) */
 int ngx_http_voucher_check_code(const unsigned char *s, size_t len,
     const ngx_http_voucher_limits_t *lim, ngx_http_voucher_error_t *err);
+
+/*
+ * A field's value given as text (an nginx value of the gate), not empty:
+ * 0 if the field's rule takes it under lim (may be NULL), -1 otherwise,
+ * with err naming the field by its gate name and holding the field's
+ * message.  An AMOUNT is up to 14 decimal digits; its value goes to
+ * *amount.
+ */
+int ngx_http_voucher_check_field(const ngx_http_voucher_field_t *f,
+    const unsigned char *s, size_t len, const ngx_http_voucher_limits_t *lim,
+    int64_t *amount, ngx_http_voucher_error_t *err);
+
+/*
+ * How a JSON key (decoded, UTF-8) compares with name, a field name in
+ * ASCII: KEY_SAME when the bytes are equal, KEY_VARIANT when a decoder
+ * that ignores case may take the one for the other, KEY_OTHER otherwise.
+ * A variant differs in the case of ASCII letters, or holds a character
+ * whose case mapping or folding is ASCII: the Kelvin sign (k), long s
+ * (s), dotted capital and dotless i (i), sharp s (ss) and the ligatures
+ * U+FB00-FB06 (ff, fi, fl, ffi, ffl, st).
+ */
+int ngx_http_voucher_key_fold(const unsigned char *key, size_t len,
+    const unsigned char *name, size_t nlen);
 
 
 #endif /* _NGX_HTTP_VOUCHER_PARSE_H_INCLUDED_ */

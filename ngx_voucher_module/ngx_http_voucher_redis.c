@@ -8,10 +8,18 @@
  * share them and are pipelined; hiredis answers in FIFO order.  The
  * commands a context is given in one event-loop cycle go out in one
  * write(), from an event posted for the end of the cycle.  A context
- * is usable (READY) only once AUTH, SELECT and the check of the function
- * library's version have passed; a missing or stale library is replaced
- * with FUNCTION LOAD REPLACE first.  A lost context comes back after a
- * back-off on a cancelable timer, so it never holds a worker that exits.
+ * is usable (READY) only once AUTH, SELECT, ROLE and the check of the
+ * function library's version have passed; a missing or stale library is
+ * replaced with FUNCTION LOAD REPLACE first, and only on a master.  A lost
+ * context comes back after a back-off on a cancelable timer, so it never
+ * holds a worker that exits.
+ *
+ * A node that is not the master, or not ready (a replica after a
+ * failover, a restart loading its data), answers READONLY, LOADING,
+ * MASTERDOWN or CLUSTERDOWN, and nothing ran: such a context takes no
+ * new commands, is dropped once those in flight are answered, and is
+ * made anew with a back-off of at most NGX_HTTP_VOUCHER_BACKOFF_UNREADY,
+ * so writes resume soon after the address answers as a master again.
  *
  * Commands that arrive while no context is ready but one is on its way
  * (a new worker after a reload, a reconnect) wait in a queue, under their
@@ -36,7 +44,7 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
-#include "ngx_http_voucher_lua.h"
+#include "voucher_lua.h"
 
 
 #define NGX_HTTP_VOUCHER_DOWN        0
@@ -46,6 +54,9 @@
 
 #define NGX_HTTP_VOUCHER_BACKOFF_MIN   100
 #define NGX_HTTP_VOUCHER_BACKOFF_MAX   5000
+
+/* the longest back-off from a node that answers but cannot take writes */
+#define NGX_HTTP_VOUCHER_BACKOFF_UNREADY  1000
 
 /* a command up to this size is formatted on the stack */
 #define NGX_HTTP_VOUCHER_COMMAND_SIZE  2048
@@ -103,6 +114,8 @@ typedef struct {
     unsigned                   loading:1;
     unsigned                   flushing:1;
     unsigned                   probed:1;
+    unsigned                   unready:1;    /* not a master since ready */
+    unsigned                   retiring:1;   /* dropped when pending is 0 */
 } ngx_http_voucher_conn_t;
 
 
@@ -146,8 +159,14 @@ static void ngx_http_voucher_redis_connected(const redisAsyncContext *ac,
 static void ngx_http_voucher_redis_handshake(ngx_http_voucher_conn_t *conn);
 static void ngx_http_voucher_redis_handshake_reply(redisAsyncContext *ac,
     void *r, void *data);
+static void ngx_http_voucher_redis_role_reply(redisAsyncContext *ac,
+    void *r, void *data);
 static void ngx_http_voucher_redis_version_reply(redisAsyncContext *ac,
     void *r, void *data);
+static ngx_int_t ngx_http_voucher_redis_role(ngx_http_voucher_conn_t *conn);
+static ngx_uint_t ngx_http_voucher_redis_is_unready(redisReply *reply);
+static void ngx_http_voucher_redis_not_writable(ngx_http_voucher_conn_t *conn,
+    const char *what);
 static void ngx_http_voucher_redis_load_reply(redisAsyncContext *ac,
     void *r, void *data);
 static ngx_int_t ngx_http_voucher_redis_load(ngx_http_voucher_conn_t *conn);
@@ -177,7 +196,7 @@ static ngx_int_t ngx_http_voucher_native_lost(ngx_http_voucher_conn_t *conn,
 static void ngx_http_voucher_redis_ready(ngx_http_voucher_conn_t *conn);
 static void ngx_http_voucher_redis_drain(ngx_http_voucher_conn_t *conn);
 static void ngx_http_voucher_redis_fail_waiting(
-    ngx_http_voucher_pool_t *pool);
+    ngx_http_voucher_pool_t *pool, ngx_int_t rc);
 
 static void ngx_http_voucher_redis_add_read(void *data);
 static void ngx_http_voucher_redis_del_read(void *data);
@@ -402,6 +421,7 @@ ngx_http_voucher_redis_connect(ngx_http_voucher_conn_t *conn)
     conn->pending = 0;
     conn->loading = 0;
     conn->flushing = 0;
+    conn->retiring = 0;
     conn->probed = 0;
     conn->native = 0;
 
@@ -464,7 +484,7 @@ ngx_http_voucher_redis_handshake(ngx_http_voucher_conn_t *conn)
 
     conn->state = NGX_HTTP_VOUCHER_HANDSHAKE;
 
-    /* AUTH, SELECT and the version check go out pipelined */
+    /* AUTH, SELECT, ROLE and the version check go out pipelined */
 
     if (vmcf->password.len) {
         argc = 0;
@@ -502,6 +522,12 @@ ngx_http_voucher_redis_handshake(ngx_http_voucher_conn_t *conn)
         {
             goto failed;
         }
+    }
+
+    /* ROLE answers first: FUNCTION LOAD is never sent to a replica */
+
+    if (ngx_http_voucher_redis_role(conn) != NGX_OK) {
+        goto failed;
     }
 
     argv[0] = "FCALL";
@@ -572,17 +598,23 @@ ngx_http_voucher_redis_version_reply(redisAsyncContext *ac, void *r,
 
     if ((reply->type == REDIS_REPLY_STRING
          || reply->type == REDIS_REPLY_STATUS)
-        && reply->len == sizeof(NGX_HTTP_VOUCHER_LUA_VERSION) - 1
-        && ngx_strncmp(reply->str, NGX_HTTP_VOUCHER_LUA_VERSION,
+        && reply->len == sizeof(VOUCHER_LUA_VERSION) - 1
+        && ngx_strncmp(reply->str, VOUCHER_LUA_VERSION,
                        reply->len)
            == 0)
     {
         ngx_log_error(NGX_LOG_INFO, conn->pool->log, 0,
                       "voucher: redis %V ready, functions %s",
                       &conn->pool->conf->addr_text,
-                      NGX_HTTP_VOUCHER_LUA_VERSION);
+                      VOUCHER_LUA_VERSION);
 
         ngx_http_voucher_redis_ready(conn);
+        return;
+    }
+
+    if (ngx_http_voucher_redis_is_unready(reply)) {
+        ngx_http_voucher_redis_not_writable(conn, reply->str);
+        ngx_http_voucher_redis_drop(conn, NULL);
         return;
     }
 
@@ -599,11 +631,151 @@ ngx_http_voucher_redis_version_reply(redisAsyncContext *ac, void *r,
     ngx_log_error(NGX_LOG_NOTICE, conn->pool->log, 0,
                   "voucher: redis %V: loading functions %s",
                   &conn->pool->conf->addr_text,
-                  NGX_HTTP_VOUCHER_LUA_VERSION);
+                  VOUCHER_LUA_VERSION);
 
     if (ngx_http_voucher_redis_load(conn) != NGX_OK) {
         ngx_http_voucher_redis_drop(conn, "cannot queue FUNCTION LOAD");
     }
+}
+
+
+static ngx_int_t
+ngx_http_voucher_redis_role(ngx_http_voucher_conn_t *conn)
+{
+    const char  *argv[1];
+    size_t       argvlen[1];
+
+    argv[0] = "ROLE";
+    argvlen[0] = 4;
+
+    return ngx_http_voucher_redis_command(conn,
+                                          ngx_http_voucher_redis_role_reply,
+                                          conn, 1, argv, argvlen);
+}
+
+
+/*
+ * In the handshake, a master (or a node whose ROLE is not ours to see,
+ * an ACL without it) goes on to the version check queued behind ROLE.
+ * On a ready context the library went missing: it is loaded if the node
+ * is still the master.  Anything else is dropped before FUNCTION LOAD.
+ */
+
+static void
+ngx_http_voucher_redis_role_reply(redisAsyncContext *ac, void *r,
+    void *data)
+{
+    redisReply               *reply = r;
+    ngx_http_voucher_conn_t  *conn = data;
+
+    u_char      *role;
+    ngx_uint_t   master;
+
+    if (reply == NULL
+        || (conn->state != NGX_HTTP_VOUCHER_HANDSHAKE
+            && conn->state != NGX_HTTP_VOUCHER_READY))
+    {
+        return;
+    }
+
+    if (ngx_http_voucher_redis_is_unready(reply)) {
+        ngx_http_voucher_redis_not_writable(conn, reply->str);
+        ngx_http_voucher_redis_drop(conn, NULL);
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ARRAY) {
+        if (reply->elements == 0
+            || (reply->element[0]->type != REDIS_REPLY_STRING
+                && reply->element[0]->type != REDIS_REPLY_STATUS))
+        {
+            ngx_http_voucher_redis_drop(conn, "unexpected reply to ROLE");
+            return;
+        }
+
+        role = (u_char *) reply->element[0]->str;
+        master = (reply->element[0]->len == 6
+                  && ngx_strncmp(role, "master", 6) == 0);
+
+        if (!master) {
+            ngx_http_voucher_redis_not_writable(conn, (char *) role);
+            ngx_http_voucher_redis_drop(conn, NULL);
+            return;
+        }
+
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_NOTICE, conn->pool->log, 0,
+                      "voucher: redis %V: ROLE refused, taken as master: %s",
+                      &conn->pool->conf->addr_text, reply->str);
+    }
+
+    if (conn->state == NGX_HTTP_VOUCHER_READY) {
+        conn->loading = 0;
+
+        if (ngx_http_voucher_redis_load(conn) != NGX_OK) {
+            ngx_http_voucher_redis_drop(conn, "cannot queue FUNCTION LOAD");
+        }
+    }
+}
+
+
+/* READONLY, LOADING, MASTERDOWN, CLUSTERDOWN: the command did not run */
+
+static ngx_uint_t
+ngx_http_voucher_redis_is_unready(redisReply *reply)
+{
+    size_t       n;
+    ngx_uint_t   i;
+    ngx_str_t   *w;
+
+    static ngx_str_t  words[] = {
+        ngx_string("READONLY"),
+        ngx_string("LOADING"),
+        ngx_string("MASTERDOWN"),
+        ngx_string("CLUSTERDOWN")
+    };
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ERROR) {
+        return 0;
+    }
+
+    for (i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        w = &words[i];
+        n = w->len;
+
+        if (reply->len >= n
+            && ngx_strncmp(reply->str, w->data, n) == 0
+            && (reply->len == n || reply->str[n] == ' '))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * The node answers but cannot take our writes: the context is made anew
+ * with the short back-off, and the commands waiting for a context fail
+ * now, as every context reaches the same node.
+ */
+
+static void
+ngx_http_voucher_redis_not_writable(ngx_http_voucher_conn_t *conn,
+    const char *what)
+{
+    if (!conn->unready) {
+        ngx_log_error(NGX_LOG_WARN, conn->pool->log, 0,
+                      "voucher: redis %V cannot take writes (%s), "
+                      "reconnecting", &conn->pool->conf->addr_text, what);
+    }
+
+    conn->unready = 1;
+    conn->state = NGX_HTTP_VOUCHER_DOWN;
+
+    ngx_http_voucher_redis_fail_waiting(conn->pool,
+                                        NGX_HTTP_VOUCHER_REFUSED);
 }
 
 
@@ -623,8 +795,8 @@ ngx_http_voucher_redis_load(ngx_http_voucher_conn_t *conn)
     argvlen[1] = 4;
     argv[2] = "REPLACE";
     argvlen[2] = 7;
-    argv[3] = ngx_http_voucher_lua;
-    argvlen[3] = sizeof(ngx_http_voucher_lua) - 1;
+    argv[3] = voucher_lua;
+    argvlen[3] = sizeof(voucher_lua) - 1;
 
     if (ngx_http_voucher_redis_command(conn,
                                        ngx_http_voucher_redis_load_reply,
@@ -653,6 +825,12 @@ ngx_http_voucher_redis_load_reply(redisAsyncContext *ac, void *r,
 
     conn->loading = 0;
 
+    if (ngx_http_voucher_redis_is_unready(reply)) {
+        ngx_http_voucher_redis_not_writable(conn, reply->str);
+        ngx_http_voucher_redis_drop(conn, NULL);
+        return;
+    }
+
     if (reply->type == REDIS_REPLY_ERROR) {
         ngx_log_error(NGX_LOG_ERR, conn->pool->log, 0,
                       "voucher: redis %V: FUNCTION LOAD failed: %s",
@@ -664,7 +842,7 @@ ngx_http_voucher_redis_load_reply(redisAsyncContext *ac, void *r,
     ngx_log_error(NGX_LOG_NOTICE, conn->pool->log, 0,
                   "voucher: redis %V ready, functions %s loaded",
                   &conn->pool->conf->addr_text,
-                  NGX_HTTP_VOUCHER_LUA_VERSION);
+                  VOUCHER_LUA_VERSION);
 
     if (conn->state == NGX_HTTP_VOUCHER_HANDSHAKE) {
         ngx_http_voucher_redis_ready(conn);
@@ -684,6 +862,7 @@ ngx_http_voucher_redis_ready(ngx_http_voucher_conn_t *conn)
     conn->probed = 1;
     conn->state = NGX_HTTP_VOUCHER_READY;
     conn->backoff = NGX_HTTP_VOUCHER_BACKOFF_MIN;
+    conn->unready = 0;
 
     if (conn->connect_timer.timer_set) {
         ngx_del_timer(&conn->connect_timer);
@@ -731,16 +910,21 @@ ngx_http_voucher_redis_drain(ngx_http_voucher_conn_t *conn)
 }
 
 
-/* no context is ready or on its way: the waiting commands fail now */
+/*
+ * No context is ready or on its way (rc NGX_HTTP_VOUCHER_LOST), or the
+ * node cannot take writes (NGX_HTTP_VOUCHER_REFUSED): the waiting
+ * commands fail now.
+ */
 
 static void
-ngx_http_voucher_redis_fail_waiting(ngx_http_voucher_pool_t *pool)
+ngx_http_voucher_redis_fail_waiting(ngx_http_voucher_pool_t *pool,
+    ngx_int_t rc)
 {
     ngx_uint_t              i;
     ngx_queue_t            *q;
     ngx_http_voucher_op_t  *op;
 
-    for (i = 0; i < pool->nconns; i++) {
+    for (i = 0; rc == NGX_HTTP_VOUCHER_LOST && i < pool->nconns; i++) {
         if (pool->conns[i].state != NGX_HTTP_VOUCHER_DOWN) {
             return;
         }
@@ -758,7 +942,7 @@ ngx_http_voucher_redis_fail_waiting(ngx_http_voucher_pool_t *pool)
             ngx_del_timer(&op->timer);
         }
 
-        op->handler(op, NULL, NGX_HTTP_VOUCHER_LOST);
+        op->handler(op, NULL, rc);
         ngx_http_voucher_redis_free_op(op);
     }
 }
@@ -797,13 +981,16 @@ ngx_http_voucher_redis_schedule(ngx_http_voucher_conn_t *conn)
         return;
     }
 
-    ngx_http_voucher_redis_fail_waiting(conn->pool);
+    ngx_http_voucher_redis_fail_waiting(conn->pool, NGX_HTTP_VOUCHER_LOST);
 
     if (conn->reconnect.timer_set) {
         return;
     }
 
-    ngx_add_timer(&conn->reconnect, conn->backoff);
+    ngx_add_timer(&conn->reconnect,
+                  conn->unready ? ngx_min(conn->backoff,
+                                          NGX_HTTP_VOUCHER_BACKOFF_UNREADY)
+                                : conn->backoff);
 
     conn->backoff *= 2;
     if (conn->backoff > NGX_HTTP_VOUCHER_BACKOFF_MAX) {
@@ -1114,6 +1301,8 @@ ngx_http_voucher_redis_reply(redisAsyncContext *ac, void *r, void *data)
     ngx_http_voucher_op_t    *op = data;
     ngx_http_voucher_conn_t  *conn = op->conn;
 
+    ngx_int_t  rc;
+
     conn->pending--;
 
     if (op->native && reply && reply->type == REDIS_REPLY_ERROR
@@ -1126,32 +1315,63 @@ ngx_http_voucher_redis_reply(redisAsyncContext *ac, void *r, void *data)
         ngx_del_timer(&op->timer);
     }
 
+    rc = reply ? NGX_HTTP_VOUCHER_REPLY : NGX_HTTP_VOUCHER_LOST;
+
     if (reply == NULL) {
         conn->state = NGX_HTTP_VOUCHER_DOWN;
+
+    } else if (ngx_http_voucher_redis_is_unready(reply)) {
+
+        /*
+         * The node is no longer the master (or not ready): it takes no
+         * new command, and goes once the ones in flight are answered.
+         */
+
+        rc = NGX_HTTP_VOUCHER_REFUSED;
+
+        if (conn->state == NGX_HTTP_VOUCHER_READY) {
+            conn->state = NGX_HTTP_VOUCHER_DOWN;
+            conn->retiring = 1;
+            ngx_http_voucher_redis_not_writable(conn, reply->str);
+        }
+
+        reply = NULL;
     }
 
     if (reply && reply->type == REDIS_REPLY_ERROR
         && ngx_strstrn((u_char *) reply->str, "not found", 9 - 1) != NULL
         && ngx_strstrn((u_char *) reply->str, "unction", 7 - 1) != NULL)
     {
-        /* someone flushed the library: load it again, in order */
-        ngx_log_error(NGX_LOG_WARN, conn->pool->log, 0,
-                      "voucher: redis %V: functions are missing, "
-                      "loading them again", &conn->pool->conf->addr_text);
+        /*
+         * Someone flushed the library: it is loaded again, in order,
+         * once ROLE says the node is still the master.
+         */
 
-        if (conn->state == NGX_HTTP_VOUCHER_READY
-            && ngx_http_voucher_redis_load(conn) != NGX_OK)
-        {
-            ngx_http_voucher_redis_drop(conn, "cannot queue FUNCTION LOAD");
+        if (conn->state == NGX_HTTP_VOUCHER_READY && !conn->loading) {
+            ngx_log_error(NGX_LOG_WARN, conn->pool->log, 0,
+                          "voucher: redis %V: functions are missing, "
+                          "loading them again",
+                          &conn->pool->conf->addr_text);
+
+            if (ngx_http_voucher_redis_role(conn) != NGX_OK) {
+                ngx_http_voucher_redis_drop(conn, "cannot queue ROLE");
+
+            } else {
+                conn->loading = 1;
+            }
         }
     }
 
     if (op->data && !op->pool->exiting) {
-        op->handler(op, reply, reply ? NGX_HTTP_VOUCHER_REPLY
-                                     : NGX_HTTP_VOUCHER_LOST);
+        op->handler(op, reply, rc);
     }
 
     ngx_http_voucher_redis_free_op(op);
+
+    if (conn->retiring && conn->pending == 0 && conn->ac) {
+        ngx_http_voucher_redis_drop(conn, NULL);
+        return;
+    }
 
     if (conn->state == NGX_HTTP_VOUCHER_READY && !conn->pool->exiting) {
         ngx_http_voucher_redis_drain(conn);
@@ -1199,7 +1419,7 @@ ngx_http_voucher_redis_op_timeout(ngx_event_t *ev)
         op->data = NULL;
     }
 
-    if (conn->ac && state != NGX_HTTP_VOUCHER_DOWN) {
+    if (conn->ac && (state != NGX_HTTP_VOUCHER_DOWN || conn->retiring)) {
         ngx_http_voucher_redis_drop(conn, NULL);
     }
 }
@@ -1355,6 +1575,7 @@ ngx_http_voucher_redis_cleanup(void *data)
     conn->c = NULL;
     conn->ac = NULL;
     conn->loading = 0;
+    conn->retiring = 0;
 
     if (conn->connect_timer.timer_set) {
         ngx_del_timer(&conn->connect_timer);
@@ -1662,8 +1883,8 @@ ngx_http_voucher_native_reply(redisAsyncContext *ac, void *r, void *data)
 
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1
         && reply->element[0]->type == REDIS_REPLY_STRING
-        && reply->element[0]->len == sizeof(NGX_HTTP_VOUCHER_LUA_VERSION) - 1
-        && ngx_strncmp(reply->element[0]->str, NGX_HTTP_VOUCHER_LUA_VERSION,
+        && reply->element[0]->len == sizeof(VOUCHER_LUA_VERSION) - 1
+        && ngx_strncmp(reply->element[0]->str, VOUCHER_LUA_VERSION,
                        reply->element[0]->len)
            == 0)
     {
@@ -1703,7 +1924,7 @@ ngx_http_voucher_native_reply(redisAsyncContext *ac, void *r, void *data)
                       "library %*s, not %s: using FCALL",
                       &conn->pool->conf->addr_text,
                       (size_t) reply->element[0]->len,
-                      reply->element[0]->str, NGX_HTTP_VOUCHER_LUA_VERSION);
+                      reply->element[0]->str, VOUCHER_LUA_VERSION);
 
     } else {
         ngx_log_error(NGX_LOG_INFO, conn->pool->log, 0,

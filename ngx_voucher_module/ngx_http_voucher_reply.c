@@ -81,6 +81,18 @@ static ngx_http_voucher_reason_t  ngx_http_voucher_reasons[] = {
     ngx_http_voucher_reason("free_item_missing", 409,
         "The order does not hold the free item this code gives."),
 
+    /* loyalty: tiers and points paying */
+    ngx_http_voucher_reason("tier_not_eligible", 409,
+        "This code is for members of other loyalty tiers."),
+    ngx_http_voucher_reason("no_programme", 409,
+        "There is no loyalty programme: points cannot pay."),
+    ngx_http_voucher_reason("points_not_accepted", 409,
+        "The loyalty programme does not take points as payment."),
+    ngx_http_voucher_reason("insufficient_points", 409,
+        "The customer has fewer active points than asked for."),
+    ngx_http_voucher_reason("invalid_points", 400,
+        "The points must be a whole number from 1."),
+
     /* idempotency and rollback */
     ngx_http_voucher_reason("idempotency_conflict", 422,
         "This idempotency key was used for a different request."),
@@ -115,6 +127,8 @@ static ngx_http_voucher_reason_t  ngx_http_voucher_reasons[] = {
         "The body must be a JSON object."),
     ngx_http_voucher_reason("unknown_field", 400,
         "The request has a field this API does not know."),
+    ngx_http_voucher_reason("duplicate_field", 400,
+        "A field appears twice in the body, or in another letter case."),
     ngx_http_voucher_reason("missing_field", 400,
         "A required field is missing."),
     ngx_http_voucher_reason("invalid_field", 400,
@@ -138,8 +152,9 @@ static ngx_http_voucher_reason_t  ngx_http_voucher_reasons[] = {
 
     /* the store */
     ngx_http_voucher_reason("store_unavailable", 503,
-        "The voucher store cannot be reached; nothing was redeemed unless "
-        "a retry with the same idempotency key says so."),
+        "The voucher store cannot be reached or cannot take writes now; "
+        "nothing was redeemed unless a retry with the same idempotency key "
+        "says so."),
     ngx_http_voucher_reason("store_timeout", 503,
         "The voucher store did not answer in time; retry with the same "
         "idempotency key to learn the outcome."),

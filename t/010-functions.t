@@ -1,6 +1,6 @@
 #!/usr/bin/perl
 #
-# The Redis Functions library redis/voucher.lua, driven over RESP without
+# The Redis Functions library (redis/lib/*.lua), driven over RESP without
 # nginx: every reason code, the discount arithmetic, counters, the stream,
 # idempotency, rollback, the admin functions and their validation.
 
@@ -38,7 +38,7 @@ sub order_args {
 }
 
 # An "ok" is positional ({'ok', mask, values...}, see ok_reply() in
-# redis/voucher.lua): validate() and redeem() give it back as the pairs
+# redis/lib/evaluate.lua): validate() and redeem() give it back as the pairs
 # nginx renders it as (VT::ok_pairs), so the answers below read as the
 # JSON does; the positional form itself is checked under "positional".
 sub validate_raw { my ($c, %o) = @_; fcall('voucher_validate', "$T:c:$c", order_args(%o)) }

@@ -38,14 +38,14 @@ ok(wait_until(sub { post($ng, 'validate', $body)->{status} == 200 }, timeout => 
    'the library came back by itself');
 is($redis->cmd('FCALL', 'voucher_version', 0), $ver, 'same version');
 
-# the committed header is generated from redis/voucher.lua
+# the committed header is generated from redis/lib/*.lua
 my $root = VT::root_dir();
-my $out = `perl $root/scripts/gen-lua-header $root/redis/voucher.lua /tmp/vt-lua-$$.h && cat /tmp/vt-lua-$$.h`;
+my $out = `perl $root/scripts/gen-lua --header /tmp/vt-lua-$$.h && cat /tmp/vt-lua-$$.h`;
 unlink "/tmp/vt-lua-$$.h";
-open my $fh, '<', "$root/ngx_voucher_module/ngx_http_voucher_lua.h" or die;
+open my $fh, '<', "$root/common/voucher_lua.h" or die;
 my $committed = do { local $/; <$fh> };
-is($out, $committed, 'ngx_http_voucher_lua.h is in step with redis/voucher.lua');
-like($committed, qr/NGX_HTTP_VOUCHER_LUA_VERSION\s+"\Q$ver\E"/, 'and the module loaded that version');
+is($out, $committed, 'common/voucher_lua.h is in step with redis/lib/*.lua');
+like($committed, qr/VOUCHER_LUA_VERSION\s+"\Q$ver\E"/, 'and the module loaded that version');
 
 $ng->stop;
 $ng->check_log('no alert');

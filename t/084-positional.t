@@ -1,5 +1,5 @@
 # The positional "ok" of validate, redeem and reserve ({'ok', mask,
-# values..., [k, v]*}, redis/voucher.lua's ok_reply()) is rendered exactly
+# values..., [k, v]*}, redis/lib/evaluate.lua's ok_reply()) is rendered exactly
 # as the same answer in pairs, which is how older libraries sent it (and
 # how an older idempotency record still replays): for every mask, through
 # the API (body, status, Idempotent-Replayed) and through the gate (its

@@ -1,6 +1,6 @@
 #!/usr/bin/perl
 #
-# The worker section of redis/voucher.lua, driven over RESP: bulk code
+# The worker's functions (redis/lib/worker.lua), driven over RESP: bulk code
 # creation (voucher_codes_add) with the validation of voucher_code_set,
 # all-or-nothing, and codes that redeem like any other.
 

@@ -14,6 +14,7 @@
 
 #include "voucher_code.h"
 #include "vw_auto.h"
+#include "vw_json.h"
 #include "vw_log.h"
 #include "vw_map.h"
 #include "vw_redis.h"
@@ -92,132 +93,55 @@ vw_parse_duration(const char *s, int64_t *out)
 
 
 static int
-vw_known(json_t *o, const char *const *names, const char *where, char *err,
-    size_t errlen)
-{
-    size_t       i;
-    const char  *key;
-    json_t      *v;
-
-    json_object_foreach(o, key, v) {
-        for (i = 0; names[i]; i++) {
-            if (strcmp(key, names[i]) == 0) {
-                break;
-            }
-        }
-
-        if (names[i] == NULL) {
-            snprintf(err, errlen, "%sunknown field \"%s\"", where, key);
-            return -1;
-        }
-    }
-
-    return 0;
-}
-
-
-/* a string field: NULL when absent; -1 when of another type or empty */
-
-static int
-vw_jstr(json_t *o, const char *name, char **out, char *err, size_t errlen)
-{
-    json_t  *v;
-
-    v = json_object_get(o, name);
-
-    if (v == NULL || json_is_null(v)) {
-        return 0;
-    }
-
-    if (!json_is_string(v) || json_string_length(v) == 0
-        || strlen(json_string_value(v)) != json_string_length(v))
-    {
-        snprintf(err, errlen, "%s: expected a non-empty string", name);
-        return -1;
-    }
-
-    free(*out);
-    *out = vw_xstrdup(json_string_value(v));
-
-    return 0;
-}
-
-
-static int
-vw_jint(json_t *o, const char *name, int64_t min, int64_t max, int64_t *out,
-    char *err, size_t errlen)
-{
-    json_t  *v;
-
-    v = json_object_get(o, name);
-
-    if (v == NULL || json_is_null(v)) {
-        return 0;
-    }
-
-    if (!json_is_integer(v) || json_integer_value(v) < min
-        || json_integer_value(v) > max)
-    {
-        snprintf(err, errlen, "%s: expected an integer %lld..%lld", name,
-                 (long long) min, (long long) max);
-        return -1;
-    }
-
-    *out = json_integer_value(v);
-
-    return 0;
-}
-
-
-static int
 vw_auto_codes(json_t *o, vw_auto_t *a, char *err, size_t errlen)
 {
     int64_t           n;
     size_t            hashes, plen, k;
     uint64_t          bodies;
+    vw_jerr_t         e;
     voucher_format_t  fmt;
     char      norm[VOUCHER_CODE_MAX_LEN + 1];
     char      sfx[VOUCHER_CODE_MAX_LEN + 1];
     char      why[256];
+
+    e.err = err;
+    e.errlen = errlen;
 
     if (!json_is_object(o)) {
         snprintf(err, errlen, "codes: expected an object");
         return -1;
     }
 
-    if (vw_known(o, vw_codes_fields, "codes: ", err, errlen) != 0) {
+    if (vw_json_known(&e, o, "codes", vw_codes_fields) != 0) {
         return -1;
     }
 
-    if (vw_jstr(o, "prefix", &a->prefix, why, sizeof(why)) != 0
-        || vw_jstr(o, "pattern", &a->pattern, why, sizeof(why)) != 0
-        || vw_jstr(o, "charset", &a->charset, why, sizeof(why)) != 0
-        || vw_jstr(o, "suffix", &a->suffix, why, sizeof(why)) != 0)
+    if (vw_json_str(&e, o, "codes", "prefix", 0, &a->prefix) != 0
+        || vw_json_str(&e, o, "codes", "pattern", 0, &a->pattern) != 0
+        || vw_json_str(&e, o, "codes", "charset", 0, &a->charset) != 0
+        || vw_json_str(&e, o, "codes", "suffix", 0, &a->suffix) != 0)
     {
-        snprintf(err, errlen, "codes.%s", why);
         return -1;
     }
 
     n = a->length;
 
-    if (vw_jint(o, "length", 4, VOUCHER_BODY_MAX_LEN, &n, why, sizeof(why))
+    if (vw_json_int(&e, o, "codes", "length", 4, VOUCHER_BODY_MAX_LEN, &n)
         != 0)
     {
-        snprintf(err, errlen, "codes.%s", why);
         return -1;
     }
 
     a->length = (int) n;
     n = a->mac_length;
 
-    if (vw_jint(o, "mac_length", VOUCHER_MAC_MIN_LEN, VOUCHER_MAC_MAX_LEN, &n,
-                why, sizeof(why)) != 0
-        || vw_jint(o, "max_uses", 0, INT64_C(9007199254740991), &a->max_uses,
-                   why, sizeof(why)) != 0
-        || vw_jint(o, "valid_days", 1, 3650, &a->valid_days, why,
-                   sizeof(why)) != 0)
+    if (vw_json_int(&e, o, "codes", "mac_length", VOUCHER_MAC_MIN_LEN,
+                    VOUCHER_MAC_MAX_LEN, &n) != 0
+        || vw_json_int(&e, o, "codes", "max_uses", 0,
+                       INT64_C(9007199254740991), &a->max_uses) != 0
+        || vw_json_int(&e, o, "codes", "valid_days", 1, 3650,
+                       &a->valid_days) != 0)
     {
-        snprintf(err, errlen, "codes.%s", why);
         return -1;
     }
 
@@ -311,16 +235,281 @@ bad_pattern:
 }
 
 
+/* "status": active (the default) or paused */
+
+static int
+vw_auto_status(json_t *root, vw_auto_t *a, vw_jerr_t *e)
+{
+    int    rc;
+    char  *s;
+
+    s = NULL;
+
+    if (vw_json_str(e, root, "", "status", 0, &s) != 0) {
+        return -1;
+    }
+
+    rc = 0;
+
+    if (s != NULL) {
+        if (strcmp(s, "paused") == 0) {
+            a->active = 0;
+
+        } else if (strcmp(s, "active") != 0) {
+            rc = vw_json_fail(e, "", "status: expected active or paused");
+        }
+    }
+
+    free(s);
+
+    return rc;
+}
+
+
+/* "trigger": the event, a delay after it, what cancels the delivery */
+
+static int
+vw_auto_trigger(json_t *o, vw_auto_t *a, vw_jerr_t *e)
+{
+    size_t   i;
+    json_t  *v;
+
+    if (!json_is_object(o)) {
+        return vw_json_fail(e, "", "trigger: expected an object");
+    }
+
+    if (vw_json_known(e, o, "trigger", vw_trigger_fields) != 0
+        || vw_json_str(e, o, "", "event", 0, &a->trigger) != 0)
+    {
+        return -1;
+    }
+
+    for (i = 0; a->trigger && vw_events[i]; i++) {
+        if (strcmp(a->trigger, vw_events[i]) == 0) {
+            break;
+        }
+    }
+
+    if (a->trigger == NULL || vw_events[i] == NULL) {
+        return vw_json_fail(e, "", "trigger.event: expected signup, "
+                            "purchase, cart_abandoned or referral");
+    }
+
+    v = json_object_get(o, "delay");
+
+    if (v != NULL) {
+        if (json_is_integer(v) && json_integer_value(v) >= 0
+            && json_integer_value(v) <= INT64_C(366) * 86400)
+        {
+            a->delay = json_integer_value(v);
+
+        } else if (!json_is_string(v)
+                   || vw_parse_duration(json_string_value(v), &a->delay)
+                      != 0)
+        {
+            return vw_json_fail(e, "", "trigger.delay: expected seconds "
+                                "or 90s, 15m, 2h, 1d (at most 366 days)");
+        }
+    }
+
+    if (vw_json_str(e, o, "", "unless", 0, &a->unless) != 0) {
+        return -1;
+    }
+
+    if (a->unless && strcmp(a->unless, "purchase") != 0) {
+        return vw_json_fail(e, "", "trigger.unless: expected \"purchase\"");
+    }
+
+    return 0;
+}
+
+
+/* when: a "schedule", or a "trigger" */
+
+static int
+vw_auto_when(json_t *root, vw_auto_t *a, vw_jerr_t *e)
+{
+    json_t  *o;
+
+    if (vw_json_str(e, root, "", "schedule", 0, &a->segment_text) != 0) {
+        return -1;
+    }
+
+    o = json_object_get(root, "trigger");
+
+    if ((a->segment_text != NULL) == (o != NULL)) {
+        return vw_json_fail(e, "", "expected either \"schedule\" or "
+                            "\"trigger\"");
+    }
+
+    if (a->segment_text == NULL) {
+        return vw_auto_trigger(o, a, e);
+    }
+
+    a->scheduled = 1;
+
+    if (vw_schedule_parse(a->segment_text, &a->schedule, e->err, e->errlen)
+        != 0)
+    {
+        return -1;
+    }
+
+    free(a->segment_text);
+    a->segment_text = NULL;
+
+    return 0;
+}
+
+
+/* whom: the "segment", everybody by default with a trigger */
+
+static int
+vw_auto_whom(json_t *root, vw_auto_t *a, vw_jerr_t *e)
+{
+    size_t  i;
+
+    if (vw_json_str(e, root, "", "segment", 0, &a->segment_text) != 0) {
+        return -1;
+    }
+
+    if (a->segment_text == NULL) {
+        if (a->scheduled) {
+            return vw_json_fail(e, "", "segment: required with a schedule "
+                                "(\"all\" for everybody)");
+        }
+
+        a->segment_text = vw_xstrdup("all");
+    }
+
+    if (vw_segment_parse(a->segment_text, &a->segment, e->err, e->errlen)
+        != 0)
+    {
+        return -1;
+    }
+
+    /* a triggered delivery looks at one member: no ranking among all */
+    for (i = 0; !a->scheduled && i < a->segment.nrules; i++) {
+        if (a->segment.rules[i].type == VW_RULE_RFM
+            || a->segment.rules[i].type == VW_RULE_TOP)
+        {
+            return vw_json_fail(e, "", "segment: rfm and top rank all "
+                                "members; they work with a schedule, not a "
+                                "trigger");
+        }
+    }
+
+    return 0;
+}
+
+
+/* what: unique codes ("codes" says how) or one shared "code" */
+
+static int
+vw_auto_what(json_t *root, vw_auto_t *a, vw_jerr_t *e)
+{
+    int      rc;
+    char    *s, norm[VOUCHER_CODE_MAX_LEN + 1];
+    json_t  *o;
+
+    s = NULL;
+
+    if (vw_json_str(e, root, "", "issue", 0, &s) != 0) {
+        return -1;
+    }
+
+    rc = 0;
+
+    if (s == NULL || strcmp(s, "unique") == 0) {
+        a->shared = 0;
+
+    } else if (strcmp(s, "shared") == 0) {
+        a->shared = 1;
+
+    } else {
+        rc = vw_json_fail(e, "", "issue: expected unique or shared");
+    }
+
+    free(s);
+
+    if (rc != 0 || vw_json_str(e, root, "", "code", 0, &a->code) != 0) {
+        return -1;
+    }
+
+    if (a->shared != (a->code != NULL)) {
+        return vw_json_fail(e, "", "%s", a->shared
+                            ? "code: required with \"issue\": \"shared\""
+                            : "code: only with \"issue\": \"shared\"");
+    }
+
+    if (a->code != NULL) {
+        if (voucher_code_normalize(a->code, strlen(a->code), norm,
+                                   sizeof(norm)) == 0)
+        {
+            return vw_json_fail(e, "", "code: 1..%d printable ASCII "
+                                "characters", VOUCHER_CODE_MAX_LEN);
+        }
+
+        free(a->code);
+        a->code = vw_xstrdup(norm);
+    }
+
+    o = json_object_get(root, "codes");
+
+    if (o == NULL) {
+        return 0;
+    }
+
+    if (a->shared) {
+        return vw_json_fail(e, "", "codes: only with \"issue\": "
+                            "\"unique\"");
+    }
+
+    return vw_auto_codes(o, a, e->err, e->errlen);
+}
+
+
+/* how: the "channel" (one of cf's when cf is given), the templates */
+
+static int
+vw_auto_how(json_t *root, vw_auto_t *a, const vw_config_t *cf, vw_jerr_t *e)
+{
+    if (vw_json_str(e, root, "", "channel", 0, &a->channel) != 0
+        || vw_json_str(e, root, "", "message", 0, &a->message) != 0
+        || vw_json_str(e, root, "", "subject", 0, &a->subject) != 0)
+    {
+        return -1;
+    }
+
+    if (a->channel == NULL || a->message == NULL) {
+        return vw_json_fail(e, "", "%s: required",
+                            a->channel == NULL ? "channel" : "message");
+    }
+
+    if (cf != NULL && vw_config_channel(cf, a->channel) == NULL) {
+        return vw_json_fail(e, "", "channel: \"%s\" is not in the "
+                            "configuration's channels", a->channel);
+    }
+
+    if (vw_template_check(a->message, e->err, e->errlen) != 0
+        || (a->subject
+            && vw_template_check(a->subject, e->err, e->errlen) != 0))
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
 int
 vw_auto_parse(const char *campaign, const char *json, const vw_config_t *cf,
     vw_auto_t *a, char *err, size_t errlen)
 {
     int            rc;
-    char          *s, why[512], norm[VOUCHER_CODE_MAX_LEN + 1];
-    size_t         i;
-    json_t        *root, *o, *v;
+    char           why[512];
+    json_t        *root;
+    vw_jerr_t      e;
     json_error_t   je;
-    vw_channel_t  *ch;
 
     memset(a, 0, sizeof(vw_auto_t));
     a->campaign = vw_xstrdup(campaign);
@@ -340,240 +529,26 @@ vw_auto_parse(const char *campaign, const char *json, const vw_config_t *cf,
         return -1;
     }
 
-    rc = -1;
-    s = NULL;
     why[0] = '\0';
+    e.err = why;
+    e.errlen = sizeof(why);
 
     if (!json_is_object(root)) {
-        snprintf(why, sizeof(why), "expected a JSON object");
-        goto done;
-    }
+        rc = vw_json_fail(&e, "", "expected a JSON object");
 
-    if (vw_known(root, vw_auto_fields, "", why, sizeof(why)) != 0) {
-        goto done;
-    }
-
-    if (vw_jstr(root, "status", &s, why, sizeof(why)) != 0) {
-        goto done;
-    }
-
-    if (s != NULL) {
-        if (strcmp(s, "paused") == 0) {
-            a->active = 0;
-
-        } else if (strcmp(s, "active") != 0) {
-            snprintf(why, sizeof(why), "status: expected active or paused");
-            goto done;
-        }
-    }
-
-    /* when: a schedule, or a trigger */
-    if (vw_jstr(root, "schedule", &a->segment_text, why, sizeof(why)) != 0) {
-        goto done;
-    }
-
-    o = json_object_get(root, "trigger");
-
-    if ((a->segment_text != NULL) == (o != NULL)) {
-        snprintf(why, sizeof(why), "expected either \"schedule\" or "
-                 "\"trigger\"");
-        goto done;
-    }
-
-    if (a->segment_text != NULL) {
-        a->scheduled = 1;
-
-        if (vw_schedule_parse(a->segment_text, &a->schedule, why,
-                              sizeof(why)) != 0)
-        {
-            goto done;
-        }
-
-        free(a->segment_text);
-        a->segment_text = NULL;
+    } else if (vw_json_known(&e, root, "", vw_auto_fields) != 0
+               || vw_auto_status(root, a, &e) != 0
+               || vw_auto_when(root, a, &e) != 0
+               || vw_auto_whom(root, a, &e) != 0
+               || vw_auto_what(root, a, &e) != 0
+               || vw_auto_how(root, a, cf, &e) != 0)
+    {
+        rc = -1;
 
     } else {
-        if (!json_is_object(o)
-            || vw_known(o, vw_trigger_fields, "trigger: ", why, sizeof(why))
-               != 0)
-        {
-            if (why[0] == '\0') {
-                snprintf(why, sizeof(why), "trigger: expected an object");
-            }
-
-            goto done;
-        }
-
-        if (vw_jstr(o, "event", &a->trigger, why, sizeof(why)) != 0) {
-            goto done;
-        }
-
-        for (i = 0; a->trigger && vw_events[i]; i++) {
-            if (strcmp(a->trigger, vw_events[i]) == 0) {
-                break;
-            }
-        }
-
-        if (a->trigger == NULL || vw_events[i] == NULL) {
-            snprintf(why, sizeof(why), "trigger.event: expected signup, "
-                     "purchase, cart_abandoned or referral");
-            goto done;
-        }
-
-        v = json_object_get(o, "delay");
-
-        if (v != NULL) {
-            if (json_is_integer(v) && json_integer_value(v) >= 0
-                && json_integer_value(v) <= INT64_C(366) * 86400)
-            {
-                a->delay = json_integer_value(v);
-
-            } else if (!json_is_string(v)
-                       || vw_parse_duration(json_string_value(v), &a->delay)
-                          != 0)
-            {
-                snprintf(why, sizeof(why), "trigger.delay: expected seconds "
-                         "or 90s, 15m, 2h, 1d (at most 366 days)");
-                goto done;
-            }
-        }
-
-        if (vw_jstr(o, "unless", &a->unless, why, sizeof(why)) != 0) {
-            goto done;
-        }
-
-        if (a->unless && strcmp(a->unless, "purchase") != 0) {
-            snprintf(why, sizeof(why), "trigger.unless: expected "
-                     "\"purchase\"");
-            goto done;
-        }
+        rc = 0;
     }
 
-    /* whom */
-    if (vw_jstr(root, "segment", &a->segment_text, why, sizeof(why)) != 0) {
-        goto done;
-    }
-
-    if (a->segment_text == NULL) {
-        if (a->scheduled) {
-            snprintf(why, sizeof(why), "segment: required with a schedule "
-                     "(\"all\" for everybody)");
-            goto done;
-        }
-
-        a->segment_text = vw_xstrdup("all");
-    }
-
-    if (vw_segment_parse(a->segment_text, &a->segment, why, sizeof(why))
-        != 0)
-    {
-        goto done;
-    }
-
-    /* a triggered delivery looks at one member: no ranking among all */
-    for (i = 0; !a->scheduled && i < a->segment.nrules; i++) {
-        if (a->segment.rules[i].type == VW_RULE_RFM
-            || a->segment.rules[i].type == VW_RULE_TOP)
-        {
-            snprintf(why, sizeof(why), "segment: rfm and top rank all "
-                     "members; they work with a schedule, not a trigger");
-            goto done;
-        }
-    }
-
-    /* what */
-    free(s);
-    s = NULL;
-
-    if (vw_jstr(root, "issue", &s, why, sizeof(why)) != 0) {
-        goto done;
-    }
-
-    if (s == NULL || strcmp(s, "unique") == 0) {
-        a->shared = 0;
-
-    } else if (strcmp(s, "shared") == 0) {
-        a->shared = 1;
-
-    } else {
-        snprintf(why, sizeof(why), "issue: expected unique or shared");
-        goto done;
-    }
-
-    if (vw_jstr(root, "code", &a->code, why, sizeof(why)) != 0) {
-        goto done;
-    }
-
-    if (a->shared != (a->code != NULL)) {
-        snprintf(why, sizeof(why), a->shared
-                 ? "code: required with \"issue\": \"shared\""
-                 : "code: only with \"issue\": \"shared\"");
-        goto done;
-    }
-
-    if (a->code != NULL) {
-        if (voucher_code_normalize(a->code, strlen(a->code), norm,
-                                   sizeof(norm)) == 0)
-        {
-            snprintf(why, sizeof(why), "code: 1..%d printable ASCII "
-                     "characters", VOUCHER_CODE_MAX_LEN);
-            goto done;
-        }
-
-        free(a->code);
-        a->code = vw_xstrdup(norm);
-    }
-
-    o = json_object_get(root, "codes");
-
-    if (o != NULL) {
-        if (a->shared) {
-            snprintf(why, sizeof(why), "codes: only with \"issue\": "
-                     "\"unique\"");
-            goto done;
-        }
-
-        if (vw_auto_codes(o, a, why, sizeof(why)) != 0) {
-            goto done;
-        }
-    }
-
-    /* how */
-    if (vw_jstr(root, "channel", &a->channel, why, sizeof(why)) != 0
-        || vw_jstr(root, "message", &a->message, why, sizeof(why)) != 0
-        || vw_jstr(root, "subject", &a->subject, why, sizeof(why)) != 0)
-    {
-        goto done;
-    }
-
-    if (a->channel == NULL || a->message == NULL) {
-        snprintf(why, sizeof(why), "%s: required",
-                 a->channel == NULL ? "channel" : "message");
-        goto done;
-    }
-
-    if (cf != NULL) {
-        ch = vw_config_channel(cf, a->channel);
-
-        if (ch == NULL) {
-            snprintf(why, sizeof(why), "channel: \"%s\" is not in the "
-                     "configuration's channels", a->channel);
-            goto done;
-        }
-    }
-
-    if (vw_template_check(a->message, why, sizeof(why)) != 0
-        || (a->subject
-            && vw_template_check(a->subject, why, sizeof(why)) != 0))
-    {
-        goto done;
-    }
-
-    rc = 0;
-
-done:
-
-    free(s);
     json_decref(root);
 
     if (rc != 0) {

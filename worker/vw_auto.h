@@ -3,7 +3,7 @@
  * Copyright (C) ngx_voucher authors
  *
  * Campaign automations: what a campaign sends, to whom, when and how.
- * The definition is JSON (worker/README-section.md has the reference),
+ * The definition is JSON (docs/worker.md has the reference),
  * checked here in full before voucherctl stores it, and checked again
  * by voucherd when it loads it (its configuration may differ).
  */

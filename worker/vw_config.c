@@ -16,123 +16,24 @@
 #include <jansson.h>
 
 #include "vw_config.h"
+#include "vw_json.h"
 #include "vw_log.h"
 #include "vw_template.h"
 #include "vw_util.h"
 
 
-typedef struct {
-    char          *err;
-    size_t         errlen;
-} vw_cfctx_t;
-
+/* the configuration's fields are longs */
 
 static int
-vw_cf_fail(vw_cfctx_t *c, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-
-static int
-vw_cf_fail(vw_cfctx_t *c, const char *path, const char *fmt, ...)
-{
-    int      n;
-    va_list  args;
-
-    n = snprintf(c->err, c->errlen, "%s: ", path);
-
-    if (n >= 0 && (size_t) n < c->errlen) {
-        va_start(args, fmt);
-        vsnprintf(c->err + n, c->errlen - (size_t) n, fmt, args);
-        va_end(args);
-    }
-
-    return -1;
-}
-
-
-/* every key of obj must be one of names (NULL-terminated) */
-
-static int
-vw_cf_known(vw_cfctx_t *c, json_t *obj, const char *path,
-    const char *const *names)
-{
-    size_t        i;
-    const char   *key;
-    json_t       *v;
-
-    json_object_foreach(obj, key, v) {
-        for (i = 0; names[i]; i++) {
-            if (strcmp(key, names[i]) == 0) {
-                break;
-            }
-        }
-
-        if (names[i] == NULL) {
-            return vw_cf_fail(c, path[0] ? path : "config",
-                              "unknown field \"%s\"", key);
-        }
-    }
-
-    return 0;
-}
-
-
-static int
-vw_cf_str(vw_cfctx_t *c, json_t *obj, const char *path, const char *name,
-    int required, char **out)
-{
-    json_t  *v;
-    char     p[256];
-
-    snprintf(p, sizeof(p), "%s%s%s", path, path[0] ? "." : "", name);
-
-    v = json_object_get(obj, name);
-
-    if (v == NULL || json_is_null(v)) {
-        if (required) {
-            return vw_cf_fail(c, p, "required");
-        }
-
-        return 0;
-    }
-
-    if (!json_is_string(v) || json_string_length(v) == 0
-        || strlen(json_string_value(v)) != json_string_length(v))
-    {
-        return vw_cf_fail(c, p, "expected a non-empty string");
-    }
-
-    free(*out);
-    *out = vw_xstrdup(json_string_value(v));
-
-    return 0;
-}
-
-
-static int
-vw_cf_int(vw_cfctx_t *c, json_t *obj, const char *path, const char *name,
+vw_cf_int(vw_jerr_t *c, json_t *obj, const char *path, const char *name,
     long min, long max, long *out)
 {
-    json_t     *v;
-    json_int_t  n;
-    char        p[256];
+    int64_t  n;
 
-    snprintf(p, sizeof(p), "%s%s%s", path, path[0] ? "." : "", name);
+    n = *out;
 
-    v = json_object_get(obj, name);
-
-    if (v == NULL || json_is_null(v)) {
-        return 0;
-    }
-
-    if (!json_is_integer(v)) {
-        return vw_cf_fail(c, p, "expected an integer %ld..%ld", min, max);
-    }
-
-    n = json_integer_value(v);
-
-    if (n < min || n > max) {
-        return vw_cf_fail(c, p, "expected an integer %ld..%ld", min, max);
+    if (vw_json_int(c, obj, path, name, min, max, &n) != 0) {
+        return -1;
     }
 
     *out = (long) n;
@@ -141,36 +42,15 @@ vw_cf_int(vw_cfctx_t *c, json_t *obj, const char *path, const char *name,
 }
 
 
-static json_t *
-vw_cf_obj(vw_cfctx_t *c, json_t *obj, const char *name, int *rc)
-{
-    json_t  *v;
-
-    *rc = 0;
-    v = json_object_get(obj, name);
-
-    if (v == NULL || json_is_null(v)) {
-        return NULL;
-    }
-
-    if (!json_is_object(v)) {
-        *rc = vw_cf_fail(c, name, "expected an object");
-        return NULL;
-    }
-
-    return v;
-}
-
-
 static int
-vw_cf_secret(vw_cfctx_t *c, json_t *obj, const char *path, const char *name,
+vw_cf_secret(vw_jerr_t *c, json_t *obj, const char *path, const char *name,
     int required, char **out)
 {
     char  *file, p[256];
 
     file = NULL;
 
-    if (vw_cf_str(c, obj, path, name, required, &file) != 0) {
+    if (vw_json_str(c, obj, path, name, required, &file) != 0) {
         return -1;
     }
 
@@ -193,7 +73,7 @@ vw_cf_secret(vw_cfctx_t *c, json_t *obj, const char *path, const char *name,
 
 
 static int
-vw_cf_redis(vw_cfctx_t *c, json_t *o, vw_config_t *cf)
+vw_cf_redis(vw_jerr_t *c, json_t *o, vw_config_t *cf)
 {
     long         port, db, t;
     char        *addr, *colon, *end;
@@ -202,13 +82,13 @@ vw_cf_redis(vw_cfctx_t *c, json_t *o, vw_config_t *cf)
         "address", "user", "password_file", "db", "timeout_ms", NULL
     };
 
-    if (vw_cf_known(c, o, "redis", names) != 0) {
+    if (vw_json_known(c, o, "redis", names) != 0) {
         return -1;
     }
 
     addr = NULL;
 
-    if (vw_cf_str(c, o, "redis", "address", 0, &addr) != 0) {
+    if (vw_json_str(c, o, "redis", "address", 0, &addr) != 0) {
         return -1;
     }
 
@@ -219,7 +99,7 @@ vw_cf_redis(vw_cfctx_t *c, json_t *o, vw_config_t *cf)
         if (strncmp(addr, "unix:", 5) == 0) {
             if (addr[5] == '\0') {
                 free(addr);
-                return vw_cf_fail(c, "redis.address", "empty socket path");
+                return vw_json_fail(c, "redis.address", "empty socket path");
             }
 
             cf->redis_unix = vw_xstrdup(addr + 5);
@@ -233,8 +113,8 @@ vw_cf_redis(vw_cfctx_t *c, json_t *o, vw_config_t *cf)
 
                 if (end == NULL || (end[1] != '\0' && colon == NULL)) {
                     free(addr);
-                    return vw_cf_fail(c, "redis.address",
-                                      "expected [ipv6]:port");
+                    return vw_json_fail(c, "redis.address",
+                                        "expected [ipv6]:port");
                 }
 
                 cf->redis_host = vw_xstrndup(addr + 1,
@@ -254,14 +134,14 @@ vw_cf_redis(vw_cfctx_t *c, json_t *o, vw_config_t *cf)
                     || port > 65535)
                 {
                     free(addr);
-                    return vw_cf_fail(c, "redis.address",
-                                      "expected host:port (port 1-65535)");
+                    return vw_json_fail(c, "redis.address",
+                                        "expected host:port (port 1-65535)");
                 }
             }
 
             if (cf->redis_host[0] == '\0') {
                 free(addr);
-                return vw_cf_fail(c, "redis.address", "empty host");
+                return vw_json_fail(c, "redis.address", "empty host");
             }
 
             cf->redis_port = (int) port;
@@ -270,7 +150,7 @@ vw_cf_redis(vw_cfctx_t *c, json_t *o, vw_config_t *cf)
         free(addr);
     }
 
-    if (vw_cf_str(c, o, "redis", "user", 0, &cf->redis_user) != 0
+    if (vw_json_str(c, o, "redis", "user", 0, &cf->redis_user) != 0
         || vw_cf_secret(c, o, "redis", "password_file", 0,
                         &cf->redis_password) != 0)
     {
@@ -294,7 +174,7 @@ vw_cf_redis(vw_cfctx_t *c, json_t *o, vw_config_t *cf)
 
 
 static int
-vw_cf_channel(vw_cfctx_t *c, const char *name, json_t *o, vw_channel_t *ch)
+vw_cf_channel(vw_jerr_t *c, const char *name, json_t *o, vw_channel_t *ch)
 {
     char        path[128], *type, why[256];
     long        t;
@@ -312,10 +192,10 @@ vw_cf_channel(vw_cfctx_t *c, const char *name, json_t *o, vw_channel_t *ch)
     snprintf(path, sizeof(path), "channels.%s", name);
 
     if (!json_is_object(o)) {
-        return vw_cf_fail(c, path, "expected an object");
+        return vw_json_fail(c, path, "expected an object");
     }
 
-    if (vw_cf_known(c, o, path, names) != 0) {
+    if (vw_json_known(c, o, path, names) != 0) {
         return -1;
     }
 
@@ -325,7 +205,7 @@ vw_cf_channel(vw_cfctx_t *c, const char *name, json_t *o, vw_channel_t *ch)
 
     type = NULL;
 
-    if (vw_cf_str(c, o, path, "type", 1, &type) != 0) {
+    if (vw_json_str(c, o, path, "type", 1, &type) != 0) {
         return -1;
     }
 
@@ -343,17 +223,17 @@ vw_cf_channel(vw_cfctx_t *c, const char *name, json_t *o, vw_channel_t *ch)
 
     } else {
         free(type);
-        return vw_cf_fail(c, path, "type: expected webhook|line|sms|email");
+        return vw_json_fail(c, path, "type: expected webhook|line|sms|email");
     }
 
     free(type);
 
-    if (vw_cf_str(c, o, path, "url", 1, &ch->url) != 0
-        || vw_cf_str(c, o, path, "user", 0, &ch->user) != 0
-        || vw_cf_str(c, o, path, "from", 0, &ch->from) != 0
-        || vw_cf_str(c, o, path, "subject", 0, &ch->subject) != 0
-        || vw_cf_str(c, o, path, "body", 0, &ch->body) != 0
-        || vw_cf_str(c, o, path, "content_type", 0, &ch->content_type) != 0
+    if (vw_json_str(c, o, path, "url", 1, &ch->url) != 0
+        || vw_json_str(c, o, path, "user", 0, &ch->user) != 0
+        || vw_json_str(c, o, path, "from", 0, &ch->from) != 0
+        || vw_json_str(c, o, path, "subject", 0, &ch->subject) != 0
+        || vw_json_str(c, o, path, "body", 0, &ch->body) != 0
+        || vw_json_str(c, o, path, "content_type", 0, &ch->content_type) != 0
         || vw_cf_secret(c, o, path, "secret_file",
                         ch->type == VW_CHANNEL_WEBHOOK, &ch->secret) != 0
         || vw_cf_secret(c, o, path, "token_file", ch->type == VW_CHANNEL_LINE,
@@ -382,31 +262,31 @@ vw_cf_channel(vw_cfctx_t *c, const char *name, json_t *o, vw_channel_t *ch)
         && strncmp(ch->url, "https://", 8) != 0
         && ch->type != VW_CHANNEL_EMAIL)
     {
-        return vw_cf_fail(c, path, "url: expected http:// or https://");
+        return vw_json_fail(c, path, "url: expected http:// or https://");
     }
 
     if (ch->type == VW_CHANNEL_EMAIL) {
         if (strncmp(ch->url, "smtp://", 7) != 0
             && strncmp(ch->url, "smtps://", 8) != 0)
         {
-            return vw_cf_fail(c, path, "url: expected smtp:// or smtps://");
+            return vw_json_fail(c, path, "url: expected smtp:// or smtps://");
         }
 
         if (ch->from == NULL) {
-            return vw_cf_fail(c, path, "from: required for email");
+            return vw_json_fail(c, path, "from: required for email");
         }
     }
 
     if (ch->type == VW_CHANNEL_SMS && ch->body == NULL) {
-        return vw_cf_fail(c, path, "body: required for sms (the gateway's "
-                          "request body, a template)");
+        return vw_json_fail(c, path, "body: required for sms (the gateway's "
+                            "request body, a template)");
     }
 
     if (ch->body != NULL
         && vw_template_check_fields(ch->body, sms_fields, why, sizeof(why))
            != 0)
     {
-        return vw_cf_fail(c, path, "body: %s", why);
+        return vw_json_fail(c, path, "body: %s", why);
     }
 
     return 0;
@@ -414,7 +294,7 @@ vw_cf_channel(vw_cfctx_t *c, const char *name, json_t *o, vw_channel_t *ch)
 
 
 static int
-vw_cf_channels(vw_cfctx_t *c, json_t *o, vw_config_t *cf)
+vw_cf_channels(vw_jerr_t *c, json_t *o, vw_config_t *cf)
 {
     size_t       i;
     const char  *name;
@@ -427,9 +307,9 @@ vw_cf_channels(vw_cfctx_t *c, json_t *o, vw_config_t *cf)
 
     json_object_foreach(o, name, v) {
         if (name[0] == '\0' || strlen(name) > 64 || strpbrk(name, " {}|:")) {
-            return vw_cf_fail(c, "channels", "bad channel name \"%s\" (1-64 "
-                              "characters, no spaces, braces, '|' or ':')",
-                              name);
+            return vw_json_fail(c, "channels", "bad channel name \"%s\" (1-64 "
+                                "characters, no spaces, braces, '|' or ':')",
+                                name);
         }
 
         if (vw_cf_channel(c, name, v, &cf->channels[i++]) != 0) {
@@ -442,31 +322,36 @@ vw_cf_channels(vw_cfctx_t *c, json_t *o, vw_config_t *cf)
 
 
 int
-vw_config_load(const char *path, vw_config_t *cf, char *err, size_t errlen)
+vw_config_arg(int argc, char **argv, int *i, const char **path)
 {
-    int           rc;
-    long          n;
-    char         *s, host[64];
-    json_t       *root, *o;
-    vw_cfctx_t    c;
-    json_error_t  je;
+    const char  *a;
 
-    static const char *const  names[] = {
-        "redis", "namespace", "key_file", "log", "delivery", "daemon",
-        "channels", NULL
-    };
-    static const char *const  log_names[] = { "level", "file", NULL };
-    static const char *const  dl_names[] = {
-        "attempts", "backoff_ms", "backoff_max_ms", "lease_s", NULL
-    };
-    static const char *const  d_names[] = {
-        "poll_ms", "batch", "consumer", NULL
-    };
+    a = argv[*i];
+
+    if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0)
+        && *i + 1 < argc)
+    {
+        *path = argv[++*i];
+        return 1;
+    }
+
+    if (strncmp(a, "--config=", 9) == 0) {
+        *path = a + 9;
+        return 1;
+    }
+
+    return 0;
+}
+
+
+/* the defaults, before the file is read */
+
+static void
+vw_cf_defaults(vw_config_t *cf, const char *path)
+{
+    char  host[64];
 
     memset(cf, 0, sizeof(vw_config_t));
-
-    c.err = err;
-    c.errlen = errlen;
 
     cf->path = vw_xstrdup(path);
     cf->redis_host = vw_xstrdup("127.0.0.1");
@@ -480,6 +365,8 @@ vw_config_load(const char *path, vw_config_t *cf, char *err, size_t errlen)
     cf->lease_s = 60;
     cf->poll_ms = 1000;
     cf->batch = 100;
+    cf->admin_max_body = 1048576;
+    cf->admin_threads = 2;
 
     if (gethostname(host, sizeof(host)) != 0) {
         strcpy(host, "voucherd");
@@ -488,6 +375,183 @@ vw_config_load(const char *path, vw_config_t *cf, char *err, size_t errlen)
     host[sizeof(host) - 1] = '\0';
     cf->consumer = vw_xalloc(strlen(host) + 24);
     sprintf(cf->consumer, "%s-%d", host, (int) getpid());
+}
+
+
+/* "namespace" and "key_file", at the top level */
+
+static int
+vw_cf_top(vw_jerr_t *c, json_t *root, vw_config_t *cf)
+{
+    char  *s;
+
+    if (vw_json_str(c, root, "", "namespace", 0, &cf->ns) != 0
+        || vw_json_str(c, root, "", "key_file", 0, &cf->key_file) != 0)
+    {
+        return -1;
+    }
+
+    if (strlen(cf->ns) > 64 || strpbrk(cf->ns, "{} \t")) {
+        return vw_json_fail(c, "namespace", "1-64 printable characters, no "
+                            "braces or spaces");
+    }
+
+    for (s = cf->ns; *s; s++) {
+        if ((unsigned char) *s < 0x21 || (unsigned char) *s > 0x7e) {
+            return vw_json_fail(c, "namespace", "1-64 printable characters, "
+                                "no braces or spaces");
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+vw_cf_log(vw_jerr_t *c, json_t *o, vw_config_t *cf)
+{
+    char  *s;
+
+    static const char *const  names[] = { "level", "file", NULL };
+
+    s = NULL;
+
+    if (vw_json_known(c, o, "log", names) != 0
+        || vw_json_str(c, o, "log", "file", 0, &cf->log_file) != 0
+        || vw_json_str(c, o, "log", "level", 0, &s) != 0)
+    {
+        return -1;
+    }
+
+    if (s != NULL) {
+        cf->log_level = vw_log_level(s);
+        free(s);
+
+        if (cf->log_level < 0) {
+            return vw_json_fail(c, "log.level",
+                                "expected error|warn|info|debug");
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+vw_cf_delivery(vw_jerr_t *c, json_t *o, vw_config_t *cf)
+{
+    long  n;
+
+    static const char *const  names[] = {
+        "attempts", "backoff_ms", "backoff_max_ms", "lease_s", NULL
+    };
+
+    n = cf->attempts;
+
+    if (vw_json_known(c, o, "delivery", names) != 0
+        || vw_cf_int(c, o, "delivery", "attempts", 1, 100, &n) != 0
+        || vw_cf_int(c, o, "delivery", "backoff_ms", 1, 86400000,
+                     &cf->backoff_ms) != 0
+        || vw_cf_int(c, o, "delivery", "backoff_max_ms", 1, 86400000,
+                     &cf->backoff_max_ms) != 0
+        || vw_cf_int(c, o, "delivery", "lease_s", 1, 86400,
+                     &cf->lease_s) != 0)
+    {
+        return -1;
+    }
+
+    cf->attempts = (int) n;
+
+    return 0;
+}
+
+
+static int
+vw_cf_daemon(vw_jerr_t *c, json_t *o, vw_config_t *cf)
+{
+    long  n;
+
+    static const char *const  names[] = {
+        "poll_ms", "batch", "consumer", NULL
+    };
+
+    n = cf->batch;
+
+    if (vw_json_known(c, o, "daemon", names) != 0
+        || vw_cf_int(c, o, "daemon", "poll_ms", 10, 3600000,
+                     &cf->poll_ms) != 0
+        || vw_cf_int(c, o, "daemon", "batch", 1, 100000, &n) != 0
+        || vw_json_str(c, o, "daemon", "consumer", 0, &cf->consumer) != 0)
+    {
+        return -1;
+    }
+
+    cf->batch = (int) n;
+
+    return 0;
+}
+
+
+static int
+vw_cf_admin(vw_jerr_t *c, json_t *o, vw_config_t *cf)
+{
+    static const char *const  names[] = {
+        "listen", "tokens_file", "max_body", "threads", NULL
+    };
+
+    if (vw_json_known(c, o, "admin", names) != 0
+        || vw_json_str(c, o, "admin", "listen", 1, &cf->admin_listen) != 0
+        || vw_json_str(c, o, "admin", "tokens_file", 1,
+                       &cf->admin_tokens_file) != 0
+        || vw_cf_int(c, o, "admin", "max_body", 1024, 1073741824,
+                     &cf->admin_max_body) != 0
+        || vw_cf_int(c, o, "admin", "threads", 1, 64,
+                     &cf->admin_threads) != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* a section of the file, an object, read by parse when it is there */
+
+static int
+vw_cf_section(vw_jerr_t *c, json_t *root, const char *name,
+    int (*parse)(vw_jerr_t *c, json_t *o, vw_config_t *cf), vw_config_t *cf)
+{
+    int      rc;
+    json_t  *o;
+
+    o = vw_json_obj(c, root, "", name, &rc);
+
+    if (o == NULL) {
+        return rc;
+    }
+
+    return parse(c, o, cf);
+}
+
+
+int
+vw_config_load(const char *path, vw_config_t *cf, char *err, size_t errlen)
+{
+    int           rc;
+    char         *s;
+    json_t       *root;
+    vw_jerr_t     c;
+    json_error_t  je;
+
+    static const char *const  names[] = {
+        "redis", "namespace", "key_file", "log", "delivery", "daemon",
+        "channels", "admin", NULL
+    };
+
+    vw_cf_defaults(cf, path);
+
+    c.err = err;
+    c.errlen = errlen;
 
     root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (root == NULL) {
@@ -506,125 +570,20 @@ vw_config_load(const char *path, vw_config_t *cf, char *err, size_t errlen)
 
     if (!json_is_object(root)) {
         snprintf(err, errlen, "config \"%s\": expected a JSON object", path);
-        goto done;
-    }
 
-    if (vw_cf_known(&c, root, "", names) != 0) {
-        goto done;
-    }
-
-    if ((o = vw_cf_obj(&c, root, "redis", &rc)) != NULL) {
-        if (vw_cf_redis(&c, o, cf) != 0) {
-            rc = -1;
-            goto done;
-        }
-
-    } else if (rc != 0) {
-        goto done;
-    }
-
-    rc = -1;
-
-    if (vw_cf_str(&c, root, "", "namespace", 0, &cf->ns) != 0
-        || vw_cf_str(&c, root, "", "key_file", 0, &cf->key_file) != 0)
+    } else if (vw_json_known(&c, root, "config", names) == 0
+               && vw_cf_section(&c, root, "redis", vw_cf_redis, cf) == 0
+               && vw_cf_top(&c, root, cf) == 0
+               && vw_cf_section(&c, root, "log", vw_cf_log, cf) == 0
+               && vw_cf_section(&c, root, "delivery", vw_cf_delivery, cf)
+                  == 0
+               && vw_cf_section(&c, root, "daemon", vw_cf_daemon, cf) == 0
+               && vw_cf_section(&c, root, "channels", vw_cf_channels, cf)
+                  == 0
+               && vw_cf_section(&c, root, "admin", vw_cf_admin, cf) == 0)
     {
-        goto done;
+        rc = 0;
     }
-
-    if (strlen(cf->ns) > 64 || strpbrk(cf->ns, "{} \t")) {
-        vw_cf_fail(&c, "namespace", "1-64 printable characters, no braces "
-                   "or spaces");
-        goto done;
-    }
-
-    for (s = cf->ns; *s; s++) {
-        if ((unsigned char) *s < 0x21 || (unsigned char) *s > 0x7e) {
-            vw_cf_fail(&c, "namespace", "1-64 printable characters, no "
-                       "braces or spaces");
-            goto done;
-        }
-    }
-
-    if ((o = vw_cf_obj(&c, root, "log", &rc)) != NULL) {
-        s = NULL;
-
-        if (vw_cf_known(&c, o, "log", log_names) != 0
-            || vw_cf_str(&c, o, "log", "file", 0, &cf->log_file) != 0
-            || vw_cf_str(&c, o, "log", "level", 0, &s) != 0)
-        {
-            rc = -1;
-            goto done;
-        }
-
-        if (s != NULL) {
-            cf->log_level = vw_log_level(s);
-            free(s);
-
-            if (cf->log_level < 0) {
-                rc = vw_cf_fail(&c, "log.level",
-                                "expected error|warn|info|debug");
-                goto done;
-            }
-        }
-
-    } else if (rc != 0) {
-        goto done;
-    }
-
-    if ((o = vw_cf_obj(&c, root, "delivery", &rc)) != NULL) {
-        rc = -1;
-        n = cf->attempts;
-
-        if (vw_cf_known(&c, o, "delivery", dl_names) != 0
-            || vw_cf_int(&c, o, "delivery", "attempts", 1, 100, &n) != 0
-            || vw_cf_int(&c, o, "delivery", "backoff_ms", 1, 86400000,
-                         &cf->backoff_ms) != 0
-            || vw_cf_int(&c, o, "delivery", "backoff_max_ms", 1, 86400000,
-                         &cf->backoff_max_ms) != 0
-            || vw_cf_int(&c, o, "delivery", "lease_s", 1, 86400,
-                         &cf->lease_s) != 0)
-        {
-            goto done;
-        }
-
-        cf->attempts = (int) n;
-
-    } else if (rc != 0) {
-        goto done;
-    }
-
-    if ((o = vw_cf_obj(&c, root, "daemon", &rc)) != NULL) {
-        rc = -1;
-        n = cf->batch;
-
-        if (vw_cf_known(&c, o, "daemon", d_names) != 0
-            || vw_cf_int(&c, o, "daemon", "poll_ms", 10, 3600000,
-                         &cf->poll_ms) != 0
-            || vw_cf_int(&c, o, "daemon", "batch", 1, 100000, &n) != 0
-            || vw_cf_str(&c, o, "daemon", "consumer", 0, &cf->consumer) != 0)
-        {
-            goto done;
-        }
-
-        cf->batch = (int) n;
-
-    } else if (rc != 0) {
-        goto done;
-    }
-
-    if ((o = vw_cf_obj(&c, root, "channels", &rc)) != NULL) {
-        if (vw_cf_channels(&c, o, cf) != 0) {
-            rc = -1;
-            goto done;
-        }
-
-    } else if (rc != 0) {
-        goto done;
-    }
-
-    rc = 0;
-
-done:
 
     json_decref(root);
 
@@ -673,6 +632,8 @@ vw_config_free(vw_config_t *cf)
     free(cf->key_file);
     free(cf->log_file);
     free(cf->consumer);
+    free(cf->admin_listen);
+    free(cf->admin_tokens_file);
 
     memset(cf, 0, sizeof(vw_config_t));
 }

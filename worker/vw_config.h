@@ -3,7 +3,7 @@
  * Copyright (C) ngx_voucher authors
  *
  * The JSON configuration file of voucherd and voucherctl.  Every field is
- * documented in worker/README-section.md.  Unknown fields are errors, so
+ * documented in docs/worker.md.  Unknown fields are errors, so
  * a typo never goes unnoticed; an error names the field by its path
  * ("channels.sms.url").  Secrets are read from their files here and kept
  * only in memory.
@@ -69,8 +69,30 @@ typedef struct {
 
     vw_channel_t  *channels;
     size_t         nchannels;
+
+    /* the admin API of voucherd (docs/admin-api.md); off without listen */
+    char          *admin_listen;    /* "host:port" (loopback) or "unix:..." */
+    char          *admin_tokens_file;
+    long           admin_max_body;  /* bytes of a JSON body */
+    long           admin_threads;
 } vw_config_t;
 
+
+/* the configuration without -c and $VOUCHER_CONFIG */
+#define VW_CONFIG_DEFAULT  "/etc/voucher/voucher.json"
+
+/* -c in the usage of both programs */
+#define VW_CONFIG_USAGE                                                       \
+    "  -c, --config FILE   the configuration (default $VOUCHER_CONFIG or\n"   \
+    "                      " VW_CONFIG_DEFAULT ")\n"
+
+
+/*
+ * The configuration's path on the command line: "-c FILE", "--config
+ * FILE" or "--config=FILE" at argv[*i] sets *path, leaves *i at its last
+ * word and returns 1; anything else returns 0.
+ */
+int vw_config_arg(int argc, char **argv, int *i, const char **path);
 
 int vw_config_load(const char *path, vw_config_t *cf, char *err,
     size_t errlen);

@@ -6,6 +6,7 @@
  */
 
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +17,8 @@
 #include "vw_redis.h"
 #include "vw_util.h"
 
-/* the library as nginx embeds it, generated from redis/voucher.lua */
-#include "ngx_http_voucher_lua.h"
+/* the function library, as nginx embeds it (common/voucher_lua.h) */
+#include "voucher_lua.h"
 
 
 void
@@ -187,7 +188,7 @@ vw_reply_str(const redisReply *r)
 const char *
 vw_redis_library_version(void)
 {
-    return NGX_HTTP_VOUCHER_LUA_VERSION;
+    return VOUCHER_LUA_VERSION;
 }
 
 
@@ -196,13 +197,99 @@ vw_redis_load_library(redisContext *c, char *err, size_t errlen)
 {
     redisReply  *r;
 
-    r = redisCommand(c, "FUNCTION LOAD REPLACE %s", ngx_http_voucher_lua);
+    r = redisCommand(c, "FUNCTION LOAD REPLACE %s", voucher_lua);
 
     if (vw_redis_failed(c, r, err, errlen)) {
         if (r) {
             freeReplyObject(r);
         }
 
+        return -1;
+    }
+
+    freeReplyObject(r);
+
+    return 0;
+}
+
+
+/* what vw_redis_connect() says of a node whose ROLE is not master */
+#define VW_REDIS_NOT_MASTER  "is not the master"
+
+
+int
+vw_redis_unready(const char *err)
+{
+    size_t       n;
+    const char  *p, **w;
+
+    static const char  *words[] = {
+        "READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", NULL
+    };
+
+    if (err == NULL) {
+        return 0;
+    }
+
+    if (strstr(err, VW_REDIS_NOT_MASTER) != NULL) {
+        return 1;
+    }
+
+    /* the error code of a reply, at the start or after a prefix of ours */
+
+    for (w = words; *w; w++) {
+        n = strlen(*w);
+
+        for (p = strstr(err, *w); p; p = strstr(p + 1, *w)) {
+            if ((p == err || !isalnum((unsigned char) p[-1]))
+                && (p[n] == ' ' || p[n] == '\0'))
+            {
+                return 1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * A node that is not the master gets no FUNCTION LOAD, and no use: its
+ * writes would answer READONLY.  A ROLE refused by an ACL is taken as a
+ * master's.
+ */
+
+static int
+vw_redis_check_role(redisContext *c, char *err, size_t errlen)
+{
+    const char  *role;
+    redisReply  *r;
+
+    r = redisCommand(c, "ROLE");
+    if (r == NULL) {
+        snprintf(err, errlen, "redis: %s", c->errstr);
+        return -1;
+    }
+
+    if (r->type == REDIS_REPLY_ERROR) {
+        if (vw_redis_unready(r->str)) {
+            snprintf(err, errlen, "redis: %s", r->str);
+            freeReplyObject(r);
+            return -1;
+        }
+
+        vw_log_debug("redis: ROLE refused, taken as master: %s", r->str);
+        freeReplyObject(r);
+        return 0;
+    }
+
+    role = (r->type == REDIS_REPLY_ARRAY && r->elements > 0)
+           ? vw_reply_str(r->element[0]) : NULL;
+
+    if (role == NULL || strcmp(role, "master") != 0) {
+        snprintf(err, errlen, "redis: the node " VW_REDIS_NOT_MASTER
+                 " (ROLE %s)", role ? role : "?");
+        freeReplyObject(r);
         return -1;
     }
 
@@ -226,21 +313,25 @@ vw_redis_check_library(redisContext *c, char *err, size_t errlen)
 
     rc = 0;
 
-    if (r->type == REDIS_REPLY_ERROR) {
+    if (r->type == REDIS_REPLY_ERROR && vw_redis_unready(r->str)) {
+        snprintf(err, errlen, "redis: %s", r->str);
+        rc = -1;
+
+    } else if (r->type == REDIS_REPLY_ERROR) {
         /* no library yet: nginx has not connected, load ours */
         vw_log_info("redis: no voucher library, loading version %s",
-                    NGX_HTTP_VOUCHER_LUA_VERSION);
+                    VOUCHER_LUA_VERSION);
         rc = vw_redis_load_library(c, err, errlen);
 
     } else if (r->type == REDIS_REPLY_STRING
-               && strcmp(r->str, NGX_HTTP_VOUCHER_LUA_VERSION) != 0)
+               && strcmp(r->str, VOUCHER_LUA_VERSION) != 0)
     {
         /*
          * Not replaced: nginx would replace it back.  Only functions the
          * other version lacks fail, and they say so.
          */
         vw_log_debug("redis: voucher library %s, this worker has %s",
-                     r->str, NGX_HTTP_VOUCHER_LUA_VERSION);
+                     r->str, VOUCHER_LUA_VERSION);
     }
 
     freeReplyObject(r);
@@ -325,7 +416,9 @@ vw_redis_connect(const vw_config_t *cf, char *err, size_t errlen)
         freeReplyObject(r);
     }
 
-    if (vw_redis_check_library(c, err, errlen) != 0) {
+    if (vw_redis_check_role(c, err, errlen) != 0
+        || vw_redis_check_library(c, err, errlen) != 0)
+    {
         redisFree(c);
         return NULL;
     }

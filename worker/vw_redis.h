@@ -51,12 +51,21 @@ int vw_redis_failed(redisContext *c, redisReply *r, char *err,
     size_t errlen);
 
 /*
- * Connects, AUTHs, SELECTs and checks the function library: loads it when
- * Redis has none, warns when it has another version (nginx keeps its own
- * loaded; both are built from redis/voucher.lua).
+ * Connects, AUTHs, SELECTs, refuses a node whose ROLE is not master, and
+ * checks the function library: loads it when Redis has none, warns when it
+ * has another version (nginx keeps its own loaded; both embed
+ * common/voucher_lua.h).
  */
 redisContext *vw_redis_connect(const vw_config_t *cf, char *err,
     size_t errlen);
+
+/*
+ * Whether an error text (a reply's, or one of ours that quotes it) says
+ * the node cannot take writes now: READONLY, LOADING, MASTERDOWN,
+ * CLUSTERDOWN, or vw_redis_connect()'s refusal of a non-master.  The
+ * command did not run; a new connection may reach the master.
+ */
+int vw_redis_unready(const char *err);
 
 /* FUNCTION LOAD REPLACE of the library built into the worker */
 int vw_redis_load_library(redisContext *c, char *err, size_t errlen);

@@ -36,6 +36,7 @@
 #define E_FIELD    NGX_HTTP_VOUCHER_ERR_INVALID_FIELD
 #define E_CODE     NGX_HTTP_VOUCHER_ERR_INVALID_CODE
 #define E_INTERNAL NGX_HTTP_VOUCHER_ERR_INTERNAL
+#define E_DUP      NGX_HTTP_VOUCHER_ERR_DUPLICATE_FIELD
 
 #define MAX_AMOUNT  INT64_C(10000000000000)
 
@@ -466,6 +467,40 @@ test_reserve(void **state)
 }
 
 
+/* points: loyalty points paying, in validate, redeem and reserve */
+
+static void
+test_points(void **state)
+{
+    (void) state;
+
+    OK(R, "{'code':'A','customer':'c','points':250,'order':{'amount':1}}");
+    assert_int_equal(req.points, 250);
+    OK(V, "{'code':'A','points':1,'order':{'amount':1}}");
+    assert_int_equal(req.points, 1);
+    OK(RS, "{'code':'A','points':10000000000000,'hold_seconds':5,"
+           "'order':{'amount':1}}");
+    assert_true(req.points == MAX_AMOUNT);
+    assert_int_equal(req.hold_seconds, 5);
+    OK(R, "{'code':'A','order':{'amount':1}}");
+    assert_int_equal(req.points, 0);
+    OK(R, "{'code':'A','points':null,'order':{'amount':1}}");
+    assert_int_equal(req.points, 0);
+
+    FAIL(R, "{'code':'A','points':0,'order':{'amount':1}}", E_FIELD,
+         "points");
+    FAIL(R, "{'code':'A','points':-5,'order':{'amount':1}}", E_FIELD,
+         "points");
+    FAIL(R, "{'code':'A','points':10000000000001,'order':{'amount':1}}",
+         E_FIELD, "points");
+    FAIL(R, "{'code':'A','points':'5','order':{'amount':1}}", E_FIELD,
+         "points");
+    FAIL(R, "{'code':'A','points':1.5,'order':{'amount':1}}", E_FIELD,
+         "points");
+    FAIL(RB, "{'redemption_id':'7','points':5}", E_UNKNOWN, "points");
+}
+
+
 /* confirm and release: the redemption id and an idempotency key */
 
 static void
@@ -721,22 +756,142 @@ test_duplicate_keys(void **state)
 {
     (void) state;
 
-    FAIL(V, "{'code':'A','code':'A','order':{'amount':1}}", E_JSON, "");
+    FAIL(V, "{'code':'A','code':'A','order':{'amount':1}}", E_DUP, "");
     FAIL(V, "{'code':'A','order':{'amount':1},'order':{'amount':1}}",
-         E_JSON, "");
-    FAIL(V, "{'code':'A','order':{'amount':1,'amount':2}}", E_JSON, "");
+         E_DUP, "");
+    FAIL(V, "{'code':'A','order':{'amount':1,'amount':2}}", E_DUP, "");
     FAIL(V, "{'code':'A','order':{'amount':1,'items':[{'sku':'a',"
-            "'price':1,'sku':'b'}]}}", E_JSON, "");
-    FAIL(V, "{'code':'A','order':{'amount':1},'x':1,'x':2}", E_JSON, "");
-    FAIL(RB, "{'redemption_id':'1','redemption_id':'2'}", E_JSON, "");
+            "'price':1,'sku':'b'}]}}", E_DUP, "");
+    FAIL(V, "{'code':'A','order':{'amount':1},'x':1,'x':2}", E_DUP, "");
+    FAIL(RB, "{'redemption_id':'1','redemption_id':'2'}", E_DUP, "");
 
     /* the same key spelled with an escape is still a duplicate */
     FAIL(V, "{'code':'A','c\\u006fde':'B','order':{'amount':1}}",
-         E_JSON, "");
+         E_DUP, "");
+
+    /* the message says where, in our own words */
+    FAIL(V, "{'code':'A','code':'B','order':{'amount':1}}", E_DUP, "");
+    assert_string_equal(err.message, "request body has a key twice in one "
+                        "object, the second ending at byte 18");
+
+    /* a duplicate is found while loading: before any field's error */
+    FAIL(V, "{'code':'','order':{'amount':-1},'x':1,'x':1}", E_DUP, "");
 
     /* same key in different objects is fine */
     OK(V, "{'code':'A','order':{'amount':1,'items':[{'sku':'a','price':1},"
           "{'sku':'a','price':1}]}}");
+
+    /*
+     * A key in another letter case, or with a character some decoder folds
+     * to an ASCII letter, is not a known field: the API reads exact keys.
+     */
+    FAIL(V, "{'code':'A','Code':'B','order':{'amount':1}}",
+         E_UNKNOWN, "Code");
+    FAIL(V, "{'code':'A','order':{'amount':1,'AMOUNT':2}}",
+         E_UNKNOWN, "order.AMOUNT");
+    FAIL(V, "{'code':'A','customer':'a','cu\\u017ftomer':'b',"
+            "'order':{'amount':1}}", E_UNKNOWN, "cu??tomer");
+    FAIL_LIT(RB, "{\"redemption_id\":\"1\","
+                 "\"idempotency_\xe2\x84\xaa" "ey\":\"k\"}",
+             E_UNKNOWN, "idempotency_???ey");
+}
+
+
+/* ngx_http_voucher_key_fold() */
+
+#define FOLD(key, name)                                                       \
+    ngx_http_voucher_key_fold((const unsigned char *) key, sizeof(key) - 1, \
+                              (const unsigned char *) name,                  \
+                              sizeof(name) - 1)
+
+static void
+test_key_fold(void **state)
+{
+    (void) state;
+
+    assert_int_equal(FOLD("coupon", "coupon"), NGX_HTTP_VOUCHER_KEY_SAME);
+    assert_int_equal(FOLD("", ""), NGX_HTTP_VOUCHER_KEY_SAME);
+    assert_int_equal(FOLD("order_id2", "order_id2"),
+                     NGX_HTTP_VOUCHER_KEY_SAME);
+
+    /* ASCII case, anywhere */
+    assert_int_equal(FOLD("Coupon", "coupon"), NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("COUPON", "coupon"), NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("couPon", "coupon"), NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("coupon", "Coupon"), NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("ORDER_ID2", "order_id2"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+
+    /* what Go folds: the Kelvin sign and long s */
+    assert_int_equal(FOLD("\xe2\x84\xaa" "ey", "key"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("idempotency_\xe2\x84\xaa" "ey",
+                          "idempotency_key"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("cu\xc5\xbftomer", "customer"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("CU\xc5\xbfTOMER", "customer"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+
+    /* dotless and dotted i, sharp s, ligatures */
+    assert_int_equal(FOLD("\xc4\xb1" "d", "id"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("\xc4\xb0" "D", "id"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("cla\xc3\x9f", "class"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("cla\xe1\xba\x9e", "class"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("\xef\xac\x81" "eld", "field"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("o\xef\xac\x83" "ce", "office"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("o\xef\xac\x80", "off"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("\xef\xac\x82" "at", "flat"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("wa\xef\xac\x84" "e", "waffle"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("\xef\xac\x85ore", "store"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+    assert_int_equal(FOLD("\xef\xac\x86ore", "store"),
+                     NGX_HTTP_VOUCHER_KEY_VARIANT);
+
+    /* other names */
+    assert_int_equal(FOLD("coupons", "coupon"), NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("coupo", "coupon"), NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("", "coupon"), NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("coupon", ""), NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("coupon ", "coupon"), NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("coup0n", "coupon"), NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("order-id", "order_id"), NGX_HTTP_VOUCHER_KEY_OTHER);
+
+    /* '@' and '`' sit next to the letters, but are not letters */
+    assert_int_equal(FOLD("@", "`"), NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("[", "{"), NGX_HTTP_VOUCHER_KEY_OTHER);
+
+    /* a folding character where its letters are not */
+    assert_int_equal(FOLD("\xe2\x84\xaa" "ey", "hey"),
+                     NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("\xc5\xbf", "ss"), NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("\xc3\x9f", "s"), NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("o\xef\xac\x83", "off"),
+                     NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("o\xef\xac\x83", "offic"),
+                     NGX_HTTP_VOUCHER_KEY_OTHER);
+
+    /* other non-ASCII characters, and cut ones, are never variants */
+    assert_int_equal(FOLD("\xc3\xa9", "e"), NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("\xe2\x84\xab", "a"), NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("\xef\xbd\x8b", "k"), NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("\xe2\x84", "k"), NGX_HTTP_VOUCHER_KEY_OTHER);
+    assert_int_equal(FOLD("\xc5", "s"), NGX_HTTP_VOUCHER_KEY_OTHER);
+
+    /* a name outside ASCII matches its own bytes only */
+    assert_int_equal(FOLD("\xc3\xa9", "\xc3\xa9"),
+                     NGX_HTTP_VOUCHER_KEY_SAME);
+    assert_int_equal(FOLD("\xc3\x89", "\xc3\xa9"),
+                     NGX_HTTP_VOUCHER_KEY_OTHER);
 }
 
 
@@ -1554,6 +1709,181 @@ test_custom_limits(void **state)
 
 /* misuse by the caller */
 
+/*
+ * The field table: the gate's rows answer with their messages, byte for
+ * byte, under the gate's names; and a value the gate's check takes is
+ * one the JSON parser takes, for every row the gate uses.
+ */
+
+static const char *
+json_str(sb_t *sb, const unsigned char *s, size_t len)
+{
+    size_t  i;
+
+    sb->len = 0;
+    sb_add(sb, "\"");
+
+    for (i = 0; i < len; i++) {
+        if (s[i] < 0x20 || s[i] == 0x7f) {
+            sb_add(sb, "\\u%04x", s[i]);
+
+        } else if (s[i] == '"' || s[i] == '\\') {
+            sb_add(sb, "\\%c", s[i]);
+
+        } else {
+            sb_add(sb, "%c", s[i]);
+        }
+    }
+
+    sb_add(sb, "\"");
+
+    return sb->data;
+}
+
+
+static void
+test_field_table(void **state)
+{
+    int                              rc_field, rc_parse;
+    char                             long_a[130];
+    size_t                           i, j, n;
+    int64_t                          amount;
+    sb_t                             sb = { NULL, 0, 0 }, js = { NULL, 0, 0 };
+    unsigned char                   *a;
+    const char                      *v;
+    ngx_http_voucher_error_t         ferr;
+    const ngx_http_voucher_field_t  *f;
+
+    static const struct {
+        int          row;
+        const char  *gate;
+        const char  *message;
+        const char  *body;     /* %s: the value */
+    } rows[] = {
+        { NGX_HTTP_VOUCHER_FIELD_CUSTOMER_ROW, "customer",
+          "The customer must be 1 to 128 characters, no control "
+          "characters.",
+          "{\"code\":\"A\",\"customer\":%s,\"order\":{\"amount\":1}}" },
+        { NGX_HTTP_VOUCHER_FIELD_ORDER_ID_ROW, "order_id",
+          "The order id must be 1 to 128 characters, no control "
+          "characters.",
+          "{\"code\":\"A\",\"order\":{\"amount\":1,\"id\":%s}}" },
+        { NGX_HTTP_VOUCHER_FIELD_CURRENCY_ROW, "currency",
+          "The currency must be three capital letters (ISO 4217).",
+          "{\"code\":\"A\",\"order\":{\"amount\":1,\"currency\":%s}}" },
+        { NGX_HTTP_VOUCHER_FIELD_IDEMPOTENCY_ROW, "idempotency_key",
+          "The idempotency key must be 1 to 128 printable ASCII "
+          "characters.",
+          "{\"code\":\"A\",\"idempotency_key\":%s,\"order\":{\"amount\":1}}" },
+        { NGX_HTTP_VOUCHER_FIELD_ORDER_AMOUNT_ROW, "order_amount",
+          "The order amount must be an integer in minor units, 0 to 10^13.",
+          "{\"code\":\"A\",\"order\":{\"amount\":%s}}" },
+        { NGX_HTTP_VOUCHER_FIELD_CODE_ROW, "code", NULL,
+          "{\"code\":%s,\"order\":{\"amount\":1}}" },
+    };
+
+    const char  *values[] = {
+        "", "a", "A", "EUR", "eur", "EURO", "E1R", "E R", "a b", "a\tb",
+        "a\x01", "x\x7f", "\xc3\xa9t\xc3\xa9", "\"q\"", "\\", "~!", "0",
+        "1", "12", "1250", "12.50", "-1", "1e3", "10000000000000",
+        "10000000000001", "99999999999999", "0x10", NULL, NULL
+    };
+
+    (void) state;
+
+    memset(long_a, 'a', sizeof(long_a));
+    long_a[128] = '\0';
+    n = sizeof(values) / sizeof(values[0]) - 2;
+
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        f = &ngx_http_voucher_fields[rows[i].row];
+
+        assert_string_equal(f->gate, rows[i].gate);
+
+        if (rows[i].message) {
+            assert_string_equal(f->message, rows[i].message);
+        } else {
+            assert_null(f->message);
+        }
+
+        for (j = 0; j <= n + 1; j++) {
+            /* 128 bytes, then 129 */
+            v = (j < n) ? values[j] : long_a;
+            if (j == n + 1) {
+                long_a[128] = 'a';
+                long_a[129] = '\0';
+            }
+
+            memset(&ferr, 0, sizeof(ferr));
+            amount = -1;
+
+            rc_field = ngx_http_voucher_check_field(f,
+                                         (const unsigned char *) v,
+                                         strlen(v), NULL, &amount, &ferr);
+
+            if (rc_field != 0) {
+                assert_string_equal(ferr.field, rows[i].gate);
+
+                if (rows[i].message) {
+                    assert_string_equal(ferr.reason, E_FIELD);
+                    assert_string_equal(ferr.message, rows[i].message);
+                } else {
+                    assert_string_equal(ferr.reason, E_CODE);
+                }
+            }
+
+            /* the same value in a JSON body: an amount as a number */
+
+            if (f->kind == NGX_HTTP_VOUCHER_FIELD_AMOUNT) {
+                if (v[0] == '\0' || strspn(v, "0123456789") != strlen(v)
+                    || (v[0] == '0' && v[1] != '\0'))
+                {
+                    /* not a JSON integer: the gate alone refuses it */
+                    assert_int_equal(rc_field, -1);
+                    continue;
+                }
+
+                sb.len = 0;
+                sb_add(&sb, rows[i].body, v);
+
+            } else {
+                json_str(&js, (const unsigned char *) v, strlen(v));
+                sb.len = 0;
+                sb_add(&sb, rows[i].body, js.data);
+            }
+
+            a = malloc(ngx_http_voucher_parse_arena_size(sb.len, NULL));
+            assert_non_null(a);
+
+            rc_parse = ngx_http_voucher_parse_request(V,
+                           (const unsigned char *) sb.data, sb.len, NULL,
+                           &req, a,
+                           ngx_http_voucher_parse_arena_size(sb.len, NULL),
+                           &err);
+            free(a);
+
+            if (rc_parse != rc_field) {
+                print_error("row %s, value \"%s\": the gate %s, the parser "
+                            "%s (%s)\n", rows[i].gate, v,
+                            rc_field ? "refuses" : "takes",
+                            rc_parse ? "refuses" : "takes", err.message);
+            }
+
+            assert_int_equal(rc_parse, rc_field);
+
+            if (rc_field == 0 && f->kind == NGX_HTTP_VOUCHER_FIELD_AMOUNT) {
+                assert_true(amount == req.amount);
+            }
+        }
+
+        long_a[128] = '\0';
+    }
+
+    free(sb.data);
+    free(js.data);
+}
+
+
 static void
 test_internal_errors(void **state)
 {
@@ -1896,6 +2226,7 @@ main(void)
         cmocka_unit_test_teardown(test_validate_minimal, teardown),
         cmocka_unit_test_teardown(test_redeem_full, teardown),
         cmocka_unit_test_teardown(test_reserve, teardown),
+        cmocka_unit_test_teardown(test_points, teardown),
         cmocka_unit_test_teardown(test_confirm_release, teardown),
         cmocka_unit_test_teardown(test_rollback, teardown),
         cmocka_unit_test_teardown(test_amount_from_items, teardown),
@@ -1905,6 +2236,7 @@ main(void)
         cmocka_unit_test_teardown(test_nul_escapes, teardown),
         cmocka_unit_test_teardown(test_deep_nesting, teardown),
         cmocka_unit_test_teardown(test_duplicate_keys, teardown),
+        cmocka_unit_test_teardown(test_key_fold, teardown),
         cmocka_unit_test_teardown(test_invalid_request, teardown),
         cmocka_unit_test_teardown(test_unknown_field, teardown),
         cmocka_unit_test_teardown(test_missing_field, teardown),
@@ -1920,6 +2252,7 @@ main(void)
         cmocka_unit_test_teardown(test_items_sum, teardown),
         cmocka_unit_test_teardown(test_every_type_in_every_field, teardown),
         cmocka_unit_test_teardown(test_custom_limits, teardown),
+        cmocka_unit_test_teardown(test_field_table, teardown),
         cmocka_unit_test_teardown(test_internal_errors, teardown),
         cmocka_unit_test_teardown(test_out_of_memory, teardown),
         cmocka_unit_test_teardown(test_arena_lifetime, teardown),

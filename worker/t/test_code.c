@@ -2,7 +2,7 @@
 /*
  * Copyright (C) ngx_voucher authors
  *
- * cmocka tests for the code format and MAC (worker/voucher_code.c).
+ * cmocka tests for the code format and MAC (common/voucher_code.c).
  */
 
 

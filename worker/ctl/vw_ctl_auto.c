@@ -1,0 +1,218 @@
+
+/*
+ * Copyright (C) ngx_voucher authors
+ *
+ * voucherctl auto set|get|list|del (campaign automations, run by
+ * voucherd) and events add (what a storefront appends to {NS}:events).
+ */
+
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "vw_auto.h"
+#include "vw_clock.h"
+#include "vw_ctl.h"
+#include "vw_util.h"
+
+
+static const char  vw_auto_usage[] =
+    "usage: voucherctl auto set CAMPAIGN FILE.json   (FILE - : stdin)\n"
+    "       voucherctl auto get CAMPAIGN\n"
+    "       voucherctl auto list\n"
+    "       voucherctl auto del CAMPAIGN\n"
+    "       voucherctl auto next CAMPAIGN [--count N] [--now T]\n";
+
+static const char  vw_events_usage[] =
+    "usage: voucherctl events add TYPE MEMBER [FIELD VALUE]...\n"
+    "TYPE is signup, purchase, cart_abandoned or referral; FIELDs: ts,\n"
+    "amount, name, phone, email, line, birthday, tier, tags\n";
+
+
+static char *
+vw_read_input(const char *path)
+{
+    char      buf[4096];
+    size_t    n;
+    vw_buf_t  b;
+
+    if (strcmp(path, "-") != 0) {
+        return vw_read_file(path, NULL);
+    }
+
+    memset(&b, 0, sizeof(vw_buf_t));
+    vw_buf_adds(&b, "");
+
+    while ((n = fread(buf, 1, sizeof(buf), stdin)) > 0) {
+        vw_buf_add(&b, buf, n);
+    }
+
+    return b.data;
+}
+
+
+static int
+vw_auto_set(vw_ctl_t *ctl, const char *campaign, const char *path)
+{
+    int        rc;
+    char      *json, what[256];
+    json_t    *body, *out;
+    vw_auto_t  a;
+
+    json = vw_read_input(path);
+
+    if (json == NULL) {
+        vw_ctl_fail("auto set: %s: %s", path, strerror(errno));
+        return VW_EXIT_FAIL;
+    }
+
+    /* the file's own errors, with its lines and columns */
+    if (vw_auto_parse(campaign, json, &ctl->cf, &a, ctl->err,
+                      sizeof(ctl->err)) != 0)
+    {
+        vw_ctl_fail("%s", ctl->err);
+        free(json);
+        return VW_EXIT_FAIL;
+    }
+
+    vw_auto_free(&a);
+
+    body = json_loads(json, 0, NULL);
+    free(json);
+
+    snprintf(what, sizeof(what), "auto set %s", campaign);
+    rc = vw_ctl_op_run(ctl, vw_op_auto_set, what, campaign, NULL, body,
+                       &out);
+    json_decref(body);
+
+    if (rc == VW_EXIT_OK) {
+        printf("OK\n");
+        json_decref(out);
+    }
+
+    return rc;
+}
+
+
+int
+vw_cmd_auto(vw_ctl_t *ctl, int argc, char **argv)
+{
+    int      rc;
+    char     what[256];
+    size_t   i;
+    json_t  *out, *item;
+
+    if (argc == 3 && strcmp(argv[0], "set") == 0) {
+        return vw_auto_set(ctl, argv[1], argv[2]);
+    }
+
+    if (argc >= 1 && strcmp(argv[0], "next") == 0) {
+        return vw_ctl_ops_cmd(ctl, "auto", argc, argv);
+    }
+
+    if (!((argc == 2 && (strcmp(argv[0], "get") == 0
+                         || strcmp(argv[0], "del") == 0))
+          || (argc == 1 && strcmp(argv[0], "list") == 0)))
+    {
+        fputs(vw_auto_usage, stderr);
+        vw_ctl_op_usage("auto");
+        return VW_EXIT_USAGE;
+    }
+
+    snprintf(what, sizeof(what), "auto %s%s%s", argv[0], argc == 2 ? " " : "",
+             argc == 2 ? argv[1] : "");
+
+    if (strcmp(argv[0], "get") == 0) {
+        rc = vw_ctl_op_run(ctl, vw_op_auto_get, what, argv[1], NULL, NULL,
+                           &out);
+
+        if (rc == VW_EXIT_OK) {
+            vw_ctl_print(out, 0);
+            json_decref(out);
+        }
+
+        return rc;
+    }
+
+    if (strcmp(argv[0], "del") == 0) {
+        rc = vw_ctl_op_run(ctl, vw_op_auto_delete, what, argv[1], NULL, NULL,
+                           &out);
+
+        if (rc == VW_EXIT_OK) {
+            printf("deleted\n");
+            json_decref(out);
+        }
+
+        return rc;
+    }
+
+    rc = vw_ctl_op_run(ctl, vw_op_auto_list, what, NULL, NULL, NULL, &out);
+
+    if (rc == VW_EXIT_OK) {
+        json_array_foreach(json_object_get(out, "items"), i, item) {
+            printf("%s\n",
+                   json_string_value(json_object_get(item, "campaign")));
+        }
+
+        json_decref(out);
+    }
+
+    return rc;
+}
+
+
+int
+vw_cmd_events(vw_ctl_t *ctl, int argc, char **argv)
+{
+    int          i, rc;
+    char        *key;
+    vw_args_t    a;
+    redisReply  *r;
+
+    if (argc < 3 || strcmp(argv[0], "add") != 0 || argc % 2 != 1) {
+        fputs(vw_events_usage, stderr);
+        return VW_EXIT_USAGE;
+    }
+
+    if (vw_ctl_redis(ctl) == NULL) {
+        return VW_EXIT_FAIL;
+    }
+
+    memset(&a, 0, sizeof(vw_args_t));
+    key = vw_key(&ctl->cf, "events");
+    vw_args_adds(&a, "XADD");
+    vw_args_adds(&a, key);
+    vw_args_adds(&a, "*");
+    vw_args_adds(&a, "type");
+    vw_args_adds(&a, argv[1]);
+    vw_args_adds(&a, "member");
+    vw_args_adds(&a, argv[2]);
+
+    for (i = 3; i < argc; i++) {
+        vw_args_adds(&a, argv[i]);
+    }
+
+    free(key);
+
+    r = vw_redis_run(ctl->redis, &a, ctl->err, sizeof(ctl->err));
+    vw_args_free(&a);
+    rc = VW_EXIT_OK;
+
+    if (vw_redis_failed(ctl->redis, r, ctl->err, sizeof(ctl->err))) {
+        vw_ctl_fail("events add: %s", ctl->err);
+        rc = VW_EXIT_FAIL;
+
+    } else {
+        printf("%s\n", r->str);
+    }
+
+    if (r) {
+        freeReplyObject(r);
+    }
+
+    return rc;
+}

@@ -1,0 +1,514 @@
+
+/*
+ * Copyright (C) ngx_voucher authors
+ *
+ * voucherd: runs campaign automations.  Each tick it reads the
+ * automations, consumes events, plans the scheduled runs that are due
+ * and sends the deliveries that are due, and once a second it gives back
+ * the reservations that ran out (voucher_sweep) and works the loyalty
+ * members due on its clock (voucher_loyalty_sweep); it sleeps poll_ms when
+ * there was nothing to do.  SIGTERM and SIGINT finish the delivery in hand and
+ * stop; SIGHUP reads the configuration again (a bad one is refused and
+ * the old one kept) and reopens the log file.
+ */
+
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <sodium.h>
+
+#include "vw_admin.h"
+#include "vw_auto.h"
+#include "vw_clock.h"
+#include "vw_daemon.h"
+#include "vw_log.h"
+#include "vw_redis.h"
+#include "vw_util.h"
+
+
+static volatile sig_atomic_t  vw_stop;
+static volatile sig_atomic_t  vw_reload;
+
+static vw_admin_t            *vw_admin;
+
+
+static const char  vw_usage[] =
+    "usage: voucherd [-c CONFIG] [-t]\n"
+    VW_CONFIG_USAGE
+    "  -t, --test          check the configuration and the automations in\n"
+    "                      Redis, then exit\n";
+
+
+static void
+vw_signal(int signo)
+{
+    if (signo == SIGHUP) {
+        vw_reload = 1;
+
+    } else {
+        vw_stop = 1;
+    }
+}
+
+
+static int
+vw_signals(void)
+{
+    struct sigaction  sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = vw_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+
+    if (sigaction(SIGTERM, &sa, NULL) != 0
+        || sigaction(SIGINT, &sa, NULL) != 0
+        || sigaction(SIGHUP, &sa, NULL) != 0)
+    {
+        return -1;
+    }
+
+    sa.sa_handler = SIG_IGN;
+
+    return sigaction(SIGPIPE, &sa, NULL);
+}
+
+
+/* sleeps up to ms, in slices, so that a signal is seen at once */
+
+static void
+vw_nap(long ms)
+{
+    struct timespec  ts;
+
+    while (ms > 0 && !vw_stop && !vw_reload) {
+        ts.tv_sec = 0;
+        ts.tv_nsec = (ms < 50 ? ms : 50) * 1000000L;
+        nanosleep(&ts, NULL);
+        ms -= 50;
+    }
+}
+
+
+static int
+vw_setup(vw_daemon_t *d, vw_config_t *cf, char *err, size_t errlen)
+{
+    if (vw_log_open(cf->log_file, cf->log_level, "voucherd", err, errlen)
+        != 0)
+    {
+        return -1;
+    }
+
+    d->have_key = 0;
+
+    if (cf->key_file) {
+        if (voucher_key_load(cf->key_file, d->key, err, errlen) != 0) {
+            return -1;
+        }
+
+        d->have_key = 1;
+    }
+
+    return 0;
+}
+
+
+static void
+vw_drop_redis(vw_daemon_t *d)
+{
+    if (d->redis) {
+        redisFree(d->redis);
+        d->redis = NULL;
+    }
+
+    d->group_ready = 0;
+}
+
+
+static void
+vw_reload_config(vw_daemon_t *d)
+{
+    char         err[1024];
+    vw_config_t  cf;
+
+    vw_reload = 0;
+
+    if (vw_config_load(d->config_path, &cf, err, sizeof(err)) != 0) {
+        vw_log_error("reload refused, the configuration in use stays: %s",
+                     err);
+        return;
+    }
+
+    /* the consumer name stays: the events pending on it are ours */
+    free(cf.consumer);
+    cf.consumer = vw_xstrdup(d->cf.consumer);
+
+    if (vw_setup(d, &cf, err, sizeof(err)) != 0) {
+        vw_log_error("reload refused, the configuration in use stays: %s",
+                     err);
+        vw_config_free(&cf);
+        vw_setup(d, &d->cf, err, sizeof(err));
+        return;
+    }
+
+    vw_config_free(&d->cf);
+    d->cf = cf;
+
+    vw_drop_redis(d);
+
+    /* the admin API reads the new configuration: stopped, started again */
+    vw_admin_stop(vw_admin);
+    vw_admin = NULL;
+
+    if (vw_admin_start(d->config_path, &vw_admin, err, sizeof(err)) != 0) {
+        vw_log_error("admin API not served until the next reload: %s", err);
+    }
+
+    vw_log_info("configuration %s reloaded: %zu channels", d->config_path,
+                d->cf.nchannels);
+}
+
+
+static int
+vw_load_autos(vw_daemon_t *d)
+{
+    size_t      n;
+    vw_auto_t  *a;
+
+    if (vw_autos_load(d->redis, &d->cf, &a, &n, d->err, sizeof(d->err)) != 0)
+    {
+        return -1;
+    }
+
+    vw_autos_free(d->autos, d->nautos);
+    d->autos = a;
+    d->nautos = n;
+
+    return 0;
+}
+
+
+/* checks the configuration and every automation, then exits */
+
+static int
+vw_test(vw_daemon_t *d)
+{
+    d->redis = vw_redis_connect(&d->cf, d->err, sizeof(d->err));
+
+    if (d->redis == NULL) {
+        fprintf(stderr, "voucherd: %s\n", d->err);
+        return 1;
+    }
+
+    if (vw_load_autos(d) != 0) {
+        fprintf(stderr, "voucherd: %s\n", d->err);
+        return 1;
+    }
+
+    printf("voucherd: configuration %s is fine, %zu automations load\n",
+           d->config_path, d->nautos);
+
+    return 0;
+}
+
+
+/*
+ * Reservations (gate mode, voucher_api reserve) that were never confirmed
+ * are given back by the next write in Redis; this sweep does it even when
+ * no checkout writes, so validate and the reports read true counters.
+ * Returns how many it gave back, or -1 when Redis failed.
+ */
+
+static int vw_loyalty_tick(vw_daemon_t *d);
+
+
+static int
+vw_sweep_tick(vw_daemon_t *d)
+{
+    int                     n;
+    char                   *key;
+    struct timespec         now;
+    redisReply             *r;
+    static struct timespec  last;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+
+    if (last.tv_sec != 0
+        && (now.tv_sec - last.tv_sec) * 1000
+           + (now.tv_nsec - last.tv_nsec) / 1000000 < 1000)
+    {
+        return 0;
+    }
+
+    last = now;
+
+    key = vw_key(&d->cf, "hz");
+    r = redisCommand(d->redis, "FCALL voucher_sweep 1 %s", key);
+    free(key);
+
+    if (r == NULL) {
+        snprintf(d->err, sizeof(d->err), "redis: %s", d->redis->errstr);
+        return -1;
+    }
+
+    if (r->type != REDIS_REPLY_INTEGER) {
+        snprintf(d->err, sizeof(d->err), "sweep: %s",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        freeReplyObject(r);
+        return -1;
+    }
+
+    n = (int) r->integer;
+    freeReplyObject(r);
+
+    if (n > 0) {
+        vw_log_info("sweep: %d reservation(s) ran out and were given back",
+                    n);
+    }
+
+    return vw_loyalty_tick(d) < 0 ? -1 : n;
+}
+
+
+/*
+ * The loyalty members whose time has come, on the daemon's clock (a fake
+ * one in the tests): pending points activated, points expired, notices,
+ * tier reviews (voucher_loyalty_sweep, 1000 at most a second).
+ */
+
+static int
+vw_loyalty_tick(vw_daemon_t *d)
+{
+    int          n;
+    char        *key;
+    redisReply  *r;
+
+    key = vw_key(&d->cf, "lz");
+    r = redisCommand(d->redis, "FCALL voucher_loyalty_sweep 1 %s %lld 1000",
+                     key, (long long) vw_now());
+    free(key);
+
+    if (r == NULL) {
+        snprintf(d->err, sizeof(d->err), "redis: %s", d->redis->errstr);
+        return -1;
+    }
+
+    if (r->type != REDIS_REPLY_INTEGER) {
+        snprintf(d->err, sizeof(d->err), "loyalty sweep: %s",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        freeReplyObject(r);
+        return -1;
+    }
+
+    n = (int) r->integer;
+    freeReplyObject(r);
+
+    if (n > 0) {
+        vw_log_info("loyalty: %d member(s) had points or a tier due", n);
+    }
+
+    return n;
+}
+
+static int
+vw_loop(vw_daemon_t *d)
+{
+    int    n, worked;
+    long   backoff, cap;
+    int    down;
+
+    backoff = 100;
+    down = 0;
+
+    while (!vw_stop) {
+        if (vw_reload) {
+            vw_reload_config(d);
+        }
+
+        if (d->redis == NULL) {
+            d->redis = vw_redis_connect(&d->cf, d->err, sizeof(d->err));
+
+            if (d->redis == NULL) {
+                if (!down) {
+                    vw_log_error("%s; trying again", d->err);
+                    down = 1;
+                }
+
+                /* a node that answers but is not the master: soon again */
+                cap = vw_redis_unready(d->err) ? 1000 : 5000;
+
+                vw_nap(backoff < cap ? backoff : cap);
+                backoff = backoff * 2 < 5000 ? backoff * 2 : 5000;
+                continue;
+            }
+
+            if (down) {
+                vw_log_info("redis: connected again");
+            }
+
+            down = 0;
+            backoff = 100;
+        }
+
+        worked = 0;
+
+        if (vw_load_autos(d) != 0) {
+            goto redis_failed;
+        }
+
+        n = vw_events_tick(d);
+
+        if (n < 0) {
+            goto redis_failed;
+        }
+
+        worked += n;
+
+        n = vw_plan_tick(d);
+
+        if (n < 0) {
+            goto redis_failed;
+        }
+
+        worked += n;
+
+        n = vw_deliver_tick(d);
+
+        if (n < 0) {
+            goto redis_failed;
+        }
+
+        worked += n;
+
+        if (vw_sweep_tick(d) < 0) {
+            goto redis_failed;
+        }
+
+        if (worked == 0) {
+            vw_nap(d->cf.poll_ms);
+        }
+
+        continue;
+
+    redis_failed:
+
+        vw_log_error("%s", d->err);
+
+        /*
+         * A broken connection is made anew, and so is one to a node that
+         * cannot take writes now (a replica after a failover): the
+         * address may lead to the master again.  Other error replies
+         * are not Redis' fault.
+         */
+        if (d->redis && (d->redis->err || vw_redis_unready(d->err))) {
+            vw_drop_redis(d);
+        }
+
+        vw_nap(d->cf.poll_ms);
+    }
+
+    return 0;
+}
+
+
+int
+main(int argc, char **argv)
+{
+    int           i, test, rc;
+    const char   *path;
+    vw_daemon_t   d;
+    char          err[1024];
+
+    memset(&d, 0, sizeof(vw_daemon_t));
+
+    path = getenv("VOUCHER_CONFIG");
+    test = 0;
+
+    for (i = 1; i < argc; i++) {
+        if (vw_config_arg(argc, argv, &i, &path)) {
+            continue;
+        }
+
+        if (strcmp(argv[i], "-t") == 0 || strcmp(argv[i], "--test") == 0) {
+            test = 1;
+
+        } else if (strcmp(argv[i], "-h") == 0
+                   || strcmp(argv[i], "--help") == 0)
+        {
+            fputs(vw_usage, stdout);
+            return 0;
+
+        } else {
+            fprintf(stderr, "voucherd: unknown argument %s\n%s", argv[i],
+                    vw_usage);
+            return 2;
+        }
+    }
+
+    d.config_path = path ? path : VW_CONFIG_DEFAULT;
+    d.stop = &vw_stop;
+
+    if (sodium_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+        fprintf(stderr, "voucherd: libsodium or libcurl failed to start\n");
+        return 1;
+    }
+
+    if (vw_config_load(d.config_path, &d.cf, err, sizeof(err)) != 0
+        || vw_setup(&d, &d.cf, err, sizeof(err)) != 0)
+    {
+        fprintf(stderr, "voucherd: %s\n", err);
+        return 1;
+    }
+
+    if (test) {
+        rc = vw_test(&d);
+        goto done;
+    }
+
+    d.curl = curl_easy_init();
+
+    if (d.curl == NULL || vw_signals() != 0) {
+        vw_log_error("cannot start: curl or signals");
+        rc = 1;
+        goto done;
+    }
+
+    if (vw_admin_start(d.config_path, &vw_admin, err, sizeof(err)) != 0) {
+        vw_log_error("cannot start: %s", err);
+        rc = 1;
+        goto done;
+    }
+
+    vw_log_info("started: configuration %s, namespace {%s}, consumer %s, "
+                "%zu channels%s", d.config_path, d.cf.ns, d.cf.consumer,
+                d.cf.nchannels, vw_clock_fake() ? ", fake clock" : "");
+
+    rc = vw_loop(&d);
+
+    vw_admin_stop(vw_admin);
+
+    vw_log_info("stopped");
+
+done:
+
+    vw_autos_free(d.autos, d.nautos);
+    vw_drop_redis(&d);
+
+    if (d.curl) {
+        curl_easy_cleanup(d.curl);
+    }
+
+    sodium_memzero(d.key, sizeof(d.key));
+    vw_config_free(&d.cf);
+    vw_log_close();
+    curl_global_cleanup();
+
+    return rc;
+}
