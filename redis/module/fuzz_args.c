@@ -4,8 +4,10 @@
  *
  * libFuzzer: what the module reads from bytes it does not control, outside
  * Redis: idempotency records (vn_unpack()), numbers as Lua reads them
- * (vn_tonumber(), vn_uint(), base 16), SHA-1.  A record that unpacks is
- * packed again and must give the same values.  The commands' argument
+ * (vn_tonumber(), vn_uint(), base 16), SHA-1, the first tier of a
+ * programme's tiers (the name it finds must be followed by ":digits:digit"
+ * and no earlier position may match).  A record that unpacks is packed
+ * again and must give the same values.  The commands' argument
  * handling runs inside Redis: t/tools/native_diff.py sends malformed calls.
  */
 
@@ -92,6 +94,64 @@ fz_same(vn_val_t *a, vn_val_t *b)
 }
 
 
+/* '^[^,:]+:%d+:%d' at s[i..] */
+
+static int
+fz_tier_at(const char *s, size_t len, size_t i, size_t *name_end)
+{
+    size_t  j, k;
+
+    for (j = i; j < len && s[j] != ',' && s[j] != ':'; j++) { }
+
+    if (j == i || j >= len || s[j] != ':') {
+        return 0;
+    }
+
+    for (k = j + 1; k < len && s[k] >= '0' && s[k] <= '9'; k++) { }
+
+    if (k == j + 1 || k + 1 >= len || s[k] != ':'
+        || s[k + 1] < '0' || s[k + 1] > '9')
+    {
+        return 0;
+    }
+
+    *name_end = j;
+
+    return 1;
+}
+
+
+static void
+fz_first_tier(const char *s, size_t len)
+{
+    size_t    i, end;
+    vn_buf_t  t;
+
+    if (!vn_first_tier(s, len, &t)) {
+        for (i = 0; i < len; i++) {
+            if (fz_tier_at(s, len, i, &end)) {
+                abort();
+            }
+        }
+
+        return;
+    }
+
+    if (t.data < s || t.data + t.len > s + len || t.len == 0
+        || !fz_tier_at(s, len, t.data - s, &end)
+        || end != (size_t) (t.data - s) + t.len)
+    {
+        abort();
+    }
+
+    for (i = 0; i < (size_t) (t.data - s); i++) {
+        if (fz_tier_at(s, len, i, &end)) {
+            abort();
+        }
+    }
+}
+
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
@@ -110,6 +170,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void) vn_tonumber_base((const char *) data, size, 16, &d);
     (void) vn_uint((const char *) data, size, &d);
     vn_sha1hex((const char *) data, size, sha);
+    fz_first_tier((const char *) data, size);
 
     n = vn_unpack((const char *) data, size, v, 16, pool, 64);
     if (n < 0) {

@@ -218,8 +218,9 @@ RedisModule_OnLoad(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc)
         "max_discount", "per_customer", "per_customer_code",
         "code_max_uses", "currency", "starts_at", "ends_at", "days",
         "hours", "tz_offset", "include_skus", "exclude_skus",
-        "include_categories", "exclude_categories", "free_sku", "redeemed",
-        "discount_given" };
+        "include_categories", "exclude_categories", "free_sku", "tiers",
+        "redeemed", "discount_given" };
+    static const char  *lp_f[] = { "status", "point_value", "tiers" };
     static const char  *log_f[] = { "type", "code", "campaign", "customer",
                                     "order_id", "amount", "currency",
                                     "discount", "balance", "idem", "ref" };
@@ -238,8 +239,12 @@ RedisModule_OnLoad(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc)
         vn_c.code_f[i] = vn_const(code_f[i]);
     }
 
-    for (i = 0; i < 23; i++) {
+    for (i = 0; i < VN_CAMP_F; i++) {
         vn_c.camp_f[i] = vn_const(camp_f[i]);
+    }
+
+    for (i = 0; i < VN_LP_F; i++) {
+        vn_c.lp_f[i] = vn_const(lp_f[i]);
     }
 
     for (i = 0; i < 11; i++) {
@@ -256,6 +261,8 @@ RedisModule_OnLoad(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc)
     vn_c.empty = vn_const("");
     vn_c.redeem = vn_const("redeem");
     vn_c.hold = vn_const("hold");
+    vn_c.lm_tier = vn_const("tier");
+    vn_c.lm_act = vn_const("act");
 
     vn_eval_init();
 
@@ -285,8 +292,9 @@ __attribute__((visibility("default"))) int
 RedisModule_OnUnload(RedisModuleCtx *ctx)
 {
     int          i;
-    vn_rstr_t  **all[] = { vn_c.code_f, vn_c.camp_f, vn_c.log_f, vn_c.rb_f };
-    int          n[] = { 8, 23, 11, 3 };
+    vn_rstr_t  **all[] = { vn_c.code_f, vn_c.camp_f, vn_c.log_f, vn_c.rb_f,
+                           vn_c.lp_f };
+    int          n[] = { 8, VN_CAMP_F, 11, 3, VN_LP_F };
     size_t       j;
 
     vn_eval_free();
@@ -303,6 +311,8 @@ RedisModule_OnUnload(RedisModuleCtx *ctx)
     RedisModule_FreeString(NULL, vn_c.empty);
     RedisModule_FreeString(NULL, vn_c.redeem);
     RedisModule_FreeString(NULL, vn_c.hold);
+    RedisModule_FreeString(NULL, vn_c.lm_tier);
+    RedisModule_FreeString(NULL, vn_c.lm_act);
 
     return REDISMODULE_OK;
 }

@@ -2,7 +2,7 @@
 /*
  * Copyright (C) ngx_voucher authors
  *
- * voucher.so: the hot path of the function library (redis/voucher.lua) as
+ * voucher.so: the hot path of the function library (redis/lib/) as
  * native Redis commands.  Each VOUCHER.<NAME> takes the key and arguments
  * of "FCALL voucher_<name> 1 <key> ..." and answers the same bytes, writes
  * the same keys and replicates its writes as their effects.  The library
@@ -131,10 +131,43 @@ typedef struct {
 } vn_pack_t;
 
 
+/* the campaign's fields: its rules, then its counters */
+#define VN_CAMP_RULES     22
+#define VN_CAMP_REDEEMED  22
+#define VN_CAMP_GIVEN     23
+#define VN_CAMP_F         24
+
+/* the loyalty programme's fields read here, {NS}:lp */
+#define VN_LP_STATUS      0
+#define VN_LP_VALUE       1
+#define VN_LP_TIERS       2
+#define VN_LP_F           3
+
+
+/* the loyalty programme as validate reads it (L.prog()) */
+typedef struct {
+    vn_rstr_t   *f[VN_LP_F];
+    double       point_value;
+    unsigned     has:1;           /* a programme: it has a status */
+} vn_lp_t;
+
+
+/* points paying at checkout (L.pay()) */
+typedef struct {
+    double       used;
+    double       value;
+    double       active;
+    double       left;            /* the order after the discount */
+} vn_points_t;
+
+
 /* the strings made once at load */
 typedef struct {
     vn_rstr_t   *code_f[8];           /* k s m u c b f t */
-    vn_rstr_t   *camp_f[23];          /* CAMPAIGN_FIELDS */
+    vn_rstr_t   *camp_f[VN_CAMP_F];   /* CAMPAIGN_FIELDS, rules first */
+    vn_rstr_t   *lp_f[VN_LP_F];       /* status point_value tiers */
+    vn_rstr_t   *lm_tier;             /* a member's "tier" */
+    vn_rstr_t   *lm_act;              /* a member's active points */
     vn_rstr_t   *rev;
     vn_rstr_t   *stream_maxlen;
     vn_rstr_t   *idem_ttl;
@@ -180,6 +213,7 @@ int vn_eq(vn_rstr_t *s, const char *p, size_t n);
 int vn_eqc(vn_rstr_t *s, const char *cstr);
 vn_buf_t vn_buf(vn_rstr_t *s);
 int vn_listed(vn_rstr_t *list, const char *x, size_t n);
+int vn_first_tier(const char *s, size_t len, vn_buf_t *name);
 void vn_sha1hex(const char *p, size_t n, char out[41]);
 int vn_reply_num(RedisModuleCtx *ctx, double d);
 long vn_reply_ok(RedisModuleCtx *ctx, vn_ok_t *o);
@@ -208,7 +242,6 @@ int vn_unpack(const char *p, size_t n, vn_val_t *out, int max,
 int vn_cmd_validate(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc);
 int vn_cmd_validate_limited(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc);
 int vn_cmd_redeem(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc);
-int vn_cmd_reserve(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc);
 int vn_cmd_guess(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc);
 void vn_eval_init(void);
 void vn_eval_free(void);
@@ -220,13 +253,11 @@ int vn_limits_apply(vn_call_t *call, vn_result_t *r, int from,
 void vn_lockout_count(vn_call_t *call, int from);
 int vn_is_guess(const char *reason, size_t len);
 
-/* voucher_settle.c */
-int vn_cmd_rollback(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc);
-int vn_cmd_confirm(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc);
-int vn_cmd_release(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc);
-int vn_cmd_sweep(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc);
-int vn_sweep(vn_call_t *call);
-int vn_hold_add(vn_call_t *call, vn_rstr_t *id, double deadline);
+/* voucher_loyalty.c */
+int vn_in_tiers(vn_call_t *call, vn_rstr_t *list, vn_buf_t *cust, int *in);
+int vn_points(vn_call_t *call, vn_buf_t *cust, double pts, double left,
+    vn_points_t *out, const char **why);
+void vn_points_pairs(vn_result_t *r, vn_points_t *p);
 
 
 #endif /* _VOUCHER_H_INCLUDED_ */

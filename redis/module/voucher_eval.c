@@ -38,7 +38,8 @@
 #define K_INCC       18
 #define K_EXCC       19
 #define K_FSKU       20
-#define K_RULES      21         /* the fields read as rules */
+#define K_TIERS      21         /* loyalty tiers the campaign is for */
+#define K_RULES      VN_CAMP_RULES  /* the fields read as rules */
 
 /* the code's fields: k s m u c b f t */
 #define C_K  0
@@ -745,13 +746,14 @@ vn_xadd(vn_call_t *call, double maxlen, vn_rstr_t **fv, char *id,
 /*
  * evaluate_code(): args are customer amount currency order_id idem nitems
  * [sku category price qty]*; n items, checked by the caller.  hold_ms < 0:
- * not a reservation.  With check set it stops before the first write: is
- * this a call the module answers (VN_OK) or the library's (VN_DELEGATE).
+ * not a reservation.  pts: loyalty points paying (a validate's), or < 0.
+ * With check set it stops before the first write: is this a call the
+ * module answers (VN_OK) or the library's (VN_DELEGATE).
  */
 
 static int
 vn_evaluate_code(vn_call_t *call, vn_result_t *r, int redeem, double n,
-    int nargs, double hold_ms, int check)
+    int nargs, double hold_ms, double pts, int check)
 {
     int              i, last, gift, filtered, any_inc, matched, rc, fixed;
     char             id[48], buf[32];
@@ -774,8 +776,11 @@ vn_evaluate_code(vn_call_t *call, vn_result_t *r, int redeem, double n,
     RedisModuleCallReply  *rep;
 
     int  has_start, has_stop, has_value, has_bal, has_uses, has_d;
-    int  has_nk;
+    int  has_nk, in;
     int  mode;
+
+    vn_points_t   lpts;
+    const char   *why;
 
     mode = REDISMODULE_READ | (redeem ? REDISMODULE_WRITE : 0);
 
@@ -852,7 +857,8 @@ vn_evaluate_code(vn_call_t *call, vn_result_t *r, int redeem, double n,
     giv = NULL;
 
     if (kk && RedisModule_HashGet(kk, REDISMODULE_HASH_NONE, vn_c.rev, &rev,
-                            vn_c.camp_f[21], &red, vn_c.camp_f[22], &giv,
+                            vn_c.camp_f[VN_CAMP_REDEEMED], &red,
+                            vn_c.camp_f[VN_CAMP_GIVEN], &giv,
                             NULL)
         != REDISMODULE_OK)
     {
@@ -962,6 +968,23 @@ vn_evaluate_code(vn_call_t *call, vn_result_t *r, int redeem, double n,
 
         if (!vn_eq(c.f[C_C], cust.data, cust.len)) {
             return vn_fail(call, r, "customer_mismatch", &camp, NULL, NULL);
+        }
+    }
+
+    /* 6b. campaigns for some loyalty tiers only */
+
+    if (k->s[K_TIERS]) {
+        if (cust.len == 0) {
+            return vn_fail(call, r, "customer_required", &camp, NULL, NULL);
+        }
+
+        rc = vn_in_tiers(call, k->s[K_TIERS], &cust, &in);
+        if (rc != VN_OK) {
+            return rc;
+        }
+
+        if (!in) {
+            return vn_fail(call, r, "tier_not_eligible", &camp, NULL, NULL);
         }
     }
 
@@ -1211,6 +1234,19 @@ vn_evaluate_code(vn_call_t *call, vn_result_t *r, int redeem, double n,
                        NULL);
     }
 
+    /* 16. loyalty points paying for what is left (a validate's) */
+
+    if (pts >= 0) {
+        rc = vn_points(call, &cust, pts, amount - d, &lpts, &why);
+        if (rc != VN_OK) {
+            return rc;
+        }
+
+        if (why) {
+            return vn_fail(call, r, why, &camp, NULL, NULL);
+        }
+    }
+
     /* success */
 
     has_uses = (max_uses > 0);
@@ -1243,6 +1279,10 @@ vn_evaluate_code(vn_call_t *call, vn_result_t *r, int redeem, double n,
     r->ok.bal = bal;
     r->ok.has_stop = has_stop;
     r->ok.stop = stop;
+
+    if (pts >= 0) {
+        vn_points_pairs(r, &lpts);
+    }
 
     if (!redeem) {
         return VN_OK;
@@ -1326,8 +1366,9 @@ vn_evaluate_code(vn_call_t *call, vn_result_t *r, int redeem, double n,
 
     /* the campaign's counters */
 
-    vn_hset(call, kk, kkey, vn_c.camp_f[21], vn_dec(call, redeemed + 1),
-            vn_c.camp_f[22], vn_dec(call, given + d));
+    vn_hset(call, kk, kkey, vn_c.camp_f[VN_CAMP_REDEEMED],
+            vn_dec(call, redeemed + 1), vn_c.camp_f[VN_CAMP_GIVEN],
+            vn_dec(call, given + d));
 
     /* the customer's counters: HINCRBY when they were not read */
 
@@ -1494,15 +1535,15 @@ vn_sweep_due(vn_call_t *call)
  */
 
 static int vn_limited(vn_call_t *call, vn_result_t *r, int redeem,
-    double n, int nargs, double hold_ms);
+    double n, int nargs, double hold_ms, double pts, int from);
 
 
 static int
 vn_evaluate(vn_call_t *call, vn_result_t *r, int redeem, int read_only,
     double hold_ms)
 {
-    int          rc, nargs;
-    double       n;
+    int          rc, nargs, from;
+    double       n, pts;
     size_t       len;
     const char  *s;
 
@@ -1523,17 +1564,50 @@ vn_evaluate(vn_call_t *call, vn_result_t *r, int redeem, int read_only,
         }
     }
 
-    nargs = (int) (6 + 4 * n);
-
     if (6 + 4 * n == (double) vn_nargs(call)) {
-        return vn_evaluate_code(call, r, redeem, n, nargs, hold_ms, 0);
+        nargs = (int) (6 + 4 * n);
+        return vn_evaluate_code(call, r, redeem, n, nargs, hold_ms, -1, 0);
+    }
+
+    /* "p<N>": pay N loyalty points with it (before any limit) */
+
+    pts = -1;
+    nargs = 0;
+    from = 0;
+
+    if (6 + 4 * n < (double) vn_nargs(call)) {
+        nargs = (int) (6 + 4 * n);
+        from = nargs + 1;
+        s = vn_arg(call, from, &len);
+
+        if (len && s[0] == 'p') {
+            if (!vn_uint(s + 1, len - 1, &pts) || pts == 0) {
+                r->type = VN_R_FAIL;
+                r->reason = "invalid_points";
+                vn_pair_buf(r, "code", call->code.data, call->code.len);
+                return VN_OK;
+            }
+
+            /* a redeem paying with points works the member: the library */
+
+            if (redeem) {
+                return VN_DELEGATE;
+            }
+
+            from++;
+
+            if (from > vn_nargs(call)) {
+                return vn_evaluate_code(call, r, redeem, n, nargs, hold_ms,
+                                        pts, 0);
+            }
+        }
     }
 
     if (read_only) {
         return vn_error(r, "ERR bad_args");
     }
 
-    return vn_limited(call, r, redeem, n, nargs, hold_ms);
+    return vn_limited(call, r, redeem, n, nargs, hold_ms, pts, from);
 }
 
 
@@ -1546,7 +1620,7 @@ vn_evaluate(vn_call_t *call, vn_result_t *r, int redeem, int read_only,
 
 static int
 vn_limited(vn_call_t *call, vn_result_t *r, int redeem, double n, int nargs,
-    double hold_ms)
+    double hold_ms, double pts, int from)
 {
     int          rc;
     size_t       len;
@@ -1557,18 +1631,18 @@ vn_limited(vn_call_t *call, vn_result_t *r, int redeem, double n, int nargs,
         return vn_error(r, "ERR bad_args");
     }
 
-    if (vn_limits_safe(call, nargs + 1) != VN_OK) {
+    if (vn_limits_safe(call, from) != VN_OK) {
         return VN_DELEGATE;
     }
 
-    rc = vn_evaluate_code(call, r, redeem, n, nargs, hold_ms, 1);
+    rc = vn_evaluate_code(call, r, redeem, n, nargs, hold_ms, pts, 1);
     if (rc != VN_OK) {
         return rc;
     }
 
     memset(r, 0, sizeof(vn_result_t));
 
-    rc = vn_limits_apply(call, r, nargs + 1, &status, &name);
+    rc = vn_limits_apply(call, r, from, &status, &name);
 
     if (rc == VN_ERROR) {
         return vn_error(r, "ERR bad_args");
@@ -1578,7 +1652,7 @@ vn_limited(vn_call_t *call, vn_result_t *r, int redeem, double n, int nargs,
         return rc;
     }
 
-    rc = vn_evaluate_code(call, r, redeem, n, nargs, hold_ms, 0);
+    rc = vn_evaluate_code(call, r, redeem, n, nargs, hold_ms, pts, 0);
     if (rc != VN_OK || r->type == VN_R_ERROR) {
         return rc;
     }
@@ -1598,7 +1672,7 @@ vn_limited(vn_call_t *call, vn_result_t *r, int redeem, double n, int nargs,
     }
 
     if (reason && vn_is_guess(reason, len)) {
-        vn_lockout_count(call, nargs + 1);
+        vn_lockout_count(call, from);
     }
 
     r->limit_status = status;

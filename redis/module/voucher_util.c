@@ -362,6 +362,52 @@ vn_listed(vn_rstr_t *list, const char *x, size_t n)
 }
 
 
+static int
+vn_digit(int c)
+{
+    return c >= '0' && c <= '9';
+}
+
+
+/*
+ * The first tier's name in a programme's tiers: the first match of
+ * '([^,:]+):(%d+):(%d+)', as string.gmatch() finds it (tried at each
+ * position in turn); 0 when there is none.
+ */
+
+int
+vn_first_tier(const char *s, size_t len, vn_buf_t *name)
+{
+    size_t  i, j, k;
+
+    for (i = 0; i < len; i++) {
+        for (j = i; j < len && s[j] != ',' && s[j] != ':'; j++) {
+            /* the name */
+        }
+
+        if (j == i || j == len || s[j] != ':') {
+            continue;
+        }
+
+        for (k = j + 1; k < len && vn_digit((unsigned char) s[k]); k++) {
+            /* the threshold */
+        }
+
+        if (k == j + 1 || k == len || s[k] != ':') {
+            continue;
+        }
+
+        if (k + 1 < len && vn_digit((unsigned char) s[k + 1])) {
+            name->data = s + i;
+            name->len = j - i;
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 /* SHA-1 (redis.sha1hex) */
 
 #define vn_rol(x, c)  (((x) << (c)) | ((x) >> (32 - (c))))

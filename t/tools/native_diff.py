@@ -212,7 +212,30 @@ def campaigns(now):
         'win': ['kind', 'percent', 'value', 10000, 'starts_at', now - 5000,
                 'ends_at', now + 5000],
         'big': ['kind', 'amount', 'value', MAXINT, 'max_discount', MAXINT],
+        # for some loyalty tiers only
+        'tierg': ['kind', 'amount', 'value', 200, 'tiers', 'gold'],
+        'tierbs': ['kind', 'percent', 'value', 500, 'tiers', 'base,silver'],
+        'tierx': ['kind', 'amount', 'value', 10, 'tiers', 'platinum',
+                  'per_customer', 3],
     }
+
+
+# the loyalty programme of a seed (seed % 5), its members and their tiers
+PROGRAMMES = [
+    None,
+    ['every', 100, 'points', 1, 'point_value', 10,
+     'tiers', 'base:0:100,silver:300:125,gold:1000:150',
+     'expiry_months', 12],
+    ['every', 100, 'points', 1, 'point_value', 0,
+     'tiers', 'base:0:100,gold:500:200'],
+    ['every', 10, 'points', 3, 'point_value', 1],
+    ['status', 'paused', 'every', 100, 'points', 1, 'point_value', 250,
+     'tiers', 'base:0:100,silver:300:125'],
+]
+
+# members: an earn (order amount) or an adjust (no tier of its own)
+MEMBERS = [('alice', 'earn', 150000), ('bob', 'adjust', 500),
+           ('c' * 80, 'earn', 35000), ('carol', 'earn', 900)]
 
 
 def codes(now):
@@ -243,13 +266,16 @@ COMPACT = [('pct', 'CP1', ''), ('pct', 'CP2', 'bob'), ('pcc', 'CP3', ''),
            ('pc', 'CP6', 'carol'), ('gift', 'CP7', '')]
 
 CUSTOMERS = ['', 'alice', 'bob', 'carol', 'dave x', 'c' * 80]
+POINTS = ['p1', 'p5', 'p50', 'p120', 'p1500', 'p100000', 'p007', 'p0', 'p',
+          'px', 'p-1', 'p1.5', 'P5', 'p9007199254740991',
+          'p9007199254740992']
 SKUS = ['SKU1', 'SKU2', 'SKU3', 'SKU1 ', '']
 CATS = ['tea', 'cake', 'bad', '', 'Tea']
 ODD_NUMBERS = ['007', '1e3', ' 12', '12 ', '0x10', 'abc', '1.5', '-3', '',
                '9007199254740993', '1e400', 'nan', '12\x00x', str(MAXINT)]
 
 
-def setup(srv, lib, now):
+def setup(srv, lib, now, seed):
     r = srv.r
     r.ok('FLUSHALL')
     r.ok('FUNCTION', 'LOAD', 'REPLACE', lib)
@@ -270,6 +296,16 @@ def setup(srv, lib, now):
     bucket = '{v}:cb:' + hashlib.sha1(b'BADCP').hexdigest()[:4]
     r.ok('HSET', bucket, 'BADCP', 'x pct')
     r.ok('HSET', '{v}:c:EMPTYK', 's', 'd')
+    prog = PROGRAMMES[seed % len(PROGRAMMES)]
+    if prog:
+        r.ok('FCALL', 'voucher_loyalty_set', 1, '{v}:lp', *prog)
+        for who, how, n in MEMBERS[:3 + seed % 2]:
+            if how == 'earn':
+                r.call('FCALL', 'voucher_loyalty_earn', 1, '{v}:lm:' + who,
+                       'setup-' + who, n, 0, now)
+            else:
+                r.call('FCALL', 'voucher_loyalty_adjust', 1, '{v}:lm:' + who,
+                       '+%d' % n, 'setup', '', now)
 
 
 ALL_CODES = None
@@ -310,8 +346,15 @@ def gen_items(rnd):
 def gen_eval(rnd, i, now, redeem, hist):
     """[key, args...] of a validate or redeem"""
     code = gen_code(rnd, now)
-    key = '{v}:c:' + code
     cust = rnd.choice(CUSTOMERS)
+    pts = rnd.random() < 0.2
+    if rnd.random() < (0.5 if pts else 0.1):
+        # codes that pass, for the members of the programme: tiers and
+        # points paying get to decide
+        code = rnd.choice(['HAMT0', 'HPCT100', 'HTIERG', 'HTIERBS', 'HTIERX',
+                           'HGIFT', 'HFIX', 'HPCT', 'HAMT', 'HBIG'])
+        cust = rnd.choice([m for m, _, _ in MEMBERS] + ['dave x'])
+    key = '{v}:c:' + code
     idem = ''
     if redeem:
         x = rnd.random()
@@ -326,6 +369,9 @@ def gen_eval(rnd, i, now, redeem, hist):
     n = len(items) // 4
     args = [key, cust, gen_amount(rnd), rnd.choice(['', 'THB', 'USD']),
             oid, idem, str(n)] + items
+    if pts:
+        # loyalty points paying with it (before any limit)
+        args.append(rnd.choice(POINTS[:5] * 3 + POINTS))
     x = rnd.random()
     if x < 0.01:
         args[6] = str(n + 1)
@@ -359,6 +405,7 @@ def gen_admin(rnd, now):
             ['per_customer', rnd.choice(['0', '1', '3'])],
             ['currency', rnd.choice(['', 'THB'])],
             ['include_skus', rnd.choice(['', 'SKU1', 'SKU2,SKU3'])],
+            ['tiers', rnd.choice(['', 'gold', 'base,gold', 'silver'])],
             ['kind', rnd.choice(['percent', 'amount', 'gift_card',
                                  'fixed_price'])],
             ['value', rnd.choice(['0', '10', '500', '10000'])],
@@ -395,9 +442,42 @@ def gen_admin(rnd, now):
     # may fail on
     c = rnd.choice(camps)
     return ['HSET', '{v}:k:' + c, 'rev', 'raw%d' % rnd.randrange(10 ** 9),
-            rnd.choice(['hours', 'days', 'tz_offset', 'value', 'cap']),
+            rnd.choice(['hours', 'days', 'tz_offset', 'value', 'cap',
+                        'tiers']),
             rnd.choice(['bad', '60-120', '', '1234567', '1.5', '-',
-                        '0x20', '5'])]
+                        '0x20', '5', ',gold,', 'gold', ',base,'])]
+
+
+def gen_loyalty(rnd, now):
+    """the programme changed (only through voucher_loyalty_set: the
+    library keeps it parsed until then), members earning and spending,
+    raw member fields the hot path reads"""
+    who = rnd.choice(CUSTOMERS[1:])
+    x = rnd.random()
+    if x < 0.25:
+        f = rnd.choice([
+            ['point_value', rnd.choice(['0', '1', '10', '250'])],
+            ['status', rnd.choice(['active', 'paused'])],
+            ['tiers', rnd.choice(['', 'base:0:100,gold:1000:150',
+                                  'gold:0:100,base:10:100',
+                                  'base:0:100,silver:300:125,'
+                                  'gold:1000:150'])],
+            ['every', rnd.choice(['1', '100'])],
+        ])
+        return ['FCALL', 'voucher_loyalty_set', 1, '{v}:lp'] + f
+    if x < 0.5:
+        return ['FCALL', 'voucher_loyalty_earn', 1, '{v}:lm:' + who,
+                'o%d' % rnd.randrange(10 ** 9),
+                rnd.choice(['100', '5000', '40000', '200000']), 0, now]
+    if x < 0.75:
+        return ['FCALL', 'voucher_loyalty_adjust', 1, '{v}:lm:' + who,
+                rnd.choice(['+50', '+1000', '-20', '-5000']), 'fuzz', '',
+                now]
+    if x < 0.95:
+        return ['HSET', '{v}:lm:' + who, rnd.choice(['tier', 'act']),
+                rnd.choice(['gold', 'silver', 'base', '', 'GOLD', 'platinum']
+                           + ODD_NUMBERS)]
+    return ['SET', '{v}:lm:' + rnd.choice(['carol', 'dave x']), 'x']
 
 
 # ---------------------------------------------------------------- compare
@@ -449,6 +529,19 @@ def dump(srv, norm, holds_tolerance):
                 v = ('tat', int(g, 16) // 1000, r.ok('PTTL', k))
             else:
                 v = ('str', norm(g), r.ok('PTTL', k))
+        elif t == 'stream' and b':lh:' in k:
+            # a member's ledger: "at" is Redis' clock (seconds) where a
+            # checkout spent points, compared like a TTL
+            es, ats = [], []
+            for e in r.ok('XRANGE', k, '-', '+'):
+                f = [norm(x) for x in e[1]]
+                for j in range(0, len(f) - 1, 2):
+                    if f[j] == b'at':
+                        ats.append(int(f[j + 1]) * 1000)
+                        f[j + 1] = b'<at>'
+                # (its entries' ids are times no reply shows)
+                es.append((b'<entry>', f))
+            v = ('ledger', es, ats)
         elif t == 'stream':
             v = [(norm(e[0]), [norm(x) for x in e[1]])
                  for e in r.ok('XRANGE', k, '-', '+')]
@@ -474,6 +567,9 @@ def same_value(a, b, tol_ms):
             return a[1] == b[1] and abs(a[2] - b[2]) <= tol_ms
         if a[0] == 'tat':
             return abs(a[1] - b[1]) <= tol_ms and abs(a[2] - b[2]) <= tol_ms
+        if a[0] == 'ledger':
+            return (a[1] == b[1] and len(a[2]) == len(b[2]) and all(
+                abs(x - y) <= tol_ms for x, y in zip(a[2], b[2])))
         if a[0] == 'zset':
             return (len(a[1]) == len(b[1]) and all(
                 x[0] == y[0] and abs(x[1] - y[1]) <= tol_ms
@@ -504,7 +600,7 @@ def run_seed(seed, nops, servers, lib, native, log):
     rep = servers.get('R')
     servers = {w: s for w, s in servers.items() if w != 'R'}
     for s in servers.values():
-        setup(s, lib, now)
+        setup(s, lib, now, seed)
     if seed % 2:
         for s in servers.values():
             s.r.ok('FCALL', 'voucher_settings_set', 1, '{v}:cfg',
@@ -515,8 +611,8 @@ def run_seed(seed, nops, servers, lib, native, log):
     servers = {w: s for w, s in servers.items() if w != 'R'}
     for i in range(nops):
         x = rnd.random()
-        if x < 0.03:
-            cmd = gen_admin(rnd, now)
+        if x < 0.05:
+            cmd = gen_admin(rnd, now) if x < 0.03 else gen_loyalty(rnd, now)
             outs = {w: s.r.call(*cmd)[0] for w, s in servers.items()}
             what = cmd
             kind = '(admin)'
@@ -555,6 +651,8 @@ def run_seed(seed, nops, servers, lib, native, log):
         m = re.match(rb'\*\d+\r\n\$\d+\r\n([^\r]*)', normed['L'])
         reason = (m.group(1) if m else normed['L'][:24]).decode('latin1')
         key = kind + ' ' + reason
+        if kind != '(admin)' and any(a in POINTS for a in what):
+            key += ' (points)'
         counts[key] = counts.get(key, 0) + 1
         if not same_reply(normed):
             log('DIFF seed %d op %d: %r' % (seed, i, what))
