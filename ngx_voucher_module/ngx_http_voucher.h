@@ -156,6 +156,7 @@ struct ngx_http_voucher_op_s {
     unsigned                        queued:1;
     unsigned                        write:1;
     unsigned                        parked:1; /* answered, in conn->parked */
+    unsigned                        native:1; /* sent as VOUCHER.* */
 };
 
 
