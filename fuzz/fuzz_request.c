@@ -4,7 +4,8 @@
  *
  * libFuzzer target for the request parser.  The first byte picks the
  * operation ('0' validate, '1' redeem, '2' rollback, '3' reserve,
- * '4' confirm, '5' release: byte % 6), the rest is the body.  The body
+ * '4' confirm, '5' release: byte % 6; 'w' wallet, 's' wallet_save), the
+ * rest is the body.  The body
  * is parsed with the default limits, with tiny limits and with a too
  * small arena, and the results are checked for invariants.
  */
@@ -34,6 +35,7 @@
 #define STR_TOKEN     2
 #define STR_CURRENCY  3
 #define STR_RID       4
+#define STR_CURSOR    5
 
 
 typedef struct {
@@ -169,6 +171,15 @@ check_str(const fuzz_result_t *r, const ngx_http_voucher_str_t *s,
 
         break;
 
+    case STR_CURSOR:
+        CHECK(s->len <= NGX_HTTP_VOUCHER_MAX_CURSOR_LEN);
+
+        for (i = 0; i < s->len; i++) {
+            CHECK(s->data[i] >= '0' && s->data[i] <= '9');
+        }
+
+        break;
+
     default:
         CHECK(s->len <= max);
 
@@ -196,6 +207,31 @@ check_request(const fuzz_result_t *r, int op,
     CHECK(q->op == op);
 
     check_str(r, &q->idempotency_key, 0, STR_TOKEN, lim->max_str_len);
+
+    if (op == NGX_HTTP_VOUCHER_OP_WALLET
+        || op == NGX_HTTP_VOUCHER_OP_WALLET_SAVE)
+    {
+        check_str(r, &q->customer, 1, STR_TEXT, lim->max_str_len);
+        CHECK(q->idempotency_key.data == NULL);
+        CHECK(q->items == NULL && q->nitems == 0);
+        CHECK(q->amount == NGX_HTTP_VOUCHER_UNSET);
+
+        if (op == NGX_HTTP_VOUCHER_OP_WALLET_SAVE) {
+            check_str(r, &q->code, 1, STR_CODE, lim->max_code_len);
+            CHECK(q->cursor.data == NULL);
+            CHECK(q->count == NGX_HTTP_VOUCHER_UNSET);
+            return;
+        }
+
+        CHECK(q->code.data == NULL);
+        check_str(r, &q->cursor, 0, STR_CURSOR, 0);
+        CHECK(q->count == NGX_HTTP_VOUCHER_UNSET
+              || (q->count >= 1
+                  && q->count <= NGX_HTTP_VOUCHER_MAX_WALLET_PAGE));
+        return;
+    }
+
+    CHECK(q->cursor.data == NULL && q->count == NGX_HTTP_VOUCHER_UNSET);
 
     if (op == NGX_HTTP_VOUCHER_OP_CONFIRM
         || op == NGX_HTTP_VOUCHER_OP_RELEASE)
@@ -284,6 +320,7 @@ arena_used(const ngx_http_voucher_request_t *q)
     n = str_size(&q->code) + str_size(&q->customer)
         + str_size(&q->idempotency_key) + str_size(&q->order_id)
         + str_size(&q->currency) + str_size(&q->redemption_id)
+        + str_size(&q->cursor)
         + q->nitems * sizeof(ngx_http_voucher_item_t);
 
     for (i = 0; i < q->nitems; i++) {
@@ -408,7 +445,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
 
-    op = data[0] % 6 + 1;
+    switch (data[0]) {
+
+    case 'w':
+        op = NGX_HTTP_VOUCHER_OP_WALLET;
+        break;
+
+    case 's':
+        op = NGX_HTTP_VOUCHER_OP_WALLET_SAVE;
+        break;
+
+    default:
+        op = data[0] % 6 + 1;
+    }
+
     body = data + 1;
     len = size - 1;
 

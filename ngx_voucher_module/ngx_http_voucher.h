@@ -225,6 +225,7 @@ char *ngx_http_voucher_limit(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_voucher_limit_merge(ngx_conf_t *cf,
     ngx_http_voucher_loc_conf_t *prev, ngx_http_voucher_loc_conf_t *conf);
 ngx_uint_t ngx_http_voucher_limit_nargs(ngx_http_voucher_loc_conf_t *vlcf);
+ngx_int_t ngx_http_voucher_limit_op(ngx_int_t op);
 ngx_int_t ngx_http_voucher_limit_args(ngx_http_request_t *r,
     ngx_http_voucher_loc_conf_t *vlcf, ngx_int_t op, const char **argv,
     size_t *argvlen);

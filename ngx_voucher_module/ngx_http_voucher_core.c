@@ -15,6 +15,10 @@
 #include <hiredis/hiredis.h>
 
 
+/* a wallet page holds this many codes unless the request says */
+#define NGX_HTTP_VOUCHER_WALLET_PAGE  20
+
+
 /* a Redis command built in a request's pool */
 typedef struct {
     const char                **argv;
@@ -26,6 +30,9 @@ typedef struct {
 static ngx_int_t ngx_http_voucher_command(ngx_http_request_t *r,
     ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_request_t *req,
     ngx_uint_t guess, ngx_http_voucher_cmd_t *cmd);
+static ngx_int_t ngx_http_voucher_command_wallet(ngx_http_request_t *r,
+    ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_request_t *req,
+    ngx_http_voucher_cmd_t *cmd);
 static ngx_int_t ngx_http_voucher_command_guess(ngx_http_request_t *r,
     ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_request_t *req,
     ngx_uint_t argc, ngx_http_voucher_cmd_t *cmd);
@@ -44,7 +51,7 @@ static void ngx_http_voucher_cleanup(void *data);
  * code checked offline (a code refused there is a guess), the lockout
  * cache asked, then the command built and sent.  Returns the verdict; its
  * details are in core.  Confirm, release and rollback name no code and
- * skip the first two.
+ * skip the first two, and so does a wallet page (it names a customer).
  */
 
 ngx_uint_t
@@ -62,7 +69,8 @@ ngx_http_voucher_preflight(ngx_http_voucher_core_t *core,
 
     if (core->api == NGX_HTTP_VOUCHER_OP_ROLLBACK
         || core->api == NGX_HTTP_VOUCHER_OP_CONFIRM
-        || core->api == NGX_HTTP_VOUCHER_OP_RELEASE)
+        || core->api == NGX_HTTP_VOUCHER_OP_RELEASE
+        || core->api == NGX_HTTP_VOUCHER_OP_WALLET)
     {
         goto command;
     }
@@ -319,6 +327,12 @@ ngx_http_voucher_command(ngx_http_request_t *r,
         return ngx_http_voucher_command_guess(r, vlcf, req, argc, cmd);
     }
 
+    if (req->op == NGX_HTTP_VOUCHER_OP_WALLET
+        || req->op == NGX_HTTP_VOUCHER_OP_WALLET_SAVE)
+    {
+        return ngx_http_voucher_command_wallet(r, vlcf, req, cmd);
+    }
+
     argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
     if (argv == NULL) {
         return NGX_ERROR;
@@ -473,6 +487,102 @@ ngx_http_voucher_command(ngx_http_request_t *r,
     cmd->argv = argv;
     cmd->argvlen = argvlen;
     cmd->n = n;
+
+    return NGX_OK;
+}
+
+
+/*
+ * FCALL voucher_wallet 1 {ns}:w:CUSTOMER cursor count
+ * FCALL voucher_wallet_save 1 {ns}:c:CODE customer [limits]
+ */
+
+static ngx_int_t
+ngx_http_voucher_command_wallet(ngx_http_request_t *r,
+    ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_request_t *req,
+    ngx_http_voucher_cmd_t *cmd)
+{
+    u_char       *p, *key;
+    size_t       *argvlen;
+    int64_t       count;
+    ngx_int_t     nl;
+    ngx_uint_t    argc;
+    const char  **argv;
+
+    argc = 6 + ngx_http_voucher_limit_nargs(vlcf);
+
+    argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
+    if (argv == NULL) {
+        return NGX_ERROR;
+    }
+
+    argvlen = (size_t *) &argv[argc];
+
+    key = ngx_pnalloc(r->pool, sizeof("{}:w:") - 1 + vlcf->ns.len
+                               + req->customer.len + req->code.len
+                               + NGX_INT64_LEN);
+    if (key == NULL) {
+        return NGX_ERROR;
+    }
+
+    argv[0] = "FCALL";
+    argvlen[0] = 5;
+    argv[2] = "1";
+    argvlen[2] = 1;
+
+    if (req->op == NGX_HTTP_VOUCHER_OP_WALLET_SAVE) {
+        argv[1] = "voucher_wallet_save";
+        argvlen[1] = sizeof("voucher_wallet_save") - 1;
+
+        p = ngx_sprintf(key, "{%V}:c:", &vlcf->ns);
+        p = ngx_cpymem(p, req->code.data, req->code.len);
+        argv[3] = (const char *) key;
+        argvlen[3] = p - key;
+
+        argv[4] = (const char *) req->customer.data;
+        argvlen[4] = req->customer.len;
+
+        nl = ngx_http_voucher_limit_args(r, vlcf, req->op, &argv[5],
+                                         &argvlen[5]);
+        if (nl == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        cmd->argv = argv;
+        cmd->argvlen = argvlen;
+        cmd->n = 5 + nl;
+
+        return NGX_OK;
+    }
+
+    argv[1] = "voucher_wallet";
+    argvlen[1] = sizeof("voucher_wallet") - 1;
+
+    p = ngx_sprintf(key, "{%V}:w:", &vlcf->ns);
+    p = ngx_cpymem(p, req->customer.data, req->customer.len);
+    argv[3] = (const char *) key;
+    argvlen[3] = p - key;
+
+    if (req->cursor.len) {
+        argv[4] = (const char *) req->cursor.data;
+        argvlen[4] = req->cursor.len;
+
+    } else {
+        argv[4] = "0";
+        argvlen[4] = 1;
+    }
+
+    count = (req->count == NGX_HTTP_VOUCHER_UNSET)
+            ? NGX_HTTP_VOUCHER_WALLET_PAGE : req->count;
+
+    key = p;
+    p = ngx_http_voucher_int64(p, count);
+    argv[5] = (const char *) key;
+    argvlen[5] = p - key;
+
+    cmd->argv = argv;
+    cmd->argvlen = argvlen;
+    cmd->n = 6;
 
     return NGX_OK;
 }

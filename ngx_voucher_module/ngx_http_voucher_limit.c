@@ -324,6 +324,29 @@ ngx_http_voucher_limit_nargs(ngx_http_voucher_loc_conf_t *vlcf)
  * added (0 when no limit applies).
  */
 
+/*
+ * The operation whose limits apply to op: a reservation is a redeem, and
+ * a saved code is a validate (both tell a code that exists from one that
+ * does not).
+ */
+
+ngx_int_t
+ngx_http_voucher_limit_op(ngx_int_t op)
+{
+    switch (op) {
+
+    case NGX_HTTP_VOUCHER_OP_RESERVE:
+        return NGX_HTTP_VOUCHER_OP_REDEEM;
+
+    case NGX_HTTP_VOUCHER_OP_WALLET_SAVE:
+        return NGX_HTTP_VOUCHER_OP_VALIDATE;
+
+    default:
+        return op;
+    }
+}
+
+
 ngx_int_t
 ngx_http_voucher_limit_args(ngx_http_request_t *r,
     ngx_http_voucher_loc_conf_t *vlcf, ngx_int_t op, const char **argv,
@@ -338,6 +361,7 @@ ngx_http_voucher_limit_args(ngx_http_request_t *r,
         return 0;
     }
 
+    op = ngx_http_voucher_limit_op(op);
     lim = vlcf->limits->elts;
     n = 0;
 
@@ -443,10 +467,7 @@ ngx_http_voucher_limit_lockout(ngx_http_voucher_loc_conf_t *vlcf,
         return 0;
     }
 
-    if (op == NGX_HTTP_VOUCHER_OP_RESERVE) {
-        op = NGX_HTTP_VOUCHER_OP_REDEEM;
-    }
-
+    op = ngx_http_voucher_limit_op(op);
     lim = vlcf->limits->elts;
 
     if (lim[i].kind == NGX_HTTP_VOUCHER_LIMIT_LOCKOUT

@@ -172,6 +172,7 @@ static int ngx_http_voucher_str_rule(const ngx_http_voucher_field_t *f,
 static int ngx_http_voucher_get_int(ngx_http_voucher_ctx_t *ctx,
     json_t *v, const char *prefix, const ngx_http_voucher_field_t *f,
     int required, int64_t *out);
+static int ngx_http_voucher_cursor_ok(const unsigned char *s, size_t len);
 static int ngx_http_voucher_int_rule(const ngx_http_voucher_field_t *f,
     int64_t n, const ngx_http_voucher_limits_t *lim,
     ngx_http_voucher_error_t *err, const char *prefix);
@@ -182,6 +183,8 @@ static int ngx_http_voucher_parse_order(ngx_http_voucher_ctx_t *ctx,
 static int ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx,
     json_t *root, ngx_http_voucher_request_t *req);
 static int ngx_http_voucher_parse_rollback(ngx_http_voucher_ctx_t *ctx,
+    json_t *root, ngx_http_voucher_request_t *req);
+static int ngx_http_voucher_parse_wallet(ngx_http_voucher_ctx_t *ctx,
     json_t *root, ngx_http_voucher_request_t *req);
 static void ngx_http_voucher_request_init(ngx_http_voucher_request_t *req,
     int op);
@@ -227,6 +230,14 @@ static const char *const  ngx_http_voucher_settle_keys[] = {
     "redemption_id", "idempotency_key", "amount", NULL
 };
 
+static const char *const  ngx_http_voucher_wallet_keys[] = {
+    "customer", "cursor", "count", NULL
+};
+
+static const char *const  ngx_http_voucher_save_keys[] = {
+    "customer", "code", NULL
+};
+
 
 /* by the NGX_HTTP_VOUCHER_FIELD_*_ROW indexes */
 
@@ -252,6 +263,9 @@ const ngx_http_voucher_field_t  ngx_http_voucher_fields[] = {
       1, NGX_HTTP_VOUCHER_MAX_QUANTITY, NULL },
     { "redemption_id", NULL, NGX_HTTP_VOUCHER_FIELD_RID, 0, 0, NULL },
     { "amount", NULL, NGX_HTTP_VOUCHER_FIELD_AMOUNT, 0, 0, NULL },
+    { "cursor", NULL, NGX_HTTP_VOUCHER_FIELD_CURSOR, 0, 0, NULL },
+    { "count", NULL, NGX_HTTP_VOUCHER_FIELD_COUNT,
+      1, NGX_HTTP_VOUCHER_MAX_WALLET_PAGE, NULL },
     { NULL, NULL, 0, 0, 0, NULL }
 };
 
@@ -349,8 +363,7 @@ ngx_http_voucher_parse_request(int op, const unsigned char *body,
 
     ngx_http_voucher_request_init(req, op);
 
-    if (op < NGX_HTTP_VOUCHER_OP_VALIDATE || op > NGX_HTTP_VOUCHER_OP_RELEASE)
-    {
+    if (op < NGX_HTTP_VOUCHER_OP_VALIDATE || op > NGX_HTTP_VOUCHER_OP_LAST) {
         return ngx_http_voucher_fail(err, NGX_HTTP_VOUCHER_ERR_INTERNAL,
                                      "", "", "unknown operation %d", op);
     }
@@ -436,6 +449,11 @@ ngx_http_voucher_parse_request(int op, const unsigned char *body,
                || op == NGX_HTTP_VOUCHER_OP_RELEASE)
     {
         rc = ngx_http_voucher_parse_rollback(&ctx, root, req);
+
+    } else if (op == NGX_HTTP_VOUCHER_OP_WALLET
+               || op == NGX_HTTP_VOUCHER_OP_WALLET_SAVE)
+    {
+        rc = ngx_http_voucher_parse_wallet(&ctx, root, req);
 
     } else {
         rc = ngx_http_voucher_parse_voucher_op(&ctx, root, req);
@@ -620,6 +638,7 @@ ngx_http_voucher_request_init(ngx_http_voucher_request_t *req, int op)
     req->amount = NGX_HTTP_VOUCHER_UNSET;
     req->rollback_amount = NGX_HTTP_VOUCHER_UNSET;
     req->hold_seconds = NGX_HTTP_VOUCHER_UNSET;
+    req->count = NGX_HTTP_VOUCHER_UNSET;
 }
 
 
@@ -936,6 +955,68 @@ ngx_http_voucher_parse_rollback(ngx_http_voucher_ctx_t *ctx, json_t *root,
 
 
 /*
+ * wallet: {"customer": "...", "cursor": "...", "count": n};
+ * wallet_save: {"customer": "...", "code": "..."}.
+ */
+
+static int
+ngx_http_voucher_parse_wallet(ngx_http_voucher_ctx_t *ctx, json_t *root,
+    ngx_http_voucher_request_t *req)
+{
+    json_t  *f[NGX_HTTP_VOUCHER_MAX_KEYS];
+
+    if (req->op == NGX_HTTP_VOUCHER_OP_WALLET_SAVE) {
+        if (ngx_http_voucher_check_keys(ctx, root, "",
+                                        ngx_http_voucher_save_keys, 2, f)
+            != 0)
+        {
+            return -1;
+        }
+
+        if (ngx_http_voucher_get_str(ctx, f[1], "",
+                                     ngx_http_voucher_field(CODE),
+                                     NGX_HTTP_VOUCHER_REQUIRED, &req->code)
+            != 0)
+        {
+            return -1;
+        }
+
+        return ngx_http_voucher_get_str(ctx, f[0], "",
+                                        ngx_http_voucher_field(CUSTOMER),
+                                        NGX_HTTP_VOUCHER_REQUIRED,
+                                        &req->customer);
+    }
+
+    if (ngx_http_voucher_check_keys(ctx, root, "",
+                                    ngx_http_voucher_wallet_keys, 3, f)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (ngx_http_voucher_get_str(ctx, f[0], "",
+                                 ngx_http_voucher_field(CUSTOMER),
+                                 NGX_HTTP_VOUCHER_REQUIRED, &req->customer)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (ngx_http_voucher_get_str(ctx, f[1], "",
+                                 ngx_http_voucher_field(CURSOR),
+                                 NGX_HTTP_VOUCHER_OPTIONAL, &req->cursor)
+        != 0)
+    {
+        return -1;
+    }
+
+    return ngx_http_voucher_get_int(ctx, f[2], "",
+                                    ngx_http_voucher_field(PAGE),
+                                    NGX_HTTP_VOUCHER_OPTIONAL, &req->count);
+}
+
+
+/*
  * Every key of obj must be one of the first n of keys; vals[i] is then
  * the value of keys[i], or NULL when it is absent.  Duplicate keys were
  * rejected when loading, so each is found once.
@@ -1082,6 +1163,17 @@ ngx_http_voucher_str_rule(const ngx_http_voucher_field_t *f,
 
         return 0;
 
+    case NGX_HTTP_VOUCHER_FIELD_CURSOR:
+        if (!ngx_http_voucher_cursor_ok(s, len)) {
+            return ngx_http_voucher_fail(err,
+                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                         prefix, f->name,
+                                         "must be 0 or the next_cursor of "
+                                         "a page");
+        }
+
+        return 0;
+
     default: /* NGX_HTTP_VOUCHER_FIELD_TEXT, NGX_HTTP_VOUCHER_FIELD_TOKEN */
         max = lim->max_str_len;
 
@@ -1124,6 +1216,29 @@ ngx_http_voucher_str_rule(const ngx_http_voucher_field_t *f,
 
         return 0;
     }
+}
+
+
+/* "0", or the next_cursor a wallet page answered: decimal digits */
+
+static int
+ngx_http_voucher_cursor_ok(const unsigned char *s, size_t len)
+{
+    size_t  i;
+
+    if (len == 0 || len > NGX_HTTP_VOUCHER_MAX_CURSOR_LEN
+        || (len > 1 && s[0] == '0'))
+    {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 

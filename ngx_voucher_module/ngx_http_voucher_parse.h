@@ -3,7 +3,7 @@
  * Copyright (C) ngx_voucher authors
  *
  * The request parser: a JSON body (validate, redeem, rollback, reserve,
- * confirm, release) in,
+ * confirm, release, wallet, wallet_save) in,
  * a checked ngx_http_voucher_request_t out.  Pure C on top of jansson, no
  * nginx dependency, so cmocka and libFuzzer can drive it directly.
  */
@@ -23,6 +23,9 @@
 #define NGX_HTTP_VOUCHER_OP_RESERVE    4   /* redeem, held until confirmed */
 #define NGX_HTTP_VOUCHER_OP_CONFIRM    5
 #define NGX_HTTP_VOUCHER_OP_RELEASE    6
+#define NGX_HTTP_VOUCHER_OP_WALLET     7   /* a page of a customer's wallet */
+#define NGX_HTTP_VOUCHER_OP_WALLET_SAVE 8  /* a code into it */
+#define NGX_HTTP_VOUCHER_OP_LAST       8
 
 /* amount, price etc. absent */
 #define NGX_HTTP_VOUCHER_UNSET        -1
@@ -31,6 +34,8 @@
 #define NGX_HTTP_VOUCHER_MAX_QUANTITY          1000000
 #define NGX_HTTP_VOUCHER_MAX_REDEMPTION_ID_LEN 64
 #define NGX_HTTP_VOUCHER_MAX_HOLD_SECONDS      86400
+#define NGX_HTTP_VOUCHER_MAX_WALLET_PAGE       100
+#define NGX_HTTP_VOUCHER_MAX_CURSOR_LEN        16
 
 /* ngx_http_voucher_key_fold() */
 #define NGX_HTTP_VOUCHER_KEY_OTHER     0
@@ -81,6 +86,9 @@ typedef struct {
     ngx_http_voucher_str_t  redemption_id;   /* rollback, confirm, release */
     int64_t                 rollback_amount; /* rollback, UNSET = whole */
     int64_t                 hold_seconds;    /* reserve, UNSET = default */
+
+    ngx_http_voucher_str_t  cursor;          /* wallet: absent = the start */
+    int64_t                 count;           /* wallet, UNSET = default */
 } ngx_http_voucher_request_t;
 
 
@@ -100,6 +108,7 @@ typedef struct {
 #define NGX_HTTP_VOUCHER_FIELD_RID       4  /* [0-9-]{1,64} */
 #define NGX_HTTP_VOUCHER_FIELD_AMOUNT    5  /* an integer, 0..max_amount */
 #define NGX_HTTP_VOUCHER_FIELD_COUNT     6  /* an integer, min..max */
+#define NGX_HTTP_VOUCHER_FIELD_CURSOR    7  /* 1..16 digits, no leading 0 */
 
 
 /*
@@ -133,6 +142,8 @@ typedef struct {
 #define NGX_HTTP_VOUCHER_FIELD_QUANTITY_ROW      10
 #define NGX_HTTP_VOUCHER_FIELD_RID_ROW           11
 #define NGX_HTTP_VOUCHER_FIELD_ROLLBACK_ROW      12
+#define NGX_HTTP_VOUCHER_FIELD_CURSOR_ROW        13
+#define NGX_HTTP_VOUCHER_FIELD_PAGE_ROW          14
 
 extern const ngx_http_voucher_field_t  ngx_http_voucher_fields[];
 

@@ -7,7 +7,9 @@
  *
  * A function replies with a flat array {reason, k1, v1, k2, v2, ...};
  * a value is an integer, a string, or a nested array of pairs, which
- * becomes a JSON object.  The "ok" of validate, redeem and reserve is
+ * becomes a JSON object, or a nested array whose first element is the
+ * status reply "[]", whose other elements become a JSON array (of
+ * objects when they are arrays of pairs).  The "ok" of validate, redeem and reserve is
  * positional instead, {"ok", mask, values..., k1, v1, ...}
  * (ngx_http_voucher_ok.h): its names are written from the table of its
  * fields.
@@ -108,6 +110,10 @@ static ngx_http_voucher_reason_t  ngx_http_voucher_reasons[] = {
         "An earlier attempt with this idempotency key still holds the code; "
         "it will be confirmed or released."),
 
+    /* the wallet */
+    ngx_http_voucher_reason("wallet_full", 409,
+        "The customer's wallet holds as many codes as it may."),
+
     /* the request */
     ngx_http_voucher_reason("invalid_json", 400,
         "The body is not valid JSON."),
@@ -183,6 +189,11 @@ static size_t ngx_http_voucher_json_pairs_max(redisReply **el, size_t n,
     ngx_uint_t depth);
 static u_char *ngx_http_voucher_json_pairs(u_char *p, redisReply **el,
     size_t n, ngx_uint_t depth);
+static ngx_uint_t ngx_http_voucher_json_is_list(redisReply *v);
+static size_t ngx_http_voucher_json_value_max(redisReply *v,
+    ngx_uint_t depth);
+static u_char *ngx_http_voucher_json_value(u_char *p, redisReply *v,
+    ngx_uint_t depth);
 static u_char *ngx_http_voucher_json_string(u_char *p, u_char *s,
     size_t len);
 static ngx_int_t ngx_http_voucher_output(ngx_http_request_t *r,
@@ -201,15 +212,16 @@ static ngx_str_t  ngx_http_voucher_verbs[] = {
     ngx_string("rolled_back"),
     ngx_string("reserved"),
     ngx_string("confirmed"),
-    ngx_string("released")
+    ngx_string("released"),
+    ngx_string("wallet"),
+    ngx_string("saved")
 };
 
 
 static ngx_str_t *
 ngx_http_voucher_verb(ngx_int_t op)
 {
-    if (op < NGX_HTTP_VOUCHER_OP_VALIDATE || op > NGX_HTTP_VOUCHER_OP_RELEASE)
-    {
+    if (op < NGX_HTTP_VOUCHER_OP_VALIDATE || op > NGX_HTTP_VOUCHER_OP_LAST) {
         op = NGX_HTTP_VOUCHER_OP_VALIDATE;
     }
 
@@ -319,9 +331,9 @@ ngx_http_voucher_send_not_found(ngx_http_request_t *r, ngx_int_t op,
     ngx_uint_t                  i;
     ngx_http_voucher_answer_t   a;
 
-    static ngx_str_t            prefix[NGX_HTTP_VOUCHER_OP_RELEASE];
-    static ngx_uint_t           status[NGX_HTTP_VOUCHER_OP_RELEASE];
-    static u_char               data[NGX_HTTP_VOUCHER_OP_RELEASE][256];
+    static ngx_str_t            prefix[NGX_HTTP_VOUCHER_OP_LAST];
+    static ngx_uint_t           status[NGX_HTTP_VOUCHER_OP_LAST];
+    static u_char               data[NGX_HTTP_VOUCHER_OP_LAST][256];
 
     i = ngx_http_voucher_verb(op) - ngx_http_voucher_verbs;
 
@@ -834,9 +846,7 @@ ngx_http_voucher_json_pairs_max(redisReply **el, size_t n, ngx_uint_t depth)
 
         case REDIS_REPLY_ARRAY:
             if (depth < 4) {
-                len += 2 + ngx_http_voucher_json_pairs_max(v->element,
-                                                           v->elements,
-                                                           depth + 1);
+                len += 2 + ngx_http_voucher_json_value_max(v, depth + 1);
                 break;
             }
 
@@ -849,6 +859,123 @@ ngx_http_voucher_json_pairs_max(redisReply **el, size_t n, ngx_uint_t depth)
     }
 
     return len;
+}
+
+
+/* is this array a list: "[]" (a status reply) first */
+
+static ngx_uint_t
+ngx_http_voucher_json_is_list(redisReply *v)
+{
+    return v->elements > 0
+           && v->element[0]->type == REDIS_REPLY_STATUS
+           && v->element[0]->len == 2
+           && v->element[0]->str[0] == '['
+           && v->element[0]->str[1] == ']';
+}
+
+
+/*
+ * The most bytes a nested array takes inside its brackets: its pairs,
+ * or, for a list, each element (an object, a number or a string) and a
+ * comma.
+ */
+
+static size_t
+ngx_http_voucher_json_value_max(redisReply *v, ngx_uint_t depth)
+{
+    size_t       len, i;
+    redisReply  *e;
+
+    if (!ngx_http_voucher_json_is_list(v)) {
+        return ngx_http_voucher_json_pairs_max(v->element, v->elements,
+                                               depth);
+    }
+
+    len = 0;
+
+    for (i = 1; i < v->elements; i++) {
+        e = v->element[i];
+
+        switch (e->type) {
+
+        case REDIS_REPLY_INTEGER:
+            len += 1 + NGX_INT64_LEN;
+            break;
+
+        case REDIS_REPLY_STRING:
+            len += 1 + ngx_http_voucher_json_string_max(e->len);
+            break;
+
+        case REDIS_REPLY_ARRAY:
+            if (depth < 4) {
+                len += 3 + ngx_http_voucher_json_value_max(e, depth + 1);
+                break;
+            }
+
+            /* fall through */
+
+        default:
+            len += 1 + sizeof("null") - 1;
+            break;
+        }
+    }
+
+    return len;
+}
+
+
+/* a nested array, brackets and all, as ngx_http_voucher_json_value_max() */
+
+static u_char *
+ngx_http_voucher_json_value(u_char *p, redisReply *v, ngx_uint_t depth)
+{
+    size_t       i;
+    redisReply  *e;
+
+    if (!ngx_http_voucher_json_is_list(v)) {
+        *p++ = '{';
+        p = ngx_http_voucher_json_pairs(p, v->element, v->elements, depth);
+        *p++ = '}';
+        return p;
+    }
+
+    *p++ = '[';
+
+    for (i = 1; i < v->elements; i++) {
+        e = v->element[i];
+
+        if (i > 1) {
+            *p++ = ',';
+        }
+
+        switch (e->type) {
+
+        case REDIS_REPLY_INTEGER:
+            p = ngx_http_voucher_int64(p, (int64_t) e->integer);
+            break;
+
+        case REDIS_REPLY_STRING:
+            p = ngx_http_voucher_json_string(p, (u_char *) e->str, e->len);
+            break;
+
+        case REDIS_REPLY_ARRAY:
+            if (depth < 4) {
+                p = ngx_http_voucher_json_value(p, e, depth + 1);
+                break;
+            }
+
+            /* fall through */
+
+        default:
+            p = ngx_cpymem(p, "null", sizeof("null") - 1);
+            break;
+        }
+    }
+
+    *p++ = ']';
+
+    return p;
 }
 
 
@@ -907,10 +1034,7 @@ ngx_http_voucher_json_pairs(u_char *p, redisReply **el, size_t n,
 
         case REDIS_REPLY_ARRAY:
             if (depth < 4) {
-                *p++ = '{';
-                p = ngx_http_voucher_json_pairs(p, v->element, v->elements,
-                                                depth + 1);
-                *p++ = '}';
+                p = ngx_http_voucher_json_value(p, v, depth + 1);
                 break;
             }
 

@@ -324,6 +324,7 @@ function api.code_set(keys, args)
         if only and compactable(camp, cust or nil) then
             redis.call('HSET', bucket_key(tag, code), code,
                        compact_value(tonumber(old[4]) or 0, camp, cust))
+            W.assign(tag, code, old[5], cust)
             return 'OK'
         end
     end
@@ -347,6 +348,8 @@ function api.code_set(keys, args)
         new.b0 = new.balance
     end
     write_fields(ckey, new, order, CODE_FIELD)
+    -- a code given to a customer is in his wallet
+    if new.customer ~= nil then W.assign(tag, code, old[5], new.customer) end
     return 'OK'
 end
 

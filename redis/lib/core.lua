@@ -152,3 +152,8 @@ end
 -- the library well below that.  Helpers on the hot path stay locals (an
 -- upvalue is cheaper than a table lookup).
 local api = {}
+
+-- The wallet's helpers (redis/lib/wallet.lua), and the cart's (qualify,
+-- stack): in tables for the same reason, defined by their parts; a part
+-- before them calls them only at run time.
+local W = {}

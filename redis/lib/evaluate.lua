@@ -304,7 +304,7 @@ local function evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms)
     code_uses(keys[1], bkey, code, c, dec(used + 1), gift and dec(bal))
     redis.call('HSET', kkey, 'redeemed', dec(redeemed + 1),
                'discount_given', dec(given + d))
-    if cust ~= '' then
+    if cust ~= '' and not hold_ms then
         if ukey then
             redis.call('HSET', ukey, 'k:' .. camp, dec(nk + 1),
                        'c:' .. code, dec(nc + 1))
@@ -323,6 +323,18 @@ local function evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms)
         local deadline = now_ms() + hold_ms
         hold_add(tag, id, deadline)
         hold_s = math.ceil(deadline / 1000)
+        -- a reservation's customer counters wait for its id: h:<code> lets
+        -- the wallet tell a code this hold uses from one used for good
+        if cust ~= '' then
+            if not ukey then
+                ukey = tag .. ':u:' .. cust
+                local u = redis.call('HMGET', ukey, 'k:' .. camp,
+                                     'c:' .. code)
+                nk, nc = tonumber(u[1]) or 0, tonumber(u[2]) or 0
+            end
+            redis.call('HSET', ukey, 'k:' .. camp, dec(nk + 1),
+                       'c:' .. code, dec(nc + 1), 'h:' .. code, id)
+        end
     end
     if ikey then
         -- the record is the reply's values, not the reply: cmsgpack packs

@@ -28,6 +28,8 @@
 #define RS  NGX_HTTP_VOUCHER_OP_RESERVE
 #define CF  NGX_HTTP_VOUCHER_OP_CONFIRM
 #define RL  NGX_HTTP_VOUCHER_OP_RELEASE
+#define W   NGX_HTTP_VOUCHER_OP_WALLET
+#define WS  NGX_HTTP_VOUCHER_OP_WALLET_SAVE
 
 #define E_JSON     NGX_HTTP_VOUCHER_ERR_INVALID_JSON
 #define E_REQUEST  NGX_HTTP_VOUCHER_ERR_INVALID_REQUEST
@@ -464,6 +466,58 @@ test_reserve(void **state)
     /* only reserve knows hold_seconds */
     FAIL(R, "{'code':'A','hold_seconds':60}", E_UNKNOWN, "hold_seconds");
     FAIL(V, "{'code':'A','hold_seconds':60}", E_UNKNOWN, "hold_seconds");
+}
+
+
+/* the wallet: a page of a customer's codes, and a code saved into it */
+
+static void
+test_wallet(void **state)
+{
+    (void) state;
+
+    OK(W, "{'customer':'bob'}");
+    assert_int_equal(req.op, W);
+    STR_EQ(req.customer, "bob");
+    assert_null(req.cursor.data);
+    assert_int_equal(req.count, NGX_HTTP_VOUCHER_UNSET);
+    assert_null(req.code.data);
+
+    OK(W, "{'customer':'bob','cursor':'1796680808643','count':100}");
+    STR_EQ(req.cursor, "1796680808643");
+    assert_int_equal(req.count, 100);
+    OK(W, "{'customer':'bob','cursor':'0','count':1}");
+    STR_EQ(req.cursor, "0");
+
+    FAIL(W, "{}", E_MISSING, "customer");
+    FAIL(W, "{'customer':''}", E_FIELD, "customer");
+    FAIL(W, "{'customer':'b','count':0}", E_FIELD, "count");
+    FAIL(W, "{'customer':'b','count':101}", E_FIELD, "count");
+    FAIL(W, "{'customer':'b','count':'5'}", E_FIELD, "count");
+    FAIL(W, "{'customer':'b','cursor':''}", E_FIELD, "cursor");
+    FAIL(W, "{'customer':'b','cursor':'00'}", E_FIELD, "cursor");
+    FAIL(W, "{'customer':'b','cursor':'1:2'}", E_FIELD, "cursor");
+    FAIL(W, "{'customer':'b','cursor':'-1'}", E_FIELD, "cursor");
+    FAIL(W, "{'customer':'b','cursor':'1 '}", E_FIELD, "cursor");
+    FAIL(W, "{'customer':'b','cursor':'12345678901234567'}", E_FIELD,
+         "cursor");
+    OK(W, "{'customer':'b','cursor':'1234567890123456'}");
+    FAIL(W, "{'customer':'b','cursor':5}", E_FIELD, "cursor");
+    FAIL(W, "{'customer':'b','code':'A'}", E_UNKNOWN, "code");
+    FAIL(W, "{'customer':'b','order':{'amount':1}}", E_UNKNOWN, "order");
+
+    OK(WS, "{'customer':'bob','code':'SPRING-10'}");
+    assert_int_equal(req.op, WS);
+    STR_EQ(req.customer, "bob");
+    STR_EQ(req.code, "SPRING-10");
+
+    FAIL(WS, "{'customer':'bob'}", E_MISSING, "code");
+    FAIL(WS, "{'code':'A'}", E_MISSING, "customer");
+    FAIL(WS, "{'code':'','customer':'b'}", E_CODE, "code");
+    FAIL(WS, "{'code':'A','customer':'b','cursor':'0'}", E_UNKNOWN,
+         "cursor");
+    FAIL(WS, "{'code':'A','customer':'b','idempotency_key':'k'}", E_UNKNOWN,
+         "idempotency_key");
 }
 
 
@@ -1869,7 +1923,7 @@ test_internal_errors(void **state)
                      sizeof(buf), &err), -1);
     assert_string_equal(err.reason, E_INTERNAL);
 
-    assert_int_equal(ngx_http_voucher_parse_request(RL + 1,
+    assert_int_equal(ngx_http_voucher_parse_request(NGX_HTTP_VOUCHER_OP_LAST + 1,
                      (const unsigned char *) js, strlen(js), NULL, &r, buf,
                      sizeof(buf), &err), -1);
     assert_string_equal(err.reason, E_INTERNAL);
@@ -2218,6 +2272,7 @@ main(void)
         cmocka_unit_test_teardown(test_every_type_in_every_field, teardown),
         cmocka_unit_test_teardown(test_custom_limits, teardown),
         cmocka_unit_test_teardown(test_field_table, teardown),
+        cmocka_unit_test_teardown(test_wallet, teardown),
         cmocka_unit_test_teardown(test_internal_errors, teardown),
         cmocka_unit_test_teardown(test_out_of_memory, teardown),
         cmocka_unit_test_teardown(test_arena_lifetime, teardown),
