@@ -808,12 +808,16 @@ ngx_http_voucher_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     } else if (ngx_strcmp(value[1].data, "wallet_save") == 0) {
         vlcf->api = NGX_HTTP_VOUCHER_OP_WALLET_SAVE;
 
+    } else if (ngx_strcmp(value[1].data, "qualify") == 0) {
+        vlcf->api = NGX_HTTP_VOUCHER_OP_QUALIFY;
+
     } else {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid value \"%V\" in \"voucher_api\", "
                            "it must be \"validate\", \"redeem\", "
                            "\"rollback\", \"reserve\", \"confirm\", "
-                           "\"release\", \"wallet\" or \"wallet_save\"",
+                           "\"release\", \"wallet\", \"wallet_save\" or "
+                           "\"qualify\"",
                            &value[1]);
         return NGX_CONF_ERROR;
     }

@@ -61,18 +61,25 @@
 #define ngx_http_voucher_json_unpoison(p, n)
 #endif
 
-#define NGX_HTTP_VOUCHER_MAX_KEYS      5
+#define NGX_HTTP_VOUCHER_MAX_KEYS      6
 
 #define NGX_HTTP_VOUCHER_F_CODE        0  /* ngx_http_voucher_voucher_keys */
 #define NGX_HTTP_VOUCHER_F_CUSTOMER    1
 #define NGX_HTTP_VOUCHER_F_IDEM        2
 #define NGX_HTTP_VOUCHER_F_ORDER       3
-#define NGX_HTTP_VOUCHER_F_HOLD        4
+#define NGX_HTTP_VOUCHER_F_CODES       4
+#define NGX_HTTP_VOUCHER_F_HOLD        5
 
 #define NGX_HTTP_VOUCHER_F_ID          0  /* ngx_http_voucher_order_keys */
 #define NGX_HTTP_VOUCHER_F_AMOUNT      1
 #define NGX_HTTP_VOUCHER_F_CURRENCY    2
 #define NGX_HTTP_VOUCHER_F_ITEMS       3
+#define NGX_HTTP_VOUCHER_F_CHANNEL     4
+
+#define NGX_HTTP_VOUCHER_F_Q_CUSTOMER  0  /* ngx_http_voucher_qualify_keys */
+#define NGX_HTTP_VOUCHER_F_Q_ORDER     1
+#define NGX_HTTP_VOUCHER_F_Q_CODES     2
+#define NGX_HTTP_VOUCHER_F_Q_BEST      3
 
 #define NGX_HTTP_VOUCHER_F_SKU         0  /* ngx_http_voucher_item_keys */
 #define NGX_HTTP_VOUCHER_F_CATEGORY    1
@@ -102,6 +109,14 @@ typedef struct {
 
 #define NGX_HTTP_VOUCHER_ITEM_ALIGN                                           \
     offsetof(ngx_http_voucher_item_align_t, item)
+
+typedef struct {
+    char                              c;
+    ngx_http_voucher_str_t            str;
+} ngx_http_voucher_str_align_t;
+
+#define NGX_HTTP_VOUCHER_STR_ALIGN                                            \
+    offsetof(ngx_http_voucher_str_align_t, str)
 
 
 typedef struct {
@@ -179,7 +194,11 @@ static int ngx_http_voucher_int_rule(const ngx_http_voucher_field_t *f,
 static int ngx_http_voucher_parse_items(ngx_http_voucher_ctx_t *ctx,
     json_t *items, ngx_http_voucher_request_t *req, int64_t *sum);
 static int ngx_http_voucher_parse_order(ngx_http_voucher_ctx_t *ctx,
-    json_t *order, ngx_http_voucher_request_t *req);
+    json_t *order, ngx_http_voucher_request_t *req, int channel);
+static int ngx_http_voucher_parse_codes(ngx_http_voucher_ctx_t *ctx,
+    json_t *codes, ngx_http_voucher_request_t *req);
+static int ngx_http_voucher_parse_qualify(ngx_http_voucher_ctx_t *ctx,
+    json_t *root, ngx_http_voucher_request_t *req);
 static int ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx,
     json_t *root, ngx_http_voucher_request_t *req);
 static int ngx_http_voucher_parse_rollback(ngx_http_voucher_ctx_t *ctx,
@@ -215,11 +234,17 @@ static union {
  */
 
 static const char *const  ngx_http_voucher_voucher_keys[] = {
-    "code", "customer", "idempotency_key", "order", "hold_seconds", NULL
+    "code", "customer", "idempotency_key", "order", "codes", "hold_seconds",
+    NULL
 };
 
+/* "channel": a stack's and qualify's only */
 static const char *const  ngx_http_voucher_order_keys[] = {
-    "id", "amount", "currency", "items", NULL
+    "id", "amount", "currency", "items", "channel", NULL
+};
+
+static const char *const  ngx_http_voucher_qualify_keys[] = {
+    "customer", "order", "codes", "best", NULL
 };
 
 static const char *const  ngx_http_voucher_item_keys[] = {
@@ -266,6 +291,7 @@ const ngx_http_voucher_field_t  ngx_http_voucher_fields[] = {
     { "cursor", NULL, NGX_HTTP_VOUCHER_FIELD_CURSOR, 0, 0, NULL },
     { "count", NULL, NGX_HTTP_VOUCHER_FIELD_COUNT,
       1, NGX_HTTP_VOUCHER_MAX_WALLET_PAGE, NULL },
+    { "channel", NULL, NGX_HTTP_VOUCHER_FIELD_TOKEN, 0, 0, NULL },
     { NULL, NULL, 0, 0, 0, NULL }
 };
 
@@ -327,7 +353,10 @@ ngx_http_voucher_parse_arena_size(size_t len,
      * NUL terminators fit in len bytes.
      */
 
-    fixed = NGX_HTTP_VOUCHER_ITEM_ALIGN - 1;
+    /* and the array of a request's codes */
+
+    fixed = NGX_HTTP_VOUCHER_ITEM_ALIGN - 1 + NGX_HTTP_VOUCHER_STR_ALIGN - 1
+            + NGX_HTTP_VOUCHER_MAX_CODES * sizeof(ngx_http_voucher_str_t);
 
     if (len > SIZE_MAX - fixed
         || n > (SIZE_MAX - fixed - len) / sizeof(ngx_http_voucher_item_t))
@@ -454,6 +483,9 @@ ngx_http_voucher_parse_request(int op, const unsigned char *body,
                || op == NGX_HTTP_VOUCHER_OP_WALLET_SAVE)
     {
         rc = ngx_http_voucher_parse_wallet(&ctx, root, req);
+
+    } else if (op == NGX_HTTP_VOUCHER_OP_QUALIFY) {
+        rc = ngx_http_voucher_parse_qualify(&ctx, root, req);
 
     } else {
         rc = ngx_http_voucher_parse_voucher_op(&ctx, root, req);
@@ -646,23 +678,53 @@ static int
 ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx, json_t *root,
     ngx_http_voucher_request_t *req)
 {
-    int      reserve;
+    int      reserve, stack;
     json_t  *f[NGX_HTTP_VOUCHER_MAX_KEYS];
 
     reserve = (req->op == NGX_HTTP_VOUCHER_OP_RESERVE);
 
     if (ngx_http_voucher_check_keys(ctx, root, "",
                                     ngx_http_voucher_voucher_keys,
-                                    reserve ? 5 : 4, f)
+                                    reserve ? 6 : 5, f)
         != 0)
     {
         return -1;
     }
 
-    if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_CODE], "",
-                                 ngx_http_voucher_field(CODE),
-                                 NGX_HTTP_VOUCHER_REQUIRED, &req->code)
-        != 0)
+    /* several codes for one order (a stack), or one */
+
+    stack = (f[NGX_HTTP_VOUCHER_F_CODES] != NULL
+             && !json_is_null(f[NGX_HTTP_VOUCHER_F_CODES]));
+
+    if (stack) {
+        if (f[NGX_HTTP_VOUCHER_F_CODE] != NULL
+            && !json_is_null(f[NGX_HTTP_VOUCHER_F_CODE]))
+        {
+            return ngx_http_voucher_fail(ctx->err,
+                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                         "", "codes",
+                                         "cannot come with code: send one "
+                                         "or the other");
+        }
+
+        if (ngx_http_voucher_parse_codes(ctx, f[NGX_HTTP_VOUCHER_F_CODES],
+                                         req)
+            != 0)
+        {
+            return -1;
+        }
+
+        if (req->ncodes == 0) {
+            return ngx_http_voucher_fail(ctx->err,
+                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                         "", "codes", "must not be empty");
+        }
+
+    } else if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_CODE], "",
+                                        ngx_http_voucher_field(CODE),
+                                        NGX_HTTP_VOUCHER_REQUIRED,
+                                        &req->code)
+               != 0)
     {
         return -1;
     }
@@ -695,13 +757,149 @@ ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx, json_t *root,
     }
 
     return ngx_http_voucher_parse_order(ctx, f[NGX_HTTP_VOUCHER_F_ORDER],
-                                        req);
+                                        req, stack);
+}
+
+
+/*
+ * qualify: {"customer": "...", "order": {..., "channel": "..."},
+ * "codes": [...], "best": true}
+ */
+
+static int
+ngx_http_voucher_parse_qualify(ngx_http_voucher_ctx_t *ctx, json_t *root,
+    ngx_http_voucher_request_t *req)
+{
+    json_t  *f[NGX_HTTP_VOUCHER_MAX_KEYS], *best;
+
+    if (ngx_http_voucher_check_keys(ctx, root, "",
+                                    ngx_http_voucher_qualify_keys, 4, f)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_Q_CUSTOMER], "",
+                                 ngx_http_voucher_field(CUSTOMER),
+                                 NGX_HTTP_VOUCHER_OPTIONAL, &req->customer)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (ngx_http_voucher_parse_codes(ctx, f[NGX_HTTP_VOUCHER_F_Q_CODES], req)
+        != 0)
+    {
+        return -1;
+    }
+
+    best = f[NGX_HTTP_VOUCHER_F_Q_BEST];
+
+    if (best != NULL && !json_is_null(best)) {
+        if (!json_is_boolean(best)) {
+            return ngx_http_voucher_fail(ctx->err,
+                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                         "", "best",
+                                         "must be true or false, got %s",
+                                         ngx_http_voucher_type_name(best));
+        }
+
+        req->best = json_is_true(best);
+    }
+
+    return ngx_http_voucher_parse_order(ctx, f[NGX_HTTP_VOUCHER_F_Q_ORDER],
+                                        req, 1);
+}
+
+
+/* "codes": [...], each as a code; absent or null: none */
+
+static int
+ngx_http_voucher_parse_codes(ngx_http_voucher_ctx_t *ctx, json_t *codes,
+    ngx_http_voucher_request_t *req)
+{
+    char                     path[32];
+    size_t                   i, n, len;
+    json_t                  *v;
+    unsigned char           *p;
+    ngx_http_voucher_str_t  *c;
+
+    if (codes == NULL || json_is_null(codes)) {
+        return 0;
+    }
+
+    if (!json_is_array(codes)) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     "", "codes", "must be an array, got %s",
+                                     ngx_http_voucher_type_name(codes));
+    }
+
+    n = json_array_size(codes);
+
+    if (n > NGX_HTTP_VOUCHER_MAX_CODES) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     "", "codes",
+                                     "must have at most %d entries, got %zu",
+                                     NGX_HTTP_VOUCHER_MAX_CODES, n);
+    }
+
+    if (n == 0) {
+        return 0;
+    }
+
+    c = ngx_http_voucher_alloc(ctx, n, sizeof(ngx_http_voucher_str_t),
+                               NGX_HTTP_VOUCHER_STR_ALIGN);
+    if (c == NULL) {
+        return -1;
+    }
+
+    for (i = 0; i < n; i++) {
+        v = json_array_get(codes, i);
+
+        snprintf(path, sizeof(path), "codes[%zu]", i);
+
+        if (!json_is_string(v)) {
+            return ngx_http_voucher_fail(ctx->err,
+                                         NGX_HTTP_VOUCHER_ERR_INVALID_CODE,
+                                         "", path,
+                                         "must be a string, got %s",
+                                         ngx_http_voucher_type_name(v));
+        }
+
+        len = json_string_length(v);
+
+        if (ngx_http_voucher_code_rule(
+                (const unsigned char *) json_string_value(v), len, ctx->lim,
+                ctx->err, "", path)
+            != 0)
+        {
+            return -1;
+        }
+
+        p = ngx_http_voucher_alloc(ctx, 1, len + 1, 1);
+        if (p == NULL) {
+            return -1;
+        }
+
+        memcpy(p, json_string_value(v), len);
+        p[len] = '\0';
+
+        c[i].len = len;
+        c[i].data = p;
+    }
+
+    req->codes = c;
+    req->ncodes = n;
+
+    return 0;
 }
 
 
 static int
 ngx_http_voucher_parse_order(ngx_http_voucher_ctx_t *ctx, json_t *order,
-    ngx_http_voucher_request_t *req)
+    ngx_http_voucher_request_t *req, int channel)
 {
     json_t   *f[NGX_HTTP_VOUCHER_MAX_KEYS];
     int64_t   sum;
@@ -720,8 +918,18 @@ ngx_http_voucher_parse_order(ngx_http_voucher_ctx_t *ctx, json_t *order,
     }
 
     if (ngx_http_voucher_check_keys(ctx, order, "order",
-                                    ngx_http_voucher_order_keys, 4, f)
+                                    ngx_http_voucher_order_keys,
+                                    channel ? 5 : 4, f)
         != 0)
+    {
+        return -1;
+    }
+
+    if (channel
+        && ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_CHANNEL],
+                                    "order", ngx_http_voucher_field(CHANNEL),
+                                    NGX_HTTP_VOUCHER_OPTIONAL, &req->channel)
+           != 0)
     {
         return -1;
     }

@@ -3,7 +3,7 @@
  * Copyright (C) ngx_voucher authors
  *
  * The request parser: a JSON body (validate, redeem, rollback, reserve,
- * confirm, release, wallet, wallet_save) in,
+ * confirm, release, wallet, wallet_save, qualify) in,
  * a checked ngx_http_voucher_request_t out.  Pure C on top of jansson, no
  * nginx dependency, so cmocka and libFuzzer can drive it directly.
  */
@@ -25,7 +25,8 @@
 #define NGX_HTTP_VOUCHER_OP_RELEASE    6
 #define NGX_HTTP_VOUCHER_OP_WALLET     7   /* a page of a customer's wallet */
 #define NGX_HTTP_VOUCHER_OP_WALLET_SAVE 8  /* a code into it */
-#define NGX_HTTP_VOUCHER_OP_LAST       8
+#define NGX_HTTP_VOUCHER_OP_QUALIFY    9   /* the codes that fit an order */
+#define NGX_HTTP_VOUCHER_OP_LAST       9
 
 /* amount, price etc. absent */
 #define NGX_HTTP_VOUCHER_UNSET        -1
@@ -36,6 +37,8 @@
 #define NGX_HTTP_VOUCHER_MAX_HOLD_SECONDS      86400
 #define NGX_HTTP_VOUCHER_MAX_WALLET_PAGE       100
 #define NGX_HTTP_VOUCHER_MAX_CURSOR_LEN        16
+/* codes one request may name: a stack, or the codes qualify is to judge */
+#define NGX_HTTP_VOUCHER_MAX_CODES             30
 
 /* ngx_http_voucher_key_fold() */
 #define NGX_HTTP_VOUCHER_KEY_OTHER     0
@@ -89,6 +92,12 @@ typedef struct {
 
     ngx_http_voucher_str_t  cursor;          /* wallet: absent = the start */
     int64_t                 count;           /* wallet, UNSET = default */
+
+    /* a stack (validate, redeem, reserve with "codes"), qualify */
+    ngx_http_voucher_str_t *codes;           /* instead of code */
+    size_t                  ncodes;
+    ngx_http_voucher_str_t  channel;         /* order.channel */
+    int                     best;            /* qualify: "best": true */
 } ngx_http_voucher_request_t;
 
 
@@ -144,6 +153,7 @@ typedef struct {
 #define NGX_HTTP_VOUCHER_FIELD_ROLLBACK_ROW      12
 #define NGX_HTTP_VOUCHER_FIELD_CURSOR_ROW        13
 #define NGX_HTTP_VOUCHER_FIELD_PAGE_ROW          14
+#define NGX_HTTP_VOUCHER_FIELD_CHANNEL_ROW       15
 
 extern const ngx_http_voucher_field_t  ngx_http_voucher_fields[];
 

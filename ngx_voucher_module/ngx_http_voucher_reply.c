@@ -110,9 +110,11 @@ static ngx_http_voucher_reason_t  ngx_http_voucher_reasons[] = {
         "An earlier attempt with this idempotency key still holds the code; "
         "it will be confirmed or released."),
 
-    /* the wallet */
+    /* the wallet, the cart */
     ngx_http_voucher_reason("wallet_full", 409,
         "The customer's wallet holds as many codes as it may."),
+    ngx_http_voucher_reason("channel_mismatch", 409,
+        "The code does not apply to orders from this channel."),
 
     /* the request */
     ngx_http_voucher_reason("invalid_json", 400,
@@ -214,7 +216,8 @@ static ngx_str_t  ngx_http_voucher_verbs[] = {
     ngx_string("confirmed"),
     ngx_string("released"),
     ngx_string("wallet"),
-    ngx_string("saved")
+    ngx_string("saved"),
+    ngx_string("qualified")
 };
 
 

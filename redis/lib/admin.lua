@@ -109,6 +109,11 @@ local CAMPAIGN_SET = {
     include_categories = V.list, exclude_categories = V.list,
     free_sku = V.string,
     redeemed = V.readonly, discount_given = V.readonly,
+    -- the cart: where it applies, and how it stacks (redis/lib/cart.lua)
+    channels = V.list,
+    stacking = V.enum({exclusive = 1, combinable = 1},
+                      'exclusive|combinable'),
+    stack_category = V.string, stack_priority = V.uint, stack_cap = V.uint,
 }
 
 -- "field value ..." -> {field = value|false}, in order; or nil, error reply
@@ -216,12 +221,13 @@ local INT_FIELDS = {
     value = true, cap = true, min_amount = true, max_redemptions = true,
     max_discount = true, per_customer = true, per_customer_code = true,
     code_max_uses = true, starts_at = true, ends_at = true, tz_offset = true,
-    redeemed = true, discount_given = true,
+    redeemed = true, discount_given = true, stack_priority = true,
+    stack_cap = true,
 }
 
 local LIST_FIELDS = {
     include_skus = true, exclude_skus = true, include_categories = true,
-    exclude_categories = true,
+    exclude_categories = true, channels = true,
 }
 
 function api.campaign_get(keys)

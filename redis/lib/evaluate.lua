@@ -7,9 +7,12 @@ local CAMPAIGN_FIELDS = {
     'starts_at', 'ends_at', 'days', 'hours', 'tz_offset',           -- 12..16
     'include_skus', 'exclude_skus', 'include_categories',           -- 17..19
     'exclude_categories', 'free_sku', 'redeemed', 'discount_given', -- 20..23
+    -- the cart's (redis/lib/cart.lua): not read by a single-code call
+    'channels', 'stacking', 'stack_category', 'stack_priority',     -- 24..27
+    'stack_cap',                                                    -- 28
 }
 -- the fields above that are numbers (the cache keeps them converted)
-local CAMPAIGN_NUMBERS = {3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 16}
+local CAMPAIGN_NUMBERS = {3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 16, 27, 28}
 
 -- The answer of an "ok" validate, redeem or reserve, from its values; a
 -- redeem adds its id, a reservation the second its hold ends.  A replayed

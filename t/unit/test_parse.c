@@ -30,6 +30,7 @@
 #define RL  NGX_HTTP_VOUCHER_OP_RELEASE
 #define W   NGX_HTTP_VOUCHER_OP_WALLET
 #define WS  NGX_HTTP_VOUCHER_OP_WALLET_SAVE
+#define Q   NGX_HTTP_VOUCHER_OP_QUALIFY
 
 #define E_JSON     NGX_HTTP_VOUCHER_ERR_INVALID_JSON
 #define E_REQUEST  NGX_HTTP_VOUCHER_ERR_INVALID_REQUEST
@@ -518,6 +519,90 @@ test_wallet(void **state)
          "cursor");
     FAIL(WS, "{'code':'A','customer':'b','idempotency_key':'k'}", E_UNKNOWN,
          "idempotency_key");
+}
+
+
+/* several codes for one order (a stack), and qualify */
+
+static void
+test_codes_qualify(void **state)
+{
+    int     ops[] = { V, R, RS }, i;
+    sb_t    sb;
+    size_t  j;
+
+    (void) state;
+
+    for (i = 0; i < 3; i++) {
+        OK(ops[i], "{'codes':['A-1','b2'],'customer':'c',"
+                   "'order':{'amount':1000,'channel':'web'}}");
+        assert_int_equal(req.ncodes, 2);
+        assert_null(req.code.data);
+        STR_EQ(req.codes[0], "A-1");
+        STR_EQ(req.codes[1], "b2");
+        STR_EQ(req.channel, "web");
+
+        FAIL(ops[i], "{'code':'A','codes':['B'],'order':{'amount':1}}",
+             E_FIELD, "codes");
+        FAIL(ops[i], "{'codes':[],'order':{'amount':1}}", E_FIELD, "codes");
+        FAIL(ops[i], "{'codes':'A','order':{'amount':1}}", E_FIELD, "codes");
+        FAIL(ops[i], "{'codes':['A',1],'order':{'amount':1}}", E_CODE,
+             "codes[1]");
+        FAIL(ops[i], "{'codes':['A',''],'order':{'amount':1}}", E_CODE,
+             "codes[1]");
+        FAIL(ops[i], "{'codes':['A','\\u00e9'],'order':{'amount':1}}",
+             E_CODE, "codes[1]");
+        FAIL(ops[i], "{'order':{'amount':1}}", E_MISSING, "code");
+
+        /* a single code's order has no channel */
+        FAIL(ops[i], "{'code':'A','order':{'amount':1,'channel':'web'}}",
+             E_UNKNOWN, "order.channel");
+        FAIL(ops[i], "{'codes':['A'],'order':{'amount':1,'channel':'a b'}}",
+             E_FIELD, "order.channel");
+    }
+
+    OK(V, "{'codes':null,'code':'A','order':{'amount':1}}");
+    STR_EQ(req.code, "A");
+    assert_int_equal(req.ncodes, 0);
+
+    /* 30 codes at most */
+    memset(&sb, 0, sizeof(sb));
+    sb_add(&sb, "{'codes':[");
+    for (j = 0; j < NGX_HTTP_VOUCHER_MAX_CODES; j++) {
+        sb_add(&sb, "%s'C%zu'", j ? "," : "", j);
+    }
+    sb_add(&sb, "],'order':{'amount':1}}");
+    OK(R, sb.data);
+    assert_int_equal(req.ncodes, NGX_HTTP_VOUCHER_MAX_CODES);
+    STR_EQ(req.codes[29], "C29");
+    sb.len -= strlen("],'order':{'amount':1}}");
+    sb_add(&sb, ",'X'],'order':{'amount':1}}");
+    FAIL(R, sb.data, E_FIELD, "codes");
+    free(sb.data);
+
+    OK(Q, "{'order':{'amount':1}}");
+    assert_int_equal(req.ncodes, 0);
+    assert_int_equal(req.best, 0);
+    assert_null(req.customer.data);
+
+    OK(Q, "{'customer':'c','codes':['X'],'best':true,"
+          "'order':{'amount':500,'currency':'THB','channel':'app',"
+          "'items':[{'sku':'s','price':500}]}}");
+    STR_EQ(req.customer, "c");
+    assert_int_equal(req.ncodes, 1);
+    assert_int_equal(req.best, 1);
+    STR_EQ(req.channel, "app");
+    assert_int_equal(req.nitems, 1);
+    OK(Q, "{'best':false,'order':{'amount':1}}");
+    assert_int_equal(req.best, 0);
+
+    FAIL(Q, "{}", E_MISSING, "order");
+    FAIL(Q, "{'order':{'amount':1},'best':1}", E_FIELD, "best");
+    FAIL(Q, "{'order':{'amount':1},'code':'A'}", E_UNKNOWN, "code");
+    FAIL(Q, "{'order':{'amount':1},'idempotency_key':'k'}", E_UNKNOWN,
+         "idempotency_key");
+    FAIL(Q, "{'order':{'amount':1},'codes':[true]}", E_CODE, "codes[0]");
+    FAIL(Q, "{'order':{'amount':1,'channel':''}}", E_FIELD, "order.channel");
 }
 
 
@@ -2273,6 +2358,7 @@ main(void)
         cmocka_unit_test_teardown(test_custom_limits, teardown),
         cmocka_unit_test_teardown(test_field_table, teardown),
         cmocka_unit_test_teardown(test_wallet, teardown),
+        cmocka_unit_test_teardown(test_codes_qualify, teardown),
         cmocka_unit_test_teardown(test_internal_errors, teardown),
         cmocka_unit_test_teardown(test_out_of_memory, teardown),
         cmocka_unit_test_teardown(test_arena_lifetime, teardown),
