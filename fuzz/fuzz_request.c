@@ -4,8 +4,8 @@
  *
  * libFuzzer target for the request parser.  The first byte picks the
  * operation ('0' validate, '1' redeem, '2' rollback, '3' reserve,
- * '4' confirm, '5' release: byte % 6; 'w' wallet, 's' wallet_save), the
- * rest is the body.  The body
+ * '4' confirm, '5' release: byte % 6; 'w' wallet, 's' wallet_save,
+ * 'q' qualify), the rest is the body.  The body
  * is parsed with the default limits, with tiny limits and with a too
  * small arena, and the results are checked for invariants.
  */
@@ -108,6 +108,8 @@ check_error(const fuzz_result_t *r)
     CHECK(r->req.customer.data == NULL);
     CHECK(r->req.redemption_id.data == NULL);
     CHECK(r->req.items == NULL && r->req.nitems == 0);
+    CHECK(r->req.codes == NULL && r->req.ncodes == 0);
+    CHECK(r->req.channel.data == NULL && r->req.best == 0);
     CHECK(r->req.amount == NGX_HTTP_VOUCHER_UNSET);
     CHECK(r->req.rollback_amount == NGX_HTTP_VOUCHER_UNSET);
 }
@@ -233,6 +235,15 @@ check_request(const fuzz_result_t *r, int op,
 
     CHECK(q->cursor.data == NULL && q->count == NGX_HTTP_VOUCHER_UNSET);
 
+    if (op < NGX_HTTP_VOUCHER_OP_VALIDATE + 6
+        && op != NGX_HTTP_VOUCHER_OP_VALIDATE
+        && op != NGX_HTTP_VOUCHER_OP_REDEEM
+        && op != NGX_HTTP_VOUCHER_OP_RESERVE)
+    {
+        CHECK(q->codes == NULL && q->ncodes == 0);
+        CHECK(q->channel.data == NULL && q->best == 0);
+    }
+
     if (op == NGX_HTTP_VOUCHER_OP_CONFIRM
         || op == NGX_HTTP_VOUCHER_OP_RELEASE)
     {
@@ -257,7 +268,32 @@ check_request(const fuzz_result_t *r, int op,
         return;
     }
 
-    check_str(r, &q->code, 1, STR_CODE, lim->max_code_len);
+    /* several codes: a stack, or the codes qualify judges */
+
+    CHECK(q->ncodes <= NGX_HTTP_VOUCHER_MAX_CODES);
+    CHECK((q->codes == NULL) == (q->ncodes == 0));
+
+    for (i = 0; i < q->ncodes; i++) {
+        check_str(r, &q->codes[i], 1, STR_CODE, lim->max_code_len);
+    }
+
+    check_str(r, &q->channel, 0, STR_TOKEN, lim->max_str_len);
+
+    if (op == NGX_HTTP_VOUCHER_OP_QUALIFY) {
+        CHECK(q->code.data == NULL);
+        CHECK(q->idempotency_key.data == NULL);
+        CHECK(q->best == 0 || q->best == 1);
+        CHECK(q->hold_seconds == NGX_HTTP_VOUCHER_UNSET);
+
+    } else {
+        CHECK(q->best == 0);
+
+        /* a code, or codes, never both; a channel only with codes */
+        CHECK((q->code.data != NULL) != (q->ncodes != 0));
+        CHECK(q->ncodes != 0 || q->channel.data == NULL);
+    }
+
+    check_str(r, &q->code, 0, STR_CODE, lim->max_code_len);
     check_str(r, &q->customer, 0, STR_TEXT, lim->max_str_len);
     check_str(r, &q->order_id, 0, STR_TEXT, lim->max_str_len);
     check_str(r, &q->currency, 0, STR_CURRENCY, 0);
@@ -320,11 +356,16 @@ arena_used(const ngx_http_voucher_request_t *q)
     n = str_size(&q->code) + str_size(&q->customer)
         + str_size(&q->idempotency_key) + str_size(&q->order_id)
         + str_size(&q->currency) + str_size(&q->redemption_id)
-        + str_size(&q->cursor)
+        + str_size(&q->cursor) + str_size(&q->channel)
+        + q->ncodes * sizeof(ngx_http_voucher_str_t)
         + q->nitems * sizeof(ngx_http_voucher_item_t);
 
     for (i = 0; i < q->nitems; i++) {
         n += str_size(&q->items[i].sku) + str_size(&q->items[i].category);
+    }
+
+    for (i = 0; i < q->ncodes; i++) {
+        n += str_size(&q->codes[i]);
     }
 
     return n;
@@ -455,6 +496,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         op = NGX_HTTP_VOUCHER_OP_WALLET_SAVE;
         break;
 
+    case 'q':
+        op = NGX_HTTP_VOUCHER_OP_QUALIFY;
+        break;
+
     default:
         op = data[0] % 6 + 1;
     }
@@ -521,7 +566,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      */
 
     if (def.rc == 0) {
-        need = arena_used(&def.req) + sizeof(int64_t) - 1;
+        /* two arrays at most (items, codes), each maybe padded */
+        need = arena_used(&def.req) + 2 * (sizeof(int64_t) - 1);
         CHECK(need <= def.size);
 
         parse(&small, op, body, len, &dlim, def.size - need);
@@ -531,7 +577,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(small.req.code.len == def.req.code.len);
         free(small.arena);
 
-        need -= sizeof(int64_t) - 1;
+        need -= 2 * (sizeof(int64_t) - 1);
         parse(&small, op, body, len, &dlim, def.size - need + 1);
         check_error(&small);
         CHECK(is_reason(small.err.reason, NGX_HTTP_VOUCHER_ERR_INTERNAL));

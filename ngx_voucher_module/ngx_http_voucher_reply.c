@@ -116,6 +116,16 @@ static ngx_http_voucher_reason_t  ngx_http_voucher_reasons[] = {
     ngx_http_voucher_reason("channel_mismatch", 409,
         "The code does not apply to orders from this channel."),
 
+    /* several codes on one order */
+    ngx_http_voucher_reason("stack_exclusive", 409,
+        "This code cannot be combined with other codes."),
+    ngx_http_voucher_reason("stack_category_conflict", 409,
+        "Two codes of the same category cannot be combined."),
+    ngx_http_voucher_reason("stack_too_many_codes", 409,
+        "More codes than one order may combine."),
+    ngx_http_voucher_reason("stack_no_discount", 409,
+        "This code adds no discount to the order after the others."),
+
     /* the request */
     ngx_http_voucher_reason("invalid_json", 400,
         "The body is not valid JSON."),

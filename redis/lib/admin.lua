@@ -438,6 +438,12 @@ local SETTINGS_FIELDS = {
         return nil, 'expected seconds 1..31536000'
     end,
     stream_maxlen = V.uint,
+    -- the most codes a stack applies (redis/lib/cart.lua)
+    stack_max_codes = function(s)
+        local n = uint(s)
+        if n and n >= 1 and n <= 30 then return string.format('%d', n) end
+        return nil, 'expected 1..30'
+    end,
 }
 
 function api.settings_set(keys, args)
@@ -453,5 +459,7 @@ function api.settings_get(keys)
     local tag = string.match(keys[1], '^({[^}]+}):cfg$')
     if not tag then return bad_key() end
     local maxlen, ttl = settings(tag)
-    return {'idem_ttl', ttl, 'stream_maxlen', maxlen}
+    return {'idem_ttl', ttl, 'stream_maxlen', maxlen, 'stack_max_codes',
+            tonumber(redis.call('HGET', keys[1], 'stack_max_codes'))
+            or W.STACK_MAX}
 end

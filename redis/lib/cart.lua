@@ -205,3 +205,406 @@ end
 reg('voucher_qualify', api.qualify, true)
 reg('voucher_public_add', api.public_add)
 reg('voucher_public_del', api.public_del)
+
+
+---------------------------------------------------------------- stacking
+
+-- A stack: several codes on one order, checked and applied in ONE call,
+-- all or nothing (voucher_stack).  Every code must pass the evaluation of
+-- a validate (W.fit); the first that does not refuses the stack with its
+-- own reason, naming it.  Then the campaigns' stacking rules:
+--   stacking        "exclusive" (the default: a campaign that did not say
+--                   it combines never stacks) or "combinable"
+--   stack_category  at most one code of a category in a stack (default:
+--                   the campaign's id, so one code of a campaign)
+--   stack_priority  the order of application within a kind (lower first)
+--   stack_cap       the most all the stack's discounts may add up to,
+--                   when a code of this campaign is in it (the smallest
+--                   such cap holds)
+-- and the namespace's stack_max_codes (settings, default 5) of the 30 a
+-- request may name.
+--
+-- Order of application: amount-offs (amount, fixed_price, free_item)
+-- first, then percents on what is left, then gift cards, which pay what
+-- is left.  Percents after amounts: a percent is then never taken on
+-- money another code already took off, so the total never depends on the
+-- order the codes were typed in and never exceeds what each code promised
+-- alone; a gift card is payment, not a discount, so it comes last and the
+-- cap does not count it.  A percent applies to its eligible amount or to
+-- what is left of the order, whichever is less.  A code left with nothing
+-- to take refuses the stack (stack_no_discount): applying it would spend a
+-- use for nothing.
+--
+-- The answer names each code's part (discount, amount after, its own
+-- redemption id) and one parent redemption id: a "stack" entry in the
+-- trail whose ref lists the codes' redemptions.  A rollback of the parent
+-- gives back every code's part; a rollback of one code's redemption id
+-- gives back that part alone.  A stacked reservation holds each code's
+-- redemption; confirm and release of the parent settle them all.
+
+W.STACK_MAX = 5
+W.PHASE = {amount = 1, fixed_price = 1, free_item = 1, percent = 2,
+           gift_card = 3}
+
+-- the first of a stack's refusals: {reason, code, c, campaign, k, ...}
+function W.stack_refusal(reason, v, k1, v1, k2, v2)
+    local r = {reason, 'code', v.code}
+    W.put(r, 'campaign', v.campaign)
+    W.put(r, k1, v1)
+    W.put(r, k2, v2)
+    return r
+end
+
+-- the order of application (see above), then the request's order
+function W.applies_before(a, b)
+    local x, y = W.PHASE[a.kind] or 1, W.PHASE[b.kind] or 1
+    if x ~= y then return x < y end
+    x, y = a.rules[27] or 0, b.rules[27] or 0
+    if x ~= y then return x < y end
+    return a.pos < b.pos
+end
+
+-- The verdicts of a stack's codes checked and priced together: the list
+-- in the order of application, each with its part (.part, .after,
+-- .capped), and the total discount and gift-card payment; or nil and the
+-- refusal.  vs: W.fit's verdicts, all ok.
+function W.combine(vs, amount)
+    local cats, cap = {}, nil
+    for _, v in ipairs(vs) do
+        if #vs > 1 and (v.rules[25] or 'exclusive') ~= 'combinable' then
+            return nil, W.stack_refusal('stack_exclusive', v)
+        end
+        local cat = v.rules[26] or ('campaign:' .. v.campaign)
+        local other = cats[cat]
+        if other then
+            return nil, W.stack_refusal('stack_category_conflict', v,
+                                        'category', v.rules[26] or
+                                        v.campaign, 'conflicts_with',
+                                        other.code)
+        end
+        cats[cat] = v
+        local c = v.rules[28] or 0
+        if c > 0 and (not cap or c < cap) then cap = c end
+    end
+    local list = {}
+    for i, v in ipairs(vs) do v.pos = i; list[i] = v end
+    table.sort(list, W.applies_before)
+    local left, total, paid = amount, 0, 0
+    for _, v in ipairs(list) do
+        local d = v.discount
+        if v.kind == 'percent' then
+            local base = v.eligible_amount
+            if left < base then base = left end
+            local lo = math.fmod(base, 10000)
+            d = (base - lo) / 10000 * v.value
+                + math.floor(lo * v.value / 10000)
+            local kcap = v.rules[4] or 0
+            if kcap > 0 and d > kcap then d = kcap; v.capped = 'cap' end
+        end
+        if d > left then d = left; v.capped = 'order_amount' end
+        if v.kind ~= 'gift_card' and cap and total + d > cap then
+            d = cap - total; v.capped = 'stack_cap'
+        end
+        if d <= 0 then
+            return nil, W.stack_refusal('stack_no_discount', v)
+        end
+        v.part = d
+        left = left - d
+        v.after = left
+        if v.kind == 'gift_card' then paid = paid + d
+        else total = total + d end
+    end
+    return list, nil, total, paid
+end
+
+-- Takes one code's part: its use, the campaign's and the customer's
+-- counters, a redeem entry in the trail (ref "hold" for a reservation,
+-- whose id then waits in {v}:hz until settled).  Returns its redemption
+-- id and a gift card's balance after.
+function W.take(tag, v, o, idem, hold_deadline)
+    local code, camp, cust = v.code, v.campaign, o[1]
+    local ckey = tag .. ':c:' .. code
+    local c, bkey = code_read(tag, ckey, code)
+    local gift = v.kind == 'gift_card'
+    local bal = gift and (tonumber(c[6]) or 0) - v.part or nil
+    code_uses(ckey, bkey, code, c, dec((tonumber(c[4]) or 0) + 1),
+              bal and dec(bal))
+    local kkey = tag .. ':k:' .. camp
+    local kc = redis.call('HMGET', kkey, 'redeemed', 'discount_given')
+    redis.call('HSET', kkey, 'redeemed', dec((tonumber(kc[1]) or 0) + 1),
+               'discount_given', dec((tonumber(kc[2]) or 0) + v.part))
+    local maxlen = settings(tag)
+    local id = xadd(tag .. ':log', maxlen, 'redeem', code, camp, cust, o[4],
+                    o[2], o[3], dec(v.part), bal and dec(bal) or '', idem,
+                    hold_deadline and 'hold' or '')
+    if cust ~= '' then
+        local ukey = tag .. ':u:' .. cust
+        local u = redis.call('HMGET', ukey, 'k:' .. camp, 'c:' .. code)
+        local set = {'k:' .. camp, dec((tonumber(u[1]) or 0) + 1),
+                     'c:' .. code, dec((tonumber(u[2]) or 0) + 1)}
+        if hold_deadline then
+            set[5] = 'h:' .. code; set[6] = id
+        end
+        redis.call('HSET', ukey, unpack(set))
+    end
+    if hold_deadline then hold_add(tag, id, hold_deadline) end
+    return id, bal
+end
+
+-- the parts of an answer's codes, in the order of application
+function W.stack_pairs(list, ids, bals)
+    local out = {}
+    for i, v in ipairs(list) do
+        local t = {'code', v.code, 'campaign', v.campaign, 'kind', v.kind}
+        if v.kind ~= 'gift_card' then
+            W.put(t, v.kind == 'percent' and 'percent_bp' or 'value',
+                  v.value)
+        end
+        W.put(t, 'discount', v.part)
+        W.put(t, 'amount_after', v.after)
+        W.put(t, 'capped_by', v.capped)
+        W.put(t, 'balance', bals and bals[i] or v.balance)
+        W.put(t, 'redemption_id', ids and ids[i])
+        out[i] = t
+    end
+    return W.list(out)
+end
+
+-- the children of a parent redemption ("stack" entry), or nil
+function W.stack_entry(logkey, id)
+    if not string.find(id, '^%d+%-%d+$') then return nil end
+    local res = redis.pcall('XRANGE', logkey, id, id)
+    local e = type(res) == 'table' and res[1]
+    if e and e[1] == id and e[2][1] == 'type' and e[2][2] == 'stack' then
+        local kids = {}
+        for k in string.gmatch(e[2][22], '[^,]+') do kids[#kids + 1] = k end
+        return kids, e[2]
+    end
+end
+
+-- voucher_stack  KEYS[1] {NS}:log
+-- ARGV  op hold_ms channel ncodes [code]* customer amount currency order_id
+--       idem nitems [sku category price qty]* [limits]
+--   op       validate, redeem or reserve (hold_ms: 1000..86400000, else "")
+-- {ok, codes, [parts], order_amount, a, discount, d, [gift_card_amount,
+--  g,] amount_after, x [, redemption_id, parent [, status, reserved,
+--  hold_expires_at, s]]}, or a refusal naming the code at fault.
+function api.stack(keys, args)
+    local tag = string.match(keys[1], '^({[^}]+}):log$')
+    if not tag then return bad_key() end
+    local op, hold_s, channel = args[1], args[2], args[3]
+    local redeem = op == 'redeem' or op == 'reserve'
+    local hold_ms
+    if op == 'reserve' then
+        hold_ms = uint(hold_s)
+        if not hold_ms or hold_ms < 1000 or hold_ms > 86400000 then
+            return bad_args()
+        end
+    elseif (op ~= 'validate' and op ~= 'redeem') or hold_s ~= '' then
+        return bad_args()
+    end
+    local codes, i = W.codes(args, 4)
+    if not codes or #codes == 0 or not channel then return bad_args() end
+    local n = uint(args[i + 5])
+    if not n then return bad_args() end
+    local last = i + 5 + 4 * n
+    local o = W.order({unpack(args, i, last)}, 1)
+    if not o then return bad_args() end
+
+    if redeem then sweep(tag) end
+    local status, name
+    if #args > last then
+        local refusal
+        refusal, status, name = limits_apply(tag, codes[1], args, last + 1)
+        if refusal then return refusal end
+        if refusal == false then return bad_args() end
+    end
+    local r = W.stack_run(tag, keys[1], codes, o, n, channel, redeem,
+                          hold_ms)
+    if status then
+        if GUESS[r[1]] then lockout_count(tag, args, last + 1) end
+        limit_pairs(r, status, name)
+    end
+    return r
+end
+
+function W.stack_run(tag, logkey, codes, o, n, channel, redeem, hold_ms)
+    local amount, idem = tonumber(o[2]), o[5]
+
+    -- a retry: the first answer (a reservation given back meanwhile is
+    -- made again, one still held is in progress, as for a single code)
+    local ikey, fp
+    if redeem and idem ~= '' then
+        ikey = tag .. (hold_ms and ':i:h:' or ':i:r:') .. idem
+        local sorted = {unpack(codes)}
+        table.sort(sorted)
+        fp = fingerprint('stack\0' .. table.concat(sorted, '\0') .. '\0'
+                         .. table.concat(o, '\0', 1, 4) .. '\0'
+                         .. table.concat(o, '\0', 6))
+        local r = replay(ikey, fp, 'code', codes[1])
+        if r and hold_ms and r[1] == 'ok' then
+            local parent
+            for j = 2, #r - 1, 2 do
+                if r[j] == 'redemption_id' then parent = r[j + 1] end
+            end
+            local kids = parent and W.stack_entry(logkey, parent)
+            if kids then
+                local held, gone = false, false
+                for _, k in ipairs(kids) do
+                    if redis.call('ZSCORE', tag .. ':hz', k) then
+                        held = true
+                    elseif redis.call('HGET', tag .. ':rb:' .. k, 'done') then
+                        gone = true
+                    end
+                end
+                if held then
+                    return {'reservation_in_progress', 'code', codes[1],
+                            'redemption_id', parent}
+                end
+                if gone then
+                    redis.call('DEL', ikey)
+                    r = nil
+                end
+            end
+        end
+        if r then return r end
+    end
+
+    local max = tonumber(redis.call('HGET', tag .. ':cfg',
+                                    'stack_max_codes')) or W.STACK_MAX
+    if #codes > max then
+        return {'stack_too_many_codes', 'code', codes[max + 1],
+                'max_codes', max}
+    end
+
+    local vs = {}
+    for j, code in ipairs(codes) do
+        local v = W.fit(tag, code, o, n, channel)
+        if not v.ok then
+            return W.stack_refusal(v.reason, v, v.reason ==
+                'order_below_minimum' and 'min_amount' or
+                v.reason == 'campaign_inactive' and 'status' or
+                v.reason == 'not_started' and 'starts_at' or
+                v.reason == 'expired' and 'ends_at' or nil,
+                v.min_amount or v.status or v.starts_at or v.ends_at)
+        end
+        vs[j] = v
+    end
+    local list, refusal, total, paid = W.combine(vs, amount)
+    if not list then return refusal end
+
+    local r = {'ok', 'codes', nil, 'order_amount', amount,
+               'discount', total}
+    if paid > 0 then W.put(r, 'gift_card_amount', paid) end
+    W.put(r, 'amount_after', amount - total - paid)
+    if not redeem then
+        r[3] = W.stack_pairs(list)
+        W.put(r, 'customer', o[1] ~= '' and o[1] or nil)
+        return r
+    end
+
+    local deadline = hold_ms and now_ms() + hold_ms
+    local ids, bals, done = {}, {}, {}
+    for j, v in ipairs(list) do
+        ids[j], bals[j] = W.take(tag, v, o, idem, deadline)
+        done[j] = v.code
+    end
+    local maxlen = settings(tag)
+    local parent = xadd(logkey, maxlen, 'stack', table.concat(done, ','),
+                        '', o[1], o[4], o[2], o[3], dec(total),
+                        paid > 0 and dec(paid) or '', idem,
+                        table.concat(ids, ','))
+    r[3] = W.stack_pairs(list, ids, bals)
+    W.put(r, 'customer', o[1] ~= '' and o[1] or nil)
+    W.put(r, 'redemption_id', parent)
+    if deadline then
+        W.put(r, 'status', 'reserved')
+        W.put(r, 'hold_expires_at', math.ceil(deadline / 1000))
+    end
+    if ikey then remember(tag, ikey, fp, r) end
+    return r
+end
+
+-- A parent's rollback, confirm or release (voucher_rollback,
+-- voucher_confirm, voucher_release with its id): every code's redemption
+-- at once, or none.  what: rollback, confirm or release.
+function W.stack_settle(tag, logkey, id, kids, what, idem)
+    local states, es = {}, {}
+    for j, k in ipairs(kids) do
+        local e = redemption(logkey, k)
+        if not e then return {'redemption_not_found', 'redemption_id', k} end
+        es[j] = e
+        if what ~= 'rollback' then
+            states[j] = hold_state(tag, k, e)
+            if not states[j] then
+                return {'not_a_reservation', 'redemption_id', id}
+            end
+        end
+    end
+    if what == 'confirm' then
+        for j in ipairs(kids) do
+            local s = states[j]
+            if s ~= 'held' and s ~= 'confirmed' then
+                return {SETTLED[s] or 'reservation_released',
+                        'redemption_id', id, 'code', es[j][4]}
+            end
+        end
+        for j, k in ipairs(kids) do
+            if states[j] == 'held' then
+                redis.call('ZREM', tag .. ':hz', k)
+                confirm_entry(tag, k, idem)
+            end
+        end
+        return {'ok', 'redemption_id', id, 'status', 'confirmed'}
+    end
+    if what == 'release' then
+        for j in ipairs(kids) do
+            local s = states[j]
+            if s == 'confirmed' then
+                return {'reservation_confirmed', 'redemption_id', id,
+                        'code', es[j][4]}
+            end
+        end
+        local any = false
+        for j in ipairs(kids) do
+            if states[j] == 'held' then any = true end
+        end
+        if not any then
+            for j in ipairs(kids) do
+                if states[j] ~= 'release' then
+                    return {SETTLED[states[j]], 'redemption_id', id,
+                            'code', es[j][4]}
+                end
+            end
+            return {'ok', 'redemption_id', id, 'status', 'released',
+                    'replayed', 1}
+        end
+    end
+
+    -- rollback or release: each code's part back
+    local parts, sum = {}, 0
+    local typ = what == 'release' and 'release' or 'rollback'
+    for j, k in ipairs(kids) do
+        if what == 'rollback' or states[j] == 'held' then
+            local u = undo(tag, k, es[j], nil, idem, typ)
+            if u[1] == 'ok' then
+                local h = {}
+                for x = 2, #u - 1, 2 do h[u[x]] = u[x + 1] end
+                sum = sum + h.amount_rolled_back
+                local t = {'code', h.code, 'campaign', h.campaign,
+                           'redemption_id', k,
+                           'amount_rolled_back', h.amount_rolled_back}
+                W.put(t, 'balance', h.balance)
+                parts[#parts + 1] = t
+            end
+        end
+    end
+    if #parts == 0 then
+        return {'already_rolled_back', 'redemption_id', id}
+    end
+    return {'ok', 'redemption_id', id, 'codes', W.list(parts),
+            'amount_rolled_back', sum,
+            'status', typ == 'release' and 'released' or 'rolled_back'}
+end
+
+reg('voucher_stack', api.stack)
