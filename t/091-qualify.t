@@ -183,8 +183,17 @@ like(err_of(f('voucher_public_add', 1, '{v}:public', 'NOPE')),
     my $n = by_code($r->{json}{inapplicable});
     is($n->{PAUSED}{reason}, 'campaign_inactive', 'a named code, normalised');
     is($n->{$forged}{reason}, 'not_found', 'a forged code');
+    ok(!exists $r->{json}{best}, 'no best unless asked');
+    $r = post($ng, 'qualify', {customer => 'ann', best => JSON::PP::true,
+                               order => {amount => 60000, channel => 'web'}});
+    is_deeply([map { [@$_{qw(code discount amount_after)}] }
+               @{ $r->{json}{best}{codes} }],
+              [['TEN', 6000, 54000]],
+              'best: these codes are exclusive, so the best one alone');
+    is_deeply([@{ $r->{json}{best} }{qw(discount amount_after)}],
+              [6000, 54000], "best's total");
     my $st = $redis->commandstats;
-    is($st->{fcall_ro}, 1, 'one FCALL_RO');
+    is($st->{fcall_ro}, 2, 'one FCALL_RO each');
     ok(!$st->{fcall}, 'no FCALL');
     is_deeply(snapshot($redis), $before, 'nothing changed');
 

@@ -352,6 +352,40 @@ my ($parent, %kid);
     is_deeply(snapshot($redis), $before, 'nothing changed');
 }
 
+# --- the best combination (qualify with best) -----------------------------------
+{
+    my @mine = qw(P20 P10 A9 A7 CAPD P5 A3 EX);
+    f('voucher_wallet_add', 1, '{v}:w:zed', $_) for @mine;
+    my $q = f('voucher_qualify', 1, '{v}:public', '', 1, 0, 0, 'zed', 10000,
+              '', '', '', 0);
+    my $best = h(['x', @{ h($q)->{best} }]);
+    my @l = @{ $best->{codes} };
+    shift @l;
+    my @codes = map { { @$_ }->{code} } @l;
+
+    # every allowed stack of the wallet's codes, priced by voucher_stack
+    my ($top, @at) = (0);
+    for my $mask (1 .. 2 ** @mine - 1) {
+        my @s = map { $mine[$_] } grep { $mask & (1 << $_) } 0 .. $#mine;
+        next if @s > 5;
+        my $x = stack('validate', \@s, amount => 10000, customer => 'zed');
+        next unless $x->[0] eq 'ok';
+        my $d = h($x)->{discount};
+        ($top, @at) = ($d, [sort @s]) if $d > $top;
+    }
+    is($best->{discount}, $top, "qualify's best is the largest total any "
+       . "allowed stack gives ($top)");
+    is_deeply([sort @codes], $at[0], '... with those codes');
+    is($best->{amount_after}, 10000 - $top, '... and the amount after');
+    is_deeply(parts(stack('validate', \@codes, amount => 10000,
+                          customer => 'zed')),
+              [map { my %p = @$_; [@p{qw(code discount amount_after)}] } @l],
+              'a stack of those codes gives the same parts');
+    $q = f('voucher_qualify', 1, '{v}:public', '', 0, 0, 0, 'zed', 10000,
+           '', '', '', 0);
+    ok(!exists h($q)->{best}, 'no best unless asked');
+}
+
 # --- two orders racing for one single-use code -----------------------------------
 {
     my $pairs = 100;

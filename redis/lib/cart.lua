@@ -173,7 +173,68 @@ function api.qualify(keys, args)
     for j, v in ipairs(no) do b[j] = W.fit_pairs(v, amount) end
     W.put(r, 'applicable', W.list(a))
     W.put(r, 'inapplicable', W.list(b))
+    if best == '1' then
+        local max = tonumber(redis.call('HGET', tag .. ':cfg',
+                                        'stack_max_codes')) or W.STACK_MAX
+        local list, total = W.best(yes, amount, max)
+        if list then
+            W.put(r, 'best', {'codes', W.stack_pairs(list),
+                              'discount', total,
+                              'amount_after', amount - total})
+        end
+    end
     return r
+end
+
+-- The best combination of applicable codes: the largest total discount a
+-- stack of them allows (gift cards, which pay rather than discount, are
+-- left out).  Bounded: the W.BEST_CANDIDATES codes with the largest
+-- discounts alone, at most max of them together, searched depth first in
+-- that order with a bound (a code adds at most its discount alone to a
+-- stack: amount-offs lower what later percents take, caps cut), and at
+-- most W.BEST_TRIES stacks priced.  A stack the rules refuse is not
+-- extended (adding codes never lifts a refusal).  The list in the order
+-- of application and its total, or nil.
+W.BEST_CANDIDATES = 10
+W.BEST_TRIES = 1024
+
+function W.best(yes, amount, max)
+    local c = {}
+    for _, v in ipairs(yes) do
+        if v.kind ~= 'gift_card' and #c < W.BEST_CANDIDATES then
+            c[#c + 1] = v
+        end
+    end
+    local best, best_total, tries, chosen = nil, 0, 0, {}
+    local function search(from)
+        for i = from, #c do
+            if tries >= W.BEST_TRIES then return end
+            chosen[#chosen + 1] = c[i]
+            tries = tries + 1
+            local list, _, total = W.combine({unpack(chosen)}, amount)
+            if list then
+                if total > best_total
+                   or (total == best_total and best
+                       and #chosen < #best) then
+                    best, best_total = {unpack(chosen)}, total
+                end
+                -- what the next codes could add at most
+                local room = 0
+                for j = i + 1, math.min(#c, i + max - #chosen) do
+                    room = room + c[j].discount
+                end
+                if #chosen < max and room > 0
+                   and total + room > best_total then
+                    search(i + 1)
+                end
+            end
+            chosen[#chosen] = nil
+        end
+    end
+    search(1)
+    if not best then return nil end
+    local list, _, total = W.combine(best, amount)
+    return list, total
 end
 
 -- voucher_public_add, voucher_public_del  KEYS[1] {NS}:public  ARGV code
