@@ -108,7 +108,7 @@ check_error(const fuzz_result_t *r)
     CHECK(r->req.customer.data == NULL);
     CHECK(r->req.redemption_id.data == NULL);
     CHECK(r->req.items == NULL && r->req.nitems == 0);
-    CHECK(r->req.codes == NULL && r->req.ncodes == 0);
+    CHECK(r->req.codes == NULL && r->req.ncodes == 0 && r->req.stack == 0);
     CHECK(r->req.channel.data == NULL && r->req.best == 0);
     CHECK(r->req.amount == NGX_HTTP_VOUCHER_UNSET);
     CHECK(r->req.rollback_amount == NGX_HTTP_VOUCHER_UNSET);
@@ -214,6 +214,7 @@ check_request(const fuzz_result_t *r, int op,
         || op == NGX_HTTP_VOUCHER_OP_WALLET_SAVE)
     {
         check_str(r, &q->customer, 1, STR_TEXT, lim->max_str_len);
+        CHECK(q->stack == 0 && q->ncodes == 0 && q->channel.data == NULL);
         CHECK(q->idempotency_key.data == NULL);
         CHECK(q->items == NULL && q->nitems == 0);
         CHECK(q->amount == NGX_HTTP_VOUCHER_UNSET);
@@ -240,7 +241,7 @@ check_request(const fuzz_result_t *r, int op,
         && op != NGX_HTTP_VOUCHER_OP_REDEEM
         && op != NGX_HTTP_VOUCHER_OP_RESERVE)
     {
-        CHECK(q->codes == NULL && q->ncodes == 0);
+        CHECK(q->codes == NULL && q->ncodes == 0 && q->stack == 0);
         CHECK(q->channel.data == NULL && q->best == 0);
     }
 
@@ -280,7 +281,7 @@ check_request(const fuzz_result_t *r, int op,
     check_str(r, &q->channel, 0, STR_TOKEN, lim->max_str_len);
 
     if (op == NGX_HTTP_VOUCHER_OP_QUALIFY) {
-        CHECK(q->code.data == NULL);
+        CHECK(q->code.data == NULL && q->stack == 0);
         CHECK(q->idempotency_key.data == NULL);
         CHECK(q->best == 0 || q->best == 1);
         CHECK(q->hold_seconds == NGX_HTTP_VOUCHER_UNSET);
@@ -288,9 +289,9 @@ check_request(const fuzz_result_t *r, int op,
     } else {
         CHECK(q->best == 0);
 
-        /* a code, or codes, never both; a channel only with codes */
-        CHECK((q->code.data != NULL) != (q->ncodes != 0));
-        CHECK(q->ncodes != 0 || q->channel.data == NULL);
+        /* a code, or codes ([] too), never both; a channel with codes */
+        CHECK((q->code.data != NULL) != (q->stack != 0));
+        CHECK(q->stack || (q->ncodes == 0 && q->channel.data == NULL));
     }
 
     check_str(r, &q->code, 0, STR_CODE, lim->max_code_len);

@@ -72,7 +72,7 @@ ngx_http_voucher_preflight(ngx_http_voucher_core_t *core,
     r = core->request;
     vlcf = core->conf;
 
-    if (req->ncodes || core->api == NGX_HTTP_VOUCHER_OP_QUALIFY) {
+    if (req->stack || core->api == NGX_HTTP_VOUCHER_OP_QUALIFY) {
         return ngx_http_voucher_preflight_codes(core, req);
     }
 
@@ -241,8 +241,10 @@ ngx_http_voucher_preflight_codes(ngx_http_voucher_core_t *core,
 
     if (!qualify) {
         /* the first code stands for the stack in answers and logs */
-        core->code.data = req->codes[0].data;
-        core->code.len = req->codes[0].len;
+        if (req->ncodes) {
+            core->code.data = req->codes[0].data;
+            core->code.len = req->codes[0].len;
+        }
 
         if (ngx_http_voucher_lockout_check(r, vlcf, core->api, &core->limit,
                                            &core->left)

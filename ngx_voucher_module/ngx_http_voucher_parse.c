@@ -707,6 +707,8 @@ ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx, json_t *root,
                                          "or the other");
         }
 
+        /* [] is a stack of the automatic promotions alone */
+
         if (ngx_http_voucher_parse_codes(ctx, f[NGX_HTTP_VOUCHER_F_CODES],
                                          req)
             != 0)
@@ -714,11 +716,7 @@ ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx, json_t *root,
             return -1;
         }
 
-        if (req->ncodes == 0) {
-            return ngx_http_voucher_fail(ctx->err,
-                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
-                                         "", "codes", "must not be empty");
-        }
+        req->stack = 1;
 
     } else if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_CODE], "",
                                         ngx_http_voucher_field(CODE),

@@ -94,6 +94,7 @@ typedef struct {
     int64_t                 count;           /* wallet, UNSET = default */
 
     /* a stack (validate, redeem, reserve with "codes"), qualify */
+    int                     stack;           /* "codes" given, maybe [] */
     ngx_http_voucher_str_t *codes;           /* instead of code */
     size_t                  ncodes;
     ngx_http_voucher_str_t  channel;         /* order.channel */

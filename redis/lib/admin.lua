@@ -114,6 +114,7 @@ local CAMPAIGN_SET = {
     stacking = V.enum({exclusive = 1, combinable = 1},
                       'exclusive|combinable'),
     stack_category = V.string, stack_priority = V.uint, stack_cap = V.uint,
+    auto_apply = V.enum({['0'] = 1, ['1'] = 1}, '0|1'),
 }
 
 -- "field value ..." -> {field = value|false}, in order; or nil, error reply
@@ -207,7 +208,12 @@ function api.campaign_set(keys, args)
         order[#order + 1] = 'status'
         new.status = 'active'
     end
+    if new.auto_apply == '1' and not W.auto_room(tag, id) then
+        return invalid('auto_apply', 'at most ' .. W.AUTO_MAX
+                       .. ' automatic campaigns')
+    end
     write_fields(keys[1], new, order)
+    if new.auto_apply ~= nil then W.auto_sync(tag, id, new.auto_apply) end
 
     -- a new revision, unique even across reloads of this library, so that
     -- cached rules of the campaign are read afresh

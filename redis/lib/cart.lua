@@ -111,6 +111,40 @@ function W.nearer(a, b)
     return a.code < b.code
 end
 
+-- Automatic promotions ("10% off shoes this weekend"): a campaign with
+-- auto_apply 1 applies without a code.  It is in the set {NS}:auto (at
+-- most W.AUTO_MAX) and has a code of its own, {NS}:c:auto:<campaign>,
+-- which no customer can type (the module upper-cases every code it
+-- sends), so the same evaluation, counters, trail and rollback serve it.
+-- Qualify judges it with the codes (source "auto"); a stack adds every
+-- automatic promotion that fits the order and the codes named (see
+-- W.with_autos); a single-code validate or redeem does not.
+W.AUTO_MAX = 20
+
+function W.auto_room(tag, camp)
+    local akey = tag .. ':auto'
+    return redis.call('SISMEMBER', akey, camp) == 1
+           or redis.call('SCARD', akey) < W.AUTO_MAX
+end
+
+function W.auto_sync(tag, camp, on)
+    if on == '1' then
+        redis.call('SADD', tag .. ':auto', camp)
+        redis.call('HSETNX', tag .. ':c:auto:' .. camp, 'k', camp)
+        redis.call('HSETNX', tag .. ':c:auto:' .. camp, 'm', '0')
+    else
+        redis.call('SREM', tag .. ':auto', camp)
+    end
+end
+
+-- the automatic promotions' codes, in a fixed order
+function W.autos(tag)
+    local a = redis.call('SMEMBERS', tag .. ':auto')
+    table.sort(a)
+    for i, camp in ipairs(a) do a[i] = 'auto:' .. camp end
+    return a
+end
+
 -- voucher_qualify  KEYS[1] {NS}:public
 -- ARGV  channel best ncodes [code]* nforged [code]* customer amount
 --       currency order_id idem nitems [sku category price qty]*
@@ -152,6 +186,7 @@ function api.qualify(keys, args)
     for _, c in ipairs(redis.call('SMEMBERS', keys[1])) do
         add(c, 'public')
     end
+    for _, c in ipairs(W.autos(tag)) do add(c, 'auto') end
 
     local yes, no = {}, {}
     for _, c in ipairs(forged) do
@@ -176,7 +211,12 @@ function api.qualify(keys, args)
     if best == '1' then
         local max = tonumber(redis.call('HGET', tag .. ':cfg',
                                         'stack_max_codes')) or W.STACK_MAX
-        local list, total = W.best(yes, amount, max)
+        local codes, autos = {}, {}
+        for _, v in ipairs(yes) do
+            if v.source == 'auto' then autos[#autos + 1] = v
+            else codes[#codes + 1] = v end
+        end
+        local list, total = W.best(codes, autos, amount, max)
         if list then
             W.put(r, 'best', {'codes', W.stack_pairs(list),
                               'discount', total,
@@ -187,8 +227,9 @@ function api.qualify(keys, args)
 end
 
 -- The best combination of applicable codes: the largest total discount a
--- stack of them allows (gift cards, which pay rather than discount, are
--- left out).  Bounded: the W.BEST_CANDIDATES codes with the largest
+-- stack of them allows, with the automatic promotions a stack of them
+-- would add (W.with_autos), so that a stack of its codes gives what it
+-- says (gift cards, which pay rather than discount, are left out).  Bounded: the W.BEST_CANDIDATES codes with the largest
 -- discounts alone, at most max of them together, searched depth first in
 -- that order with a bound (a code adds at most its discount alone to a
 -- stack: amount-offs lower what later percents take, caps cut), and at
@@ -198,7 +239,7 @@ end
 W.BEST_CANDIDATES = 10
 W.BEST_TRIES = 1024
 
-function W.best(yes, amount, max)
+function W.best(yes, autos, amount, max)
     local c = {}
     for _, v in ipairs(yes) do
         if v.kind ~= 'gift_card' and #c < W.BEST_CANDIDATES then
@@ -206,12 +247,16 @@ function W.best(yes, amount, max)
         end
     end
     local best, best_total, tries, chosen = nil, 0, 0, {}
+    -- the automatic promotions alone
+    local _, _, alone = W.with_autos({}, autos, amount)
+    if alone and alone > 0 then best, best_total = {}, alone end
     local function search(from)
         for i = from, #c do
             if tries >= W.BEST_TRIES then return end
             chosen[#chosen + 1] = c[i]
             tries = tries + 1
-            local list, _, total = W.combine({unpack(chosen)}, amount)
+            local list, _, total = W.with_autos({unpack(chosen)}, autos,
+                                                amount)
             if list then
                 if total > best_total
                    or (total == best_total and best
@@ -233,7 +278,7 @@ function W.best(yes, amount, max)
     end
     search(1)
     if not best then return nil end
-    local list, _, total = W.combine(best, amount)
+    local list, _, total = W.with_autos(best, autos, amount)
     return list, total
 end
 
@@ -412,11 +457,44 @@ function W.take(tag, v, o, idem, hold_deadline)
     return id, bal
 end
 
+-- The codes named (vs: W.fit verdicts, all ok) and every automatic
+-- promotion that fits with them: autos (verdicts that passed, the largest
+-- discount first) are tried one by one, each kept when the stack with it
+-- is allowed and it adds a discount.  W.combine's answer for the result.
+function W.with_autos(vs, autos, amount)
+    local list, refusal = W.combine(vs, amount)
+    if not list then return nil, refusal end
+    if #autos == 0 then return W.combine(vs, amount) end
+    local cur = {unpack(vs)}
+    for _, a in ipairs(autos) do
+        cur[#cur + 1] = a
+        if not W.combine(cur, amount) then cur[#cur] = nil end
+    end
+    return W.combine(cur, amount)
+end
+
+-- the automatic promotions that fit this order alone, best first
+function W.fit_autos(tag, o, n, channel)
+    local out = {}
+    for _, code in ipairs(W.autos(tag)) do
+        local v = W.fit(tag, code, o, n, channel)
+        if v.ok then
+            v.source = 'auto'
+            out[#out + 1] = v
+        end
+    end
+    table.sort(out, W.better)
+    return out
+end
+
 -- the parts of an answer's codes, in the order of application
 function W.stack_pairs(list, ids, bals)
     local out = {}
     for i, v in ipairs(list) do
         local t = {'code', v.code, 'campaign', v.campaign, 'kind', v.kind}
+        if string.sub(v.code, 1, 5) == 'auto:' then
+            W.put(t, 'automatic', 1)
+        end
         if v.kind ~= 'gift_card' then
             W.put(t, v.kind == 'percent' and 'percent_bp' or 'value',
                   v.value)
@@ -465,7 +543,7 @@ function api.stack(keys, args)
         return bad_args()
     end
     local codes, i = W.codes(args, 4)
-    if not codes or #codes == 0 or not channel then return bad_args() end
+    if not codes or not channel then return bad_args() end
     local n = uint(args[i + 5])
     if not n then return bad_args() end
     local last = i + 5 + 4 * n
@@ -476,7 +554,8 @@ function api.stack(keys, args)
     local status, name
     if #args > last then
         local refusal
-        refusal, status, name = limits_apply(tag, codes[1], args, last + 1)
+        refusal, status, name = limits_apply(tag, codes[1] or '', args,
+                                             last + 1)
         if refusal then return refusal end
         if refusal == false then return bad_args() end
     end
@@ -502,7 +581,7 @@ function W.stack_run(tag, logkey, codes, o, n, channel, redeem, hold_ms)
         fp = fingerprint('stack\0' .. table.concat(sorted, '\0') .. '\0'
                          .. table.concat(o, '\0', 1, 4) .. '\0'
                          .. table.concat(o, '\0', 6))
-        local r = replay(ikey, fp, 'code', codes[1])
+        local r = replay(ikey, fp, 'code', codes[1] or '')
         if r and hold_ms and r[1] == 'ok' then
             local parent
             for j = 2, #r - 1, 2 do
@@ -519,8 +598,8 @@ function W.stack_run(tag, logkey, codes, o, n, channel, redeem, hold_ms)
                     end
                 end
                 if held then
-                    return {'reservation_in_progress', 'code', codes[1],
-                            'redemption_id', parent}
+                    return {'reservation_in_progress', 'code',
+                            codes[1] or '', 'redemption_id', parent}
                 end
                 if gone then
                     redis.call('DEL', ikey)
@@ -551,7 +630,8 @@ function W.stack_run(tag, logkey, codes, o, n, channel, redeem, hold_ms)
         end
         vs[j] = v
     end
-    local list, refusal, total, paid = W.combine(vs, amount)
+    local list, refusal, total, paid =
+        W.with_autos(vs, W.fit_autos(tag, o, n, channel), amount)
     if not list then return refusal end
 
     local r = {'ok', 'codes', nil, 'order_amount', amount,

@@ -9,7 +9,7 @@ local CAMPAIGN_FIELDS = {
     'exclude_categories', 'free_sku', 'redeemed', 'discount_given', -- 20..23
     -- the cart's (redis/lib/cart.lua): not read by a single-code call
     'channels', 'stacking', 'stack_category', 'stack_priority',     -- 24..27
-    'stack_cap',                                                    -- 28
+    'stack_cap', 'auto_apply',                                      -- 28..29
 }
 -- the fields above that are numbers (the cache keeps them converted)
 local CAMPAIGN_NUMBERS = {3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 16, 27, 28}

@@ -544,7 +544,9 @@ test_codes_qualify(void **state)
 
         FAIL(ops[i], "{'code':'A','codes':['B'],'order':{'amount':1}}",
              E_FIELD, "codes");
-        FAIL(ops[i], "{'codes':[],'order':{'amount':1}}", E_FIELD, "codes");
+        OK(ops[i], "{'codes':[],'order':{'amount':1}}");
+        assert_int_equal(req.stack, 1);
+        assert_int_equal(req.ncodes, 0);
         FAIL(ops[i], "{'codes':'A','order':{'amount':1}}", E_FIELD, "codes");
         FAIL(ops[i], "{'codes':['A',1],'order':{'amount':1}}", E_CODE,
              "codes[1]");
@@ -564,6 +566,7 @@ test_codes_qualify(void **state)
     OK(V, "{'codes':null,'code':'A','order':{'amount':1}}");
     STR_EQ(req.code, "A");
     assert_int_equal(req.ncodes, 0);
+    assert_int_equal(req.stack, 0);
 
     /* 30 codes at most */
     memset(&sb, 0, sizeof(sb));
