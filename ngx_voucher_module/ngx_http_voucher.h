@@ -70,6 +70,8 @@ typedef struct {
     /* gate mode (ngx_http_voucher_gate.c) */
     ngx_int_t                   gate;        /* 0, OP_VALIDATE or OP_REDEEM */
     ngx_http_complex_value_t   *gate_code;
+    ngx_http_complex_value_t   *gate_codes;      /* voucher_codes */
+    ngx_int_t                   gate_codes_sep;  /* its separator */
     ngx_http_complex_value_t   *gate_customer;
     ngx_http_complex_value_t   *gate_amount;
     ngx_http_complex_value_t   *gate_currency;
@@ -200,6 +202,8 @@ ngx_int_t ngx_http_voucher_api_handler(ngx_http_request_t *r);
 
 char *ngx_http_voucher_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_voucher_gate_value(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_voucher_gate_codes(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_voucher_confirm_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);

@@ -349,7 +349,9 @@ ngx_http_voucher_command_codes(ngx_http_voucher_core_t *core,
         p = ngx_sprintf(key, "{%V}:log", &vlcf->ns);
         ngx_http_voucher_arg(key, p - key);
 
-        switch (core->api) {
+        /* the gate's redeem is a reservation: the request's op says */
+
+        switch (req->op) {
 
         case NGX_HTTP_VOUCHER_OP_VALIDATE:
             ngx_http_voucher_arg("validate", 8);
@@ -395,7 +397,7 @@ ngx_http_voucher_command_codes(ngx_http_voucher_core_t *core,
     }
 
     if (core->api != NGX_HTTP_VOUCHER_OP_QUALIFY) {
-        nl = ngx_http_voucher_limit_args(r, vlcf, core->api, &argv[n],
+        nl = ngx_http_voucher_limit_args(r, vlcf, req->op, &argv[n],
                                          &argvlen[n]);
         if (nl == NGX_ERROR) {
             return NGX_ERROR;

@@ -207,6 +207,13 @@ static ngx_command_t  ngx_http_voucher_commands[] = {
       offsetof(ngx_http_voucher_loc_conf_t, gate_code),
       NULL },
 
+    { ngx_string("voucher_codes"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_voucher_gate_codes,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("voucher_customer"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_voucher_gate_value,
@@ -428,6 +435,7 @@ ngx_http_voucher_create_loc_conf(ngx_conf_t *cf)
      *     vlcf->code_patterns = NULL;
      *     vlcf->limits = NULL;
      *     vlcf->gate_code = NULL;
+     *     vlcf->gate_codes = NULL;
      *     vlcf->gate_customer = NULL;
      *     vlcf->gate_amount = NULL;
      *     vlcf->gate_currency = NULL;
@@ -450,6 +458,7 @@ ngx_http_voucher_create_loc_conf(ngx_conf_t *cf)
     vlcf->gate_code_required = NGX_CONF_UNSET;
     vlcf->gate_confirm = NGX_CONF_UNSET_PTR;
     vlcf->gate_abort_keep = NGX_CONF_UNSET;
+    vlcf->gate_codes_sep = NGX_CONF_UNSET;
 
     return vlcf;
 }
