@@ -8,7 +8,7 @@
 #define _VOUCHER_LUA_H_INCLUDED_
 
 
-#define VOUCHER_LUA_VERSION  "e26d0ca658462f27"
+#define VOUCHER_LUA_VERSION  "7307b43a2aeaf365"
 
 
 static const char  voucher_lua[] =
@@ -27,7 +27,7 @@ static const char  voucher_lua[] =
     "-- exact for integers below 2^53; Lua's own tostring (\"%.14g\") is not, so\n"
     "-- large numbers are never concatenated into strings.\n"
     "\n"
-    "local VERSION = 'e26d0ca658462f27'\n"
+    "local VERSION = '7307b43a2aeaf365'\n"
     "\n"
     "-- Redis 7.0 loads a library in a bare environment (no redis.call, string,\n"
     "-- math, ... yet), so builtins are looked up at call time, not aliased here.\n"
@@ -2172,11 +2172,12 @@ static const char  voucher_lua[] =
     "-- A customer's wallet, {NS}:w:<customer>: a sorted set of codes scored by\n"
     "-- the millisecond (Redis time) each came in, made unique in the wallet (a\n"
     "-- code added in the same millisecond as the newest takes the next one), so\n"
-    "-- that a page's cursor, the score of its last code, is exact.  Codes come from a delivery\n"
-    "-- voucherd sent (voucher_delivery_done), from the admin functions that\n"
-    "-- give a code to a customer (voucher_code_set and voucher_codes_add with a\n"
-    "-- customer, voucher_wallet_add), and from the customer himself\n"
-    "-- (voucher_wallet_save: the edge's \"voucher_api wallet_save\").\n"
+    "-- that a page's cursor, the score of its last code, is exact.  Codes come\n"
+    "-- from a delivery voucherd sent (voucher_delivery_done), from the admin\n"
+    "-- functions that give a code to a customer (voucher_code_set and\n"
+    "-- voucher_codes_add with a customer, voucher_wallet_add), and from the\n"
+    "-- customer himself (voucher_wallet_save: the edge's \"voucher_api\n"
+    "-- wallet_save\").\n"
     "-- voucher_wallet lists it, newest first, each code with its state, judged\n"
     "-- by the evaluation a validate runs (evaluate_code), so the two agree.\n"
     "-- A wallet holds at most W.MAX codes: a save beyond is refused\n"
@@ -2690,8 +2691,9 @@ static const char  voucher_lua[] =
     "-- The best combination of applicable codes: the largest total discount a\n"
     "-- stack of them allows, with the automatic promotions a stack of them\n"
     "-- would add (W.with_autos), so that a stack of its codes gives what it\n"
-    "-- says (gift cards, which pay rather than discount, are left out).  Bounded: the W.BEST_CANDIDATES codes with the largest\n"
-    "-- discounts alone, at most max of them together, searched depth first in\n"
+    "-- says (gift cards, which pay rather than discount, are left out).\n"
+    "-- Bounded: the W.BEST_CANDIDATES codes with the largest discounts alone,\n"
+    "-- at most max of them together, searched depth first in\n"
     "-- that order with a bound (a code adds at most its discount alone to a\n"
     "-- stack: amount-offs lower what later percents take, caps cut), and at\n"
     "-- most W.BEST_TRIES stacks priced.  A stack the rules refuse is not\n"
@@ -2809,6 +2811,9 @@ static const char  voucher_lua[] =
     "-- gives back that part alone.  A stacked reservation holds each code's\n"
     "-- redemption; confirm and release of the parent settle them all.\n"
     "\n"
+    "-- W.PHASE is the order of application by kind: 1 amount-offs, 2\n"
+    "-- percents, 3 payments (gift cards; a points redemption, when loyalty\n"
+    "-- joins a stack, is a payment too: after the discounts, outside the cap).\n"
     "W.STACK_MAX = 5\n"
     "W.PHASE = {amount = 1, fixed_price = 1, free_item = 1, percent = 2,\n"
     "           gift_card = 3}\n"

@@ -9,8 +9,8 @@
  * a value is an integer, a string, or a nested array of pairs, which
  * becomes a JSON object, or a nested array whose first element is the
  * status reply "[]", whose other elements become a JSON array (of
- * objects when they are arrays of pairs).  The "ok" of validate, redeem and reserve is
- * positional instead, {"ok", mask, values..., k1, v1, ...}
+ * objects when they are arrays of pairs).  The "ok" of validate, redeem
+ * and reserve is positional instead, {"ok", mask, values..., k1, v1, ...}
  * (ngx_http_voucher_ok.h): its names are written from the table of its
  * fields.
  */

@@ -229,8 +229,9 @@ end
 -- The best combination of applicable codes: the largest total discount a
 -- stack of them allows, with the automatic promotions a stack of them
 -- would add (W.with_autos), so that a stack of its codes gives what it
--- says (gift cards, which pay rather than discount, are left out).  Bounded: the W.BEST_CANDIDATES codes with the largest
--- discounts alone, at most max of them together, searched depth first in
+-- says (gift cards, which pay rather than discount, are left out).
+-- Bounded: the W.BEST_CANDIDATES codes with the largest discounts alone,
+-- at most max of them together, searched depth first in
 -- that order with a bound (a code adds at most its discount alone to a
 -- stack: amount-offs lower what later percents take, caps cut), and at
 -- most W.BEST_TRIES stacks priced.  A stack the rules refuse is not
@@ -348,6 +349,9 @@ reg('voucher_public_del', api.public_del)
 -- gives back that part alone.  A stacked reservation holds each code's
 -- redemption; confirm and release of the parent settle them all.
 
+-- W.PHASE is the order of application by kind: 1 amount-offs, 2
+-- percents, 3 payments (gift cards; a points redemption, when loyalty
+-- joins a stack, is a payment too: after the discounts, outside the cap).
 W.STACK_MAX = 5
 W.PHASE = {amount = 1, fixed_price = 1, free_item = 1, percent = 2,
            gift_card = 3}

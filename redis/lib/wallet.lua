@@ -3,11 +3,12 @@
 -- A customer's wallet, {NS}:w:<customer>: a sorted set of codes scored by
 -- the millisecond (Redis time) each came in, made unique in the wallet (a
 -- code added in the same millisecond as the newest takes the next one), so
--- that a page's cursor, the score of its last code, is exact.  Codes come from a delivery
--- voucherd sent (voucher_delivery_done), from the admin functions that
--- give a code to a customer (voucher_code_set and voucher_codes_add with a
--- customer, voucher_wallet_add), and from the customer himself
--- (voucher_wallet_save: the edge's "voucher_api wallet_save").
+-- that a page's cursor, the score of its last code, is exact.  Codes come
+-- from a delivery voucherd sent (voucher_delivery_done), from the admin
+-- functions that give a code to a customer (voucher_code_set and
+-- voucher_codes_add with a customer, voucher_wallet_add), and from the
+-- customer himself (voucher_wallet_save: the edge's "voucher_api
+-- wallet_save").
 -- voucher_wallet lists it, newest first, each code with its state, judged
 -- by the evaluation a validate runs (evaluate_code), so the two agree.
 -- A wallet holds at most W.MAX codes: a save beyond is refused

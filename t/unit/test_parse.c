@@ -2011,7 +2011,8 @@ test_internal_errors(void **state)
                      sizeof(buf), &err), -1);
     assert_string_equal(err.reason, E_INTERNAL);
 
-    assert_int_equal(ngx_http_voucher_parse_request(NGX_HTTP_VOUCHER_OP_LAST + 1,
+    assert_int_equal(ngx_http_voucher_parse_request(
+                     NGX_HTTP_VOUCHER_OP_LAST + 1,
                      (const unsigned char *) js, strlen(js), NULL, &r, buf,
                      sizeof(buf), &err), -1);
     assert_string_equal(err.reason, E_INTERNAL);
