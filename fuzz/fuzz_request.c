@@ -269,33 +269,67 @@ check_request(const fuzz_result_t *r, int op,
         return;
     }
 
-    /* several codes: a stack, or the codes qualify judges */
-
-    CHECK(q->ncodes <= NGX_HTTP_VOUCHER_MAX_CODES);
-    CHECK((q->codes == NULL) == (q->ncodes == 0));
-
-    for (i = 0; i < q->ncodes; i++) {
-        check_str(r, &q->codes[i], 1, STR_CODE, lim->max_code_len);
-    }
-
-    check_str(r, &q->channel, 0, STR_TOKEN, lim->max_str_len);
-
-    if (op == NGX_HTTP_VOUCHER_OP_QUALIFY) {
-        CHECK(q->code.data == NULL && q->stack == 0);
-        CHECK(q->idempotency_key.data == NULL);
-        CHECK(q->best == 0 || q->best == 1);
+    if (op >= NGX_HTTP_VOUCHER_OP_LOYALTY_EARN) {
+        /* a member id: required, no spaces */
+        check_str(r, &q->customer, 1, STR_TEXT, lim->max_str_len);
+        CHECK(memchr(q->customer.data, ' ', q->customer.len) == NULL);
+        CHECK(q->code.data == NULL && q->redemption_id.data == NULL);
+        CHECK(q->points == 0);
+        CHECK(q->codes == NULL && q->ncodes == 0 && q->stack == 0);
+        CHECK(q->channel.data == NULL && q->best == 0);
         CHECK(q->hold_seconds == NGX_HTTP_VOUCHER_UNSET);
 
-    } else {
-        CHECK(q->best == 0);
+        if (op == NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY) {
+            CHECK(q->limit >= 1
+                  && q->limit <= NGX_HTTP_VOUCHER_MAX_HISTORY);
+            check_str(r, &q->before, 0, STR_RID, 0);
 
-        /* a code, or codes ([] too), never both; a channel with codes */
-        CHECK((q->code.data != NULL) != (q->stack != 0));
-        CHECK(q->stack || (q->ncodes == 0 && q->channel.data == NULL));
+        } else {
+            CHECK(q->limit == 0 && q->before.data == NULL);
+        }
+
+        if (op != NGX_HTTP_VOUCHER_OP_LOYALTY_EARN) {
+            CHECK(q->items == NULL && q->nitems == 0);
+            CHECK(q->amount == NGX_HTTP_VOUCHER_UNSET);
+            CHECK(q->order_id.data == NULL);
+            return;
+        }
+
+        check_str(r, &q->order_id, 1, STR_TEXT, lim->max_str_len);
+
+    } else {
+        /* several codes: a stack, or the codes qualify judges */
+
+        CHECK(q->ncodes <= NGX_HTTP_VOUCHER_MAX_CODES);
+        CHECK((q->codes == NULL) == (q->ncodes == 0));
+
+        for (i = 0; i < q->ncodes; i++) {
+            check_str(r, &q->codes[i], 1, STR_CODE, lim->max_code_len);
+        }
+
+        check_str(r, &q->channel, 0, STR_TOKEN, lim->max_str_len);
+
+        if (op == NGX_HTTP_VOUCHER_OP_QUALIFY) {
+            CHECK(q->code.data == NULL && q->stack == 0);
+            CHECK(q->idempotency_key.data == NULL);
+            CHECK(q->best == 0 || q->best == 1);
+            CHECK(q->hold_seconds == NGX_HTTP_VOUCHER_UNSET);
+
+        } else {
+            CHECK(q->best == 0);
+
+            /* a code, or codes ([] too), never both; a channel with codes */
+            CHECK((q->code.data != NULL) != (q->stack != 0));
+            CHECK(q->stack || (q->ncodes == 0 && q->channel.data == NULL));
+        }
+
+        check_str(r, &q->code, 0, STR_CODE, lim->max_code_len);
+        check_str(r, &q->customer, 0, STR_TEXT, lim->max_str_len);
+
+        /* a stack is priced in one call that takes no points */
+        CHECK(q->stack == 0 || q->points == 0);
     }
 
-    check_str(r, &q->code, 0, STR_CODE, lim->max_code_len);
-    check_str(r, &q->customer, 0, STR_TEXT, lim->max_str_len);
     check_str(r, &q->order_id, 0, STR_TEXT, lim->max_str_len);
     check_str(r, &q->currency, 0, STR_CURRENCY, 0);
     CHECK(q->redemption_id.data == NULL);
@@ -359,6 +393,7 @@ arena_used(const ngx_http_voucher_request_t *q)
         + str_size(&q->currency) + str_size(&q->redemption_id)
         + str_size(&q->cursor) + str_size(&q->channel)
         + q->ncodes * sizeof(ngx_http_voucher_str_t)
+        + str_size(&q->before)
         + q->nitems * sizeof(ngx_http_voucher_item_t);
 
     for (i = 0; i < q->nitems; i++) {
@@ -502,7 +537,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
 
     default:
-        op = data[0] % 6 + 1;
+        /* 0xf0 and up: the loyalty operations */
+        if (data[0] >= 0xf0) {
+            op = (data[0] - 0xf0) % 3 + NGX_HTTP_VOUCHER_OP_LOYALTY_EARN;
+
+        } else {
+            op = data[0] % 6 + 1;
+        }
     }
 
     body = data + 1;

@@ -56,6 +56,9 @@ typedef struct {
     ngx_str_t                     amount_after;
     ngx_str_t                     redemption_id;
     ngx_str_t                     hold_expires_at;
+    ngx_str_t                     points_used;   /* loyalty points paying */
+    ngx_str_t                     points_value;
+    ngx_str_t                     amount_due;
 
     json_t                       *body;      /* parsed for $voucher_body_ */
 
@@ -138,6 +141,11 @@ static void ngx_http_voucher_gate_answered(ngx_http_voucher_core_t *core,
 static ngx_str_t *ngx_http_voucher_gate_field(redisReply *reply,
     ngx_http_voucher_ok_t *ok, ngx_uint_t field, ngx_str_t *out,
     ngx_pool_t *pool);
+static ngx_str_t *ngx_http_voucher_gate_pair(redisReply *reply,
+    ngx_http_voucher_ok_t *ok, ngx_str_t *name, ngx_str_t *out,
+    ngx_pool_t *pool);
+static ngx_str_t *ngx_http_voucher_gate_copy(redisReply *v, ngx_str_t *out,
+    ngx_pool_t *pool);
 static ngx_int_t ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
     ngx_http_voucher_gate_t *g, redisReply *reply, ngx_http_voucher_ok_t *ok);
 static ngx_int_t ngx_http_voucher_gate_unavailable(ngx_http_request_t *r,
@@ -191,6 +199,27 @@ static ngx_http_voucher_gate_var_t  ngx_http_voucher_gate_vars[] = {
       offsetof(ngx_http_voucher_gate_t, redemption_id) },
     { ngx_string("voucher_hold_expires_at"),
       offsetof(ngx_http_voucher_gate_t, hold_expires_at) },
+    { ngx_string("voucher_points_used"),
+      offsetof(ngx_http_voucher_gate_t, points_used) },
+    { ngx_string("voucher_points_value"),
+      offsetof(ngx_http_voucher_gate_t, points_value) },
+    { ngx_string("voucher_amount_due"),
+      offsetof(ngx_http_voucher_gate_t, amount_due) },
+    { ngx_null_string, 0 }
+};
+
+
+/* the answer's pairs the gate keeps in variables (points paying) */
+static struct {
+    ngx_str_t   name;
+    size_t      offset;
+} ngx_http_voucher_gate_pairs[] = {
+    { ngx_string("points_used"),
+      offsetof(ngx_http_voucher_gate_t, points_used) },
+    { ngx_string("points_value"),
+      offsetof(ngx_http_voucher_gate_t, points_value) },
+    { ngx_string("amount_due"),
+      offsetof(ngx_http_voucher_gate_t, amount_due) },
     { ngx_null_string, 0 }
 };
 
@@ -418,6 +447,7 @@ ngx_http_voucher_gate_merge(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *prev,
     ngx_http_voucher_merge_cv(gate_currency);
     ngx_http_voucher_merge_cv(gate_order_id);
     ngx_http_voucher_merge_cv(gate_idempotency_key);
+    ngx_http_voucher_merge_cv(gate_points);
 
 #undef ngx_http_voucher_merge_cv
 
@@ -486,7 +516,7 @@ ngx_http_voucher_gate_fields(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *conf)
     size_t                     len;
     ngx_str_t                 *name, *field;
     ngx_uint_t                 i, j;
-    ngx_http_complex_value_t  *cv[7];
+    ngx_http_complex_value_t  *cv[8];
 
     cv[0] = conf->gate_code;
     cv[1] = conf->gate_customer;
@@ -495,6 +525,7 @@ ngx_http_voucher_gate_fields(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *conf)
     cv[4] = conf->gate_order_id;
     cv[5] = conf->gate_idempotency_key;
     cv[6] = conf->gate_codes;
+    cv[7] = conf->gate_points;
 
     conf->gate_fields = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
     if (conf->gate_fields == NULL) {
@@ -503,7 +534,7 @@ ngx_http_voucher_gate_fields(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *conf)
 
     len = sizeof("voucher_body_") - 1;
 
-    for (i = 0; i < 7; i++) {
+    for (i = 0; i < 8; i++) {
         if (cv[i] == NULL) {
             continue;
         }
@@ -1136,7 +1167,7 @@ ngx_http_voucher_gate_values(ngx_http_request_t *r,
     ngx_int_t                     rc;
     ngx_str_t                     v;
     const char                   *msg;
-    ngx_http_voucher_str_t        amount;
+    ngx_http_voucher_str_t        amount, points;
     ngx_http_voucher_error_t      err;
     ngx_http_voucher_limits_t     lim;
     ngx_http_voucher_loc_conf_t  *vlcf;
@@ -1226,6 +1257,30 @@ ngx_http_voucher_gate_values(ngx_http_request_t *r,
     if (amount.len) {
         /* taken by the rule: 14 digits at most */
         req->amount = ngx_atoof(amount.data, amount.len);
+    }
+
+    /* loyalty points to pay with: none when empty */
+
+    req->points = 0;
+
+    rc = ngx_http_voucher_gate_text(r, vlcf->gate_points,
+                                    NGX_HTTP_VOUCHER_FIELD_POINTS_ROW,
+                                    &lim, &points, &err);
+    if (rc != NGX_OK) {
+        goto failed;
+    }
+
+    if (points.len) {
+        /* taken by the rule: 14 digits at most */
+        req->points = ngx_atoof(points.data, points.len);
+    }
+
+    /* a stack is priced in one call that takes no points */
+
+    if (req->stack && req->points != 0) {
+        return ngx_http_voucher_gate_refuse(r, g, "invalid_field", "points",
+                                            "Points pay with one code, "
+                                            "not several.");
     }
 
     /* the idempotency key: the directive's value, or the header */
@@ -1599,10 +1654,28 @@ static ngx_str_t *
 ngx_http_voucher_gate_field(redisReply *reply, ngx_http_voucher_ok_t *ok,
     ngx_uint_t field, ngx_str_t *out, ngx_pool_t *pool)
 {
-    redisReply  *v;
+    return ngx_http_voucher_gate_copy(ngx_http_voucher_ok_get(reply, ok,
+                                                              field),
+                                      out, pool);
+}
 
-    v = ngx_http_voucher_ok_get(reply, ok, field);
 
+/* a pair after the values, by its name */
+
+static ngx_str_t *
+ngx_http_voucher_gate_pair(redisReply *reply, ngx_http_voucher_ok_t *ok,
+    ngx_str_t *name, ngx_str_t *out, ngx_pool_t *pool)
+{
+    return ngx_http_voucher_gate_copy(ngx_http_voucher_ok_pair(reply, ok,
+                                          (const char *) name->data,
+                                          name->len),
+                                      out, pool);
+}
+
+
+static ngx_str_t *
+ngx_http_voucher_gate_copy(redisReply *v, ngx_str_t *out, ngx_pool_t *pool)
+{
     if (v == NULL) {
         return NULL;
     }
@@ -1639,6 +1712,7 @@ static ngx_int_t
 ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
     ngx_http_voucher_gate_t *g, redisReply *reply, ngx_http_voucher_ok_t *ok)
 {
+    ngx_uint_t   i;
     redisReply  *reason;
 
     if (ok == NULL) {
@@ -1683,6 +1757,14 @@ ngx_http_voucher_gate_verdict(ngx_http_request_t *r,
     (void) ngx_http_voucher_gate_field(reply, ok,
                                        NGX_HTTP_VOUCHER_OK_AMOUNT_AFTER,
                                        &g->amount_after, r->pool);
+
+    for (i = 0; ngx_http_voucher_gate_pairs[i].name.len; i++) {
+        (void) ngx_http_voucher_gate_pair(reply, ok,
+                   &ngx_http_voucher_gate_pairs[i].name,
+                   (ngx_str_t *) ((u_char *) g
+                                  + ngx_http_voucher_gate_pairs[i].offset),
+                   r->pool);
+    }
 
     if (g->core.conf->gate == NGX_HTTP_VOUCHER_OP_VALIDATE) {
         return ngx_http_voucher_gate_pass(r, g, "valid");
@@ -2027,10 +2109,12 @@ ngx_http_voucher_settle_send(ngx_http_voucher_settle_t *s)
 
     op = NULL;
 
-    if (s->vmcf->pool) {
-        op = ngx_http_voucher_redis_send(s->vmcf->pool, s->confirm ? 7 : 6,
+    if (s->vmcf->store.pool) {
+        op = ngx_http_voucher_redis_send(s->vmcf->store.pool,
+                                         s->confirm ? 7 : 6,
                                          s->argv, s->argvlen,
-                                         ngx_http_voucher_settle_handler, s);
+                                         ngx_http_voucher_settle_handler, s,
+                                         NGX_HTTP_VOUCHER_SEND_WRITE);
     }
 
     if (op == NULL) {
@@ -2051,7 +2135,7 @@ ngx_http_voucher_settle_retry(ngx_http_voucher_settle_t *s)
     ngx_msec_t      delay;
     ngx_msec_int_t  left;
 
-    if (s->vmcf->pool == NULL) {
+    if (s->vmcf->store.pool == NULL) {
         ngx_str_set(&why, "the worker exits");
         ngx_http_voucher_settle_lost(s, &why);
         return;

@@ -61,14 +61,15 @@
 #define ngx_http_voucher_json_unpoison(p, n)
 #endif
 
-#define NGX_HTTP_VOUCHER_MAX_KEYS      6
+#define NGX_HTTP_VOUCHER_MAX_KEYS      7
 
 #define NGX_HTTP_VOUCHER_F_CODE        0  /* ngx_http_voucher_voucher_keys */
 #define NGX_HTTP_VOUCHER_F_CUSTOMER    1
 #define NGX_HTTP_VOUCHER_F_IDEM        2
 #define NGX_HTTP_VOUCHER_F_ORDER       3
 #define NGX_HTTP_VOUCHER_F_CODES       4
-#define NGX_HTTP_VOUCHER_F_HOLD        5
+#define NGX_HTTP_VOUCHER_F_POINTS      5
+#define NGX_HTTP_VOUCHER_F_HOLD        6
 
 #define NGX_HTTP_VOUCHER_F_ID          0  /* ngx_http_voucher_order_keys */
 #define NGX_HTTP_VOUCHER_F_AMOUNT      1
@@ -85,6 +86,11 @@
 #define NGX_HTTP_VOUCHER_F_CATEGORY    1
 #define NGX_HTTP_VOUCHER_F_PRICE       2
 #define NGX_HTTP_VOUCHER_F_QUANTITY    3
+
+#define NGX_HTTP_VOUCHER_F_MEMBER      0  /* ngx_http_voucher_loyalty_keys */
+#define NGX_HTTP_VOUCHER_F_L_ORDER     1
+#define NGX_HTTP_VOUCHER_F_LIMIT       1
+#define NGX_HTTP_VOUCHER_F_BEFORE      2
 
 #define NGX_HTTP_VOUCHER_F_RID         0  /* ngx_http_voucher_settle_keys */
 #define NGX_HTTP_VOUCHER_F_SETTLE_IDEM 1
@@ -205,6 +211,8 @@ static int ngx_http_voucher_parse_rollback(ngx_http_voucher_ctx_t *ctx,
     json_t *root, ngx_http_voucher_request_t *req);
 static int ngx_http_voucher_parse_wallet(ngx_http_voucher_ctx_t *ctx,
     json_t *root, ngx_http_voucher_request_t *req);
+static int ngx_http_voucher_parse_loyalty(ngx_http_voucher_ctx_t *ctx,
+    json_t *root, ngx_http_voucher_request_t *req);
 static void ngx_http_voucher_request_init(ngx_http_voucher_request_t *req,
     int op);
 static void ngx_http_voucher_json_begin(size_t len);
@@ -234,8 +242,8 @@ static union {
  */
 
 static const char *const  ngx_http_voucher_voucher_keys[] = {
-    "code", "customer", "idempotency_key", "order", "codes", "hold_seconds",
-    NULL
+    "code", "customer", "idempotency_key", "order", "codes", "points",
+    "hold_seconds", NULL
 };
 
 /* "channel": a stack's and qualify's only */
@@ -261,6 +269,16 @@ static const char *const  ngx_http_voucher_wallet_keys[] = {
 
 static const char *const  ngx_http_voucher_save_keys[] = {
     "customer", "code", NULL
+};
+
+/* a loyalty earn: customer and order; a history: customer, limit, before */
+
+static const char *const  ngx_http_voucher_earn_keys[] = {
+    "customer", "order", NULL
+};
+
+static const char *const  ngx_http_voucher_history_keys[] = {
+    "customer", "limit", "before", NULL
 };
 
 
@@ -292,6 +310,12 @@ const ngx_http_voucher_field_t  ngx_http_voucher_fields[] = {
     { "count", NULL, NGX_HTTP_VOUCHER_FIELD_COUNT,
       1, NGX_HTTP_VOUCHER_MAX_WALLET_PAGE, NULL },
     { "channel", NULL, NGX_HTTP_VOUCHER_FIELD_TOKEN, 0, 0, NULL },
+    { "points", "points", NGX_HTTP_VOUCHER_FIELD_COUNT,
+      1, NGX_HTTP_VOUCHER_MAX_POINTS,
+      "The points must be an integer, 1 to 10^13." },
+    { "limit", NULL, NGX_HTTP_VOUCHER_FIELD_COUNT,
+      1, NGX_HTTP_VOUCHER_MAX_HISTORY, NULL },
+    { "before", NULL, NGX_HTTP_VOUCHER_FIELD_RID, 0, 0, NULL },
     { NULL, NULL, 0, 0, 0, NULL }
 };
 
@@ -487,6 +511,9 @@ ngx_http_voucher_parse_request(int op, const unsigned char *body,
     } else if (op == NGX_HTTP_VOUCHER_OP_QUALIFY) {
         rc = ngx_http_voucher_parse_qualify(&ctx, root, req);
 
+    } else if (op >= NGX_HTTP_VOUCHER_OP_LOYALTY_EARN) {
+        rc = ngx_http_voucher_parse_loyalty(&ctx, root, req);
+
     } else {
         rc = ngx_http_voucher_parse_voucher_op(&ctx, root, req);
     }
@@ -671,6 +698,7 @@ ngx_http_voucher_request_init(ngx_http_voucher_request_t *req, int op)
     req->rollback_amount = NGX_HTTP_VOUCHER_UNSET;
     req->hold_seconds = NGX_HTTP_VOUCHER_UNSET;
     req->count = NGX_HTTP_VOUCHER_UNSET;
+    req->points = 0;
 }
 
 
@@ -685,7 +713,7 @@ ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx, json_t *root,
 
     if (ngx_http_voucher_check_keys(ctx, root, "",
                                     ngx_http_voucher_voucher_keys,
-                                    reserve ? 6 : 5, f)
+                                    reserve ? 7 : 6, f)
         != 0)
     {
         return -1;
@@ -742,6 +770,26 @@ ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx, json_t *root,
         != 0)
     {
         return -1;
+    }
+
+    /* loyalty points to pay with */
+
+    if (ngx_http_voucher_get_int(ctx, f[NGX_HTTP_VOUCHER_F_POINTS], "",
+                                 ngx_http_voucher_field(POINTS),
+                                 NGX_HTTP_VOUCHER_OPTIONAL, &req->points)
+        != 0)
+    {
+        return -1;
+    }
+
+    /* a stack's codes are priced in one call that takes no points */
+
+    if (stack && req->points != 0) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     "", "points",
+                                     "cannot come with codes: send one "
+                                     "code to pay with points");
     }
 
     if (reserve
@@ -1219,6 +1267,97 @@ ngx_http_voucher_parse_wallet(ngx_http_voucher_ctx_t *ctx, json_t *root,
     return ngx_http_voucher_get_int(ctx, f[2], "",
                                     ngx_http_voucher_field(PAGE),
                                     NGX_HTTP_VOUCHER_OPTIONAL, &req->count);
+}
+
+
+/*
+ * A loyalty earn: {"customer": "...", "order": {"id": "...", ...}} (the
+ * order as a validate's, its id required: one order, one accrual); a
+ * balance: {"customer": "..."}; a history: and "limit", "before".  The
+ * customer is a member id: no spaces.
+ */
+
+static int
+ngx_http_voucher_parse_loyalty(ngx_http_voucher_ctx_t *ctx, json_t *root,
+    ngx_http_voucher_request_t *req)
+{
+    int      n;
+    json_t  *f[NGX_HTTP_VOUCHER_MAX_KEYS];
+
+    switch (req->op) {
+
+    case NGX_HTTP_VOUCHER_OP_LOYALTY_EARN:
+        n = ngx_http_voucher_check_keys(ctx, root, "",
+                                        ngx_http_voucher_earn_keys, 2, f);
+        break;
+
+    case NGX_HTTP_VOUCHER_OP_LOYALTY_BALANCE:
+        n = ngx_http_voucher_check_keys(ctx, root, "",
+                                        ngx_http_voucher_earn_keys, 1, f);
+        break;
+
+    default: /* NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY */
+        n = ngx_http_voucher_check_keys(ctx, root, "",
+                                        ngx_http_voucher_history_keys, 3, f);
+        break;
+    }
+
+    if (n != 0) {
+        return -1;
+    }
+
+    if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_MEMBER], "",
+                                 ngx_http_voucher_field(CUSTOMER),
+                                 NGX_HTTP_VOUCHER_REQUIRED, &req->customer)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (memchr(req->customer.data, ' ', req->customer.len)) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     "", "customer",
+                                     "is a loyalty member id here: "
+                                     "no spaces");
+    }
+
+    if (req->op == NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY) {
+        req->limit = 20;
+
+        if (ngx_http_voucher_get_int(ctx, f[NGX_HTTP_VOUCHER_F_LIMIT], "",
+                                     ngx_http_voucher_field(LIMIT),
+                                     NGX_HTTP_VOUCHER_OPTIONAL, &req->limit)
+            != 0)
+        {
+            return -1;
+        }
+
+        return ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_BEFORE], "",
+                                        ngx_http_voucher_field(BEFORE),
+                                        NGX_HTTP_VOUCHER_OPTIONAL,
+                                        &req->before);
+    }
+
+    if (req->op != NGX_HTTP_VOUCHER_OP_LOYALTY_EARN) {
+        return 0;
+    }
+
+    if (ngx_http_voucher_parse_order(ctx, f[NGX_HTTP_VOUCHER_F_L_ORDER], req,
+                                     0)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (req->order_id.len == 0) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_MISSING_FIELD,
+                                     "order", "id",
+                                     "is required: an order earns once");
+    }
+
+    return 0;
 }
 
 

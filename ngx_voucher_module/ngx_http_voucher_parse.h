@@ -3,7 +3,8 @@
  * Copyright (C) ngx_voucher authors
  *
  * The request parser: a JSON body (validate, redeem, rollback, reserve,
- * confirm, release, wallet, wallet_save, qualify) in,
+ * confirm, release, wallet, wallet_save, qualify; a loyalty earn, balance or
+ * history) in,
  * a checked ngx_http_voucher_request_t out.  Pure C on top of jansson, no
  * nginx dependency, so cmocka and libFuzzer can drive it directly.
  */
@@ -26,7 +27,10 @@
 #define NGX_HTTP_VOUCHER_OP_WALLET     7   /* a page of a customer's wallet */
 #define NGX_HTTP_VOUCHER_OP_WALLET_SAVE 8  /* a code into it */
 #define NGX_HTTP_VOUCHER_OP_QUALIFY    9   /* the codes that fit an order */
-#define NGX_HTTP_VOUCHER_OP_LAST       9
+#define NGX_HTTP_VOUCHER_OP_LOYALTY_EARN     10  /* an order's points */
+#define NGX_HTTP_VOUCHER_OP_LOYALTY_BALANCE  11
+#define NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY  12
+#define NGX_HTTP_VOUCHER_OP_LAST       12
 
 /* amount, price etc. absent */
 #define NGX_HTTP_VOUCHER_UNSET        -1
@@ -39,6 +43,8 @@
 #define NGX_HTTP_VOUCHER_MAX_CURSOR_LEN        16
 /* codes one request may name: a stack, or the codes qualify is to judge */
 #define NGX_HTTP_VOUCHER_MAX_CODES             30
+#define NGX_HTTP_VOUCHER_MAX_POINTS            10000000000000LL
+#define NGX_HTTP_VOUCHER_MAX_HISTORY           100
 
 /* ngx_http_voucher_key_fold() */
 #define NGX_HTTP_VOUCHER_KEY_OTHER     0
@@ -99,6 +105,10 @@ typedef struct {
     size_t                  ncodes;
     ngx_http_voucher_str_t  channel;         /* order.channel */
     int                     best;            /* qualify: "best": true */
+    int64_t                 points;          /* loyalty points to pay with,
+                                                0 = none */
+    int64_t                 limit;           /* loyalty history: entries */
+    ngx_http_voucher_str_t  before;          /* ... older than this one */
 } ngx_http_voucher_request_t;
 
 
@@ -155,6 +165,9 @@ typedef struct {
 #define NGX_HTTP_VOUCHER_FIELD_CURSOR_ROW        13
 #define NGX_HTTP_VOUCHER_FIELD_PAGE_ROW          14
 #define NGX_HTTP_VOUCHER_FIELD_CHANNEL_ROW       15
+#define NGX_HTTP_VOUCHER_FIELD_POINTS_ROW        16
+#define NGX_HTTP_VOUCHER_FIELD_LIMIT_ROW         17
+#define NGX_HTTP_VOUCHER_FIELD_BEFORE_ROW        18
 
 extern const ngx_http_voucher_field_t  ngx_http_voucher_fields[];
 

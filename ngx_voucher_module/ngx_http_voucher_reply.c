@@ -83,6 +83,22 @@ static ngx_http_voucher_reason_t  ngx_http_voucher_reasons[] = {
     ngx_http_voucher_reason("free_item_missing", 409,
         "The order does not hold the free item this code gives."),
 
+    /* loyalty: tiers and points paying */
+    ngx_http_voucher_reason("tier_not_eligible", 409,
+        "This code is for members of other loyalty tiers."),
+    ngx_http_voucher_reason("no_programme", 409,
+        "There is no loyalty programme."),
+    ngx_http_voucher_reason("points_not_accepted", 409,
+        "The loyalty programme does not take points as payment."),
+    ngx_http_voucher_reason("insufficient_points", 409,
+        "The customer has fewer active points than asked for."),
+    ngx_http_voucher_reason("invalid_points", 400,
+        "The points must be a whole number from 1."),
+    ngx_http_voucher_reason("already_earned", 409,
+        "This order has earned its points already."),
+    ngx_http_voucher_reason("programme_paused", 409,
+        "The loyalty programme is paused: nothing is earned now."),
+
     /* idempotency and rollback */
     ngx_http_voucher_reason("idempotency_conflict", 422,
         "This idempotency key was used for a different request."),
@@ -201,7 +217,7 @@ static size_t ngx_http_voucher_json_pairs_max(redisReply **el, size_t n,
     ngx_uint_t depth);
 static u_char *ngx_http_voucher_json_pairs(u_char *p, redisReply **el,
     size_t n, ngx_uint_t depth);
-static ngx_uint_t ngx_http_voucher_json_is_list(redisReply *v);
+static ngx_int_t ngx_http_voucher_json_list_first(redisReply *v);
 static size_t ngx_http_voucher_json_value_max(redisReply *v,
     ngx_uint_t depth);
 static u_char *ngx_http_voucher_json_value(u_char *p, redisReply *v,
@@ -227,7 +243,10 @@ static ngx_str_t  ngx_http_voucher_verbs[] = {
     ngx_string("released"),
     ngx_string("wallet"),
     ngx_string("saved"),
-    ngx_string("qualified")
+    ngx_string("qualified"),
+    ngx_string("earned"),
+    ngx_string("balance"),
+    ngx_string("history")
 };
 
 
@@ -440,7 +459,8 @@ ngx_http_voucher_render_not_found(ngx_http_request_t *r, ngx_int_t op,
 
 /*
  * A key the lockout cache holds: the answer Redis gives a locked-out key,
- * rendered by the same path.
+ * rendered by the same path (an operation without a code has no code
+ * pair).
  */
 
 ngx_int_t
@@ -448,7 +468,7 @@ ngx_http_voucher_send_locked(ngx_http_request_t *r, ngx_int_t op,
     ngx_str_t *code, ngx_str_t *name, int64_t left)
 {
     redisReply   reply, el[9], *els[9];
-    ngx_uint_t   i;
+    ngx_uint_t   i, skip;
 
     ngx_memzero(el, sizeof(el));
 
@@ -468,13 +488,17 @@ ngx_http_voucher_send_locked(ngx_http_request_t *r, ngx_int_t op,
 
 #undef ngx_http_voucher_el
 
-    for (i = 0; i < 9; i++) {
-        els[i] = &el[i];
+    skip = ngx_http_voucher_loyalty_op(op) ? 2 : 0;
+
+    els[0] = &el[0];
+
+    for (i = 1 + skip; i < 9; i++) {
+        els[i - skip] = &el[i];
     }
 
     ngx_memzero(&reply, sizeof(redisReply));
     reply.type = REDIS_REPLY_ARRAY;
-    reply.elements = 9;
+    reply.elements = 9 - skip;
     reply.element = els;
 
     return ngx_http_voucher_send_reply(r, op, &reply, NULL);
@@ -875,16 +899,34 @@ ngx_http_voucher_json_pairs_max(redisReply **el, size_t n, ngx_uint_t depth)
 }
 
 
-/* is this array a list: "[]" (a status reply) first */
+/*
+ * Where the elements of a nested array that is a list begin: after a
+ * "[]" status reply (the cart's lists), or at 0 when every element is an
+ * array (a loyalty history's entries, or none); -1 when it is pairs, an
+ * object.
+ */
 
-static ngx_uint_t
-ngx_http_voucher_json_is_list(redisReply *v)
+static ngx_int_t
+ngx_http_voucher_json_list_first(redisReply *v)
 {
-    return v->elements > 0
-           && v->element[0]->type == REDIS_REPLY_STATUS
-           && v->element[0]->len == 2
-           && v->element[0]->str[0] == '['
-           && v->element[0]->str[1] == ']';
+    size_t  i;
+
+    if (v->elements > 0
+        && v->element[0]->type == REDIS_REPLY_STATUS
+        && v->element[0]->len == 2
+        && v->element[0]->str[0] == '['
+        && v->element[0]->str[1] == ']')
+    {
+        return 1;
+    }
+
+    for (i = 0; i < v->elements; i++) {
+        if (v->element[i]->type != REDIS_REPLY_ARRAY) {
+            return -1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -898,16 +940,19 @@ static size_t
 ngx_http_voucher_json_value_max(redisReply *v, ngx_uint_t depth)
 {
     size_t       len, i;
+    ngx_int_t    first;
     redisReply  *e;
 
-    if (!ngx_http_voucher_json_is_list(v)) {
+    first = ngx_http_voucher_json_list_first(v);
+
+    if (first < 0) {
         return ngx_http_voucher_json_pairs_max(v->element, v->elements,
                                                depth);
     }
 
     len = 0;
 
-    for (i = 1; i < v->elements; i++) {
+    for (i = (size_t) first; i < v->elements; i++) {
         e = v->element[i];
 
         switch (e->type) {
@@ -944,9 +989,12 @@ static u_char *
 ngx_http_voucher_json_value(u_char *p, redisReply *v, ngx_uint_t depth)
 {
     size_t       i;
+    ngx_int_t    first;
     redisReply  *e;
 
-    if (!ngx_http_voucher_json_is_list(v)) {
+    first = ngx_http_voucher_json_list_first(v);
+
+    if (first < 0) {
         *p++ = '{';
         p = ngx_http_voucher_json_pairs(p, v->element, v->elements, depth);
         *p++ = '}';
@@ -955,10 +1003,10 @@ ngx_http_voucher_json_value(u_char *p, redisReply *v, ngx_uint_t depth)
 
     *p++ = '[';
 
-    for (i = 1; i < v->elements; i++) {
+    for (i = (size_t) first; i < v->elements; i++) {
         e = v->element[i];
 
-        if (i > 1) {
+        if (i > (size_t) first) {
             *p++ = ',';
         }
 

@@ -107,7 +107,7 @@ local CAMPAIGN_SET = {
     days = V.days, hours = V.hours, tz_offset = V.tz,
     include_skus = V.list, exclude_skus = V.list,
     include_categories = V.list, exclude_categories = V.list,
-    free_sku = V.string,
+    free_sku = V.string, tiers = V.list,
     redeemed = V.readonly, discount_given = V.readonly,
     -- the cart: where it applies, and how it stacks (redis/lib/cart.lua)
     channels = V.list,
@@ -233,7 +233,7 @@ local INT_FIELDS = {
 
 local LIST_FIELDS = {
     include_skus = true, exclude_skus = true, include_categories = true,
-    exclude_categories = true, channels = true,
+    exclude_categories = true, tiers = true, channels = true,
 }
 
 function api.campaign_get(keys)

@@ -58,7 +58,7 @@ function W.fit(tag, code, o, n, channel)
     end
     if v.campaign then
         v.rules = W.rules(tag, v.campaign)
-        local ch = v.rules[24]
+        local ch = v.rules[25]
         if v.ok and channel ~= '' and ch and not listed(ch, channel) then
             v.ok, v.reason = nil, 'channel_mismatch'
         end
@@ -80,8 +80,8 @@ function W.fit_pairs(v, amount)
         end
         W.put(t, 'capped_by', v.capped_by)
         W.put(t, 'balance', v.balance)
-        W.put(t, 'stacking', v.rules[25] or 'exclusive')
-        W.put(t, 'stack_category', v.rules[26])
+        W.put(t, 'stacking', v.rules[26] or 'exclusive')
+        W.put(t, 'stack_category', v.rules[27])
         return t
     end
     W.put(t, 'reason', v.reason)
@@ -91,7 +91,7 @@ function W.fit_pairs(v, amount)
     elseif v.reason == 'currency_mismatch' and v.rules then
         W.put(t, 'currency', v.rules[11])
     elseif v.reason == 'channel_mismatch' then
-        W.put(t, 'channels', string.sub(v.rules[24], 2, -2))
+        W.put(t, 'channels', string.sub(v.rules[25], 2, -2))
     end
     W.put(t, 'starts_at', v.starts_at)
     W.put(t, 'ends_at', v.ends_at)
@@ -369,7 +369,7 @@ end
 function W.applies_before(a, b)
     local x, y = W.PHASE[a.kind] or 1, W.PHASE[b.kind] or 1
     if x ~= y then return x < y end
-    x, y = a.rules[27] or 0, b.rules[27] or 0
+    x, y = a.rules[28] or 0, b.rules[28] or 0
     if x ~= y then return x < y end
     return a.pos < b.pos
 end
@@ -381,19 +381,19 @@ end
 function W.combine(vs, amount)
     local cats, cap = {}, nil
     for _, v in ipairs(vs) do
-        if #vs > 1 and (v.rules[25] or 'exclusive') ~= 'combinable' then
+        if #vs > 1 and (v.rules[26] or 'exclusive') ~= 'combinable' then
             return nil, W.stack_refusal('stack_exclusive', v)
         end
-        local cat = v.rules[26] or ('campaign:' .. v.campaign)
+        local cat = v.rules[27] or ('campaign:' .. v.campaign)
         local other = cats[cat]
         if other then
             return nil, W.stack_refusal('stack_category_conflict', v,
-                                        'category', v.rules[26] or
+                                        'category', v.rules[27] or
                                         v.campaign, 'conflicts_with',
                                         other.code)
         end
         cats[cat] = v
-        local c = v.rules[28] or 0
+        local c = v.rules[29] or 0
         if c > 0 and (not cap or c < cap) then cap = c end
     end
     local list = {}

@@ -157,3 +157,8 @@ local api = {}
 -- stack): in tables for the same reason, defined by their parts; a part
 -- before them calls them only at run time.
 local W = {}
+
+-- The loyalty programme's helpers (redis/lib/loyalty.lua), in one table
+-- for the same reason; L.progs caches each namespace's programme (false:
+-- none), so a confirm in a namespace without one costs a table lookup.
+local L = {progs = {}}

@@ -7,12 +7,13 @@ local CAMPAIGN_FIELDS = {
     'starts_at', 'ends_at', 'days', 'hours', 'tz_offset',           -- 12..16
     'include_skus', 'exclude_skus', 'include_categories',           -- 17..19
     'exclude_categories', 'free_sku', 'redeemed', 'discount_given', -- 20..23
+    'tiers',                                                        -- 24
     -- the cart's (redis/lib/cart.lua): not read by a single-code call
-    'channels', 'stacking', 'stack_category', 'stack_priority',     -- 24..27
-    'stack_cap', 'auto_apply',                                      -- 28..29
+    'channels', 'stacking', 'stack_category', 'stack_priority',     -- 25..28
+    'stack_cap', 'auto_apply',                                      -- 29..30
 }
 -- the fields above that are numbers (the cache keeps them converted)
-local CAMPAIGN_NUMBERS = {3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 16, 27, 28}
+local CAMPAIGN_NUMBERS = {3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 16, 28, 29}
 
 -- The answer of an "ok" validate, redeem or reserve, from its values; a
 -- redeem adds its id, a reservation the second its hold ends.  A replayed
@@ -62,7 +63,9 @@ end
 --       [sku category price qty]*
 -- hold_ms: a reservation (voucher_reserve) held for that long, else nil
 -- n: the number of items, args[6], which evaluate() has checked
-local function evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms)
+-- pts: loyalty points to pay with (limits.lua's "p<N>"), else nil
+local function evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms,
+                             pts)
     local cust, amount, cur, oid, idem = args[1], uint(args[2]), args[3],
         args[4], args[5]
     if not amount then return bad_args() end
@@ -78,8 +81,10 @@ local function evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms)
         -- reservation, and the other way round
         ikey = tag .. (hold_ms and ':i:h:' or ':i:r:') .. idem
         fp = fingerprint(code .. '\0' .. table.concat(args, '\0', 1, 4)
-                         .. '\0' .. table.concat(args, '\0', 6, nargs))
+                         .. '\0' .. table.concat(args, '\0', 6, nargs)
+                         .. (pts and '\0p' .. dec(pts) or ''))
         local r = replay(ikey, fp, 'code', code, code, cust, amount)
+        if pts and r and r[1] == 'ok' then L.paid_pairs(tag, r) end
         if r and hold_ms and r[1] == 'ok' then
             local id = held_id(r)
             if released(tag, r) then
@@ -166,6 +171,14 @@ local function evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms)
         if cust == '' then return fail('customer_required', code, camp) end
         if cust ~= assigned then
             return fail('customer_mismatch', code, camp)
+        end
+    end
+
+    -- 6b. campaigns for some loyalty tiers only
+    if k[24] then
+        if cust == '' then return fail('customer_required', code, camp) end
+        if not L.in_tiers(tag, cust, k[24]) then
+            return fail('tier_not_eligible', code, camp)
         end
     end
 
@@ -296,10 +309,20 @@ local function evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms)
     if max_uses > 0 then
         uses_left = max_uses - used - (redeem and 1 or 0)
     end
+    -- 16. loyalty points paying for what is left
+    local lp
+    if pts then
+        local why
+        lp, why = L.pay(tag, cust, pts, amount - d, redeem)
+        if not lp then return fail(why, code, camp) end
+    end
+
     if gift and redeem then bal = bal - d end
     if not redeem then
-        return ok_reply(code, camp, cust, d, kind, value, base, cap,
-                        capped_by, amount, uses_left, bal, stop)
+        local r = ok_reply(code, camp, cust, d, kind, value, base, cap,
+                           capped_by, amount, uses_left, bal, stop)
+        if lp then L.pay_pairs(r, lp, amount - d) end
+        return r
     end
 
     -- redeem: everything was read above in this same atomic call, so one
@@ -338,7 +361,11 @@ local function evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms)
             redis.call('HSET', ukey, 'k:' .. camp, dec(nk + 1),
                        'c:' .. code, dec(nc + 1), 'h:' .. code, id)
         end
+        if n > 0 and L.progs[tag] ~= false then
+            L.stash(tag, id, args, n, hold_ms)
+        end
     end
+    if lp then L.paid(tag, lp, id) end
     if ikey then
         -- the record is the reply's values, not the reply: cmsgpack packs
         -- 13 values for a third of what the 26-element table costs
@@ -350,6 +377,8 @@ local function evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms)
                                  hold_s or false),
                    'EX', ttl)
     end
-    return ok_reply(code, camp, cust, d, kind, value, base, cap, capped_by,
-                    amount, uses_left, bal, stop, id, hold_s)
+    local r = ok_reply(code, camp, cust, d, kind, value, base, cap,
+                       capped_by, amount, uses_left, bal, stop, id, hold_s)
+    if lp then L.pay_pairs(r, lp, amount - d) end
+    return r
 end

@@ -180,13 +180,26 @@ local function evaluate(keys, args, redeem, read_only, hold_ms)
     if #args == nargs then
         return evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms)
     end
+    -- "p<N>": pay N loyalty points with it (before any limit)
+    local pts
+    if string.byte(args[nargs + 1] or '') == 112 then
+        pts = uint(string.sub(table.remove(args, nargs + 1), 2))
+        if not pts or pts == 0 then
+            return {'invalid_points', 'code', code}
+        end
+        if #args == nargs then
+            return evaluate_code(keys, args, redeem, tag, code, n, nargs,
+                                 hold_ms, pts)
+        end
+    end
     if read_only then return bad_args() end
 
     local refusal, status, name = limits_apply(tag, code, args, nargs + 1)
     if refusal then return refusal end
     if refusal == false then return bad_args() end
 
-    local r = evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms)
+    local r = evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms,
+                            pts)
     if type(r) == 'table' then
         if GUESS[r[1]] then lockout_count(tag, args, nargs + 1) end
         limit_pairs(r, status, name)

@@ -89,6 +89,8 @@ local function undo(tag, id, e, want, idem, typ)
         redis.call('HSET', rbkey, 'amt', total, 'done', 1, 'why', typ)
         -- settled: a reservation rolled back is no longer held
         if e[22] == 'hold' then redis.call('ZREM', tag .. ':hz', id) end
+        -- points paid with it come back, points it earned go
+        if L.progs[tag] ~= false then L.undone(tag, id, e, typ) end
     else
         redis.call('HSET', rbkey, 'amt', total)
     end
@@ -219,6 +221,7 @@ local function settle(keys, args, confirm)
         if deadline and tonumber(deadline) > now_ms() then
             redis.call('ZREM', hz, id)
             confirm_entry(tag, id, idem)
+            if L.progs[tag] ~= false then L.confirmed(tag, id) end
             return {'ok', 'status', 'confirmed'}
         end
     end
@@ -256,6 +259,7 @@ local function settle(keys, args, confirm)
         if state == 'held' then
             redis.call('ZREM', tag .. ':hz', id)
             confirm_entry(tag, id, idem)
+            if L.progs[tag] ~= false then L.confirmed(tag, id, e) end
             state = 'confirmed'
         end
         if state ~= 'confirmed' then

@@ -31,6 +31,9 @@
 #define W   NGX_HTTP_VOUCHER_OP_WALLET
 #define WS  NGX_HTTP_VOUCHER_OP_WALLET_SAVE
 #define Q   NGX_HTTP_VOUCHER_OP_QUALIFY
+#define LE  NGX_HTTP_VOUCHER_OP_LOYALTY_EARN
+#define LB  NGX_HTTP_VOUCHER_OP_LOYALTY_BALANCE
+#define LH  NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY
 
 #define E_JSON     NGX_HTTP_VOUCHER_ERR_INVALID_JSON
 #define E_REQUEST  NGX_HTTP_VOUCHER_ERR_INVALID_REQUEST
@@ -606,6 +609,48 @@ test_codes_qualify(void **state)
          "idempotency_key");
     FAIL(Q, "{'order':{'amount':1},'codes':[true]}", E_CODE, "codes[0]");
     FAIL(Q, "{'order':{'amount':1,'channel':''}}", E_FIELD, "order.channel");
+}
+
+
+/* points: loyalty points paying, in validate, redeem and reserve */
+
+static void
+test_points(void **state)
+{
+    (void) state;
+
+    OK(R, "{'code':'A','customer':'c','points':250,'order':{'amount':1}}");
+    assert_int_equal(req.points, 250);
+    OK(V, "{'code':'A','points':1,'order':{'amount':1}}");
+    assert_int_equal(req.points, 1);
+    OK(RS, "{'code':'A','points':10000000000000,'hold_seconds':5,"
+           "'order':{'amount':1}}");
+    assert_true(req.points == MAX_AMOUNT);
+    assert_int_equal(req.hold_seconds, 5);
+    OK(R, "{'code':'A','order':{'amount':1}}");
+    assert_int_equal(req.points, 0);
+    OK(R, "{'code':'A','points':null,'order':{'amount':1}}");
+    assert_int_equal(req.points, 0);
+
+    FAIL(R, "{'code':'A','points':0,'order':{'amount':1}}", E_FIELD,
+         "points");
+    FAIL(R, "{'code':'A','points':-5,'order':{'amount':1}}", E_FIELD,
+         "points");
+    FAIL(R, "{'code':'A','points':10000000000001,'order':{'amount':1}}",
+         E_FIELD, "points");
+    FAIL(R, "{'code':'A','points':'5','order':{'amount':1}}", E_FIELD,
+         "points");
+    FAIL(R, "{'code':'A','points':1.5,'order':{'amount':1}}", E_FIELD,
+         "points");
+    FAIL(RB, "{'redemption_id':'7','points':5}", E_UNKNOWN, "points");
+
+    /* a stack's one call takes no points */
+    FAIL(R, "{'codes':['A','B'],'points':5,'order':{'amount':1}}", E_FIELD,
+         "points");
+    FAIL(RS, "{'codes':[],'points':5,'order':{'amount':1}}", E_FIELD,
+         "points");
+    OK(R, "{'codes':['A'],'points':null,'order':{'amount':1}}");
+    assert_int_equal(req.points, 0);
 }
 
 
@@ -1992,6 +2037,64 @@ test_field_table(void **state)
 }
 
 
+/* the loyalty bodies: a member, an order for an earn, a page of history */
+
+static void
+test_loyalty(void **state)
+{
+    (void) state;
+
+    OK(LE, "{'customer':'ann','order':{'id':'o-1','amount':12000,"
+           "'items':[{'sku':'TEA','category':'drinks','price':6000,"
+           "'quantity':2}]}}");
+    assert_int_equal(req.op, LE);
+    assert_memory_equal(req.customer.data, "ann", 3);
+    assert_memory_equal(req.order_id.data, "o-1", 3);
+    assert_int_equal(req.amount, 12000);
+    assert_int_equal(req.nitems, 1);
+    assert_int_equal(req.limit, 0);
+
+    /* the amount from the items */
+    OK(LE, "{'customer':'ann','order':{'id':'o','items':[{'sku':'A',"
+           "'price':300,'quantity':3}]}}");
+    assert_int_equal(req.amount, 900);
+
+    FAIL(LE, "{'order':{'id':'o','amount':1}}", E_MISSING, "customer");
+    FAIL(LE, "{'customer':'ann'}", E_MISSING, "order");
+    FAIL(LE, "{'customer':'ann','order':{'amount':1}}", E_MISSING,
+         "order.id");
+    FAIL(LE, "{'customer':'a b','order':{'id':'o','amount':1}}", E_FIELD,
+         "customer");
+    FAIL(LE, "{'customer':'ann','order':{'id':'o','amount':-1}}", E_FIELD,
+         "order.amount");
+    FAIL(LE, "{'customer':'ann','code':'X','order':{'id':'o','amount':1}}",
+         E_UNKNOWN, "code");
+    FAIL(LE, "{'customer':'ann','points':5,'order':{'id':'o','amount':1}}",
+         E_UNKNOWN, "points");
+
+    OK(LB, "{'customer':'ann'}");
+    assert_int_equal(req.op, LB);
+    assert_null(req.order_id.data);
+    assert_int_equal(req.amount, NGX_HTTP_VOUCHER_UNSET);
+    FAIL(LB, "{}", E_MISSING, "customer");
+    FAIL(LB, "{'customer':''}", E_FIELD, "customer");
+    FAIL(LB, "{'customer':'ann','order':{'id':'o','amount':1}}", E_UNKNOWN,
+         "order");
+    FAIL(LB, "{'customer':'ann','limit':5}", E_UNKNOWN, "limit");
+
+    OK(LH, "{'customer':'ann'}");
+    assert_int_equal(req.limit, 20);
+    assert_null(req.before.data);
+    OK(LH, "{'customer':'ann','limit':100,'before':'1795404532466-1'}");
+    assert_int_equal(req.limit, 100);
+    assert_memory_equal(req.before.data, "1795404532466-1", 15);
+    FAIL(LH, "{'customer':'ann','limit':0}", E_FIELD, "limit");
+    FAIL(LH, "{'customer':'ann','limit':101}", E_FIELD, "limit");
+    FAIL(LH, "{'customer':'ann','limit':'5'}", E_FIELD, "limit");
+    FAIL(LH, "{'customer':'ann','before':'x'}", E_FIELD, "before");
+}
+
+
 static void
 test_internal_errors(void **state)
 {
@@ -2335,6 +2438,7 @@ main(void)
         cmocka_unit_test_teardown(test_validate_minimal, teardown),
         cmocka_unit_test_teardown(test_redeem_full, teardown),
         cmocka_unit_test_teardown(test_reserve, teardown),
+        cmocka_unit_test_teardown(test_points, teardown),
         cmocka_unit_test_teardown(test_confirm_release, teardown),
         cmocka_unit_test_teardown(test_rollback, teardown),
         cmocka_unit_test_teardown(test_amount_from_items, teardown),
@@ -2363,6 +2467,7 @@ main(void)
         cmocka_unit_test_teardown(test_field_table, teardown),
         cmocka_unit_test_teardown(test_wallet, teardown),
         cmocka_unit_test_teardown(test_codes_qualify, teardown),
+        cmocka_unit_test_teardown(test_loyalty, teardown),
         cmocka_unit_test_teardown(test_internal_errors, teardown),
         cmocka_unit_test_teardown(test_out_of_memory, teardown),
         cmocka_unit_test_teardown(test_arena_lifetime, teardown),

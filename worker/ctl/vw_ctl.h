@@ -17,6 +17,7 @@
 
 #include "voucher_code.h"
 #include "vw_config.h"
+#include "vw_op.h"
 #include "vw_redis.h"
 
 
@@ -45,6 +46,8 @@ typedef struct {
     redisContext  *redis;
     unsigned char  key[VOUCHER_KEY_LEN];
     int            have_key;
+    int            status;          /* of the last operation that failed */
+    char           reason[48];
     char           err[1024];
 } vw_ctl_t;
 
@@ -72,11 +75,31 @@ redisContext *vw_ctl_redis(vw_ctl_t *ctl);
 /* the MAC key from key_file, loaded on first use; -1 after printing */
 int vw_ctl_key(vw_ctl_t *ctl);
 
-/* a flat field/value reply as a JSON object; integers stay integers */
-struct json_t *vw_pairs_to_json(const redisReply *r);
-
 /* "ERR invalid_field x: why" -> "invalid_field x: why" */
 const char *vw_strip_err(const char *s);
+
+/*
+ * Runs an admin operation (worker/ops) with this input; query and body may
+ * be NULL.  VW_EXIT_OK with *out set, or VW_EXIT_FAIL after printing
+ * "what: reason message" (ctl->status and ctl->reason say which).
+ */
+int vw_ctl_op_run(vw_ctl_t *ctl, vw_op_pt fn, const char *what,
+    const char *id, json_t *query, json_t *body, json_t **out);
+
+/* JSON on stdout: indented, or one line */
+void vw_ctl_print(json_t *o, int compact);
+
+/* FIELD VALUE... as an object of strings */
+json_t *vw_ctl_pairs(int argc, char **argv);
+
+/*
+ * "GROUP VERB ..." of the operations table (vw_ctl_ops.c): the exit code,
+ * or -1 when the group has no such verb.
+ */
+int vw_ctl_ops_cmd(vw_ctl_t *ctl, const char *group, int argc, char **argv);
+
+/* the lines of the operations of a group, for its usage */
+void vw_ctl_op_usage(const char *group);
 
 void vw_ctl_fail(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
@@ -91,6 +114,10 @@ int vw_cmd_segment(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_report(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_auto(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_events(vw_ctl_t *ctl, int argc, char **argv);
+int vw_cmd_audit(vw_ctl_t *ctl, int argc, char **argv);
+int vw_cmd_settings(vw_ctl_t *ctl, int argc, char **argv);
+int vw_cmd_qr(vw_ctl_t *ctl, int argc, char **argv);
+int vw_cmd_loyalty(vw_ctl_t *ctl, int argc, char **argv);
 
 
 #endif /* _VW_CTL_H_INCLUDED_ */

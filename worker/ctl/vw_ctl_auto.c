@@ -24,7 +24,13 @@ static const char  vw_auto_usage[] =
     "usage: voucherctl auto set CAMPAIGN FILE.json   (FILE - : stdin)\n"
     "       voucherctl auto get CAMPAIGN\n"
     "       voucherctl auto list\n"
-    "       voucherctl auto del CAMPAIGN\n";
+    "       voucherctl auto del CAMPAIGN\n"
+    "       voucherctl auto next CAMPAIGN [--count N] [--now T]\n"
+    "       voucherctl auto run CAMPAIGN --now    a run now (voucherd sends "
+    "it)\n"
+    "       voucherctl auto preview CAMPAIGN [--sample N] [--limit N]\n"
+    "       voucherctl auto pause|resume CAMPAIGN   (resume: a birthday "
+    "catch-up)\n";
 
 static const char  vw_events_usage[] =
     "usage: voucherctl events add TYPE MEMBER [FIELD VALUE]...\n"
@@ -57,12 +63,10 @@ vw_read_input(const char *path)
 static int
 vw_auto_set(vw_ctl_t *ctl, const char *campaign, const char *path)
 {
-    int          rc;
-    char        *json, *key, *compact;
-    json_t      *j;
-    vw_auto_t    a;
-    vw_args_t    args;
-    redisReply  *r;
+    int        rc;
+    char      *json, what[256];
+    json_t    *body, *out;
+    vw_auto_t  a;
 
     json = vw_read_input(path);
 
@@ -71,7 +75,7 @@ vw_auto_set(vw_ctl_t *ctl, const char *campaign, const char *path)
         return VW_EXIT_FAIL;
     }
 
-    /* every part checked here, against this configuration's channels */
+    /* the file's own errors, with its lines and columns */
     if (vw_auto_parse(campaign, json, &ctl->cf, &a, ctl->err,
                       sizeof(ctl->err)) != 0)
     {
@@ -82,107 +86,102 @@ vw_auto_set(vw_ctl_t *ctl, const char *campaign, const char *path)
 
     vw_auto_free(&a);
 
-    j = json_loads(json, 0, NULL);
-    compact = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(j);
+    body = json_loads(json, 0, NULL);
     free(json);
 
-    if (vw_ctl_redis(ctl) == NULL) {
-        free(compact);
-        return VW_EXIT_FAIL;
-    }
+    snprintf(what, sizeof(what), "auto set %s", campaign);
+    rc = vw_ctl_op_run(ctl, vw_op_auto_set, what, campaign, NULL, body,
+                       &out);
+    json_decref(body);
 
-    memset(&args, 0, sizeof(vw_args_t));
-    key = vw_key(&ctl->cf, "a:%s", campaign);
-    vw_args_adds(&args, "FCALL");
-    vw_args_adds(&args, "voucher_auto_set");
-    vw_args_adds(&args, "1");
-    vw_args_adds(&args, key);
-    vw_args_adds(&args, compact);
-    vw_args_addi(&args, vw_now());
-    free(key);
-    free(compact);
-
-    r = vw_redis_run(ctl->redis, &args, ctl->err, sizeof(ctl->err));
-    vw_args_free(&args);
-    rc = VW_EXIT_OK;
-
-    if (vw_redis_failed(ctl->redis, r, ctl->err, sizeof(ctl->err))) {
-        vw_ctl_fail("auto set %s: %s", campaign, vw_strip_err(ctl->err));
-        rc = VW_EXIT_FAIL;
-
-    } else {
+    if (rc == VW_EXIT_OK) {
         printf("OK\n");
-    }
-
-    if (r) {
-        freeReplyObject(r);
+        json_decref(out);
     }
 
     return rc;
 }
 
 
+/* pause or resume: the definition with its status changed (auto set) */
+
 static int
-vw_auto_get(vw_ctl_t *ctl, const char *campaign)
+vw_auto_status_set(vw_ctl_t *ctl, const char *campaign, const char *status)
 {
-    char        *key;
-    json_t      *o, *def;
-    redisReply  *r;
+    int      rc;
+    char     what[256];
+    json_t  *out, *def;
 
-    key = vw_key(&ctl->cf, "a:%s", campaign);
-    r = redisCommand(ctl->redis, "HMGET %s def since last", key);
-    free(key);
+    snprintf(what, sizeof(what), "auto %s %s",
+             strcmp(status, "paused") == 0 ? "pause" : "resume", campaign);
 
-    if (vw_redis_failed(ctl->redis, r, ctl->err, sizeof(ctl->err))) {
-        vw_ctl_fail("auto get: %s", ctl->err);
+    rc = vw_ctl_op_run(ctl, vw_op_auto_get, what, campaign, NULL, NULL, &out);
 
-        if (r) {
-            freeReplyObject(r);
-        }
+    if (rc != VW_EXIT_OK) {
+        return rc;
+    }
 
+    def = json_deep_copy(json_object_get(out, "definition"));
+    json_decref(out);
+
+    if (!json_is_object(def)) {
+        json_decref(def);
+        vw_ctl_fail("%s: the stored definition is not an object", what);
         return VW_EXIT_FAIL;
     }
 
-    if (r->element[0]->type != REDIS_REPLY_STRING) {
-        vw_ctl_fail("auto get: campaign \"%s\" has no automation", campaign);
-        freeReplyObject(r);
-        return VW_EXIT_FAIL;
+    json_object_set_new(def, "status", json_string(status));
+    rc = vw_ctl_op_run(ctl, vw_op_auto_set, what, campaign, NULL, def, &out);
+    json_decref(def);
+
+    if (rc == VW_EXIT_OK) {
+        printf("%s\n", status);
+        json_decref(out);
     }
 
-    def = json_loads(r->element[0]->str, 0, NULL);
-    o = json_object();
-    json_object_set_new(o, "campaign", json_string(campaign));
-    json_object_set_new(o, "definition", def ? def : json_null());
-
-    if (r->element[1]->type == REDIS_REPLY_STRING) {
-        json_object_set_new(o, "since",
-                            json_integer(atoll(r->element[1]->str)));
-    }
-
-    if (r->element[2]->type == REDIS_REPLY_STRING) {
-        json_object_set_new(o, "last_run",
-                            json_integer(atoll(r->element[2]->str)));
-    }
-
-    json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    fputc('\n', stdout);
-    json_decref(o);
-    freeReplyObject(r);
-
-    return VW_EXIT_OK;
+    return rc;
 }
 
 
 int
 vw_cmd_auto(vw_ctl_t *ctl, int argc, char **argv)
 {
-    size_t       i;
-    char        *key;
-    redisReply  *r;
+    int      rc;
+    char     what[256];
+    size_t   i;
+    json_t  *out, *item;
 
     if (argc == 3 && strcmp(argv[0], "set") == 0) {
         return vw_auto_set(ctl, argv[1], argv[2]);
+    }
+
+    if (argc == 2 && (strcmp(argv[0], "pause") == 0
+                      || strcmp(argv[0], "resume") == 0))
+    {
+        return vw_auto_status_set(ctl, argv[1], argv[0][0] == 'p'
+                                                ? "paused" : "active");
+    }
+
+    if (argc >= 1 && (strcmp(argv[0], "next") == 0
+                      || strcmp(argv[0], "preview") == 0))
+    {
+        return vw_ctl_ops_cmd(ctl, "auto", argc, argv);
+    }
+
+    /* a run now: --now says so, so that a typo does not send */
+    if (argc == 3 && strcmp(argv[0], "run") == 0
+        && strcmp(argv[2], "--now") == 0)
+    {
+        snprintf(what, sizeof(what), "auto run %s", argv[1]);
+        rc = vw_ctl_op_run(ctl, vw_op_auto_run, what, argv[1], NULL, NULL,
+                           &out);
+
+        if (rc == VW_EXIT_OK) {
+            vw_ctl_print(out, 0);
+            json_decref(out);
+        }
+
+        return rc;
     }
 
     if (!((argc == 2 && (strcmp(argv[0], "get") == 0
@@ -190,59 +189,49 @@ vw_cmd_auto(vw_ctl_t *ctl, int argc, char **argv)
           || (argc == 1 && strcmp(argv[0], "list") == 0)))
     {
         fputs(vw_auto_usage, stderr);
+        vw_ctl_op_usage("auto");
         return VW_EXIT_USAGE;
     }
 
-    if (vw_ctl_redis(ctl) == NULL) {
-        return VW_EXIT_FAIL;
-    }
+    snprintf(what, sizeof(what), "auto %s%s%s", argv[0], argc == 2 ? " " : "",
+             argc == 2 ? argv[1] : "");
 
     if (strcmp(argv[0], "get") == 0) {
-        return vw_auto_get(ctl, argv[1]);
+        rc = vw_ctl_op_run(ctl, vw_op_auto_get, what, argv[1], NULL, NULL,
+                           &out);
+
+        if (rc == VW_EXIT_OK) {
+            vw_ctl_print(out, 0);
+            json_decref(out);
+        }
+
+        return rc;
     }
 
     if (strcmp(argv[0], "del") == 0) {
-        key = vw_key(&ctl->cf, "a:%s", argv[1]);
-        r = redisCommand(ctl->redis, "FCALL voucher_auto_del 1 %s", key);
-        free(key);
+        rc = vw_ctl_op_run(ctl, vw_op_auto_delete, what, argv[1], NULL, NULL,
+                           &out);
 
-        if (vw_redis_failed(ctl->redis, r, ctl->err, sizeof(ctl->err))) {
-            vw_ctl_fail("auto del: %s", ctl->err);
-
-            if (r) {
-                freeReplyObject(r);
-            }
-
-            return VW_EXIT_FAIL;
+        if (rc == VW_EXIT_OK) {
+            printf("deleted\n");
+            json_decref(out);
         }
 
-        printf("%s\n", r->integer ? "deleted" : "no automation");
-        freeReplyObject(r);
-
-        return VW_EXIT_OK;
+        return rc;
     }
 
-    key = vw_key(&ctl->cf, "autos");
-    r = redisCommand(ctl->redis, "SORT %s ALPHA", key);
-    free(key);
+    rc = vw_ctl_op_run(ctl, vw_op_auto_list, what, NULL, NULL, NULL, &out);
 
-    if (vw_redis_failed(ctl->redis, r, ctl->err, sizeof(ctl->err))) {
-        vw_ctl_fail("auto list: %s", ctl->err);
-
-        if (r) {
-            freeReplyObject(r);
+    if (rc == VW_EXIT_OK) {
+        json_array_foreach(json_object_get(out, "items"), i, item) {
+            printf("%s\n",
+                   json_string_value(json_object_get(item, "campaign")));
         }
 
-        return VW_EXIT_FAIL;
+        json_decref(out);
     }
 
-    for (i = 0; i < r->elements; i++) {
-        printf("%s\n", r->element[i]->str);
-    }
-
-    freeReplyObject(r);
-
-    return VW_EXIT_OK;
+    return rc;
 }
 
 

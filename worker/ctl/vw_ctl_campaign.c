@@ -18,8 +18,7 @@
 
 static const char  vw_campaign_usage[] =
     "usage: voucherctl campaign set ID FIELD VALUE [FIELD VALUE]...\n"
-    "       voucherctl campaign get ID\n"
-    "FIELDs are those of voucher_campaign_set (docs/redis.md: Campaign fields).\n";
+    "       voucherctl campaign get ID\n";
 
 
 const char *
@@ -29,56 +28,30 @@ vw_strip_err(const char *s)
 }
 
 
-json_t *
-vw_pairs_to_json(const redisReply *r)
-{
-    size_t       i;
-    json_t      *o, *v;
-    redisReply  *k, *x;
-
-    o = json_object();
-
-    for (i = 0; i + 1 < r->elements; i += 2) {
-        k = r->element[i];
-        x = r->element[i + 1];
-
-        if (k->type != REDIS_REPLY_STRING) {
-            continue;
-        }
-
-        if (x->type == REDIS_REPLY_INTEGER) {
-            v = json_integer(x->integer);
-
-        } else if (x->type == REDIS_REPLY_STRING
-                   || x->type == REDIS_REPLY_STATUS)
-        {
-            v = json_stringn(x->str, x->len);
-
-        } else {
-            v = json_null();
-        }
-
-        json_object_set_new(o, k->str, v ? v : json_null());
-    }
-
-    return o;
-}
-
-
 int
 vw_cmd_campaign(vw_ctl_t *ctl, int argc, char **argv)
 {
-    int            i, rc;
-    char          *key;
-    json_t        *o;
-    vw_args_t      a;
-    redisReply    *r;
-    redisContext  *c;
+    int      rc;
+    char     what[256];
+    json_t  *body, *out;
+
+    if (argc >= 1 && strcmp(argv[0], "set") != 0
+        && strcmp(argv[0], "get") != 0)
+    {
+        rc = vw_ctl_ops_cmd(ctl, "campaign", argc, argv);
+
+        if (rc >= 0) {
+            return rc;
+        }
+    }
 
     if (argc < 2 || (strcmp(argv[0], "set") != 0
                      && strcmp(argv[0], "get") != 0))
     {
         fputs(vw_campaign_usage, stderr);
+        vw_ctl_op_usage("campaign");
+        fputs("FIELDs are those of voucher_campaign_set (docs/redis.md: "
+              "Campaign fields).\n", stderr);
         return VW_EXIT_USAGE;
     }
 
@@ -93,63 +66,33 @@ vw_cmd_campaign(vw_ctl_t *ctl, int argc, char **argv)
         return VW_EXIT_USAGE;
     }
 
-    c = vw_ctl_redis(ctl);
-    if (c == NULL) {
-        return VW_EXIT_FAIL;
+    snprintf(what, sizeof(what), "campaign %s %s", argv[0], argv[1]);
+
+    if (strcmp(argv[0], "get") == 0) {
+        rc = vw_ctl_op_run(ctl, vw_op_campaign_get, what, argv[1], NULL,
+                           NULL, &out);
+
+    } else {
+        body = vw_ctl_pairs(argc - 2, argv + 2);
+        rc = vw_ctl_op_run(ctl, vw_op_campaign_set, what, argv[1], NULL,
+                           body, &out);
+        json_decref(body);
     }
 
-    memset(&a, 0, sizeof(vw_args_t));
-    key = vw_key(&ctl->cf, "k:%s", argv[1]);
-
-    vw_args_adds(&a, "FCALL");
-    vw_args_adds(&a, strcmp(argv[0], "set") == 0 ? "voucher_campaign_set"
-                                                   : "voucher_campaign_get");
-    vw_args_adds(&a, "1");
-    vw_args_adds(&a, key);
-
-    for (i = 2; i < argc; i++) {
-        vw_args_adds(&a, argv[i]);
-    }
-
-    free(key);
-
-    r = vw_redis_run(c, &a, ctl->err, sizeof(ctl->err));
-    vw_args_free(&a);
-
-    rc = VW_EXIT_FAIL;
-
-    if (vw_redis_failed(c, r, ctl->err, sizeof(ctl->err))) {
-        vw_ctl_fail("campaign %s %s: %s", argv[0], argv[1],
-                    vw_strip_err(ctl->err));
-        goto done;
+    if (rc != VW_EXIT_OK) {
+        return rc;
     }
 
     if (strcmp(argv[0], "set") == 0) {
         printf("OK\n");
-        rc = VW_EXIT_OK;
-        goto done;
+
+    } else {
+        vw_ctl_print(out, 0);
     }
 
-    if (r->type != REDIS_REPLY_ARRAY) {
-        vw_ctl_fail("campaign get %s: no such campaign", argv[1]);
-        goto done;
-    }
+    json_decref(out);
 
-    o = vw_pairs_to_json(r);
-    json_object_set_new(o, "id", json_string(argv[1]));
-    json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    fputc('\n', stdout);
-    json_decref(o);
-
-    rc = VW_EXIT_OK;
-
-done:
-
-    if (r) {
-        freeReplyObject(r);
-    }
-
-    return rc;
+    return VW_EXIT_OK;
 }
 
 

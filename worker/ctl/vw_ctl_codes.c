@@ -39,8 +39,10 @@ static const char  vw_codes_usage[] =
     "usage: voucherctl codes issue CAMPAIGN --count N [--prefix P]\n"
     "           [--length L] [--mac-length M] [--charset CHARS]\n"
     "           [--suffix S] [--pattern P] [--max-uses N] [--output FILE]\n"
+    "           [--quiet]\n"
     "       voucherctl codes import FILE.csv [--campaign C] [--match REGEX]\n"
-    "           [--dry-run]\n"
+    "           [--dry-run]   (REGEX matches the normalized code, as stored:\n"
+    "           SONGKRAN-2027 is SONGKRAN2027 by then)\n"
     "       voucherctl codes export CAMPAIGN [--format csv|jsonl]\n"
     "           [--pattern P] [--output FILE]\n"
     "       voucherctl codes check CODE [--prefix P] [--mac-length M]\n"
@@ -1667,6 +1669,8 @@ vw_codes_check(vw_ctl_t *ctl, int argc, char **argv)
 int
 vw_cmd_codes(vw_ctl_t *ctl, int argc, char **argv)
 {
+    int  rc;
+
     if (argc >= 1 && strcmp(argv[0], "issue") == 0) {
         return vw_codes_issue(ctl, argc - 1, argv + 1);
     }
@@ -1683,7 +1687,14 @@ vw_cmd_codes(vw_ctl_t *ctl, int argc, char **argv)
         return vw_codes_check(ctl, argc - 1, argv + 1);
     }
 
+    rc = vw_ctl_ops_cmd(ctl, "codes", argc, argv);
+
+    if (rc >= 0) {
+        return rc;
+    }
+
     fputs(vw_codes_usage, stderr);
+    vw_ctl_op_usage("codes");
 
     return VW_EXIT_USAGE;
 }

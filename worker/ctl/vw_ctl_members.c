@@ -22,6 +22,7 @@
 #include "vw_csv.h"
 #include "vw_ctl.h"
 #include "vw_members.h"
+#include "vw_op_member.h"
 #include "vw_segment.h"
 #include "vw_util.h"
 
@@ -31,7 +32,7 @@
 
 #define VW_MEMBER_COLUMNS  "id,name,phone,email,line,birthday,tier,tags," \
                            "signup,first_purchase,last_purchase,purchases," \
-                           "spend"
+                           "spend,attrs"
 
 
 static const char  vw_members_usage[] =
@@ -43,7 +44,8 @@ static const char  vw_members_usage[] =
 
 static const char *const  vw_member_known[] = {
     "id", "name", "phone", "email", "line", "birthday", "tier", "tags",
-    "signup", "first_purchase", "last_purchase", "purchases", "spend", NULL
+    "signup", "first_purchase", "last_purchase", "purchases", "spend",
+    "attrs", NULL
 };
 
 
@@ -249,6 +251,11 @@ vw_json_cell(const char *name, json_t *v)
         memset(&b, 0, sizeof(vw_buf_t));
         vw_buf_printf(&b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         return b.data;
+    }
+
+    /* custom attributes: the object as JSON, checked by the library */
+    if (json_is_object(v) && strcmp(name, "attrs") == 0) {
+        return json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
     }
 
     if (json_is_array(v) && strcmp(name, "tags") == 0) {
@@ -690,98 +697,37 @@ done:
 }
 
 
-static json_t *
-vw_member_json(const vw_member_t *m, int rfm)
-{
-    json_t  *o;
-
-    o = json_object();
-    json_object_set_new(o, "id", json_string(m->id));
-
-#define VW_JSTR(name, v)                                                      \
-    if (v) {                                                                  \
-        json_object_set_new(o, name, json_string(v));                         \
-    }
-
-#define VW_JINT(name, v)                                                      \
-    if ((v) != VW_UNSET) {                                                    \
-        json_object_set_new(o, name, json_integer(v));                        \
-    }
-
-    VW_JSTR("name", m->name);
-    VW_JSTR("phone", m->phone);
-    VW_JSTR("email", m->email);
-    VW_JSTR("line", m->line);
-    VW_JSTR("birthday", m->birthday);
-    VW_JSTR("tier", m->tier);
-
-    if (m->tags && strlen(m->tags) > 2) {
-        json_object_set_new(o, "tags",
-                            json_stringn(m->tags + 1, strlen(m->tags) - 2));
-    }
-
-    VW_JINT("signup", m->signup);
-    VW_JINT("first_purchase", m->first);
-    VW_JINT("last_purchase", m->last);
-    json_object_set_new(o, "purchases", json_integer(m->count));
-    json_object_set_new(o, "spend", json_integer(m->spend));
-
-#undef VW_JSTR
-#undef VW_JINT
-
-    if (rfm) {
-        json_object_set_new(o, "rfm", json_pack("{s:i,s:i,s:i,s:s}",
-                                                "r", m->r, "f", m->f,
-                                                "m", m->m, "group",
-                                                vw_rfm_group_name(m->group)));
-    }
-
-    return o;
-}
-
-
 static int
 vw_members_get(vw_ctl_t *ctl, int argc, char **argv)
 {
-    int           rc;
-    json_t       *o;
-    vw_member_t   m;
+    int      rc;
+    char     what[256];
+    json_t  *out;
 
     if (argc != 1) {
         fputs(vw_members_usage, stderr);
         return VW_EXIT_USAGE;
     }
 
-    if (vw_ctl_redis(ctl) == NULL) {
-        return VW_EXIT_FAIL;
+    snprintf(what, sizeof(what), "members get %s", argv[0]);
+
+    rc = vw_ctl_op_run(ctl, vw_op_member_get, what, argv[0], NULL, NULL,
+                       &out);
+
+    if (rc == VW_EXIT_OK) {
+        vw_ctl_print(out, 0);
+        json_decref(out);
     }
 
-    rc = vw_member_load(ctl->redis, &ctl->cf, argv[0], &m, ctl->err,
-                        sizeof(ctl->err));
-
-    if (rc < 0) {
-        vw_ctl_fail("members get: %s", ctl->err);
-        return VW_EXIT_FAIL;
-    }
-
-    if (rc == 0) {
-        vw_ctl_fail("members get: no member \"%s\"", argv[0]);
-        return VW_EXIT_FAIL;
-    }
-
-    o = vw_member_json(&m, 0);
-    json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    fputc('\n', stdout);
-    json_decref(o);
-    vw_member_free(&m);
-
-    return VW_EXIT_OK;
+    return rc;
 }
 
 
 int
 vw_cmd_members(vw_ctl_t *ctl, int argc, char **argv)
 {
+    int  rc;
+
     if (argc >= 1 && strcmp(argv[0], "import") == 0) {
         return vw_members_import(ctl, argc - 1, argv + 1);
     }
@@ -790,7 +736,14 @@ vw_cmd_members(vw_ctl_t *ctl, int argc, char **argv)
         return vw_members_get(ctl, argc - 1, argv + 1);
     }
 
+    rc = vw_ctl_ops_cmd(ctl, "members", argc, argv);
+
+    if (rc >= 0) {
+        return rc;
+    }
+
     fputs(vw_members_usage, stderr);
+    vw_ctl_op_usage("members");
 
     return VW_EXIT_USAGE;
 }
@@ -813,6 +766,14 @@ vw_cmd_segment(vw_ctl_t *ctl, int argc, char **argv)
         { "--format", 1, NULL, 0 },
         { NULL, 0, NULL, 0 }
     };
+
+    if (argc >= 1 && strcmp(argv[0], "show") != 0) {
+        npos = vw_ctl_ops_cmd(ctl, "segment", argc, argv);
+
+        if (npos >= 0) {
+            return npos;
+        }
+    }
 
     npos = vw_opts(argc, argv, opts, pos, 3, vw_members_usage);
     if (npos != 2 || strcmp(pos[0], "show") != 0) {
@@ -916,7 +877,7 @@ vw_cmd_segment(vw_ctl_t *ctl, int argc, char **argv)
                    vw_rfm_group_name(x->group));
 
         } else {
-            json_array_append_new(arr, vw_member_json(x, 1));
+            json_array_append_new(arr, vw_op_member_json(x, 1));
         }
     }
 

@@ -5,7 +5,8 @@
  * voucherd: runs campaign automations.  Each tick it reads the
  * automations, consumes events, plans the scheduled runs that are due
  * and sends the deliveries that are due, and once a second it gives back
- * the reservations that ran out (voucher_sweep); it sleeps poll_ms when
+ * the reservations that ran out (voucher_sweep) and works the loyalty
+ * members due on its clock (voucher_loyalty_sweep); it sleeps poll_ms when
  * there was nothing to do.  SIGTERM and SIGINT finish the delivery in hand and
  * stop; SIGHUP reads the configuration again (a bad one is refused and
  * the old one kept) and reopens the log file.
@@ -23,6 +24,7 @@
 #include <curl/curl.h>
 #include <sodium.h>
 
+#include "vw_admin.h"
 #include "vw_auto.h"
 #include "vw_clock.h"
 #include "vw_daemon.h"
@@ -33,6 +35,8 @@
 
 static volatile sig_atomic_t  vw_stop;
 static volatile sig_atomic_t  vw_reload;
+
+static vw_admin_t            *vw_admin;
 
 
 static const char  vw_usage[] =
@@ -159,6 +163,14 @@ vw_reload_config(vw_daemon_t *d)
 
     vw_drop_redis(d);
 
+    /* the admin API reads the new configuration: stopped, started again */
+    vw_admin_stop(vw_admin);
+    vw_admin = NULL;
+
+    if (vw_admin_start(d->config_path, &vw_admin, err, sizeof(err)) != 0) {
+        vw_log_error("admin API not served until the next reload: %s", err);
+    }
+
     vw_log_info("configuration %s reloaded: %zu channels", d->config_path,
                 d->cf.nchannels);
 }
@@ -214,6 +226,9 @@ vw_test(vw_daemon_t *d)
  * Returns how many it gave back, or -1 when Redis failed.
  */
 
+static int vw_loyalty_tick(vw_daemon_t *d);
+
+
 static int
 vw_sweep_tick(vw_daemon_t *d)
 {
@@ -258,6 +273,47 @@ vw_sweep_tick(vw_daemon_t *d)
                     n);
     }
 
+    return vw_loyalty_tick(d) < 0 ? -1 : n;
+}
+
+
+/*
+ * The loyalty members whose time has come, on the daemon's clock (a fake
+ * one in the tests): pending points activated, points expired, notices,
+ * tier reviews (voucher_loyalty_sweep, 1000 at most a second).
+ */
+
+static int
+vw_loyalty_tick(vw_daemon_t *d)
+{
+    int          n;
+    char        *key;
+    redisReply  *r;
+
+    key = vw_key(&d->cf, "lz");
+    r = redisCommand(d->redis, "FCALL voucher_loyalty_sweep 1 %s %lld 1000",
+                     key, (long long) vw_now());
+    free(key);
+
+    if (r == NULL) {
+        snprintf(d->err, sizeof(d->err), "redis: %s", d->redis->errstr);
+        return -1;
+    }
+
+    if (r->type != REDIS_REPLY_INTEGER) {
+        snprintf(d->err, sizeof(d->err), "loyalty sweep: %s",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        freeReplyObject(r);
+        return -1;
+    }
+
+    n = (int) r->integer;
+    freeReplyObject(r);
+
+    if (n > 0) {
+        vw_log_info("loyalty: %d member(s) had points or a tier due", n);
+    }
+
     return n;
 }
 
@@ -299,6 +355,13 @@ vw_loop(vw_daemon_t *d)
 
             down = 0;
             backoff = 100;
+        }
+
+        if (vw_redis_moved(&d->cf, d->redis)) {
+            vw_log_info("redis: Sentinel names another master, "
+                        "connecting to it");
+            vw_drop_redis(d);
+            continue;
         }
 
         worked = 0;
@@ -424,11 +487,19 @@ main(int argc, char **argv)
         goto done;
     }
 
+    if (vw_admin_start(d.config_path, &vw_admin, err, sizeof(err)) != 0) {
+        vw_log_error("cannot start: %s", err);
+        rc = 1;
+        goto done;
+    }
+
     vw_log_info("started: configuration %s, namespace {%s}, consumer %s, "
                 "%zu channels%s", d.config_path, d.cf.ns, d.cf.consumer,
                 d.cf.nchannels, vw_clock_fake() ? ", fake clock" : "");
 
     rc = vw_loop(&d);
+
+    vw_admin_stop(vw_admin);
 
     vw_log_info("stopped");
 

@@ -12,7 +12,12 @@
  *            new (default: the stream entry id)
  *   ts       when it happened, unix seconds (default: when read)
  *   amount   purchase: the order amount, minor units
+ *   order    purchase: its order id, which earns loyalty points once
+ *            (default: id, else the stream entry id)
  *   name phone email line birthday tier tags   signup: the member
+ *   referral_code   signup, purchase: the code of the member who referred
+ *            this new customer: paired once, before anything else of the
+ *            event (docs/loyalty.md, Referrals)
  *
  * A signup makes or updates the member, a purchase updates its history
  * (once per event, voucher_member_purchase); then the automations
@@ -31,6 +36,7 @@
 #include "vw_daemon.h"
 #include "vw_log.h"
 #include "vw_members.h"
+#include "vw_op.h"
 #include "vw_redis.h"
 #include "vw_util.h"
 
@@ -154,9 +160,85 @@ vw_event_signup(vw_daemon_t *d, const char *id, const char *member,
 }
 
 
+/*
+ * A new customer who signs up or orders with a referral code: paired with
+ * its referrer (voucher_referral_pair), the referee's reward at once.  A
+ * refusal (a forged code, self-referral, already a member, ...) is the
+ * storefront's business: logged, and the event goes on.
+ */
+
+static int
+vw_event_refer(vw_daemon_t *d, const char *id, const char *member,
+    int64_t ts, const char *code, const redisReply *f)
+{
+    char        *key;
+    const char  *phone, *email;
+    vw_args_t    a;
+    redisReply  *r;
+
+    if (d->have_key && !vw_op_referral_genuine(d->key, code)) {
+        vw_log_warn("event %s: referral code of member %s refused: "
+                    "referral_not_found (its MAC is wrong)", id, member);
+        return 0;
+    }
+
+    phone = vw_field(f, "phone");
+    email = vw_field(f, "email");
+
+    memset(&a, 0, sizeof(vw_args_t));
+    key = vw_key(&d->cf, "lm:%s", member);
+
+    vw_args_adds(&a, "FCALL");
+    vw_args_adds(&a, "voucher_referral_pair");
+    vw_args_adds(&a, "1");
+    vw_args_adds(&a, key);
+    vw_args_adds(&a, code);
+    vw_args_adds(&a, phone ? phone : "");
+    vw_args_adds(&a, email ? email : "");
+    vw_args_addi(&a, ts);
+
+    free(key);
+
+    r = vw_redis_run(d->redis, &a, d->err, sizeof(d->err));
+    vw_args_free(&a);
+
+    if (r == NULL) {
+        return -1;
+    }
+
+    if (r->type == REDIS_REPLY_ERROR) {
+        vw_log_warn("event %s: referral of member %s refused: %s", id,
+                    member, r->str);
+
+    } else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3
+               && r->element[0]->type == REDIS_REPLY_STRING)
+    {
+        if (strcmp(r->element[0]->str, "ok") == 0) {
+            vw_log_info("event %s: member %s referred by %s", id, member,
+                        r->element[2]->type == REDIS_REPLY_STRING
+                        ? r->element[2]->str : "?");
+
+        } else {
+            vw_log_warn("event %s: referral of member %s refused: %s", id,
+                        member, r->element[0]->str);
+        }
+    }
+
+    freeReplyObject(r);
+
+    return 0;
+}
+
+
+static int vw_event_earn(vw_daemon_t *d, const char *id,
+    const char *member, int64_t ts, int64_t amount, const char *order);
+
+
+/* order: the purchase's order id (its event id when it has none) */
+
 static int
 vw_event_purchase(vw_daemon_t *d, const char *id, const char *member,
-    int64_t ts, const char *amount)
+    int64_t ts, const char *amount, const char *order)
 {
     char        *key;
     int64_t      n;
@@ -198,6 +280,60 @@ vw_event_purchase(vw_daemon_t *d, const char *id, const char *member,
 
     freeReplyObject(r);
 
+    return vw_event_earn(d, id, member, ts, n, order);
+}
+
+
+/*
+ * The purchase's loyalty points, through the function the gate's confirm
+ * uses: one order, one accrual, whichever path reports it first.  Without
+ * a programme, or for an order that earned already, nothing happens.
+ */
+
+static int
+vw_event_earn(vw_daemon_t *d, const char *id, const char *member,
+    int64_t ts, int64_t amount, const char *order)
+{
+    char        *key;
+    vw_args_t    a;
+    redisReply  *r;
+
+    memset(&a, 0, sizeof(vw_args_t));
+    key = vw_key(&d->cf, "lm:%s", member);
+
+    vw_args_adds(&a, "FCALL");
+    vw_args_adds(&a, "voucher_loyalty_earn");
+    vw_args_adds(&a, "1");
+    vw_args_adds(&a, key);
+    vw_args_adds(&a, order);
+    vw_args_addi(&a, amount);
+    vw_args_adds(&a, "0");
+    vw_args_addi(&a, ts);
+
+    free(key);
+
+    r = vw_redis_run(d->redis, &a, d->err, sizeof(d->err));
+    vw_args_free(&a);
+
+    if (r == NULL) {
+        return -1;
+    }
+
+    if (r->type == REDIS_REPLY_ERROR) {
+        vw_log_warn("event %s: points of member %s refused: %s", id, member,
+                    r->str);
+
+    } else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 5
+               && r->element[0]->type == REDIS_REPLY_STRING
+               && strcmp(r->element[0]->str, "ok") == 0
+               && r->element[4]->type == REDIS_REPLY_INTEGER)
+    {
+        vw_log_info("event %s: member %s earned %lld point(s) for order %s",
+                    id, member, (long long) r->element[4]->integer, order);
+    }
+
+    freeReplyObject(r);
+
     return 0;
 }
 
@@ -216,7 +352,9 @@ vw_event_triggers(vw_daemon_t *d, const char *id, const char *eid,
     for (i = 0; i < d->nautos; i++) {
         a = &d->autos[i];
 
-        if (a->scheduled || !a->active || strcmp(a->trigger, type) != 0) {
+        if (a->trigger == NULL || !a->active
+            || strcmp(a->trigger, type) != 0)
+        {
             continue;
         }
 
@@ -272,11 +410,33 @@ vw_event_triggers(vw_daemon_t *d, const char *id, const char *eid,
 }
 
 
+/* the events the loyalty programme appends (notify yes) */
+
+static int
+vw_loyalty_event(const char *type)
+{
+    static const char *const  types[] = {
+        "tier_upgraded", "tier_downgraded", "tier_will_drop",
+        "points_expiring", "reward_redeemed", "referral_converted", NULL
+    };
+
+    size_t  i;
+
+    for (i = 0; types[i] != NULL; i++) {
+        if (strcmp(type, types[i]) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 static int
 vw_event(vw_daemon_t *d, const char *id, const redisReply *f)
 {
     int64_t      ts;
-    const char  *type, *member, *v, *eid;
+    const char  *type, *member, *v, *eid, *order;
 
     type = vw_field(f, "type");
     member = vw_field(f, "member");
@@ -304,20 +464,37 @@ vw_event(vw_daemon_t *d, const char *id, const redisReply *f)
         return 0;
     }
 
+    v = vw_field(f, "referral_code");
+
+    if (v != NULL && v[0] != '\0'
+        && (strcmp(type, "signup") == 0 || strcmp(type, "purchase") == 0)
+        && vw_event_refer(d, id, member, ts, v, f) != 0)
+    {
+        return -1;
+    }
+
     if (strcmp(type, "signup") == 0) {
         if (vw_event_signup(d, id, member, ts, f) != 0) {
             return -1;
         }
 
     } else if (strcmp(type, "purchase") == 0) {
-        if (vw_event_purchase(d, id, member, ts, vw_field(f, "amount"))
+        order = vw_field(f, "order");
+
+        if (order == NULL || order[0] == '\0' || strlen(order) > 128) {
+            order = (eid != NULL) ? eid : id;
+        }
+
+        if (vw_event_purchase(d, id, member, ts, vw_field(f, "amount"),
+                              order)
             != 0)
         {
             return -1;
         }
 
     } else if (strcmp(type, "cart_abandoned") != 0
-               && strcmp(type, "referral") != 0)
+               && strcmp(type, "referral") != 0
+               && !vw_loyalty_event(type))
     {
         vw_log_warn("event %s: unknown type \"%s\": ignored", id, type);
         return 0;

@@ -1,0 +1,890 @@
+
+/*
+ * Copyright (C) ngx_voucher authors
+ *
+ * The admin API: see vw_admin.h.  A request is checked in this order: the
+ * bearer token (401, nothing more said), the path (404 unknown_path), the
+ * method (405 with Allow), the body's size (413), its type (415), its
+ * JSON (400); then the operation runs.
+ */
+
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <sodium.h>
+
+#include "vw_admin.h"
+#include "vw_admin_parse.h"
+#include "vw_config.h"
+#include "vw_log.h"
+#include "vw_op.h"
+#include "vw_redis.h"
+#include "vw_util.h"
+
+
+#define VW_ADMIN_MAX_TOKENS  64
+
+
+typedef struct {
+    char                    name[65];
+    unsigned char           hash[crypto_generichash_BYTES];
+} vw_token_t;
+
+
+struct vw_admin_s {
+    vw_config_t             cf;
+    struct MHD_Daemon      *mhd;
+    char                   *unix_path;
+
+    vw_token_t              tokens[VW_ADMIN_MAX_TOKENS];
+    size_t                  ntokens;
+    unsigned char           hkey[crypto_generichash_KEYBYTES];
+
+    unsigned char           key[VOUCHER_KEY_LEN];
+    int                     have_key;
+
+    pthread_key_t           tls;        /* each thread's Redis */
+};
+
+
+/* a request in hand */
+
+typedef struct {
+    const vw_route_t       *route;
+    char                    id[512];
+    int                     answered;
+    int                     too_large;
+    size_t                  limit;
+    vw_buf_t                body;
+    char                    who[80];
+} vw_req_t;
+
+
+static const vw_route_t  vw_routes[] = {
+    { "GET", "/v1/campaigns", vw_op_campaign_list },
+    { "POST", "/v1/campaigns", vw_op_campaign_create },
+    { "GET", "/v1/campaigns/{}", vw_op_campaign_get },
+    { "PATCH", "/v1/campaigns/{}", vw_op_campaign_update },
+    { "POST", "/v1/campaigns/{}/pause", vw_op_campaign_pause },
+    { "POST", "/v1/campaigns/{}/resume", vw_op_campaign_resume },
+    { "POST", "/v1/campaigns/{}/archive", vw_op_campaign_archive },
+    { "GET", "/v1/campaigns/{}/deliveries", vw_op_deliveries },
+
+    { "GET", "/v1/codes", vw_op_code_search },
+    { "POST", "/v1/codes", vw_op_code_create },
+    { "GET", "/v1/codes/{}", vw_op_code_get },
+    { "PATCH", "/v1/codes/{}", vw_op_code_update },
+    { "DELETE", "/v1/codes/{}", vw_op_code_delete },
+    { "POST", "/v1/codes/{}/disable", vw_op_code_disable },
+    { "POST", "/v1/codes/{}/enable", vw_op_code_enable },
+    { "POST", "/v1/codes/{}/credit", vw_op_code_credit },
+    { "POST", "/v1/codes/{}/debit", vw_op_code_debit },
+
+    { "GET", "/v1/members", vw_op_member_search },
+    { "POST", "/v1/members", vw_op_member_create },
+    { "GET", "/v1/members/{}", vw_op_member_get },
+    { "PATCH", "/v1/members/{}", vw_op_member_update },
+    { "DELETE", "/v1/members/{}", vw_op_member_delete },
+    { "GET", "/v1/members/{}/codes", vw_op_member_codes },
+
+    { "POST", "/v1/segments/preview", vw_op_segment_preview },
+
+    { "GET", "/v1/automations", vw_op_auto_list },
+    { "GET", "/v1/automations/{}", vw_op_auto_get },
+    { "PUT", "/v1/automations/{}", vw_op_auto_set },
+    { "DELETE", "/v1/automations/{}", vw_op_auto_delete },
+    { "GET", "/v1/automations/{}/next", vw_op_auto_next },
+    { "POST", "/v1/automations/{}/run", vw_op_auto_run },
+    { "GET", "/v1/automations/{}/preview", vw_op_auto_preview },
+
+    { "GET", "/v1/loyalty/programme", vw_op_loyalty_get },
+    { "PATCH", "/v1/loyalty/programme", vw_op_loyalty_set },
+    { "GET", "/v1/loyalty/members/{}", vw_op_loyalty_balance },
+    { "GET", "/v1/loyalty/members/{}/history", vw_op_loyalty_history },
+    { "POST", "/v1/loyalty/members/{}/adjust", vw_op_loyalty_adjust },
+    { "POST", "/v1/loyalty/members/{}/claims", vw_op_reward_claim },
+    { "POST", "/v1/loyalty/members/{}/referral-code", vw_op_referral_code },
+    { "GET", "/v1/loyalty/referrals", vw_op_referral_report },
+    { "POST", "/v1/loyalty/referrals", vw_op_referral_pair },
+    { "GET", "/v1/loyalty/rewards", vw_op_reward_list },
+    { "GET", "/v1/loyalty/rewards/{}", vw_op_reward_get },
+    { "PUT", "/v1/loyalty/rewards/{}", vw_op_reward_set },
+    { "POST", "/v1/loyalty/rewards/{}/pool", vw_op_reward_fill },
+
+    { "GET", "/v1/audit", vw_op_audit_list },
+    { "GET", "/v1/settings", vw_op_settings_get },
+    { "PATCH", "/v1/settings", vw_op_settings_update },
+
+    { NULL, NULL, NULL }
+};
+
+
+/* ---------------------------------------------------------------- tokens */
+
+
+/*
+ * The tokens file: one token a line, "NAME SECRET"; blank lines and lines
+ * starting with # are skipped.  NAME: 1-64 of [A-Za-z0-9_.-]; SECRET: 16
+ * or more printable characters.  Only a keyed hash of each secret stays
+ * in memory.
+ */
+
+static int
+vw_admin_tokens(vw_admin_t *ad, const char *path, char *err, size_t errlen)
+{
+    int          line;
+    char        *text, *p, *eol, *name, *secret;
+    size_t       n;
+    struct stat  st;
+
+    text = vw_read_file(path, NULL);
+
+    if (text == NULL) {
+        snprintf(err, errlen, "admin.tokens_file \"%s\": %s", path,
+                 strerror(errno));
+        return -1;
+    }
+
+    if (stat(path, &st) == 0 && (st.st_mode & S_IROTH)) {
+        vw_log_warn("admin.tokens_file \"%s\" can be read by anybody", path);
+    }
+
+    randombytes_buf(ad->hkey, sizeof(ad->hkey));
+    ad->ntokens = 0;
+    line = 0;
+
+    for (p = text; *p; p = eol) {
+        eol = p + strcspn(p, "\n");
+        line++;
+
+        if (*eol) {
+            *eol++ = '\0';
+        }
+
+        n = strlen(p);
+
+        if (n && p[n - 1] == '\r') {
+            p[--n] = '\0';
+        }
+
+        p += strspn(p, " \t");
+
+        if (*p == '\0' || *p == '#') {
+            continue;
+        }
+
+        name = p;
+        p += strcspn(p, " \t");
+
+        if (*p) {
+            *p++ = '\0';
+        }
+
+        secret = p + strspn(p, " \t");
+        n = strlen(secret);
+
+        while (n && (secret[n - 1] == ' ' || secret[n - 1] == '\t')) {
+            secret[--n] = '\0';
+        }
+
+        if (strlen(name) > 64
+            || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu"
+                            "vwxyz0123456789_.-") != strlen(name)
+            || n < 16 || strpbrk(secret, " \t"))
+        {
+            snprintf(err, errlen, "admin.tokens_file \"%s\" line %d: expected "
+                     "NAME SECRET (NAME of A-Z a-z 0-9 _ . -, at most 64; "
+                     "SECRET of 16 or more characters, no spaces)", path,
+                     line);
+            sodium_memzero(text, strlen(text));
+            free(text);
+            return -1;
+        }
+
+        if (ad->ntokens == VW_ADMIN_MAX_TOKENS) {
+            snprintf(err, errlen, "admin.tokens_file \"%s\": more than %d "
+                     "tokens", path, VW_ADMIN_MAX_TOKENS);
+            free(text);
+            return -1;
+        }
+
+        snprintf(ad->tokens[ad->ntokens].name,
+                 sizeof(ad->tokens[0].name), "%s", name);
+        crypto_generichash(ad->tokens[ad->ntokens].hash,
+                           sizeof(ad->tokens[0].hash),
+                           (unsigned char *) secret, n, ad->hkey,
+                           sizeof(ad->hkey));
+        sodium_memzero(secret, n);
+        ad->ntokens++;
+    }
+
+    sodium_memzero(text, p - text);
+    free(text);
+
+    if (ad->ntokens == 0) {
+        snprintf(err, errlen, "admin.tokens_file \"%s\": no token", path);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* the token's name, or NULL; every token is compared, in constant time */
+
+static const char *
+vw_admin_auth(vw_admin_t *ad, const char *header)
+{
+    size_t          i;
+    const char     *found;
+    unsigned char   h[crypto_generichash_BYTES];
+
+    if (header == NULL || strncasecmp(header, "Bearer ", 7) != 0) {
+        return NULL;
+    }
+
+    header += 7;
+    header += strspn(header, " ");
+
+    crypto_generichash(h, sizeof(h), (const unsigned char *) header,
+                       strlen(header), ad->hkey, sizeof(ad->hkey));
+
+    found = NULL;
+
+    for (i = 0; i < ad->ntokens; i++) {
+        if (sodium_memcmp(h, ad->tokens[i].hash, sizeof(h)) == 0) {
+            found = ad->tokens[i].name;
+        }
+    }
+
+    return found;
+}
+
+
+/* -------------------------------------------------------------- answers */
+
+
+static enum MHD_Result
+vw_admin_send(struct MHD_Connection *c, int status, json_t *body,
+    const char *allow)
+{
+    char                 *s;
+    enum MHD_Result       rc;
+    struct MHD_Response  *res;
+
+    vw_buf_t              b;
+
+    s = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(body);
+
+    if (s == NULL) {
+        s = vw_xstrdup("{\"reason\":\"internal_error\",\"message\":"
+                       "\"the answer could not be written\"}");
+        status = 500;
+    }
+
+    memset(&b, 0, sizeof(vw_buf_t));
+    vw_buf_adds(&b, s);
+    vw_buf_addc(&b, '\n');
+    free(s);
+
+    res = MHD_create_response_from_buffer(b.len, b.data,
+                                          MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(res, "Content-Type", "application/json");
+    MHD_add_response_header(res, "Cache-Control", "no-store");
+
+    if (status == 401) {
+        MHD_add_response_header(res, "WWW-Authenticate", "Bearer");
+    }
+
+    if (allow) {
+        MHD_add_response_header(res, "Allow", allow);
+    }
+
+    rc = MHD_queue_response(c, (unsigned) status, res);
+    MHD_destroy_response(res);
+
+    return rc;
+}
+
+
+static enum MHD_Result
+vw_admin_error(struct MHD_Connection *c, vw_req_t *rq, int status,
+    const char *reason, const char *field, const char *message,
+    const char *allow)
+{
+    json_t  *o;
+
+    o = json_object();
+    json_object_set_new(o, "reason", json_string(reason));
+    json_object_set_new(o, "message", json_string(message));
+
+    if (field && *field) {
+        json_object_set_new(o, "field", json_string(field));
+    }
+
+    if (rq) {
+        rq->answered = 1;
+    }
+
+    return vw_admin_send(c, status, o, allow);
+}
+
+
+/* ------------------------------------------------------------- requests */
+
+
+static void
+vw_admin_redis_free(void *p)
+{
+    redisFree(p);
+}
+
+
+/* this thread's connection, made on first use and after a failure */
+
+static redisContext *
+vw_admin_redis(vw_admin_t *ad)
+{
+    char           err[512];
+    redisContext  *c;
+
+    c = pthread_getspecific(ad->tls);
+
+    if (c && c->err) {
+        redisFree(c);
+        c = NULL;
+        pthread_setspecific(ad->tls, NULL);
+    }
+
+    if (c == NULL) {
+        c = vw_redis_connect(&ad->cf, err, sizeof(err));
+
+        if (c == NULL) {
+            vw_log_error("admin: %s", err);
+            return NULL;
+        }
+
+        pthread_setspecific(ad->tls, c);
+    }
+
+    return c;
+}
+
+
+typedef struct {
+    json_t                 *query;
+    int                     bad;
+    char                    name[64];
+} vw_query_t;
+
+
+static enum MHD_Result
+vw_admin_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+    vw_query_t  *q;
+
+    (void) kind;
+
+    q = cls;
+
+    if (vw_admin_query_add(q->query, key, value, q->name, sizeof(q->name))
+        != 0)
+    {
+        q->bad = 1;
+        return MHD_NO;
+    }
+
+    return MHD_YES;
+}
+
+
+/* the operation, on the whole body */
+
+static enum MHD_Result
+vw_admin_run(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq)
+{
+    int           status;
+    json_t       *out;
+    vw_op_t       op;
+    vw_op_in_t    in;
+    vw_query_t    q;
+    vw_operr_t    e;
+    const char   *ct;
+
+    memset(&in, 0, sizeof(vw_op_in_t));
+    memset(&e, 0, sizeof(vw_operr_t));
+    memset(&q, 0, sizeof(vw_query_t));
+
+    q.query = json_object();
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, vw_admin_query_arg,
+                              &q);
+
+    if (q.bad) {
+        json_decref(q.query);
+        return vw_admin_error(c, rq, 400, "invalid_request", q.name,
+                              "a query argument is malformed or given twice",
+                              NULL);
+    }
+
+    in.query = q.query;
+    in.id = strstr(rq->route->path, "{}") ? rq->id : NULL;
+    in.strict = 1;
+
+    if (rq->body.len > 0) {
+        ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                         "Content-Type");
+
+        if (!vw_admin_json_type(ct)) {
+            json_decref(q.query);
+            return vw_admin_error(c, rq, 415, "unsupported_media_type", NULL,
+                                  "send Content-Type: application/json",
+                                  NULL);
+        }
+    }
+
+    if (vw_admin_parse_body(rq->body.data, rq->body.len, &in.body, &e) != 0)
+    {
+        json_decref(q.query);
+        return vw_admin_error(c, rq, e.status, e.reason, e.field, e.message,
+                              NULL);
+    }
+
+    memset(&op, 0, sizeof(vw_op_t));
+    op.cf = &ad->cf;
+    op.who = rq->who;
+    op.key = ad->have_key ? ad->key : NULL;
+    op.redis = vw_admin_redis(ad);
+
+    out = NULL;
+    status = rq->route->handler(&op, &in, &out, &e);
+
+    json_decref(in.body);
+    json_decref(in.query);
+
+    vw_log_info("admin: %s %s %s %d%s%s", rq->who, rq->route->method,
+                rq->route->path, status < 0 ? e.status : status,
+                status < 0 ? " " : "", status < 0 ? e.reason : "");
+
+    if (status < 0) {
+        return vw_admin_error(c, rq, e.status, e.reason, e.field, e.message,
+                              NULL);
+    }
+
+    rq->answered = 1;
+
+    return vw_admin_send(c, status, out ? out : json_object(), NULL);
+}
+
+
+static enum MHD_Result
+vw_admin_request(void *cls, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+    int           rc;
+    char          allow[64];
+    size_t        n;
+    int64_t       len;
+    vw_req_t     *rq;
+    vw_admin_t   *ad;
+    const char   *name, *cl;
+
+    (void) version;
+
+    ad = cls;
+    rq = *con_cls;
+
+    if (rq == NULL) {
+        rq = vw_xalloc(sizeof(vw_req_t));
+        memset(rq, 0, sizeof(vw_req_t));
+        *con_cls = rq;
+
+        name = vw_admin_auth(ad, MHD_lookup_connection_value(c,
+                                     MHD_HEADER_KIND, "Authorization"));
+
+        if (name == NULL) {
+            return vw_admin_error(c, rq, 401, "unauthorized", NULL,
+                                  "a valid bearer token is required", NULL);
+        }
+
+        snprintf(rq->who, sizeof(rq->who), "token:%s", name);
+
+        rc = vw_admin_route(vw_routes, method, url, &rq->route, rq->id,
+                            sizeof(rq->id), allow, sizeof(allow));
+
+        if (rc == VW_ROUTE_NONE) {
+            return vw_admin_error(c, rq, 404, "unknown_path", NULL,
+                                  "no such path in this API", NULL);
+        }
+
+        if (rc == VW_ROUTE_METHOD) {
+            return vw_admin_error(c, rq, 405, "method_not_allowed", NULL,
+                                  "this path takes other methods", allow);
+        }
+
+        if (rc == VW_ROUTE_BAD) {
+            return vw_admin_error(c, rq, 400, "invalid_request", NULL,
+                                  "the path has a malformed escape or a "
+                                  "control character", NULL);
+        }
+
+        rq->limit = (size_t) ad->cf.admin_max_body;
+
+        cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                         "Content-Length");
+
+        if (cl && vw_parse_int(cl, 0, INT64_MAX, &len) == 0
+            && (uint64_t) len > rq->limit)
+        {
+            return vw_admin_error(c, rq, 413, "body_too_large", NULL,
+                                  "the body is larger than the API takes",
+                                  NULL);
+        }
+
+        return MHD_YES;
+    }
+
+    if (rq->answered) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+
+    n = *upload_data_size;
+
+    if (n > 0) {
+        if (rq->body.len + n > rq->limit) {
+            rq->too_large = 1;
+            vw_buf_free(&rq->body);
+
+        } else if (!rq->too_large) {
+            vw_buf_add(&rq->body, upload_data, n);
+        }
+
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+
+    if (rq->too_large) {
+        return vw_admin_error(c, rq, 413, "body_too_large", NULL,
+                              "the body is larger than the API takes", NULL);
+    }
+
+    return vw_admin_run(ad, c, rq);
+}
+
+
+static void
+vw_admin_done(void *cls, struct MHD_Connection *c, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+    vw_req_t  *rq;
+
+    (void) cls;
+    (void) c;
+    (void) toe;
+
+    rq = *con_cls;
+
+    if (rq) {
+        vw_buf_free(&rq->body);
+        free(rq);
+        *con_cls = NULL;
+    }
+}
+
+
+/* the path and the query are decoded by vw_admin_route, segment by segment */
+
+static size_t
+vw_admin_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void) cls;
+    (void) c;
+
+    return strlen(s);
+}
+
+
+static void
+vw_admin_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char  line[512];
+
+    (void) cls;
+
+    vsnprintf(line, sizeof(line), fmt, ap);
+    vw_log_warn("admin: libmicrohttpd: %s", line);
+}
+
+
+/* ---------------------------------------------------------------- start */
+
+
+/* a listening socket: loopback host:port, [::1]:port, or unix:/path */
+
+static int
+vw_admin_listen(vw_admin_t *ad, const char *spec, char *err, size_t errlen)
+{
+    int                   fd, on, rc;
+    char                  host[256], *colon, *end;
+    const char           *port;
+    struct stat           st;
+    struct addrinfo       hints, *res;
+    struct sockaddr_un    un;
+    struct sockaddr_in   *in4;
+    struct sockaddr_in6  *in6;
+
+    if (strncmp(spec, "unix:", 5) == 0) {
+        spec += 5;
+
+        if (strlen(spec) == 0 || strlen(spec) >= sizeof(un.sun_path)) {
+            snprintf(err, errlen, "admin.listen: a unix socket path of 1-%zu "
+                     "bytes expected", sizeof(un.sun_path) - 1);
+            return -1;
+        }
+
+        /* a socket left by a voucherd that died */
+        if (lstat(spec, &st) == 0 && S_ISSOCK(st.st_mode)) {
+            unlink(spec);
+        }
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        memset(&un, 0, sizeof(un));
+        un.sun_family = AF_UNIX;
+        memcpy(un.sun_path, spec, strlen(spec));
+
+        if (fd < 0 || bind(fd, (struct sockaddr *) &un, sizeof(un)) != 0
+            || chmod(spec, 0660) != 0 || listen(fd, 128) != 0)
+        {
+            snprintf(err, errlen, "admin.listen \"unix:%s\": %s", spec,
+                     strerror(errno));
+
+            if (fd >= 0) {
+                close(fd);
+            }
+
+            return -1;
+        }
+
+        ad->unix_path = vw_xstrdup(spec);
+
+        return fd;
+    }
+
+    if (spec[0] == '[') {
+        end = strchr(spec, ']');
+
+        if (end == NULL || end[1] != ':') {
+            goto bad;
+        }
+
+        snprintf(host, sizeof(host), "%.*s", (int) (end - spec - 1),
+                 spec + 1);
+        port = end + 2;
+
+    } else {
+        snprintf(host, sizeof(host), "%s", spec);
+        colon = strrchr(host, ':');
+
+        if (colon == NULL) {
+            goto bad;
+        }
+
+        *colon = '\0';
+        port = spec + (colon - host) + 1;
+    }
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+    hints.ai_socktype = SOCK_STREAM;
+
+    if (getaddrinfo(host, port, &hints, &res) != 0) {
+        goto bad;
+    }
+
+    /* the API is for nginx on this host: loopback only */
+    in4 = (struct sockaddr_in *) res->ai_addr;
+    in6 = (struct sockaddr_in6 *) res->ai_addr;
+
+    if (!((res->ai_family == AF_INET
+           && (ntohl(in4->sin_addr.s_addr) >> 24) == 127)
+          || (res->ai_family == AF_INET6
+              && IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))))
+    {
+        freeaddrinfo(res);
+        snprintf(err, errlen, "admin.listen \"%s\": not a loopback address "
+                 "(127.0.0.0/8, ::1) or unix:PATH; put nginx in front for "
+                 "other clients", spec);
+        return -1;
+    }
+
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    on = 1;
+    rc = fd < 0 ? -1 : 0;
+
+    if (rc == 0) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+        rc = bind(fd, res->ai_addr, res->ai_addrlen);
+    }
+
+    if (rc == 0) {
+        rc = listen(fd, 128);
+    }
+
+    freeaddrinfo(res);
+
+    if (rc != 0) {
+        snprintf(err, errlen, "admin.listen \"%s\": %s", spec,
+                 strerror(errno));
+
+        if (fd >= 0) {
+            close(fd);
+        }
+
+        return -1;
+    }
+
+    return fd;
+
+bad:
+
+    snprintf(err, errlen, "admin.listen \"%s\": expected HOST:PORT, "
+             "[IPV6]:PORT or unix:PATH, numeric", spec);
+
+    return -1;
+}
+
+
+int
+vw_admin_start(const char *path, vw_admin_t **out, char *err, size_t errlen)
+{
+    int          fd;
+    sigset_t     set, old;
+    vw_admin_t  *ad;
+
+    *out = NULL;
+
+    ad = vw_xalloc(sizeof(vw_admin_t));
+    memset(ad, 0, sizeof(vw_admin_t));
+
+    if (vw_config_load(path, &ad->cf, err, errlen) != 0) {
+        free(ad);
+        return -1;
+    }
+
+    if (ad->cf.admin_listen == NULL) {
+        vw_config_free(&ad->cf);
+        free(ad);
+        return 0;
+    }
+
+    if (vw_admin_tokens(ad, ad->cf.admin_tokens_file, err, errlen) != 0) {
+        goto failed;
+    }
+
+    if (ad->cf.key_file) {
+        if (voucher_key_load(ad->cf.key_file, ad->key, err, errlen) != 0) {
+            goto failed;
+        }
+
+        ad->have_key = 1;
+    }
+
+    fd = vw_admin_listen(ad, ad->cf.admin_listen, err, errlen);
+
+    if (fd < 0) {
+        goto failed;
+    }
+
+    pthread_key_create(&ad->tls, vw_admin_redis_free);
+
+    /* the API's threads leave the signals to the loop's thread */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+
+    ad->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD
+                               | MHD_USE_ERROR_LOG,
+                               0, NULL, NULL, vw_admin_request, ad,
+                               MHD_OPTION_EXTERNAL_LOGGER, vw_admin_mhd_log,
+                               ad,
+                               MHD_OPTION_LISTEN_SOCKET, fd,
+                               MHD_OPTION_THREAD_POOL_SIZE,
+                               (unsigned) ad->cf.admin_threads,
+                               MHD_OPTION_NOTIFY_COMPLETED, vw_admin_done, ad,
+                               MHD_OPTION_UNESCAPE_CALLBACK,
+                               vw_admin_unescape, ad,
+                               MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+                               MHD_OPTION_CONNECTION_LIMIT, 256u,
+                               MHD_OPTION_END);
+
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    if (ad->mhd == NULL) {
+        close(fd);
+        pthread_key_delete(ad->tls);
+        snprintf(err, errlen, "admin.listen \"%s\": libmicrohttpd did not "
+                 "start", ad->cf.admin_listen);
+        goto failed;
+    }
+
+    vw_log_info("admin API on %s, %zu token(s), %ld thread(s)",
+                ad->cf.admin_listen, ad->ntokens, ad->cf.admin_threads);
+
+    *out = ad;
+
+    return 0;
+
+failed:
+
+    if (ad->unix_path) {
+        unlink(ad->unix_path);
+        free(ad->unix_path);
+    }
+
+    vw_config_free(&ad->cf);
+    sodium_memzero(ad, sizeof(vw_admin_t));
+    free(ad);
+
+    return -1;
+}
+
+
+void
+vw_admin_stop(vw_admin_t *ad)
+{
+    if (ad == NULL) {
+        return;
+    }
+
+    MHD_stop_daemon(ad->mhd);
+    pthread_key_delete(ad->tls);
+
+    if (ad->unix_path) {
+        unlink(ad->unix_path);
+        free(ad->unix_path);
+    }
+
+    vw_config_free(&ad->cf);
+    sodium_memzero(ad, sizeof(vw_admin_t));
+    free(ad);
+}
