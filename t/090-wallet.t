@@ -92,12 +92,21 @@ is_deeply(wallet_keys('cat'), ['BULK1', 'BULK3'], '... takes it out');
 {
     f('voucher_auto_set', 1, '{v}:a:a5', '{}', 0);
     my $q = f('voucher_run_add', 1, '{v}:a:a5', 'r1', 0, 'line', 'unique',
-              '', 0, 0, 'eve', 'DELIV1', 'fay', 'DELIV2');
-    is_deeply($q, [2, 0, []], 'a run queues two deliveries');
+              '', '', 0, 'always', redis_now($redis), 0, 'eve', 'fay');
+    is_deeply($q, [2, 0, 0], 'a run queues two deliveries');
     is_deeply(wallet_keys('eve'), [], 'queued: not in the wallet yet');
     my $c = f('voucher_delivery_claim', 1, '{v}:queue', 1, 60000, 'w1', 10);
     is(scalar @$c, 2, 'both claimed');
-    my %item = map { ($_->[2] => $_->[0]) } @$c;
+    # each its unique code, made just before it is sent
+    my %item;
+    for my $d (@$c) {
+        my ($member) = $d->[0] =~ /\t([^\t]+)$/;
+        my $code = $member eq 'eve' ? 'DELIV1' : 'DELIV2';
+        is_deeply(f('voucher_delivery_code', 1, '{v}:queue', $d->[0], 'w1',
+                    $code), ['ok', $code], "$member gets $code");
+        $item{$code} = $d->[0];
+    }
+    is_deeply(wallet_keys('eve'), [], 'a code made: not in the wallet yet');
     is(f('voucher_delivery_done', 1, '{v}:queue', $item{DELIV1}, 'w1', 'sent',
          0, ''), 1, 'one sent');
     is(f('voucher_delivery_done', 1, '{v}:queue', $item{DELIV2}, 'w1', 'dead',
