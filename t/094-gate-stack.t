@@ -50,6 +50,7 @@ EOT
             voucher_gate redeem;
             voucher_codes \$http_x_coupons "separator=;";
             voucher_order_amount \$http_x_amount;
+            voucher_points \$http_x_points;
 $show
             proxy_pass http://127.0.0.1:%%UP%%;
         }
@@ -130,6 +131,10 @@ sub checkout {
     $r = checkout('ok', join(';', map { "C$_" } 1 .. 31));
     is_deeply([$r->{status}, $r->{json}{reason}, $r->{json}{field}],
               [400, 'invalid_field', 'codes'], 'more than 30');
+    $r = checkout('ok', 'TENOFF', 'X-Points' => 5);
+    is_deeply([$r->{status}, $r->{json}{reason}, $r->{json}{field}],
+              [400, 'invalid_field', 'points'],
+              'points with several codes: a stack takes none');
     is_deeply(snapshot($redis), $before, 'none changed anything');
     is(checkout('ok', ' ; ')->{status}, 200,
        'no code at all: passed on, as without a code');
