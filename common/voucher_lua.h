@@ -8,7 +8,7 @@
 #define _VOUCHER_LUA_H_INCLUDED_
 
 
-#define VOUCHER_LUA_VERSION  "376ae12178189641"
+#define VOUCHER_LUA_VERSION  "a6a7d7fa55d7db01"
 
 
 static const char  voucher_lua[] =
@@ -27,7 +27,7 @@ static const char  voucher_lua[] =
     "-- exact for integers below 2^53; Lua's own tostring (\"%.14g\") is not, so\n"
     "-- large numbers are never concatenated into strings.\n"
     "\n"
-    "local VERSION = '376ae12178189641'\n"
+    "local VERSION = 'a6a7d7fa55d7db01'\n"
     "\n"
     "-- Redis 7.0 loads a library in a bare environment (no redis.call, string,\n"
     "-- math, ... yet), so builtins are looked up at call time, not aliased here.\n"
@@ -4982,6 +4982,10 @@ static const char  voucher_lua[] =
     "    if deadline then\n"
     "        W.put(r, 'status', 'reserved')\n"
     "        W.put(r, 'hold_expires_at', math.ceil(deadline / 1000))\n"
+    "        -- the items, for the loyalty earn its confirm makes\n"
+    "        if n > 0 and L.progs[tag] ~= false then\n"
+    "            L.stash(tag, parent, o, n, hold_ms)\n"
+    "        end\n"
     "    end\n"
     "    if ikey then remember(tag, ikey, fp, r) end\n"
     "    return r\n"
@@ -5011,10 +5015,21 @@ static const char  voucher_lua[] =
     "                        'redemption_id', id, 'code', es[j][4]}\n"
     "            end\n"
     "        end\n"
+    "        local any = false\n"
     "        for j, k in ipairs(kids) do\n"
     "            if states[j] == 'held' then\n"
     "                redis.call('ZREM', tag .. ':hz', k)\n"
     "                confirm_entry(tag, k, idem)\n"
+    "                any = true\n"
+    "            end\n"
+    "        end\n"
+    "        -- the order earns once, on what is left after the whole stack\n"
+    "        if any and L.progs[tag] ~= false then\n"
+    "            local _, e = W.stack_entry(logkey, id)\n"
+    "            if e then\n"
+    "                local paid = tonumber(e[18]) or 0\n"
+    "                e[16] = dec((tonumber(e[16]) or 0) + paid)\n"
+    "                L.confirmed(tag, id, e)\n"
     "            end\n"
     "        end\n"
     "        return {'ok', 'redemption_id', id, 'status', 'confirmed'}\n"

@@ -416,5 +416,39 @@ my ($parent, %kid);
        . 'taken (its other code unused)');
 }
 
+# --- loyalty: a stacked reservation's confirm earns once for the order --------
+sub active {
+    my $x = f('voucher_loyalty_balance', 1, "{v}:lm:$_[0]");
+    return ref $x eq 'ARRAY' && $x->[0] eq 'ok' ? +{ @$x[1 .. $#$x] }->{active} : $x;
+}
+{
+    f('voucher_loyalty_set', 1, '{v}:lp', 'every', 100, 'points', 1,
+      'point_value', 10);
+    code($redis, 'LY7', campaign => 'a7');
+    code($redis, 'LY10', campaign => 'p10');
+    my $x = stack('reserve', ['LY7', 'LY10'], amount => 10000,
+                  customer => 'lea', order_id => 'lo-1',
+                  items => [['SKU1', 'tea', 10000, 1]]);
+    is($x->[0], 'ok', 'a stack reserved for a member');
+    my $id = h($x)->{redemption_id};
+    is(f('voucher_confirm', 1, '{v}:log', $id, '')->[0], 'ok', 'confirmed');
+    my $m = active('lea');
+    is($m, 83, 'the order earns 83 points: 10000 - 700 - 930');
+    is(f('voucher_confirm', 1, '{v}:log', $id, '')->[0], 'ok',
+       'confirmed again');
+    $m = active('lea');
+    is($m, 83, '... earns nothing more');
+    my $rb = f('voucher_rollback', 1, '{v}:log', $id, '', '');
+    is($rb->[0], 'ok', 'the parent rolled back');
+    $m = active('lea');
+    is($m, 0, '... and the points with it');
+    $x = stack('reserve', ['LY7'], amount => 5000, customer => 'lea',
+               order_id => 'lo-2');
+    is(f('voucher_release', 1, '{v}:log', h($x)->{redemption_id}, '')->[0],
+       'ok', 'a stack released');
+    $m = active('lea');
+    is($m, 0, '... earns nothing');
+}
+
 $ng->check_log;
 done_testing;

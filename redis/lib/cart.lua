@@ -665,6 +665,10 @@ function W.stack_run(tag, logkey, codes, o, n, channel, redeem, hold_ms)
     if deadline then
         W.put(r, 'status', 'reserved')
         W.put(r, 'hold_expires_at', math.ceil(deadline / 1000))
+        -- the items, for the loyalty earn its confirm makes
+        if n > 0 and L.progs[tag] ~= false then
+            L.stash(tag, parent, o, n, hold_ms)
+        end
     end
     if ikey then remember(tag, ikey, fp, r) end
     return r
@@ -694,10 +698,21 @@ function W.stack_settle(tag, logkey, id, kids, what, idem)
                         'redemption_id', id, 'code', es[j][4]}
             end
         end
+        local any = false
         for j, k in ipairs(kids) do
             if states[j] == 'held' then
                 redis.call('ZREM', tag .. ':hz', k)
                 confirm_entry(tag, k, idem)
+                any = true
+            end
+        end
+        -- the order earns once, on what is left after the whole stack
+        if any and L.progs[tag] ~= false then
+            local _, e = W.stack_entry(logkey, id)
+            if e then
+                local paid = tonumber(e[18]) or 0
+                e[16] = dec((tonumber(e[16]) or 0) + paid)
+                L.confirmed(tag, id, e)
             end
         end
         return {'ok', 'redemption_id', id, 'status', 'confirmed'}
