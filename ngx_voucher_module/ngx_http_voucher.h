@@ -97,6 +97,8 @@ typedef struct {
     /* gate mode (ngx_http_voucher_gate.c) */
     ngx_int_t                   gate;        /* 0, OP_VALIDATE or OP_REDEEM */
     ngx_http_complex_value_t   *gate_code;
+    ngx_http_complex_value_t   *gate_codes;      /* voucher_codes */
+    ngx_int_t                   gate_codes_sep;  /* its separator */
     ngx_http_complex_value_t   *gate_customer;
     ngx_http_complex_value_t   *gate_amount;
     ngx_http_complex_value_t   *gate_currency;
@@ -205,18 +207,6 @@ struct ngx_http_voucher_core_s {
 };
 
 
-/*
- * What a limit's scope (validate, redeem) counts an operation as: a
- * reservation and a loyalty earn are redeems, a loyalty balance or history
- * a validate.
- */
-#define ngx_http_voucher_limit_op(op)                                        \
-    (((op) == NGX_HTTP_VOUCHER_OP_RESERVE                                     \
-      || (op) == NGX_HTTP_VOUCHER_OP_LOYALTY_EARN)                            \
-     ? NGX_HTTP_VOUCHER_OP_REDEEM                                             \
-     : ((op) >= NGX_HTTP_VOUCHER_OP_LOYALTY_BALANCE                           \
-        ? NGX_HTTP_VOUCHER_OP_VALIDATE : (op)))
-
 /* a loyalty operation: it names a customer, not a code */
 #define ngx_http_voucher_loyalty_op(op)                                      \
     ((op) >= NGX_HTTP_VOUCHER_OP_LOYALTY_EARN)
@@ -265,6 +255,8 @@ ngx_int_t ngx_http_voucher_api_handler(ngx_http_request_t *r);
 char *ngx_http_voucher_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_voucher_gate_value(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+char *ngx_http_voucher_gate_codes(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 char *ngx_http_voucher_confirm_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_voucher_gate_merge(ngx_conf_t *cf,
@@ -289,6 +281,7 @@ char *ngx_http_voucher_limit(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_voucher_limit_merge(ngx_conf_t *cf,
     ngx_http_voucher_loc_conf_t *prev, ngx_http_voucher_loc_conf_t *conf);
 ngx_uint_t ngx_http_voucher_limit_nargs(ngx_http_voucher_loc_conf_t *vlcf);
+ngx_int_t ngx_http_voucher_limit_op(ngx_int_t op);
 ngx_int_t ngx_http_voucher_limit_args(ngx_http_request_t *r,
     ngx_http_voucher_loc_conf_t *vlcf, ngx_int_t op, const char **argv,
     size_t *argvlen);

@@ -324,6 +324,32 @@ ngx_http_voucher_limit_nargs(ngx_http_voucher_loc_conf_t *vlcf)
  * added (0 when no limit applies).
  */
 
+/*
+ * The operation whose limits apply to op: a reservation and a loyalty earn
+ * are redeems; a saved code is a validate (both tell a code that exists
+ * from one that does not), and so are a loyalty balance and history.
+ */
+
+ngx_int_t
+ngx_http_voucher_limit_op(ngx_int_t op)
+{
+    switch (op) {
+
+    case NGX_HTTP_VOUCHER_OP_RESERVE:
+    case NGX_HTTP_VOUCHER_OP_LOYALTY_EARN:
+        return NGX_HTTP_VOUCHER_OP_REDEEM;
+
+    case NGX_HTTP_VOUCHER_OP_WALLET_SAVE:
+    case NGX_HTTP_VOUCHER_OP_LOYALTY_BALANCE:
+    case NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY:
+        return NGX_HTTP_VOUCHER_OP_VALIDATE;
+
+    default:
+        return op;
+    }
+}
+
+
 ngx_int_t
 ngx_http_voucher_limit_args(ngx_http_request_t *r,
     ngx_http_voucher_loc_conf_t *vlcf, ngx_int_t op, const char **argv,

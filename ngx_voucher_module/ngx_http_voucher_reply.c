@@ -7,8 +7,10 @@
  *
  * A function replies with a flat array {reason, k1, v1, k2, v2, ...};
  * a value is an integer, a string, or a nested array of pairs, which
- * becomes a JSON object.  The "ok" of validate, redeem and reserve is
- * positional instead, {"ok", mask, values..., k1, v1, ...}
+ * becomes a JSON object, or a nested array whose first element is the
+ * status reply "[]", whose other elements become a JSON array (of
+ * objects when they are arrays of pairs).  The "ok" of validate, redeem
+ * and reserve is positional instead, {"ok", mask, values..., k1, v1, ...}
  * (ngx_http_voucher_ok.h): its names are written from the table of its
  * fields.
  */
@@ -124,6 +126,22 @@ static ngx_http_voucher_reason_t  ngx_http_voucher_reasons[] = {
         "An earlier attempt with this idempotency key still holds the code; "
         "it will be confirmed or released."),
 
+    /* the wallet, the cart */
+    ngx_http_voucher_reason("wallet_full", 409,
+        "The customer's wallet holds as many codes as it may."),
+    ngx_http_voucher_reason("channel_mismatch", 409,
+        "The code does not apply to orders from this channel."),
+
+    /* several codes on one order */
+    ngx_http_voucher_reason("stack_exclusive", 409,
+        "This code cannot be combined with other codes."),
+    ngx_http_voucher_reason("stack_category_conflict", 409,
+        "Two codes of the same category cannot be combined."),
+    ngx_http_voucher_reason("stack_too_many_codes", 409,
+        "More codes than one order may combine."),
+    ngx_http_voucher_reason("stack_no_discount", 409,
+        "This code adds no discount to the order after the others."),
+
     /* the request */
     ngx_http_voucher_reason("invalid_json", 400,
         "The body is not valid JSON."),
@@ -195,11 +213,15 @@ static u_char *ngx_http_voucher_answer_buf(ngx_http_request_t *r,
     size_t max);
 static u_char *ngx_http_voucher_answer_keep(ngx_http_request_t *r,
     u_char *buf, size_t len);
-static ngx_uint_t ngx_http_voucher_json_is_list(redisReply *v);
 static size_t ngx_http_voucher_json_pairs_max(redisReply **el, size_t n,
     ngx_uint_t depth);
 static u_char *ngx_http_voucher_json_pairs(u_char *p, redisReply **el,
     size_t n, ngx_uint_t depth);
+static ngx_int_t ngx_http_voucher_json_list_first(redisReply *v);
+static size_t ngx_http_voucher_json_value_max(redisReply *v,
+    ngx_uint_t depth);
+static u_char *ngx_http_voucher_json_value(u_char *p, redisReply *v,
+    ngx_uint_t depth);
 static u_char *ngx_http_voucher_json_string(u_char *p, u_char *s,
     size_t len);
 static ngx_int_t ngx_http_voucher_output(ngx_http_request_t *r,
@@ -219,6 +241,9 @@ static ngx_str_t  ngx_http_voucher_verbs[] = {
     ngx_string("reserved"),
     ngx_string("confirmed"),
     ngx_string("released"),
+    ngx_string("wallet"),
+    ngx_string("saved"),
+    ngx_string("qualified"),
     ngx_string("earned"),
     ngx_string("balance"),
     ngx_string("history")
@@ -829,7 +854,7 @@ ngx_http_voucher_json_ok(u_char *p, ngx_http_voucher_ok_t *ok)
 static size_t
 ngx_http_voucher_json_pairs_max(redisReply **el, size_t n, ngx_uint_t depth)
 {
-    size_t       len, i, j;
+    size_t       len, i;
     redisReply  *k, *v;
 
     len = 0;
@@ -857,22 +882,8 @@ ngx_http_voucher_json_pairs_max(redisReply **el, size_t n, ngx_uint_t depth)
             break;
 
         case REDIS_REPLY_ARRAY:
-            if (depth < 4 && ngx_http_voucher_json_is_list(v)) {
-                len += 2;
-
-                for (j = 0; j < v->elements; j++) {
-                    len += 3 + ngx_http_voucher_json_pairs_max(
-                                   v->element[j]->element,
-                                   v->element[j]->elements, depth + 1);
-                }
-
-                break;
-            }
-
             if (depth < 4) {
-                len += 2 + ngx_http_voucher_json_pairs_max(v->element,
-                                                           v->elements,
-                                                           depth + 1);
+                len += 2 + ngx_http_voucher_json_value_max(v, depth + 1);
                 break;
             }
 
@@ -889,23 +900,143 @@ ngx_http_voucher_json_pairs_max(redisReply **el, size_t n, ngx_uint_t depth)
 
 
 /*
- * A nested array is an object of pairs, or, when it is empty or its
- * elements are all arrays (a loyalty history's entries), a list of such
- * objects.
+ * Where the elements of a nested array that is a list begin: after a
+ * "[]" status reply (the cart's lists), or at 0 when every element is an
+ * array (a loyalty history's entries, or none); -1 when it is pairs, an
+ * object.
  */
 
-static ngx_uint_t
-ngx_http_voucher_json_is_list(redisReply *v)
+static ngx_int_t
+ngx_http_voucher_json_list_first(redisReply *v)
 {
     size_t  i;
 
+    if (v->elements > 0
+        && v->element[0]->type == REDIS_REPLY_STATUS
+        && v->element[0]->len == 2
+        && v->element[0]->str[0] == '['
+        && v->element[0]->str[1] == ']')
+    {
+        return 1;
+    }
+
     for (i = 0; i < v->elements; i++) {
         if (v->element[i]->type != REDIS_REPLY_ARRAY) {
-            return 0;
+            return -1;
         }
     }
 
-    return 1;
+    return 0;
+}
+
+
+/*
+ * The most bytes a nested array takes inside its brackets: its pairs,
+ * or, for a list, each element (an object, a number or a string) and a
+ * comma.
+ */
+
+static size_t
+ngx_http_voucher_json_value_max(redisReply *v, ngx_uint_t depth)
+{
+    size_t       len, i;
+    ngx_int_t    first;
+    redisReply  *e;
+
+    first = ngx_http_voucher_json_list_first(v);
+
+    if (first < 0) {
+        return ngx_http_voucher_json_pairs_max(v->element, v->elements,
+                                               depth);
+    }
+
+    len = 0;
+
+    for (i = (size_t) first; i < v->elements; i++) {
+        e = v->element[i];
+
+        switch (e->type) {
+
+        case REDIS_REPLY_INTEGER:
+            len += 1 + NGX_INT64_LEN;
+            break;
+
+        case REDIS_REPLY_STRING:
+            len += 1 + ngx_http_voucher_json_string_max(e->len);
+            break;
+
+        case REDIS_REPLY_ARRAY:
+            if (depth < 4) {
+                len += 3 + ngx_http_voucher_json_value_max(e, depth + 1);
+                break;
+            }
+
+            /* fall through */
+
+        default:
+            len += 1 + sizeof("null") - 1;
+            break;
+        }
+    }
+
+    return len;
+}
+
+
+/* a nested array, brackets and all, as ngx_http_voucher_json_value_max() */
+
+static u_char *
+ngx_http_voucher_json_value(u_char *p, redisReply *v, ngx_uint_t depth)
+{
+    size_t       i;
+    ngx_int_t    first;
+    redisReply  *e;
+
+    first = ngx_http_voucher_json_list_first(v);
+
+    if (first < 0) {
+        *p++ = '{';
+        p = ngx_http_voucher_json_pairs(p, v->element, v->elements, depth);
+        *p++ = '}';
+        return p;
+    }
+
+    *p++ = '[';
+
+    for (i = (size_t) first; i < v->elements; i++) {
+        e = v->element[i];
+
+        if (i > (size_t) first) {
+            *p++ = ',';
+        }
+
+        switch (e->type) {
+
+        case REDIS_REPLY_INTEGER:
+            p = ngx_http_voucher_int64(p, (int64_t) e->integer);
+            break;
+
+        case REDIS_REPLY_STRING:
+            p = ngx_http_voucher_json_string(p, (u_char *) e->str, e->len);
+            break;
+
+        case REDIS_REPLY_ARRAY:
+            if (depth < 4) {
+                p = ngx_http_voucher_json_value(p, e, depth + 1);
+                break;
+            }
+
+            /* fall through */
+
+        default:
+            p = ngx_cpymem(p, "null", sizeof("null") - 1);
+            break;
+        }
+    }
+
+    *p++ = ']';
+
+    return p;
 }
 
 
@@ -919,7 +1050,7 @@ static u_char *
 ngx_http_voucher_json_pairs(u_char *p, redisReply **el, size_t n,
     ngx_uint_t depth)
 {
-    size_t       i, j;
+    size_t       i;
     ngx_uint_t   first;
     redisReply  *k, *v;
 
@@ -963,30 +1094,8 @@ ngx_http_voucher_json_pairs(u_char *p, redisReply **el, size_t n,
             break;
 
         case REDIS_REPLY_ARRAY:
-            if (depth < 4 && ngx_http_voucher_json_is_list(v)) {
-                *p++ = '[';
-
-                for (j = 0; j < v->elements; j++) {
-                    if (j) {
-                        *p++ = ',';
-                    }
-
-                    *p++ = '{';
-                    p = ngx_http_voucher_json_pairs(p, v->element[j]->element,
-                                                    v->element[j]->elements,
-                                                    depth + 1);
-                    *p++ = '}';
-                }
-
-                *p++ = ']';
-                break;
-            }
-
             if (depth < 4) {
-                *p++ = '{';
-                p = ngx_http_voucher_json_pairs(p, v->element, v->elements,
-                                                depth + 1);
-                *p++ = '}';
+                p = ngx_http_voucher_json_value(p, v, depth + 1);
                 break;
             }
 

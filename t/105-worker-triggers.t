@@ -168,6 +168,12 @@ like($l[0]{headers}{'x-line-retry-key'}, qr/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3
      'X-Line-Retry-Key is a UUID');
 is_deeply(dlog('cart'), { alice => ['queued', 'cancelled'], bob => ['queued', 'sent'] },
           'delivery log: alice cancelled, bob sent');
+is_deeply($r->cmd('ZRANGE', '{v}:w:bob', 0, -1), [$b->{messages}[0]{text} =~ /(CART[0-9A-Z]{8})/],
+          "the code sent to bob is in his wallet");
+is($r->cmd('EXISTS', '{v}:w:alice'), 0, "alice's cancelled delivery left her wallet empty");
+ok(VT::wait_until(sub { @{ $r->cmd('ZRANGE', '{v}:w:dave', 0, -1) } }),
+   "the shared welcome code is in dave's wallet");
+is_deeply($r->cmd('ZRANGE', '{v}:w:dave', 0, -1), ['WELCOME10'], '... WELCOME10');
 
 my @m = $smtp->requests;
 is(scalar @m, 1, 'one mail');

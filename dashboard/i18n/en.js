@@ -87,6 +87,12 @@ export default {
   'reason.invalid_points': 'The points must be a whole number above zero.',
   'reason.already_earned': 'This order has already earned its points.',
   'reason.programme_paused': 'The points programme is paused: no points are earned now.',
+  'reason.wallet_full': 'The customer\'s wallet is full: use or remove a code first.',
+  'reason.stack_exclusive': 'This code cannot be combined with other codes.',
+  'reason.stack_category_conflict': 'Only one code of this kind can be used on an order.',
+  'reason.stack_too_many_codes': 'Too many codes for one order.',
+  'reason.stack_no_discount': 'This code takes nothing off after the other codes.',
+  'reason.channel_mismatch': 'This code is not valid for orders from this channel.',
   'reason.internal_error': 'The server failed (a bug). Tell the administrator; nothing was redeemed.',
   'reason.other': 'Refused: {message}',
 

@@ -462,6 +462,10 @@ function api.delivery_done(keys, args)
         redis.call('ZREM', keys[1], item)
         DLV.settle(tag, camp, run, member, outcome == 'sent', at)
         dlog(tag, camp, run, member, rec, outcome, err, at)
+        -- a code the member was sent is in his wallet
+        if outcome == 'sent' and rec.c and rec.c ~= '' then
+            W.add(tag, member, rec.c)
+        end
         if outcome == 'dead' then
             redis.call('XADD', tag .. ':dead', '*', 'campaign', camp,
                        'run', run, 'member', member, 'channel', rec.ch or '',

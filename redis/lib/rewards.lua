@@ -152,6 +152,8 @@ function L.assign(tag, code, member)
     else
         redis.call('HSET', ckey, 'c', member)
     end
+    -- and it is in the member's wallet (redis/lib/wallet.lua)
+    W.add(tag, member, code)
 end
 
 -- Can reward rid be given now (stock, pool)?  nil, or a refusal.  w is

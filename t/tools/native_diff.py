@@ -217,7 +217,27 @@ def campaigns(now):
         'tierbs': ['kind', 'percent', 'value', 500, 'tiers', 'base,silver'],
         'tierx': ['kind', 'amount', 'value', 10, 'tiers', 'platinum',
                   'per_customer', 3],
+        # the cart's fields (redis/lib/cart.lua), which a single-code
+        # call does not read: channels, stacking rules, automatic
+        # promotions (whose own codes auto:<campaign> any call can name)
+        'chan': ['kind', 'amount', 'value', 300, 'channels', 'app,web',
+                 'stacking', 'combinable', 'stack_category', 'food',
+                 'stack_priority', 2, 'stack_cap', 400],
+        'chanp': ['kind', 'percent', 'value', 1500, 'channels', 'pos',
+                  'stacking', 'exclusive', 'per_customer', 2],
+        'autop': ['kind', 'percent', 'value', 500, 'auto_apply', 1,
+                  'stacking', 'combinable', 'stack_priority', 1],
+        'autoamt': ['kind', 'amount', 'value', 100, 'auto_apply', 1,
+                    'min_amount', 2000, 'channels', 'web',
+                    'stacking', 'combinable', 'stack_category', 'food',
+                    'max_redemptions', 4],
+        'autog': ['kind', 'amount', 'value', 50, 'auto_apply', 1,
+                  'tiers', 'gold', 'stacking', 'combinable',
+                  'stack_cap', 20],
     }
+
+# the automatic promotions' own codes
+AUTO_CODES = ['auto:autop', 'auto:autoamt', 'auto:autog']
 
 
 # the loyalty programme of a seed (seed % 5), its members and their tiers
@@ -316,7 +336,7 @@ def gen_code(rnd, now):
     if ALL_CODES is None:
         ALL_CODES = ([c for c, _ in codes(now)] + [c for _, c, _ in COMPACT]
                      + ['NOCAMP', 'STRKEY', 'NOREV', 'BADCP', 'EMPTYK',
-                        'NOPE', 'cp1'])
+                        'NOPE', 'cp1'] + AUTO_CODES)
     return rnd.choice(ALL_CODES)
 
 
@@ -352,7 +372,8 @@ def gen_eval(rnd, i, now, redeem, hist):
         # codes that pass, for the members of the programme: tiers and
         # points paying get to decide
         code = rnd.choice(['HAMT0', 'HPCT100', 'HTIERG', 'HTIERBS', 'HTIERX',
-                           'HGIFT', 'HFIX', 'HPCT', 'HAMT', 'HBIG'])
+                           'HGIFT', 'HFIX', 'HPCT', 'HAMT', 'HBIG', 'HCHAN',
+                           'HCHANP', 'MAUTOP'] + AUTO_CODES)
         cust = rnd.choice([m for m, _, _ in MEMBERS] + ['dave x'])
     key = '{v}:c:' + code
     idem = ''
@@ -406,6 +427,12 @@ def gen_admin(rnd, now):
             ['currency', rnd.choice(['', 'THB'])],
             ['include_skus', rnd.choice(['', 'SKU1', 'SKU2,SKU3'])],
             ['tiers', rnd.choice(['', 'gold', 'base,gold', 'silver'])],
+            ['channels', rnd.choice(['', 'web', 'app,pos'])],
+            ['stacking', rnd.choice(['exclusive', 'combinable'])],
+            ['stack_category', rnd.choice(['', 'food', 'ship'])],
+            ['stack_priority', rnd.choice(['0', '1', '9'])],
+            ['stack_cap', rnd.choice(['0', '50', '100000'])],
+            ['auto_apply', rnd.choice(['0', '1'])],
             ['kind', rnd.choice(['percent', 'amount', 'gift_card',
                                  'fixed_price'])],
             ['value', rnd.choice(['0', '10', '500', '10000'])],
@@ -443,9 +470,34 @@ def gen_admin(rnd, now):
     c = rnd.choice(camps)
     return ['HSET', '{v}:k:' + c, 'rev', 'raw%d' % rnd.randrange(10 ** 9),
             rnd.choice(['hours', 'days', 'tz_offset', 'value', 'cap',
-                        'tiers']),
+                        'tiers', 'channels', 'stacking', 'stack_category',
+                        'stack_priority', 'stack_cap', 'auto_apply']),
             rnd.choice(['bad', '60-120', '', '1234567', '1.5', '-',
-                        '0x20', '5', ',gold,', 'gold', ',base,'])]
+                        '0x20', '5', ',gold,', 'gold', ',base,', ',web,',
+                        'combinable', '1e400', 'nan'])]
+
+
+def gen_cart(rnd, now):
+    """a stack (validate or redeem) or a qualify, sent to every server
+    as FCALL: the library's own, whose writes the native calls then read"""
+    cust = rnd.choice(CUSTOMERS[:4] + [m for m, _, _ in MEMBERS])
+    items = gen_items(rnd)
+    order = [cust, rnd.choice(['0', '1000', '5000', '12000', '100000']),
+             rnd.choice(['', 'THB']), rnd.choice(['', 'o1', 'o9']), '',
+             str(len(items) // 4)] + items
+    pool = (['HAMT', 'HPCT', 'HCHAN', 'HCHANP', 'MCHAN', 'ACHAN', 'HGIFT',
+             'MAUTOP', 'HFIX', 'HPC', 'CP1', 'CP6', 'HMAXRED'] + AUTO_CODES)
+    named = rnd.sample(pool, rnd.choice([0, 1, 1, 2, 2, 3]))
+    channel = rnd.choice(['', '', 'web', 'app', 'pos'])
+    if rnd.random() < 0.25:
+        return ['FCALL_RO', 'voucher_qualify', 1, '{v}:public', channel,
+                rnd.choice(['0', '1']), str(len(named))] + named + ['0'] \
+            + order
+    op = rnd.choice(['validate', 'redeem', 'redeem'])
+    if op == 'redeem' and rnd.random() < 0.5:
+        order[4] = 'S%d' % rnd.randrange(50)
+    return ['FCALL', 'voucher_stack', 1, '{v}:log', op, '', channel,
+            str(len(named))] + named + order
 
 
 def gen_loyalty(rnd, now):
@@ -549,6 +601,9 @@ def dump(srv, norm, holds_tolerance):
             z = r.ok('ZRANGE', k, 0, -1, 'WITHSCORES')
             v = ('zset', [(norm(a), int(float(b))) for a, b in
                           zip(z[::2], z[1::2])])
+        elif t == 'set':
+            # (DUMP's bytes keep an order the set does not have)
+            v = ('set', sorted(norm(m) for m in r.ok('SMEMBERS', k)))
         else:
             v = (t, r.ok('DUMP', k))
         out[nk] = v
@@ -611,8 +666,9 @@ def run_seed(seed, nops, servers, lib, native, log):
     servers = {w: s for w, s in servers.items() if w != 'R'}
     for i in range(nops):
         x = rnd.random()
-        if x < 0.05:
-            cmd = gen_admin(rnd, now) if x < 0.03 else gen_loyalty(rnd, now)
+        if x < 0.08:
+            cmd = (gen_admin(rnd, now) if x < 0.03 else gen_loyalty(rnd, now)
+                   if x < 0.05 else gen_cart(rnd, now))
             outs = {w: s.r.call(*cmd)[0] for w, s in servers.items()}
             what = cmd
             kind = '(admin)'
