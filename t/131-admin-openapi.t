@@ -46,8 +46,9 @@ my $d = WorkerT::Daemon->start($w);
 
 my %seen;
 sub api {
-    my ($method, $p, $body) = @_;
-    my $res = VT::http($port, $method, $p, headers => { Authorization => "Bearer $SECRET" },
+    my ($method, $p, $body, $type) = @_;
+    my $res = VT::http($port, $method, $p, headers => { Authorization => "Bearer $SECRET",
+                                                       ($type ? ('Content-Type' => $type) : ()) },
                        (defined $body ? (body => $body) : ()));
     $res->{json} = eval { $JSON->decode($res->{body}) } if ($res->{body} // '') ne '';
     $seen{ $res->{json}{reason} }++ if $res->{status} >= 400 && $res->{json};
@@ -62,6 +63,15 @@ api('PUT', '/v1/automations/spring', { schedule => 'daily 09:00', segment => 'al
                                        channel => 'hook', message => 'Hi {{code}}' });
 
 my %fill = (campaign => 'spring', code => 'GIFT0001', id => 'alice');
+
+# a finished job (its output), and a running one to cancel
+my $res0 = api('POST', '/v1/jobs/codes/issue', { campaign => 'spring', count => 10 });
+$fill{job} = $res0->{json}{id};
+wait_until(sub { api('GET', "/v1/jobs/$fill{job}")->{json}{state} eq 'done' }, timeout => 20);
+api('POST', '/v1/campaigns', { id => 'long', kind => 'amount', value => 1 });
+my $running = api('POST', '/v1/jobs/codes/issue', { campaign => 'long', count => 5000000 })->{json}{id};
+my %fill_for = ('DELETE /v1/jobs/{job}' => { job => $running });
+my %types = ('POST /v1/jobs/codes/import' => 'text/csv', 'POST /v1/jobs/members/import' => 'text/csv');
 my %bodies = (
     'POST /v1/campaigns' => { id => 'doc', kind => 'amount', value => 1 },
     'PATCH /v1/campaigns/{campaign}' => { cap => 1 },
@@ -75,13 +85,18 @@ my %bodies = (
     'PUT /v1/automations/{campaign}' => { schedule => 'daily 10:00', segment => 'all',
                                           channel => 'hook', message => 'x' },
     'PATCH /v1/settings' => { idem_ttl => 60 },
+    'POST /v1/jobs/codes/issue' => { campaign => 'spring', count => 3 },
+    'POST /v1/jobs/codes/export' => { campaign => 'spring' },
+    'POST /v1/jobs/codes/import' => \"code,campaign\nDOCIMPORT1,spring\n",
+    'POST /v1/jobs/members/import' => \"id,tier\ndoc-member,gold\n",
 );
 
 # deletes last, so the others find their objects
 for my $op ((grep { $_->[0] ne 'DELETE' } @ops), (grep { $_->[0] eq 'DELETE' } @ops)) {
     my ($m, $p) = @$op;
-    (my $url = $p) =~ s/\{(\w+)\}/$fill{$1}/g;
-    my $res = api($m, $url, $bodies{"$m $p"});
+    my %f = (%fill, %{ $fill_for{"$m $p"} // {} });
+    (my $url = $p) =~ s/\{(\w+)\}/$f{$1}/g;
+    my $res = api($m, $url, $bodies{"$m $p"}, $types{"$m $p"});
     ok($res->{status} != 405 && ($res->{json}{reason} // '') ne 'unknown_path'
        && $res->{status} < 500, "$m $p answers ($res->{status})") or diag $res->{body};
     ok($res->{status} < 400, "... and works with the documented input") or diag $res->{body};
@@ -103,9 +118,11 @@ $res = api('GET', '/v1/automations/spring/next');
 is($res->{json}{reason}, 'automation_invalid', 'next runs of an automation that no longer checks');
 is($res->{status}, 409, '... 409');
 
-# the reasons t/130-admin-api.t checks with refused()
-my $t120 = WorkerT::read_text("$root/t/130-admin-api.t");
-$seen{$1}++ while $t120 =~ /refused\((?:[^;]|\n)*?,\s*\d{3},\s*'(\w+)'/g;
+# the reasons t/130-admin-api.t and t/132-admin-jobs.t check with refused()
+for my $t ('130-admin-api.t', '132-admin-jobs.t') {
+    my $text = WorkerT::read_text("$root/t/$t");
+    $seen{$1}++ while $text =~ /refused\((?:[^;]|\n)*?,\s*\d{3},\s*'(\w+)'/g;
+}
 # and 401 there is checked the same way
 for my $r (@reasons) {
     ok($seen{$r}, "documented reason $r is produced by a test");
@@ -114,6 +131,9 @@ my %doc = map { ($_ => 1) } @reasons;
 for my $r (sort keys %seen) {
     ok($doc{$r}, "reason $r seen in the tests is documented");
 }
+
+ok(wait_until(sub { api('GET', "/v1/jobs/$running")->{json}{state} eq 'cancelled' }, timeout => 10),
+   'the long job was cancelled by its DELETE');
 
 $d->stop;
 done_testing;

@@ -366,6 +366,7 @@ vw_cf_defaults(vw_config_t *cf, const char *path)
     cf->poll_ms = 1000;
     cf->batch = 100;
     cf->admin_max_body = 1048576;
+    cf->admin_max_import = 268435456;
     cf->admin_threads = 2;
 
     if (gethostname(host, sizeof(host)) != 0) {
@@ -496,7 +497,7 @@ static int
 vw_cf_admin(vw_jerr_t *c, json_t *o, vw_config_t *cf)
 {
     static const char *const  names[] = {
-        "listen", "tokens_file", "max_body", "threads", NULL
+        "listen", "tokens_file", "max_body", "max_import", "threads", NULL
     };
 
     if (vw_json_known(c, o, "admin", names) != 0
@@ -505,6 +506,8 @@ vw_cf_admin(vw_jerr_t *c, json_t *o, vw_config_t *cf)
                        &cf->admin_tokens_file) != 0
         || vw_cf_int(c, o, "admin", "max_body", 1024, 1073741824,
                      &cf->admin_max_body) != 0
+        || vw_cf_int(c, o, "admin", "max_import", 1024, 1073741824,
+                     &cf->admin_max_import) != 0
         || vw_cf_int(c, o, "admin", "threads", 1, 64,
                      &cf->admin_threads) != 0)
     {

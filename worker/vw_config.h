@@ -74,6 +74,7 @@ typedef struct {
     char          *admin_listen;    /* "host:port" (loopback) or "unix:..." */
     char          *admin_tokens_file;
     long           admin_max_body;  /* bytes of a JSON body */
+    long           admin_max_import;    /* bytes of a file to import */
     long           admin_threads;
 } vw_config_t;
 

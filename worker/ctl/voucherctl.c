@@ -36,10 +36,13 @@ static const char  vw_usage[] =
     "  settings get | set FIELD VALUE...   the namespace's settings\n"
     "  codes issue CAMPAIGN --count N [--prefix P] [--length L]\n"
     "        [--mac-length M] [--pattern P] [--max-uses N] [--output FILE]\n"
+    "        [--detach]\n"
     "  codes import FILE.csv [--campaign C] [--match REGEX] [--dry-run]\n"
-    "  codes export CAMPAIGN [--format csv|jsonl] [--pattern P]\n"
+    "        [--detach]\n"
+    "  codes export CAMPAIGN [--format csv|jsonl] [--pattern P] [--detach]\n"
     "  codes check CODE [--prefix P] [--mac-length M]\n"
-    "  members import FILE [--format csv|jsonl]\n"
+    "  members import FILE [--format csv|jsonl] [--dry-run] [--detach]\n"
+    "  job list|get|cancel|output|wait ...  jobs (long work)\n"
     "  members get ID\n"
     "  segment show SEGMENT [--format ids|csv|json] [--now T]\n"
     "  report CAMPAIGN [--format table|csv|json]\n"
@@ -66,6 +69,7 @@ static const vw_command_t  vw_commands[] = {
     { "events", vw_cmd_events, 1 },
     { "audit", vw_cmd_audit, 1 },
     { "settings", vw_cmd_settings, 1 },
+    { "job", vw_cmd_job, 1 },
     { "key", vw_cmd_key, 0 },
     { "library", vw_cmd_library, 1 },
     { NULL, NULL, 0 }

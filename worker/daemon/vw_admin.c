@@ -30,6 +30,7 @@
 #include "vw_admin.h"
 #include "vw_admin_parse.h"
 #include "vw_config.h"
+#include "vw_job.h"
 #include "vw_log.h"
 #include "vw_op.h"
 #include "vw_redis.h"
@@ -75,45 +76,54 @@ typedef struct {
 
 
 static const vw_route_t  vw_routes[] = {
-    { "GET", "/v1/campaigns", vw_op_campaign_list },
-    { "POST", "/v1/campaigns", vw_op_campaign_create },
-    { "GET", "/v1/campaigns/{}", vw_op_campaign_get },
-    { "PATCH", "/v1/campaigns/{}", vw_op_campaign_update },
-    { "POST", "/v1/campaigns/{}/pause", vw_op_campaign_pause },
-    { "POST", "/v1/campaigns/{}/resume", vw_op_campaign_resume },
-    { "POST", "/v1/campaigns/{}/archive", vw_op_campaign_archive },
-    { "GET", "/v1/campaigns/{}/deliveries", vw_op_deliveries },
+    { "GET", "/v1/campaigns", vw_op_campaign_list, 0 },
+    { "POST", "/v1/campaigns", vw_op_campaign_create, 0 },
+    { "GET", "/v1/campaigns/{}", vw_op_campaign_get, 0 },
+    { "PATCH", "/v1/campaigns/{}", vw_op_campaign_update, 0 },
+    { "POST", "/v1/campaigns/{}/pause", vw_op_campaign_pause, 0 },
+    { "POST", "/v1/campaigns/{}/resume", vw_op_campaign_resume, 0 },
+    { "POST", "/v1/campaigns/{}/archive", vw_op_campaign_archive, 0 },
+    { "GET", "/v1/campaigns/{}/deliveries", vw_op_deliveries, 0 },
 
-    { "GET", "/v1/codes", vw_op_code_search },
-    { "POST", "/v1/codes", vw_op_code_create },
-    { "GET", "/v1/codes/{}", vw_op_code_get },
-    { "PATCH", "/v1/codes/{}", vw_op_code_update },
-    { "DELETE", "/v1/codes/{}", vw_op_code_delete },
-    { "POST", "/v1/codes/{}/disable", vw_op_code_disable },
-    { "POST", "/v1/codes/{}/enable", vw_op_code_enable },
-    { "POST", "/v1/codes/{}/credit", vw_op_code_credit },
-    { "POST", "/v1/codes/{}/debit", vw_op_code_debit },
+    { "GET", "/v1/codes", vw_op_code_search, 0 },
+    { "POST", "/v1/codes", vw_op_code_create, 0 },
+    { "GET", "/v1/codes/{}", vw_op_code_get, 0 },
+    { "PATCH", "/v1/codes/{}", vw_op_code_update, 0 },
+    { "DELETE", "/v1/codes/{}", vw_op_code_delete, 0 },
+    { "POST", "/v1/codes/{}/disable", vw_op_code_disable, 0 },
+    { "POST", "/v1/codes/{}/enable", vw_op_code_enable, 0 },
+    { "POST", "/v1/codes/{}/credit", vw_op_code_credit, 0 },
+    { "POST", "/v1/codes/{}/debit", vw_op_code_debit, 0 },
 
-    { "GET", "/v1/members", vw_op_member_search },
-    { "POST", "/v1/members", vw_op_member_create },
-    { "GET", "/v1/members/{}", vw_op_member_get },
-    { "PATCH", "/v1/members/{}", vw_op_member_update },
-    { "DELETE", "/v1/members/{}", vw_op_member_delete },
-    { "GET", "/v1/members/{}/codes", vw_op_member_codes },
+    { "GET", "/v1/members", vw_op_member_search, 0 },
+    { "POST", "/v1/members", vw_op_member_create, 0 },
+    { "GET", "/v1/members/{}", vw_op_member_get, 0 },
+    { "PATCH", "/v1/members/{}", vw_op_member_update, 0 },
+    { "DELETE", "/v1/members/{}", vw_op_member_delete, 0 },
+    { "GET", "/v1/members/{}/codes", vw_op_member_codes, 0 },
 
-    { "POST", "/v1/segments/preview", vw_op_segment_preview },
+    { "POST", "/v1/segments/preview", vw_op_segment_preview, 0 },
 
-    { "GET", "/v1/automations", vw_op_auto_list },
-    { "GET", "/v1/automations/{}", vw_op_auto_get },
-    { "PUT", "/v1/automations/{}", vw_op_auto_set },
-    { "DELETE", "/v1/automations/{}", vw_op_auto_delete },
-    { "GET", "/v1/automations/{}/next", vw_op_auto_next },
+    { "GET", "/v1/automations", vw_op_auto_list, 0 },
+    { "GET", "/v1/automations/{}", vw_op_auto_get, 0 },
+    { "PUT", "/v1/automations/{}", vw_op_auto_set, 0 },
+    { "DELETE", "/v1/automations/{}", vw_op_auto_delete, 0 },
+    { "GET", "/v1/automations/{}/next", vw_op_auto_next, 0 },
 
-    { "GET", "/v1/audit", vw_op_audit_list },
-    { "GET", "/v1/settings", vw_op_settings_get },
-    { "PATCH", "/v1/settings", vw_op_settings_update },
+    { "POST", "/v1/jobs/codes/issue", vw_op_job_issue, 0 },
+    { "POST", "/v1/jobs/codes/export", vw_op_job_export, 0 },
+    { "POST", "/v1/jobs/codes/import", vw_op_job_import, VW_ROUTE_RAW },
+    { "POST", "/v1/jobs/members/import", vw_op_job_members, VW_ROUTE_RAW },
+    { "GET", "/v1/jobs", vw_op_job_list, 0 },
+    { "GET", "/v1/jobs/{}", vw_op_job_get, 0 },
+    { "DELETE", "/v1/jobs/{}", vw_op_job_cancel, 0 },
+    { "GET", "/v1/jobs/{}/output", NULL, VW_ROUTE_STREAM },
 
-    { NULL, NULL, NULL }
+    { "GET", "/v1/audit", vw_op_audit_list, 0 },
+    { "GET", "/v1/settings", vw_op_settings_get, 0 },
+    { "PATCH", "/v1/settings", vw_op_settings_update, 0 },
+
+    { NULL, NULL, NULL, 0 }
 };
 
 
@@ -398,12 +408,145 @@ vw_admin_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
 }
 
 
+/* a job's output, streamed a page at a time */
+
+typedef struct {
+    vw_admin_t             *ad;
+    vw_op_t                 op;
+    char                    id[32];
+    char                    who[80];
+    int64_t                 index;
+    int                     more;
+    vw_buf_t                buf;
+    size_t                  off;
+} vw_output_t;
+
+
+static ssize_t
+vw_admin_output_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    size_t        n;
+    vw_operr_t    e;
+    vw_output_t  *o;
+
+    (void) pos;
+
+    o = cls;
+
+    if (o->off == o->buf.len) {
+        if (!o->more) {
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+
+        vw_buf_reset(&o->buf);
+        o->off = 0;
+        o->op.redis = vw_admin_redis(o->ad);
+
+        if (vw_job_output(&o->op, o->id, &o->index, 1 << 18, &o->buf,
+                          &o->more, &e) != 0)
+        {
+            vw_log_error("admin: the output of job %s broke off: %s", o->id,
+                         e.message);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+
+        if (o->buf.len == 0) {
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+    }
+
+    n = o->buf.len - o->off;
+
+    if (n > max) {
+        n = max;
+    }
+
+    memcpy(buf, o->buf.data + o->off, n);
+    o->off += n;
+
+    return (ssize_t) n;
+}
+
+
+static void
+vw_admin_output_free(void *cls)
+{
+    vw_output_t  *o;
+
+    o = cls;
+    vw_buf_free(&o->buf);
+    free(o);
+}
+
+
+static enum MHD_Result
+vw_admin_output(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq,
+    vw_op_t *op)
+{
+    json_t               *job;
+    vw_operr_t            e;
+    const char           *kind, *fmt, *type;
+    vw_output_t          *o;
+    enum MHD_Result       rc;
+    struct MHD_Response  *res;
+
+    memset(&e, 0, sizeof(vw_operr_t));
+    job = vw_job_read(op, rq->id, &e);
+
+    if (job == NULL) {
+        return vw_admin_error(c, rq, e.status, e.reason, e.field, e.message,
+                              NULL);
+    }
+
+    kind = json_string_value(json_object_get(job, "kind"));
+    fmt = json_string_value(json_object_get(json_object_get(job, "params"),
+                                            "format"));
+    type = strcmp(kind, "codes.export") != 0 ? "text/plain; charset=utf-8"
+           : fmt && strcmp(fmt, "jsonl") == 0 ? "application/x-ndjson"
+           : "text/csv; charset=utf-8";
+
+    o = vw_xalloc(sizeof(vw_output_t));
+    memset(o, 0, sizeof(vw_output_t));
+    o->ad = ad;
+    o->op = *op;
+    snprintf(o->who, sizeof(o->who), "%s", rq->who);
+    o->op.who = o->who;
+    snprintf(o->id, sizeof(o->id), "%.31s", rq->id);
+
+    /* the first page now: a job not finished is answered as an error */
+    if (vw_job_output(op, o->id, &o->index, 1 << 18, &o->buf, &o->more, &e)
+        != 0)
+    {
+        json_decref(job);
+        vw_admin_output_free(o);
+        return vw_admin_error(c, rq, e.status, e.reason, e.field, e.message,
+                              NULL);
+    }
+
+    json_decref(job);
+
+    res = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
+                                            vw_admin_output_read, o,
+                                            vw_admin_output_free);
+    MHD_add_response_header(res, "Content-Type", type);
+    MHD_add_response_header(res, "Cache-Control", "no-store");
+
+    rq->answered = 1;
+    rc = MHD_queue_response(c, 200, res);
+    MHD_destroy_response(res);
+
+    vw_log_info("admin: %s GET /v1/jobs/{}/output 200", rq->who);
+
+    return rc;
+}
+
+
 /* the operation, on the whole body */
 
 static enum MHD_Result
 vw_admin_run(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq)
 {
-    int           status;
+    int           status, type;
     json_t       *out;
     vw_op_t       op;
     vw_op_in_t    in;
@@ -430,6 +573,43 @@ vw_admin_run(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq)
     in.id = strstr(rq->route->path, "{}") ? rq->id : NULL;
     in.strict = 1;
 
+    memset(&op, 0, sizeof(vw_op_t));
+    op.cf = &ad->cf;
+    op.who = rq->who;
+    op.key = ad->have_key ? ad->key : NULL;
+    op.redis = vw_admin_redis(ad);
+
+    if (rq->route->flags & VW_ROUTE_STREAM) {
+        json_decref(q.query);
+        return vw_admin_output(ad, c, rq, &op);
+    }
+
+    if (rq->route->flags & VW_ROUTE_RAW) {
+        ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                         "Content-Type");
+        type = vw_admin_file_type(ct);
+
+        if (rq->body.len > 0 && type == 0) {
+            json_decref(q.query);
+            return vw_admin_error(c, rq, 415, "unsupported_media_type", NULL,
+                                  "send the file as text/csv, or JSON lines "
+                                  "as application/x-ndjson", NULL);
+        }
+
+        /* JSON lines say so by their type */
+        if (type == 2 && json_object_get(q.query, "format") == NULL
+            && strcmp(rq->route->path, "/v1/jobs/members/import") == 0)
+        {
+            json_object_set_new(q.query, "format", json_string("jsonl"));
+        }
+
+        in.data = rq->body.data;
+        in.len = rq->body.len;
+        in.body = json_object();
+
+        goto run;
+    }
+
     if (rq->body.len > 0) {
         ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                          "Content-Type");
@@ -449,11 +629,7 @@ vw_admin_run(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq)
                               NULL);
     }
 
-    memset(&op, 0, sizeof(vw_op_t));
-    op.cf = &ad->cf;
-    op.who = rq->who;
-    op.key = ad->have_key ? ad->key : NULL;
-    op.redis = vw_admin_redis(ad);
+run:
 
     out = NULL;
     status = rq->route->handler(&op, &in, &out, &e);
@@ -528,7 +704,9 @@ vw_admin_request(void *cls, struct MHD_Connection *c, const char *url,
                                   "control character", NULL);
         }
 
-        rq->limit = (size_t) ad->cf.admin_max_body;
+        rq->limit = (size_t) ((rq->route->flags & VW_ROUTE_RAW)
+                              ? ad->cf.admin_max_import
+                              : ad->cf.admin_max_body);
 
         cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                          "Content-Length");
