@@ -3,7 +3,7 @@
 # voucherctl report: issued, delivered, failed, redemptions net of
 # rollbacks (whole and partial gift-card ones), discount, revenue, ROI and
 # who received and who came back, from the delivery log {v}:dl:<campaign>
-# and the audit trail {v}:log.
+# and the audit trail {v}:log; the same report through the admin API.
 
 use strict;
 use warnings;
@@ -119,6 +119,25 @@ ctl($w, qw(campaign set empty kind amount value 1));
 $j = decode_json(ctl($w, qw(report empty --format json))->{out});
 is_deeply([@$j{qw(issued delivered redemptions redemption_rate roi)}], [0, 0, 0, '-', '-'],
           'an empty campaign: zeros, no rates');
+
+# the same report through the admin API: one implementation
+SKIP: {
+    skip 'voucherd not built', 4 unless -x WorkerT::bin_dir() . '/voucherd';
+    my $secret = 'report-secret-0123456789';
+    write_text("$dir/tokens", "ops $secret\n");
+    my $port = VT::free_port();
+    $w->reconfigure(admin => { listen => "127.0.0.1:$port", tokens_file => "$dir/tokens" });
+    my $d = WorkerT::Daemon->start($w);
+    my $h = { Authorization => "Bearer $secret" };
+    my $api = VT::http($port, 'GET', '/v1/campaigns/promo/report', headers => $h);
+    is($api->{status}, 200, 'GET /v1/campaigns/promo/report');
+    is_deeply(decode_json($api->{body}), decode_json(ctl($w, qw(report promo --format json))->{out}),
+              '... the report voucherctl prints');
+    $api = VT::http($port, 'GET', '/v1/campaigns/nosuch/report', headers => $h);
+    is($api->{status}, 404, '... an unknown campaign: 404');
+    is(decode_json($api->{body})->{reason}, 'not_found', '... not_found');
+    $d->stop;
+}
 
 $r->stop;
 done_testing;

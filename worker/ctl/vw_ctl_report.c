@@ -2,624 +2,109 @@
 /*
  * Copyright (C) ngx_voucher authors
  *
- * voucherctl report CAMPAIGN: built from the campaign's codes, its
- * delivery log {NS}:dl:<campaign> (voucherd) and the audit trail {NS}:log
- * (the module).  Money stays integer minor units; rates and ROI are
- * computed with integers and printed with fixed decimals.
+ * voucherctl report CAMPAIGN: the report of worker/ops/vw_op_report.c
+ * (the same as GET /v1/campaigns/{campaign}/report), as JSON, CSV (one
+ * line per member) or a table.
  */
 
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
 #include "vw_csv.h"
 #include "vw_ctl.h"
-#include "vw_map.h"
 #include "vw_util.h"
-
-
-#define VW_XRANGE_COUNT  10000
 
 
 static const char  vw_report_usage[] =
     "usage: voucherctl report CAMPAIGN [--format table|csv|json]\n";
 
 
-typedef struct {
-    char      *member;
-    int64_t    deliveries;          /* sent, over all runs */
-    int64_t    dead;                /* gave up after the last retry */
-    int64_t    failures;            /* failed attempts */
-    int64_t    last_sent_ms;
-    char      *status;              /* of the last entry */
-    char      *channel;
-    char      *code;
-    char      *error;
-    int64_t    redemptions;         /* net of full rollbacks */
-    int64_t    discount;
-    int64_t    revenue;
-} vw_recipient_t;
-
-
-typedef struct {
-    char      *customer;
-    int64_t    amount;
-    int64_t    discount;
-    int64_t    rolled;
-    int        gift;
-    int        full;                /* rolled back in full */
-} vw_redemption_t;
-
-
-typedef struct {
-    const char  *campaign;
-    json_t      *settings;
-    int64_t      issued;
-    int64_t      used_codes;
-    int64_t      delivered;         /* members with at least one sent */
-    int64_t      dead;              /* members never reached */
-    int64_t      redemptions;       /* net */
-    int64_t      rollbacks;
-    int64_t      discount;          /* net */
-    int64_t      revenue;           /* order amounts of net redemptions */
-    int64_t      came_back;         /* delivered members who redeemed */
-    vw_map_t     recipients;
-    vw_map_t     redemptions_by_id;
-} vw_report_t;
-
-
-static vw_recipient_t *
-vw_recipient(vw_report_t *rp, const char *member)
+static const char *
+vw_str(json_t *o, const char *name)
 {
-    void            **slot;
-    vw_recipient_t   *x;
+    const char  *s;
 
-    slot = vw_map_slot(&rp->recipients, member);
+    s = json_string_value(json_object_get(o, name));
 
-    if (*slot == NULL) {
-        x = vw_xalloc(sizeof(vw_recipient_t));
-        x->member = vw_xstrdup(member);
-        *slot = x;
+    return s ? s : "";
+}
+
+
+static long long
+vw_int(json_t *o, const char *name)
+{
+    return (long long) json_integer_value(json_object_get(o, name));
+}
+
+
+static void
+vw_report_csv(json_t *rp)
+{
+    size_t   i;
+    json_t  *x;
+
+    printf("member,status,channel,code,deliveries,last_sent_at,"
+           "redemptions,discount,revenue,error\n");
+
+    json_array_foreach(json_object_get(rp, "recipients"), i, x) {
+        vw_csv_write(stdout, vw_str(x, "member"));
+        printf(",%s,", vw_str(x, "status"));
+        vw_csv_write(stdout, vw_str(x, "channel"));
+        fputc(',', stdout);
+        vw_csv_write(stdout, vw_str(x, "code"));
+        printf(",%lld,%s,%lld,%lld,%lld,", vw_int(x, "deliveries"),
+               vw_str(x, "last_sent_at"), vw_int(x, "redemptions"),
+               vw_int(x, "discount"), vw_int(x, "revenue"));
+        vw_csv_write(stdout, vw_str(x, "error"));
+        fputc('\n', stdout);
     }
-
-    return *slot;
 }
 
 
 static const char *
-vw_entry_field(const redisReply *fields, const char *name)
+vw_dash(json_t *o, const char *name)
 {
-    size_t  i;
+    const char  *s;
 
-    for (i = 0; i + 1 < fields->elements; i += 2) {
-        if (strcmp(fields->element[i]->str, name) == 0) {
-            return fields->element[i + 1]->str;
-        }
-    }
+    s = vw_str(o, name);
 
-    return "";
-}
-
-
-static int64_t
-vw_entry_int(const redisReply *fields, const char *name)
-{
-    int64_t  v;
-
-    return vw_parse_int(vw_entry_field(fields, name), INT64_MIN, INT64_MAX,
-                        &v) == 0 ? v : 0;
+    return s[0] ? s : "-";
 }
 
 
 static void
-vw_set_str(char **p, const char *s)
+vw_report_table(json_t *rp)
 {
-    free(*p);
-    *p = s && s[0] ? vw_xstrdup(s) : NULL;
-}
-
-
-/*
- * Reads a whole stream in pages: fn gets each entry's id and fields.
- * Returns 0, or -1 with err.
- */
-
-static int
-vw_stream_each(redisContext *c, const char *key,
-    void (*fn)(vw_report_t *rp, const char *id, const redisReply *fields),
-    vw_report_t *rp, char *err, size_t errlen)
-{
-    char         start[64];
     size_t       i;
-    redisReply  *r, *e;
+    json_t      *x, *list;
+    const char  *name;
 
-    strcpy(start, "-");
+    name = json_string_value(json_object_get(rp, "name"));
 
-    for ( ;; ) {
-        r = redisCommand(c, "XRANGE %s %s + COUNT %d", key, start,
-                         VW_XRANGE_COUNT);
-
-        if (vw_redis_failed(c, r, err, errlen)) {
-            if (r) {
-                freeReplyObject(r);
-            }
-
-            return -1;
-        }
-
-        if (r->type != REDIS_REPLY_ARRAY) {
-            freeReplyObject(r);
-            return 0;
-        }
-
-        for (i = 0; i < r->elements; i++) {
-            e = r->element[i];
-            fn(rp, e->element[0]->str, e->element[1]);
-        }
-
-        if (r->elements < VW_XRANGE_COUNT) {
-            freeReplyObject(r);
-            return 0;
-        }
-
-        /* exclusive start: after the last entry read */
-        snprintf(start, sizeof(start), "(%s",
-                 r->element[r->elements - 1]->element[0]->str);
-        freeReplyObject(r);
-    }
-}
-
-
-static int64_t
-vw_id_ms(const char *id)
-{
-    int64_t  ms;
-    char     buf[32];
-    size_t   n;
-
-    n = strcspn(id, "-");
-
-    if (n >= sizeof(buf)) {
-        return 0;
-    }
-
-    memcpy(buf, id, n);
-    buf[n] = '\0';
-
-    return vw_parse_int(buf, 0, INT64_MAX, &ms) == 0 ? ms : 0;
-}
-
-
-static void
-vw_delivery_entry(vw_report_t *rp, const char *id, const redisReply *f)
-{
-    const char      *status;
-    vw_recipient_t  *x;
-
-    x = vw_recipient(rp, vw_entry_field(f, "member"));
-    status = vw_entry_field(f, "status");
-
-    vw_set_str(&x->status, status);
-    vw_set_str(&x->channel, vw_entry_field(f, "channel"));
-
-    if (vw_entry_field(f, "code")[0]) {
-        vw_set_str(&x->code, vw_entry_field(f, "code"));
-    }
-
-    if (strcmp(status, "sent") == 0) {
-        x->deliveries++;
-        x->last_sent_ms = vw_id_ms(id);
-        vw_set_str(&x->error, NULL);
-
-    } else if (strcmp(status, "failed") == 0) {
-        x->failures++;
-        vw_set_str(&x->error, vw_entry_field(f, "error"));
-
-    } else if (strcmp(status, "dead") == 0) {
-        x->dead++;
-        vw_set_str(&x->error, vw_entry_field(f, "error"));
-    }
-}
-
-
-static void
-vw_audit_entry(vw_report_t *rp, const char *id, const redisReply *f)
-{
-    void             **slot;
-    vw_redemption_t   *d;
-
-    if (strcmp(vw_entry_field(f, "campaign"), rp->campaign) != 0) {
-        return;
-    }
-
-    if (strcmp(vw_entry_field(f, "type"), "redeem") == 0) {
-        d = vw_xalloc(sizeof(vw_redemption_t));
-        d->customer = vw_xstrdup(vw_entry_field(f, "customer"));
-        d->amount = vw_entry_int(f, "amount");
-        d->discount = vw_entry_int(f, "discount");
-        d->gift = vw_entry_field(f, "balance")[0] != '\0';
-
-        slot = vw_map_slot(&rp->redemptions_by_id, id);
-        *slot = d;
-        return;
-    }
-
-    /* a released or expired reservation (gate mode) is rolled back too */
-    if (strcmp(vw_entry_field(f, "type"), "rollback") == 0
-        || strcmp(vw_entry_field(f, "type"), "release") == 0
-        || strcmp(vw_entry_field(f, "type"), "expire") == 0)
-    {
-        rp->rollbacks++;
-        d = vw_map_get(&rp->redemptions_by_id, vw_entry_field(f, "ref"));
-
-        /* a redemption older than the trail (trimmed) is not counted */
-        if (d == NULL) {
-            return;
-        }
-
-        d->rolled += vw_entry_int(f, "discount");
-
-        /* only gift cards roll back in part */
-        if (!d->gift || d->rolled >= d->discount) {
-            d->full = 1;
-        }
-    }
-}
-
-
-static void
-vw_count_redemption(const char *id, void *value, void *ctx)
-{
-    vw_report_t      *rp = ctx;
-    vw_redemption_t  *d = value;
-    vw_recipient_t   *x;
-
-    (void) id;
-
-    if (d->full) {
-        return;
-    }
-
-    rp->redemptions++;
-    rp->discount += d->discount - d->rolled;
-    rp->revenue += d->amount;
-
-    if (d->customer[0] == '\0') {
-        return;
-    }
-
-    x = vw_recipient(rp, d->customer);
-    x->redemptions++;
-    x->discount += d->discount - d->rolled;
-    x->revenue += d->amount;
-}
-
-
-static void
-vw_count_recipient(const char *key, void *value, void *ctx)
-{
-    vw_report_t     *rp = ctx;
-    vw_recipient_t  *x = value;
-
-    (void) key;
-
-    if (x->deliveries > 0) {
-        rp->delivered++;
-
-        if (x->redemptions > 0) {
-            rp->came_back++;
-        }
-
-    } else if (x->dead > 0) {
-        rp->dead++;
-    }
-}
-
-
-static void
-vw_free_redemption(const char *key, void *value, void *ctx)
-{
-    vw_redemption_t  *d = value;
-
-    (void) key;
-    (void) ctx;
-
-    free(d->customer);
-    free(d);
-}
-
-
-static void
-vw_free_recipient(const char *key, void *value, void *ctx)
-{
-    vw_recipient_t  *x = value;
-
-    (void) key;
-    (void) ctx;
-
-    free(x->member);
-    free(x->status);
-    free(x->channel);
-    free(x->code);
-    free(x->error);
-    free(x);
-}
-
-
-static void
-vw_collect(const char *key, void *value, void *ctx)
-{
-    vw_recipient_t ***p = ctx;
-
-    (void) key;
-
-    **p = value;
-    (*p)++;
-}
-
-
-static int
-vw_by_member(const void *a, const void *b)
-{
-    return strcmp((*(vw_recipient_t *const *) a)->member,
-                  (*(vw_recipient_t *const *) b)->member);
-}
-
-
-/* the codes of the campaign: how many, how many used */
-
-static int
-vw_report_codes(vw_ctl_t *ctl, vw_report_t *rp)
-{
-    int           rc;
-    char         *key, cursor[32];
-    void        **slot;
-    size_t        i;
-    int64_t       u;
-    vw_map_t      seen;
-    redisReply   *r, *rows, *row;
-
-    key = vw_key(&ctl->cf, "k:%s", rp->campaign);
-    strcpy(cursor, "0");
-    rc = -1;
-    memset(&seen, 0, sizeof(vw_map_t));
-
-    /* hash and compact codes alike, a page at a time */
-    do {
-        r = redisCommand(ctl->redis, "FCALL voucher_codes_page 1 %s %s 1000",
-                         key, cursor);
-
-        if (vw_redis_failed(ctl->redis, r, ctl->err, sizeof(ctl->err))) {
-            if (r) {
-                freeReplyObject(r);
-            }
-
-            goto done;
-        }
-
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2
-            || r->element[0]->type != REDIS_REPLY_STRING
-            || r->element[1]->type != REDIS_REPLY_ARRAY)
-        {
-            snprintf(ctl->err, sizeof(ctl->err),
-                     "voucher_codes_page: unexpected reply");
-            freeReplyObject(r);
-            goto done;
-        }
-
-        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-        rows = r->element[1];
-
-        for (i = 0; i < rows->elements; i++) {
-            row = rows->element[i];
-
-            /* code, k, s, m, u, ... */
-            if (row->type != REDIS_REPLY_ARRAY || row->elements < 5
-                || row->element[0]->type != REDIS_REPLY_STRING)
-            {
-                continue;
-            }
-
-            /* SCAN may return a key twice (while Redis rehashes) */
-            slot = vw_map_slot(&seen, row->element[0]->str);
-            if (*slot != NULL) {
-                continue;
-            }
-
-            *slot = &seen;
-            rp->issued++;
-
-            if (vw_reply_int(row->element[4], &u) == 0 && u > 0) {
-                rp->used_codes++;
-            }
-        }
-
-        freeReplyObject(r);
-
-    } while (strcmp(cursor, "0") != 0);
-
-    rc = 0;
-
-done:
-
-    vw_map_free(&seen);
-    free(key);
-
-    return rc;
-}
-
-
-static void
-vw_iso_time(int64_t ms, char *buf, size_t size)
-{
-    time_t     t;
-    struct tm  tm;
-
-    if (ms <= 0) {
-        buf[0] = '\0';
-        return;
-    }
-
-    t = (time_t) (ms / 1000);
-    gmtime_r(&t, &tm);
-    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-
-/* n / d as a percentage with one decimal, "-" when d is 0 */
-
-static void
-vw_percent(int64_t n, int64_t d, char *buf, size_t size)
-{
-    int64_t  x;
-
-    if (d <= 0) {
-        snprintf(buf, size, "-");
-        return;
-    }
-
-    x = (n * 1000 + d / 2) / d;
-    snprintf(buf, size, "%lld.%lld%%", (long long) (x / 10),
-             (long long) (x % 10));
-}
-
-
-/* (revenue - discount) / discount with two decimals, "-" without cost */
-
-static void
-vw_roi(int64_t revenue, int64_t discount, char *buf, size_t size)
-{
-    int64_t  x;
-
-    if (discount <= 0) {
-        snprintf(buf, size, "-");
-        return;
-    }
-
-    x = (revenue - discount) * 100 / discount;
-    snprintf(buf, size, "%s%lld.%02lld", x < 0 ? "-" : "",
-             (long long) (x < 0 ? -x : x) / 100,
-             (long long) (x < 0 ? -x : x) % 100);
-}
-
-
-static void
-vw_report_print(vw_report_t *rp, int format, vw_recipient_t **list,
-    size_t n)
-{
-    size_t           i;
-    json_t          *o, *arr, *e;
-    vw_recipient_t  *x;
-    const char      *name;
-    char             sent[32], rate[32], back[32], roi[32];
-
-    name = json_string_value(json_object_get(rp->settings, "name"));
-
-    vw_percent(rp->used_codes, rp->issued, rate, sizeof(rate));
-    vw_percent(rp->came_back, rp->delivered, back, sizeof(back));
-    vw_roi(rp->revenue, rp->discount, roi, sizeof(roi));
-
-    if (format == 2) {
-        o = json_object();
-        json_object_set_new(o, "campaign", json_string(rp->campaign));
-
-        if (name) {
-            json_object_set_new(o, "name", json_string(name));
-        }
-
-        json_object_set_new(o, "issued", json_integer(rp->issued));
-        json_object_set_new(o, "codes_used", json_integer(rp->used_codes));
-        json_object_set_new(o, "delivered", json_integer(rp->delivered));
-        json_object_set_new(o, "failed", json_integer(rp->dead));
-        json_object_set_new(o, "redemptions", json_integer(rp->redemptions));
-        json_object_set_new(o, "rollbacks", json_integer(rp->rollbacks));
-        json_object_set_new(o, "redemption_rate", json_string(rate));
-        json_object_set_new(o, "came_back", json_integer(rp->came_back));
-        json_object_set_new(o, "came_back_rate", json_string(back));
-        json_object_set_new(o, "discount_given", json_integer(rp->discount));
-        json_object_set_new(o, "revenue", json_integer(rp->revenue));
-        json_object_set_new(o, "roi", json_string(roi));
-
-        arr = json_array();
-
-        for (i = 0; i < n; i++) {
-            x = list[i];
-            vw_iso_time(x->last_sent_ms, sent, sizeof(sent));
-            e = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I}",
-                          "member", x->member,
-                          "status", x->status ? x->status : "not_delivered",
-                          "deliveries", (json_int_t) x->deliveries,
-                          "redemptions", (json_int_t) x->redemptions,
-                          "discount", (json_int_t) x->discount,
-                          "revenue", (json_int_t) x->revenue);
-
-            if (x->channel) {
-                json_object_set_new(e, "channel", json_string(x->channel));
-            }
-
-            if (x->code) {
-                json_object_set_new(e, "code", json_string(x->code));
-            }
-
-            if (sent[0]) {
-                json_object_set_new(e, "last_sent_at", json_string(sent));
-            }
-
-            if (x->error) {
-                json_object_set_new(e, "error", json_string(x->error));
-            }
-
-            json_array_append_new(arr, e);
-        }
-
-        json_object_set_new(o, "recipients", arr);
-        json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        fputc('\n', stdout);
-        json_decref(o);
-        return;
-    }
-
-    if (format == 1) {
-        printf("member,status,channel,code,deliveries,last_sent_at,"
-               "redemptions,discount,revenue,error\n");
-
-        for (i = 0; i < n; i++) {
-            x = list[i];
-            vw_iso_time(x->last_sent_ms, sent, sizeof(sent));
-            vw_csv_write(stdout, x->member);
-            printf(",%s,", x->status ? x->status : "not_delivered");
-            vw_csv_write(stdout, x->channel);
-            fputc(',', stdout);
-            vw_csv_write(stdout, x->code);
-            printf(",%lld,%s,%lld,%lld,%lld,", (long long) x->deliveries,
-                   sent, (long long) x->redemptions, (long long) x->discount,
-                   (long long) x->revenue);
-            vw_csv_write(stdout, x->error);
-            fputc('\n', stdout);
-        }
-
-        return;
-    }
-
-    printf("campaign        %s%s%s%s\n", rp->campaign, name ? " (" : "",
-           name ? name : "", name ? ")" : "");
+    printf("campaign        %s%s%s%s\n", vw_str(rp, "campaign"),
+           name ? " (" : "", name ? name : "", name ? ")" : "");
     printf("issued          %lld codes, %lld used (%s)\n",
-           (long long) rp->issued, (long long) rp->used_codes, rate);
+           vw_int(rp, "issued"), vw_int(rp, "codes_used"),
+           vw_str(rp, "redemption_rate"));
     printf("delivered       %lld members, %lld failed\n",
-           (long long) rp->delivered, (long long) rp->dead);
+           vw_int(rp, "delivered"), vw_int(rp, "failed"));
     printf("redemptions     %lld (%lld rollbacks)\n",
-           (long long) rp->redemptions, (long long) rp->rollbacks);
+           vw_int(rp, "redemptions"), vw_int(rp, "rollbacks"));
     printf("came back       %lld of %lld delivered members (%s)\n",
-           (long long) rp->came_back, (long long) rp->delivered, back);
-    printf("discount given  %lld\n", (long long) rp->discount);
-    printf("revenue         %lld\n", (long long) rp->revenue);
-    printf("ROI             %s  ((revenue - discount) / discount)\n", roi);
+           vw_int(rp, "came_back"), vw_int(rp, "delivered"),
+           vw_str(rp, "came_back_rate"));
+    printf("discount given  %lld\n", vw_int(rp, "discount_given"));
+    printf("revenue         %lld\n", vw_int(rp, "revenue"));
+    printf("ROI             %s  ((revenue - discount) / discount)\n",
+           vw_str(rp, "roi"));
 
-    if (n == 0) {
+    list = json_object_get(rp, "recipients");
+
+    if (json_array_size(list) == 0) {
         return;
     }
 
@@ -627,14 +112,12 @@ vw_report_print(vw_report_t *rp, int format, vw_recipient_t **list,
            "status", "channel", "code", "last sent", "used", "discount",
            "revenue");
 
-    for (i = 0; i < n; i++) {
-        x = list[i];
-        vw_iso_time(x->last_sent_ms, sent, sizeof(sent));
+    json_array_foreach(list, i, x) {
         printf("%-20s %-14s %-8s %-20s %-20s %5lld %10lld %12lld\n",
-               x->member, x->status ? x->status : "not_delivered",
-               x->channel ? x->channel : "-", x->code ? x->code : "-",
-               sent[0] ? sent : "-", (long long) x->redemptions,
-               (long long) x->discount, (long long) x->revenue);
+               vw_str(x, "member"), vw_str(x, "status"),
+               vw_dash(x, "channel"), vw_dash(x, "code"),
+               vw_dash(x, "last_sent_at"), vw_int(x, "redemptions"),
+               vw_int(x, "discount"), vw_int(x, "revenue"));
     }
 }
 
@@ -642,13 +125,10 @@ vw_report_print(vw_report_t *rp, int format, vw_recipient_t **list,
 int
 vw_cmd_report(vw_ctl_t *ctl, int argc, char **argv)
 {
-    int               npos, format, rc;
-    char             *pos[2], *key;
-    size_t            n;
-    vw_report_t       rp;
-    vw_recipient_t  **list, **p;
-    redisReply       *r;
-    const char       *fmt;
+    int          npos, format, rc;
+    char        *pos[2], what[256];
+    json_t      *out;
+    const char  *fmt;
 
     vw_opt_t  opts[] = {
         { "--format", 1, NULL, 0 },
@@ -674,79 +154,25 @@ vw_cmd_report(vw_ctl_t *ctl, int argc, char **argv)
         return VW_EXIT_USAGE;
     }
 
-    if (vw_ctl_redis(ctl) == NULL) {
-        return VW_EXIT_FAIL;
+    snprintf(what, sizeof(what), "report %s", pos[0]);
+
+    rc = vw_ctl_op_run(ctl, vw_op_report, what, pos[0], NULL, NULL, &out);
+
+    if (rc != VW_EXIT_OK) {
+        return rc;
     }
 
-    memset(&rp, 0, sizeof(vw_report_t));
-    rp.campaign = pos[0];
-    rc = VW_EXIT_FAIL;
-    list = NULL;
+    if (format == 2) {
+        vw_ctl_print(out, 0);
 
-    key = vw_key(&ctl->cf, "k:%s", pos[0]);
-    r = redisCommand(ctl->redis, "FCALL voucher_campaign_get 1 %s", key);
-    free(key);
+    } else if (format == 1) {
+        vw_report_csv(out);
 
-    if (vw_redis_failed(ctl->redis, r, ctl->err, sizeof(ctl->err))) {
-        vw_ctl_fail("report: %s", ctl->err);
-        goto done;
+    } else {
+        vw_report_table(out);
     }
 
-    if (r->type != REDIS_REPLY_ARRAY) {
-        vw_ctl_fail("report: no such campaign \"%s\"", pos[0]);
-        freeReplyObject(r);
-        goto done;
-    }
+    json_decref(out);
 
-    rp.settings = vw_op_pairs(r);
-    freeReplyObject(r);
-
-    if (vw_report_codes(ctl, &rp) != 0) {
-        vw_ctl_fail("report: %s", ctl->err);
-        goto done;
-    }
-
-    key = vw_key(&ctl->cf, "dl:%s", pos[0]);
-    npos = vw_stream_each(ctl->redis, key, vw_delivery_entry, &rp, ctl->err,
-                          sizeof(ctl->err));
-    free(key);
-
-    if (npos != 0) {
-        vw_ctl_fail("report: %s", ctl->err);
-        goto done;
-    }
-
-    key = vw_key(&ctl->cf, "log");
-    npos = vw_stream_each(ctl->redis, key, vw_audit_entry, &rp, ctl->err,
-                          sizeof(ctl->err));
-    free(key);
-
-    if (npos != 0) {
-        vw_ctl_fail("report: %s", ctl->err);
-        goto done;
-    }
-
-    vw_map_each(&rp.redemptions_by_id, vw_count_redemption, &rp);
-    vw_map_each(&rp.recipients, vw_count_recipient, &rp);
-
-    list = vw_xalloc((rp.recipients.count + 1) * sizeof(vw_recipient_t *));
-    p = list;
-    vw_map_each(&rp.recipients, vw_collect, &p);
-    n = rp.recipients.count;
-    qsort(list, n, sizeof(vw_recipient_t *), vw_by_member);
-
-    vw_report_print(&rp, format, list, n);
-
-    rc = VW_EXIT_OK;
-
-done:
-
-    free(list);
-    vw_map_each(&rp.recipients, vw_free_recipient, NULL);
-    vw_map_each(&rp.redemptions_by_id, vw_free_redemption, NULL);
-    vw_map_free(&rp.recipients);
-    vw_map_free(&rp.redemptions_by_id);
-    json_decref(rp.settings);
-
-    return rc;
+    return VW_EXIT_OK;
 }

@@ -84,6 +84,7 @@ static const vw_route_t  vw_routes[] = {
     { "POST", "/v1/campaigns/{}/resume", vw_op_campaign_resume, 0 },
     { "POST", "/v1/campaigns/{}/archive", vw_op_campaign_archive, 0 },
     { "GET", "/v1/campaigns/{}/deliveries", vw_op_deliveries, 0 },
+    { "GET", "/v1/campaigns/{}/report", vw_op_report, 0 },
 
     { "GET", "/v1/codes", vw_op_code_search, 0 },
     { "POST", "/v1/codes", vw_op_code_create, 0 },

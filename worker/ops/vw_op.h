@@ -211,6 +211,7 @@ int vw_op_auto_next(vw_op_t *op, vw_op_in_t *in, json_t **out,
 
 int vw_op_deliveries(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);
+int vw_op_report(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e);
 int vw_op_audit_list(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);
 
