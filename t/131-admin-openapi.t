@@ -62,7 +62,9 @@ api('POST', '/v1/members', { id => 'alice', name => 'Alice' });
 api('PUT', '/v1/automations/spring', { schedule => 'daily 09:00', segment => 'all',
                                        channel => 'hook', message => 'Hi {{code}}' });
 
-my %fill = (campaign => 'spring', code => 'GIFT0001', id => 'alice');
+my %fill = (campaign => 'spring', code => 'GIFT0001', id => 'alice', webhook => 'crm');
+api('POST', '/v1/webhooks', { id => 'crm', url => 'http://127.0.0.1:9/hook', secret => 'crm-secret-0123456789',
+                              events => ['redeemed'] });
 
 # a finished job (its output), and a running one to cancel
 my $res0 = api('POST', '/v1/jobs/codes/issue', { campaign => 'spring', count => 10 });
@@ -86,6 +88,8 @@ my %bodies = (
                                           channel => 'hook', message => 'x' },
     'PATCH /v1/settings' => { idem_ttl => 60 },
     'POST /v1/jobs/codes/issue' => { campaign => 'spring', count => 3 },
+    'POST /v1/webhooks' => { url => 'http://127.0.0.1:9/other', events => '*' },
+    'PATCH /v1/webhooks/{webhook}' => { status => 'paused' },
     'POST /v1/jobs/codes/export' => { campaign => 'spring' },
     'POST /v1/jobs/codes/import' => \"code,campaign\nDOCIMPORT1,spring\n",
     'POST /v1/jobs/members/import' => \"id,tier\ndoc-member,gold\n",
@@ -118,8 +122,9 @@ $res = api('GET', '/v1/automations/spring/next');
 is($res->{json}{reason}, 'automation_invalid', 'next runs of an automation that no longer checks');
 is($res->{status}, 409, '... 409');
 
-# the reasons t/130-admin-api.t and t/132-admin-jobs.t check with refused()
-for my $t ('130-admin-api.t', '132-admin-jobs.t') {
+# the reasons t/130-admin-api.t, t/132-admin-jobs.t and t/133-webhooks.t
+# check with refused()
+for my $t ('130-admin-api.t', '132-admin-jobs.t', '133-webhooks.t') {
     my $text = WorkerT::read_text("$root/t/$t");
     $seen{$1}++ while $text =~ /refused\((?:[^;]|\n)*?,\s*\d{3},\s*'(\w+)'/g;
 }

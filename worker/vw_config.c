@@ -367,6 +367,11 @@ vw_cf_defaults(vw_config_t *cf, const char *path)
     cf->batch = 100;
     cf->admin_max_body = 1048576;
     cf->admin_max_import = 268435456;
+    cf->wh_attempts = 8;
+    cf->wh_backoff_ms = 1000;
+    cf->wh_backoff_max_ms = 3600000;
+    cf->wh_timeout_ms = 10000;
+    cf->wh_connect_timeout_ms = 3000;
     cf->admin_threads = 2;
 
     if (gethostname(host, sizeof(host)) != 0) {
@@ -518,6 +523,38 @@ vw_cf_admin(vw_jerr_t *c, json_t *o, vw_config_t *cf)
 }
 
 
+static int
+vw_cf_webhooks(vw_jerr_t *c, json_t *o, vw_config_t *cf)
+{
+    long  n;
+
+    static const char *const  names[] = {
+        "attempts", "backoff_ms", "backoff_max_ms", "timeout_ms",
+        "connect_timeout_ms", NULL
+    };
+
+    n = cf->wh_attempts;
+
+    if (vw_json_known(c, o, "webhooks", names) != 0
+        || vw_cf_int(c, o, "webhooks", "attempts", 1, 100, &n) != 0
+        || vw_cf_int(c, o, "webhooks", "backoff_ms", 1, 86400000,
+                     &cf->wh_backoff_ms) != 0
+        || vw_cf_int(c, o, "webhooks", "backoff_max_ms", 1, 604800000,
+                     &cf->wh_backoff_max_ms) != 0
+        || vw_cf_int(c, o, "webhooks", "timeout_ms", 100, 600000,
+                     &cf->wh_timeout_ms) != 0
+        || vw_cf_int(c, o, "webhooks", "connect_timeout_ms", 100, 600000,
+                     &cf->wh_connect_timeout_ms) != 0)
+    {
+        return -1;
+    }
+
+    cf->wh_attempts = (int) n;
+
+    return 0;
+}
+
+
 /* a section of the file, an object, read by parse when it is there */
 
 static int
@@ -548,7 +585,7 @@ vw_config_load(const char *path, vw_config_t *cf, char *err, size_t errlen)
 
     static const char *const  names[] = {
         "redis", "namespace", "key_file", "log", "delivery", "daemon",
-        "channels", "admin", NULL
+        "channels", "admin", "webhooks", NULL
     };
 
     vw_cf_defaults(cf, path);
@@ -583,7 +620,9 @@ vw_config_load(const char *path, vw_config_t *cf, char *err, size_t errlen)
                && vw_cf_section(&c, root, "daemon", vw_cf_daemon, cf) == 0
                && vw_cf_section(&c, root, "channels", vw_cf_channels, cf)
                   == 0
-               && vw_cf_section(&c, root, "admin", vw_cf_admin, cf) == 0)
+               && vw_cf_section(&c, root, "admin", vw_cf_admin, cf) == 0
+               && vw_cf_section(&c, root, "webhooks", vw_cf_webhooks, cf)
+                  == 0)
     {
         rc = 0;
     }

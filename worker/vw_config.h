@@ -76,6 +76,13 @@ typedef struct {
     long           admin_max_body;  /* bytes of a JSON body */
     long           admin_max_import;    /* bytes of a file to import */
     long           admin_threads;
+
+    /* outgoing webhooks (docs/admin-api.md#outgoing-webhooks) */
+    int            wh_attempts;
+    long           wh_backoff_ms;
+    long           wh_backoff_max_ms;
+    long           wh_timeout_ms;
+    long           wh_connect_timeout_ms;
 } vw_config_t;
 
 

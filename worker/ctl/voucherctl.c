@@ -43,6 +43,7 @@ static const char  vw_usage[] =
     "  codes check CODE [--prefix P] [--mac-length M]\n"
     "  members import FILE [--format csv|jsonl] [--dry-run] [--detach]\n"
     "  job list|get|cancel|output|wait ...  jobs (long work)\n"
+    "  webhook create|update|list|get|delete|dead ...  outgoing webhooks\n"
     "  members get ID\n"
     "  segment show SEGMENT [--format ids|csv|json] [--now T]\n"
     "  report CAMPAIGN [--format table|csv|json]\n"
@@ -70,6 +71,7 @@ static const vw_command_t  vw_commands[] = {
     { "audit", vw_cmd_audit, 1 },
     { "settings", vw_cmd_settings, 1 },
     { "job", vw_cmd_job, 1 },
+    { "webhook", vw_cmd_webhook, 1 },
     { "key", vw_cmd_key, 0 },
     { "library", vw_cmd_library, 1 },
     { NULL, NULL, 0 }

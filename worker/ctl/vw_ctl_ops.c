@@ -90,6 +90,15 @@ static const vw_ctl_op_t  vw_ctl_ops[] = {
     { "job", "get", vw_op_job_get, VW_OP_ID, NULL, NULL },
     { "job", "cancel", vw_op_job_cancel, VW_OP_ID, NULL, NULL },
 
+    { "webhook", "create", vw_op_webhook_create, VW_OP_PAIRS, NULL, NULL },
+    { "webhook", "update", vw_op_webhook_update, VW_OP_ID | VW_OP_PAIRS, NULL,
+      NULL },
+    { "webhook", "list", vw_op_webhook_list, VW_OP_LIST, NULL, NULL },
+    { "webhook", "get", vw_op_webhook_get, VW_OP_ID, NULL, NULL },
+    { "webhook", "delete", vw_op_webhook_delete, VW_OP_ID, NULL, NULL },
+    { "webhook", "dead", vw_op_webhook_dead, VW_OP_ID | VW_OP_LIST, NULL,
+      "limit" },
+
     { "settings", "get", vw_op_settings_get, 0, NULL, NULL },
     { "settings", "set", vw_op_settings_update, VW_OP_PAIRS, NULL, NULL },
 
@@ -404,6 +413,23 @@ vw_cmd_audit(vw_ctl_t *ctl, int argc, char **argv)
     if (rc < 0) {
         fprintf(stderr, "usage:\n");
         vw_ctl_op_usage("audit");
+        return VW_EXIT_USAGE;
+    }
+
+    return rc;
+}
+
+
+int
+vw_cmd_webhook(vw_ctl_t *ctl, int argc, char **argv)
+{
+    int  rc;
+
+    rc = vw_ctl_ops_cmd(ctl, "webhook", argc, argv);
+
+    if (rc < 0) {
+        fprintf(stderr, "usage:\n");
+        vw_ctl_op_usage("webhook");
         return VW_EXIT_USAGE;
     }
 

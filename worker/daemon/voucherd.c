@@ -29,6 +29,7 @@
 #include "vw_clock.h"
 #include "vw_daemon.h"
 #include "vw_jobs.h"
+#include "vw_webhooks.h"
 #include "vw_log.h"
 #include "vw_redis.h"
 #include "vw_util.h"
@@ -39,6 +40,7 @@ static volatile sig_atomic_t  vw_reload;
 
 static vw_admin_t            *vw_admin;
 static vw_jobs_t             *vw_jobs;
+static vw_webhooks_t         *vw_webhooks;
 
 
 static const char  vw_usage[] =
@@ -179,6 +181,15 @@ vw_reload_config(vw_daemon_t *d)
 
     if (vw_jobs_start(d->config_path, &vw_jobs, err, sizeof(err)) != 0) {
         vw_log_error("jobs not run until the next reload: %s", err);
+    }
+
+    vw_webhooks_stop(vw_webhooks);
+    vw_webhooks = NULL;
+
+    if (vw_webhooks_start(d->config_path, &vw_webhooks, err, sizeof(err))
+        != 0)
+    {
+        vw_log_error("webhooks not sent until the next reload: %s", err);
     }
 
     vw_log_info("configuration %s reloaded: %zu channels", d->config_path,
@@ -496,8 +507,12 @@ main(int argc, char **argv)
         goto done;
     }
 
-    if (vw_jobs_start(d.config_path, &vw_jobs, err, sizeof(err)) != 0) {
+    if (vw_jobs_start(d.config_path, &vw_jobs, err, sizeof(err)) != 0
+        || vw_webhooks_start(d.config_path, &vw_webhooks, err, sizeof(err))
+           != 0)
+    {
         vw_log_error("cannot start: %s", err);
+        vw_jobs_stop(vw_jobs);
         vw_admin_stop(vw_admin);
         rc = 1;
         goto done;
@@ -509,6 +524,7 @@ main(int argc, char **argv)
 
     rc = vw_loop(&d);
 
+    vw_webhooks_stop(vw_webhooks);
     vw_jobs_stop(vw_jobs);
     vw_admin_stop(vw_admin);
 

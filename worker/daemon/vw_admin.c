@@ -120,6 +120,13 @@ static const vw_route_t  vw_routes[] = {
     { "DELETE", "/v1/jobs/{}", vw_op_job_cancel, 0 },
     { "GET", "/v1/jobs/{}/output", NULL, VW_ROUTE_STREAM },
 
+    { "GET", "/v1/webhooks", vw_op_webhook_list, 0 },
+    { "POST", "/v1/webhooks", vw_op_webhook_create, 0 },
+    { "GET", "/v1/webhooks/{}", vw_op_webhook_get, 0 },
+    { "PATCH", "/v1/webhooks/{}", vw_op_webhook_update, 0 },
+    { "DELETE", "/v1/webhooks/{}", vw_op_webhook_delete, 0 },
+    { "GET", "/v1/webhooks/{}/dead", vw_op_webhook_dead, 0 },
+
     { "GET", "/v1/audit", vw_op_audit_list, 0 },
     { "GET", "/v1/settings", vw_op_settings_get, 0 },
     { "PATCH", "/v1/settings", vw_op_settings_update, 0 },
