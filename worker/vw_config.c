@@ -502,13 +502,16 @@ static int
 vw_cf_admin(vw_jerr_t *c, json_t *o, vw_config_t *cf)
 {
     static const char *const  names[] = {
-        "listen", "tokens_file", "max_body", "max_import", "threads", NULL
+        "listen", "tokens_file", "metrics_token_file", "max_body",
+        "max_import", "threads", NULL
     };
 
     if (vw_json_known(c, o, "admin", names) != 0
         || vw_json_str(c, o, "admin", "listen", 1, &cf->admin_listen) != 0
         || vw_json_str(c, o, "admin", "tokens_file", 1,
                        &cf->admin_tokens_file) != 0
+        || vw_json_str(c, o, "admin", "metrics_token_file", 0,
+                       &cf->admin_metrics_token_file) != 0
         || vw_cf_int(c, o, "admin", "max_body", 1024, 1073741824,
                      &cf->admin_max_body) != 0
         || vw_cf_int(c, o, "admin", "max_import", 1024, 1073741824,
@@ -676,6 +679,7 @@ vw_config_free(vw_config_t *cf)
     free(cf->consumer);
     free(cf->admin_listen);
     free(cf->admin_tokens_file);
+    free(cf->admin_metrics_token_file);
 
     memset(cf, 0, sizeof(vw_config_t));
 }

@@ -73,6 +73,7 @@ typedef struct {
     /* the admin API of voucherd (docs/admin-api.md); off without listen */
     char          *admin_listen;    /* "host:port" (loopback) or "unix:..." */
     char          *admin_tokens_file;
+    char          *admin_metrics_token_file;  /* /metrics only */
     long           admin_max_body;  /* bytes of a JSON body */
     long           admin_max_import;    /* bytes of a file to import */
     long           admin_threads;

@@ -32,6 +32,7 @@
 #include "vw_config.h"
 #include "vw_job.h"
 #include "vw_log.h"
+#include "vw_metrics.h"
 #include "vw_op.h"
 #include "vw_redis.h"
 #include "vw_util.h"
@@ -53,6 +54,8 @@ struct vw_admin_s {
 
     vw_token_t              tokens[VW_ADMIN_MAX_TOKENS];
     size_t                  ntokens;
+    unsigned char           metrics[crypto_generichash_BYTES];
+    int                     have_metrics;
     unsigned char           hkey[crypto_generichash_KEYBYTES];
 
     unsigned char           key[VOUCHER_KEY_LEN];
@@ -128,6 +131,7 @@ static const vw_route_t  vw_routes[] = {
     { "GET", "/v1/webhooks/{}/dead", vw_op_webhook_dead, 0 },
 
     { "GET", "/v1/audit", vw_op_audit_list, 0 },
+    { "GET", "/metrics", NULL, VW_ROUTE_METRICS },
     { "GET", "/v1/settings", vw_op_settings_get, 0 },
     { "PATCH", "/v1/settings", vw_op_settings_update, 0 },
 
@@ -243,6 +247,64 @@ vw_admin_tokens(vw_admin_t *ad, const char *path, char *err, size_t errlen)
     }
 
     return 0;
+}
+
+
+/* admin.metrics_token_file: one secret, good for GET /metrics only */
+
+static int
+vw_admin_metrics_token(vw_admin_t *ad, char *err, size_t errlen)
+{
+    char  *secret;
+
+    if (ad->cf.admin_metrics_token_file == NULL) {
+        return 0;
+    }
+
+    secret = vw_read_secret(ad->cf.admin_metrics_token_file, err, errlen);
+
+    if (secret == NULL) {
+        return -1;
+    }
+
+    if (strlen(secret) < 16 || strpbrk(secret, " \t")) {
+        snprintf(err, errlen, "admin.metrics_token_file \"%s\": a secret "
+                 "of 16 or more characters, no spaces, expected",
+                 ad->cf.admin_metrics_token_file);
+        vw_free_secret(secret);
+        return -1;
+    }
+
+    crypto_generichash(ad->metrics, sizeof(ad->metrics),
+                       (unsigned char *) secret, strlen(secret), ad->hkey,
+                       sizeof(ad->hkey));
+    ad->have_metrics = 1;
+    vw_free_secret(secret);
+
+    return 0;
+}
+
+
+/* whether the header holds the metrics token */
+
+static int
+vw_admin_metrics_auth(vw_admin_t *ad, const char *header)
+{
+    unsigned char  h[crypto_generichash_BYTES];
+
+    if (!ad->have_metrics || header == NULL
+        || strncasecmp(header, "Bearer ", 7) != 0)
+    {
+        return 0;
+    }
+
+    header += 7;
+    header += strspn(header, " ");
+
+    crypto_generichash(h, sizeof(h), (const unsigned char *) header,
+                       strlen(header), ad->hkey, sizeof(ad->hkey));
+
+    return sodium_memcmp(h, ad->metrics, sizeof(h)) == 0;
 }
 
 
@@ -549,6 +611,34 @@ vw_admin_output(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq,
 }
 
 
+/* /metrics, Prometheus text */
+
+static enum MHD_Result
+vw_admin_metrics(struct MHD_Connection *c, vw_req_t *rq, vw_op_t *op)
+{
+    vw_buf_t              b;
+    enum MHD_Result       rc;
+    struct MHD_Response  *res;
+
+    memset(&b, 0, sizeof(vw_buf_t));
+    vw_metrics_render(op, &b);
+
+    res = MHD_create_response_from_buffer(b.len, b.data,
+                                          MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(res, "Content-Type",
+                            "text/plain; version=0.0.4; charset=utf-8");
+    MHD_add_response_header(res, "Cache-Control", "no-store");
+
+    rq->answered = 1;
+    rc = MHD_queue_response(c, 200, res);
+    MHD_destroy_response(res);
+
+    vw_log_debug("admin: %s GET /metrics 200", rq->who);
+
+    return rc;
+}
+
+
 /* the operation, on the whole body */
 
 static enum MHD_Result
@@ -590,6 +680,11 @@ vw_admin_run(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq)
     if (rq->route->flags & VW_ROUTE_STREAM) {
         json_decref(q.query);
         return vw_admin_output(ad, c, rq, &op);
+    }
+
+    if (rq->route->flags & VW_ROUTE_METRICS) {
+        json_decref(q.query);
+        return vw_admin_metrics(c, rq, &op);
     }
 
     if (rq->route->flags & VW_ROUTE_RAW) {
@@ -671,7 +766,7 @@ vw_admin_request(void *cls, struct MHD_Connection *c, const char *url,
     int64_t       len;
     vw_req_t     *rq;
     vw_admin_t   *ad;
-    const char   *name, *cl;
+    const char   *name, *cl, *auth;
 
     (void) version;
 
@@ -683,8 +778,16 @@ vw_admin_request(void *cls, struct MHD_Connection *c, const char *url,
         memset(rq, 0, sizeof(vw_req_t));
         *con_cls = rq;
 
-        name = vw_admin_auth(ad, MHD_lookup_connection_value(c,
-                                     MHD_HEADER_KIND, "Authorization"));
+        auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                           "Authorization");
+        name = vw_admin_auth(ad, auth);
+
+        /* the scraper's token opens /metrics and nothing else */
+        if (name == NULL && strcmp(url, "/metrics") == 0
+            && vw_admin_metrics_auth(ad, auth))
+        {
+            name = "metrics";
+        }
 
         if (name == NULL) {
             return vw_admin_error(c, rq, 401, "unauthorized", NULL,
@@ -964,7 +1067,9 @@ vw_admin_start(const char *path, vw_admin_t **out, char *err, size_t errlen)
         return 0;
     }
 
-    if (vw_admin_tokens(ad, ad->cf.admin_tokens_file, err, errlen) != 0) {
+    if (vw_admin_tokens(ad, ad->cf.admin_tokens_file, err, errlen) != 0
+        || vw_admin_metrics_token(ad, err, errlen) != 0)
+    {
         goto failed;
     }
 

@@ -31,6 +31,7 @@
 
 #include "vw_clock.h"
 #include "vw_daemon.h"
+#include "vw_metrics.h"
 #include "vw_log.h"
 #include "vw_members.h"
 #include "vw_redis.h"
@@ -458,6 +459,8 @@ vw_events_handle(vw_daemon_t *d, const redisReply *entries, const char *key)
         freeReplyObject(r);
         n++;
     }
+
+    vw_metrics_events(n);
 
     return n;
 }

@@ -18,6 +18,7 @@
 
 #include "vw_clock.h"
 #include "vw_daemon.h"
+#include "vw_metrics.h"
 #include "vw_log.h"
 #include "vw_map.h"
 #include "vw_members.h"
@@ -220,6 +221,7 @@ vw_plan_tick(vw_daemon_t *d)
             }
 
             a->last = t;
+            vw_metrics_run(a->campaign, "skipped", 0);
             vw_log_info("campaign %s: run %lld skipped: the campaign is %s",
                         a->campaign, (long long) t,
                         ci.active ? "outside its dates" : "not active");
@@ -256,6 +258,7 @@ vw_plan_tick(vw_daemon_t *d)
         }
 
         a->last = t;
+        vw_metrics_run(a->campaign, "planned", now - t);
         done++;
     }
 
