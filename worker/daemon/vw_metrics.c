@@ -361,8 +361,8 @@ vw_render_jobs(vw_op_t *op, vw_buf_t *out)
     free(key);
 
     vw_head(out, "voucherd_jobs", "gauge",
-            "Jobs kept in Redis by state (every runner's, 7 days after they "
-            "end)");
+            "Jobs by state, every runner's: queued and running now; done, "
+            "failed and cancelled since the namespace began");
 
     for (i = 0; states[i]; i++) {
         n = 0;
