@@ -47,6 +47,9 @@ static const vw_route_t  routes[] = {
     { "POST", "/v1/jobs/codes/import", NULL, VW_ROUTE_RAW },
     { "GET", "/v1/jobs/{}", NULL, 0 },
     { "GET", "/v1/jobs/{}/output", NULL, VW_ROUTE_STREAM },
+    { "GET", "/v1/loyalty/members/{}", NULL, 0 },
+    { "POST", "/v1/loyalty/members/{}/adjust", NULL, 0 },
+    { "PUT", "/v1/loyalty/rewards/{}", NULL, 0 },
     { NULL, NULL, NULL, 0 }
 };
 

@@ -221,8 +221,37 @@ check_request(const fuzz_result_t *r, int op,
         return;
     }
 
-    check_str(r, &q->code, 1, STR_CODE, lim->max_code_len);
-    check_str(r, &q->customer, 0, STR_TEXT, lim->max_str_len);
+    if (op >= NGX_HTTP_VOUCHER_OP_LOYALTY_EARN) {
+        /* a member id: required, no spaces */
+        check_str(r, &q->customer, 1, STR_TEXT, lim->max_str_len);
+        CHECK(memchr(q->customer.data, ' ', q->customer.len) == NULL);
+        CHECK(q->code.data == NULL && q->redemption_id.data == NULL);
+        CHECK(q->points == 0);
+        CHECK(q->hold_seconds == NGX_HTTP_VOUCHER_UNSET);
+
+        if (op == NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY) {
+            CHECK(q->limit >= 1
+                  && q->limit <= NGX_HTTP_VOUCHER_MAX_HISTORY);
+            check_str(r, &q->before, 0, STR_RID, 0);
+
+        } else {
+            CHECK(q->limit == 0 && q->before.data == NULL);
+        }
+
+        if (op != NGX_HTTP_VOUCHER_OP_LOYALTY_EARN) {
+            CHECK(q->items == NULL && q->nitems == 0);
+            CHECK(q->amount == NGX_HTTP_VOUCHER_UNSET);
+            CHECK(q->order_id.data == NULL);
+            return;
+        }
+
+        check_str(r, &q->order_id, 1, STR_TEXT, lim->max_str_len);
+
+    } else {
+        check_str(r, &q->code, 1, STR_CODE, lim->max_code_len);
+        check_str(r, &q->customer, 0, STR_TEXT, lim->max_str_len);
+    }
+
     check_str(r, &q->order_id, 0, STR_TEXT, lim->max_str_len);
     check_str(r, &q->currency, 0, STR_CURRENCY, 0);
     CHECK(q->redemption_id.data == NULL);
@@ -284,6 +313,7 @@ arena_used(const ngx_http_voucher_request_t *q)
     n = str_size(&q->code) + str_size(&q->customer)
         + str_size(&q->idempotency_key) + str_size(&q->order_id)
         + str_size(&q->currency) + str_size(&q->redemption_id)
+        + str_size(&q->before)
         + q->nitems * sizeof(ngx_http_voucher_item_t);
 
     for (i = 0; i < q->nitems; i++) {
@@ -408,7 +438,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
 
-    op = data[0] % 6 + 1;
+    /* the first byte: the operation (0xf0 and up: the loyalty ones) */
+    if (data[0] >= 0xf0) {
+        op = (data[0] - 0xf0) % 3 + NGX_HTTP_VOUCHER_OP_LOYALTY_EARN;
+
+    } else {
+        op = data[0] % 6 + 1;
+    }
     body = data + 1;
     len = size - 1;
 

@@ -23,7 +23,18 @@ typedef struct ngx_http_voucher_op_s    ngx_http_voucher_op_t;
 typedef struct ngx_http_voucher_keys_s  ngx_http_voucher_keys_t;
 
 
-/* http{} level: where Redis is and how to talk to it */
+typedef struct ngx_http_voucher_sentinel_s  ngx_http_voucher_sentinel_t;
+
+
+/* an address resolved when the configuration is read */
+typedef struct {
+    ngx_str_t                   text;        /* as configured, for logs */
+    ngx_str_t                   host;        /* numeric address, NUL-ended */
+    in_port_t                   port;
+} ngx_http_voucher_addr_t;
+
+
+/* a Redis: where it is and how to talk to it */
 typedef struct {
     ngx_str_t                   addr_text;   /* as configured, for logs */
     ngx_str_t                   host;        /* numeric address, NUL-ended */
@@ -36,9 +47,25 @@ typedef struct {
     ngx_msec_t                  timeout;
     ngx_uint_t                  connections;
     ngx_uint_t                  max_pending;
-    ngx_flag_t                  configured;
+
+    /* durability=replicated: WAIT 1 <replica_timeout> after each batch */
+    ngx_flag_t                  replicated;
+    ngx_msec_t                  replica_timeout;
+
+    /* the master as Sentinel names it, instead of host and port */
+    ngx_array_t                *sentinels;   /* ngx_http_voucher_addr_t */
+    ngx_str_t                   master_name;
+    ngx_str_t                   sentinel_password;   /* never logged */
 
     ngx_http_voucher_pool_t    *pool;        /* this worker's connections */
+} ngx_http_voucher_store_t;
+
+
+/* http{} level */
+typedef struct {
+    ngx_http_voucher_store_t    store;       /* voucher_redis */
+    ngx_flag_t                  configured;
+
     ngx_shm_zone_t             *lockout_zone; /* voucher_lockout_cache */
     ngx_shm_zone_t             *settle_zone;  /* lost settlements, counted */
 } ngx_http_voucher_main_conf_t;
@@ -123,7 +150,13 @@ struct ngx_http_voucher_op_s {
     const char                    **argv;
     const size_t                   *argvlen;
     void                           *owned;   /* ngx_free()d with the op */
+    void                           *held;    /* its reply, kept until a
+                                                replica has it */
+    ngx_uint_t                      wait;    /* the WAIT that covers it */
     unsigned                        queued:1;
+    unsigned                        write:1;
+    unsigned                        parked:1; /* answered, in conn->parked */
+    unsigned                        native:1; /* sent as VOUCHER.* */
 };
 
 
@@ -172,6 +205,23 @@ struct ngx_http_voucher_core_s {
 };
 
 
+/*
+ * What a limit's scope (validate, redeem) counts an operation as: a
+ * reservation and a loyalty earn are redeems, a loyalty balance or history
+ * a validate.
+ */
+#define ngx_http_voucher_limit_op(op)                                        \
+    (((op) == NGX_HTTP_VOUCHER_OP_RESERVE                                     \
+      || (op) == NGX_HTTP_VOUCHER_OP_LOYALTY_EARN)                            \
+     ? NGX_HTTP_VOUCHER_OP_REDEEM                                             \
+     : ((op) >= NGX_HTTP_VOUCHER_OP_LOYALTY_BALANCE                           \
+        ? NGX_HTTP_VOUCHER_OP_VALIDATE : (op)))
+
+/* a loyalty operation: it names a customer, not a code */
+#define ngx_http_voucher_loyalty_op(op)                                      \
+    ((op) >= NGX_HTTP_VOUCHER_OP_LOYALTY_EARN)
+
+
 /* op handler rc values */
 #define NGX_HTTP_VOUCHER_REPLY       0    /* reply holds Redis' answer */
 #define NGX_HTTP_VOUCHER_LOST        1    /* connection lost, outcome unknown */
@@ -182,12 +232,25 @@ struct ngx_http_voucher_core_s {
 
 
 ngx_int_t ngx_http_voucher_redis_init_worker(ngx_cycle_t *cycle,
-    ngx_http_voucher_main_conf_t *vmcf);
-void ngx_http_voucher_redis_exit_worker(ngx_http_voucher_main_conf_t *vmcf);
+    ngx_http_voucher_store_t *store);
+void ngx_http_voucher_redis_exit_worker(ngx_http_voucher_store_t *store);
+
+/* the master's address learnt from Sentinel: host is numeric, NUL-ended */
+typedef void (*ngx_http_voucher_master_pt)(void *data, u_char *host,
+    in_port_t port);
+
+ngx_http_voucher_sentinel_t *ngx_http_voucher_sentinel_start(
+    ngx_cycle_t *cycle, ngx_http_voucher_store_t *store,
+    ngx_http_voucher_master_pt handler, void *data);
+void ngx_http_voucher_sentinel_ask(ngx_http_voucher_sentinel_t *s);
+void ngx_http_voucher_sentinel_stop(ngx_http_voucher_sentinel_t *s);
+/* a command that writes what must survive a failover: a redemption */
+#define NGX_HTTP_VOUCHER_SEND_WRITE  0x01
+
 ngx_http_voucher_op_t *ngx_http_voucher_redis_send(
     ngx_http_voucher_pool_t *pool, int argc, const char **argv,
     const size_t *argvlen, ngx_http_voucher_op_handler_pt handler,
-    void *data);
+    void *data, ngx_uint_t flags);
 void ngx_http_voucher_redis_detach(ngx_http_voucher_op_t *op);
 
 ngx_int_t ngx_http_voucher_read_body(ngx_http_request_t *r, ngx_str_t *body,

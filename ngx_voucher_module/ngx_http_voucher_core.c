@@ -26,6 +26,9 @@ typedef struct {
 static ngx_int_t ngx_http_voucher_command(ngx_http_request_t *r,
     ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_request_t *req,
     ngx_uint_t guess, ngx_http_voucher_cmd_t *cmd);
+static ngx_int_t ngx_http_voucher_command_loyalty(ngx_http_request_t *r,
+    ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_request_t *req,
+    ngx_http_voucher_cmd_t *cmd);
 static ngx_int_t ngx_http_voucher_command_guess(ngx_http_request_t *r,
     ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_request_t *req,
     ngx_uint_t argc, ngx_http_voucher_cmd_t *cmd);
@@ -44,7 +47,8 @@ static void ngx_http_voucher_cleanup(void *data);
  * code checked offline (a code refused there is a guess), the lockout
  * cache asked, then the command built and sent.  Returns the verdict; its
  * details are in core.  Confirm, release and rollback name no code and
- * skip the first two.
+ * skip the first two; the loyalty operations name a customer and skip the
+ * code's check.
  */
 
 ngx_uint_t
@@ -65,6 +69,10 @@ ngx_http_voucher_preflight(ngx_http_voucher_core_t *core,
         || core->api == NGX_HTTP_VOUCHER_OP_RELEASE)
     {
         goto command;
+    }
+
+    if (ngx_http_voucher_loyalty_op(core->api)) {
+        goto lockout;
     }
 
     rc = ngx_http_voucher_code_check(vlcf, req->code.data, &req->code.len,
@@ -105,6 +113,8 @@ ngx_http_voucher_preflight(ngx_http_voucher_core_t *core,
 
         core->guess = 1;
     }
+
+lockout:
 
     if (ngx_http_voucher_lockout_check(r, vlcf, core->api, &core->limit,
                                        &core->left)
@@ -302,11 +312,14 @@ ngx_http_voucher_command(ngx_http_request_t *r,
     u_char                        *p, *key;
     size_t                        *argvlen, n;
     ngx_int_t                      nl;
-    ngx_int_t                      op;
     ngx_uint_t                     i, argc, size, settle;
     ngx_msec_t                     hold;
     const char                   **argv;
     ngx_http_voucher_item_t       *item;
+
+    if (ngx_http_voucher_loyalty_op(req->op)) {
+        return ngx_http_voucher_command_loyalty(r, vlcf, req, cmd);
+    }
 
     settle = (req->op == NGX_HTTP_VOUCHER_OP_ROLLBACK
               || req->op == NGX_HTTP_VOUCHER_OP_CONFIRM
@@ -451,11 +464,8 @@ ngx_http_voucher_command(ngx_http_request_t *r,
             ngx_http_voucher_arg(key, p - key);
         }
 
-        /* a reservation is a redeem to the limits */
-        op = (req->op == NGX_HTTP_VOUCHER_OP_RESERVE)
-             ? NGX_HTTP_VOUCHER_OP_REDEEM : req->op;
-
-        nl = ngx_http_voucher_limit_args(r, vlcf, op, &argv[n], &argvlen[n]);
+        nl = ngx_http_voucher_limit_args(r, vlcf, req->op, &argv[n],
+                                         &argvlen[n]);
         if (nl == NGX_ERROR) {
             return NGX_ERROR;
         }
@@ -470,6 +480,131 @@ ngx_http_voucher_command(ngx_http_request_t *r,
     }
 
 #undef ngx_http_voucher_arg
+
+    /* empty strings must not be NULL pointers for hiredis */
+
+    for (i = 0; i < n; i++) {
+        if (argv[i] == NULL) {
+            argv[i] = "";
+        }
+    }
+
+    cmd->argv = argv;
+    cmd->argvlen = argvlen;
+    cmd->n = n;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The loyalty operations, on the customer's member key:
+ *
+ * FCALL voucher_loyalty_earn 1 {ns}:lm:CUSTOMER
+ *       order_id amount nitems [sku cat price qty]* [limits]
+ * FCALL voucher_loyalty_balance 1 {ns}:lm:CUSTOMER [limits]
+ * FCALL voucher_loyalty_ledger 1 {ns}:lm:CUSTOMER count before [limits]
+ */
+
+static ngx_int_t
+ngx_http_voucher_command_loyalty(ngx_http_request_t *r,
+    ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_request_t *req,
+    ngx_http_voucher_cmd_t *cmd)
+{
+    u_char                   *p, *key;
+    size_t                   *argvlen, n;
+    ngx_int_t                 nl;
+    ngx_uint_t                i, argc;
+    const char              **argv;
+    ngx_http_voucher_item_t  *item;
+
+    argc = 9 + 4 * req->nitems + ngx_http_voucher_limit_nargs(vlcf);
+
+    argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
+    if (argv == NULL) {
+        return NGX_ERROR;
+    }
+
+    argvlen = (size_t *) &argv[argc];
+
+    key = ngx_pnalloc(r->pool, sizeof("{}:lm:") - 1 + vlcf->ns.len
+                               + req->customer.len
+                               + (2 + 2 * req->nitems) * NGX_INT64_LEN);
+    if (key == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = 0;
+
+#define ngx_http_voucher_arg(s, l)                                           \
+    argv[n] = (const char *) (s); argvlen[n] = (l); n++
+
+    ngx_http_voucher_arg("FCALL", 5);
+
+    switch (req->op) {
+
+    case NGX_HTTP_VOUCHER_OP_LOYALTY_EARN:
+        ngx_http_voucher_arg("voucher_loyalty_earn", 20);
+        break;
+
+    case NGX_HTTP_VOUCHER_OP_LOYALTY_BALANCE:
+        ngx_http_voucher_arg("voucher_loyalty_balance", 23);
+        break;
+
+    default: /* NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY */
+        ngx_http_voucher_arg("voucher_loyalty_ledger", 22);
+        break;
+    }
+
+    ngx_http_voucher_arg("1", 1);
+
+    p = ngx_sprintf(key, "{%V}:lm:", &vlcf->ns);
+    p = ngx_cpymem(p, req->customer.data, req->customer.len);
+    ngx_http_voucher_arg(key, p - key);
+
+    if (req->op == NGX_HTTP_VOUCHER_OP_LOYALTY_EARN) {
+        ngx_http_voucher_arg(req->order_id.data, req->order_id.len);
+
+        key = p;
+        p = ngx_http_voucher_int64(p, req->amount);
+        ngx_http_voucher_arg(key, p - key);
+
+        key = p;
+        p = ngx_http_voucher_int64(p, (int64_t) req->nitems);
+        ngx_http_voucher_arg(key, p - key);
+
+        for (i = 0; i < req->nitems; i++) {
+            item = &req->items[i];
+
+            ngx_http_voucher_arg(item->sku.data, item->sku.len);
+            ngx_http_voucher_arg(item->category.data, item->category.len);
+
+            key = p;
+            p = ngx_http_voucher_int64(p, item->price);
+            ngx_http_voucher_arg(key, p - key);
+
+            key = p;
+            p = ngx_http_voucher_int64(p, item->quantity);
+            ngx_http_voucher_arg(key, p - key);
+        }
+
+    } else if (req->op == NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY) {
+        key = p;
+        p = ngx_http_voucher_int64(p, req->limit);
+        ngx_http_voucher_arg(key, p - key);
+
+        ngx_http_voucher_arg(req->before.data, req->before.len);
+    }
+
+#undef ngx_http_voucher_arg
+
+    nl = ngx_http_voucher_limit_args(r, vlcf, req->op, &argv[n],
+                                     &argvlen[n]);
+    if (nl == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    n += nl;
 
     /* empty strings must not be NULL pointers for hiredis */
 
@@ -524,10 +659,8 @@ ngx_http_voucher_command_guess(ngx_http_request_t *r,
     argv[3] = (const char *) key;
     argvlen[3] = p - key;
 
-    nl = ngx_http_voucher_limit_args(r, vlcf,
-                                     req->op == NGX_HTTP_VOUCHER_OP_RESERVE
-                                     ? NGX_HTTP_VOUCHER_OP_REDEEM : req->op,
-                                     &argv[4], &argvlen[4]);
+    nl = ngx_http_voucher_limit_args(r, vlcf, req->op, &argv[4],
+                                     &argvlen[4]);
     if (nl == NGX_ERROR) {
         return NGX_ERROR;
     }
@@ -574,9 +707,11 @@ ngx_http_voucher_send(ngx_http_voucher_core_t *core,
         cln->data = core;
     }
 
-    op = ngx_http_voucher_redis_send(vmcf->pool, (int) cmd->n, cmd->argv,
+    op = ngx_http_voucher_redis_send(vmcf->store.pool, (int) cmd->n, cmd->argv,
                                      cmd->argvlen,
-                                     ngx_http_voucher_reply_handler, core);
+                                     ngx_http_voucher_reply_handler, core,
+                                     core->api == NGX_HTTP_VOUCHER_OP_VALIDATE
+                                     ? 0 : NGX_HTTP_VOUCHER_SEND_WRITE);
     if (op == NULL) {
         core->reason = "store_unavailable";
         return NGX_HTTP_VOUCHER_V_UNAVAILABLE;

@@ -1906,10 +1906,12 @@ ngx_http_voucher_settle_send(ngx_http_voucher_settle_t *s)
 
     op = NULL;
 
-    if (s->vmcf->pool) {
-        op = ngx_http_voucher_redis_send(s->vmcf->pool, s->confirm ? 7 : 6,
+    if (s->vmcf->store.pool) {
+        op = ngx_http_voucher_redis_send(s->vmcf->store.pool,
+                                         s->confirm ? 7 : 6,
                                          s->argv, s->argvlen,
-                                         ngx_http_voucher_settle_handler, s);
+                                         ngx_http_voucher_settle_handler, s,
+                                         NGX_HTTP_VOUCHER_SEND_WRITE);
     }
 
     if (op == NULL) {
@@ -1930,7 +1932,7 @@ ngx_http_voucher_settle_retry(ngx_http_voucher_settle_t *s)
     ngx_msec_t      delay;
     ngx_msec_int_t  left;
 
-    if (s->vmcf->pool == NULL) {
+    if (s->vmcf->store.pool == NULL) {
         ngx_str_set(&why, "the worker exits");
         ngx_http_voucher_settle_lost(s, &why);
         return;

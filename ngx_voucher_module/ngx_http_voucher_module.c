@@ -19,7 +19,11 @@ static char *ngx_http_voucher_merge_loc_conf(ngx_conf_t *cf, void *parent,
 static char *ngx_http_voucher_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_voucher_redis_address(ngx_conf_t *cf,
-    ngx_http_voucher_main_conf_t *vmcf, ngx_str_t *addr);
+    ngx_http_voucher_store_t *store, ngx_str_t *addr);
+static char *ngx_http_voucher_sentinels(ngx_conf_t *cf,
+    ngx_http_voucher_store_t *store, ngx_str_t *list);
+static char *ngx_http_voucher_resolve(ngx_conf_t *cf, ngx_str_t *text,
+    in_port_t default_port, ngx_http_voucher_addr_t *addr);
 static char *ngx_http_voucher_read_secret(ngx_conf_t *cf, ngx_str_t *file,
     ngx_str_t *secret);
 static char *ngx_http_voucher_api(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -381,20 +385,25 @@ ngx_http_voucher_create_main_conf(ngx_conf_t *cf)
     /*
      * set by ngx_pcalloc():
      *
-     *     vmcf->addr_text = { 0, NULL };
-     *     vmcf->host = { 0, NULL };
-     *     vmcf->unix_path = { 0, NULL };
-     *     vmcf->user = { 0, NULL };
-     *     vmcf->password = { 0, NULL };
+     *     vmcf->store.addr_text = { 0, NULL };
+     *     vmcf->store.host = { 0, NULL };
+     *     vmcf->store.unix_path = { 0, NULL };
+     *     vmcf->store.user = { 0, NULL };
+     *     vmcf->store.password = { 0, NULL };
+     *     vmcf->store.sentinels = NULL;
+     *     vmcf->store.master_name = { 0, NULL };
+     *     vmcf->store.sentinel_password = { 0, NULL };
+     *     vmcf->store.pool = NULL;
      *     vmcf->configured = 0;
-     *     vmcf->pool = NULL;
      */
 
-    vmcf->db = NGX_CONF_UNSET;
-    vmcf->connect_timeout = NGX_CONF_UNSET_MSEC;
-    vmcf->timeout = NGX_CONF_UNSET_MSEC;
-    vmcf->connections = NGX_CONF_UNSET_UINT;
-    vmcf->max_pending = NGX_CONF_UNSET_UINT;
+    vmcf->store.db = NGX_CONF_UNSET;
+    vmcf->store.connect_timeout = NGX_CONF_UNSET_MSEC;
+    vmcf->store.timeout = NGX_CONF_UNSET_MSEC;
+    vmcf->store.connections = NGX_CONF_UNSET_UINT;
+    vmcf->store.max_pending = NGX_CONF_UNSET_UINT;
+    vmcf->store.replicated = NGX_CONF_UNSET;
+    vmcf->store.replica_timeout = NGX_CONF_UNSET_MSEC;
 
     return vmcf;
 }
@@ -405,11 +414,20 @@ ngx_http_voucher_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_voucher_main_conf_t  *vmcf = conf;
 
-    ngx_conf_init_value(vmcf->db, 0);
-    ngx_conf_init_msec_value(vmcf->connect_timeout, 1000);
-    ngx_conf_init_msec_value(vmcf->timeout, 1000);
-    ngx_conf_init_uint_value(vmcf->connections, 2);
-    ngx_conf_init_uint_value(vmcf->max_pending, 4096);
+    ngx_http_voucher_store_t  *store;
+
+    store = &vmcf->store;
+
+    ngx_conf_init_value(store->db, 0);
+    ngx_conf_init_msec_value(store->connect_timeout, 1000);
+    ngx_conf_init_msec_value(store->timeout, 1000);
+    ngx_conf_init_uint_value(store->connections, 2);
+    ngx_conf_init_uint_value(store->max_pending, 4096);
+    ngx_conf_init_value(store->replicated, 0);
+
+    /* WAIT answers before the command's own timer fires */
+    ngx_conf_init_msec_value(store->replica_timeout,
+                             ngx_max(store->timeout / 2, 1));
 
     return NGX_CONF_OK;
 }
@@ -508,7 +526,9 @@ ngx_http_voucher_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
 
 /*
- * voucher_redis ADDRESS [db=N] [user=NAME] [password=SECRET]
+ * voucher_redis ADDRESS | sentinel=HOST:PORT[,HOST:PORT...] master=NAME
+ *               [sentinel_password_file=PATH]
+ *               [db=N] [user=NAME] [password=SECRET]
  *               [password_file=PATH] [connect_timeout=TIME] [timeout=TIME]
  *               [connections=N] [max_pending=N];
  */
@@ -518,47 +538,115 @@ ngx_http_voucher_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_voucher_main_conf_t *vmcf = conf;
 
-    char        *rv;
-    ngx_int_t    n;
-    ngx_str_t   *value, s, file;
-    ngx_msec_t   ms;
-    ngx_uint_t   i;
+    char                      *rv;
+    ngx_int_t                  n;
+    ngx_str_t                 *value, s, file;
+    ngx_msec_t                 ms;
+    ngx_uint_t                 i;
+    ngx_http_voucher_store_t  *store;
 
     if (vmcf->configured) {
         return "is duplicate";
     }
 
+    store = &vmcf->store;
     value = cf->args->elts;
 
-    rv = ngx_http_voucher_redis_address(cf, vmcf, &value[1]);
-    if (rv != NGX_CONF_OK) {
-        return rv;
+    /* the address, if given, comes first; every other parameter has a "=" */
+
+    i = 1;
+
+    if (ngx_strlchr(value[1].data, value[1].data + value[1].len, '=')
+        == NULL)
+    {
+        rv = ngx_http_voucher_redis_address(cf, store, &value[1]);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+
+        i = 2;
     }
 
-    for (i = 2; i < cf->args->nelts; i++) {
+    for ( /* void */ ; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "sentinel=", 9) == 0) {
+            if (store->sentinels) {
+                goto invalid;
+            }
+
+            s.data = value[i].data + 9;
+            s.len = value[i].len - 9;
+
+            rv = ngx_http_voucher_sentinels(cf, store, &s);
+            if (rv != NGX_CONF_OK) {
+                return rv;
+            }
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "master=", 7) == 0) {
+            store->master_name.data = value[i].data + 7;
+            store->master_name.len = value[i].len - 7;
+            if (store->master_name.len == 0) {
+                goto invalid;
+            }
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "sentinel_password_file=", 23) == 0) {
+            file.data = value[i].data + 23;
+            file.len = value[i].len - 23;
+            rv = ngx_http_voucher_read_secret(cf, &file,
+                                              &store->sentinel_password);
+            if (rv != NGX_CONF_OK) {
+                return rv;
+            }
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "durability=replicated") == 0) {
+            store->replicated = 1;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "durability=default") == 0) {
+            store->replicated = 0;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "replica_timeout=", 16) == 0) {
+            s.data = value[i].data + 16;
+            s.len = value[i].len - 16;
+            ms = ngx_parse_time(&s, 0);
+            if (ms == (ngx_msec_t) NGX_ERROR || ms == 0) {
+                goto invalid;
+            }
+            store->replica_timeout = ms;
+            continue;
+        }
 
         if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
             n = ngx_atoi(value[i].data + 3, value[i].len - 3);
             if (n == NGX_ERROR || n > 1000000) {
                 goto invalid;
             }
-            vmcf->db = n;
+            store->db = n;
             continue;
         }
 
         if (ngx_strncmp(value[i].data, "user=", 5) == 0) {
-            vmcf->user.data = value[i].data + 5;
-            vmcf->user.len = value[i].len - 5;
-            if (vmcf->user.len == 0) {
+            store->user.data = value[i].data + 5;
+            store->user.len = value[i].len - 5;
+            if (store->user.len == 0) {
                 goto invalid;
             }
             continue;
         }
 
         if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
-            vmcf->password.data = value[i].data + 9;
-            vmcf->password.len = value[i].len - 9;
-            if (vmcf->password.len == 0) {
+            store->password.data = value[i].data + 9;
+            store->password.len = value[i].len - 9;
+            if (store->password.len == 0) {
                 goto invalid;
             }
             continue;
@@ -567,7 +655,7 @@ ngx_http_voucher_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         if (ngx_strncmp(value[i].data, "password_file=", 14) == 0) {
             file.data = value[i].data + 14;
             file.len = value[i].len - 14;
-            rv = ngx_http_voucher_read_secret(cf, &file, &vmcf->password);
+            rv = ngx_http_voucher_read_secret(cf, &file, &store->password);
             if (rv != NGX_CONF_OK) {
                 return rv;
             }
@@ -581,7 +669,7 @@ ngx_http_voucher_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             if (ms == (ngx_msec_t) NGX_ERROR || ms == 0) {
                 goto invalid;
             }
-            vmcf->connect_timeout = ms;
+            store->connect_timeout = ms;
             continue;
         }
 
@@ -592,7 +680,7 @@ ngx_http_voucher_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             if (ms == (ngx_msec_t) NGX_ERROR || ms == 0) {
                 goto invalid;
             }
-            vmcf->timeout = ms;
+            store->timeout = ms;
             continue;
         }
 
@@ -601,7 +689,7 @@ ngx_http_voucher_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             if (n == NGX_ERROR || n < 1 || n > 64) {
                 goto invalid;
             }
-            vmcf->connections = n;
+            store->connections = n;
             continue;
         }
 
@@ -610,15 +698,42 @@ ngx_http_voucher_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             if (n == NGX_ERROR || n < 1) {
                 goto invalid;
             }
-            vmcf->max_pending = n;
+            store->max_pending = n;
             continue;
         }
 
         goto invalid;
     }
 
-    if (vmcf->user.len && vmcf->password.len == 0) {
+    if (store->user.len && store->password.len == 0) {
         return "has \"user=\" without a password";
+    }
+
+    if (store->replica_timeout != NGX_CONF_UNSET_MSEC
+        && store->timeout != NGX_CONF_UNSET_MSEC
+        && store->replica_timeout >= store->timeout)
+    {
+        return "has \"replica_timeout=\" not below \"timeout=\"";
+    }
+
+    if (store->sentinels) {
+        if (store->addr_text.len) {
+            return "takes an address or \"sentinel=\", not both";
+        }
+
+        if (store->master_name.len == 0) {
+            return "has \"sentinel=\" without \"master=\"";
+        }
+
+        /* for logs: the master by its name */
+        store->addr_text = store->master_name;
+
+    } else if (store->master_name.len || store->sentinel_password.len) {
+        return "has \"master=\" or \"sentinel_password_file=\" "
+               "without \"sentinel=\"";
+
+    } else if (store->addr_text.len == 0) {
+        return "needs an address or \"sentinel=\"";
     }
 
     vmcf->configured = 1;
@@ -640,12 +755,11 @@ invalid:
 
 static char *
 ngx_http_voucher_redis_address(ngx_conf_t *cf,
-    ngx_http_voucher_main_conf_t *vmcf, ngx_str_t *addr)
+    ngx_http_voucher_store_t *store, ngx_str_t *addr)
 {
-    u_char     *p;
-    ngx_url_t   u;
+    ngx_http_voucher_addr_t  a;
 
-    vmcf->addr_text = *addr;
+    store->addr_text = *addr;
 
     if (addr->len > 5 && ngx_strncmp(addr->data, "unix:", 5) == 0) {
 
@@ -657,19 +771,89 @@ ngx_http_voucher_redis_address(ngx_conf_t *cf,
             return NGX_CONF_ERROR;
         }
 
-        vmcf->unix_path.len = addr->len - 5;
-        vmcf->unix_path.data = ngx_pnalloc(cf->pool, addr->len - 4);
-        if (vmcf->unix_path.data == NULL) {
+        store->unix_path.len = addr->len - 5;
+        store->unix_path.data = ngx_pnalloc(cf->pool, addr->len - 4);
+        if (store->unix_path.data == NULL) {
             return NGX_CONF_ERROR;
         }
-        ngx_cpystrn(vmcf->unix_path.data, addr->data + 5, addr->len - 4);
+        ngx_cpystrn(store->unix_path.data, addr->data + 5, addr->len - 4);
         return NGX_CONF_OK;
     }
 
+    if (ngx_http_voucher_resolve(cf, addr, 6379, &a) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    store->host = a.host;
+    store->port = a.port;
+
+    return NGX_CONF_OK;
+}
+
+
+/* sentinel=HOST:PORT,HOST:PORT: asked in turn, port 26379 by default */
+
+static char *
+ngx_http_voucher_sentinels(ngx_conf_t *cf, ngx_http_voucher_store_t *store,
+    ngx_str_t *list)
+{
+    u_char                   *p, *last, *comma;
+    ngx_str_t                 one;
+    ngx_http_voucher_addr_t  *a;
+
+    store->sentinels = ngx_array_create(cf->pool, 3,
+                                        sizeof(ngx_http_voucher_addr_t));
+    if (store->sentinels == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = list->data;
+    last = list->data + list->len;
+
+    while (p < last) {
+        comma = ngx_strlchr(p, last, ',');
+        if (comma == NULL) {
+            comma = last;
+        }
+
+        one.data = p;
+        one.len = comma - p;
+
+        if (one.len == 0) {
+            return "has an empty address in \"sentinel=\"";
+        }
+
+        a = ngx_array_push(store->sentinels);
+        if (a == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_http_voucher_resolve(cf, &one, 26379, a) != NGX_CONF_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        p = comma + 1;
+    }
+
+    if (store->sentinels->nelts == 0) {
+        return "has no address in \"sentinel=\"";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_voucher_resolve(ngx_conf_t *cf, ngx_str_t *text,
+    in_port_t default_port, ngx_http_voucher_addr_t *addr)
+{
+    u_char     *p;
+    ngx_url_t   u;
+
     ngx_memzero(&u, sizeof(ngx_url_t));
 
-    u.url = *addr;
-    u.default_port = 6379;
+    u.url = *text;
+    u.default_port = default_port;
 
     if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
         if (u.err) {
@@ -692,11 +876,12 @@ ngx_http_voucher_redis_address(ngx_conf_t *cf,
         return NGX_CONF_ERROR;
     }
 
-    vmcf->host.data = p;
-    vmcf->host.len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen,
+    addr->text = *text;
+    addr->host.data = p;
+    addr->host.len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen,
                                    p, NGX_SOCKADDR_STRLEN, 0);
-    p[vmcf->host.len] = '\0';
-    vmcf->port = u.port;
+    p[addr->host.len] = '\0';
+    addr->port = u.port;
 
     return NGX_CONF_OK;
 }
@@ -810,12 +995,23 @@ ngx_http_voucher_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     } else if (ngx_strcmp(value[1].data, "release") == 0) {
         vlcf->api = NGX_HTTP_VOUCHER_OP_RELEASE;
 
+    } else if (ngx_strcmp(value[1].data, "loyalty_earn") == 0) {
+        vlcf->api = NGX_HTTP_VOUCHER_OP_LOYALTY_EARN;
+
+    } else if (ngx_strcmp(value[1].data, "loyalty_balance") == 0) {
+        vlcf->api = NGX_HTTP_VOUCHER_OP_LOYALTY_BALANCE;
+
+    } else if (ngx_strcmp(value[1].data, "loyalty_history") == 0) {
+        vlcf->api = NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY;
+
     } else {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid value \"%V\" in \"voucher_api\", "
                            "it must be \"validate\", \"redeem\", "
-                           "\"rollback\", \"reserve\", \"confirm\" or "
-                           "\"release\"", &value[1]);
+                           "\"rollback\", \"reserve\", \"confirm\", "
+                           "\"release\", \"loyalty_earn\", "
+                           "\"loyalty_balance\" or \"loyalty_history\"",
+                           &value[1]);
         return NGX_CONF_ERROR;
     }
 
@@ -877,7 +1073,7 @@ ngx_http_voucher_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    return ngx_http_voucher_redis_init_worker(cycle, vmcf);
+    return ngx_http_voucher_redis_init_worker(cycle, &vmcf->store);
 }
 
 
@@ -888,12 +1084,12 @@ ngx_http_voucher_exit_process(ngx_cycle_t *cycle)
 
     vmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_voucher_module);
-    if (vmcf == NULL || vmcf->pool == NULL) {
+    if (vmcf == NULL || vmcf->store.pool == NULL) {
         return;
     }
 
     /* first the settlements still waiting, while their ops exist */
     ngx_http_voucher_gate_exit_worker(vmcf);
 
-    ngx_http_voucher_redis_exit_worker(vmcf);
+    ngx_http_voucher_redis_exit_worker(&vmcf->store);
 }

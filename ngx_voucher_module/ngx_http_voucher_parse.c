@@ -80,6 +80,11 @@
 #define NGX_HTTP_VOUCHER_F_PRICE       2
 #define NGX_HTTP_VOUCHER_F_QUANTITY    3
 
+#define NGX_HTTP_VOUCHER_F_MEMBER      0  /* ngx_http_voucher_loyalty_keys */
+#define NGX_HTTP_VOUCHER_F_L_ORDER     1
+#define NGX_HTTP_VOUCHER_F_LIMIT       1
+#define NGX_HTTP_VOUCHER_F_BEFORE      2
+
 #define NGX_HTTP_VOUCHER_F_RID         0  /* ngx_http_voucher_settle_keys */
 #define NGX_HTTP_VOUCHER_F_SETTLE_IDEM 1
 #define NGX_HTTP_VOUCHER_F_RB_AMOUNT   2
@@ -184,6 +189,8 @@ static int ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx,
     json_t *root, ngx_http_voucher_request_t *req);
 static int ngx_http_voucher_parse_rollback(ngx_http_voucher_ctx_t *ctx,
     json_t *root, ngx_http_voucher_request_t *req);
+static int ngx_http_voucher_parse_loyalty(ngx_http_voucher_ctx_t *ctx,
+    json_t *root, ngx_http_voucher_request_t *req);
 static void ngx_http_voucher_request_init(ngx_http_voucher_request_t *req,
     int op);
 static void ngx_http_voucher_json_begin(size_t len);
@@ -229,6 +236,16 @@ static const char *const  ngx_http_voucher_settle_keys[] = {
     "redemption_id", "idempotency_key", "amount", NULL
 };
 
+/* a loyalty earn: customer and order; a history: customer, limit, before */
+
+static const char *const  ngx_http_voucher_earn_keys[] = {
+    "customer", "order", NULL
+};
+
+static const char *const  ngx_http_voucher_history_keys[] = {
+    "customer", "limit", "before", NULL
+};
+
 
 /* by the NGX_HTTP_VOUCHER_FIELD_*_ROW indexes */
 
@@ -257,6 +274,9 @@ const ngx_http_voucher_field_t  ngx_http_voucher_fields[] = {
     { "points", "points", NGX_HTTP_VOUCHER_FIELD_COUNT,
       1, NGX_HTTP_VOUCHER_MAX_POINTS,
       "The points must be an integer, 1 to 10^13." },
+    { "limit", NULL, NGX_HTTP_VOUCHER_FIELD_COUNT,
+      1, NGX_HTTP_VOUCHER_MAX_HISTORY, NULL },
+    { "before", NULL, NGX_HTTP_VOUCHER_FIELD_RID, 0, 0, NULL },
     { NULL, NULL, 0, 0, 0, NULL }
 };
 
@@ -354,8 +374,7 @@ ngx_http_voucher_parse_request(int op, const unsigned char *body,
 
     ngx_http_voucher_request_init(req, op);
 
-    if (op < NGX_HTTP_VOUCHER_OP_VALIDATE || op > NGX_HTTP_VOUCHER_OP_RELEASE)
-    {
+    if (op < NGX_HTTP_VOUCHER_OP_VALIDATE || op > NGX_HTTP_VOUCHER_OP_LAST) {
         return ngx_http_voucher_fail(err, NGX_HTTP_VOUCHER_ERR_INTERNAL,
                                      "", "", "unknown operation %d", op);
     }
@@ -441,6 +460,9 @@ ngx_http_voucher_parse_request(int op, const unsigned char *body,
                || op == NGX_HTTP_VOUCHER_OP_RELEASE)
     {
         rc = ngx_http_voucher_parse_rollback(&ctx, root, req);
+
+    } else if (op >= NGX_HTTP_VOUCHER_OP_LOYALTY_EARN) {
+        rc = ngx_http_voucher_parse_loyalty(&ctx, root, req);
 
     } else {
         rc = ngx_http_voucher_parse_voucher_op(&ctx, root, req);
@@ -948,6 +970,96 @@ ngx_http_voucher_parse_rollback(ngx_http_voucher_ctx_t *ctx, json_t *root,
                                     ngx_http_voucher_field(IDEMPOTENCY),
                                     NGX_HTTP_VOUCHER_OPTIONAL,
                                     &req->idempotency_key);
+}
+
+
+/*
+ * A loyalty earn: {"customer": "...", "order": {"id": "...", ...}} (the
+ * order as a validate's, its id required: one order, one accrual); a
+ * balance: {"customer": "..."}; a history: and "limit", "before".  The
+ * customer is a member id: no spaces.
+ */
+
+static int
+ngx_http_voucher_parse_loyalty(ngx_http_voucher_ctx_t *ctx, json_t *root,
+    ngx_http_voucher_request_t *req)
+{
+    int      n;
+    json_t  *f[NGX_HTTP_VOUCHER_MAX_KEYS];
+
+    switch (req->op) {
+
+    case NGX_HTTP_VOUCHER_OP_LOYALTY_EARN:
+        n = ngx_http_voucher_check_keys(ctx, root, "",
+                                        ngx_http_voucher_earn_keys, 2, f);
+        break;
+
+    case NGX_HTTP_VOUCHER_OP_LOYALTY_BALANCE:
+        n = ngx_http_voucher_check_keys(ctx, root, "",
+                                        ngx_http_voucher_earn_keys, 1, f);
+        break;
+
+    default: /* NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY */
+        n = ngx_http_voucher_check_keys(ctx, root, "",
+                                        ngx_http_voucher_history_keys, 3, f);
+        break;
+    }
+
+    if (n != 0) {
+        return -1;
+    }
+
+    if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_MEMBER], "",
+                                 ngx_http_voucher_field(CUSTOMER),
+                                 NGX_HTTP_VOUCHER_REQUIRED, &req->customer)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (memchr(req->customer.data, ' ', req->customer.len)) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     "", "customer",
+                                     "is a loyalty member id here: "
+                                     "no spaces");
+    }
+
+    if (req->op == NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY) {
+        req->limit = 20;
+
+        if (ngx_http_voucher_get_int(ctx, f[NGX_HTTP_VOUCHER_F_LIMIT], "",
+                                     ngx_http_voucher_field(LIMIT),
+                                     NGX_HTTP_VOUCHER_OPTIONAL, &req->limit)
+            != 0)
+        {
+            return -1;
+        }
+
+        return ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_BEFORE], "",
+                                        ngx_http_voucher_field(BEFORE),
+                                        NGX_HTTP_VOUCHER_OPTIONAL,
+                                        &req->before);
+    }
+
+    if (req->op != NGX_HTTP_VOUCHER_OP_LOYALTY_EARN) {
+        return 0;
+    }
+
+    if (ngx_http_voucher_parse_order(ctx, f[NGX_HTTP_VOUCHER_F_L_ORDER], req)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (req->order_id.len == 0) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_MISSING_FIELD,
+                                     "order", "id",
+                                     "is required: an order earns once");
+    }
+
+    return 0;
 }
 
 

@@ -3,7 +3,7 @@
  * Copyright (C) ngx_voucher authors
  *
  * The request parser: a JSON body (validate, redeem, rollback, reserve,
- * confirm, release) in,
+ * confirm, release; a loyalty earn, balance or history) in,
  * a checked ngx_http_voucher_request_t out.  Pure C on top of jansson, no
  * nginx dependency, so cmocka and libFuzzer can drive it directly.
  */
@@ -23,6 +23,10 @@
 #define NGX_HTTP_VOUCHER_OP_RESERVE    4   /* redeem, held until confirmed */
 #define NGX_HTTP_VOUCHER_OP_CONFIRM    5
 #define NGX_HTTP_VOUCHER_OP_RELEASE    6
+#define NGX_HTTP_VOUCHER_OP_LOYALTY_EARN     7   /* an order's points */
+#define NGX_HTTP_VOUCHER_OP_LOYALTY_BALANCE  8
+#define NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY  9
+#define NGX_HTTP_VOUCHER_OP_LAST       9
 
 /* amount, price etc. absent */
 #define NGX_HTTP_VOUCHER_UNSET        -1
@@ -32,6 +36,7 @@
 #define NGX_HTTP_VOUCHER_MAX_REDEMPTION_ID_LEN 64
 #define NGX_HTTP_VOUCHER_MAX_HOLD_SECONDS      86400
 #define NGX_HTTP_VOUCHER_MAX_POINTS            10000000000000LL
+#define NGX_HTTP_VOUCHER_MAX_HISTORY           100
 
 /* ngx_http_voucher_key_fold() */
 #define NGX_HTTP_VOUCHER_KEY_OTHER     0
@@ -84,6 +89,8 @@ typedef struct {
     int64_t                 hold_seconds;    /* reserve, UNSET = default */
     int64_t                 points;          /* loyalty points to pay with,
                                                 0 = none */
+    int64_t                 limit;           /* loyalty history: entries */
+    ngx_http_voucher_str_t  before;          /* ... older than this one */
 } ngx_http_voucher_request_t;
 
 
@@ -137,6 +144,8 @@ typedef struct {
 #define NGX_HTTP_VOUCHER_FIELD_RID_ROW           11
 #define NGX_HTTP_VOUCHER_FIELD_ROLLBACK_ROW      12
 #define NGX_HTTP_VOUCHER_FIELD_POINTS_ROW        13
+#define NGX_HTTP_VOUCHER_FIELD_LIMIT_ROW         14
+#define NGX_HTTP_VOUCHER_FIELD_BEFORE_ROW        15
 
 extern const ngx_http_voucher_field_t  ngx_http_voucher_fields[];
 

@@ -28,6 +28,10 @@
  *
  * Replies are built in an arena of their context, not with one malloc()
  * per element: see ngx_http_voucher_reply_fn below.
+ *
+ * Where Redis has the native module (redis/module, voucher.so) built from
+ * the same library, a context sends the hot calls as its commands instead
+ * of FCALL: see "the native module" below.
  */
 
 
@@ -106,27 +110,66 @@ typedef struct {
     ngx_event_t                connect_timer;
     ngx_event_t                flush;
     ngx_http_voucher_arena_t   arena;
+
+    /* durability=replicated: writes answered, waiting for their WAIT */
+    ngx_queue_t                parked;
+    ngx_uint_t                 batch_writes;  /* since the last WAIT */
+    ngx_uint_t                 waits_sent;
+    ngx_uint_t                 waits_answered;
+
+    ngx_uint_t                 native;    /* NGX_HTTP_VOUCHER_NATIVE_* bits */
     unsigned                   loading:1;
     unsigned                   flushing:1;
+    unsigned                   probed:1;
     unsigned                   unready:1;    /* not a master since ready */
     unsigned                   retiring:1;   /* dropped when pending is 0 */
 } ngx_http_voucher_conn_t;
 
 
 struct ngx_http_voucher_pool_s {
-    ngx_http_voucher_main_conf_t  *conf;
+    ngx_http_voucher_store_t      *conf;
     ngx_log_t                     *log;
+
+    /* where the contexts connect: the configured address, or Sentinel's */
+    u_char                         host[NGX_SOCKADDR_STRLEN + 1];
+    in_port_t                      port;
+    ngx_http_voucher_sentinel_t   *sentinel;
+
     ngx_http_voucher_conn_t       *conns;
     ngx_uint_t                     nconns;
     ngx_uint_t                     next;
     ngx_uint_t                     ops;       /* ops allocated, for debug */
     ngx_queue_t                    waiting;
     ngx_uint_t                     nwaiting;
+    unsigned                       addressed:1;  /* host and port known */
     unsigned                       exiting:1;
 };
 
 
+/* the library functions the native module may answer, and its commands */
+typedef struct {
+    ngx_str_t                  fn;
+    ngx_str_t                  cmd;
+} ngx_http_voucher_native_fn_t;
+
+
+static ngx_http_voucher_native_fn_t  ngx_http_voucher_native_fns[] = {
+    { ngx_string("voucher_validate"), ngx_string("voucher.validate") },
+    { ngx_string("voucher_validate_limited"),
+      ngx_string("voucher.validate_limited") },
+    { ngx_string("voucher_guess"), ngx_string("voucher.guess") },
+    { ngx_string("voucher_redeem"), ngx_string("voucher.redeem") },
+    { ngx_string("voucher_reserve"), ngx_string("voucher.reserve") },
+    { ngx_string("voucher_confirm"), ngx_string("voucher.confirm") },
+    { ngx_string("voucher_release"), ngx_string("voucher.release") },
+    { ngx_string("voucher_rollback"), ngx_string("voucher.rollback") },
+    { ngx_null_string, ngx_null_string }
+};
+
+
 static void ngx_http_voucher_redis_connect(ngx_http_voucher_conn_t *conn);
+static void ngx_http_voucher_redis_master(void *data, u_char *host,
+    in_port_t port);
 static void ngx_http_voucher_redis_connected(const redisAsyncContext *ac,
     int status);
 static void ngx_http_voucher_redis_handshake(ngx_http_voucher_conn_t *conn);
@@ -151,13 +194,34 @@ static void ngx_http_voucher_redis_connect_timeout(ngx_event_t *ev);
 static void ngx_http_voucher_redis_reply(redisAsyncContext *ac, void *r,
     void *data);
 static void ngx_http_voucher_redis_op_timeout(ngx_event_t *ev);
+static ngx_int_t ngx_http_voucher_redis_park(ngx_http_voucher_conn_t *conn,
+    ngx_http_voucher_op_t *op, redisReply *reply);
+static void ngx_http_voucher_redis_wait(ngx_http_voucher_conn_t *conn);
+static void ngx_http_voucher_redis_wait_reply(redisAsyncContext *ac,
+    void *r, void *data);
+static void ngx_http_voucher_redis_unpark(ngx_http_voucher_conn_t *conn,
+    ngx_http_voucher_op_t *op, ngx_int_t rc);
+static void ngx_http_voucher_redis_after(ngx_http_voucher_conn_t *conn);
+static redisReply *ngx_http_voucher_reply_copy(redisReply *reply,
+    ngx_log_t *log);
+static size_t ngx_http_voucher_reply_size(redisReply *r);
+static u_char *ngx_http_voucher_reply_fill(redisReply *dst, redisReply *src,
+    u_char *p);
 static void ngx_http_voucher_redis_free_op(ngx_http_voucher_op_t *op);
 static ngx_int_t ngx_http_voucher_redis_submit(ngx_http_voucher_conn_t *conn,
     ngx_http_voucher_op_t *op);
 static ngx_int_t ngx_http_voucher_redis_command(ngx_http_voucher_conn_t *conn,
     redisCallbackFn *fn, void *privdata, int argc, const char **argv,
     const size_t *argvlen);
+static ngx_int_t ngx_http_voucher_redis_command_as(
+    ngx_http_voucher_conn_t *conn, redisCallbackFn *fn, void *privdata,
+    const char *name, int argc, const char **argv, const size_t *argvlen);
 static u_char *ngx_http_voucher_redis_decimal(u_char *p, size_t n);
+static ngx_int_t ngx_http_voucher_native_probe(ngx_http_voucher_conn_t *conn);
+static void ngx_http_voucher_native_reply(redisAsyncContext *ac, void *r,
+    void *data);
+static ngx_int_t ngx_http_voucher_native_lost(ngx_http_voucher_conn_t *conn,
+    ngx_http_voucher_op_t *op, redisReply *reply);
 static void ngx_http_voucher_redis_ready(ngx_http_voucher_conn_t *conn);
 static void ngx_http_voucher_redis_drain(ngx_http_voucher_conn_t *conn);
 static void ngx_http_voucher_redis_fail_waiting(
@@ -199,7 +263,7 @@ static redisReplyObjectFunctions  ngx_http_voucher_reply_fn = {
 
 ngx_int_t
 ngx_http_voucher_redis_init_worker(ngx_cycle_t *cycle,
-    ngx_http_voucher_main_conf_t *vmcf)
+    ngx_http_voucher_store_t *store)
 {
     ngx_uint_t                i;
     ngx_http_voucher_pool_t  *pool;
@@ -211,23 +275,34 @@ ngx_http_voucher_redis_init_worker(ngx_cycle_t *cycle,
     }
 
     pool->conns = ngx_pcalloc(cycle->pool,
-                        vmcf->connections * sizeof(ngx_http_voucher_conn_t));
+                        store->connections * sizeof(ngx_http_voucher_conn_t));
     if (pool->conns == NULL) {
         return NGX_ERROR;
     }
 
-    pool->conf = vmcf;
+    pool->conf = store;
     pool->log = cycle->log;
-    pool->nconns = vmcf->connections;
+    pool->nconns = store->connections;
     ngx_queue_init(&pool->waiting);
 
-    vmcf->pool = pool;
+    store->pool = pool;
+
+    if (store->host.len) {
+        ngx_memcpy(pool->host, store->host.data, store->host.len + 1);
+        pool->port = store->port;
+        pool->addressed = 1;
+    }
+
+    if (store->unix_path.len) {
+        pool->addressed = 1;
+    }
 
     for (i = 0; i < pool->nconns; i++) {
         conn = &pool->conns[i];
 
         conn->pool = pool;
         conn->backoff = NGX_HTTP_VOUCHER_BACKOFF_MIN;
+        ngx_queue_init(&conn->parked);
 
         conn->reconnect.handler = ngx_http_voucher_redis_reconnect_handler;
         conn->reconnect.data = conn;
@@ -255,6 +330,16 @@ ngx_http_voucher_redis_init_worker(ngx_cycle_t *cycle,
         ngx_http_voucher_arena_reset(&conn->arena);
     }
 
+    if (store->sentinels) {
+        /* the contexts connect once Sentinel names the master */
+        pool->sentinel = ngx_http_voucher_sentinel_start(cycle, store,
+                                            ngx_http_voucher_redis_master,
+                                            pool);
+        if (pool->sentinel == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
     for (i = 0; i < pool->nconns; i++) {
         ngx_http_voucher_redis_connect(&pool->conns[i]);
     }
@@ -264,7 +349,7 @@ ngx_http_voucher_redis_init_worker(ngx_cycle_t *cycle,
 
 
 void
-ngx_http_voucher_redis_exit_worker(ngx_http_voucher_main_conf_t *vmcf)
+ngx_http_voucher_redis_exit_worker(ngx_http_voucher_store_t *store)
 {
     ngx_uint_t                i;
     ngx_queue_t              *q;
@@ -272,11 +357,16 @@ ngx_http_voucher_redis_exit_worker(ngx_http_voucher_main_conf_t *vmcf)
     ngx_http_voucher_pool_t  *pool;
     ngx_http_voucher_conn_t  *conn;
 
-    pool = vmcf->pool;
+    pool = store->pool;
 
     /* replies still pending are dropped, their requests are gone */
 
     pool->exiting = 1;
+
+    if (pool->sentinel) {
+        ngx_http_voucher_sentinel_stop(pool->sentinel);
+        pool->sentinel = NULL;
+    }
 
     while (!ngx_queue_empty(&pool->waiting)) {
         q = ngx_queue_head(&pool->waiting);
@@ -319,25 +409,33 @@ ngx_http_voucher_redis_exit_worker(ngx_http_voucher_main_conf_t *vmcf)
         }
     }
 
-    vmcf->pool = NULL;
+    store->pool = NULL;
 }
 
 
 static void
 ngx_http_voucher_redis_connect(ngx_http_voucher_conn_t *conn)
 {
-    ngx_connection_t              *c;
-    redisAsyncContext             *ac;
-    ngx_http_voucher_main_conf_t  *vmcf;
+    ngx_connection_t          *c;
+    redisAsyncContext         *ac;
+    ngx_http_voucher_pool_t   *pool;
+    ngx_http_voucher_store_t  *vmcf;
 
-    vmcf = conn->pool->conf;
+    pool = conn->pool;
+    vmcf = pool->conf;
+
+    if (!pool->addressed) {
+        /* Sentinel has not named the master yet: it wakes this context */
+        conn->state = NGX_HTTP_VOUCHER_DOWN;
+        return;
+    }
 
     if (vmcf->unix_path.len) {
         ac = redisAsyncConnectUnix((char *) vmcf->unix_path.data);
 
     } else {
         /* a numeric address: hiredis' getaddrinfo() does no lookup */
-        ac = redisAsyncConnect((char *) vmcf->host.data, vmcf->port);
+        ac = redisAsyncConnect((char *) pool->host, pool->port);
     }
 
     if (ac == NULL) {
@@ -387,6 +485,11 @@ ngx_http_voucher_redis_connect(ngx_http_voucher_conn_t *conn)
     conn->loading = 0;
     conn->flushing = 0;
     conn->retiring = 0;
+    conn->batch_writes = 0;
+    conn->waits_sent = 0;
+    conn->waits_answered = 0;
+    conn->probed = 0;
+    conn->native = 0;
 
     ac->data = conn;
 
@@ -441,7 +544,7 @@ ngx_http_voucher_redis_handshake(ngx_http_voucher_conn_t *conn)
     int                            argc;
     const char                    *argv[3];
     size_t                         argvlen[3];
-    ngx_http_voucher_main_conf_t  *vmcf;
+    ngx_http_voucher_store_t      *vmcf;
 
     vmcf = conn->pool->conf;
 
@@ -816,6 +919,13 @@ ngx_http_voucher_redis_load_reply(redisAsyncContext *ac, void *r,
 static void
 ngx_http_voucher_redis_ready(ngx_http_voucher_conn_t *conn)
 {
+    /* last step of the handshake: is the native module there */
+
+    if (!conn->probed && ngx_http_voucher_native_probe(conn) == NGX_OK) {
+        return;
+    }
+
+    conn->probed = 1;
     conn->state = NGX_HTTP_VOUCHER_READY;
     conn->backoff = NGX_HTTP_VOUCHER_BACKOFF_MIN;
     conn->unready = 0;
@@ -880,6 +990,11 @@ ngx_http_voucher_redis_fail_waiting(ngx_http_voucher_pool_t *pool,
     ngx_queue_t            *q;
     ngx_http_voucher_op_t  *op;
 
+    if (pool->sentinel) {
+        /* Sentinel may name another master: they wait within timeout */
+        return;
+    }
+
     for (i = 0; rc == NGX_HTTP_VOUCHER_LOST && i < pool->nconns; i++) {
         if (pool->conns[i].state != NGX_HTTP_VOUCHER_DOWN) {
             return;
@@ -939,6 +1054,18 @@ ngx_http_voucher_redis_schedule(ngx_http_voucher_conn_t *conn)
 
     ngx_http_voucher_redis_fail_waiting(conn->pool, NGX_HTTP_VOUCHER_LOST);
 
+    if (conn->pool->sentinel) {
+        /*
+         * The master may have moved: Sentinel is asked again (at most
+         * once a second), and a new answer wakes this context early.
+         */
+        ngx_http_voucher_sentinel_ask(conn->pool->sentinel);
+
+        if (!conn->pool->addressed) {
+            return;
+        }
+    }
+
     if (conn->reconnect.timer_set) {
         return;
     }
@@ -968,6 +1095,71 @@ ngx_http_voucher_redis_reconnect_handler(ngx_event_t *ev)
 }
 
 
+/*
+ * Sentinel names the master.  A new address retires every context on
+ * the old one (a context with commands in flight goes once they are
+ * answered) and connects the others to it at once.  No address is kept
+ * once Sentinel has named another.
+ */
+
+static void
+ngx_http_voucher_redis_master(void *data, u_char *host, in_port_t port)
+{
+    ngx_http_voucher_pool_t  *pool = data;
+
+    size_t                    len;
+    ngx_uint_t                i;
+    ngx_http_voucher_conn_t  *conn;
+
+    len = ngx_strlen(host);
+
+    if (len > NGX_SOCKADDR_STRLEN || pool->exiting) {
+        return;
+    }
+
+    if (pool->addressed && pool->port == port
+        && ngx_strcmp(pool->host, host) == 0)
+    {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
+                  "voucher: redis %V: the master is %s:%d",
+                  &pool->conf->addr_text, host, (int) port);
+
+    ngx_memcpy(pool->host, host, len + 1);
+    pool->port = port;
+    pool->addressed = 1;
+
+    for (i = 0; i < pool->nconns; i++) {
+        conn = &pool->conns[i];
+
+        if (conn->ac
+            && conn->state == NGX_HTTP_VOUCHER_READY && conn->pending)
+        {
+            conn->state = NGX_HTTP_VOUCHER_DOWN;
+            conn->retiring = 1;
+            continue;
+        }
+
+        if (conn->ac) {
+            ngx_http_voucher_redis_drop(conn, NULL);
+        }
+
+        if (conn->ac == NULL && !conn->retiring) {
+            if (conn->reconnect.timer_set) {
+                ngx_del_timer(&conn->reconnect);
+            }
+
+            conn->backoff = NGX_HTTP_VOUCHER_BACKOFF_MIN;
+            conn->unready = 0;
+
+            ngx_http_voucher_redis_connect(conn);
+        }
+    }
+}
+
+
 static void
 ngx_http_voucher_redis_connect_timeout(ngx_event_t *ev)
 {
@@ -984,7 +1176,7 @@ ngx_http_voucher_redis_connect_timeout(ngx_event_t *ev)
 ngx_http_voucher_op_t *
 ngx_http_voucher_redis_send(ngx_http_voucher_pool_t *pool, int argc,
     const char **argv, const size_t *argvlen,
-    ngx_http_voucher_op_handler_pt handler, void *data)
+    ngx_http_voucher_op_handler_pt handler, void *data, ngx_uint_t flags)
 {
     ngx_uint_t                i, n, coming;
     ngx_http_voucher_op_t    *op;
@@ -997,7 +1189,9 @@ ngx_http_voucher_redis_send(ngx_http_voucher_pool_t *pool, int argc,
     /* round robin over the ready contexts that are not overloaded */
 
     conn = NULL;
-    coming = 0;
+
+    /* with Sentinel, a context is always on its way, to some master */
+    coming = (pool->sentinel != NULL);
 
     for (i = 0; i < pool->nconns; i++) {
         n = (pool->next + i) % pool->nconns;
@@ -1034,6 +1228,8 @@ ngx_http_voucher_redis_send(ngx_http_voucher_pool_t *pool, int argc,
     op->argc = argc;
     op->argv = argv;
     op->argvlen = argvlen;
+    op->write = (flags & NGX_HTTP_VOUCHER_SEND_WRITE)
+                && pool->conf->replicated;
 
     pool->ops++;
 
@@ -1061,19 +1257,70 @@ static ngx_int_t
 ngx_http_voucher_redis_submit(ngx_http_voucher_conn_t *conn,
     ngx_http_voucher_op_t *op)
 {
-    if (ngx_http_voucher_redis_command(conn, ngx_http_voucher_redis_reply, op,
-                                       op->argc, op->argv, op->argvlen)
-        != NGX_OK)
+    ngx_uint_t  i;
+
+    /* FCALL <fn> 1 <key> <args>: VOUCHER.<fn> <key> <args>, if native */
+
+    i = 0;
+    op->native = 0;
+
+    if (conn->native && op->argc >= 4 && op->argvlen[2] == 1
+        && op->argv[2][0] == '1' && op->argvlen[0] == 5
+        && ngx_strncmp(op->argv[0], "FCALL", 5) == 0)
+    {
+        for (i = 0; ngx_http_voucher_native_fns[i].fn.len; i++) {
+            if ((conn->native & ((ngx_uint_t) 1 << i))
+                && op->argvlen[1] == ngx_http_voucher_native_fns[i].fn.len
+                && ngx_strncmp(op->argv[1],
+                               ngx_http_voucher_native_fns[i].fn.data,
+                               op->argvlen[1])
+                   == 0)
+            {
+                op->native = 1;
+                break;
+            }
+        }
+    }
+
+    if (op->native) {
+        if (ngx_http_voucher_redis_command_as(conn,
+                            ngx_http_voucher_redis_reply, op,
+                            (const char *)
+                                ngx_http_voucher_native_fns[i].cmd.data,
+                            op->argc - 2, op->argv + 2, op->argvlen + 2)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else if (ngx_http_voucher_redis_command(conn,
+                                              ngx_http_voucher_redis_reply,
+                                              op, op->argc, op->argv,
+                                              op->argvlen)
+               != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    /* hiredis copied the command; the request's argv may go away */
+    /*
+     * hiredis copied the command; the request's argv may go away.  A
+     * native one keeps it while its request lives: should the module be
+     * gone when it arrives, it goes again as FCALL.
+     */
 
-    op->argv = NULL;
-    op->argvlen = NULL;
+    if (!op->native) {
+        op->argv = NULL;
+        op->argvlen = NULL;
+    }
+
     op->conn = conn;
     conn->pending++;
+
+    if (op->write) {
+        /* the WAIT at the end of this batch answers for it */
+        conn->batch_writes++;
+        op->wait = conn->waits_sent + 1;
+    }
 
     return NGX_OK;
 }
@@ -1091,14 +1338,28 @@ ngx_http_voucher_redis_command(ngx_http_voucher_conn_t *conn,
     redisCallbackFn *fn, void *privdata, int argc, const char **argv,
     const size_t *argvlen)
 {
+    return ngx_http_voucher_redis_command_as(conn, fn, privdata, NULL, argc,
+                                             argv, argvlen);
+}
+
+
+/* the same, with argv[0] replaced by name unless it is NULL */
+
+static ngx_int_t
+ngx_http_voucher_redis_command_as(ngx_http_voucher_conn_t *conn,
+    redisCallbackFn *fn, void *privdata, const char *name, int argc,
+    const char **argv, const size_t *argvlen)
+{
     int         i, rc;
+    size_t      len;
+    const char *arg;
     u_char     *p, *buf;
     size_t      size;
     u_char      stack[NGX_HTTP_VOUCHER_COMMAND_SIZE];
 
     /* "*argc\r\n", then "$len\r\n" arg "\r\n" each; the numbers at most */
 
-    size = 1 + NGX_SIZE_T_LEN + 2;
+    size = 1 + NGX_SIZE_T_LEN + 2 + (name ? ngx_strlen(name) : 0);
 
     for (i = 0; i < argc; i++) {
         size += 1 + NGX_SIZE_T_LEN + 2 + argvlen[i] + 2;
@@ -1121,12 +1382,20 @@ ngx_http_voucher_redis_command(ngx_http_voucher_conn_t *conn,
     *p++ = CR; *p++ = LF;
 
     for (i = 0; i < argc; i++) {
+        arg = argv[i];
+        len = argvlen[i];
+
+        if (i == 0 && name) {
+            arg = name;
+            len = ngx_strlen(name);
+        }
+
         *p++ = '$';
-        p = ngx_http_voucher_redis_decimal(p, argvlen[i]);
+        p = ngx_http_voucher_redis_decimal(p, len);
         *p++ = CR; *p++ = LF;
 
-        if (argvlen[i]) {
-            p = ngx_cpymem(p, argv[i], argvlen[i]);
+        if (len) {
+            p = ngx_cpymem(p, arg, len);
         }
 
         *p++ = CR; *p++ = LF;
@@ -1192,7 +1461,24 @@ ngx_http_voucher_redis_reply(redisAsyncContext *ac, void *r, void *data)
 
     ngx_int_t  rc;
 
+    if (op->write && reply && reply->type != REDIS_REPLY_ERROR) {
+        /* it wrote: answered once a replica has it, see redis_wait() */
+        if (ngx_http_voucher_redis_park(conn, op, reply) == NGX_OK) {
+            return;
+        }
+
+        ngx_http_voucher_redis_unpark(conn, op, NGX_HTTP_VOUCHER_TIMEDOUT);
+        ngx_http_voucher_redis_after(conn);
+        return;
+    }
+
     conn->pending--;
+
+    if (op->native && reply && reply->type == REDIS_REPLY_ERROR
+        && ngx_http_voucher_native_lost(conn, op, reply) == NGX_OK)
+    {
+        return;
+    }
 
     if (op->timer.timer_set) {
         ngx_del_timer(&op->timer);
@@ -1251,6 +1537,15 @@ ngx_http_voucher_redis_reply(redisAsyncContext *ac, void *r, void *data)
 
     ngx_http_voucher_redis_free_op(op);
 
+    ngx_http_voucher_redis_after(conn);
+}
+
+
+/* a reply took a place off conn: a retiring conn may go, a queue move */
+
+static void
+ngx_http_voucher_redis_after(ngx_http_voucher_conn_t *conn)
+{
     if (conn->retiring && conn->pending == 0 && conn->ac) {
         ngx_http_voucher_redis_drop(conn, NULL);
         return;
@@ -1259,6 +1554,137 @@ ngx_http_voucher_redis_reply(redisAsyncContext *ac, void *r, void *data)
     if (conn->state == NGX_HTTP_VOUCHER_READY && !conn->pool->exiting) {
         ngx_http_voucher_redis_drain(conn);
     }
+}
+
+
+/*
+ * durability=replicated.  Each batch of commands a context flushes that
+ * holds a write ends with WAIT 1 <replica_timeout>: one group commit for
+ * the batch.  A write's reply is copied out of the arena and kept (the op
+ * "parked", still pending on its context) until the WAIT behind it
+ * answers: at least one replica has it, and the reply goes to its
+ * request; none in time, and the request gets NGX_HTTP_VOUCHER_TIMEDOUT
+ * (503 store_timeout), which a retry with its idempotency key settles.
+ * A context lost meanwhile fails its parked ops as NGX_HTTP_VOUCHER_LOST.
+ */
+
+static ngx_int_t
+ngx_http_voucher_redis_park(ngx_http_voucher_conn_t *conn,
+    ngx_http_voucher_op_t *op, redisReply *reply)
+{
+    op->held = ngx_http_voucher_reply_copy(reply, conn->pool->log);
+    if (op->held == NULL) {
+        return NGX_ERROR;
+    }
+
+    op->parked = 1;
+    ngx_queue_insert_tail(&conn->parked, &op->queue);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_voucher_redis_wait(ngx_http_voucher_conn_t *conn)
+{
+    u_char      *p, buf[NGX_INT_T_LEN];
+    const char  *argv[3];
+    size_t       argvlen[3];
+
+    p = ngx_sprintf(buf, "%M", conn->pool->conf->replica_timeout);
+
+    argv[0] = "WAIT";
+    argvlen[0] = 4;
+    argv[1] = "1";
+    argvlen[1] = 1;
+    argv[2] = (char *) buf;
+    argvlen[2] = p - buf;
+
+    conn->batch_writes = 0;
+
+    if (ngx_http_voucher_redis_command(conn,
+                                       ngx_http_voucher_redis_wait_reply,
+                                       conn, 3, argv, argvlen)
+        != NGX_OK)
+    {
+        ngx_http_voucher_redis_drop(conn, "cannot queue WAIT");
+        return;
+    }
+
+    conn->waits_sent++;
+}
+
+
+static void
+ngx_http_voucher_redis_wait_reply(redisAsyncContext *ac, void *r,
+    void *data)
+{
+    redisReply               *reply = r;
+    ngx_http_voucher_conn_t  *conn = data;
+
+    ngx_int_t               rc;
+    ngx_queue_t            *q;
+    ngx_http_voucher_op_t  *op;
+
+    if (reply == NULL) {
+        /* the context goes: its cleanup fails the parked ops */
+        return;
+    }
+
+    conn->waits_answered++;
+
+    if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= 1) {
+        rc = NGX_HTTP_VOUCHER_REPLY;
+
+    } else {
+        rc = NGX_HTTP_VOUCHER_TIMEDOUT;
+
+        ngx_log_error(NGX_LOG_WARN, conn->pool->log, 0,
+                      "voucher: redis %V: no replica acknowledged the "
+                      "writes within %M ms%s%s",
+                      &conn->pool->conf->addr_text,
+                      conn->pool->conf->replica_timeout,
+                      reply->type == REDIS_REPLY_ERROR ? ": " : "",
+                      reply->type == REDIS_REPLY_ERROR ? reply->str : "");
+    }
+
+    while (!ngx_queue_empty(&conn->parked)) {
+        q = ngx_queue_head(&conn->parked);
+        op = ngx_queue_data(q, ngx_http_voucher_op_t, queue);
+
+        if (op->wait > conn->waits_answered) {
+            break;
+        }
+
+        ngx_http_voucher_redis_unpark(conn, op, rc);
+    }
+
+    ngx_http_voucher_redis_after(conn);
+}
+
+
+/* answers a parked op (or one that could not be parked) and frees it */
+
+static void
+ngx_http_voucher_redis_unpark(ngx_http_voucher_conn_t *conn,
+    ngx_http_voucher_op_t *op, ngx_int_t rc)
+{
+    if (op->parked) {
+        ngx_queue_remove(&op->queue);
+        op->parked = 0;
+    }
+
+    conn->pending--;
+
+    if (op->timer.timer_set) {
+        ngx_del_timer(&op->timer);
+    }
+
+    if (op->data && !op->pool->exiting) {
+        op->handler(op, rc == NGX_HTTP_VOUCHER_REPLY ? op->held : NULL, rc);
+    }
+
+    ngx_http_voucher_redis_free_op(op);
 }
 
 
@@ -1292,6 +1718,16 @@ ngx_http_voucher_redis_op_timeout(ngx_event_t *ev)
         return;
     }
 
+    if (op->parked) {
+        /*
+         * Redis answered, the replicas did not in time: the context is
+         * fine, and the WAIT still answers for the others.
+         */
+        ngx_http_voucher_redis_unpark(conn, op, NGX_HTTP_VOUCHER_TIMEDOUT);
+        ngx_http_voucher_redis_after(conn);
+        return;
+    }
+
     /* no new command may pick this context while its requests finish */
 
     state = conn->state;
@@ -1315,6 +1751,10 @@ ngx_http_voucher_redis_free_op(ngx_http_voucher_op_t *op)
 
     if (op->owned) {
         ngx_free(op->owned);
+    }
+
+    if (op->held) {
+        ngx_free(op->held);
     }
 
     ngx_free(op);
@@ -1460,6 +1900,17 @@ ngx_http_voucher_redis_cleanup(void *data)
     conn->loading = 0;
     conn->retiring = 0;
 
+    /* written, maybe not replicated: the outcome is unknown */
+
+    while (!ngx_queue_empty(&conn->parked)) {
+        ngx_http_voucher_redis_unpark(conn,
+                                      ngx_queue_data(ngx_queue_head(
+                                                         &conn->parked),
+                                                     ngx_http_voucher_op_t,
+                                                     queue),
+                                      NGX_HTTP_VOUCHER_LOST);
+    }
+
     if (conn->connect_timer.timer_set) {
         ngx_del_timer(&conn->connect_timer);
     }
@@ -1507,6 +1958,19 @@ ngx_http_voucher_redis_flush_handler(ngx_event_t *ev)
 static void
 ngx_http_voucher_redis_flush(ngx_http_voucher_conn_t *conn)
 {
+    if (conn->batch_writes) {
+        /* the batch ends with its group commit */
+        ngx_http_voucher_redis_wait(conn);
+
+        if (conn->ac == NULL) {
+            return;
+        }
+
+        if (conn->flush.posted) {
+            ngx_delete_posted_event(&conn->flush);
+        }
+    }
+
     conn->flushing = 1;
     redisAsyncHandleWrite(conn->ac);
     conn->flushing = 0;
@@ -1717,4 +2181,226 @@ ngx_http_voucher_reply_free(void *reply)
     if (node) {
         ngx_http_voucher_arena_reset(node->arena);
     }
+}
+
+
+/* a reply copied into one block of its own, for a parked op */
+
+static redisReply *
+ngx_http_voucher_reply_copy(redisReply *reply, ngx_log_t *log)
+{
+    u_char      *p;
+    redisReply  *copy;
+
+    copy = ngx_alloc(ngx_http_voucher_reply_size(reply), log);
+    if (copy == NULL) {
+        return NULL;
+    }
+
+    p = (u_char *) copy + ngx_align(sizeof(redisReply), sizeof(void *));
+
+    (void) ngx_http_voucher_reply_fill(copy, reply, p);
+
+    return copy;
+}
+
+
+static size_t
+ngx_http_voucher_reply_size(redisReply *r)
+{
+    size_t  n, i;
+
+    n = ngx_align(sizeof(redisReply), sizeof(void *));
+
+    if (r->str) {
+        n += ngx_align(r->len + 1, sizeof(void *));
+    }
+
+    if (r->type == REDIS_REPLY_ARRAY && r->elements) {
+        n += r->elements * sizeof(redisReply *);
+
+        for (i = 0; i < r->elements; i++) {
+            n += ngx_http_voucher_reply_size(r->element[i]);
+        }
+    }
+
+    return n;
+}
+
+
+/* dst is laid out already; what it points to goes from p on */
+
+static u_char *
+ngx_http_voucher_reply_fill(redisReply *dst, redisReply *src, u_char *p)
+{
+    size_t       i;
+    redisReply  *el;
+
+    *dst = *src;
+
+    if (src->str) {
+        dst->str = (char *) p;
+        ngx_memcpy(p, src->str, src->len);
+        p[src->len] = '\0';
+        p += ngx_align(src->len + 1, sizeof(void *));
+    }
+
+    if (src->type != REDIS_REPLY_ARRAY || src->elements == 0) {
+        dst->element = NULL;
+        return p;
+    }
+
+    dst->element = (redisReply **) p;
+    p += src->elements * sizeof(redisReply *);
+
+    for (i = 0; i < src->elements; i++) {
+        el = (redisReply *) p;
+        p += ngx_align(sizeof(redisReply), sizeof(void *));
+
+        dst->element[i] = el;
+        p = ngx_http_voucher_reply_fill(el, src->element[i], p);
+    }
+
+    return p;
+}
+
+
+/*
+ * The native module.  VOUCHER.VERSION answers the version of the library
+ * the module was built from, then the functions it answers for; when the
+ * version is ours, those go as its commands on this context.  Anything
+ * else (no module, another version, an error) keeps FCALL.  A native
+ * command answered "unknown command" (MODULE UNLOAD) goes again as FCALL
+ * on the same context, and the pool's contexts stop using the module.
+ */
+
+static ngx_int_t
+ngx_http_voucher_native_probe(ngx_http_voucher_conn_t *conn)
+{
+    const char  *argv[1];
+    size_t       argvlen[1];
+
+    argv[0] = "VOUCHER.VERSION";
+    argvlen[0] = sizeof("VOUCHER.VERSION") - 1;
+
+    return ngx_http_voucher_redis_command(conn,
+                                          ngx_http_voucher_native_reply,
+                                          conn, 1, argv, argvlen);
+}
+
+
+static void
+ngx_http_voucher_native_reply(redisAsyncContext *ac, void *r, void *data)
+{
+    redisReply               *reply = r;
+    ngx_http_voucher_conn_t  *conn = data;
+
+    size_t       i, j;
+    u_char       buf[256], *p, *last;
+    redisReply  *e;
+
+    if (reply == NULL || conn->state != NGX_HTTP_VOUCHER_HANDSHAKE) {
+        return;
+    }
+
+    conn->probed = 1;
+    conn->native = 0;
+
+    p = buf;
+    last = buf + sizeof(buf);
+
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1
+        && reply->element[0]->type == REDIS_REPLY_STRING
+        && reply->element[0]->len == sizeof(VOUCHER_LUA_VERSION) - 1
+        && ngx_strncmp(reply->element[0]->str, VOUCHER_LUA_VERSION,
+                       reply->element[0]->len)
+           == 0)
+    {
+        for (i = 1; i < reply->elements; i++) {
+            e = reply->element[i];
+
+            if (e->type != REDIS_REPLY_STRING) {
+                continue;
+            }
+
+            for (j = 0; ngx_http_voucher_native_fns[j].fn.len; j++) {
+                if (e->len == ngx_http_voucher_native_fns[j].fn.len
+                    && ngx_strncmp(e->str,
+                                   ngx_http_voucher_native_fns[j].fn.data,
+                                   e->len)
+                       == 0)
+                {
+                    conn->native |= (ngx_uint_t) 1 << j;
+                    p = ngx_slprintf(p, last, " %V",
+                                     &ngx_http_voucher_native_fns[j].fn);
+                }
+            }
+        }
+    }
+
+    if (conn->native) {
+        ngx_log_error(NGX_LOG_INFO, conn->pool->log, 0,
+                      "voucher: redis %V: native module for%*s, "
+                      "FCALL for the rest",
+                      &conn->pool->conf->addr_text, p - buf, buf);
+
+    } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1
+               && reply->element[0]->type == REDIS_REPLY_STRING)
+    {
+        ngx_log_error(NGX_LOG_INFO, conn->pool->log, 0,
+                      "voucher: redis %V: native module built from "
+                      "library %*s, not %s: using FCALL",
+                      &conn->pool->conf->addr_text,
+                      (size_t) reply->element[0]->len,
+                      reply->element[0]->str, VOUCHER_LUA_VERSION);
+
+    } else {
+        ngx_log_error(NGX_LOG_INFO, conn->pool->log, 0,
+                      "voucher: redis %V: no native module, using FCALL",
+                      &conn->pool->conf->addr_text);
+    }
+
+    ngx_http_voucher_redis_ready(conn);
+}
+
+
+static ngx_int_t
+ngx_http_voucher_native_lost(ngx_http_voucher_conn_t *conn,
+    ngx_http_voucher_op_t *op, redisReply *reply)
+{
+    ngx_uint_t  i, had;
+
+    if (ngx_strstrn((u_char *) reply->str, "unknown command",
+                    sizeof("unknown command") - 2)
+        == NULL)
+    {
+        return NGX_DECLINED;
+    }
+
+    had = 0;
+
+    for (i = 0; i < conn->pool->nconns; i++) {
+        had |= conn->pool->conns[i].native;
+        conn->pool->conns[i].native = 0;
+    }
+
+    if (had) {
+        ngx_log_error(NGX_LOG_INFO, conn->pool->log, 0,
+                      "voucher: redis %V: the native module is gone, "
+                      "using FCALL", &conn->pool->conf->addr_text);
+    }
+
+    /* its request is alive (or it owns its arguments): it goes again */
+
+    if ((op->data == NULL && op->owned == NULL) || op->argv == NULL
+        || conn->state != NGX_HTTP_VOUCHER_READY || conn->pool->exiting)
+    {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_voucher_redis_submit(conn, op) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
 }

@@ -85,13 +85,17 @@ static ngx_http_voucher_reason_t  ngx_http_voucher_reasons[] = {
     ngx_http_voucher_reason("tier_not_eligible", 409,
         "This code is for members of other loyalty tiers."),
     ngx_http_voucher_reason("no_programme", 409,
-        "There is no loyalty programme: points cannot pay."),
+        "There is no loyalty programme."),
     ngx_http_voucher_reason("points_not_accepted", 409,
         "The loyalty programme does not take points as payment."),
     ngx_http_voucher_reason("insufficient_points", 409,
         "The customer has fewer active points than asked for."),
     ngx_http_voucher_reason("invalid_points", 400,
         "The points must be a whole number from 1."),
+    ngx_http_voucher_reason("already_earned", 409,
+        "This order has earned its points already."),
+    ngx_http_voucher_reason("programme_paused", 409,
+        "The loyalty programme is paused: nothing is earned now."),
 
     /* idempotency and rollback */
     ngx_http_voucher_reason("idempotency_conflict", 422,
@@ -191,6 +195,7 @@ static u_char *ngx_http_voucher_answer_buf(ngx_http_request_t *r,
     size_t max);
 static u_char *ngx_http_voucher_answer_keep(ngx_http_request_t *r,
     u_char *buf, size_t len);
+static ngx_uint_t ngx_http_voucher_json_is_list(redisReply *v);
 static size_t ngx_http_voucher_json_pairs_max(redisReply **el, size_t n,
     ngx_uint_t depth);
 static u_char *ngx_http_voucher_json_pairs(u_char *p, redisReply **el,
@@ -213,15 +218,17 @@ static ngx_str_t  ngx_http_voucher_verbs[] = {
     ngx_string("rolled_back"),
     ngx_string("reserved"),
     ngx_string("confirmed"),
-    ngx_string("released")
+    ngx_string("released"),
+    ngx_string("earned"),
+    ngx_string("balance"),
+    ngx_string("history")
 };
 
 
 static ngx_str_t *
 ngx_http_voucher_verb(ngx_int_t op)
 {
-    if (op < NGX_HTTP_VOUCHER_OP_VALIDATE || op > NGX_HTTP_VOUCHER_OP_RELEASE)
-    {
+    if (op < NGX_HTTP_VOUCHER_OP_VALIDATE || op > NGX_HTTP_VOUCHER_OP_LAST) {
         op = NGX_HTTP_VOUCHER_OP_VALIDATE;
     }
 
@@ -331,9 +338,9 @@ ngx_http_voucher_send_not_found(ngx_http_request_t *r, ngx_int_t op,
     ngx_uint_t                  i;
     ngx_http_voucher_answer_t   a;
 
-    static ngx_str_t            prefix[NGX_HTTP_VOUCHER_OP_RELEASE];
-    static ngx_uint_t           status[NGX_HTTP_VOUCHER_OP_RELEASE];
-    static u_char               data[NGX_HTTP_VOUCHER_OP_RELEASE][256];
+    static ngx_str_t            prefix[NGX_HTTP_VOUCHER_OP_LAST];
+    static ngx_uint_t           status[NGX_HTTP_VOUCHER_OP_LAST];
+    static u_char               data[NGX_HTTP_VOUCHER_OP_LAST][256];
 
     i = ngx_http_voucher_verb(op) - ngx_http_voucher_verbs;
 
@@ -427,7 +434,8 @@ ngx_http_voucher_render_not_found(ngx_http_request_t *r, ngx_int_t op,
 
 /*
  * A key the lockout cache holds: the answer Redis gives a locked-out key,
- * rendered by the same path.
+ * rendered by the same path (an operation without a code has no code
+ * pair).
  */
 
 ngx_int_t
@@ -435,7 +443,7 @@ ngx_http_voucher_send_locked(ngx_http_request_t *r, ngx_int_t op,
     ngx_str_t *code, ngx_str_t *name, int64_t left)
 {
     redisReply   reply, el[9], *els[9];
-    ngx_uint_t   i;
+    ngx_uint_t   i, skip;
 
     ngx_memzero(el, sizeof(el));
 
@@ -455,13 +463,17 @@ ngx_http_voucher_send_locked(ngx_http_request_t *r, ngx_int_t op,
 
 #undef ngx_http_voucher_el
 
-    for (i = 0; i < 9; i++) {
-        els[i] = &el[i];
+    skip = ngx_http_voucher_loyalty_op(op) ? 2 : 0;
+
+    els[0] = &el[0];
+
+    for (i = 1 + skip; i < 9; i++) {
+        els[i - skip] = &el[i];
     }
 
     ngx_memzero(&reply, sizeof(redisReply));
     reply.type = REDIS_REPLY_ARRAY;
-    reply.elements = 9;
+    reply.elements = 9 - skip;
     reply.element = els;
 
     return ngx_http_voucher_send_reply(r, op, &reply, NULL);
@@ -817,7 +829,7 @@ ngx_http_voucher_json_ok(u_char *p, ngx_http_voucher_ok_t *ok)
 static size_t
 ngx_http_voucher_json_pairs_max(redisReply **el, size_t n, ngx_uint_t depth)
 {
-    size_t       len, i;
+    size_t       len, i, j;
     redisReply  *k, *v;
 
     len = 0;
@@ -845,6 +857,18 @@ ngx_http_voucher_json_pairs_max(redisReply **el, size_t n, ngx_uint_t depth)
             break;
 
         case REDIS_REPLY_ARRAY:
+            if (depth < 4 && ngx_http_voucher_json_is_list(v)) {
+                len += 2;
+
+                for (j = 0; j < v->elements; j++) {
+                    len += 3 + ngx_http_voucher_json_pairs_max(
+                                   v->element[j]->element,
+                                   v->element[j]->elements, depth + 1);
+                }
+
+                break;
+            }
+
             if (depth < 4) {
                 len += 2 + ngx_http_voucher_json_pairs_max(v->element,
                                                            v->elements,
@@ -865,6 +889,27 @@ ngx_http_voucher_json_pairs_max(redisReply **el, size_t n, ngx_uint_t depth)
 
 
 /*
+ * A nested array is an object of pairs, or, when it is empty or its
+ * elements are all arrays (a loyalty history's entries), a list of such
+ * objects.
+ */
+
+static ngx_uint_t
+ngx_http_voucher_json_is_list(redisReply *v)
+{
+    size_t  i;
+
+    for (i = 0; i < v->elements; i++) {
+        if (v->element[i]->type != REDIS_REPLY_ARRAY) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/*
  * Renders pairs as ,"k":v,"k":v (each pair preceded by a comma at the top
  * level; inside nested objects the first pair has none), into a buffer of
  * at least ngx_http_voucher_json_pairs_max() bytes.
@@ -874,7 +919,7 @@ static u_char *
 ngx_http_voucher_json_pairs(u_char *p, redisReply **el, size_t n,
     ngx_uint_t depth)
 {
-    size_t       i;
+    size_t       i, j;
     ngx_uint_t   first;
     redisReply  *k, *v;
 
@@ -918,6 +963,25 @@ ngx_http_voucher_json_pairs(u_char *p, redisReply **el, size_t n,
             break;
 
         case REDIS_REPLY_ARRAY:
+            if (depth < 4 && ngx_http_voucher_json_is_list(v)) {
+                *p++ = '[';
+
+                for (j = 0; j < v->elements; j++) {
+                    if (j) {
+                        *p++ = ',';
+                    }
+
+                    *p++ = '{';
+                    p = ngx_http_voucher_json_pairs(p, v->element[j]->element,
+                                                    v->element[j]->elements,
+                                                    depth + 1);
+                    *p++ = '}';
+                }
+
+                *p++ = ']';
+                break;
+            }
+
             if (depth < 4) {
                 *p++ = '{';
                 p = ngx_http_voucher_json_pairs(p, v->element, v->elements,

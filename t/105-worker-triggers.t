@@ -63,8 +63,10 @@ sub dlog {
     }
     return \%st;
 }
+# these automations repeat for a member (the default is once per member)
 sub auto_set {
     my ($camp, $def) = @_;
+    $def = { per_member => 'every run', %$def };
     write_text("$dir/$camp.json", encode_json($def));
     my $res = ctl($w, \%fake, qw(auto set), $camp, "$dir/$camp.json");
     is($res->{rc}, 0, "auto set $camp") or diag $res->{err};
@@ -82,7 +84,7 @@ for my $case (
     [{ trigger => { event => 'cart_abandoned' }, channel => 'line', message => 'Hi {{nmae}}' },
      qr/template: unknown field "nmae" \(known: name, code/],
     [{ trigger => { event => 'checkout' }, channel => 'line', message => 'x' },
-     qr/trigger\.event: expected signup, purchase, cart_abandoned or referral/],
+     qr/trigger\.event: expected signup, purchase, cart_abandoned, referral, tier_upgraded, .* or referral_converted/],
     [{ trigger => { event => 'cart_abandoned', delay => '2 hours' }, channel => 'line', message => 'x' },
      qr/trigger\.delay: expected seconds or 90s/],
     [{ schedule => 'daily 09:00', channel => 'line', message => 'x' }, qr/segment: required/],

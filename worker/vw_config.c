@@ -72,14 +72,108 @@ vw_cf_secret(vw_jerr_t *c, json_t *obj, const char *path, const char *name,
 }
 
 
+/* "host:port", "[ipv6]:port" or "host" (default_port) */
+
+static int
+vw_cf_hostport(vw_jerr_t *c, const char *path, const char *addr,
+    long default_port, char **host, int *port)
+{
+    long   n;
+    char  *colon, *end, *h;
+
+    n = default_port;
+
+    if (addr[0] == '[') {
+        end = strchr(addr, ']');
+        colon = end && end[1] == ':' ? end + 1 : NULL;
+
+        if (end == NULL || (end[1] != '\0' && colon == NULL)) {
+            return vw_json_fail(c, path, "expected [ipv6]:port");
+        }
+
+        h = vw_xstrndup(addr + 1, (size_t) (end - addr - 1));
+
+    } else {
+        colon = strrchr(addr, ':');
+        h = colon ? vw_xstrndup(addr, (size_t) (colon - addr))
+                  : vw_xstrdup(addr);
+    }
+
+    if (colon != NULL) {
+        n = strtol(colon + 1, &end, 10);
+
+        if (colon[1] == '\0' || *end != '\0' || n < 1 || n > 65535) {
+            free(h);
+            return vw_json_fail(c, path, "expected host:port (port 1-65535)");
+        }
+    }
+
+    if (h[0] == '\0') {
+        free(h);
+        return vw_json_fail(c, path, "empty host");
+    }
+
+    free(*host);
+    *host = h;
+    *port = (int) n;
+
+    return 0;
+}
+
+
+/* "sentinel": ["host:port", ...], asked in turn for "master" */
+
+static int
+vw_cf_sentinels(vw_jerr_t *c, json_t *o, vw_config_t *cf)
+{
+    int          i, n, rc;
+    char         path[64];
+    json_t      *list, *v;
+
+    list = json_object_get(o, "sentinel");
+    if (list == NULL) {
+        return 0;
+    }
+
+    n = json_is_array(list) ? (int) json_array_size(list) : 0;
+
+    if (n == 0 || n > VW_SENTINELS_MAX) {
+        return vw_json_fail(c, "redis.sentinel",
+                            "expected a list of 1 to %d \"host:port\"",
+                            VW_SENTINELS_MAX);
+    }
+
+    for (i = 0; i < n; i++) {
+        v = json_array_get(list, (size_t) i);
+        snprintf(path, sizeof(path), "redis.sentinel[%d]", i);
+
+        if (!json_is_string(v)) {
+            return vw_json_fail(c, path, "expected \"host:port\"");
+        }
+
+        rc = vw_cf_hostport(c, path, json_string_value(v), 26379,
+                            &cf->sentinel_host[i], &cf->sentinel_port[i]);
+        if (rc != 0) {
+            return -1;
+        }
+    }
+
+    cf->nsentinels = n;
+
+    return 0;
+}
+
+
 static int
 vw_cf_redis(vw_jerr_t *c, json_t *o, vw_config_t *cf)
 {
-    long         port, db, t;
-    char        *addr, *colon, *end;
+    int          rc;
+    long         db, t;
+    char        *addr;
 
     static const char *const  names[] = {
-        "address", "user", "password_file", "db", "timeout_ms", NULL
+        "address", "user", "password_file", "db", "timeout_ms",
+        "sentinel", "master", "sentinel_password_file", NULL
     };
 
     if (vw_json_known(c, o, "redis", names) != 0) {
@@ -105,49 +199,45 @@ vw_cf_redis(vw_jerr_t *c, json_t *o, vw_config_t *cf)
             cf->redis_unix = vw_xstrdup(addr + 5);
 
         } else {
-            port = 6379;
-
-            if (addr[0] == '[') {
-                end = strchr(addr, ']');
-                colon = end && end[1] == ':' ? end + 1 : NULL;
-
-                if (end == NULL || (end[1] != '\0' && colon == NULL)) {
-                    free(addr);
-                    return vw_json_fail(c, "redis.address",
-                                        "expected [ipv6]:port");
-                }
-
-                cf->redis_host = vw_xstrndup(addr + 1,
-                                             (size_t) (end - addr - 1));
-
-            } else {
-                colon = strrchr(addr, ':');
-                cf->redis_host = colon
-                    ? vw_xstrndup(addr, (size_t) (colon - addr))
-                    : vw_xstrdup(addr);
-            }
-
-            if (colon != NULL) {
-                port = strtol(colon + 1, &end, 10);
-
-                if (colon[1] == '\0' || *end != '\0' || port < 1
-                    || port > 65535)
-                {
-                    free(addr);
-                    return vw_json_fail(c, "redis.address",
-                                        "expected host:port (port 1-65535)");
-                }
-            }
-
-            if (cf->redis_host[0] == '\0') {
+            rc = vw_cf_hostport(c, "redis.address", addr, 6379,
+                                &cf->redis_host, &cf->redis_port);
+            if (rc != 0) {
                 free(addr);
-                return vw_json_fail(c, "redis.address", "empty host");
+                return -1;
             }
-
-            cf->redis_port = (int) port;
         }
+    }
 
+    if (vw_cf_sentinels(c, o, cf) != 0
+        || vw_json_str(c, o, "redis", "master", 0, &cf->redis_master) != 0
+        || vw_cf_secret(c, o, "redis", "sentinel_password_file", 0,
+                        &cf->sentinel_password) != 0)
+    {
         free(addr);
+        return -1;
+    }
+
+    if (cf->nsentinels && addr != NULL) {
+        free(addr);
+        return vw_json_fail(c, "redis.sentinel",
+                            "an address or Sentinels, not both");
+    }
+
+    free(addr);
+
+    if (cf->nsentinels && (cf->redis_master == NULL
+                           || cf->redis_master[0] == '\0'))
+    {
+        return vw_json_fail(c, "redis.master",
+                            "the master's name is needed with \"sentinel\"");
+    }
+
+    if (cf->nsentinels == 0
+        && (cf->redis_master != NULL || cf->sentinel_password != NULL))
+    {
+        return vw_json_fail(c, "redis.sentinel",
+                            "\"master\" and \"sentinel_password_file\" "
+                            "need \"sentinel\"");
     }
 
     if (vw_json_str(c, o, "redis", "user", 0, &cf->redis_user) != 0
@@ -558,6 +648,35 @@ vw_cf_webhooks(vw_jerr_t *c, json_t *o, vw_config_t *cf)
 }
 
 
+/* "phone": {"country": "TH"}: what a national phone number is */
+
+static int
+vw_cf_phone(vw_jerr_t *c, json_t *o, vw_config_t *cf)
+{
+    int                       rc;
+    char                     *s, why[128];
+    static const char *const  names[] = { "country", NULL };
+
+    s = NULL;
+
+    if (vw_json_known(c, o, "phone", names) != 0
+        || vw_json_str(c, o, "phone", "country", 1, &s) != 0)
+    {
+        return -1;
+    }
+
+    rc = 0;
+
+    if (vw_phone_country(s, &cf->phone, why, sizeof(why)) != 0) {
+        rc = vw_json_fail(c, "phone.country", "%s", why);
+    }
+
+    free(s);
+
+    return rc;
+}
+
+
 /* a section of the file, an object, read by parse when it is there */
 
 static int
@@ -588,7 +707,7 @@ vw_config_load(const char *path, vw_config_t *cf, char *err, size_t errlen)
 
     static const char *const  names[] = {
         "redis", "namespace", "key_file", "log", "delivery", "daemon",
-        "channels", "admin", "webhooks", NULL
+        "channels", "admin", "webhooks", "phone", NULL
     };
 
     vw_cf_defaults(cf, path);
@@ -625,7 +744,8 @@ vw_config_load(const char *path, vw_config_t *cf, char *err, size_t errlen)
                   == 0
                && vw_cf_section(&c, root, "admin", vw_cf_admin, cf) == 0
                && vw_cf_section(&c, root, "webhooks", vw_cf_webhooks, cf)
-                  == 0)
+                  == 0
+               && vw_cf_section(&c, root, "phone", vw_cf_phone, cf) == 0)
     {
         rc = 0;
     }
@@ -673,6 +793,12 @@ vw_config_free(vw_config_t *cf)
     free(cf->redis_unix);
     free(cf->redis_user);
     vw_free_secret(cf->redis_password);
+    free(cf->redis_master);
+    vw_free_secret(cf->sentinel_password);
+
+    for (i = 0; i < (size_t) cf->nsentinels; i++) {
+        free(cf->sentinel_host[i]);
+    }
     free(cf->ns);
     free(cf->key_file);
     free(cf->log_file);

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vw_phone.h"
+
 
 #define VW_CHANNEL_WEBHOOK  1
 #define VW_CHANNEL_LINE     2
@@ -41,6 +43,9 @@ typedef struct {
 } vw_channel_t;
 
 
+#define VW_SENTINELS_MAX  16
+
+
 typedef struct {
     char          *path;
 
@@ -51,6 +56,13 @@ typedef struct {
     char          *redis_password;
     int            redis_db;
     long           redis_timeout_ms;
+
+    /* the master by name, from Sentinel, instead of redis_host */
+    int            nsentinels;
+    char          *sentinel_host[VW_SENTINELS_MAX];
+    int            sentinel_port[VW_SENTINELS_MAX];
+    char          *redis_master;
+    char          *sentinel_password;
 
     char          *ns;              /* the namespace: keys are {ns}:... */
     char          *key_file;
@@ -84,6 +96,7 @@ typedef struct {
     long           wh_backoff_max_ms;
     long           wh_timeout_ms;
     long           wh_connect_timeout_ms;
+    vw_phone_country_t  phone;      /* phone.country: national numbers */
 } vw_config_t;
 
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "vw_log.h"
 #include "vw_redis.h"
@@ -340,9 +341,174 @@ vw_redis_check_library(redisContext *c, char *err, size_t errlen)
 }
 
 
+/* asks one Sentinel for the master: 0, or -1 with err set */
+
+static int
+vw_redis_sentinel_ask(const vw_config_t *cf, redisContext *c, int i,
+    char *host, size_t hostlen, int *port, char *err, size_t errlen)
+{
+    long         n;
+    char        *end;
+    redisReply  *r;
+
+    r = redisCommand(c, "SENTINEL get-master-addr-by-name %s",
+                     cf->redis_master);
+
+    if (vw_redis_failed(c, r, err, errlen)) {
+        if (r) {
+            freeReplyObject(r);
+        }
+
+        return -1;
+    }
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2
+        || r->element[0]->type != REDIS_REPLY_STRING
+        || r->element[1]->type != REDIS_REPLY_STRING
+        || r->element[0]->len >= hostlen)
+    {
+        snprintf(err, errlen, "sentinel %s:%d does not know master \"%s\"",
+                 cf->sentinel_host[i], cf->sentinel_port[i],
+                 cf->redis_master);
+        freeReplyObject(r);
+        return -1;
+    }
+
+    n = strtol(r->element[1]->str, &end, 10);
+
+    if (*end != '\0' || n < 1 || n > 65535) {
+        snprintf(err, errlen, "sentinel %s:%d: invalid port of master",
+                 cf->sentinel_host[i], cf->sentinel_port[i]);
+        freeReplyObject(r);
+        return -1;
+    }
+
+    memcpy(host, r->element[0]->str, r->element[0]->len + 1);
+    *port = (int) n;
+
+    freeReplyObject(r);
+
+    return 0;
+}
+
+
+/*
+ * A link to a Sentinel, kept: the Sentinels are tried in turn, from the
+ * one after the last that failed, and the first that names the master
+ * is asked again next time.
+ */
+
+static redisContext  *vw_sentinel;
+static int            vw_sentinel_next;
+
+
+static int
+vw_redis_sentinel_master(const vw_config_t *cf, struct timeval tv,
+    char *host, size_t hostlen, int *port, char *err, size_t errlen)
+{
+    int          i, k;
+    redisReply  *r;
+
+    for (k = 0; k < cf->nsentinels; k++) {
+        i = vw_sentinel_next % cf->nsentinels;
+
+        if (vw_sentinel == NULL) {
+            vw_sentinel = redisConnectWithTimeout(cf->sentinel_host[i],
+                                                  cf->sentinel_port[i], tv);
+
+            if (vw_sentinel == NULL || vw_sentinel->err) {
+                snprintf(err, errlen, "sentinel %s:%d: %s",
+                         cf->sentinel_host[i], cf->sentinel_port[i],
+                         vw_sentinel ? vw_sentinel->errstr : "out of memory");
+                goto next;
+            }
+
+            (void) redisSetTimeout(vw_sentinel, tv);
+
+            if (cf->sentinel_password) {
+                r = redisCommand(vw_sentinel, "AUTH %s",
+                                 cf->sentinel_password);
+
+                if (vw_redis_failed(vw_sentinel, r, err, errlen)) {
+                    if (r) {
+                        freeReplyObject(r);
+                    }
+
+                    goto next;
+                }
+
+                freeReplyObject(r);
+            }
+        }
+
+        if (vw_redis_sentinel_ask(cf, vw_sentinel, i, host, hostlen, port,
+                                  err, errlen)
+            == 0)
+        {
+            return 0;
+        }
+
+    next:
+
+        if (vw_sentinel) {
+            redisFree(vw_sentinel);
+            vw_sentinel = NULL;
+        }
+
+        vw_sentinel_next = (i + 1) % cf->nsentinels;
+    }
+
+    return -1;
+}
+
+
+int
+vw_redis_moved(const vw_config_t *cf, redisContext *c)
+{
+    int                     port;
+    long                    ms;
+    char                    host[256], err[256];
+    struct timeval          tv;
+    struct timespec         now;
+    static struct timespec  last;
+
+    if (cf->nsentinels == 0 || c == NULL || c->tcp.host == NULL) {
+        return 0;
+    }
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+
+    ms = (now.tv_sec - last.tv_sec) * 1000
+         + (now.tv_nsec - last.tv_nsec) / 1000000;
+
+    if (last.tv_sec != 0 && ms < VW_REDIS_SENTINEL_POLL_MS) {
+        return 0;
+    }
+
+    last = now;
+
+    tv.tv_sec = cf->redis_timeout_ms / 1000;
+    tv.tv_usec = (cf->redis_timeout_ms % 1000) * 1000;
+
+    if (vw_redis_sentinel_master(cf, tv, host, sizeof(host), &port, err,
+                                 sizeof(err))
+        != 0)
+    {
+        /* no Sentinel answers: the connection stays as it is */
+        vw_log_debug("redis: %s", err);
+        return 0;
+    }
+
+    return port != c->tcp.port || strcmp(host, c->tcp.host) != 0;
+}
+
+
 redisContext *
 vw_redis_connect(const vw_config_t *cf, char *err, size_t errlen)
 {
+    int              port;
+    char             host[256];
+    const char      *h;
     redisContext    *c;
     redisReply      *r;
     struct timeval   tv;
@@ -350,11 +516,25 @@ vw_redis_connect(const vw_config_t *cf, char *err, size_t errlen)
     tv.tv_sec = cf->redis_timeout_ms / 1000;
     tv.tv_usec = (cf->redis_timeout_ms % 1000) * 1000;
 
+    h = cf->redis_host;
+    port = cf->redis_port;
+
+    if (cf->nsentinels) {
+        if (vw_redis_sentinel_master(cf, tv, host, sizeof(host), &port,
+                                     err, errlen)
+            != 0)
+        {
+            return NULL;
+        }
+
+        h = host;
+    }
+
     if (cf->redis_unix) {
         c = redisConnectUnixWithTimeout(cf->redis_unix, tv);
 
     } else {
-        c = redisConnectWithTimeout(cf->redis_host, cf->redis_port, tv);
+        c = redisConnectWithTimeout(h, port, tv);
     }
 
     if (c == NULL || c->err) {
@@ -363,8 +543,8 @@ vw_redis_connect(const vw_config_t *cf, char *err, size_t errlen)
                      c ? c->errstr : "out of memory");
 
         } else {
-            snprintf(err, errlen, "redis %s:%d: %s", cf->redis_host,
-                     cf->redis_port, c ? c->errstr : "out of memory");
+            snprintf(err, errlen, "redis %s:%d: %s", h, port,
+                     c ? c->errstr : "out of memory");
         }
 
         if (c) {

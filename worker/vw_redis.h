@@ -51,13 +51,23 @@ int vw_redis_failed(redisContext *c, redisReply *r, char *err,
     size_t errlen);
 
 /*
- * Connects, AUTHs, SELECTs, refuses a node whose ROLE is not master, and
+ * Connects (to the master a Sentinel names, when the configuration lists
+ * Sentinels: each connection asks anew), AUTHs, SELECTs, refuses a node whose ROLE is not master, and
  * checks the function library: loads it when Redis has none, warns when it
  * has another version (nginx keeps its own loaded; both embed
  * common/voucher_lua.h).
  */
 redisContext *vw_redis_connect(const vw_config_t *cf, char *err,
     size_t errlen);
+
+/*
+ * With Sentinel: whether it now names another master than the one c is
+ * connected to.  Asks at most every VW_REDIS_SENTINEL_POLL_MS; 0 when no
+ * Sentinel answers.
+ */
+#define VW_REDIS_SENTINEL_POLL_MS  500
+
+int vw_redis_moved(const vw_config_t *cf, redisContext *c);
 
 /*
  * Whether an error text (a reply's, or one of ours that quotes it) says

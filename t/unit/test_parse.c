@@ -28,6 +28,9 @@
 #define RS  NGX_HTTP_VOUCHER_OP_RESERVE
 #define CF  NGX_HTTP_VOUCHER_OP_CONFIRM
 #define RL  NGX_HTTP_VOUCHER_OP_RELEASE
+#define LE  NGX_HTTP_VOUCHER_OP_LOYALTY_EARN
+#define LB  NGX_HTTP_VOUCHER_OP_LOYALTY_BALANCE
+#define LH  NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY
 
 #define E_JSON     NGX_HTTP_VOUCHER_ERR_INVALID_JSON
 #define E_REQUEST  NGX_HTTP_VOUCHER_ERR_INVALID_REQUEST
@@ -1884,6 +1887,64 @@ test_field_table(void **state)
 }
 
 
+/* the loyalty bodies: a member, an order for an earn, a page of history */
+
+static void
+test_loyalty(void **state)
+{
+    (void) state;
+
+    OK(LE, "{'customer':'ann','order':{'id':'o-1','amount':12000,"
+           "'items':[{'sku':'TEA','category':'drinks','price':6000,"
+           "'quantity':2}]}}");
+    assert_int_equal(req.op, LE);
+    assert_memory_equal(req.customer.data, "ann", 3);
+    assert_memory_equal(req.order_id.data, "o-1", 3);
+    assert_int_equal(req.amount, 12000);
+    assert_int_equal(req.nitems, 1);
+    assert_int_equal(req.limit, 0);
+
+    /* the amount from the items */
+    OK(LE, "{'customer':'ann','order':{'id':'o','items':[{'sku':'A',"
+           "'price':300,'quantity':3}]}}");
+    assert_int_equal(req.amount, 900);
+
+    FAIL(LE, "{'order':{'id':'o','amount':1}}", E_MISSING, "customer");
+    FAIL(LE, "{'customer':'ann'}", E_MISSING, "order");
+    FAIL(LE, "{'customer':'ann','order':{'amount':1}}", E_MISSING,
+         "order.id");
+    FAIL(LE, "{'customer':'a b','order':{'id':'o','amount':1}}", E_FIELD,
+         "customer");
+    FAIL(LE, "{'customer':'ann','order':{'id':'o','amount':-1}}", E_FIELD,
+         "order.amount");
+    FAIL(LE, "{'customer':'ann','code':'X','order':{'id':'o','amount':1}}",
+         E_UNKNOWN, "code");
+    FAIL(LE, "{'customer':'ann','points':5,'order':{'id':'o','amount':1}}",
+         E_UNKNOWN, "points");
+
+    OK(LB, "{'customer':'ann'}");
+    assert_int_equal(req.op, LB);
+    assert_null(req.order_id.data);
+    assert_int_equal(req.amount, NGX_HTTP_VOUCHER_UNSET);
+    FAIL(LB, "{}", E_MISSING, "customer");
+    FAIL(LB, "{'customer':''}", E_FIELD, "customer");
+    FAIL(LB, "{'customer':'ann','order':{'id':'o','amount':1}}", E_UNKNOWN,
+         "order");
+    FAIL(LB, "{'customer':'ann','limit':5}", E_UNKNOWN, "limit");
+
+    OK(LH, "{'customer':'ann'}");
+    assert_int_equal(req.limit, 20);
+    assert_null(req.before.data);
+    OK(LH, "{'customer':'ann','limit':100,'before':'1795404532466-1'}");
+    assert_int_equal(req.limit, 100);
+    assert_memory_equal(req.before.data, "1795404532466-1", 15);
+    FAIL(LH, "{'customer':'ann','limit':0}", E_FIELD, "limit");
+    FAIL(LH, "{'customer':'ann','limit':101}", E_FIELD, "limit");
+    FAIL(LH, "{'customer':'ann','limit':'5'}", E_FIELD, "limit");
+    FAIL(LH, "{'customer':'ann','before':'x'}", E_FIELD, "before");
+}
+
+
 static void
 test_internal_errors(void **state)
 {
@@ -1903,7 +1964,7 @@ test_internal_errors(void **state)
                      sizeof(buf), &err), -1);
     assert_string_equal(err.reason, E_INTERNAL);
 
-    assert_int_equal(ngx_http_voucher_parse_request(RL + 1,
+    assert_int_equal(ngx_http_voucher_parse_request(LH + 1,
                      (const unsigned char *) js, strlen(js), NULL, &r, buf,
                      sizeof(buf), &err), -1);
     assert_string_equal(err.reason, E_INTERNAL);
@@ -2253,6 +2314,7 @@ main(void)
         cmocka_unit_test_teardown(test_every_type_in_every_field, teardown),
         cmocka_unit_test_teardown(test_custom_limits, teardown),
         cmocka_unit_test_teardown(test_field_table, teardown),
+        cmocka_unit_test_teardown(test_loyalty, teardown),
         cmocka_unit_test_teardown(test_internal_errors, teardown),
         cmocka_unit_test_teardown(test_out_of_memory, teardown),
         cmocka_unit_test_teardown(test_arena_lifetime, teardown),

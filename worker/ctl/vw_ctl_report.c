@@ -4,7 +4,8 @@
  *
  * voucherctl report CAMPAIGN: the report of worker/ops/vw_op_report.c
  * (the same as GET /v1/campaigns/{campaign}/report), as JSON, CSV (one
- * line per member) or a table.
+ * line per member) or a table; --from and --to are its query's from and
+ * to.
  */
 
 
@@ -20,7 +21,9 @@
 
 
 static const char  vw_report_usage[] =
-    "usage: voucherctl report CAMPAIGN [--format table|csv|json]\n";
+    "usage: voucherctl report CAMPAIGN [--format table|csv|json]\n"
+    "           [--from YYYY-MM-DD] [--to YYYY-MM-DD]   (the campaign's "
+    "zone)\n";
 
 
 static const char *
@@ -44,11 +47,14 @@ vw_int(json_t *o, const char *name)
 static void
 vw_report_csv(json_t *rp)
 {
-    size_t   i;
-    json_t  *x;
+    size_t    i, k;
+    json_t   *x, *c;
+    vw_buf_t  codes;
+
+    memset(&codes, 0, sizeof(vw_buf_t));
 
     printf("member,status,channel,code,deliveries,last_sent_at,"
-           "redemptions,discount,revenue,error\n");
+           "redemptions,discount,revenue,error,codes\n");
 
     json_array_foreach(json_object_get(rp, "recipients"), i, x) {
         vw_csv_write(stdout, vw_str(x, "member"));
@@ -60,8 +66,25 @@ vw_report_csv(json_t *rp)
                vw_str(x, "last_sent_at"), vw_int(x, "redemptions"),
                vw_int(x, "discount"), vw_int(x, "revenue"));
         vw_csv_write(stdout, vw_str(x, "error"));
+        fputc(',', stdout);
+
+        /* every code sent, ';'-separated */
+        vw_buf_reset(&codes);
+        vw_buf_adds(&codes, "");
+
+        json_array_foreach(json_object_get(x, "codes"), k, c) {
+            if (k) {
+                vw_buf_addc(&codes, ';');
+            }
+
+            vw_buf_adds(&codes, json_string_value(c));
+        }
+
+        vw_csv_write(stdout, codes.data);
         fputc('\n', stdout);
     }
+
+    vw_buf_free(&codes);
 }
 
 
@@ -81,12 +104,19 @@ vw_report_table(json_t *rp)
 {
     size_t       i;
     json_t      *x, *list;
-    const char  *name;
+    const char  *name, *from, *to;
 
     name = json_string_value(json_object_get(rp, "name"));
+    from = json_string_value(json_object_get(rp, "from"));
+    to = json_string_value(json_object_get(rp, "to"));
 
     printf("campaign        %s%s%s%s\n", vw_str(rp, "campaign"),
            name ? " (" : "", name ? name : "", name ? ")" : "");
+
+    if (from || to) {
+        printf("period          %s to %s\n", from ? from : "the start",
+               to ? to : "now");
+    }
     printf("issued          %lld codes, %lld used (%s)\n",
            vw_int(rp, "issued"), vw_int(rp, "codes_used"),
            vw_str(rp, "redemption_rate"));
@@ -97,10 +127,24 @@ vw_report_table(json_t *rp)
     printf("came back       %lld of %lld delivered members (%s)\n",
            vw_int(rp, "came_back"), vw_int(rp, "delivered"),
            vw_str(rp, "came_back_rate"));
-    printf("discount given  %lld\n", vw_int(rp, "discount_given"));
-    printf("revenue         %lld\n", vw_int(rp, "revenue"));
+    printf("discount given  %s\n", vw_str(rp, "discount_given_text"));
+    printf("revenue         %s\n", vw_str(rp, "revenue_text"));
     printf("ROI             %s  ((revenue - discount) / discount)\n",
            vw_str(rp, "roi"));
+
+    list = json_object_get(rp, "runs");
+
+    if (json_array_size(list) > 0) {
+        printf("\n%-16s %-25s %6s %6s %7s %9s %5s\n", "run", "at", "queued",
+               "sent", "skipped", "cancelled", "dead");
+
+        json_array_foreach(list, i, x) {
+            printf("%-16s %-25s %6lld %6lld %7lld %9lld %5lld\n",
+                   vw_str(x, "run"), vw_str(x, "at"), vw_int(x, "queued"),
+                   vw_int(x, "sent"), vw_int(x, "skipped"),
+                   vw_int(x, "cancelled"), vw_int(x, "dead"));
+        }
+    }
 
     list = json_object_get(rp, "recipients");
 
@@ -108,16 +152,16 @@ vw_report_table(json_t *rp)
         return;
     }
 
-    printf("\n%-20s %-14s %-8s %-20s %-20s %5s %10s %12s\n", "member",
+    printf("\n%-20s %-14s %-8s %-24s %-25s %5s %14s %16s\n", "member",
            "status", "channel", "code", "last sent", "used", "discount",
            "revenue");
 
     json_array_foreach(list, i, x) {
-        printf("%-20s %-14s %-8s %-20s %-20s %5lld %10lld %12lld\n",
+        printf("%-20s %-14s %-8s %-24s %-25s %5lld %14s %16s\n",
                vw_str(x, "member"), vw_str(x, "status"),
                vw_dash(x, "channel"), vw_dash(x, "code"),
                vw_dash(x, "last_sent_at"), vw_int(x, "redemptions"),
-               vw_int(x, "discount"), vw_int(x, "revenue"));
+               vw_str(x, "discount_text"), vw_str(x, "revenue_text"));
     }
 }
 
@@ -127,11 +171,13 @@ vw_cmd_report(vw_ctl_t *ctl, int argc, char **argv)
 {
     int          npos, format, rc;
     char        *pos[2], what[256];
-    json_t      *out;
+    json_t      *out, *query;
     const char  *fmt;
 
     vw_opt_t  opts[] = {
         { "--format", 1, NULL, 0 },
+        { "--from", 1, NULL, 0 },
+        { "--to", 1, NULL, 0 },
         { NULL, 0, NULL, 0 }
     };
 
@@ -156,10 +202,23 @@ vw_cmd_report(vw_ctl_t *ctl, int argc, char **argv)
 
     snprintf(what, sizeof(what), "report %s", pos[0]);
 
-    rc = vw_ctl_op_run(ctl, vw_op_report, what, pos[0], NULL, NULL, &out);
+    query = json_object();
+
+    if (vw_opt(opts, "--from")) {
+        json_object_set_new(query, "from",
+                            json_string(vw_opt(opts, "--from")));
+    }
+
+    if (vw_opt(opts, "--to")) {
+        json_object_set_new(query, "to", json_string(vw_opt(opts, "--to")));
+    }
+
+    rc = vw_ctl_op_run(ctl, vw_op_report, what, pos[0], query, NULL, &out);
+    json_decref(query);
 
     if (rc != VW_EXIT_OK) {
-        return rc;
+        /* a bad --from or --to is a usage error */
+        return ctl->status == 400 ? VW_EXIT_USAGE : rc;
     }
 
     if (format == 2) {

@@ -378,6 +378,13 @@ vw_loop(vw_daemon_t *d)
             backoff = 100;
         }
 
+        if (vw_redis_moved(&d->cf, d->redis)) {
+            vw_log_info("redis: Sentinel names another master, "
+                        "connecting to it");
+            vw_drop_redis(d);
+            continue;
+        }
+
         worked = 0;
 
         if (vw_load_autos(d) != 0) {

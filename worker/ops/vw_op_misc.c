@@ -92,7 +92,13 @@ vw_op_auto_get(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
 
     *out = vw_auto_read(op, in->id, e);
 
-    return *out ? 200 : -1;
+    if (*out == NULL) {
+        return -1;
+    }
+
+    vw_op_auto_next_run(op, in->id, *out);
+
+    return 200;
 }
 
 

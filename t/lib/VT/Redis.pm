@@ -300,7 +300,13 @@ sub start {
         bin           => $bin,
         password      => $o{password},
         unixsocket    => $o{unixsocket} ? 1 : 0,
-        args          => [ @{ $o{args} || [] } ],
+        # VOUCHER_REDIS_MODULE: every Redis of the tests loads the native
+        # module (redis/module), so nginx's hot calls run there natively
+        args          => [ ($ENV{VOUCHER_REDIS_MODULE} && !$o{no_module}
+                            ? ('--loadmodule', $ENV{VOUCHER_REDIS_MODULE})
+                            : ()),
+                           @{ $o{args} || [] } ],
+        sentinel      => $o{sentinel},
         timeout       => $o{timeout} // 10,
         start_timeout => $o{start_timeout} // ($ENV{VOUCHER_TEST_SAN} ? 30 : 10),
         owner         => $$,
@@ -337,6 +343,7 @@ sub _q {
 sub _conf {
     my $self = shift;
     my $d = $self->{dir};
+    return $self->_sentinel_conf if $self->{sentinel};
     my @c = ('bind 127.0.0.1', "port $self->{port}", 'protected-mode yes',
              'daemonize no', 'dir ' . _q($d), 'logfile ' . _q("$d/redis.log"),
              'loglevel notice', 'save ""', 'appendonly no', 'databases 16');
@@ -347,6 +354,25 @@ sub _conf {
     push @c, 'unixsocket ' . _q($self->{socket_path}), 'unixsocketperm 700'
         if $self->{unixsocket};
     push @c, 'requirepass ' . _q($self->{password}) if defined $self->{password};
+    return join("\n", @c) . "\n";
+}
+
+# redis-server --sentinel: it rewrites this file, so it is written once
+sub _sentinel_conf {
+    my $self = shift;
+    my $d = $self->{dir};
+    my $s = $self->{sentinel};
+    my $name = $s->{name} // 'm';
+    my @c = ('bind 127.0.0.1', "port $self->{port}", 'daemonize no',
+             'dir ' . _q($d), 'logfile ' . _q("$d/redis.log"),
+             "sentinel monitor $name 127.0.0.1 $s->{master_port} "
+                 . ($s->{quorum} // 2),
+             "sentinel down-after-milliseconds $name " . ($s->{down_after} // 500),
+             "sentinel failover-timeout $name " . ($s->{failover_timeout} // 10000),
+             "sentinel parallel-syncs $name 1");
+    push @c, 'requirepass ' . _q($self->{password}) if defined $self->{password};
+    push @c, "sentinel auth-pass $name " . _q($s->{auth_pass})
+        if defined $s->{auth_pass};
     return join("\n", @c) . "\n";
 }
 
@@ -363,11 +389,14 @@ sub _launch {
         unlink "$d/dump.rdb", glob("$d/*.aof"), glob("$d/*.rdb");
         File::Path::remove_tree("$d/appendonlydir") if -d "$d/appendonlydir";
     }
-    VT::_write_file("$d/redis.conf", $self->_conf);
+    VT::_write_file("$d/redis.conf", $self->_conf)
+        unless $self->{sentinel} && $o{keep_data};
     chmod 0600, "$d/redis.conf";
     my $log_off = -s "$d/redis.log" // 0;
     my $err_off = -s "$d/stderr.log" // 0;
-    $self->{pid} = VT::_spawn(argv => [ $self->{bin}, "$d/redis.conf", @{ $self->{args} } ],
+    $self->{pid} = VT::_spawn(argv => [ $self->{bin}, "$d/redis.conf",
+                                        ($self->{sentinel} ? '--sentinel' : ()),
+                                        @{ $self->{args} } ],
                               dir => $d, stdout => "$d/stdout.log", stderr => "$d/stderr.log");
     $self->{running} = 1;
     $self->{paused}  = 0;
@@ -464,6 +493,17 @@ sub commandstats {
         $c{$name} = $i->{$k} =~ /(?:^|,)calls=(\d+)/ ? 0 + $1 : 0;
     }
     return \%c;
+}
+
+# calls of the library's functions: FCALL, and the native module's
+# commands (VOUCHER_REDIS_MODULE) that stand for them
+sub hot_calls {
+    my $self = shift;
+    my $c = $self->commandstats;
+    my $n = 0;
+    $n += $c->{$_} for grep { $_ eq 'fcall' || (/^voucher\./ && $_ ne 'voucher.version') }
+                       keys %$c;
+    return $n;
 }
 
 sub reset_stats {
@@ -569,13 +609,19 @@ VT::Redis - a throw-away redis-server for the tests
 
 =item VT::Redis->start(%o)
 
-Options: C<password>, C<unixsocket> (socket F<redis.sock> in the server's
+Options: C<password>, C<sentinel> (a hash ref: this is a C<redis-server
+--sentinel> monitoring C<name> (default C<m>) at 127.0.0.1:C<master_port>,
+with C<quorum> (2), C<down_after> (500 ms), C<failover_timeout> (10 s) and
+C<auth_pass>; C<start_again(keep_data =E<gt> 1)> keeps the file it
+rewrote), C<unixsocket> (socket F<redis.sock> in the server's
 directory), C<args> (extra redis-server command-line arguments, e.g.
 C<['--maxmemory', '10mb']>), C<timeout> (reply timeout of C<cmd>, default
 10 s), C<port> (fixed port, no retry).  No persistence; C<enable-debug-command
 local> (DEBUG SLEEP works); the process title includes the config file path.
 Dies with F<redis.log> when the server does not come up.  The readiness check
-also verifies (INFO process_id) that the server answering is ours.
+also verifies (INFO process_id) that the server answering is ours.  With
+C<VOUCHER_REDIS_MODULE> set (a path to F<voucher.so>), the server loads the
+native module (F<docs/native.md>) unless C<< no_module => 1 >>.
 
 =item port, pid, socket_path, dir, password, running
 
@@ -615,7 +661,9 @@ library name.
 
 Hash ref of command name => calls from C<INFO commandstats> (subcommands as
 C<function|load>).  C<reset_stats> does C<CONFIG RESETSTAT>; C<info($section)>
-returns C<INFO> as a hash ref; C<log> returns F<redis.log>.
+returns C<INFO> as a hash ref; C<log> returns F<redis.log>.  C<hot_calls>
+counts the calls of the library's functions: C<FCALL> and the native
+module's C<VOUCHER.*> commands but C<VOUCHER.VERSION>.
 
 =item stop, start_again, kill9, pause, resume
 
