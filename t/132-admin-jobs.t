@@ -278,6 +278,10 @@ for my $how ('kill', 'term') {
     if ($how eq 'kill') {
         $d->_check_san;    # its log so far: a sanitizer build reports there
         $d->kill9;
+        # a call the killed process had sent may still be applied: Redis
+        # reads what its socket holds before it drops the client
+        ok(wait_until(sub { my @c = split /\n/, $r->cmd('CLIENT', 'LIST'); @c == 1 }, timeout => 10),
+           '... its connections are gone from Redis');
         $j = job_direct($id);
         is($j->{state}, 'running', "kill -9 at $j->{done}: the job stays running (its lease runs out)");
     } else {

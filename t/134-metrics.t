@@ -107,7 +107,8 @@ like(join(' ', keys %$m0), qr/voucherd_info\{library="[0-9a-f]{16}"\}/, 'the lib
 api('POST', '/v1/campaigns', { id => 'daily', kind => 'percent', value => 1000 });
 api('POST', '/v1/members', { id => $_, name => ucfirst $_ }) for qw(amy ben cid);
 $res = api('PUT', '/v1/automations/daily', { schedule => 'daily 09:00', segment => 'all', channel => 'hook',
-                                             message => 'Hi {{code}}', codes => { length => 6 } });
+                                             message => 'Hi {{code}}', codes => { length => 6 },
+                                             per_member => 'every run' });
 is($res->{status}, 200, 'a daily automation at 09:00') or diag $res->{body};
 set_clock($t0 + 22);    # 09:00:12
 ok($hook->wait_accepted(3), 'the 09:00 run: three deliveries sent');
@@ -134,7 +135,8 @@ $hook->control();
 ######################################################## events, the queue
 
 $res = api('PUT', '/v1/automations/daily', { trigger => { event => 'signup', delay => '1d' }, segment => 'all',
-                                             channel => 'hook', message => 'Hi {{code}}', codes => { length => 6 } });
+                                             channel => 'hook', message => 'Hi {{code}}', codes => { length => 6 },
+                                             per_member => 'every run' });
 is($res->{status}, 200, 'a signup automation, a day later') or diag $res->{body};
 $r->cmd('XADD', $w->key('events'), '*', 'type', 'signup', 'member', "new$_") for 1 .. 2;
 my $m3;
