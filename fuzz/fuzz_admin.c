@@ -35,19 +35,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* the shapes of the API's paths; no operation runs here */
 static const vw_route_t  routes[] = {
-    { "GET", "/v1/campaigns", NULL },
-    { "POST", "/v1/campaigns", NULL },
-    { "GET", "/v1/campaigns/{}", NULL },
-    { "PATCH", "/v1/campaigns/{}", NULL },
-    { "POST", "/v1/campaigns/{}/pause", NULL },
-    { "GET", "/v1/codes/{}", NULL },
-    { "POST", "/v1/codes/{}/debit", NULL },
-    { "DELETE", "/v1/members/{}", NULL },
-    { "GET", "/v1/members/{}/codes", NULL },
-    { "GET", "/v1/loyalty/members/{}", NULL },
-    { "POST", "/v1/loyalty/members/{}/adjust", NULL },
-    { "PUT", "/v1/loyalty/rewards/{}", NULL },
-    { NULL, NULL, NULL }
+    { "GET", "/v1/campaigns", NULL, 0 },
+    { "POST", "/v1/campaigns", NULL, 0 },
+    { "GET", "/v1/campaigns/{}", NULL, 0 },
+    { "PATCH", "/v1/campaigns/{}", NULL, 0 },
+    { "POST", "/v1/campaigns/{}/pause", NULL, 0 },
+    { "GET", "/v1/codes/{}", NULL, 0 },
+    { "POST", "/v1/codes/{}/debit", NULL, 0 },
+    { "DELETE", "/v1/members/{}", NULL, 0 },
+    { "GET", "/v1/members/{}/codes", NULL, 0 },
+    { "POST", "/v1/jobs/codes/import", NULL, VW_ROUTE_RAW },
+    { "GET", "/v1/jobs/{}", NULL, 0 },
+    { "GET", "/v1/jobs/{}/output", NULL, VW_ROUTE_STREAM },
+    { "GET", "/v1/loyalty/members/{}", NULL, 0 },
+    { "POST", "/v1/loyalty/members/{}/adjust", NULL, 0 },
+    { "PUT", "/v1/loyalty/rewards/{}", NULL, 0 },
+    { NULL, NULL, NULL, 0 }
 };
 
 
@@ -143,6 +146,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_decref(q);
 
     (void) vw_admin_json_type(ct);
+    rc = vw_admin_file_type(ct);
+    CHECK(rc >= 0 && rc <= 2);
 
     memset(&e, 0, sizeof(e));
     body = NULL;

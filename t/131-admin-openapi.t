@@ -3,8 +3,8 @@
 # docs/admin-api.yaml against the server: every documented path and
 # method answers (not unknown_path, not 405); every reason of its Error
 # schema is produced by a test case (here, or a refused() of
-# t/130-admin-api.t or t/125-loyalty-admin.t), and every reason those tests
-# see is documented.
+# t/130-admin-api.t, t/125-loyalty-admin.t, t/132-admin-jobs.t or
+# t/133-webhooks.t), and every reason those tests see is documented.
 
 use strict;
 use warnings;
@@ -47,8 +47,9 @@ my $d = WorkerT::Daemon->start($w);
 
 my %seen;
 sub api {
-    my ($method, $p, $body) = @_;
-    my $res = VT::http($port, $method, $p, headers => { Authorization => "Bearer $SECRET" },
+    my ($method, $p, $body, $type) = @_;
+    my $res = VT::http($port, $method, $p, headers => { Authorization => "Bearer $SECRET",
+                                                       ($type ? ('Content-Type' => $type) : ()) },
                        (defined $body ? (body => $body) : ()));
     $res->{json} = eval { $JSON->decode($res->{body}) } if ($res->{body} // '') ne '';
     $seen{ $res->{json}{reason} }++ if $res->{status} >= 400 && $res->{json};
@@ -68,13 +69,24 @@ api('POST', '/v1/members', { id => 'alice', name => 'Alice' });
 api('PUT', '/v1/automations/spring', { schedule => 'daily 09:00', segment => 'all',
                                        channel => 'hook', message => 'Hi {{code}}' });
 
-my %fill = (campaign => 'spring', code => 'GIFT0001', id => 'alice', reward => 'cake');
+my %fill = (campaign => 'spring', code => 'GIFT0001', id => 'alice', reward => 'cake', webhook => 'crm');
+api('POST', '/v1/webhooks', { id => 'crm', url => 'http://127.0.0.1:9/hook', secret => 'crm-secret-0123456789',
+                              events => ['redeemed'] });
 # spring is archived on the way (its /archive comes first): a run now
 # needs an active campaign
 api('POST', '/v1/campaigns', { id => 'runner', kind => 'amount', value => 100 });
 api('PUT', '/v1/automations/runner', { schedule => 'daily 09:00', segment => 'all',
                                        channel => 'hook', message => 'Hi {{code}}' });
-my %fill_for = ('POST /v1/automations/{campaign}/run' => { campaign => 'runner' });
+
+# a finished job (its output), and a running one to cancel
+my $res0 = api('POST', '/v1/jobs/codes/issue', { campaign => 'spring', count => 10 });
+$fill{job} = $res0->{json}{id};
+wait_until(sub { api('GET', "/v1/jobs/$fill{job}")->{json}{state} eq 'done' }, timeout => 20);
+api('POST', '/v1/campaigns', { id => 'long', kind => 'amount', value => 1 });
+my $running = api('POST', '/v1/jobs/codes/issue', { campaign => 'long', count => 5000000 })->{json}{id};
+my %fill_for = ('DELETE /v1/jobs/{job}' => { job => $running },
+                'POST /v1/automations/{campaign}/run' => { campaign => 'runner' });
+my %types = ('POST /v1/jobs/codes/import' => 'text/csv', 'POST /v1/jobs/members/import' => 'text/csv');
 my %bodies = (
     'POST /v1/campaigns' => { id => 'doc', kind => 'amount', value => 1 },
     'PATCH /v1/campaigns/{campaign}' => { cap => 1 },
@@ -89,6 +101,12 @@ my %bodies = (
                                           channel => 'hook', message => 'x' },
     'POST /v1/automations/{campaign}/run' => {},
     'PATCH /v1/settings' => { idem_ttl => 60 },
+    'POST /v1/jobs/codes/issue' => { campaign => 'spring', count => 3 },
+    'POST /v1/webhooks' => { url => 'http://127.0.0.1:9/other', events => '*' },
+    'PATCH /v1/webhooks/{webhook}' => { status => 'paused' },
+    'POST /v1/jobs/codes/export' => { campaign => 'spring' },
+    'POST /v1/jobs/codes/import' => \"code,campaign\nDOCIMPORT1,spring\n",
+    'POST /v1/jobs/members/import' => \"id,tier\ndoc-member,gold\n",
     'PATCH /v1/loyalty/programme' => { point_value => 10 },
     'POST /v1/loyalty/members/{id}/adjust' => { points => 5, reason => 'doc' },
     'POST /v1/loyalty/members/{id}/claims' => { reward => 'cake', key => 'doc-1' },
@@ -102,7 +120,7 @@ for my $op ((grep { $_->[0] ne 'DELETE' } @ops), (grep { $_->[0] eq 'DELETE' } @
     my ($m, $p) = @$op;
     my %f = (%fill, %{ $fill_for{"$m $p"} // {} });
     (my $url = $p) =~ s/\{(\w+)\}/$f{$1}/g;
-    my $res = api($m, $url, $bodies{"$m $p"});
+    my $res = api($m, $url, $bodies{"$m $p"}, $types{"$m $p"});
     ok($res->{status} != 405 && ($res->{json}{reason} // '') ne 'unknown_path'
        && $res->{status} < 500, "$m $p answers ($res->{status})") or diag $res->{body};
     ok($res->{status} < 400, "... and works with the documented input") or diag $res->{body};
@@ -131,10 +149,10 @@ $res = api('GET', '/v1/automations/spring/next');
 is($res->{json}{reason}, 'automation_invalid', 'next runs of an automation that no longer checks');
 is($res->{status}, 409, '... 409');
 
-# the reasons t/130-admin-api.t and t/125-loyalty-admin.t check with
-# refused()
-for my $t ('t/130-admin-api.t', 't/125-loyalty-admin.t') {
-    my $text = WorkerT::read_text("$root/$t");
+# the reasons t/130-admin-api.t, t/125-loyalty-admin.t, t/132-admin-jobs.t
+# and t/133-webhooks.t check with refused()
+for my $t ('130-admin-api.t', '125-loyalty-admin.t', '132-admin-jobs.t', '133-webhooks.t') {
+    my $text = WorkerT::read_text("$root/t/$t");
     $seen{$1}++ while $text =~ /refused\((?:[^;]|\n)*?,\s*\d{3},\s*'(\w+)'/g;
 }
 # and 401 there is checked the same way
@@ -145,6 +163,9 @@ my %doc = map { ($_ => 1) } @reasons;
 for my $r (sort keys %seen) {
     ok($doc{$r}, "reason $r seen in the tests is documented");
 }
+
+ok(wait_until(sub { api('GET', "/v1/jobs/$running")->{json}{state} eq 'cancelled' }, timeout => 10),
+   'the long job was cancelled by its DELETE');
 
 $d->stop;
 done_testing;

@@ -456,6 +456,12 @@ vw_cf_defaults(vw_config_t *cf, const char *path)
     cf->poll_ms = 1000;
     cf->batch = 100;
     cf->admin_max_body = 1048576;
+    cf->admin_max_import = 268435456;
+    cf->wh_attempts = 8;
+    cf->wh_backoff_ms = 1000;
+    cf->wh_backoff_max_ms = 3600000;
+    cf->wh_timeout_ms = 10000;
+    cf->wh_connect_timeout_ms = 3000;
     cf->admin_threads = 2;
 
     if (gethostname(host, sizeof(host)) != 0) {
@@ -586,20 +592,57 @@ static int
 vw_cf_admin(vw_jerr_t *c, json_t *o, vw_config_t *cf)
 {
     static const char *const  names[] = {
-        "listen", "tokens_file", "max_body", "threads", NULL
+        "listen", "tokens_file", "metrics_token_file", "max_body",
+        "max_import", "threads", NULL
     };
 
     if (vw_json_known(c, o, "admin", names) != 0
         || vw_json_str(c, o, "admin", "listen", 1, &cf->admin_listen) != 0
         || vw_json_str(c, o, "admin", "tokens_file", 1,
                        &cf->admin_tokens_file) != 0
+        || vw_json_str(c, o, "admin", "metrics_token_file", 0,
+                       &cf->admin_metrics_token_file) != 0
         || vw_cf_int(c, o, "admin", "max_body", 1024, 1073741824,
                      &cf->admin_max_body) != 0
+        || vw_cf_int(c, o, "admin", "max_import", 1024, 1073741824,
+                     &cf->admin_max_import) != 0
         || vw_cf_int(c, o, "admin", "threads", 1, 64,
                      &cf->admin_threads) != 0)
     {
         return -1;
     }
+
+    return 0;
+}
+
+
+static int
+vw_cf_webhooks(vw_jerr_t *c, json_t *o, vw_config_t *cf)
+{
+    long  n;
+
+    static const char *const  names[] = {
+        "attempts", "backoff_ms", "backoff_max_ms", "timeout_ms",
+        "connect_timeout_ms", NULL
+    };
+
+    n = cf->wh_attempts;
+
+    if (vw_json_known(c, o, "webhooks", names) != 0
+        || vw_cf_int(c, o, "webhooks", "attempts", 1, 100, &n) != 0
+        || vw_cf_int(c, o, "webhooks", "backoff_ms", 1, 86400000,
+                     &cf->wh_backoff_ms) != 0
+        || vw_cf_int(c, o, "webhooks", "backoff_max_ms", 1, 604800000,
+                     &cf->wh_backoff_max_ms) != 0
+        || vw_cf_int(c, o, "webhooks", "timeout_ms", 100, 600000,
+                     &cf->wh_timeout_ms) != 0
+        || vw_cf_int(c, o, "webhooks", "connect_timeout_ms", 100, 600000,
+                     &cf->wh_connect_timeout_ms) != 0)
+    {
+        return -1;
+    }
+
+    cf->wh_attempts = (int) n;
 
     return 0;
 }
@@ -664,7 +707,7 @@ vw_config_load(const char *path, vw_config_t *cf, char *err, size_t errlen)
 
     static const char *const  names[] = {
         "redis", "namespace", "key_file", "log", "delivery", "daemon",
-        "channels", "admin", "phone", NULL
+        "channels", "admin", "webhooks", "phone", NULL
     };
 
     vw_cf_defaults(cf, path);
@@ -700,6 +743,8 @@ vw_config_load(const char *path, vw_config_t *cf, char *err, size_t errlen)
                && vw_cf_section(&c, root, "channels", vw_cf_channels, cf)
                   == 0
                && vw_cf_section(&c, root, "admin", vw_cf_admin, cf) == 0
+               && vw_cf_section(&c, root, "webhooks", vw_cf_webhooks, cf)
+                  == 0
                && vw_cf_section(&c, root, "phone", vw_cf_phone, cf) == 0)
     {
         rc = 0;
@@ -760,6 +805,7 @@ vw_config_free(vw_config_t *cf)
     free(cf->consumer);
     free(cf->admin_listen);
     free(cf->admin_tokens_file);
+    free(cf->admin_metrics_token_file);
 
     memset(cf, 0, sizeof(vw_config_t));
 }

@@ -85,9 +85,17 @@ typedef struct {
     /* the admin API of voucherd (docs/admin-api.md); off without listen */
     char          *admin_listen;    /* "host:port" (loopback) or "unix:..." */
     char          *admin_tokens_file;
+    char          *admin_metrics_token_file;  /* /metrics only */
     long           admin_max_body;  /* bytes of a JSON body */
+    long           admin_max_import;    /* bytes of a file to import */
     long           admin_threads;
 
+    /* outgoing webhooks (docs/admin-api.md#outgoing-webhooks) */
+    int            wh_attempts;
+    long           wh_backoff_ms;
+    long           wh_backoff_max_ms;
+    long           wh_timeout_ms;
+    long           wh_connect_timeout_ms;
     vw_phone_country_t  phone;      /* phone.country: national numbers */
 } vw_config_t;
 

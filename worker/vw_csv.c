@@ -186,3 +186,29 @@ vw_csv_write(FILE *out, const char *s)
 
     fputc('"', out);
 }
+
+
+void
+vw_csv_add(vw_buf_t *out, const char *s)
+{
+    if (s == NULL) {
+        return;
+    }
+
+    if (strpbrk(s, ",\"\r\n") == NULL) {
+        vw_buf_adds(out, s);
+        return;
+    }
+
+    vw_buf_addc(out, '"');
+
+    for ( /* void */ ; *s; s++) {
+        if (*s == '"') {
+            vw_buf_addc(out, '"');
+        }
+
+        vw_buf_addc(out, *s);
+    }
+
+    vw_buf_addc(out, '"');
+}

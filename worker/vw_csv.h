@@ -44,5 +44,8 @@ void vw_csv_free(vw_csv_t *csv);
 /* writes one field, quoted when it holds a comma, quote or line end */
 void vw_csv_write(FILE *out, const char *s);
 
+/* the same, appended to a buffer */
+void vw_csv_add(vw_buf_t *out, const char *s);
+
 
 #endif /* _VW_CSV_H_INCLUDED_ */

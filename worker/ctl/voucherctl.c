@@ -44,13 +44,15 @@ static const char  vw_usage[] =
     "        [--email E] | referrals   referrals and their report\n"
     "  codes issue CAMPAIGN --count N [--prefix P] [--length L]\n"
     "        [--mac-length M] [--charset CHARS] [--suffix S] [--pattern P]\n"
-    "        [--max-uses N] [--output FILE] [--quiet]\n"
+    "        [--max-uses N] [--output FILE] [--quiet] [--detach]\n"
     "  codes import FILE.csv [--campaign C] [--match REGEX] [--dry-run]\n"
-    "        (REGEX matches the normalized code: SONGKRAN2027)\n"
-    "  codes export CAMPAIGN [--format csv|jsonl] [--pattern P]\n"
+    "        [--detach]   (REGEX matches the normalized code: SONGKRAN2027)\n"
+    "  codes export CAMPAIGN [--format csv|jsonl] [--pattern P] [--detach]\n"
     "  codes check CODE [--prefix P] [--mac-length M] [--charset CHARS]\n"
     "        [--suffix S]\n"
-    "  members import FILE [--format csv|jsonl]\n"
+    "  members import FILE [--format csv|jsonl] [--dry-run] [--detach]\n"
+    "  job list|get|cancel|output|wait ...  jobs (long work)\n"
+    "  webhook create|update|list|get|delete|dead ...  outgoing webhooks\n"
     "  members get ID\n"
     "  segment show SEGMENT [--format ids|csv|json] [--now T]\n"
     "  report CAMPAIGN [--format table|csv|json] [--from DAY] [--to DAY]\n"
@@ -80,6 +82,8 @@ static const vw_command_t  vw_commands[] = {
     { "events", vw_cmd_events, 1 },
     { "audit", vw_cmd_audit, 1 },
     { "settings", vw_cmd_settings, 1 },
+    { "job", vw_cmd_job, 1 },
+    { "webhook", vw_cmd_webhook, 1 },
     { "loyalty", vw_cmd_loyalty, 1 },
     { "key", vw_cmd_key, 0 },
     { "qr", vw_cmd_qr, 0 },

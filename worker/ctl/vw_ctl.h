@@ -17,6 +17,7 @@
 
 #include "voucher_code.h"
 #include "vw_config.h"
+#include "vw_job.h"
 #include "vw_op.h"
 #include "vw_redis.h"
 
@@ -86,6 +87,21 @@ const char *vw_strip_err(const char *s);
 int vw_ctl_op_run(vw_ctl_t *ctl, vw_op_pt fn, const char *what,
     const char *id, json_t *query, json_t *body, json_t **out);
 
+/* an operation's context: the configuration, who, Redis, the key; -1 */
+int vw_ctl_op_init(vw_ctl_t *ctl, vw_op_t *op);
+
+/*
+ * Runs a job in-process (worker/ops/vw_job.h): with a record in Redis
+ * (j's kind, params, total, phase, keep and input) held by this process,
+ * or local (record 0).  A progress bar on stderr when it is a
+ * terminal; SIGINT and SIGTERM cancel it.  Errors and the reason are
+ * printed as "what: ...".  The exit code.
+ */
+int vw_ctl_job(vw_ctl_t *ctl, vw_job_t *j, int record, const char *what);
+
+/* the job queued for voucherd instead: its id printed (--detach) */
+int vw_ctl_job_detach(vw_ctl_t *ctl, vw_job_t *j, const char *what);
+
 /* JSON on stdout: indented, or one line */
 void vw_ctl_print(json_t *o, int compact);
 
@@ -116,6 +132,8 @@ int vw_cmd_auto(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_events(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_audit(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_settings(vw_ctl_t *ctl, int argc, char **argv);
+int vw_cmd_job(vw_ctl_t *ctl, int argc, char **argv);
+int vw_cmd_webhook(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_qr(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_loyalty(vw_ctl_t *ctl, int argc, char **argv);
 

@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "vw_ctl.h"
+#include "vw_job.h"
 #include "vw_op.h"
 #include "vw_util.h"
 
@@ -88,6 +89,19 @@ static const vw_ctl_op_t  vw_ctl_ops[] = {
 
     { "audit", "list", vw_op_audit_list, VW_OP_LIST, NULL, "limit" },
 
+    { "job", "list", vw_op_job_list, VW_OP_LIST, NULL, "state,kind,limit" },
+    { "job", "get", vw_op_job_get, VW_OP_ID, NULL, NULL },
+    { "job", "cancel", vw_op_job_cancel, VW_OP_ID, NULL, NULL },
+
+    { "webhook", "create", vw_op_webhook_create, VW_OP_PAIRS, NULL, NULL },
+    { "webhook", "update", vw_op_webhook_update, VW_OP_ID | VW_OP_PAIRS, NULL,
+      NULL },
+    { "webhook", "list", vw_op_webhook_list, VW_OP_LIST, NULL, NULL },
+    { "webhook", "get", vw_op_webhook_get, VW_OP_ID, NULL, NULL },
+    { "webhook", "delete", vw_op_webhook_delete, VW_OP_ID, NULL, NULL },
+    { "webhook", "dead", vw_op_webhook_dead, VW_OP_ID | VW_OP_LIST, NULL,
+      "limit" },
+
     { "settings", "get", vw_op_settings_get, 0, NULL, NULL },
     { "settings", "set", vw_op_settings_update, VW_OP_PAIRS, NULL, NULL },
 
@@ -137,6 +151,27 @@ vw_ctl_who(void)
 
 
 int
+vw_ctl_op_init(vw_ctl_t *ctl, vw_op_t *op)
+{
+    memset(op, 0, sizeof(vw_op_t));
+
+    op->cf = &ctl->cf;
+    op->who = vw_ctl_who();
+    op->redis = vw_ctl_redis(ctl);
+
+    if (op->redis == NULL) {
+        return -1;
+    }
+
+    if (ctl->cf.key_file && vw_ctl_key(ctl) == 0) {
+        op->key = ctl->key;
+    }
+
+    return 0;
+}
+
+
+int
 vw_ctl_op_run(vw_ctl_t *ctl, vw_op_pt fn, const char *what, const char *id,
     json_t *query, json_t *body, json_t **out)
 {
@@ -145,20 +180,11 @@ vw_ctl_op_run(vw_ctl_t *ctl, vw_op_pt fn, const char *what, const char *id,
     vw_op_in_t   in;
     vw_operr_t   e;
 
-    memset(&op, 0, sizeof(vw_op_t));
     memset(&in, 0, sizeof(vw_op_in_t));
     memset(&e, 0, sizeof(vw_operr_t));
 
-    op.cf = &ctl->cf;
-    op.who = vw_ctl_who();
-    op.redis = vw_ctl_redis(ctl);
-
-    if (op.redis == NULL) {
+    if (vw_ctl_op_init(ctl, &op) != 0) {
         return VW_EXIT_FAIL;
-    }
-
-    if (ctl->cf.key_file && vw_ctl_key(ctl) == 0) {
-        op.key = ctl->key;
     }
 
     in.id = id;
@@ -416,6 +442,23 @@ vw_cmd_audit(vw_ctl_t *ctl, int argc, char **argv)
     if (rc < 0) {
         fprintf(stderr, "usage:\n");
         vw_ctl_op_usage("audit");
+        return VW_EXIT_USAGE;
+    }
+
+    return rc;
+}
+
+
+int
+vw_cmd_webhook(vw_ctl_t *ctl, int argc, char **argv)
+{
+    int  rc;
+
+    rc = vw_ctl_ops_cmd(ctl, "webhook", argc, argv);
+
+    if (rc < 0) {
+        fprintf(stderr, "usage:\n");
+        vw_ctl_op_usage("webhook");
         return VW_EXIT_USAGE;
     }
 

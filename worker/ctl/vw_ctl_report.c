@@ -2,30 +2,22 @@
 /*
  * Copyright (C) ngx_voucher authors
  *
- * voucherctl report CAMPAIGN: built from the campaign's codes, its
- * delivery log {NS}:dl:<campaign> (voucherd) and the audit trail {NS}:log
- * (the module).  Money stays integer minor units; rates and ROI are
- * computed with integers and printed with fixed decimals.
+ * voucherctl report CAMPAIGN: the report of worker/ops/vw_op_report.c
+ * (the same as GET /v1/campaigns/{campaign}/report), as JSON, CSV (one
+ * line per member) or a table; --from and --to are its query's from and
+ * to.
  */
 
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
-#include "vw_auto.h"
 #include "vw_csv.h"
 #include "vw_ctl.h"
-#include "vw_locale.h"
-#include "vw_schedule.h"
-#include "vw_map.h"
 #include "vw_util.h"
-
-
-#define VW_XRANGE_COUNT  10000
 
 
 static const char  vw_report_usage[] =
@@ -34,881 +26,129 @@ static const char  vw_report_usage[] =
     "zone)\n";
 
 
-typedef struct {
-    char      *member;
-    int64_t    deliveries;          /* sent, over all runs */
-    int64_t    dead;                /* gave up after the last retry */
-    int64_t    failures;            /* failed attempts */
-    int64_t    last_sent_ms;
-    char      *status;              /* of the last entry */
-    char      *channel;
-    char      *code;
-    char      *error;
-    vw_buf_t   codes;               /* every code sent, "\n"-separated */
-    int64_t    redemptions;         /* net of full rollbacks */
-    int64_t    discount;
-    int64_t    revenue;
-} vw_recipient_t;
-
-
-typedef struct {
-    char      *customer;
-    int64_t    amount;
-    int64_t    discount;
-    int64_t    rolled;
-    int        gift;
-    int        full;                /* rolled back in full */
-} vw_redemption_t;
-
-
-/* a run of the campaign's delivery log */
-typedef struct {
-    char      *run;
-    int64_t    first_ms;            /* its first entry */
-    int64_t    queued, sent, failed, skipped, cancelled, dead;
-} vw_run_row_t;
-
-
-typedef struct {
-    const char  *campaign;
-    json_t      *settings;
-    int          tz;                /* the campaign's zone */
-    const char  *currency;
-    char        *pattern;           /* the automation's display pattern */
-    const vw_locale_t  *locale;
-    int64_t      from_ms;           /* --from, --to: entries in [from, to) */
-    int64_t      to_ms;
-    vw_map_t     runs;
-    int64_t      issued;
-    int64_t      used_codes;
-    int64_t      delivered;         /* members with at least one sent */
-    int64_t      dead;              /* members never reached */
-    int64_t      redemptions;       /* net */
-    int64_t      rollbacks;
-    int64_t      discount;          /* net */
-    int64_t      revenue;           /* order amounts of net redemptions */
-    int64_t      came_back;         /* delivered members who redeemed */
-    vw_map_t     recipients;
-    vw_map_t     redemptions_by_id;
-} vw_report_t;
-
-
-static vw_recipient_t *
-vw_recipient(vw_report_t *rp, const char *member)
+static const char *
+vw_str(json_t *o, const char *name)
 {
-    void            **slot;
-    vw_recipient_t   *x;
+    const char  *s;
 
-    slot = vw_map_slot(&rp->recipients, member);
+    s = json_string_value(json_object_get(o, name));
 
-    if (*slot == NULL) {
-        x = vw_xalloc(sizeof(vw_recipient_t));
-        x->member = vw_xstrdup(member);
-        *slot = x;
+    return s ? s : "";
+}
+
+
+static long long
+vw_int(json_t *o, const char *name)
+{
+    return (long long) json_integer_value(json_object_get(o, name));
+}
+
+
+static void
+vw_report_csv(json_t *rp)
+{
+    size_t    i, k;
+    json_t   *x, *c;
+    vw_buf_t  codes;
+
+    memset(&codes, 0, sizeof(vw_buf_t));
+
+    printf("member,status,channel,code,deliveries,last_sent_at,"
+           "redemptions,discount,revenue,error,codes\n");
+
+    json_array_foreach(json_object_get(rp, "recipients"), i, x) {
+        vw_csv_write(stdout, vw_str(x, "member"));
+        printf(",%s,", vw_str(x, "status"));
+        vw_csv_write(stdout, vw_str(x, "channel"));
+        fputc(',', stdout);
+        vw_csv_write(stdout, vw_str(x, "code"));
+        printf(",%lld,%s,%lld,%lld,%lld,", vw_int(x, "deliveries"),
+               vw_str(x, "last_sent_at"), vw_int(x, "redemptions"),
+               vw_int(x, "discount"), vw_int(x, "revenue"));
+        vw_csv_write(stdout, vw_str(x, "error"));
+        fputc(',', stdout);
+
+        /* every code sent, ';'-separated */
+        vw_buf_reset(&codes);
+        vw_buf_adds(&codes, "");
+
+        json_array_foreach(json_object_get(x, "codes"), k, c) {
+            if (k) {
+                vw_buf_addc(&codes, ';');
+            }
+
+            vw_buf_adds(&codes, json_string_value(c));
+        }
+
+        vw_csv_write(stdout, codes.data);
+        fputc('\n', stdout);
     }
 
-    return *slot;
+    vw_buf_free(&codes);
 }
 
 
 static const char *
-vw_entry_field(const redisReply *fields, const char *name)
+vw_dash(json_t *o, const char *name)
 {
-    size_t  i;
+    const char  *s;
 
-    for (i = 0; i + 1 < fields->elements; i += 2) {
-        if (strcmp(fields->element[i]->str, name) == 0) {
-            return fields->element[i + 1]->str;
-        }
-    }
+    s = vw_str(o, name);
 
-    return "";
-}
-
-
-static int64_t
-vw_entry_int(const redisReply *fields, const char *name)
-{
-    int64_t  v;
-
-    return vw_parse_int(vw_entry_field(fields, name), INT64_MIN, INT64_MAX,
-                        &v) == 0 ? v : 0;
+    return s[0] ? s : "-";
 }
 
 
 static void
-vw_set_str(char **p, const char *s)
+vw_report_table(json_t *rp)
 {
-    free(*p);
-    *p = s && s[0] ? vw_xstrdup(s) : NULL;
-}
-
-
-/*
- * Reads a whole stream in pages: fn gets each entry's id and fields.
- * Returns 0, or -1 with err.
- */
-
-static int
-vw_stream_each(redisContext *c, const char *key,
-    void (*fn)(vw_report_t *rp, const char *id, const redisReply *fields),
-    vw_report_t *rp, char *err, size_t errlen)
-{
-    char         start[64];
     size_t       i;
-    redisReply  *r, *e;
+    json_t      *x, *list;
+    const char  *name, *from, *to;
 
-    strcpy(start, "-");
+    name = json_string_value(json_object_get(rp, "name"));
+    from = json_string_value(json_object_get(rp, "from"));
+    to = json_string_value(json_object_get(rp, "to"));
 
-    for ( ;; ) {
-        r = redisCommand(c, "XRANGE %s %s + COUNT %d", key, start,
-                         VW_XRANGE_COUNT);
+    printf("campaign        %s%s%s%s\n", vw_str(rp, "campaign"),
+           name ? " (" : "", name ? name : "", name ? ")" : "");
 
-        if (vw_redis_failed(c, r, err, errlen)) {
-            if (r) {
-                freeReplyObject(r);
-            }
-
-            return -1;
-        }
-
-        if (r->type != REDIS_REPLY_ARRAY) {
-            freeReplyObject(r);
-            return 0;
-        }
-
-        for (i = 0; i < r->elements; i++) {
-            e = r->element[i];
-            fn(rp, e->element[0]->str, e->element[1]);
-        }
-
-        if (r->elements < VW_XRANGE_COUNT) {
-            freeReplyObject(r);
-            return 0;
-        }
-
-        /* exclusive start: after the last entry read */
-        snprintf(start, sizeof(start), "(%s",
-                 r->element[r->elements - 1]->element[0]->str);
-        freeReplyObject(r);
+    if (from || to) {
+        printf("period          %s to %s\n", from ? from : "the start",
+               to ? to : "now");
     }
-}
-
-
-static int64_t
-vw_id_ms(const char *id)
-{
-    int64_t  ms;
-    char     buf[32];
-    size_t   n;
-
-    n = strcspn(id, "-");
-
-    if (n >= sizeof(buf)) {
-        return 0;
-    }
-
-    memcpy(buf, id, n);
-    buf[n] = '\0';
-
-    return vw_parse_int(buf, 0, INT64_MAX, &ms) == 0 ? ms : 0;
-}
-
-
-/* when an entry happened: its "at" (the daemon's clock), else its id */
-
-static int64_t
-vw_entry_ms(const char *id, const redisReply *f)
-{
-    int64_t  at;
-
-    at = vw_entry_int(f, "at");
-
-    return at > 0 ? at * 1000 : vw_id_ms(id);
-}
-
-
-static int
-vw_in_range(vw_report_t *rp, const char *id, const redisReply *f)
-{
-    int64_t  ms;
-
-    ms = vw_entry_ms(id, f);
-
-    return ms >= rp->from_ms && ms < rp->to_ms;
-}
-
-
-static vw_run_row_t *
-vw_run_row(vw_report_t *rp, const char *run, int64_t ms)
-{
-    void          **slot;
-    vw_run_row_t   *x;
-
-    slot = vw_map_slot(&rp->runs, run);
-
-    if (*slot == NULL) {
-        x = vw_xalloc(sizeof(vw_run_row_t));
-        x->run = vw_xstrdup(run);
-        x->first_ms = ms;
-        *slot = x;
-    }
-
-    return *slot;
-}
-
-
-static void
-vw_delivery_entry(vw_report_t *rp, const char *id, const redisReply *f)
-{
-    const char      *status;
-    vw_run_row_t    *run;
-    vw_recipient_t  *x;
-
-    if (!vw_in_range(rp, id, f)) {
-        return;
-    }
-
-    x = vw_recipient(rp, vw_entry_field(f, "member"));
-    status = vw_entry_field(f, "status");
-    run = vw_run_row(rp, vw_entry_field(f, "run"), vw_entry_ms(id, f));
-
-    if (strcmp(status, "queued") == 0) {
-        run->queued++;
-
-    } else if (strcmp(status, "sent") == 0) {
-        run->sent++;
-
-        if (vw_entry_field(f, "code")[0]) {
-            if (x->codes.len) {
-                vw_buf_addc(&x->codes, '\n');
-            }
-
-            vw_buf_adds(&x->codes, vw_entry_field(f, "code"));
-        }
-
-    } else if (strcmp(status, "failed") == 0) {
-        run->failed++;
-
-    } else if (strcmp(status, "skipped") == 0) {
-        run->skipped++;
-
-    } else if (strcmp(status, "cancelled") == 0) {
-        run->cancelled++;
-
-    } else if (strcmp(status, "dead") == 0) {
-        run->dead++;
-    }
-
-    vw_set_str(&x->status, status);
-    vw_set_str(&x->channel, vw_entry_field(f, "channel"));
-
-    if (vw_entry_field(f, "code")[0]) {
-        vw_set_str(&x->code, vw_entry_field(f, "code"));
-    }
-
-    if (strcmp(status, "sent") == 0) {
-        x->deliveries++;
-        x->last_sent_ms = vw_entry_ms(id, f);
-        vw_set_str(&x->error, NULL);
-
-    } else if (strcmp(status, "failed") == 0) {
-        x->failures++;
-        vw_set_str(&x->error, vw_entry_field(f, "error"));
-
-    } else if (strcmp(status, "dead") == 0) {
-        x->dead++;
-        vw_set_str(&x->error, vw_entry_field(f, "error"));
-    }
-}
-
-
-static void
-vw_audit_entry(vw_report_t *rp, const char *id, const redisReply *f)
-{
-    void             **slot;
-    vw_redemption_t   *d;
-
-    if (strcmp(vw_entry_field(f, "campaign"), rp->campaign) != 0
-        || !vw_in_range(rp, id, f))
-    {
-        return;
-    }
-
-    if (strcmp(vw_entry_field(f, "type"), "redeem") == 0) {
-        d = vw_xalloc(sizeof(vw_redemption_t));
-        d->customer = vw_xstrdup(vw_entry_field(f, "customer"));
-        d->amount = vw_entry_int(f, "amount");
-        d->discount = vw_entry_int(f, "discount");
-        d->gift = vw_entry_field(f, "balance")[0] != '\0';
-
-        slot = vw_map_slot(&rp->redemptions_by_id, id);
-        *slot = d;
-        return;
-    }
-
-    /* a released or expired reservation (gate mode) is rolled back too */
-    if (strcmp(vw_entry_field(f, "type"), "rollback") == 0
-        || strcmp(vw_entry_field(f, "type"), "release") == 0
-        || strcmp(vw_entry_field(f, "type"), "expire") == 0)
-    {
-        rp->rollbacks++;
-        d = vw_map_get(&rp->redemptions_by_id, vw_entry_field(f, "ref"));
-
-        /* a redemption older than the trail (trimmed) is not counted */
-        if (d == NULL) {
-            return;
-        }
-
-        d->rolled += vw_entry_int(f, "discount");
-
-        /* only gift cards roll back in part */
-        if (!d->gift || d->rolled >= d->discount) {
-            d->full = 1;
-        }
-    }
-}
-
-
-static void
-vw_count_redemption(const char *id, void *value, void *ctx)
-{
-    vw_report_t      *rp = ctx;
-    vw_redemption_t  *d = value;
-    vw_recipient_t   *x;
-
-    (void) id;
-
-    if (d->full) {
-        return;
-    }
-
-    rp->redemptions++;
-    rp->discount += d->discount - d->rolled;
-    rp->revenue += d->amount;
-
-    if (d->customer[0] == '\0') {
-        return;
-    }
-
-    x = vw_recipient(rp, d->customer);
-    x->redemptions++;
-    x->discount += d->discount - d->rolled;
-    x->revenue += d->amount;
-}
-
-
-static void
-vw_count_recipient(const char *key, void *value, void *ctx)
-{
-    vw_report_t     *rp = ctx;
-    vw_recipient_t  *x = value;
-
-    (void) key;
-
-    if (x->deliveries > 0) {
-        rp->delivered++;
-
-        if (x->redemptions > 0) {
-            rp->came_back++;
-        }
-
-    } else if (x->dead > 0) {
-        rp->dead++;
-    }
-}
-
-
-static void
-vw_free_redemption(const char *key, void *value, void *ctx)
-{
-    vw_redemption_t  *d = value;
-
-    (void) key;
-    (void) ctx;
-
-    free(d->customer);
-    free(d);
-}
-
-
-static void
-vw_free_recipient(const char *key, void *value, void *ctx)
-{
-    vw_recipient_t  *x = value;
-
-    (void) key;
-    (void) ctx;
-
-    free(x->member);
-    free(x->status);
-    free(x->channel);
-    free(x->code);
-    free(x->error);
-    vw_buf_free(&x->codes);
-    free(x);
-}
-
-
-static void
-vw_free_run(const char *key, void *value, void *ctx)
-{
-    vw_run_row_t  *x = value;
-
-    (void) key;
-    (void) ctx;
-
-    free(x->run);
-    free(x);
-}
-
-
-static void
-vw_collect(const char *key, void *value, void *ctx)
-{
-    vw_recipient_t ***p = ctx;
-
-    (void) key;
-
-    **p = value;
-    (*p)++;
-}
-
-
-static int
-vw_by_member(const void *a, const void *b)
-{
-    return strcmp((*(vw_recipient_t *const *) a)->member,
-                  (*(vw_recipient_t *const *) b)->member);
-}
-
-
-/* the codes of the campaign: how many, how many used */
-
-static int
-vw_report_codes(vw_ctl_t *ctl, vw_report_t *rp)
-{
-    int           rc;
-    char         *key, cursor[32];
-    void        **slot;
-    size_t        i;
-    int64_t       u;
-    vw_map_t      seen;
-    redisReply   *r, *rows, *row;
-
-    key = vw_key(&ctl->cf, "k:%s", rp->campaign);
-    strcpy(cursor, "0");
-    rc = -1;
-    memset(&seen, 0, sizeof(vw_map_t));
-
-    /* hash and compact codes alike, a page at a time */
-    do {
-        r = redisCommand(ctl->redis, "FCALL voucher_codes_page 1 %s %s 1000",
-                         key, cursor);
-
-        if (vw_redis_failed(ctl->redis, r, ctl->err, sizeof(ctl->err))) {
-            if (r) {
-                freeReplyObject(r);
-            }
-
-            goto done;
-        }
-
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2
-            || r->element[0]->type != REDIS_REPLY_STRING
-            || r->element[1]->type != REDIS_REPLY_ARRAY)
-        {
-            snprintf(ctl->err, sizeof(ctl->err),
-                     "voucher_codes_page: unexpected reply");
-            freeReplyObject(r);
-            goto done;
-        }
-
-        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-        rows = r->element[1];
-
-        for (i = 0; i < rows->elements; i++) {
-            row = rows->element[i];
-
-            /* code, k, s, m, u, ... */
-            if (row->type != REDIS_REPLY_ARRAY || row->elements < 5
-                || row->element[0]->type != REDIS_REPLY_STRING)
-            {
-                continue;
-            }
-
-            /* SCAN may return a key twice (while Redis rehashes) */
-            slot = vw_map_slot(&seen, row->element[0]->str);
-            if (*slot != NULL) {
-                continue;
-            }
-
-            *slot = &seen;
-            rp->issued++;
-
-            if (vw_reply_int(row->element[4], &u) == 0 && u > 0) {
-                rp->used_codes++;
-            }
-        }
-
-        freeReplyObject(r);
-
-    } while (strcmp(cursor, "0") != 0);
-
-    rc = 0;
-
-done:
-
-    vw_map_free(&seen);
-    free(key);
-
-    return rc;
-}
-
-
-/* ms as ISO 8601 in the campaign's zone: 2026-12-07T12:00:00+07:00 */
-
-static void
-vw_local_time(vw_report_t *rp, int64_t ms, char *buf, size_t size)
-{
-    int      m, d, a;
-    int64_t  y, t, s;
-
-    if (ms <= 0) {
-        buf[0] = '\0';
-        return;
-    }
-
-    t = ms / 1000;
-    vw_local_date(t, rp->tz, &y, &m, &d);
-    s = ((t + (int64_t) rp->tz * 60) % 86400 + 86400) % 86400;
-    a = rp->tz < 0 ? -rp->tz : rp->tz;
-
-    snprintf(buf, size, "%04lld-%02d-%02dT%02d:%02d:%02d%c%02d:%02d",
-             (long long) y, m, d, (int) (s / 3600), (int) (s % 3600 / 60),
-             (int) (s % 60), rp->tz < 0 ? '-' : '+', a / 60, a % 60);
-}
-
-
-/* a code as it was sent: in the automation's pattern */
-
-static void
-vw_shown(vw_report_t *rp, const char *code, char *buf, size_t size)
-{
-    if (rp->pattern == NULL
-        || voucher_code_display(code, strlen(code), rp->pattern, buf, size)
-           == 0)
-    {
-        snprintf(buf, size, "%s", code);
-    }
-}
-
-
-static void
-vw_report_money(vw_report_t *rp, int64_t minor, char *buf, size_t size)
-{
-    vw_locale_money(rp->locale, minor, rp->currency, buf, size);
-}
-
-
-/* n / d as a percentage with one decimal, "-" when d is 0 */
-
-static void
-vw_percent(int64_t n, int64_t d, char *buf, size_t size)
-{
-    int64_t  x;
-
-    if (d <= 0) {
-        snprintf(buf, size, "-");
-        return;
-    }
-
-    x = (n * 1000 + d / 2) / d;
-    snprintf(buf, size, "%lld.%lld%%", (long long) (x / 10),
-             (long long) (x % 10));
-}
-
-
-/* (revenue - discount) / discount with two decimals, "-" without cost */
-
-static void
-vw_roi(int64_t revenue, int64_t discount, char *buf, size_t size)
-{
-    int64_t  x;
-
-    if (discount <= 0) {
-        snprintf(buf, size, "-");
-        return;
-    }
-
-    x = (revenue - discount) * 100 / discount;
-    snprintf(buf, size, "%s%lld.%02lld", x < 0 ? "-" : "",
-             (long long) (x < 0 ? -x : x) / 100,
-             (long long) (x < 0 ? -x : x) % 100);
-}
-
-
-static int
-vw_by_first(const void *a, const void *b)
-{
-    const vw_run_row_t  *x = *(vw_run_row_t *const *) a;
-    const vw_run_row_t  *y = *(vw_run_row_t *const *) b;
-
-    return x->first_ms < y->first_ms ? -1 : x->first_ms > y->first_ms;
-}
-
-
-static void
-vw_collect_run(const char *key, void *value, void *ctx)
-{
-    vw_run_row_t ***p = ctx;
-
-    (void) key;
-
-    **p = value;
-    (*p)++;
-}
-
-
-/* every code a recipient was sent, as shown, into a JSON array */
-
-static json_t *
-vw_codes_json(vw_report_t *rp, vw_recipient_t *x)
-{
-    char         shown[256], code[128];
-    size_t       n;
-    json_t      *a;
-    const char  *p;
-
-    a = json_array();
-
-    for (p = x->codes.data; p && *p; p += n + (p[n] == '\n')) {
-        n = strcspn(p, "\n");
-        snprintf(code, sizeof(code), "%.*s", (int) n, p);
-        vw_shown(rp, code, shown, sizeof(shown));
-        json_array_append_new(a, json_string(shown));
-    }
-
-    return a;
-}
-
-
-static json_t *
-vw_runs_json(vw_report_t *rp, vw_run_row_t **runs, size_t nruns)
-{
-    char           at[48];
-    size_t         i;
-    json_t        *arr;
-    vw_run_row_t  *r;
-
-    arr = json_array();
-
-    for (i = 0; i < nruns; i++) {
-        r = runs[i];
-        vw_local_time(rp, r->first_ms, at, sizeof(at));
-        json_array_append_new(arr, json_pack(
-            "{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "run", r->run,
-            "at", at, "queued", (json_int_t) r->queued,
-            "sent", (json_int_t) r->sent, "failed", (json_int_t) r->failed,
-            "skipped", (json_int_t) r->skipped,
-            "cancelled", (json_int_t) r->cancelled,
-            "dead", (json_int_t) r->dead));
-    }
-
-    return arr;
-}
-
-
-static void
-vw_report_print(vw_report_t *rp, int format, vw_recipient_t **list,
-    size_t n, vw_run_row_t **runs, size_t nruns)
-{
-    size_t           i, k;
-    json_t          *o, *arr, *e, *codes;
-    vw_recipient_t  *x;
-    const char      *name;
-    char             sent[48], rate[32], back[32], roi[32], code[256];
-    char             m1[64], m2[64], m3[64];
-
-    name = json_string_value(json_object_get(rp->settings, "name"));
-
-    vw_percent(rp->used_codes, rp->issued, rate, sizeof(rate));
-    vw_percent(rp->came_back, rp->delivered, back, sizeof(back));
-    vw_roi(rp->revenue, rp->discount, roi, sizeof(roi));
-
-    if (format == 2) {
-        o = json_object();
-        json_object_set_new(o, "campaign", json_string(rp->campaign));
-
-        if (name) {
-            json_object_set_new(o, "name", json_string(name));
-        }
-
-        if (rp->currency) {
-            json_object_set_new(o, "currency", json_string(rp->currency));
-        }
-
-        if (rp->from_ms > 0) {
-            vw_local_time(rp, rp->from_ms, sent, sizeof(sent));
-            json_object_set_new(o, "from", json_string(sent));
-        }
-
-        if (rp->to_ms < INT64_MAX) {
-            vw_local_time(rp, rp->to_ms, sent, sizeof(sent));
-            json_object_set_new(o, "to", json_string(sent));
-        }
-
-        json_object_set_new(o, "issued", json_integer(rp->issued));
-        json_object_set_new(o, "codes_used", json_integer(rp->used_codes));
-        json_object_set_new(o, "delivered", json_integer(rp->delivered));
-        json_object_set_new(o, "failed", json_integer(rp->dead));
-        json_object_set_new(o, "redemptions", json_integer(rp->redemptions));
-        json_object_set_new(o, "rollbacks", json_integer(rp->rollbacks));
-        json_object_set_new(o, "redemption_rate", json_string(rate));
-        json_object_set_new(o, "came_back", json_integer(rp->came_back));
-        json_object_set_new(o, "came_back_rate", json_string(back));
-        json_object_set_new(o, "discount_given", json_integer(rp->discount));
-        json_object_set_new(o, "revenue", json_integer(rp->revenue));
-        vw_report_money(rp, rp->discount, m1, sizeof(m1));
-        vw_report_money(rp, rp->revenue, m2, sizeof(m2));
-        json_object_set_new(o, "discount_given_text", json_string(m1));
-        json_object_set_new(o, "revenue_text", json_string(m2));
-        json_object_set_new(o, "roi", json_string(roi));
-        json_object_set_new(o, "runs", vw_runs_json(rp, runs, nruns));
-
-        arr = json_array();
-
-        for (i = 0; i < n; i++) {
-            x = list[i];
-            vw_local_time(rp, x->last_sent_ms, sent, sizeof(sent));
-            e = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I}",
-                          "member", x->member,
-                          "status", x->status ? x->status : "not_delivered",
-                          "deliveries", (json_int_t) x->deliveries,
-                          "redemptions", (json_int_t) x->redemptions,
-                          "discount", (json_int_t) x->discount,
-                          "revenue", (json_int_t) x->revenue);
-
-            if (x->channel) {
-                json_object_set_new(e, "channel", json_string(x->channel));
-            }
-
-            if (x->code) {
-                vw_shown(rp, x->code, code, sizeof(code));
-                json_object_set_new(e, "code", json_string(code));
-            }
-
-            codes = vw_codes_json(rp, x);
-
-            if (json_array_size(codes) > 0) {
-                json_object_set_new(e, "codes", codes);
-
-            } else {
-                json_decref(codes);
-            }
-
-            if (sent[0]) {
-                json_object_set_new(e, "last_sent_at", json_string(sent));
-            }
-
-            if (x->error) {
-                json_object_set_new(e, "error", json_string(x->error));
-            }
-
-            json_array_append_new(arr, e);
-        }
-
-        json_object_set_new(o, "recipients", arr);
-        json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        fputc('\n', stdout);
-        json_decref(o);
-        return;
-    }
-
-    if (format == 1) {
-        printf("member,status,channel,code,deliveries,last_sent_at,"
-               "redemptions,discount,revenue,error,codes\n");
-
-        for (i = 0; i < n; i++) {
-            x = list[i];
-            vw_local_time(rp, x->last_sent_ms, sent, sizeof(sent));
-            vw_csv_write(stdout, x->member);
-            printf(",%s,", x->status ? x->status : "not_delivered");
-            vw_csv_write(stdout, x->channel);
-            fputc(',', stdout);
-
-            if (x->code) {
-                vw_shown(rp, x->code, code, sizeof(code));
-                vw_csv_write(stdout, code);
-            }
-
-            printf(",%lld,%s,%lld,%lld,%lld,", (long long) x->deliveries,
-                   sent, (long long) x->redemptions, (long long) x->discount,
-                   (long long) x->revenue);
-            vw_csv_write(stdout, x->error);
-            fputc(',', stdout);
-
-            /* every code sent, ';'-separated */
-            codes = vw_codes_json(rp, x);
-            vw_buf_reset(&x->codes);
-
-            for (k = 0; k < json_array_size(codes); k++) {
-                if (k) {
-                    vw_buf_addc(&x->codes, ';');
-                }
-
-                vw_buf_adds(&x->codes,
-                            json_string_value(json_array_get(codes, k)));
-            }
-
-            json_decref(codes);
-            vw_csv_write(stdout, x->codes.data);
-            fputc('\n', stdout);
-        }
-
-        return;
-    }
-
-    vw_report_money(rp, rp->discount, m1, sizeof(m1));
-    vw_report_money(rp, rp->revenue, m2, sizeof(m2));
-
-    printf("campaign        %s%s%s%s\n", rp->campaign, name ? " (" : "",
-           name ? name : "", name ? ")" : "");
-
-    if (rp->from_ms > 0 || rp->to_ms < INT64_MAX) {
-        vw_local_time(rp, rp->from_ms, sent, sizeof(sent));
-        vw_local_time(rp, rp->to_ms < INT64_MAX ? rp->to_ms : 0, code,
-                      sizeof(code));
-        printf("period          %s to %s\n", sent[0] ? sent : "the start",
-               code[0] ? code : "now");
-    }
-
     printf("issued          %lld codes, %lld used (%s)\n",
-           (long long) rp->issued, (long long) rp->used_codes, rate);
+           vw_int(rp, "issued"), vw_int(rp, "codes_used"),
+           vw_str(rp, "redemption_rate"));
     printf("delivered       %lld members, %lld failed\n",
-           (long long) rp->delivered, (long long) rp->dead);
+           vw_int(rp, "delivered"), vw_int(rp, "failed"));
     printf("redemptions     %lld (%lld rollbacks)\n",
-           (long long) rp->redemptions, (long long) rp->rollbacks);
+           vw_int(rp, "redemptions"), vw_int(rp, "rollbacks"));
     printf("came back       %lld of %lld delivered members (%s)\n",
-           (long long) rp->came_back, (long long) rp->delivered, back);
-    printf("discount given  %s\n", m1);
-    printf("revenue         %s\n", m2);
-    printf("ROI             %s  ((revenue - discount) / discount)\n", roi);
+           vw_int(rp, "came_back"), vw_int(rp, "delivered"),
+           vw_str(rp, "came_back_rate"));
+    printf("discount given  %s\n", vw_str(rp, "discount_given_text"));
+    printf("revenue         %s\n", vw_str(rp, "revenue_text"));
+    printf("ROI             %s  ((revenue - discount) / discount)\n",
+           vw_str(rp, "roi"));
 
-    if (nruns > 0) {
+    list = json_object_get(rp, "runs");
+
+    if (json_array_size(list) > 0) {
         printf("\n%-16s %-25s %6s %6s %7s %9s %5s\n", "run", "at", "queued",
                "sent", "skipped", "cancelled", "dead");
 
-        for (i = 0; i < nruns; i++) {
-            vw_local_time(rp, runs[i]->first_ms, sent, sizeof(sent));
+        json_array_foreach(list, i, x) {
             printf("%-16s %-25s %6lld %6lld %7lld %9lld %5lld\n",
-                   runs[i]->run, sent, (long long) runs[i]->queued,
-                   (long long) runs[i]->sent, (long long) runs[i]->skipped,
-                   (long long) runs[i]->cancelled, (long long) runs[i]->dead);
+                   vw_str(x, "run"), vw_str(x, "at"), vw_int(x, "queued"),
+                   vw_int(x, "sent"), vw_int(x, "skipped"),
+                   vw_int(x, "cancelled"), vw_int(x, "dead"));
         }
     }
 
-    if (n == 0) {
+    list = json_object_get(rp, "recipients");
+
+    if (json_array_size(list) == 0) {
         return;
     }
 
@@ -916,85 +156,23 @@ vw_report_print(vw_report_t *rp, int format, vw_recipient_t **list,
            "status", "channel", "code", "last sent", "used", "discount",
            "revenue");
 
-    for (i = 0; i < n; i++) {
-        x = list[i];
-        vw_local_time(rp, x->last_sent_ms, sent, sizeof(sent));
-        code[0] = '\0';
-
-        if (x->code) {
-            vw_shown(rp, x->code, code, sizeof(code));
-        }
-
-        vw_report_money(rp, x->discount, m1, sizeof(m1));
-        vw_report_money(rp, x->revenue, m3, sizeof(m3));
+    json_array_foreach(list, i, x) {
         printf("%-20s %-14s %-8s %-24s %-25s %5lld %14s %16s\n",
-               x->member, x->status ? x->status : "not_delivered",
-               x->channel ? x->channel : "-", code[0] ? code : "-",
-               sent[0] ? sent : "-", (long long) x->redemptions, m1, m3);
+               vw_str(x, "member"), vw_str(x, "status"),
+               vw_dash(x, "channel"), vw_dash(x, "code"),
+               vw_dash(x, "last_sent_at"), vw_int(x, "redemptions"),
+               vw_str(x, "discount_text"), vw_str(x, "revenue_text"));
     }
-}
-
-
-/* the automation's pattern and locale, when the campaign has one */
-
-static void
-vw_report_auto(vw_ctl_t *ctl, vw_report_t *rp)
-{
-    char         *key, err[512];
-    vw_auto_t     a;
-    redisReply   *r;
-
-    key = vw_key(&ctl->cf, "a:%s", rp->campaign);
-    r = redisCommand(ctl->redis, "HGET %s def", key);
-    free(key);
-
-    if (r == NULL) {
-        return;
-    }
-
-    if (r->type == REDIS_REPLY_STRING
-        && vw_auto_parse(rp->campaign, r->str, NULL, &a, err, sizeof(err))
-           == 0)
-    {
-        rp->pattern = a.pattern ? vw_xstrdup(a.pattern) : NULL;
-        rp->locale = a.locale ? vw_locale_find(a.locale) : NULL;
-        vw_auto_free(&a);
-    }
-
-    freeReplyObject(r);
-}
-
-
-/* "YYYY-MM-DD" at 00:00 in zone tz, in ms; -1 when it is not a date */
-
-static int64_t
-vw_report_day(const char *s, int tz)
-{
-    int  y, m, d, k;
-
-    k = 0;
-
-    if (sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &k) != 3 || s[k] != '\0'
-        || m < 1 || m > 12 || d < 1 || d > 31 || y < 1970)
-    {
-        return -1;
-    }
-
-    return (vw_days_from_civil(y, m, d) * 86400 - (int64_t) tz * 60) * 1000;
 }
 
 
 int
 vw_cmd_report(vw_ctl_t *ctl, int argc, char **argv)
 {
-    int               npos, format, rc;
-    char             *pos[2], *key;
-    size_t            n;
-    vw_report_t       rp;
-    vw_recipient_t  **list, **p;
-    vw_run_row_t    **runs, **pr;
-    redisReply       *r;
-    const char       *fmt;
+    int          npos, format, rc;
+    char        *pos[2], what[256];
+    json_t      *out, *query;
+    const char  *fmt;
 
     vw_opt_t  opts[] = {
         { "--format", 1, NULL, 0 },
@@ -1022,113 +200,38 @@ vw_cmd_report(vw_ctl_t *ctl, int argc, char **argv)
         return VW_EXIT_USAGE;
     }
 
-    if (vw_ctl_redis(ctl) == NULL) {
-        return VW_EXIT_FAIL;
-    }
+    snprintf(what, sizeof(what), "report %s", pos[0]);
 
-    memset(&rp, 0, sizeof(vw_report_t));
-    rp.campaign = pos[0];
-    rc = VW_EXIT_FAIL;
-    list = NULL;
-    runs = NULL;
+    query = json_object();
 
-    key = vw_key(&ctl->cf, "k:%s", pos[0]);
-    r = redisCommand(ctl->redis, "FCALL voucher_campaign_get 1 %s", key);
-    free(key);
-
-    if (vw_redis_failed(ctl->redis, r, ctl->err, sizeof(ctl->err))) {
-        vw_ctl_fail("report: %s", ctl->err);
-        goto done;
-    }
-
-    if (r->type != REDIS_REPLY_ARRAY) {
-        vw_ctl_fail("report: no such campaign \"%s\"", pos[0]);
-        freeReplyObject(r);
-        goto done;
-    }
-
-    rp.settings = vw_op_pairs(r);
-    freeReplyObject(r);
-
-    rp.tz = (int) json_integer_value(json_object_get(rp.settings,
-                                                     "tz_offset"));
-    rp.currency = json_string_value(json_object_get(rp.settings,
-                                                    "currency"));
-    rp.to_ms = INT64_MAX;
-
-    /* --from and --to are days in the campaign's zone, both included */
     if (vw_opt(opts, "--from")) {
-        rp.from_ms = vw_report_day(vw_opt(opts, "--from"), rp.tz);
+        json_object_set_new(query, "from",
+                            json_string(vw_opt(opts, "--from")));
     }
 
     if (vw_opt(opts, "--to")) {
-        rp.to_ms = vw_report_day(vw_opt(opts, "--to"), rp.tz);
-        rp.to_ms = rp.to_ms < 0 ? -1 : rp.to_ms + 86400000;
+        json_object_set_new(query, "to", json_string(vw_opt(opts, "--to")));
     }
 
-    if (rp.from_ms < 0 || rp.to_ms < 0) {
-        vw_ctl_fail("report: --from, --to: expected YYYY-MM-DD");
-        rc = VW_EXIT_USAGE;
-        goto done;
+    rc = vw_ctl_op_run(ctl, vw_op_report, what, pos[0], query, NULL, &out);
+    json_decref(query);
+
+    if (rc != VW_EXIT_OK) {
+        /* a bad --from or --to is a usage error */
+        return ctl->status == 400 ? VW_EXIT_USAGE : rc;
     }
 
-    vw_report_auto(ctl, &rp);
+    if (format == 2) {
+        vw_ctl_print(out, 0);
 
-    if (vw_report_codes(ctl, &rp) != 0) {
-        vw_ctl_fail("report: %s", ctl->err);
-        goto done;
+    } else if (format == 1) {
+        vw_report_csv(out);
+
+    } else {
+        vw_report_table(out);
     }
 
-    key = vw_key(&ctl->cf, "dl:%s", pos[0]);
-    npos = vw_stream_each(ctl->redis, key, vw_delivery_entry, &rp, ctl->err,
-                          sizeof(ctl->err));
-    free(key);
+    json_decref(out);
 
-    if (npos != 0) {
-        vw_ctl_fail("report: %s", ctl->err);
-        goto done;
-    }
-
-    key = vw_key(&ctl->cf, "log");
-    npos = vw_stream_each(ctl->redis, key, vw_audit_entry, &rp, ctl->err,
-                          sizeof(ctl->err));
-    free(key);
-
-    if (npos != 0) {
-        vw_ctl_fail("report: %s", ctl->err);
-        goto done;
-    }
-
-    vw_map_each(&rp.redemptions_by_id, vw_count_redemption, &rp);
-    vw_map_each(&rp.recipients, vw_count_recipient, &rp);
-
-    list = vw_xalloc((rp.recipients.count + 1) * sizeof(vw_recipient_t *));
-    p = list;
-    vw_map_each(&rp.recipients, vw_collect, &p);
-    n = rp.recipients.count;
-    qsort(list, n, sizeof(vw_recipient_t *), vw_by_member);
-
-    runs = vw_xalloc((rp.runs.count + 1) * sizeof(vw_run_row_t *));
-    pr = runs;
-    vw_map_each(&rp.runs, vw_collect_run, &pr);
-    qsort(runs, rp.runs.count, sizeof(vw_run_row_t *), vw_by_first);
-
-    vw_report_print(&rp, format, list, n, runs, rp.runs.count);
-
-    rc = VW_EXIT_OK;
-
-done:
-
-    free(list);
-    free(runs);
-    vw_map_each(&rp.runs, vw_free_run, NULL);
-    vw_map_free(&rp.runs);
-    free(rp.pattern);
-    vw_map_each(&rp.recipients, vw_free_recipient, NULL);
-    vw_map_each(&rp.redemptions_by_id, vw_free_redemption, NULL);
-    vw_map_free(&rp.recipients);
-    vw_map_free(&rp.redemptions_by_id);
-    json_decref(rp.settings);
-
-    return rc;
+    return VW_EXIT_OK;
 }

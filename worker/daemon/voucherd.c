@@ -28,6 +28,8 @@
 #include "vw_auto.h"
 #include "vw_clock.h"
 #include "vw_daemon.h"
+#include "vw_jobs.h"
+#include "vw_webhooks.h"
 #include "vw_log.h"
 #include "vw_redis.h"
 #include "vw_util.h"
@@ -37,6 +39,8 @@ static volatile sig_atomic_t  vw_stop;
 static volatile sig_atomic_t  vw_reload;
 
 static vw_admin_t            *vw_admin;
+static vw_jobs_t             *vw_jobs;
+static vw_webhooks_t         *vw_webhooks;
 
 
 static const char  vw_usage[] =
@@ -169,6 +173,23 @@ vw_reload_config(vw_daemon_t *d)
 
     if (vw_admin_start(d->config_path, &vw_admin, err, sizeof(err)) != 0) {
         vw_log_error("admin API not served until the next reload: %s", err);
+    }
+
+    /* the job in hand is given back and taken again at once */
+    vw_jobs_stop(vw_jobs);
+    vw_jobs = NULL;
+
+    if (vw_jobs_start(d->config_path, &vw_jobs, err, sizeof(err)) != 0) {
+        vw_log_error("jobs not run until the next reload: %s", err);
+    }
+
+    vw_webhooks_stop(vw_webhooks);
+    vw_webhooks = NULL;
+
+    if (vw_webhooks_start(d->config_path, &vw_webhooks, err, sizeof(err))
+        != 0)
+    {
+        vw_log_error("webhooks not sent until the next reload: %s", err);
     }
 
     vw_log_info("configuration %s reloaded: %zu channels", d->config_path,
@@ -493,12 +514,25 @@ main(int argc, char **argv)
         goto done;
     }
 
+    if (vw_jobs_start(d.config_path, &vw_jobs, err, sizeof(err)) != 0
+        || vw_webhooks_start(d.config_path, &vw_webhooks, err, sizeof(err))
+           != 0)
+    {
+        vw_log_error("cannot start: %s", err);
+        vw_jobs_stop(vw_jobs);
+        vw_admin_stop(vw_admin);
+        rc = 1;
+        goto done;
+    }
+
     vw_log_info("started: configuration %s, namespace {%s}, consumer %s, "
                 "%zu channels%s", d.config_path, d.cf.ns, d.cf.consumer,
                 d.cf.nchannels, vw_clock_fake() ? ", fake clock" : "");
 
     rc = vw_loop(&d);
 
+    vw_webhooks_stop(vw_webhooks);
+    vw_jobs_stop(vw_jobs);
     vw_admin_stop(vw_admin);
 
     vw_log_info("stopped");

@@ -30,7 +30,9 @@
 #include "vw_admin.h"
 #include "vw_admin_parse.h"
 #include "vw_config.h"
+#include "vw_job.h"
 #include "vw_log.h"
+#include "vw_metrics.h"
 #include "vw_op.h"
 #include "vw_redis.h"
 #include "vw_util.h"
@@ -52,6 +54,8 @@ struct vw_admin_s {
 
     vw_token_t              tokens[VW_ADMIN_MAX_TOKENS];
     size_t                  ntokens;
+    unsigned char           metrics[crypto_generichash_BYTES];
+    int                     have_metrics;
     unsigned char           hkey[crypto_generichash_KEYBYTES];
 
     unsigned char           key[VOUCHER_KEY_LEN];
@@ -75,61 +79,79 @@ typedef struct {
 
 
 static const vw_route_t  vw_routes[] = {
-    { "GET", "/v1/campaigns", vw_op_campaign_list },
-    { "POST", "/v1/campaigns", vw_op_campaign_create },
-    { "GET", "/v1/campaigns/{}", vw_op_campaign_get },
-    { "PATCH", "/v1/campaigns/{}", vw_op_campaign_update },
-    { "POST", "/v1/campaigns/{}/pause", vw_op_campaign_pause },
-    { "POST", "/v1/campaigns/{}/resume", vw_op_campaign_resume },
-    { "POST", "/v1/campaigns/{}/archive", vw_op_campaign_archive },
-    { "GET", "/v1/campaigns/{}/deliveries", vw_op_deliveries },
+    { "GET", "/v1/campaigns", vw_op_campaign_list, 0 },
+    { "POST", "/v1/campaigns", vw_op_campaign_create, 0 },
+    { "GET", "/v1/campaigns/{}", vw_op_campaign_get, 0 },
+    { "PATCH", "/v1/campaigns/{}", vw_op_campaign_update, 0 },
+    { "POST", "/v1/campaigns/{}/pause", vw_op_campaign_pause, 0 },
+    { "POST", "/v1/campaigns/{}/resume", vw_op_campaign_resume, 0 },
+    { "POST", "/v1/campaigns/{}/archive", vw_op_campaign_archive, 0 },
+    { "GET", "/v1/campaigns/{}/deliveries", vw_op_deliveries, 0 },
+    { "GET", "/v1/campaigns/{}/report", vw_op_report, 0 },
 
-    { "GET", "/v1/codes", vw_op_code_search },
-    { "POST", "/v1/codes", vw_op_code_create },
-    { "GET", "/v1/codes/{}", vw_op_code_get },
-    { "PATCH", "/v1/codes/{}", vw_op_code_update },
-    { "DELETE", "/v1/codes/{}", vw_op_code_delete },
-    { "POST", "/v1/codes/{}/disable", vw_op_code_disable },
-    { "POST", "/v1/codes/{}/enable", vw_op_code_enable },
-    { "POST", "/v1/codes/{}/credit", vw_op_code_credit },
-    { "POST", "/v1/codes/{}/debit", vw_op_code_debit },
+    { "GET", "/v1/codes", vw_op_code_search, 0 },
+    { "POST", "/v1/codes", vw_op_code_create, 0 },
+    { "GET", "/v1/codes/{}", vw_op_code_get, 0 },
+    { "PATCH", "/v1/codes/{}", vw_op_code_update, 0 },
+    { "DELETE", "/v1/codes/{}", vw_op_code_delete, 0 },
+    { "POST", "/v1/codes/{}/disable", vw_op_code_disable, 0 },
+    { "POST", "/v1/codes/{}/enable", vw_op_code_enable, 0 },
+    { "POST", "/v1/codes/{}/credit", vw_op_code_credit, 0 },
+    { "POST", "/v1/codes/{}/debit", vw_op_code_debit, 0 },
 
-    { "GET", "/v1/members", vw_op_member_search },
-    { "POST", "/v1/members", vw_op_member_create },
-    { "GET", "/v1/members/{}", vw_op_member_get },
-    { "PATCH", "/v1/members/{}", vw_op_member_update },
-    { "DELETE", "/v1/members/{}", vw_op_member_delete },
-    { "GET", "/v1/members/{}/codes", vw_op_member_codes },
+    { "GET", "/v1/members", vw_op_member_search, 0 },
+    { "POST", "/v1/members", vw_op_member_create, 0 },
+    { "GET", "/v1/members/{}", vw_op_member_get, 0 },
+    { "PATCH", "/v1/members/{}", vw_op_member_update, 0 },
+    { "DELETE", "/v1/members/{}", vw_op_member_delete, 0 },
+    { "GET", "/v1/members/{}/codes", vw_op_member_codes, 0 },
 
-    { "POST", "/v1/segments/preview", vw_op_segment_preview },
+    { "POST", "/v1/segments/preview", vw_op_segment_preview, 0 },
 
-    { "GET", "/v1/automations", vw_op_auto_list },
-    { "GET", "/v1/automations/{}", vw_op_auto_get },
-    { "PUT", "/v1/automations/{}", vw_op_auto_set },
-    { "DELETE", "/v1/automations/{}", vw_op_auto_delete },
-    { "GET", "/v1/automations/{}/next", vw_op_auto_next },
-    { "POST", "/v1/automations/{}/run", vw_op_auto_run },
-    { "GET", "/v1/automations/{}/preview", vw_op_auto_preview },
+    { "GET", "/v1/automations", vw_op_auto_list, 0 },
+    { "GET", "/v1/automations/{}", vw_op_auto_get, 0 },
+    { "PUT", "/v1/automations/{}", vw_op_auto_set, 0 },
+    { "DELETE", "/v1/automations/{}", vw_op_auto_delete, 0 },
+    { "GET", "/v1/automations/{}/next", vw_op_auto_next, 0 },
+    { "POST", "/v1/automations/{}/run", vw_op_auto_run, 0 },
+    { "GET", "/v1/automations/{}/preview", vw_op_auto_preview, 0 },
 
-    { "GET", "/v1/loyalty/programme", vw_op_loyalty_get },
-    { "PATCH", "/v1/loyalty/programme", vw_op_loyalty_set },
-    { "GET", "/v1/loyalty/members/{}", vw_op_loyalty_balance },
-    { "GET", "/v1/loyalty/members/{}/history", vw_op_loyalty_history },
-    { "POST", "/v1/loyalty/members/{}/adjust", vw_op_loyalty_adjust },
-    { "POST", "/v1/loyalty/members/{}/claims", vw_op_reward_claim },
-    { "POST", "/v1/loyalty/members/{}/referral-code", vw_op_referral_code },
-    { "GET", "/v1/loyalty/referrals", vw_op_referral_report },
-    { "POST", "/v1/loyalty/referrals", vw_op_referral_pair },
-    { "GET", "/v1/loyalty/rewards", vw_op_reward_list },
-    { "GET", "/v1/loyalty/rewards/{}", vw_op_reward_get },
-    { "PUT", "/v1/loyalty/rewards/{}", vw_op_reward_set },
-    { "POST", "/v1/loyalty/rewards/{}/pool", vw_op_reward_fill },
+    { "GET", "/v1/loyalty/programme", vw_op_loyalty_get, 0 },
+    { "PATCH", "/v1/loyalty/programme", vw_op_loyalty_set, 0 },
+    { "GET", "/v1/loyalty/members/{}", vw_op_loyalty_balance, 0 },
+    { "GET", "/v1/loyalty/members/{}/history", vw_op_loyalty_history, 0 },
+    { "POST", "/v1/loyalty/members/{}/adjust", vw_op_loyalty_adjust, 0 },
+    { "POST", "/v1/loyalty/members/{}/claims", vw_op_reward_claim, 0 },
+    { "POST", "/v1/loyalty/members/{}/referral-code", vw_op_referral_code, 0 },
+    { "GET", "/v1/loyalty/referrals", vw_op_referral_report, 0 },
+    { "POST", "/v1/loyalty/referrals", vw_op_referral_pair, 0 },
+    { "GET", "/v1/loyalty/rewards", vw_op_reward_list, 0 },
+    { "GET", "/v1/loyalty/rewards/{}", vw_op_reward_get, 0 },
+    { "PUT", "/v1/loyalty/rewards/{}", vw_op_reward_set, 0 },
+    { "POST", "/v1/loyalty/rewards/{}/pool", vw_op_reward_fill, 0 },
 
-    { "GET", "/v1/audit", vw_op_audit_list },
-    { "GET", "/v1/settings", vw_op_settings_get },
-    { "PATCH", "/v1/settings", vw_op_settings_update },
+    { "POST", "/v1/jobs/codes/issue", vw_op_job_issue, 0 },
+    { "POST", "/v1/jobs/codes/export", vw_op_job_export, 0 },
+    { "POST", "/v1/jobs/codes/import", vw_op_job_import, VW_ROUTE_RAW },
+    { "POST", "/v1/jobs/members/import", vw_op_job_members, VW_ROUTE_RAW },
+    { "GET", "/v1/jobs", vw_op_job_list, 0 },
+    { "GET", "/v1/jobs/{}", vw_op_job_get, 0 },
+    { "DELETE", "/v1/jobs/{}", vw_op_job_cancel, 0 },
+    { "GET", "/v1/jobs/{}/output", NULL, VW_ROUTE_STREAM },
 
-    { NULL, NULL, NULL }
+    { "GET", "/v1/webhooks", vw_op_webhook_list, 0 },
+    { "POST", "/v1/webhooks", vw_op_webhook_create, 0 },
+    { "GET", "/v1/webhooks/{}", vw_op_webhook_get, 0 },
+    { "PATCH", "/v1/webhooks/{}", vw_op_webhook_update, 0 },
+    { "DELETE", "/v1/webhooks/{}", vw_op_webhook_delete, 0 },
+    { "GET", "/v1/webhooks/{}/dead", vw_op_webhook_dead, 0 },
+
+    { "GET", "/v1/audit", vw_op_audit_list, 0 },
+    { "GET", "/metrics", NULL, VW_ROUTE_METRICS },
+    { "GET", "/v1/settings", vw_op_settings_get, 0 },
+    { "PATCH", "/v1/settings", vw_op_settings_update, 0 },
+
+    { NULL, NULL, NULL, 0 }
 };
 
 
@@ -241,6 +263,64 @@ vw_admin_tokens(vw_admin_t *ad, const char *path, char *err, size_t errlen)
     }
 
     return 0;
+}
+
+
+/* admin.metrics_token_file: one secret, good for GET /metrics only */
+
+static int
+vw_admin_metrics_token(vw_admin_t *ad, char *err, size_t errlen)
+{
+    char  *secret;
+
+    if (ad->cf.admin_metrics_token_file == NULL) {
+        return 0;
+    }
+
+    secret = vw_read_secret(ad->cf.admin_metrics_token_file, err, errlen);
+
+    if (secret == NULL) {
+        return -1;
+    }
+
+    if (strlen(secret) < 16 || strpbrk(secret, " \t")) {
+        snprintf(err, errlen, "admin.metrics_token_file \"%s\": a secret "
+                 "of 16 or more characters, no spaces, expected",
+                 ad->cf.admin_metrics_token_file);
+        vw_free_secret(secret);
+        return -1;
+    }
+
+    crypto_generichash(ad->metrics, sizeof(ad->metrics),
+                       (unsigned char *) secret, strlen(secret), ad->hkey,
+                       sizeof(ad->hkey));
+    ad->have_metrics = 1;
+    vw_free_secret(secret);
+
+    return 0;
+}
+
+
+/* whether the header holds the metrics token */
+
+static int
+vw_admin_metrics_auth(vw_admin_t *ad, const char *header)
+{
+    unsigned char  h[crypto_generichash_BYTES];
+
+    if (!ad->have_metrics || header == NULL
+        || strncasecmp(header, "Bearer ", 7) != 0)
+    {
+        return 0;
+    }
+
+    header += 7;
+    header += strspn(header, " ");
+
+    crypto_generichash(h, sizeof(h), (const unsigned char *) header,
+                       strlen(header), ad->hkey, sizeof(ad->hkey));
+
+    return sodium_memcmp(h, ad->metrics, sizeof(h)) == 0;
 }
 
 
@@ -414,12 +494,173 @@ vw_admin_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
 }
 
 
+/* a job's output, streamed a page at a time */
+
+typedef struct {
+    vw_admin_t             *ad;
+    vw_op_t                 op;
+    char                    id[32];
+    char                    who[80];
+    int64_t                 index;
+    int                     more;
+    vw_buf_t                buf;
+    size_t                  off;
+} vw_output_t;
+
+
+static ssize_t
+vw_admin_output_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    size_t        n;
+    vw_operr_t    e;
+    vw_output_t  *o;
+
+    (void) pos;
+
+    o = cls;
+
+    if (o->off == o->buf.len) {
+        if (!o->more) {
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+
+        vw_buf_reset(&o->buf);
+        o->off = 0;
+        o->op.redis = vw_admin_redis(o->ad);
+
+        if (vw_job_output(&o->op, o->id, &o->index, 1 << 18, &o->buf,
+                          &o->more, &e) != 0)
+        {
+            vw_log_error("admin: the output of job %s broke off: %s", o->id,
+                         e.message);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+
+        if (o->buf.len == 0) {
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+    }
+
+    n = o->buf.len - o->off;
+
+    if (n > max) {
+        n = max;
+    }
+
+    memcpy(buf, o->buf.data + o->off, n);
+    o->off += n;
+
+    return (ssize_t) n;
+}
+
+
+static void
+vw_admin_output_free(void *cls)
+{
+    vw_output_t  *o;
+
+    o = cls;
+    vw_buf_free(&o->buf);
+    free(o);
+}
+
+
+static enum MHD_Result
+vw_admin_output(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq,
+    vw_op_t *op)
+{
+    json_t               *job;
+    vw_operr_t            e;
+    const char           *kind, *fmt, *type;
+    vw_output_t          *o;
+    enum MHD_Result       rc;
+    struct MHD_Response  *res;
+
+    memset(&e, 0, sizeof(vw_operr_t));
+    job = vw_job_read(op, rq->id, &e);
+
+    if (job == NULL) {
+        return vw_admin_error(c, rq, e.status, e.reason, e.field, e.message,
+                              NULL);
+    }
+
+    kind = json_string_value(json_object_get(job, "kind"));
+    fmt = json_string_value(json_object_get(json_object_get(job, "params"),
+                                            "format"));
+    type = strcmp(kind, "codes.export") != 0 ? "text/plain; charset=utf-8"
+           : fmt && strcmp(fmt, "jsonl") == 0 ? "application/x-ndjson"
+           : "text/csv; charset=utf-8";
+
+    o = vw_xalloc(sizeof(vw_output_t));
+    memset(o, 0, sizeof(vw_output_t));
+    o->ad = ad;
+    o->op = *op;
+    snprintf(o->who, sizeof(o->who), "%s", rq->who);
+    o->op.who = o->who;
+    snprintf(o->id, sizeof(o->id), "%.31s", rq->id);
+
+    /* the first page now: a job not finished is answered as an error */
+    if (vw_job_output(op, o->id, &o->index, 1 << 18, &o->buf, &o->more, &e)
+        != 0)
+    {
+        json_decref(job);
+        vw_admin_output_free(o);
+        return vw_admin_error(c, rq, e.status, e.reason, e.field, e.message,
+                              NULL);
+    }
+
+    json_decref(job);
+
+    res = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
+                                            vw_admin_output_read, o,
+                                            vw_admin_output_free);
+    MHD_add_response_header(res, "Content-Type", type);
+    MHD_add_response_header(res, "Cache-Control", "no-store");
+
+    rq->answered = 1;
+    rc = MHD_queue_response(c, 200, res);
+    MHD_destroy_response(res);
+
+    vw_log_info("admin: %s GET /v1/jobs/{}/output 200", rq->who);
+
+    return rc;
+}
+
+
+/* /metrics, Prometheus text */
+
+static enum MHD_Result
+vw_admin_metrics(struct MHD_Connection *c, vw_req_t *rq, vw_op_t *op)
+{
+    vw_buf_t              b;
+    enum MHD_Result       rc;
+    struct MHD_Response  *res;
+
+    memset(&b, 0, sizeof(vw_buf_t));
+    vw_metrics_render(op, &b);
+
+    res = MHD_create_response_from_buffer(b.len, b.data,
+                                          MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(res, "Content-Type",
+                            "text/plain; version=0.0.4; charset=utf-8");
+    MHD_add_response_header(res, "Cache-Control", "no-store");
+
+    rq->answered = 1;
+    rc = MHD_queue_response(c, 200, res);
+    MHD_destroy_response(res);
+
+    vw_log_debug("admin: %s GET /metrics 200", rq->who);
+
+    return rc;
+}
+
+
 /* the operation, on the whole body */
 
 static enum MHD_Result
 vw_admin_run(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq)
 {
-    int           status;
+    int           status, type;
     json_t       *out;
     vw_op_t       op;
     vw_op_in_t    in;
@@ -446,6 +687,48 @@ vw_admin_run(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq)
     in.id = strstr(rq->route->path, "{}") ? rq->id : NULL;
     in.strict = 1;
 
+    memset(&op, 0, sizeof(vw_op_t));
+    op.cf = &ad->cf;
+    op.who = rq->who;
+    op.key = ad->have_key ? ad->key : NULL;
+    op.redis = vw_admin_redis(ad);
+
+    if (rq->route->flags & VW_ROUTE_STREAM) {
+        json_decref(q.query);
+        return vw_admin_output(ad, c, rq, &op);
+    }
+
+    if (rq->route->flags & VW_ROUTE_METRICS) {
+        json_decref(q.query);
+        return vw_admin_metrics(c, rq, &op);
+    }
+
+    if (rq->route->flags & VW_ROUTE_RAW) {
+        ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                         "Content-Type");
+        type = vw_admin_file_type(ct);
+
+        if (rq->body.len > 0 && type == 0) {
+            json_decref(q.query);
+            return vw_admin_error(c, rq, 415, "unsupported_media_type", NULL,
+                                  "send the file as text/csv, or JSON lines "
+                                  "as application/x-ndjson", NULL);
+        }
+
+        /* JSON lines say so by their type */
+        if (type == 2 && json_object_get(q.query, "format") == NULL
+            && strcmp(rq->route->path, "/v1/jobs/members/import") == 0)
+        {
+            json_object_set_new(q.query, "format", json_string("jsonl"));
+        }
+
+        in.data = rq->body.data;
+        in.len = rq->body.len;
+        in.body = json_object();
+
+        goto run;
+    }
+
     if (rq->body.len > 0) {
         ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                          "Content-Type");
@@ -465,11 +748,7 @@ vw_admin_run(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq)
                               NULL);
     }
 
-    memset(&op, 0, sizeof(vw_op_t));
-    op.cf = &ad->cf;
-    op.who = rq->who;
-    op.key = ad->have_key ? ad->key : NULL;
-    op.redis = vw_admin_redis(ad);
+run:
 
     out = NULL;
     status = rq->route->handler(&op, &in, &out, &e);
@@ -503,7 +782,7 @@ vw_admin_request(void *cls, struct MHD_Connection *c, const char *url,
     int64_t       len;
     vw_req_t     *rq;
     vw_admin_t   *ad;
-    const char   *name, *cl;
+    const char   *name, *cl, *auth;
 
     (void) version;
 
@@ -515,8 +794,16 @@ vw_admin_request(void *cls, struct MHD_Connection *c, const char *url,
         memset(rq, 0, sizeof(vw_req_t));
         *con_cls = rq;
 
-        name = vw_admin_auth(ad, MHD_lookup_connection_value(c,
-                                     MHD_HEADER_KIND, "Authorization"));
+        auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                           "Authorization");
+        name = vw_admin_auth(ad, auth);
+
+        /* the scraper's token opens /metrics and nothing else */
+        if (name == NULL && strcmp(url, "/metrics") == 0
+            && vw_admin_metrics_auth(ad, auth))
+        {
+            name = "metrics";
+        }
 
         if (name == NULL) {
             return vw_admin_error(c, rq, 401, "unauthorized", NULL,
@@ -544,7 +831,9 @@ vw_admin_request(void *cls, struct MHD_Connection *c, const char *url,
                                   "control character", NULL);
         }
 
-        rq->limit = (size_t) ad->cf.admin_max_body;
+        rq->limit = (size_t) ((rq->route->flags & VW_ROUTE_RAW)
+                              ? ad->cf.admin_max_import
+                              : ad->cf.admin_max_body);
 
         cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                          "Content-Length");
@@ -794,7 +1083,9 @@ vw_admin_start(const char *path, vw_admin_t **out, char *err, size_t errlen)
         return 0;
     }
 
-    if (vw_admin_tokens(ad, ad->cf.admin_tokens_file, err, errlen) != 0) {
+    if (vw_admin_tokens(ad, ad->cf.admin_tokens_file, err, errlen) != 0
+        || vw_admin_metrics_token(ad, err, errlen) != 0)
+    {
         goto failed;
     }
 

@@ -229,6 +229,34 @@ vw_admin_json_type(const char *ct)
 }
 
 
+int
+vw_admin_file_type(const char *ct)
+{
+    size_t  n;
+
+    if (ct == NULL) {
+        return 0;
+    }
+
+    ct += strspn(ct, " \t");
+    n = strcspn(ct, "; \t");
+
+    if ((n == 8 && strncasecmp(ct, "text/csv", 8) == 0)
+        || (n == 10 && strncasecmp(ct, "text/plain", 10) == 0))
+    {
+        return 1;
+    }
+
+    if ((n == 20 && strncasecmp(ct, "application/x-ndjson", 20) == 0)
+        || (n == 17 && strncasecmp(ct, "application/jsonl", 17) == 0))
+    {
+        return 2;
+    }
+
+    return 0;
+}
+
+
 static int
 vw_parse_fail(vw_operr_t *e, const char *reason, const char *message)
 {

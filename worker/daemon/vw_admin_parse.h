@@ -19,10 +19,16 @@
 #include "vw_op.h"
 
 
+#define VW_ROUTE_RAW     0x01           /* the body is a file (imports) */
+#define VW_ROUTE_STREAM  0x02           /* the answer is a job's output */
+#define VW_ROUTE_METRICS 0x04           /* Prometheus text */
+
+
 typedef struct {
     const char             *method;
     const char             *path;       /* "{}" is one segment, the id */
     vw_op_pt                handler;
+    int                     flags;
 } vw_route_t;
 
 
@@ -51,6 +57,12 @@ int vw_admin_query_add(json_t *q, const char *key, const char *value,
 
 /* application/json or application/<x>+json, with parameters or not */
 int vw_admin_json_type(const char *ct);
+
+/*
+ * The type of a file to import: 1 text/csv or text/plain, 2
+ * application/x-ndjson or application/jsonl, 0 another (or none).
+ */
+int vw_admin_file_type(const char *ct);
 
 /*
  * The body as a JSON object (an empty body is {}): else 400 invalid_json,

@@ -347,6 +347,34 @@ vw_send_http(CURL *curl, const vw_channel_t *ch, const vw_message_t *m,
 }
 
 
+int
+vw_webhook_post(CURL *curl, const vw_channel_t *ch, const char *id,
+    const char *type, const char *body, int64_t now, char *err,
+    size_t errlen)
+{
+    int                 rc;
+    char                line[512], sig[160];
+    struct curl_slist  *h;
+
+    vw_webhook_signature(ch->secret, now, body, strlen(body), sig,
+                         sizeof(sig));
+
+    h = curl_slist_append(NULL, "Content-Type: application/json");
+    snprintf(line, sizeof(line), "X-Voucher-Signature: %s", sig);
+    h = curl_slist_append(h, line);
+    snprintf(line, sizeof(line), "Idempotency-Key: %s", id);
+    h = curl_slist_append(h, line);
+    snprintf(line, sizeof(line), "X-Voucher-Event: %s", type);
+    h = curl_slist_append(h, line);
+
+    rc = vw_http_post(curl, ch, body, h, 1, err, errlen);
+
+    curl_slist_free_all(h);
+
+    return rc;
+}
+
+
 /* a header value as RFC 2047 UTF-8 base64 when it is not plain ASCII */
 
 static void

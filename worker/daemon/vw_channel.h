@@ -53,6 +53,15 @@ const char *vw_channel_missing(const vw_channel_t *ch,
 int vw_channel_send(CURL *curl, const vw_channel_t *ch,
     const vw_message_t *msg, int64_t now, char *err, size_t errlen);
 
+/*
+ * An event of an outgoing webhook subscription (vw_webhooks.c): the body
+ * POSTed to ch->url, signed with ch->secret as the webhook channel signs,
+ * with Idempotency-Key: id and X-Voucher-Event: type.  409 is delivered.
+ */
+int vw_webhook_post(CURL *curl, const vw_channel_t *ch, const char *id,
+    const char *type, const char *body, int64_t now, char *err,
+    size_t errlen);
+
 /* the webhook signature: "t=<now>,v1=<hex HMAC-SHA256(secret, now.body)>" */
 void vw_webhook_signature(const char *secret, int64_t now, const char *body,
     size_t len, char *out, size_t size);

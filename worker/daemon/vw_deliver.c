@@ -22,6 +22,7 @@
 #include "vw_channel.h"
 #include "vw_clock.h"
 #include "vw_daemon.h"
+#include "vw_metrics.h"
 #include "vw_log.h"
 #include "vw_members.h"
 #include "vw_redis.h"
@@ -106,6 +107,8 @@ vw_done(vw_daemon_t *d, vw_claim_t *c, const char *outcome, int64_t due_ms,
 
         return -1;
     }
+
+    vw_metrics_delivery(c->channel, outcome);
 
     if (vw_reply_int(r, &v) == 0 && v == 0) {
         vw_log_warn("campaign %s: run %s: member %s: the lease ran out "

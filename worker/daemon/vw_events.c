@@ -34,6 +34,7 @@
 
 #include "vw_clock.h"
 #include "vw_daemon.h"
+#include "vw_metrics.h"
 #include "vw_log.h"
 #include "vw_members.h"
 #include "vw_op.h"
@@ -543,6 +544,8 @@ vw_events_handle(vw_daemon_t *d, const redisReply *entries, const char *key)
         freeReplyObject(r);
         n++;
     }
+
+    vw_metrics_events(n);
 
     return n;
 }

@@ -21,6 +21,7 @@
 
 #include "vw_clock.h"
 #include "vw_daemon.h"
+#include "vw_metrics.h"
 #include "vw_log.h"
 #include "vw_map.h"
 #include "vw_members.h"
@@ -289,6 +290,7 @@ vw_plan_tick(vw_daemon_t *d)
             }
 
             a->last = t;
+            vw_metrics_run(a->campaign, "skipped", 0);
             vw_log_info("campaign %s: run %lld skipped: the campaign is %s",
                         a->campaign, (long long) t,
                         ci.active ? "outside its dates" : "not active");
@@ -325,6 +327,7 @@ vw_plan_tick(vw_daemon_t *d)
         }
 
         a->last = t;
+        vw_metrics_run(a->campaign, "planned", now - t);
         done++;
     }
 

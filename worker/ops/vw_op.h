@@ -141,6 +141,13 @@ int vw_op_limit(json_t *query, int64_t *out, vw_operr_t *e);
 /* a flat field/value reply as a JSON object; integers stay integers */
 json_t *vw_op_pairs(const redisReply *r);
 
+/*
+ * A page of a stream's entries (objects with "id" and the fields): XRANGE,
+ * or XREVRANGE (rev), after the query's cursor; "limit" of the query.
+ */
+int vw_op_stream_page(vw_op_t *op, vw_op_in_t *in, const char *key, int rev,
+    json_t **out, vw_operr_t *e);
+
 /* a page of a list: {"items": items, "next_cursor": cursor or null} */
 json_t *vw_op_page(json_t *items, const char *cursor);
 
@@ -219,7 +226,21 @@ void vw_op_auto_next_run(vw_op_t *op, const char *campaign, json_t *o);
 
 int vw_op_deliveries(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);
+int vw_op_report(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e);
 int vw_op_audit_list(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+
+int vw_op_webhook_create(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_webhook_get(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_webhook_list(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_webhook_update(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_webhook_delete(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_webhook_dead(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);
 
 int vw_op_loyalty_get(vw_op_t *op, vw_op_in_t *in, json_t **out,

@@ -370,8 +370,8 @@ vw_stream_entry(redisReply *en)
  * cursor, which is the last entry id of the page before.
  */
 
-static int
-vw_stream_page(vw_op_t *op, vw_op_in_t *in, const char *key, int rev,
+int
+vw_op_stream_page(vw_op_t *op, vw_op_in_t *in, const char *key, int rev,
     json_t **out, vw_operr_t *e)
 {
     size_t                    i;
@@ -449,7 +449,7 @@ vw_op_deliveries(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
     }
 
     key = vw_key(op->cf, "dl:%s", in->id);
-    rc = vw_stream_page(op, in, key, 0, out, e);
+    rc = vw_op_stream_page(op, in, key, 0, out, e);
     free(key);
 
     return rc;
@@ -465,7 +465,7 @@ vw_op_audit_list(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
     char  *key;
 
     key = vw_key(op->cf, "admin");
-    rc = vw_stream_page(op, in, key, 1, out, e);
+    rc = vw_op_stream_page(op, in, key, 1, out, e);
     free(key);
 
     return rc;
