@@ -14,10 +14,10 @@
 -- (voucher_webhook_claim, _done); {NS}:whq holds the subscriptions with
 -- something to send, scored by when (ms, Redis' clock): due now, after a
 -- back-off, or at the end of a sender's lease.  Events given up on go to
--- the subscription's dead letters {NS}:whd:<id>.  Helpers in the table W
+-- the subscription's dead letters {NS}:whd:<id>.  Helpers in the table WH
 -- (one local).
 
-local W = {TYPES = {
+local WH = {TYPES = {
     redeemed = true, rolled_back = true, reservation_confirmed = true,
     reservation_released = true, balance_changed = true, code_issued = true,
     delivery_sent = true, delivery_failed = true, points_earned = true,
@@ -25,23 +25,23 @@ local W = {TYPES = {
     referral_converted = true, reward_redeemed = true,
 }}
 
-function W.sub(keys)
+function WH.sub(keys)
     return string.match(keys[1] or '', '^({[^}]+}):wh:([%w_%-]+)$')
 end
 
 -- ",a,b," or "*"
-function W.events(s)
+function WH.events(s)
     if s == '*' then return s end
     local out = {}
     for t in string.gmatch(s, '[^,]+') do
-        if not W.TYPES[t] then return nil, 'unknown event type ' .. t end
+        if not WH.TYPES[t] then return nil, 'unknown event type ' .. t end
         out[#out + 1] = t
     end
     if #out == 0 then return nil, 'at least one event type, or *' end
     return ',' .. table.concat(out, ',') .. ','
 end
 
-W.FIELDS = {
+WH.FIELDS = {
     url = function(s)
         if #s <= 2048 and (string.find(s, '^https?://[^%s]+$')) then
             return s
@@ -54,7 +54,7 @@ W.FIELDS = {
         end
         return nil, '16..256 characters, no spaces'
     end,
-    events = W.events,
+    events = WH.events,
     status = function(s)
         if s == 'active' or s == 'paused' then return s end
         return nil, 'expected active or paused'
@@ -74,12 +74,12 @@ end
 -- A subscription made or changed: url secret events (comma-separated
 -- types, or *) status; a new one needs url, secret and events.
 function api.webhook_set(keys, args)
-    local tag, id = W.sub(keys)
+    local tag, id = WH.sub(keys)
     if not tag then return bad_key() end
     if #args == 0 or #args % 2 ~= 0 then return bad_args() end
     local set = {}
     for i = 1, #args, 2 do
-        local f = W.FIELDS[args[i]]
+        local f = WH.FIELDS[args[i]]
         if not f then
             return redis.error_reply('ERR unknown_field ' .. args[i])
         end
@@ -115,7 +115,7 @@ end
 -- voucher_webhook_del  KEYS[1] {NS}:wh:<id>: the subscription, its
 -- outbox and dead letters; 1, or 0 when there was none
 function api.webhook_del(keys)
-    local tag, id = W.sub(keys)
+    local tag, id = WH.sub(keys)
     if not tag then return bad_key() end
     redis.call('SREM', tag .. ':whs', id)
     redis.call('ZREM', tag .. ':whq', id)
@@ -130,7 +130,7 @@ ADM.fns.webhook_del = {api.webhook_del, 'webhook'}
 -- ARGV  stream group (entry event_id type body)...
 --   stream  the source stream ({NS}:log, {NS}:admin, {NS}:events,
 --           {NS}:dl:<campaign>), read with the consumer group group
---   entry   its id there; event_id the event's id; type one of W.TYPES,
+--   entry   its id there; event_id the event's id; type one of WH.TYPES,
 --           or "" (nothing to send: only acknowledged); body the JSON
 --           POSTed
 -- Each entry is acknowledged, and only when this acknowledges it (not
@@ -216,7 +216,7 @@ end
 -- 1 recorded; 0 the claim was lost (the lease ended, the entry is not the
 -- next one, the subscription is gone).
 function api.webhook_done(keys, args)
-    local tag, id = W.sub(keys)
+    local tag, id = WH.sub(keys)
     if not tag then return bad_key() end
     local owner, entry, outcome, due, err = args[1], args[2], args[3],
         uint(args[4]), args[5] or ''
