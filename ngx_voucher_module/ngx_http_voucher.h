@@ -36,6 +36,7 @@ typedef struct {
 
 /* a Redis: where it is and how to talk to it */
 typedef struct {
+    ngx_str_t                   name;        /* voucher_store's, or empty */
     ngx_str_t                   addr_text;   /* as configured, for logs */
     ngx_str_t                   host;        /* numeric address, NUL-ended */
     in_port_t                   port;
@@ -67,6 +68,7 @@ typedef struct {
     ngx_flag_t                  configured;
 
     ngx_shm_zone_t             *lockout_zone; /* voucher_lockout_cache */
+    ngx_shm_zone_t             *hot_zone;     /* voucher_hot_cache */
     ngx_shm_zone_t             *settle_zone;  /* lost settlements, counted */
 } ngx_http_voucher_main_conf_t;
 
@@ -74,6 +76,7 @@ typedef struct {
 typedef struct {
     ngx_int_t                   api;         /* NGX_HTTP_VOUCHER_OP_* or 0 */
     ngx_str_t                   ns;          /* key namespace: {ns}:... */
+    ngx_http_voucher_store_t   *store;       /* the Redis it asks */
     size_t                      max_body_size;
     ngx_uint_t                  code_max_length;
     ngx_uint_t                  max_items;
@@ -198,6 +201,13 @@ struct ngx_http_voucher_core_s {
     ngx_str_t                       limit;    /* the lockout in force */
     int64_t                         left;     /* its ms to go */
 
+    /* the hot code cache's answer (V_ANSWER from the preflight) */
+    void                           *hot;
+    ngx_http_voucher_ok_t           hot_ok;
+
+    int64_t                         amount;   /* the order's */
+    unsigned                        items:1;  /* it lists items */
+    unsigned                        keyed:1;  /* with an idempotency key */
     unsigned                        guess:1;  /* refused offline */
     unsigned                        detach:1; /* the op goes with the
                                                  request */
@@ -287,6 +297,11 @@ ngx_int_t ngx_http_voucher_lockout_check(ngx_http_request_t *r,
 void ngx_http_voucher_lockout_learn(ngx_http_request_t *r,
     ngx_http_voucher_loc_conf_t *vlcf, ngx_int_t op, ngx_str_t *name,
     int64_t ms);
+char *ngx_http_voucher_hot_cache(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_voucher_hot_check(ngx_http_voucher_core_t *core);
+void ngx_http_voucher_hot_learn(ngx_http_voucher_core_t *core, void *reply);
+
 ngx_int_t ngx_http_voucher_send_locked(ngx_http_request_t *r, ngx_int_t op,
     ngx_str_t *code, ngx_str_t *name, int64_t left);
 

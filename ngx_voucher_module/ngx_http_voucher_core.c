@@ -42,9 +42,10 @@ static void ngx_http_voucher_cleanup(void *data);
 /*
  * The preflight of a request the front door has read and checked: the
  * code checked offline (a code refused there is a guess), the lockout
- * cache asked, then the command built and sent.  Returns the verdict; its
- * details are in core.  Confirm, release and rollback name no code and
- * skip the first two.
+ * cache and the hot code cache asked, then the command built and sent.
+ * Returns the verdict; its details are in core (V_ANSWER: core->hot is
+ * the answer).  Confirm, release and rollback name no code and skip the
+ * caches.
  */
 
 ngx_uint_t
@@ -118,6 +119,18 @@ ngx_http_voucher_preflight(ngx_http_voucher_core_t *core,
                       &core->limit);
 
         return NGX_HTTP_VOUCHER_V_LOCKED;
+    }
+
+    core->amount = req->amount;
+    core->items = (req->nitems > 0);
+    core->keyed = (req->idempotency_key.len > 0);
+
+    if (ngx_http_voucher_hot_check(core) == NGX_OK) {
+        /* a sold-out code, as Redis answered it a moment ago */
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "voucher: answered from the hot code cache");
+
+        return NGX_HTTP_VOUCHER_V_ANSWER;
     }
 
 command:
@@ -554,13 +567,11 @@ static ngx_uint_t
 ngx_http_voucher_send(ngx_http_voucher_core_t *core,
     ngx_http_voucher_cmd_t *cmd)
 {
-    ngx_http_request_t            *r;
-    ngx_http_cleanup_t            *cln;
-    ngx_http_voucher_op_t         *op;
-    ngx_http_voucher_main_conf_t  *vmcf;
+    ngx_http_request_t     *r;
+    ngx_http_cleanup_t     *cln;
+    ngx_http_voucher_op_t  *op;
 
     r = core->request;
-    vmcf = ngx_http_get_module_main_conf(r, ngx_http_voucher_module);
 
     if (core->detach) {
         /* the cleanup first: an op must never exist without its detach */
@@ -574,8 +585,8 @@ ngx_http_voucher_send(ngx_http_voucher_core_t *core,
         cln->data = core;
     }
 
-    op = ngx_http_voucher_redis_send(vmcf->store.pool, (int) cmd->n, cmd->argv,
-                                     cmd->argvlen,
+    op = ngx_http_voucher_redis_send(core->conf->store->pool, (int) cmd->n,
+                                     cmd->argv, cmd->argvlen,
                                      ngx_http_voucher_reply_handler, core,
                                      core->api == NGX_HTTP_VOUCHER_OP_VALIDATE
                                      ? 0 : NGX_HTTP_VOUCHER_SEND_WRITE);
@@ -639,6 +650,7 @@ ngx_http_voucher_reply_handler(ngx_http_voucher_op_t *op, void *reply,
         }
 
         ngx_http_voucher_limit_result(core, reply, &ok);
+        ngx_http_voucher_hot_learn(core, reply);
         core->answered(core, NGX_HTTP_VOUCHER_V_ANSWER, reply, &ok);
         break;
 

@@ -1371,6 +1371,12 @@ ngx_http_voucher_gate_render(ngx_http_request_t *r,
         return NGX_BUSY;
 
     case NGX_HTTP_VOUCHER_V_ANSWER:
+        if (reply == NULL) {
+            /* the preflight's: the hot code cache answered */
+            reply = core->hot;
+            ok = &core->hot_ok;
+        }
+
         return ngx_http_voucher_gate_verdict(r, g, reply, ok);
 
     case NGX_HTTP_VOUCHER_V_REFUSED:

@@ -84,6 +84,13 @@ static ngx_command_t  ngx_http_voucher_commands[] = {
       0,
       NULL },
 
+    { ngx_string("voucher_hot_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_voucher_hot_cache,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("voucher_api"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_voucher_api,
@@ -448,6 +455,7 @@ ngx_http_voucher_create_loc_conf(ngx_conf_t *cf)
      *
      *     vlcf->api = 0;
      *     vlcf->ns = { 0, NULL };
+     *     vlcf->store = NULL;
      *     vlcf->code_keys = NULL;
      *     vlcf->code_issued = NULL;
      *     vlcf->code_patterns = NULL;
@@ -490,6 +498,13 @@ ngx_http_voucher_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_voucher_main_conf_t  *vmcf;
 
     ngx_conf_merge_str_value(conf->ns, prev->ns, "v");
+
+    vmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_voucher_module);
+
+    if (conf->store == NULL) {
+        conf->store = prev->store ? prev->store : &vmcf->store;
+    }
+
     ngx_conf_merge_size_value(conf->max_body_size, prev->max_body_size,
                               16384);
     ngx_conf_merge_uint_value(conf->code_max_length, prev->code_max_length,
@@ -511,8 +526,6 @@ ngx_http_voucher_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (conf->api) {
-        vmcf = ngx_http_conf_get_module_main_conf(cf,
-                                                  ngx_http_voucher_module);
         if (!vmcf->configured) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "\"voucher_api\" needs \"voucher_redis\" "
