@@ -66,6 +66,7 @@ typedef struct {
 typedef struct {
     ngx_http_voucher_store_t    store;       /* voucher_redis */
     ngx_flag_t                  configured;
+    ngx_array_t                *stores;      /* voucher_store: pointers */
 
     ngx_shm_zone_t             *lockout_zone; /* voucher_lockout_cache */
     ngx_shm_zone_t             *hot_zone;     /* voucher_hot_cache */
@@ -77,6 +78,7 @@ typedef struct {
     ngx_int_t                   api;         /* NGX_HTTP_VOUCHER_OP_* or 0 */
     ngx_str_t                   ns;          /* key namespace: {ns}:... */
     ngx_http_voucher_store_t   *store;       /* the Redis it asks */
+    ngx_str_t                   store_name;  /* voucher_store_use */
     size_t                      max_body_size;
     ngx_uint_t                  code_max_length;
     ngx_uint_t                  max_items;
