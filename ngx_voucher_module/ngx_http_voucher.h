@@ -53,6 +53,9 @@ typedef struct {
     ngx_flag_t                  replicated;
     ngx_msec_t                  replica_timeout;
 
+    /* replicas=: where validates without limits may go (a pool each) */
+    ngx_array_t                *replicas;    /* ngx_http_voucher_addr_t */
+
     /* the master as Sentinel names it, instead of host and port */
     ngx_array_t                *sentinels;   /* ngx_http_voucher_addr_t */
     ngx_str_t                   master_name;
@@ -207,9 +210,12 @@ struct ngx_http_voucher_core_s {
     void                           *hot;
     ngx_http_voucher_ok_t           hot_ok;
 
+    void                           *cmd;      /* kept while a replica has
+                                                 it, for the master */
     int64_t                         amount;   /* the order's */
     unsigned                        items:1;  /* it lists items */
     unsigned                        keyed:1;  /* with an idempotency key */
+    unsigned                        replica:1; /* sent to a replica */
     unsigned                        guess:1;  /* refused offline */
     unsigned                        detach:1; /* the op goes with the
                                                  request */
@@ -245,6 +251,10 @@ ngx_http_voucher_op_t *ngx_http_voucher_redis_send(
     ngx_http_voucher_pool_t *pool, int argc, const char **argv,
     const size_t *argvlen, ngx_http_voucher_op_handler_pt handler,
     void *data, ngx_uint_t flags);
+ngx_http_voucher_op_t *ngx_http_voucher_redis_send_read(
+    ngx_http_voucher_pool_t *pool, int argc, const char **argv,
+    const size_t *argvlen, ngx_http_voucher_op_handler_pt handler,
+    void *data);
 void ngx_http_voucher_redis_detach(ngx_http_voucher_op_t *op);
 
 ngx_int_t ngx_http_voucher_read_body(ngx_http_request_t *r, ngx_str_t *body,

@@ -585,11 +585,38 @@ ngx_http_voucher_send(ngx_http_voucher_core_t *core,
         cln->data = core;
     }
 
-    op = ngx_http_voucher_redis_send(core->conf->store->pool, (int) cmd->n,
-                                     cmd->argv, cmd->argvlen,
-                                     ngx_http_voucher_reply_handler, core,
-                                     core->api == NGX_HTTP_VOUCHER_OP_VALIDATE
-                                     ? 0 : NGX_HTTP_VOUCHER_SEND_WRITE);
+    op = NULL;
+
+    if (cmd->argvlen[1] == sizeof("voucher_validate") - 1
+        && core->conf->store->replicas)
+    {
+        /* a validate without limits reads only: a replica may answer it */
+
+        core->cmd = ngx_palloc(r->pool, sizeof(ngx_http_voucher_cmd_t));
+        if (core->cmd == NULL) {
+            return NGX_HTTP_VOUCHER_V_FAILED;
+        }
+
+        *(ngx_http_voucher_cmd_t *) core->cmd = *cmd;
+
+        op = ngx_http_voucher_redis_send_read(core->conf->store->pool,
+                                              (int) cmd->n, cmd->argv,
+                                              cmd->argvlen,
+                                              ngx_http_voucher_reply_handler,
+                                              core);
+        core->replica = (op != NULL);
+    }
+
+    if (op == NULL) {
+        op = ngx_http_voucher_redis_send(core->conf->store->pool,
+                                         (int) cmd->n, cmd->argv,
+                                         cmd->argvlen,
+                                         ngx_http_voucher_reply_handler, core,
+                                         core->api
+                                         == NGX_HTTP_VOUCHER_OP_VALIDATE
+                                         ? 0 : NGX_HTTP_VOUCHER_SEND_WRITE);
+    }
+
     if (op == NULL) {
         core->reason = "store_unavailable";
         return NGX_HTTP_VOUCHER_V_UNAVAILABLE;
@@ -633,12 +660,31 @@ ngx_http_voucher_reply_handler(ngx_http_voucher_op_t *op, void *reply,
 {
     ngx_connection_t         *c;
     ngx_http_voucher_ok_t     ok;
+    ngx_http_voucher_cmd_t   *cmd;
     ngx_http_voucher_core_t  *core;
 
     core = op->data;
     c = core->request->connection;
 
     core->op = NULL;
+
+    if (core->replica && rc != NGX_HTTP_VOUCHER_REPLY) {
+        /* the replica could not answer: the master does */
+
+        core->replica = 0;
+        cmd = core->cmd;
+
+        core->op = ngx_http_voucher_redis_send(core->conf->store->pool,
+                                               (int) cmd->n, cmd->argv,
+                                               cmd->argvlen,
+                                               ngx_http_voucher_reply_handler,
+                                               core, 0);
+        if (core->op) {
+            return;
+        }
+
+        rc = NGX_HTTP_VOUCHER_LOST;
+    }
 
     switch (rc) {
 

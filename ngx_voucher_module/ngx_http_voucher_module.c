@@ -30,8 +30,8 @@ static char *ngx_http_voucher_store_parse(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_voucher_store_t *store, ngx_uint_t first);
 static char *ngx_http_voucher_redis_address(ngx_conf_t *cf,
     ngx_http_voucher_store_t *store, ngx_str_t *addr);
-static char *ngx_http_voucher_sentinels(ngx_conf_t *cf,
-    ngx_http_voucher_store_t *store, ngx_str_t *list);
+static char *ngx_http_voucher_addr_list(ngx_conf_t *cf, ngx_array_t **out,
+    ngx_str_t *list, in_port_t default_port);
 static char *ngx_http_voucher_resolve(ngx_conf_t *cf, ngx_str_t *text,
     in_port_t default_port, ngx_http_voucher_addr_t *addr);
 static char *ngx_http_voucher_read_secret(ngx_conf_t *cf, ngx_str_t *file,
@@ -761,7 +761,8 @@ ngx_http_voucher_store_defaults(ngx_http_voucher_store_t *store)
  *
  *   ADDRESS | sentinel=HOST:PORT[,HOST:PORT...] master=NAME
  *   [sentinel_password_file=PATH] [durability=default|replicated]
- *   [replica_timeout=TIME] [db=N] [user=NAME] [password=SECRET]
+ *   [replica_timeout=TIME] [replicas=HOST:PORT[,HOST:PORT...]]
+ *   [db=N] [user=NAME] [password=SECRET]
  *   [password_file=PATH] [connect_timeout=TIME] [timeout=TIME]
  *   [connections=N] [max_pending=N]
  */
@@ -803,7 +804,22 @@ ngx_http_voucher_store_parse(ngx_conf_t *cf, ngx_command_t *cmd,
             s.data = value[i].data + 9;
             s.len = value[i].len - 9;
 
-            rv = ngx_http_voucher_sentinels(cf, store, &s);
+            rv = ngx_http_voucher_addr_list(cf, &store->sentinels, &s, 26379);
+            if (rv != NGX_CONF_OK) {
+                return rv;
+            }
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "replicas=", 9) == 0) {
+            if (store->replicas) {
+                goto invalid;
+            }
+
+            s.data = value[i].data + 9;
+            s.len = value[i].len - 9;
+
+            rv = ngx_http_voucher_addr_list(cf, &store->replicas, &s, 6379);
             if (rv != NGX_CONF_OK) {
                 return rv;
             }
@@ -1015,19 +1031,21 @@ ngx_http_voucher_redis_address(ngx_conf_t *cf,
 }
 
 
-/* sentinel=HOST:PORT,HOST:PORT: asked in turn, port 26379 by default */
+/*
+ * sentinel=HOST:PORT,... (port 26379 by default) and replicas=HOST:PORT,...
+ * (6379): a list of addresses, resolved here
+ */
 
 static char *
-ngx_http_voucher_sentinels(ngx_conf_t *cf, ngx_http_voucher_store_t *store,
-    ngx_str_t *list)
+ngx_http_voucher_addr_list(ngx_conf_t *cf, ngx_array_t **out,
+    ngx_str_t *list, in_port_t default_port)
 {
     u_char                   *p, *last, *comma;
     ngx_str_t                 one;
     ngx_http_voucher_addr_t  *a;
 
-    store->sentinels = ngx_array_create(cf->pool, 3,
-                                        sizeof(ngx_http_voucher_addr_t));
-    if (store->sentinels == NULL) {
+    *out = ngx_array_create(cf->pool, 3, sizeof(ngx_http_voucher_addr_t));
+    if (*out == NULL) {
         return NGX_CONF_ERROR;
     }
 
@@ -1044,23 +1062,28 @@ ngx_http_voucher_sentinels(ngx_conf_t *cf, ngx_http_voucher_store_t *store,
         one.len = comma - p;
 
         if (one.len == 0) {
-            return "has an empty address in \"sentinel=\"";
+            return (default_port == 26379)
+                   ? "has an empty address in \"sentinel=\""
+                   : "has an empty address in \"replicas=\"";
         }
 
-        a = ngx_array_push(store->sentinels);
+        a = ngx_array_push(*out);
         if (a == NULL) {
             return NGX_CONF_ERROR;
         }
 
-        if (ngx_http_voucher_resolve(cf, &one, 26379, a) != NGX_CONF_OK) {
+        if (ngx_http_voucher_resolve(cf, &one, default_port, a)
+            != NGX_CONF_OK)
+        {
             return NGX_CONF_ERROR;
         }
 
         p = comma + 1;
     }
 
-    if (store->sentinels->nelts == 0) {
-        return "has no address in \"sentinel=\"";
+    if ((*out)->nelts == 0) {
+        return (default_port == 26379) ? "has no address in \"sentinel=\""
+                                       : "has no address in \"replicas=\"";
     }
 
     return NGX_CONF_OK;

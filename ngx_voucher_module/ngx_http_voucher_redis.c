@@ -28,6 +28,14 @@
  *
  * Replies are built in an arena of their context, not with one malloc()
  * per element: see ngx_http_voucher_reply_fn below.
+ *
+ * A store with replicas= has a pool of one context per replica besides
+ * its own: validates without limits go there (ngx_http_voucher_redis_
+ * send_read()) while its handshake and a check every second find the
+ * replica's link to its master up ("INFO replication": master_link_status
+ * up, no sync in progress) and its library of our version.  A replica is
+ * never sent FUNCTION LOAD; one that fails a check is left alone until it
+ * passes again, and the request goes to the master.
  */
 
 
@@ -105,6 +113,8 @@ typedef struct {
     ngx_event_t                reconnect;
     ngx_event_t                connect_timer;
     ngx_event_t                flush;
+    ngx_event_t                check;     /* a replica's, every second */
+    ngx_uint_t                 skipped;   /* why not read from, hashed */
     ngx_http_voucher_arena_t   arena;
 
     /* durability=replicated: writes answered, waiting for their WAIT */
@@ -135,11 +145,32 @@ struct ngx_http_voucher_pool_s {
     ngx_uint_t                     ops;       /* ops allocated, for debug */
     ngx_queue_t                    waiting;
     ngx_uint_t                     nwaiting;
+
+    /* a master's pools of its replicas, for reads */
+    ngx_http_voucher_pool_t      **replicas;
+    ngx_uint_t                     nreplicas;
+    ngx_uint_t                     next_replica;
+
     unsigned                       addressed:1;  /* host and port known */
     unsigned                       exiting:1;
+    unsigned                       replica:1;    /* a pool of a replica */
 };
 
 
+static ngx_http_voucher_pool_t *ngx_http_voucher_redis_pool(
+    ngx_cycle_t *cycle, ngx_http_voucher_store_t *store);
+static ngx_int_t ngx_http_voucher_redis_replicas(ngx_cycle_t *cycle,
+    ngx_http_voucher_pool_t *pool);
+static ngx_int_t ngx_http_voucher_redis_replica_info(
+    ngx_http_voucher_conn_t *conn);
+static void ngx_http_voucher_redis_replica_info_reply(redisAsyncContext *ac,
+    void *r, void *data);
+static const char *ngx_http_voucher_redis_replica_state(redisReply *reply);
+static void ngx_http_voucher_redis_replica_check(ngx_event_t *ev);
+static void ngx_http_voucher_redis_replica_version_reply(
+    redisAsyncContext *ac, void *r, void *data);
+static void ngx_http_voucher_redis_replica_skip(ngx_http_voucher_conn_t *conn,
+    const char *why);
 static void ngx_http_voucher_redis_connect(ngx_http_voucher_conn_t *conn);
 static void ngx_http_voucher_redis_master(void *data, u_char *host,
     in_port_t port);
@@ -230,27 +261,69 @@ ngx_int_t
 ngx_http_voucher_redis_init_worker(ngx_cycle_t *cycle,
     ngx_http_voucher_store_t *store)
 {
+    ngx_uint_t                i, j;
+    ngx_http_voucher_pool_t  *pool;
+
+    pool = ngx_http_voucher_redis_pool(cycle, store);
+    if (pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    store->pool = pool;
+
+    if (store->replicas
+        && ngx_http_voucher_redis_replicas(cycle, pool) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (store->sentinels) {
+        /* the contexts connect once Sentinel names the master */
+        pool->sentinel = ngx_http_voucher_sentinel_start(cycle, store,
+                                            ngx_http_voucher_redis_master,
+                                            pool);
+        if (pool->sentinel == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    for (i = 0; i < pool->nconns; i++) {
+        ngx_http_voucher_redis_connect(&pool->conns[i]);
+    }
+
+    for (j = 0; j < pool->nreplicas; j++) {
+        for (i = 0; i < pool->replicas[j]->nconns; i++) {
+            ngx_http_voucher_redis_connect(&pool->replicas[j]->conns[i]);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_http_voucher_pool_t *
+ngx_http_voucher_redis_pool(ngx_cycle_t *cycle,
+    ngx_http_voucher_store_t *store)
+{
     ngx_uint_t                i;
     ngx_http_voucher_pool_t  *pool;
     ngx_http_voucher_conn_t  *conn;
 
     pool = ngx_pcalloc(cycle->pool, sizeof(ngx_http_voucher_pool_t));
     if (pool == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     pool->conns = ngx_pcalloc(cycle->pool,
                         store->connections * sizeof(ngx_http_voucher_conn_t));
     if (pool->conns == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     pool->conf = store;
     pool->log = cycle->log;
     pool->nconns = store->connections;
     ngx_queue_init(&pool->waiting);
-
-    store->pool = pool;
 
     if (store->host.len) {
         ngx_memcpy(pool->host, store->host.data, store->host.len + 1);
@@ -283,31 +356,91 @@ ngx_http_voucher_redis_init_worker(ngx_cycle_t *cycle,
         conn->flush.data = conn;
         conn->flush.log = cycle->log;
 
+        conn->check.handler = ngx_http_voucher_redis_replica_check;
+        conn->check.data = conn;
+        conn->check.log = cycle->log;
+        conn->check.cancelable = 1;
+
         /* ngx_alloc(), not the cycle's pool: its pages get poisoned */
 
         conn->arena.start = ngx_alloc(NGX_HTTP_VOUCHER_ARENA_SIZE,
                                       cycle->log);
         if (conn->arena.start == NULL) {
-            return NGX_ERROR;
+            return NULL;
         }
 
         conn->arena.log = cycle->log;
         ngx_http_voucher_arena_reset(&conn->arena);
     }
 
-    if (store->sentinels) {
-        /* the contexts connect once Sentinel names the master */
-        pool->sentinel = ngx_http_voucher_sentinel_start(cycle, store,
-                                            ngx_http_voucher_redis_master,
-                                            pool);
-        if (pool->sentinel == NULL) {
-            return NGX_ERROR;
-        }
+    return pool;
+}
+
+
+/*
+ * A pool of one context for each replica, with the store's credentials
+ * and timeouts, named in logs "NAME replica HOST:PORT".
+ */
+
+static ngx_int_t
+ngx_http_voucher_redis_replicas(ngx_cycle_t *cycle,
+    ngx_http_voucher_pool_t *pool)
+{
+    u_char                    *p;
+    ngx_uint_t                 i, n;
+    ngx_http_voucher_addr_t   *addr;
+    ngx_http_voucher_store_t  *store, *rs;
+    ngx_http_voucher_pool_t   *rp;
+
+    store = pool->conf;
+    n = store->replicas->nelts;
+    addr = store->replicas->elts;
+
+    pool->replicas = ngx_pcalloc(cycle->pool,
+                                 n * sizeof(ngx_http_voucher_pool_t *));
+    if (pool->replicas == NULL) {
+        return NGX_ERROR;
     }
 
-    for (i = 0; i < pool->nconns; i++) {
-        ngx_http_voucher_redis_connect(&pool->conns[i]);
+    for (i = 0; i < n; i++) {
+        rs = ngx_palloc(cycle->pool, sizeof(ngx_http_voucher_store_t));
+        if (rs == NULL) {
+            return NGX_ERROR;
+        }
+
+        *rs = *store;
+
+        p = ngx_pnalloc(cycle->pool, store->addr_text.len
+                                     + sizeof(" replica ") - 1
+                                     + addr[i].text.len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        rs->addr_text.data = p;
+        rs->addr_text.len = ngx_sprintf(p, "%V replica %V", &store->addr_text,
+                                        &addr[i].text)
+                            - p;
+        rs->host = addr[i].host;
+        rs->port = addr[i].port;
+        ngx_str_null(&rs->unix_path);
+        rs->connections = 1;
+        rs->replicated = 0;
+        rs->sentinels = NULL;
+        rs->replicas = NULL;
+        rs->pool = NULL;
+
+        rp = ngx_http_voucher_redis_pool(cycle, rs);
+        if (rp == NULL) {
+            return NGX_ERROR;
+        }
+
+        rp->replica = 1;
+        rs->pool = rp;
+        pool->replicas[i] = rp;
     }
+
+    pool->nreplicas = n;
 
     return NGX_OK;
 }
@@ -323,6 +456,10 @@ ngx_http_voucher_redis_exit_worker(ngx_http_voucher_store_t *store)
     ngx_http_voucher_conn_t  *conn;
 
     pool = store->pool;
+
+    for (i = 0; i < pool->nreplicas; i++) {
+        ngx_http_voucher_redis_exit_worker(pool->replicas[i]->conf);
+    }
 
     /* replies still pending are dropped, their requests are gone */
 
@@ -356,6 +493,10 @@ ngx_http_voucher_redis_exit_worker(ngx_http_voucher_store_t *store)
 
         if (conn->connect_timer.timer_set) {
             ngx_del_timer(&conn->connect_timer);
+        }
+
+        if (conn->check.timer_set) {
+            ngx_del_timer(&conn->check);
         }
 
         if (conn->ac) {
@@ -553,9 +694,15 @@ ngx_http_voucher_redis_handshake(ngx_http_voucher_conn_t *conn)
         }
     }
 
-    /* ROLE answers first: FUNCTION LOAD is never sent to a replica */
+    /*
+     * ROLE answers first: FUNCTION LOAD is never sent to a replica.  A
+     * replica's pool asks instead whether its link to the master is up.
+     */
 
-    if (ngx_http_voucher_redis_role(conn) != NGX_OK) {
+    if ((conn->pool->replica ? ngx_http_voucher_redis_replica_info(conn)
+                             : ngx_http_voucher_redis_role(conn))
+        != NGX_OK)
+    {
         goto failed;
     }
 
@@ -638,6 +785,15 @@ ngx_http_voucher_redis_version_reply(redisAsyncContext *ac, void *r,
                       VOUCHER_LUA_VERSION);
 
         ngx_http_voucher_redis_ready(conn);
+        return;
+    }
+
+    if (conn->pool->replica) {
+        /* nothing is loaded into a replica: it is left alone for now */
+        ngx_http_voucher_redis_replica_skip(conn,
+                                  reply->type == REDIS_REPLY_ERROR
+                                  ? reply->str : "its library is another "
+                                                 "version");
         return;
     }
 
@@ -888,6 +1044,10 @@ ngx_http_voucher_redis_ready(ngx_http_voucher_conn_t *conn)
 
     if (conn->connect_timer.timer_set) {
         ngx_del_timer(&conn->connect_timer);
+    }
+
+    if (conn->pool->replica) {
+        ngx_add_timer(&conn->check, 1000);
     }
 
     ngx_http_voucher_redis_drain(conn);
@@ -1238,6 +1398,229 @@ ngx_http_voucher_redis_submit(ngx_http_voucher_conn_t *conn,
 
 
 /*
+ * A read (a validate without limits) on a replica that passed its last
+ * check, round robin; NULL when none is ready (the caller asks the master).
+ */
+
+ngx_http_voucher_op_t *
+ngx_http_voucher_redis_send_read(ngx_http_voucher_pool_t *pool, int argc,
+    const char **argv, const size_t *argvlen,
+    ngx_http_voucher_op_handler_pt handler, void *data)
+{
+    ngx_uint_t                i, n;
+    ngx_http_voucher_pool_t  *rp;
+    ngx_http_voucher_conn_t  *conn;
+
+    if (pool == NULL || pool->nreplicas == 0 || pool->exiting) {
+        return NULL;
+    }
+
+    for (i = 0; i < pool->nreplicas; i++) {
+        n = (pool->next_replica + i) % pool->nreplicas;
+        rp = pool->replicas[n];
+        conn = &rp->conns[0];
+
+        if (conn->state == NGX_HTTP_VOUCHER_READY
+            && conn->pending < rp->conf->max_pending)
+        {
+            pool->next_replica = n + 1;
+
+            return ngx_http_voucher_redis_send(rp, argc, argv, argvlen,
+                                               handler, data, 0);
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_voucher_redis_replica_info(ngx_http_voucher_conn_t *conn)
+{
+    const char  *argv[2];
+    size_t       argvlen[2];
+
+    argv[0] = "INFO";
+    argvlen[0] = 4;
+    argv[1] = "replication";
+    argvlen[1] = sizeof("replication") - 1;
+
+    return ngx_http_voucher_redis_command(conn,
+                                    ngx_http_voucher_redis_replica_info_reply,
+                                    conn, 2, argv, argvlen);
+}
+
+
+static void
+ngx_http_voucher_redis_replica_info_reply(redisAsyncContext *ac, void *r,
+    void *data)
+{
+    redisReply               *reply = r;
+    ngx_http_voucher_conn_t  *conn = data;
+
+    const char  *why;
+
+    if (reply == NULL
+        || (conn->state != NGX_HTTP_VOUCHER_HANDSHAKE
+            && conn->state != NGX_HTTP_VOUCHER_READY))
+    {
+        return;
+    }
+
+    why = ngx_http_voucher_redis_replica_state(reply);
+
+    if (why) {
+        ngx_http_voucher_redis_replica_skip(conn, why);
+    }
+}
+
+
+/* NULL for a replica whose link to its master is up and in sync */
+
+static const char *
+ngx_http_voucher_redis_replica_state(redisReply *reply)
+{
+    u_char  *p, *last;
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        return reply->str;
+    }
+
+    if (reply->type != REDIS_REPLY_STRING) {
+        return "unexpected reply to INFO";
+    }
+
+    p = (u_char *) reply->str;
+    last = p + reply->len;
+
+    if (ngx_strlcasestrn(p, last, (u_char *) "role:slave\r",
+                         sizeof("role:slave\r") - 2)
+        == NULL)
+    {
+        return "not a replica";
+    }
+
+    if (ngx_strlcasestrn(p, last, (u_char *) "master_sync_in_progress:0\r",
+                         sizeof("master_sync_in_progress:0\r") - 2)
+        == NULL)
+    {
+        return "its sync with the master is in progress";
+    }
+
+    if (ngx_strlcasestrn(p, last, (u_char *) "master_link_status:up\r",
+                         sizeof("master_link_status:up\r") - 2)
+        == NULL)
+    {
+        return "its link to the master is down";
+    }
+
+    return NULL;
+}
+
+
+/* a ready replica, every second: its link, and its library's version */
+
+static void
+ngx_http_voucher_redis_replica_check(ngx_event_t *ev)
+{
+    ngx_http_voucher_conn_t  *conn = ev->data;
+
+    const char  *argv[3];
+    size_t       argvlen[3];
+
+    if (conn->state != NGX_HTTP_VOUCHER_READY || conn->ac == NULL
+        || conn->pool->exiting)
+    {
+        return;
+    }
+
+    argv[0] = "FCALL";
+    argvlen[0] = 5;
+    argv[1] = "voucher_version";
+    argvlen[1] = sizeof("voucher_version") - 1;
+    argv[2] = "0";
+    argvlen[2] = 1;
+
+    if (ngx_http_voucher_redis_replica_info(conn) != NGX_OK
+        || ngx_http_voucher_redis_command(conn,
+                             ngx_http_voucher_redis_replica_version_reply,
+                             conn, 3, argv, argvlen)
+           != NGX_OK)
+    {
+        ngx_http_voucher_redis_replica_skip(conn, "cannot queue its check");
+    }
+}
+
+
+static void
+ngx_http_voucher_redis_replica_version_reply(redisAsyncContext *ac, void *r,
+    void *data)
+{
+    redisReply               *reply = r;
+    ngx_http_voucher_conn_t  *conn = data;
+
+    if (reply == NULL || conn->state != NGX_HTTP_VOUCHER_READY) {
+        return;
+    }
+
+    if ((reply->type == REDIS_REPLY_STRING
+         || reply->type == REDIS_REPLY_STATUS)
+        && reply->len == sizeof(VOUCHER_LUA_VERSION) - 1
+        && ngx_strncmp(reply->str, VOUCHER_LUA_VERSION, reply->len) == 0)
+    {
+        if (!conn->check.timer_set && !conn->pool->exiting) {
+            ngx_add_timer(&conn->check, 1000);
+        }
+
+        return;
+    }
+
+    ngx_http_voucher_redis_replica_skip(conn,
+                                  reply->type == REDIS_REPLY_ERROR
+                                  ? reply->str : "its library is another "
+                                                 "version");
+}
+
+
+/*
+ * A replica not to read from now: its context goes (once the reads in
+ * flight are answered) and is made anew within a second, to be checked
+ * again.  Logged when the reason changes.
+ */
+
+static void
+ngx_http_voucher_redis_replica_skip(ngx_http_voucher_conn_t *conn,
+    const char *why)
+{
+    ngx_uint_t  key;
+
+    key = ngx_hash_key((u_char *) why, ngx_strlen(why));
+
+    if (!conn->unready || key != conn->skipped) {
+        ngx_log_error(NGX_LOG_NOTICE, conn->pool->log, 0,
+                      "voucher: redis %V: not read from: %s",
+                      &conn->pool->conf->addr_text, why);
+    }
+
+    conn->skipped = key;
+
+    conn->unready = 1;
+    conn->state = NGX_HTTP_VOUCHER_DOWN;
+
+    if (conn->check.timer_set) {
+        ngx_del_timer(&conn->check);
+    }
+
+    if (conn->pending) {
+        conn->retiring = 1;
+        return;
+    }
+
+    ngx_http_voucher_redis_drop(conn, NULL);
+}
+
+
+/*
  * A command in RESP, formatted here in one buffer and queued with
  * redisAsyncFormattedCommand(): redisAsyncCommandArgv() formats it with
  * sds calls and a malloc() of its own, a tenth of a validate's
@@ -1381,10 +1764,25 @@ ngx_http_voucher_redis_reply(redisAsyncContext *ac, void *r, void *data)
 
         rc = NGX_HTTP_VOUCHER_REFUSED;
 
-        if (conn->state == NGX_HTTP_VOUCHER_READY) {
+        if (conn->state == NGX_HTTP_VOUCHER_READY && conn->pool->replica) {
+            ngx_http_voucher_redis_replica_skip(conn, reply->str);
+
+        } else if (conn->state == NGX_HTTP_VOUCHER_READY) {
             conn->state = NGX_HTTP_VOUCHER_DOWN;
             conn->retiring = 1;
             ngx_http_voucher_redis_not_writable(conn, reply->str);
+        }
+
+        reply = NULL;
+
+    } else if (conn->pool->replica && reply->type == REDIS_REPLY_ERROR
+               && ngx_strstrn((u_char *) reply->str, "not found", 9 - 1))
+    {
+        /* the replica's library went: the master answers this one */
+        rc = NGX_HTTP_VOUCHER_REFUSED;
+
+        if (conn->state == NGX_HTTP_VOUCHER_READY) {
+            ngx_http_voucher_redis_replica_skip(conn, reply->str);
         }
 
         reply = NULL;
@@ -1796,6 +2194,10 @@ ngx_http_voucher_redis_cleanup(void *data)
 
     if (conn->connect_timer.timer_set) {
         ngx_del_timer(&conn->connect_timer);
+    }
+
+    if (conn->check.timer_set) {
+        ngx_del_timer(&conn->check);
     }
 
     ngx_http_voucher_redis_schedule(conn);
