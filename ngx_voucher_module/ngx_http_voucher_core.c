@@ -14,6 +14,10 @@
 
 #include <hiredis/hiredis.h>
 
+/* the names of this version's functions, not the library's text */
+#define VOUCHER_LUA_NAMES_ONLY
+#include "voucher_lua.h"
+
 
 /* a Redis command built in a request's pool */
 typedef struct {
@@ -359,27 +363,33 @@ ngx_http_voucher_command(ngx_http_request_t *r,
     switch (req->op) {
 
     case NGX_HTTP_VOUCHER_OP_VALIDATE:
-        ngx_http_voucher_arg("voucher_validate", 16);
+        ngx_http_voucher_arg(VOUCHER_FN("voucher_validate"),
+                             sizeof(VOUCHER_FN("voucher_validate")) - 1);
         break;
 
     case NGX_HTTP_VOUCHER_OP_REDEEM:
-        ngx_http_voucher_arg("voucher_redeem", 14);
+        ngx_http_voucher_arg(VOUCHER_FN("voucher_redeem"),
+                             sizeof(VOUCHER_FN("voucher_redeem")) - 1);
         break;
 
     case NGX_HTTP_VOUCHER_OP_RESERVE:
-        ngx_http_voucher_arg("voucher_reserve", 15);
+        ngx_http_voucher_arg(VOUCHER_FN("voucher_reserve"),
+                             sizeof(VOUCHER_FN("voucher_reserve")) - 1);
         break;
 
     case NGX_HTTP_VOUCHER_OP_CONFIRM:
-        ngx_http_voucher_arg("voucher_confirm", 15);
+        ngx_http_voucher_arg(VOUCHER_FN("voucher_confirm"),
+                             sizeof(VOUCHER_FN("voucher_confirm")) - 1);
         break;
 
     case NGX_HTTP_VOUCHER_OP_RELEASE:
-        ngx_http_voucher_arg("voucher_release", 15);
+        ngx_http_voucher_arg(VOUCHER_FN("voucher_release"),
+                             sizeof(VOUCHER_FN("voucher_release")) - 1);
         break;
 
     default: /* NGX_HTTP_VOUCHER_OP_ROLLBACK */
-        ngx_http_voucher_arg("voucher_rollback", 16);
+        ngx_http_voucher_arg(VOUCHER_FN("voucher_rollback"),
+                             sizeof(VOUCHER_FN("voucher_rollback")) - 1);
         break;
     }
 
@@ -475,8 +485,8 @@ ngx_http_voucher_command(ngx_http_request_t *r,
 
         if (nl && req->op == NGX_HTTP_VOUCHER_OP_VALIDATE) {
             /* voucher_validate is read-only; limits write their state */
-            argv[1] = "voucher_validate_limited";
-            argvlen[1] = sizeof("voucher_validate_limited") - 1;
+            argv[1] = VOUCHER_FN("voucher_validate_limited");
+            argvlen[1] = sizeof(VOUCHER_FN("voucher_validate_limited")) - 1;
         }
 
         n += nl;
@@ -530,8 +540,8 @@ ngx_http_voucher_command_guess(ngx_http_request_t *r,
 
     argv[0] = "FCALL";
     argvlen[0] = 5;
-    argv[1] = "voucher_guess";
-    argvlen[1] = sizeof("voucher_guess") - 1;
+    argv[1] = VOUCHER_FN("voucher_guess");
+    argvlen[1] = sizeof(VOUCHER_FN("voucher_guess")) - 1;
     argv[2] = "1";
     argvlen[2] = 1;
     argv[3] = (const char *) key;
@@ -587,7 +597,7 @@ ngx_http_voucher_send(ngx_http_voucher_core_t *core,
 
     op = NULL;
 
-    if (cmd->argvlen[1] == sizeof("voucher_validate") - 1
+    if (cmd->argvlen[1] == sizeof(VOUCHER_FN("voucher_validate")) - 1
         && core->conf->store->replicas)
     {
         /* a validate without limits reads only: a replica may answer it */

@@ -26,6 +26,10 @@
 #include "ngx_http_voucher.h"
 
 #include <hiredis/hiredis.h>
+
+/* the names of this version's functions, not the library's text */
+#define VOUCHER_LUA_NAMES_ONLY
+#include "voucher_lua.h"
 #include <jansson.h>
 
 
@@ -1872,8 +1876,9 @@ ngx_http_voucher_gate_settle(ngx_http_voucher_main_conf_t *vmcf,
 
     s->argv[0] = "FCALL";
     s->argvlen[0] = 5;
-    s->argv[1] = confirm ? "voucher_confirm" : "voucher_release";
-    s->argvlen[1] = 15;
+    s->argv[1] = confirm ? VOUCHER_FN("voucher_confirm")
+                         : VOUCHER_FN("voucher_release");
+    s->argvlen[1] = sizeof(VOUCHER_FN("voucher_confirm")) - 1;
     s->argv[2] = "1";
     s->argvlen[2] = 1;
     s->argv[3] = (const char *) p;

@@ -190,6 +190,8 @@ static void ngx_http_voucher_redis_not_writable(ngx_http_voucher_conn_t *conn,
 static void ngx_http_voucher_redis_load_reply(redisAsyncContext *ac,
     void *r, void *data);
 static ngx_int_t ngx_http_voucher_redis_load(ngx_http_voucher_conn_t *conn);
+static void ngx_http_voucher_redis_primary_reply(redisAsyncContext *ac,
+    void *r, void *data);
 static void ngx_http_voucher_redis_drop(ngx_http_voucher_conn_t *conn,
     const char *why);
 static void ngx_http_voucher_redis_schedule(ngx_http_voucher_conn_t *conn);
@@ -708,8 +710,8 @@ ngx_http_voucher_redis_handshake(ngx_http_voucher_conn_t *conn)
 
     argv[0] = "FCALL";
     argvlen[0] = 5;
-    argv[1] = "voucher_version";
-    argvlen[1] = sizeof("voucher_version") - 1;
+    argv[1] = VOUCHER_FN("voucher_version");
+    argvlen[1] = sizeof(VOUCHER_FN("voucher_version")) - 1;
     argv[2] = "0";
     argvlen[2] = 1;
 
@@ -791,9 +793,10 @@ ngx_http_voucher_redis_version_reply(redisAsyncContext *ac, void *r,
     if (conn->pool->replica) {
         /* nothing is loaded into a replica: it is left alone for now */
         ngx_http_voucher_redis_replica_skip(conn,
-                                  reply->type == REDIS_REPLY_ERROR
-                                  ? reply->str : "its library is another "
-                                                 "version");
+                        (reply->type == REDIS_REPLY_ERROR
+                         && ngx_strstrn((u_char *) reply->str, "not found",
+                                        9 - 1) == NULL)
+                        ? reply->str : "its library is another version");
         return;
     }
 
@@ -964,28 +967,35 @@ ngx_http_voucher_redis_not_writable(ngx_http_voucher_conn_t *conn,
 }
 
 
+/*
+ * Our functions are missing: which library to load depends on the primary
+ * ("voucher", by the version its voucher_version answers).  None: ours
+ * becomes it.  Another version's: ours goes beside it, as the library
+ * "voucher_<version>", and the primary stays, so that two nginx versions
+ * never replace each other's library (voucherctl library promote changes
+ * the primary; see redis/lib/core.lua).
+ */
+
 static ngx_int_t
 ngx_http_voucher_redis_load(ngx_http_voucher_conn_t *conn)
 {
-    const char  *argv[4];
-    size_t       argvlen[4];
+    const char  *argv[3];
+    size_t       argvlen[3];
 
     if (conn->loading) {
         return NGX_OK;
     }
 
-    argv[0] = "FUNCTION";
-    argvlen[0] = 8;
-    argv[1] = "LOAD";
-    argvlen[1] = 4;
-    argv[2] = "REPLACE";
-    argvlen[2] = 7;
-    argv[3] = voucher_lua;
-    argvlen[3] = sizeof(voucher_lua) - 1;
+    argv[0] = "FCALL";
+    argvlen[0] = 5;
+    argv[1] = "voucher_version";
+    argvlen[1] = sizeof("voucher_version") - 1;
+    argv[2] = "0";
+    argvlen[2] = 1;
 
     if (ngx_http_voucher_redis_command(conn,
-                                       ngx_http_voucher_redis_load_reply,
-                                       conn, 4, argv, argvlen)
+                                       ngx_http_voucher_redis_primary_reply,
+                                       conn, 3, argv, argvlen)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -994,6 +1004,75 @@ ngx_http_voucher_redis_load(ngx_http_voucher_conn_t *conn)
     conn->loading = 1;
 
     return NGX_OK;
+}
+
+
+static void
+ngx_http_voucher_redis_primary_reply(redisAsyncContext *ac, void *r,
+    void *data)
+{
+    redisReply               *reply = r;
+    ngx_http_voucher_conn_t  *conn = data;
+
+    const char  *argv[4];
+    size_t       argvlen[4];
+
+    if (reply == NULL) {
+        return;
+    }
+
+    if (ngx_http_voucher_redis_is_unready(reply)) {
+        conn->loading = 0;
+        ngx_http_voucher_redis_not_writable(conn, reply->str);
+        ngx_http_voucher_redis_drop(conn, NULL);
+        return;
+    }
+
+    argv[0] = "FUNCTION";
+    argvlen[0] = 8;
+    argv[1] = "LOAD";
+    argvlen[1] = 4;
+    argv[2] = "REPLACE";
+    argvlen[2] = 7;
+
+    if (reply->type == REDIS_REPLY_ERROR
+        && ngx_strstrn((u_char *) reply->str, "not found", 9 - 1) == NULL)
+    {
+        conn->loading = 0;
+        ngx_log_error(NGX_LOG_ERR, conn->pool->log, 0,
+                      "voucher: redis %V: version check failed: %s",
+                      &conn->pool->conf->addr_text, reply->str);
+        ngx_http_voucher_redis_drop(conn, NULL);
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_STRING
+        && !(reply->len == sizeof(VOUCHER_LUA_VERSION) - 1
+             && ngx_strncmp(reply->str, VOUCHER_LUA_VERSION, reply->len)
+                == 0))
+    {
+        ngx_log_error(NGX_LOG_NOTICE, conn->pool->log, 0,
+                      "voucher: redis %V: the primary library is version "
+                      "%s, loading ours (%s) beside it",
+                      &conn->pool->conf->addr_text, reply->str,
+                      VOUCHER_LUA_VERSION);
+
+        argv[3] = voucher_lua_own;
+        argvlen[3] = sizeof(voucher_lua_own) - 1;
+
+    } else {
+        argv[3] = voucher_lua;
+        argvlen[3] = sizeof(voucher_lua) - 1;
+    }
+
+    if (ngx_http_voucher_redis_command(conn,
+                                       ngx_http_voucher_redis_load_reply,
+                                       conn, 4, argv, argvlen)
+        != NGX_OK)
+    {
+        conn->loading = 0;
+        ngx_http_voucher_redis_drop(conn, "cannot queue FUNCTION LOAD");
+    }
 }
 
 
@@ -1536,8 +1615,8 @@ ngx_http_voucher_redis_replica_check(ngx_event_t *ev)
 
     argv[0] = "FCALL";
     argvlen[0] = 5;
-    argv[1] = "voucher_version";
-    argvlen[1] = sizeof("voucher_version") - 1;
+    argv[1] = VOUCHER_FN("voucher_version");
+    argvlen[1] = sizeof(VOUCHER_FN("voucher_version")) - 1;
     argv[2] = "0";
     argvlen[2] = 1;
 
@@ -1576,9 +1655,10 @@ ngx_http_voucher_redis_replica_version_reply(redisAsyncContext *ac, void *r,
     }
 
     ngx_http_voucher_redis_replica_skip(conn,
-                                  reply->type == REDIS_REPLY_ERROR
-                                  ? reply->str : "its library is another "
-                                                 "version");
+                        (reply->type == REDIS_REPLY_ERROR
+                         && ngx_strstrn((u_char *) reply->str, "not found",
+                                        9 - 1) == NULL)
+                        ? reply->str : "its library is another version");
 }
 
 

@@ -193,12 +193,79 @@ vw_redis_library_version(void)
 }
 
 
+/*
+ * This version's library becomes the primary ("voucher"), in one
+ * transaction with the removal of its own library "voucher_<version>" that
+ * nginx may have loaded beside another version's primary: the functions
+ * nginx calls ("<name>_<version>") never go missing in between.
+ */
+
 int
 vw_redis_load_library(redisContext *c, char *err, size_t errlen)
 {
-    redisReply  *r;
+    int          rc;
+    size_t       i;
+    redisReply  *r, *e;
 
-    r = redisCommand(c, "FUNCTION LOAD REPLACE %s", voucher_lua);
+    redisAppendCommand(c, "MULTI");
+    redisAppendCommand(c, "FUNCTION DELETE voucher_%s", VOUCHER_LUA_VERSION);
+    redisAppendCommand(c, "FUNCTION LOAD REPLACE %s", voucher_lua);
+    redisAppendCommand(c, "EXEC");
+
+    rc = 0;
+
+    for (i = 0; i < 4; i++) {
+        r = NULL;
+
+        if (redisGetReply(c, (void **) &r) != REDIS_OK || r == NULL) {
+            snprintf(err, errlen, "redis: %s", c->errstr);
+            return -1;
+        }
+
+        if (i == 0 && r->type == REDIS_REPLY_ERROR) {
+            snprintf(err, errlen, "%s", r->str);
+            rc = -1;
+        }
+
+        if (i == 3 && rc == 0) {
+            /* EXEC: the DELETE may fail (no such library), not the LOAD */
+            if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+                snprintf(err, errlen, "%s", r->type == REDIS_REPLY_ERROR
+                                            ? r->str : "transaction failed");
+                rc = -1;
+
+            } else {
+                e = r->element[1];
+
+                if (e->type == REDIS_REPLY_ERROR) {
+                    snprintf(err, errlen, "%s", e->str);
+                    rc = -1;
+                }
+            }
+        }
+
+        freeReplyObject(r);
+    }
+
+    return rc;
+}
+
+
+/*
+ * Removes the libraries "voucher_<version>" nginx of other versions loaded
+ * beside the primary.  Returns how many, or -1 with err set; each name
+ * removed is handed to fn.
+ */
+
+int
+vw_redis_prune_libraries(redisContext *c, void (*fn)(const char *name),
+    char *err, size_t errlen)
+{
+    int          n;
+    size_t       i, j;
+    redisReply  *r, *lib, *d;
+
+    r = redisCommand(c, "FUNCTION LIST");
 
     if (vw_redis_failed(c, r, err, errlen)) {
         if (r) {
@@ -208,9 +275,47 @@ vw_redis_load_library(redisContext *c, char *err, size_t errlen)
         return -1;
     }
 
+    n = 0;
+
+    for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        lib = r->element[i];
+
+        for (j = 0; lib->type == REDIS_REPLY_ARRAY && j + 1 < lib->elements;
+             j += 2)
+        {
+            if (lib->element[j]->type != REDIS_REPLY_STRING
+                || strcmp(lib->element[j]->str, "library_name") != 0
+                || lib->element[j + 1]->type != REDIS_REPLY_STRING
+                || strncmp(lib->element[j + 1]->str, "voucher_", 8) != 0)
+            {
+                continue;
+            }
+
+            d = redisCommand(c, "FUNCTION DELETE %s",
+                             lib->element[j + 1]->str);
+
+            if (vw_redis_failed(c, d, err, errlen)) {
+                if (d) {
+                    freeReplyObject(d);
+                }
+
+                freeReplyObject(r);
+                return -1;
+            }
+
+            freeReplyObject(d);
+
+            if (fn) {
+                fn(lib->element[j + 1]->str);
+            }
+
+            n++;
+        }
+    }
+
     freeReplyObject(r);
 
-    return 0;
+    return n;
 }
 
 

@@ -79,6 +79,8 @@ int vw_redis_unready(const char *err);
 
 /* FUNCTION LOAD REPLACE of the library built into the worker */
 int vw_redis_load_library(redisContext *c, char *err, size_t errlen);
+int vw_redis_prune_libraries(redisContext *c, void (*fn)(const char *name),
+    char *err, size_t errlen);
 
 const char *vw_redis_library_version(void);
 

@@ -15,6 +15,15 @@
 
 local VERSION = '__VOUCHER_LIB_VERSION__'
 
+-- The library "voucher" (PRIMARY) registers every function twice: by its
+-- name, for the worker, the admin tools and the native module, and by its
+-- name and VERSION ("voucher_redeem_<VERSION>"), which nginx calls.  A
+-- library "voucher_<VERSION>" (scripts/gen-lua sets PRIMARY false in its
+-- copy) registers only the second names, so that nginx of another version
+-- loads its own beside the primary during a rolling upgrade: function
+-- names are global across libraries in Redis, library names are not.
+local PRIMARY = true
+
 -- Redis 7.0 loads a library in a bare environment (no redis.call, string,
 -- math, ... yet), so builtins are looked up at call time, not aliased here.
 

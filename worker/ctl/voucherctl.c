@@ -46,7 +46,7 @@ static const char  vw_usage[] =
     "  auto set CAMPAIGN FILE.json | get CAMPAIGN | list | del CAMPAIGN\n"
     "  events add TYPE MEMBER [FIELD VALUE]...\n"
     "  key generate [FILE]                 a new MAC key (mode 0600)\n"
-    "  library load | version              the Redis function library\n";
+    "  library promote | prune | version   the Redis function library\n";
 
 
 typedef struct {
