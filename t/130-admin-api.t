@@ -324,7 +324,7 @@ is(api('DELETE', '/v1/automations/spring')->{status}, 200, 'delete');
 refused(api('GET', '/v1/automations/spring'), 404, 'not_found', 'gone');
 
 is_deeply(api('PATCH', '/v1/settings', body => { idem_ttl => 600 })->{json},
-          { idem_ttl => 600, stream_maxlen => 0 }, 'settings');
+          { idem_ttl => 600, stream_maxlen => 0, trail_retention => 0 }, 'settings');
 refused(api('PATCH', '/v1/settings', body => { idem_ttl => 0 }), 400, 'invalid_field', 'idem_ttl 0', 'idem_ttl');
 
 ########################################################### audit, voucherctl

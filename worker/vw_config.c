@@ -454,6 +454,7 @@ vw_cf_defaults(vw_config_t *cf, const char *path)
     cf->backoff_max_ms = 600000;
     cf->lease_s = 60;
     cf->poll_ms = 1000;
+    cf->retention_ms = 60000;
     cf->batch = 100;
     cf->admin_max_body = 1048576;
     cf->admin_threads = 2;
@@ -562,7 +563,7 @@ vw_cf_daemon(vw_jerr_t *c, json_t *o, vw_config_t *cf)
     long  n;
 
     static const char *const  names[] = {
-        "poll_ms", "batch", "consumer", NULL
+        "poll_ms", "batch", "consumer", "retention_ms", NULL
     };
 
     n = cf->batch;
@@ -570,6 +571,8 @@ vw_cf_daemon(vw_jerr_t *c, json_t *o, vw_config_t *cf)
     if (vw_json_known(c, o, "daemon", names) != 0
         || vw_cf_int(c, o, "daemon", "poll_ms", 10, 3600000,
                      &cf->poll_ms) != 0
+        || vw_cf_int(c, o, "daemon", "retention_ms", 10, 86400000,
+                     &cf->retention_ms) != 0
         || vw_cf_int(c, o, "daemon", "batch", 1, 100000, &n) != 0
         || vw_json_str(c, o, "daemon", "consumer", 0, &cf->consumer) != 0)
     {

@@ -74,6 +74,7 @@ typedef struct {
     long           lease_s;         /* a claimed delivery is taken back */
 
     long           poll_ms;
+    long           retention_ms;    /* between two retention rounds */
     int            batch;
     char          *consumer;        /* name in the events consumer group */
 

@@ -429,6 +429,8 @@ local SETTINGS_FIELDS = {
         return nil, 'expected seconds 1..31536000'
     end,
     stream_maxlen = V.uint,
+    -- seconds the trail and the delivery logs keep (retention.lua); 0 all
+    trail_retention = V.uint,
 }
 
 function api.settings_set(keys, args)
@@ -444,5 +446,7 @@ function api.settings_get(keys)
     local tag = string.match(keys[1], '^({[^}]+}):cfg$')
     if not tag then return bad_key() end
     local maxlen, ttl = settings(tag)
-    return {'idem_ttl', ttl, 'stream_maxlen', maxlen}
+    local keep = tonumber(redis.call('HGET', keys[1], 'trail_retention'))
+    return {'idem_ttl', ttl, 'stream_maxlen', maxlen,
+            'trail_retention', keep or 0}
 end

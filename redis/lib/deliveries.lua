@@ -11,6 +11,7 @@
 --   {NS}:dl:<campaign>     stream, the delivery log: run member status
 --                          channel code attempt error
 --   {NS}:dead              stream, the dead letters
+--   {NS}:dr                zset: "campaign TAB run" -> when first queued
 --
 -- A claimed delivery stays in the queue, due again when its lease ends:
 -- a worker killed mid-send leaves it to be claimed again, never lost.
@@ -122,6 +123,8 @@ function api.run_add(keys, args)
 
     local dkey = tag .. ':d:' .. camp .. ':' .. run
     local queued, already, collided = 0, 0, {}
+    -- when the run was first queued, for its retention (retention.lua)
+    redis.call('ZADD', tag .. ':dr', 'NX', dec(now_ms()), camp .. '\t' .. run)
     for i = first, #args, 2 do
         local member, code = args[i], args[i + 1]
         if bad_member(member) then

@@ -271,6 +271,113 @@ vw_audit_entry(vw_report_t *rp, const char *id, const redisReply *f)
 }
 
 
+/*
+ * The campaign's archive: the entries the retention removed from the
+ * trail ({NS}:ar:<campaign>) and from the delivery log ({NS}:ad:<campaign>),
+ * summed as this report sums them (redis/lib/retention.lua).  Read before
+ * the streams, whose entries are all newer.  Returns 0, or -1 with err.
+ */
+
+static int
+vw_report_archive(vw_ctl_t *ctl, vw_report_t *rp)
+{
+    char            *key;
+    size_t           i;
+    int64_t          v;
+    json_t          *m, *e;
+    const char      *f;
+    redisReply      *r;
+    vw_recipient_t  *x;
+
+    key = vw_key(&ctl->cf, "ar:%s", rp->campaign);
+    r = redisCommand(ctl->redis, "HGETALL %s", key);
+    free(key);
+
+    if (vw_redis_failed(ctl->redis, r, ctl->err, sizeof(ctl->err))) {
+        if (r) {
+            freeReplyObject(r);
+        }
+        return -1;
+    }
+
+    for (i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+        f = r->element[i]->str;
+
+        if (vw_parse_int(r->element[i + 1]->str, INT64_MIN, INT64_MAX, &v)
+            != 0)
+        {
+            continue;
+        }
+
+        if (strcmp(f, "redemptions") == 0) {
+            rp->redemptions += v;
+
+        } else if (strcmp(f, "discount") == 0) {
+            rp->discount += v;
+
+        } else if (strcmp(f, "revenue") == 0) {
+            rp->revenue += v;
+
+        } else if (strcmp(f, "rollbacks") == 0) {
+            rp->rollbacks += v;
+
+        } else if (strncmp(f, "r:", 2) == 0) {
+            vw_recipient(rp, f + 2)->redemptions += v;
+
+        } else if (strncmp(f, "d:", 2) == 0) {
+            vw_recipient(rp, f + 2)->discount += v;
+
+        } else if (strncmp(f, "v:", 2) == 0) {
+            vw_recipient(rp, f + 2)->revenue += v;
+        }
+    }
+
+    freeReplyObject(r);
+
+    key = vw_key(&ctl->cf, "ad:%s", rp->campaign);
+    r = redisCommand(ctl->redis, "HGETALL %s", key);
+    free(key);
+
+    if (vw_redis_failed(ctl->redis, r, ctl->err, sizeof(ctl->err))) {
+        if (r) {
+            freeReplyObject(r);
+        }
+        return -1;
+    }
+
+    for (i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+        m = json_loads(r->element[i + 1]->str, 0, NULL);
+        if (m == NULL) {
+            continue;
+        }
+
+        x = vw_recipient(rp, r->element[i]->str);
+
+        x->deliveries += json_integer_value(json_object_get(m, "n"));
+        x->failures += json_integer_value(json_object_get(m, "f"));
+        x->dead += json_integer_value(json_object_get(m, "x"));
+
+        if ((e = json_object_get(m, "t")) != NULL) {
+            x->last_sent_ms = json_integer_value(e);
+        }
+
+        vw_set_str(&x->status, json_string_value(json_object_get(m, "s")));
+        vw_set_str(&x->channel, json_string_value(json_object_get(m, "ch")));
+        vw_set_str(&x->error, json_string_value(json_object_get(m, "e")));
+
+        if ((e = json_object_get(m, "c")) != NULL) {
+            vw_set_str(&x->code, json_string_value(e));
+        }
+
+        json_decref(m);
+    }
+
+    freeReplyObject(r);
+
+    return 0;
+}
+
+
 static void
 vw_count_redemption(const char *id, void *value, void *ctx)
 {
@@ -702,6 +809,13 @@ vw_cmd_report(vw_ctl_t *ctl, int argc, char **argv)
     freeReplyObject(r);
 
     if (vw_report_codes(ctl, &rp) != 0) {
+        vw_ctl_fail("report: %s", ctl->err);
+        goto done;
+    }
+
+    /* what the retention took off the streams, then the streams */
+
+    if (vw_report_archive(ctl, &rp) != 0) {
         vw_ctl_fail("report: %s", ctl->err);
         goto done;
     }
