@@ -55,6 +55,7 @@ typedef struct {
 
     /* replicas=: where validates without limits may go (a pool each) */
     ngx_array_t                *replicas;    /* ngx_http_voucher_addr_t */
+    ngx_flag_t                  replicas_sentinel;  /* as Sentinel knows */
 
     /* the master as Sentinel names it, instead of host and port */
     ngx_array_t                *sentinels;   /* ngx_http_voucher_addr_t */
@@ -242,6 +243,8 @@ typedef void (*ngx_http_voucher_master_pt)(void *data, u_char *host,
 ngx_http_voucher_sentinel_t *ngx_http_voucher_sentinel_start(
     ngx_cycle_t *cycle, ngx_http_voucher_store_t *store,
     ngx_http_voucher_master_pt handler, void *data);
+void ngx_http_voucher_sentinel_watch_replicas(ngx_http_voucher_sentinel_t *s,
+    ngx_http_voucher_master_pt handler);
 void ngx_http_voucher_sentinel_ask(ngx_http_voucher_sentinel_t *s);
 void ngx_http_voucher_sentinel_stop(ngx_http_voucher_sentinel_t *s);
 /* a command that writes what must survive a failover: a redemption */

@@ -598,7 +598,8 @@ ngx_http_voucher_send(ngx_http_voucher_core_t *core,
     op = NULL;
 
     if (cmd->argvlen[1] == sizeof(VOUCHER_FN("voucher_validate")) - 1
-        && core->conf->store->replicas)
+        && (core->conf->store->replicas
+            || core->conf->store->replicas_sentinel))
     {
         /* a validate without limits reads only: a replica may answer it */
 

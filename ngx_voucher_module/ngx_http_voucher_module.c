@@ -761,7 +761,7 @@ ngx_http_voucher_store_defaults(ngx_http_voucher_store_t *store)
  *
  *   ADDRESS | sentinel=HOST:PORT[,HOST:PORT...] master=NAME
  *   [sentinel_password_file=PATH] [durability=default|replicated]
- *   [replica_timeout=TIME] [replicas=HOST:PORT[,HOST:PORT...]]
+ *   [replica_timeout=TIME] [replicas=HOST:PORT[,HOST:PORT...]|sentinel]
  *   [db=N] [user=NAME] [password=SECRET]
  *   [password_file=PATH] [connect_timeout=TIME] [timeout=TIME]
  *   [connections=N] [max_pending=N]
@@ -811,8 +811,17 @@ ngx_http_voucher_store_parse(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
+        if (ngx_strcmp(value[i].data, "replicas=sentinel") == 0) {
+            if (store->replicas || store->replicas_sentinel) {
+                goto invalid;
+            }
+
+            store->replicas_sentinel = 1;
+            continue;
+        }
+
         if (ngx_strncmp(value[i].data, "replicas=", 9) == 0) {
-            if (store->replicas) {
+            if (store->replicas || store->replicas_sentinel) {
                 goto invalid;
             }
 
@@ -956,6 +965,10 @@ ngx_http_voucher_store_parse(ngx_conf_t *cf, ngx_command_t *cmd,
         && store->replica_timeout >= store->timeout)
     {
         return "has \"replica_timeout=\" not below \"timeout=\"";
+    }
+
+    if (store->replicas_sentinel && store->sentinels == NULL) {
+        return "has \"replicas=sentinel\" without \"sentinel=\"";
     }
 
     if (store->sentinels) {

@@ -65,6 +65,9 @@
 /* a command up to this size is formatted on the stack */
 #define NGX_HTTP_VOUCHER_COMMAND_SIZE  2048
 
+/* replicas=sentinel: the most replicas a store reads from */
+#define NGX_HTTP_VOUCHER_REPLICAS_MAX  16
+
 /* holds a validate's or a redeem's reply, about 2 KB, several times over */
 #define NGX_HTTP_VOUCHER_ARENA_SIZE    8192
 
@@ -161,6 +164,11 @@ static ngx_http_voucher_pool_t *ngx_http_voucher_redis_pool(
     ngx_cycle_t *cycle, ngx_http_voucher_store_t *store);
 static ngx_int_t ngx_http_voucher_redis_replicas(ngx_cycle_t *cycle,
     ngx_http_voucher_pool_t *pool);
+static ngx_http_voucher_pool_t *ngx_http_voucher_redis_replica_add(
+    ngx_pool_t *cpool, ngx_http_voucher_pool_t *pool, ngx_str_t *text,
+    u_char *host, in_port_t port);
+static void ngx_http_voucher_redis_replica_found(void *data, u_char *host,
+    in_port_t port);
 static ngx_int_t ngx_http_voucher_redis_replica_info(
     ngx_http_voucher_conn_t *conn);
 static void ngx_http_voucher_redis_replica_info_reply(redisAsyncContext *ac,
@@ -273,7 +281,7 @@ ngx_http_voucher_redis_init_worker(ngx_cycle_t *cycle,
 
     store->pool = pool;
 
-    if (store->replicas
+    if ((store->replicas || store->replicas_sentinel)
         && ngx_http_voucher_redis_replicas(cycle, pool) != NGX_OK)
     {
         return NGX_ERROR;
@@ -286,6 +294,11 @@ ngx_http_voucher_redis_init_worker(ngx_cycle_t *cycle,
                                             pool);
         if (pool->sentinel == NULL) {
             return NGX_ERROR;
+        }
+
+        if (store->replicas_sentinel) {
+            ngx_http_voucher_sentinel_watch_replicas(pool->sentinel,
+                                        ngx_http_voucher_redis_replica_found);
         }
     }
 
@@ -380,23 +393,21 @@ ngx_http_voucher_redis_pool(ngx_cycle_t *cycle,
 
 
 /*
- * A pool of one context for each replica, with the store's credentials
- * and timeouts, named in logs "NAME replica HOST:PORT".
+ * The replicas' pools: one for each of replicas=HOST:PORT,..., or room for
+ * NGX_HTTP_VOUCHER_REPLICAS_MAX that Sentinel names (replicas=sentinel).
  */
 
 static ngx_int_t
 ngx_http_voucher_redis_replicas(ngx_cycle_t *cycle,
     ngx_http_voucher_pool_t *pool)
 {
-    u_char                    *p;
     ngx_uint_t                 i, n;
     ngx_http_voucher_addr_t   *addr;
-    ngx_http_voucher_store_t  *store, *rs;
-    ngx_http_voucher_pool_t   *rp;
+    ngx_http_voucher_store_t  *store;
 
     store = pool->conf;
-    n = store->replicas->nelts;
-    addr = store->replicas->elts;
+    n = store->replicas ? store->replicas->nelts
+                        : NGX_HTTP_VOUCHER_REPLICAS_MAX;
 
     pool->replicas = ngx_pcalloc(cycle->pool,
                                  n * sizeof(ngx_http_voucher_pool_t *));
@@ -404,47 +415,184 @@ ngx_http_voucher_redis_replicas(ngx_cycle_t *cycle,
         return NGX_ERROR;
     }
 
-    for (i = 0; i < n; i++) {
-        rs = ngx_palloc(cycle->pool, sizeof(ngx_http_voucher_store_t));
-        if (rs == NULL) {
-            return NGX_ERROR;
-        }
-
-        *rs = *store;
-
-        p = ngx_pnalloc(cycle->pool, store->addr_text.len
-                                     + sizeof(" replica ") - 1
-                                     + addr[i].text.len);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        rs->addr_text.data = p;
-        rs->addr_text.len = ngx_sprintf(p, "%V replica %V", &store->addr_text,
-                                        &addr[i].text)
-                            - p;
-        rs->host = addr[i].host;
-        rs->port = addr[i].port;
-        ngx_str_null(&rs->unix_path);
-        rs->connections = 1;
-        rs->replicated = 0;
-        rs->sentinels = NULL;
-        rs->replicas = NULL;
-        rs->pool = NULL;
-
-        rp = ngx_http_voucher_redis_pool(cycle, rs);
-        if (rp == NULL) {
-            return NGX_ERROR;
-        }
-
-        rp->replica = 1;
-        rs->pool = rp;
-        pool->replicas[i] = rp;
+    if (store->replicas == NULL) {
+        /* filled as Sentinel names them */
+        return NGX_OK;
     }
 
-    pool->nreplicas = n;
+    addr = store->replicas->elts;
+
+    for (i = 0; i < n; i++) {
+        if (ngx_http_voucher_redis_replica_add(cycle->pool, pool, &addr[i].text,
+                                               addr[i].host.data,
+                                               addr[i].port)
+            == NULL)
+        {
+            return NGX_ERROR;
+        }
+    }
 
     return NGX_OK;
+}
+
+
+/*
+ * A pool of one context for a replica, with the store's credentials and
+ * timeouts, named in logs "NAME replica HOST:PORT"; host is numeric and
+ * NUL-ended.
+ */
+
+static ngx_http_voucher_pool_t *
+ngx_http_voucher_redis_replica_add(ngx_pool_t *cpool,
+    ngx_http_voucher_pool_t *pool, ngx_str_t *text, u_char *host,
+    in_port_t port)
+{
+    u_char                    *p;
+    ngx_http_voucher_pool_t   *rp;
+    ngx_http_voucher_store_t  *store, *rs;
+
+    store = pool->conf;
+
+    rs = ngx_palloc(cpool, sizeof(ngx_http_voucher_store_t));
+    if (rs == NULL) {
+        return NULL;
+    }
+
+    *rs = *store;
+
+    p = ngx_pnalloc(cpool, store->addr_text.len + sizeof(" replica ") - 1
+                           + text->len + 1 + NGX_SOCKADDR_STRLEN + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    rs->addr_text.data = p;
+    rs->addr_text.len = ngx_sprintf(p, "%V replica %V", &store->addr_text,
+                                    text)
+                        - p;
+
+    /* the host, NUL-ended, after the text */
+    rs->host.data = p + rs->addr_text.len + 1;
+    rs->host.len = ngx_strlen(host);
+    ngx_memcpy(rs->host.data, host, rs->host.len + 1);
+
+    rs->port = port;
+    ngx_str_null(&rs->unix_path);
+    rs->connections = 1;
+    rs->replicated = 0;
+    rs->sentinels = NULL;
+    rs->replicas = NULL;
+    rs->replicas_sentinel = 0;
+    rs->pool = NULL;
+
+    rp = ngx_http_voucher_redis_pool((ngx_cycle_t *) ngx_cycle, rs);
+    if (rp == NULL) {
+        return NULL;
+    }
+
+    rp->replica = 1;
+    rs->pool = rp;
+    pool->replicas[pool->nreplicas++] = rp;
+
+    return rp;
+}
+
+
+/*
+ * replicas=sentinel: Sentinel names a replica of the master.  A new one
+ * gets a pool (up to NGX_HTTP_VOUCHER_REPLICAS_MAX; beyond, the pool of a
+ * replica not ready is given the new address).  One that does not answer,
+ * or is the master now, is skipped by its checks.
+ */
+
+static void
+ngx_http_voucher_redis_replica_found(void *data, u_char *host,
+    in_port_t port)
+{
+    ngx_http_voucher_pool_t *pool = data;
+
+    u_char                    *p;
+    ngx_str_t                  text;
+    ngx_uint_t                 i;
+    ngx_http_voucher_pool_t   *rp;
+    ngx_http_voucher_conn_t   *conn;
+    u_char                     buf[NGX_SOCKADDR_STRLEN + sizeof(":65535")];
+
+    if (pool->exiting) {
+        return;
+    }
+
+    for (i = 0; i < pool->nreplicas; i++) {
+        rp = pool->replicas[i];
+
+        if (rp->port == port && ngx_strcmp(rp->host, host) == 0) {
+            return;
+        }
+    }
+
+    text.data = buf;
+    text.len = ngx_sprintf(buf, "%s:%d", host, (int) port) - buf;
+
+    if (pool->nreplicas < NGX_HTTP_VOUCHER_REPLICAS_MAX) {
+        rp = ngx_http_voucher_redis_replica_add(ngx_cycle->pool, pool, &text,
+                                                host, port);
+        if (rp == NULL) {
+            return;
+        }
+
+    } else {
+        rp = NULL;
+
+        for (i = 0; i < pool->nreplicas; i++) {
+            conn = &pool->replicas[i]->conns[0];
+
+            if (conn->state != NGX_HTTP_VOUCHER_READY && !conn->pending) {
+                rp = pool->replicas[i];
+                break;
+            }
+        }
+
+        if (rp == NULL) {
+            return;
+        }
+
+        conn = &rp->conns[0];
+
+        if (conn->ac) {
+            ngx_http_voucher_redis_drop(conn, NULL);
+        }
+
+        p = ngx_pnalloc(ngx_cycle->pool, pool->conf->addr_text.len
+                                         + sizeof(" replica ") - 1
+                                         + text.len);
+        if (p == NULL) {
+            return;
+        }
+
+        rp->conf->addr_text.len = ngx_sprintf(p, "%V replica %V",
+                                              &pool->conf->addr_text, &text)
+                                  - p;
+        rp->conf->addr_text.data = p;
+        ngx_memcpy(rp->host, host, ngx_strlen(host) + 1);
+        rp->port = port;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
+                  "voucher: redis %V: Sentinel names replica %V",
+                  &pool->conf->addr_text, &text);
+
+    conn = &rp->conns[0];
+
+    if (conn->reconnect.timer_set) {
+        ngx_del_timer(&conn->reconnect);
+    }
+
+    conn->backoff = NGX_HTTP_VOUCHER_BACKOFF_MIN;
+    conn->unready = 0;
+
+    if (conn->ac == NULL) {
+        ngx_http_voucher_redis_connect(conn);
+    }
 }
 
 
