@@ -105,6 +105,9 @@ end
 -- Settings change only through voucher_settings_set, which drops its
 -- namespace's entry; campaign rules are keyed by the "rev" every
 -- voucher_campaign_set writes, so a changed campaign is never served stale.
+-- Another version's library beside the primary (see PRIMARY) keeps no
+-- settings and no loyalty programme: they change through the primary, whose
+-- dropping of an entry it would not see.
 local SETTINGS = {}
 local CAMPAIGNS, NCAMPAIGNS = {}, 0
 local REV = 0
@@ -116,7 +119,7 @@ local function settings(tag)
         local v = redis.call('HMGET', tag .. ':cfg', 'stream_maxlen',
                              'idem_ttl')
         s = {tonumber(v[1]) or 0, tonumber(v[2]) or IDEM_TTL}
-        SETTINGS[tag] = s
+        if PRIMARY then SETTINGS[tag] = s end
     end
     return s[1], s[2]
 end
