@@ -74,6 +74,12 @@ is(a('redeem', 'SHARED')->{status}, 200, 'A redeems its one use');
 is($ra->cmd('HGET', '{v}:c:SHARED', 'u'), 1, '... counted in A');
 ok(!defined $rb->cmd('HGET', '{v}:c:SHARED', 'u'), '... not in B');
 
+# a reload with two stores: the old workers leave, the new ones serve both
+my $t0 = VT::now();
+ok($ng->reload, 'nginx -s reload');
+cmp_ok(VT::now() - $t0, '<', 5, '... done at once');
+is(b('validate', 'SHARED')->{json}{discount}, 250, 'tenant B after the reload');
+
 # the hot code cache is per store: A's sold-out code is not B's
 is(a('redeem', 'SHARED')->{json}{reason}, 'code_exhausted', 'A: now code_exhausted');
 my $bb = $rb->commandstats->{fcall} // 0;
@@ -94,7 +100,7 @@ is($rb->cmd('EXISTS', '{v}:hz'), 0, 'B saw nothing of it');
 # tenant B's Redis dies: A serves on, B answers 503, then comes back
 code($ra, "LOAD$_", campaign => 'ka') for 1 .. 4;
 $rb->kill9;
-my $t0 = VT::now();
+$t0 = VT::now();
 my @req = map { { method => 'POST', path => '/a/validate',
                   headers => { 'Content-Type' => 'application/json' },
                   body => '{"code":"LOAD' . (1 + $_ % 4) . '","order":{"amount":1000}}' } } 1 .. 400;

@@ -92,6 +92,12 @@ like($ng->error_log, qr/replica 127\.0\.0\.1:\d+: not read from: its sync with t
 like($ng->error_log, qr/replica 127\.0\.0\.1:\d+: not read from: its library is another version/,
      'r3 skipped: another library version (logged)');
 
+# a reload: the old workers leave at once (no replica link holds them)
+my $t0 = VT::now();
+ok($ng->reload, 'nginx -s reload');
+cmp_ok(VT::now() - $t0, '<', 5, sprintf('... done in %.1f s', VT::now() - $t0));
+ok(wait_until(\&all_on_r1, timeout => 10), 'the new workers read from r1');
+
 # writes and limited validates go to the master
 %b = map { $_ => fcalls($_) } $m, $r1;
 is(post($ng, 'redeem', {code => 'CODE1', order => {amount => 1000}})->{status}, 200, 'a redeem');
