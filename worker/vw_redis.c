@@ -433,8 +433,8 @@ vw_redis_check_library(redisContext *c, char *err, size_t errlen)
                && strcmp(r->str, VOUCHER_LUA_VERSION) != 0)
     {
         /*
-         * Not replaced: nginx would replace it back.  Only functions the
-         * other version lacks fail, and they say so.
+         * Not replaced: another version's primary stays until voucherctl
+         * library promote.  Only functions it lacks fail, and say so.
          */
         vw_log_debug("redis: voucher library %s, this worker has %s",
                      r->str, VOUCHER_LUA_VERSION);
