@@ -43,6 +43,7 @@ typedef struct {
     ngx_rbtree_t                  rbtree;
     ngx_rbtree_node_t             sentinel;
     ngx_queue_t                   queue;      /* least recently learned last */
+    ngx_uint_t                    n;          /* entries */
 } ngx_http_voucher_hot_sh_t;
 
 
@@ -202,6 +203,7 @@ ngx_http_voucher_hot_init_zone(ngx_shm_zone_t *shm_zone, void *data)
                     ngx_http_voucher_hot_insert_value);
 
     ngx_queue_init(&ctx->sh->queue);
+    ctx->sh->n = 0;
 
     ctx->shpool->log_nomem = 0;
 
@@ -299,6 +301,7 @@ ngx_http_voucher_hot_delete(ngx_http_voucher_hot_ctx_t *ctx,
     ngx_queue_remove(&hn->queue);
     ngx_rbtree_delete(&ctx->sh->rbtree, node);
     ngx_slab_free_locked(ctx->shpool, node);
+    ctx->sh->n--;
 }
 
 
@@ -375,13 +378,23 @@ ngx_http_voucher_hot_check(ngx_http_voucher_core_t *core)
         return NGX_DECLINED;
     }
 
+    ctx = vmcf->hot_zone->data;
+
+    /*
+     * No code sold out: no lock, no key.  Read unlocked, a count may be a
+     * moment old; an entry learned meanwhile is found by the next request.
+     */
+
+    if (ctx->sh->n == 0) {
+        return NGX_DECLINED;
+    }
+
     key = ngx_http_voucher_hot_key(core, &len);
     if (key == NULL) {
         return NGX_DECLINED;
     }
 
     hash = ngx_crc32_short(key, len);
-    ctx = vmcf->hot_zone->data;
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
@@ -630,6 +643,7 @@ ngx_http_voucher_hot_learn(ngx_http_voucher_core_t *core, void *data)
 
     ngx_rbtree_insert(&ctx->sh->rbtree, node);
     ngx_queue_insert_head(&ctx->sh->queue, &hn->queue);
+    ctx->sh->n++;
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 }
