@@ -361,7 +361,8 @@ ngx_http_voucher_hot_check(ngx_http_voucher_core_t *core)
     u_char                         camp[NGX_HTTP_VOUCHER_HOT_CAMPAIGN_MAX];
     size_t                         len, camp_len;
     uint32_t                       hash;
-    ngx_uint_t                     reason;
+    uint64_t                       now;
+    ngx_uint_t                     reason, i;
     ngx_http_voucher_hot_ctx_t    *ctx;
     ngx_http_voucher_hot_node_t   *hn;
     ngx_http_voucher_main_conf_t  *vmcf;
@@ -395,12 +396,26 @@ ngx_http_voucher_hot_check(ngx_http_voucher_core_t *core)
     }
 
     hash = ngx_crc32_short(key, len);
+    now = ngx_http_voucher_hot_now();
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
+    /* the oldest entries, whose time is up, go: the count falls to 0 */
+
+    for (i = 0; i < 4 && !ngx_queue_empty(&ctx->sh->queue); i++) {
+        hn = ngx_queue_data(ngx_queue_last(&ctx->sh->queue),
+                            ngx_http_voucher_hot_node_t, queue);
+
+        if (hn->until > now) {
+            break;
+        }
+
+        ngx_http_voucher_hot_delete(ctx, hn);
+    }
+
     hn = ngx_http_voucher_hot_find(ctx, key, len, hash);
 
-    if (hn && hn->until <= ngx_http_voucher_hot_now()) {
+    if (hn && hn->until <= now) {
         ngx_http_voucher_hot_delete(ctx, hn);
         hn = NULL;
     }
