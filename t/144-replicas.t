@@ -13,6 +13,7 @@ use Time::HiRes qw(sleep);
 use VT;
 use VoucherT;
 use FailoverT qw(linked);
+use WorkerT;
 
 # a master that never sends its data: a replica of it stays in its first sync
 my $fsrv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
@@ -91,6 +92,26 @@ like($ng->error_log, qr/replica 127\.0\.0\.1:\d+: not read from: its sync with t
      'r2 skipped: sync in progress (logged)');
 like($ng->error_log, qr/replica 127\.0\.0\.1:\d+: not read from: its library is another version/,
      'r3 skipped: another library version (logged)');
+
+# voucherctl's reads (report, codes export) on a replica in sync, with the
+# same skips; the master when none qualifies
+sub xranges { ($_[0]->info('commandstats')->{cmdstat_xrange} // '') =~ /calls=(\d+)/ ? $1 : 0 }
+sub port_list { [ map { '127.0.0.1:' . $_->port } @_ ] }
+my $wr = worker_setup(redis => $m, config => { redis => {
+    address => '127.0.0.1:' . $m->port, replicas => port_list($r2, $r3, $r1) } });
+my %x = map { $_ => xranges($_) } $m, $r1;
+my $rep = ctl($wr, 'report', 'k', '--format', 'json');
+is($rep->{rc}, 0, 'voucherctl report with replicas') or diag $rep->{err};
+cmp_ok(xranges($r1) - $x{$r1}, '>=', 1, '... read from r1, the replica in sync');
+is(xranges($m) - $x{$m}, 0, '... not from the master');
+my $ex = ctl($wr, 'codes', 'export', 'k');
+like($ex->{out}, qr/CODE1/, 'voucherctl codes export from the replica');
+my $wm = worker_setup(redis => $m, config => { redis => {
+    address => '127.0.0.1:' . $m->port, replicas => port_list($r2, $r3) } });
+%x = map { $_ => xranges($_) } $m, $r1;
+$rep = ctl($wm, 'report', 'k', '--format', 'json');
+is($rep->{rc}, 0, 'with only replicas that do not qualify ...');
+cmp_ok(xranges($m) - $x{$m}, '>=', 1, '... the master answers the report');
 
 # a reload: the old workers leave at once (no replica link holds them)
 my $t0 = VT::now();

@@ -62,6 +62,11 @@ typedef struct {
     char          *redis_master;
     char          *sentinel_password;
 
+    /* replicas the read-only commands (report, codes export) may use */
+    int            nreplicas;
+    char          *replica_host[VW_SENTINELS_MAX];
+    int            replica_port[VW_SENTINELS_MAX];
+
     char          *ns;              /* the namespace: keys are {ns}:... */
     char          *key_file;
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "vw_log.h"
 #include "vw_redis.h"
@@ -608,34 +609,16 @@ vw_redis_moved(const vw_config_t *cf, redisContext *c)
 }
 
 
-redisContext *
-vw_redis_connect(const vw_config_t *cf, char *err, size_t errlen)
+/* a connection to h:port (or the unix socket), AUTHed and SELECTed */
+
+static redisContext *
+vw_redis_open(const vw_config_t *cf, const char *h, int port,
+    struct timeval tv, char *err, size_t errlen)
 {
-    int              port;
-    char             host[256];
-    const char      *h;
-    redisContext    *c;
-    redisReply      *r;
-    struct timeval   tv;
+    redisContext  *c;
+    redisReply    *r;
 
-    tv.tv_sec = cf->redis_timeout_ms / 1000;
-    tv.tv_usec = (cf->redis_timeout_ms % 1000) * 1000;
-
-    h = cf->redis_host;
-    port = cf->redis_port;
-
-    if (cf->nsentinels) {
-        if (vw_redis_sentinel_master(cf, tv, host, sizeof(host), &port,
-                                     err, errlen)
-            != 0)
-        {
-            return NULL;
-        }
-
-        h = host;
-    }
-
-    if (cf->redis_unix) {
+    if (h == NULL && cf->redis_unix) {
         c = redisConnectUnixWithTimeout(cf->redis_unix, tv);
 
     } else {
@@ -643,7 +626,7 @@ vw_redis_connect(const vw_config_t *cf, char *err, size_t errlen)
     }
 
     if (c == NULL || c->err) {
-        if (cf->redis_unix) {
+        if (h == NULL && cf->redis_unix) {
             snprintf(err, errlen, "redis unix:%s: %s", cf->redis_unix,
                      c ? c->errstr : "out of memory");
 
@@ -701,6 +684,41 @@ vw_redis_connect(const vw_config_t *cf, char *err, size_t errlen)
         freeReplyObject(r);
     }
 
+    return c;
+}
+
+
+redisContext *
+vw_redis_connect(const vw_config_t *cf, char *err, size_t errlen)
+{
+    int              port;
+    char             host[256];
+    const char      *h;
+    redisContext    *c;
+    struct timeval   tv;
+
+    tv.tv_sec = cf->redis_timeout_ms / 1000;
+    tv.tv_usec = (cf->redis_timeout_ms % 1000) * 1000;
+
+    h = cf->redis_host;
+    port = cf->redis_port;
+
+    if (cf->nsentinels) {
+        if (vw_redis_sentinel_master(cf, tv, host, sizeof(host), &port,
+                                     err, errlen)
+            != 0)
+        {
+            return NULL;
+        }
+
+        h = host;
+    }
+
+    c = vw_redis_open(cf, h, port, tv, err, errlen);
+    if (c == NULL) {
+        return NULL;
+    }
+
     if (vw_redis_check_role(c, err, errlen) != 0
         || vw_redis_check_library(c, err, errlen) != 0)
     {
@@ -709,4 +727,76 @@ vw_redis_connect(const vw_config_t *cf, char *err, size_t errlen)
     }
 
     return c;
+}
+
+
+/*
+ * For commands that only read (a report, an export): a replica of
+ * "replicas" whose link to its master is up and in sync and whose library
+ * is this worker's version, tried in turn from one the process id picks;
+ * else the master, as vw_redis_connect().  A replica is never loaded into.
+ */
+
+redisContext *
+vw_redis_connect_read(const vw_config_t *cf, char *err, size_t errlen)
+{
+    int              i, n;
+    redisContext    *c;
+    redisReply      *r;
+    struct timeval   tv;
+
+    tv.tv_sec = cf->redis_timeout_ms / 1000;
+    tv.tv_usec = (cf->redis_timeout_ms % 1000) * 1000;
+
+    for (i = 0; i < cf->nreplicas; i++) {
+        n = (int) ((getpid() + i) % cf->nreplicas);
+
+        c = vw_redis_open(cf, cf->replica_host[n], cf->replica_port[n], tv,
+                          err, errlen);
+        if (c == NULL) {
+            vw_log_debug("%s: not read from", err);
+            continue;
+        }
+
+        r = redisCommand(c, "INFO replication");
+
+        if (r == NULL || r->type != REDIS_REPLY_STRING
+            || strstr(r->str, "role:slave\r") == NULL
+            || strstr(r->str, "master_link_status:up\r") == NULL
+            || strstr(r->str, "master_sync_in_progress:0\r") == NULL)
+        {
+            vw_log_debug("redis replica %s:%d: not in sync, not read from",
+                         cf->replica_host[n], cf->replica_port[n]);
+            goto next;
+        }
+
+        freeReplyObject(r);
+
+        r = redisCommand(c, "FCALL voucher_version 0");
+
+        if (r == NULL || r->type != REDIS_REPLY_STRING
+            || strcmp(r->str, VOUCHER_LUA_VERSION) != 0)
+        {
+            vw_log_debug("redis replica %s:%d: another library, not read "
+                         "from", cf->replica_host[n], cf->replica_port[n]);
+            goto next;
+        }
+
+        freeReplyObject(r);
+
+        vw_log_debug("redis: reading from replica %s:%d",
+                     cf->replica_host[n], cf->replica_port[n]);
+
+        return c;
+
+    next:
+
+        if (r) {
+            freeReplyObject(r);
+        }
+
+        redisFree(c);
+    }
+
+    return vw_redis_connect(cf, err, errlen);
 }

@@ -76,6 +76,14 @@ int vw_redis_moved(const vw_config_t *cf, redisContext *c);
  * CLUSTERDOWN, or vw_redis_connect()'s refusal of a non-master.  The
  * command did not run; a new connection may reach the master.
  */
+/*
+ * For commands that only read: a replica of the configuration's
+ * "replicas" that is in sync and has this version's library, else the
+ * master (vw_redis_connect()).
+ */
+redisContext *vw_redis_connect_read(const vw_config_t *cf, char *err,
+    size_t errlen);
+
 int vw_redis_unready(const char *err);
 
 /*

@@ -221,6 +221,22 @@ vw_ctl_redis(vw_ctl_t *ctl)
 }
 
 
+redisContext *
+vw_ctl_redis_read(vw_ctl_t *ctl)
+{
+    if (ctl->redis == NULL) {
+        ctl->redis = vw_redis_connect_read(&ctl->cf, ctl->err,
+                                           sizeof(ctl->err));
+
+        if (ctl->redis == NULL) {
+            vw_ctl_fail("%s", ctl->err);
+        }
+    }
+
+    return ctl->redis;
+}
+
+
 int
 vw_ctl_key(vw_ctl_t *ctl)
 {

@@ -1475,7 +1475,8 @@ vw_codes_export(vw_ctl_t *ctl, int argc, char **argv)
         return VW_EXIT_USAGE;
     }
 
-    if (vw_ctl_redis(ctl) == NULL) {
+    /* it only reads: a replica may answer */
+    if (vw_ctl_redis_read(ctl) == NULL) {
         return VW_EXIT_FAIL;
     }
 
