@@ -44,6 +44,9 @@ static const vw_route_t  routes[] = {
     { "POST", "/v1/codes/{}/debit", NULL },
     { "DELETE", "/v1/members/{}", NULL },
     { "GET", "/v1/members/{}/codes", NULL },
+    { "GET", "/v1/loyalty/members/{}", NULL },
+    { "POST", "/v1/loyalty/members/{}/adjust", NULL },
+    { "PUT", "/v1/loyalty/rewards/{}", NULL },
     { NULL, NULL, NULL }
 };
 

@@ -4,7 +4,8 @@
  *
  * libFuzzer target for the request parser.  The first byte picks the
  * operation ('0' validate, '1' redeem, '2' rollback, '3' reserve,
- * '4' confirm, '5' release: byte % 6), the rest is the body.  The body
+ * '4' confirm, '5' release: byte % 6; 'w' wallet, 's' wallet_save,
+ * 'q' qualify), the rest is the body.  The body
  * is parsed with the default limits, with tiny limits and with a too
  * small arena, and the results are checked for invariants.
  */
@@ -34,6 +35,7 @@
 #define STR_TOKEN     2
 #define STR_CURRENCY  3
 #define STR_RID       4
+#define STR_CURSOR    5
 
 
 typedef struct {
@@ -106,6 +108,8 @@ check_error(const fuzz_result_t *r)
     CHECK(r->req.customer.data == NULL);
     CHECK(r->req.redemption_id.data == NULL);
     CHECK(r->req.items == NULL && r->req.nitems == 0);
+    CHECK(r->req.codes == NULL && r->req.ncodes == 0 && r->req.stack == 0);
+    CHECK(r->req.channel.data == NULL && r->req.best == 0);
     CHECK(r->req.amount == NGX_HTTP_VOUCHER_UNSET);
     CHECK(r->req.rollback_amount == NGX_HTTP_VOUCHER_UNSET);
 }
@@ -169,6 +173,15 @@ check_str(const fuzz_result_t *r, const ngx_http_voucher_str_t *s,
 
         break;
 
+    case STR_CURSOR:
+        CHECK(s->len <= NGX_HTTP_VOUCHER_MAX_CURSOR_LEN);
+
+        for (i = 0; i < s->len; i++) {
+            CHECK(s->data[i] >= '0' && s->data[i] <= '9');
+        }
+
+        break;
+
     default:
         CHECK(s->len <= max);
 
@@ -197,6 +210,41 @@ check_request(const fuzz_result_t *r, int op,
 
     check_str(r, &q->idempotency_key, 0, STR_TOKEN, lim->max_str_len);
 
+    if (op == NGX_HTTP_VOUCHER_OP_WALLET
+        || op == NGX_HTTP_VOUCHER_OP_WALLET_SAVE)
+    {
+        check_str(r, &q->customer, 1, STR_TEXT, lim->max_str_len);
+        CHECK(q->stack == 0 && q->ncodes == 0 && q->channel.data == NULL);
+        CHECK(q->idempotency_key.data == NULL);
+        CHECK(q->items == NULL && q->nitems == 0);
+        CHECK(q->amount == NGX_HTTP_VOUCHER_UNSET);
+
+        if (op == NGX_HTTP_VOUCHER_OP_WALLET_SAVE) {
+            check_str(r, &q->code, 1, STR_CODE, lim->max_code_len);
+            CHECK(q->cursor.data == NULL);
+            CHECK(q->count == NGX_HTTP_VOUCHER_UNSET);
+            return;
+        }
+
+        CHECK(q->code.data == NULL);
+        check_str(r, &q->cursor, 0, STR_CURSOR, 0);
+        CHECK(q->count == NGX_HTTP_VOUCHER_UNSET
+              || (q->count >= 1
+                  && q->count <= NGX_HTTP_VOUCHER_MAX_WALLET_PAGE));
+        return;
+    }
+
+    CHECK(q->cursor.data == NULL && q->count == NGX_HTTP_VOUCHER_UNSET);
+
+    if (op < NGX_HTTP_VOUCHER_OP_VALIDATE + 6
+        && op != NGX_HTTP_VOUCHER_OP_VALIDATE
+        && op != NGX_HTTP_VOUCHER_OP_REDEEM
+        && op != NGX_HTTP_VOUCHER_OP_RESERVE)
+    {
+        CHECK(q->codes == NULL && q->ncodes == 0 && q->stack == 0);
+        CHECK(q->channel.data == NULL && q->best == 0);
+    }
+
     if (op == NGX_HTTP_VOUCHER_OP_CONFIRM
         || op == NGX_HTTP_VOUCHER_OP_RELEASE)
     {
@@ -221,8 +269,67 @@ check_request(const fuzz_result_t *r, int op,
         return;
     }
 
-    check_str(r, &q->code, 1, STR_CODE, lim->max_code_len);
-    check_str(r, &q->customer, 0, STR_TEXT, lim->max_str_len);
+    if (op >= NGX_HTTP_VOUCHER_OP_LOYALTY_EARN) {
+        /* a member id: required, no spaces */
+        check_str(r, &q->customer, 1, STR_TEXT, lim->max_str_len);
+        CHECK(memchr(q->customer.data, ' ', q->customer.len) == NULL);
+        CHECK(q->code.data == NULL && q->redemption_id.data == NULL);
+        CHECK(q->points == 0);
+        CHECK(q->codes == NULL && q->ncodes == 0 && q->stack == 0);
+        CHECK(q->channel.data == NULL && q->best == 0);
+        CHECK(q->hold_seconds == NGX_HTTP_VOUCHER_UNSET);
+
+        if (op == NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY) {
+            CHECK(q->limit >= 1
+                  && q->limit <= NGX_HTTP_VOUCHER_MAX_HISTORY);
+            check_str(r, &q->before, 0, STR_RID, 0);
+
+        } else {
+            CHECK(q->limit == 0 && q->before.data == NULL);
+        }
+
+        if (op != NGX_HTTP_VOUCHER_OP_LOYALTY_EARN) {
+            CHECK(q->items == NULL && q->nitems == 0);
+            CHECK(q->amount == NGX_HTTP_VOUCHER_UNSET);
+            CHECK(q->order_id.data == NULL);
+            return;
+        }
+
+        check_str(r, &q->order_id, 1, STR_TEXT, lim->max_str_len);
+
+    } else {
+        /* several codes: a stack, or the codes qualify judges */
+
+        CHECK(q->ncodes <= NGX_HTTP_VOUCHER_MAX_CODES);
+        CHECK((q->codes == NULL) == (q->ncodes == 0));
+
+        for (i = 0; i < q->ncodes; i++) {
+            check_str(r, &q->codes[i], 1, STR_CODE, lim->max_code_len);
+        }
+
+        check_str(r, &q->channel, 0, STR_TOKEN, lim->max_str_len);
+
+        if (op == NGX_HTTP_VOUCHER_OP_QUALIFY) {
+            CHECK(q->code.data == NULL && q->stack == 0);
+            CHECK(q->idempotency_key.data == NULL);
+            CHECK(q->best == 0 || q->best == 1);
+            CHECK(q->hold_seconds == NGX_HTTP_VOUCHER_UNSET);
+
+        } else {
+            CHECK(q->best == 0);
+
+            /* a code, or codes ([] too), never both; a channel with codes */
+            CHECK((q->code.data != NULL) != (q->stack != 0));
+            CHECK(q->stack || (q->ncodes == 0 && q->channel.data == NULL));
+        }
+
+        check_str(r, &q->code, 0, STR_CODE, lim->max_code_len);
+        check_str(r, &q->customer, 0, STR_TEXT, lim->max_str_len);
+
+        /* a stack is priced in one call that takes no points */
+        CHECK(q->stack == 0 || q->points == 0);
+    }
+
     check_str(r, &q->order_id, 0, STR_TEXT, lim->max_str_len);
     check_str(r, &q->currency, 0, STR_CURRENCY, 0);
     CHECK(q->redemption_id.data == NULL);
@@ -284,10 +391,17 @@ arena_used(const ngx_http_voucher_request_t *q)
     n = str_size(&q->code) + str_size(&q->customer)
         + str_size(&q->idempotency_key) + str_size(&q->order_id)
         + str_size(&q->currency) + str_size(&q->redemption_id)
+        + str_size(&q->cursor) + str_size(&q->channel)
+        + q->ncodes * sizeof(ngx_http_voucher_str_t)
+        + str_size(&q->before)
         + q->nitems * sizeof(ngx_http_voucher_item_t);
 
     for (i = 0; i < q->nitems; i++) {
         n += str_size(&q->items[i].sku) + str_size(&q->items[i].category);
+    }
+
+    for (i = 0; i < q->ncodes; i++) {
+        n += str_size(&q->codes[i]);
     }
 
     return n;
@@ -408,7 +522,30 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
 
-    op = data[0] % 6 + 1;
+    switch (data[0]) {
+
+    case 'w':
+        op = NGX_HTTP_VOUCHER_OP_WALLET;
+        break;
+
+    case 's':
+        op = NGX_HTTP_VOUCHER_OP_WALLET_SAVE;
+        break;
+
+    case 'q':
+        op = NGX_HTTP_VOUCHER_OP_QUALIFY;
+        break;
+
+    default:
+        /* 0xf0 and up: the loyalty operations */
+        if (data[0] >= 0xf0) {
+            op = (data[0] - 0xf0) % 3 + NGX_HTTP_VOUCHER_OP_LOYALTY_EARN;
+
+        } else {
+            op = data[0] % 6 + 1;
+        }
+    }
+
     body = data + 1;
     len = size - 1;
 
@@ -471,7 +608,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      */
 
     if (def.rc == 0) {
-        need = arena_used(&def.req) + sizeof(int64_t) - 1;
+        /* two arrays at most (items, codes), each maybe padded */
+        need = arena_used(&def.req) + 2 * (sizeof(int64_t) - 1);
         CHECK(need <= def.size);
 
         parse(&small, op, body, len, &dlim, def.size - need);
@@ -481,11 +619,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(small.req.code.len == def.req.code.len);
         free(small.arena);
 
-        need -= sizeof(int64_t) - 1;
-        parse(&small, op, body, len, &dlim, def.size - need + 1);
-        check_error(&small);
-        CHECK(is_reason(small.err.reason, NGX_HTTP_VOUCHER_ERR_INTERNAL));
-        free(small.arena);
+        /* (a stack of no codes without a customer uses no arena at all) */
+        need -= 2 * (sizeof(int64_t) - 1);
+
+        if (need > 0) {
+            parse(&small, op, body, len, &dlim, def.size - need + 1);
+            check_error(&small);
+            CHECK(is_reason(small.err.reason,
+                            NGX_HTTP_VOUCHER_ERR_INTERNAL));
+            free(small.arena);
+        }
 
     } else {
         parse(&small, op, body, len, &dlim, def.size / 2 + data[0]);

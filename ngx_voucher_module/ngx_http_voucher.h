@@ -106,6 +106,8 @@ typedef struct {
     /* gate mode (ngx_http_voucher_gate.c) */
     ngx_int_t                   gate;        /* 0, OP_VALIDATE or OP_REDEEM */
     ngx_http_complex_value_t   *gate_code;
+    ngx_http_complex_value_t   *gate_codes;      /* voucher_codes */
+    ngx_int_t                   gate_codes_sep;  /* its separator */
     ngx_http_complex_value_t   *gate_customer;
     ngx_http_complex_value_t   *gate_amount;
     ngx_http_complex_value_t   *gate_currency;
@@ -165,6 +167,7 @@ struct ngx_http_voucher_op_s {
     unsigned                        queued:1;
     unsigned                        write:1;
     unsigned                        parked:1; /* answered, in conn->parked */
+    unsigned                        native:1; /* sent as VOUCHER.* */
 };
 
 
@@ -223,6 +226,11 @@ struct ngx_http_voucher_core_s {
 };
 
 
+/* a loyalty operation: it names a customer, not a code */
+#define ngx_http_voucher_loyalty_op(op)                                      \
+    ((op) >= NGX_HTTP_VOUCHER_OP_LOYALTY_EARN)
+
+
 /* op handler rc values */
 #define NGX_HTTP_VOUCHER_REPLY       0    /* reply holds Redis' answer */
 #define NGX_HTTP_VOUCHER_LOST        1    /* connection lost, outcome unknown */
@@ -272,6 +280,8 @@ ngx_int_t ngx_http_voucher_api_handler(ngx_http_request_t *r);
 char *ngx_http_voucher_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_voucher_gate_value(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+char *ngx_http_voucher_gate_codes(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 char *ngx_http_voucher_confirm_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_voucher_gate_merge(ngx_conf_t *cf,
@@ -296,6 +306,7 @@ char *ngx_http_voucher_limit(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_voucher_limit_merge(ngx_conf_t *cf,
     ngx_http_voucher_loc_conf_t *prev, ngx_http_voucher_loc_conf_t *conf);
 ngx_uint_t ngx_http_voucher_limit_nargs(ngx_http_voucher_loc_conf_t *vlcf);
+ngx_int_t ngx_http_voucher_limit_op(ngx_int_t op);
 ngx_int_t ngx_http_voucher_limit_args(ngx_http_request_t *r,
     ngx_http_voucher_loc_conf_t *vlcf, ngx_int_t op, const char **argv,
     size_t *argvlen);

@@ -19,6 +19,10 @@
 #include "voucher_lua.h"
 
 
+/* a wallet page holds this many codes unless the request says */
+#define NGX_HTTP_VOUCHER_WALLET_PAGE  20
+
+
 /* a Redis command built in a request's pool */
 typedef struct {
     const char                **argv;
@@ -30,6 +34,17 @@ typedef struct {
 static ngx_int_t ngx_http_voucher_command(ngx_http_request_t *r,
     ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_request_t *req,
     ngx_uint_t guess, ngx_http_voucher_cmd_t *cmd);
+static ngx_uint_t ngx_http_voucher_preflight_codes(
+    ngx_http_voucher_core_t *core, ngx_http_voucher_request_t *req);
+static ngx_int_t ngx_http_voucher_command_codes(ngx_http_voucher_core_t *core,
+    ngx_http_voucher_request_t *req, u_char *forged, ngx_uint_t nforged,
+    ngx_http_voucher_cmd_t *cmd);
+static ngx_int_t ngx_http_voucher_command_wallet(ngx_http_request_t *r,
+    ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_request_t *req,
+    ngx_http_voucher_cmd_t *cmd);
+static ngx_int_t ngx_http_voucher_command_loyalty(ngx_http_request_t *r,
+    ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_request_t *req,
+    ngx_http_voucher_cmd_t *cmd);
 static ngx_int_t ngx_http_voucher_command_guess(ngx_http_request_t *r,
     ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_request_t *req,
     ngx_uint_t argc, ngx_http_voucher_cmd_t *cmd);
@@ -49,7 +64,8 @@ static void ngx_http_voucher_cleanup(void *data);
  * cache and the hot code cache asked, then the command built and sent.
  * Returns the verdict; its details are in core (V_ANSWER: core->hot is
  * the answer).  Confirm, release and rollback name no code and skip the
- * caches.
+ * caches, and so does a wallet page (it names a customer); the loyalty
+ * operations name a customer and skip the code's check.
  */
 
 ngx_uint_t
@@ -65,11 +81,20 @@ ngx_http_voucher_preflight(ngx_http_voucher_core_t *core,
     r = core->request;
     vlcf = core->conf;
 
+    if (req->stack || core->api == NGX_HTTP_VOUCHER_OP_QUALIFY) {
+        return ngx_http_voucher_preflight_codes(core, req);
+    }
+
     if (core->api == NGX_HTTP_VOUCHER_OP_ROLLBACK
         || core->api == NGX_HTTP_VOUCHER_OP_CONFIRM
-        || core->api == NGX_HTTP_VOUCHER_OP_RELEASE)
+        || core->api == NGX_HTTP_VOUCHER_OP_RELEASE
+        || core->api == NGX_HTTP_VOUCHER_OP_WALLET)
     {
         goto command;
+    }
+
+    if (ngx_http_voucher_loyalty_op(core->api)) {
+        goto lockout;
     }
 
     rc = ngx_http_voucher_code_check(vlcf, req->code.data, &req->code.len,
@@ -111,6 +136,8 @@ ngx_http_voucher_preflight(ngx_http_voucher_core_t *core,
         core->guess = 1;
     }
 
+lockout:
+
     if (ngx_http_voucher_lockout_check(r, vlcf, core->api, &core->limit,
                                        &core->left)
         == NGX_OK)
@@ -151,6 +178,277 @@ command:
     }
 
     return ngx_http_voucher_send(core, &cmd);
+}
+
+
+/*
+ * The preflight of a request naming several codes: a stack (validate,
+ * redeem, reserve with "codes") or qualify.  Each code is checked offline
+ * and normalised.  In a stack, a code refused offline refuses the whole
+ * stack as unknown, naming it, without Redis, and the same code twice
+ * (once normalised) is invalid_field; qualify passes the refused ones on
+ * as such (Redis lists them not_found without reading them).  A stack
+ * sees the lockout cache as a single code does.
+ */
+
+static ngx_uint_t
+ngx_http_voucher_preflight_codes(ngx_http_voucher_core_t *core,
+    ngx_http_voucher_request_t *req)
+{
+    u_char                       *forged;
+    ngx_int_t                     rc;
+    ngx_uint_t                    i, j, n, qualify;
+    const char                   *msg;
+    ngx_http_voucher_str_t       *c;
+    ngx_http_request_t           *r;
+    ngx_http_voucher_cmd_t        cmd;
+    ngx_http_voucher_loc_conf_t  *vlcf;
+
+    static u_char                 field[sizeof("codes[]") + NGX_INT_T_LEN];
+
+    r = core->request;
+    vlcf = core->conf;
+    qualify = (core->api == NGX_HTTP_VOUCHER_OP_QUALIFY);
+
+    forged = ngx_pcalloc(r->pool, req->ncodes + 1);
+    if (forged == NULL) {
+        return NGX_HTTP_VOUCHER_V_FAILED;
+    }
+
+    n = 0;
+
+    for (i = 0; i < req->ncodes; i++) {
+        c = &req->codes[i];
+
+        rc = ngx_http_voucher_code_check(vlcf, c->data, &c->len, &msg);
+
+        if (rc == NGX_ERROR) {
+            ngx_sprintf(field, "codes[%ui]%Z", i);
+            core->reason = "invalid_code";
+            core->field = (const char *) field;
+            core->message = "The code holds only spaces and dashes.";
+            return NGX_HTTP_VOUCHER_V_REFUSED;
+        }
+
+        if (rc == NGX_DECLINED) {
+            if (!qualify) {
+                core->code.data = c->data;
+                core->code.len = c->len;
+
+                if (vlcf->code_debug) {
+                    core->reason = msg;
+                    core->field = "codes";
+                    core->message = NULL;
+                    return NGX_HTTP_VOUCHER_V_REFUSED;
+                }
+
+                return NGX_HTTP_VOUCHER_V_NOT_FOUND;
+            }
+
+            forged[i] = 1;
+            n++;
+        }
+
+        if (qualify) {
+            continue;
+        }
+
+        for (j = 0; j < i; j++) {
+            if (req->codes[j].len == c->len
+                && ngx_memcmp(req->codes[j].data, c->data, c->len) == 0)
+            {
+                ngx_sprintf(field, "codes[%ui]%Z", i);
+                core->reason = "invalid_field";
+                core->field = (const char *) field;
+                core->message = "The same code twice in one order.";
+                return NGX_HTTP_VOUCHER_V_REFUSED;
+            }
+        }
+    }
+
+    if (!qualify) {
+        /* the first code stands for the stack in answers and logs */
+        if (req->ncodes) {
+            core->code.data = req->codes[0].data;
+            core->code.len = req->codes[0].len;
+        }
+
+        if (ngx_http_voucher_lockout_check(r, vlcf, core->api, &core->limit,
+                                           &core->left)
+            == NGX_OK)
+        {
+            ngx_str_set(&core->limit_status, "LOCKED");
+
+            ngx_log_error(vlcf->limit_log_level, r->connection->log, 0,
+                          "voucher: limit \"%V\": LOCKED (lockout cache)",
+                          &core->limit);
+
+            return NGX_HTTP_VOUCHER_V_LOCKED;
+        }
+    }
+
+    if (ngx_http_voucher_command_codes(core, req, forged, n, &cmd) != NGX_OK)
+    {
+        return NGX_HTTP_VOUCHER_V_FAILED;
+    }
+
+    return ngx_http_voucher_send(core, &cmd);
+}
+
+
+/*
+ * FCALL_RO voucher_qualify 1 {ns}:public channel best ncodes codes...
+ *       nforged forged... <the order as validate's>
+ * FCALL voucher_stack 1 {ns}:log op hold_ms channel ncodes codes...
+ *       <the order as redeem's> [limits]
+ * (op: validate, redeem or reserve; hold_ms "" but for a reserve)
+ */
+
+static ngx_int_t
+ngx_http_voucher_command_codes(ngx_http_voucher_core_t *core,
+    ngx_http_voucher_request_t *req, u_char *forged, ngx_uint_t nforged,
+    ngx_http_voucher_cmd_t *cmd)
+{
+    u_char                        *p, *key, *num;
+    size_t                        *argvlen, n;
+    ngx_int_t                      nl;
+    ngx_uint_t                     i, argc, pass;
+    ngx_msec_t                     hold;
+    const char                   **argv;
+    ngx_http_request_t            *r;
+    ngx_http_voucher_item_t       *item;
+    ngx_http_voucher_loc_conf_t   *vlcf;
+
+    r = core->request;
+    vlcf = core->conf;
+
+    argc = 16 + req->ncodes + 4 * req->nitems
+           + ngx_http_voucher_limit_nargs(vlcf);
+
+    argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
+    if (argv == NULL) {
+        return NGX_ERROR;
+    }
+
+    argvlen = (size_t *) &argv[argc];
+
+    key = ngx_pnalloc(r->pool, sizeof("{}:public") - 1 + vlcf->ns.len);
+    num = ngx_pnalloc(r->pool, (6 + 2 * req->nitems) * NGX_INT64_LEN);
+    if (key == NULL || num == NULL) {
+        return NGX_ERROR;
+    }
+
+#define ngx_http_voucher_arg(s, l)                                           \
+    argv[n] = (const char *) (s); argvlen[n] = (l); n++
+
+#define ngx_http_voucher_num(v)                                              \
+    p = num; num = ngx_http_voucher_int64(num, (int64_t) (v));                 \
+    ngx_http_voucher_arg(p, num - p)
+
+    n = 0;
+
+    if (core->api == NGX_HTTP_VOUCHER_OP_QUALIFY) {
+        ngx_http_voucher_arg("FCALL_RO", 8);
+        ngx_http_voucher_arg(VOUCHER_FN("voucher_qualify"),
+                             sizeof(VOUCHER_FN("voucher_qualify")) - 1);
+        ngx_http_voucher_arg("1", 1);
+        p = ngx_sprintf(key, "{%V}:public", &vlcf->ns);
+        ngx_http_voucher_arg(key, p - key);
+        ngx_http_voucher_arg(req->channel.data, req->channel.len);
+        ngx_http_voucher_arg(req->best ? "1" : "0", 1);
+
+        /* the codes that may exist, then those refused offline */
+
+        for (pass = 0; pass < 2; pass++) {
+            ngx_http_voucher_num(pass ? nforged : req->ncodes - nforged);
+
+            for (i = 0; i < req->ncodes; i++) {
+                if (forged[i] == pass) {
+                    ngx_http_voucher_arg(req->codes[i].data,
+                                         req->codes[i].len);
+                }
+            }
+        }
+
+    } else {
+        ngx_http_voucher_arg("FCALL", 5);
+        ngx_http_voucher_arg(VOUCHER_FN("voucher_stack"),
+                             sizeof(VOUCHER_FN("voucher_stack")) - 1);
+        ngx_http_voucher_arg("1", 1);
+        p = ngx_sprintf(key, "{%V}:log", &vlcf->ns);
+        ngx_http_voucher_arg(key, p - key);
+
+        /* the gate's redeem is a reservation: the request's op says */
+
+        switch (req->op) {
+
+        case NGX_HTTP_VOUCHER_OP_VALIDATE:
+            ngx_http_voucher_arg("validate", 8);
+            ngx_http_voucher_arg("", 0);
+            break;
+
+        case NGX_HTTP_VOUCHER_OP_REDEEM:
+            ngx_http_voucher_arg("redeem", 6);
+            ngx_http_voucher_arg("", 0);
+            break;
+
+        default: /* NGX_HTTP_VOUCHER_OP_RESERVE */
+            ngx_http_voucher_arg("reserve", 7);
+            hold = (req->hold_seconds == NGX_HTTP_VOUCHER_UNSET)
+                   ? vlcf->hold : (ngx_msec_t) req->hold_seconds * 1000;
+            ngx_http_voucher_num(hold);
+            break;
+        }
+
+        ngx_http_voucher_arg(req->channel.data, req->channel.len);
+        ngx_http_voucher_num(req->ncodes);
+
+        for (i = 0; i < req->ncodes; i++) {
+            ngx_http_voucher_arg(req->codes[i].data, req->codes[i].len);
+        }
+    }
+
+    ngx_http_voucher_arg(req->customer.data, req->customer.len);
+    ngx_http_voucher_num(req->amount);
+    ngx_http_voucher_arg(req->currency.data, req->currency.len);
+    ngx_http_voucher_arg(req->order_id.data, req->order_id.len);
+    ngx_http_voucher_arg(req->idempotency_key.data,
+                         req->idempotency_key.len);
+    ngx_http_voucher_num(req->nitems);
+
+    for (i = 0; i < req->nitems; i++) {
+        item = &req->items[i];
+
+        ngx_http_voucher_arg(item->sku.data, item->sku.len);
+        ngx_http_voucher_arg(item->category.data, item->category.len);
+        ngx_http_voucher_num(item->price);
+        ngx_http_voucher_num(item->quantity);
+    }
+
+    if (core->api != NGX_HTTP_VOUCHER_OP_QUALIFY) {
+        nl = ngx_http_voucher_limit_args(r, vlcf, req->op, &argv[n],
+                                         &argvlen[n]);
+        if (nl == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        n += nl;
+    }
+
+#undef ngx_http_voucher_num
+#undef ngx_http_voucher_arg
+
+    for (i = 0; i < n; i++) {
+        if (argv[i] == NULL) {
+            argv[i] = "";
+        }
+    }
+
+    cmd->argv = argv;
+    cmd->argvlen = argvlen;
+    cmd->n = n;
+
+    return NGX_OK;
 }
 
 
@@ -319,11 +617,14 @@ ngx_http_voucher_command(ngx_http_request_t *r,
     u_char                        *p, *key;
     size_t                        *argvlen, n;
     ngx_int_t                      nl;
-    ngx_int_t                      op;
     ngx_uint_t                     i, argc, size, settle;
     ngx_msec_t                     hold;
     const char                   **argv;
     ngx_http_voucher_item_t       *item;
+
+    if (ngx_http_voucher_loyalty_op(req->op)) {
+        return ngx_http_voucher_command_loyalty(r, vlcf, req, cmd);
+    }
 
     settle = (req->op == NGX_HTTP_VOUCHER_OP_ROLLBACK
               || req->op == NGX_HTTP_VOUCHER_OP_CONFIRM
@@ -334,6 +635,12 @@ ngx_http_voucher_command(ngx_http_request_t *r,
 
     if (guess) {
         return ngx_http_voucher_command_guess(r, vlcf, req, argc, cmd);
+    }
+
+    if (req->op == NGX_HTTP_VOUCHER_OP_WALLET
+        || req->op == NGX_HTTP_VOUCHER_OP_WALLET_SAVE)
+    {
+        return ngx_http_voucher_command_wallet(r, vlcf, req, cmd);
     }
 
     argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
@@ -474,11 +781,8 @@ ngx_http_voucher_command(ngx_http_request_t *r,
             ngx_http_voucher_arg(key, p - key);
         }
 
-        /* a reservation is a redeem to the limits */
-        op = (req->op == NGX_HTTP_VOUCHER_OP_RESERVE)
-             ? NGX_HTTP_VOUCHER_OP_REDEEM : req->op;
-
-        nl = ngx_http_voucher_limit_args(r, vlcf, op, &argv[n], &argvlen[n]);
+        nl = ngx_http_voucher_limit_args(r, vlcf, req->op, &argv[n],
+                                         &argvlen[n]);
         if (nl == NGX_ERROR) {
             return NGX_ERROR;
         }
@@ -493,6 +797,230 @@ ngx_http_voucher_command(ngx_http_request_t *r,
     }
 
 #undef ngx_http_voucher_arg
+
+    /* empty strings must not be NULL pointers for hiredis */
+
+    for (i = 0; i < n; i++) {
+        if (argv[i] == NULL) {
+            argv[i] = "";
+        }
+    }
+
+    cmd->argv = argv;
+    cmd->argvlen = argvlen;
+    cmd->n = n;
+
+    return NGX_OK;
+}
+
+
+/*
+ * FCALL voucher_wallet 1 {ns}:w:CUSTOMER cursor count
+ * FCALL voucher_wallet_save 1 {ns}:c:CODE customer [limits]
+ */
+
+static ngx_int_t
+ngx_http_voucher_command_wallet(ngx_http_request_t *r,
+    ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_request_t *req,
+    ngx_http_voucher_cmd_t *cmd)
+{
+    u_char       *p, *key;
+    size_t       *argvlen;
+    int64_t       count;
+    ngx_int_t     nl;
+    ngx_uint_t    argc;
+    const char  **argv;
+
+    argc = 6 + ngx_http_voucher_limit_nargs(vlcf);
+
+    argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
+    if (argv == NULL) {
+        return NGX_ERROR;
+    }
+
+    argvlen = (size_t *) &argv[argc];
+
+    key = ngx_pnalloc(r->pool, sizeof("{}:w:") - 1 + vlcf->ns.len
+                               + req->customer.len + req->code.len
+                               + NGX_INT64_LEN);
+    if (key == NULL) {
+        return NGX_ERROR;
+    }
+
+    argv[0] = "FCALL";
+    argvlen[0] = 5;
+    argv[2] = "1";
+    argvlen[2] = 1;
+
+    if (req->op == NGX_HTTP_VOUCHER_OP_WALLET_SAVE) {
+        argv[1] = VOUCHER_FN("voucher_wallet_save");
+        argvlen[1] = sizeof(VOUCHER_FN("voucher_wallet_save")) - 1;
+
+        p = ngx_sprintf(key, "{%V}:c:", &vlcf->ns);
+        p = ngx_cpymem(p, req->code.data, req->code.len);
+        argv[3] = (const char *) key;
+        argvlen[3] = p - key;
+
+        argv[4] = (const char *) req->customer.data;
+        argvlen[4] = req->customer.len;
+
+        nl = ngx_http_voucher_limit_args(r, vlcf, req->op, &argv[5],
+                                         &argvlen[5]);
+        if (nl == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        cmd->argv = argv;
+        cmd->argvlen = argvlen;
+        cmd->n = 5 + nl;
+
+        return NGX_OK;
+    }
+
+    argv[1] = VOUCHER_FN("voucher_wallet");
+    argvlen[1] = sizeof(VOUCHER_FN("voucher_wallet")) - 1;
+
+    p = ngx_sprintf(key, "{%V}:w:", &vlcf->ns);
+    p = ngx_cpymem(p, req->customer.data, req->customer.len);
+    argv[3] = (const char *) key;
+    argvlen[3] = p - key;
+
+    if (req->cursor.len) {
+        argv[4] = (const char *) req->cursor.data;
+        argvlen[4] = req->cursor.len;
+
+    } else {
+        argv[4] = "0";
+        argvlen[4] = 1;
+    }
+
+    count = (req->count == NGX_HTTP_VOUCHER_UNSET)
+            ? NGX_HTTP_VOUCHER_WALLET_PAGE : req->count;
+
+    key = p;
+    p = ngx_http_voucher_int64(p, count);
+    argv[5] = (const char *) key;
+    argvlen[5] = p - key;
+
+    cmd->argv = argv;
+    cmd->argvlen = argvlen;
+    cmd->n = 6;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The loyalty operations, on the customer's member key:
+ *
+ * FCALL voucher_loyalty_earn 1 {ns}:lm:CUSTOMER
+ *       order_id amount nitems [sku cat price qty]* [limits]
+ * FCALL voucher_loyalty_balance 1 {ns}:lm:CUSTOMER [limits]
+ * FCALL voucher_loyalty_ledger 1 {ns}:lm:CUSTOMER count before [limits]
+ */
+
+static ngx_int_t
+ngx_http_voucher_command_loyalty(ngx_http_request_t *r,
+    ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_request_t *req,
+    ngx_http_voucher_cmd_t *cmd)
+{
+    u_char                   *p, *key;
+    size_t                   *argvlen, n;
+    ngx_int_t                 nl;
+    ngx_uint_t                i, argc;
+    const char              **argv;
+    ngx_http_voucher_item_t  *item;
+
+    argc = 9 + 4 * req->nitems + ngx_http_voucher_limit_nargs(vlcf);
+
+    argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
+    if (argv == NULL) {
+        return NGX_ERROR;
+    }
+
+    argvlen = (size_t *) &argv[argc];
+
+    key = ngx_pnalloc(r->pool, sizeof("{}:lm:") - 1 + vlcf->ns.len
+                               + req->customer.len
+                               + (2 + 2 * req->nitems) * NGX_INT64_LEN);
+    if (key == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = 0;
+
+#define ngx_http_voucher_arg(s, l)                                           \
+    argv[n] = (const char *) (s); argvlen[n] = (l); n++
+
+    ngx_http_voucher_arg("FCALL", 5);
+
+    switch (req->op) {
+
+    case NGX_HTTP_VOUCHER_OP_LOYALTY_EARN:
+        ngx_http_voucher_arg(VOUCHER_FN("voucher_loyalty_earn"),
+            sizeof(VOUCHER_FN("voucher_loyalty_earn")) - 1);
+        break;
+
+    case NGX_HTTP_VOUCHER_OP_LOYALTY_BALANCE:
+        ngx_http_voucher_arg(VOUCHER_FN("voucher_loyalty_balance"),
+            sizeof(VOUCHER_FN("voucher_loyalty_balance")) - 1);
+        break;
+
+    default: /* NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY */
+        ngx_http_voucher_arg(VOUCHER_FN("voucher_loyalty_ledger"),
+            sizeof(VOUCHER_FN("voucher_loyalty_ledger")) - 1);
+        break;
+    }
+
+    ngx_http_voucher_arg("1", 1);
+
+    p = ngx_sprintf(key, "{%V}:lm:", &vlcf->ns);
+    p = ngx_cpymem(p, req->customer.data, req->customer.len);
+    ngx_http_voucher_arg(key, p - key);
+
+    if (req->op == NGX_HTTP_VOUCHER_OP_LOYALTY_EARN) {
+        ngx_http_voucher_arg(req->order_id.data, req->order_id.len);
+
+        key = p;
+        p = ngx_http_voucher_int64(p, req->amount);
+        ngx_http_voucher_arg(key, p - key);
+
+        key = p;
+        p = ngx_http_voucher_int64(p, (int64_t) req->nitems);
+        ngx_http_voucher_arg(key, p - key);
+
+        for (i = 0; i < req->nitems; i++) {
+            item = &req->items[i];
+
+            ngx_http_voucher_arg(item->sku.data, item->sku.len);
+            ngx_http_voucher_arg(item->category.data, item->category.len);
+
+            key = p;
+            p = ngx_http_voucher_int64(p, item->price);
+            ngx_http_voucher_arg(key, p - key);
+
+            key = p;
+            p = ngx_http_voucher_int64(p, item->quantity);
+            ngx_http_voucher_arg(key, p - key);
+        }
+
+    } else if (req->op == NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY) {
+        key = p;
+        p = ngx_http_voucher_int64(p, req->limit);
+        ngx_http_voucher_arg(key, p - key);
+
+        ngx_http_voucher_arg(req->before.data, req->before.len);
+    }
+
+#undef ngx_http_voucher_arg
+
+    nl = ngx_http_voucher_limit_args(r, vlcf, req->op, &argv[n],
+                                     &argvlen[n]);
+    if (nl == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    n += nl;
 
     /* empty strings must not be NULL pointers for hiredis */
 
@@ -547,10 +1075,8 @@ ngx_http_voucher_command_guess(ngx_http_request_t *r,
     argv[3] = (const char *) key;
     argvlen[3] = p - key;
 
-    nl = ngx_http_voucher_limit_args(r, vlcf,
-                                     req->op == NGX_HTTP_VOUCHER_OP_RESERVE
-                                     ? NGX_HTTP_VOUCHER_OP_REDEEM : req->op,
-                                     &argv[4], &argvlen[4]);
+    nl = ngx_http_voucher_limit_args(r, vlcf, req->op, &argv[4],
+                                     &argvlen[4]);
     if (nl == NGX_ERROR) {
         return NGX_ERROR;
     }

@@ -17,6 +17,11 @@
  * logged at "error" with its redemption id and counted in shared memory
  * ($voucher_lost_confirms, $voucher_lost_releases).
  *
+ * Several codes for one order (voucher_codes: a header with a separator,
+ * or a JSON body array) go to Redis as one stack (voucher_stack), each
+ * checked offline first; the parent redemption is what is confirmed or
+ * released.
+ *
  * The gate's state hangs on a cleanup of the request's pool, not on the
  * module context, which an internal redirect clears: the redirected
  * request finds the verdict already taken and is never counted twice.
@@ -119,6 +124,9 @@ static ngx_uint_t ngx_http_voucher_gate_variant(json_t *obj, u_char *name,
     size_t len);
 static ngx_int_t ngx_http_voucher_gate_values(ngx_http_request_t *r,
     ngx_http_voucher_gate_t *g, ngx_http_voucher_request_t *req);
+static ngx_int_t ngx_http_voucher_gate_codes_value(ngx_http_request_t *r,
+    ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_limits_t *lim,
+    ngx_http_voucher_request_t *req, ngx_http_voucher_error_t *err);
 static ngx_int_t ngx_http_voucher_gate_text(ngx_http_request_t *r,
     ngx_http_complex_value_t *cv, ngx_uint_t row,
     ngx_http_voucher_limits_t *lim, ngx_http_voucher_str_t *out,
@@ -171,6 +179,8 @@ static ngx_int_t ngx_http_voucher_gate_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_voucher_body_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_voucher_body_list(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, json_t *node);
 static ngx_int_t ngx_http_voucher_lost_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
@@ -290,6 +300,69 @@ ngx_http_voucher_gate_value(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* voucher_codes VALUE [separator=C] */
+
+char *
+ngx_http_voucher_gate_codes(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_voucher_loc_conf_t *vlcf = conf;
+
+    ngx_str_t                         *value;
+    ngx_http_compile_complex_value_t   ccv;
+
+    if (vlcf->gate_codes) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    vlcf->gate_codes_sep = ',';
+
+    if (cf->args->nelts == 3) {
+        if (value[2].len != sizeof("separator=") - 1 + 1
+            || ngx_strncmp(value[2].data, "separator=",
+                           sizeof("separator=") - 1)
+               != 0
+            || value[2].data[value[2].len - 1] <= 0x20
+            || value[2].data[value[2].len - 1] >= 0x7f)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in "
+                               "\"voucher_codes\": use separator=C, one "
+                               "printable character", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        vlcf->gate_codes_sep = value[2].data[value[2].len - 1];
+    }
+
+    vlcf->gate_codes = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    if (vlcf->gate_codes == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = &value[1];
+    ccv.complex_value = vlcf->gate_codes;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_strlcasestrn(value[1].data, value[1].data + value[1].len,
+                         (u_char *) "voucher_body_",
+                         sizeof("voucher_body_") - 2)
+        != NULL)
+    {
+        vlcf->gate_body = 1;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 /* voucher_confirm_status 2xx 304 ... */
 
 char *
@@ -373,6 +446,7 @@ ngx_http_voucher_gate_merge(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *prev,
     }
 
     ngx_http_voucher_merge_cv(gate_code);
+    ngx_http_voucher_merge_cv(gate_codes);
     ngx_http_voucher_merge_cv(gate_customer);
     ngx_http_voucher_merge_cv(gate_amount);
     ngx_http_voucher_merge_cv(gate_currency);
@@ -381,6 +455,8 @@ ngx_http_voucher_gate_merge(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *prev,
     ngx_http_voucher_merge_cv(gate_points);
 
 #undef ngx_http_voucher_merge_cv
+
+    ngx_conf_merge_value(conf->gate_codes_sep, prev->gate_codes_sep, ',');
 
     conf->gate_body |= prev->gate_body;
 
@@ -420,9 +496,10 @@ ngx_http_voucher_gate_merge(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *prev,
             return NGX_CONF_ERROR;
         }
 
-        if (conf->gate_code == NULL) {
+        if (conf->gate_code == NULL && conf->gate_codes == NULL) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"voucher_gate\" needs \"voucher_code\"");
+                               "\"voucher_gate\" needs \"voucher_code\" "
+                               "or \"voucher_codes\"");
             return NGX_CONF_ERROR;
         }
     }
@@ -444,7 +521,7 @@ ngx_http_voucher_gate_fields(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *conf)
     size_t                     len;
     ngx_str_t                 *name, *field;
     ngx_uint_t                 i, j;
-    ngx_http_complex_value_t  *cv[7];
+    ngx_http_complex_value_t  *cv[8];
 
     cv[0] = conf->gate_code;
     cv[1] = conf->gate_customer;
@@ -452,7 +529,8 @@ ngx_http_voucher_gate_fields(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *conf)
     cv[3] = conf->gate_currency;
     cv[4] = conf->gate_order_id;
     cv[5] = conf->gate_idempotency_key;
-    cv[6] = conf->gate_points;
+    cv[6] = conf->gate_codes;
+    cv[7] = conf->gate_points;
 
     conf->gate_fields = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
     if (conf->gate_fields == NULL) {
@@ -461,7 +539,7 @@ ngx_http_voucher_gate_fields(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *conf)
 
     len = sizeof("voucher_body_") - 1;
 
-    for (i = 0; i < 7; i++) {
+    for (i = 0; i < 8; i++) {
         if (cv[i] == NULL) {
             continue;
         }
@@ -899,7 +977,7 @@ ngx_http_voucher_gate_start(ngx_http_request_t *r, ngx_http_voucher_gate_t *g)
         return (rc == NGX_DONE) ? g->answer : rc;
     }
 
-    if (req.code.len == 0) {
+    if (req.code.len == 0 && req.ncodes == 0) {
         if (vlcf->gate_code_required) {
             (void) ngx_http_voucher_gate_refuse(r, g, "missing_field",
                                                 "code", "This location "
@@ -1114,7 +1192,11 @@ ngx_http_voucher_gate_values(ngx_http_request_t *r,
 
     /* the code: copied, as it is normalised in place */
 
-    if (ngx_http_complex_value(r, vlcf->gate_code, &v) != NGX_OK) {
+    v.len = 0;
+
+    if (vlcf->gate_code
+        && ngx_http_complex_value(r, vlcf->gate_code, &v) != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -1137,6 +1219,13 @@ ngx_http_voucher_gate_values(ngx_http_request_t *r,
         ngx_memcpy(req->code.data, v.data, v.len);
         req->code.data[v.len] = '\0';
         req->code.len = v.len;
+    }
+
+    if (vlcf->gate_codes) {
+        rc = ngx_http_voucher_gate_codes_value(r, vlcf, &lim, req, &err);
+        if (rc != NGX_OK) {
+            goto failed;
+        }
     }
 
     rc = ngx_http_voucher_gate_text(r, vlcf->gate_customer,
@@ -1192,6 +1281,14 @@ ngx_http_voucher_gate_values(ngx_http_request_t *r,
         req->points = ngx_atoof(points.data, points.len);
     }
 
+    /* a stack is priced in one call that takes no points */
+
+    if (req->stack && req->points != 0) {
+        return ngx_http_voucher_gate_refuse(r, g, "invalid_field", "points",
+                                            "Points pay with one code, "
+                                            "not several.");
+    }
+
     /* the idempotency key: the directive's value, or the header */
 
     if (vlcf->gate_idempotency_key) {
@@ -1222,6 +1319,112 @@ refuse:
 
     return ngx_http_voucher_gate_refuse(r, g, err.reason, err.field,
                                         err.message);
+}
+
+
+/*
+ * voucher_codes: its value split at the separator, each piece a code by
+ * the code's rule (spaces around it dropped, empty pieces skipped), after
+ * voucher_code's if that has one.  Any code at all makes the request a
+ * stack.  NGX_OK, NGX_DECLINED with err filled, NGX_ERROR.
+ */
+
+static ngx_int_t
+ngx_http_voucher_gate_codes_value(ngx_http_request_t *r,
+    ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_limits_t *lim,
+    ngx_http_voucher_request_t *req, ngx_http_voucher_error_t *err)
+{
+    u_char                  *p, *last, *start, *end, *copy;
+    ngx_str_t                v;
+    ngx_uint_t               n;
+    ngx_http_voucher_str_t  *c;
+
+    if (ngx_http_complex_value(r, vlcf->gate_codes, &v) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (v.len == 0) {
+        return NGX_OK;
+    }
+
+    c = ngx_palloc(r->pool, (NGX_HTTP_VOUCHER_MAX_CODES + 1)
+                            * sizeof(ngx_http_voucher_str_t));
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = 0;
+
+    if (req->code.len) {
+        c[n++] = req->code;
+        req->code.len = 0;
+        req->code.data = NULL;
+    }
+
+    p = v.data;
+    last = v.data + v.len;
+
+    while (p <= last) {
+        start = p;
+        end = ngx_strlchr(p, last, (u_char) vlcf->gate_codes_sep);
+        if (end == NULL) {
+            end = last;
+        }
+
+        p = end + 1;
+
+        while (start < end && (*start == ' ' || *start == '\t')) {
+            start++;
+        }
+
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t')) {
+            end--;
+        }
+
+        if (start == end) {
+            continue;
+        }
+
+        if (n == NGX_HTTP_VOUCHER_MAX_CODES) {
+            err->reason = NGX_HTTP_VOUCHER_ERR_INVALID_FIELD;
+            ngx_cpystrn((u_char *) err->field, (u_char *) "codes",
+                        sizeof(err->field));
+            ngx_cpystrn((u_char *) err->message,
+                        (u_char *) "At most 30 codes for one order.",
+                        sizeof(err->message));
+            return NGX_DECLINED;
+        }
+
+        if (ngx_http_voucher_check_field(
+                &ngx_http_voucher_fields[NGX_HTTP_VOUCHER_FIELD_CODE_ROW],
+                start, end - start, lim, NULL, err)
+            != 0)
+        {
+            return NGX_DECLINED;
+        }
+
+        /* room for the NUL the normaliser writes */
+
+        copy = ngx_pnalloc(r->pool, end - start + 1);
+        if (copy == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(copy, start, end - start);
+        copy[end - start] = '\0';
+
+        c[n].data = copy;
+        c[n].len = end - start;
+        n++;
+    }
+
+    if (n) {
+        req->codes = c;
+        req->ncodes = n;
+        req->stack = 1;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -2207,7 +2410,8 @@ ngx_http_voucher_lost_variable(ngx_http_request_t *r,
  * $voucher_body_NAME: the field NAME of the JSON body the gate read;
  * "__" walks into an object ($voucher_body_order__total).  Strings as
  * they are, other scalars as JSON text; objects and arrays are not
- * found.
+ * found, but an array of strings: its strings joined with "," (for
+ * voucher_codes).
  */
 
 static ngx_int_t
@@ -2261,9 +2465,10 @@ ngx_http_voucher_body_variable(ngx_http_request_t *r,
         v->data = (u_char *) json_string_value(node);
         v->len = json_string_length(node);
 
-    } else if (json_is_object(node) || json_is_array(node)
-               || json_is_null(node))
-    {
+    } else if (json_is_array(node)) {
+        return ngx_http_voucher_body_list(r, v, node);
+
+    } else if (json_is_object(node) || json_is_null(node)) {
         return NGX_OK;
 
     } else {
@@ -2285,6 +2490,62 @@ ngx_http_voucher_body_variable(ngx_http_request_t *r,
         free(text);
     }
 
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A body array of strings as one value, its strings joined with ","; an
+ * array holding anything else is not found.
+ */
+
+static ngx_int_t
+ngx_http_voucher_body_list(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, json_t *node)
+{
+    u_char  *p;
+    size_t   i, n, len;
+    json_t  *e;
+
+    n = json_array_size(node);
+    len = 0;
+
+    for (i = 0; i < n; i++) {
+        e = json_array_get(node, i);
+
+        if (!json_is_string(e)) {
+            return NGX_OK;
+        }
+
+        len += json_string_length(e) + 1;
+    }
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->data = p;
+
+    for (i = 0; i < n; i++) {
+        e = json_array_get(node, i);
+
+        if (i) {
+            *p++ = ',';
+        }
+
+        p = ngx_cpymem(p, json_string_value(e), json_string_length(e));
+    }
+
+    v->len = p - v->data;
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;

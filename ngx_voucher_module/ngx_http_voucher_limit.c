@@ -320,9 +320,35 @@ ngx_http_voucher_limit_nargs(ngx_http_voucher_loc_conf_t *vlcf)
 /*
  * Appends one argument, "r<a>:<b>:<name>:<key>" or
  * "l<a>:<b>:<c>:<name>:<key>" (R and L in a dry run), for each limit in
- * scope of op whose key is not empty.  Returns the number of arguments
+ * scope of op (ngx_http_voucher_limit_op()) whose key is not empty.  Returns the number of arguments
  * added (0 when no limit applies).
  */
+
+/*
+ * The operation whose limits apply to op: a reservation and a loyalty earn
+ * are redeems; a saved code is a validate (both tell a code that exists
+ * from one that does not), and so are a loyalty balance and history.
+ */
+
+ngx_int_t
+ngx_http_voucher_limit_op(ngx_int_t op)
+{
+    switch (op) {
+
+    case NGX_HTTP_VOUCHER_OP_RESERVE:
+    case NGX_HTTP_VOUCHER_OP_LOYALTY_EARN:
+        return NGX_HTTP_VOUCHER_OP_REDEEM;
+
+    case NGX_HTTP_VOUCHER_OP_WALLET_SAVE:
+    case NGX_HTTP_VOUCHER_OP_LOYALTY_BALANCE:
+    case NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY:
+        return NGX_HTTP_VOUCHER_OP_VALIDATE;
+
+    default:
+        return op;
+    }
+}
+
 
 ngx_int_t
 ngx_http_voucher_limit_args(ngx_http_request_t *r,
@@ -338,6 +364,7 @@ ngx_http_voucher_limit_args(ngx_http_request_t *r,
         return 0;
     }
 
+    op = ngx_http_voucher_limit_op(op);
     lim = vlcf->limits->elts;
     n = 0;
 
@@ -425,7 +452,7 @@ ngx_http_voucher_limit_key(ngx_http_request_t *r,
 
 /*
  * The i-th limit of the location, for the lockout cache: info names it
- * when it is a lockout in scope of op (a reserve counts as a redeem), and
+ * when it is a lockout in scope of op (ngx_http_voucher_limit_op()), and
  * is empty otherwise.  Returns 0 past the last limit.
  */
 
@@ -443,9 +470,7 @@ ngx_http_voucher_limit_lockout(ngx_http_voucher_loc_conf_t *vlcf,
         return 0;
     }
 
-    if (op == NGX_HTTP_VOUCHER_OP_RESERVE) {
-        op = NGX_HTTP_VOUCHER_OP_REDEEM;
-    }
+    op = ngx_http_voucher_limit_op(op);
 
     lim = vlcf->limits->elts;
 

@@ -242,6 +242,13 @@ static ngx_command_t  ngx_http_voucher_commands[] = {
       offsetof(ngx_http_voucher_loc_conf_t, gate_code),
       NULL },
 
+    { ngx_string("voucher_codes"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_voucher_gate_codes,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("voucher_customer"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_voucher_gate_value,
@@ -479,6 +486,7 @@ ngx_http_voucher_create_loc_conf(ngx_conf_t *cf)
      *     vlcf->code_patterns = NULL;
      *     vlcf->limits = NULL;
      *     vlcf->gate_code = NULL;
+     *     vlcf->gate_codes = NULL;
      *     vlcf->gate_customer = NULL;
      *     vlcf->gate_amount = NULL;
      *     vlcf->gate_currency = NULL;
@@ -502,6 +510,7 @@ ngx_http_voucher_create_loc_conf(ngx_conf_t *cf)
     vlcf->gate_code_required = NGX_CONF_UNSET;
     vlcf->gate_confirm = NGX_CONF_UNSET_PTR;
     vlcf->gate_abort_keep = NGX_CONF_UNSET;
+    vlcf->gate_codes_sep = NGX_CONF_UNSET;
 
     return vlcf;
 }
@@ -1255,12 +1264,33 @@ ngx_http_voucher_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     } else if (ngx_strcmp(value[1].data, "release") == 0) {
         vlcf->api = NGX_HTTP_VOUCHER_OP_RELEASE;
 
+    } else if (ngx_strcmp(value[1].data, "wallet") == 0) {
+        vlcf->api = NGX_HTTP_VOUCHER_OP_WALLET;
+
+    } else if (ngx_strcmp(value[1].data, "wallet_save") == 0) {
+        vlcf->api = NGX_HTTP_VOUCHER_OP_WALLET_SAVE;
+
+    } else if (ngx_strcmp(value[1].data, "qualify") == 0) {
+        vlcf->api = NGX_HTTP_VOUCHER_OP_QUALIFY;
+
+    } else if (ngx_strcmp(value[1].data, "loyalty_earn") == 0) {
+        vlcf->api = NGX_HTTP_VOUCHER_OP_LOYALTY_EARN;
+
+    } else if (ngx_strcmp(value[1].data, "loyalty_balance") == 0) {
+        vlcf->api = NGX_HTTP_VOUCHER_OP_LOYALTY_BALANCE;
+
+    } else if (ngx_strcmp(value[1].data, "loyalty_history") == 0) {
+        vlcf->api = NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY;
+
     } else {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid value \"%V\" in \"voucher_api\", "
                            "it must be \"validate\", \"redeem\", "
-                           "\"rollback\", \"reserve\", \"confirm\" or "
-                           "\"release\"", &value[1]);
+                           "\"rollback\", \"reserve\", \"confirm\", "
+                           "\"release\", \"wallet\", \"wallet_save\", "
+                           "\"qualify\", \"loyalty_earn\", "
+                           "\"loyalty_balance\" or \"loyalty_history\"",
+                           &value[1]);
         return NGX_CONF_ERROR;
     }
 

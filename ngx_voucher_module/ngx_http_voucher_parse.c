@@ -61,24 +61,36 @@
 #define ngx_http_voucher_json_unpoison(p, n)
 #endif
 
-#define NGX_HTTP_VOUCHER_MAX_KEYS      6
+#define NGX_HTTP_VOUCHER_MAX_KEYS      7
 
 #define NGX_HTTP_VOUCHER_F_CODE        0  /* ngx_http_voucher_voucher_keys */
 #define NGX_HTTP_VOUCHER_F_CUSTOMER    1
 #define NGX_HTTP_VOUCHER_F_IDEM        2
 #define NGX_HTTP_VOUCHER_F_ORDER       3
-#define NGX_HTTP_VOUCHER_F_POINTS      4
-#define NGX_HTTP_VOUCHER_F_HOLD        5
+#define NGX_HTTP_VOUCHER_F_CODES       4
+#define NGX_HTTP_VOUCHER_F_POINTS      5
+#define NGX_HTTP_VOUCHER_F_HOLD        6
 
 #define NGX_HTTP_VOUCHER_F_ID          0  /* ngx_http_voucher_order_keys */
 #define NGX_HTTP_VOUCHER_F_AMOUNT      1
 #define NGX_HTTP_VOUCHER_F_CURRENCY    2
 #define NGX_HTTP_VOUCHER_F_ITEMS       3
+#define NGX_HTTP_VOUCHER_F_CHANNEL     4
+
+#define NGX_HTTP_VOUCHER_F_Q_CUSTOMER  0  /* ngx_http_voucher_qualify_keys */
+#define NGX_HTTP_VOUCHER_F_Q_ORDER     1
+#define NGX_HTTP_VOUCHER_F_Q_CODES     2
+#define NGX_HTTP_VOUCHER_F_Q_BEST      3
 
 #define NGX_HTTP_VOUCHER_F_SKU         0  /* ngx_http_voucher_item_keys */
 #define NGX_HTTP_VOUCHER_F_CATEGORY    1
 #define NGX_HTTP_VOUCHER_F_PRICE       2
 #define NGX_HTTP_VOUCHER_F_QUANTITY    3
+
+#define NGX_HTTP_VOUCHER_F_MEMBER      0  /* ngx_http_voucher_loyalty_keys */
+#define NGX_HTTP_VOUCHER_F_L_ORDER     1
+#define NGX_HTTP_VOUCHER_F_LIMIT       1
+#define NGX_HTTP_VOUCHER_F_BEFORE      2
 
 #define NGX_HTTP_VOUCHER_F_RID         0  /* ngx_http_voucher_settle_keys */
 #define NGX_HTTP_VOUCHER_F_SETTLE_IDEM 1
@@ -103,6 +115,14 @@ typedef struct {
 
 #define NGX_HTTP_VOUCHER_ITEM_ALIGN                                           \
     offsetof(ngx_http_voucher_item_align_t, item)
+
+typedef struct {
+    char                              c;
+    ngx_http_voucher_str_t            str;
+} ngx_http_voucher_str_align_t;
+
+#define NGX_HTTP_VOUCHER_STR_ALIGN                                            \
+    offsetof(ngx_http_voucher_str_align_t, str)
 
 
 typedef struct {
@@ -173,16 +193,25 @@ static int ngx_http_voucher_str_rule(const ngx_http_voucher_field_t *f,
 static int ngx_http_voucher_get_int(ngx_http_voucher_ctx_t *ctx,
     json_t *v, const char *prefix, const ngx_http_voucher_field_t *f,
     int required, int64_t *out);
+static int ngx_http_voucher_cursor_ok(const unsigned char *s, size_t len);
 static int ngx_http_voucher_int_rule(const ngx_http_voucher_field_t *f,
     int64_t n, const ngx_http_voucher_limits_t *lim,
     ngx_http_voucher_error_t *err, const char *prefix);
 static int ngx_http_voucher_parse_items(ngx_http_voucher_ctx_t *ctx,
     json_t *items, ngx_http_voucher_request_t *req, int64_t *sum);
 static int ngx_http_voucher_parse_order(ngx_http_voucher_ctx_t *ctx,
-    json_t *order, ngx_http_voucher_request_t *req);
+    json_t *order, ngx_http_voucher_request_t *req, int channel);
+static int ngx_http_voucher_parse_codes(ngx_http_voucher_ctx_t *ctx,
+    json_t *codes, ngx_http_voucher_request_t *req);
+static int ngx_http_voucher_parse_qualify(ngx_http_voucher_ctx_t *ctx,
+    json_t *root, ngx_http_voucher_request_t *req);
 static int ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx,
     json_t *root, ngx_http_voucher_request_t *req);
 static int ngx_http_voucher_parse_rollback(ngx_http_voucher_ctx_t *ctx,
+    json_t *root, ngx_http_voucher_request_t *req);
+static int ngx_http_voucher_parse_wallet(ngx_http_voucher_ctx_t *ctx,
+    json_t *root, ngx_http_voucher_request_t *req);
+static int ngx_http_voucher_parse_loyalty(ngx_http_voucher_ctx_t *ctx,
     json_t *root, ngx_http_voucher_request_t *req);
 static void ngx_http_voucher_request_init(ngx_http_voucher_request_t *req,
     int op);
@@ -213,12 +242,17 @@ static union {
  */
 
 static const char *const  ngx_http_voucher_voucher_keys[] = {
-    "code", "customer", "idempotency_key", "order", "points", "hold_seconds",
-    NULL
+    "code", "customer", "idempotency_key", "order", "codes", "points",
+    "hold_seconds", NULL
 };
 
+/* "channel": a stack's and qualify's only */
 static const char *const  ngx_http_voucher_order_keys[] = {
-    "id", "amount", "currency", "items", NULL
+    "id", "amount", "currency", "items", "channel", NULL
+};
+
+static const char *const  ngx_http_voucher_qualify_keys[] = {
+    "customer", "order", "codes", "best", NULL
 };
 
 static const char *const  ngx_http_voucher_item_keys[] = {
@@ -227,6 +261,24 @@ static const char *const  ngx_http_voucher_item_keys[] = {
 
 static const char *const  ngx_http_voucher_settle_keys[] = {
     "redemption_id", "idempotency_key", "amount", NULL
+};
+
+static const char *const  ngx_http_voucher_wallet_keys[] = {
+    "customer", "cursor", "count", NULL
+};
+
+static const char *const  ngx_http_voucher_save_keys[] = {
+    "customer", "code", NULL
+};
+
+/* a loyalty earn: customer and order; a history: customer, limit, before */
+
+static const char *const  ngx_http_voucher_earn_keys[] = {
+    "customer", "order", NULL
+};
+
+static const char *const  ngx_http_voucher_history_keys[] = {
+    "customer", "limit", "before", NULL
 };
 
 
@@ -254,9 +306,16 @@ const ngx_http_voucher_field_t  ngx_http_voucher_fields[] = {
       1, NGX_HTTP_VOUCHER_MAX_QUANTITY, NULL },
     { "redemption_id", NULL, NGX_HTTP_VOUCHER_FIELD_RID, 0, 0, NULL },
     { "amount", NULL, NGX_HTTP_VOUCHER_FIELD_AMOUNT, 0, 0, NULL },
+    { "cursor", NULL, NGX_HTTP_VOUCHER_FIELD_CURSOR, 0, 0, NULL },
+    { "count", NULL, NGX_HTTP_VOUCHER_FIELD_COUNT,
+      1, NGX_HTTP_VOUCHER_MAX_WALLET_PAGE, NULL },
+    { "channel", NULL, NGX_HTTP_VOUCHER_FIELD_TOKEN, 0, 0, NULL },
     { "points", "points", NGX_HTTP_VOUCHER_FIELD_COUNT,
       1, NGX_HTTP_VOUCHER_MAX_POINTS,
       "The points must be an integer, 1 to 10^13." },
+    { "limit", NULL, NGX_HTTP_VOUCHER_FIELD_COUNT,
+      1, NGX_HTTP_VOUCHER_MAX_HISTORY, NULL },
+    { "before", NULL, NGX_HTTP_VOUCHER_FIELD_RID, 0, 0, NULL },
     { NULL, NULL, 0, 0, 0, NULL }
 };
 
@@ -318,7 +377,10 @@ ngx_http_voucher_parse_arena_size(size_t len,
      * NUL terminators fit in len bytes.
      */
 
-    fixed = NGX_HTTP_VOUCHER_ITEM_ALIGN - 1;
+    /* and the array of a request's codes */
+
+    fixed = NGX_HTTP_VOUCHER_ITEM_ALIGN - 1 + NGX_HTTP_VOUCHER_STR_ALIGN - 1
+            + NGX_HTTP_VOUCHER_MAX_CODES * sizeof(ngx_http_voucher_str_t);
 
     if (len > SIZE_MAX - fixed
         || n > (SIZE_MAX - fixed - len) / sizeof(ngx_http_voucher_item_t))
@@ -354,8 +416,7 @@ ngx_http_voucher_parse_request(int op, const unsigned char *body,
 
     ngx_http_voucher_request_init(req, op);
 
-    if (op < NGX_HTTP_VOUCHER_OP_VALIDATE || op > NGX_HTTP_VOUCHER_OP_RELEASE)
-    {
+    if (op < NGX_HTTP_VOUCHER_OP_VALIDATE || op > NGX_HTTP_VOUCHER_OP_LAST) {
         return ngx_http_voucher_fail(err, NGX_HTTP_VOUCHER_ERR_INTERNAL,
                                      "", "", "unknown operation %d", op);
     }
@@ -441,6 +502,17 @@ ngx_http_voucher_parse_request(int op, const unsigned char *body,
                || op == NGX_HTTP_VOUCHER_OP_RELEASE)
     {
         rc = ngx_http_voucher_parse_rollback(&ctx, root, req);
+
+    } else if (op == NGX_HTTP_VOUCHER_OP_WALLET
+               || op == NGX_HTTP_VOUCHER_OP_WALLET_SAVE)
+    {
+        rc = ngx_http_voucher_parse_wallet(&ctx, root, req);
+
+    } else if (op == NGX_HTTP_VOUCHER_OP_QUALIFY) {
+        rc = ngx_http_voucher_parse_qualify(&ctx, root, req);
+
+    } else if (op >= NGX_HTTP_VOUCHER_OP_LOYALTY_EARN) {
+        rc = ngx_http_voucher_parse_loyalty(&ctx, root, req);
 
     } else {
         rc = ngx_http_voucher_parse_voucher_op(&ctx, root, req);
@@ -625,6 +697,7 @@ ngx_http_voucher_request_init(ngx_http_voucher_request_t *req, int op)
     req->amount = NGX_HTTP_VOUCHER_UNSET;
     req->rollback_amount = NGX_HTTP_VOUCHER_UNSET;
     req->hold_seconds = NGX_HTTP_VOUCHER_UNSET;
+    req->count = NGX_HTTP_VOUCHER_UNSET;
     req->points = 0;
 }
 
@@ -633,23 +706,51 @@ static int
 ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx, json_t *root,
     ngx_http_voucher_request_t *req)
 {
-    int      reserve;
+    int      reserve, stack;
     json_t  *f[NGX_HTTP_VOUCHER_MAX_KEYS];
 
     reserve = (req->op == NGX_HTTP_VOUCHER_OP_RESERVE);
 
     if (ngx_http_voucher_check_keys(ctx, root, "",
                                     ngx_http_voucher_voucher_keys,
-                                    reserve ? 6 : 5, f)
+                                    reserve ? 7 : 6, f)
         != 0)
     {
         return -1;
     }
 
-    if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_CODE], "",
-                                 ngx_http_voucher_field(CODE),
-                                 NGX_HTTP_VOUCHER_REQUIRED, &req->code)
-        != 0)
+    /* several codes for one order (a stack), or one */
+
+    stack = (f[NGX_HTTP_VOUCHER_F_CODES] != NULL
+             && !json_is_null(f[NGX_HTTP_VOUCHER_F_CODES]));
+
+    if (stack) {
+        if (f[NGX_HTTP_VOUCHER_F_CODE] != NULL
+            && !json_is_null(f[NGX_HTTP_VOUCHER_F_CODE]))
+        {
+            return ngx_http_voucher_fail(ctx->err,
+                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                         "", "codes",
+                                         "cannot come with code: send one "
+                                         "or the other");
+        }
+
+        /* [] is a stack of the automatic promotions alone */
+
+        if (ngx_http_voucher_parse_codes(ctx, f[NGX_HTTP_VOUCHER_F_CODES],
+                                         req)
+            != 0)
+        {
+            return -1;
+        }
+
+        req->stack = 1;
+
+    } else if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_CODE], "",
+                                        ngx_http_voucher_field(CODE),
+                                        NGX_HTTP_VOUCHER_REQUIRED,
+                                        &req->code)
+               != 0)
     {
         return -1;
     }
@@ -681,6 +782,16 @@ ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx, json_t *root,
         return -1;
     }
 
+    /* a stack's codes are priced in one call that takes no points */
+
+    if (stack && req->points != 0) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     "", "points",
+                                     "cannot come with codes: send one "
+                                     "code to pay with points");
+    }
+
     if (reserve
         && ngx_http_voucher_get_int(ctx, f[NGX_HTTP_VOUCHER_F_HOLD], "",
                                     ngx_http_voucher_field(HOLD),
@@ -692,13 +803,149 @@ ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx, json_t *root,
     }
 
     return ngx_http_voucher_parse_order(ctx, f[NGX_HTTP_VOUCHER_F_ORDER],
-                                        req);
+                                        req, stack);
+}
+
+
+/*
+ * qualify: {"customer": "...", "order": {..., "channel": "..."},
+ * "codes": [...], "best": true}
+ */
+
+static int
+ngx_http_voucher_parse_qualify(ngx_http_voucher_ctx_t *ctx, json_t *root,
+    ngx_http_voucher_request_t *req)
+{
+    json_t  *f[NGX_HTTP_VOUCHER_MAX_KEYS], *best;
+
+    if (ngx_http_voucher_check_keys(ctx, root, "",
+                                    ngx_http_voucher_qualify_keys, 4, f)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_Q_CUSTOMER], "",
+                                 ngx_http_voucher_field(CUSTOMER),
+                                 NGX_HTTP_VOUCHER_OPTIONAL, &req->customer)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (ngx_http_voucher_parse_codes(ctx, f[NGX_HTTP_VOUCHER_F_Q_CODES], req)
+        != 0)
+    {
+        return -1;
+    }
+
+    best = f[NGX_HTTP_VOUCHER_F_Q_BEST];
+
+    if (best != NULL && !json_is_null(best)) {
+        if (!json_is_boolean(best)) {
+            return ngx_http_voucher_fail(ctx->err,
+                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                         "", "best",
+                                         "must be true or false, got %s",
+                                         ngx_http_voucher_type_name(best));
+        }
+
+        req->best = json_is_true(best);
+    }
+
+    return ngx_http_voucher_parse_order(ctx, f[NGX_HTTP_VOUCHER_F_Q_ORDER],
+                                        req, 1);
+}
+
+
+/* "codes": [...], each as a code; absent or null: none */
+
+static int
+ngx_http_voucher_parse_codes(ngx_http_voucher_ctx_t *ctx, json_t *codes,
+    ngx_http_voucher_request_t *req)
+{
+    char                     path[32];
+    size_t                   i, n, len;
+    json_t                  *v;
+    unsigned char           *p;
+    ngx_http_voucher_str_t  *c;
+
+    if (codes == NULL || json_is_null(codes)) {
+        return 0;
+    }
+
+    if (!json_is_array(codes)) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     "", "codes", "must be an array, got %s",
+                                     ngx_http_voucher_type_name(codes));
+    }
+
+    n = json_array_size(codes);
+
+    if (n > NGX_HTTP_VOUCHER_MAX_CODES) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     "", "codes",
+                                     "must have at most %d entries, got %zu",
+                                     NGX_HTTP_VOUCHER_MAX_CODES, n);
+    }
+
+    if (n == 0) {
+        return 0;
+    }
+
+    c = ngx_http_voucher_alloc(ctx, n, sizeof(ngx_http_voucher_str_t),
+                               NGX_HTTP_VOUCHER_STR_ALIGN);
+    if (c == NULL) {
+        return -1;
+    }
+
+    for (i = 0; i < n; i++) {
+        v = json_array_get(codes, i);
+
+        snprintf(path, sizeof(path), "codes[%zu]", i);
+
+        if (!json_is_string(v)) {
+            return ngx_http_voucher_fail(ctx->err,
+                                         NGX_HTTP_VOUCHER_ERR_INVALID_CODE,
+                                         "", path,
+                                         "must be a string, got %s",
+                                         ngx_http_voucher_type_name(v));
+        }
+
+        len = json_string_length(v);
+
+        if (ngx_http_voucher_code_rule(
+                (const unsigned char *) json_string_value(v), len, ctx->lim,
+                ctx->err, "", path)
+            != 0)
+        {
+            return -1;
+        }
+
+        p = ngx_http_voucher_alloc(ctx, 1, len + 1, 1);
+        if (p == NULL) {
+            return -1;
+        }
+
+        memcpy(p, json_string_value(v), len);
+        p[len] = '\0';
+
+        c[i].len = len;
+        c[i].data = p;
+    }
+
+    req->codes = c;
+    req->ncodes = n;
+
+    return 0;
 }
 
 
 static int
 ngx_http_voucher_parse_order(ngx_http_voucher_ctx_t *ctx, json_t *order,
-    ngx_http_voucher_request_t *req)
+    ngx_http_voucher_request_t *req, int channel)
 {
     json_t   *f[NGX_HTTP_VOUCHER_MAX_KEYS];
     int64_t   sum;
@@ -717,8 +964,18 @@ ngx_http_voucher_parse_order(ngx_http_voucher_ctx_t *ctx, json_t *order,
     }
 
     if (ngx_http_voucher_check_keys(ctx, order, "order",
-                                    ngx_http_voucher_order_keys, 4, f)
+                                    ngx_http_voucher_order_keys,
+                                    channel ? 5 : 4, f)
         != 0)
+    {
+        return -1;
+    }
+
+    if (channel
+        && ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_CHANNEL],
+                                    "order", ngx_http_voucher_field(CHANNEL),
+                                    NGX_HTTP_VOUCHER_OPTIONAL, &req->channel)
+           != 0)
     {
         return -1;
     }
@@ -952,6 +1209,159 @@ ngx_http_voucher_parse_rollback(ngx_http_voucher_ctx_t *ctx, json_t *root,
 
 
 /*
+ * wallet: {"customer": "...", "cursor": "...", "count": n};
+ * wallet_save: {"customer": "...", "code": "..."}.
+ */
+
+static int
+ngx_http_voucher_parse_wallet(ngx_http_voucher_ctx_t *ctx, json_t *root,
+    ngx_http_voucher_request_t *req)
+{
+    json_t  *f[NGX_HTTP_VOUCHER_MAX_KEYS];
+
+    if (req->op == NGX_HTTP_VOUCHER_OP_WALLET_SAVE) {
+        if (ngx_http_voucher_check_keys(ctx, root, "",
+                                        ngx_http_voucher_save_keys, 2, f)
+            != 0)
+        {
+            return -1;
+        }
+
+        if (ngx_http_voucher_get_str(ctx, f[1], "",
+                                     ngx_http_voucher_field(CODE),
+                                     NGX_HTTP_VOUCHER_REQUIRED, &req->code)
+            != 0)
+        {
+            return -1;
+        }
+
+        return ngx_http_voucher_get_str(ctx, f[0], "",
+                                        ngx_http_voucher_field(CUSTOMER),
+                                        NGX_HTTP_VOUCHER_REQUIRED,
+                                        &req->customer);
+    }
+
+    if (ngx_http_voucher_check_keys(ctx, root, "",
+                                    ngx_http_voucher_wallet_keys, 3, f)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (ngx_http_voucher_get_str(ctx, f[0], "",
+                                 ngx_http_voucher_field(CUSTOMER),
+                                 NGX_HTTP_VOUCHER_REQUIRED, &req->customer)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (ngx_http_voucher_get_str(ctx, f[1], "",
+                                 ngx_http_voucher_field(CURSOR),
+                                 NGX_HTTP_VOUCHER_OPTIONAL, &req->cursor)
+        != 0)
+    {
+        return -1;
+    }
+
+    return ngx_http_voucher_get_int(ctx, f[2], "",
+                                    ngx_http_voucher_field(PAGE),
+                                    NGX_HTTP_VOUCHER_OPTIONAL, &req->count);
+}
+
+
+/*
+ * A loyalty earn: {"customer": "...", "order": {"id": "...", ...}} (the
+ * order as a validate's, its id required: one order, one accrual); a
+ * balance: {"customer": "..."}; a history: and "limit", "before".  The
+ * customer is a member id: no spaces.
+ */
+
+static int
+ngx_http_voucher_parse_loyalty(ngx_http_voucher_ctx_t *ctx, json_t *root,
+    ngx_http_voucher_request_t *req)
+{
+    int      n;
+    json_t  *f[NGX_HTTP_VOUCHER_MAX_KEYS];
+
+    switch (req->op) {
+
+    case NGX_HTTP_VOUCHER_OP_LOYALTY_EARN:
+        n = ngx_http_voucher_check_keys(ctx, root, "",
+                                        ngx_http_voucher_earn_keys, 2, f);
+        break;
+
+    case NGX_HTTP_VOUCHER_OP_LOYALTY_BALANCE:
+        n = ngx_http_voucher_check_keys(ctx, root, "",
+                                        ngx_http_voucher_earn_keys, 1, f);
+        break;
+
+    default: /* NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY */
+        n = ngx_http_voucher_check_keys(ctx, root, "",
+                                        ngx_http_voucher_history_keys, 3, f);
+        break;
+    }
+
+    if (n != 0) {
+        return -1;
+    }
+
+    if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_MEMBER], "",
+                                 ngx_http_voucher_field(CUSTOMER),
+                                 NGX_HTTP_VOUCHER_REQUIRED, &req->customer)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (memchr(req->customer.data, ' ', req->customer.len)) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     "", "customer",
+                                     "is a loyalty member id here: "
+                                     "no spaces");
+    }
+
+    if (req->op == NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY) {
+        req->limit = 20;
+
+        if (ngx_http_voucher_get_int(ctx, f[NGX_HTTP_VOUCHER_F_LIMIT], "",
+                                     ngx_http_voucher_field(LIMIT),
+                                     NGX_HTTP_VOUCHER_OPTIONAL, &req->limit)
+            != 0)
+        {
+            return -1;
+        }
+
+        return ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_BEFORE], "",
+                                        ngx_http_voucher_field(BEFORE),
+                                        NGX_HTTP_VOUCHER_OPTIONAL,
+                                        &req->before);
+    }
+
+    if (req->op != NGX_HTTP_VOUCHER_OP_LOYALTY_EARN) {
+        return 0;
+    }
+
+    if (ngx_http_voucher_parse_order(ctx, f[NGX_HTTP_VOUCHER_F_L_ORDER], req,
+                                     0)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (req->order_id.len == 0) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_MISSING_FIELD,
+                                     "order", "id",
+                                     "is required: an order earns once");
+    }
+
+    return 0;
+}
+
+
+/*
  * Every key of obj must be one of the first n of keys; vals[i] is then
  * the value of keys[i], or NULL when it is absent.  Duplicate keys were
  * rejected when loading, so each is found once.
@@ -1098,6 +1508,17 @@ ngx_http_voucher_str_rule(const ngx_http_voucher_field_t *f,
 
         return 0;
 
+    case NGX_HTTP_VOUCHER_FIELD_CURSOR:
+        if (!ngx_http_voucher_cursor_ok(s, len)) {
+            return ngx_http_voucher_fail(err,
+                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                         prefix, f->name,
+                                         "must be 0 or the next_cursor of "
+                                         "a page");
+        }
+
+        return 0;
+
     default: /* NGX_HTTP_VOUCHER_FIELD_TEXT, NGX_HTTP_VOUCHER_FIELD_TOKEN */
         max = lim->max_str_len;
 
@@ -1140,6 +1561,29 @@ ngx_http_voucher_str_rule(const ngx_http_voucher_field_t *f,
 
         return 0;
     }
+}
+
+
+/* "0", or the next_cursor a wallet page answered: decimal digits */
+
+static int
+ngx_http_voucher_cursor_ok(const unsigned char *s, size_t len)
+{
+    size_t  i;
+
+    if (len == 0 || len > NGX_HTTP_VOUCHER_MAX_CURSOR_LEN
+        || (len > 1 && s[0] == '0'))
+    {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 

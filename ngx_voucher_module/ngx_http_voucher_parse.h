@@ -3,7 +3,8 @@
  * Copyright (C) ngx_voucher authors
  *
  * The request parser: a JSON body (validate, redeem, rollback, reserve,
- * confirm, release) in,
+ * confirm, release, wallet, wallet_save, qualify; a loyalty earn, balance or
+ * history) in,
  * a checked ngx_http_voucher_request_t out.  Pure C on top of jansson, no
  * nginx dependency, so cmocka and libFuzzer can drive it directly.
  */
@@ -23,6 +24,13 @@
 #define NGX_HTTP_VOUCHER_OP_RESERVE    4   /* redeem, held until confirmed */
 #define NGX_HTTP_VOUCHER_OP_CONFIRM    5
 #define NGX_HTTP_VOUCHER_OP_RELEASE    6
+#define NGX_HTTP_VOUCHER_OP_WALLET     7   /* a page of a customer's wallet */
+#define NGX_HTTP_VOUCHER_OP_WALLET_SAVE 8  /* a code into it */
+#define NGX_HTTP_VOUCHER_OP_QUALIFY    9   /* the codes that fit an order */
+#define NGX_HTTP_VOUCHER_OP_LOYALTY_EARN     10  /* an order's points */
+#define NGX_HTTP_VOUCHER_OP_LOYALTY_BALANCE  11
+#define NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY  12
+#define NGX_HTTP_VOUCHER_OP_LAST       12
 
 /* amount, price etc. absent */
 #define NGX_HTTP_VOUCHER_UNSET        -1
@@ -31,7 +39,12 @@
 #define NGX_HTTP_VOUCHER_MAX_QUANTITY          1000000
 #define NGX_HTTP_VOUCHER_MAX_REDEMPTION_ID_LEN 64
 #define NGX_HTTP_VOUCHER_MAX_HOLD_SECONDS      86400
+#define NGX_HTTP_VOUCHER_MAX_WALLET_PAGE       100
+#define NGX_HTTP_VOUCHER_MAX_CURSOR_LEN        16
+/* codes one request may name: a stack, or the codes qualify is to judge */
+#define NGX_HTTP_VOUCHER_MAX_CODES             30
 #define NGX_HTTP_VOUCHER_MAX_POINTS            10000000000000LL
+#define NGX_HTTP_VOUCHER_MAX_HISTORY           100
 
 /* ngx_http_voucher_key_fold() */
 #define NGX_HTTP_VOUCHER_KEY_OTHER     0
@@ -82,8 +95,20 @@ typedef struct {
     ngx_http_voucher_str_t  redemption_id;   /* rollback, confirm, release */
     int64_t                 rollback_amount; /* rollback, UNSET = whole */
     int64_t                 hold_seconds;    /* reserve, UNSET = default */
+
+    ngx_http_voucher_str_t  cursor;          /* wallet: absent = the start */
+    int64_t                 count;           /* wallet, UNSET = default */
+
+    /* a stack (validate, redeem, reserve with "codes"), qualify */
+    int                     stack;           /* "codes" given, maybe [] */
+    ngx_http_voucher_str_t *codes;           /* instead of code */
+    size_t                  ncodes;
+    ngx_http_voucher_str_t  channel;         /* order.channel */
+    int                     best;            /* qualify: "best": true */
     int64_t                 points;          /* loyalty points to pay with,
                                                 0 = none */
+    int64_t                 limit;           /* loyalty history: entries */
+    ngx_http_voucher_str_t  before;          /* ... older than this one */
 } ngx_http_voucher_request_t;
 
 
@@ -103,6 +128,7 @@ typedef struct {
 #define NGX_HTTP_VOUCHER_FIELD_RID       4  /* [0-9-]{1,64} */
 #define NGX_HTTP_VOUCHER_FIELD_AMOUNT    5  /* an integer, 0..max_amount */
 #define NGX_HTTP_VOUCHER_FIELD_COUNT     6  /* an integer, min..max */
+#define NGX_HTTP_VOUCHER_FIELD_CURSOR    7  /* 1..16 digits, no leading 0 */
 
 
 /*
@@ -136,7 +162,12 @@ typedef struct {
 #define NGX_HTTP_VOUCHER_FIELD_QUANTITY_ROW      10
 #define NGX_HTTP_VOUCHER_FIELD_RID_ROW           11
 #define NGX_HTTP_VOUCHER_FIELD_ROLLBACK_ROW      12
-#define NGX_HTTP_VOUCHER_FIELD_POINTS_ROW        13
+#define NGX_HTTP_VOUCHER_FIELD_CURSOR_ROW        13
+#define NGX_HTTP_VOUCHER_FIELD_PAGE_ROW          14
+#define NGX_HTTP_VOUCHER_FIELD_CHANNEL_ROW       15
+#define NGX_HTTP_VOUCHER_FIELD_POINTS_ROW        16
+#define NGX_HTTP_VOUCHER_FIELD_LIMIT_ROW         17
+#define NGX_HTTP_VOUCHER_FIELD_BEFORE_ROW        18
 
 extern const ngx_http_voucher_field_t  ngx_http_voucher_fields[];
 

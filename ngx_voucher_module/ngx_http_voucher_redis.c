@@ -36,6 +36,10 @@
  * up, no sync in progress) and its library of our version.  A replica is
  * never sent FUNCTION LOAD; one that fails a check is left alone until it
  * passes again, and the request goes to the master.
+ *
+ * Where Redis has the native module (redis/module, voucher.so) built from
+ * the same library, a context sends the hot calls as its commands instead
+ * of FCALL: see "the native module" below.
  */
 
 
@@ -126,8 +130,10 @@ typedef struct {
     ngx_uint_t                 waits_sent;
     ngx_uint_t                 waits_answered;
 
+    ngx_uint_t                 native;    /* NGX_HTTP_VOUCHER_NATIVE_* bits */
     unsigned                   loading:1;
     unsigned                   flushing:1;
+    unsigned                   probed:1;
     unsigned                   unready:1;    /* not a master since ready */
     unsigned                   retiring:1;   /* dropped when pending is 0 */
 } ngx_http_voucher_conn_t;
@@ -179,6 +185,36 @@ static void ngx_http_voucher_redis_replica_version_reply(
     redisAsyncContext *ac, void *r, void *data);
 static void ngx_http_voucher_redis_replica_skip(ngx_http_voucher_conn_t *conn,
     const char *why);
+
+
+/*
+ * the library functions the native module may answer (as VOUCHER.VERSION
+ * names them), the versioned names nginx calls them by, and the commands
+ */
+typedef struct {
+    ngx_str_t                  fn;
+    ngx_str_t                  call;
+    ngx_str_t                  cmd;
+} ngx_http_voucher_native_fn_t;
+
+
+#define ngx_http_voucher_native_fn(name)                                     \
+    { ngx_string("voucher_" name), ngx_string(VOUCHER_FN("voucher_" name)),  \
+      ngx_string("voucher." name) }
+
+static ngx_http_voucher_native_fn_t  ngx_http_voucher_native_fns[] = {
+    ngx_http_voucher_native_fn("validate"),
+    ngx_http_voucher_native_fn("validate_limited"),
+    ngx_http_voucher_native_fn("guess"),
+    ngx_http_voucher_native_fn("redeem"),
+    ngx_http_voucher_native_fn("reserve"),
+    ngx_http_voucher_native_fn("confirm"),
+    ngx_http_voucher_native_fn("release"),
+    ngx_http_voucher_native_fn("rollback"),
+    { ngx_null_string, ngx_null_string, ngx_null_string }
+};
+
+
 static void ngx_http_voucher_redis_connect(ngx_http_voucher_conn_t *conn);
 static void ngx_http_voucher_redis_master(void *data, u_char *host,
     in_port_t port);
@@ -227,7 +263,15 @@ static ngx_int_t ngx_http_voucher_redis_submit(ngx_http_voucher_conn_t *conn,
 static ngx_int_t ngx_http_voucher_redis_command(ngx_http_voucher_conn_t *conn,
     redisCallbackFn *fn, void *privdata, int argc, const char **argv,
     const size_t *argvlen);
+static ngx_int_t ngx_http_voucher_redis_command_as(
+    ngx_http_voucher_conn_t *conn, redisCallbackFn *fn, void *privdata,
+    const char *name, int argc, const char **argv, const size_t *argvlen);
 static u_char *ngx_http_voucher_redis_decimal(u_char *p, size_t n);
+static ngx_int_t ngx_http_voucher_native_probe(ngx_http_voucher_conn_t *conn);
+static void ngx_http_voucher_native_reply(redisAsyncContext *ac, void *r,
+    void *data);
+static ngx_int_t ngx_http_voucher_native_lost(ngx_http_voucher_conn_t *conn,
+    ngx_http_voucher_op_t *op, redisReply *reply);
 static void ngx_http_voucher_redis_ready(ngx_http_voucher_conn_t *conn);
 static void ngx_http_voucher_redis_drain(ngx_http_voucher_conn_t *conn);
 static void ngx_http_voucher_redis_fail_waiting(
@@ -744,6 +788,8 @@ ngx_http_voucher_redis_connect(ngx_http_voucher_conn_t *conn)
     conn->batch_writes = 0;
     conn->waits_sent = 0;
     conn->waits_answered = 0;
+    conn->probed = 0;
+    conn->native = 0;
 
     ac->data = conn;
 
@@ -1265,6 +1311,13 @@ ngx_http_voucher_redis_load_reply(redisAsyncContext *ac, void *r,
 static void
 ngx_http_voucher_redis_ready(ngx_http_voucher_conn_t *conn)
 {
+    /* last step of the handshake: is the native module there */
+
+    if (!conn->probed && ngx_http_voucher_native_probe(conn) == NGX_OK) {
+        return;
+    }
+
+    conn->probed = 1;
     conn->state = NGX_HTTP_VOUCHER_READY;
     conn->backoff = NGX_HTTP_VOUCHER_BACKOFF_MIN;
     conn->unready = 0;
@@ -1600,17 +1653,62 @@ static ngx_int_t
 ngx_http_voucher_redis_submit(ngx_http_voucher_conn_t *conn,
     ngx_http_voucher_op_t *op)
 {
-    if (ngx_http_voucher_redis_command(conn, ngx_http_voucher_redis_reply, op,
-                                       op->argc, op->argv, op->argvlen)
-        != NGX_OK)
+    ngx_uint_t  i;
+
+    /* FCALL <fn> 1 <key> <args>: VOUCHER.<fn> <key> <args>, if native */
+
+    i = 0;
+    op->native = 0;
+
+    if (conn->native && op->argc >= 4 && op->argvlen[2] == 1
+        && op->argv[2][0] == '1' && op->argvlen[0] == 5
+        && ngx_strncmp(op->argv[0], "FCALL", 5) == 0)
+    {
+        for (i = 0; ngx_http_voucher_native_fns[i].fn.len; i++) {
+            if ((conn->native & ((ngx_uint_t) 1 << i))
+                && op->argvlen[1] == ngx_http_voucher_native_fns[i].call.len
+                && ngx_strncmp(op->argv[1],
+                               ngx_http_voucher_native_fns[i].call.data,
+                               op->argvlen[1])
+                   == 0)
+            {
+                op->native = 1;
+                break;
+            }
+        }
+    }
+
+    if (op->native) {
+        if (ngx_http_voucher_redis_command_as(conn,
+                            ngx_http_voucher_redis_reply, op,
+                            (const char *)
+                                ngx_http_voucher_native_fns[i].cmd.data,
+                            op->argc - 2, op->argv + 2, op->argvlen + 2)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else if (ngx_http_voucher_redis_command(conn,
+                                              ngx_http_voucher_redis_reply,
+                                              op, op->argc, op->argv,
+                                              op->argvlen)
+               != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    /* hiredis copied the command; the request's argv may go away */
+    /*
+     * hiredis copied the command; the request's argv may go away.  A
+     * native one keeps it while its request lives: should the module be
+     * gone when it arrives, it goes again as FCALL.
+     */
 
-    op->argv = NULL;
-    op->argvlen = NULL;
+    if (!op->native) {
+        op->argv = NULL;
+        op->argvlen = NULL;
+    }
+
     op->conn = conn;
     conn->pending++;
 
@@ -1860,14 +1958,28 @@ ngx_http_voucher_redis_command(ngx_http_voucher_conn_t *conn,
     redisCallbackFn *fn, void *privdata, int argc, const char **argv,
     const size_t *argvlen)
 {
+    return ngx_http_voucher_redis_command_as(conn, fn, privdata, NULL, argc,
+                                             argv, argvlen);
+}
+
+
+/* the same, with argv[0] replaced by name unless it is NULL */
+
+static ngx_int_t
+ngx_http_voucher_redis_command_as(ngx_http_voucher_conn_t *conn,
+    redisCallbackFn *fn, void *privdata, const char *name, int argc,
+    const char **argv, const size_t *argvlen)
+{
     int         i, rc;
+    size_t      len;
+    const char *arg;
     u_char     *p, *buf;
     size_t      size;
     u_char      stack[NGX_HTTP_VOUCHER_COMMAND_SIZE];
 
     /* "*argc\r\n", then "$len\r\n" arg "\r\n" each; the numbers at most */
 
-    size = 1 + NGX_SIZE_T_LEN + 2;
+    size = 1 + NGX_SIZE_T_LEN + 2 + (name ? ngx_strlen(name) : 0);
 
     for (i = 0; i < argc; i++) {
         size += 1 + NGX_SIZE_T_LEN + 2 + argvlen[i] + 2;
@@ -1890,12 +2002,20 @@ ngx_http_voucher_redis_command(ngx_http_voucher_conn_t *conn,
     *p++ = CR; *p++ = LF;
 
     for (i = 0; i < argc; i++) {
+        arg = argv[i];
+        len = argvlen[i];
+
+        if (i == 0 && name) {
+            arg = name;
+            len = ngx_strlen(name);
+        }
+
         *p++ = '$';
-        p = ngx_http_voucher_redis_decimal(p, argvlen[i]);
+        p = ngx_http_voucher_redis_decimal(p, len);
         *p++ = CR; *p++ = LF;
 
-        if (argvlen[i]) {
-            p = ngx_cpymem(p, argv[i], argvlen[i]);
+        if (len) {
+            p = ngx_cpymem(p, arg, len);
         }
 
         *p++ = CR; *p++ = LF;
@@ -1973,6 +2093,12 @@ ngx_http_voucher_redis_reply(redisAsyncContext *ac, void *r, void *data)
     }
 
     conn->pending--;
+
+    if (op->native && reply && reply->type == REDIS_REPLY_ERROR
+        && ngx_http_voucher_native_lost(conn, op, reply) == NGX_OK)
+    {
+        return;
+    }
 
     if (op->timer.timer_set) {
         ngx_del_timer(&op->timer);
@@ -2775,4 +2901,145 @@ ngx_http_voucher_reply_fill(redisReply *dst, redisReply *src, u_char *p)
     }
 
     return p;
+}
+
+
+/*
+ * The native module.  VOUCHER.VERSION answers the version of the library
+ * the module was built from, then the functions it answers for; when the
+ * version is ours, those go as its commands on this context.  Anything
+ * else (no module, another version, an error) keeps FCALL.  A native
+ * command answered "unknown command" (MODULE UNLOAD) goes again as FCALL
+ * on the same context, and the pool's contexts stop using the module.
+ */
+
+static ngx_int_t
+ngx_http_voucher_native_probe(ngx_http_voucher_conn_t *conn)
+{
+    const char  *argv[1];
+    size_t       argvlen[1];
+
+    argv[0] = "VOUCHER.VERSION";
+    argvlen[0] = sizeof("VOUCHER.VERSION") - 1;
+
+    return ngx_http_voucher_redis_command(conn,
+                                          ngx_http_voucher_native_reply,
+                                          conn, 1, argv, argvlen);
+}
+
+
+static void
+ngx_http_voucher_native_reply(redisAsyncContext *ac, void *r, void *data)
+{
+    redisReply               *reply = r;
+    ngx_http_voucher_conn_t  *conn = data;
+
+    size_t       i, j;
+    u_char       buf[256], *p, *last;
+    redisReply  *e;
+
+    if (reply == NULL || conn->state != NGX_HTTP_VOUCHER_HANDSHAKE) {
+        return;
+    }
+
+    conn->probed = 1;
+    conn->native = 0;
+
+    p = buf;
+    last = buf + sizeof(buf);
+
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1
+        && reply->element[0]->type == REDIS_REPLY_STRING
+        && reply->element[0]->len == sizeof(VOUCHER_LUA_VERSION) - 1
+        && ngx_strncmp(reply->element[0]->str, VOUCHER_LUA_VERSION,
+                       reply->element[0]->len)
+           == 0)
+    {
+        for (i = 1; i < reply->elements; i++) {
+            e = reply->element[i];
+
+            if (e->type != REDIS_REPLY_STRING) {
+                continue;
+            }
+
+            for (j = 0; ngx_http_voucher_native_fns[j].fn.len; j++) {
+                if (e->len == ngx_http_voucher_native_fns[j].fn.len
+                    && ngx_strncmp(e->str,
+                                   ngx_http_voucher_native_fns[j].fn.data,
+                                   e->len)
+                       == 0)
+                {
+                    conn->native |= (ngx_uint_t) 1 << j;
+                    p = ngx_slprintf(p, last, " %V",
+                                     &ngx_http_voucher_native_fns[j].fn);
+                }
+            }
+        }
+    }
+
+    if (conn->native) {
+        ngx_log_error(NGX_LOG_INFO, conn->pool->log, 0,
+                      "voucher: redis %V: native module for%*s, "
+                      "FCALL for the rest",
+                      &conn->pool->conf->addr_text, p - buf, buf);
+
+    } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1
+               && reply->element[0]->type == REDIS_REPLY_STRING)
+    {
+        ngx_log_error(NGX_LOG_INFO, conn->pool->log, 0,
+                      "voucher: redis %V: native module built from "
+                      "library %*s, not %s: using FCALL",
+                      &conn->pool->conf->addr_text,
+                      (size_t) reply->element[0]->len,
+                      reply->element[0]->str, VOUCHER_LUA_VERSION);
+
+    } else {
+        ngx_log_error(NGX_LOG_INFO, conn->pool->log, 0,
+                      "voucher: redis %V: no native module, using FCALL",
+                      &conn->pool->conf->addr_text);
+    }
+
+    ngx_http_voucher_redis_ready(conn);
+}
+
+
+static ngx_int_t
+ngx_http_voucher_native_lost(ngx_http_voucher_conn_t *conn,
+    ngx_http_voucher_op_t *op, redisReply *reply)
+{
+    ngx_uint_t  i, had;
+
+    if (ngx_strstrn((u_char *) reply->str, "unknown command",
+                    sizeof("unknown command") - 2)
+        == NULL)
+    {
+        return NGX_DECLINED;
+    }
+
+    had = 0;
+
+    for (i = 0; i < conn->pool->nconns; i++) {
+        had |= conn->pool->conns[i].native;
+        conn->pool->conns[i].native = 0;
+    }
+
+    if (had) {
+        ngx_log_error(NGX_LOG_INFO, conn->pool->log, 0,
+                      "voucher: redis %V: the native module is gone, "
+                      "using FCALL", &conn->pool->conf->addr_text);
+    }
+
+    /* its request is alive (or it owns its arguments): it goes again */
+
+    if ((op->data == NULL && op->owned == NULL) || op->argv == NULL
+        || conn->state != NGX_HTTP_VOUCHER_READY || conn->pool->exiting)
+    {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_voucher_redis_submit(conn, op) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
 }

@@ -7,8 +7,10 @@
  *
  * A function replies with a flat array {reason, k1, v1, k2, v2, ...};
  * a value is an integer, a string, or a nested array of pairs, which
- * becomes a JSON object.  The "ok" of validate, redeem and reserve is
- * positional instead, {"ok", mask, values..., k1, v1, ...}
+ * becomes a JSON object, or a nested array whose first element is the
+ * status reply "[]", whose other elements become a JSON array (of
+ * objects when they are arrays of pairs).  The "ok" of validate, redeem
+ * and reserve is positional instead, {"ok", mask, values..., k1, v1, ...}
  * (ngx_http_voucher_ok.h): its names are written from the table of its
  * fields.
  */
@@ -85,13 +87,17 @@ static ngx_http_voucher_reason_t  ngx_http_voucher_reasons[] = {
     ngx_http_voucher_reason("tier_not_eligible", 409,
         "This code is for members of other loyalty tiers."),
     ngx_http_voucher_reason("no_programme", 409,
-        "There is no loyalty programme: points cannot pay."),
+        "There is no loyalty programme."),
     ngx_http_voucher_reason("points_not_accepted", 409,
         "The loyalty programme does not take points as payment."),
     ngx_http_voucher_reason("insufficient_points", 409,
         "The customer has fewer active points than asked for."),
     ngx_http_voucher_reason("invalid_points", 400,
         "The points must be a whole number from 1."),
+    ngx_http_voucher_reason("already_earned", 409,
+        "This order has earned its points already."),
+    ngx_http_voucher_reason("programme_paused", 409,
+        "The loyalty programme is paused: nothing is earned now."),
 
     /* idempotency and rollback */
     ngx_http_voucher_reason("idempotency_conflict", 422,
@@ -119,6 +125,22 @@ static ngx_http_voucher_reason_t  ngx_http_voucher_reasons[] = {
     ngx_http_voucher_reason("reservation_in_progress", 409,
         "An earlier attempt with this idempotency key still holds the code; "
         "it will be confirmed or released."),
+
+    /* the wallet, the cart */
+    ngx_http_voucher_reason("wallet_full", 409,
+        "The customer's wallet holds as many codes as it may."),
+    ngx_http_voucher_reason("channel_mismatch", 409,
+        "The code does not apply to orders from this channel."),
+
+    /* several codes on one order */
+    ngx_http_voucher_reason("stack_exclusive", 409,
+        "This code cannot be combined with other codes."),
+    ngx_http_voucher_reason("stack_category_conflict", 409,
+        "Two codes of the same category cannot be combined."),
+    ngx_http_voucher_reason("stack_too_many_codes", 409,
+        "More codes than one order may combine."),
+    ngx_http_voucher_reason("stack_no_discount", 409,
+        "This code adds no discount to the order after the others."),
 
     /* the request */
     ngx_http_voucher_reason("invalid_json", 400,
@@ -195,6 +217,11 @@ static size_t ngx_http_voucher_json_pairs_max(redisReply **el, size_t n,
     ngx_uint_t depth);
 static u_char *ngx_http_voucher_json_pairs(u_char *p, redisReply **el,
     size_t n, ngx_uint_t depth);
+static ngx_int_t ngx_http_voucher_json_list_first(redisReply *v);
+static size_t ngx_http_voucher_json_value_max(redisReply *v,
+    ngx_uint_t depth);
+static u_char *ngx_http_voucher_json_value(u_char *p, redisReply *v,
+    ngx_uint_t depth);
 static u_char *ngx_http_voucher_json_string(u_char *p, u_char *s,
     size_t len);
 static ngx_int_t ngx_http_voucher_output(ngx_http_request_t *r,
@@ -213,15 +240,20 @@ static ngx_str_t  ngx_http_voucher_verbs[] = {
     ngx_string("rolled_back"),
     ngx_string("reserved"),
     ngx_string("confirmed"),
-    ngx_string("released")
+    ngx_string("released"),
+    ngx_string("wallet"),
+    ngx_string("saved"),
+    ngx_string("qualified"),
+    ngx_string("earned"),
+    ngx_string("balance"),
+    ngx_string("history")
 };
 
 
 static ngx_str_t *
 ngx_http_voucher_verb(ngx_int_t op)
 {
-    if (op < NGX_HTTP_VOUCHER_OP_VALIDATE || op > NGX_HTTP_VOUCHER_OP_RELEASE)
-    {
+    if (op < NGX_HTTP_VOUCHER_OP_VALIDATE || op > NGX_HTTP_VOUCHER_OP_LAST) {
         op = NGX_HTTP_VOUCHER_OP_VALIDATE;
     }
 
@@ -331,9 +363,9 @@ ngx_http_voucher_send_not_found(ngx_http_request_t *r, ngx_int_t op,
     ngx_uint_t                  i;
     ngx_http_voucher_answer_t   a;
 
-    static ngx_str_t            prefix[NGX_HTTP_VOUCHER_OP_RELEASE];
-    static ngx_uint_t           status[NGX_HTTP_VOUCHER_OP_RELEASE];
-    static u_char               data[NGX_HTTP_VOUCHER_OP_RELEASE][256];
+    static ngx_str_t            prefix[NGX_HTTP_VOUCHER_OP_LAST];
+    static ngx_uint_t           status[NGX_HTTP_VOUCHER_OP_LAST];
+    static u_char               data[NGX_HTTP_VOUCHER_OP_LAST][256];
 
     i = ngx_http_voucher_verb(op) - ngx_http_voucher_verbs;
 
@@ -427,7 +459,8 @@ ngx_http_voucher_render_not_found(ngx_http_request_t *r, ngx_int_t op,
 
 /*
  * A key the lockout cache holds: the answer Redis gives a locked-out key,
- * rendered by the same path.
+ * rendered by the same path (an operation without a code has no code
+ * pair).
  */
 
 ngx_int_t
@@ -435,7 +468,7 @@ ngx_http_voucher_send_locked(ngx_http_request_t *r, ngx_int_t op,
     ngx_str_t *code, ngx_str_t *name, int64_t left)
 {
     redisReply   reply, el[9], *els[9];
-    ngx_uint_t   i;
+    ngx_uint_t   i, skip;
 
     ngx_memzero(el, sizeof(el));
 
@@ -455,13 +488,17 @@ ngx_http_voucher_send_locked(ngx_http_request_t *r, ngx_int_t op,
 
 #undef ngx_http_voucher_el
 
-    for (i = 0; i < 9; i++) {
-        els[i] = &el[i];
+    skip = ngx_http_voucher_loyalty_op(op) ? 2 : 0;
+
+    els[0] = &el[0];
+
+    for (i = 1 + skip; i < 9; i++) {
+        els[i - skip] = &el[i];
     }
 
     ngx_memzero(&reply, sizeof(redisReply));
     reply.type = REDIS_REPLY_ARRAY;
-    reply.elements = 9;
+    reply.elements = 9 - skip;
     reply.element = els;
 
     return ngx_http_voucher_send_reply(r, op, &reply, NULL);
@@ -846,9 +883,7 @@ ngx_http_voucher_json_pairs_max(redisReply **el, size_t n, ngx_uint_t depth)
 
         case REDIS_REPLY_ARRAY:
             if (depth < 4) {
-                len += 2 + ngx_http_voucher_json_pairs_max(v->element,
-                                                           v->elements,
-                                                           depth + 1);
+                len += 2 + ngx_http_voucher_json_value_max(v, depth + 1);
                 break;
             }
 
@@ -861,6 +896,147 @@ ngx_http_voucher_json_pairs_max(redisReply **el, size_t n, ngx_uint_t depth)
     }
 
     return len;
+}
+
+
+/*
+ * Where the elements of a nested array that is a list begin: after a
+ * "[]" status reply (the cart's lists), or at 0 when every element is an
+ * array (a loyalty history's entries, or none); -1 when it is pairs, an
+ * object.
+ */
+
+static ngx_int_t
+ngx_http_voucher_json_list_first(redisReply *v)
+{
+    size_t  i;
+
+    if (v->elements > 0
+        && v->element[0]->type == REDIS_REPLY_STATUS
+        && v->element[0]->len == 2
+        && v->element[0]->str[0] == '['
+        && v->element[0]->str[1] == ']')
+    {
+        return 1;
+    }
+
+    for (i = 0; i < v->elements; i++) {
+        if (v->element[i]->type != REDIS_REPLY_ARRAY) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * The most bytes a nested array takes inside its brackets: its pairs,
+ * or, for a list, each element (an object, a number or a string) and a
+ * comma.
+ */
+
+static size_t
+ngx_http_voucher_json_value_max(redisReply *v, ngx_uint_t depth)
+{
+    size_t       len, i;
+    ngx_int_t    first;
+    redisReply  *e;
+
+    first = ngx_http_voucher_json_list_first(v);
+
+    if (first < 0) {
+        return ngx_http_voucher_json_pairs_max(v->element, v->elements,
+                                               depth);
+    }
+
+    len = 0;
+
+    for (i = (size_t) first; i < v->elements; i++) {
+        e = v->element[i];
+
+        switch (e->type) {
+
+        case REDIS_REPLY_INTEGER:
+            len += 1 + NGX_INT64_LEN;
+            break;
+
+        case REDIS_REPLY_STRING:
+            len += 1 + ngx_http_voucher_json_string_max(e->len);
+            break;
+
+        case REDIS_REPLY_ARRAY:
+            if (depth < 4) {
+                len += 3 + ngx_http_voucher_json_value_max(e, depth + 1);
+                break;
+            }
+
+            /* fall through */
+
+        default:
+            len += 1 + sizeof("null") - 1;
+            break;
+        }
+    }
+
+    return len;
+}
+
+
+/* a nested array, brackets and all, as ngx_http_voucher_json_value_max() */
+
+static u_char *
+ngx_http_voucher_json_value(u_char *p, redisReply *v, ngx_uint_t depth)
+{
+    size_t       i;
+    ngx_int_t    first;
+    redisReply  *e;
+
+    first = ngx_http_voucher_json_list_first(v);
+
+    if (first < 0) {
+        *p++ = '{';
+        p = ngx_http_voucher_json_pairs(p, v->element, v->elements, depth);
+        *p++ = '}';
+        return p;
+    }
+
+    *p++ = '[';
+
+    for (i = (size_t) first; i < v->elements; i++) {
+        e = v->element[i];
+
+        if (i > (size_t) first) {
+            *p++ = ',';
+        }
+
+        switch (e->type) {
+
+        case REDIS_REPLY_INTEGER:
+            p = ngx_http_voucher_int64(p, (int64_t) e->integer);
+            break;
+
+        case REDIS_REPLY_STRING:
+            p = ngx_http_voucher_json_string(p, (u_char *) e->str, e->len);
+            break;
+
+        case REDIS_REPLY_ARRAY:
+            if (depth < 4) {
+                p = ngx_http_voucher_json_value(p, e, depth + 1);
+                break;
+            }
+
+            /* fall through */
+
+        default:
+            p = ngx_cpymem(p, "null", sizeof("null") - 1);
+            break;
+        }
+    }
+
+    *p++ = ']';
+
+    return p;
 }
 
 
@@ -919,10 +1095,7 @@ ngx_http_voucher_json_pairs(u_char *p, redisReply **el, size_t n,
 
         case REDIS_REPLY_ARRAY:
             if (depth < 4) {
-                *p++ = '{';
-                p = ngx_http_voucher_json_pairs(p, v->element, v->elements,
-                                                depth + 1);
-                *p++ = '}';
+                p = ngx_http_voucher_json_value(p, v, depth + 1);
                 break;
             }
 

@@ -184,6 +184,15 @@ ok(wait_until(sub { redeem()->{status} == 200 }, timeout => 10, interval => 0.02
 $back = VT::now() - $t0;
 note sprintf 'writes resumed %.2f s after A was the master again', $back;
 cmp_ok($back, '<', 2.5, 'within a second or two');
+if ($ENV{VOUCHER_REDIS_MODULE}) {
+    # the native module answers redeems without the library: the first
+    # call that needs it (a rollback) finds it missing, and nginx loads it
+    my $rb1 = post($ng, 'rollback', {redemption_id => '1-1'});
+    note "rollback without our library: $rb1->{status}";
+    ok(wait_until(sub { grep { $_->[1] =~ /^voucher_[0-9a-f]{16}\z/ }
+                            @{ $ra->cmd('FUNCTION', 'LIST') } },
+                  timeout => 10), '(native) a call that needs the library loads it');
+}
 ok(grep({ $_->[1] =~ /^voucher_[0-9a-f]{16}\z/ } @{ $ra->cmd('FUNCTION', 'LIST') }),
    "the master got the module's library, beside the other version's primary");
 $ra->load_functions;            # the primary, for the test's own calls

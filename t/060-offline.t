@@ -58,7 +58,7 @@ like($pin[0], qr/^9\d{16}TH$/, 'a keypad code: 9, 16 digits, TH');
 is(post($ng, 'validate', {code => lc($pin[0]), order => $o})->{status}, 200,
    'it passes the offline check (the suffix typed in lower case)');
 {
-    my $calls0 = $redis->commandstats->{fcall} // 0;
+    my $calls0 = $redis->hot_calls;
     my $bad = $pin[1];
     substr($bad, 5, 1) = substr($bad, 5, 1) eq '7' ? '8' : '7';
     is(post($ng, 'validate', {code => $bad, order => $o})->{status}, 404,
@@ -69,11 +69,11 @@ is(post($ng, 'validate', {code => lc($pin[0]), order => $o})->{status}, 200,
     (my $letter = $pin[1]) =~ s/^9(\d)/9A/;
     is(post($ng, 'validate', {code => $letter, order => $o})->{status}, 404,
        'a letter where the charset has none: 404');
-    is(($redis->commandstats->{fcall} // 0) - $calls0, 0, '... all three without Redis');
+    is(($redis->hot_calls) - $calls0, 0, '... all three without Redis');
 }
 
 # --- forged and mistyped codes die in the worker ----------------------------
-my $calls = $redis->commandstats->{fcall} // 0;
+my $calls = $redis->hot_calls;
 
 my $typo = $new[2];
 substr($typo, 6, 1) = substr($typo, 6, 1) eq 'A' ? 'B' : 'A';
@@ -87,7 +87,7 @@ is($f, $u, 'the same answer as an unknown code, byte for byte (no oracle)');
 is_deeply([map { $forged->{headers}{$_} } qw(content-type cache-control)],
           [map { $unknown->{headers}{$_} } qw(content-type cache-control)],
           'and the same headers');
-is(($redis->commandstats->{fcall} // 0) - $calls, 1, 'only the unknown code reached Redis');
+is(($redis->hot_calls) - $calls, 1, 'only the unknown code reached Redis');
 
 # the worker renders that answer once per operation and keeps all but the
 # code: later ones, other codes, codes needing escapes and other operations
@@ -113,11 +113,11 @@ for (1 .. 100_000) {
                  qq({"code":"$c","order":{"amount":1000}})];
 }
 my $stats = $redis->cmd('INFO', 'commandstats');
-$calls = $redis->commandstats->{fcall} // 0;
+$calls = $redis->hot_calls;
 my $res = http_pipeline($ng->port, \@reqs, conns => 16, timeout => 300);
 my $n404 = grep { $_ && $_->[0] == 404 && $_->[1] =~ /"reason":"not_found"/ } @$res;
 is($n404, 100_000, '100,000 random codes: every one 404 not_found');
-is(($redis->commandstats->{fcall} // 0) - $calls, 0, '... with zero FCALLs');
+is(($redis->hot_calls) - $calls, 0, '... with zero FCALLs');
 my $after = $redis->cmd('INFO', 'commandstats');
 s/usec[^,]*//g for $stats, $after;
 my @cmds = grep { !/cmdstat_(info)\b/ } split /\n/, $after;

@@ -42,7 +42,7 @@ my $o = {amount => 1000};
 sub try { my ($who, $code, $path) = @_;
           http($ng->port, 'POST', $path // '/vouchers/validate',
                headers => { 'X-Client' => $who }, body => {code => $code, order => $o}) }
-sub fcalls { $redis->commandstats->{fcall} // 0 }
+sub fcalls { $redis->hot_calls }
 
 is(try('a', "BAD$_")->{status}, 404, "guess $_: not_found") for 1 .. 3;
 my $r = try('a', 'BAD4');

@@ -42,7 +42,7 @@ is($r->cmd('SCARD', '{v}:members'), 3, 'listed in {v}:members');
 
 $res = ctl($w, qw(members get alice));
 my $m = decode_json($res->{out});
-is_deeply($m, { id => 'alice', name => 'Alice', phone => '+66812345678',
+is_deeply($m, { id => 'alice', name => 'Alice', phone => '+66812345678', phone_e164 => '+66812345678',
                 email => 'alice@example.com', line => 'U123', birthday => '1990-03-02',
                 tier => 'gold', tags => 'vip,coffee', signup => 1741564800,
                 first_purchase => 1704067200, last_purchase => 1741910400,

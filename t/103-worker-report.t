@@ -90,7 +90,11 @@ is_deeply([@{ $who{dave} }{qw(status error deliveries)}], ['dead', 'smtp: connec
           'dave never reached, with the reason');
 is_deeply([@{ $who{walkin} }{qw(status redemptions revenue)}], ['not_delivered', 1, 20000],
           'a redeemer who was not sent anything');
-like($who{alice}{last_sent_at}, qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, 'when it was sent');
+like($who{alice}{last_sent_at}, qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$/,
+     'when it was sent, in the campaign\'s zone (none: UTC)');
+is_deeply($who{alice}{codes}, ['PALICE'], 'every code sent to alice');
+is_deeply([map { [@$_{qw(run queued sent failed dead)}] } @{ $j->{runs} }], [[1, 0, 3, 2, 1]],
+          'the runs: run 1, three sent, two failed attempts, one dead');
 
 $res = ctl($w, qw(report gift --format json));
 $j = decode_json($res->{out});
@@ -99,9 +103,9 @@ is_deeply([@$j{qw(redemptions discount_given revenue rollbacks)}], [1, 2500, 400
 
 $res = ctl($w, qw(report promo --format csv));
 my @l = split /\n/, $res->{out};
-is($l[0], 'member,status,channel,code,deliveries,last_sent_at,redemptions,discount,revenue,error',
+is($l[0], 'member,status,channel,code,deliveries,last_sent_at,redemptions,discount,revenue,error,codes',
    'csv header');
-like($res->{out}, qr/^dave,dead,email,PDAVE,0,,0,0,0,smtp: connection refused$/m, 'csv row');
+like($res->{out}, qr/^dave,dead,email,PDAVE,0,,0,0,0,smtp: connection refused,$/m, 'csv row');
 
 $res = ctl($w, qw(report promo));
 like($res->{out}, qr/^campaign\s+promo \(Spring promo\)$/m, 'table: the campaign');

@@ -63,8 +63,10 @@ sub dlog {
     }
     return \%st;
 }
+# these automations repeat for a member (the default is once per member)
 sub auto_set {
     my ($camp, $def) = @_;
+    $def = { per_member => 'every run', %$def };
     write_text("$dir/$camp.json", encode_json($def));
     my $res = ctl($w, \%fake, qw(auto set), $camp, "$dir/$camp.json");
     is($res->{rc}, 0, "auto set $camp") or diag $res->{err};
@@ -82,7 +84,7 @@ for my $case (
     [{ trigger => { event => 'cart_abandoned' }, channel => 'line', message => 'Hi {{nmae}}' },
      qr/template: unknown field "nmae" \(known: name, code/],
     [{ trigger => { event => 'checkout' }, channel => 'line', message => 'x' },
-     qr/trigger\.event: expected signup, purchase, cart_abandoned or referral/],
+     qr/trigger\.event: expected signup, purchase, cart_abandoned, referral, tier_upgraded, .* or referral_converted/],
     [{ trigger => { event => 'cart_abandoned', delay => '2 hours' }, channel => 'line', message => 'x' },
      qr/trigger\.delay: expected seconds or 90s/],
     [{ schedule => 'daily 09:00', channel => 'line', message => 'x' }, qr/segment: required/],
@@ -166,6 +168,12 @@ like($l[0]{headers}{'x-line-retry-key'}, qr/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3
      'X-Line-Retry-Key is a UUID');
 is_deeply(dlog('cart'), { alice => ['queued', 'cancelled'], bob => ['queued', 'sent'] },
           'delivery log: alice cancelled, bob sent');
+is_deeply($r->cmd('ZRANGE', '{v}:w:bob', 0, -1), [$b->{messages}[0]{text} =~ /(CART[0-9A-Z]{8})/],
+          "the code sent to bob is in his wallet");
+is($r->cmd('EXISTS', '{v}:w:alice'), 0, "alice's cancelled delivery left her wallet empty");
+ok(VT::wait_until(sub { @{ $r->cmd('ZRANGE', '{v}:w:dave', 0, -1) } }),
+   "the shared welcome code is in dave's wallet");
+is_deeply($r->cmd('ZRANGE', '{v}:w:dave', 0, -1), ['WELCOME10'], '... WELCOME10');
 
 my @m = $smtp->requests;
 is(scalar @m, 1, 'one mail');

@@ -89,6 +89,8 @@ fc('voucher_loyalty_earn', '{v}:lm:amy', 'a1', 100000, 0);      # 1000 points
     like($c->{code}, qr/^DRK\d+$/, '... with a code from the pool');
     is(+{ @{ fc('voucher_code_get', "{v}:c:$c->{code}") } }->{customer}, 'amy',
               '... which is now amy\'s own');
+    is_deeply($r->cmd('ZRANGE', '{v}:w:amy', 0, -1), [$c->{code}],
+              '... and in her wallet');
     my $again = claim('amy', 'drink', 'k1');
     is_deeply([@$again{qw(code replayed)}], [$c->{code}, 1], 'the same key: the same code, replayed');
     is(active('amy'), 990, '... and nothing spent twice');

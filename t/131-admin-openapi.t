@@ -3,7 +3,8 @@
 # docs/admin-api.yaml against the server: every documented path and
 # method answers (not unknown_path, not 405); every reason of its Error
 # schema is produced by a test case (here, or a refused() of
-# t/130-admin-api.t), and every reason those tests see is documented.
+# t/130-admin-api.t or t/125-loyalty-admin.t), and every reason those tests
+# see is documented.
 
 use strict;
 use warnings;
@@ -56,12 +57,24 @@ sub api {
 
 # fixtures the paths name
 api('POST', '/v1/campaigns', { id => 'spring', kind => 'gift_card', value => 5000 });
+api('POST', '/v1/campaigns', { id => 'treat', kind => 'amount', value => 100 });
+api('PATCH', '/v1/loyalty/programme', { every => 100, points => 1 });
+api('PUT', '/v1/loyalty/rewards/cake', { cost => 1, kind => 'coupon', campaign => 'treat' });
+api('POST', '/v1/loyalty/members/alice/adjust', { points => 10, reason => 'welcome' });
+api('POST', '/v1/loyalty/rewards/cake/pool', { count => 1 });
+my $refcode = api('POST', '/v1/loyalty/members/alice/referral-code')->{json}{code};
 api('POST', '/v1/codes', { code => 'GIFT0001', campaign => 'spring' });
 api('POST', '/v1/members', { id => 'alice', name => 'Alice' });
 api('PUT', '/v1/automations/spring', { schedule => 'daily 09:00', segment => 'all',
                                        channel => 'hook', message => 'Hi {{code}}' });
 
-my %fill = (campaign => 'spring', code => 'GIFT0001', id => 'alice');
+my %fill = (campaign => 'spring', code => 'GIFT0001', id => 'alice', reward => 'cake');
+# spring is archived on the way (its /archive comes first): a run now
+# needs an active campaign
+api('POST', '/v1/campaigns', { id => 'runner', kind => 'amount', value => 100 });
+api('PUT', '/v1/automations/runner', { schedule => 'daily 09:00', segment => 'all',
+                                       channel => 'hook', message => 'Hi {{code}}' });
+my %fill_for = ('POST /v1/automations/{campaign}/run' => { campaign => 'runner' });
 my %bodies = (
     'POST /v1/campaigns' => { id => 'doc', kind => 'amount', value => 1 },
     'PATCH /v1/campaigns/{campaign}' => { cap => 1 },
@@ -74,13 +87,21 @@ my %bodies = (
     'POST /v1/segments/preview' => { segment => 'all' },
     'PUT /v1/automations/{campaign}' => { schedule => 'daily 10:00', segment => 'all',
                                           channel => 'hook', message => 'x' },
+    'POST /v1/automations/{campaign}/run' => {},
     'PATCH /v1/settings' => { idem_ttl => 60 },
+    'PATCH /v1/loyalty/programme' => { point_value => 10 },
+    'POST /v1/loyalty/members/{id}/adjust' => { points => 5, reason => 'doc' },
+    'POST /v1/loyalty/members/{id}/claims' => { reward => 'cake', key => 'doc-1' },
+    'PUT /v1/loyalty/rewards/{reward}' => { cost => 2 },
+    'POST /v1/loyalty/rewards/{reward}/pool' => { count => 2 },
+    'POST /v1/loyalty/referrals' => { code => $refcode, member => 'newbie' },
 );
 
 # deletes last, so the others find their objects
 for my $op ((grep { $_->[0] ne 'DELETE' } @ops), (grep { $_->[0] eq 'DELETE' } @ops)) {
     my ($m, $p) = @$op;
-    (my $url = $p) =~ s/\{(\w+)\}/$fill{$1}/g;
+    my %f = (%fill, %{ $fill_for{"$m $p"} // {} });
+    (my $url = $p) =~ s/\{(\w+)\}/$f{$1}/g;
     my $res = api($m, $url, $bodies{"$m $p"});
     ok($res->{status} != 405 && ($res->{json}{reason} // '') ne 'unknown_path'
        && $res->{status} < 500, "$m $p answers ($res->{status})") or diag $res->{body};
@@ -92,8 +113,15 @@ api('POST', '/v1/codes', { code => 'GIFT0002', campaign => 'spring' });
 my $res = api('POST', '/v1/codes/GIFT0002/credit', { amount => 9007199254740991 });
 is($res->{json}{reason}, 'balance_overflow', 'a credit past 2^53-1: balance_overflow');
 is($res->{status}, 409, '... 409');
+api('PUT', '/v1/automations/spring', { trigger => { event => 'signup' }, channel => 'hook',
+                                       message => 'Hi' });
+$res = api('POST', '/v1/automations/spring/run');
+is_deeply([$res->{status}, $res->{json}{reason}], [409, 'not_scheduled'], 'run now of a triggered automation');
 api('PUT', '/v1/automations/spring', { schedule => 'daily 09:00', segment => 'all',
                                        channel => 'hook', message => 'Hi' });
+api('POST', '/v1/campaigns/runner/pause');
+$res = api('POST', '/v1/automations/runner/run');
+is_deeply([$res->{status}, $res->{json}{reason}], [409, 'campaign_not_active'], 'run now of a paused campaign');
 delete $channels{hook};
 $channels{other} = { type => 'webhook', url => 'http://127.0.0.1:9/', secret_file => $w->dir . '/hook.secret' };
 $w->reconfigure(channels => \%channels);
@@ -103,9 +131,12 @@ $res = api('GET', '/v1/automations/spring/next');
 is($res->{json}{reason}, 'automation_invalid', 'next runs of an automation that no longer checks');
 is($res->{status}, 409, '... 409');
 
-# the reasons t/130-admin-api.t checks with refused()
-my $t120 = WorkerT::read_text("$root/t/130-admin-api.t");
-$seen{$1}++ while $t120 =~ /refused\((?:[^;]|\n)*?,\s*\d{3},\s*'(\w+)'/g;
+# the reasons t/130-admin-api.t and t/125-loyalty-admin.t check with
+# refused()
+for my $t ('t/130-admin-api.t', 't/125-loyalty-admin.t') {
+    my $text = WorkerT::read_text("$root/$t");
+    $seen{$1}++ while $text =~ /refused\((?:[^;]|\n)*?,\s*\d{3},\s*'(\w+)'/g;
+}
 # and 401 there is checked the same way
 for my $r (@reasons) {
     ok($seen{$r}, "documented reason $r is produced by a test");

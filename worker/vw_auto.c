@@ -24,7 +24,8 @@
 
 static const char *const  vw_auto_fields[] = {
     "status", "schedule", "trigger", "segment", "issue", "code", "codes",
-    "channel", "message", "subject", NULL
+    "channel", "message", "subject",
+    "per_member", "catch_up", "locale", "enters", NULL
 };
 
 static const char *const  vw_trigger_fields[] = {
@@ -37,7 +38,10 @@ static const char *const  vw_codes_fields[] = {
 };
 
 static const char *const  vw_events[] = {
-    "signup", "purchase", "cart_abandoned", "referral", NULL
+    "signup", "purchase", "cart_abandoned", "referral",
+    /* the loyalty programme's notices (notify yes) */
+    "tier_upgraded", "tier_downgraded", "tier_will_drop", "points_expiring",
+    "reward_redeemed", "referral_converted", NULL
 };
 
 
@@ -292,7 +296,10 @@ vw_auto_trigger(json_t *o, vw_auto_t *a, vw_jerr_t *e)
 
     if (a->trigger == NULL || vw_events[i] == NULL) {
         return vw_json_fail(e, "", "trigger.event: expected signup, "
-                            "purchase, cart_abandoned or referral");
+                            "purchase, cart_abandoned, referral, "
+                            "tier_upgraded, tier_downgraded, tier_will_drop, "
+                            "points_expiring, reward_redeemed or "
+                            "referral_converted");
     }
 
     v = json_object_get(o, "delay");
@@ -337,13 +344,16 @@ vw_auto_when(json_t *root, vw_auto_t *a, vw_jerr_t *e)
 
     o = json_object_get(root, "trigger");
 
-    if ((a->segment_text != NULL) == (o != NULL)) {
-        return vw_json_fail(e, "", "expected either \"schedule\" or "
-                            "\"trigger\"");
+    /* "enters" (vw_auto_rules.c) is the third way */
+    if ((a->segment_text != NULL) + (o != NULL)
+        + (json_object_get(root, "enters") != NULL) != 1)
+    {
+        return vw_json_fail(e, "", "expected one of \"schedule\", "
+                            "\"trigger\" or \"enters\"");
     }
 
     if (a->segment_text == NULL) {
-        return vw_auto_trigger(o, a, e);
+        return o ? vw_auto_trigger(o, a, e) : 0;
     }
 
     a->scheduled = 1;
@@ -388,7 +398,9 @@ vw_auto_whom(json_t *root, vw_auto_t *a, vw_jerr_t *e)
     }
 
     /* a triggered delivery looks at one member: no ranking among all */
-    for (i = 0; !a->scheduled && i < a->segment.nrules; i++) {
+    for (i = 0; !a->scheduled && !a->entering && i < a->segment.nrules;
+         i++)
+    {
         if (a->segment.rules[i].type == VW_RULE_RFM
             || a->segment.rules[i].type == VW_RULE_TOP)
         {
@@ -539,6 +551,7 @@ vw_auto_parse(const char *campaign, const char *json, const vw_config_t *cf,
     } else if (vw_json_known(&e, root, "", vw_auto_fields) != 0
                || vw_auto_status(root, a, &e) != 0
                || vw_auto_when(root, a, &e) != 0
+               || vw_auto_rules(root, a, cf, &e) != 0
                || vw_auto_whom(root, a, &e) != 0
                || vw_auto_what(root, a, &e) != 0
                || vw_auto_how(root, a, cf, &e) != 0)
@@ -547,6 +560,10 @@ vw_auto_parse(const char *campaign, const char *json, const vw_config_t *cf,
 
     } else {
         rc = 0;
+
+        if (cf != NULL) {
+            vw_segment_phones(&a->segment, &cf->phone);
+        }
     }
 
     json_decref(root);
@@ -578,6 +595,7 @@ vw_auto_free(vw_auto_t *a)
     free(a->channel);
     free(a->message);
     free(a->subject);
+    vw_auto_rules_free(a);
     memset(a, 0, sizeof(vw_auto_t));
 }
 
@@ -646,7 +664,8 @@ vw_autos_load(redisContext *c, const vw_config_t *cf, vw_auto_t **out,
 
     for (i = 0; i < ids->elements; i++) {
         key = vw_key(cf, "a:%s", ids->element[i]->str);
-        redisAppendCommand(c, "HMGET %s def since last", key);
+        redisAppendCommand(c, "HMGET %s def since last catchup "
+                           "looked", key);
         free(key);
     }
 
@@ -662,7 +681,7 @@ vw_autos_load(redisContext *c, const vw_config_t *cf, vw_auto_t **out,
             return -1;
         }
 
-        if (h->type != REDIS_REPLY_ARRAY || h->elements != 3
+        if (h->type != REDIS_REPLY_ARRAY || h->elements != 5
             || h->element[0]->type != REDIS_REPLY_STRING)
         {
             freeReplyObject(h);
@@ -683,6 +702,15 @@ vw_autos_load(redisContext *c, const vw_config_t *cf, vw_auto_t **out,
 
         if (vw_reply_int(h->element[2], &v) == 0) {
             a[k].last = v;
+        }
+
+        if (vw_reply_int(h->element[3], &v) == 0) {
+            a[k].catchup = v;
+        }
+
+        /* "enters": the last look stands for the last run */
+        if (a[k].entering) {
+            a[k].last = vw_reply_int(h->element[4], &v) == 0 ? v : -1;
         }
 
         k++;

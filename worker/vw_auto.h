@@ -17,10 +17,20 @@
 #include <stdint.h>
 
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 
 #include "vw_config.h"
+#include "vw_json.h"
 #include "vw_schedule.h"
 #include "vw_segment.h"
+
+
+/* per_member: how often one member may get this campaign */
+#define VW_PER_ONCE      1          /* "once" (the default) */
+#define VW_PER_ALWAYS    2          /* "every run" */
+#define VW_PER_COOLDOWN  3          /* "once per N days" */
+#define VW_PER_YEAR      4          /* "once a year" (birthdays' default) */
+#define VW_PER_MONTH     5          /* "once a month" */
 
 
 typedef struct {
@@ -52,8 +62,18 @@ typedef struct {
     char            *message;
     char            *subject;
 
+    int              per_member;    /* VW_PER_* */
+    int64_t          cooldown;      /* VW_PER_COOLDOWN: seconds */
+    int              catch_up;      /* birthdays: catch-up runs (default) */
+    char            *locale;        /* of money and dates, or NULL */
+
+    int              entering;      /* triggered by entering "enters" */
+    vw_segment_t     enters;
+    char            *enters_text;
+
     int64_t          since;         /* runs before this are not made */
     int64_t          last;          /* the last run planned */
+    int64_t          catchup;       /* a catch-up asked for then; 0 none */
 } vw_auto_t;
 
 
@@ -74,6 +94,21 @@ int vw_autos_load(redisContext *c, const vw_config_t *cf, vw_auto_t **out,
     size_t *n, char *err, size_t errlen);
 
 void vw_autos_free(vw_auto_t *a, size_t n);
+
+/*
+ * The fields of vw_auto_rules.c: per_member, catch_up, locale, enters
+ * (after the schedule or trigger is known).  0, or -1 with e set.
+ */
+int vw_auto_rules(json_t *root, vw_auto_t *a, const vw_config_t *cf,
+    vw_jerr_t *e);
+void vw_auto_rules_free(vw_auto_t *a);
+
+/*
+ * The per-member limit of a run at unix time t, as voucher_run_add takes
+ * it: "once", "always", "cooldown:<s>", "period:<YYYY>" ...
+ */
+void vw_auto_policy(const vw_auto_t *a, int64_t t, int tz, char *buf,
+    size_t size);
 
 /* "90s", "15m", "2h", "1d" or a number of seconds */
 int vw_parse_duration(const char *s, int64_t *out);

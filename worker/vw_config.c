@@ -616,6 +616,35 @@ vw_cf_admin(vw_jerr_t *c, json_t *o, vw_config_t *cf)
 }
 
 
+/* "phone": {"country": "TH"}: what a national phone number is */
+
+static int
+vw_cf_phone(vw_jerr_t *c, json_t *o, vw_config_t *cf)
+{
+    int                       rc;
+    char                     *s, why[128];
+    static const char *const  names[] = { "country", NULL };
+
+    s = NULL;
+
+    if (vw_json_known(c, o, "phone", names) != 0
+        || vw_json_str(c, o, "phone", "country", 1, &s) != 0)
+    {
+        return -1;
+    }
+
+    rc = 0;
+
+    if (vw_phone_country(s, &cf->phone, why, sizeof(why)) != 0) {
+        rc = vw_json_fail(c, "phone.country", "%s", why);
+    }
+
+    free(s);
+
+    return rc;
+}
+
+
 /* a section of the file, an object, read by parse when it is there */
 
 static int
@@ -646,7 +675,7 @@ vw_config_load(const char *path, vw_config_t *cf, char *err, size_t errlen)
 
     static const char *const  names[] = {
         "redis", "namespace", "key_file", "log", "delivery", "daemon",
-        "channels", "admin", NULL
+        "channels", "admin", "phone", NULL
     };
 
     vw_cf_defaults(cf, path);
@@ -681,7 +710,8 @@ vw_config_load(const char *path, vw_config_t *cf, char *err, size_t errlen)
                && vw_cf_section(&c, root, "daemon", vw_cf_daemon, cf) == 0
                && vw_cf_section(&c, root, "channels", vw_cf_channels, cf)
                   == 0
-               && vw_cf_section(&c, root, "admin", vw_cf_admin, cf) == 0)
+               && vw_cf_section(&c, root, "admin", vw_cf_admin, cf) == 0
+               && vw_cf_section(&c, root, "phone", vw_cf_phone, cf) == 0)
     {
         rc = 0;
     }

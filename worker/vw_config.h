@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vw_phone.h"
+
 
 #define VW_CHANNEL_WEBHOOK  1
 #define VW_CHANNEL_LINE     2
@@ -91,6 +93,8 @@ typedef struct {
     char          *admin_tokens_file;
     long           admin_max_body;  /* bytes of a JSON body */
     long           admin_threads;
+
+    vw_phone_country_t  phone;      /* phone.country: national numbers */
 } vw_config_t;
 
 

@@ -15,11 +15,11 @@
 #include "vw_util.h"
 
 
-#define VW_MEMBER_NFIELDS  12
+#define VW_MEMBER_NFIELDS  13
 
 static const char *const  vw_member_fields[VW_MEMBER_NFIELDS] = {
     "name", "phone", "email", "line", "birthday", "tier", "tags", "signup",
-    "first", "last", "count", "spend"
+    "first", "last", "count", "spend", "attrs"
 };
 
 
@@ -40,9 +40,14 @@ vw_field_int(const redisReply *r, int64_t def)
 }
 
 
+/* h: the member's fields; t: its loyalty tier (HGET of {NS}:lm:<id>) */
+
 static void
-vw_member_from(vw_member_t *m, const char *id, const redisReply *h)
+vw_member_from(const vw_config_t *cf, vw_member_t *m, const char *id,
+    const redisReply *h, const redisReply *t)
 {
+    char  e164[32];
+
     memset(m, 0, sizeof(vw_member_t));
 
     m->id = vw_xstrdup(id);
@@ -58,8 +63,34 @@ vw_member_from(vw_member_t *m, const char *id, const redisReply *h)
     m->last = vw_field_int(h->element[9], VW_UNSET);
     m->count = vw_field_int(h->element[10], 0);
     m->spend = vw_field_int(h->element[11], 0);
+    m->attrs = vw_field_str(h->element[12]);
+    m->loyalty_tier = t ? vw_field_str(t) : NULL;
+
+    if (m->phone
+        && vw_phone_e164(m->phone, &cf->phone, e164, sizeof(e164)) == 0)
+    {
+        m->e164 = vw_xstrdup(e164);
+    }
 
     vw_member_birthday(m);
+}
+
+
+/* the member's loyalty tier: HGET {NS}:lm:<id> tier */
+
+static void
+vw_member_tier(const vw_config_t *cf, vw_args_t *a, const char *id)
+{
+    char  *key;
+
+    key = vw_key(cf, "lm:%s", id);
+
+    vw_args_reset(a);
+    vw_args_adds(a, "HGET");
+    vw_args_adds(a, key);
+    vw_args_adds(a, "tier");
+
+    free(key);
 }
 
 
@@ -100,7 +131,7 @@ vw_members_load(redisContext *c, const vw_config_t *cf, vw_member_t **out,
     char         *set, cursor[32];
     size_t        i, cap, cnt;
     vw_args_t     a;
-    redisReply   *r, *ids, *h;
+    redisReply   *r, *ids, *h, *t;
     vw_member_t  *m;
 
     set = vw_key(cf, "members");
@@ -127,12 +158,19 @@ vw_members_load(redisContext *c, const vw_config_t *cf, vw_member_t **out,
         for (i = 0; i < ids->elements; i++) {
             vw_member_hmget(cf, &a, ids->element[i]->str);
             vw_redis_append(c, &a);
+            vw_member_tier(cf, &a, ids->element[i]->str);
+            vw_redis_append(c, &a);
         }
 
         for (i = 0; i < ids->elements; i++) {
             h = vw_redis_get(c, err, errlen);
+            t = h ? vw_redis_get(c, err, errlen) : NULL;
 
-            if (h == NULL) {
+            if (t == NULL) {
+                if (h) {
+                    freeReplyObject(h);
+                }
+
                 goto done;
             }
 
@@ -142,6 +180,7 @@ vw_members_load(redisContext *c, const vw_config_t *cf, vw_member_t **out,
                 snprintf(err, errlen, "redis: unexpected reply for member "
                          "\"%s\"", ids->element[i]->str);
                 freeReplyObject(h);
+                freeReplyObject(t);
                 goto done;
             }
 
@@ -150,8 +189,9 @@ vw_members_load(redisContext *c, const vw_config_t *cf, vw_member_t **out,
                 m = vw_xrealloc(m, cap * sizeof(vw_member_t));
             }
 
-            vw_member_from(&m[cnt++], ids->element[i]->str, h);
+            vw_member_from(cf, &m[cnt++], ids->element[i]->str, h, t);
             freeReplyObject(h);
+            freeReplyObject(t);
         }
 
         freeReplyObject(r);
@@ -206,17 +246,29 @@ vw_member_load(redisContext *c, const vw_config_t *cf, const char *id,
     size_t       i;
     int          found;
     vw_args_t    a;
-    redisReply  *h;
+    redisReply  *h, *t;
 
     memset(&a, 0, sizeof(vw_args_t));
     vw_member_hmget(cf, &a, id);
-
-    h = vw_redis_run(c, &a, err, errlen);
+    vw_redis_append(c, &a);
+    vw_member_tier(cf, &a, id);
+    vw_redis_append(c, &a);
     vw_args_free(&a);
 
-    if (vw_redis_failed(c, h, err, errlen)) {
+    h = vw_redis_get(c, err, errlen);
+    t = h ? vw_redis_get(c, err, errlen) : NULL;
+
+    if (t == NULL || h->type != REDIS_REPLY_ARRAY) {
+        if (h && h->type == REDIS_REPLY_ERROR) {
+            snprintf(err, errlen, "redis: %s", h->str);
+        }
+
         if (h) {
             freeReplyObject(h);
+        }
+
+        if (t) {
+            freeReplyObject(t);
         }
 
         return -1;
@@ -231,10 +283,11 @@ vw_member_load(redisContext *c, const vw_config_t *cf, const char *id,
     }
 
     if (found) {
-        vw_member_from(m, id, h);
+        vw_member_from(cf, m, id, h, t->type == REDIS_REPLY_STRING ? t : NULL);
     }
 
     freeReplyObject(h);
+    freeReplyObject(t);
 
     return found;
 }

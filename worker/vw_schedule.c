@@ -71,6 +71,21 @@ vw_local_month(int64_t t, int tz_min)
 }
 
 
+void
+vw_local_date(int64_t t, int tz_min, int64_t *y, int *m, int *d)
+{
+    vw_civil_from_days(vw_floor_div(t + (int64_t) tz_min * 60, VW_DAY),
+                       y, m, d);
+}
+
+
+int
+vw_schedule_birthdays(const vw_schedule_t *sc)
+{
+    return sc->kind == VW_SCHED_BIRTHDAYS || sc->kind == VW_SCHED_BIRTHDAY;
+}
+
+
 static int
 vw_days_in_month(int64_t y, int m)
 {
@@ -180,6 +195,15 @@ vw_schedule_parse(const char *s, vw_schedule_t *sc, char *err,
             return 0;
         }
 
+    } else if (strcmp(w[0], "birthdays") == 0 && n == 3
+               && strcmp(w[1], "day") == 0)
+    {
+        sc->kind = VW_SCHED_BIRTHDAY;
+
+        if (vw_parse_hhmm(w[2], &sc->minute) == 0) {
+            return 0;
+        }
+
     } else if (strcmp(w[0], "weekly") == 0 && n == 3) {
         sc->kind = VW_SCHED_WEEKLY;
 
@@ -250,8 +274,8 @@ vw_schedule_parse(const char *s, vw_schedule_t *sc, char *err,
 
     } else {
         snprintf(err, errlen, "schedule \"%s\": expected once YYYY-MM-DD "
-                 "HH:MM, daily HH:MM, weekly DAYS HH:MM, monthly DAY HH:MM "
-                 "or birthdays HH:MM", s);
+                 "HH:MM, daily HH:MM, weekly DAYS HH:MM, monthly DAY HH:MM, "
+                 "birthdays HH:MM or birthdays day HH:MM", s);
         return -1;
     }
 
@@ -273,6 +297,7 @@ vw_run_on(const vw_schedule_t *sc, int64_t z, int tz_min)
     switch (sc->kind) {
 
     case VW_SCHED_DAILY:
+    case VW_SCHED_BIRTHDAY:
         break;
 
     case VW_SCHED_WEEKLY:

@@ -10,6 +10,9 @@
  *   weekly mon,fri 09:00      on these days (mon..sun, or 1..7)
  *   monthly 15 09:00          on that day; in a shorter month, its last
  *   birthdays 09:00           on the 1st, to the members born that month
+ *   birthdays day 09:00       every day, to the members whose birthday it
+ *                             is (and whose birthday this month passed
+ *                             without a delivery: see vw_run.h)
  */
 
 
@@ -26,6 +29,7 @@
 #define VW_SCHED_WEEKLY     3
 #define VW_SCHED_MONTHLY    4
 #define VW_SCHED_BIRTHDAYS  5
+#define VW_SCHED_BIRTHDAY   6       /* birthdays day HH:MM */
 
 
 typedef struct {
@@ -52,6 +56,12 @@ void vw_civil_from_days(int64_t z, int64_t *y, int *m, int *d);
 
 /* the month (1..12) at unix time t, tz_min minutes east of UTC */
 int vw_local_month(int64_t t, int tz_min);
+
+/* the local date at unix time t, tz_min minutes east of UTC */
+void vw_local_date(int64_t t, int tz_min, int64_t *y, int *m, int *d);
+
+/* 1 for a schedule of birthdays (on the 1st, or on the day) */
+int vw_schedule_birthdays(const vw_schedule_t *sc);
 
 
 #endif /* _VW_SCHEDULE_H_INCLUDED_ */

@@ -231,6 +231,9 @@ vw_member_free(vw_member_t *m)
     free(m->id);
     free(m->name);
     free(m->phone);
+    free(m->e164);
+    free(m->loyalty_tier);
+    free(m->attrs);
     free(m->email);
     free(m->line);
     free(m->tier);
@@ -555,6 +558,40 @@ vw_listed(const char *list, const char *x)
 }
 
 
+static int vw_in(char **values, size_t n, const char *x);
+
+
+void
+vw_segment_phones(vw_segment_t *seg, const vw_phone_country_t *pc)
+{
+    char        e164[32];
+    size_t      i, j, n;
+    vw_rule_t  *rule;
+
+    for (i = 0; i < seg->nrules; i++) {
+        rule = &seg->rules[i];
+
+        if (rule->type != VW_RULE_LIST) {
+            continue;
+        }
+
+        n = rule->nvalues;
+
+        for (j = 0; j < n; j++) {
+            if (vw_phone_e164(rule->values[j], pc, e164, sizeof(e164)) != 0
+                || vw_in(rule->values, rule->nvalues, e164))
+            {
+                continue;
+            }
+
+            rule->values = vw_xrealloc(rule->values, (rule->nvalues + 1)
+                                                     * sizeof(char *));
+            rule->values[rule->nvalues++] = vw_xstrdup(e164);
+        }
+    }
+}
+
+
 static int
 vw_in(char **values, size_t n, const char *x)
 {
@@ -613,7 +650,9 @@ vw_rule_match(const vw_rule_t *rule, const vw_member_t *m, int64_t now,
         return 1;
 
     case VW_RULE_TIER:
-        return vw_in(rule->values, rule->nvalues, m->tier);
+        /* the loyalty programme's tier, when the member has one */
+        return vw_in(rule->values, rule->nvalues,
+                     m->loyalty_tier ? m->loyalty_tier : m->tier);
 
     case VW_RULE_BIRTH_MONTH:
         month = rule->n ? (int) rule->n : vw_month_of(now, tz_min);
@@ -630,7 +669,8 @@ vw_rule_match(const vw_rule_t *rule, const vw_member_t *m, int64_t now,
 
     case VW_RULE_LIST:
         return vw_in(rule->values, rule->nvalues, m->id)
-               || vw_in(rule->values, rule->nvalues, m->phone);
+               || vw_in(rule->values, rule->nvalues, m->phone)
+               || vw_in(rule->values, rule->nvalues, m->e164);
 
     case VW_RULE_RFM:
         return (rule->groups & (1u << m->group)) != 0;

@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vw_phone.h"
+
 
 #define VW_UNSET  (-1)
 
@@ -47,6 +49,9 @@ typedef struct {
     char      *id;
     char      *name;
     char      *phone;               /* normalized: [+]digits */
+    char      *e164;                /* the phone in E.164, or NULL */
+    char      *loyalty_tier;        /* the programme's tier, or NULL */
+    char      *attrs;               /* custom attributes: a JSON object */
     char      *email;
     char      *line;
     char      *tier;
@@ -99,6 +104,13 @@ void vw_rfm_score(vw_member_t *m, size_t n, int64_t now);
 
 /* "+66 81-234 5678" -> "+66812345678"; NULL when not a phone number */
 char *vw_phone_normalize(const char *s);
+
+/*
+ * Phone numbers of list rules in E.164 too, with the default country:
+ * list:+66819990000 finds a member stored as 081-999-0000 and the other
+ * way round (the member's e164 is set when it is loaded).
+ */
+void vw_segment_phones(vw_segment_t *seg, const vw_phone_country_t *pc);
 
 /* birth_month and birth_day from the birthday text */
 void vw_member_birthday(vw_member_t *m);

@@ -15,8 +15,42 @@
 
 
 static const char *const  vw_tfields[] = {
-    "name", "code", "expires_at", "discount", "campaign", "id", NULL
+    "name", "code", "expires_at", "discount", "campaign", "id",
+    "min_amount", "cap", "max_discount", "starts_at", "ends_at", "currency",
+    "balance", "tier", "birthday", "phone", "email", "attr.*", "points",
+    "points_to_next_tier", "expiring_points", "expiry_date", "referral_code",
+    NULL
 };
+
+
+const char *const  vw_template_loyalty[] = {
+    "points", "tier", "points_to_next_tier", "expiring_points",
+    "expiry_date", "referral_code", NULL
+};
+
+
+/* "attr.NAME" when the list has "attr.*" */
+
+static int
+vw_tattr(const char *name, size_t len)
+{
+    size_t  i;
+
+    if (len <= 5 || len > 5 + 32 || strncmp(name, "attr.", 5) != 0) {
+        return 0;
+    }
+
+    for (i = 5; i < len; i++) {
+        if (!((name[i] >= 'a' && name[i] <= 'z')
+              || (name[i] >= 'A' && name[i] <= 'Z')
+              || (name[i] >= '0' && name[i] <= '9') || name[i] == '_'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
 
 
 /*
@@ -103,8 +137,9 @@ vw_template_check_fields(const char *tpl, const char *const *fields,
         }
 
         for (i = 0; fields[i]; i++) {
-            if (strlen(fields[i]) == len
-                && strncmp(fields[i], name, len) == 0)
+            if ((strlen(fields[i]) == len
+                 && strncmp(fields[i], name, len) == 0)
+                || (strcmp(fields[i], "attr.*") == 0 && vw_tattr(name, len)))
             {
                 break;
             }
@@ -126,6 +161,30 @@ vw_template_check_fields(const char *tpl, const char *const *fields,
 
         p = end;
     }
+}
+
+
+int
+vw_template_uses(const char *tpl, const char *const *fields)
+{
+    size_t       i, len;
+    const char  *p, *start, *end, *name;
+
+    p = tpl;
+
+    while (p && vw_tnext(p, &start, &end, &name, &len) == 1) {
+        for (i = 0; fields[i]; i++) {
+            if (strlen(fields[i]) == len
+                && strncmp(fields[i], name, len) == 0)
+            {
+                return 1;
+            }
+        }
+
+        p = end;
+    }
+
+    return 0;
 }
 
 

@@ -16,8 +16,14 @@
 #include <stdint.h>
 
 
-/* the fields a campaign message may use */
-#define VW_TEMPLATE_FIELDS  "name, code, expires_at, discount, campaign, id"
+/* the fields a campaign message may use (docs/worker.md has them all) */
+#define VW_TEMPLATE_FIELDS  "name, code, expires_at, discount, campaign, " \
+    "id, min_amount, cap, max_discount, starts_at, ends_at, currency, "      \
+    "balance, tier, birthday, phone, email, attr.NAME, points, "            \
+    "points_to_next_tier, expiring_points, expiry_date, referral_code"
+
+/* the loyalty ones among them (the member's balance, or the notice's) */
+extern const char *const  vw_template_loyalty[];
 
 
 typedef struct {
@@ -29,9 +35,15 @@ typedef struct {
 /* 0, or -1 with err naming the first unknown field or the syntax error */
 int vw_template_check(const char *tpl, char *err, size_t errlen);
 
-/* the same against another list of fields (NULL-terminated) */
+/*
+ * The same against another list of fields (NULL-terminated); "attr.*" in
+ * the list allows any "attr.NAME" (NAME of letters, digits and _).
+ */
 int vw_template_check_fields(const char *tpl, const char *const *fields,
     char *err, size_t errlen);
+
+/* whether tpl (may be NULL) uses one of fields (NULL-terminated) */
+int vw_template_uses(const char *tpl, const char *const *fields);
 
 /* the text with every {{field}} replaced (unknown ones by "") */
 char *vw_template_render(const char *tpl, const vw_tvar_t *vars, size_t n);

@@ -109,6 +109,12 @@ local CAMPAIGN_SET = {
     include_categories = V.list, exclude_categories = V.list,
     free_sku = V.string, tiers = V.list,
     redeemed = V.readonly, discount_given = V.readonly,
+    -- the cart: where it applies, and how it stacks (redis/lib/cart.lua)
+    channels = V.list,
+    stacking = V.enum({exclusive = 1, combinable = 1},
+                      'exclusive|combinable'),
+    stack_category = V.string, stack_priority = V.uint, stack_cap = V.uint,
+    auto_apply = V.enum({['0'] = 1, ['1'] = 1}, '0|1'),
 }
 
 -- "field value ..." -> {field = value|false}, in order; or nil, error reply
@@ -202,7 +208,12 @@ function api.campaign_set(keys, args)
         order[#order + 1] = 'status'
         new.status = 'active'
     end
+    if new.auto_apply == '1' and not W.auto_room(tag, id) then
+        return invalid('auto_apply', 'at most ' .. W.AUTO_MAX
+                       .. ' automatic campaigns')
+    end
     write_fields(keys[1], new, order)
+    if new.auto_apply ~= nil then W.auto_sync(tag, id, new.auto_apply) end
 
     -- a new revision, unique even across reloads of this library, so that
     -- cached rules of the campaign are read afresh
@@ -216,12 +227,13 @@ local INT_FIELDS = {
     value = true, cap = true, min_amount = true, max_redemptions = true,
     max_discount = true, per_customer = true, per_customer_code = true,
     code_max_uses = true, starts_at = true, ends_at = true, tz_offset = true,
-    redeemed = true, discount_given = true,
+    redeemed = true, discount_given = true, stack_priority = true,
+    stack_cap = true,
 }
 
 local LIST_FIELDS = {
     include_skus = true, exclude_skus = true, include_categories = true,
-    exclude_categories = true, tiers = true,
+    exclude_categories = true, tiers = true, channels = true,
 }
 
 function api.campaign_get(keys)
@@ -324,6 +336,7 @@ function api.code_set(keys, args)
         if only and compactable(camp, cust or nil) then
             redis.call('HSET', bucket_key(tag, code), code,
                        compact_value(tonumber(old[4]) or 0, camp, cust))
+            W.assign(tag, code, old[5], cust)
             return 'OK'
         end
     end
@@ -347,6 +360,8 @@ function api.code_set(keys, args)
         new.b0 = new.balance
     end
     write_fields(ckey, new, order, CODE_FIELD)
+    -- a code given to a customer is in his wallet
+    if new.customer ~= nil then W.assign(tag, code, old[5], new.customer) end
     return 'OK'
 end
 
@@ -431,6 +446,12 @@ local SETTINGS_FIELDS = {
     stream_maxlen = V.uint,
     -- seconds the trail and the delivery logs keep (retention.lua); 0 all
     trail_retention = V.uint,
+    -- the most codes a stack applies (redis/lib/cart.lua)
+    stack_max_codes = function(s)
+        local n = uint(s)
+        if n and n >= 1 and n <= 30 then return string.format('%d', n) end
+        return nil, 'expected 1..30'
+    end,
 }
 
 function api.settings_set(keys, args)
@@ -448,5 +469,7 @@ function api.settings_get(keys)
     local maxlen, ttl = settings(tag)
     local keep = tonumber(redis.call('HGET', keys[1], 'trail_retention'))
     return {'idem_ttl', ttl, 'stream_maxlen', maxlen,
-            'trail_retention', keep or 0}
+            'trail_retention', keep or 0, 'stack_max_codes',
+            tonumber(redis.call('HGET', keys[1], 'stack_max_codes'))
+            or W.STACK_MAX}
 end

@@ -165,6 +165,11 @@ end
 -- upvalue is cheaper than a table lookup).
 local api = {}
 
+-- The wallet's helpers (redis/lib/wallet.lua), and the cart's (qualify,
+-- stack): in tables for the same reason, defined by their parts; a part
+-- before them calls them only at run time.
+local W = {}
+
 -- The loyalty programme's helpers (redis/lib/loyalty.lua), in one table
 -- for the same reason; L.progs caches each namespace's programme (false:
 -- none), so a confirm in a namespace without one costs a table lookup.

@@ -8,9 +8,12 @@ local CAMPAIGN_FIELDS = {
     'include_skus', 'exclude_skus', 'include_categories',           -- 17..19
     'exclude_categories', 'free_sku', 'redeemed', 'discount_given', -- 20..23
     'tiers',                                                        -- 24
+    -- the cart's (redis/lib/cart.lua): not read by a single-code call
+    'channels', 'stacking', 'stack_category', 'stack_priority',     -- 25..28
+    'stack_cap', 'auto_apply',                                      -- 29..30
 }
 -- the fields above that are numbers (the cache keeps them converted)
-local CAMPAIGN_NUMBERS = {3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 16}
+local CAMPAIGN_NUMBERS = {3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 16, 28, 29}
 
 -- The answer of an "ok" validate, redeem or reserve, from its values; a
 -- redeem adds its id, a reservation the second its hold ends.  A replayed
@@ -327,7 +330,7 @@ local function evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms,
     code_uses(keys[1], bkey, code, c, dec(used + 1), gift and dec(bal))
     redis.call('HSET', kkey, 'redeemed', dec(redeemed + 1),
                'discount_given', dec(given + d))
-    if cust ~= '' then
+    if cust ~= '' and not hold_ms then
         if ukey then
             redis.call('HSET', ukey, 'k:' .. camp, dec(nk + 1),
                        'c:' .. code, dec(nc + 1))
@@ -346,6 +349,18 @@ local function evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms,
         local deadline = now_ms() + hold_ms
         hold_add(tag, id, deadline)
         hold_s = math.ceil(deadline / 1000)
+        -- a reservation's customer counters wait for its id: h:<code> lets
+        -- the wallet tell a code this hold uses from one used for good
+        if cust ~= '' then
+            if not ukey then
+                ukey = tag .. ':u:' .. cust
+                local u = redis.call('HMGET', ukey, 'k:' .. camp,
+                                     'c:' .. code)
+                nk, nc = tonumber(u[1]) or 0, tonumber(u[2]) or 0
+            end
+            redis.call('HSET', ukey, 'k:' .. camp, dec(nk + 1),
+                       'c:' .. code, dec(nc + 1), 'h:' .. code, id)
+        end
         if n > 0 and L.progs[tag] ~= false then
             L.stash(tag, id, args, n, hold_ms)
         end

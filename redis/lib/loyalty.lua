@@ -90,7 +90,13 @@ local LP_SET = {
                           'none|month|quarter|year'),
     tz_offset = V.tz,
     notify = V.enum({yes = 1, no = 1}, 'yes|no'),
-    notice_days = V.uint,
+    notice_days = V.uint, tier_notice_days = V.uint,
+    -- referrals (redis/lib/referrals.lua)
+    referral_referee_reward = V.string, referral_referrer_reward = V.string,
+    referral_referrer_points = V.uint, referral_cap = V.uint,
+    referral_period = V.enum({month = 1, quarter = 1, year = 1},
+                             'month|quarter|year'),
+    referral_code_days = V.uint,
 }
 
 -- the fields in the order voucher_loyalty_get answers them
@@ -100,6 +106,9 @@ local LP_FIELDS = {
     'tiers', 'tier_basis', 'tier_period', 'tier_downgrade',
     'tier_grace_days', 'cap_order', 'cap_day', 'pending_days',
     'expiry_months', 'expiry_round', 'tz_offset', 'notify', 'notice_days',
+    'referral_referee_reward', 'referral_referrer_reward',
+    'referral_referrer_points', 'referral_cap', 'referral_period',
+    'referral_code_days', 'tier_notice_days',
 }
 
 function L.map(s)
@@ -130,7 +139,14 @@ function L.prog(tag)
          pending = (tonumber(v[17]) or 0) * 86400,
          months = tonumber(v[18]) or 0, round = v[19] or 'none',
          tz = (tonumber(v[20]) or 0) * 60, notify = v[21] == 'yes',
-         notice = (tonumber(v[22]) or 0) * 86400}
+         notice = (tonumber(v[22]) or 0) * 86400,
+         ref_referee = v[23] or nil, ref_referrer = v[24] or nil,
+         ref_points = tonumber(v[25]) or 0, ref_cap = tonumber(v[26]) or 0,
+         ref_period = v[27] or 'month',
+         ref_days = (tonumber(v[28]) or 0) * 86400}
+    -- tier_will_drop: this long before a review, at most the grace
+    p.tnotice = (tonumber(v[29]) or 0) * 86400
+    if p.tnotice == 0 or p.tnotice > p.grace then p.tnotice = p.grace end
     p.items = v[5] or v[6] or v[7] or v[8]
     for name, t, m in string.gmatch(v[10] or '', '([^,:]+):(%d+):(%d+)') do
         p.tiers[#p.tiers + 1] = {name = name, min = tonumber(t),
@@ -500,7 +516,7 @@ function L.work(m)
         end
         -- a tier that will drop when the grace ends
         local trev = tonumber(m.h.trev)
-        if trev and p.grace > 0 and trev - p.grace <= now
+        if trev and p.grace > 0 and trev - p.tnotice <= now
            and m.h.tnote ~= m.h.trev then
             local f1, n1 = L.period(p, trev - p.grace - 1)
             local f2, n2 = L.period(p, trev - p.grace)
@@ -538,8 +554,9 @@ function L.redue(m)
     local trev = tonumber(m.h.trev)
     if trev then
         if trev < due then due = trev end
-        if p.grace > 0 and m.h.tnote ~= m.h.trev and trev - p.grace < due then
-            due = trev - p.grace
+        if p.grace > 0 and m.h.tnote ~= m.h.trev
+           and trev - p.tnotice < due then
+            due = trev - p.tnotice
         end
     end
     if due <= m.now then due = m.now + 1 end
@@ -879,6 +896,39 @@ function L.at(s)
     return now_s()
 end
 
+-- The trailing arguments of a member function from args[i]: an optional
+-- "at" (digits), then the edge's limits (r.../l..., as a validate's).
+-- Returns now and the limits' verdict: a refusal (nothing else is done),
+-- or the status pairs for the answer; nil when an argument is malformed.
+function L.tail(tag, args, i)
+    local now
+    if args[i] and string.find(args[i], '^%d+$') then
+        now = uint(args[i])
+        if not now then return nil end
+        i = i + 1
+    else
+        now = now_s()
+    end
+    if i > #args then return now end
+    local refusal, status, name = limits_apply(tag, '', args, i)
+    if refusal == false then return nil end
+    if refusal then
+        -- no code: its pair goes
+        table.remove(refusal, 2)
+        table.remove(refusal, 2)
+        return now, refusal
+    end
+    return now, nil, {status, name}
+end
+
+-- the limits' pairs (for $voucher_limit_status) on an answer
+function L.limited(r, lim)
+    if lim and type(r) == 'table' and not r.err then
+        limit_pairs(r, lim[1], lim[2])
+    end
+    return r
+end
+
 -- FCALL voucher_loyalty_set 1 {NS}:lp field value ...
 function api.loyalty_set(keys, args)
     local tag = string.match(keys[1], '^({[^}]+}):lp$')
@@ -918,13 +968,14 @@ function L.key(k)
 end
 
 -- FCALL voucher_loyalty_earn 1 {NS}:lm:<member>
---       order_id amount nitems [sku category price qty]* [at]
+--       order_id amount nitems [sku category price qty]* [at] [limits]
+-- (nginx's voucher_api loyalty_earn sends the limits)
 function api.loyalty_earn(keys, args)
     local tag, id = L.key(keys[1])
     if not tag then return bad_key() end
     local oid, amount, n = args[1], uint(args[2]), uint(args[3])
     if not (oid and amount and n) or oid == '' or #oid > 128
-       or #args < 3 + 4 * n or #args > 4 + 4 * n then
+       or #args < 3 + 4 * n then
         return bad_args()
     end
     local items = {}
@@ -933,9 +984,10 @@ function api.loyalty_earn(keys, args)
         if not (pr and q) then return bad_args() end
         items[#items + 1] = {args[i], args[i + 1], pr, q}
     end
-    local now = L.at(args[4 + 4 * n])
+    local now, refusal, lim = L.tail(tag, args, 4 + 4 * n)
     if not now then return bad_args() end
-    return L.earn(tag, id, oid, amount, items, now, '')
+    if refusal then return refusal end
+    return L.limited(L.earn(tag, id, oid, amount, items, now, ''), lim)
 end
 
 -- FCALL voucher_loyalty_event 1 {NS}:lm:<member> event key [at]
@@ -985,7 +1037,7 @@ function L.balance(m)
     end
     local need, nxt = L.to_next(m)
     local first, n = L.period(p, m.now)
-    return {'ok', 'member', m.id, 'active', m.act, 'pending', m.pend,
+    local r = {'ok', 'member', m.id, 'active', m.act, 'pending', m.pend,
             'expiring_points', soon, 'expiry_date',
             when and L.date(p, when - 1) or '',
             'tier', p.tiers[m.tier] and p.tiers[m.tier].name or '',
@@ -994,18 +1046,31 @@ function L.balance(m)
             'earned', tonumber(m.h.earned) or 0,
             'spent', tonumber(m.h.spent) or 0,
             'expired', tonumber(m.h.expired) or 0}
+    -- referrals: the member's code, who referred it, its counts
+    for _, f in ipairs({{'rc', 'referral_code'}, {'rby', 'referred_by'}}) do
+        if m.h[f[1]] then
+            r[#r + 1] = f[2]; r[#r + 1] = m.h[f[1]]
+        end
+    end
+    if m.h.refs then
+        r[#r + 1] = 'referrals'; r[#r + 1] = tonumber(m.h.refs)
+        r[#r + 1] = 'conversions'; r[#r + 1] = tonumber(m.h.convs) or 0
+    end
+    return r
 end
 
--- FCALL voucher_loyalty_balance 1 {NS}:lm:<member> [at]
+-- FCALL voucher_loyalty_balance 1 {NS}:lm:<member> [at] [limits]
 function api.loyalty_balance(keys, args)
     local tag, id = L.key(keys[1])
     if not tag then return bad_key() end
-    local now = L.at(args[1])
-    if not now or #args > 1 then return bad_args() end
-    local m, refusal = L.member(tag, id, now)
-    if not m then return refusal end
+    local now, refusal, lim = L.tail(tag, args, 1)
+    if not now then return bad_args() end
+    if refusal then return refusal end
+    local m
+    m, refusal = L.member(tag, id, now)
+    if not m then return L.limited(refusal, lim) end
     L.flush(m)
-    return L.balance(m)
+    return L.limited(L.balance(m), lim)
 end
 
 -- FCALL voucher_loyalty_history 1 {NS}:lm:<member> count [before]
@@ -1028,6 +1093,46 @@ function api.loyalty_history(keys, args)
         out[#out + 1] = row
     end
     return out
+end
+
+-- the ledger's numbers, as numbers
+L.NUMERIC = {points = 1, active = 1, pending = 1, at = 1, activated = 1,
+             unrecovered = 1}
+
+-- FCALL voucher_loyalty_ledger 1 {NS}:lm:<member> count before [limits]
+-- the ledger for the edge (voucher_api loyalty_history), newest first:
+-- {ok, member, m, entries, {{id, I, type, T, points, N, ...}, ...},
+--  next, <the id to pass as before for the next page, or "">}
+function api.loyalty_ledger(keys, args)
+    local tag, id = L.key(keys[1])
+    if not tag then return bad_key() end
+    local count, before = uint(args[1]), args[2]
+    if not (count and before) or count < 1 or count > 1000
+       or (before ~= '' and not string.find(before, '^%d+%-%d+$')) then
+        return bad_args()
+    end
+    local now, refusal, lim = L.tail(tag, args, 3)
+    if not now or (args[3] and string.find(args[3], '^%d')) then
+        return bad_args()
+    end
+    if refusal then return refusal end
+    if not L.prog(tag) then return L.limited({'no_programme'}, lim) end
+    local res = redis.call('XREVRANGE', tag .. ':lh:' .. id,
+                           before ~= '' and '(' .. before or '+', '-',
+                           'COUNT', count + 1)
+    local out = {}
+    for i = 1, #res < count and #res or count do
+        local e = res[i]
+        local row = {'id', e[1]}
+        for j = 1, #e[2], 2 do
+            local k, v = e[2][j], e[2][j + 1]
+            row[#row + 1] = k
+            row[#row + 1] = L.NUMERIC[k] and tonumber(v) or v
+        end
+        out[i] = row
+    end
+    return L.limited({'ok', 'member', id, 'entries', out, 'next',
+                      #res > count and res[count][1] or ''}, lim)
 end
 
 -- FCALL voucher_loyalty_adjust 1 {NS}:lm:<member> points reason key [at]
@@ -1140,6 +1245,7 @@ reg('voucher_loyalty_earn', api.loyalty_earn)
 reg('voucher_loyalty_event', api.loyalty_event)
 reg('voucher_loyalty_balance', api.loyalty_balance)
 reg('voucher_loyalty_history', api.loyalty_history, true)
+reg('voucher_loyalty_ledger', api.loyalty_ledger)
 reg('voucher_loyalty_adjust', api.loyalty_adjust)
 reg('voucher_loyalty_spend', api.loyalty_spend)
 reg('voucher_loyalty_refund', api.loyalty_refund)

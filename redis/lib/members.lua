@@ -1,6 +1,6 @@
 -- Members (voucherd, voucherctl members).  {NS}:m:<id> holds a member:
 --   name phone email line birthday tier tags signup first last count spend
---   ev (the last purchase event applied)
+--   ev (the last purchase event applied), attrs (custom attributes, JSON)
 -- and the set {NS}:members lists the ids.
 
 function V.days_from_civil(y, m, d)
@@ -80,11 +80,43 @@ function V.tags(s)
     return list
 end
 
+-- custom attributes: a JSON object of names (1-32 of [A-Za-z0-9_]) to
+-- strings or integers, at most 32 of them and 2048 bytes; merged into
+-- what the member has (a null value removes that attribute)
+function V.attrs(s)
+    local ok, o = pcall(cjson.decode, s)
+    if not ok or type(o) ~= 'table' or #s > 2048 then
+        return nil, 'expected a JSON object of at most 2048 bytes'
+    end
+    local n = 0
+    for k, v in pairs(o) do
+        n = n + 1
+        if type(k) ~= 'string' or not string.find(k, '^[%w_]+$') or #k > 32
+           or not (type(v) == 'string' or v == cjson.null
+                   or (type(v) == 'number' and v == math.floor(v))) then
+            return nil, 'names of letters, digits and _ (at most 32), '
+                        .. 'values strings or integers'
+        end
+    end
+    if n > 32 then return nil, 'at most 32 attributes' end
+    return s
+end
+
+-- the attributes a member has, with new ones merged in
+function V.attrs_merge(old, new)
+    local o = old and cjson.decode(old) or {}
+    for k, v in pairs(cjson.decode(new)) do
+        if v == cjson.null then o[k] = nil else o[k] = v end
+    end
+    if next(o) == nil then return '' end
+    return cjson.encode(o)
+end
+
 local MEMBER_SET = {
     name = V.string, phone = V.phone, email = V.email, line = V.token,
     birthday = V.birthday, tier = V.token, tags = V.tags,
     signup = V.when, first_purchase = V.when, last_purchase = V.when,
-    purchases = V.uint, spend = V.uint,
+    purchases = V.uint, spend = V.uint, attrs = V.attrs,
 }
 local MEMBER_FIELD = {
     first_purchase = 'first', last_purchase = 'last', purchases = 'count',
@@ -151,6 +183,14 @@ function api.members_add(keys, args)
     if mode == 'check' then return nrows end
 
     for _, row in ipairs(rows) do
+        local set = row[2]
+        for i = 1, #set, 2 do
+            if set[i] == 'attrs' then
+                set[i + 1] = V.attrs_merge(redis.call('HGET', tag .. ':m:'
+                                                      .. row[1], 'attrs'),
+                                           set[i + 1])
+            end
+        end
         if #row[2] > 0 then
             redis.call('HSET', tag .. ':m:' .. row[1], unpack(row[2]))
         else

@@ -46,6 +46,29 @@ function ADM.snap.member(key)
     return ADM.object(h)
 end
 
+function ADM.snap.reward(key)
+    return ADM.object(api.reward_get({key}))
+end
+
+function ADM.snap.programme(key)
+    return ADM.object(api.loyalty_get({key}))
+end
+
+-- a member's loyalty: its balance and tier (the ledger has the rest)
+function ADM.snap.points(key)
+    local h = redis.call('HMGET', key, 'act', 'pend', 'tier')
+    if not (h[1] or h[2] or h[3]) then return nil end
+    return {active = tonumber(h[1]) or 0, pending = tonumber(h[2]) or 0,
+            tier = h[3] or ''}
+end
+
+-- a member's referral: its own code, who referred it
+function ADM.snap.referral(key)
+    local h = redis.call('HMGET', key, 'rc', 'rby', 'rvia')
+    if not (h[1] or h[2]) then return nil end
+    return {code = h[1] or '', referred_by = h[2] or '', via = h[3] or ''}
+end
+
 function ADM.json(o)
     if o == nil then return 'null' end
     return cjson.encode(o)
@@ -173,6 +196,13 @@ ADM.fns = {
     member_set = {api.member_set, 'member'},
     member_del = {api.member_del, 'member'},
     balance = {api.balance, 'code'},
+    loyalty_set = {api.loyalty_set, 'programme'},
+    loyalty_adjust = {api.loyalty_adjust, 'points'},
+    reward_set = {api.reward_set, 'reward'},
+    reward_pool_fill = {api.reward_pool_fill, 'reward'},
+    reward_claim = {api.reward_claim, 'points'},
+    referral_code = {api.referral_code, 'referral'},
+    referral_pair = {api.referral_pair, 'referral'},
 }
 
 -- voucher_admin  KEYS[1] the key of the function's object
@@ -180,7 +210,9 @@ ADM.fns = {
 --   who     "token:<name>" or "cli:<user>"
 --   op      what the caller calls it ("campaign.update")
 --   target  what it names ("spring")
---   fn      one of ADM.fns; its arguments follow must
+--   fn      one of ADM.fns; its arguments follow must (the loyalty ones:
+--           loyalty_set, loyalty_adjust, reward_set, reward_pool_fill,
+--           reward_claim, referral_code, referral_pair)
 --   must    "new": the object must not exist (ERR already_exists), "old":
 --           it must (ERR not_found), "": either
 -- Returns the function's reply; appends {NS}:admin when the object changed.

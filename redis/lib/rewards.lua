@@ -101,6 +101,48 @@ function api.reward_pool_add(keys, args)
     return redis.call('RPUSH', tag .. ':lwp:' .. id, unpack(codes))
 end
 
+-- FCALL voucher_reward_pool_fill 1 {NS}:lw:<reward> code ...
+-- New codes (issued with their MAC by voucherctl or voucherd) made codes
+-- of the reward's campaign and put in its pool, all or nothing (a code
+-- that exists already refuses the lot: ERR invalid_field code).  Returns
+-- the pool's size.
+function api.reward_pool_fill(keys, args)
+    local tag, id = string.match(keys[1], '^({[^}]+}):lw:(.+)$')
+    if not tag then return bad_key() end
+    if #args == 0 then return bad_args() end
+    local camp = redis.call('HGET', keys[1], 'campaign')
+    if not camp then return invalid('reward', 'not found or an item') end
+    local a = {'new', '0', 'code'}
+    for _, c in ipairs(args) do a[#a + 1] = c end
+    local r = api.codes_add({tag .. ':k:' .. camp}, a)
+    if type(r) == 'table' and r.err then return r end
+    for i, c in ipairs(args) do args[i] = normalize_code(c) end
+    return redis.call('RPUSH', tag .. ':lwp:' .. id, unpack(args))
+end
+
+-- FCALL voucher_reward_list 1 {NS}:rewards cursor count
+-- -> {next cursor ("0": the end), {{id, I, name, N, ...}, ...}}
+function api.reward_list(keys, args)
+    local tag = string.match(keys[1], '^({[^}]+}):rewards$')
+    if not tag then return bad_key() end
+    local count = uint(args[2])
+    if not (args[1] and count) or count < 1 or count > 1000 then
+        return bad_args()
+    end
+    local res = redis.call('SSCAN', keys[1], args[1], 'COUNT', count)
+    local out = {}
+    table.sort(res[2])
+    for _, id in ipairs(res[2]) do
+        local r = api.reward_get({tag .. ':lw:' .. id})
+        if r then
+            table.insert(r, 1, id)
+            table.insert(r, 1, 'id')
+            out[#out + 1] = r
+        end
+    end
+    return {res[1], out}
+end
+
 -- hands code to member: it becomes the member's own
 function L.assign(tag, code, member)
     local ckey = tag .. ':c:' .. code
@@ -110,6 +152,44 @@ function L.assign(tag, code, member)
     else
         redis.call('HSET', ckey, 'c', member)
     end
+    -- and it is in the member's wallet (redis/lib/wallet.lua)
+    W.add(tag, member, code)
+end
+
+-- Can reward rid be given now (stock, pool)?  nil, or a refusal.  w is
+-- its fields: status cost kind sku stock per_member given name.
+function L.reward_check(tag, rid)
+    local w = redis.call('HMGET', tag .. ':lw:' .. rid, 'status', 'cost',
+                         'kind', 'sku', 'stock', 'per_member', 'given',
+                         'name')
+    if not w[2] then return nil, {'unknown_reward', 'reward', rid} end
+    if w[1] ~= 'active' then
+        return nil, {'reward_inactive', 'reward', rid}
+    end
+    local stock = tonumber(w[5])
+    if (stock and stock <= 0) or (w[3] ~= 'item' and redis.call(
+            'LLEN', tag .. ':lwp:' .. rid) == 0) then
+        return nil, {'reward_out_of_stock', 'reward', rid}
+    end
+    return w
+end
+
+-- gives reward rid (checked by L.reward_check: w) to member mid: stock
+-- down, given up, a code of its pool assigned (or its SKU); appends the
+-- pairs of what was given to r
+function L.reward_give(tag, rid, w, mid, r)
+    local wkey = tag .. ':lw:' .. rid
+    local stock = tonumber(w[5])
+    if stock then redis.call('HSET', wkey, 'stock', dec(stock - 1)) end
+    redis.call('HSET', wkey, 'given', dec((tonumber(w[7]) or 0) + 1))
+    if w[3] == 'item' then
+        r[#r + 1] = 'sku'; r[#r + 1] = w[4]
+        return ''
+    end
+    local code = redis.call('LPOP', tag .. ':lwp:' .. rid)
+    L.assign(tag, code, mid)
+    r[#r + 1] = 'code'; r[#r + 1] = code
+    return code
 end
 
 -- FCALL voucher_reward_claim 1 {NS}:lm:<member> reward key [at]
@@ -134,18 +214,10 @@ function api.reward_claim(keys, args)
         r[#r + 1] = 'replayed'; r[#r + 1] = 1
         return r
     end
-    local wkey = tag .. ':lw:' .. rid
-    local w = redis.call('HMGET', wkey, 'status', 'cost', 'kind', 'sku',
-                         'stock', 'per_member', 'given', 'name')
-    if not w[2] then return {'unknown_reward', 'reward', rid} end
-    if w[1] ~= 'active' then return {'reward_inactive', 'reward', rid} end
-    local stock = tonumber(w[5])
-    local pool = tag .. ':lwp:' .. rid
-    if (stock and stock <= 0)
-       or (w[3] ~= 'item' and redis.call('LLEN', pool) == 0) then
-        return {'reward_out_of_stock', 'reward', rid}
-    end
-    local m, refusal = L.member(tag, mid, now)
+    local w, refusal = L.reward_check(tag, rid)
+    if not w then return refusal end
+    local m
+    m, refusal = L.member(tag, mid, now)
     if not m then return refusal end
     local f = 'w:' .. rid
     local mine = tonumber(m.h[f]) or 0
@@ -161,20 +233,11 @@ function api.reward_claim(keys, args)
     end
     L.spend(m, cost, '', 'reward', rid)
     L.put(m, f, dec(mine + 1))
-    if stock then redis.call('HSET', wkey, 'stock', dec(stock - 1)) end
-    redis.call('HSET', wkey, 'given', dec((tonumber(w[7]) or 0) + 1))
     local r = {'ok', 'reward', rid, 'member', mid, 'kind', w[3],
                'points', cost, 'active', m.act}
-    local code
-    if w[3] == 'item' then
-        r[#r + 1] = 'sku'; r[#r + 1] = w[4]
-    else
-        code = redis.call('LPOP', pool)
-        L.assign(tag, code, mid)
-        r[#r + 1] = 'code'; r[#r + 1] = code
-    end
+    local code = L.reward_give(tag, rid, w, mid, r)
     L.notify(m, 'reward_redeemed', 'reward', rid, 'reward_name',
-             w[8] or rid, 'points', dec(m.act), 'code', code or '')
+             w[8] or rid, 'points', dec(m.act), 'code', code)
     L.redue(m)
     L.flush(m)
     redis.call('SET', ckey, cmsgpack.pack(r), 'EX', 86400 * 30)
@@ -184,4 +247,6 @@ end
 reg('voucher_reward_set', api.reward_set)
 reg('voucher_reward_get', api.reward_get, true)
 reg('voucher_reward_pool_add', api.reward_pool_add)
+reg('voucher_reward_pool_fill', api.reward_pool_fill)
+reg('voucher_reward_list', api.reward_list, true)
 reg('voucher_reward_claim', api.reward_claim)

@@ -133,7 +133,19 @@ function api.rollback(keys, args)
     end
 
     local e = redemption(keys[1], id)
-    if not e then return {'redemption_not_found', 'redemption_id', id} end
+    if not e then
+        -- a stack's parent: every code's part back (redis/lib/cart.lua)
+        local kids = W.stack_entry(keys[1], id)
+        if not kids then
+            return {'redemption_not_found', 'redemption_id', id}
+        end
+        if want then
+            return {'partial_rollback_unsupported', 'redemption_id', id}
+        end
+        local r = W.stack_settle(tag, keys[1], id, kids, 'rollback', idem)
+        if ikey and r[1] == 'ok' then remember(tag, ikey, fp, r) end
+        return r
+    end
 
     local r = undo(tag, id, e, want, idem, 'rollback')
     if ikey and r[1] == 'ok' then remember(tag, ikey, fp, r) end
@@ -224,7 +236,17 @@ local function settle(keys, args, confirm)
     sweep(tag)
 
     local e = redemption(keys[1], id)
-    if not e then return {'redemption_not_found', 'redemption_id', id} end
+    if not e then
+        -- a stacked reservation's parent: all its codes (redis/lib/cart.lua)
+        local kids = W.stack_entry(keys[1], id)
+        if not kids then
+            return {'redemption_not_found', 'redemption_id', id}
+        end
+        local r = W.stack_settle(tag, keys[1], id, kids,
+                                 confirm and 'confirm' or 'release', idem)
+        if ikey and r[1] == 'ok' then remember(tag, ikey, fp, r) end
+        return r
+    end
     local state = hold_state(tag, id, e)
     local code, camp = e[4], e[6]
     if not state then

@@ -155,12 +155,20 @@ function api.codes_add(keys, args)
         local ckey = tag .. ':c:' .. code
         local v = compact_of(rows[r])
         if v then
-            return redis.call('EXISTS', ckey) == 0
-                   and redis.call('HSETNX', bucket_key(tag, code), code, v)
-                       == 1
+            if redis.call('EXISTS', ckey) == 1
+               or redis.call('HSETNX', bucket_key(tag, code), code, v) == 0
+            then
+                return false
+            end
+        else
+            if code_exists(tag, ckey, code) then return false end
+            redis.call('HSET', ckey, unpack(rows[r]))
         end
-        if code_exists(tag, ckey, code) then return false end
-        redis.call('HSET', ckey, unpack(rows[r]))
+        -- a code given to a customer is in his wallet
+        local set = rows[r]
+        for i = 3, #set - 1, 2 do
+            if set[i] == 'c' then W.add(tag, set[i + 1], code) end
+        end
         return true
     end
 
@@ -191,6 +199,12 @@ function api.codes_add(keys, args)
                 local code = args[first + (w - 1) * ncol]
                 redis.call('DEL', tag .. ':c:' .. code)
                 redis.call('HDEL', bucket_key(tag, code), code)
+                local set = rows[w]
+                for i = 3, #set - 1, 2 do
+                    if set[i] == 'c' then
+                        redis.call('ZREM', tag .. ':w:' .. set[i + 1], code)
+                    end
+                end
             end
             return row_err(r, 'code', 'exists')
         end

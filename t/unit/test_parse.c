@@ -28,6 +28,12 @@
 #define RS  NGX_HTTP_VOUCHER_OP_RESERVE
 #define CF  NGX_HTTP_VOUCHER_OP_CONFIRM
 #define RL  NGX_HTTP_VOUCHER_OP_RELEASE
+#define W   NGX_HTTP_VOUCHER_OP_WALLET
+#define WS  NGX_HTTP_VOUCHER_OP_WALLET_SAVE
+#define Q   NGX_HTTP_VOUCHER_OP_QUALIFY
+#define LE  NGX_HTTP_VOUCHER_OP_LOYALTY_EARN
+#define LB  NGX_HTTP_VOUCHER_OP_LOYALTY_BALANCE
+#define LH  NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY
 
 #define E_JSON     NGX_HTTP_VOUCHER_ERR_INVALID_JSON
 #define E_REQUEST  NGX_HTTP_VOUCHER_ERR_INVALID_REQUEST
@@ -467,6 +473,145 @@ test_reserve(void **state)
 }
 
 
+/* the wallet: a page of a customer's codes, and a code saved into it */
+
+static void
+test_wallet(void **state)
+{
+    (void) state;
+
+    OK(W, "{'customer':'bob'}");
+    assert_int_equal(req.op, W);
+    STR_EQ(req.customer, "bob");
+    assert_null(req.cursor.data);
+    assert_int_equal(req.count, NGX_HTTP_VOUCHER_UNSET);
+    assert_null(req.code.data);
+
+    OK(W, "{'customer':'bob','cursor':'1796680808643','count':100}");
+    STR_EQ(req.cursor, "1796680808643");
+    assert_int_equal(req.count, 100);
+    OK(W, "{'customer':'bob','cursor':'0','count':1}");
+    STR_EQ(req.cursor, "0");
+
+    FAIL(W, "{}", E_MISSING, "customer");
+    FAIL(W, "{'customer':''}", E_FIELD, "customer");
+    FAIL(W, "{'customer':'b','count':0}", E_FIELD, "count");
+    FAIL(W, "{'customer':'b','count':101}", E_FIELD, "count");
+    FAIL(W, "{'customer':'b','count':'5'}", E_FIELD, "count");
+    FAIL(W, "{'customer':'b','cursor':''}", E_FIELD, "cursor");
+    FAIL(W, "{'customer':'b','cursor':'00'}", E_FIELD, "cursor");
+    FAIL(W, "{'customer':'b','cursor':'1:2'}", E_FIELD, "cursor");
+    FAIL(W, "{'customer':'b','cursor':'-1'}", E_FIELD, "cursor");
+    FAIL(W, "{'customer':'b','cursor':'1 '}", E_FIELD, "cursor");
+    FAIL(W, "{'customer':'b','cursor':'12345678901234567'}", E_FIELD,
+         "cursor");
+    OK(W, "{'customer':'b','cursor':'1234567890123456'}");
+    FAIL(W, "{'customer':'b','cursor':5}", E_FIELD, "cursor");
+    FAIL(W, "{'customer':'b','code':'A'}", E_UNKNOWN, "code");
+    FAIL(W, "{'customer':'b','order':{'amount':1}}", E_UNKNOWN, "order");
+
+    OK(WS, "{'customer':'bob','code':'SPRING-10'}");
+    assert_int_equal(req.op, WS);
+    STR_EQ(req.customer, "bob");
+    STR_EQ(req.code, "SPRING-10");
+
+    FAIL(WS, "{'customer':'bob'}", E_MISSING, "code");
+    FAIL(WS, "{'code':'A'}", E_MISSING, "customer");
+    FAIL(WS, "{'code':'','customer':'b'}", E_CODE, "code");
+    FAIL(WS, "{'code':'A','customer':'b','cursor':'0'}", E_UNKNOWN,
+         "cursor");
+    FAIL(WS, "{'code':'A','customer':'b','idempotency_key':'k'}", E_UNKNOWN,
+         "idempotency_key");
+}
+
+
+/* several codes for one order (a stack), and qualify */
+
+static void
+test_codes_qualify(void **state)
+{
+    int     ops[] = { V, R, RS }, i;
+    sb_t    sb;
+    size_t  j;
+
+    (void) state;
+
+    for (i = 0; i < 3; i++) {
+        OK(ops[i], "{'codes':['A-1','b2'],'customer':'c',"
+                   "'order':{'amount':1000,'channel':'web'}}");
+        assert_int_equal(req.ncodes, 2);
+        assert_null(req.code.data);
+        STR_EQ(req.codes[0], "A-1");
+        STR_EQ(req.codes[1], "b2");
+        STR_EQ(req.channel, "web");
+
+        FAIL(ops[i], "{'code':'A','codes':['B'],'order':{'amount':1}}",
+             E_FIELD, "codes");
+        OK(ops[i], "{'codes':[],'order':{'amount':1}}");
+        assert_int_equal(req.stack, 1);
+        assert_int_equal(req.ncodes, 0);
+        FAIL(ops[i], "{'codes':'A','order':{'amount':1}}", E_FIELD, "codes");
+        FAIL(ops[i], "{'codes':['A',1],'order':{'amount':1}}", E_CODE,
+             "codes[1]");
+        FAIL(ops[i], "{'codes':['A',''],'order':{'amount':1}}", E_CODE,
+             "codes[1]");
+        FAIL(ops[i], "{'codes':['A','\\u00e9'],'order':{'amount':1}}",
+             E_CODE, "codes[1]");
+        FAIL(ops[i], "{'order':{'amount':1}}", E_MISSING, "code");
+
+        /* a single code's order has no channel */
+        FAIL(ops[i], "{'code':'A','order':{'amount':1,'channel':'web'}}",
+             E_UNKNOWN, "order.channel");
+        FAIL(ops[i], "{'codes':['A'],'order':{'amount':1,'channel':'a b'}}",
+             E_FIELD, "order.channel");
+    }
+
+    OK(V, "{'codes':null,'code':'A','order':{'amount':1}}");
+    STR_EQ(req.code, "A");
+    assert_int_equal(req.ncodes, 0);
+    assert_int_equal(req.stack, 0);
+
+    /* 30 codes at most */
+    memset(&sb, 0, sizeof(sb));
+    sb_add(&sb, "{'codes':[");
+    for (j = 0; j < NGX_HTTP_VOUCHER_MAX_CODES; j++) {
+        sb_add(&sb, "%s'C%zu'", j ? "," : "", j);
+    }
+    sb_add(&sb, "],'order':{'amount':1}}");
+    OK(R, sb.data);
+    assert_int_equal(req.ncodes, NGX_HTTP_VOUCHER_MAX_CODES);
+    STR_EQ(req.codes[29], "C29");
+    sb.len -= strlen("],'order':{'amount':1}}");
+    sb_add(&sb, ",'X'],'order':{'amount':1}}");
+    FAIL(R, sb.data, E_FIELD, "codes");
+    free(sb.data);
+
+    OK(Q, "{'order':{'amount':1}}");
+    assert_int_equal(req.ncodes, 0);
+    assert_int_equal(req.best, 0);
+    assert_null(req.customer.data);
+
+    OK(Q, "{'customer':'c','codes':['X'],'best':true,"
+          "'order':{'amount':500,'currency':'THB','channel':'app',"
+          "'items':[{'sku':'s','price':500}]}}");
+    STR_EQ(req.customer, "c");
+    assert_int_equal(req.ncodes, 1);
+    assert_int_equal(req.best, 1);
+    STR_EQ(req.channel, "app");
+    assert_int_equal(req.nitems, 1);
+    OK(Q, "{'best':false,'order':{'amount':1}}");
+    assert_int_equal(req.best, 0);
+
+    FAIL(Q, "{}", E_MISSING, "order");
+    FAIL(Q, "{'order':{'amount':1},'best':1}", E_FIELD, "best");
+    FAIL(Q, "{'order':{'amount':1},'code':'A'}", E_UNKNOWN, "code");
+    FAIL(Q, "{'order':{'amount':1},'idempotency_key':'k'}", E_UNKNOWN,
+         "idempotency_key");
+    FAIL(Q, "{'order':{'amount':1},'codes':[true]}", E_CODE, "codes[0]");
+    FAIL(Q, "{'order':{'amount':1,'channel':''}}", E_FIELD, "order.channel");
+}
+
+
 /* points: loyalty points paying, in validate, redeem and reserve */
 
 static void
@@ -498,6 +643,14 @@ test_points(void **state)
     FAIL(R, "{'code':'A','points':1.5,'order':{'amount':1}}", E_FIELD,
          "points");
     FAIL(RB, "{'redemption_id':'7','points':5}", E_UNKNOWN, "points");
+
+    /* a stack's one call takes no points */
+    FAIL(R, "{'codes':['A','B'],'points':5,'order':{'amount':1}}", E_FIELD,
+         "points");
+    FAIL(RS, "{'codes':[],'points':5,'order':{'amount':1}}", E_FIELD,
+         "points");
+    OK(R, "{'codes':['A'],'points':null,'order':{'amount':1}}");
+    assert_int_equal(req.points, 0);
 }
 
 
@@ -1884,6 +2037,64 @@ test_field_table(void **state)
 }
 
 
+/* the loyalty bodies: a member, an order for an earn, a page of history */
+
+static void
+test_loyalty(void **state)
+{
+    (void) state;
+
+    OK(LE, "{'customer':'ann','order':{'id':'o-1','amount':12000,"
+           "'items':[{'sku':'TEA','category':'drinks','price':6000,"
+           "'quantity':2}]}}");
+    assert_int_equal(req.op, LE);
+    assert_memory_equal(req.customer.data, "ann", 3);
+    assert_memory_equal(req.order_id.data, "o-1", 3);
+    assert_int_equal(req.amount, 12000);
+    assert_int_equal(req.nitems, 1);
+    assert_int_equal(req.limit, 0);
+
+    /* the amount from the items */
+    OK(LE, "{'customer':'ann','order':{'id':'o','items':[{'sku':'A',"
+           "'price':300,'quantity':3}]}}");
+    assert_int_equal(req.amount, 900);
+
+    FAIL(LE, "{'order':{'id':'o','amount':1}}", E_MISSING, "customer");
+    FAIL(LE, "{'customer':'ann'}", E_MISSING, "order");
+    FAIL(LE, "{'customer':'ann','order':{'amount':1}}", E_MISSING,
+         "order.id");
+    FAIL(LE, "{'customer':'a b','order':{'id':'o','amount':1}}", E_FIELD,
+         "customer");
+    FAIL(LE, "{'customer':'ann','order':{'id':'o','amount':-1}}", E_FIELD,
+         "order.amount");
+    FAIL(LE, "{'customer':'ann','code':'X','order':{'id':'o','amount':1}}",
+         E_UNKNOWN, "code");
+    FAIL(LE, "{'customer':'ann','points':5,'order':{'id':'o','amount':1}}",
+         E_UNKNOWN, "points");
+
+    OK(LB, "{'customer':'ann'}");
+    assert_int_equal(req.op, LB);
+    assert_null(req.order_id.data);
+    assert_int_equal(req.amount, NGX_HTTP_VOUCHER_UNSET);
+    FAIL(LB, "{}", E_MISSING, "customer");
+    FAIL(LB, "{'customer':''}", E_FIELD, "customer");
+    FAIL(LB, "{'customer':'ann','order':{'id':'o','amount':1}}", E_UNKNOWN,
+         "order");
+    FAIL(LB, "{'customer':'ann','limit':5}", E_UNKNOWN, "limit");
+
+    OK(LH, "{'customer':'ann'}");
+    assert_int_equal(req.limit, 20);
+    assert_null(req.before.data);
+    OK(LH, "{'customer':'ann','limit':100,'before':'1795404532466-1'}");
+    assert_int_equal(req.limit, 100);
+    assert_memory_equal(req.before.data, "1795404532466-1", 15);
+    FAIL(LH, "{'customer':'ann','limit':0}", E_FIELD, "limit");
+    FAIL(LH, "{'customer':'ann','limit':101}", E_FIELD, "limit");
+    FAIL(LH, "{'customer':'ann','limit':'5'}", E_FIELD, "limit");
+    FAIL(LH, "{'customer':'ann','before':'x'}", E_FIELD, "before");
+}
+
+
 static void
 test_internal_errors(void **state)
 {
@@ -1903,7 +2114,8 @@ test_internal_errors(void **state)
                      sizeof(buf), &err), -1);
     assert_string_equal(err.reason, E_INTERNAL);
 
-    assert_int_equal(ngx_http_voucher_parse_request(RL + 1,
+    assert_int_equal(ngx_http_voucher_parse_request(
+                     NGX_HTTP_VOUCHER_OP_LAST + 1,
                      (const unsigned char *) js, strlen(js), NULL, &r, buf,
                      sizeof(buf), &err), -1);
     assert_string_equal(err.reason, E_INTERNAL);
@@ -2253,6 +2465,9 @@ main(void)
         cmocka_unit_test_teardown(test_every_type_in_every_field, teardown),
         cmocka_unit_test_teardown(test_custom_limits, teardown),
         cmocka_unit_test_teardown(test_field_table, teardown),
+        cmocka_unit_test_teardown(test_wallet, teardown),
+        cmocka_unit_test_teardown(test_codes_qualify, teardown),
+        cmocka_unit_test_teardown(test_loyalty, teardown),
         cmocka_unit_test_teardown(test_internal_errors, teardown),
         cmocka_unit_test_teardown(test_out_of_memory, teardown),
         cmocka_unit_test_teardown(test_arena_lifetime, teardown),

@@ -32,19 +32,33 @@ static const char  vw_usage[] =
     "  members create|update|delete|search|codes ...\n"
     "  segment preview SEGMENT [--sample N] [--tz_offset TZ]\n"
     "  auto next CAMPAIGN [--count N]\n"
+    "  auto run CAMPAIGN --now             a run now, sent by voucherd\n"
+    "  auto preview CAMPAIGN [--sample N]  who a run now goes to, messages\n"
     "  audit list [--limit N]              the admin audit stream\n"
     "  settings get | set FIELD VALUE...   the namespace's settings\n"
+    "  loyalty get | set FIELD VALUE... | tiers TIERS   the programme\n"
+    "  loyalty balance|history ID | adjust ID POINTS --reason R [--key K]\n"
+    "  loyalty rewards | reward ID | reward-set ID FIELD VALUE...\n"
+    "        | reward-fill ID --count N [--prefix P] | claim ID REWARD --key K\n"
+    "  loyalty referral-code ID | refer CODE --member M [--phone P]\n"
+    "        [--email E] | referrals   referrals and their report\n"
     "  codes issue CAMPAIGN --count N [--prefix P] [--length L]\n"
-    "        [--mac-length M] [--pattern P] [--max-uses N] [--output FILE]\n"
+    "        [--mac-length M] [--charset CHARS] [--suffix S] [--pattern P]\n"
+    "        [--max-uses N] [--output FILE] [--quiet]\n"
     "  codes import FILE.csv [--campaign C] [--match REGEX] [--dry-run]\n"
+    "        (REGEX matches the normalized code: SONGKRAN2027)\n"
     "  codes export CAMPAIGN [--format csv|jsonl] [--pattern P]\n"
-    "  codes check CODE [--prefix P] [--mac-length M]\n"
+    "  codes check CODE [--prefix P] [--mac-length M] [--charset CHARS]\n"
+    "        [--suffix S]\n"
     "  members import FILE [--format csv|jsonl]\n"
     "  members get ID\n"
     "  segment show SEGMENT [--format ids|csv|json] [--now T]\n"
-    "  report CAMPAIGN [--format table|csv|json]\n"
+    "  report CAMPAIGN [--format table|csv|json] [--from DAY] [--to DAY]\n"
     "  auto set CAMPAIGN FILE.json | get CAMPAIGN | list | del CAMPAIGN\n"
+    "  auto pause|resume CAMPAIGN           the automation's status\n"
     "  events add TYPE MEMBER [FIELD VALUE]...\n"
+    "  qr CODE [--format svg|png] [--scale N] [--margin N] [--level L|M|Q|H]\n"
+    "        [--output FILE]                a code as a QR picture\n"
     "  key generate [FILE]                 a new MAC key (mode 0600)\n"
     "  library promote | prune | version   the Redis function library\n";
 
@@ -66,7 +80,9 @@ static const vw_command_t  vw_commands[] = {
     { "events", vw_cmd_events, 1 },
     { "audit", vw_cmd_audit, 1 },
     { "settings", vw_cmd_settings, 1 },
+    { "loyalty", vw_cmd_loyalty, 1 },
     { "key", vw_cmd_key, 0 },
+    { "qr", vw_cmd_qr, 0 },
     { "library", vw_cmd_library, 1 },
     { NULL, NULL, 0 }
 };

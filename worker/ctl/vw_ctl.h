@@ -118,6 +118,8 @@ int vw_cmd_auto(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_events(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_audit(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_settings(vw_ctl_t *ctl, int argc, char **argv);
+int vw_cmd_qr(vw_ctl_t *ctl, int argc, char **argv);
+int vw_cmd_loyalty(vw_ctl_t *ctl, int argc, char **argv);
 
 
 #endif /* _VW_CTL_H_INCLUDED_ */

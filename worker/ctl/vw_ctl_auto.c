@@ -25,7 +25,12 @@ static const char  vw_auto_usage[] =
     "       voucherctl auto get CAMPAIGN\n"
     "       voucherctl auto list\n"
     "       voucherctl auto del CAMPAIGN\n"
-    "       voucherctl auto next CAMPAIGN [--count N] [--now T]\n";
+    "       voucherctl auto next CAMPAIGN [--count N] [--now T]\n"
+    "       voucherctl auto run CAMPAIGN --now    a run now (voucherd sends "
+    "it)\n"
+    "       voucherctl auto preview CAMPAIGN [--sample N] [--limit N]\n"
+    "       voucherctl auto pause|resume CAMPAIGN   (resume: a birthday "
+    "catch-up)\n";
 
 static const char  vw_events_usage[] =
     "usage: voucherctl events add TYPE MEMBER [FIELD VALUE]...\n"
@@ -98,6 +103,46 @@ vw_auto_set(vw_ctl_t *ctl, const char *campaign, const char *path)
 }
 
 
+/* pause or resume: the definition with its status changed (auto set) */
+
+static int
+vw_auto_status_set(vw_ctl_t *ctl, const char *campaign, const char *status)
+{
+    int      rc;
+    char     what[256];
+    json_t  *out, *def;
+
+    snprintf(what, sizeof(what), "auto %s %s",
+             strcmp(status, "paused") == 0 ? "pause" : "resume", campaign);
+
+    rc = vw_ctl_op_run(ctl, vw_op_auto_get, what, campaign, NULL, NULL, &out);
+
+    if (rc != VW_EXIT_OK) {
+        return rc;
+    }
+
+    def = json_deep_copy(json_object_get(out, "definition"));
+    json_decref(out);
+
+    if (!json_is_object(def)) {
+        json_decref(def);
+        vw_ctl_fail("%s: the stored definition is not an object", what);
+        return VW_EXIT_FAIL;
+    }
+
+    json_object_set_new(def, "status", json_string(status));
+    rc = vw_ctl_op_run(ctl, vw_op_auto_set, what, campaign, NULL, def, &out);
+    json_decref(def);
+
+    if (rc == VW_EXIT_OK) {
+        printf("%s\n", status);
+        json_decref(out);
+    }
+
+    return rc;
+}
+
+
 int
 vw_cmd_auto(vw_ctl_t *ctl, int argc, char **argv)
 {
@@ -110,8 +155,33 @@ vw_cmd_auto(vw_ctl_t *ctl, int argc, char **argv)
         return vw_auto_set(ctl, argv[1], argv[2]);
     }
 
-    if (argc >= 1 && strcmp(argv[0], "next") == 0) {
+    if (argc == 2 && (strcmp(argv[0], "pause") == 0
+                      || strcmp(argv[0], "resume") == 0))
+    {
+        return vw_auto_status_set(ctl, argv[1], argv[0][0] == 'p'
+                                                ? "paused" : "active");
+    }
+
+    if (argc >= 1 && (strcmp(argv[0], "next") == 0
+                      || strcmp(argv[0], "preview") == 0))
+    {
         return vw_ctl_ops_cmd(ctl, "auto", argc, argv);
+    }
+
+    /* a run now: --now says so, so that a typo does not send */
+    if (argc == 3 && strcmp(argv[0], "run") == 0
+        && strcmp(argv[2], "--now") == 0)
+    {
+        snprintf(what, sizeof(what), "auto run %s", argv[1]);
+        rc = vw_ctl_op_run(ctl, vw_op_auto_run, what, argv[1], NULL, NULL,
+                           &out);
+
+        if (rc == VW_EXIT_OK) {
+            vw_ctl_print(out, 0);
+            json_decref(out);
+        }
+
+        return rc;
     }
 
     if (!((argc == 2 && (strcmp(argv[0], "get") == 0

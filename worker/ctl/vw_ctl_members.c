@@ -32,7 +32,7 @@
 
 #define VW_MEMBER_COLUMNS  "id,name,phone,email,line,birthday,tier,tags," \
                            "signup,first_purchase,last_purchase,purchases," \
-                           "spend"
+                           "spend,attrs"
 
 
 static const char  vw_members_usage[] =
@@ -44,7 +44,8 @@ static const char  vw_members_usage[] =
 
 static const char *const  vw_member_known[] = {
     "id", "name", "phone", "email", "line", "birthday", "tier", "tags",
-    "signup", "first_purchase", "last_purchase", "purchases", "spend", NULL
+    "signup", "first_purchase", "last_purchase", "purchases", "spend",
+    "attrs", NULL
 };
 
 
@@ -250,6 +251,11 @@ vw_json_cell(const char *name, json_t *v)
         memset(&b, 0, sizeof(vw_buf_t));
         vw_buf_printf(&b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         return b.data;
+    }
+
+    /* custom attributes: the object as JSON, checked by the library */
+    if (json_is_object(v) && strcmp(name, "attrs") == 0) {
+        return json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
     }
 
     if (json_is_array(v) && strcmp(name, "tags") == 0) {

@@ -28,6 +28,7 @@
 #define VW_OP_LIST    0x04          /* a list: every page, JSON lines */
 #define VW_OP_AMOUNT  0x08          /* AMOUNT, and options to the body */
 #define VW_OP_ARG     0x10          /* one more word: the body's "arg" */
+#define VW_OP_BODY    0x20          /* the options go to the body */
 
 
 typedef struct {
@@ -82,11 +83,37 @@ static const vw_ctl_op_t  vw_ctl_ops[] = {
       "sample,tz_offset,now" },
 
     { "auto", "next", vw_op_auto_next, VW_OP_ID, NULL, "count,now" },
+    { "auto", "preview", vw_op_auto_preview, VW_OP_ID, NULL,
+      "sample,limit" },
 
     { "audit", "list", vw_op_audit_list, VW_OP_LIST, NULL, "limit" },
 
     { "settings", "get", vw_op_settings_get, 0, NULL, NULL },
     { "settings", "set", vw_op_settings_update, VW_OP_PAIRS, NULL, NULL },
+
+    { "loyalty", "get", vw_op_loyalty_get, 0, NULL, NULL },
+    { "loyalty", "set", vw_op_loyalty_set, VW_OP_PAIRS, NULL, NULL },
+    { "loyalty", "tiers", vw_op_loyalty_set, VW_OP_ARG, "tiers",
+      "tier_basis,tier_period,tier_downgrade,tier_grace_days" },
+    { "loyalty", "balance", vw_op_loyalty_balance, VW_OP_ID, NULL, NULL },
+    { "loyalty", "history", vw_op_loyalty_history, VW_OP_ID | VW_OP_LIST,
+      NULL, "limit" },
+    { "loyalty", "adjust", vw_op_loyalty_adjust,
+      VW_OP_ID | VW_OP_ARG | VW_OP_BODY, "points", "reason,key" },
+    { "loyalty", "rewards", vw_op_reward_list, VW_OP_LIST, NULL, "limit" },
+    { "loyalty", "reward", vw_op_reward_get, VW_OP_ID, NULL, NULL },
+    { "loyalty", "reward-set", vw_op_reward_set, VW_OP_ID | VW_OP_PAIRS,
+      NULL, NULL },
+    { "loyalty", "reward-fill", vw_op_reward_fill, VW_OP_ID | VW_OP_BODY,
+      NULL, "count,prefix,length,mac_length" },
+    { "loyalty", "claim", vw_op_reward_claim,
+      VW_OP_ID | VW_OP_ARG | VW_OP_BODY, "reward", "key" },
+    { "loyalty", "referral-code", vw_op_referral_code, VW_OP_ID, NULL,
+      NULL },
+    { "loyalty", "refer", vw_op_referral_pair, VW_OP_ARG, "code",
+      "member,phone,email" },
+    { "loyalty", "referrals", vw_op_referral_report, VW_OP_LIST, NULL,
+      "limit" },
 
     { NULL, NULL, NULL, 0, NULL, NULL }
 };
@@ -294,7 +321,9 @@ vw_ctl_ops_cmd(vw_ctl_t *ctl, const char *group, int argc, char **argv)
     rc = VW_EXIT_USAGE;
 
     if (vw_ctl_op_args(d, argc - 1, argv + 1,
-                       (d->flags & VW_OP_AMOUNT) ? body : query, pos, &npos)
+                       (d->flags & (VW_OP_AMOUNT | VW_OP_BODY)) ? body
+                                                               : query,
+                       pos, &npos)
         != 0)
     {
         goto usage;
@@ -404,6 +433,23 @@ vw_cmd_settings(vw_ctl_t *ctl, int argc, char **argv)
     if (rc < 0) {
         fprintf(stderr, "usage:\n");
         vw_ctl_op_usage("settings");
+        return VW_EXIT_USAGE;
+    }
+
+    return rc;
+}
+
+
+int
+vw_cmd_loyalty(vw_ctl_t *ctl, int argc, char **argv)
+{
+    int  rc;
+
+    rc = vw_ctl_ops_cmd(ctl, "loyalty", argc, argv);
+
+    if (rc < 0) {
+        fprintf(stderr, "usage:\n");
+        vw_ctl_op_usage("loyalty");
         return VW_EXIT_USAGE;
     }
 

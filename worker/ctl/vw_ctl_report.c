@@ -16,8 +16,11 @@
 
 #include <jansson.h>
 
+#include "vw_auto.h"
 #include "vw_csv.h"
 #include "vw_ctl.h"
+#include "vw_locale.h"
+#include "vw_schedule.h"
 #include "vw_map.h"
 #include "vw_util.h"
 
@@ -26,7 +29,9 @@
 
 
 static const char  vw_report_usage[] =
-    "usage: voucherctl report CAMPAIGN [--format table|csv|json]\n";
+    "usage: voucherctl report CAMPAIGN [--format table|csv|json]\n"
+    "           [--from YYYY-MM-DD] [--to YYYY-MM-DD]   (the campaign's "
+    "zone)\n";
 
 
 typedef struct {
@@ -39,6 +44,7 @@ typedef struct {
     char      *channel;
     char      *code;
     char      *error;
+    vw_buf_t   codes;               /* every code sent, "\n"-separated */
     int64_t    redemptions;         /* net of full rollbacks */
     int64_t    discount;
     int64_t    revenue;
@@ -55,9 +61,24 @@ typedef struct {
 } vw_redemption_t;
 
 
+/* a run of the campaign's delivery log */
+typedef struct {
+    char      *run;
+    int64_t    first_ms;            /* its first entry */
+    int64_t    queued, sent, failed, skipped, cancelled, dead;
+} vw_run_row_t;
+
+
 typedef struct {
     const char  *campaign;
     json_t      *settings;
+    int          tz;                /* the campaign's zone */
+    const char  *currency;
+    char        *pattern;           /* the automation's display pattern */
+    const vw_locale_t  *locale;
+    int64_t      from_ms;           /* --from, --to: entries in [from, to) */
+    int64_t      to_ms;
+    vw_map_t     runs;
     int64_t      issued;
     int64_t      used_codes;
     int64_t      delivered;         /* members with at least one sent */
@@ -194,14 +215,90 @@ vw_id_ms(const char *id)
 }
 
 
+/* when an entry happened: its "at" (the daemon's clock), else its id */
+
+static int64_t
+vw_entry_ms(const char *id, const redisReply *f)
+{
+    int64_t  at;
+
+    at = vw_entry_int(f, "at");
+
+    return at > 0 ? at * 1000 : vw_id_ms(id);
+}
+
+
+static int
+vw_in_range(vw_report_t *rp, const char *id, const redisReply *f)
+{
+    int64_t  ms;
+
+    ms = vw_entry_ms(id, f);
+
+    return ms >= rp->from_ms && ms < rp->to_ms;
+}
+
+
+static vw_run_row_t *
+vw_run_row(vw_report_t *rp, const char *run, int64_t ms)
+{
+    void          **slot;
+    vw_run_row_t   *x;
+
+    slot = vw_map_slot(&rp->runs, run);
+
+    if (*slot == NULL) {
+        x = vw_xalloc(sizeof(vw_run_row_t));
+        x->run = vw_xstrdup(run);
+        x->first_ms = ms;
+        *slot = x;
+    }
+
+    return *slot;
+}
+
+
 static void
 vw_delivery_entry(vw_report_t *rp, const char *id, const redisReply *f)
 {
     const char      *status;
+    vw_run_row_t    *run;
     vw_recipient_t  *x;
+
+    if (!vw_in_range(rp, id, f)) {
+        return;
+    }
 
     x = vw_recipient(rp, vw_entry_field(f, "member"));
     status = vw_entry_field(f, "status");
+    run = vw_run_row(rp, vw_entry_field(f, "run"), vw_entry_ms(id, f));
+
+    if (strcmp(status, "queued") == 0) {
+        run->queued++;
+
+    } else if (strcmp(status, "sent") == 0) {
+        run->sent++;
+
+        if (vw_entry_field(f, "code")[0]) {
+            if (x->codes.len) {
+                vw_buf_addc(&x->codes, '\n');
+            }
+
+            vw_buf_adds(&x->codes, vw_entry_field(f, "code"));
+        }
+
+    } else if (strcmp(status, "failed") == 0) {
+        run->failed++;
+
+    } else if (strcmp(status, "skipped") == 0) {
+        run->skipped++;
+
+    } else if (strcmp(status, "cancelled") == 0) {
+        run->cancelled++;
+
+    } else if (strcmp(status, "dead") == 0) {
+        run->dead++;
+    }
 
     vw_set_str(&x->status, status);
     vw_set_str(&x->channel, vw_entry_field(f, "channel"));
@@ -212,7 +309,7 @@ vw_delivery_entry(vw_report_t *rp, const char *id, const redisReply *f)
 
     if (strcmp(status, "sent") == 0) {
         x->deliveries++;
-        x->last_sent_ms = vw_id_ms(id);
+        x->last_sent_ms = vw_entry_ms(id, f);
         vw_set_str(&x->error, NULL);
 
     } else if (strcmp(status, "failed") == 0) {
@@ -232,7 +329,9 @@ vw_audit_entry(vw_report_t *rp, const char *id, const redisReply *f)
     void             **slot;
     vw_redemption_t   *d;
 
-    if (strcmp(vw_entry_field(f, "campaign"), rp->campaign) != 0) {
+    if (strcmp(vw_entry_field(f, "campaign"), rp->campaign) != 0
+        || !vw_in_range(rp, id, f))
+    {
         return;
     }
 
@@ -453,6 +552,20 @@ vw_free_recipient(const char *key, void *value, void *ctx)
     free(x->channel);
     free(x->code);
     free(x->error);
+    vw_buf_free(&x->codes);
+    free(x);
+}
+
+
+static void
+vw_free_run(const char *key, void *value, void *ctx)
+{
+    vw_run_row_t  *x = value;
+
+    (void) key;
+    (void) ctx;
+
+    free(x->run);
     free(x);
 }
 
@@ -560,20 +673,48 @@ done:
 }
 
 
+/* ms as ISO 8601 in the campaign's zone: 2026-12-07T12:00:00+07:00 */
+
 static void
-vw_iso_time(int64_t ms, char *buf, size_t size)
+vw_local_time(vw_report_t *rp, int64_t ms, char *buf, size_t size)
 {
-    time_t     t;
-    struct tm  tm;
+    int      m, d, a;
+    int64_t  y, t, s;
 
     if (ms <= 0) {
         buf[0] = '\0';
         return;
     }
 
-    t = (time_t) (ms / 1000);
-    gmtime_r(&t, &tm);
-    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    t = ms / 1000;
+    vw_local_date(t, rp->tz, &y, &m, &d);
+    s = ((t + (int64_t) rp->tz * 60) % 86400 + 86400) % 86400;
+    a = rp->tz < 0 ? -rp->tz : rp->tz;
+
+    snprintf(buf, size, "%04lld-%02d-%02dT%02d:%02d:%02d%c%02d:%02d",
+             (long long) y, m, d, (int) (s / 3600), (int) (s % 3600 / 60),
+             (int) (s % 60), rp->tz < 0 ? '-' : '+', a / 60, a % 60);
+}
+
+
+/* a code as it was sent: in the automation's pattern */
+
+static void
+vw_shown(vw_report_t *rp, const char *code, char *buf, size_t size)
+{
+    if (rp->pattern == NULL
+        || voucher_code_display(code, strlen(code), rp->pattern, buf, size)
+           == 0)
+    {
+        snprintf(buf, size, "%s", code);
+    }
+}
+
+
+static void
+vw_report_money(vw_report_t *rp, int64_t minor, char *buf, size_t size)
+{
+    vw_locale_money(rp->locale, minor, rp->currency, buf, size);
 }
 
 
@@ -614,15 +755,87 @@ vw_roi(int64_t revenue, int64_t discount, char *buf, size_t size)
 }
 
 
+static int
+vw_by_first(const void *a, const void *b)
+{
+    const vw_run_row_t  *x = *(vw_run_row_t *const *) a;
+    const vw_run_row_t  *y = *(vw_run_row_t *const *) b;
+
+    return x->first_ms < y->first_ms ? -1 : x->first_ms > y->first_ms;
+}
+
+
+static void
+vw_collect_run(const char *key, void *value, void *ctx)
+{
+    vw_run_row_t ***p = ctx;
+
+    (void) key;
+
+    **p = value;
+    (*p)++;
+}
+
+
+/* every code a recipient was sent, as shown, into a JSON array */
+
+static json_t *
+vw_codes_json(vw_report_t *rp, vw_recipient_t *x)
+{
+    char         shown[256], code[128];
+    size_t       n;
+    json_t      *a;
+    const char  *p;
+
+    a = json_array();
+
+    for (p = x->codes.data; p && *p; p += n + (p[n] == '\n')) {
+        n = strcspn(p, "\n");
+        snprintf(code, sizeof(code), "%.*s", (int) n, p);
+        vw_shown(rp, code, shown, sizeof(shown));
+        json_array_append_new(a, json_string(shown));
+    }
+
+    return a;
+}
+
+
+static json_t *
+vw_runs_json(vw_report_t *rp, vw_run_row_t **runs, size_t nruns)
+{
+    char           at[48];
+    size_t         i;
+    json_t        *arr;
+    vw_run_row_t  *r;
+
+    arr = json_array();
+
+    for (i = 0; i < nruns; i++) {
+        r = runs[i];
+        vw_local_time(rp, r->first_ms, at, sizeof(at));
+        json_array_append_new(arr, json_pack(
+            "{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "run", r->run,
+            "at", at, "queued", (json_int_t) r->queued,
+            "sent", (json_int_t) r->sent, "failed", (json_int_t) r->failed,
+            "skipped", (json_int_t) r->skipped,
+            "cancelled", (json_int_t) r->cancelled,
+            "dead", (json_int_t) r->dead));
+    }
+
+    return arr;
+}
+
+
 static void
 vw_report_print(vw_report_t *rp, int format, vw_recipient_t **list,
-    size_t n)
+    size_t n, vw_run_row_t **runs, size_t nruns)
 {
-    size_t           i;
-    json_t          *o, *arr, *e;
+    size_t           i, k;
+    json_t          *o, *arr, *e, *codes;
     vw_recipient_t  *x;
     const char      *name;
-    char             sent[32], rate[32], back[32], roi[32];
+    char             sent[48], rate[32], back[32], roi[32], code[256];
+    char             m1[64], m2[64], m3[64];
 
     name = json_string_value(json_object_get(rp->settings, "name"));
 
@@ -638,6 +851,20 @@ vw_report_print(vw_report_t *rp, int format, vw_recipient_t **list,
             json_object_set_new(o, "name", json_string(name));
         }
 
+        if (rp->currency) {
+            json_object_set_new(o, "currency", json_string(rp->currency));
+        }
+
+        if (rp->from_ms > 0) {
+            vw_local_time(rp, rp->from_ms, sent, sizeof(sent));
+            json_object_set_new(o, "from", json_string(sent));
+        }
+
+        if (rp->to_ms < INT64_MAX) {
+            vw_local_time(rp, rp->to_ms, sent, sizeof(sent));
+            json_object_set_new(o, "to", json_string(sent));
+        }
+
         json_object_set_new(o, "issued", json_integer(rp->issued));
         json_object_set_new(o, "codes_used", json_integer(rp->used_codes));
         json_object_set_new(o, "delivered", json_integer(rp->delivered));
@@ -649,13 +876,18 @@ vw_report_print(vw_report_t *rp, int format, vw_recipient_t **list,
         json_object_set_new(o, "came_back_rate", json_string(back));
         json_object_set_new(o, "discount_given", json_integer(rp->discount));
         json_object_set_new(o, "revenue", json_integer(rp->revenue));
+        vw_report_money(rp, rp->discount, m1, sizeof(m1));
+        vw_report_money(rp, rp->revenue, m2, sizeof(m2));
+        json_object_set_new(o, "discount_given_text", json_string(m1));
+        json_object_set_new(o, "revenue_text", json_string(m2));
         json_object_set_new(o, "roi", json_string(roi));
+        json_object_set_new(o, "runs", vw_runs_json(rp, runs, nruns));
 
         arr = json_array();
 
         for (i = 0; i < n; i++) {
             x = list[i];
-            vw_iso_time(x->last_sent_ms, sent, sizeof(sent));
+            vw_local_time(rp, x->last_sent_ms, sent, sizeof(sent));
             e = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I}",
                           "member", x->member,
                           "status", x->status ? x->status : "not_delivered",
@@ -669,7 +901,17 @@ vw_report_print(vw_report_t *rp, int format, vw_recipient_t **list,
             }
 
             if (x->code) {
-                json_object_set_new(e, "code", json_string(x->code));
+                vw_shown(rp, x->code, code, sizeof(code));
+                json_object_set_new(e, "code", json_string(code));
+            }
+
+            codes = vw_codes_json(rp, x);
+
+            if (json_array_size(codes) > 0) {
+                json_object_set_new(e, "codes", codes);
+
+            } else {
+                json_decref(codes);
             }
 
             if (sent[0]) {
@@ -692,28 +934,62 @@ vw_report_print(vw_report_t *rp, int format, vw_recipient_t **list,
 
     if (format == 1) {
         printf("member,status,channel,code,deliveries,last_sent_at,"
-               "redemptions,discount,revenue,error\n");
+               "redemptions,discount,revenue,error,codes\n");
 
         for (i = 0; i < n; i++) {
             x = list[i];
-            vw_iso_time(x->last_sent_ms, sent, sizeof(sent));
+            vw_local_time(rp, x->last_sent_ms, sent, sizeof(sent));
             vw_csv_write(stdout, x->member);
             printf(",%s,", x->status ? x->status : "not_delivered");
             vw_csv_write(stdout, x->channel);
             fputc(',', stdout);
-            vw_csv_write(stdout, x->code);
+
+            if (x->code) {
+                vw_shown(rp, x->code, code, sizeof(code));
+                vw_csv_write(stdout, code);
+            }
+
             printf(",%lld,%s,%lld,%lld,%lld,", (long long) x->deliveries,
                    sent, (long long) x->redemptions, (long long) x->discount,
                    (long long) x->revenue);
             vw_csv_write(stdout, x->error);
+            fputc(',', stdout);
+
+            /* every code sent, ';'-separated */
+            codes = vw_codes_json(rp, x);
+            vw_buf_reset(&x->codes);
+
+            for (k = 0; k < json_array_size(codes); k++) {
+                if (k) {
+                    vw_buf_addc(&x->codes, ';');
+                }
+
+                vw_buf_adds(&x->codes,
+                            json_string_value(json_array_get(codes, k)));
+            }
+
+            json_decref(codes);
+            vw_csv_write(stdout, x->codes.data);
             fputc('\n', stdout);
         }
 
         return;
     }
 
+    vw_report_money(rp, rp->discount, m1, sizeof(m1));
+    vw_report_money(rp, rp->revenue, m2, sizeof(m2));
+
     printf("campaign        %s%s%s%s\n", rp->campaign, name ? " (" : "",
            name ? name : "", name ? ")" : "");
+
+    if (rp->from_ms > 0 || rp->to_ms < INT64_MAX) {
+        vw_local_time(rp, rp->from_ms, sent, sizeof(sent));
+        vw_local_time(rp, rp->to_ms < INT64_MAX ? rp->to_ms : 0, code,
+                      sizeof(code));
+        printf("period          %s to %s\n", sent[0] ? sent : "the start",
+               code[0] ? code : "now");
+    }
+
     printf("issued          %lld codes, %lld used (%s)\n",
            (long long) rp->issued, (long long) rp->used_codes, rate);
     printf("delivered       %lld members, %lld failed\n",
@@ -722,27 +998,96 @@ vw_report_print(vw_report_t *rp, int format, vw_recipient_t **list,
            (long long) rp->redemptions, (long long) rp->rollbacks);
     printf("came back       %lld of %lld delivered members (%s)\n",
            (long long) rp->came_back, (long long) rp->delivered, back);
-    printf("discount given  %lld\n", (long long) rp->discount);
-    printf("revenue         %lld\n", (long long) rp->revenue);
+    printf("discount given  %s\n", m1);
+    printf("revenue         %s\n", m2);
     printf("ROI             %s  ((revenue - discount) / discount)\n", roi);
+
+    if (nruns > 0) {
+        printf("\n%-16s %-25s %6s %6s %7s %9s %5s\n", "run", "at", "queued",
+               "sent", "skipped", "cancelled", "dead");
+
+        for (i = 0; i < nruns; i++) {
+            vw_local_time(rp, runs[i]->first_ms, sent, sizeof(sent));
+            printf("%-16s %-25s %6lld %6lld %7lld %9lld %5lld\n",
+                   runs[i]->run, sent, (long long) runs[i]->queued,
+                   (long long) runs[i]->sent, (long long) runs[i]->skipped,
+                   (long long) runs[i]->cancelled, (long long) runs[i]->dead);
+        }
+    }
 
     if (n == 0) {
         return;
     }
 
-    printf("\n%-20s %-14s %-8s %-20s %-20s %5s %10s %12s\n", "member",
+    printf("\n%-20s %-14s %-8s %-24s %-25s %5s %14s %16s\n", "member",
            "status", "channel", "code", "last sent", "used", "discount",
            "revenue");
 
     for (i = 0; i < n; i++) {
         x = list[i];
-        vw_iso_time(x->last_sent_ms, sent, sizeof(sent));
-        printf("%-20s %-14s %-8s %-20s %-20s %5lld %10lld %12lld\n",
+        vw_local_time(rp, x->last_sent_ms, sent, sizeof(sent));
+        code[0] = '\0';
+
+        if (x->code) {
+            vw_shown(rp, x->code, code, sizeof(code));
+        }
+
+        vw_report_money(rp, x->discount, m1, sizeof(m1));
+        vw_report_money(rp, x->revenue, m3, sizeof(m3));
+        printf("%-20s %-14s %-8s %-24s %-25s %5lld %14s %16s\n",
                x->member, x->status ? x->status : "not_delivered",
-               x->channel ? x->channel : "-", x->code ? x->code : "-",
-               sent[0] ? sent : "-", (long long) x->redemptions,
-               (long long) x->discount, (long long) x->revenue);
+               x->channel ? x->channel : "-", code[0] ? code : "-",
+               sent[0] ? sent : "-", (long long) x->redemptions, m1, m3);
     }
+}
+
+
+/* the automation's pattern and locale, when the campaign has one */
+
+static void
+vw_report_auto(vw_ctl_t *ctl, vw_report_t *rp)
+{
+    char         *key, err[512];
+    vw_auto_t     a;
+    redisReply   *r;
+
+    key = vw_key(&ctl->cf, "a:%s", rp->campaign);
+    r = redisCommand(ctl->redis, "HGET %s def", key);
+    free(key);
+
+    if (r == NULL) {
+        return;
+    }
+
+    if (r->type == REDIS_REPLY_STRING
+        && vw_auto_parse(rp->campaign, r->str, NULL, &a, err, sizeof(err))
+           == 0)
+    {
+        rp->pattern = a.pattern ? vw_xstrdup(a.pattern) : NULL;
+        rp->locale = a.locale ? vw_locale_find(a.locale) : NULL;
+        vw_auto_free(&a);
+    }
+
+    freeReplyObject(r);
+}
+
+
+/* "YYYY-MM-DD" at 00:00 in zone tz, in ms; -1 when it is not a date */
+
+static int64_t
+vw_report_day(const char *s, int tz)
+{
+    int  y, m, d, k;
+
+    k = 0;
+
+    if (sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &k) != 3 || s[k] != '\0'
+        || m < 1 || m > 12 || d < 1 || d > 31 || y < 1970)
+    {
+        return -1;
+    }
+
+    return (vw_days_from_civil(y, m, d) * 86400 - (int64_t) tz * 60) * 1000;
 }
 
 
@@ -754,11 +1099,14 @@ vw_cmd_report(vw_ctl_t *ctl, int argc, char **argv)
     size_t            n;
     vw_report_t       rp;
     vw_recipient_t  **list, **p;
+    vw_run_row_t    **runs, **pr;
     redisReply       *r;
     const char       *fmt;
 
     vw_opt_t  opts[] = {
         { "--format", 1, NULL, 0 },
+        { "--from", 1, NULL, 0 },
+        { "--to", 1, NULL, 0 },
         { NULL, 0, NULL, 0 }
     };
 
@@ -790,6 +1138,7 @@ vw_cmd_report(vw_ctl_t *ctl, int argc, char **argv)
     rp.campaign = pos[0];
     rc = VW_EXIT_FAIL;
     list = NULL;
+    runs = NULL;
 
     key = vw_key(&ctl->cf, "k:%s", pos[0]);
     r = redisCommand(ctl->redis, "FCALL voucher_campaign_get 1 %s", key);
@@ -808,6 +1157,30 @@ vw_cmd_report(vw_ctl_t *ctl, int argc, char **argv)
 
     rp.settings = vw_op_pairs(r);
     freeReplyObject(r);
+
+    rp.tz = (int) json_integer_value(json_object_get(rp.settings,
+                                                     "tz_offset"));
+    rp.currency = json_string_value(json_object_get(rp.settings,
+                                                    "currency"));
+    rp.to_ms = INT64_MAX;
+
+    /* --from and --to are days in the campaign's zone, both included */
+    if (vw_opt(opts, "--from")) {
+        rp.from_ms = vw_report_day(vw_opt(opts, "--from"), rp.tz);
+    }
+
+    if (vw_opt(opts, "--to")) {
+        rp.to_ms = vw_report_day(vw_opt(opts, "--to"), rp.tz);
+        rp.to_ms = rp.to_ms < 0 ? -1 : rp.to_ms + 86400000;
+    }
+
+    if (rp.from_ms < 0 || rp.to_ms < 0) {
+        vw_ctl_fail("report: --from, --to: expected YYYY-MM-DD");
+        rc = VW_EXIT_USAGE;
+        goto done;
+    }
+
+    vw_report_auto(ctl, &rp);
 
     if (vw_report_codes(ctl, &rp) != 0) {
         vw_ctl_fail("report: %s", ctl->err);
@@ -850,13 +1223,22 @@ vw_cmd_report(vw_ctl_t *ctl, int argc, char **argv)
     n = rp.recipients.count;
     qsort(list, n, sizeof(vw_recipient_t *), vw_by_member);
 
-    vw_report_print(&rp, format, list, n);
+    runs = vw_xalloc((rp.runs.count + 1) * sizeof(vw_run_row_t *));
+    pr = runs;
+    vw_map_each(&rp.runs, vw_collect_run, &pr);
+    qsort(runs, rp.runs.count, sizeof(vw_run_row_t *), vw_by_first);
+
+    vw_report_print(&rp, format, list, n, runs, rp.runs.count);
 
     rc = VW_EXIT_OK;
 
 done:
 
     free(list);
+    free(runs);
+    vw_map_each(&rp.runs, vw_free_run, NULL);
+    vw_map_free(&rp.runs);
+    free(rp.pattern);
     vw_map_each(&rp.recipients, vw_free_recipient, NULL);
     vw_map_each(&rp.redemptions_by_id, vw_free_redemption, NULL);
     vw_map_free(&rp.recipients);

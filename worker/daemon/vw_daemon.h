@@ -52,11 +52,11 @@ int vw_deliver_tick(vw_daemon_t *d);
 vw_auto_t *vw_daemon_auto(vw_daemon_t *d, const char *campaign);
 
 /*
- * Queues members of a run (voucher_run_add): makes their codes for
- * unique issue, again for the few whose code collided.  due_ms is when
- * to send; a non-empty cancel_on cancels a delivery on a purchase at or
- * after cancel_after.  Returns how many were queued; -1 when Redis
- * failed, -2 when the run cannot be queued (d->err says why).
+ * Queues members of a triggered run (voucher_run_add, see vw_run.h):
+ * due_ms is when to send, codes_from when the codes' valid_days start;
+ * a non-empty cancel_on cancels a delivery on a purchase at or after
+ * cancel_after.  Returns how many were queued; -1 when Redis failed, -2
+ * when the run cannot be queued (d->err says why).
  */
 int64_t vw_daemon_queue(vw_daemon_t *d, vw_auto_t *a, const char *run,
     int64_t due_ms, int64_t codes_from, char **members, size_t n,

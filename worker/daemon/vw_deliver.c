@@ -7,7 +7,9 @@
  * channel, and the outcome recorded (voucher_delivery_done): sent;
  * failed and due again after an exponential back-off; dead after the
  * last attempt or when the gateway refuses for good; skipped when the
- * member has no address for the channel.  On SIGTERM the delivery in
+ * member has no address for the channel.  A unique code is made just
+ * before the first attempt (voucher_delivery_code) and kept for the
+ * retries; the library takes it back when the delivery ends dead.  On SIGTERM the delivery in
  * hand is finished and nothing more is claimed.
  */
 
@@ -23,8 +25,7 @@
 #include "vw_log.h"
 #include "vw_members.h"
 #include "vw_redis.h"
-#include "vw_schedule.h"
-#include "vw_template.h"
+#include "vw_render.h"
 #include "vw_util.h"
 
 
@@ -34,8 +35,9 @@ typedef struct {
     char        *run;
     char        *member;
     int64_t      attempt;
-    char        *code;
+    char        *code;              /* "": made when sent */
     char        *channel;
+    int64_t      unique;
 } vw_claim_t;
 
 
@@ -90,6 +92,7 @@ vw_done(vw_daemon_t *d, vw_claim_t *c, const char *outcome, int64_t due_ms,
     vw_args_adds(&a, outcome);
     vw_args_addi(&a, due_ms);
     vw_args_adds(&a, err ? err : "");
+    vw_args_addi(&a, vw_now());
 
     free(key);
 
@@ -134,88 +137,209 @@ vw_release(vw_daemon_t *d, vw_claim_t *c)
 }
 
 
-/* the campaign's name, kind, value, currency, end and zone */
+/*
+ * The unique code of a claimed delivery, made now (voucher_delivery_code):
+ * 1 made (or made at an earlier attempt; c->code has it), 0 the claim
+ * was lost, -1 Redis failed, -2 no code can be made (d->err).
+ */
 
-typedef struct {
-    char        *name;
-    char        *kind;
-    int64_t      value;
-    char        *currency;
-    int64_t      ends_at;
-    int          tz;
-} vw_camp_t;
-
-
-static void
-vw_camp_free(vw_camp_t *k)
+static int
+vw_mint(vw_daemon_t *d, vw_claim_t *c, vw_auto_t *a)
 {
-    free(k->name);
-    free(k->kind);
-    free(k->currency);
+    int                tries;
+    char              *key, code[VOUCHER_CODE_MAX_LEN + 1];
+    vw_args_t          args;
+    redisReply        *r;
+    voucher_format_t   fmt;
+
+    if (!d->have_key) {
+        snprintf(d->err, sizeof(d->err), "campaign %s: unique codes need "
+                 "key_file in the configuration", a->campaign);
+        return -2;
+    }
+
+    fmt.charset = a->charset;
+    fmt.charset_len = a->charset ? strlen(a->charset) : 0;
+    fmt.suffix = a->suffix;
+    fmt.suffix_len = a->suffix ? strlen(a->suffix) : 0;
+
+    memset(&args, 0, sizeof(vw_args_t));
+    key = vw_key(&d->cf, "queue");
+
+    /* a random code that exists already is made again */
+    for (tries = 0; tries < 10; tries++) {
+        if (voucher_code_issue_ex(d->key, a->prefix, (size_t) a->length,
+                                  (size_t) a->mac_length, &fmt, code,
+                                  sizeof(code)) == 0)
+        {
+            snprintf(d->err, sizeof(d->err), "campaign %s: cannot make a "
+                     "code", a->campaign);
+            free(key);
+            return -2;
+        }
+
+        vw_args_reset(&args);
+        vw_args_adds(&args, "FCALL");
+        vw_args_adds(&args, "voucher_delivery_code");
+        vw_args_adds(&args, "1");
+        vw_args_adds(&args, key);
+        vw_args_adds(&args, c->item);
+        vw_args_adds(&args, d->cf.consumer);
+        vw_args_adds(&args, code);
+
+        r = vw_redis_run(d->redis, &args, d->err, sizeof(d->err));
+
+        if (vw_redis_failed(d->redis, r, d->err, sizeof(d->err))
+            || r->type != REDIS_REPLY_ARRAY || r->elements < 1)
+        {
+            if (r) {
+                freeReplyObject(r);
+            }
+
+            free(key);
+            vw_args_free(&args);
+            return -1;
+        }
+
+        if (strcmp(r->element[0]->str, "ok") == 0 && r->elements == 2) {
+            free(c->code);
+            c->code = vw_xstrdup(r->element[1]->str);
+            freeReplyObject(r);
+            break;
+        }
+
+        if (strcmp(r->element[0]->str, "lost") == 0) {
+            freeReplyObject(r);
+            tries = -1;
+            break;
+        }
+
+        freeReplyObject(r);
+    }
+
+    free(key);
+    vw_args_free(&args);
+
+    if (tries == 10) {
+        snprintf(d->err, sizeof(d->err), "campaign %s: codes keep colliding "
+                 "(too short codes?)", a->campaign);
+        return -2;
+    }
+
+    return tries < 0 ? 0 : 1;
 }
 
 
+/*
+ * The loyalty fields of a message ({{points}}, {{tier}}, ...), when its
+ * templates use them: the member's balance now, and, for a run a loyalty
+ * notice triggered ("e<entry id>"), the notice's own values over it (a
+ * tier_will_drop's expiry_date is the day the tier drops, its
+ * points_to_next_tier what keeps it).  Fields of a member without a
+ * programme stay empty.  -1 when Redis failed.
+ */
+
+#define VW_LOYALTY_N  6
+
 static int
-vw_camp_load(vw_daemon_t *d, const char *campaign, const char *code,
-    vw_camp_t *k)
+vw_deliver_loyalty(vw_daemon_t *d, vw_claim_t *c, vw_auto_t *a,
+    char v[VW_LOYALTY_N][64])
 {
-    int64_t      v;
-    char        *key, *ckey;
-    redisReply  *r, *c;
+    int          j;
+    char        *key, id[64];
+    size_t       i, k;
+    redisReply  *r, *e, *f;
 
-    memset(k, 0, sizeof(vw_camp_t));
-    k->ends_at = -1;
+    for (j = 0; j < VW_LOYALTY_N; j++) {
+        v[j][0] = '\0';
+    }
 
-    key = vw_key(&d->cf, "k:%s", campaign);
-    ckey = vw_key(&d->cf, "c:%s", code);
-    redisAppendCommand(d->redis, "HMGET %s name kind value currency ends_at "
-                       "tz_offset", key);
-    redisAppendCommand(d->redis, "HMGET %s t b", ckey);
-    free(key);
-    free(ckey);
-
-    r = vw_redis_get(d->redis, d->err, sizeof(d->err));
-    c = r ? vw_redis_get(d->redis, d->err, sizeof(d->err)) : NULL;
-
-    if (r == NULL || c == NULL || r->type != REDIS_REPLY_ARRAY
-        || c->type != REDIS_REPLY_ARRAY)
+    if (!vw_template_uses(a->message, vw_template_loyalty)
+        && !vw_template_uses(a->subject, vw_template_loyalty))
     {
+        return 0;
+    }
+
+    key = vw_key(&d->cf, "lm:%s", c->member);
+    r = redisCommand(d->redis, "FCALL voucher_loyalty_balance 1 %s %lld",
+                     key, (long long) vw_now());
+    free(key);
+
+    if (vw_redis_failed(d->redis, r, d->err, sizeof(d->err))) {
         if (r) {
             freeReplyObject(r);
-        }
-
-        if (c) {
-            freeReplyObject(c);
+            return 0;
         }
 
         return -1;
     }
 
-    k->name = vw_reply_str(r->element[0]) ? vw_xstrdup(r->element[0]->str)
-                                           : vw_xstrdup(campaign);
-    k->kind = vw_reply_str(r->element[1]) ? vw_xstrdup(r->element[1]->str)
-                                           : NULL;
-    k->value = vw_reply_int(r->element[2], &v) == 0 ? v : 0;
-    k->currency = vw_reply_str(r->element[3])
-                  ? vw_xstrdup(r->element[3]->str) : NULL;
-    k->ends_at = vw_reply_int(r->element[4], &v) == 0 ? v : -1;
-    k->tz = vw_reply_int(r->element[5], &v) == 0 ? (int) v : 0;
-
-    /* the code's own end wins; a gift card shows its balance */
-    if (vw_reply_int(c->element[0], &v) == 0
-        && (k->ends_at < 0 || v < k->ends_at))
+    /* {ok, member, m, active, a, ...}: the names of the template differ */
+    for (i = 1; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements;
+         i += 2)
     {
-        k->ends_at = v;
-    }
+        f = r->element[i];
+        e = r->element[i + 1];
 
-    if (k->kind && strcmp(k->kind, "gift_card") == 0
-        && vw_reply_int(c->element[1], &v) == 0)
-    {
-        k->value = v;
+        for (j = 0; j < VW_LOYALTY_N; j++) {
+            if (f->type == REDIS_REPLY_STRING
+                && strcmp(f->str, j == 0 ? "active"
+                                         : vw_template_loyalty[j]) == 0)
+            {
+                if (e->type == REDIS_REPLY_INTEGER) {
+                    snprintf(v[j], 64, "%lld", (long long) e->integer);
+
+                } else if (e->type == REDIS_REPLY_STRING) {
+                    snprintf(v[j], 64, "%s", e->str);
+                }
+            }
+        }
     }
 
     freeReplyObject(r);
-    freeReplyObject(c);
+
+    /* a run of a notice: "e" and its entry id in {NS}:events */
+    if (c->run[0] != 'e' || strlen(c->run + 1) >= sizeof(id)
+        || strspn(c->run + 1, "0123456789-") != strlen(c->run + 1)
+        || c->run[1] == '\0')
+    {
+        return 0;
+    }
+
+    snprintf(id, sizeof(id), "%s", c->run + 1);
+    key = vw_key(&d->cf, "events");
+    r = redisCommand(d->redis, "XRANGE %s %s %s", key, id, id);
+    free(key);
+
+    if (vw_redis_failed(d->redis, r, d->err, sizeof(d->err))) {
+        if (r) {
+            freeReplyObject(r);
+            return 0;
+        }
+
+        return -1;
+    }
+
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1
+        && r->element[0]->elements == 2
+        && r->element[0]->element[1]->type == REDIS_REPLY_ARRAY)
+    {
+        f = r->element[0]->element[1];
+
+        for (k = 0; k + 1 < f->elements; k += 2) {
+            for (j = 0; j < VW_LOYALTY_N; j++) {
+                if (f->element[k]->type == REDIS_REPLY_STRING
+                    && f->element[k + 1]->type == REDIS_REPLY_STRING
+                    && strcmp(f->element[k]->str, vw_template_loyalty[j])
+                       == 0)
+                {
+                    snprintf(v[j], 64, "%s", f->element[k + 1]->str);
+                }
+            }
+        }
+    }
+
+    freeReplyObject(r);
 
     return 0;
 }
@@ -224,17 +348,15 @@ vw_camp_load(vw_daemon_t *d, const char *campaign, const char *code,
 static int
 vw_deliver_one(vw_daemon_t *d, vw_claim_t *c)
 {
-    int            rc, found;
-    char          *message, *subject, id[512], shown[256], expires[32];
-    char           discount[64], err[1024];
-    int64_t        y, now_ms, due;
-    vw_auto_t     *a;
-    vw_camp_t      k;
-    vw_member_t    m;
-    vw_message_t   msg;
-    vw_channel_t  *ch;
-    const char    *outcome, *why;
-    int            mo, dd;
+    int             rc, found;
+    char            id[512], err[1024], lv[VW_LOYALTY_N][64];
+    int64_t         now_ms, due;
+    vw_auto_t      *a;
+    vw_member_t     m;
+    vw_message_t    msg;
+    vw_channel_t   *ch;
+    vw_rendered_t   rd;
+    const char     *outcome, *why;
 
     a = vw_daemon_auto(d, c->campaign);
 
@@ -262,83 +384,88 @@ vw_deliver_one(vw_daemon_t *d, vw_claim_t *c)
         return vw_done(d, c, "skipped", 0, "no such member");
     }
 
-    if (vw_camp_load(d, c->campaign, c->code, &k) != 0) {
+    memset(&msg, 0, sizeof(vw_message_t));
+    msg.phone = m.e164;
+    msg.email = m.email;
+    msg.line = m.line;
+
+    /* no address, no code: a skipped delivery leaves nothing behind */
+    why = vw_channel_missing(ch, &msg);
+
+    if (why == NULL && ch->type == VW_CHANNEL_SMS && m.e164 == NULL) {
+        why = "the member has no valid phone number";
+    }
+
+    if (why != NULL) {
+        if (ch->type == VW_CHANNEL_SMS && m.phone != NULL) {
+            why = "the member's phone number is not valid (E.164, "
+                  "phone.country)";
+        }
+
+        vw_log_info("campaign %s: run %s: member %s: skipped: %s",
+                    c->campaign, c->run, c->member, why);
+        vw_member_free(&m);
+        return vw_done(d, c, "skipped", 0, why);
+    }
+
+    /* a unique code is made now, when it is about to be sent */
+    if (c->unique && c->code[0] == '\0') {
+        rc = vw_mint(d, c, a);
+
+        if (rc <= 0) {
+            vw_member_free(&m);
+
+            if (rc == -2) {
+                snprintf(err, sizeof(err), "%s", d->err);
+                goto failed;
+            }
+
+            return rc;
+        }
+    }
+
+    if (vw_deliver_loyalty(d, c, a, lv) != 0) {
         vw_member_free(&m);
         return -1;
     }
 
-    /* what people see: the code in its pattern, dates in local time */
-    shown[0] = '\0';
-
-    if (a->pattern) {
-        voucher_code_display(c->code, strlen(c->code), a->pattern, shown,
-                             sizeof(shown));
-    }
-
-    expires[0] = '\0';
-
-    if (k.ends_at > 0) {
-        vw_civil_from_days((k.ends_at + (int64_t) k.tz * 60) / 86400, &y,
-                           &mo, &dd);
-        snprintf(expires, sizeof(expires), "%04lld-%02d-%02d", (long long) y,
-                 mo, dd);
-    }
-
-    vw_discount_text(k.kind, k.value, k.currency, discount,
-                     sizeof(discount));
-
     {
-        const vw_tvar_t  vars[] = {
-            { "name", m.name ? m.name : "" },
-            { "code", shown[0] ? shown : c->code },
-            { "expires_at", expires },
-            { "discount", discount },
-            { "campaign", k.name },
-            { "id", m.id },
+        /* after the member's own: a member's tier comes from there */
+        const vw_tvar_t  loyalty[] = {
+            { "points", lv[0] },
+            { "tier", lv[1] },
+            { "points_to_next_tier", lv[2] },
+            { "expiring_points", lv[3] },
+            { "expiry_date", lv[4] },
+            { "referral_code", lv[5] },
         };
 
-        message = vw_template_render(a->message, vars, 6);
-        subject = a->subject ? vw_template_render(a->subject, vars, 6)
-                             : NULL;
+        if (vw_render(d->redis, &d->cf, a, &m, c->code, vw_now(), loyalty,
+                      VW_LOYALTY_N, &rd, d->err, sizeof(d->err))
+            != 0)
+        {
+            vw_member_free(&m);
+            return -1;
+        }
     }
 
     snprintf(id, sizeof(id), "%s:%s:%s", c->campaign, c->run, c->member);
 
-    memset(&msg, 0, sizeof(vw_message_t));
     msg.id = id;
     msg.campaign = c->campaign;
     msg.run = c->run;
     msg.member = m.id;
     msg.name = m.name;
-    msg.phone = m.phone;
-    msg.email = m.email;
-    msg.line = m.line;
-    msg.code = shown[0] ? shown : c->code;
-    msg.message = message;
-    msg.subject = subject;
-    msg.expires_at = expires[0] ? expires : NULL;
-    msg.discount = discount;
+    msg.code = rd.code;
+    msg.message = rd.message;
+    msg.subject = rd.subject;
+    msg.expires_at = rd.expires_at[0] ? rd.expires_at : NULL;
+    msg.discount = rd.discount;
 
-    why = vw_channel_missing(ch, &msg);
+    rc = vw_channel_send(d->curl, ch, &msg, vw_now(), err, sizeof(err));
 
-    if (why != NULL) {
-        rc = VW_SEND_FAIL;
-        snprintf(err, sizeof(err), "%s", why);
-
-    } else {
-        rc = vw_channel_send(d->curl, ch, &msg, vw_now(), err, sizeof(err));
-    }
-
-    free(message);
-    free(subject);
+    vw_rendered_free(&rd);
     vw_member_free(&m);
-    vw_camp_free(&k);
-
-    if (why != NULL) {
-        vw_log_info("campaign %s: run %s: member %s: skipped: %s",
-                    c->campaign, c->run, c->member, why);
-        return vw_done(d, c, "skipped", 0, why);
-    }
 
     if (rc == VW_SEND_OK) {
         vw_log_info("campaign %s: run %s: member %s: sent (%s, attempt "
@@ -426,6 +553,11 @@ vw_deliver_next(vw_daemon_t *d)
         vw_reply_int(e->element[1], &c[i].attempt);
         c[i].code = vw_xstrdup(e->element[2]->str);
         c[i].channel = vw_xstrdup(e->element[3]->str);
+        c[i].unique = 0;
+
+        if (e->elements >= 5) {
+            vw_reply_int(e->element[4], &c[i].unique);
+        }
 
         /* campaign TAB run TAB member */
         p = strchr(c[i].item, '\t');

@@ -15,6 +15,9 @@
  *   order    purchase: its order id, which earns loyalty points once
  *            (default: id, else the stream entry id)
  *   name phone email line birthday tier tags   signup: the member
+ *   referral_code   signup, purchase: the code of the member who referred
+ *            this new customer: paired once, before anything else of the
+ *            event (docs/loyalty.md, Referrals)
  *
  * A signup makes or updates the member, a purchase updates its history
  * (once per event, voucher_member_purchase); then the automations
@@ -33,6 +36,7 @@
 #include "vw_daemon.h"
 #include "vw_log.h"
 #include "vw_members.h"
+#include "vw_op.h"
 #include "vw_redis.h"
 #include "vw_util.h"
 
@@ -148,6 +152,76 @@ vw_event_signup(vw_daemon_t *d, const char *id, const char *member,
     if (r->type == REDIS_REPLY_ERROR) {
         vw_log_warn("event %s: signup of member %s refused: %s", id, member,
                     r->str);
+    }
+
+    freeReplyObject(r);
+
+    return 0;
+}
+
+
+/*
+ * A new customer who signs up or orders with a referral code: paired with
+ * its referrer (voucher_referral_pair), the referee's reward at once.  A
+ * refusal (a forged code, self-referral, already a member, ...) is the
+ * storefront's business: logged, and the event goes on.
+ */
+
+static int
+vw_event_refer(vw_daemon_t *d, const char *id, const char *member,
+    int64_t ts, const char *code, const redisReply *f)
+{
+    char        *key;
+    const char  *phone, *email;
+    vw_args_t    a;
+    redisReply  *r;
+
+    if (d->have_key && !vw_op_referral_genuine(d->key, code)) {
+        vw_log_warn("event %s: referral code of member %s refused: "
+                    "referral_not_found (its MAC is wrong)", id, member);
+        return 0;
+    }
+
+    phone = vw_field(f, "phone");
+    email = vw_field(f, "email");
+
+    memset(&a, 0, sizeof(vw_args_t));
+    key = vw_key(&d->cf, "lm:%s", member);
+
+    vw_args_adds(&a, "FCALL");
+    vw_args_adds(&a, "voucher_referral_pair");
+    vw_args_adds(&a, "1");
+    vw_args_adds(&a, key);
+    vw_args_adds(&a, code);
+    vw_args_adds(&a, phone ? phone : "");
+    vw_args_adds(&a, email ? email : "");
+    vw_args_addi(&a, ts);
+
+    free(key);
+
+    r = vw_redis_run(d->redis, &a, d->err, sizeof(d->err));
+    vw_args_free(&a);
+
+    if (r == NULL) {
+        return -1;
+    }
+
+    if (r->type == REDIS_REPLY_ERROR) {
+        vw_log_warn("event %s: referral of member %s refused: %s", id,
+                    member, r->str);
+
+    } else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3
+               && r->element[0]->type == REDIS_REPLY_STRING)
+    {
+        if (strcmp(r->element[0]->str, "ok") == 0) {
+            vw_log_info("event %s: member %s referred by %s", id, member,
+                        r->element[2]->type == REDIS_REPLY_STRING
+                        ? r->element[2]->str : "?");
+
+        } else {
+            vw_log_warn("event %s: referral of member %s refused: %s", id,
+                        member, r->element[0]->str);
+        }
     }
 
     freeReplyObject(r);
@@ -278,7 +352,9 @@ vw_event_triggers(vw_daemon_t *d, const char *id, const char *eid,
     for (i = 0; i < d->nautos; i++) {
         a = &d->autos[i];
 
-        if (a->scheduled || !a->active || strcmp(a->trigger, type) != 0) {
+        if (a->trigger == NULL || !a->active
+            || strcmp(a->trigger, type) != 0)
+        {
             continue;
         }
 
@@ -341,7 +417,7 @@ vw_loyalty_event(const char *type)
 {
     static const char *const  types[] = {
         "tier_upgraded", "tier_downgraded", "tier_will_drop",
-        "points_expiring", "reward_redeemed", NULL
+        "points_expiring", "reward_redeemed", "referral_converted", NULL
     };
 
     size_t  i;
@@ -386,6 +462,15 @@ vw_event(vw_daemon_t *d, const char *id, const redisReply *f)
     } else if (vw_parse_int(v, 0, INT64_C(1) << 40, &ts) != 0) {
         vw_log_warn("event %s: ts is not unix seconds: ignored", id);
         return 0;
+    }
+
+    v = vw_field(f, "referral_code");
+
+    if (v != NULL && v[0] != '\0'
+        && (strcmp(type, "signup") == 0 || strcmp(type, "purchase") == 0)
+        && vw_event_refer(d, id, member, ts, v, f) != 0)
+    {
+        return -1;
     }
 
     if (strcmp(type, "signup") == 0) {

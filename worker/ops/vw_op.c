@@ -244,6 +244,7 @@ vw_op_known(json_t *obj, const char *const *names, vw_operr_t *e)
 static int
 vw_op_value(vw_op_in_t *in, json_t *v, int kind, vw_buf_t *b)
 {
+    char    *s;
     size_t   i;
     json_t  *x;
 
@@ -268,6 +269,18 @@ vw_op_value(vw_op_in_t *in, json_t *v, int kind, vw_buf_t *b)
         vw_buf_add(b, json_string_value(v), json_string_length(v));
         return memchr(json_string_value(v), '\0', json_string_length(v))
                ? -1 : 0;
+    }
+
+    if (json_is_object(v) && (kind & VW_F_OBJ)) {
+        s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+
+        if (s == NULL) {
+            return -1;
+        }
+
+        vw_buf_adds(b, s);
+        free(s);
+        return 0;
     }
 
     if (json_is_array(v) && (kind & VW_F_LIST)) {
@@ -296,6 +309,10 @@ vw_op_kind_name(int kind)
 {
     if (kind & VW_F_TZ) {
         return "minutes or \"+HH:MM\"";
+    }
+
+    if (kind & VW_F_OBJ) {
+        return "an object";
     }
 
     if (kind & VW_F_LIST) {

@@ -78,6 +78,7 @@ typedef int (*vw_op_pt)(vw_op_t *op, vw_op_in_t *in, json_t **out,
 #define VW_F_LIST    0x04               /* a string or an array of them */
 #define VW_F_NULL    0x08               /* null clears it ("" to Redis) */
 #define VW_F_TZ      0x10               /* minutes or "+HH:MM" */
+#define VW_F_OBJ     0x20               /* an object, as JSON text */
 
 typedef struct {
     const char             *name;
@@ -208,11 +209,56 @@ int vw_op_auto_delete(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);
 int vw_op_auto_next(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);
+int vw_op_auto_run(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_auto_preview(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+
+/* auto get: the next run, a waiting catch-up, per_member, into o */
+void vw_op_auto_next_run(vw_op_t *op, const char *campaign, json_t *o);
 
 int vw_op_deliveries(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);
 int vw_op_audit_list(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);
+
+int vw_op_loyalty_get(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_loyalty_set(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_loyalty_balance(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_loyalty_history(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_loyalty_adjust(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_reward_list(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_reward_get(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_reward_set(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_reward_fill(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_reward_claim(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+
+int vw_op_referral_code(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_referral_pair(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_referral_report(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+
+/*
+ * A referral code is "REF", 8 random characters and a 4 character MAC:
+ * whether code is one whose MAC is right under key.
+ */
+#define VW_REFERRAL_PREFIX  "REF"
+#define VW_REFERRAL_LEN     15
+#define VW_REFERRAL_MAC     4
+
+int vw_op_referral_genuine(const unsigned char *key, const char *code);
 
 int vw_op_settings_get(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);

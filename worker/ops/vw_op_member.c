@@ -32,6 +32,7 @@ static const vw_field_t  vw_member_fields[] = {
     { "last_purchase", VW_F_INT | VW_F_STR },
     { "purchases", VW_F_INT },
     { "spend", VW_F_INT },
+    { "attrs", VW_F_OBJ | VW_F_STR },
     { NULL, 0 }
 };
 
@@ -71,6 +72,18 @@ vw_op_member_json(const vw_member_t *m, int rfm)
     VW_JINT("last_purchase", m->last);
     json_object_set_new(o, "purchases", json_integer(m->count));
     json_object_set_new(o, "spend", json_integer(m->spend));
+
+    if (m->attrs) {
+        json_object_set_new(o, "attrs", json_loads(m->attrs, 0, NULL));
+    }
+
+    if (m->loyalty_tier) {
+        json_object_set_new(o, "loyalty_tier", json_string(m->loyalty_tier));
+    }
+
+    if (m->e164) {
+        json_object_set_new(o, "phone_e164", json_string(m->e164));
+    }
 
 #undef VW_JSTR
 #undef VW_JINT

@@ -92,7 +92,13 @@ vw_op_auto_get(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
 
     *out = vw_auto_read(op, in->id, e);
 
-    return *out ? 200 : -1;
+    if (*out == NULL) {
+        return -1;
+    }
+
+    vw_op_auto_next_run(op, in->id, *out);
+
+    return 200;
 }
 
 
@@ -514,6 +520,7 @@ vw_op_settings_update(vw_op_t *op, vw_op_in_t *in, json_t **out,
         { "idem_ttl", VW_F_INT },
         { "stream_maxlen", VW_F_INT },
         { "trail_retention", VW_F_INT },
+        { "stack_max_codes", VW_F_INT },
         { NULL, 0 }
     };
 

@@ -32,6 +32,9 @@ test_check(void **state)
         { "Hi {{name}}, {{code}} gives {{discount}} until {{expires_at}}",
           NULL },
         { "{{ name }} {{campaign}} {{id}}", NULL },
+        { "{{points}} {{tier}} {{points_to_next_tier}} {{expiring_points}} "
+          "{{expiry_date}} {{referral_code}}", NULL },
+        { "{{point}}", "unknown field \"point\"" },
         { "no fields at all", NULL },
         { "a { single } brace", NULL },
         { "", NULL },
@@ -62,6 +65,26 @@ test_check(void **state)
             fail_msg("\"%s\": \"%s\" lacks \"%s\"", t[i].tpl, err, t[i].why);
         }
     }
+}
+
+
+/* whether a template uses the loyalty fields: the daemon reads them then */
+
+static void
+test_uses(void **state)
+{
+    (void) state;
+
+    assert_true(vw_template_uses("Hi {{ points }}", vw_template_loyalty));
+    assert_true(vw_template_uses("{{name}} {{referral_code}}",
+                                 vw_template_loyalty));
+    assert_false(vw_template_uses("Hi {{name}}, points {{code}}",
+                                  vw_template_loyalty));
+    assert_false(vw_template_uses("{{pointsx}} {{tiers}}",
+                                  vw_template_loyalty));
+    assert_false(vw_template_uses("", vw_template_loyalty));
+    assert_false(vw_template_uses(NULL, vw_template_loyalty));
+    assert_false(vw_template_uses("{{points", vw_template_loyalty));
 }
 
 
@@ -145,6 +168,7 @@ main(void)
 {
     const struct CMUnitTest  tests[] = {
         cmocka_unit_test(test_check),
+        cmocka_unit_test(test_uses),
         cmocka_unit_test(test_render),
         cmocka_unit_test(test_money),
     };

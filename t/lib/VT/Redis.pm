@@ -300,7 +300,12 @@ sub start {
         bin           => $bin,
         password      => $o{password},
         unixsocket    => $o{unixsocket} ? 1 : 0,
-        args          => [ @{ $o{args} || [] } ],
+        # VOUCHER_REDIS_MODULE: every Redis of the tests loads the native
+        # module (redis/module), so nginx's hot calls run there natively
+        args          => [ ($ENV{VOUCHER_REDIS_MODULE} && !$o{no_module}
+                            ? ('--loadmodule', $ENV{VOUCHER_REDIS_MODULE})
+                            : ()),
+                           @{ $o{args} || [] } ],
         sentinel      => $o{sentinel},
         timeout       => $o{timeout} // 10,
         start_timeout => $o{start_timeout} // ($ENV{VOUCHER_TEST_SAN} ? 30 : 10),
@@ -490,6 +495,17 @@ sub commandstats {
     return \%c;
 }
 
+# calls of the library's functions: FCALL, and the native module's
+# commands (VOUCHER_REDIS_MODULE) that stand for them
+sub hot_calls {
+    my $self = shift;
+    my $c = $self->commandstats;
+    my $n = 0;
+    $n += $c->{$_} for grep { $_ eq 'fcall' || (/^voucher\./ && $_ ne 'voucher.version') }
+                       keys %$c;
+    return $n;
+}
+
 sub reset_stats {
     my $self = shift;
     my $r = $self->cmd('CONFIG', 'RESETSTAT');
@@ -603,7 +619,9 @@ C<['--maxmemory', '10mb']>), C<timeout> (reply timeout of C<cmd>, default
 10 s), C<port> (fixed port, no retry).  No persistence; C<enable-debug-command
 local> (DEBUG SLEEP works); the process title includes the config file path.
 Dies with F<redis.log> when the server does not come up.  The readiness check
-also verifies (INFO process_id) that the server answering is ours.
+also verifies (INFO process_id) that the server answering is ours.  With
+C<VOUCHER_REDIS_MODULE> set (a path to F<voucher.so>), the server loads the
+native module (F<docs/native.md>) unless C<< no_module => 1 >>.
 
 =item port, pid, socket_path, dir, password, running
 
@@ -643,7 +661,9 @@ library name.
 
 Hash ref of command name => calls from C<INFO commandstats> (subcommands as
 C<function|load>).  C<reset_stats> does C<CONFIG RESETSTAT>; C<info($section)>
-returns C<INFO> as a hash ref; C<log> returns F<redis.log>.
+returns C<INFO> as a hash ref; C<log> returns F<redis.log>.  C<hot_calls>
+counts the calls of the library's functions: C<FCALL> and the native
+module's C<VOUCHER.*> commands but C<VOUCHER.VERSION>.
 
 =item stop, start_again, kill9, pause, resume
 

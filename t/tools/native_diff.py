@@ -1,0 +1,853 @@
+#!/usr/bin/env python3
+"""native_diff.py: the native module (redis/module/) against the function
+library, differentially.
+
+Three redis-servers get the same random operations: L answers every hot
+call with FCALL (the library), M with the module's command, X with either
+at random per call, so each side replays and builds on what the other
+wrote.  Every reply must be the same bytes (redemption ids are mapped to
+their order of appearance), and so must the whole keyspace at the end of
+a seed (TTLs and hold deadlines within a tolerance).
+
+  native_diff.py [--seconds S | --seeds N] [--seed N] [--ops N]
+                 [--module build/redis-module/voucher.so] [--san]
+
+--seconds runs seeds one after the other until the time is up (the
+bounded run of scripts/test); --seed N replays one seed.  On a difference
+it prints the seed, the operation and the three replies, and exits 1.
+--san loads voucher-san.so into servers started with LD_PRELOAD=libasan.
+"""
+
+import argparse
+import hashlib
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+MAXINT = 2 ** 53 - 1
+
+
+class Redis:
+    """A blocking RESP2 client that keeps each reply's bytes."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(('127.0.0.1', port))
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b''
+
+    def _more(self):
+        d = self.s.recv(1 << 16)
+        if not d:
+            raise EOFError('redis closed the connection')
+        self.buf += d
+
+    def _parse(self, i):
+        while True:
+            j = self.buf.find(b'\r\n', i)
+            if j >= 0:
+                break
+            self._more()
+        t, body = self.buf[i:i + 1], self.buf[i + 1:j]
+        if t == b'+':
+            return body.decode('latin1'), j + 2
+        if t == b'-':
+            return RuntimeError(body.decode('latin1')), j + 2
+        if t == b':':
+            return int(body), j + 2
+        if t == b'$':
+            n = int(body)
+            if n < 0:
+                return None, j + 2
+            while len(self.buf) < j + 4 + n:
+                self._more()
+            return self.buf[j + 2:j + 2 + n], j + 4 + n
+        if t == b'*':
+            n = int(body)
+            if n < 0:
+                return None, j + 2
+            out, k = [], j + 2
+            for _ in range(n):
+                v, k = self._parse(k)
+                out.append(v)
+            return out, k
+        raise ValueError('bad reply %r' % self.buf[i:i + 40])
+
+    def call(self, *args):
+        a = [x if isinstance(x, bytes) else str(x).encode() for x in args]
+        self.s.sendall(b'*%d\r\n' % len(a) + b''.join(
+            b'$%d\r\n%s\r\n' % (len(x), x) for x in a))
+        while True:
+            try:
+                v, k = self._parse(0)
+                break
+            except IndexError:
+                self._more()
+        raw, self.buf = self.buf[:k], self.buf[k:]
+        return raw, v
+
+    def ok(self, *args):
+        raw, v = self.call(*args)
+        if isinstance(v, Exception):
+            raise RuntimeError('%r: %s' % (args[:4], v))
+        return v
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Server:
+    def __init__(self, name, module, workdir, env, replicaof=None):
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(self.dir)
+        for attempt in range(5):
+            self.port = free_port()
+            self.log = open(os.path.join(self.dir, 'log'), 'w')
+            self.proc = subprocess.Popen(
+                [os.environ.get('VOUCHER_REDIS_SERVER', 'redis-server'),
+                 '--bind', '127.0.0.1', '--port', str(self.port),
+                 '--save', '', '--appendonly', 'no', '--dir', self.dir,
+                 '--stream-node-max-bytes', '0']
+                + (['--loadmodule', module] if module else [])
+                + (['--replicaof', '127.0.0.1', str(replicaof)]
+                   if replicaof else []),
+                stdout=self.log, stderr=subprocess.STDOUT, env=env)
+            for _ in range(300):
+                try:
+                    self.r = Redis(self.port)
+                    if self.r.ok('PING') == 'PONG':
+                        return
+                except (OSError, EOFError):
+                    pass
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.02)
+            self.stop()
+        raise RuntimeError('redis-server did not start, see ' + self.dir)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def library_text(path):
+    if path:
+        src = open(path, 'rb').read()
+    else:
+        # the library as every reader gets it: joined by scripts/gen-lua
+        src = subprocess.run([os.path.join(ROOT, 'scripts', 'gen-lua')],
+                             capture_output=True, check=True).stdout
+    ver = hashlib.sha1(src).hexdigest()[:16].encode()
+    return src.replace(b'__VOUCHER_LIB_VERSION__', ver), ver
+
+
+# ---------------------------------------------------------------- the data
+
+def campaigns(now):
+    dow = (now // 86400 + 3) % 7 + 1
+
+    def hhmm(sec):
+        sec %= 86400
+        return '%02d:%02d' % (sec // 3600, sec // 60 % 60)
+
+    tod = now % 86400
+    tz = 7 * 3600
+    return {
+        'pct': ['kind', 'percent', 'value', 1000, 'cap', 300,
+                'min_amount', 1000],
+        'pct100': ['kind', 'percent', 'value', 10000],
+        'pct0': ['kind', 'percent'],
+        'amt': ['kind', 'amount', 'value', 500, 'currency', 'THB'],
+        'amt0': ['kind', 'amount'],
+        'fix': ['kind', 'fixed_price', 'value', 2000],
+        'fixi': ['kind', 'fixed_price', 'value', 1500,
+                 'include_categories', 'tea,cake'],
+        'free': ['kind', 'free_item', 'free_sku', 'SKU1', 'value', 2],
+        'free1': ['kind', 'free_item', 'free_sku', 'SKU2'],
+        'gift': ['kind', 'gift_card', 'value', 5000],
+        'giftnv': ['kind', 'gift_card'],
+        'filt': ['kind', 'percent', 'value', 2000,
+                 'include_skus', 'SKU1,SKU2', 'exclude_categories', 'bad'],
+        'excl': ['kind', 'amount', 'value', 700, 'exclude_skus', 'SKU3'],
+        'later': ['kind', 'percent', 'value', 500, 'starts_at', now + 1000],
+        'over': ['kind', 'amount', 'value', 100, 'starts_at', now - 1000,
+                 'ends_at', now - 10],
+        'days': ['kind', 'percent', 'value', 100, 'days', str(dow)],
+        'daysno': ['kind', 'percent', 'value', 100,
+                   'days', ''.join(str(d) for d in range(1, 8) if d != dow)],
+        'hrs': ['kind', 'amount', 'value', 50,
+                'hours', hhmm(tod - 7200) + '-' + hhmm(tod + 7200)],
+        'hrsno': ['kind', 'amount', 'value', 50,
+                  'hours', hhmm(tod + 7200) + '-' + hhmm(tod + 10800)],
+        'hrswrap': ['kind', 'amount', 'value', 50,
+                    'hours', hhmm(tod + 3600) + '-' + hhmm(tod - 3600)],
+        'tz': ['kind', 'amount', 'value', 60, 'tz_offset', '+07:00',
+               'hours', hhmm(tod + tz - 3600) + '-' + hhmm(tod + tz + 3600),
+               'days', str(((now + tz) // 86400 + 3) % 7 + 1)],
+        'maxred': ['kind', 'amount', 'value', 100, 'max_redemptions', 5],
+        'maxdisc': ['kind', 'amount', 'value', 300, 'max_discount', 1000],
+        'pc': ['kind', 'percent', 'value', 1000, 'per_customer', 2],
+        'pcc': ['kind', 'amount', 'value', 100, 'per_customer_code', 1],
+        'cmu': ['kind', 'amount', 'value', 100, 'code_max_uses', 3],
+        'paused': ['kind', 'amount', 'value', 100, 'status', 'paused'],
+        'win': ['kind', 'percent', 'value', 10000, 'starts_at', now - 5000,
+                'ends_at', now + 5000],
+        'big': ['kind', 'amount', 'value', MAXINT, 'max_discount', MAXINT],
+        # for some loyalty tiers only
+        'tierg': ['kind', 'amount', 'value', 200, 'tiers', 'gold'],
+        'tierbs': ['kind', 'percent', 'value', 500, 'tiers', 'base,silver'],
+        'tierx': ['kind', 'amount', 'value', 10, 'tiers', 'platinum',
+                  'per_customer', 3],
+        # the cart's fields (redis/lib/cart.lua), which a single-code
+        # call does not read: channels, stacking rules, automatic
+        # promotions (whose own codes auto:<campaign> any call can name)
+        'chan': ['kind', 'amount', 'value', 300, 'channels', 'app,web',
+                 'stacking', 'combinable', 'stack_category', 'food',
+                 'stack_priority', 2, 'stack_cap', 400],
+        'chanp': ['kind', 'percent', 'value', 1500, 'channels', 'pos',
+                  'stacking', 'exclusive', 'per_customer', 2],
+        'autop': ['kind', 'percent', 'value', 500, 'auto_apply', 1,
+                  'stacking', 'combinable', 'stack_priority', 1],
+        'autoamt': ['kind', 'amount', 'value', 100, 'auto_apply', 1,
+                    'min_amount', 2000, 'channels', 'web',
+                    'stacking', 'combinable', 'stack_category', 'food',
+                    'max_redemptions', 4],
+        'autog': ['kind', 'amount', 'value', 50, 'auto_apply', 1,
+                  'tiers', 'gold', 'stacking', 'combinable',
+                  'stack_cap', 20],
+    }
+
+# the automatic promotions' own codes
+AUTO_CODES = ['auto:autop', 'auto:autoamt', 'auto:autog']
+
+
+# the loyalty programme of a seed (seed % 5), its members and their tiers
+PROGRAMMES = [
+    None,
+    ['every', 100, 'points', 1, 'point_value', 10,
+     'tiers', 'base:0:100,silver:300:125,gold:1000:150',
+     'expiry_months', 12],
+    ['every', 100, 'points', 1, 'point_value', 0,
+     'tiers', 'base:0:100,gold:500:200'],
+    ['every', 10, 'points', 3, 'point_value', 1],
+    ['status', 'paused', 'every', 100, 'points', 1, 'point_value', 250,
+     'tiers', 'base:0:100,silver:300:125'],
+]
+
+# members: an earn (order amount) or an adjust (no tier of its own)
+MEMBERS = [('alice', 'earn', 150000), ('bob', 'adjust', 500),
+           ('c' * 80, 'earn', 35000), ('carol', 'earn', 900)]
+
+
+def codes(now):
+    out = []
+    for c in campaigns(now):
+        if c == 'giftnv':
+            out.append(('HGIFTNV', ['campaign', c, 'balance', 300]))
+            continue
+        out.append(('H' + c.upper(), ['campaign', c]))
+        out.append(('M' + c.upper(), ['campaign', c, 'max_uses', 2]))
+        out.append(('A' + c.upper(), ['campaign', c, 'customer', 'alice']))
+    out += [
+        ('DIS', ['campaign', 'pct', 'status', 'disabled']),
+        ('OWNWIN', ['campaign', 'win', 'starts_at', now - 100,
+                    'ends_at', now + 100]),
+        ('OWNLATE', ['campaign', 'win', 'starts_at', now + 100]),
+        ('OWNEND', ['campaign', 'win', 'ends_at', now - 100]),
+        ('GIFT2', ['campaign', 'gift', 'balance', 700]),
+        ('GIFT0', ['campaign', 'gift', 'balance', 0]),
+        ('GIFTBIG', ['campaign', 'gift', 'balance', MAXINT]),
+        ('UNLIM', ['campaign', 'cmu', 'max_uses', 0]),
+    ]
+    return out
+
+
+COMPACT = [('pct', 'CP1', ''), ('pct', 'CP2', 'bob'), ('pcc', 'CP3', ''),
+           ('maxred', 'CP4', ''), ('amt', 'CP5', 'alice'),
+           ('pc', 'CP6', 'carol'), ('gift', 'CP7', '')]
+
+CUSTOMERS = ['', 'alice', 'bob', 'carol', 'dave x', 'c' * 80]
+POINTS = ['p1', 'p5', 'p50', 'p120', 'p1500', 'p100000', 'p007', 'p0', 'p',
+          'px', 'p-1', 'p1.5', 'P5', 'p9007199254740991',
+          'p9007199254740992']
+SKUS = ['SKU1', 'SKU2', 'SKU3', 'SKU1 ', '']
+CATS = ['tea', 'cake', 'bad', '', 'Tea']
+ODD_NUMBERS = ['007', '1e3', ' 12', '12 ', '0x10', 'abc', '1.5', '-3', '',
+               '9007199254740993', '1e400', 'nan', '12\x00x', str(MAXINT)]
+
+
+def setup(srv, lib, now, seed):
+    r = srv.r
+    r.ok('FLUSHALL')
+    r.ok('FUNCTION', 'LOAD', 'REPLACE', lib)
+    for c, f in campaigns(now).items():
+        r.ok('FCALL', 'voucher_campaign_set', 1, '{v}:k:' + c, *f)
+    for code, f in codes(now):
+        r.ok('FCALL', 'voucher_code_set', 1, '{v}:c:' + code, *f)
+    for camp, code, cust in COMPACT:
+        r.ok('FCALL', 'voucher_codes_add', 1, '{v}:k:' + camp, 'new', 0,
+             'code,customer', code, cust)
+    # a code whose campaign is gone, a key of the wrong type, a campaign
+    # without rev (never cached), a bucket value the library cannot read
+    r.ok('HSET', '{v}:c:NOCAMP', 'k', 'gone')
+    r.ok('SET', '{v}:c:STRKEY', 'x')
+    r.ok('HSET', '{v}:k:norev', 'status', 'active', 'kind', 'amount',
+         'value', '10')
+    r.ok('HSET', '{v}:c:NOREV', 'k', 'norev')
+    bucket = '{v}:cb:' + hashlib.sha1(b'BADCP').hexdigest()[:4]
+    r.ok('HSET', bucket, 'BADCP', 'x pct')
+    r.ok('HSET', '{v}:c:EMPTYK', 's', 'd')
+    prog = PROGRAMMES[seed % len(PROGRAMMES)]
+    if prog:
+        r.ok('FCALL', 'voucher_loyalty_set', 1, '{v}:lp', *prog)
+        for who, how, n in MEMBERS[:3 + seed % 2]:
+            if how == 'earn':
+                r.call('FCALL', 'voucher_loyalty_earn', 1, '{v}:lm:' + who,
+                       'setup-' + who, n, 0, now)
+            else:
+                r.call('FCALL', 'voucher_loyalty_adjust', 1, '{v}:lm:' + who,
+                       '+%d' % n, 'setup', '', now)
+
+
+ALL_CODES = None
+
+
+def gen_code(rnd, now):
+    global ALL_CODES
+    if ALL_CODES is None:
+        ALL_CODES = ([c for c, _ in codes(now)] + [c for _, c, _ in COMPACT]
+                     + ['NOCAMP', 'STRKEY', 'NOREV', 'BADCP', 'EMPTYK',
+                        'NOPE', 'cp1'] + AUTO_CODES)
+    return rnd.choice(ALL_CODES)
+
+
+def gen_amount(rnd):
+    if rnd.random() < 0.95:
+        return rnd.choice(['0', '1', '500', '999', '1000', '5000', '12000',
+                           '100000', '0012000', str(MAXINT), '127', '128',
+                           '255', '256', '65535', '65536', '4294967295',
+                           '4294967296',
+                           str(MAXINT - 1), '4503599627370497'])
+    return rnd.choice(['x', '', str(MAXINT + 1), '-1', '1.0', ' 1',
+                       '99999999999999999999'])
+
+
+def gen_items(rnd):
+    items = []
+    for _ in range(rnd.choice([0, 0, 0, 1, 2, 3])):
+        items += [rnd.choice(SKUS), rnd.choice(CATS),
+                  rnd.choice(['0', '100', '1500', '3000', str(MAXINT),
+                              '3000000000']),
+                  rnd.choice(['1', '2', '5', '0', '3000000'])]
+    if rnd.random() < 0.02:
+        items += ['SKU1', 'tea', rnd.choice(['-1', 'x', '']), '1']
+    return items
+
+
+def gen_eval(rnd, i, now, redeem, hist):
+    """[key, args...] of a validate or redeem"""
+    code = gen_code(rnd, now)
+    cust = rnd.choice(CUSTOMERS)
+    pts = rnd.random() < 0.2
+    if rnd.random() < (0.5 if pts else 0.1):
+        # codes that pass, for the members of the programme: tiers and
+        # points paying get to decide
+        code = rnd.choice(['HAMT0', 'HPCT100', 'HTIERG', 'HTIERBS', 'HTIERX',
+                           'HGIFT', 'HFIX', 'HPCT', 'HAMT', 'HBIG', 'HCHAN',
+                           'HCHANP', 'MAUTOP'] + AUTO_CODES)
+        cust = rnd.choice([m for m, _, _ in MEMBERS] + ['dave x'])
+    key = '{v}:c:' + code
+    idem = ''
+    if redeem:
+        x = rnd.random()
+        if x < 0.5:
+            idem = 'I%d' % rnd.randrange(400)
+        elif x < 0.6:
+            idem = 'K' + 'k' * rnd.randrange(100)
+    elif rnd.random() < 0.1:
+        idem = 'I1'
+    oid = rnd.choice(['', 'o1', 'o2', 'order-' + 'x' * 90])
+    items = gen_items(rnd)
+    n = len(items) // 4
+    args = [key, cust, gen_amount(rnd), rnd.choice(['', 'THB', 'USD']),
+            oid, idem, str(n)] + items
+    if pts:
+        # loyalty points paying with it (before any limit)
+        args.append(rnd.choice(POINTS[:5] * 3 + POINTS))
+    x = rnd.random()
+    if x < 0.01:
+        args[6] = str(n + 1)
+    elif x < 0.02:
+        args[6] = rnd.choice(['x', '', '-1', '00', str(MAXINT)])
+    elif x < 0.03:
+        args[0] = rnd.choice(['v:c:' + code, '{v}:c:', '{}:c:X', '{v}:k:X',
+                              '{v:c:X', '{v}c:X', '{v}:c:' + code + '\n'])
+    elif x < 0.04:
+        args = args[:rnd.randrange(1, len(args))]
+    elif x < 0.06:
+        # limits: answered by the library (or natively, when supported)
+        # (times far longer than a seed runs: the three servers see each
+        # call a few ms apart)
+        for _ in range(rnd.choice([1, 1, 2])):
+            args += [rnd.choice(LIMITS)]
+    return args
+
+
+def gen_admin(rnd, now):
+    """an admin call sent the same way to all servers"""
+    camps = list(campaigns(now))
+    x = rnd.random()
+    if x < 0.5:
+        c = rnd.choice(camps + ['ghost'])
+        f = rnd.choice([
+            ['status', rnd.choice(['active', 'paused', 'archived'])],
+            ['cap', rnd.choice(['0', '100', '1000'])],
+            ['min_amount', rnd.choice(['0', '2000'])],
+            ['max_redemptions', rnd.choice(['0', '3', '100'])],
+            ['per_customer', rnd.choice(['0', '1', '3'])],
+            ['currency', rnd.choice(['', 'THB'])],
+            ['include_skus', rnd.choice(['', 'SKU1', 'SKU2,SKU3'])],
+            ['tiers', rnd.choice(['', 'gold', 'base,gold', 'silver'])],
+            ['channels', rnd.choice(['', 'web', 'app,pos'])],
+            ['stacking', rnd.choice(['exclusive', 'combinable'])],
+            ['stack_category', rnd.choice(['', 'food', 'ship'])],
+            ['stack_priority', rnd.choice(['0', '1', '9'])],
+            ['stack_cap', rnd.choice(['0', '50', '100000'])],
+            ['auto_apply', rnd.choice(['0', '1'])],
+            ['kind', rnd.choice(['percent', 'amount', 'gift_card',
+                                 'fixed_price'])],
+            ['value', rnd.choice(['0', '10', '500', '10000'])],
+        ])
+        return ['FCALL', 'voucher_campaign_set', 1, '{v}:k:' + c] + f
+    if x < 0.7:
+        code = gen_code(rnd, now)
+        f = rnd.choice([
+            ['status', rnd.choice(['active', 'disabled'])],
+            ['max_uses', rnd.choice(['', '0', '1', '5'])],
+            ['customer', rnd.choice(['alice', 'bob'])],
+            ['campaign', rnd.choice(camps)],
+        ])
+        return ['FCALL', 'voucher_code_set', 1, '{v}:c:' + code] + f
+    if x < 0.8:
+        return ['FCALL', 'voucher_settings_set', 1, '{v}:cfg',
+                rnd.choice(['idem_ttl', 'stream_maxlen']),
+                rnd.choice(['0', '1', '30', '600', '86400'])]
+    if x < 0.9:
+        # raw values the library reads with tonumber(): counters and
+        # code fields are never cached
+        code = gen_code(rnd, now)
+        return rnd.choice([
+            ['HSET', '{v}:k:' + rnd.choice(camps),
+             rnd.choice(['redeemed', 'discount_given']),
+             rnd.choice(ODD_NUMBERS)],
+            ['HSET', '{v}:c:' + code, rnd.choice(['u', 'm', 'b', 'f', 't']),
+             rnd.choice(ODD_NUMBERS)],
+            ['HSET', '{v}:u:' + rnd.choice(CUSTOMERS[1:4]),
+             rnd.choice(['k:pct', 'c:HPC', 'k:pc', 'c:CP6', 'c:HAMT']),
+             rnd.choice(ODD_NUMBERS + ['9223372036854775807'])],
+        ])
+    # a campaign rewritten with a new rev and a stored value the library
+    # may fail on
+    c = rnd.choice(camps)
+    return ['HSET', '{v}:k:' + c, 'rev', 'raw%d' % rnd.randrange(10 ** 9),
+            rnd.choice(['hours', 'days', 'tz_offset', 'value', 'cap',
+                        'tiers', 'channels', 'stacking', 'stack_category',
+                        'stack_priority', 'stack_cap', 'auto_apply']),
+            rnd.choice(['bad', '60-120', '', '1234567', '1.5', '-',
+                        '0x20', '5', ',gold,', 'gold', ',base,', ',web,',
+                        'combinable', '1e400', 'nan'])]
+
+
+def gen_cart(rnd, now):
+    """a stack (validate or redeem) or a qualify, sent to every server
+    as FCALL: the library's own, whose writes the native calls then read"""
+    cust = rnd.choice(CUSTOMERS[:4] + [m for m, _, _ in MEMBERS])
+    items = gen_items(rnd)
+    order = [cust, rnd.choice(['0', '1000', '5000', '12000', '100000']),
+             rnd.choice(['', 'THB']), rnd.choice(['', 'o1', 'o9']), '',
+             str(len(items) // 4)] + items
+    pool = (['HAMT', 'HPCT', 'HCHAN', 'HCHANP', 'MCHAN', 'ACHAN', 'HGIFT',
+             'MAUTOP', 'HFIX', 'HPC', 'CP1', 'CP6', 'HMAXRED'] + AUTO_CODES)
+    named = rnd.sample(pool, rnd.choice([0, 1, 1, 2, 2, 3]))
+    channel = rnd.choice(['', '', 'web', 'app', 'pos'])
+    if rnd.random() < 0.25:
+        return ['FCALL_RO', 'voucher_qualify', 1, '{v}:public', channel,
+                rnd.choice(['0', '1']), str(len(named))] + named + ['0'] \
+            + order
+    op = rnd.choice(['validate', 'redeem', 'redeem'])
+    if op == 'redeem' and rnd.random() < 0.5:
+        order[4] = 'S%d' % rnd.randrange(50)
+    return ['FCALL', 'voucher_stack', 1, '{v}:log', op, '', channel,
+            str(len(named))] + named + order
+
+
+def gen_loyalty(rnd, now):
+    """the programme changed (only through voucher_loyalty_set: the
+    library keeps it parsed until then), members earning and spending,
+    raw member fields the hot path reads"""
+    who = rnd.choice(CUSTOMERS[1:])
+    x = rnd.random()
+    if x < 0.25:
+        f = rnd.choice([
+            ['point_value', rnd.choice(['0', '1', '10', '250'])],
+            ['status', rnd.choice(['active', 'paused'])],
+            ['tiers', rnd.choice(['', 'base:0:100,gold:1000:150',
+                                  'gold:0:100,base:10:100',
+                                  'base:0:100,silver:300:125,'
+                                  'gold:1000:150'])],
+            ['every', rnd.choice(['1', '100'])],
+        ])
+        return ['FCALL', 'voucher_loyalty_set', 1, '{v}:lp'] + f
+    if x < 0.5:
+        return ['FCALL', 'voucher_loyalty_earn', 1, '{v}:lm:' + who,
+                'o%d' % rnd.randrange(10 ** 9),
+                rnd.choice(['100', '5000', '40000', '200000']), 0, now]
+    if x < 0.75:
+        return ['FCALL', 'voucher_loyalty_adjust', 1, '{v}:lm:' + who,
+                rnd.choice(['+50', '+1000', '-20', '-5000']), 'fuzz', '',
+                now]
+    if x < 0.95:
+        return ['HSET', '{v}:lm:' + who, rnd.choice(['tier', 'act']),
+                rnd.choice(['gold', 'silver', 'base', '', 'GOLD', 'platinum']
+                           + ODD_NUMBERS)]
+    return ['SET', '{v}:lm:' + rnd.choice(['carol', 'dave x']), 'x']
+
+
+# ---------------------------------------------------------------- compare
+
+ID = re.compile(rb'\d{13}-\d+')
+RETRY = re.compile(rb'(\$14\r\nretry_after_ms\r\n:)(\d+)')
+
+
+def retry_ms(raw):
+    """a refusal's retry_after_ms, a time: compared within a tolerance"""
+    m = RETRY.search(raw)
+    return (RETRY.sub(rb'\1<ms>', raw), int(m.group(2)) if m else 0)
+
+
+def same_reply(outs):
+    a = [retry_ms(outs[w]) for w in 'LMX']
+    return (a[0][0] == a[1][0] == a[2][0]
+            and max(x[1] for x in a) - min(x[1] for x in a) <= 3000)
+
+
+class Mapper:
+    def __init__(self):
+        self.m = {}
+
+    def __call__(self, raw):
+        return ID.sub(lambda x: self.m.setdefault(
+            x.group(0), b'<id%d>' % len(self.m)), raw)
+
+
+def dump(srv, norm, holds_tolerance):
+    r = srv.r
+    out = {}
+    for k in sorted(r.ok('KEYS', '*')):
+        t = r.ok('TYPE', k)
+        if t == 'none':
+            continue                # expired since KEYS
+        nk = norm(k)
+        if t == 'hash':
+            h = r.ok('HGETALL', k)
+            d = dict(zip(h[::2], h[1::2]))
+            d.pop(b'rev', None)
+            v = sorted((norm(a), norm(b)) for a, b in d.items())
+        elif t == 'string':
+            g = r.ok('GET', k)
+            if g is None:
+                continue            # expired since KEYS
+            if b':rt:' in k:
+                # a rate's TAT (us, hex): a time, like a TTL
+                v = ('tat', int(g, 16) // 1000, r.ok('PTTL', k))
+            else:
+                v = ('str', norm(g), r.ok('PTTL', k))
+        elif t == 'stream' and b':lh:' in k:
+            # a member's ledger: "at" is Redis' clock (seconds) where a
+            # checkout spent points, compared like a TTL
+            es, ats = [], []
+            for e in r.ok('XRANGE', k, '-', '+'):
+                f = [norm(x) for x in e[1]]
+                for j in range(0, len(f) - 1, 2):
+                    if f[j] == b'at':
+                        ats.append(int(f[j + 1]) * 1000)
+                        f[j + 1] = b'<at>'
+                # (its entries' ids are times no reply shows)
+                es.append((b'<entry>', f))
+            v = ('ledger', es, ats)
+        elif t == 'stream':
+            v = [(norm(e[0]), [norm(x) for x in e[1]])
+                 for e in r.ok('XRANGE', k, '-', '+')]
+        elif t == 'zset':
+            z = r.ok('ZRANGE', k, 0, -1, 'WITHSCORES')
+            v = ('zset', [(norm(a), int(float(b))) for a, b in
+                          zip(z[::2], z[1::2])])
+        elif t == 'set':
+            # (DUMP's bytes keep an order the set does not have)
+            v = ('set', sorted(norm(m) for m in r.ok('SMEMBERS', k)))
+        else:
+            v = (t, r.ok('DUMP', k))
+        out[nk] = v
+    return out
+
+
+def same_value(a, b, tol_ms):
+    # a key about to expire may be gone by the time the next server is
+    # dumped
+    for x, y in ((a, b), (b, a)):
+        if (y is None or y == ('none', None)) and isinstance(x, tuple) \
+                and x[0] in ('str', 'tat') and 0 <= x[-1] <= tol_ms:
+            return True
+    if isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b):
+        if a[0] == 'str':
+            return a[1] == b[1] and abs(a[2] - b[2]) <= tol_ms
+        if a[0] == 'tat':
+            return abs(a[1] - b[1]) <= tol_ms and abs(a[2] - b[2]) <= tol_ms
+        if a[0] == 'ledger':
+            return (a[1] == b[1] and len(a[2]) == len(b[2]) and all(
+                abs(x - y) <= tol_ms for x, y in zip(a[2], b[2])))
+        if a[0] == 'zset':
+            return (len(a[1]) == len(b[1]) and all(
+                x[0] == y[0] and abs(x[1] - y[1]) <= tol_ms
+                for x, y in zip(a[1], b[1])))
+    return a == b
+
+
+# ---------------------------------------------------------------- the run
+
+HOT = {'voucher_validate': 'VOUCHER.VALIDATE',
+       'voucher_validate_limited': 'VOUCHER.VALIDATE_LIMITED',
+       'voucher_guess': 'VOUCHER.GUESS',
+       'voucher_redeem': 'VOUCHER.REDEEM'}
+
+LIMITS = ['r3b9aca00:2:ip:1.2.3.4', 'r3b9aca00:0:ip:1.2.3.4', 'r1:0:ip:z',
+          'l3:3600000:3600000:ip:k', 'l1:3600000:3600000:ip:k2',
+          'R3b9aca00:0:ip:x', 'L2:3600000:3600000:ip:y', 'bad', 'r0:1:n:k',
+          'r:1:n:k', 'rg:1:n:k', 'l0:1:1:n:k', 'r3b9aca00:2::k',
+          'r3b9aca00:2:ip', 'rFFFFFFFFFFFFFFFFFFFF:1:n:k',
+          'l3:3600000:3600000:ip:k\x00:z', 'r5F5E100:1:cust:alice']
+
+
+def run_seed(seed, nops, servers, lib, native, log):
+    rnd = random.Random(seed)
+    now = int(servers['L'].r.ok('TIME')[0])
+    global ALL_CODES
+    ALL_CODES = None
+    rep = servers.get('R')
+    servers = {w: s for w, s in servers.items() if w != 'R'}
+    for s in servers.values():
+        setup(s, lib, now, seed)
+    if seed % 2:
+        for s in servers.values():
+            s.r.ok('FCALL', 'voucher_settings_set', 1, '{v}:cfg',
+                   'stream_maxlen', 40, 'idem_ttl', 600)
+    maps = {w: Mapper() for w in servers}
+    hist = []
+    counts = {}
+    servers = {w: s for w, s in servers.items() if w != 'R'}
+    for i in range(nops):
+        x = rnd.random()
+        if x < 0.08:
+            cmd = (gen_admin(rnd, now) if x < 0.03 else gen_loyalty(rnd, now)
+                   if x < 0.05 else gen_cart(rnd, now))
+            outs = {w: s.r.call(*cmd)[0] for w, s in servers.items()}
+            what = cmd
+            kind = '(admin)'
+        else:
+            if hist and rnd.random() < 0.08:
+                fn, args = rnd.choice(hist)
+                if rnd.random() < 0.3 and len(args) > 2:
+                    args = list(args)
+                    args[2] = rnd.choice(['1', '999', '5000'])  # conflict
+            else:
+                y = rnd.random()
+                fn = ('voucher_redeem' if y < 0.55 else 'voucher_validate'
+                      if y < 0.85 else 'voucher_validate_limited'
+                      if y < 0.95 else 'voucher_guess')
+                args = gen_eval(rnd, i, now, fn == 'voucher_redeem', hist)
+                if fn == 'voucher_validate_limited' and rnd.random() < 0.8:
+                    args += [rnd.choice(LIMITS)
+                             for _ in range(rnd.choice([1, 1, 2, 3]))]
+                elif fn == 'voucher_guess':
+                    args = args[:1] + [rnd.choice(LIMITS) for _ in
+                                       range(rnd.choice([0, 1, 1, 2, 3]))]
+                if fn == 'voucher_redeem' and len(args) > 5 and args[5]:
+                    hist.append((fn, args))
+            outs = {}
+            for w, s in servers.items():
+                nat = native and fn in HOT and (
+                    w == 'M' or (w == 'X' and rnd.random() < 0.5))
+                if nat:
+                    raw, _ = s.r.call(HOT[fn], *args)
+                else:
+                    raw, _ = s.r.call('FCALL', fn, 1 if args else 0, *args)
+                outs[w] = raw
+            what = [fn] + args
+            kind = fn
+        normed = {w: maps[w](outs[w]) for w in outs}
+        m = re.match(rb'\*\d+\r\n\$\d+\r\n([^\r]*)', normed['L'])
+        reason = (m.group(1) if m else normed['L'][:24]).decode('latin1')
+        key = kind + ' ' + reason
+        if kind != '(admin)' and any(a in POINTS for a in what):
+            key += ' (points)'
+        counts[key] = counts.get(key, 0) + 1
+        if not same_reply(normed):
+            log('DIFF seed %d op %d: %r' % (seed, i, what))
+            for w in servers:
+                log('  %s %r' % (w, normed[w][:600]))
+            return False, counts
+        if rep and os.environ.get('NATIVE_DIFF_REPLICA_EACH'):
+            # (slow) the replica after every call
+            servers['M'].r.ok('WAIT', 1, 5000)
+            a = dump(servers['M'], lambda x: x, 0)
+            b = dump(rep, lambda x: x, 0)
+            bad = [k for k in sorted(set(a) | set(b))
+                   if not same_value(a.get(k), b.get(k), 3000)]
+            if bad:
+                log('REPLICA differs after op %d: %r' % (i, what))
+                for k in bad[:3]:
+                    log('  %r\n    M %r\n    R %r' % (k, a.get(k), b.get(k)))
+                return False, counts
+        for w, s in servers.items():
+            if not s.alive():
+                log('seed %d op %d: redis-server %s died, see %s'
+                    % (seed, i, w, s.dir))
+                return False, counts
+    # the replica of M, without the module, holds what M holds
+    if rep:
+        servers['M'].r.ok('WAIT', 1, 5000)
+        a = dump(servers['M'], lambda x: x, 3000)
+        b = dump(rep, lambda x: x, 3000)
+        bad = [k for k in sorted(set(a) | set(b))
+               if not same_value(a.get(k), b.get(k), 3000)]
+        if bad:
+            log('DIFF seed %d: %d keys differ between M and its replica'
+                % (seed, len(bad)))
+            for k in bad[:3]:
+                log('  M %r: %r\n  R %r: %r' % (k, a.get(k), k, b.get(k)))
+            return False, counts
+    d = {w: dump(s, maps[w], 3000) for w, s in servers.items() if w != 'R'}
+    keys = set(d['L']) | set(d['M']) | set(d['X'])
+    bad = [k for k in sorted(keys)
+           if not (same_value(d['L'].get(k), d['M'].get(k), 3000)
+                   and same_value(d['L'].get(k), d['X'].get(k), 3000))]
+    if bad:
+        log('DIFF seed %d: %d keys differ at the end' % (seed, len(bad)))
+        for k in bad[:3]:
+            for w in servers:
+                log('  %s %r: %r' % (w, k, d[w].get(k)))
+        return False, counts
+    return True, counts
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--seed', type=int)
+    ap.add_argument('--seeds', type=int, default=0)
+    ap.add_argument('--seconds', type=float, default=0)
+    ap.add_argument('--ops', type=int, default=3000)
+    ap.add_argument('--module', default=os.path.join(
+        ROOT, 'build', 'redis-module', 'voucher.so'))
+    ap.add_argument('--lib', help='a library file (default: what '
+                    'scripts/gen-lua joins from redis/lib/)')
+    ap.add_argument('--san', action='store_true')
+    ap.add_argument('--no-native', action='store_true',
+                    help='all three on FCALL (checks the harness itself)')
+    ap.add_argument('-v', '--verbose', action='store_true')
+    a = ap.parse_args()
+
+    env = dict(os.environ)
+    module = a.module
+    if a.san:
+        module = module.replace('voucher.so', 'voucher-san.so')
+        lib = subprocess.run(['gcc', '-print-file-name=libasan.so'],
+                             capture_output=True, text=True).stdout.strip()
+        env['LD_PRELOAD'] = lib
+        env['ASAN_OPTIONS'] = 'detect_leaks=0:abort_on_error=1'
+        env['UBSAN_OPTIONS'] = 'print_stacktrace=1:halt_on_error=1'
+    lib, _ = library_text(a.lib)
+
+    work = tempfile.mkdtemp(prefix='native-diff-')
+    servers = {}
+
+    def log(s):
+        print(s, flush=True)
+
+    ok = True
+    try:
+        for w in 'LMX':
+            servers[w] = Server(w, module, work, env)
+        servers['R'] = Server('R', None, work, env,
+                              replicaof=servers['M'].port)
+        for _ in range(500):
+            if 'master_link_status:up' in servers['R'].r.ok(
+                    'INFO', 'replication').decode():
+                break
+            time.sleep(0.02)
+        start = time.time()
+        seed = a.seed if a.seed is not None else int(time.time() * 1000) % 10 ** 9
+        n = 0
+        total = {}
+        while True:
+            try:
+                good, counts = run_seed(seed, a.ops, servers, lib,
+                                        not a.no_native, log)
+            except (OSError, EOFError, RuntimeError) as e:
+                log('seed %d: %s' % (seed, e))
+                good, counts = False, {}
+            n += 1
+            for k, v in counts.items():
+                total[k] = total.get(k, 0) + v
+            if not good:
+                log('native_diff: FAILED at seed %d (replay: %s --seed %d'
+                    ' --ops %d)' % (seed, sys.argv[0], seed, a.ops))
+                ok = False
+                break
+            if a.verbose:
+                log('seed %d: %d ops, same' % (seed, a.ops))
+            if a.seed is not None and not a.seeds:
+                break
+            if a.seeds and n >= a.seeds:
+                break
+            if a.seconds and time.time() - start >= a.seconds:
+                break
+            if not a.seeds and not a.seconds:
+                break
+            seed += 1
+        if ok:
+            log('native_diff: %d seeds x %d ops, replies and keyspace the same'
+                ' (%.0fs)' % (n, a.ops, time.time() - start))
+            log('  outcomes: ' + ', '.join(
+                '%s %d' % kv for kv in sorted(total.items(),
+                                             key=lambda kv: -kv[1])))
+    finally:
+        for s in servers.values():
+            s.stop()
+        if ok:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            log('native_diff: server logs in ' + work)
+    return 0 if ok else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
