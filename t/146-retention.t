@@ -50,10 +50,10 @@ is(fcall('voucher_rollback', '{v}:log', $r3, 100, '')->[0], 'ok', 'a partial gif
 # deliveries: run 100 finished (one sent, one dead), run 200 still queued
 my $now = $r->cmd('TIME');
 my $ms = $now->[0] * 1000 + int($now->[1] / 1000);
-fcall('voucher_run_add', '{v}:a:ret', '100', $ms, 'email', 'shared', '', '', 0,
-      m1 => 'A1', m2 => 'A1');
-fcall('voucher_run_add', '{v}:a:ret', '200', $ms + 3600_000, 'email', 'shared', '', '', 0,
-      m3 => 'A1');
+fcall('voucher_run_add', '{v}:a:ret', '100', $ms, 'email', 'shared', 'A1', '', '',
+      'always', $now->[0], 0, 'm1', 'm2');
+fcall('voucher_run_add', '{v}:a:ret', '200', $ms + 3600_000, 'email', 'shared', 'A1',
+      '', '', 'always', $now->[0], 0, 'm3');
 my $claimed = fcall('voucher_delivery_claim', '{v}:queue', $ms + 1, 60000, 'test', 10);
 is(scalar @$claimed, 2, "run 100's two deliveries claimed");
 for my $c (@$claimed) {

@@ -81,20 +81,39 @@ function R.fold_log(tag, id, f)
     end
 end
 
--- an entry of a delivery log into the member's archived state: the last
--- status, channel, code and error, the counts, the last time sent
+-- a run's counts in the delivery archive, by status
+R.RUN_COUNT = {queued = 'q', sent = 's', failed = 'f', skipped = 'k',
+               cancelled = 'c', dead = 'd'}
+
+-- an entry of a delivery log into its campaign's archive: per member (the
+-- last status, channel, code and error, the counts, the last time sent,
+-- cs the codes sent) and per run ("run TAB <run>":
+-- t its first entry, the counts by status); times as the report reads
+-- them, the daemon's clock ("at") else the entry's id
 function R.fold_dl(ad, id, f)
     local e = {}
     for i = 1, #f, 2 do e[f[i]] = f[i + 1] end
     if not e.member then return end
+    local ms = tonumber(e.at) and tonumber(e.at) * 1000 or R.id(id)
+    if e.run then
+        local rk = 'run\t' .. e.run
+        local rr = redis.call('HGET', ad, rk)
+        local x = rr and cjson.decode(rr) or {t = ms}
+        local k = R.RUN_COUNT[e.status]
+        if k then x[k] = (x[k] or 0) + 1 end
+        redis.call('HSET', ad, rk, cjson.encode(x))
+    end
     local raw = redis.call('HGET', ad, e.member)
     local m = raw and cjson.decode(raw) or {n = 0, f = 0, x = 0}
     m.s, m.ch = e.status, e.channel
     if (e.code or '') ~= '' then m.c = e.code end
     if e.status == 'sent' then
         m.n = m.n + 1
-        m.t = R.id(id)
+        m.t = ms
         m.e = nil
+        if (e.code or '') ~= '' then
+            m.cs = m.cs and (m.cs .. '\n' .. e.code) or e.code
+        end
     elseif e.status == 'failed' then
         m.f = m.f + 1
         m.e = e.error

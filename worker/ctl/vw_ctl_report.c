@@ -258,6 +258,24 @@ vw_run_row(vw_report_t *rp, const char *run, int64_t ms)
 }
 
 
+/* a run as the retention archived it: its first entry, counts by status */
+
+static void
+vw_archived_run(vw_report_t *rp, const char *name, json_t *m)
+{
+    vw_run_row_t  *run;
+
+    run = vw_run_row(rp, name, json_integer_value(json_object_get(m, "t")));
+
+    run->queued += json_integer_value(json_object_get(m, "q"));
+    run->sent += json_integer_value(json_object_get(m, "s"));
+    run->failed += json_integer_value(json_object_get(m, "f"));
+    run->skipped += json_integer_value(json_object_get(m, "k"));
+    run->cancelled += json_integer_value(json_object_get(m, "c"));
+    run->dead += json_integer_value(json_object_get(m, "d"));
+}
+
+
 static void
 vw_delivery_entry(vw_report_t *rp, const char *id, const redisReply *f)
 {
@@ -450,6 +468,12 @@ vw_report_archive(vw_ctl_t *ctl, vw_report_t *rp)
             continue;
         }
 
+        if (strncmp(r->element[i]->str, "run\t", 4) == 0) {
+            vw_archived_run(rp, r->element[i]->str + 4, m);
+            json_decref(m);
+            continue;
+        }
+
         x = vw_recipient(rp, r->element[i]->str);
 
         x->deliveries += json_integer_value(json_object_get(m, "n"));
@@ -466,6 +490,15 @@ vw_report_archive(vw_ctl_t *ctl, vw_report_t *rp)
 
         if ((e = json_object_get(m, "c")) != NULL) {
             vw_set_str(&x->code, json_string_value(e));
+        }
+
+        if (json_string_value(json_object_get(m, "cs")) != NULL) {
+            if (x->codes.len) {
+                vw_buf_addc(&x->codes, '\n');
+            }
+
+            vw_buf_adds(&x->codes,
+                        json_string_value(json_object_get(m, "cs")));
         }
 
         json_decref(m);
