@@ -29,7 +29,7 @@ my ($redis, $ng) = start_pair(workers => 2,
         location = /passed { return 200 "passed\n"; }
 EOT
 
-sub fcalls { $redis->commandstats->{fcall} // 0 }
+sub fcalls { $redis->hot_calls }   # FCALL or the native module's commands
 my $o = {amount => 1000};
 sub try {
     my ($op, $code, %x) = @_;

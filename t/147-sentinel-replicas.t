@@ -24,7 +24,7 @@ ok(wait_until(sub { !VT::Redis::is_error($m->cmd('FCALL', 'voucher_version', 0))
 campaign($m, 'k', kind => 'amount', value => 100);
 code($m, 'CODE1', campaign => 'k');
 
-sub fcalls { $_[0]->commandstats->{fcall} // 0 }
+sub fcalls { $_[0]->hot_calls }    # FCALL or the native module's commands
 sub validate { post($ng, 'validate', {code => 'CODE1', order => {amount => 1000}}) }
 
 # both replicas, in both workers: 20 validates, none on the master
