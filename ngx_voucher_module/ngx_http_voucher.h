@@ -36,6 +36,7 @@ typedef struct {
 
 /* a Redis: where it is and how to talk to it */
 typedef struct {
+    ngx_str_t                   name;        /* voucher_store's, or empty */
     ngx_str_t                   addr_text;   /* as configured, for logs */
     ngx_str_t                   host;        /* numeric address, NUL-ended */
     in_port_t                   port;
@@ -52,6 +53,10 @@ typedef struct {
     ngx_flag_t                  replicated;
     ngx_msec_t                  replica_timeout;
 
+    /* replicas=: where validates without limits may go (a pool each) */
+    ngx_array_t                *replicas;    /* ngx_http_voucher_addr_t */
+    ngx_flag_t                  replicas_sentinel;  /* as Sentinel knows */
+
     /* the master as Sentinel names it, instead of host and port */
     ngx_array_t                *sentinels;   /* ngx_http_voucher_addr_t */
     ngx_str_t                   master_name;
@@ -65,8 +70,10 @@ typedef struct {
 typedef struct {
     ngx_http_voucher_store_t    store;       /* voucher_redis */
     ngx_flag_t                  configured;
+    ngx_array_t                *stores;      /* voucher_store: pointers */
 
     ngx_shm_zone_t             *lockout_zone; /* voucher_lockout_cache */
+    ngx_shm_zone_t             *hot_zone;     /* voucher_hot_cache */
     ngx_shm_zone_t             *settle_zone;  /* lost settlements, counted */
 } ngx_http_voucher_main_conf_t;
 
@@ -74,6 +81,8 @@ typedef struct {
 typedef struct {
     ngx_int_t                   api;         /* NGX_HTTP_VOUCHER_OP_* or 0 */
     ngx_str_t                   ns;          /* key namespace: {ns}:... */
+    ngx_http_voucher_store_t   *store;       /* the Redis it asks */
+    ngx_str_t                   store_name;  /* voucher_store_use */
     size_t                      max_body_size;
     ngx_uint_t                  code_max_length;
     ngx_uint_t                  max_items;
@@ -201,6 +210,16 @@ struct ngx_http_voucher_core_s {
     ngx_str_t                       limit;    /* the lockout in force */
     int64_t                         left;     /* its ms to go */
 
+    /* the hot code cache's answer (V_ANSWER from the preflight) */
+    void                           *hot;
+    ngx_http_voucher_ok_t           hot_ok;
+
+    void                           *cmd;      /* kept while a replica has
+                                                 it, for the master */
+    int64_t                         amount;   /* the order's */
+    unsigned                        items:1;  /* it lists items */
+    unsigned                        keyed:1;  /* with an idempotency key */
+    unsigned                        replica:1; /* sent to a replica */
     unsigned                        guess:1;  /* refused offline */
     unsigned                        detach:1; /* the op goes with the
                                                  request */
@@ -232,6 +251,8 @@ typedef void (*ngx_http_voucher_master_pt)(void *data, u_char *host,
 ngx_http_voucher_sentinel_t *ngx_http_voucher_sentinel_start(
     ngx_cycle_t *cycle, ngx_http_voucher_store_t *store,
     ngx_http_voucher_master_pt handler, void *data);
+void ngx_http_voucher_sentinel_watch_replicas(ngx_http_voucher_sentinel_t *s,
+    ngx_http_voucher_master_pt handler);
 void ngx_http_voucher_sentinel_ask(ngx_http_voucher_sentinel_t *s);
 void ngx_http_voucher_sentinel_stop(ngx_http_voucher_sentinel_t *s);
 /* a command that writes what must survive a failover: a redemption */
@@ -241,6 +262,10 @@ ngx_http_voucher_op_t *ngx_http_voucher_redis_send(
     ngx_http_voucher_pool_t *pool, int argc, const char **argv,
     const size_t *argvlen, ngx_http_voucher_op_handler_pt handler,
     void *data, ngx_uint_t flags);
+ngx_http_voucher_op_t *ngx_http_voucher_redis_send_read(
+    ngx_http_voucher_pool_t *pool, int argc, const char **argv,
+    const size_t *argvlen, ngx_http_voucher_op_handler_pt handler,
+    void *data);
 void ngx_http_voucher_redis_detach(ngx_http_voucher_op_t *op);
 
 ngx_int_t ngx_http_voucher_read_body(ngx_http_request_t *r, ngx_str_t *body,
@@ -298,6 +323,11 @@ ngx_int_t ngx_http_voucher_lockout_check(ngx_http_request_t *r,
 void ngx_http_voucher_lockout_learn(ngx_http_request_t *r,
     ngx_http_voucher_loc_conf_t *vlcf, ngx_int_t op, ngx_str_t *name,
     int64_t ms);
+char *ngx_http_voucher_hot_cache(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_voucher_hot_check(ngx_http_voucher_core_t *core);
+void ngx_http_voucher_hot_learn(ngx_http_voucher_core_t *core, void *reply);
+
 ngx_int_t ngx_http_voucher_send_locked(ngx_http_request_t *r, ngx_int_t op,
     ngx_str_t *code, ngx_str_t *name, int64_t left);
 

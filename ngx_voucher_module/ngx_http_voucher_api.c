@@ -232,6 +232,12 @@ ngx_http_voucher_render(ngx_http_request_t *r, ngx_http_voucher_core_t *ctx,
         return NGX_DONE;
 
     case NGX_HTTP_VOUCHER_V_ANSWER:
+        if (reply == NULL) {
+            /* the preflight's: the hot code cache answered */
+            reply = ctx->hot;
+            ok = &ctx->hot_ok;
+        }
+
         return ngx_http_voucher_send_reply(r, ctx->api, reply, ok);
 
     case NGX_HTTP_VOUCHER_V_REFUSED:

@@ -14,6 +14,10 @@
 
 #include <hiredis/hiredis.h>
 
+/* the names of this version's functions, not the library's text */
+#define VOUCHER_LUA_NAMES_ONLY
+#include "voucher_lua.h"
+
 
 /* a wallet page holds this many codes unless the request says */
 #define NGX_HTTP_VOUCHER_WALLET_PAGE  20
@@ -57,10 +61,11 @@ static void ngx_http_voucher_cleanup(void *data);
 /*
  * The preflight of a request the front door has read and checked: the
  * code checked offline (a code refused there is a guess), the lockout
- * cache asked, then the command built and sent.  Returns the verdict; its
- * details are in core.  Confirm, release and rollback name no code and
- * skip the first two, and so does a wallet page (it names a customer);
- * the loyalty operations name a customer and skip the code's check.
+ * cache and the hot code cache asked, then the command built and sent.
+ * Returns the verdict; its details are in core (V_ANSWER: core->hot is
+ * the answer).  Confirm, release and rollback name no code and skip the
+ * caches, and so does a wallet page (it names a customer); the loyalty
+ * operations name a customer and skip the code's check.
  */
 
 ngx_uint_t
@@ -145,6 +150,18 @@ lockout:
                       &core->limit);
 
         return NGX_HTTP_VOUCHER_V_LOCKED;
+    }
+
+    core->amount = req->amount;
+    core->items = (req->nitems > 0);
+    core->keyed = (req->idempotency_key.len > 0);
+
+    if (ngx_http_voucher_hot_check(core) == NGX_OK) {
+        /* a sold-out code, as Redis answered it a moment ago */
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "voucher: answered from the hot code cache");
+
+        return NGX_HTTP_VOUCHER_V_ANSWER;
     }
 
 command:
@@ -332,7 +349,8 @@ ngx_http_voucher_command_codes(ngx_http_voucher_core_t *core,
 
     if (core->api == NGX_HTTP_VOUCHER_OP_QUALIFY) {
         ngx_http_voucher_arg("FCALL_RO", 8);
-        ngx_http_voucher_arg("voucher_qualify", 15);
+        ngx_http_voucher_arg(VOUCHER_FN("voucher_qualify"),
+                             sizeof(VOUCHER_FN("voucher_qualify")) - 1);
         ngx_http_voucher_arg("1", 1);
         p = ngx_sprintf(key, "{%V}:public", &vlcf->ns);
         ngx_http_voucher_arg(key, p - key);
@@ -354,7 +372,8 @@ ngx_http_voucher_command_codes(ngx_http_voucher_core_t *core,
 
     } else {
         ngx_http_voucher_arg("FCALL", 5);
-        ngx_http_voucher_arg("voucher_stack", 13);
+        ngx_http_voucher_arg(VOUCHER_FN("voucher_stack"),
+                             sizeof(VOUCHER_FN("voucher_stack")) - 1);
         ngx_http_voucher_arg("1", 1);
         p = ngx_sprintf(key, "{%V}:log", &vlcf->ns);
         ngx_http_voucher_arg(key, p - key);
@@ -651,27 +670,33 @@ ngx_http_voucher_command(ngx_http_request_t *r,
     switch (req->op) {
 
     case NGX_HTTP_VOUCHER_OP_VALIDATE:
-        ngx_http_voucher_arg("voucher_validate", 16);
+        ngx_http_voucher_arg(VOUCHER_FN("voucher_validate"),
+                             sizeof(VOUCHER_FN("voucher_validate")) - 1);
         break;
 
     case NGX_HTTP_VOUCHER_OP_REDEEM:
-        ngx_http_voucher_arg("voucher_redeem", 14);
+        ngx_http_voucher_arg(VOUCHER_FN("voucher_redeem"),
+                             sizeof(VOUCHER_FN("voucher_redeem")) - 1);
         break;
 
     case NGX_HTTP_VOUCHER_OP_RESERVE:
-        ngx_http_voucher_arg("voucher_reserve", 15);
+        ngx_http_voucher_arg(VOUCHER_FN("voucher_reserve"),
+                             sizeof(VOUCHER_FN("voucher_reserve")) - 1);
         break;
 
     case NGX_HTTP_VOUCHER_OP_CONFIRM:
-        ngx_http_voucher_arg("voucher_confirm", 15);
+        ngx_http_voucher_arg(VOUCHER_FN("voucher_confirm"),
+                             sizeof(VOUCHER_FN("voucher_confirm")) - 1);
         break;
 
     case NGX_HTTP_VOUCHER_OP_RELEASE:
-        ngx_http_voucher_arg("voucher_release", 15);
+        ngx_http_voucher_arg(VOUCHER_FN("voucher_release"),
+                             sizeof(VOUCHER_FN("voucher_release")) - 1);
         break;
 
     default: /* NGX_HTTP_VOUCHER_OP_ROLLBACK */
-        ngx_http_voucher_arg("voucher_rollback", 16);
+        ngx_http_voucher_arg(VOUCHER_FN("voucher_rollback"),
+                             sizeof(VOUCHER_FN("voucher_rollback")) - 1);
         break;
     }
 
@@ -764,8 +789,8 @@ ngx_http_voucher_command(ngx_http_request_t *r,
 
         if (nl && req->op == NGX_HTTP_VOUCHER_OP_VALIDATE) {
             /* voucher_validate is read-only; limits write their state */
-            argv[1] = "voucher_validate_limited";
-            argvlen[1] = sizeof("voucher_validate_limited") - 1;
+            argv[1] = VOUCHER_FN("voucher_validate_limited");
+            argvlen[1] = sizeof(VOUCHER_FN("voucher_validate_limited")) - 1;
         }
 
         n += nl;
@@ -828,8 +853,8 @@ ngx_http_voucher_command_wallet(ngx_http_request_t *r,
     argvlen[2] = 1;
 
     if (req->op == NGX_HTTP_VOUCHER_OP_WALLET_SAVE) {
-        argv[1] = "voucher_wallet_save";
-        argvlen[1] = sizeof("voucher_wallet_save") - 1;
+        argv[1] = VOUCHER_FN("voucher_wallet_save");
+        argvlen[1] = sizeof(VOUCHER_FN("voucher_wallet_save")) - 1;
 
         p = ngx_sprintf(key, "{%V}:c:", &vlcf->ns);
         p = ngx_cpymem(p, req->code.data, req->code.len);
@@ -852,8 +877,8 @@ ngx_http_voucher_command_wallet(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    argv[1] = "voucher_wallet";
-    argvlen[1] = sizeof("voucher_wallet") - 1;
+    argv[1] = VOUCHER_FN("voucher_wallet");
+    argvlen[1] = sizeof(VOUCHER_FN("voucher_wallet")) - 1;
 
     p = ngx_sprintf(key, "{%V}:w:", &vlcf->ns);
     p = ngx_cpymem(p, req->customer.data, req->customer.len);
@@ -932,15 +957,18 @@ ngx_http_voucher_command_loyalty(ngx_http_request_t *r,
     switch (req->op) {
 
     case NGX_HTTP_VOUCHER_OP_LOYALTY_EARN:
-        ngx_http_voucher_arg("voucher_loyalty_earn", 20);
+        ngx_http_voucher_arg(VOUCHER_FN("voucher_loyalty_earn"),
+            sizeof(VOUCHER_FN("voucher_loyalty_earn")) - 1);
         break;
 
     case NGX_HTTP_VOUCHER_OP_LOYALTY_BALANCE:
-        ngx_http_voucher_arg("voucher_loyalty_balance", 23);
+        ngx_http_voucher_arg(VOUCHER_FN("voucher_loyalty_balance"),
+            sizeof(VOUCHER_FN("voucher_loyalty_balance")) - 1);
         break;
 
     default: /* NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY */
-        ngx_http_voucher_arg("voucher_loyalty_ledger", 22);
+        ngx_http_voucher_arg(VOUCHER_FN("voucher_loyalty_ledger"),
+            sizeof(VOUCHER_FN("voucher_loyalty_ledger")) - 1);
         break;
     }
 
@@ -1040,8 +1068,8 @@ ngx_http_voucher_command_guess(ngx_http_request_t *r,
 
     argv[0] = "FCALL";
     argvlen[0] = 5;
-    argv[1] = "voucher_guess";
-    argvlen[1] = sizeof("voucher_guess") - 1;
+    argv[1] = VOUCHER_FN("voucher_guess");
+    argvlen[1] = sizeof(VOUCHER_FN("voucher_guess")) - 1;
     argv[2] = "1";
     argvlen[2] = 1;
     argv[3] = (const char *) key;
@@ -1075,13 +1103,11 @@ static ngx_uint_t
 ngx_http_voucher_send(ngx_http_voucher_core_t *core,
     ngx_http_voucher_cmd_t *cmd)
 {
-    ngx_http_request_t            *r;
-    ngx_http_cleanup_t            *cln;
-    ngx_http_voucher_op_t         *op;
-    ngx_http_voucher_main_conf_t  *vmcf;
+    ngx_http_request_t     *r;
+    ngx_http_cleanup_t     *cln;
+    ngx_http_voucher_op_t  *op;
 
     r = core->request;
-    vmcf = ngx_http_get_module_main_conf(r, ngx_http_voucher_module);
 
     if (core->detach) {
         /* the cleanup first: an op must never exist without its detach */
@@ -1095,11 +1121,39 @@ ngx_http_voucher_send(ngx_http_voucher_core_t *core,
         cln->data = core;
     }
 
-    op = ngx_http_voucher_redis_send(vmcf->store.pool, (int) cmd->n, cmd->argv,
-                                     cmd->argvlen,
-                                     ngx_http_voucher_reply_handler, core,
-                                     core->api == NGX_HTTP_VOUCHER_OP_VALIDATE
-                                     ? 0 : NGX_HTTP_VOUCHER_SEND_WRITE);
+    op = NULL;
+
+    if (cmd->argvlen[1] == sizeof(VOUCHER_FN("voucher_validate")) - 1
+        && (core->conf->store->replicas
+            || core->conf->store->replicas_sentinel))
+    {
+        /* a validate without limits reads only: a replica may answer it */
+
+        core->cmd = ngx_palloc(r->pool, sizeof(ngx_http_voucher_cmd_t));
+        if (core->cmd == NULL) {
+            return NGX_HTTP_VOUCHER_V_FAILED;
+        }
+
+        *(ngx_http_voucher_cmd_t *) core->cmd = *cmd;
+
+        op = ngx_http_voucher_redis_send_read(core->conf->store->pool,
+                                              (int) cmd->n, cmd->argv,
+                                              cmd->argvlen,
+                                              ngx_http_voucher_reply_handler,
+                                              core);
+        core->replica = (op != NULL);
+    }
+
+    if (op == NULL) {
+        op = ngx_http_voucher_redis_send(core->conf->store->pool,
+                                         (int) cmd->n, cmd->argv,
+                                         cmd->argvlen,
+                                         ngx_http_voucher_reply_handler, core,
+                                         core->api
+                                         == NGX_HTTP_VOUCHER_OP_VALIDATE
+                                         ? 0 : NGX_HTTP_VOUCHER_SEND_WRITE);
+    }
+
     if (op == NULL) {
         core->reason = "store_unavailable";
         return NGX_HTTP_VOUCHER_V_UNAVAILABLE;
@@ -1143,12 +1197,31 @@ ngx_http_voucher_reply_handler(ngx_http_voucher_op_t *op, void *reply,
 {
     ngx_connection_t         *c;
     ngx_http_voucher_ok_t     ok;
+    ngx_http_voucher_cmd_t   *cmd;
     ngx_http_voucher_core_t  *core;
 
     core = op->data;
     c = core->request->connection;
 
     core->op = NULL;
+
+    if (core->replica && rc != NGX_HTTP_VOUCHER_REPLY) {
+        /* the replica could not answer: the master does */
+
+        core->replica = 0;
+        cmd = core->cmd;
+
+        core->op = ngx_http_voucher_redis_send(core->conf->store->pool,
+                                               (int) cmd->n, cmd->argv,
+                                               cmd->argvlen,
+                                               ngx_http_voucher_reply_handler,
+                                               core, 0);
+        if (core->op) {
+            return;
+        }
+
+        rc = NGX_HTTP_VOUCHER_LOST;
+    }
 
     switch (rc) {
 
@@ -1160,6 +1233,7 @@ ngx_http_voucher_reply_handler(ngx_http_voucher_op_t *op, void *reply,
         }
 
         ngx_http_voucher_limit_result(core, reply, &ok);
+        ngx_http_voucher_hot_learn(core, reply);
         core->answered(core, NGX_HTTP_VOUCHER_V_ANSWER, reply, &ok);
         break;
 

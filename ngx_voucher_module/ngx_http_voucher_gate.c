@@ -31,6 +31,10 @@
 #include "ngx_http_voucher.h"
 
 #include <hiredis/hiredis.h>
+
+/* the names of this version's functions, not the library's text */
+#define VOUCHER_LUA_NAMES_ONLY
+#include "voucher_lua.h"
 #include <jansson.h>
 
 
@@ -75,6 +79,7 @@ typedef struct {
     ngx_event_t                     timer;    /* the next try */
     ngx_queue_t                     queue;    /* in ngx_http_voucher_settling */
     ngx_http_voucher_main_conf_t   *vmcf;
+    ngx_http_voucher_store_t       *store;    /* the location's */
     ngx_http_voucher_op_t          *op;       /* the try in flight */
     ngx_msec_t                      deadline; /* ngx_current_msec */
     ngx_uint_t                      tries;    /* failed so far */
@@ -155,8 +160,8 @@ static void ngx_http_voucher_gate_resume(ngx_http_request_t *r,
 static void ngx_http_voucher_gate_orphan_handler(ngx_http_voucher_op_t *op,
     void *reply, ngx_int_t rc);
 static void ngx_http_voucher_gate_settle(ngx_http_voucher_main_conf_t *vmcf,
-    ngx_str_t *ns, ngx_str_t *id, ngx_uint_t confirm, ngx_msec_t deadline,
-    ngx_log_t *log);
+    ngx_http_voucher_store_t *store, ngx_str_t *ns, ngx_str_t *id,
+    ngx_uint_t confirm, ngx_msec_t deadline, ngx_log_t *log);
 static void ngx_http_voucher_settle_send(ngx_http_voucher_settle_t *s);
 static void ngx_http_voucher_settle_retry(ngx_http_voucher_settle_t *s);
 static void ngx_http_voucher_settle_lost(ngx_http_voucher_settle_t *s,
@@ -484,10 +489,10 @@ ngx_http_voucher_gate_merge(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *prev,
     if (conf->gate) {
         vmcf = ngx_http_conf_get_module_main_conf(cf,
                                                   ngx_http_voucher_module);
-        if (!vmcf->configured) {
+        if (conf->store == &vmcf->store && !vmcf->configured) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "\"voucher_gate\" needs \"voucher_redis\" "
-                               "in the http block");
+                               "in the http block, or \"voucher_store_use\"");
             return NGX_CONF_ERROR;
         }
 
@@ -674,7 +679,7 @@ ngx_http_voucher_gate_init(ngx_conf_t *cf)
 
     vmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_voucher_module);
 
-    if (vmcf->configured) {
+    if (vmcf->configured || vmcf->stores) {
         ngx_str_set(&name, "voucher_settle");
 
         zone = ngx_shared_memory_add(cf, &name, 8 * ngx_pagesize,
@@ -831,7 +836,8 @@ ngx_http_voucher_gate_cleanup(void *data)
                       "voucher gate: request ended without a response, "
                       "releasing %V", &g->redemption_id);
 
-        ngx_http_voucher_gate_settle(vmcf, &g->core.conf->ns,
+        ngx_http_voucher_gate_settle(vmcf, g->core.conf->store,
+                                     &g->core.conf->ns,
                                      &g->redemption_id, 0, g->deadline,
                                      ngx_cycle->log);
     }
@@ -1574,6 +1580,12 @@ ngx_http_voucher_gate_render(ngx_http_request_t *r,
         return NGX_BUSY;
 
     case NGX_HTTP_VOUCHER_V_ANSWER:
+        if (reply == NULL) {
+            /* the preflight's: the hot code cache answered */
+            reply = core->hot;
+            ok = &core->hot_ok;
+        }
+
         return ngx_http_voucher_gate_verdict(r, g, reply, ok);
 
     case NGX_HTTP_VOUCHER_V_REFUSED:
@@ -1873,7 +1885,7 @@ ngx_http_voucher_gate_orphan_handler(ngx_http_voucher_op_t *op, void *data,
 
     ngx_http_voucher_gate_settle(ngx_http_cycle_get_module_main_conf(ngx_cycle,
                                                     ngx_http_voucher_module),
-                                 &vlcf->ns, &id, 0,
+                                 vlcf->store, &vlcf->ns, &id, 0,
                                  ngx_current_msec + vlcf->hold,
                                  ngx_cycle->log);
 }
@@ -2023,7 +2035,8 @@ ngx_http_voucher_gate_log_handler(ngx_http_request_t *r)
 
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_voucher_module);
 
-    ngx_http_voucher_gate_settle(vmcf, &g->core.conf->ns,
+    ngx_http_voucher_gate_settle(vmcf, g->core.conf->store,
+                                 &g->core.conf->ns,
                                  &g->redemption_id, confirm, g->deadline,
                                  r->connection->log);
 
@@ -2042,8 +2055,8 @@ ngx_http_voucher_gate_log_handler(ngx_http_request_t *r)
 
 static void
 ngx_http_voucher_gate_settle(ngx_http_voucher_main_conf_t *vmcf,
-    ngx_str_t *ns, ngx_str_t *id, ngx_uint_t confirm, ngx_msec_t deadline,
-    ngx_log_t *log)
+    ngx_http_voucher_store_t *store, ngx_str_t *ns, ngx_str_t *id,
+    ngx_uint_t confirm, ngx_msec_t deadline, ngx_log_t *log)
 {
     u_char                     *p;
     ngx_http_voucher_settle_t  *s;
@@ -2058,6 +2071,7 @@ ngx_http_voucher_gate_settle(ngx_http_voucher_main_conf_t *vmcf,
     }
 
     s->vmcf = vmcf;
+    s->store = store;
     s->confirm = confirm;
     s->deadline = deadline;
 
@@ -2065,8 +2079,9 @@ ngx_http_voucher_gate_settle(ngx_http_voucher_main_conf_t *vmcf,
 
     s->argv[0] = "FCALL";
     s->argvlen[0] = 5;
-    s->argv[1] = confirm ? "voucher_confirm" : "voucher_release";
-    s->argvlen[1] = 15;
+    s->argv[1] = confirm ? VOUCHER_FN("voucher_confirm")
+                         : VOUCHER_FN("voucher_release");
+    s->argvlen[1] = sizeof(VOUCHER_FN("voucher_confirm")) - 1;
     s->argv[2] = "1";
     s->argvlen[2] = 1;
     s->argv[3] = (const char *) p;
@@ -2109,8 +2124,8 @@ ngx_http_voucher_settle_send(ngx_http_voucher_settle_t *s)
 
     op = NULL;
 
-    if (s->vmcf->store.pool) {
-        op = ngx_http_voucher_redis_send(s->vmcf->store.pool,
+    if (s->store->pool) {
+        op = ngx_http_voucher_redis_send(s->store->pool,
                                          s->confirm ? 7 : 6,
                                          s->argv, s->argvlen,
                                          ngx_http_voucher_settle_handler, s,
@@ -2135,7 +2150,7 @@ ngx_http_voucher_settle_retry(ngx_http_voucher_settle_t *s)
     ngx_msec_t      delay;
     ngx_msec_int_t  left;
 
-    if (s->vmcf->store.pool == NULL) {
+    if (s->store->pool == NULL) {
         ngx_str_set(&why, "the worker exits");
         ngx_http_voucher_settle_lost(s, &why);
         return;

@@ -26,7 +26,10 @@ typedef struct {
 } ngx_http_voucher_lockout_ctx_t;
 
 
-/* the node's key: "NS\0NAME\0KEY" in data, as the rbtree's value its crc32 */
+/*
+ * the node's key: "STORE\0NS\0NAME\0KEY" in data, as the rbtree's value its
+ * crc32
+ */
 typedef struct {
     u_char                        color;
     u_char                        dummy;
@@ -44,17 +47,18 @@ static void ngx_http_voucher_lockout_insert_value(ngx_rbtree_node_t *temp,
 static ngx_http_voucher_lockout_node_t *ngx_http_voucher_lockout_find(
     ngx_http_voucher_lockout_ctx_t *ctx, u_char *key, size_t len,
     uint32_t hash);
-static size_t ngx_http_voucher_lockout_key(u_char *buf, ngx_str_t *ns,
-    ngx_str_t *name, ngx_str_t *key);
+static size_t ngx_http_voucher_lockout_key(u_char *buf,
+    ngx_http_voucher_loc_conf_t *vlcf, ngx_str_t *name, ngx_str_t *key);
 static uint64_t ngx_http_voucher_lockout_now(void);
 
 
 /*
- * The longest key kept: namespace (at most 64), limit name (at most 32, or
- * a position) and the limit's key as Redis keeps it, whole or its digest.
+ * The longest key kept: store name (at most 32), namespace (at most 64),
+ * limit name (at most 32, or a position) and the limit's key as Redis
+ * keeps it, whole or its digest.
  */
 #define NGX_HTTP_VOUCHER_LOCKOUT_KEY_LEN                                     \
-    (64 + 1 + 64 + 1 + NGX_HTTP_VOUCHER_LIMIT_KEY_LEN)
+    (32 + 1 + 64 + 1 + 64 + 1 + NGX_HTTP_VOUCHER_LIMIT_KEY_LEN)
 
 
 /* voucher_lockout_cache SIZE; (http) */
@@ -243,18 +247,21 @@ ngx_http_voucher_lockout_delete(ngx_http_voucher_lockout_ctx_t *ctx,
 
 
 /*
- * A ban is of a namespace, a limit and a key, as Redis keeps it (key is
- * what ngx_http_voucher_limit_key() made).  The configuration bounds the
- * namespace and the name, so nothing is cut.
+ * A ban is of a store, a namespace, a limit and a key, as Redis keeps it
+ * (key is what ngx_http_voucher_limit_key() made).  The configuration
+ * bounds the store's name, the namespace and the name, so nothing is cut.
  */
 
 static size_t
-ngx_http_voucher_lockout_key(u_char *buf, ngx_str_t *ns, ngx_str_t *name,
-    ngx_str_t *key)
+ngx_http_voucher_lockout_key(u_char *buf, ngx_http_voucher_loc_conf_t *vlcf,
+    ngx_str_t *name, ngx_str_t *key)
 {
     u_char  *p;
 
-    p = ngx_cpymem(buf, ns->data, ngx_min(ns->len, 64));
+    p = ngx_cpymem(buf, vlcf->store->name.data,
+                   ngx_min(vlcf->store->name.len, 32));
+    *p++ = '\0';
+    p = ngx_cpymem(p, vlcf->ns.data, ngx_min(vlcf->ns.len, 64));
     *p++ = '\0';
     p = ngx_cpymem(p, name->data, ngx_min(name->len, 64));
     *p++ = '\0';
@@ -324,7 +331,7 @@ ngx_http_voucher_lockout_check(ngx_http_request_t *r,
             continue;
         }
 
-        len = ngx_http_voucher_lockout_key(buf, &vlcf->ns, &info.name, &key);
+        len = ngx_http_voucher_lockout_key(buf, vlcf, &info.name, &key);
         hash = ngx_crc32_short(buf, len);
 
         ngx_shmtx_lock(&ctx->shpool->mutex);
@@ -396,7 +403,7 @@ ngx_http_voucher_lockout_learn(ngx_http_request_t *r,
         return;
     }
 
-    len = ngx_http_voucher_lockout_key(buf, &vlcf->ns, &info.name, &key);
+    len = ngx_http_voucher_lockout_key(buf, vlcf, &info.name, &key);
     hash = ngx_crc32_short(buf, len);
 
     ctx = vmcf->lockout_zone->data;

@@ -18,10 +18,20 @@ static char *ngx_http_voucher_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_http_voucher_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_voucher_store(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_voucher_store_use(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_http_voucher_store_t *ngx_http_voucher_find_store(
+    ngx_http_voucher_main_conf_t *vmcf, ngx_str_t *name);
+static void ngx_http_voucher_store_unset(ngx_http_voucher_store_t *store);
+static void ngx_http_voucher_store_defaults(ngx_http_voucher_store_t *store);
+static char *ngx_http_voucher_store_parse(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_http_voucher_store_t *store, ngx_uint_t first);
 static char *ngx_http_voucher_redis_address(ngx_conf_t *cf,
     ngx_http_voucher_store_t *store, ngx_str_t *addr);
-static char *ngx_http_voucher_sentinels(ngx_conf_t *cf,
-    ngx_http_voucher_store_t *store, ngx_str_t *list);
+static char *ngx_http_voucher_addr_list(ngx_conf_t *cf, ngx_array_t **out,
+    ngx_str_t *list, in_port_t default_port);
 static char *ngx_http_voucher_resolve(ngx_conf_t *cf, ngx_str_t *text,
     in_port_t default_port, ngx_http_voucher_addr_t *addr);
 static char *ngx_http_voucher_read_secret(ngx_conf_t *cf, ngx_str_t *file,
@@ -77,9 +87,30 @@ static ngx_command_t  ngx_http_voucher_commands[] = {
       0,
       NULL },
 
+    { ngx_string("voucher_store"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_voucher_store,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("voucher_store_use"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_voucher_store_use,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("voucher_lockout_cache"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_voucher_lockout_cache,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("voucher_hot_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_voucher_hot_cache,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -401,16 +432,11 @@ ngx_http_voucher_create_main_conf(ngx_conf_t *cf)
      *     vmcf->store.master_name = { 0, NULL };
      *     vmcf->store.sentinel_password = { 0, NULL };
      *     vmcf->store.pool = NULL;
+     *     vmcf->stores = NULL;
      *     vmcf->configured = 0;
      */
 
-    vmcf->store.db = NGX_CONF_UNSET;
-    vmcf->store.connect_timeout = NGX_CONF_UNSET_MSEC;
-    vmcf->store.timeout = NGX_CONF_UNSET_MSEC;
-    vmcf->store.connections = NGX_CONF_UNSET_UINT;
-    vmcf->store.max_pending = NGX_CONF_UNSET_UINT;
-    vmcf->store.replicated = NGX_CONF_UNSET;
-    vmcf->store.replica_timeout = NGX_CONF_UNSET_MSEC;
+    ngx_http_voucher_store_unset(&vmcf->store);
 
     return vmcf;
 }
@@ -421,20 +447,18 @@ ngx_http_voucher_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_voucher_main_conf_t  *vmcf = conf;
 
-    ngx_http_voucher_store_t  *store;
+    ngx_uint_t                  i;
+    ngx_http_voucher_store_t  **stores;
 
-    store = &vmcf->store;
+    ngx_http_voucher_store_defaults(&vmcf->store);
 
-    ngx_conf_init_value(store->db, 0);
-    ngx_conf_init_msec_value(store->connect_timeout, 1000);
-    ngx_conf_init_msec_value(store->timeout, 1000);
-    ngx_conf_init_uint_value(store->connections, 2);
-    ngx_conf_init_uint_value(store->max_pending, 4096);
-    ngx_conf_init_value(store->replicated, 0);
+    if (vmcf->stores) {
+        stores = vmcf->stores->elts;
 
-    /* WAIT answers before the command's own timer fires */
-    ngx_conf_init_msec_value(store->replica_timeout,
-                             ngx_max(store->timeout / 2, 1));
+        for (i = 0; i < vmcf->stores->nelts; i++) {
+            ngx_http_voucher_store_defaults(stores[i]);
+        }
+    }
 
     return NGX_CONF_OK;
 }
@@ -455,6 +479,8 @@ ngx_http_voucher_create_loc_conf(ngx_conf_t *cf)
      *
      *     vlcf->api = 0;
      *     vlcf->ns = { 0, NULL };
+     *     vlcf->store = NULL;
+     *     vlcf->store_name = { 0, NULL };
      *     vlcf->code_keys = NULL;
      *     vlcf->code_issued = NULL;
      *     vlcf->code_patterns = NULL;
@@ -499,6 +525,25 @@ ngx_http_voucher_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_voucher_main_conf_t  *vmcf;
 
     ngx_conf_merge_str_value(conf->ns, prev->ns, "v");
+
+    vmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_voucher_module);
+
+    ngx_conf_merge_str_value(conf->store_name, prev->store_name, "");
+
+    if (conf->store_name.len == 0) {
+        conf->store = &vmcf->store;
+
+    } else {
+        conf->store = ngx_http_voucher_find_store(vmcf, &conf->store_name);
+
+        if (conf->store == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "no \"voucher_store %V\" for "
+                               "\"voucher_store_use\"", &conf->store_name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
     ngx_conf_merge_size_value(conf->max_body_size, prev->max_body_size,
                               16384);
     ngx_conf_merge_uint_value(conf->code_max_length, prev->code_max_length,
@@ -520,12 +565,10 @@ ngx_http_voucher_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (conf->api) {
-        vmcf = ngx_http_conf_get_module_main_conf(cf,
-                                                  ngx_http_voucher_module);
-        if (!vmcf->configured) {
+        if (conf->store == &vmcf->store && !vmcf->configured) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "\"voucher_api\" needs \"voucher_redis\" "
-                               "in the http block");
+                               "in the http block, or \"voucher_store_use\"");
             return NGX_CONF_ERROR;
         }
     }
@@ -534,46 +577,230 @@ ngx_http_voucher_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 }
 
 
-/*
- * voucher_redis ADDRESS | sentinel=HOST:PORT[,HOST:PORT...] master=NAME
- *               [sentinel_password_file=PATH]
- *               [db=N] [user=NAME] [password=SECRET]
- *               [password_file=PATH] [connect_timeout=TIME] [timeout=TIME]
- *               [connections=N] [max_pending=N];
- */
+/* voucher_redis ADDRESS | sentinel=... [parameters]; (http) */
 
 static char *
 ngx_http_voucher_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_voucher_main_conf_t *vmcf = conf;
 
-    char                      *rv;
-    ngx_int_t                  n;
-    ngx_str_t                 *value, s, file;
-    ngx_msec_t                 ms;
-    ngx_uint_t                 i;
-    ngx_http_voucher_store_t  *store;
+    char  *rv;
 
     if (vmcf->configured) {
         return "is duplicate";
     }
 
-    store = &vmcf->store;
+    /* the parser's messages are of this directive */
+
+    rv = ngx_http_voucher_store_parse(cf, cmd, &vmcf->store, 1);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    vmcf->configured = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * voucher_store NAME ADDRESS | sentinel=... [parameters]; (http): a store
+ * of its own (a tenant's Redis), chosen with voucher_store_use NAME.
+ */
+
+static char *
+ngx_http_voucher_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_voucher_main_conf_t *vmcf = conf;
+
+    char                       *rv;
+    u_char                     *p, c;
+    ngx_str_t                  *value;
+    ngx_uint_t                  i;
+    ngx_http_voucher_store_t  **slot, *store;
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0 || value[1].len > 32) {
+        return "needs a name of 1 to 32 characters";
+    }
+
+    for (i = 0; i < value[1].len; i++) {
+        c = value[1].data[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+        {
+            return "needs a name of letters, digits, \"_\" and \"-\"";
+        }
+    }
+
+    if (ngx_http_voucher_find_store(vmcf, &value[1]) != NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate store \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (vmcf->stores == NULL) {
+        vmcf->stores = ngx_array_create(cf->pool, 4,
+                                        sizeof(ngx_http_voucher_store_t *));
+        if (vmcf->stores == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    store = ngx_pcalloc(cf->pool, sizeof(ngx_http_voucher_store_t));
+    if (store == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_http_voucher_store_unset(store);
+    store->name = value[1];
+
+    rv = ngx_http_voucher_store_parse(cf, cmd, store, 2);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    /* for logs: "NAME@ADDRESS" (or "NAME@MASTER") */
+
+    p = ngx_pnalloc(cf->pool, store->name.len + 1 + store->addr_text.len);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    store->addr_text.len = ngx_sprintf(p, "%V@%V", &store->name,
+                                       &store->addr_text)
+                           - p;
+    store->addr_text.data = p;
+
+    slot = ngx_array_push(vmcf->stores);
+    if (slot == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *slot = store;
+
+    return NGX_CONF_OK;
+}
+
+
+/* voucher_store_use NAME; (http, server, location) */
+
+static char *
+ngx_http_voucher_store_use(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_voucher_loc_conf_t *vlcf = conf;
+
+    ngx_str_t  *value;
+
+    if (vlcf->store_name.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        return "needs a name";
+    }
+
+    /* looked up at merge time: voucher_store may come later in http{} */
+    vlcf->store_name = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_http_voucher_store_t *
+ngx_http_voucher_find_store(ngx_http_voucher_main_conf_t *vmcf,
+    ngx_str_t *name)
+{
+    ngx_uint_t                  i;
+    ngx_http_voucher_store_t  **stores;
+
+    if (vmcf->stores == NULL) {
+        return NULL;
+    }
+
+    stores = vmcf->stores->elts;
+
+    for (i = 0; i < vmcf->stores->nelts; i++) {
+        if (stores[i]->name.len == name->len
+            && ngx_strncmp(stores[i]->name.data, name->data, name->len) == 0)
+        {
+            return stores[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_voucher_store_unset(ngx_http_voucher_store_t *store)
+{
+    store->db = NGX_CONF_UNSET;
+    store->connect_timeout = NGX_CONF_UNSET_MSEC;
+    store->timeout = NGX_CONF_UNSET_MSEC;
+    store->connections = NGX_CONF_UNSET_UINT;
+    store->max_pending = NGX_CONF_UNSET_UINT;
+    store->replicated = NGX_CONF_UNSET;
+    store->replica_timeout = NGX_CONF_UNSET_MSEC;
+}
+
+
+static void
+ngx_http_voucher_store_defaults(ngx_http_voucher_store_t *store)
+{
+    ngx_conf_init_value(store->db, 0);
+    ngx_conf_init_msec_value(store->connect_timeout, 1000);
+    ngx_conf_init_msec_value(store->timeout, 1000);
+    ngx_conf_init_uint_value(store->connections, 2);
+    ngx_conf_init_uint_value(store->max_pending, 4096);
+    ngx_conf_init_value(store->replicated, 0);
+
+    /* WAIT answers before the command's own timer fires */
+    ngx_conf_init_msec_value(store->replica_timeout,
+                             ngx_max(store->timeout / 2, 1));
+}
+
+
+/*
+ * The parameters of voucher_redis and voucher_store, from value[first]:
+ *
+ *   ADDRESS | sentinel=HOST:PORT[,HOST:PORT...] master=NAME
+ *   [sentinel_password_file=PATH] [durability=default|replicated]
+ *   [replica_timeout=TIME] [replicas=HOST:PORT[,HOST:PORT...]|sentinel]
+ *   [db=N] [user=NAME] [password=SECRET]
+ *   [password_file=PATH] [connect_timeout=TIME] [timeout=TIME]
+ *   [connections=N] [max_pending=N]
+ */
+
+static char *
+ngx_http_voucher_store_parse(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_http_voucher_store_t *store, ngx_uint_t first)
+{
+    char        *rv;
+    ngx_int_t    n;
+    ngx_str_t   *value, s, file;
+    ngx_msec_t   ms;
+    ngx_uint_t   i;
+
     value = cf->args->elts;
 
     /* the address, if given, comes first; every other parameter has a "=" */
 
-    i = 1;
+    i = first;
 
-    if (ngx_strlchr(value[1].data, value[1].data + value[1].len, '=')
+    if (ngx_strlchr(value[i].data, value[i].data + value[i].len, '=')
         == NULL)
     {
-        rv = ngx_http_voucher_redis_address(cf, store, &value[1]);
+        rv = ngx_http_voucher_redis_address(cf, store, &value[i]);
         if (rv != NGX_CONF_OK) {
             return rv;
         }
 
-        i = 2;
+        i++;
     }
 
     for ( /* void */ ; i < cf->args->nelts; i++) {
@@ -586,7 +813,31 @@ ngx_http_voucher_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             s.data = value[i].data + 9;
             s.len = value[i].len - 9;
 
-            rv = ngx_http_voucher_sentinels(cf, store, &s);
+            rv = ngx_http_voucher_addr_list(cf, &store->sentinels, &s, 26379);
+            if (rv != NGX_CONF_OK) {
+                return rv;
+            }
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "replicas=sentinel") == 0) {
+            if (store->replicas || store->replicas_sentinel) {
+                goto invalid;
+            }
+
+            store->replicas_sentinel = 1;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "replicas=", 9) == 0) {
+            if (store->replicas || store->replicas_sentinel) {
+                goto invalid;
+            }
+
+            s.data = value[i].data + 9;
+            s.len = value[i].len - 9;
+
+            rv = ngx_http_voucher_addr_list(cf, &store->replicas, &s, 6379);
             if (rv != NGX_CONF_OK) {
                 return rv;
             }
@@ -725,6 +976,10 @@ ngx_http_voucher_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "has \"replica_timeout=\" not below \"timeout=\"";
     }
 
+    if (store->replicas_sentinel && store->sentinels == NULL) {
+        return "has \"replicas=sentinel\" without \"sentinel=\"";
+    }
+
     if (store->sentinels) {
         if (store->addr_text.len) {
             return "takes an address or \"sentinel=\", not both";
@@ -745,8 +1000,6 @@ ngx_http_voucher_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "needs an address or \"sentinel=\"";
     }
 
-    vmcf->configured = 1;
-
     return NGX_CONF_OK;
 
 invalid:
@@ -754,7 +1007,7 @@ invalid:
     /* do not echo the parameter: it may carry a password */
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid parameter #%ui of \"voucher_redis\"", i);
+                       "invalid parameter #%ui of \"%V\"", i, &cmd->name);
 
     return NGX_CONF_ERROR;
 }
@@ -800,19 +1053,21 @@ ngx_http_voucher_redis_address(ngx_conf_t *cf,
 }
 
 
-/* sentinel=HOST:PORT,HOST:PORT: asked in turn, port 26379 by default */
+/*
+ * sentinel=HOST:PORT,... (port 26379 by default) and replicas=HOST:PORT,...
+ * (6379): a list of addresses, resolved here
+ */
 
 static char *
-ngx_http_voucher_sentinels(ngx_conf_t *cf, ngx_http_voucher_store_t *store,
-    ngx_str_t *list)
+ngx_http_voucher_addr_list(ngx_conf_t *cf, ngx_array_t **out,
+    ngx_str_t *list, in_port_t default_port)
 {
     u_char                   *p, *last, *comma;
     ngx_str_t                 one;
     ngx_http_voucher_addr_t  *a;
 
-    store->sentinels = ngx_array_create(cf->pool, 3,
-                                        sizeof(ngx_http_voucher_addr_t));
-    if (store->sentinels == NULL) {
+    *out = ngx_array_create(cf->pool, 3, sizeof(ngx_http_voucher_addr_t));
+    if (*out == NULL) {
         return NGX_CONF_ERROR;
     }
 
@@ -829,23 +1084,28 @@ ngx_http_voucher_sentinels(ngx_conf_t *cf, ngx_http_voucher_store_t *store,
         one.len = comma - p;
 
         if (one.len == 0) {
-            return "has an empty address in \"sentinel=\"";
+            return (default_port == 26379)
+                   ? "has an empty address in \"sentinel=\""
+                   : "has an empty address in \"replicas=\"";
         }
 
-        a = ngx_array_push(store->sentinels);
+        a = ngx_array_push(*out);
         if (a == NULL) {
             return NGX_CONF_ERROR;
         }
 
-        if (ngx_http_voucher_resolve(cf, &one, 26379, a) != NGX_CONF_OK) {
+        if (ngx_http_voucher_resolve(cf, &one, default_port, a)
+            != NGX_CONF_OK)
+        {
             return NGX_CONF_ERROR;
         }
 
         p = comma + 1;
     }
 
-    if (store->sentinels->nelts == 0) {
-        return "has no address in \"sentinel=\"";
+    if ((*out)->nelts == 0) {
+        return (default_port == 26379) ? "has no address in \"sentinel=\""
+                                       : "has no address in \"replicas=\"";
     }
 
     return NGX_CONF_OK;
@@ -1078,7 +1338,9 @@ ngx_http_voucher_namespace(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_voucher_init_process(ngx_cycle_t *cycle)
 {
-    ngx_http_voucher_main_conf_t  *vmcf;
+    ngx_uint_t                      i;
+    ngx_http_voucher_store_t      **stores;
+    ngx_http_voucher_main_conf_t   *vmcf;
 
     if (ngx_process != NGX_PROCESS_WORKER
         && ngx_process != NGX_PROCESS_SINGLE)
@@ -1088,27 +1350,61 @@ ngx_http_voucher_init_process(ngx_cycle_t *cycle)
 
     vmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_voucher_module);
-    if (vmcf == NULL || !vmcf->configured) {
+    if (vmcf == NULL) {
         return NGX_OK;
     }
 
-    return ngx_http_voucher_redis_init_worker(cycle, &vmcf->store);
+    /* each store its own connections, library check and Sentinel link */
+
+    if (vmcf->configured
+        && ngx_http_voucher_redis_init_worker(cycle, &vmcf->store) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (vmcf->stores) {
+        stores = vmcf->stores->elts;
+
+        for (i = 0; i < vmcf->stores->nelts; i++) {
+            if (ngx_http_voucher_redis_init_worker(cycle, stores[i])
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    return NGX_OK;
 }
 
 
 static void
 ngx_http_voucher_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_http_voucher_main_conf_t  *vmcf;
+    ngx_uint_t                      i;
+    ngx_http_voucher_store_t      **stores;
+    ngx_http_voucher_main_conf_t   *vmcf;
 
     vmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_voucher_module);
-    if (vmcf == NULL || vmcf->store.pool == NULL) {
+    if (vmcf == NULL) {
         return;
     }
 
     /* first the settlements still waiting, while their ops exist */
     ngx_http_voucher_gate_exit_worker(vmcf);
 
-    ngx_http_voucher_redis_exit_worker(&vmcf->store);
+    if (vmcf->store.pool) {
+        ngx_http_voucher_redis_exit_worker(&vmcf->store);
+    }
+
+    if (vmcf->stores) {
+        stores = vmcf->stores->elts;
+
+        for (i = 0; i < vmcf->stores->nelts; i++) {
+            if (stores[i]->pool) {
+                ngx_http_voucher_redis_exit_worker(stores[i]);
+            }
+        }
+    }
 }

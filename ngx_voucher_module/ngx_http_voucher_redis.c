@@ -29,6 +29,14 @@
  * Replies are built in an arena of their context, not with one malloc()
  * per element: see ngx_http_voucher_reply_fn below.
  *
+ * A store with replicas= has a pool of one context per replica besides
+ * its own: validates without limits go there (ngx_http_voucher_redis_
+ * send_read()) while its handshake and a check every second find the
+ * replica's link to its master up ("INFO replication": master_link_status
+ * up, no sync in progress) and its library of our version.  A replica is
+ * never sent FUNCTION LOAD; one that fails a check is left alone until it
+ * passes again, and the request goes to the master.
+ *
  * Where Redis has the native module (redis/module, voucher.so) built from
  * the same library, a context sends the hot calls as its commands instead
  * of FCALL: see "the native module" below.
@@ -60,6 +68,9 @@
 
 /* a command up to this size is formatted on the stack */
 #define NGX_HTTP_VOUCHER_COMMAND_SIZE  2048
+
+/* replicas=sentinel: the most replicas a store reads from */
+#define NGX_HTTP_VOUCHER_REPLICAS_MAX  16
 
 /* holds a validate's or a redeem's reply, about 2 KB, several times over */
 #define NGX_HTTP_VOUCHER_ARENA_SIZE    8192
@@ -109,6 +120,8 @@ typedef struct {
     ngx_event_t                reconnect;
     ngx_event_t                connect_timer;
     ngx_event_t                flush;
+    ngx_event_t                check;     /* a replica's, every second */
+    ngx_uint_t                 skipped;   /* why not read from, hashed */
     ngx_http_voucher_arena_t   arena;
 
     /* durability=replicated: writes answered, waiting for their WAIT */
@@ -141,29 +154,64 @@ struct ngx_http_voucher_pool_s {
     ngx_uint_t                     ops;       /* ops allocated, for debug */
     ngx_queue_t                    waiting;
     ngx_uint_t                     nwaiting;
+
+    /* a master's pools of its replicas, for reads */
+    ngx_http_voucher_pool_t      **replicas;
+    ngx_uint_t                     nreplicas;
+    ngx_uint_t                     next_replica;
+
     unsigned                       addressed:1;  /* host and port known */
     unsigned                       exiting:1;
+    unsigned                       replica:1;    /* a pool of a replica */
 };
 
 
-/* the library functions the native module may answer, and its commands */
+static ngx_http_voucher_pool_t *ngx_http_voucher_redis_pool(
+    ngx_cycle_t *cycle, ngx_http_voucher_store_t *store);
+static ngx_int_t ngx_http_voucher_redis_replicas(ngx_cycle_t *cycle,
+    ngx_http_voucher_pool_t *pool);
+static ngx_http_voucher_pool_t *ngx_http_voucher_redis_replica_add(
+    ngx_pool_t *cpool, ngx_http_voucher_pool_t *pool, ngx_str_t *text,
+    u_char *host, in_port_t port);
+static void ngx_http_voucher_redis_replica_found(void *data, u_char *host,
+    in_port_t port);
+static ngx_int_t ngx_http_voucher_redis_replica_info(
+    ngx_http_voucher_conn_t *conn);
+static void ngx_http_voucher_redis_replica_info_reply(redisAsyncContext *ac,
+    void *r, void *data);
+static const char *ngx_http_voucher_redis_replica_state(redisReply *reply);
+static void ngx_http_voucher_redis_replica_check(ngx_event_t *ev);
+static void ngx_http_voucher_redis_replica_version_reply(
+    redisAsyncContext *ac, void *r, void *data);
+static void ngx_http_voucher_redis_replica_skip(ngx_http_voucher_conn_t *conn,
+    const char *why);
+
+
+/*
+ * the library functions the native module may answer (as VOUCHER.VERSION
+ * names them), the versioned names nginx calls them by, and the commands
+ */
 typedef struct {
     ngx_str_t                  fn;
+    ngx_str_t                  call;
     ngx_str_t                  cmd;
 } ngx_http_voucher_native_fn_t;
 
 
+#define ngx_http_voucher_native_fn(name)                                     \
+    { ngx_string("voucher_" name), ngx_string(VOUCHER_FN("voucher_" name)),  \
+      ngx_string("voucher." name) }
+
 static ngx_http_voucher_native_fn_t  ngx_http_voucher_native_fns[] = {
-    { ngx_string("voucher_validate"), ngx_string("voucher.validate") },
-    { ngx_string("voucher_validate_limited"),
-      ngx_string("voucher.validate_limited") },
-    { ngx_string("voucher_guess"), ngx_string("voucher.guess") },
-    { ngx_string("voucher_redeem"), ngx_string("voucher.redeem") },
-    { ngx_string("voucher_reserve"), ngx_string("voucher.reserve") },
-    { ngx_string("voucher_confirm"), ngx_string("voucher.confirm") },
-    { ngx_string("voucher_release"), ngx_string("voucher.release") },
-    { ngx_string("voucher_rollback"), ngx_string("voucher.rollback") },
-    { ngx_null_string, ngx_null_string }
+    ngx_http_voucher_native_fn("validate"),
+    ngx_http_voucher_native_fn("validate_limited"),
+    ngx_http_voucher_native_fn("guess"),
+    ngx_http_voucher_native_fn("redeem"),
+    ngx_http_voucher_native_fn("reserve"),
+    ngx_http_voucher_native_fn("confirm"),
+    ngx_http_voucher_native_fn("release"),
+    ngx_http_voucher_native_fn("rollback"),
+    { ngx_null_string, ngx_null_string, ngx_null_string }
 };
 
 
@@ -186,6 +234,8 @@ static void ngx_http_voucher_redis_not_writable(ngx_http_voucher_conn_t *conn,
 static void ngx_http_voucher_redis_load_reply(redisAsyncContext *ac,
     void *r, void *data);
 static ngx_int_t ngx_http_voucher_redis_load(ngx_http_voucher_conn_t *conn);
+static void ngx_http_voucher_redis_primary_reply(redisAsyncContext *ac,
+    void *r, void *data);
 static void ngx_http_voucher_redis_drop(ngx_http_voucher_conn_t *conn,
     const char *why);
 static void ngx_http_voucher_redis_schedule(ngx_http_voucher_conn_t *conn);
@@ -265,27 +315,74 @@ ngx_int_t
 ngx_http_voucher_redis_init_worker(ngx_cycle_t *cycle,
     ngx_http_voucher_store_t *store)
 {
+    ngx_uint_t                i, j;
+    ngx_http_voucher_pool_t  *pool;
+
+    pool = ngx_http_voucher_redis_pool(cycle, store);
+    if (pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    store->pool = pool;
+
+    if ((store->replicas || store->replicas_sentinel)
+        && ngx_http_voucher_redis_replicas(cycle, pool) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (store->sentinels) {
+        /* the contexts connect once Sentinel names the master */
+        pool->sentinel = ngx_http_voucher_sentinel_start(cycle, store,
+                                            ngx_http_voucher_redis_master,
+                                            pool);
+        if (pool->sentinel == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (store->replicas_sentinel) {
+            ngx_http_voucher_sentinel_watch_replicas(pool->sentinel,
+                                        ngx_http_voucher_redis_replica_found);
+        }
+    }
+
+    for (i = 0; i < pool->nconns; i++) {
+        ngx_http_voucher_redis_connect(&pool->conns[i]);
+    }
+
+    for (j = 0; j < pool->nreplicas; j++) {
+        for (i = 0; i < pool->replicas[j]->nconns; i++) {
+            ngx_http_voucher_redis_connect(&pool->replicas[j]->conns[i]);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_http_voucher_pool_t *
+ngx_http_voucher_redis_pool(ngx_cycle_t *cycle,
+    ngx_http_voucher_store_t *store)
+{
     ngx_uint_t                i;
     ngx_http_voucher_pool_t  *pool;
     ngx_http_voucher_conn_t  *conn;
 
     pool = ngx_pcalloc(cycle->pool, sizeof(ngx_http_voucher_pool_t));
     if (pool == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     pool->conns = ngx_pcalloc(cycle->pool,
                         store->connections * sizeof(ngx_http_voucher_conn_t));
     if (pool->conns == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     pool->conf = store;
     pool->log = cycle->log;
     pool->nconns = store->connections;
     ngx_queue_init(&pool->waiting);
-
-    store->pool = pool;
 
     if (store->host.len) {
         ngx_memcpy(pool->host, store->host.data, store->host.len + 1);
@@ -318,33 +415,228 @@ ngx_http_voucher_redis_init_worker(ngx_cycle_t *cycle,
         conn->flush.data = conn;
         conn->flush.log = cycle->log;
 
+        conn->check.handler = ngx_http_voucher_redis_replica_check;
+        conn->check.data = conn;
+        conn->check.log = cycle->log;
+        conn->check.cancelable = 1;
+
         /* ngx_alloc(), not the cycle's pool: its pages get poisoned */
 
         conn->arena.start = ngx_alloc(NGX_HTTP_VOUCHER_ARENA_SIZE,
                                       cycle->log);
         if (conn->arena.start == NULL) {
-            return NGX_ERROR;
+            return NULL;
         }
 
         conn->arena.log = cycle->log;
         ngx_http_voucher_arena_reset(&conn->arena);
     }
 
-    if (store->sentinels) {
-        /* the contexts connect once Sentinel names the master */
-        pool->sentinel = ngx_http_voucher_sentinel_start(cycle, store,
-                                            ngx_http_voucher_redis_master,
-                                            pool);
-        if (pool->sentinel == NULL) {
+    return pool;
+}
+
+
+/*
+ * The replicas' pools: one for each of replicas=HOST:PORT,..., or room for
+ * NGX_HTTP_VOUCHER_REPLICAS_MAX that Sentinel names (replicas=sentinel).
+ */
+
+static ngx_int_t
+ngx_http_voucher_redis_replicas(ngx_cycle_t *cycle,
+    ngx_http_voucher_pool_t *pool)
+{
+    ngx_uint_t                 i, n;
+    ngx_http_voucher_addr_t   *addr;
+    ngx_http_voucher_store_t  *store;
+
+    store = pool->conf;
+    n = store->replicas ? store->replicas->nelts
+                        : NGX_HTTP_VOUCHER_REPLICAS_MAX;
+
+    pool->replicas = ngx_pcalloc(cycle->pool,
+                                 n * sizeof(ngx_http_voucher_pool_t *));
+    if (pool->replicas == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (store->replicas == NULL) {
+        /* filled as Sentinel names them */
+        return NGX_OK;
+    }
+
+    addr = store->replicas->elts;
+
+    for (i = 0; i < n; i++) {
+        if (ngx_http_voucher_redis_replica_add(cycle->pool, pool, &addr[i].text,
+                                               addr[i].host.data,
+                                               addr[i].port)
+            == NULL)
+        {
             return NGX_ERROR;
         }
     }
 
-    for (i = 0; i < pool->nconns; i++) {
-        ngx_http_voucher_redis_connect(&pool->conns[i]);
+    return NGX_OK;
+}
+
+
+/*
+ * A pool of one context for a replica, with the store's credentials and
+ * timeouts, named in logs "NAME replica HOST:PORT"; host is numeric and
+ * NUL-ended.
+ */
+
+static ngx_http_voucher_pool_t *
+ngx_http_voucher_redis_replica_add(ngx_pool_t *cpool,
+    ngx_http_voucher_pool_t *pool, ngx_str_t *text, u_char *host,
+    in_port_t port)
+{
+    u_char                    *p;
+    ngx_http_voucher_pool_t   *rp;
+    ngx_http_voucher_store_t  *store, *rs;
+
+    store = pool->conf;
+
+    rs = ngx_palloc(cpool, sizeof(ngx_http_voucher_store_t));
+    if (rs == NULL) {
+        return NULL;
     }
 
-    return NGX_OK;
+    *rs = *store;
+
+    p = ngx_pnalloc(cpool, store->addr_text.len + sizeof(" replica ") - 1
+                           + text->len + 1 + NGX_SOCKADDR_STRLEN + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    rs->addr_text.data = p;
+    rs->addr_text.len = ngx_sprintf(p, "%V replica %V", &store->addr_text,
+                                    text)
+                        - p;
+
+    /* the host, NUL-ended, after the text */
+    rs->host.data = p + rs->addr_text.len + 1;
+    rs->host.len = ngx_strlen(host);
+    ngx_memcpy(rs->host.data, host, rs->host.len + 1);
+
+    rs->port = port;
+    ngx_str_null(&rs->unix_path);
+    rs->connections = 1;
+    rs->replicated = 0;
+    rs->sentinels = NULL;
+    rs->replicas = NULL;
+    rs->replicas_sentinel = 0;
+    rs->pool = NULL;
+
+    rp = ngx_http_voucher_redis_pool((ngx_cycle_t *) ngx_cycle, rs);
+    if (rp == NULL) {
+        return NULL;
+    }
+
+    rp->replica = 1;
+    rs->pool = rp;
+    pool->replicas[pool->nreplicas++] = rp;
+
+    return rp;
+}
+
+
+/*
+ * replicas=sentinel: Sentinel names a replica of the master.  A new one
+ * gets a pool (up to NGX_HTTP_VOUCHER_REPLICAS_MAX; beyond, the pool of a
+ * replica not ready is given the new address).  One that does not answer,
+ * or is the master now, is skipped by its checks.
+ */
+
+static void
+ngx_http_voucher_redis_replica_found(void *data, u_char *host,
+    in_port_t port)
+{
+    ngx_http_voucher_pool_t *pool = data;
+
+    u_char                    *p;
+    ngx_str_t                  text;
+    ngx_uint_t                 i;
+    ngx_http_voucher_pool_t   *rp;
+    ngx_http_voucher_conn_t   *conn;
+    u_char                     buf[NGX_SOCKADDR_STRLEN + sizeof(":65535")];
+
+    if (pool->exiting) {
+        return;
+    }
+
+    for (i = 0; i < pool->nreplicas; i++) {
+        rp = pool->replicas[i];
+
+        if (rp->port == port && ngx_strcmp(rp->host, host) == 0) {
+            return;
+        }
+    }
+
+    text.data = buf;
+    text.len = ngx_sprintf(buf, "%s:%d", host, (int) port) - buf;
+
+    if (pool->nreplicas < NGX_HTTP_VOUCHER_REPLICAS_MAX) {
+        rp = ngx_http_voucher_redis_replica_add(ngx_cycle->pool, pool, &text,
+                                                host, port);
+        if (rp == NULL) {
+            return;
+        }
+
+    } else {
+        rp = NULL;
+
+        for (i = 0; i < pool->nreplicas; i++) {
+            conn = &pool->replicas[i]->conns[0];
+
+            if (conn->state != NGX_HTTP_VOUCHER_READY && !conn->pending) {
+                rp = pool->replicas[i];
+                break;
+            }
+        }
+
+        if (rp == NULL) {
+            return;
+        }
+
+        conn = &rp->conns[0];
+
+        if (conn->ac) {
+            ngx_http_voucher_redis_drop(conn, NULL);
+        }
+
+        p = ngx_pnalloc(ngx_cycle->pool, pool->conf->addr_text.len
+                                         + sizeof(" replica ") - 1
+                                         + text.len);
+        if (p == NULL) {
+            return;
+        }
+
+        rp->conf->addr_text.len = ngx_sprintf(p, "%V replica %V",
+                                              &pool->conf->addr_text, &text)
+                                  - p;
+        rp->conf->addr_text.data = p;
+        ngx_memcpy(rp->host, host, ngx_strlen(host) + 1);
+        rp->port = port;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
+                  "voucher: redis %V: Sentinel names replica %V",
+                  &pool->conf->addr_text, &text);
+
+    conn = &rp->conns[0];
+
+    if (conn->reconnect.timer_set) {
+        ngx_del_timer(&conn->reconnect);
+    }
+
+    conn->backoff = NGX_HTTP_VOUCHER_BACKOFF_MIN;
+    conn->unready = 0;
+
+    if (conn->ac == NULL) {
+        ngx_http_voucher_redis_connect(conn);
+    }
 }
 
 
@@ -358,6 +650,10 @@ ngx_http_voucher_redis_exit_worker(ngx_http_voucher_store_t *store)
     ngx_http_voucher_conn_t  *conn;
 
     pool = store->pool;
+
+    for (i = 0; i < pool->nreplicas; i++) {
+        ngx_http_voucher_redis_exit_worker(pool->replicas[i]->conf);
+    }
 
     /* replies still pending are dropped, their requests are gone */
 
@@ -391,6 +687,10 @@ ngx_http_voucher_redis_exit_worker(ngx_http_voucher_store_t *store)
 
         if (conn->connect_timer.timer_set) {
             ngx_del_timer(&conn->connect_timer);
+        }
+
+        if (conn->check.timer_set) {
+            ngx_del_timer(&conn->check);
         }
 
         if (conn->ac) {
@@ -590,16 +890,22 @@ ngx_http_voucher_redis_handshake(ngx_http_voucher_conn_t *conn)
         }
     }
 
-    /* ROLE answers first: FUNCTION LOAD is never sent to a replica */
+    /*
+     * ROLE answers first: FUNCTION LOAD is never sent to a replica.  A
+     * replica's pool asks instead whether its link to the master is up.
+     */
 
-    if (ngx_http_voucher_redis_role(conn) != NGX_OK) {
+    if ((conn->pool->replica ? ngx_http_voucher_redis_replica_info(conn)
+                             : ngx_http_voucher_redis_role(conn))
+        != NGX_OK)
+    {
         goto failed;
     }
 
     argv[0] = "FCALL";
     argvlen[0] = 5;
-    argv[1] = "voucher_version";
-    argvlen[1] = sizeof("voucher_version") - 1;
+    argv[1] = VOUCHER_FN("voucher_version");
+    argvlen[1] = sizeof(VOUCHER_FN("voucher_version")) - 1;
     argv[2] = "0";
     argvlen[2] = 1;
 
@@ -675,6 +981,16 @@ ngx_http_voucher_redis_version_reply(redisAsyncContext *ac, void *r,
                       VOUCHER_LUA_VERSION);
 
         ngx_http_voucher_redis_ready(conn);
+        return;
+    }
+
+    if (conn->pool->replica) {
+        /* nothing is loaded into a replica: it is left alone for now */
+        ngx_http_voucher_redis_replica_skip(conn,
+                        (reply->type == REDIS_REPLY_ERROR
+                         && ngx_strstrn((u_char *) reply->str, "not found",
+                                        9 - 1) == NULL)
+                        ? reply->str : "its library is another version");
         return;
     }
 
@@ -845,28 +1161,35 @@ ngx_http_voucher_redis_not_writable(ngx_http_voucher_conn_t *conn,
 }
 
 
+/*
+ * Our functions are missing: which library to load depends on the primary
+ * ("voucher", by the version its voucher_version answers).  None: ours
+ * becomes it.  Another version's: ours goes beside it, as the library
+ * "voucher_<version>", and the primary stays, so that two nginx versions
+ * never replace each other's library (voucherctl library promote changes
+ * the primary; see redis/lib/core.lua).
+ */
+
 static ngx_int_t
 ngx_http_voucher_redis_load(ngx_http_voucher_conn_t *conn)
 {
-    const char  *argv[4];
-    size_t       argvlen[4];
+    const char  *argv[3];
+    size_t       argvlen[3];
 
     if (conn->loading) {
         return NGX_OK;
     }
 
-    argv[0] = "FUNCTION";
-    argvlen[0] = 8;
-    argv[1] = "LOAD";
-    argvlen[1] = 4;
-    argv[2] = "REPLACE";
-    argvlen[2] = 7;
-    argv[3] = voucher_lua;
-    argvlen[3] = sizeof(voucher_lua) - 1;
+    argv[0] = "FCALL";
+    argvlen[0] = 5;
+    argv[1] = "voucher_version";
+    argvlen[1] = sizeof("voucher_version") - 1;
+    argv[2] = "0";
+    argvlen[2] = 1;
 
     if (ngx_http_voucher_redis_command(conn,
-                                       ngx_http_voucher_redis_load_reply,
-                                       conn, 4, argv, argvlen)
+                                       ngx_http_voucher_redis_primary_reply,
+                                       conn, 3, argv, argvlen)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -875,6 +1198,75 @@ ngx_http_voucher_redis_load(ngx_http_voucher_conn_t *conn)
     conn->loading = 1;
 
     return NGX_OK;
+}
+
+
+static void
+ngx_http_voucher_redis_primary_reply(redisAsyncContext *ac, void *r,
+    void *data)
+{
+    redisReply               *reply = r;
+    ngx_http_voucher_conn_t  *conn = data;
+
+    const char  *argv[4];
+    size_t       argvlen[4];
+
+    if (reply == NULL) {
+        return;
+    }
+
+    if (ngx_http_voucher_redis_is_unready(reply)) {
+        conn->loading = 0;
+        ngx_http_voucher_redis_not_writable(conn, reply->str);
+        ngx_http_voucher_redis_drop(conn, NULL);
+        return;
+    }
+
+    argv[0] = "FUNCTION";
+    argvlen[0] = 8;
+    argv[1] = "LOAD";
+    argvlen[1] = 4;
+    argv[2] = "REPLACE";
+    argvlen[2] = 7;
+
+    if (reply->type == REDIS_REPLY_ERROR
+        && ngx_strstrn((u_char *) reply->str, "not found", 9 - 1) == NULL)
+    {
+        conn->loading = 0;
+        ngx_log_error(NGX_LOG_ERR, conn->pool->log, 0,
+                      "voucher: redis %V: version check failed: %s",
+                      &conn->pool->conf->addr_text, reply->str);
+        ngx_http_voucher_redis_drop(conn, NULL);
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_STRING
+        && !(reply->len == sizeof(VOUCHER_LUA_VERSION) - 1
+             && ngx_strncmp(reply->str, VOUCHER_LUA_VERSION, reply->len)
+                == 0))
+    {
+        ngx_log_error(NGX_LOG_NOTICE, conn->pool->log, 0,
+                      "voucher: redis %V: the primary library is version "
+                      "%s, loading ours (%s) beside it",
+                      &conn->pool->conf->addr_text, reply->str,
+                      VOUCHER_LUA_VERSION);
+
+        argv[3] = voucher_lua_own;
+        argvlen[3] = sizeof(voucher_lua_own) - 1;
+
+    } else {
+        argv[3] = voucher_lua;
+        argvlen[3] = sizeof(voucher_lua) - 1;
+    }
+
+    if (ngx_http_voucher_redis_command(conn,
+                                       ngx_http_voucher_redis_load_reply,
+                                       conn, 4, argv, argvlen)
+        != NGX_OK)
+    {
+        conn->loading = 0;
+        ngx_http_voucher_redis_drop(conn, "cannot queue FUNCTION LOAD");
+    }
 }
 
 
@@ -932,6 +1324,10 @@ ngx_http_voucher_redis_ready(ngx_http_voucher_conn_t *conn)
 
     if (conn->connect_timer.timer_set) {
         ngx_del_timer(&conn->connect_timer);
+    }
+
+    if (conn->pool->replica) {
+        ngx_add_timer(&conn->check, 1000);
     }
 
     ngx_http_voucher_redis_drain(conn);
@@ -1270,9 +1666,9 @@ ngx_http_voucher_redis_submit(ngx_http_voucher_conn_t *conn,
     {
         for (i = 0; ngx_http_voucher_native_fns[i].fn.len; i++) {
             if ((conn->native & ((ngx_uint_t) 1 << i))
-                && op->argvlen[1] == ngx_http_voucher_native_fns[i].fn.len
+                && op->argvlen[1] == ngx_http_voucher_native_fns[i].call.len
                 && ngx_strncmp(op->argv[1],
-                               ngx_http_voucher_native_fns[i].fn.data,
+                               ngx_http_voucher_native_fns[i].call.data,
                                op->argvlen[1])
                    == 0)
             {
@@ -1323,6 +1719,230 @@ ngx_http_voucher_redis_submit(ngx_http_voucher_conn_t *conn,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * A read (a validate without limits) on a replica that passed its last
+ * check, round robin; NULL when none is ready (the caller asks the master).
+ */
+
+ngx_http_voucher_op_t *
+ngx_http_voucher_redis_send_read(ngx_http_voucher_pool_t *pool, int argc,
+    const char **argv, const size_t *argvlen,
+    ngx_http_voucher_op_handler_pt handler, void *data)
+{
+    ngx_uint_t                i, n;
+    ngx_http_voucher_pool_t  *rp;
+    ngx_http_voucher_conn_t  *conn;
+
+    if (pool == NULL || pool->nreplicas == 0 || pool->exiting) {
+        return NULL;
+    }
+
+    for (i = 0; i < pool->nreplicas; i++) {
+        n = (pool->next_replica + i) % pool->nreplicas;
+        rp = pool->replicas[n];
+        conn = &rp->conns[0];
+
+        if (conn->state == NGX_HTTP_VOUCHER_READY
+            && conn->pending < rp->conf->max_pending)
+        {
+            pool->next_replica = n + 1;
+
+            return ngx_http_voucher_redis_send(rp, argc, argv, argvlen,
+                                               handler, data, 0);
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_voucher_redis_replica_info(ngx_http_voucher_conn_t *conn)
+{
+    const char  *argv[2];
+    size_t       argvlen[2];
+
+    argv[0] = "INFO";
+    argvlen[0] = 4;
+    argv[1] = "replication";
+    argvlen[1] = sizeof("replication") - 1;
+
+    return ngx_http_voucher_redis_command(conn,
+                                    ngx_http_voucher_redis_replica_info_reply,
+                                    conn, 2, argv, argvlen);
+}
+
+
+static void
+ngx_http_voucher_redis_replica_info_reply(redisAsyncContext *ac, void *r,
+    void *data)
+{
+    redisReply               *reply = r;
+    ngx_http_voucher_conn_t  *conn = data;
+
+    const char  *why;
+
+    if (reply == NULL
+        || (conn->state != NGX_HTTP_VOUCHER_HANDSHAKE
+            && conn->state != NGX_HTTP_VOUCHER_READY))
+    {
+        return;
+    }
+
+    why = ngx_http_voucher_redis_replica_state(reply);
+
+    if (why) {
+        ngx_http_voucher_redis_replica_skip(conn, why);
+    }
+}
+
+
+/* NULL for a replica whose link to its master is up and in sync */
+
+static const char *
+ngx_http_voucher_redis_replica_state(redisReply *reply)
+{
+    u_char  *p, *last;
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        return reply->str;
+    }
+
+    if (reply->type != REDIS_REPLY_STRING) {
+        return "unexpected reply to INFO";
+    }
+
+    p = (u_char *) reply->str;
+    last = p + reply->len;
+
+    if (ngx_strlcasestrn(p, last, (u_char *) "role:slave\r",
+                         sizeof("role:slave\r") - 2)
+        == NULL)
+    {
+        return "not a replica";
+    }
+
+    if (ngx_strlcasestrn(p, last, (u_char *) "master_sync_in_progress:0\r",
+                         sizeof("master_sync_in_progress:0\r") - 2)
+        == NULL)
+    {
+        return "its sync with the master is in progress";
+    }
+
+    if (ngx_strlcasestrn(p, last, (u_char *) "master_link_status:up\r",
+                         sizeof("master_link_status:up\r") - 2)
+        == NULL)
+    {
+        return "its link to the master is down";
+    }
+
+    return NULL;
+}
+
+
+/* a ready replica, every second: its link, and its library's version */
+
+static void
+ngx_http_voucher_redis_replica_check(ngx_event_t *ev)
+{
+    ngx_http_voucher_conn_t  *conn = ev->data;
+
+    const char  *argv[3];
+    size_t       argvlen[3];
+
+    if (conn->state != NGX_HTTP_VOUCHER_READY || conn->ac == NULL
+        || conn->pool->exiting)
+    {
+        return;
+    }
+
+    argv[0] = "FCALL";
+    argvlen[0] = 5;
+    argv[1] = VOUCHER_FN("voucher_version");
+    argvlen[1] = sizeof(VOUCHER_FN("voucher_version")) - 1;
+    argv[2] = "0";
+    argvlen[2] = 1;
+
+    if (ngx_http_voucher_redis_replica_info(conn) != NGX_OK
+        || ngx_http_voucher_redis_command(conn,
+                             ngx_http_voucher_redis_replica_version_reply,
+                             conn, 3, argv, argvlen)
+           != NGX_OK)
+    {
+        ngx_http_voucher_redis_replica_skip(conn, "cannot queue its check");
+    }
+}
+
+
+static void
+ngx_http_voucher_redis_replica_version_reply(redisAsyncContext *ac, void *r,
+    void *data)
+{
+    redisReply               *reply = r;
+    ngx_http_voucher_conn_t  *conn = data;
+
+    if (reply == NULL || conn->state != NGX_HTTP_VOUCHER_READY) {
+        return;
+    }
+
+    if ((reply->type == REDIS_REPLY_STRING
+         || reply->type == REDIS_REPLY_STATUS)
+        && reply->len == sizeof(VOUCHER_LUA_VERSION) - 1
+        && ngx_strncmp(reply->str, VOUCHER_LUA_VERSION, reply->len) == 0)
+    {
+        if (!conn->check.timer_set && !conn->pool->exiting) {
+            ngx_add_timer(&conn->check, 1000);
+        }
+
+        return;
+    }
+
+    ngx_http_voucher_redis_replica_skip(conn,
+                        (reply->type == REDIS_REPLY_ERROR
+                         && ngx_strstrn((u_char *) reply->str, "not found",
+                                        9 - 1) == NULL)
+                        ? reply->str : "its library is another version");
+}
+
+
+/*
+ * A replica not to read from now: its context goes (once the reads in
+ * flight are answered) and is made anew within a second, to be checked
+ * again.  Logged when the reason changes.
+ */
+
+static void
+ngx_http_voucher_redis_replica_skip(ngx_http_voucher_conn_t *conn,
+    const char *why)
+{
+    ngx_uint_t  key;
+
+    key = ngx_hash_key((u_char *) why, ngx_strlen(why));
+
+    if (!conn->unready || key != conn->skipped) {
+        ngx_log_error(NGX_LOG_NOTICE, conn->pool->log, 0,
+                      "voucher: redis %V: not read from: %s",
+                      &conn->pool->conf->addr_text, why);
+    }
+
+    conn->skipped = key;
+
+    conn->unready = 1;
+    conn->state = NGX_HTTP_VOUCHER_DOWN;
+
+    if (conn->check.timer_set) {
+        ngx_del_timer(&conn->check);
+    }
+
+    if (conn->pending) {
+        conn->retiring = 1;
+        return;
+    }
+
+    ngx_http_voucher_redis_drop(conn, NULL);
 }
 
 
@@ -1498,10 +2118,25 @@ ngx_http_voucher_redis_reply(redisAsyncContext *ac, void *r, void *data)
 
         rc = NGX_HTTP_VOUCHER_REFUSED;
 
-        if (conn->state == NGX_HTTP_VOUCHER_READY) {
+        if (conn->state == NGX_HTTP_VOUCHER_READY && conn->pool->replica) {
+            ngx_http_voucher_redis_replica_skip(conn, reply->str);
+
+        } else if (conn->state == NGX_HTTP_VOUCHER_READY) {
             conn->state = NGX_HTTP_VOUCHER_DOWN;
             conn->retiring = 1;
             ngx_http_voucher_redis_not_writable(conn, reply->str);
+        }
+
+        reply = NULL;
+
+    } else if (conn->pool->replica && reply->type == REDIS_REPLY_ERROR
+               && ngx_strstrn((u_char *) reply->str, "not found", 9 - 1))
+    {
+        /* the replica's library went: the master answers this one */
+        rc = NGX_HTTP_VOUCHER_REFUSED;
+
+        if (conn->state == NGX_HTTP_VOUCHER_READY) {
+            ngx_http_voucher_redis_replica_skip(conn, reply->str);
         }
 
         reply = NULL;
@@ -1913,6 +2548,10 @@ ngx_http_voucher_redis_cleanup(void *data)
 
     if (conn->connect_timer.timer_set) {
         ngx_del_timer(&conn->connect_timer);
+    }
+
+    if (conn->check.timer_set) {
+        ngx_del_timer(&conn->check);
     }
 
     ngx_http_voucher_redis_schedule(conn);

@@ -43,6 +43,7 @@ struct ngx_http_voucher_sentinel_s {
     ngx_http_voucher_store_t    *store;
     ngx_log_t                   *log;
     ngx_http_voucher_master_pt   handler;
+    ngx_http_voucher_master_pt   replica;   /* replicas=sentinel, or NULL */
     void                        *data;
 
     redisAsyncContext           *ac;
@@ -68,8 +69,13 @@ static void ngx_http_voucher_sentinel_master_reply(redisAsyncContext *ac,
     void *r, void *data);
 static void ngx_http_voucher_sentinel_message(redisAsyncContext *ac,
     void *r, void *data);
+static void ngx_http_voucher_sentinel_replicas_reply(redisAsyncContext *ac,
+    void *r, void *data);
 static ngx_int_t ngx_http_voucher_sentinel_tell(ngx_http_voucher_sentinel_t *s,
     u_char *host, size_t hlen, u_char *port, size_t plen);
+static ngx_int_t ngx_http_voucher_sentinel_address(
+    ngx_http_voucher_sentinel_t *s, u_char *host, size_t hlen, u_char *port,
+    size_t plen, u_char *buf, in_port_t *out);
 static void ngx_http_voucher_sentinel_drop(ngx_http_voucher_sentinel_t *s,
     const char *why);
 static void ngx_http_voucher_sentinel_retry_handler(ngx_event_t *ev);
@@ -138,6 +144,21 @@ ngx_http_voucher_sentinel_stop(ngx_http_voucher_sentinel_t *s)
         s->state = NGX_HTTP_VOUCHER_SENTINEL_DOWN;
         redisAsyncFree(s->ac);
     }
+}
+
+
+/*
+ * replicas=sentinel: the replicas Sentinel knows go to handler too, those
+ * of every new link ("SENTINEL replicas") and each "+slave" it announces
+ * (after a failover, the old master among them).  Set right after start,
+ * before the link is made.
+ */
+
+void
+ngx_http_voucher_sentinel_watch_replicas(ngx_http_voucher_sentinel_t *s,
+    ngx_http_voucher_master_pt handler)
+{
+    s->replica = handler;
 }
 
 
@@ -278,13 +299,29 @@ ngx_http_voucher_sentinel_connected(const redisAsyncContext *ac, int status)
         goto failed;
     }
 
+    if (s->replica) {
+        argv[0] = "SENTINEL";
+        argvlen[0] = 8;
+        argv[1] = "replicas";
+        argvlen[1] = sizeof("replicas") - 1;
+
+        if (redisAsyncCommandArgv(a, ngx_http_voucher_sentinel_replicas_reply,
+                                  s, 3, argv, argvlen)
+            != REDIS_OK)
+        {
+            goto failed;
+        }
+    }
+
     argv[0] = "SUBSCRIBE";
     argvlen[0] = 9;
     argv[1] = "+switch-master";
     argvlen[1] = sizeof("+switch-master") - 1;
+    argv[2] = "+slave";
+    argvlen[2] = sizeof("+slave") - 1;
 
     if (redisAsyncCommandArgv(a, ngx_http_voucher_sentinel_message, s,
-                              2, argv, argvlen)
+                              s->replica ? 3 : 2, argv, argvlen)
         != REDIS_OK)
     {
         goto failed;
@@ -375,7 +412,10 @@ ngx_http_voucher_sentinel_master_reply(redisAsyncContext *ac, void *r,
 }
 
 
-/* "+switch-master": "<name> <old ip> <old port> <new ip> <new port>" */
+/*
+ * "+switch-master": "<name> <old ip> <old port> <new ip> <new port>";
+ * "+slave": "slave <ip>:<port> <ip> <port> @ <name> <master ip> <port>"
+ */
 
 static void
 ngx_http_voucher_sentinel_message(redisAsyncContext *ac, void *r,
@@ -384,9 +424,10 @@ ngx_http_voucher_sentinel_message(redisAsyncContext *ac, void *r,
     redisReply                   *reply = r;
     ngx_http_voucher_sentinel_t  *s = data;
 
-    u_char      *p, *last, *f[5];
-    size_t       len[5];
-    ngx_uint_t   n;
+    u_char      *p, *last, *f[6], buf[NGX_SOCKADDR_STRLEN + 1];
+    size_t       len[6];
+    in_port_t    port;
+    ngx_uint_t   n, slave;
     redisReply  *msg;
 
     if (reply == NULL || s->state != NGX_HTTP_VOUCHER_SENTINEL_WATCHING
@@ -394,8 +435,17 @@ ngx_http_voucher_sentinel_message(redisAsyncContext *ac, void *r,
         || reply->element[0]->type != REDIS_REPLY_STRING
         || reply->element[0]->len != 7
         || ngx_strncmp(reply->element[0]->str, "message", 7) != 0
+        || reply->element[1]->type != REDIS_REPLY_STRING
         || reply->element[2]->type != REDIS_REPLY_STRING)
     {
+        return;
+    }
+
+    slave = (reply->element[1]->len == sizeof("+slave") - 1
+             && ngx_strncmp(reply->element[1]->str, "+slave",
+                            sizeof("+slave") - 1) == 0);
+
+    if (slave && s->replica == NULL) {
         return;
     }
 
@@ -403,7 +453,7 @@ ngx_http_voucher_sentinel_message(redisAsyncContext *ac, void *r,
     p = (u_char *) msg->str;
     last = p + msg->len;
 
-    for (n = 0; n < 5; n++) {
+    for (n = 0; n < (slave ? 6 : 5); n++) {
         while (p < last && *p == ' ') {
             p++;
         }
@@ -419,6 +469,19 @@ ngx_http_voucher_sentinel_message(redisAsyncContext *ac, void *r,
         if (len[n] == 0) {
             return;
         }
+    }
+
+    if (slave) {
+        if (len[5] == s->store->master_name.len
+            && ngx_strncmp(f[5], s->store->master_name.data, len[5]) == 0
+            && ngx_http_voucher_sentinel_address(s, f[2], len[2], f[3],
+                                                 len[3], buf, &port)
+               == NGX_OK)
+        {
+            s->replica(s->data, buf, port);
+        }
+
+        return;
     }
 
     if (len[0] != s->store->master_name.len
@@ -445,8 +508,90 @@ static ngx_int_t
 ngx_http_voucher_sentinel_tell(ngx_http_voucher_sentinel_t *s, u_char *host,
     size_t hlen, u_char *port, size_t plen)
 {
-    ngx_int_t  n;
     u_char     buf[NGX_SOCKADDR_STRLEN + 1];
+    in_port_t  n;
+
+    if (ngx_http_voucher_sentinel_address(s, host, hlen, port, plen, buf, &n)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* news, as fresh as a new link: no need to ask again at once */
+    s->since = ngx_current_msec;
+
+    s->handler(s->data, buf, n);
+
+    return NGX_OK;
+}
+
+
+/* "SENTINEL replicas": an array of field-value arrays, "ip" and "port" */
+
+static void
+ngx_http_voucher_sentinel_replicas_reply(redisAsyncContext *ac, void *r,
+    void *data)
+{
+    redisReply                   *reply = r;
+    ngx_http_voucher_sentinel_t  *s = data;
+
+    u_char       buf[NGX_SOCKADDR_STRLEN + 1];
+    size_t       i, j;
+    in_port_t    port;
+    redisReply  *e, *ip, *pt;
+
+    if (reply == NULL || s->state != NGX_HTTP_VOUCHER_SENTINEL_WATCHING
+        || reply->type != REDIS_REPLY_ARRAY)
+    {
+        return;
+    }
+
+    for (i = 0; i < reply->elements; i++) {
+        e = reply->element[i];
+        ip = NULL;
+        pt = NULL;
+
+        for (j = 0; e->type == REDIS_REPLY_ARRAY && j + 1 < e->elements;
+             j += 2)
+        {
+            if (e->element[j]->type != REDIS_REPLY_STRING
+                || e->element[j + 1]->type != REDIS_REPLY_STRING)
+            {
+                continue;
+            }
+
+            if (e->element[j]->len == 2
+                && ngx_strncmp(e->element[j]->str, "ip", 2) == 0)
+            {
+                ip = e->element[j + 1];
+
+            } else if (e->element[j]->len == 4
+                       && ngx_strncmp(e->element[j]->str, "port", 4) == 0)
+            {
+                pt = e->element[j + 1];
+            }
+        }
+
+        if (ip && pt
+            && ngx_http_voucher_sentinel_address(s, (u_char *) ip->str,
+                                                 ip->len, (u_char *) pt->str,
+                                                 pt->len, buf, &port)
+               == NGX_OK)
+        {
+            s->replica(s->data, buf, port);
+        }
+    }
+}
+
+
+/* a numeric address and its port, or NGX_ERROR (logged) */
+
+static ngx_int_t
+ngx_http_voucher_sentinel_address(ngx_http_voucher_sentinel_t *s,
+    u_char *host, size_t hlen, u_char *port, size_t plen, u_char *buf,
+    in_port_t *out)
+{
+    ngx_int_t  n;
 #if (NGX_HAVE_INET6)
     u_char     a6[16];
 #endif
@@ -455,7 +600,7 @@ ngx_http_voucher_sentinel_tell(ngx_http_voucher_sentinel_t *s, u_char *host,
 
     if (hlen == 0 || hlen > NGX_SOCKADDR_STRLEN || n < 1 || n > 65535) {
         ngx_log_error(NGX_LOG_ERR, s->log, 0,
-                      "voucher: sentinel %V: invalid address of master "
+                      "voucher: sentinel %V: invalid address for master "
                       "\"%V\"", &s->addr->text, &s->store->master_name);
         return NGX_ERROR;
     }
@@ -467,8 +612,8 @@ ngx_http_voucher_sentinel_tell(ngx_http_voucher_sentinel_t *s, u_char *host,
         )
     {
         ngx_log_error(NGX_LOG_ERR, s->log, 0,
-                      "voucher: sentinel %V names master \"%V\" by a host "
-                      "name (%*s), a worker resolves none: set "
+                      "voucher: sentinel %V names a node of \"%V\" by a "
+                      "host name (%*s), a worker resolves none: set "
                       "\"sentinel resolve-hostnames no\" and announce IPs",
                       &s->addr->text, &s->store->master_name, hlen, host);
         return NGX_ERROR;
@@ -476,11 +621,7 @@ ngx_http_voucher_sentinel_tell(ngx_http_voucher_sentinel_t *s, u_char *host,
 
     ngx_memcpy(buf, host, hlen);
     buf[hlen] = '\0';
-
-    /* news, as fresh as a new link: no need to ask again at once */
-    s->since = ngx_current_msec;
-
-    s->handler(s->data, buf, (in_port_t) n);
+    *out = (in_port_t) n;
 
     return NGX_OK;
 }

@@ -997,10 +997,12 @@ is($r->cmd('FCALL', 'voucher_version', 0), 'test', 'version');
     is(fcall('voucher_code_get', "$T:c:$c64")->[1], $c64, '64-char code');
 
     is_deeply(fcall('voucher_settings_get', "$T:cfg"),
-              ['idem_ttl', 1000, 'stream_maxlen', 0, 'stack_max_codes', 5],
+              ['idem_ttl', 1000, 'stream_maxlen', 0, 'trail_retention', 0,
+               'stack_max_codes', 5],
               'settings_get');
     is_deeply(fcall('voucher_settings_get', '{other}:cfg'),
-              ['idem_ttl', 86400, 'stream_maxlen', 0, 'stack_max_codes', 5],
+              ['idem_ttl', 86400, 'stream_maxlen', 0, 'trail_retention', 0,
+               'stack_max_codes', 5],
               'settings defaults');
 
     my $K = "$T:k:full";
@@ -1185,7 +1187,8 @@ is($r->cmd('FCALL', 'voucher_version', 0), 'test', 'version');
     is(xlen(), $len + 3, 'stream_maxlen 0: no trimming');
     admin_ok('voucher_settings_set', "$T:cfg", stream_maxlen => 10);
     is_deeply(fcall('voucher_settings_get', "$T:cfg"),
-              ['idem_ttl', 1000, 'stream_maxlen', 10, 'stack_max_codes', 5],
+              ['idem_ttl', 1000, 'stream_maxlen', 10, 'trail_retention', 0,
+               'stack_max_codes', 5],
               'settings_set');
     redeem('TRIM', amount => 100) for 1 .. 60;
     $len = xlen();

@@ -1,5 +1,7 @@
-# The function library is loaded, checked and replaced automatically: a
-# stale version in Redis is replaced on connect, and a library flushed
+# The function library is loaded and checked automatically: with none in
+# Redis, the module's becomes the primary ("voucher"); with another
+# version's primary there, the module loads its own beside it
+# ("voucher_<version>") and never replaces the primary; a library flushed
 # while nginx runs comes back by itself.
 use strict;
 use warnings;
@@ -11,19 +13,31 @@ use VoucherT;
 # library (VOUCHER_REDIS_MODULE does not apply here)
 my $redis = VT::Redis->start(no_module => 1);
 
-# a stale library of the same name, and no library at all, both end up
-# with the module's own
+# another version's primary (a stub): it stays, ours goes beside it
 $redis->cmd('FUNCTION', 'LOAD',
     "#!lua name=voucher\nredis.register_function('voucher_version', function() return 'old' end)");
 
 my $ng = VT::Nginx->start(redis => $redis,
     http => 'voucher_redis 127.0.0.1:%%REDIS_PORT%%;', server => api_server());
 
+sub libs { map { $_->[1] } @{ $redis->cmd('FUNCTION', 'LIST') } }
 my $ver;
-ok(wait_until(sub { $ver = $redis->cmd('FCALL', 'voucher_version', 0);
-                    !ref $ver && $ver ne 'old' }, timeout => 10),
-   'the stale library was replaced');
-like($ver, qr/^[0-9a-f]{16}$/, "version is the library's hash ($ver)");
+ok(wait_until(sub { ($ver) = map { /^voucher_([0-9a-f]{16})\z/ ? $1 : () } libs(); $ver },
+              timeout => 10),
+   'the module loaded its own library beside the other version');
+like($ver, qr/^[0-9a-f]{16}$/, "named by the version, the library's hash ($ver)");
+is($redis->cmd('FCALL', 'voucher_version', 0), 'old', 'the primary was not replaced');
+is($redis->cmd('FCALL', "voucher_version_$ver", 0), $ver, 'its functions answer by their versioned names');
+
+# no library at all: the module's becomes the primary
+$redis->cmd('FUNCTION', 'FLUSH');
+$ng->stop;
+$ng = VT::Nginx->start(redis => $redis,
+    http => 'voucher_redis 127.0.0.1:%%REDIS_PORT%%;', server => api_server());
+ok(wait_until(sub { my $v = $redis->cmd('FCALL', 'voucher_version', 0);
+                    !ref $v && $v eq $ver }, timeout => 10),
+   'with none in Redis, the module loaded its library as the primary');
+is_deeply([libs()], ['voucher'], '... and no other');
 
 campaign($redis, 'c', kind => 'amount', value => 100);
 code($redis, 'LIB', campaign => 'c');

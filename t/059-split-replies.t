@@ -67,7 +67,7 @@ sub answer {
         note_event('role');
         return (arr(bulk('master'), int_(0), arr()), 'split');
     }
-    if ($name eq 'FCALL' && $cmd->[1] eq 'voucher_version') {
+    if ($name eq 'FCALL' && $cmd->[1] =~ /^voucher_version(?:_\w+)?\z/) {
         note_event('version');
         return ("-ERR Function not found\r\n", 'split');
     }

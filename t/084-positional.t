@@ -112,7 +112,7 @@ sub answer {
     my ($cmd) = @_;
     my $name = uc $cmd->[0];
     return "-ERR Function not found\r\n"
-        if $name eq 'FCALL' && $cmd->[1] eq 'voucher_version';
+        if $name eq 'FCALL' && $cmd->[1] =~ /^voucher_version(?:_\w+)?\z/;
     return bulk('voucher') if $name eq 'FUNCTION';
     if ($name eq 'FCALL' && ($cmd->[3] // '') eq '{v}:log') {
         return arr(bulk('ok'), bulk('status'), bulk('confirmed'));

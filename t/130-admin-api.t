@@ -324,7 +324,8 @@ is(api('DELETE', '/v1/automations/spring')->{status}, 200, 'delete');
 refused(api('GET', '/v1/automations/spring'), 404, 'not_found', 'gone');
 
 is_deeply(api('PATCH', '/v1/settings', body => { idem_ttl => 600 })->{json},
-          { idem_ttl => 600, stream_maxlen => 0, stack_max_codes => 5 },
+          { idem_ttl => 600, stream_maxlen => 0, trail_retention => 0,
+            stack_max_codes => 5 },
           'settings');
 is(api('PATCH', '/v1/settings', body => { stack_max_codes => 3 })->{json}{stack_max_codes},
    3, 'settings: stack_max_codes');

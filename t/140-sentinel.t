@@ -135,7 +135,7 @@ my $res = WorkerT::ctl($w, 'campaign', 'get', 'c');
 is($res->{rc}, 0, 'voucherctl through Sentinel') or diag $res->{err};
 my $d = WorkerT::Daemon->start($w);
 $cur->reset_stats;
-ok(wait_until(sub { ($cur->commandstats->{fcall} // 0) > 0 }, timeout => 5),
+ok(wait_until(sub { $cur->hot_calls > 0 }, timeout => 5),
    'voucherd works on the master Sentinel names');
 my $r = $g->{sentinels}[1]->cmd('SENTINEL', 'FAILOVER', 'm');
 ok(!VT::Redis::is_error($r), 'SENTINEL FAILOVER again') or diag "$r";
@@ -143,7 +143,7 @@ my $next = wait_master($g, $cur);
 ok($next, 'a new master');
 $next->reset_stats;
 my $t0 = VT::now();
-ok(wait_until(sub { ($next->commandstats->{fcall} // 0) > 0 }, timeout => 10,
+ok(wait_until(sub { $next->hot_calls > 0 }, timeout => 10,
               interval => 0.05), 'voucherd follows it');
 note sprintf 'voucherd on the new master %.2f s after Sentinel named it',
     VT::now() - $t0;

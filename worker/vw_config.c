@@ -121,44 +121,49 @@ vw_cf_hostport(vw_jerr_t *c, const char *path, const char *addr,
 }
 
 
-/* "sentinel": ["host:port", ...], asked in turn for "master" */
+/*
+ * "sentinel": ["host:port", ...], asked in turn for "master" (26379 by
+ * default); "replicas": the same, for reads (6379)
+ */
 
 static int
-vw_cf_sentinels(vw_jerr_t *c, json_t *o, vw_config_t *cf)
+vw_cf_hosts(vw_jerr_t *c, json_t *o, const char *name, int defport,
+    char **hosts, int *ports, int *count)
 {
     int          i, n, rc;
     char         path[64];
     json_t      *list, *v;
 
-    list = json_object_get(o, "sentinel");
+    list = json_object_get(o, name);
     if (list == NULL) {
         return 0;
     }
 
     n = json_is_array(list) ? (int) json_array_size(list) : 0;
+    snprintf(path, sizeof(path), "redis.%s", name);
 
     if (n == 0 || n > VW_SENTINELS_MAX) {
-        return vw_json_fail(c, "redis.sentinel",
+        return vw_json_fail(c, path,
                             "expected a list of 1 to %d \"host:port\"",
                             VW_SENTINELS_MAX);
     }
 
     for (i = 0; i < n; i++) {
         v = json_array_get(list, (size_t) i);
-        snprintf(path, sizeof(path), "redis.sentinel[%d]", i);
+        snprintf(path, sizeof(path), "redis.%s[%d]", name, i);
 
         if (!json_is_string(v)) {
             return vw_json_fail(c, path, "expected \"host:port\"");
         }
 
-        rc = vw_cf_hostport(c, path, json_string_value(v), 26379,
-                            &cf->sentinel_host[i], &cf->sentinel_port[i]);
+        rc = vw_cf_hostport(c, path, json_string_value(v), defport,
+                            &hosts[i], &ports[i]);
         if (rc != 0) {
             return -1;
         }
-    }
 
-    cf->nsentinels = n;
+        *count = i + 1;
+    }
 
     return 0;
 }
@@ -173,7 +178,7 @@ vw_cf_redis(vw_jerr_t *c, json_t *o, vw_config_t *cf)
 
     static const char *const  names[] = {
         "address", "user", "password_file", "db", "timeout_ms",
-        "sentinel", "master", "sentinel_password_file", NULL
+        "sentinel", "master", "sentinel_password_file", "replicas", NULL
     };
 
     if (vw_json_known(c, o, "redis", names) != 0) {
@@ -208,7 +213,10 @@ vw_cf_redis(vw_jerr_t *c, json_t *o, vw_config_t *cf)
         }
     }
 
-    if (vw_cf_sentinels(c, o, cf) != 0
+    if (vw_cf_hosts(c, o, "sentinel", 26379, cf->sentinel_host,
+                    cf->sentinel_port, &cf->nsentinels) != 0
+        || vw_cf_hosts(c, o, "replicas", 6379, cf->replica_host,
+                       cf->replica_port, &cf->nreplicas) != 0
         || vw_json_str(c, o, "redis", "master", 0, &cf->redis_master) != 0
         || vw_cf_secret(c, o, "redis", "sentinel_password_file", 0,
                         &cf->sentinel_password) != 0)
@@ -454,6 +462,7 @@ vw_cf_defaults(vw_config_t *cf, const char *path)
     cf->backoff_max_ms = 600000;
     cf->lease_s = 60;
     cf->poll_ms = 1000;
+    cf->retention_ms = 60000;
     cf->batch = 100;
     cf->admin_max_body = 1048576;
     cf->admin_max_import = 268435456;
@@ -568,7 +577,7 @@ vw_cf_daemon(vw_jerr_t *c, json_t *o, vw_config_t *cf)
     long  n;
 
     static const char *const  names[] = {
-        "poll_ms", "batch", "consumer", NULL
+        "poll_ms", "batch", "consumer", "retention_ms", NULL
     };
 
     n = cf->batch;
@@ -576,6 +585,8 @@ vw_cf_daemon(vw_jerr_t *c, json_t *o, vw_config_t *cf)
     if (vw_json_known(c, o, "daemon", names) != 0
         || vw_cf_int(c, o, "daemon", "poll_ms", 10, 3600000,
                      &cf->poll_ms) != 0
+        || vw_cf_int(c, o, "daemon", "retention_ms", 10, 86400000,
+                     &cf->retention_ms) != 0
         || vw_cf_int(c, o, "daemon", "batch", 1, 100000, &n) != 0
         || vw_json_str(c, o, "daemon", "consumer", 0, &cf->consumer) != 0)
     {
@@ -798,6 +809,10 @@ vw_config_free(vw_config_t *cf)
 
     for (i = 0; i < (size_t) cf->nsentinels; i++) {
         free(cf->sentinel_host[i]);
+    }
+
+    for (i = 0; i < (size_t) cf->nreplicas; i++) {
+        free(cf->replica_host[i]);
     }
     free(cf->ns);
     free(cf->key_file);

@@ -64,6 +64,11 @@ typedef struct {
     char          *redis_master;
     char          *sentinel_password;
 
+    /* replicas the read-only commands (report, codes export) may use */
+    int            nreplicas;
+    char          *replica_host[VW_SENTINELS_MAX];
+    int            replica_port[VW_SENTINELS_MAX];
+
     char          *ns;              /* the namespace: keys are {ns}:... */
     char          *key_file;
 
@@ -76,6 +81,7 @@ typedef struct {
     long           lease_s;         /* a claimed delivery is taken back */
 
     long           poll_ms;
+    long           retention_ms;    /* between two retention rounds */
     int            batch;
     char          *consumer;        /* name in the events consumer group */
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "vw_log.h"
 #include "vw_redis.h"
@@ -193,12 +194,79 @@ vw_redis_library_version(void)
 }
 
 
+/*
+ * This version's library becomes the primary ("voucher"), in one
+ * transaction with the removal of its own library "voucher_<version>" that
+ * nginx may have loaded beside another version's primary: the functions
+ * nginx calls ("<name>_<version>") never go missing in between.
+ */
+
 int
 vw_redis_load_library(redisContext *c, char *err, size_t errlen)
 {
-    redisReply  *r;
+    int          rc;
+    size_t       i;
+    redisReply  *r, *e;
 
-    r = redisCommand(c, "FUNCTION LOAD REPLACE %s", voucher_lua);
+    redisAppendCommand(c, "MULTI");
+    redisAppendCommand(c, "FUNCTION DELETE voucher_%s", VOUCHER_LUA_VERSION);
+    redisAppendCommand(c, "FUNCTION LOAD REPLACE %s", voucher_lua);
+    redisAppendCommand(c, "EXEC");
+
+    rc = 0;
+
+    for (i = 0; i < 4; i++) {
+        r = NULL;
+
+        if (redisGetReply(c, (void **) &r) != REDIS_OK || r == NULL) {
+            snprintf(err, errlen, "redis: %s", c->errstr);
+            return -1;
+        }
+
+        if (i == 0 && r->type == REDIS_REPLY_ERROR) {
+            snprintf(err, errlen, "%s", r->str);
+            rc = -1;
+        }
+
+        if (i == 3 && rc == 0) {
+            /* EXEC: the DELETE may fail (no such library), not the LOAD */
+            if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+                snprintf(err, errlen, "%s", r->type == REDIS_REPLY_ERROR
+                                            ? r->str : "transaction failed");
+                rc = -1;
+
+            } else {
+                e = r->element[1];
+
+                if (e->type == REDIS_REPLY_ERROR) {
+                    snprintf(err, errlen, "%s", e->str);
+                    rc = -1;
+                }
+            }
+        }
+
+        freeReplyObject(r);
+    }
+
+    return rc;
+}
+
+
+/*
+ * Removes the libraries "voucher_<version>" nginx of other versions loaded
+ * beside the primary.  Returns how many, or -1 with err set; each name
+ * removed is handed to fn.
+ */
+
+int
+vw_redis_prune_libraries(redisContext *c, void (*fn)(const char *name),
+    char *err, size_t errlen)
+{
+    int          n;
+    size_t       i, j;
+    redisReply  *r, *lib, *d;
+
+    r = redisCommand(c, "FUNCTION LIST");
 
     if (vw_redis_failed(c, r, err, errlen)) {
         if (r) {
@@ -208,9 +276,47 @@ vw_redis_load_library(redisContext *c, char *err, size_t errlen)
         return -1;
     }
 
+    n = 0;
+
+    for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        lib = r->element[i];
+
+        for (j = 0; lib->type == REDIS_REPLY_ARRAY && j + 1 < lib->elements;
+             j += 2)
+        {
+            if (lib->element[j]->type != REDIS_REPLY_STRING
+                || strcmp(lib->element[j]->str, "library_name") != 0
+                || lib->element[j + 1]->type != REDIS_REPLY_STRING
+                || strncmp(lib->element[j + 1]->str, "voucher_", 8) != 0)
+            {
+                continue;
+            }
+
+            d = redisCommand(c, "FUNCTION DELETE %s",
+                             lib->element[j + 1]->str);
+
+            if (vw_redis_failed(c, d, err, errlen)) {
+                if (d) {
+                    freeReplyObject(d);
+                }
+
+                freeReplyObject(r);
+                return -1;
+            }
+
+            freeReplyObject(d);
+
+            if (fn) {
+                fn(lib->element[j + 1]->str);
+            }
+
+            n++;
+        }
+    }
+
     freeReplyObject(r);
 
-    return 0;
+    return n;
 }
 
 
@@ -328,8 +434,8 @@ vw_redis_check_library(redisContext *c, char *err, size_t errlen)
                && strcmp(r->str, VOUCHER_LUA_VERSION) != 0)
     {
         /*
-         * Not replaced: nginx would replace it back.  Only functions the
-         * other version lacks fail, and they say so.
+         * Not replaced: another version's primary stays until voucherctl
+         * library promote.  Only functions it lacks fail, and say so.
          */
         vw_log_debug("redis: voucher library %s, this worker has %s",
                      r->str, VOUCHER_LUA_VERSION);
@@ -503,34 +609,16 @@ vw_redis_moved(const vw_config_t *cf, redisContext *c)
 }
 
 
-redisContext *
-vw_redis_connect(const vw_config_t *cf, char *err, size_t errlen)
+/* a connection to h:port (or the unix socket), AUTHed and SELECTed */
+
+static redisContext *
+vw_redis_open(const vw_config_t *cf, const char *h, int port,
+    struct timeval tv, char *err, size_t errlen)
 {
-    int              port;
-    char             host[256];
-    const char      *h;
-    redisContext    *c;
-    redisReply      *r;
-    struct timeval   tv;
+    redisContext  *c;
+    redisReply    *r;
 
-    tv.tv_sec = cf->redis_timeout_ms / 1000;
-    tv.tv_usec = (cf->redis_timeout_ms % 1000) * 1000;
-
-    h = cf->redis_host;
-    port = cf->redis_port;
-
-    if (cf->nsentinels) {
-        if (vw_redis_sentinel_master(cf, tv, host, sizeof(host), &port,
-                                     err, errlen)
-            != 0)
-        {
-            return NULL;
-        }
-
-        h = host;
-    }
-
-    if (cf->redis_unix) {
+    if (h == NULL && cf->redis_unix) {
         c = redisConnectUnixWithTimeout(cf->redis_unix, tv);
 
     } else {
@@ -538,7 +626,7 @@ vw_redis_connect(const vw_config_t *cf, char *err, size_t errlen)
     }
 
     if (c == NULL || c->err) {
-        if (cf->redis_unix) {
+        if (h == NULL && cf->redis_unix) {
             snprintf(err, errlen, "redis unix:%s: %s", cf->redis_unix,
                      c ? c->errstr : "out of memory");
 
@@ -596,6 +684,41 @@ vw_redis_connect(const vw_config_t *cf, char *err, size_t errlen)
         freeReplyObject(r);
     }
 
+    return c;
+}
+
+
+redisContext *
+vw_redis_connect(const vw_config_t *cf, char *err, size_t errlen)
+{
+    int              port;
+    char             host[256];
+    const char      *h;
+    redisContext    *c;
+    struct timeval   tv;
+
+    tv.tv_sec = cf->redis_timeout_ms / 1000;
+    tv.tv_usec = (cf->redis_timeout_ms % 1000) * 1000;
+
+    h = cf->redis_host;
+    port = cf->redis_port;
+
+    if (cf->nsentinels) {
+        if (vw_redis_sentinel_master(cf, tv, host, sizeof(host), &port,
+                                     err, errlen)
+            != 0)
+        {
+            return NULL;
+        }
+
+        h = host;
+    }
+
+    c = vw_redis_open(cf, h, port, tv, err, errlen);
+    if (c == NULL) {
+        return NULL;
+    }
+
     if (vw_redis_check_role(c, err, errlen) != 0
         || vw_redis_check_library(c, err, errlen) != 0)
     {
@@ -604,4 +727,76 @@ vw_redis_connect(const vw_config_t *cf, char *err, size_t errlen)
     }
 
     return c;
+}
+
+
+/*
+ * For commands that only read (a report, an export): a replica of
+ * "replicas" whose link to its master is up and in sync and whose library
+ * is this worker's version, tried in turn from one the process id picks;
+ * else the master, as vw_redis_connect().  A replica is never loaded into.
+ */
+
+redisContext *
+vw_redis_connect_read(const vw_config_t *cf, char *err, size_t errlen)
+{
+    int              i, n;
+    redisContext    *c;
+    redisReply      *r;
+    struct timeval   tv;
+
+    tv.tv_sec = cf->redis_timeout_ms / 1000;
+    tv.tv_usec = (cf->redis_timeout_ms % 1000) * 1000;
+
+    for (i = 0; i < cf->nreplicas; i++) {
+        n = (int) ((getpid() + i) % cf->nreplicas);
+
+        c = vw_redis_open(cf, cf->replica_host[n], cf->replica_port[n], tv,
+                          err, errlen);
+        if (c == NULL) {
+            vw_log_debug("%s: not read from", err);
+            continue;
+        }
+
+        r = redisCommand(c, "INFO replication");
+
+        if (r == NULL || r->type != REDIS_REPLY_STRING
+            || strstr(r->str, "role:slave\r") == NULL
+            || strstr(r->str, "master_link_status:up\r") == NULL
+            || strstr(r->str, "master_sync_in_progress:0\r") == NULL)
+        {
+            vw_log_debug("redis replica %s:%d: not in sync, not read from",
+                         cf->replica_host[n], cf->replica_port[n]);
+            goto next;
+        }
+
+        freeReplyObject(r);
+
+        r = redisCommand(c, "FCALL voucher_version 0");
+
+        if (r == NULL || r->type != REDIS_REPLY_STRING
+            || strcmp(r->str, VOUCHER_LUA_VERSION) != 0)
+        {
+            vw_log_debug("redis replica %s:%d: another library, not read "
+                         "from", cf->replica_host[n], cf->replica_port[n]);
+            goto next;
+        }
+
+        freeReplyObject(r);
+
+        vw_log_debug("redis: reading from replica %s:%d",
+                     cf->replica_host[n], cf->replica_port[n]);
+
+        return c;
+
+    next:
+
+        if (r) {
+            freeReplyObject(r);
+        }
+
+        redisFree(c);
+    }
+
+    return vw_redis_connect(cf, err, errlen);
 }

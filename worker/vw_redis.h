@@ -52,10 +52,11 @@ int vw_redis_failed(redisContext *c, redisReply *r, char *err,
 
 /*
  * Connects (to the master a Sentinel names, when the configuration lists
- * Sentinels: each connection asks anew), AUTHs, SELECTs, refuses a node whose ROLE is not master, and
- * checks the function library: loads it when Redis has none, warns when it
- * has another version (nginx keeps its own loaded; both embed
- * common/voucher_lua.h).
+ * Sentinels: each connection asks anew), AUTHs, SELECTs, refuses a node
+ * whose ROLE is not master, and checks the function library: loads it as
+ * the primary when Redis has none, and leaves another version's primary
+ * as it is (voucherctl library promote replaces it; both the worker and
+ * nginx embed common/voucher_lua.h).
  */
 redisContext *vw_redis_connect(const vw_config_t *cf, char *err,
     size_t errlen);
@@ -75,10 +76,28 @@ int vw_redis_moved(const vw_config_t *cf, redisContext *c);
  * CLUSTERDOWN, or vw_redis_connect()'s refusal of a non-master.  The
  * command did not run; a new connection may reach the master.
  */
+/*
+ * For commands that only read: a replica of the configuration's
+ * "replicas" that is in sync and has this version's library, else the
+ * master (vw_redis_connect()).
+ */
+redisContext *vw_redis_connect_read(const vw_config_t *cf, char *err,
+    size_t errlen);
+
 int vw_redis_unready(const char *err);
 
-/* FUNCTION LOAD REPLACE of the library built into the worker */
+/*
+ * The library built into the worker becomes the primary ("voucher"), in one
+ * MULTI with the removal of its own "voucher_<version>"; 0 or -1 with err.
+ */
 int vw_redis_load_library(redisContext *c, char *err, size_t errlen);
+
+/*
+ * Removes every "voucher_<version>" library (nginx of other versions loaded
+ * them beside the primary); fn gets each name.  How many, or -1 with err.
+ */
+int vw_redis_prune_libraries(redisContext *c, void (*fn)(const char *name),
+    char *err, size_t errlen);
 
 const char *vw_redis_library_version(void);
 

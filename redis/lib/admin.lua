@@ -444,6 +444,8 @@ local SETTINGS_FIELDS = {
         return nil, 'expected seconds 1..31536000'
     end,
     stream_maxlen = V.uint,
+    -- seconds the trail and the delivery logs keep (retention.lua); 0 all
+    trail_retention = V.uint,
     -- the most codes a stack applies (redis/lib/cart.lua)
     stack_max_codes = function(s)
         local n = uint(s)
@@ -465,7 +467,9 @@ function api.settings_get(keys)
     local tag = string.match(keys[1], '^({[^}]+}):cfg$')
     if not tag then return bad_key() end
     local maxlen, ttl = settings(tag)
-    return {'idem_ttl', ttl, 'stream_maxlen', maxlen, 'stack_max_codes',
+    local keep = tonumber(redis.call('HGET', keys[1], 'trail_retention'))
+    return {'idem_ttl', ttl, 'stream_maxlen', maxlen,
+            'trail_retention', keep or 0, 'stack_max_codes',
             tonumber(redis.call('HGET', keys[1], 'stack_max_codes'))
             or W.STACK_MAX}
 end

@@ -15,6 +15,15 @@
 
 local VERSION = '__VOUCHER_LIB_VERSION__'
 
+-- The library "voucher" (PRIMARY) registers every function twice: by its
+-- name, for the worker, the admin tools and the native module, and by its
+-- name and VERSION ("voucher_redeem_<VERSION>"), which nginx calls.  A
+-- library "voucher_<VERSION>" (scripts/gen-lua sets PRIMARY false in its
+-- copy) registers only the second names, so that nginx of another version
+-- loads its own beside the primary during a rolling upgrade: function
+-- names are global across libraries in Redis, library names are not.
+local PRIMARY = true
+
 -- Redis 7.0 loads a library in a bare environment (no redis.call, string,
 -- math, ... yet), so builtins are looked up at call time, not aliased here.
 
@@ -96,6 +105,9 @@ end
 -- Settings change only through voucher_settings_set, which drops its
 -- namespace's entry; campaign rules are keyed by the "rev" every
 -- voucher_campaign_set writes, so a changed campaign is never served stale.
+-- Another version's library beside the primary (see PRIMARY) keeps no
+-- settings and no loyalty programme: they change through the primary, whose
+-- dropping of an entry it would not see.
 local SETTINGS = {}
 local CAMPAIGNS, NCAMPAIGNS = {}, 0
 local REV = 0
@@ -107,7 +119,7 @@ local function settings(tag)
         local v = redis.call('HMGET', tag .. ':cfg', 'stream_maxlen',
                              'idem_ttl')
         s = {tonumber(v[1]) or 0, tonumber(v[2]) or IDEM_TTL}
-        SETTINGS[tag] = s
+        if PRIMARY then SETTINGS[tag] = s end
     end
     return s[1], s[2]
 end

@@ -22,6 +22,7 @@
 --                          channel code attempt error at (the daemon's
 --                          clock, unix seconds)
 --   {NS}:dead              stream, the dead letters
+--   {NS}:dr                zset: "campaign TAB run" -> when first queued
 --
 -- A claimed delivery stays in the queue, due again when its lease ends:
 -- a worker killed mid-send leaves it to be claimed again, never lost.
@@ -125,6 +126,9 @@ function DLV.enqueue(tag, camp, o, args, first)
     local dkey = tag .. ':d:' .. camp .. ':' .. o.run
     local akey = tag .. ':ap:' .. camp
     local queued, already, held = 0, 0, 0
+    -- when the run was first queued, for its retention (retention.lua)
+    redis.call('ZADD', tag .. ':dr', 'NX', dec(now_ms()),
+               camp .. '\t' .. o.run)
     for i = first, #args do
         local member = args[i]
         if bad_member(member) then

@@ -125,7 +125,7 @@ function L.prog(tag)
     if p ~= nil then return p end
     local v = redis.call('HMGET', tag .. ':lp', unpack(LP_FIELDS))
     if not v[1] then
-        L.progs[tag] = false
+        if PRIMARY then L.progs[tag] = false end
         return false
     end
     p = {status = v[1], every = tonumber(v[2]) or 1,
@@ -152,7 +152,7 @@ function L.prog(tag)
         p.tiers[#p.tiers + 1] = {name = name, min = tonumber(t),
                                  mult = tonumber(m)}
     end
-    L.progs[tag] = p
+    if PRIMARY then L.progs[tag] = p end
     return p
 end
 

@@ -2,14 +2,21 @@
 
 -- Every function starts with CLOCK_S = nil (see now_s): reg() wraps the
 -- function in a closure that does it, and the hot paths, whose closures
--- exist anyway, do it themselves (hot = true), saving a call frame.
+-- exist anyway, do it themselves (hot = true), saving a call frame.  Each
+-- is registered as <name>_<VERSION>, and as <name> in the primary library
+-- (see PRIMARY).
 local function reg(name, fn, ro, hot)
     local cb = fn
     if not hot then
         cb = function(k, a) CLOCK_S = nil; return fn(k, a) end
     end
-    redis.register_function{function_name = name, callback = cb,
-                            flags = ro and {'no-writes'} or {}}
+    local flags = ro and {'no-writes'} or {}
+    if PRIMARY then
+        redis.register_function{function_name = name, callback = cb,
+                                flags = flags}
+    end
+    redis.register_function{function_name = name .. '_' .. VERSION,
+                            callback = cb, flags = flags}
 end
 
 reg('voucher_version', function() return VERSION end, true)

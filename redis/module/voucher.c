@@ -8,9 +8,10 @@
  * A command answers itself only where it is sure to answer as the library
  * would.  Anything else (a key of the wrong type, a stored value the
  * library would fail on, a record this module does not read) is handed to
- * the library whole, before anything is written: "FCALL voucher_<name> 1
- * <key> <args>" from inside the command, in the same atomic call, and its
- * answer is passed on as it is.
+ * the library whole, before anything is written: "FCALL voucher_<name>_<
+ * version> 1 <key> <args>" (the function of the library this module was
+ * built from, VN_FN) from inside the command, in the same atomic call, and
+ * its answer is passed on as it is.
  *
  * Every RedisModule_Call() here has "!": without it Redis propagates
  * nothing the called command does, not a function's writes, not the DEL of

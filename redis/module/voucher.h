@@ -26,6 +26,13 @@
 #define VN_ERROR      -1
 #define VN_DELEGATE   -2      /* the library answers this call */
 
+/*
+ * the name a call is handed to the library by: the function of this
+ * module's own version (voucher_redeem_<VN_LIB_VERSION>), which exists
+ * whichever version's library is the primary "voucher"
+ */
+#define VN_FN(name)    name "_" VN_LIB_VERSION
+
 #define VN_MAXINT      9007199254740991.0      /* 2^53 - 1 */
 #define VN_IDEM_TTL    86400
 #define VN_FP_RAW      96     /* longer fingerprints are SHA-1s */

@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "voucher.h"
+#include "voucher_version.h"
 
 
 /* CAMPAIGN_FIELDS, 0-based */
@@ -1714,22 +1715,24 @@ vn_eval_command(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc,
 int
 vn_cmd_validate(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc)
 {
-    return vn_eval_command(ctx, argv, argc, "voucher_validate", 0, 1);
+    return vn_eval_command(ctx, argv, argc,
+                           VN_FN("voucher_validate"), 0, 1);
 }
 
 
 int
 vn_cmd_redeem(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc)
 {
-    return vn_eval_command(ctx, argv, argc, "voucher_redeem", 1, 0);
+    return vn_eval_command(ctx, argv, argc,
+                           VN_FN("voucher_redeem"), 1, 0);
 }
 
 
 int
 vn_cmd_validate_limited(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc)
 {
-    return vn_eval_command(ctx, argv, argc, "voucher_validate_limited", 0,
-                           0);
+    return vn_eval_command(ctx, argv, argc,
+                           VN_FN("voucher_validate_limited"), 0, 0);
 }
 
 
@@ -1792,7 +1795,7 @@ vn_cmd_guess(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc)
     call.ctx = ctx;
     call.argv = argv;
     call.argc = argc;
-    call.fn = "voucher_guess";
+    call.fn = VN_FN("voucher_guess");
     call.now_us = -1;
 
     memset(&r, 0, sizeof(vn_result_t));

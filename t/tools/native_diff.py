@@ -634,6 +634,9 @@ def same_value(a, b, tol_ms):
 
 # ---------------------------------------------------------------- the run
 
+# the library's version, whose functions the hot calls name
+LIB_VER = ''
+
 HOT = {'voucher_validate': 'VOUCHER.VALIDATE',
        'voucher_validate_limited': 'VOUCHER.VALIDATE_LIMITED',
        'voucher_guess': 'VOUCHER.GUESS',
@@ -699,7 +702,9 @@ def run_seed(seed, nops, servers, lib, native, log):
                 if nat:
                     raw, _ = s.r.call(HOT[fn], *args)
                 else:
-                    raw, _ = s.r.call('FCALL', fn, 1 if args else 0, *args)
+                    # by the versioned name nginx calls (VOUCHER_FN)
+                    raw, _ = s.r.call('FCALL', fn + '_' + LIB_VER,
+                                      1 if args else 0, *args)
                 outs[w] = raw
             what = [fn] + args
             kind = fn
@@ -784,7 +789,9 @@ def main():
         env['LD_PRELOAD'] = lib
         env['ASAN_OPTIONS'] = 'detect_leaks=0:abort_on_error=1'
         env['UBSAN_OPTIONS'] = 'print_stacktrace=1:halt_on_error=1'
-    lib, _ = library_text(a.lib)
+    global LIB_VER
+    lib, ver = library_text(a.lib)
+    LIB_VER = ver.decode()
 
     work = tempfile.mkdtemp(prefix='native-diff-')
     servers = {}

@@ -62,7 +62,7 @@ static const char  vw_usage[] =
     "  qr CODE [--format svg|png] [--scale N] [--margin N] [--level L|M|Q|H]\n"
     "        [--output FILE]                a code as a QR picture\n"
     "  key generate [FILE]                 a new MAC key (mode 0600)\n"
-    "  library load | version              the Redis function library\n";
+    "  library promote | prune | version   the Redis function library\n";
 
 
 typedef struct {
@@ -231,6 +231,22 @@ vw_ctl_redis(vw_ctl_t *ctl)
 {
     if (ctl->redis == NULL) {
         ctl->redis = vw_redis_connect(&ctl->cf, ctl->err, sizeof(ctl->err));
+
+        if (ctl->redis == NULL) {
+            vw_ctl_fail("%s", ctl->err);
+        }
+    }
+
+    return ctl->redis;
+}
+
+
+redisContext *
+vw_ctl_redis_read(vw_ctl_t *ctl)
+{
+    if (ctl->redis == NULL) {
+        ctl->redis = vw_redis_connect_read(&ctl->cf, ctl->err,
+                                           sizeof(ctl->err));
 
         if (ctl->redis == NULL) {
             vw_ctl_fail("%s", ctl->err);

@@ -72,6 +72,8 @@ int vw_opt_int(vw_opt_t *opts, const char *name, int64_t min, int64_t max,
 
 /* connects on first use; NULL after printing why */
 redisContext *vw_ctl_redis(vw_ctl_t *ctl);
+/* for a command that only reads: a replica in sync, else the master */
+redisContext *vw_ctl_redis_read(vw_ctl_t *ctl);
 
 /* the MAC key from key_file, loaded on first use; -1 after printing */
 int vw_ctl_key(vw_ctl_t *ctl);

@@ -137,6 +137,13 @@ vw_cmd_key(vw_ctl_t *ctl, int argc, char **argv)
 }
 
 
+static void
+vw_ctl_library_pruned(const char *name)
+{
+    printf("removed %s\n", name);
+}
+
+
 int
 vw_cmd_library(vw_ctl_t *ctl, int argc, char **argv)
 {
@@ -144,10 +151,15 @@ vw_cmd_library(vw_ctl_t *ctl, int argc, char **argv)
     redisReply    *r;
     redisContext  *c;
 
+    int  n;
+
     if (argc != 1 || (strcmp(argv[0], "load") != 0
+                      && strcmp(argv[0], "promote") != 0
+                      && strcmp(argv[0], "prune") != 0
                       && strcmp(argv[0], "version") != 0))
     {
-        fputs("usage: voucherctl library load | version\n", stderr);
+        fputs("usage: voucherctl library load | promote | prune | version\n",
+              stderr);
         return VW_EXIT_USAGE;
     }
 
@@ -156,13 +168,27 @@ vw_cmd_library(vw_ctl_t *ctl, int argc, char **argv)
         return VW_EXIT_FAIL;
     }
 
-    if (strcmp(argv[0], "load") == 0) {
+    /* "load" is the older name of "promote" */
+
+    if (strcmp(argv[0], "load") == 0 || strcmp(argv[0], "promote") == 0) {
         if (vw_redis_load_library(c, ctl->err, sizeof(ctl->err)) != 0) {
-            vw_ctl_fail("library load: %s", ctl->err);
+            vw_ctl_fail("library %s: %s", argv[0], ctl->err);
             return VW_EXIT_FAIL;
         }
 
         printf("%s\n", vw_redis_library_version());
+        return VW_EXIT_OK;
+    }
+
+    if (strcmp(argv[0], "prune") == 0) {
+        n = vw_redis_prune_libraries(c, vw_ctl_library_pruned, ctl->err,
+                                     sizeof(ctl->err));
+        if (n < 0) {
+            vw_ctl_fail("library prune: %s", ctl->err);
+            return VW_EXIT_FAIL;
+        }
+
+        printf("%d removed\n", n);
         return VW_EXIT_OK;
     }
 

@@ -213,6 +213,12 @@ vw_cmd_report(vw_ctl_t *ctl, int argc, char **argv)
         json_object_set_new(query, "to", json_string(vw_opt(opts, "--to")));
     }
 
+    /* it only reads: a replica may answer (the op then uses it) */
+    if (vw_ctl_redis_read(ctl) == NULL) {
+        json_decref(query);
+        return VW_EXIT_FAIL;
+    }
+
     rc = vw_ctl_op_run(ctl, vw_op_report, what, pos[0], query, NULL, &out);
     json_decref(query);
 

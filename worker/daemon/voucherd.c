@@ -338,6 +338,147 @@ vw_loyalty_tick(vw_daemon_t *d)
     return n;
 }
 
+/*
+ * The retention (trail_retention of the namespace's settings): every
+ * retention_ms, the trail, each campaign's delivery log and the records
+ * of finished runs lose what is older than the retention and needed by
+ * nothing, archived for the reports first (redis/lib/retention.lua).
+ * Each call is one atomic round of at most 1000 entries; a tick does at
+ * most 100 rounds of each, the next tick goes on.  Returns the entries
+ * and runs removed, or -1 when Redis failed.
+ */
+
+static int
+vw_retention_call(vw_daemon_t *d, const char *fn, const char *key,
+    int *more)
+{
+    int          n;
+    redisReply  *r;
+
+    r = redisCommand(d->redis, "FCALL %s 1 %s 1000", fn, key);
+
+    if (r == NULL) {
+        snprintf(d->err, sizeof(d->err), "redis: %s", d->redis->errstr);
+        return -1;
+    }
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2
+        || r->element[0]->type != REDIS_REPLY_INTEGER
+        || r->element[1]->type != REDIS_REPLY_INTEGER)
+    {
+        snprintf(d->err, sizeof(d->err), "retention: %s: %s", fn,
+                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        freeReplyObject(r);
+        return -1;
+    }
+
+    n = (int) r->element[0]->integer;
+    *more = (int) r->element[1]->integer;
+    freeReplyObject(r);
+
+    return n;
+}
+
+
+static int
+vw_retention_tick(vw_daemon_t *d)
+{
+    int                     n, total, more, round;
+    char                   *key, *pattern, cursor[32];
+    size_t                  i;
+    struct timespec         now;
+    redisReply             *r;
+    static struct timespec  last;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+
+    if (last.tv_sec != 0
+        && (now.tv_sec - last.tv_sec) * 1000
+           + (now.tv_nsec - last.tv_nsec) / 1000000 < d->cf.retention_ms)
+    {
+        return 0;
+    }
+
+    last = now;
+    total = 0;
+
+    key = vw_key(&d->cf, "log");
+
+    for (round = 0, more = 1; more && round < 100; round++) {
+        n = vw_retention_call(d, "voucher_trail_trim", key, &more);
+        if (n < 0) {
+            free(key);
+            return -1;
+        }
+        total += n;
+    }
+
+    free(key);
+
+    key = vw_key(&d->cf, "dr");
+
+    for (round = 0, more = 1; more && round < 100; round++) {
+        n = vw_retention_call(d, "voucher_runs_prune", key, &more);
+        if (n < 0) {
+            free(key);
+            return -1;
+        }
+        total += n;
+    }
+
+    free(key);
+
+    /* the delivery logs: {NS}:dl:<campaign>, found with SCAN */
+
+    pattern = vw_key(&d->cf, "dl:*");
+    strcpy(cursor, "0");
+
+    do {
+        r = redisCommand(d->redis, "SCAN %s MATCH %s COUNT 1000", cursor,
+                         pattern);
+
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            snprintf(d->err, sizeof(d->err), "retention: SCAN: %s",
+                     r == NULL ? d->redis->errstr
+                     : r->type == REDIS_REPLY_ERROR ? r->str
+                     : "unexpected reply");
+            if (r) {
+                freeReplyObject(r);
+            }
+            free(pattern);
+            return -1;
+        }
+
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+
+        for (i = 0; i < r->element[1]->elements; i++) {
+            for (round = 0, more = 1; more && round < 100; round++) {
+                n = vw_retention_call(d, "voucher_dlog_trim",
+                                      r->element[1]->element[i]->str, &more);
+                if (n < 0) {
+                    freeReplyObject(r);
+                    free(pattern);
+                    return -1;
+                }
+                total += n;
+            }
+        }
+
+        freeReplyObject(r);
+
+    } while (strcmp(cursor, "0") != 0);
+
+    free(pattern);
+
+    if (total > 0) {
+        vw_log_info("retention: %d entries and runs older than the "
+                    "retention archived and removed", total);
+    }
+
+    return total;
+}
+
+
 static int
 vw_loop(vw_daemon_t *d)
 {
@@ -416,6 +557,10 @@ vw_loop(vw_daemon_t *d)
         worked += n;
 
         if (vw_sweep_tick(d) < 0) {
+            goto redis_failed;
+        }
+
+        if (vw_retention_tick(d) < 0) {
             goto redis_failed;
         }
 

@@ -519,6 +519,7 @@ vw_op_settings_update(vw_op_t *op, vw_op_in_t *in, json_t **out,
     static const vw_field_t  fields[] = {
         { "idem_ttl", VW_F_INT },
         { "stream_maxlen", VW_F_INT },
+        { "trail_retention", VW_F_INT },
         { "stack_max_codes", VW_F_INT },
         { NULL, 0 }
     };

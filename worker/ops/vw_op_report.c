@@ -321,6 +321,89 @@ vw_delivery_entry(vw_report_t *rp, const char *id, const redisReply *f)
 }
 
 
+/* a run as the retention archived it: its first entry, counts by status */
+
+static void
+vw_archived_run(vw_report_t *rp, const char *name, json_t *m)
+{
+    vw_run_row_t  *run;
+
+    run = vw_run_row(rp, name, json_integer_value(json_object_get(m, "t")));
+
+    run->queued += json_integer_value(json_object_get(m, "q"));
+    run->sent += json_integer_value(json_object_get(m, "s"));
+    run->failed += json_integer_value(json_object_get(m, "f"));
+    run->skipped += json_integer_value(json_object_get(m, "k"));
+    run->cancelled += json_integer_value(json_object_get(m, "c"));
+    run->dead += json_integer_value(json_object_get(m, "d"));
+}
+
+
+static void
+vw_delivery_entry(vw_report_t *rp, const char *id, const redisReply *f)
+{
+    const char      *status;
+    vw_run_row_t    *run;
+    vw_recipient_t  *x;
+
+    if (!vw_in_range(rp, id, f)) {
+        return;
+    }
+
+    x = vw_recipient(rp, vw_entry_field(f, "member"));
+    status = vw_entry_field(f, "status");
+    run = vw_run_row(rp, vw_entry_field(f, "run"), vw_entry_ms(id, f));
+
+    if (strcmp(status, "queued") == 0) {
+        run->queued++;
+
+    } else if (strcmp(status, "sent") == 0) {
+        run->sent++;
+
+        if (vw_entry_field(f, "code")[0]) {
+            if (x->codes.len) {
+                vw_buf_addc(&x->codes, '\n');
+            }
+
+            vw_buf_adds(&x->codes, vw_entry_field(f, "code"));
+        }
+
+    } else if (strcmp(status, "failed") == 0) {
+        run->failed++;
+
+    } else if (strcmp(status, "skipped") == 0) {
+        run->skipped++;
+
+    } else if (strcmp(status, "cancelled") == 0) {
+        run->cancelled++;
+
+    } else if (strcmp(status, "dead") == 0) {
+        run->dead++;
+    }
+
+    vw_set_str(&x->status, status);
+    vw_set_str(&x->channel, vw_entry_field(f, "channel"));
+
+    if (vw_entry_field(f, "code")[0]) {
+        vw_set_str(&x->code, vw_entry_field(f, "code"));
+    }
+
+    if (strcmp(status, "sent") == 0) {
+        x->deliveries++;
+        x->last_sent_ms = vw_entry_ms(id, f);
+        vw_set_str(&x->error, NULL);
+
+    } else if (strcmp(status, "failed") == 0) {
+        x->failures++;
+        vw_set_str(&x->error, vw_entry_field(f, "error"));
+
+    } else if (strcmp(status, "dead") == 0) {
+        x->dead++;
+        vw_set_str(&x->error, vw_entry_field(f, "error"));
+    }
+}
+
+
 static void
 vw_audit_entry(vw_report_t *rp, const char *id, const redisReply *f)
 {
@@ -365,6 +448,128 @@ vw_audit_entry(vw_report_t *rp, const char *id, const redisReply *f)
             d->full = 1;
         }
     }
+}
+
+
+/*
+ * The campaign's archive: the entries the retention removed from the
+ * trail ({NS}:ar:<campaign>) and from the delivery log ({NS}:ad:<campaign>),
+ * summed as this report sums them (redis/lib/retention.lua).  Read before
+ * the streams, whose entries are all newer.  Returns 0, or -1 with err.
+ */
+
+static int
+vw_report_archive(vw_op_t *op, vw_report_t *rp, char *err, size_t errlen)
+{
+    char            *key;
+    size_t           i;
+    int64_t          v;
+    json_t          *m, *e;
+    const char      *f;
+    redisReply      *r;
+    vw_recipient_t  *x;
+
+    key = vw_key(op->cf, "ar:%s", rp->campaign);
+    r = redisCommand(op->redis, "HGETALL %s", key);
+    free(key);
+
+    if (vw_redis_failed(op->redis, r, err, errlen)) {
+        if (r) {
+            freeReplyObject(r);
+        }
+        return -1;
+    }
+
+    for (i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+        f = r->element[i]->str;
+
+        if (vw_parse_int(r->element[i + 1]->str, INT64_MIN, INT64_MAX, &v)
+            != 0)
+        {
+            continue;
+        }
+
+        if (strcmp(f, "redemptions") == 0) {
+            rp->redemptions += v;
+
+        } else if (strcmp(f, "discount") == 0) {
+            rp->discount += v;
+
+        } else if (strcmp(f, "revenue") == 0) {
+            rp->revenue += v;
+
+        } else if (strcmp(f, "rollbacks") == 0) {
+            rp->rollbacks += v;
+
+        } else if (strncmp(f, "r:", 2) == 0) {
+            vw_recipient(rp, f + 2)->redemptions += v;
+
+        } else if (strncmp(f, "d:", 2) == 0) {
+            vw_recipient(rp, f + 2)->discount += v;
+
+        } else if (strncmp(f, "v:", 2) == 0) {
+            vw_recipient(rp, f + 2)->revenue += v;
+        }
+    }
+
+    freeReplyObject(r);
+
+    key = vw_key(op->cf, "ad:%s", rp->campaign);
+    r = redisCommand(op->redis, "HGETALL %s", key);
+    free(key);
+
+    if (vw_redis_failed(op->redis, r, err, errlen)) {
+        if (r) {
+            freeReplyObject(r);
+        }
+        return -1;
+    }
+
+    for (i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+        m = json_loads(r->element[i + 1]->str, 0, NULL);
+        if (m == NULL) {
+            continue;
+        }
+
+        if (strncmp(r->element[i]->str, "run\t", 4) == 0) {
+            vw_archived_run(rp, r->element[i]->str + 4, m);
+            json_decref(m);
+            continue;
+        }
+
+        x = vw_recipient(rp, r->element[i]->str);
+
+        x->deliveries += json_integer_value(json_object_get(m, "n"));
+        x->failures += json_integer_value(json_object_get(m, "f"));
+        x->dead += json_integer_value(json_object_get(m, "x"));
+
+        if ((e = json_object_get(m, "t")) != NULL) {
+            x->last_sent_ms = json_integer_value(e);
+        }
+
+        vw_set_str(&x->status, json_string_value(json_object_get(m, "s")));
+        vw_set_str(&x->channel, json_string_value(json_object_get(m, "ch")));
+        vw_set_str(&x->error, json_string_value(json_object_get(m, "e")));
+
+        if ((e = json_object_get(m, "c")) != NULL) {
+            vw_set_str(&x->code, json_string_value(e));
+        }
+
+        if (json_string_value(json_object_get(m, "cs")) != NULL) {
+            if (x->codes.len) {
+                vw_buf_addc(&x->codes, '\n');
+            }
+
+            vw_buf_adds(&x->codes,
+                        json_string_value(json_object_get(m, "cs")));
+        }
+
+        json_decref(m);
+    }
+
+    freeReplyObject(r);
+
+    return 0;
 }
 
 
@@ -968,6 +1173,13 @@ vw_op_report(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
     vw_report_auto(op, &rp);
 
     if (vw_report_codes(op, &rp, err, sizeof(err)) != 0) {
+        goto failed;
+    }
+
+    /* what the retention took off the streams, then the streams */
+
+    if (vw_report_archive(op, &rp, err, sizeof(err)) != 0) {
+        rc = -1;
         goto failed;
     }
 
