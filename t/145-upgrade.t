@@ -133,7 +133,10 @@ stop_load($lb, 'new');
 
 my $nloads = loads() - $loads0;
 note "FUNCTION LOAD calls after the new nginx came: $nloads";
-cmp_ok($nloads, '<=', 8, 'FUNCTION LOAD a few times (at most once a connection: 2 nginx, 2 workers, 2 each), not in a loop');
+# at most once a connection (2 nginx, 2 workers, 2 each), and again for a
+# connection made anew after a timeout on a loaded machine; a loop between
+# the two versions would load hundreds of times in this window
+cmp_ok($nloads, '<=', 16, 'FUNCTION LOAD a few times, not in a loop');
 
 my (%by, $redeemed);
 for my $name (qw(old1 new old2)) {

@@ -576,11 +576,14 @@ def dump(srv, norm, holds_tolerance):
             g = r.ok('GET', k)
             if g is None:
                 continue            # expired since KEYS
+            ttl = r.ok('PTTL', k)
+            if ttl == -2:
+                continue            # expired between GET and PTTL
             if b':rt:' in k:
                 # a rate's TAT (us, hex): a time, like a TTL
-                v = ('tat', int(g, 16) // 1000, r.ok('PTTL', k))
+                v = ('tat', int(g, 16) // 1000, ttl)
             else:
-                v = ('str', norm(g), r.ok('PTTL', k))
+                v = ('str', norm(g), ttl)
         elif t == 'stream' and b':lh:' in k:
             # a member's ledger: "at" is Redis' clock (seconds) where a
             # checkout spent points, compared like a TTL
