@@ -7,6 +7,7 @@
 
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -501,15 +502,37 @@ vw_redis_sentinel_ask(const vw_config_t *cf, redisContext *c, int i,
 /*
  * A link to a Sentinel, kept: the Sentinels are tried in turn, from the
  * one after the last that failed, and the first that names the master
- * is asked again next time.
+ * is asked again next time.  One link for the process: voucherd's threads
+ * (the admin API, jobs, webhooks) connect too, so it is used under a lock.
  */
 
-static redisContext  *vw_sentinel;
-static int            vw_sentinel_next;
+static redisContext     *vw_sentinel;
+static int               vw_sentinel_next;
+static pthread_mutex_t   vw_sentinel_lock = PTHREAD_MUTEX_INITIALIZER;
+
+
+static int vw_redis_sentinel_ask_all(const vw_config_t *cf,
+    struct timeval tv, char *host, size_t hostlen, int *port, char *err,
+    size_t errlen);
 
 
 static int
 vw_redis_sentinel_master(const vw_config_t *cf, struct timeval tv,
+    char *host, size_t hostlen, int *port, char *err, size_t errlen)
+{
+    int  rc;
+
+    pthread_mutex_lock(&vw_sentinel_lock);
+    rc = vw_redis_sentinel_ask_all(cf, tv, host, hostlen, port, err,
+                                   errlen);
+    pthread_mutex_unlock(&vw_sentinel_lock);
+
+    return rc;
+}
+
+
+static int
+vw_redis_sentinel_ask_all(const vw_config_t *cf, struct timeval tv,
     char *host, size_t hostlen, int *port, char *err, size_t errlen)
 {
     int          i, k;
