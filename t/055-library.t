@@ -52,14 +52,14 @@ ok(wait_until(sub { post($ng, 'validate', $body)->{status} == 200 }, timeout => 
    'the library came back by itself');
 is($redis->cmd('FCALL', 'voucher_version', 0), $ver, 'same version');
 
-# the committed header is generated from redis/lib/*.lua
+# the built header is generated from redis/lib/*.lua
 my $root = VT::root_dir();
 my $out = `perl $root/scripts/gen-lua --header /tmp/vt-lua-$$.h && cat /tmp/vt-lua-$$.h`;
 unlink "/tmp/vt-lua-$$.h";
 open my $fh, '<', "$root/common/voucher_lua.h" or die;
-my $committed = do { local $/; <$fh> };
-is($out, $committed, 'common/voucher_lua.h is in step with redis/lib/*.lua');
-like($committed, qr/VOUCHER_LUA_VERSION\s+"\Q$ver\E"/, 'and the module loaded that version');
+my $built = do { local $/; <$fh> };
+is($out, $built, 'common/voucher_lua.h is in step with redis/lib/*.lua');
+like($built, qr/VOUCHER_LUA_VERSION\s+"\Q$ver\E"/, 'and the module loaded that version');
 
 $ng->stop;
 $ng->check_log('no alert');
