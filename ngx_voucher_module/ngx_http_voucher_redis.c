@@ -236,6 +236,7 @@ static void ngx_http_voucher_redis_load_reply(redisAsyncContext *ac,
 static ngx_int_t ngx_http_voucher_redis_load(ngx_http_voucher_conn_t *conn);
 static void ngx_http_voucher_redis_primary_reply(redisAsyncContext *ac,
     void *r, void *data);
+static ngx_str_t *ngx_http_voucher_redis_lua_own(void);
 static void ngx_http_voucher_redis_drop(ngx_http_voucher_conn_t *conn,
     const char *why);
 static void ngx_http_voucher_redis_schedule(ngx_http_voucher_conn_t *conn);
@@ -1208,6 +1209,7 @@ ngx_http_voucher_redis_primary_reply(redisAsyncContext *ac, void *r,
     redisReply               *reply = r;
     ngx_http_voucher_conn_t  *conn = data;
 
+    ngx_str_t   *own;
     const char  *argv[4];
     size_t       argvlen[4];
 
@@ -1251,8 +1253,9 @@ ngx_http_voucher_redis_primary_reply(redisAsyncContext *ac, void *r,
                       &conn->pool->conf->addr_text, reply->str,
                       VOUCHER_LUA_VERSION);
 
-        argv[3] = voucher_lua_own;
-        argvlen[3] = sizeof(voucher_lua_own) - 1;
+        own = ngx_http_voucher_redis_lua_own();
+        argv[3] = (const char *) own->data;
+        argvlen[3] = own->len;
 
     } else {
         argv[3] = voucher_lua;
@@ -1267,6 +1270,47 @@ ngx_http_voucher_redis_primary_reply(redisAsyncContext *ac, void *r,
         conn->loading = 0;
         ngx_http_voucher_redis_drop(conn, "cannot queue FUNCTION LOAD");
     }
+}
+
+
+/*
+ * This version's own library, "voucher_<version>" (common/voucher_lua.h),
+ * made from the primary's text once per process, and only when a node's
+ * primary library is another version's.
+ */
+static ngx_str_t *
+ngx_http_voucher_redis_lua_own(void)
+{
+    u_char            *p;
+    static ngx_str_t   own;
+    static u_char      text[sizeof(voucher_lua) - 1 + VOUCHER_LUA_OWN_EXTRA];
+
+#define VOUCHER_NAME_LINE     "#!lua name=voucher"
+#define VOUCHER_PRIMARY_LINE  "local PRIMARY = "
+
+    if (own.len) {
+        return &own;
+    }
+
+    p = ngx_cpymem(text, VOUCHER_NAME_LINE "_" VOUCHER_LUA_VERSION "\n",
+                   sizeof(VOUCHER_NAME_LINE "_" VOUCHER_LUA_VERSION "\n") - 1);
+    p = ngx_cpymem(p, voucher_lua + sizeof(VOUCHER_NAME_LINE "\n") - 1,
+                   VOUCHER_LUA_PRIMARY_AT
+                   - (sizeof(VOUCHER_NAME_LINE "\n") - 1));
+    p = ngx_cpymem(p, VOUCHER_PRIMARY_LINE "false\n",
+                   sizeof(VOUCHER_PRIMARY_LINE "false\n") - 1);
+    p = ngx_cpymem(p, voucher_lua + VOUCHER_LUA_PRIMARY_AT
+                      + sizeof(VOUCHER_PRIMARY_LINE "true\n") - 1,
+                   sizeof(voucher_lua) - 1 - VOUCHER_LUA_PRIMARY_AT
+                   - (sizeof(VOUCHER_PRIMARY_LINE "true\n") - 1));
+
+#undef VOUCHER_NAME_LINE
+#undef VOUCHER_PRIMARY_LINE
+
+    own.data = text;
+    own.len = p - text;
+
+    return &own;
 }
 
 
