@@ -35,6 +35,10 @@ my $ng = VT::Nginx->start(
     }
 EOT
     server => api_server() . <<"EOT",
+        location = /limited/redeem {
+            voucher_api redeem;
+            voucher_limit \$http_x_client rate=1r/m name=lim;
+        }
         location = /vouchers/reserve { voucher_api reserve; }
         location = /vouchers/confirm { voucher_api confirm; }
         location = /vouchers/release { voucher_api release; }
@@ -313,6 +317,25 @@ my ($parent, @kids, @codes);
     is_deeply([$r->{status}, J($r)->{reason}], [409, 'insufficient_points'],
               'gate: too many points, refused before the upstream');
     ledger_sums('bo', 'after the gate');
+}
+
+# --- with a limit: the points, then the limits, in one call -------------------
+{
+    give('dee', 500, 1);
+    my @got;
+    for my $i (1 .. 4) {
+        my $r = VT::http($ng->port, 'POST', '/limited/redeem',
+                         headers => { 'X-Client' => 'c1' },
+                         body => {codes => [fresh('a7'), fresh('p10')], customer => 'dee',
+                                  points => 100, order => order()});
+        push @got, $r->{status} == 200 ? 'ok' : J($r)->{reason};
+    }
+    is($got[0], 'ok', 'a limited stack with points redeems');
+    ok((grep { $_ eq 'rate_limited' } @got), '... then the limit refuses ('
+       . join(',', @got) . ')');
+    is(act('dee'), 500 - 100 * (grep { $_ eq 'ok' } @got),
+       '... and a limited one spends no points');
+    ledger_sums('dee', 'with a limit');
 }
 
 # --- two stacks at once spending one member's points --------------------------
