@@ -50,6 +50,9 @@ static const vw_route_t  routes[] = {
     { "GET", "/v1/loyalty/members/{}", NULL, 0 },
     { "POST", "/v1/loyalty/members/{}/adjust", NULL, 0 },
     { "PUT", "/v1/loyalty/rewards/{}", NULL, 0 },
+    { "GET", "/v1/members/{}/wallet", NULL, 0 },
+    { "POST", "/v1/members/{}/wallet/remove", NULL, 0 },
+    { "POST", "/v1/qualify", NULL, 0 },
     { NULL, NULL, NULL, 0 }
 };
 

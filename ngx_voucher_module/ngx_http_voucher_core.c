@@ -300,7 +300,7 @@ ngx_http_voucher_preflight_codes(ngx_http_voucher_core_t *core,
  * FCALL_RO voucher_qualify 1 {ns}:public channel best ncodes codes...
  *       nforged forged... <the order as validate's>
  * FCALL voucher_stack 1 {ns}:log op hold_ms channel ncodes codes...
- *       <the order as redeem's> [limits]
+ *       <the order as redeem's> [p<points>] [limits]
  * (op: validate, redeem or reserve; hold_ms "" but for a reserve)
  */
 
@@ -322,7 +322,7 @@ ngx_http_voucher_command_codes(ngx_http_voucher_core_t *core,
     r = core->request;
     vlcf = core->conf;
 
-    argc = 16 + req->ncodes + 4 * req->nitems
+    argc = 17 + req->ncodes + 4 * req->nitems
            + ngx_http_voucher_limit_nargs(vlcf);
 
     argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
@@ -333,7 +333,7 @@ ngx_http_voucher_command_codes(ngx_http_voucher_core_t *core,
     argvlen = (size_t *) &argv[argc];
 
     key = ngx_pnalloc(r->pool, sizeof("{}:public") - 1 + vlcf->ns.len);
-    num = ngx_pnalloc(r->pool, (6 + 2 * req->nitems) * NGX_INT64_LEN);
+    num = ngx_pnalloc(r->pool, (7 + 2 * req->nitems) * NGX_INT64_LEN);
     if (key == NULL || num == NULL) {
         return NGX_ERROR;
     }
@@ -426,6 +426,16 @@ ngx_http_voucher_command_codes(ngx_http_voucher_core_t *core,
     }
 
     if (core->api != NGX_HTTP_VOUCHER_OP_QUALIFY) {
+
+        /* "p<N>": loyalty points paying for what the codes leave */
+
+        if (req->points > 0) {
+            p = num;
+            *num++ = 'p';
+            num = ngx_http_voucher_int64(num, req->points);
+            ngx_http_voucher_arg(p, num - p);
+        }
+
         nl = ngx_http_voucher_limit_args(r, vlcf, req->op, &argv[n],
                                          &argvlen[n]);
         if (nl == NGX_ERROR) {

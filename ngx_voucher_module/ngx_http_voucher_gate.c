@@ -1281,14 +1281,6 @@ ngx_http_voucher_gate_values(ngx_http_request_t *r,
         req->points = ngx_atoof(points.data, points.len);
     }
 
-    /* a stack is priced in one call that takes no points */
-
-    if (req->stack && req->points != 0) {
-        return ngx_http_voucher_gate_refuse(r, g, "invalid_field", "points",
-                                            "Points pay with one code, "
-                                            "not several.");
-    }
-
     /* the idempotency key: the directive's value, or the header */
 
     if (vlcf->gate_idempotency_key) {

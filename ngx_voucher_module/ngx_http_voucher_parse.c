@@ -782,16 +782,6 @@ ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx, json_t *root,
         return -1;
     }
 
-    /* a stack's codes are priced in one call that takes no points */
-
-    if (stack && req->points != 0) {
-        return ngx_http_voucher_fail(ctx->err,
-                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
-                                     "", "points",
-                                     "cannot come with codes: send one "
-                                     "code to pay with points");
-    }
-
     if (reserve
         && ngx_http_voucher_get_int(ctx, f[NGX_HTTP_VOUCHER_F_HOLD], "",
                                     ngx_http_voucher_field(HOLD),

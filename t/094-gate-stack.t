@@ -132,9 +132,10 @@ sub checkout {
     is_deeply([$r->{status}, $r->{json}{reason}, $r->{json}{field}],
               [400, 'invalid_field', 'codes'], 'more than 30');
     $r = checkout('ok', 'TENOFF', 'X-Points' => 5);
-    is_deeply([$r->{status}, $r->{json}{reason}, $r->{json}{field}],
-              [400, 'invalid_field', 'points'],
-              'points with several codes: a stack takes none');
+    is_deeply([$r->{status}, $r->{json}{reason}],
+              [409, 'no_programme'],
+              'points with a stack reach Redis: no programme here '
+              . '(t/095 pays with them)');
     is_deeply(snapshot($redis), $before, 'none changed anything');
     is(checkout('ok', ' ; ')->{status}, 200,
        'no code at all: passed on, as without a code');

@@ -350,8 +350,15 @@ reg('voucher_public_del', api.public_del)
 -- redemption; confirm and release of the parent settle them all.
 
 -- W.PHASE is the order of application by kind: 1 amount-offs, 2
--- percents, 3 payments (gift cards; a points redemption, when loyalty
--- joins a stack, is a payment too: after the discounts, outside the cap).
+-- percents, 3 gift cards.  Loyalty points ("p<N>") pay after all of them,
+-- of what is left: as with one code, where a gift card pays before the
+-- points, so that "codes" with one code answers what "code" does; the
+-- points are the one payment the customer sized himself (at most N), and
+-- a gift card pays whatever it is handed, so handing the points the rest
+-- never makes a card pay less than it would alone.  Payments are outside
+-- the discount and the cap.  The points are spent under the parent
+-- redemption id and come back once, when the whole stack is given back
+-- (W.paid, W.points_back).
 W.STACK_MAX = 5
 W.PHASE = {amount = 1, fixed_price = 1, free_item = 1, percent = 2,
            gift_card = 3}
@@ -553,6 +560,15 @@ function api.stack(keys, args)
     local last = i + 5 + 4 * n
     local o = W.order({unpack(args, i, last)}, 1)
     if not o then return bad_args() end
+    -- "p<N>": N loyalty points paying after the codes (before any limit)
+    local pts
+    if string.byte(args[last + 1] or '') == 112 then
+        pts = uint(string.sub(args[last + 1], 2))
+        if not pts or pts == 0 then
+            return {'invalid_points', 'code', codes[1] or ''}
+        end
+        last = last + 1
+    end
 
     if redeem then sweep(tag) end
     local status, name
@@ -564,7 +580,7 @@ function api.stack(keys, args)
         if refusal == false then return bad_args() end
     end
     local r = W.stack_run(tag, keys[1], codes, o, n, channel, redeem,
-                          hold_ms)
+                          hold_ms, pts)
     if status then
         if GUESS[r[1]] then lockout_count(tag, args, last + 1) end
         limit_pairs(r, status, name)
@@ -572,7 +588,8 @@ function api.stack(keys, args)
     return r
 end
 
-function W.stack_run(tag, logkey, codes, o, n, channel, redeem, hold_ms)
+function W.stack_run(tag, logkey, codes, o, n, channel, redeem, hold_ms,
+                     pts)
     local amount, idem = tonumber(o[2]), o[5]
 
     -- a retry: the first answer (a reservation given back meanwhile is
@@ -584,7 +601,8 @@ function W.stack_run(tag, logkey, codes, o, n, channel, redeem, hold_ms)
         table.sort(sorted)
         fp = fingerprint('stack\0' .. table.concat(sorted, '\0') .. '\0'
                          .. table.concat(o, '\0', 1, 4) .. '\0'
-                         .. table.concat(o, '\0', 6))
+                         .. table.concat(o, '\0', 6)
+                         .. (pts and '\0p' .. dec(pts) or ''))
         local r = replay(ikey, fp, 'code', codes[1] or '')
         if r and hold_ms and r[1] == 'ok' then
             local parent
@@ -638,10 +656,19 @@ function W.stack_run(tag, logkey, codes, o, n, channel, redeem, hold_ms)
         W.with_autos(vs, W.fit_autos(tag, o, n, channel), amount)
     if not list then return refusal end
 
+    -- the points pay last, of what the codes leave (see W.PHASE)
+    local left, lp = amount - total - paid, nil
+    if pts then
+        local why
+        lp, why = L.pay(tag, o[1], pts, left, redeem)
+        if not lp then return {why, 'points', pts} end
+    end
+
     local r = {'ok', 'codes', nil, 'order_amount', amount,
                'discount', total}
     if paid > 0 then W.put(r, 'gift_card_amount', paid) end
-    W.put(r, 'amount_after', amount - total - paid)
+    W.put(r, 'amount_after', left)
+    if lp then L.pay_pairs(r, lp, left) end
     if not redeem then
         r[3] = W.stack_pairs(list)
         W.put(r, 'customer', o[1] ~= '' and o[1] or nil)
@@ -659,6 +686,7 @@ function W.stack_run(tag, logkey, codes, o, n, channel, redeem, hold_ms)
                         '', o[1], o[4], o[2], o[3], dec(total),
                         paid > 0 and dec(paid) or '', idem,
                         table.concat(ids, ','))
+    if lp then W.paid(tag, lp, parent, ids) end
     r[3] = W.stack_pairs(list, ids, bals)
     W.put(r, 'customer', o[1] ~= '' and o[1] or nil)
     W.put(r, 'redemption_id', parent)
@@ -672,6 +700,35 @@ function W.stack_run(tag, logkey, codes, o, n, channel, redeem, hold_ms)
     end
     if ikey then remember(tag, ikey, fp, r) end
     return r
+end
+
+-- A stack paid with points: spent under the parent's id (L.paid), its
+-- codes listed there, and each code's redemption linked to the parent
+-- ({NS}:ls:<id> up), so that the points come back when the last code of
+-- the stack is given back, by the parent's rollback or release, the
+-- hold running out, or rollbacks of each code's own id.
+function W.paid(tag, lp, parent, ids)
+    L.paid(tag, lp, parent)
+    if lp.used == 0 then return end
+    redis.call('HSET', tag .. ':ls:' .. parent, 'kids',
+               table.concat(ids, ','))
+    for _, k in ipairs(ids) do
+        redis.call('HSET', tag .. ':ls:' .. k, 'up', parent)
+    end
+end
+
+-- a code's redemption id given back (undo): the stack's points come back
+-- when it was the last of its stack; the points, or nil
+function W.points_back(tag, id, typ)
+    local up = redis.call('HGET', tag .. ':ls:' .. id, 'up')
+    if not up then return nil end
+    local kids = redis.call('HGET', tag .. ':ls:' .. up, 'kids') or ''
+    for k in string.gmatch(kids, '[^,]+') do
+        if not redis.call('HGET', tag .. ':rb:' .. k, 'done') then
+            return nil
+        end
+    end
+    return L.refund(tag, up, now_s(), typ)
 end
 
 -- A parent's rollback, confirm or release (voucher_rollback,
@@ -741,7 +798,10 @@ function W.stack_settle(tag, logkey, id, kids, what, idem)
         end
     end
 
-    -- rollback or release: each code's part back
+    -- rollback or release: each code's part back (the last one brings
+    -- the points back, W.points_back)
+    local lskey = tag .. ':ls:' .. id
+    local had = redis.call('HMGET', lskey, 'pts', 'back')
     local parts, sum = {}, 0
     local typ = what == 'release' and 'release' or 'rollback'
     for j, k in ipairs(kids) do
@@ -762,9 +822,13 @@ function W.stack_settle(tag, logkey, id, kids, what, idem)
     if #parts == 0 then
         return {'already_rolled_back', 'redemption_id', id}
     end
-    return {'ok', 'redemption_id', id, 'codes', W.list(parts),
-            'amount_rolled_back', sum,
-            'status', typ == 'release' and 'released' or 'rolled_back'}
+    local r = {'ok', 'redemption_id', id, 'codes', W.list(parts),
+               'amount_rolled_back', sum}
+    if had[1] and not had[2] and redis.call('HGET', lskey, 'back') then
+        W.put(r, 'points_refunded', tonumber(had[1]))
+    end
+    W.put(r, 'status', typ == 'release' and 'released' or 'rolled_back')
+    return r
 end
 
 reg('voucher_stack', api.stack)

@@ -15,6 +15,8 @@
 --   {NS}:lo:<order>    hash: what an order earned (one order, one accrual)
 --   {NS}:le:<key>      string: a custom event applied under that key
 --   {NS}:ls:<ref>      hash: the lots a spend took, to give them back
+--                      (a stack's: kids, its codes' redemptions, each of
+--                      which has "up", the parent: redis/lib/cart.lua)
 --   {NS}:lz            zset: member -> the next time something is due for
 --                      it (activation, expiry, a notice, a tier review)
 -- Points are integers; every time is unix seconds.  The member functions

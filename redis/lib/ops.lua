@@ -62,6 +62,15 @@ function ADM.snap.points(key)
             tier = h[3] or ''}
 end
 
+-- one code of a member's wallet (the key {NS}:w:<member>, the code the
+-- first argument): when it came in, or nil when it is not there
+function ADM.snap.wallet(key, rest)
+    local code = normalize_code(rest[1] or '')
+    local t = redis.call('ZSCORE', key, code)
+    if not t then return nil end
+    return {code = code, added_at = math.floor(tonumber(t) / 1000)}
+end
+
 -- a member's referral: its own code, who referred it
 function ADM.snap.referral(key)
     local h = redis.call('HMGET', key, 'rc', 'rby', 'rvia')
@@ -203,6 +212,8 @@ ADM.fns = {
     reward_claim = {api.reward_claim, 'points'},
     referral_code = {api.referral_code, 'referral'},
     referral_pair = {api.referral_pair, 'referral'},
+    wallet_add = {api.wallet_add, 'wallet'},
+    wallet_del = {api.wallet_del, 'wallet'},
 }
 
 -- voucher_admin  KEYS[1] the key of the function's object
@@ -212,7 +223,8 @@ ADM.fns = {
 --   target  what it names ("spring")
 --   fn      one of ADM.fns; its arguments follow must (the loyalty ones:
 --           loyalty_set, loyalty_adjust, reward_set, reward_pool_fill,
---           reward_claim, referral_code, referral_pair)
+--           reward_claim, referral_code, referral_pair; the wallet's:
+--           wallet_add, wallet_del, whose snapshot is the one code)
 --   must    "new": the object must not exist (ERR already_exists), "old":
 --           it must (ERR not_found), "": either
 -- Returns the function's reply; appends {NS}:admin when the object changed.
@@ -226,7 +238,7 @@ function api.admin(keys, args)
     local rest = {}
     for i = 6, #args do rest[#rest + 1] = args[i] end
     local snap = ADM.snap[f[2]]
-    local old = snap(keys[1])
+    local old = snap(keys[1], rest)
     if must == 'new' and old ~= nil then
         return redis.error_reply('ERR already_exists ' .. target)
     elseif must == 'old' and old == nil then
@@ -235,7 +247,7 @@ function api.admin(keys, args)
     local before = ADM.json(old)
     local r = f[1](keys, rest)
     if type(r) == 'table' and r.err then return r end
-    local after = ADM.json(snap(keys[1]))
+    local after = ADM.json(snap(keys[1], rest))
     if after ~= before then
         ADM.append(tag, who, op, target, before, after)
     end

@@ -42,7 +42,7 @@ local function undo(tag, id, e, want, idem, typ)
     local total = done + a
 
     -- the code: balance back, one use back when fully rolled back
-    local bal
+    local bal, back
     if gift or full then
         local ckey = tag .. ':c:' .. code
         local c, bkey = code_read(tag, ckey, code)
@@ -90,7 +90,10 @@ local function undo(tag, id, e, want, idem, typ)
         -- settled: a reservation rolled back is no longer held
         if e[22] == 'hold' then redis.call('ZREM', tag .. ':hz', id) end
         -- points paid with it come back, points it earned go
-        if L.progs[tag] ~= false then L.undone(tag, id, e, typ) end
+        if L.progs[tag] ~= false then
+            L.undone(tag, id, e, typ)
+            back = W.points_back(tag, id, typ)
+        end
     else
         redis.call('HSET', rbkey, 'amt', total)
     end
@@ -107,6 +110,8 @@ local function undo(tag, id, e, want, idem, typ)
                'amount_rolled_back', a, 'total_rolled_back', total,
                'status', status}
     if bal then r[#r + 1] = 'balance'; r[#r + 1] = bal end
+    -- the last code of a stack paid with points brings them back
+    if back then r[#r + 1] = 'points_refunded'; r[#r + 1] = back end
     r[#r + 1] = typ == 'rollback' and 'rollback_id' or 'release_id'
     r[#r + 1] = rid
     return r

@@ -258,13 +258,19 @@ function W.save(tag, ckey, code, cust)
     return r
 end
 
--- voucher_wallet_add  KEYS[1] {NS}:w:<customer>  ARGV code
+-- voucher_wallet_add  KEYS[1] {NS}:w:<customer>  ARGV code [full]
 -- (operators, the admin API): 1 added, 0 there already.  The code must
--- exist and be this customer's or nobody's.
+-- exist and be this customer's or nobody's.  A full wallet drops its
+-- oldest code; with "refuse" as full it answers {wallet_full, code, c,
+-- max_codes, n} and changes nothing (the admin API: an operator sees
+-- what goes).
 function api.wallet_add(keys, args)
     local tag, cust = string.match(keys[1], '^({[^}]+}):w:(.+)$')
     if not tag then return bad_key() end
-    if #args ~= 1 then return bad_args() end
+    local full = args[2]
+    if #args < 1 or #args > 2 or (full and full ~= 'refuse') then
+        return bad_args()
+    end
     if W.bad_customer(cust) then
         return invalid('customer', '1..128 bytes, no control characters')
     end
@@ -274,7 +280,11 @@ function api.wallet_add(keys, args)
     if c[5] and c[5] ~= cust then
         return invalid('code', 'assigned to another customer')
     end
-    return W.add(tag, cust, code)
+    local added = W.add(tag, cust, code, full)
+    if added == false then
+        return {'wallet_full', 'code', code, 'max_codes', W.MAX}
+    end
+    return added
 end
 
 -- voucher_wallet_del  KEYS[1] {NS}:w:<customer>  ARGV code: 1 or 0

@@ -496,8 +496,11 @@ def gen_cart(rnd, now):
     op = rnd.choice(['validate', 'redeem', 'redeem'])
     if op == 'redeem' and rnd.random() < 0.5:
         order[4] = 'S%d' % rnd.randrange(50)
+    # loyalty points paying after the codes: the library's, whose spends
+    # the native calls then read
+    pts = [rnd.choice(POINTS)] if rnd.random() < 0.3 else []
     return ['FCALL', 'voucher_stack', 1, '{v}:log', op, '', channel,
-            str(len(named))] + named + order
+            str(len(named))] + named + order + pts
 
 
 def gen_loyalty(rnd, now):

@@ -644,10 +644,14 @@ test_points(void **state)
          "points");
     FAIL(RB, "{'redemption_id':'7','points':5}", E_UNKNOWN, "points");
 
-    /* a stack's one call takes no points */
-    FAIL(R, "{'codes':['A','B'],'points':5,'order':{'amount':1}}", E_FIELD,
+    /* points pay inside a stack too, checked as with one code */
+    OK(R, "{'codes':['A','B'],'points':5,'order':{'amount':1}}");
+    assert_int_equal(req.points, 5);
+    OK(RS, "{'codes':[],'points':7,'order':{'amount':1}}");
+    assert_int_equal(req.points, 7);
+    FAIL(R, "{'codes':['A','B'],'points':0,'order':{'amount':1}}", E_FIELD,
          "points");
-    FAIL(RS, "{'codes':[],'points':5,'order':{'amount':1}}", E_FIELD,
+    FAIL(R, "{'codes':['A'],'points':'5','order':{'amount':1}}", E_FIELD,
          "points");
     OK(R, "{'codes':['A'],'points':null,'order':{'amount':1}}");
     assert_int_equal(req.points, 0);

@@ -61,6 +61,9 @@ static const char  vw_usage[] =
     "  events add TYPE MEMBER [FIELD VALUE]...\n"
     "  qr CODE [--format svg|png] [--scale N] [--margin N] [--level L|M|Q|H]\n"
     "        [--output FILE]                a code as a QR picture\n"
+    "  wallet list|add|remove MEMBER [CODE]  a member's wallet\n"
+    "  qualify BODY                        which codes fit an order (JSON,\n"
+    "                                      @FILE or -), best first\n"
     "  key generate [FILE]                 a new MAC key (mode 0600)\n"
     "  library promote | prune | version   the Redis function library\n";
 
@@ -85,6 +88,8 @@ static const vw_command_t  vw_commands[] = {
     { "job", vw_cmd_job, 1 },
     { "webhook", vw_cmd_webhook, 1 },
     { "loyalty", vw_cmd_loyalty, 1 },
+    { "wallet", vw_cmd_wallet, 1 },
+    { "qualify", vw_cmd_qualify, 1 },
     { "key", vw_cmd_key, 0 },
     { "qr", vw_cmd_qr, 0 },
     { "library", vw_cmd_library, 1 },

@@ -138,6 +138,8 @@ int vw_cmd_job(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_webhook(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_qr(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_loyalty(vw_ctl_t *ctl, int argc, char **argv);
+int vw_cmd_wallet(vw_ctl_t *ctl, int argc, char **argv);
+int vw_cmd_qualify(vw_ctl_t *ctl, int argc, char **argv);
 
 
 #endif /* _VW_CTL_H_INCLUDED_ */

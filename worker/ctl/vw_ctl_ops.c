@@ -129,6 +129,14 @@ static const vw_ctl_op_t  vw_ctl_ops[] = {
     { "loyalty", "referrals", vw_op_referral_report, VW_OP_LIST, NULL,
       "limit" },
 
+    /* the cart (worker/ops/vw_op_cart.c; qualify: vw_ctl_cart.c) */
+    { "wallet", "list", vw_op_wallet_list, VW_OP_ID | VW_OP_LIST, NULL,
+      "limit" },
+    { "wallet", "add", vw_op_wallet_add, VW_OP_ID | VW_OP_ARG, "code",
+      NULL },
+    { "wallet", "remove", vw_op_wallet_remove, VW_OP_ID | VW_OP_ARG, "code",
+      NULL },
+
     { NULL, NULL, NULL, 0, NULL, NULL }
 };
 

@@ -146,6 +146,12 @@ static const vw_route_t  vw_routes[] = {
     { "DELETE", "/v1/webhooks/{}", vw_op_webhook_delete, 0 },
     { "GET", "/v1/webhooks/{}/dead", vw_op_webhook_dead, 0 },
 
+    /* the cart: a member's wallet, qualify (worker/ops/vw_op_cart.c) */
+    { "GET", "/v1/members/{}/wallet", vw_op_wallet_list, 0 },
+    { "POST", "/v1/members/{}/wallet", vw_op_wallet_add, 0 },
+    { "POST", "/v1/members/{}/wallet/remove", vw_op_wallet_remove, 0 },
+    { "POST", "/v1/qualify", vw_op_qualify, 0 },
+
     { "GET", "/v1/audit", vw_op_audit_list, 0 },
     { "GET", "/metrics", NULL, VW_ROUTE_METRICS },
     { "GET", "/v1/settings", vw_op_settings_get, 0 },

@@ -281,6 +281,15 @@ int vw_op_referral_report(vw_op_t *op, vw_op_in_t *in, json_t **out,
 
 int vw_op_referral_genuine(const unsigned char *key, const char *code);
 
+/* the cart (worker/ops/vw_op_cart.c): a member's wallet, qualify */
+int vw_op_wallet_list(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_wallet_add(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_wallet_remove(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_qualify(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e);
+
 int vw_op_settings_get(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);
 int vw_op_settings_update(vw_op_t *op, vw_op_in_t *in, json_t **out,
