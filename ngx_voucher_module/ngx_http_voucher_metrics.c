@@ -184,6 +184,11 @@ ngx_http_voucher_metrics_status(ngx_uint_t status)
         }
     }
 
+    if (status == 0) {
+        /* no answer went out: the client left, as nginx logs it */
+        return ngx_http_voucher_metrics_status(NGX_HTTP_CLIENT_CLOSED_REQUEST);
+    }
+
     if (status < 100 || status > 599) {
         status = 500;
     }

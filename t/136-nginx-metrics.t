@@ -13,6 +13,9 @@ use warnings;
 use Test::More;
 use File::Temp qw(tempdir);
 use Time::HiRes qw(sleep);
+use IO::Socket::INET;
+use IO::Select;
+use POSIX ();
 use VT;
 use VoucherT;
 
@@ -28,14 +31,28 @@ chomp $issued;
 my $forged = substr($issued, 0, -1) . (substr($issued, -1) eq 'A' ? 'B' : 'A');
 
 my $http = <<"EOT";
-    voucher_redis 127.0.0.1:%%REDIS_PORT%% connections=2;
+    voucher_redis 127.0.0.1:%%REDIS_PORT%% connections=2 connect_timeout=10s timeout=2s;
     voucher_code_key $dir/k.key;
     voucher_code_issued SALE body=8 mac=5;
     voucher_code_pattern "^[A-Z]{4,12}\$";
     voucher_lockout_cache 1m;
     voucher_hot_cache 1m time=30s;
 EOT
-my $server = <<'EOT';
+# an upstream of this test: it answers once Redis is away
+my $up = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                               Listen => 8, Proto => 'tcp') or die "listen: $!";
+my $UP = $up->sockport;
+
+my $server = <<"EOT";
+        location /short/ {
+            voucher_gate redeem;
+            voucher_code \$arg_coupon;
+            voucher_hold_time 2s;
+            proxy_pass http://127.0.0.1:$UP;
+        }
+        location = /lost { return 200 "\$voucher_lost_confirms"; }
+EOT
+$server .= <<'EOT';
         add_header X-Worker $pid always;
         location = /metrics {
             allow 127.0.0.1;
@@ -236,10 +253,58 @@ is(post($ng, 'validate', { code => 'REAL', order => $o })->{status}, 200, 'a val
 is(metric(scrape(), req('validate', 200, 'ok')), metric($m7, req('validate', 200, 'ok')) + 1,
    '... counted on top');
 
+######################################################## Redis that does not answer
+
+# new workers find a Redis that accepts connections and answers nothing:
+# their connections stay connecting, a request waits for one, then times out
+$redis->pause;
+$ng->reload;
+my $kid = fork // die "fork: $!";
+if ($kid == 0) {
+    my $r = post($ng, 'validate', { code => 'REAL', order => $o });
+    POSIX::_exit($r->{status} == 503 && ($r->{json}{reason} // '') eq 'store_timeout' ? 0 : 1);
+}
+my $mw;
+ok(VT::wait_until(sub { $mw = scrape(); metric($mw, 'voucher_redis_waiting{store=""}') == 1 }, timeout => 10),
+   'Redis paused, new workers: one request waiting for a connection') or diag $last_text;
+is(metric($mw, conns('connecting')), 4, '... 4 connections connecting');
+is(waitpid($kid, 0), $kid, '... the request ends');
+is($?, 0, '... 503 store_timeout');
+$mw = scrape();
+is(metric($mw, 'voucher_redis_waiting{store=""}'), 0, 'none waiting now');
+ok(metric($mw, 'voucher_redis_timeouts_total{store=""}') >= 1, 'voucher_redis_timeouts_total counts it');
+is(metric($mw, req('validate', 503, 'store_timeout')), 1, 'validate 503 store_timeout: 1');
+$redis->resume;
+ok(VT::wait_until(sub { metric(scrape(), conns('up')) == 4 }, timeout => 15), 'Redis answers: 4 up');
+$m7 = scrape();
+
 ######################################################## Redis away, and back
 
 my $reconnects = metric($m7, 'voucher_redis_reconnects_total{store=""}');
+
+# a checkout reserved, then Redis goes before the upstream answers: the
+# confirm is tried again until the hold (2 s) is over, then lost
+my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp')
+    or die "connect: $!";
+print $c "GET /short/x?coupon=GATED HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+ok(IO::Select->new($up)->can_read(10), 'a checkout through the gate reaches the upstream');
+my $u = $up->accept or die "accept: $!";
 $redis->stop;
+print $u "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n";
+close $u;
+IO::Select->new($c)->can_read(10);
+like(<$c> // '', qr{^HTTP/1\.1 200}, 'Redis away: the order is placed (200)');
+close $c;
+my $ms;
+ok(VT::wait_until(sub { $ms = scrape();
+                        metric($ms, 'voucher_settlements_total{kind="confirm",outcome="lost"}') == 1 },
+                  timeout => 15), 'the confirm is lost once its hold is over: lost 1');
+ok(metric($ms, 'voucher_settlements_total{kind="confirm",outcome="retried"}') >= 1,
+   '... after being tried again: retried '
+   . metric($ms, 'voucher_settlements_total{kind="confirm",outcome="retried"}'));
+is(metric($ms, 'voucher_settlements_total{kind="confirm",outcome="started"}'), 2, '... started 2 in all');
+is(http($ng->port, 'GET', '/lost')->{body}, '1', '... as $voucher_lost_confirms says');
+
 my $m8;
 ok(VT::wait_until(sub { $m8 = scrape(); metric($m8, conns('up')) == 0 }, timeout => 10),
    'Redis stopped: no connection up') or diag $last_text;
@@ -271,4 +336,55 @@ SKIP: {
 }
 
 $ng->check_log('no alert');
+$ng->stop;
+
+######################################################## stores by name, the native path
+
+my $so = "$root/build/redis-module/voucher.so";
+system('make', '-s', '-C', "$root/redis/module") unless -f $so;
+SKIP: {
+    skip "the native module is not built ($so)", 9 unless -f $so;
+    my $nat = VT::Redis->start(args => ['--loadmodule', $so, '--enable-module-command', 'local'],
+                               no_module => 1);
+    my $plain = VT::Redis->start(no_module => 1);
+    $_->load_functions for $nat, $plain;
+    for my $r ($nat, $plain) {
+        campaign($r, 'c', kind => 'amount', value => 100);
+        code($r, 'REAL', campaign => 'c', max_uses => 0);
+    }
+    my $ng2 = VT::Nginx->start(redis => $nat, workers => 2, vars => { PLAIN => $plain->port },
+        http => "voucher_redis 127.0.0.1:%%REDIS_PORT%% connections=1;\n"
+              . "    voucher_store shop_b 127.0.0.1:%%PLAIN%% connections=1;",
+        server => <<'EOT');
+        location = /metrics { voucher_metrics; }
+        location = /vouchers/validate { voucher_api validate; }
+        location = /b/validate { voucher_api validate; voucher_store_use shop_b; }
+EOT
+    my $m;
+    my $get = sub { my $r = http($ng2->port, 'GET', '/metrics'); $last_text = $r->{body};
+                    my %m = map { /^(\S+)\s+(\S+)$/ ? ($1 => $2) : () } grep { !/^#/ } split /\n/, $r->{body};
+                    \%m };
+    ok(VT::wait_until(sub { $m = $get->(); metric($m, 'voucher_redis_native{store=""}') == 1
+                            && metric($m, conns('up')) == 2
+                            && metric($m, 'voucher_redis_connections{store="shop_b",role="master",state="up"}') == 2 },
+                      timeout => 10), 'voucher_redis_native{store=""} 1: the module answers')
+        or diag $last_text;
+    is(metric($m, 'voucher_redis_native{store="shop_b"}'), 0, 'voucher_redis_native{store="shop_b"} 0: FCALL');
+    is(post($ng2, 'validate', { code => 'REAL', order => $o })->{status}, 200, 'a validate, native');
+    is(http($ng2->port, 'POST', '/b/validate', body => { code => 'REAL', order => $o })->{status}, 200,
+       'a validate on shop_b, FCALL');
+    $m = $get->();
+    is(metric($m, 'voucher_redis_duration_seconds_count{store="",path="native"}'), 1, 'timed as native');
+    is(metric($m, 'voucher_redis_duration_seconds_count{store="",path="fcall"}'), 0, '... not as FCALL');
+    is(metric($m, 'voucher_redis_duration_seconds_count{store="shop_b",path="fcall"}'), 1, 'shop_b: as FCALL');
+    if ($promtool) {
+        VT::_write_file("$dir/scrape.txt", $last_text);
+        my $out = `$promtool check metrics < '$dir/scrape.txt' 2>&1`;
+        ok($? == 0, 'promtool accepts it') or diag $out;
+    } else {
+        pass('no promtool');
+    }
+    $ng2->check_log('no alert (stores)');
+}
+
 done_testing;
