@@ -58,18 +58,22 @@ ngx_http_voucher_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     ctx = shm_zone->data;
 
-    if (data) {
-        /* a reload: the counts go on */
-        octx = data;
-        ctx->sh = octx->sh;
-        ngx_http_voucher_metrics_slots(ctx, shm_zone->shm.log);
-        return NGX_OK;
-    }
-
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
-    if (shm_zone->shm.exists) {
-        ctx->sh = shpool->data;
+    if (data || shm_zone->shm.exists) {
+        /* a reload: the counts go on, if the table is of this layout */
+
+        octx = data;
+        ctx->sh = octx ? octx->sh : shpool->data;
+
+        if (ctx->sh->magic != NGX_HTTP_VOUCHER_M_MAGIC) {
+            /* NGX_HTTP_VOUCHER_M_VERSION was not counted up */
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "voucher_metrics: the counters in shared memory "
+                          "are of another layout");
+            return NGX_ERROR;
+        }
+
         ngx_http_voucher_metrics_slots(ctx, shm_zone->shm.log);
         return NGX_OK;
     }
@@ -106,7 +110,8 @@ ngx_http_voucher_metrics_slots(ngx_http_voucher_metrics_ctx_t *ctx,
         store->metrics_slot = NGX_HTTP_VOUCHER_M_NO_SLOT;
 
         if ((j == 0 && !ctx->vmcf->configured)
-            || store->name.len > NGX_HTTP_VOUCHER_M_STORE_NAME) {
+            || store->name.len > NGX_HTTP_VOUCHER_M_STORE_NAME)
+        {
             continue;
         }
 

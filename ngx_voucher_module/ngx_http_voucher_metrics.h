@@ -15,7 +15,14 @@
 #include "ngx_http_voucher.h"
 
 
-#define NGX_HTTP_VOUCHER_M_MAGIC     0x766d657472696301ULL  /* "vmetric"1 */
+/*
+ * The version of the layout below, counted up with every change: the
+ * zone's size grows with it, so a module of another layout (a reload with
+ * a new module) gets a zone of its own, not the old one's counts.
+ */
+#define NGX_HTTP_VOUCHER_M_VERSION   1
+#define NGX_HTTP_VOUCHER_M_MAGIC                                             \
+    (0x766d657472696300ULL + NGX_HTTP_VOUCHER_M_VERSION)  /* "vmetric" */
 
 /* operations: 0 other, the API's 1..16, the gate's two */
 #define NGX_HTTP_VOUCHER_M_API        16

@@ -116,9 +116,9 @@ ngx_http_voucher_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "has too few reason slots (NGX_HTTP_VOUCHER_M_REASONS)";
     }
 
-    /* the slab pool's own pages besides the table */
+    /* the slab pool's own pages besides the table, and the version's */
     size = ngx_align(sizeof(ngx_http_voucher_metrics_sh_t), ngx_pagesize)
-           + 8 * ngx_pagesize;
+           + (8 + NGX_HTTP_VOUCHER_M_VERSION) * ngx_pagesize;
 
     zone = ngx_shared_memory_add(cf, &name, size, &ngx_http_voucher_module);
     if (zone == NULL) {
