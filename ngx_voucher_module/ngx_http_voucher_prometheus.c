@@ -11,6 +11,10 @@
 
 #include "ngx_http_voucher_metrics.h"
 
+/* the version of the library, not its text */
+#define VOUCHER_LUA_NAMES_ONLY
+#include "voucher_lua.h"
+
 
 typedef struct {
     ngx_buf_t                      *b;
@@ -217,6 +221,12 @@ ngx_http_voucher_metrics_render(ngx_http_voucher_metrics_out_t *o,
 
 #define ngx_http_voucher_head(n, t, h)                                       \
     if (ngx_http_voucher_metrics_head(o, n, t, h) != NGX_OK) return NGX_ERROR
+
+    ngx_http_voucher_head("voucher_info", "gauge",
+                          "1, with the version of the function library "
+                          "this nginx calls.");
+    ngx_http_voucher_m((o, "voucher_info{library=\"%s\"} 1\n",
+                        VOUCHER_LUA_VERSION));
 
     ngx_http_voucher_head("voucher_requests_total", "counter",
                           "Requests answered, by operation, HTTP status "

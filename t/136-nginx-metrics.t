@@ -137,6 +137,8 @@ is(metric($m0, conns('down')) + metric($m0, conns('connecting')), 0, '... none d
 is(metric($m0, 'voucher_redis_native{store=""}'), 0, 'no native module: voucher_redis_native 0');
 is(metric($m0, 'voucher_redis_waiting{store=""}'), 0, 'nothing waiting');
 like($last_text, qr/^# TYPE voucher_requests_total counter$/m, 'HELP and TYPE lines');
+my ($lib) = VT::_read_file("$root/common/voucher_lua.h") =~ /VOUCHER_LUA_VERSION\s+"(\w+)"/;
+is(metric($m0, qq(voucher_info{library="$lib"})), 1, "voucher_info{library=\"$lib\"} 1");
 like($last_text, qr/^# HELP voucher_redis_duration_seconds /m, '... for the histogram too');
 
 ######################################################## validates, summed over both workers
