@@ -705,7 +705,9 @@ ngx_http_voucher_redis_exit_worker(ngx_http_voucher_store_t *store)
         ngx_http_voucher_redis_free_op(op);
     }
 
-    ngx_http_voucher_waiting(pool, - (ngx_int_t) pool->nwaiting);
+    ngx_http_voucher_metrics_store_add(pool->conf, NGX_HTTP_VOUCHER_M_WAITING,
+                                       - (ngx_int_t) pool->nwaiting);
+    pool->nwaiting = 0;
 
     for (i = 0; i < pool->nconns; i++) {
         conn = &pool->conns[i];
