@@ -345,18 +345,20 @@ $ng->stop;
 my $so = "$root/build/redis-module/voucher.so";
 system('make', '-s', '-C', "$root/redis/module") unless -f $so;
 SKIP: {
-    skip "the native module is not built ($so)", 9 unless -f $so;
+    skip "the native module is not built ($so)", 10 unless -f $so;
     my $nat = VT::Redis->start(args => ['--loadmodule', $so, '--enable-module-command', 'local'],
                                no_module => 1);
     my $plain = VT::Redis->start(no_module => 1);
+    my $repl = VT::Redis->start(no_module => 1, args => ['--replicaof', '127.0.0.1', $plain->port]);
     $_->load_functions for $nat, $plain;
     for my $r ($nat, $plain) {
         campaign($r, 'c', kind => 'amount', value => 100);
         code($r, 'REAL', campaign => 'c', max_uses => 0);
     }
-    my $ng2 = VT::Nginx->start(redis => $nat, workers => 2, vars => { PLAIN => $plain->port },
+    my $ng2 = VT::Nginx->start(redis => $nat, workers => 2,
+        vars => { PLAIN => $plain->port, REPL => $repl->port },
         http => "voucher_redis 127.0.0.1:%%REDIS_PORT%% connections=1;\n"
-              . "    voucher_store shop_b 127.0.0.1:%%PLAIN%% connections=1;",
+              . "    voucher_store shop_b 127.0.0.1:%%PLAIN%% connections=1 replicas=127.0.0.1:%%REPL%%;",
         server => <<'EOT');
         location = /metrics { voucher_metrics; }
         location = /vouchers/validate { voucher_api validate; }
@@ -372,6 +374,10 @@ EOT
                       timeout => 10), 'voucher_redis_native{store=""} 1: the module answers')
         or diag $last_text;
     is(metric($m, 'voucher_redis_native{store="shop_b"}'), 0, 'voucher_redis_native{store="shop_b"} 0: FCALL');
+    ok(VT::wait_until(sub { $m = $get->();
+                            metric($m, 'voucher_redis_connections{store="shop_b",role="replica",state="up"}') == 2 },
+                      timeout => 15), 'shop_b\'s replica: one connection up in each worker, role="replica"')
+        or diag $last_text;
     is(post($ng2, 'validate', { code => 'REAL', order => $o })->{status}, 200, 'a validate, native');
     is(http($ng2->port, 'POST', '/b/validate', body => { code => 'REAL', order => $o })->{status}, 200,
        'a validate on shop_b, FCALL');
