@@ -63,6 +63,7 @@ typedef struct {
     ngx_str_t                   sentinel_password;   /* never logged */
 
     ngx_http_voucher_pool_t    *pool;        /* this worker's connections */
+    ngx_uint_t                  metrics_slot; /* in voucher_metrics' zone */
 } ngx_http_voucher_store_t;
 
 
@@ -75,6 +76,7 @@ typedef struct {
     ngx_shm_zone_t             *lockout_zone; /* voucher_lockout_cache */
     ngx_shm_zone_t             *hot_zone;     /* voucher_hot_cache */
     ngx_shm_zone_t             *settle_zone;  /* lost settlements, counted */
+    ngx_shm_zone_t             *metrics_zone; /* voucher_metrics */
 } ngx_http_voucher_main_conf_t;
 
 
@@ -168,6 +170,7 @@ struct ngx_http_voucher_op_s {
     unsigned                        write:1;
     unsigned                        parked:1; /* answered, in conn->parked */
     unsigned                        native:1; /* sent as VOUCHER.* */
+    uint64_t                        sent_us;  /* for voucher_metrics */
 };
 
 
@@ -344,6 +347,70 @@ ngx_int_t ngx_http_voucher_send_not_found(ngx_http_request_t *r,
     ngx_int_t op, u_char *code, size_t len);
 ngx_int_t ngx_http_voucher_send_unverified(ngx_http_request_t *r,
     ngx_str_t *code);
+
+ngx_int_t ngx_http_voucher_reason_index(u_char *p, size_t len);
+ngx_str_t *ngx_http_voucher_reason_name(ngx_uint_t i);
+ngx_int_t ngx_http_voucher_reason_slot(u_char *p, size_t len);
+ngx_uint_t ngx_http_voucher_lockout_entries(
+    ngx_http_voucher_main_conf_t *vmcf);
+
+
+/*
+ * voucher_metrics (ngx_http_voucher_metrics.c): counters in shared memory.
+ * Every hook does nothing when no location has voucher_metrics.
+ */
+
+#define NGX_HTTP_VOUCHER_M_NO_SLOT    ((ngx_uint_t) -1)
+
+/* request reasons: these, then ngx_http_voucher_reason_index() + TABLE */
+#define NGX_HTTP_VOUCHER_M_R_OK          0
+#define NGX_HTTP_VOUCHER_M_R_OTHER       1
+#define NGX_HTTP_VOUCHER_M_R_UNVERIFIED  2
+#define NGX_HTTP_VOUCHER_M_R_TABLE       3
+
+/* ngx_http_voucher_metrics_count(what, i) */
+#define NGX_HTTP_VOUCHER_M_OFFLINE          0  /* i: 0 malformed, 1 forged */
+#define NGX_HTTP_VOUCHER_M_LIMIT            1  /* i: limit_slot() */
+#define NGX_HTTP_VOUCHER_M_LOCKOUT_REFUSED  2
+#define NGX_HTTP_VOUCHER_M_LOCKOUT_LEARNED  3
+#define NGX_HTTP_VOUCHER_M_HOT              4
+#define NGX_HTTP_VOUCHER_M_CONFIRM          5  /* i: SETTLE_* */
+#define NGX_HTTP_VOUCHER_M_RELEASE          6
+
+#define NGX_HTTP_VOUCHER_M_OFFLINE_N     2
+#define NGX_HTTP_VOUCHER_M_LIMIT_N       6
+#define NGX_HTTP_VOUCHER_M_SETTLE_N      3
+#define NGX_HTTP_VOUCHER_M_SETTLE_STARTED  0
+#define NGX_HTTP_VOUCHER_M_SETTLE_RETRIED  1
+#define NGX_HTTP_VOUCHER_M_SETTLE_LOST     2
+
+/* connection gauges */
+#define NGX_HTTP_VOUCHER_M_CONN_DOWN        0
+#define NGX_HTTP_VOUCHER_M_CONN_CONNECTING  1
+#define NGX_HTTP_VOUCHER_M_CONN_UP          2
+#define NGX_HTTP_VOUCHER_M_CONN_NONE        3
+
+/* ngx_http_voucher_metrics_store_add(store, what, n) */
+#define NGX_HTTP_VOUCHER_M_NATIVE        0
+#define NGX_HTTP_VOUCHER_M_WAITING       1
+#define NGX_HTTP_VOUCHER_M_TIMEOUT       2
+#define NGX_HTTP_VOUCHER_M_RECONNECT     3
+
+char *ngx_http_voucher_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+void ngx_http_voucher_metrics_init_worker(ngx_http_voucher_main_conf_t *vmcf);
+void ngx_http_voucher_metrics_request(ngx_int_t op, ngx_uint_t status,
+    ngx_int_t reason);
+ngx_int_t ngx_http_voucher_metrics_gate_op(ngx_int_t gate);
+void ngx_http_voucher_metrics_count(ngx_uint_t what, ngx_uint_t i);
+ngx_uint_t ngx_http_voucher_metrics_limit_slot(u_char *p, size_t len);
+void ngx_http_voucher_metrics_conn(ngx_http_voucher_store_t *store,
+    ngx_uint_t replica, ngx_uint_t from, ngx_uint_t to);
+void ngx_http_voucher_metrics_store_add(ngx_http_voucher_store_t *store,
+    ngx_uint_t what, ngx_int_t n);
+uint64_t ngx_http_voucher_metrics_now(void);
+void ngx_http_voucher_metrics_latency(ngx_http_voucher_store_t *store,
+    ngx_uint_t native, uint64_t start);
 
 
 extern ngx_module_t  ngx_http_voucher_module;

@@ -111,6 +111,9 @@ ngx_http_voucher_preflight(ngx_http_voucher_core_t *core,
     core->code.len = req->code.len;
 
     if (rc == NGX_DECLINED) {
+        ngx_http_voucher_metrics_count(NGX_HTTP_VOUCHER_M_OFFLINE,
+                                       ngx_strcmp(msg, "code_forged") == 0);
+
         /* the code itself is not logged: gift cards are bearer tokens */
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "voucher: a code of %uz characters refused "
@@ -144,6 +147,7 @@ lockout:
     {
         /* a ban this node learned from Redis: refused without asking */
         ngx_str_set(&core->limit_status, "LOCKED");
+        ngx_http_voucher_metrics_count(NGX_HTTP_VOUCHER_M_LOCKOUT_REFUSED, 0);
 
         ngx_log_error(vlcf->limit_log_level, r->connection->log, 0,
                       "voucher: limit \"%V\": LOCKED (lockout cache)",
@@ -157,6 +161,8 @@ lockout:
     core->keyed = (req->idempotency_key.len > 0);
 
     if (ngx_http_voucher_hot_check(core) == NGX_OK) {
+        ngx_http_voucher_metrics_count(NGX_HTTP_VOUCHER_M_HOT, 0);
+
         /* a sold-out code, as Redis answered it a moment ago */
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "voucher: answered from the hot code cache");
@@ -231,6 +237,10 @@ ngx_http_voucher_preflight_codes(ngx_http_voucher_core_t *core,
         }
 
         if (rc == NGX_DECLINED) {
+            ngx_http_voucher_metrics_count(NGX_HTTP_VOUCHER_M_OFFLINE,
+                                           ngx_strcmp(msg, "code_forged")
+                                           == 0);
+
             if (!qualify) {
                 core->code.data = c->data;
                 core->code.len = c->len;
@@ -278,6 +288,8 @@ ngx_http_voucher_preflight_codes(ngx_http_voucher_core_t *core,
             == NGX_OK)
         {
             ngx_str_set(&core->limit_status, "LOCKED");
+            ngx_http_voucher_metrics_count(NGX_HTTP_VOUCHER_M_LOCKOUT_REFUSED,
+                                           0);
 
             ngx_log_error(vlcf->limit_log_level, r->connection->log, 0,
                           "voucher: limit \"%V\": LOCKED (lockout cache)",
@@ -1299,6 +1311,10 @@ ngx_http_voucher_limit_result(ngx_http_voucher_core_t *core, void *data,
 
     ngx_memcpy(out->data, status->str, status->len);
     out->len = status->len;
+
+    ngx_http_voucher_metrics_count(NGX_HTTP_VOUCHER_M_LIMIT,
+                                   ngx_http_voucher_metrics_limit_slot(
+                                       out->data, out->len));
 
     if (status->len == 6 && ngx_strncmp(status->str, "PASSED", 6) == 0) {
         return;

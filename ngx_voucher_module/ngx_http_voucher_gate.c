@@ -71,6 +71,7 @@ typedef struct {
     unsigned                      body_parsed:1;
     unsigned                      held:1;
     unsigned                      settled:1;
+    unsigned                      counted:1;  /* in voucher_metrics */
 } ngx_http_voucher_gate_t;
 
 
@@ -174,6 +175,8 @@ static void ngx_http_voucher_settle_handler(ngx_http_voucher_op_t *op,
 static ngx_uint_t ngx_http_voucher_gate_confirms(
     ngx_http_voucher_loc_conf_t *vlcf, ngx_uint_t status);
 static ngx_int_t ngx_http_voucher_gate_log_handler(ngx_http_request_t *r);
+static void ngx_http_voucher_gate_count(ngx_http_request_t *r,
+    ngx_http_voucher_gate_t *g);
 static ngx_uint_t ngx_http_voucher_gate_grpc_ok(ngx_http_request_t *r);
 static ngx_int_t ngx_http_voucher_gate_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -1983,6 +1986,11 @@ ngx_http_voucher_gate_log_handler(ngx_http_request_t *r)
 
     g = ngx_http_voucher_gate_get(r);
 
+    if (g && g->phase == NGX_HTTP_VOUCHER_GATE_DONE && !g->counted) {
+        g->counted = 1;
+        ngx_http_voucher_gate_count(r, g);
+    }
+
     if (g == NULL || !g->held || g->settled) {
         return NGX_OK;
     }
@@ -2037,6 +2045,38 @@ ngx_http_voucher_gate_log_handler(ngx_http_request_t *r)
 
 
 /*
+ * A gated request in voucher_metrics: the status the client got, the
+ * reason of the verdict ("ok" when it passed, "unverified" when Redis was
+ * away and validate fails open).  One without a code is not counted.
+ */
+
+static void
+ngx_http_voucher_gate_count(ngx_http_request_t *r, ngx_http_voucher_gate_t *g)
+{
+    ngx_int_t  reason;
+
+    if (g->status.len == 0) {
+        /* no code: nothing was checked */
+        return;
+    }
+
+    if (g->status.len == sizeof("unverified") - 1
+        && ngx_strncmp(g->status.data, "unverified", g->status.len) == 0)
+    {
+        reason = NGX_HTTP_VOUCHER_M_R_UNVERIFIED;
+
+    } else {
+        reason = ngx_http_voucher_reason_slot(g->reason.data,
+                                                      g->reason.len);
+    }
+
+    ngx_http_voucher_metrics_request(
+        ngx_http_voucher_metrics_gate_op(g->core.conf->gate),
+        r->headers_out.status, reason);
+}
+
+
+/*
  * FCALL voucher_confirm|voucher_release 1 {ns}:log ID, on its own: it
  * owns its arguments, and no request waits for it.  While Redis cannot
  * take it (a lost connection, a restart) it is tried again on a timer
@@ -2065,6 +2105,10 @@ ngx_http_voucher_gate_settle(ngx_http_voucher_main_conf_t *vmcf,
     s->vmcf = vmcf;
     s->store = store;
     s->confirm = confirm;
+
+    ngx_http_voucher_metrics_count(confirm ? NGX_HTTP_VOUCHER_M_CONFIRM
+                                           : NGX_HTTP_VOUCHER_M_RELEASE,
+                                   NGX_HTTP_VOUCHER_M_SETTLE_STARTED);
     s->deadline = deadline;
 
     p = (u_char *) &s[1];
@@ -2156,6 +2200,10 @@ ngx_http_voucher_settle_retry(ngx_http_voucher_settle_t *s)
         return;
     }
 
+    ngx_http_voucher_metrics_count(s->confirm ? NGX_HTTP_VOUCHER_M_CONFIRM
+                                              : NGX_HTTP_VOUCHER_M_RELEASE,
+                                   NGX_HTTP_VOUCHER_M_SETTLE_RETRIED);
+
     if (s->tries == 0) {
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                       "voucher gate: Redis cannot take the %s of %V now, "
@@ -2188,6 +2236,10 @@ ngx_http_voucher_settle_lost(ngx_http_voucher_settle_t *s, ngx_str_t *why)
                   "voucher gate: %s of %V lost (%V); its hold ends in "
                   "Redis, which gives the use back",
                   s->confirm ? "confirm" : "release", &s->id, why);
+
+    ngx_http_voucher_metrics_count(s->confirm ? NGX_HTTP_VOUCHER_M_CONFIRM
+                                              : NGX_HTTP_VOUCHER_M_RELEASE,
+                                   NGX_HTTP_VOUCHER_M_SETTLE_LOST);
 
     if (s->vmcf->settle_zone && s->vmcf->settle_zone->data) {
         sh = s->vmcf->settle_zone->data;

@@ -451,4 +451,43 @@ ngx_http_voucher_lockout_learn(ngx_http_request_t *r,
     ngx_queue_insert_head(&ctx->sh->queue, &ln->queue);
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
+    ngx_http_voucher_metrics_count(NGX_HTTP_VOUCHER_M_LOCKOUT_LEARNED, 0);
+}
+
+
+/* the bans in force, for voucher_metrics: a scrape, not the request path */
+
+ngx_uint_t
+ngx_http_voucher_lockout_entries(ngx_http_voucher_main_conf_t *vmcf)
+{
+    uint64_t                          now;
+    ngx_uint_t                        n;
+    ngx_queue_t                      *q;
+    ngx_http_voucher_lockout_ctx_t   *ctx;
+    ngx_http_voucher_lockout_node_t  *ln;
+
+    if (vmcf->lockout_zone == NULL || vmcf->lockout_zone->data == NULL) {
+        return 0;
+    }
+
+    ctx = vmcf->lockout_zone->data;
+    now = ngx_http_voucher_lockout_now();
+    n = 0;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    for (q = ngx_queue_head(&ctx->sh->queue);
+         q != ngx_queue_sentinel(&ctx->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        ln = ngx_queue_data(q, ngx_http_voucher_lockout_node_t, queue);
+
+        if (ln->until > now) {
+            n++;
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return n;
 }

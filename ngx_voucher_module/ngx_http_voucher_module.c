@@ -115,6 +115,13 @@ static ngx_command_t  ngx_http_voucher_commands[] = {
       0,
       NULL },
 
+    { ngx_string("voucher_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_voucher_metrics,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("voucher_api"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_voucher_api,
@@ -1353,6 +1360,8 @@ ngx_http_voucher_init_process(ngx_cycle_t *cycle)
     if (vmcf == NULL) {
         return NGX_OK;
     }
+
+    ngx_http_voucher_metrics_init_worker(vmcf);
 
     /* each store its own connections, library check and Sentinel link */
 

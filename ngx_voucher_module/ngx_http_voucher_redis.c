@@ -63,6 +63,18 @@
 #define NGX_HTTP_VOUCHER_BACKOFF_MIN   100
 #define NGX_HTTP_VOUCHER_BACKOFF_MAX   5000
 
+/* a context's state as voucher_metrics' gauges name it */
+#define ngx_http_voucher_conn_gauge(state)                                    \
+    ((state) == NGX_HTTP_VOUCHER_READY ? NGX_HTTP_VOUCHER_M_CONN_UP          \
+     : (state) == NGX_HTTP_VOUCHER_DOWN ? NGX_HTTP_VOUCHER_M_CONN_DOWN       \
+     : NGX_HTTP_VOUCHER_M_CONN_CONNECTING)
+
+/* requests waiting for a context, this worker's and in voucher_metrics */
+#define ngx_http_voucher_waiting(pool, n)                                     \
+    (pool)->nwaiting += (n);                                                 \
+    ngx_http_voucher_metrics_store_add((pool)->conf,                         \
+                                       NGX_HTTP_VOUCHER_M_WAITING, (n))
+
 /* the longest back-off from a node that answers but cannot take writes */
 #define NGX_HTTP_VOUCHER_BACKOFF_UNREADY  1000
 
@@ -136,6 +148,8 @@ typedef struct {
     unsigned                   probed:1;
     unsigned                   unready:1;    /* not a master since ready */
     unsigned                   retiring:1;   /* dropped when pending is 0 */
+    unsigned                   counted:1;    /* in voucher_metrics' gauges */
+    unsigned                   counted_native:1;
 } ngx_http_voucher_conn_t;
 
 
@@ -185,6 +199,11 @@ static void ngx_http_voucher_redis_replica_version_reply(
     redisAsyncContext *ac, void *r, void *data);
 static void ngx_http_voucher_redis_replica_skip(ngx_http_voucher_conn_t *conn,
     const char *why);
+static void ngx_http_voucher_redis_state(ngx_http_voucher_conn_t *conn,
+    ngx_uint_t state);
+static void ngx_http_voucher_redis_native_gauge(
+    ngx_http_voucher_conn_t *conn);
+static void ngx_http_voucher_redis_uncount(ngx_http_voucher_conn_t *conn);
 
 
 /*
@@ -431,6 +450,10 @@ ngx_http_voucher_redis_pool(ngx_cycle_t *cycle,
 
         conn->arena.log = cycle->log;
         ngx_http_voucher_arena_reset(&conn->arena);
+
+        conn->counted = 1;
+        ngx_http_voucher_metrics_conn(store, 0, NGX_HTTP_VOUCHER_M_CONN_NONE,
+                                      NGX_HTTP_VOUCHER_M_CONN_DOWN);
     }
 
     return pool;
@@ -537,6 +560,12 @@ ngx_http_voucher_redis_replica_add(ngx_pool_t *cpool,
 
     rp->replica = 1;
     rs->pool = rp;
+
+    /* counted as a master's by ngx_http_voucher_redis_pool() */
+    ngx_http_voucher_metrics_conn(rs, 0, NGX_HTTP_VOUCHER_M_CONN_DOWN,
+                                  NGX_HTTP_VOUCHER_M_CONN_NONE);
+    ngx_http_voucher_metrics_conn(rs, 1, NGX_HTTP_VOUCHER_M_CONN_NONE,
+                                  NGX_HTTP_VOUCHER_M_CONN_DOWN);
     pool->replicas[pool->nreplicas++] = rp;
 
     return rp;
@@ -677,6 +706,8 @@ ngx_http_voucher_redis_exit_worker(ngx_http_voucher_store_t *store)
         ngx_http_voucher_redis_free_op(op);
     }
 
+    ngx_http_voucher_metrics_store_add(pool->conf, NGX_HTTP_VOUCHER_M_WAITING,
+                                       - (ngx_int_t) pool->nwaiting);
     pool->nwaiting = 0;
 
     for (i = 0; i < pool->nconns; i++) {
@@ -695,7 +726,7 @@ ngx_http_voucher_redis_exit_worker(ngx_http_voucher_store_t *store)
         }
 
         if (conn->ac) {
-            conn->state = NGX_HTTP_VOUCHER_DOWN;
+            ngx_http_voucher_redis_state(conn, NGX_HTTP_VOUCHER_DOWN);
             redisAsyncFree(conn->ac);
         }
 
@@ -708,6 +739,8 @@ ngx_http_voucher_redis_exit_worker(ngx_http_voucher_store_t *store)
             ngx_free(conn->arena.start);
             conn->arena.start = NULL;
         }
+
+        ngx_http_voucher_redis_uncount(conn);
     }
 
     store->pool = NULL;
@@ -727,7 +760,7 @@ ngx_http_voucher_redis_connect(ngx_http_voucher_conn_t *conn)
 
     if (!pool->addressed) {
         /* Sentinel has not named the master yet: it wakes this context */
-        conn->state = NGX_HTTP_VOUCHER_DOWN;
+        ngx_http_voucher_redis_state(conn, NGX_HTTP_VOUCHER_DOWN);
         return;
     }
 
@@ -781,7 +814,7 @@ ngx_http_voucher_redis_connect(ngx_http_voucher_conn_t *conn)
 
     conn->ac = ac;
     conn->c = c;
-    conn->state = NGX_HTTP_VOUCHER_CONNECTING;
+    ngx_http_voucher_redis_state(conn, NGX_HTTP_VOUCHER_CONNECTING);
     conn->pending = 0;
     conn->loading = 0;
     conn->flushing = 0;
@@ -820,7 +853,7 @@ ngx_http_voucher_redis_connected(const redisAsyncContext *ac, int status)
                       "voucher: redis %V: connect failed: %s",
                       &conn->pool->conf->addr_text,
                       ac->errstr ? ac->errstr : "unknown error");
-        conn->state = NGX_HTTP_VOUCHER_DOWN;
+        ngx_http_voucher_redis_state(conn, NGX_HTTP_VOUCHER_DOWN);
         return;
     }
 
@@ -849,7 +882,7 @@ ngx_http_voucher_redis_handshake(ngx_http_voucher_conn_t *conn)
 
     vmcf = conn->pool->conf;
 
-    conn->state = NGX_HTTP_VOUCHER_HANDSHAKE;
+    ngx_http_voucher_redis_state(conn, NGX_HTTP_VOUCHER_HANDSHAKE);
 
     /* AUTH, SELECT, ROLE and the version check go out pipelined */
 
@@ -932,7 +965,7 @@ failed:
                   "voucher: redis %V: cannot queue the handshake",
                   &conn->pool->conf->addr_text);
 
-    conn->state = NGX_HTTP_VOUCHER_DOWN;
+    ngx_http_voucher_redis_state(conn, NGX_HTTP_VOUCHER_DOWN);
 }
 
 
@@ -1155,7 +1188,7 @@ ngx_http_voucher_redis_not_writable(ngx_http_voucher_conn_t *conn,
     }
 
     conn->unready = 1;
-    conn->state = NGX_HTTP_VOUCHER_DOWN;
+    ngx_http_voucher_redis_state(conn, NGX_HTTP_VOUCHER_DOWN);
 
     ngx_http_voucher_redis_fail_waiting(conn->pool,
                                         NGX_HTTP_VOUCHER_REFUSED);
@@ -1362,7 +1395,7 @@ ngx_http_voucher_redis_ready(ngx_http_voucher_conn_t *conn)
     }
 
     conn->probed = 1;
-    conn->state = NGX_HTTP_VOUCHER_READY;
+    ngx_http_voucher_redis_state(conn, NGX_HTTP_VOUCHER_READY);
     conn->backoff = NGX_HTTP_VOUCHER_BACKOFF_MIN;
     conn->unready = 0;
 
@@ -1399,7 +1432,7 @@ ngx_http_voucher_redis_drain(ngx_http_voucher_conn_t *conn)
     {
         q = ngx_queue_head(&pool->waiting);
         ngx_queue_remove(q);
-        pool->nwaiting--;
+        ngx_http_voucher_waiting(pool, -1);
 
         op = ngx_queue_data(q, ngx_http_voucher_op_t, queue);
         op->queued = 0;
@@ -1444,7 +1477,7 @@ ngx_http_voucher_redis_fail_waiting(ngx_http_voucher_pool_t *pool,
     while (!ngx_queue_empty(&pool->waiting)) {
         q = ngx_queue_head(&pool->waiting);
         ngx_queue_remove(q);
-        pool->nwaiting--;
+        ngx_http_voucher_waiting(pool, -1);
 
         op = ngx_queue_data(q, ngx_http_voucher_op_t, queue);
         op->queued = 0;
@@ -1475,7 +1508,7 @@ ngx_http_voucher_redis_drop(ngx_http_voucher_conn_t *conn, const char *why)
                       &conn->pool->conf->addr_text, why);
     }
 
-    conn->state = NGX_HTTP_VOUCHER_DOWN;
+    ngx_http_voucher_redis_state(conn, NGX_HTTP_VOUCHER_DOWN);
 
     if (conn->ac) {
         redisAsyncFree(conn->ac);
@@ -1486,7 +1519,7 @@ ngx_http_voucher_redis_drop(ngx_http_voucher_conn_t *conn, const char *why)
 static void
 ngx_http_voucher_redis_schedule(ngx_http_voucher_conn_t *conn)
 {
-    conn->state = NGX_HTTP_VOUCHER_DOWN;
+    ngx_http_voucher_redis_state(conn, NGX_HTTP_VOUCHER_DOWN);
 
     if (conn->pool->exiting) {
         return;
@@ -1530,6 +1563,9 @@ ngx_http_voucher_redis_reconnect_handler(ngx_event_t *ev)
     if (conn->pool->exiting || conn->ac) {
         return;
     }
+
+    ngx_http_voucher_metrics_store_add(conn->pool->conf,
+                                       NGX_HTTP_VOUCHER_M_RECONNECT, 1);
 
     ngx_http_voucher_redis_connect(conn);
 }
@@ -1577,7 +1613,7 @@ ngx_http_voucher_redis_master(void *data, u_char *host, in_port_t port)
         if (conn->ac
             && conn->state == NGX_HTTP_VOUCHER_READY && conn->pending)
         {
-            conn->state = NGX_HTTP_VOUCHER_DOWN;
+            ngx_http_voucher_redis_state(conn, NGX_HTTP_VOUCHER_DOWN);
             conn->retiring = 1;
             continue;
         }
@@ -1676,7 +1712,7 @@ ngx_http_voucher_redis_send(ngx_http_voucher_pool_t *pool, int argc,
     if (conn == NULL) {
         op->queued = 1;
         ngx_queue_insert_tail(&pool->waiting, &op->queue);
-        pool->nwaiting++;
+        ngx_http_voucher_waiting(pool, 1);
 
     } else if (ngx_http_voucher_redis_submit(conn, op) != NGX_OK) {
         ngx_http_voucher_redis_free_op(op);
@@ -1754,6 +1790,7 @@ ngx_http_voucher_redis_submit(ngx_http_voucher_conn_t *conn,
     }
 
     op->conn = conn;
+    op->sent_us = ngx_http_voucher_metrics_now();
     conn->pending++;
 
     if (op->write) {
@@ -1975,7 +2012,7 @@ ngx_http_voucher_redis_replica_skip(ngx_http_voucher_conn_t *conn,
     conn->skipped = key;
 
     conn->unready = 1;
-    conn->state = NGX_HTTP_VOUCHER_DOWN;
+    ngx_http_voucher_redis_state(conn, NGX_HTTP_VOUCHER_DOWN);
 
     if (conn->check.timer_set) {
         ngx_del_timer(&conn->check);
@@ -2110,7 +2147,7 @@ ngx_http_voucher_redis_detach(ngx_http_voucher_op_t *op)
     if (op->queued) {
         /* never sent: nothing will ever answer it */
         ngx_queue_remove(&op->queue);
-        op->pool->nwaiting--;
+        ngx_http_voucher_waiting(op->pool, -1);
         ngx_http_voucher_redis_free_op(op);
     }
 }
@@ -2124,6 +2161,11 @@ ngx_http_voucher_redis_reply(redisAsyncContext *ac, void *r, void *data)
     ngx_http_voucher_conn_t  *conn = op->conn;
 
     ngx_int_t  rc;
+
+    if (reply) {
+        ngx_http_voucher_metrics_latency(op->pool->conf, op->native,
+                                         op->sent_us);
+    }
 
     if (op->write && reply && reply->type != REDIS_REPLY_ERROR) {
         /* it wrote: answered once a replica has it, see redis_wait() */
@@ -2151,7 +2193,7 @@ ngx_http_voucher_redis_reply(redisAsyncContext *ac, void *r, void *data)
     rc = reply ? NGX_HTTP_VOUCHER_REPLY : NGX_HTTP_VOUCHER_LOST;
 
     if (reply == NULL) {
-        conn->state = NGX_HTTP_VOUCHER_DOWN;
+        ngx_http_voucher_redis_state(conn, NGX_HTTP_VOUCHER_DOWN);
 
     } else if (ngx_http_voucher_redis_is_unready(reply)) {
 
@@ -2166,7 +2208,7 @@ ngx_http_voucher_redis_reply(redisAsyncContext *ac, void *r, void *data)
             ngx_http_voucher_redis_replica_skip(conn, reply->str);
 
         } else if (conn->state == NGX_HTTP_VOUCHER_READY) {
-            conn->state = NGX_HTTP_VOUCHER_DOWN;
+            ngx_http_voucher_redis_state(conn, NGX_HTTP_VOUCHER_DOWN);
             conn->retiring = 1;
             ngx_http_voucher_redis_not_writable(conn, reply->str);
         }
@@ -2386,10 +2428,13 @@ ngx_http_voucher_redis_op_timeout(ngx_event_t *ev)
                   "voucher: redis %V: command timed out",
                   &op->pool->conf->addr_text);
 
+    ngx_http_voucher_metrics_store_add(op->pool->conf,
+                                       NGX_HTTP_VOUCHER_M_TIMEOUT, 1);
+
     if (op->queued) {
         /* still waiting for a context: nothing was sent */
         ngx_queue_remove(&op->queue);
-        op->pool->nwaiting--;
+        ngx_http_voucher_waiting(op->pool, -1);
         op->queued = 0;
 
         op->handler(op, NULL, NGX_HTTP_VOUCHER_TIMEDOUT);
@@ -2410,7 +2455,7 @@ ngx_http_voucher_redis_op_timeout(ngx_event_t *ev)
     /* no new command may pick this context while its requests finish */
 
     state = conn->state;
-    conn->state = NGX_HTTP_VOUCHER_DOWN;
+    ngx_http_voucher_redis_state(conn, NGX_HTTP_VOUCHER_DOWN);
 
     if (op->data) {
         op->handler(op, NULL, NGX_HTTP_VOUCHER_TIMEDOUT);
@@ -3065,6 +3110,7 @@ ngx_http_voucher_native_lost(ngx_http_voucher_conn_t *conn,
     for (i = 0; i < conn->pool->nconns; i++) {
         had |= conn->pool->conns[i].native;
         conn->pool->conns[i].native = 0;
+        ngx_http_voucher_redis_native_gauge(&conn->pool->conns[i]);
     }
 
     if (had) {
@@ -3086,4 +3132,59 @@ ngx_http_voucher_native_lost(ngx_http_voucher_conn_t *conn,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * A context's state, and voucher_metrics' gauges with it: connections by
+ * state, and those ready that have the native module.
+ */
+
+static void
+ngx_http_voucher_redis_state(ngx_http_voucher_conn_t *conn, ngx_uint_t state)
+{
+    if (conn->counted) {
+        ngx_http_voucher_metrics_conn(conn->pool->conf, conn->pool->replica,
+                                      ngx_http_voucher_conn_gauge(conn->state),
+                                      ngx_http_voucher_conn_gauge(state));
+    }
+
+    conn->state = state;
+
+    ngx_http_voucher_redis_native_gauge(conn);
+}
+
+
+static void
+ngx_http_voucher_redis_native_gauge(ngx_http_voucher_conn_t *conn)
+{
+    ngx_uint_t  native;
+
+    native = conn->counted && !conn->pool->replica && conn->native
+             && conn->state == NGX_HTTP_VOUCHER_READY;
+
+    if (native != conn->counted_native) {
+        ngx_http_voucher_metrics_store_add(conn->pool->conf,
+                                           NGX_HTTP_VOUCHER_M_NATIVE,
+                                           native ? 1 : -1);
+        conn->counted_native = native;
+    }
+}
+
+
+/* a worker that exits takes its share out of the gauges */
+
+static void
+ngx_http_voucher_redis_uncount(ngx_http_voucher_conn_t *conn)
+{
+    if (!conn->counted) {
+        return;
+    }
+
+    ngx_http_voucher_metrics_conn(conn->pool->conf, conn->pool->replica,
+                                  ngx_http_voucher_conn_gauge(conn->state),
+                                  NGX_HTTP_VOUCHER_M_CONN_NONE);
+    conn->counted = 0;
+
+    ngx_http_voucher_redis_native_gauge(conn);
 }

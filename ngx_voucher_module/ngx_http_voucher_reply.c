@@ -197,6 +197,7 @@ typedef struct {
     ngx_uint_t   status;
     ngx_uint_t   replayed;
     int64_t      retry_ms;
+    ngx_int_t    reason;     /* its slot in voucher_metrics */
 } ngx_http_voucher_answer_t;
 
 
@@ -225,8 +226,8 @@ static u_char *ngx_http_voucher_json_value(u_char *p, redisReply *v,
 static u_char *ngx_http_voucher_json_string(u_char *p, u_char *s,
     size_t len);
 static ngx_int_t ngx_http_voucher_output(ngx_http_request_t *r,
-    ngx_uint_t status, u_char *p, size_t len, ngx_uint_t replayed,
-    int64_t retry_ms);
+    ngx_int_t op, ngx_int_t reason, ngx_uint_t status, u_char *p, size_t len,
+    ngx_uint_t replayed, int64_t retry_ms);
 static ngx_str_t *ngx_http_voucher_verb(ngx_int_t op);
 
 
@@ -274,6 +275,49 @@ ngx_http_voucher_find_reason(u_char *p, size_t len)
     }
 
     return NULL;
+}
+
+
+/* a reason's place in the table, or -1; for voucher_metrics */
+
+ngx_int_t
+ngx_http_voucher_reason_index(u_char *p, size_t len)
+{
+    ngx_http_voucher_reason_t  *rs;
+
+    rs = ngx_http_voucher_find_reason(p, len);
+
+    return rs ? rs - ngx_http_voucher_reasons : -1;
+}
+
+
+/* a reason's slot in voucher_metrics ("ok" too); unknown: "other" */
+
+ngx_int_t
+ngx_http_voucher_reason_slot(u_char *p, size_t len)
+{
+    ngx_int_t  i;
+
+    if (len == 2 && p[0] == 'o' && p[1] == 'k') {
+        return NGX_HTTP_VOUCHER_M_R_OK;
+    }
+
+    i = ngx_http_voucher_reason_index(p, len);
+
+    return i < 0 ? NGX_HTTP_VOUCHER_M_R_OTHER : NGX_HTTP_VOUCHER_M_R_TABLE + i;
+}
+
+
+ngx_str_t *
+ngx_http_voucher_reason_name(ngx_uint_t i)
+{
+    if (i >= sizeof(ngx_http_voucher_reasons)
+             / sizeof(ngx_http_voucher_reason_t) - 1)
+    {
+        return NULL;
+    }
+
+    return &ngx_http_voucher_reasons[i].reason;
 }
 
 
@@ -343,7 +387,9 @@ ngx_http_voucher_send_error(ngx_http_request_t *r, ngx_int_t op,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_voucher_output(r, rs->status, buf, len, 0, -1);
+    return ngx_http_voucher_output(r, op, NGX_HTTP_VOUCHER_M_R_TABLE
+                                          + (rs - ngx_http_voucher_reasons),
+                                   rs->status, buf, len, 0, -1);
 }
 
 
@@ -365,6 +411,7 @@ ngx_http_voucher_send_not_found(ngx_http_request_t *r, ngx_int_t op,
 
     static ngx_str_t            prefix[NGX_HTTP_VOUCHER_OP_LAST];
     static ngx_uint_t           status[NGX_HTTP_VOUCHER_OP_LAST];
+    static ngx_int_t            reason[NGX_HTTP_VOUCHER_OP_LAST];
     static u_char               data[NGX_HTTP_VOUCHER_OP_LAST][256];
 
     i = ngx_http_voucher_verb(op) - ngx_http_voucher_verbs;
@@ -388,8 +435,9 @@ ngx_http_voucher_send_not_found(ngx_http_request_t *r, ngx_int_t op,
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
-            return ngx_http_voucher_output(r, a.status, a.data, a.len,
-                                           a.replayed, a.retry_ms);
+            return ngx_http_voucher_output(r, op, a.reason, a.status,
+                                           a.data, a.len, a.replayed,
+                                           a.retry_ms);
         }
 
         ngx_memcpy(data[i], a.data, a.len - 3);
@@ -397,6 +445,7 @@ ngx_http_voucher_send_not_found(ngx_http_request_t *r, ngx_int_t op,
         prefix[i].len = a.len - 3;
         prefix[i].data = data[i];
         status[i] = a.status;
+        reason[i] = a.reason;
     }
 
     max = prefix[i].len + ngx_http_voucher_json_string_max(len) + 1;
@@ -417,7 +466,8 @@ ngx_http_voucher_send_not_found(ngx_http_request_t *r, ngx_int_t op,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_voucher_output(r, status[i], buf, len, 0, -1);
+    return ngx_http_voucher_output(r, op, reason[i], status[i], buf, len, 0,
+                                   -1);
 }
 
 
@@ -534,7 +584,9 @@ ngx_http_voucher_send_unverified(ngx_http_request_t *r, ngx_str_t *code)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_voucher_output(r, NGX_HTTP_OK, buf, len, 0, -1);
+    return ngx_http_voucher_output(r, NGX_HTTP_VOUCHER_OP_VALIDATE,
+                                   NGX_HTTP_VOUCHER_M_R_UNVERIFIED,
+                                   NGX_HTTP_OK, buf, len, 0, -1);
 }
 
 
@@ -586,7 +638,8 @@ ngx_http_voucher_send_reply(ngx_http_request_t *r, ngx_int_t op,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_voucher_output(r, a.status, a.data, a.len, a.replayed,
+    return ngx_http_voucher_output(r, op, a.reason, a.status, a.data, a.len,
+                                   a.replayed,
                                    a.retry_ms);
 }
 
@@ -711,6 +764,17 @@ ngx_http_voucher_render(ngx_http_request_t *r, ngx_int_t op,
     a->status = status;
     a->replayed = okr->replayed;
     a->retry_ms = retry_ms;
+
+    if (rs == NULL) {
+        a->reason = NGX_HTTP_VOUCHER_M_R_OK;
+
+    } else if (rs == &ngx_http_voucher_reason_unknown) {
+        a->reason = NGX_HTTP_VOUCHER_M_R_OTHER;
+
+    } else {
+        a->reason = NGX_HTTP_VOUCHER_M_R_TABLE
+                    + (rs - ngx_http_voucher_reasons);
+    }
 
     return NGX_OK;
 }
@@ -1216,14 +1280,24 @@ ngx_http_voucher_int64(u_char *p, int64_t n)
 
 
 static ngx_int_t
-ngx_http_voucher_output(ngx_http_request_t *r, ngx_uint_t status, u_char *p,
-    size_t len, ngx_uint_t replayed, int64_t retry_ms)
+ngx_http_voucher_output(ngx_http_request_t *r, ngx_int_t op, ngx_int_t reason,
+    ngx_uint_t status, u_char *p, size_t len, ngx_uint_t replayed,
+    int64_t retry_ms)
 {
-    u_char           *value;
-    ngx_int_t         rc;
-    ngx_buf_t        *b;
-    ngx_chain_t       out;
-    ngx_table_elt_t  *h;
+    u_char                       *value;
+    ngx_int_t                     rc;
+    ngx_buf_t                    *b;
+    ngx_chain_t                   out;
+    ngx_table_elt_t              *h;
+    ngx_http_voucher_loc_conf_t  *vlcf;
+
+    /* the API's answers; the gate counts its own when the response ends */
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_voucher_module);
+
+    if (vlcf->api) {
+        ngx_http_voucher_metrics_request(op, status, reason);
+    }
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = len;
