@@ -4,7 +4,7 @@
 # and voucherctl: 202 at once with a job, done/total of the segment, the
 # messages arriving at a webhook receiver, a second send held back by
 # per_member, refusals (unknown fields, no automation, a triggered one, a
-# paused campaign), a campaign deleted meanwhile, voucherd killed (-9)
+# paused campaign), a cancel, a campaign deleted meanwhile, voucherd killed (-9)
 # and stopped (TERM) mid-send: resumed from the checkpoint, every member
 # queued exactly once; voucherctl auto send in-process and --detach.
 
@@ -162,6 +162,19 @@ for my $how ('kill', 'term') {
     is(scalar(keys %$q), $N, '... each in the delivery log');
     is(scalar(grep { $_ != 1 } values %$q), 0, '... exactly once: nobody twice');
 }
+
+# --- cancelled mid-send --------------------------------------------------
+auto(halt => { schedule => 'once 2099-01-01 09:00', segment => 'all', codes => { length => 6 },
+               channel => 'void', message => 'x' });
+$res = api('POST', '/v1/jobs/automations/send', body => { campaign => 'halt' });
+$id = $res->{json}{id};
+wait_until(sub { $j = job($id); $j->{done} >= 400 || $j->{state} !~ /^(queued|running)$/ },
+           timeout => 60, interval => 0.02);
+is(api('DELETE', "/v1/jobs/$id")->{status}, 200, 'a send cancelled on request');
+$j = wait_job($id);
+is($j->{state}, 'cancelled', '... ends cancelled');
+ok($j->{done} < $N, "... at $j->{done} of $N");
+is(run_members('halt', $id), $j->{done}, '... what it queued stays, and done says how much');
 
 # --- a campaign deleted meanwhile ----------------------------------------
 auto(gone => { schedule => 'once 2099-01-01 09:00', segment => 'all', codes => { length => 6 },
