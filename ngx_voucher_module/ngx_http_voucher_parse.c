@@ -1475,14 +1475,14 @@ ngx_http_voucher_parse_event(ngx_http_voucher_ctx_t *ctx, json_t *root,
             return -1;
         }
 
-    } else if (f[4] != NULL) {
+    } else if (f[4] != NULL && !json_is_null(f[4])) {
         return ngx_http_voucher_fail(ctx->err,
                                      NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
                                      "", "order",
                                      "goes with a purchase only");
     }
 
-    if (f[5] != NULL && !purchase && !signup) {
+    if (f[5] != NULL && !json_is_null(f[5]) && !purchase && !signup) {
         return ngx_http_voucher_fail(ctx->err,
                                      NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
                                      "", "referral_code",
