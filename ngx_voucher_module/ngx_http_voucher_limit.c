@@ -326,8 +326,9 @@ ngx_http_voucher_limit_nargs(ngx_http_voucher_loc_conf_t *vlcf)
 
 /*
  * The operation whose limits apply to op: a reservation, a loyalty earn
- * and a storefront event are redeems; a saved code is a validate (both tell a code that exists
- * from one that does not), and so are a loyalty balance and history.
+ * and a storefront event are redeems; a saved code is a validate (both
+ * tell a code that exists from one that does not), and so are a loyalty
+ * balance and history.
  */
 
 ngx_int_t
