@@ -5,12 +5,13 @@
  * Jobs: long work (issuing codes, importing codes or members, exporting
  * codes, sending an automation to its segment) as a record in Redis
  * ({NS}:j:<id>, redis/lib/jobs.lua) that any runner may take and resume:
- * voucherd's job thread (the admin API and voucherctl --detach queue
- * them), or voucherctl itself, in-process, with a progress bar.  Each batch is written together with the job's
- * checkpoint in one call (voucher_job_step), so a runner that dies, or is
- * stopped, is resumed exactly there.  A job without a record (an export,
- * an import's check run by voucherctl) is "local": the same code, its
- * output to a file.  Documented in docs/admin-api.md#jobs.
+ * voucherd's job thread (the admin API and voucherctl --detach queue them),
+ * or voucherctl itself, in-process, with a progress bar.  Each batch is
+ * written together with the job's checkpoint in one call
+ * (voucher_job_step), so a runner that dies, or is stopped, is resumed
+ * exactly there.  A job without a record (an export, an import's check run
+ * by voucherctl) is "local": the same code, its output to a file.
+ * Documented in docs/admin-api.md#jobs.
  */
 
 
