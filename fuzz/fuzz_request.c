@@ -5,7 +5,8 @@
  * libFuzzer target for the request parser.  The first byte picks the
  * operation ('0' validate, '1' redeem, '2' rollback, '3' reserve,
  * '4' confirm, '5' release: byte % 6; 'w' wallet, 's' wallet_save,
- * 'q' qualify), the rest is the body.  The body
+ * 'q' qualify, 'e' a storefront event; 0xf0 and up the loyalty ones), the
+ * rest is the body.  The body
  * is parsed with the default limits, with tiny limits and with a too
  * small arena, and the results are checked for invariants.
  */
@@ -208,6 +209,49 @@ check_request(const fuzz_result_t *r, int op,
     CHECK(r->rc == 0);
     CHECK(q->op == op);
 
+    if (op == NGX_HTTP_VOUCHER_OP_EVENT) {
+        check_str(r, &q->event_id, 1, STR_TOKEN,
+                  NGX_HTTP_VOUCHER_MAX_EVENT_ID_LEN);
+        check_str(r, &q->event_type, 1, STR_TOKEN,
+                  NGX_HTTP_VOUCHER_MAX_EVENT_TYPE_LEN);
+        CHECK(q->event_type.data[0] >= 'a' && q->event_type.data[0] <= 'z');
+
+        for (i = 0; i < q->event_type.len; i++) {
+            CHECK((q->event_type.data[i] >= 'a'
+                   && q->event_type.data[i] <= 'z')
+                  || (q->event_type.data[i] >= '0'
+                      && q->event_type.data[i] <= '9')
+                  || q->event_type.data[i] == '_');
+        }
+
+        check_str(r, &q->customer, 1, STR_TEXT, lim->max_str_len);
+        CHECK(memchr(q->customer.data, ' ', q->customer.len) == NULL);
+        CHECK(q->timestamp == NGX_HTTP_VOUCHER_UNSET
+              || (q->timestamp >= 0
+                  && q->timestamp <= NGX_HTTP_VOUCHER_MAX_TIMESTAMP));
+        check_str(r, &q->referral_code, 0, STR_CODE, lim->max_code_len);
+
+        for (i = 0; i < NGX_HTTP_VOUCHER_EVENT_ATTRS; i++) {
+            check_str(r, &q->attrs[i], 0, STR_TEXT, lim->max_str_len);
+        }
+
+        CHECK(q->code.data == NULL && q->redemption_id.data == NULL);
+        CHECK(q->idempotency_key.data == NULL && q->points == 0);
+        CHECK(q->codes == NULL && q->ncodes == 0 && q->stack == 0);
+        CHECK(q->channel.data == NULL && q->best == 0);
+
+        if (strcmp((const char *) q->event_type.data, "purchase") != 0) {
+            CHECK(q->amount == NGX_HTTP_VOUCHER_UNSET);
+            CHECK(q->items == NULL && q->order_id.data == NULL);
+            return;
+        }
+
+        goto order;
+    }
+
+    CHECK(q->event_id.data == NULL && q->event_type.data == NULL);
+    CHECK(q->timestamp == NGX_HTTP_VOUCHER_UNSET);
+
     check_str(r, &q->idempotency_key, 0, STR_TOKEN, lim->max_str_len);
 
     if (op == NGX_HTTP_VOUCHER_OP_WALLET
@@ -330,6 +374,8 @@ check_request(const fuzz_result_t *r, int op,
         CHECK(q->stack == 0 || q->points == 0);
     }
 
+order:
+
     check_str(r, &q->order_id, 0, STR_TEXT, lim->max_str_len);
     check_str(r, &q->currency, 0, STR_CURRENCY, 0);
     CHECK(q->redemption_id.data == NULL);
@@ -394,7 +440,13 @@ arena_used(const ngx_http_voucher_request_t *q)
         + str_size(&q->cursor) + str_size(&q->channel)
         + q->ncodes * sizeof(ngx_http_voucher_str_t)
         + str_size(&q->before)
+        + str_size(&q->event_id) + str_size(&q->event_type)
+        + str_size(&q->referral_code)
         + q->nitems * sizeof(ngx_http_voucher_item_t);
+
+    for (i = 0; i < NGX_HTTP_VOUCHER_EVENT_ATTRS; i++) {
+        n += str_size(&q->attrs[i]);
+    }
 
     for (i = 0; i < q->nitems; i++) {
         n += str_size(&q->items[i].sku) + str_size(&q->items[i].category);
@@ -534,6 +586,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     case 'q':
         op = NGX_HTTP_VOUCHER_OP_QUALIFY;
+        break;
+
+    case 'e':
+        op = NGX_HTTP_VOUCHER_OP_EVENT;
         break;
 
     default:

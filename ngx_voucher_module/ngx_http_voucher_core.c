@@ -42,6 +42,9 @@ static ngx_int_t ngx_http_voucher_command_codes(ngx_http_voucher_core_t *core,
 static ngx_int_t ngx_http_voucher_command_wallet(ngx_http_request_t *r,
     ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_request_t *req,
     ngx_http_voucher_cmd_t *cmd);
+static ngx_int_t ngx_http_voucher_command_event(ngx_http_request_t *r,
+    ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_request_t *req,
+    ngx_http_voucher_cmd_t *cmd);
 static ngx_int_t ngx_http_voucher_command_loyalty(ngx_http_request_t *r,
     ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_request_t *req,
     ngx_http_voucher_cmd_t *cmd);
@@ -644,6 +647,10 @@ ngx_http_voucher_command(ngx_http_request_t *r,
     const char                   **argv;
     ngx_http_voucher_item_t       *item;
 
+    if (req->op == NGX_HTTP_VOUCHER_OP_EVENT) {
+        return ngx_http_voucher_command_event(r, vlcf, req, cmd);
+    }
+
     if (ngx_http_voucher_loyalty_op(req->op)) {
         return ngx_http_voucher_command_loyalty(r, vlcf, req, cmd);
     }
@@ -1051,6 +1058,161 @@ ngx_http_voucher_command_loyalty(ngx_http_request_t *r,
             argv[i] = "";
         }
     }
+
+    cmd->argv = argv;
+    cmd->argvlen = argvlen;
+    cmd->n = n;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A storefront event, appended to the stream voucherd reads, once per id:
+ *
+ * FCALL voucher_event 1 {ns}:events id type customer timestamp npairs
+ *       [field value]* [limits]
+ *
+ * (timestamp "" = Redis' now).  A purchase's order goes as "order",
+ * "amount", "currency" and "items": one "sku TAB category TAB price TAB
+ * quantity" a line (the parser lets no control character into them).
+ */
+
+static ngx_int_t
+ngx_http_voucher_command_event(ngx_http_request_t *r,
+    ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_request_t *req,
+    ngx_http_voucher_cmd_t *cmd)
+{
+    u_char                   *p, *key, *num;
+    size_t                   *argvlen, n, size, npairs;
+    ngx_int_t                 nl;
+    ngx_uint_t                i, j, argc;
+    const char              **argv;
+    ngx_http_voucher_item_t  *item;
+
+    argc = 8 + 2 * (5 + NGX_HTTP_VOUCHER_EVENT_ATTRS)
+           + ngx_http_voucher_limit_nargs(vlcf);
+
+    argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
+    if (argv == NULL) {
+        return NGX_ERROR;
+    }
+
+    argvlen = (size_t *) &argv[argc];
+
+    size = sizeof("{}:events") - 1 + vlcf->ns.len + 3 * NGX_INT64_LEN;
+
+    for (i = 0; i < req->nitems; i++) {
+        item = &req->items[i];
+        size += item->sku.len + item->category.len + 2 * NGX_INT64_LEN + 4;
+    }
+
+    key = ngx_pnalloc(r->pool, size);
+    if (key == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = 0;
+
+#define ngx_http_voucher_arg(s, l)                                           \
+    argv[n] = (const char *) (s); argvlen[n] = (l); n++
+
+#define ngx_http_voucher_pair(name, s, l)                                    \
+    ngx_http_voucher_arg(name, sizeof(name) - 1);                            \
+    ngx_http_voucher_arg(s, l);                                              \
+    npairs++
+
+    ngx_http_voucher_arg("FCALL", 5);
+    ngx_http_voucher_arg(VOUCHER_FN("voucher_event"),
+                         sizeof(VOUCHER_FN("voucher_event")) - 1);
+    ngx_http_voucher_arg("1", 1);
+
+    p = ngx_sprintf(key, "{%V}:events", &vlcf->ns);
+    ngx_http_voucher_arg(key, p - key);
+
+    ngx_http_voucher_arg(req->event_id.data, req->event_id.len);
+    ngx_http_voucher_arg(req->event_type.data, req->event_type.len);
+    ngx_http_voucher_arg(req->customer.data, req->customer.len);
+
+    num = p;
+
+    if (req->timestamp != NGX_HTTP_VOUCHER_UNSET) {
+        p = ngx_http_voucher_int64(p, req->timestamp);
+    }
+
+    ngx_http_voucher_arg(num, p - num);
+
+    /* the count of pairs, written once they are known */
+    i = n;
+    ngx_http_voucher_arg("", 0);
+    npairs = 0;
+
+    if (req->amount != NGX_HTTP_VOUCHER_UNSET) {
+        num = p;
+        p = ngx_http_voucher_int64(p, req->amount);
+        ngx_http_voucher_pair("amount", num, p - num);
+    }
+
+    if (req->order_id.len) {
+        ngx_http_voucher_pair("order", req->order_id.data, req->order_id.len);
+    }
+
+    if (req->currency.len) {
+        ngx_http_voucher_pair("currency", req->currency.data,
+                              req->currency.len);
+    }
+
+    if (req->nitems) {
+        num = p;
+
+        for (item = req->items; item < req->items + req->nitems; item++) {
+            if (item != req->items) {
+                *p++ = '\n';
+            }
+
+            p = ngx_cpymem(p, item->sku.data, item->sku.len);
+            *p++ = '\t';
+            p = ngx_cpymem(p, item->category.data, item->category.len);
+            *p++ = '\t';
+            p = ngx_http_voucher_int64(p, item->price);
+            *p++ = '\t';
+            p = ngx_http_voucher_int64(p, item->quantity);
+        }
+
+        ngx_http_voucher_pair("items", num, p - num);
+    }
+
+    if (req->referral_code.len) {
+        ngx_http_voucher_pair("referral_code", req->referral_code.data,
+                              req->referral_code.len);
+    }
+
+    for (j = 0; j < NGX_HTTP_VOUCHER_EVENT_ATTRS; j++) {
+        if (req->attrs[j].len == 0) {
+            continue;
+        }
+
+        ngx_http_voucher_arg(ngx_http_voucher_event_attrs[j],
+                             ngx_strlen(ngx_http_voucher_event_attrs[j]));
+        ngx_http_voucher_arg(req->attrs[j].data, req->attrs[j].len);
+        npairs++;
+    }
+
+    num = p;
+    p = ngx_http_voucher_int64(p, (int64_t) npairs);
+    argv[i] = (const char *) num;
+    argvlen[i] = p - num;
+
+#undef ngx_http_voucher_pair
+#undef ngx_http_voucher_arg
+
+    nl = ngx_http_voucher_limit_args(r, vlcf, req->op, &argv[n],
+                                     &argvlen[n]);
+    if (nl == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    n += nl;
 
     cmd->argv = argv;
     cmd->argvlen = argvlen;

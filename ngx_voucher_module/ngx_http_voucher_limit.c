@@ -325,9 +325,10 @@ ngx_http_voucher_limit_nargs(ngx_http_voucher_loc_conf_t *vlcf)
  */
 
 /*
- * The operation whose limits apply to op: a reservation and a loyalty earn
- * are redeems; a saved code is a validate (both tell a code that exists
- * from one that does not), and so are a loyalty balance and history.
+ * The operation whose limits apply to op: a reservation, a loyalty earn
+ * and a storefront event are redeems; a saved code is a validate (both
+ * tell a code that exists from one that does not), and so are a loyalty
+ * balance and history.
  */
 
 ngx_int_t
@@ -337,6 +338,7 @@ ngx_http_voucher_limit_op(ngx_int_t op)
 
     case NGX_HTTP_VOUCHER_OP_RESERVE:
     case NGX_HTTP_VOUCHER_OP_LOYALTY_EARN:
+    case NGX_HTTP_VOUCHER_OP_EVENT:
         return NGX_HTTP_VOUCHER_OP_REDEEM;
 
     case NGX_HTTP_VOUCHER_OP_WALLET_SAVE:

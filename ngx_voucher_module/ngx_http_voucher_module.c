@@ -1289,6 +1289,9 @@ ngx_http_voucher_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     } else if (ngx_strcmp(value[1].data, "loyalty_history") == 0) {
         vlcf->api = NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY;
 
+    } else if (ngx_strcmp(value[1].data, "event") == 0) {
+        vlcf->api = NGX_HTTP_VOUCHER_OP_EVENT;
+
     } else {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid value \"%V\" in \"voucher_api\", "
@@ -1296,7 +1299,8 @@ ngx_http_voucher_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "\"rollback\", \"reserve\", \"confirm\", "
                            "\"release\", \"wallet\", \"wallet_save\", "
                            "\"qualify\", \"loyalty_earn\", "
-                           "\"loyalty_balance\" or \"loyalty_history\"",
+                           "\"loyalty_balance\", \"loyalty_history\" "
+                           "or \"event\"",
                            &value[1]);
         return NGX_CONF_ERROR;
     }

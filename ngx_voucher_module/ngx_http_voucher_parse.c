@@ -211,6 +211,8 @@ static int ngx_http_voucher_parse_rollback(ngx_http_voucher_ctx_t *ctx,
     json_t *root, ngx_http_voucher_request_t *req);
 static int ngx_http_voucher_parse_wallet(ngx_http_voucher_ctx_t *ctx,
     json_t *root, ngx_http_voucher_request_t *req);
+static int ngx_http_voucher_parse_event(ngx_http_voucher_ctx_t *ctx,
+    json_t *root, ngx_http_voucher_request_t *req);
 static int ngx_http_voucher_parse_loyalty(ngx_http_voucher_ctx_t *ctx,
     json_t *root, ngx_http_voucher_request_t *req);
 static void ngx_http_voucher_request_init(ngx_http_voucher_request_t *req,
@@ -281,6 +283,25 @@ static const char *const  ngx_http_voucher_history_keys[] = {
     "customer", "limit", "before", NULL
 };
 
+static const char *const  ngx_http_voucher_event_keys[] = {
+    "id", "type", "customer", "timestamp", "order", "referral_code", "data",
+    NULL
+};
+
+/* a signup's member fields, as voucherd reads them from the stream */
+const char *const  ngx_http_voucher_event_attrs[] = {
+    "name", "phone", "email", "line", "birthday", "tier", "tags", NULL
+};
+
+/*
+ * Types a storefront may not post: the loyalty programme's notices, which
+ * fire automations of their own
+ */
+static const char *const  ngx_http_voucher_event_reserved[] = {
+    "tier_upgraded", "tier_downgraded", "tier_will_drop", "points_expiring",
+    "reward_redeemed", "referral_converted", NULL
+};
+
 
 /* by the NGX_HTTP_VOUCHER_FIELD_*_ROW indexes */
 
@@ -316,6 +337,13 @@ const ngx_http_voucher_field_t  ngx_http_voucher_fields[] = {
     { "limit", NULL, NGX_HTTP_VOUCHER_FIELD_COUNT,
       1, NGX_HTTP_VOUCHER_MAX_HISTORY, NULL },
     { "before", NULL, NGX_HTTP_VOUCHER_FIELD_RID, 0, 0, NULL },
+    { "id", NULL, NGX_HTTP_VOUCHER_FIELD_TOKEN,
+      0, NGX_HTTP_VOUCHER_MAX_EVENT_ID_LEN, NULL },
+    { "type", NULL, NGX_HTTP_VOUCHER_FIELD_NAME,
+      0, NGX_HTTP_VOUCHER_MAX_EVENT_TYPE_LEN, NULL },
+    { "timestamp", NULL, NGX_HTTP_VOUCHER_FIELD_COUNT,
+      0, NGX_HTTP_VOUCHER_MAX_TIMESTAMP, NULL },
+    { "data", NULL, NGX_HTTP_VOUCHER_FIELD_TEXT, 0, 0, NULL },
     { NULL, NULL, 0, 0, 0, NULL }
 };
 
@@ -511,6 +539,9 @@ ngx_http_voucher_parse_request(int op, const unsigned char *body,
     } else if (op == NGX_HTTP_VOUCHER_OP_QUALIFY) {
         rc = ngx_http_voucher_parse_qualify(&ctx, root, req);
 
+    } else if (op == NGX_HTTP_VOUCHER_OP_EVENT) {
+        rc = ngx_http_voucher_parse_event(&ctx, root, req);
+
     } else if (op >= NGX_HTTP_VOUCHER_OP_LOYALTY_EARN) {
         rc = ngx_http_voucher_parse_loyalty(&ctx, root, req);
 
@@ -699,6 +730,7 @@ ngx_http_voucher_request_init(ngx_http_voucher_request_t *req, int op)
     req->hold_seconds = NGX_HTTP_VOUCHER_UNSET;
     req->count = NGX_HTTP_VOUCHER_UNSET;
     req->points = 0;
+    req->timestamp = NGX_HTTP_VOUCHER_UNSET;
 }
 
 
@@ -1352,6 +1384,156 @@ ngx_http_voucher_parse_loyalty(ngx_http_voucher_ctx_t *ctx, json_t *root,
 
 
 /*
+ * A storefront event: {"id": "...", "type": "...", "customer": "...",
+ * "timestamp": N, "order": {...}, "referral_code": "...", "data": {...}}.
+ * The id (the event's idempotency key), type and customer are required; a
+ * purchase needs its order (as a validate's: amount, or items to sum); a
+ * referral code goes with a signup or a purchase, data (the member's
+ * fields) with a signup.  What voucherd would ignore is refused here.
+ */
+
+static int
+ngx_http_voucher_parse_event(ngx_http_voucher_ctx_t *ctx, json_t *root,
+    ngx_http_voucher_request_t *req)
+{
+    int                       purchase, signup;
+    size_t                    i;
+    json_t                   *f[NGX_HTTP_VOUCHER_MAX_KEYS];
+    ngx_http_voucher_field_t  rule;
+
+    if (ngx_http_voucher_check_keys(ctx, root, "",
+                                    ngx_http_voucher_event_keys, 7, f)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (ngx_http_voucher_get_str(ctx, f[0], "",
+                                 ngx_http_voucher_field(EVENT_ID),
+                                 NGX_HTTP_VOUCHER_REQUIRED, &req->event_id)
+        != 0
+        || ngx_http_voucher_get_str(ctx, f[1], "",
+                                    ngx_http_voucher_field(EVENT_TYPE),
+                                    NGX_HTTP_VOUCHER_REQUIRED,
+                                    &req->event_type)
+           != 0)
+    {
+        return -1;
+    }
+
+    for (i = 0; ngx_http_voucher_event_reserved[i]; i++) {
+        if (strcmp((const char *) req->event_type.data,
+                   ngx_http_voucher_event_reserved[i])
+            == 0)
+        {
+            return ngx_http_voucher_fail(ctx->err,
+                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                         "", "type",
+                                         "is a notice of the loyalty "
+                                         "programme, not the storefront's");
+        }
+    }
+
+    if (ngx_http_voucher_get_str(ctx, f[2], "",
+                                 ngx_http_voucher_field(CUSTOMER),
+                                 NGX_HTTP_VOUCHER_REQUIRED, &req->customer)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (memchr(req->customer.data, ' ', req->customer.len)) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     "", "customer",
+                                     "is a member id here: no spaces");
+    }
+
+    if (ngx_http_voucher_get_int(ctx, f[3], "",
+                                 ngx_http_voucher_field(TIMESTAMP),
+                                 NGX_HTTP_VOUCHER_OPTIONAL, &req->timestamp)
+        != 0)
+    {
+        return -1;
+    }
+
+    purchase = (strcmp((const char *) req->event_type.data, "purchase") == 0);
+    signup = (strcmp((const char *) req->event_type.data, "signup") == 0);
+
+    if (purchase) {
+        if (ngx_http_voucher_parse_order(ctx, f[4], req, 0) != 0) {
+            return -1;
+        }
+
+    } else if (f[4] != NULL && !json_is_null(f[4])) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     "", "order",
+                                     "goes with a purchase only");
+    }
+
+    if (f[5] != NULL && !json_is_null(f[5]) && !purchase && !signup) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     "", "referral_code",
+                                     "goes with a signup or a purchase only");
+    }
+
+    rule = *ngx_http_voucher_field(CODE);
+    rule.name = "referral_code";
+
+    if (ngx_http_voucher_get_str(ctx, f[5], "", &rule,
+                                 NGX_HTTP_VOUCHER_OPTIONAL,
+                                 &req->referral_code)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (f[6] == NULL || json_is_null(f[6])) {
+        return 0;
+    }
+
+    if (!signup) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     "", "data", "goes with a signup only");
+    }
+
+    if (!json_is_object(f[6])) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     "", "data", "must be an object, got %s",
+                                     ngx_http_voucher_type_name(f[6]));
+    }
+
+    if (ngx_http_voucher_check_keys(ctx, f[6], "data",
+                                    ngx_http_voucher_event_attrs,
+                                    NGX_HTTP_VOUCHER_EVENT_ATTRS, f)
+        != 0)
+    {
+        return -1;
+    }
+
+    rule = *ngx_http_voucher_field(ATTR);
+
+    for (i = 0; i < NGX_HTTP_VOUCHER_EVENT_ATTRS; i++) {
+        rule.name = ngx_http_voucher_event_attrs[i];
+
+        if (ngx_http_voucher_get_str(ctx, f[i], "data", &rule,
+                                     NGX_HTTP_VOUCHER_OPTIONAL,
+                                     &req->attrs[i])
+            != 0)
+        {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
  * Every key of obj must be one of the first n of keys; vals[i] is then
  * the value of keys[i], or NULL when it is absent.  Duplicate keys were
  * rejected when loading, so each is found once.
@@ -1509,8 +1691,30 @@ ngx_http_voucher_str_rule(const ngx_http_voucher_field_t *f,
 
         return 0;
 
+    case NGX_HTTP_VOUCHER_FIELD_NAME:
+        for (i = 0; i < len; i++) {
+            c = s[i];
+
+            if (!((c >= 'a' && c <= 'z')
+                  || (i > 0 && ((c >= '0' && c <= '9') || c == '_'))))
+            {
+                break;
+            }
+        }
+
+        if (len == 0 || len > (size_t) f->max || i != len) {
+            return ngx_http_voucher_fail(err,
+                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                         prefix, f->name,
+                                         "must be 1 to %d characters of "
+                                         "a-z, 0-9 and _, starting with "
+                                         "a letter", (int) f->max);
+        }
+
+        return 0;
+
     default: /* NGX_HTTP_VOUCHER_FIELD_TEXT, NGX_HTTP_VOUCHER_FIELD_TOKEN */
-        max = lim->max_str_len;
+        max = f->max ? (size_t) f->max : lim->max_str_len;
 
         if (len == 0) {
             return ngx_http_voucher_fail(err,

@@ -4,7 +4,7 @@
  *
  * The request parser: a JSON body (validate, redeem, rollback, reserve,
  * confirm, release, wallet, wallet_save, qualify; a loyalty earn, balance or
- * history) in,
+ * history; a storefront event) in,
  * a checked ngx_http_voucher_request_t out.  Pure C on top of jansson, no
  * nginx dependency, so cmocka and libFuzzer can drive it directly.
  */
@@ -30,7 +30,8 @@
 #define NGX_HTTP_VOUCHER_OP_LOYALTY_EARN     10  /* an order's points */
 #define NGX_HTTP_VOUCHER_OP_LOYALTY_BALANCE  11
 #define NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY  12
-#define NGX_HTTP_VOUCHER_OP_LAST       12
+#define NGX_HTTP_VOUCHER_OP_EVENT      13  /* a storefront event */
+#define NGX_HTTP_VOUCHER_OP_LAST       13
 
 /* amount, price etc. absent */
 #define NGX_HTTP_VOUCHER_UNSET        -1
@@ -45,6 +46,12 @@
 #define NGX_HTTP_VOUCHER_MAX_CODES             30
 #define NGX_HTTP_VOUCHER_MAX_POINTS            10000000000000LL
 #define NGX_HTTP_VOUCHER_MAX_HISTORY           100
+#define NGX_HTTP_VOUCHER_MAX_EVENT_ID_LEN      64
+#define NGX_HTTP_VOUCHER_MAX_EVENT_TYPE_LEN    40
+#define NGX_HTTP_VOUCHER_MAX_TIMESTAMP         1099511627776LL  /* 2^40 */
+/* an event's "data": the member fields of a signup, see
+   ngx_http_voucher_event_attrs[] */
+#define NGX_HTTP_VOUCHER_EVENT_ATTRS           7
 
 /* ngx_http_voucher_key_fold() */
 #define NGX_HTTP_VOUCHER_KEY_OTHER     0
@@ -109,6 +116,13 @@ typedef struct {
                                                 0 = none */
     int64_t                 limit;           /* loyalty history: entries */
     ngx_http_voucher_str_t  before;          /* ... older than this one */
+
+    /* a storefront event (the customer, and a purchase's order, above) */
+    ngx_http_voucher_str_t  event_id;
+    ngx_http_voucher_str_t  event_type;
+    int64_t                 timestamp;       /* unix seconds, UNSET = now */
+    ngx_http_voucher_str_t  referral_code;
+    ngx_http_voucher_str_t  attrs[NGX_HTTP_VOUCHER_EVENT_ATTRS];
 } ngx_http_voucher_request_t;
 
 
@@ -129,6 +143,7 @@ typedef struct {
 #define NGX_HTTP_VOUCHER_FIELD_AMOUNT    5  /* an integer, 0..max_amount */
 #define NGX_HTTP_VOUCHER_FIELD_COUNT     6  /* an integer, min..max */
 #define NGX_HTTP_VOUCHER_FIELD_CURSOR    7  /* 1..16 digits, no leading 0 */
+#define NGX_HTTP_VOUCHER_FIELD_NAME      8  /* [a-z][a-z0-9_]*, 1..max */
 
 
 /*
@@ -142,7 +157,8 @@ typedef struct {
     const char             *gate;            /* the gate's name, or NULL */
     int                     kind;            /* NGX_HTTP_VOUCHER_FIELD_* */
     int64_t                 min;             /* COUNT: the bounds */
-    int64_t                 max;
+    int64_t                 max;             /* TEXT, TOKEN, NAME: the
+                                                longest, 0 = max_str_len */
     const char             *message;         /* the gate's, or NULL: the
                                                 parser's */
 } ngx_http_voucher_field_t;
@@ -168,8 +184,15 @@ typedef struct {
 #define NGX_HTTP_VOUCHER_FIELD_POINTS_ROW        16
 #define NGX_HTTP_VOUCHER_FIELD_LIMIT_ROW         17
 #define NGX_HTTP_VOUCHER_FIELD_BEFORE_ROW        18
+#define NGX_HTTP_VOUCHER_FIELD_EVENT_ID_ROW      19
+#define NGX_HTTP_VOUCHER_FIELD_EVENT_TYPE_ROW    20
+#define NGX_HTTP_VOUCHER_FIELD_TIMESTAMP_ROW     21
+#define NGX_HTTP_VOUCHER_FIELD_ATTR_ROW          22
 
 extern const ngx_http_voucher_field_t  ngx_http_voucher_fields[];
+
+/* the keys of an event's "data", in the order of req->attrs[] */
+extern const char *const  ngx_http_voucher_event_attrs[];
 
 
 typedef struct {

@@ -102,6 +102,8 @@ static ngx_http_voucher_reason_t  ngx_http_voucher_reasons[] = {
     /* idempotency and rollback */
     ngx_http_voucher_reason("idempotency_conflict", 422,
         "This idempotency key was used for a different request."),
+    ngx_http_voucher_reason("event_conflict", 422,
+        "This event id was posted before with a different body."),
     ngx_http_voucher_reason("redemption_not_found", 404,
         "No such redemption."),
     ngx_http_voucher_reason("already_rolled_back", 409,
@@ -247,7 +249,8 @@ static ngx_str_t  ngx_http_voucher_verbs[] = {
     ngx_string("qualified"),
     ngx_string("earned"),
     ngx_string("balance"),
-    ngx_string("history")
+    ngx_string("history"),
+    ngx_string("accepted")
 };
 
 

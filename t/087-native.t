@@ -1,7 +1,7 @@
 # nginx and the native module (redis/module, voucher.so).  With the module
 # in Redis, built from the same library, nginx sends validate and redeem as
 # its commands, says so in the error log, and the answers are those of the
-# FCALL path (a second Redis without the module gets the same requests).
+# FCALL path (and an event, which has no native command, goes as FCALL) (a second Redis without the module gets the same requests).
 # MODULE UNLOAD while nginx runs, with requests in flight: each native
 # command answered "unknown command" goes again as FCALL, none is lost or
 # done twice.  A Redis restarted with the module is used natively again,
@@ -25,7 +25,8 @@ my $plain = VT::Redis->start(no_module => 1);
 
 my $http = 'voucher_redis 127.0.0.1:%%REDIS_PORT%%;';
 my $ng = VT::Nginx->start(redis => $redis, http => $http,
-                          server => api_server());
+                          server => api_server()
+                          . "        location = /events { voucher_api event; }\n");
 my $ngp = VT::Nginx->start(redis => $plain, http => $http,
                            server => api_server());
 
@@ -92,6 +93,13 @@ ok(($cs->{'voucher.validate'} // 0) >= 4, 'validate went native')
 ok(($cs->{'voucher.redeem'} // 0) >= 9, 'redeem went native');
 is($cs->{fcall} // 0, 0, 'no FCALL on the request path')
     or diag explain $cs;
+
+# a storefront event has no native command: FCALL, with the module there
+my $ev = http($ng->port, 'POST', '/events',
+              body => {id => 'ev-1', type => 'signup', customer => 'al'});
+is($ev->{status}, 200, 'an event through the nginx that uses the module');
+is($redis->commandstats->{fcall} // 0, 1, '... sent as FCALL voucher_event');
+is($redis->cmd('XLEN', '{v}:events'), 1, '... and appended');
 
 # MODULE UNLOAD under load: every request answered once, through FCALL
 my $n = 180;

@@ -106,6 +106,7 @@ my %bodies = (
     'POST /v1/webhooks' => { url => 'http://127.0.0.1:9/other', events => '*' },
     'PATCH /v1/webhooks/{webhook}' => { status => 'paused' },
     'POST /v1/jobs/codes/export' => { campaign => 'spring' },
+    'POST /v1/jobs/automations/send' => { campaign => 'runner' },
     'POST /v1/jobs/codes/import' => \"code,campaign\nDOCIMPORT1,spring\n",
     'POST /v1/jobs/members/import' => \"id,tier\ndoc-member,gold\n",
     'PATCH /v1/loyalty/programme' => { point_value => 10 },

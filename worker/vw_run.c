@@ -165,7 +165,7 @@ vw_run_select(const vw_config_t *cf, const vw_auto_t *a, vw_member_t *m,
 
 /* the arguments of voucher_run_add after its key, before the members */
 
-static void
+void
 vw_run_args(const vw_config_t *cf, const vw_auto_t *a, vw_args_t *args,
     const char *run, int64_t due_ms, int64_t codes_from, int64_t now,
     int64_t t, int tz, int64_t cancel_after)

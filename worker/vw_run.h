@@ -35,6 +35,7 @@
 
 #include "vw_auto.h"
 #include "vw_config.h"
+#include "vw_redis.h"
 #include "vw_segment.h"
 
 
@@ -82,6 +83,10 @@ size_t vw_run_select(const vw_config_t *cf, const vw_auto_t *a,
  * cancel_after.  0 (cnt filled), -1 Redis failed, -2 refused by the
  * library (err says why).
  */
+void vw_run_args(const vw_config_t *cf, const vw_auto_t *a, vw_args_t *args,
+    const char *run, int64_t due_ms, int64_t codes_from, int64_t now,
+    int64_t t, int tz, int64_t cancel_after);
+
 int vw_run_queue(redisContext *c, const vw_config_t *cf, const vw_auto_t *a,
     const char *run, int64_t due_ms, int64_t codes_from, int64_t now,
     int64_t t, int tz, char **ids, size_t n, int64_t cancel_after,

@@ -70,6 +70,7 @@ export default {
   'reason.no_matching_items': 'No item of the order qualifies for this code.',
   'reason.free_item_missing': 'The free item is not in the order.',
   'reason.idempotency_conflict': 'This attempt was already used for another redemption. Start again.',
+  'reason.event_conflict': 'This event id was already sent with other details.',
   'reason.reservation_in_progress': 'This code is being used at a checkout right now.',
   'reason.rate_limited': 'Too many attempts. Wait {seconds} seconds and try again.',
   'reason.locked_out': 'Too many wrong codes from this device: locked for a while. Ask a manager.',

@@ -189,9 +189,12 @@ end
 --   out     text appended to the output ("" none; "*" with codes_add:
 --           the codes it wrote, one a line, when the job keeps output)
 --   op      "none", "codes_add" (KEYS[2] {NS}:k:<campaign>, the
---           arguments of voucher_codes_add) or "members_add" (KEYS[2]
---           {NS}:members, those of voucher_members_add); done grows by
---           what it wrote
+--           arguments of voucher_codes_add), "members_add" (KEYS[2]
+--           {NS}:members, those of voucher_members_add) or "run_add"
+--           (KEYS[2] {NS}:a:<campaign>, those of voucher_run_add: a
+--           segment send's members queued); done grows by what it wrote
+--           (run_add: the members it judged, queued, already in the run
+--           or held back)
 -- Returns {"ok", done, reply of op} with the checkpoint moved;
 -- {"cancelled"}; {"campaign_not_found"} when KEYS[2] is a campaign that
 -- is gone; or op's error, and then nothing was written.
@@ -211,6 +214,11 @@ function api.job_step(keys, args)
     end
     local camp = string.match(keys[2], '^{[^}]+}:k:(.+)$')
     if camp and redis.call('EXISTS', keys[2]) == 0 then
+        return {'campaign_not_found'}
+    end
+    camp = op == 'run_add' and string.match(keys[2], '^{[^}]+}:a:(.+)$')
+    if camp and (redis.call('EXISTS', j.tag .. ':k:' .. camp) == 0
+                 or redis.call('EXISTS', keys[2]) == 0) then
         return {'campaign_not_found'}
     end
     local rest = {}
@@ -242,6 +250,10 @@ function api.job_step(keys, args)
         r = api.members_add({keys[2]}, rest)
         if type(r) == 'table' and r.err then return r end
         n = r
+    elseif op == 'run_add' then
+        r = api.run_add({keys[2]}, rest)
+        if type(r) == 'table' and r.err then return r end
+        n = r[1] + r[2] + r[3]
     elseif op ~= 'none' then
         return bad_args()
     end

@@ -34,6 +34,7 @@
 #define LE  NGX_HTTP_VOUCHER_OP_LOYALTY_EARN
 #define LB  NGX_HTTP_VOUCHER_OP_LOYALTY_BALANCE
 #define LH  NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY
+#define EV  NGX_HTTP_VOUCHER_OP_EVENT
 
 #define E_JSON     NGX_HTTP_VOUCHER_ERR_INVALID_JSON
 #define E_REQUEST  NGX_HTTP_VOUCHER_ERR_INVALID_REQUEST
@@ -2100,6 +2101,90 @@ test_loyalty(void **state)
 
 
 static void
+test_event(void **state)
+{
+    (void) state;
+
+    OK(EV, "{'id':'ev-1','type':'signup','customer':'mali',"
+           "'referral_code':'ref-abc','data':{'name':'Mali',"
+           "'phone':'081-234-5678','tags':'vip'}}");
+    assert_int_equal(req.op, EV);
+    assert_string_equal((char *) req.event_id.data, "ev-1");
+    assert_string_equal((char *) req.event_type.data, "signup");
+    assert_string_equal((char *) req.customer.data, "mali");
+    assert_string_equal((char *) req.referral_code.data, "ref-abc");
+    assert_string_equal((char *) req.attrs[0].data, "Mali");
+    assert_string_equal((char *) req.attrs[1].data, "081-234-5678");
+    assert_null(req.attrs[2].data);
+    assert_string_equal((char *) req.attrs[6].data, "vip");
+    assert_int_equal(req.timestamp, NGX_HTTP_VOUCHER_UNSET);
+    assert_int_equal(req.amount, NGX_HTTP_VOUCHER_UNSET);
+
+    OK(EV, "{'id':'ev-2','type':'purchase','customer':'mali',"
+           "'timestamp':1796000000,'order':{'id':'o-1','currency':'THB',"
+           "'items':[{'sku':'A','price':300,'quantity':3}]}}");
+    assert_int_equal(req.timestamp, 1796000000);
+    assert_int_equal(req.amount, 900);
+    assert_int_equal(req.nitems, 1);
+    assert_string_equal((char *) req.order_id.data, "o-1");
+
+    /* a type of the shop's own; null as absent */
+    OK(EV, "{'id':'e','type':'wishlist_added2','customer':'c','order':null,"
+           "'data':null,'referral_code':null,'timestamp':0}");
+    assert_int_equal(req.timestamp, 0);
+    /* the longest id and type */
+    OK(EV, "{'id':'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+           "xxxxxxxxxxxxxxxxxxxxxxxx',"
+           "'type':'abbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb','customer':'c'}");
+
+    FAIL(EV, "{'type':'signup','customer':'c'}", E_MISSING, "id");
+    FAIL(EV, "{'id':'e','customer':'c'}", E_MISSING, "type");
+    FAIL(EV, "{'id':'e','type':'signup'}", E_MISSING, "customer");
+    FAIL(EV, "{'id':'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+             "xxxxxxxxxxxxxxxxxxxxxxxxx','type':'signup','customer':'c'}",
+         E_FIELD, "id");
+    FAIL(EV, "{'id':'a b','type':'signup','customer':'c'}", E_FIELD, "id");
+    FAIL(EV, "{'id':'e','type':'abbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb',"
+             "'customer':'c'}", E_FIELD, "type");
+    FAIL(EV, "{'id':'e','type':'Signup','customer':'c'}", E_FIELD, "type");
+    FAIL(EV, "{'id':'e','type':'1st','customer':'c'}", E_FIELD, "type");
+    FAIL(EV, "{'id':'e','type':'sign-up','customer':'c'}", E_FIELD, "type");
+    FAIL(EV, "{'id':'e','type':'points_expiring','customer':'c'}", E_FIELD,
+         "type");
+    FAIL(EV, "{'id':'e','type':'signup','customer':'c d'}", E_FIELD,
+         "customer");
+    FAIL(EV, "{'id':'e','type':'signup','customer':'c','timestamp':-1}",
+         E_FIELD, "timestamp");
+    FAIL(EV, "{'id':'e','type':'signup','customer':'c',"
+             "'timestamp':1099511627777}", E_FIELD, "timestamp");
+    FAIL(EV, "{'id':'e','type':'signup','customer':'c','timestamp':'1'}",
+         E_FIELD, "timestamp");
+    FAIL(EV, "{'id':'e','type':'purchase','customer':'c'}", E_MISSING,
+         "order");
+    FAIL(EV, "{'id':'e','type':'purchase','customer':'c','order':{}}",
+         E_MISSING, "order.amount");
+    FAIL(EV, "{'id':'e','type':'signup','customer':'c','order':{'amount':1}}",
+         E_FIELD, "order");
+    FAIL(EV, "{'id':'e','type':'referral','customer':'c',"
+             "'referral_code':'X'}", E_FIELD, "referral_code");
+    FAIL(EV, "{'id':'e','type':'signup','customer':'c','referral_code':''}",
+         NGX_HTTP_VOUCHER_ERR_INVALID_CODE, "referral_code");
+    FAIL(EV, "{'id':'e','type':'purchase','customer':'c',"
+             "'order':{'amount':1},'data':{}}", E_FIELD, "data");
+    FAIL(EV, "{'id':'e','type':'signup','customer':'c','data':[]}", E_FIELD,
+         "data");
+    FAIL(EV, "{'id':'e','type':'signup','customer':'c','data':{'age':'3'}}",
+         E_UNKNOWN, "data.age");
+    FAIL(EV, "{'id':'e','type':'signup','customer':'c','data':{'name':3}}",
+         E_FIELD, "data.name");
+    FAIL(EV, "{'id':'e','type':'signup','customer':'c','data':{'name':''}}",
+         E_FIELD, "data.name");
+    FAIL(EV, "{'id':'e','type':'signup','customer':'c','code':'X'}",
+         E_UNKNOWN, "code");
+}
+
+
+static void
 test_internal_errors(void **state)
 {
     unsigned char               buf[256];
@@ -2472,6 +2557,7 @@ main(void)
         cmocka_unit_test_teardown(test_wallet, teardown),
         cmocka_unit_test_teardown(test_codes_qualify, teardown),
         cmocka_unit_test_teardown(test_loyalty, teardown),
+        cmocka_unit_test_teardown(test_event, teardown),
         cmocka_unit_test_teardown(test_internal_errors, teardown),
         cmocka_unit_test_teardown(test_out_of_memory, teardown),
         cmocka_unit_test_teardown(test_arena_lifetime, teardown),

@@ -100,6 +100,11 @@ int vw_ctl_op_init(vw_ctl_t *ctl, vw_op_t *op);
  * printed as "what: ...".  The exit code.
  */
 int vw_ctl_job(vw_ctl_t *ctl, vw_job_t *j, int record, const char *what);
+/* a job's parameters checked as the API checks them: an exit code */
+int vw_job_params(vw_ctl_t *ctl, const char *what,
+    int (*check)(vw_op_t *op, vw_op_in_t *in, json_t **params,
+                 vw_operr_t *e),
+    json_t *body, json_t **params);
 
 /* the job queued for voucherd instead: its id printed (--detach) */
 int vw_ctl_job_detach(vw_ctl_t *ctl, vw_job_t *j, const char *what);

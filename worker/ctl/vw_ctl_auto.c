@@ -17,6 +17,7 @@
 #include "vw_auto.h"
 #include "vw_clock.h"
 #include "vw_ctl.h"
+#include "vw_job.h"
 #include "vw_util.h"
 
 
@@ -28,6 +29,10 @@ static const char  vw_auto_usage[] =
     "       voucherctl auto next CAMPAIGN [--count N] [--now T]\n"
     "       voucherctl auto run CAMPAIGN --now    a run now (voucherd sends "
     "it)\n"
+    "       voucherctl auto send CAMPAIGN [--detach]   a run now as a job, "
+    "with\n"
+    "                                 a progress bar (--detach: voucherd "
+    "runs it)\n"
     "       voucherctl auto preview CAMPAIGN [--sample N] [--limit N]\n"
     "       voucherctl auto pause|resume CAMPAIGN   (resume: a birthday "
     "catch-up)\n";
@@ -103,6 +108,68 @@ vw_auto_set(vw_ctl_t *ctl, const char *campaign, const char *path)
 }
 
 
+/*
+ * auto send: a run now of a scheduled automation as a job
+ * (automations.send): in-process with a progress bar, or --detach for
+ * voucherd
+ */
+
+static int
+vw_auto_send(vw_ctl_t *ctl, int argc, char **argv)
+{
+    int        npos, rc;
+    char      *pos[2];
+    json_t    *body, *params;
+    vw_job_t   j;
+
+    vw_opt_t  opts[] = {
+        { "--detach", 0, NULL, 0 },
+        { NULL, 0, NULL, 0 }
+    };
+
+    npos = vw_opts(argc, argv, opts, pos, 2, vw_auto_usage);
+    if (npos != 1) {
+        if (npos >= 0) {
+            fputs(vw_auto_usage, stderr);
+        }
+
+        return VW_EXIT_USAGE;
+    }
+
+    if (vw_ctl_redis(ctl) == NULL) {
+        return VW_EXIT_FAIL;
+    }
+
+    body = json_pack("{s:s}", "campaign", pos[0]);
+
+    rc = vw_job_params(ctl, "auto send", vw_job_send_check, body, &params);
+    if (rc != VW_EXIT_OK) {
+        return rc;
+    }
+
+    memset(&j, 0, sizeof(vw_job_t));
+    snprintf(j.kind, sizeof(j.kind), "automations.send");
+    j.params = params;
+    j.total = -1;
+
+    if (vw_opt(opts, "--detach")) {
+        rc = vw_ctl_job_detach(ctl, &j, "auto send");
+        vw_job_free(&j);
+        return rc;
+    }
+
+    rc = vw_ctl_job(ctl, &j, 1, "auto send");
+
+    if (rc == VW_EXIT_OK && j.result) {
+        vw_ctl_print(j.result, 0);
+    }
+
+    vw_job_free(&j);
+
+    return rc;
+}
+
+
 /* pause or resume: the definition with its status changed (auto set) */
 
 static int
@@ -166,6 +233,10 @@ vw_cmd_auto(vw_ctl_t *ctl, int argc, char **argv)
                       || strcmp(argv[0], "preview") == 0))
     {
         return vw_ctl_ops_cmd(ctl, "auto", argc, argv);
+    }
+
+    if (argc >= 1 && strcmp(argv[0], "send") == 0) {
+        return vw_auto_send(ctl, argc - 1, argv + 1);
     }
 
     /* a run now: --now says so, so that a typo does not send */

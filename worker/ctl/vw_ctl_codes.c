@@ -128,7 +128,7 @@ vw_opts_body(vw_opt_t *opts, const char *const *skip)
 
 /* the job's parameters checked; the exit code when they are not */
 
-static int
+int
 vw_job_params(vw_ctl_t *ctl, const char *what,
     int (*check)(vw_op_t *op, vw_op_in_t *in, json_t **params,
                  vw_operr_t *e),

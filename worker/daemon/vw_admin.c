@@ -134,6 +134,7 @@ static const vw_route_t  vw_routes[] = {
     { "POST", "/v1/jobs/codes/export", vw_op_job_export, 0 },
     { "POST", "/v1/jobs/codes/import", vw_op_job_import, VW_ROUTE_RAW },
     { "POST", "/v1/jobs/members/import", vw_op_job_members, VW_ROUTE_RAW },
+    { "POST", "/v1/jobs/automations/send", vw_op_job_send, 0 },
     { "GET", "/v1/jobs", vw_op_job_list, 0 },
     { "GET", "/v1/jobs/{}", vw_op_job_get, 0 },
     { "DELETE", "/v1/jobs/{}", vw_op_job_cancel, 0 },

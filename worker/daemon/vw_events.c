@@ -14,10 +14,17 @@
  *   amount   purchase: the order amount, minor units
  *   order    purchase: its order id, which earns loyalty points once
  *            (default: id, else the stream entry id)
+ *   items    purchase: its items for the earning rules, one a line,
+ *            "sku TAB category TAB price TAB quantity" (nginx's voucher_api
+ *            event writes them so)
+ *   currency purchase: the order's currency (kept, not used here)
  *   name phone email line birthday tier tags   signup: the member
  *   referral_code   signup, purchase: the code of the member who referred
  *            this new customer: paired once, before anything else of the
  *            event (docs/loyalty.md, Referrals)
+ *
+ * Any other type of [a-z][a-z0-9_]{0,39} is a storefront's custom event:
+ * acknowledged, counted, no automation triggers on it.
  *
  * A signup makes or updates the member, a purchase updates its history
  * (once per event, voucher_member_purchase); then the automations
@@ -232,14 +239,15 @@ vw_event_refer(vw_daemon_t *d, const char *id, const char *member,
 
 
 static int vw_event_earn(vw_daemon_t *d, const char *id,
-    const char *member, int64_t ts, int64_t amount, const char *order);
+    const char *member, int64_t ts, int64_t amount, const char *order,
+    const char *items);
 
 
 /* order: the purchase's order id (its event id when it has none) */
 
 static int
 vw_event_purchase(vw_daemon_t *d, const char *id, const char *member,
-    int64_t ts, const char *amount, const char *order)
+    int64_t ts, const char *amount, const char *order, const char *items)
 {
     char        *key;
     int64_t      n;
@@ -281,7 +289,7 @@ vw_event_purchase(vw_daemon_t *d, const char *id, const char *member,
 
     freeReplyObject(r);
 
-    return vw_event_earn(d, id, member, ts, n, order);
+    return vw_event_earn(d, id, member, ts, n, order, items);
 }
 
 
@@ -293,9 +301,11 @@ vw_event_purchase(vw_daemon_t *d, const char *id, const char *member,
 
 static int
 vw_event_earn(vw_daemon_t *d, const char *id, const char *member,
-    int64_t ts, int64_t amount, const char *order)
+    int64_t ts, int64_t amount, const char *order, const char *items)
 {
-    char        *key;
+    int          k;
+    char        *key, *list, *line, *next, *tab[4];
+    size_t       nitems;
     vw_args_t    a;
     redisReply  *r;
 
@@ -308,7 +318,54 @@ vw_event_earn(vw_daemon_t *d, const char *id, const char *member,
     vw_args_adds(&a, key);
     vw_args_adds(&a, order);
     vw_args_addi(&a, amount);
-    vw_args_adds(&a, "0");
+
+    /* the count first, the items after: a malformed line drops them all */
+    nitems = 0;
+    list = (items != NULL && items[0] != '\0') ? vw_xstrdup(items) : NULL;
+
+    for (line = list; line != NULL; line = next) {
+        next = strchr(line, '\n');
+
+        if (next) {
+            *next++ = '\0';
+        }
+
+        tab[0] = line;
+
+        for (k = 1; k < 4; k++) {
+            tab[k] = tab[k - 1] ? strchr(tab[k - 1], '\t') : NULL;
+
+            if (tab[k]) {
+                *tab[k]++ = '\0';
+            }
+        }
+
+        if (tab[3] == NULL || strchr(tab[3], '\t') != NULL) {
+            vw_log_warn("event %s: malformed items: the order earns on "
+                        "its amount", id);
+            nitems = 0;
+            break;
+        }
+
+        nitems++;
+    }
+
+    vw_args_addi(&a, (int64_t) nitems);
+
+    for (line = list; nitems > 0 && line != NULL; ) {
+        /* the line and its three fields, NUL-separated now */
+        for (k = 0; k < 4; k++) {
+            vw_args_adds(&a, line);
+            line += strlen(line) + 1;
+        }
+
+        if (--nitems == 0) {
+            break;
+        }
+    }
+
+    free(list);
+
     vw_args_addi(&a, ts);
 
     free(key);
@@ -433,6 +490,26 @@ vw_loyalty_event(const char *type)
 }
 
 
+/* a storefront's own type, as nginx's voucher_api event takes it */
+
+static int
+vw_custom_event(const char *type)
+{
+    size_t  i;
+
+    for (i = 0; type[i] != '\0'; i++) {
+        if (!((type[i] >= 'a' && type[i] <= 'z')
+              || (i > 0 && ((type[i] >= '0' && type[i] <= '9')
+                            || type[i] == '_'))))
+        {
+            return 0;
+        }
+    }
+
+    return i > 0 && i <= 40;
+}
+
+
 static int
 vw_event(vw_daemon_t *d, const char *id, const redisReply *f)
 {
@@ -487,7 +564,7 @@ vw_event(vw_daemon_t *d, const char *id, const redisReply *f)
         }
 
         if (vw_event_purchase(d, id, member, ts, vw_field(f, "amount"),
-                              order)
+                              order, vw_field(f, "items"))
             != 0)
         {
             return -1;
@@ -497,7 +574,11 @@ vw_event(vw_daemon_t *d, const char *id, const redisReply *f)
                && strcmp(type, "referral") != 0
                && !vw_loyalty_event(type))
     {
-        vw_log_warn("event %s: unknown type \"%s\": ignored", id, type);
+        if (!vw_custom_event(type)) {
+            vw_log_warn("event %s: unknown type \"%s\": ignored", id,
+                        type);
+        }
+
         return 0;
     }
 

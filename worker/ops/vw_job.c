@@ -30,6 +30,7 @@ static const vw_job_kind_t  vw_job_kinds[] = {
     { "codes.export", vw_job_export_run },
     { "codes.import", vw_job_import_run },
     { "members.import", vw_job_members_run },
+    { "automations.send", vw_job_send_run },
     { NULL, NULL }
 };
 
@@ -710,9 +711,7 @@ vw_job_read(vw_op_t *op, const char *id, vw_operr_t *e)
 }
 
 
-/* a new job, answered as the API shows it: 202 */
-
-static int
+int
 vw_job_queue(vw_op_t *op, const char *kind, json_t *params, int64_t total,
     const char *phase, int keep, vw_op_in_t *in, json_t **out,
     vw_operr_t *e)

@@ -3,14 +3,15 @@
  * Copyright (C) ngx_voucher authors
  *
  * Jobs: long work (issuing codes, importing codes or members, exporting
- * codes) as a record in Redis ({NS}:j:<id>, redis/lib/jobs.lua) that any
- * runner may take and resume: voucherd's job thread (the admin API and
- * voucherctl --detach queue them), or voucherctl itself, in-process, with
- * a progress bar.  Each batch is written together with the job's
- * checkpoint in one call (voucher_job_step), so a runner that dies, or is
- * stopped, is resumed exactly there.  A job without a record (an export,
- * an import's check run by voucherctl) is "local": the same code, its
- * output to a file.  Documented in docs/admin-api.md#jobs.
+ * codes, sending an automation to its segment) as a record in Redis
+ * ({NS}:j:<id>, redis/lib/jobs.lua) that any runner may take and resume:
+ * voucherd's job thread (the admin API and voucherctl --detach queue them),
+ * or voucherctl itself, in-process, with a progress bar.  Each batch is
+ * written together with the job's checkpoint in one call
+ * (voucher_job_step), so a runner that dies, or is stopped, is resumed
+ * exactly there.  A job without a record (an export, an import's check run
+ * by voucherctl) is "local": the same code, its output to a file.
+ * Documented in docs/admin-api.md#jobs.
  */
 
 
@@ -109,11 +110,14 @@ int vw_job_import_check(vw_op_t *op, vw_op_in_t *in, json_t **params,
     vw_operr_t *e);
 int vw_job_members_check(vw_op_t *op, vw_op_in_t *in, json_t **params,
     vw_operr_t *e);
+int vw_job_send_check(vw_op_t *op, vw_op_in_t *in, json_t **params,
+    vw_operr_t *e);
 
 int vw_job_issue_run(vw_job_t *j);
 int vw_job_export_run(vw_job_t *j);
 int vw_job_import_run(vw_job_t *j);
 int vw_job_members_run(vw_job_t *j);
+int vw_job_send_run(vw_job_t *j);
 
 /* what the runs share: a step, a heartbeat, its end */
 
@@ -158,6 +162,13 @@ int vw_op_job_import(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);
 int vw_op_job_members(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);
+int vw_op_job_send(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+
+/* a new job, answered as the API shows it: 202 */
+int vw_job_queue(vw_op_t *op, const char *kind, json_t *params,
+    int64_t total, const char *phase, int keep, vw_op_in_t *in,
+    json_t **out, vw_operr_t *e);
 int vw_op_job_get(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);
 int vw_op_job_list(vw_op_t *op, vw_op_in_t *in, json_t **out,

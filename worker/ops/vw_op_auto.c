@@ -2,9 +2,9 @@
 /*
  * Copyright (C) ngx_voucher authors
  *
- * Automations: run now, preview, and the next run that "auto get"
- * shows.  A run made here is queued like voucherd's (vw_run.c); voucherd
- * sends it, making the codes then.
+ * Automations: run now, a send as a job, preview, and the next run that
+ * "auto get" shows.  A run made here is queued like voucherd's
+ * (vw_run.c); voucherd sends it, making the codes then.
  */
 
 
@@ -14,6 +14,7 @@
 
 #include "vw_auto.h"
 #include "vw_clock.h"
+#include "vw_job.h"
 #include "vw_locale.h"
 #include "vw_members.h"
 #include "vw_op.h"
@@ -204,6 +205,226 @@ vw_op_auto_run(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
     json_decref(note);
 
     return 200;
+}
+
+
+/* ------------------------------------------------- a send as a job */
+
+
+/* a scheduled automation whose campaign runs now: 0, or -1 and e */
+
+static int
+vw_op_auto_sendable(vw_auto_t *at, vw_run_campaign_t *ci, const char *camp,
+    int64_t now, vw_operr_t *e)
+{
+    if (!at->scheduled || at->entering) {
+        return vw_op_fail(e, 409, "not_scheduled", NULL, "campaign \"%s\": "
+                          "only a scheduled automation is sent to its "
+                          "segment", camp);
+    }
+
+    if (!ci->active || (ci->starts_at >= 0 && now < ci->starts_at)
+        || (ci->ends_at >= 0 && now >= ci->ends_at))
+    {
+        return vw_op_fail(e, 409, "campaign_not_active", NULL, "campaign "
+                          "\"%s\" is not active now", camp);
+    }
+
+    return 0;
+}
+
+
+/*
+ * POST /v1/jobs/automations/send {"campaign": C}: a run now of C's
+ * scheduled automation as a job (automations.send), its segment taken at
+ * the job's time "at"
+ */
+
+int
+vw_job_send_check(vw_op_t *op, vw_op_in_t *in, json_t **params,
+    vw_operr_t *e)
+{
+    int                       rc;
+    int64_t                   now;
+    vw_auto_t                 at;
+    const char               *camp;
+    vw_run_campaign_t         ci;
+    static const char *const  names[] = { "campaign", NULL };
+
+    if (vw_op_known(in->body, names, e) != 0
+        || vw_op_str(in, in->body, "campaign", 1, &camp, e) != 0
+        || vw_op_auto_load(op, camp, &at, &ci, e) != 0)
+    {
+        return -1;
+    }
+
+    now = vw_now();
+    rc = vw_op_auto_sendable(&at, &ci, camp, now, e);
+    vw_auto_free(&at);
+
+    if (rc != 0) {
+        return -1;
+    }
+
+    *params = json_pack("{s:s,s:I}", "campaign", camp, "at",
+                        (json_int_t) now);
+
+    return 0;
+}
+
+
+int
+vw_op_job_send(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
+{
+    json_t  *params;
+
+    if (vw_job_send_check(op, in, &params, e) != 0) {
+        return -1;
+    }
+
+    return vw_job_queue(op, "automations.send", params, -1, "", 0, in, out,
+                        e);
+}
+
+
+static int
+vw_op_auto_id_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+
+/*
+ * The run: the segment at "at" (the members in id order, so that a
+ * runner resuming at the checkpoint, the count done, goes on where the
+ * last one stopped), queued in batches of VW_SEND_BATCH as the run
+ * "<job id>", each batch with the checkpoint in one voucher_job_step
+ * (run_add).  A member is queued once in a run, so a batch written twice
+ * (a runner that died after the write) sends nothing twice.
+ */
+
+#define VW_SEND_BATCH  200
+
+int
+vw_job_send_run(vw_job_t *j)
+{
+    int                 rc;
+    char                cursor[32], run[40], **ids;
+    char               *key;
+    size_t              i, n, k, b, pos, *idx;
+    int64_t             now;
+    vw_auto_t           at;
+    vw_args_t           a;
+    vw_member_t        *m;
+    redisReply         *r, *inner;
+    const char         *camp;
+    vw_run_counts_t     cnt, sent;
+    vw_run_campaign_t   ci;
+
+    camp = json_string_value(json_object_get(j->params, "campaign"));
+    now = json_integer_value(json_object_get(j->params, "at"));
+
+    if (camp == NULL || now <= 0) {
+        vw_op_fail(&j->e, 500, "internal_error", NULL,
+                   "the job's parameters lack campaign or at");
+        return VW_JOB_FAILED;
+    }
+
+    if (vw_op_auto_load(j->op, camp, &at, &ci, &j->e) != 0) {
+        if (j->e.status == 404) {
+            vw_op_fail(&j->e, 404, "campaign_not_found", "campaign",
+                       "campaign \"%s\" or its automation is gone; %lld "
+                       "done before", camp, (long long) j->done);
+        }
+
+        return j->e.status == 503 ? VW_JOB_LOST : VW_JOB_FAILED;
+    }
+
+    if (vw_op_auto_members(j->op, &at, &ci, now, &m, &n, &idx, &k, &cnt,
+                           &j->e)
+        != 0)
+    {
+        vw_auto_free(&at);
+        return VW_JOB_LOST;
+    }
+
+    ids = vw_xalloc((k ? k : 1) * sizeof(char *));
+
+    for (i = 0; i < k; i++) {
+        ids[i] = m[idx[i]].id;
+    }
+
+    qsort(ids, k, sizeof(char *), vw_op_auto_id_cmp);
+
+    snprintf(run, sizeof(run), "%s", j->id[0] ? j->id : "m");
+    key = vw_key(j->op->cf, "a:%s", camp);
+    memset(&a, 0, sizeof(vw_args_t));
+    memset(&sent, 0, sizeof(vw_run_counts_t));
+
+    j->total = (int64_t) k;
+    pos = j->done > 0 && (size_t) j->done <= k ? (size_t) j->done : 0;
+    rc = vw_job_beat(j);
+
+    while (rc == VW_JOB_DONE && pos < k) {
+        if (vw_job_stopping(j)) {
+            rc = vw_job_halt(j);
+            break;
+        }
+
+        b = k - pos < VW_SEND_BATCH ? k - pos : VW_SEND_BATCH;
+
+        vw_args_reset(&a);
+        vw_run_args(j->op->cf, &at, &a, run, now * 1000, now, now, now,
+                    ci.tz, 0);
+
+        for (i = pos; i < pos + b; i++) {
+            vw_args_adds(&a, ids[i]);
+        }
+
+        snprintf(cursor, sizeof(cursor), "%zu", pos + b);
+
+        if (vw_job_step_send(j, key, j->seq, cursor, 0, "", "run_add", &a)
+            != 0)
+        {
+            vw_op_fail(&j->e, 503, "store_unavailable", NULL,
+                       "Redis: the step was not sent");
+            rc = VW_JOB_LOST;
+            break;
+        }
+
+        rc = vw_job_step_reply(j, &r, &inner);
+
+        if (rc != VW_JOB_DONE) {
+            break;
+        }
+
+        if (inner->type == REDIS_REPLY_ARRAY && inner->elements >= 3) {
+            sent.queued += inner->element[0]->integer;
+            sent.already += inner->element[1]->integer;
+            sent.held += inner->element[2]->integer;
+        }
+
+        freeReplyObject(r);
+        pos += b;
+    }
+
+    j->result = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}",
+                          "campaign", camp, "run", run,
+                          "at", (json_int_t) now,
+                          "members", (json_int_t) cnt.segment,
+                          "unreachable", (json_int_t) cnt.unreachable,
+                          "queued", (json_int_t) sent.queued,
+                          "held", (json_int_t) sent.held,
+                          "already", (json_int_t) sent.already);
+
+    free(key);
+    free(ids);
+    free(idx);
+    vw_args_free(&a);
+    vw_members_free(m, n);
+    vw_auto_free(&at);
+
+    return rc;
 }
 
 
