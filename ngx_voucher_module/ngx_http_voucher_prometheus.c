@@ -51,7 +51,8 @@ static ngx_str_t  ngx_http_voucher_metrics_ops[NGX_HTTP_VOUCHER_M_OPS] = {
     ngx_string("loyalty_earn"),
     ngx_string("loyalty_balance"),
     ngx_string("loyalty_history"),
-    ngx_null_string, ngx_null_string, ngx_null_string, ngx_null_string,
+    ngx_string("event"),
+    ngx_null_string, ngx_null_string, ngx_null_string,
     ngx_string("gate_validate"),
     ngx_string("gate_redeem")
 };

@@ -65,6 +65,7 @@ $server .= <<'EOT';
         }
         location = /vouchers/validate { voucher_api validate; }
         location = /vouchers/redeem   { voucher_api redeem; }
+        location = /vouchers/events   { voucher_api event; }
         location = /limit/validate {
             voucher_api validate;
             voucher_limit $http_x_client rate=1r/m name=ip;
@@ -175,6 +176,15 @@ is(metric($m2, req('validate', 400, 'invalid_json')), 1, 'validate 400 invalid_j
 is(metric($m2, req('validate', 400, 'unknown_field')), 1, 'validate 400 unknown_field: 1');
 is(metric($m2, req('validate', 405, 'method_not_allowed')), 1, 'validate 405 method_not_allowed: 1');
 is(metric($m2, req('validate', 200, 'ok')), $n, 'validate 200 ok unchanged');
+
+# storefront events
+my $ev = { id => 'ev-m-1', type => 'signup', customer => 'mali' };
+is(http($ng->port, 'POST', '/vouchers/events', body => $ev)->{status}, 200, 'an event') for 1 .. 2;
+is(http($ng->port, 'POST', '/vouchers/events', body => { %$ev, customer => 'somchai' })->{status}, 422,
+   'the same id, another body: 422');
+my $m2e = scrape();
+is(metric($m2e, req('event', 200, 'ok')), 2, 'event 200 ok: 2 (a replay counts as an answer)');
+is(metric($m2e, req('event', 422, 'event_conflict')), 1, 'event 422 event_conflict: 1');
 
 ######################################################## limits, the lockout cache
 
