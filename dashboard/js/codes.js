@@ -105,8 +105,14 @@ export async function codesScreen(ctx, parts, query) {
     find: $('#f-find').value,
   });
   let campaigns = [];
-  const shown = h('div', { id: 'job-slot' });
-  const section = h('section', { id: 'codes-screen' }, h('h1', { text: t('codes.title') }), shown);
+  // a job's panel goes under the form that started it
+  const slots = { 'codes.issue': h('div', { class: 'job-slot' }), 'codes.import': h('div', { class: 'job-slot' }),
+    'codes.export': h('div', { class: 'job-slot' }) };
+  const show = (job, onEnd) => {
+    for (const x of Object.values(slots)) clear(x);
+    if (slots[job.kind]) slots[job.kind].append(jobPanel(ctx, job, onEnd));
+  };
+  const section = h('section', { id: 'codes-screen' }, h('h1', { text: t('codes.title') }));
   ctx.shell(section);
   try {
     campaigns = await ctx.api.all('campaigns', {}, 500);
@@ -132,7 +138,7 @@ export async function codesScreen(ctx, parts, query) {
       fieldBox('issue_campaign', t('codes.campaign'), campaignSelect('issue_campaign', campaigns, keep.issue_campaign)),
       fieldBox('count', t('codes.count'), input({ inputmode: 'numeric', value: keep.count || '' }), t('codes.count_hint')),
       fieldBox('pattern', t('codes.pattern'), input({ value: keep.pattern || '', placeholder: 'SALE-####-####' }), t('codes.pattern_hint'))),
-    h('button', { type: 'submit', class: 'primary', id: 'issue-go', text: t('codes.issue_go') }));
+    h('button', { type: 'submit', class: 'primary', id: 'issue-go', text: t('codes.issue_go') }), slots['codes.issue']);
   issue.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     clearErrors(issue);
@@ -148,7 +154,7 @@ export async function codesScreen(ctx, parts, query) {
     if (pattern) body.pattern = pattern;   // the engine reads the prefix and lengths from it
     try {
       const job = await ctx.api.post('jobs/codes/issue', body);
-      clear(shown).append(jobPanel(ctx, job, (j, box) => { if (j.state !== 'failed') outputLink(ctx, j, box); }));
+      show(job, (j, box) => { if (j.state !== 'failed') outputLink(ctx, j, box); });
     } catch (e) {
       if (!engineError(e, { campaign: 'issue_campaign', count: 'count', pattern: 'pattern', prefix: 'pattern', length: 'pattern', mac_length: 'pattern', '*': 'count' })) ctx.banner(ctx.errorText(e));
     }
@@ -159,7 +165,7 @@ export async function codesScreen(ctx, parts, query) {
     fieldBox('import_campaign', t('codes.campaign'), campaignSelect('import_campaign', campaigns, keep.import_campaign), t('codes.import_campaign_hint')),
     fieldBox('import_file', t('codes.import_file'), h('input', { type: 'file', accept: '.csv,text/csv' })),
     fieldBox('import_text', t('codes.import_text'), h('textarea', { rows: 4, spellcheck: 'false' }), t('codes.import_hint')),
-    h('button', { type: 'submit', class: 'primary', id: 'import-go', text: t('codes.import_go') }));
+    h('button', { type: 'submit', class: 'primary', id: 'import-go', text: t('codes.import_go') }), slots['codes.import']);
   importForm.querySelector('#f-import_text').value = keep.import_text || '';
   importForm.addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -171,7 +177,7 @@ export async function codesScreen(ctx, parts, query) {
       const r = await rawCall(ctx.cfg.admin_api, 'POST', 'jobs/codes/import', {
         body, type: 'text/csv', query: { campaign: $('#f-import_campaign').value },
       });
-      clear(shown).append(jobPanel(ctx, r.json));
+      show(r.json);
     } catch (e) {
       if (!engineError(e, { campaign: 'import_campaign', '*': 'import_text' })) ctx.banner(ctx.errorText(e));
     }
@@ -183,7 +189,7 @@ export async function codesScreen(ctx, parts, query) {
       fieldBox('export_campaign', t('codes.campaign'), campaignSelect('export_campaign', campaigns, keep.export_campaign)),
       fieldBox('export_format', t('codes.format'), h('select', {},
         h('option', { value: 'csv', text: 'CSV' }), h('option', { value: 'jsonl', selected: keep.export_format === 'jsonl', text: 'JSON lines' })))),
-    h('button', { type: 'submit', class: 'primary', id: 'export-go', text: t('codes.export_go') }));
+    h('button', { type: 'submit', class: 'primary', id: 'export-go', text: t('codes.export_go') }), slots['codes.export']);
   exportForm.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     clearErrors(exportForm);
@@ -192,7 +198,7 @@ export async function codesScreen(ctx, parts, query) {
     if (!campaign) { setError('export_campaign', t('form.err_required')); return; }
     try {
       const job = await ctx.api.post('jobs/codes/export', { campaign, format: $('#f-export_format').value });
-      clear(shown).append(jobPanel(ctx, job, (j, box) => { if (j.state === 'done') outputLink(ctx, j, box); }));
+      show(job, (j, box) => { if (j.state === 'done') outputLink(ctx, j, box); });
     } catch (e) {
       if (!engineError(e, { campaign: 'export_campaign', format: 'export_format' })) ctx.banner(ctx.errorText(e));
     }
@@ -203,7 +209,10 @@ export async function codesScreen(ctx, parts, query) {
   section.addEventListener('change', save);
   // a job under way goes on being shown after a redraw
   if (watching) {
-    try { shown.append(jobPanel(ctx, await ctx.api.get('jobs/' + enc(watching.id)))); } catch { /* gone */ }
+    try {
+      const j = await ctx.api.get('jobs/' + enc(watching.id));
+      show(j, j.kind === 'members.import' ? undefined : (x, box) => { if (x.state === 'done') outputLink(ctx, x, box); });
+    } catch { /* gone */ }
   }
 }
 
@@ -291,7 +300,7 @@ async function codePage(ctx, typed) {
   } catch { /* the trail alone */ }
   for (const x of c.history || []) {
     life.push({ at: Math.floor(Number(x.at) / 1000), type: x.type, who: x.customer, amount: x.amount,
-      discount: x.discount, balance: x.balance, extra: x.order_id || x.ref || x.idem || '' });
+      discount: x.discount, balance: x.balance, extra: x.order_id || x.ref || (x.type === 'credit' || x.type === 'debit' ? x.idem : '') || '' });
   }
   life.sort((a, b) => a.at - b.at);
   const rows = life.map((x) => h('tr', { dataset: { type: x.type } },

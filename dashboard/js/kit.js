@@ -51,7 +51,7 @@ export function engineError(e, fields) {
   }
   if (!f) f = e.field ? fields['*'] : undefined;
   if (!f) return false;
-  return setError(f, t('form.engine_says', { message: msg }));
+  return setError(f, t('form.engine_says', { message: msg.replace(/^automation of campaign "[^"]*": /, '') }));
 }
 
 // a call whose body or answer is not JSON: a CSV upload, a job's output
