@@ -64,11 +64,13 @@ export async function segmentsScreen(ctx, parts, query) {
       for (const el of list.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
       for (const p of list.querySelectorAll('.field-error')) p.textContent = '';
       count.dataset.count = String(r.count);
+      count.dataset.for = text;
       count.textContent = t('segments.count', { count: r.count.toLocaleString(), members: (r.members ?? 0).toLocaleString() });
       clear(sample).append(h('h2', { text: t('segments.sample') }), memberTable('segment-members', r.sample || []));
     } catch (e) {
       if (mine !== seq) return;
       delete count.dataset.count;
+      delete count.dataset.for;
       count.textContent = '';
       if (e.reason && e.status < 500 && e.status !== 401) {
         // 'segment "tier:": tier: expected ...' names its rule
