@@ -223,7 +223,7 @@ async function automationPage(ctx, id, query) {
   form.addEventListener('input', () => { draftSet(dkey, read()); shape(); });
   form.addEventListener('change', () => { draftSet(dkey, read()); shape(); });
 
-  const FIELDS = { campaign: 'campaign', schedule: 'kind', trigger: 'event', delay: 'delay', enters: 'enters',
+  const FIELDS = { campaign: 'campaign', schedule: 'kind', trigger: 'event', 'trigger.delay': 'delay', delay: 'delay', enters: 'enters',
     segment: 'segment', per_member: 'per_member', codes: 'pattern', pattern: 'pattern', valid_days: 'valid_days',
     max_uses: 'max_uses', code: 'code', issue: 'code', channel: 'channel', locale: 'locale', message: 'message',
     template: 'message', subject: 'subject', status: 'status', catch_up: 'kind', '*': 'definition' };
