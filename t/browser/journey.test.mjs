@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startServers, launch, newPage, shot, trail, root } from './lib/harness.mjs';
+import { startServers, launch, newPage, shot, shots, trail, root } from './lib/harness.mjs';
 
 const TOKEN = 'marketer-7f3a9c1e5d2b8046';
 const dir = mkdtempSync(path.join(tmpdir(), 'vb-journey-'));
@@ -135,6 +135,7 @@ test('a marketer runs a birthday campaign from the dashboard, and the shop redee
   assert.equal(await text(page, '#segment-text'), 'birth_month');
   assert.match(await text(page, '#segment-count'), /2 จาก 3 คน/);
   await shot(page, 'journey-segment-th');
+  await (await page.$('#main')).screenshot({ path: path.join(shots, 'readme-segment-th.png') });
   await page.click('#segment-use');
 
   // the automation: birthdays on the day, 09:00, the webhook channel
@@ -178,6 +179,7 @@ test('a marketer runs a birthday campaign from the dashboard, and the shop redee
   assert.ok(msgs.some((m) => m.includes('บ๊อบ ใจดี')));
   assert.equal(await page.$$eval('#preview script', (x) => x.length), 0);
   await shot(page, 'journey-preview-th');
+  await (await page.$('#preview')).screenshot({ path: path.join(shots, 'readme-preview-th.png') });
 
   // run now: the fake channel receives both
   await page.click('#auto-run');
