@@ -59,6 +59,12 @@ test('import members, search them, a member named <script> and their page', asyn
   assert.match(row.t, /฿12,500\.00/);
   assert.equal(row.el, 0);
   await shot(page, 'members-en');
+  await page.click('#lang');
+  await page.waitForFunction(() => /ค้นหาสมาชิก/.test(document.querySelector('#member-filter').textContent));
+  await page.waitForSelector('#members tr[data-id="alice"]');
+  await shot(page, 'members-th');
+  await page.click('#lang');
+  await page.waitForSelector('#members tr[data-id="alice"]');
 
   // her page: the codes she received and used
   await admin(srv, TOKEN, 'POST', 'codes', { code: 'SPRING-ALICE-1', campaign: 'spring', customer: 'alice' });
