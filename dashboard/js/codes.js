@@ -58,7 +58,9 @@ export function jobPanel(ctx, job, onEnd) {
     cancel.disabled = false;
   });
   const tick = async () => {
-    if (stopped) return;
+    // a panel no longer on the screen stops asking (the codes screen shows
+    // the job again when it is drawn)
+    if (stopped || !box.isConnected) return;
     let j;
     try {
       j = await ctx.api.get('jobs/' + enc(job.id));
