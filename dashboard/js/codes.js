@@ -44,7 +44,7 @@ export function jobPanel(ctx, job, onEnd) {
     line.textContent = parts.join(' · ');
     cancel.hidden = !['queued', 'running'].includes(j.state);
     clear(errs);
-    if (j.reason) errs.append(h('p', { class: 'field-error', id: 'job-reason', text: t('form.engine_says', { message: j.message || j.reason }) }));
+    if (j.reason && j.state === 'failed') errs.append(h('p', { class: 'field-error', id: 'job-reason', text: t('form.engine_says', { message: j.message || j.reason }) }));
     if (j.errors && j.errors.length) {
       errs.append(table('job-errors-table', [t('codes.line'), t('codes.problem')],
         j.errors.map((x) => h('tr', {}, h('td', { class: 'num', text: String(x.line) }), h('td', { text: x.message })))));
