@@ -25,14 +25,18 @@ export function joinSchedule(kind, detail, time) {
   return [kind, ['weekly', 'monthly', 'once'].includes(kind) ? detail.trim() : '', time.trim()].filter(Boolean).join(' ');
 }
 
-// what the form holds -> the definition PUT sends
-export function formToDefinition(v) {
-  const d = {};
+// what the form holds -> the definition PUT sends; what the form does not
+// show (codes.length, charset, suffix, a field the engine gains) is kept
+// from the definition it edits (base)
+const OWNED = ['schedule', 'trigger', 'enters', 'segment', 'per_member', 'status', 'issue', 'code', 'catch_up',
+  'channel', 'locale', 'message', 'subject'];
+export function formToDefinition(v, base) {
+  const d = { ...(base || {}) };
+  for (const k of OWNED) delete d[k];
   if (v.mode === 'schedule') {
     d.schedule = joinSchedule(v.kind, v.detail, v.time);
     if (v.kind.startsWith('birthdays') && !v.catch_up) d.catch_up = false;
-  }
-  else if (v.mode === 'trigger') {
+  } else if (v.mode === 'trigger') {
     d.trigger = { event: v.event };
     if (v.delay.trim()) d.trigger.delay = v.delay.trim();
     if (v.unless) d.trigger.unless = 'purchase';
@@ -43,17 +47,22 @@ export function formToDefinition(v) {
   if (v.issue === 'shared') {
     d.issue = 'shared';
     d.code = v.code.trim();
+    delete d.codes;
   } else {
-    const codes = {};
+    const codes = { ...(d.codes || {}) };
+    for (const k of ['prefix', 'pattern', 'valid_days', 'max_uses']) delete codes[k];
     const p = v.pattern.trim();
     if (p) {
       const m = /^([A-Za-z0-9]*)/.exec(p);
       if (m[1]) codes.prefix = m[1].toUpperCase();
       codes.pattern = p;
+    } else if (base && base.codes && base.codes.prefix) {
+      codes.prefix = base.codes.prefix;
     }
     if (v.valid_days.trim()) codes.valid_days = Number(v.valid_days.trim());
     if (v.max_uses.trim()) codes.max_uses = Number(v.max_uses.trim());
     if (Object.keys(codes).length) d.codes = codes;
+    else delete d.codes;
   }
   d.channel = v.channel.trim();
   if (v.locale) d.locale = v.locale;
@@ -241,7 +250,7 @@ async function automationPage(ctx, id, query) {
     const save = $('#auto-save');
     save.disabled = true;
     try {
-      await ctx.api.put('automations/' + enc(r.campaign), formToDefinition(r));
+      await ctx.api.put('automations/' + enc(r.campaign), formToDefinition(r, current && current.definition));
       draftDel(dkey);
       if (create) location.hash = '#/automations/' + enc(r.campaign);
       else ctx.redraw();

@@ -8,6 +8,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServers, launch, shot } from './lib/harness.mjs';
 import { admin, jobEnd, dashboard, fill, text } from './lib/admin.mjs';
+import { formToDefinition, splitSchedule, joinSchedule } from '../../dashboard/js/automations.js';
+import { ruleText, parseRules } from '../../dashboard/js/segments.js';
+import { showCode } from '../../dashboard/js/kit.js';
 
 const TOKEN = 'marketer-7f3a9c1e5d2b8046';
 let srv;
@@ -152,4 +155,44 @@ test('a trigger: made, edited; a lost connection loses nothing', async (t) => {
   assert.equal(await phone.evaluate(() => document.documentElement.scrollWidth), 390, 'no sideways scrolling on a phone');
   await shot(phone, 'auto-phone-th');
   await phone.close();
+});
+
+test('in Node: the form and the definition, the rules as text, codes in their pattern', () => {
+  const form = {
+    mode: 'trigger', kind: 'daily', detail: '', time: '09:00', catch_up: true, event: 'purchase', delay: ' 2h ',
+    unless: true, enters: '', segment: 'tier:gold', per_member: 'once a month', status: 'active', issue: 'unique',
+    code: '', pattern: 'VIP-####-####-####', valid_days: '7', max_uses: '', channel: 'line', locale: 'th-TH',
+    message: 'สวัสดี {{name}}', subject: '',
+  };
+  // what the form does not show is kept from the definition it edits
+  const base = { schedule: 'daily 10:00', segment: 'all', channel: 'sms', message: 'x', future_field: 1,
+    codes: { prefix: 'OLD', length: 8, mac_length: 4, charset: 'ABCDEFGH', max_uses: 3 } };
+  assert.deepEqual(formToDefinition(form, base), {
+    trigger: { event: 'purchase', delay: '2h', unless: 'purchase' }, segment: 'tier:gold', per_member: 'once a month',
+    future_field: 1, codes: { prefix: 'VIP', pattern: 'VIP-####-####-####', length: 8, mac_length: 4, charset: 'ABCDEFGH', valid_days: 7 },
+    channel: 'line', locale: 'th-TH', message: 'สวัสดี {{name}}',
+  });
+  // a birthday schedule without catch-up; one shared code drops the codes
+  const b = formToDefinition({ ...form, mode: 'schedule', kind: 'birthdays day', catch_up: false, issue: 'shared', code: 'HBD100' }, base);
+  assert.equal(b.schedule, 'birthdays day 09:00');
+  assert.equal(b.catch_up, false);
+  assert.equal(b.trigger, undefined);
+  assert.equal(b.codes, undefined);
+  assert.equal(b.code, 'HBD100');
+  assert.deepEqual(splitSchedule('weekly sat,sun 09:00'), { kind: 'weekly', detail: 'sat,sun', time: '09:00' });
+  assert.deepEqual(splitSchedule('birthdays day 08:30'), { kind: 'birthdays day', detail: '', time: '08:30' });
+  assert.equal(joinSchedule('daily', 'ignored', '07:00'), 'daily 07:00');
+  assert.equal(joinSchedule('once', '2027-03-15', '09:00'), 'once 2027-03-15 09:00');
+
+  assert.equal(ruleText([{ kind: 'tier', value: ' gold , silver ' }, { kind: 'birth_month', value: '' }, { kind: 'dormant', value: '60' }]),
+    'tier:gold,silver & birth_month & dormant:60');
+  assert.deepEqual(parseRules('tier:gold & birth_month:7 & all'), [{ kind: 'tier', value: 'gold' }, { kind: 'birth_month', value: '7' }, { kind: 'all', value: '' }]);
+  assert.equal(parseRules('nonsense:1'), null);
+
+  assert.equal(showCode('SALE7Q2M94KD', 'SALE-####-####'), 'SALE-7Q2M-94KD');
+  assert.equal(showCode('HBDGQCNAP928Y4P', 'HBD-####-####-####'), 'HBD-GQCN-AP92-8Y4P');
+  assert.equal(showCode('7Q2M94KDTH', '####-####-TH'), '7Q2M-94KD-TH');
+  assert.equal(showCode('SALE7Q2M', 'SALE-####-####'), 'SALE7Q2M', 'too short: as stored');
+  assert.equal(showCode('GIFT7Q2M94KD', 'SALE-####-####'), 'GIFT7Q2M94KD', 'another prefix: as stored');
+  assert.equal(showCode('X1', undefined), 'X1');
 });
