@@ -92,6 +92,13 @@ sub campaign { api('POST', '/v1/campaigns', body => { id => $_[0], kind => 'amou
 ######################################################## issue
 
 campaign('spring');
+# a pattern too short for the check characters names the fields as the
+# API knows them
+my $short = api('POST', '/v1/jobs/codes/issue',
+                body => { campaign => 'spring', count => 5, pattern => 'SP-##' });
+is($short->{status}, 400, 'issue: a pattern with fewer # than mac_length: 400');
+is($short->{json}{message}, "pattern has 2 '#', not more than mac_length 4",
+   '... its message names pattern and mac_length');
 my $t0 = time;
 my $res = api('POST', '/v1/jobs/codes/issue',
               body => { campaign => 'spring', count => 5000, pattern => 'SP-####-####-####' });

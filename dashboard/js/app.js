@@ -8,20 +8,25 @@ import { zoneOffset } from './time.js';
 import { createClient, getToken, setToken, AdminError, enc } from './admin.js';
 import { formToCampaign, campaignToForm, KINDS, MONEY_VALUE } from './campaign-form.js';
 import { h, clear, $ } from './dom.js';
+// codes, members, segments, automations: each screen in its own file
+import { codesScreen } from './codes.js';
+import { membersScreen } from './members.js';
+import { segmentsScreen } from './segments.js';
+import { automationsScreen } from './automations.js';
 
 let cfg;
 let api;
 let redraw = () => {};
 
-const SCREENS = ['overview', 'campaigns', 'codes', 'members', 'automations', 'reports', 'loyalty'];
+const SCREENS = ['overview', 'campaigns', 'codes', 'members', 'segments', 'automations', 'reports', 'loyalty'];
 // screens whose part of the admin API is not there yet, and screens not
 // built yet over parts that are (voucherctl does their work meanwhile)
 const WAITING = {
   overview: 'admin.what_overview', reports: 'admin.what_reports', loyalty: 'admin.what_loyalty',
 };
-const NOT_BUILT = {
-  codes: 'voucherctl codes', members: 'voucherctl members, voucherctl segment', automations: 'voucherctl auto',
-};
+const NOT_BUILT = {};
+// screens in their own files: f(ctx, path parts after the screen, query)
+const OWN = { codes: codesScreen, members: membersScreen, segments: segmentsScreen, automations: automationsScreen };
 
 function draftGet(k) { try { return JSON.parse(sessionStorage.getItem('voucher.draft.' + k)); } catch { return null; } }
 function draftSet(k, v) { try { sessionStorage.setItem('voucher.draft.' + k, JSON.stringify(v)); } catch { /* full */ } }
@@ -391,6 +396,14 @@ function route() {
   else if (screen === 'campaigns') {
     redraw = () => campaignList(root, query);
     campaignList(root, query);
+  } else if (OWN[screen]) {
+    const ctx = {
+      api, cfg, banner: showBanner, errorText,
+      shell: (content) => shell(root, screen, content),
+      redraw: () => redraw(),
+    };
+    redraw = () => OWN[screen](ctx, parts.slice(1), query);
+    redraw();
   } else if (SCREENS.includes(screen)) {
     redraw = () => shell(root, screen, h('section', {}, h('h1', { text: t('nav.' + screen) }), waiting(screen)));
     redraw();

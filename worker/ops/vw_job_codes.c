@@ -40,8 +40,11 @@ vw_fname(vw_op_in_t *in, const char *name, char *buf, size_t size)
 {
     char  *p;
 
+    /* the API names the field as sent, the CLI as its option; both in
+     * buf, which some messages use after the call */
     if (in->strict) {
-        return name;
+        snprintf(buf, size, "%s", name);
+        return buf;
     }
 
     snprintf(buf, size, "--%s", name);

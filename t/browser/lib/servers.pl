@@ -6,6 +6,9 @@
 # {"voucherd": 1, "token": SECRET}: voucherd (build/worker, or
 # VOUCHER_WORKER_BIN) serving its admin API there with that bearer token
 # (named "marketer"); "voucherd_error" in the first line says why not.
+# With voucherd, "webhook": URL adds a webhook channel named "hook" that
+# posts there (its secret "hook-secret-0123456789"), "phone_country" sets
+# phone.country.
 #
 # Prints one JSON line: {"nginx": PORT, "redis": PORT, "servroot": DIR}.
 # Then reads JSON lines on stdin, answering each with one line:
@@ -80,9 +83,19 @@ if ($opt->{voucherd}) {
         my $tokens = $w->dir . '/tokens';
         write_text($tokens, "marketer $opt->{token}\n");
         chmod 0600, $tokens;
+        my %more;
+        if ($opt->{webhook}) {
+            my $secret = $w->dir . '/hook.secret';
+            write_text($secret, "hook-secret-0123456789\n");
+            $more{channels} = { hook => { type => 'webhook',
+                                          url => $opt->{webhook},
+                                          secret_file => $secret } };
+        }
+        $more{phone} = { country => $opt->{phone_country} }
+            if $opt->{phone_country};
         $w->reconfigure(admin => { listen => "127.0.0.1:$admin",
                                    tokens_file => $tokens },
-                        daemon => { poll_ms => 100 });
+                        daemon => { poll_ms => 100 }, %more);
         $daemon = eval { WorkerT::Daemon->start($w) };
         if (!$daemon) {
             my @l = grep { /\S/ } split /\n/, $@;

@@ -1,0 +1,56 @@
+// The admin API from the tests (to set the scene quickly) and a page
+// logged in to the dashboard: for the tests of codes, members, segments,
+// automations and the marketer's journey.
+import { newPage } from './harness.mjs';
+
+// a call to voucherd's admin API through nginx; JSON in and out (a string
+// body is sent as it is, with its type)
+export async function admin(srv, token, method, path, body, type) {
+  const headers = { Authorization: 'Bearer ' + token };
+  if (body !== undefined) headers['Content-Type'] = type || 'application/json';
+  const r = await fetch(`${srv.base}/v1/${path}`, {
+    method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await r.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { json = null; }
+  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
+  return json ?? text;
+}
+
+// wait until a job ended
+export async function jobEnd(srv, token, id) {
+  for (let i = 0; i < 600; i++) {
+    const j = await admin(srv, token, 'GET', 'jobs/' + id);
+    if (['done', 'failed', 'cancelled'].includes(j.state)) return j;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('job ' + id + ' did not end');
+}
+
+// a dashboard page with the token already given (as after a log-in)
+export async function dashboard(browser, srv, token, hash, opts = {}) {
+  const page = await newPage(browser, opts);
+  await page.evaluateOnNewDocument((tk) => sessionStorage.setItem('voucher.admin_token', tk), token);
+  await page.goto(`${srv.base}/dashboard/${hash || ''}`);
+  await page.waitForSelector('body[data-ready="1"]');
+  return page;
+}
+
+export async function fill(page, sel, value) {
+  await page.click(sel, { clickCount: 3 });
+  await page.keyboard.press('Backspace');
+  if (value) await page.type(sel, value);
+}
+
+export const text = (page, sel) => page.$eval(sel, (e) => e.textContent);
+
+export async function until(f, what, ms = 30000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error('waited in vain for ' + what);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
