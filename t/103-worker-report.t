@@ -124,6 +124,31 @@ $j = decode_json(ctl($w, qw(report promo --format json --to 1999-12-31))->{out})
 is_deeply([@$j{qw(delivered redemptions to)}, scalar @{ $j->{runs} }], [0, 0, '2000-01-01T00:00:00+00:00', 0],
           '--to before anything happened: nothing delivered or redeemed, the end named');
 
+# days: the streams' entries summed by day of the campaign's zone
+my %days;
+for my $d (@{ decode_json(ctl($w, qw(report promo --format json))->{out})->{days} }) {
+    $days{$_} += $d->{$_} for qw(redemptions discount revenue sent);
+}
+is_deeply(\%days, { redemptions => 2, discount => 2000, revenue => 70000, sent => 3 },
+          'days: the redemptions net of rollbacks and the deliveries sent, as the totals');
+ctl($w, qw(campaign set daily kind amount value 100 tz_offset +07:00));
+use Time::Local qw(timegm);
+my $late = timegm(0, 30, 16, 6, 11, 2026);    # 23:30 on the 6th at +07:00
+my $early = timegm(0, 30, 23, 6, 11, 2026);   # 06:30 on the 7th at +07:00
+$r->cmd('XADD', '{v}:dl:daily', '*', run => 1, member => 'm1', status => 'sent', channel => 'sms',
+        code => 'D1', attempt => 1, at => $late);
+$r->cmd('XADD', '{v}:dl:daily', '*', run => 1, member => 'm2', status => 'failed', channel => 'sms',
+        code => 'D2', attempt => 1, at => $late);
+$r->cmd('XADD', '{v}:log', '*', type => 'redeem', code => 'D1', campaign => 'daily', customer => 'm1',
+        amount => 30000, currency => 'THB', discount => 100, at => $early);
+$j = decode_json(ctl($w, qw(report daily --format json))->{out});
+is_deeply($j->{days}, [
+    { day => '2026-12-06', redemptions => 0, discount => 0, revenue => 0, sent => 1 },
+    { day => '2026-12-07', redemptions => 1, discount => 100, revenue => 30000, sent => 0 } ],
+    'days in the campaign\'s zone: 16:30 and 23:30 UTC fall on two days at +07:00');
+$j = decode_json(ctl($w, qw(report daily --format json --from 2026-12-07))->{out});
+is_deeply([map { $_->{day} } @{ $j->{days} }], ['2026-12-07'], '... from keeps the days from then');
+
 # a campaign without anything yet
 ctl($w, qw(campaign set empty kind amount value 1));
 $j = decode_json(ctl($w, qw(report empty --format json))->{out});
