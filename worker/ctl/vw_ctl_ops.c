@@ -128,6 +128,7 @@ static const vw_ctl_op_t  vw_ctl_ops[] = {
       "member,phone,email" },
     { "loyalty", "referrals", vw_op_referral_report, VW_OP_LIST, NULL,
       "limit" },
+    { "loyalty", "report", vw_op_loyalty_report, 0, NULL, NULL },
 
     { NULL, NULL, NULL, 0, NULL, NULL }
 };

@@ -124,6 +124,7 @@ static const vw_route_t  vw_routes[] = {
     { "POST", "/v1/loyalty/members/{}/claims", vw_op_reward_claim, 0 },
     { "POST", "/v1/loyalty/members/{}/referral-code", vw_op_referral_code, 0 },
     { "GET", "/v1/loyalty/referrals", vw_op_referral_report, 0 },
+    { "GET", "/v1/loyalty/report", vw_op_loyalty_report, 0 },
     { "POST", "/v1/loyalty/referrals", vw_op_referral_pair, 0 },
     { "GET", "/v1/loyalty/rewards", vw_op_reward_list, 0 },
     { "GET", "/v1/loyalty/rewards/{}", vw_op_reward_get, 0 },

@@ -270,6 +270,8 @@ int vw_op_referral_pair(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);
 int vw_op_referral_report(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);
+int vw_op_loyalty_report(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
 
 /*
  * A referral code is "REF", 8 random characters and a 4 character MAC:
