@@ -8,17 +8,17 @@ import { zoneOffset } from './time.js';
 import { createClient, getToken, setToken, AdminError, enc } from './admin.js';
 import { formToCampaign, campaignToForm, KINDS, MONEY_VALUE } from './campaign-form.js';
 import { h, clear, $ } from './dom.js';
+// screens in their own files: overview, reports, loyalty
+import { overview } from './overview.js';
+import { reports } from './reports.js';
+import { loyalty } from './loyalty.js';
 
 let cfg;
 let api;
 let redraw = () => {};
 
 const SCREENS = ['overview', 'campaigns', 'codes', 'members', 'automations', 'reports', 'loyalty'];
-// screens whose part of the admin API is not there yet, and screens not
-// built yet over parts that are (voucherctl does their work meanwhile)
-const WAITING = {
-  overview: 'admin.what_overview', reports: 'admin.what_reports', loyalty: 'admin.what_loyalty',
-};
+// screens not built yet (voucherctl does their work meanwhile)
 const NOT_BUILT = {
   codes: 'voucherctl codes', members: 'voucherctl members, voucherctl segment', automations: 'voucherctl auto',
 };
@@ -122,9 +122,7 @@ function shell(root, screen, content) {
 }
 
 function waiting(screen) {
-  const text = WAITING[screen] ? t('admin.waiting', { what: t(WAITING[screen]) })
-    : t('admin.not_built', { cmd: NOT_BUILT[screen] });
-  return h('div', { class: 'notice', id: 'waiting', text });
+  return h('div', { class: 'notice', id: 'waiting', text: t('admin.not_built', { cmd: NOT_BUILT[screen] }) });
 }
 
 // ---- campaigns ----------------------------------------------------------
@@ -372,6 +370,19 @@ function campaignForm(root, id, keep) {
   }
 }
 
+// ---- screens in their own files -----------------------------------------
+
+// what a screen file gets: the client, the configuration, the shell, the
+// banner, and the redraw a change of language calls
+const VIEWS = { overview, reports, loyalty };
+function viewContext(root) {
+  return {
+    api, cfg, showBanner, errorText,
+    shell: (screen, content) => shell(root, screen, content),
+    setRedraw: (f) => { redraw = f; },
+  };
+}
+
 // ---- routing ------------------------------------------------------------
 
 function route() {
@@ -391,6 +402,10 @@ function route() {
   else if (screen === 'campaigns') {
     redraw = () => campaignList(root, query);
     campaignList(root, query);
+  } else if (VIEWS[screen]) {
+    delete document.body.dataset.drawn;
+    redraw = () => VIEWS[screen](viewContext(root), parts, query);
+    VIEWS[screen](viewContext(root), parts, query);
   } else if (SCREENS.includes(screen)) {
     redraw = () => shell(root, screen, h('section', {}, h('h1', { text: t('nav.' + screen) }), waiting(screen)));
     redraw();
