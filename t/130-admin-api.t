@@ -399,6 +399,50 @@ ok(wait_until(sub {
 is($st, 201, '... and writes (the library loaded anew)');
 ok(!$w->redis->cmd('EXISTS', $w->key('k:late')), 'the write refused wrote nothing');
 
+########################################################### QR and barcode pictures
+
+# drawn from the text alone, as voucherctl qr draws it: a code that exists
+# and one that does not give pictures made the same way
+my $qr = api('GET', '/v1/qr?text=GIFT-7Q2M-94KD');
+is($qr->{status}, 200, 'GET /v1/qr');
+is($qr->{headers}{'content-type'}, 'image/svg+xml', '... an SVG');
+is($qr->{headers}{'cache-control'}, 'private, no-store', '... kept by no cache');
+is($qr->{body}, ctl($w, qw(qr GIFT-7Q2M-94KD))->{out}, '... the picture voucherctl qr draws');
+my $made = api('POST', '/v1/codes', body => { code => 'GIFT-7Q2M-94KD', campaign => 'spring' });
+is($made->{status}, 201, 'the code made') or diag $made->{body};
+is(api('GET', '/v1/codes/GIFT-7Q2M-94KD')->{status}, 200, '... it exists');
+is(api('GET', '/v1/qr?text=GIFT-7Q2M-94KD')->{body}, $qr->{body}, '... its picture is the same as before');
+my $nq = api('GET', '/v1/qr?text=NOPE-0000-0000');
+is_deeply([$nq->{status}, length($nq->{body}) > 500], [200, 1], 'a code that does not exist: drawn too');
+my $png = api('GET', '/v1/qr?text=GIFT-7Q2M-94KD&format=png&scale=4&margin=2&level=H');
+is($png->{headers}{'content-type'}, 'image/png', 'format=png');
+ctl($w, qw(qr GIFT-7Q2M-94KD --format png --scale 4 --margin 2 --level H --output), $w->dir . '/qr.png');
+is($png->{body}, read_text($w->dir . '/qr.png'), '... the PNG voucherctl qr writes');
+my $bar = api('GET', '/v1/barcode?text=GIFT-7Q2M-94KD&scale=3&height=60');
+is($bar->{status}, 200, 'GET /v1/barcode');
+is($bar->{headers}{'content-type'}, 'image/svg+xml', '... an SVG');
+is($bar->{body}, ctl($w, qw(qr GIFT-7Q2M-94KD --barcode --scale 3 --height 60))->{out},
+   '... the Code 128 voucherctl qr --barcode draws');
+like($bar->{body}, qr/viewBox="0 0 209 1" width="627" height="60"/, "... 14 characters: 16 values of 11 modules, the stop's 13, quiet zones of 10");
+$res = api('GET', '/v1/barcode?text=GIFT&format=png');
+is_deeply([$res->{status}, $res->{headers}{'content-type'}, substr($res->{body}, 1, 3)], [200, 'image/png', 'PNG'],
+          '... and a PNG');
+refused(api('GET', '/v1/qr?text=GIFT', token => undef), 401, 'unauthorized', 'a QR without the token');
+refused(api('GET', '/v1/qr'), 400, 'missing_field', 'a QR without text', 'text');
+refused(api('GET', '/v1/qr?text='), 400, 'missing_field', 'a QR of an empty text', 'text');
+refused(api('GET', '/v1/qr?text=A&format=gif'), 400, 'invalid_field', 'a QR as a GIF', 'format');
+refused(api('GET', '/v1/qr?text=A&scale=65'), 400, 'invalid_field', 'a QR at scale 65', 'scale');
+refused(api('GET', '/v1/qr?text=A&level=X'), 400, 'invalid_field', 'a QR at level X', 'level');
+refused(api('GET', '/v1/qr?text=A&colour=red'), 400, 'unknown_field', 'a QR in red');
+refused(api('GET', '/v1/qr?text=' . ('A' x 513)), 400, 'invalid_field', 'a QR of 513 characters', 'text');
+refused(api('GET', '/v1/barcode?text=%E0%B8%81'), 400, 'invalid_field', 'a barcode of Thai text', 'text');
+refused(api('GET', '/v1/barcode?text=' . ('A' x 81)), 400, 'invalid_field', 'a barcode of 81 characters', 'text');
+refused(api('GET', '/v1/barcode?text=A&margin=2'), 400, 'unknown_field', 'a barcode with a margin');
+refused(api('GET', '/v1/barcode?text=' . ('A' x 80) . '&scale=16'), 400, 'invalid_field',
+        'a barcode over 4096 pixels', 'scale');
+refused(api('POST', '/v1/qr?text=A'), 405, 'method_not_allowed', 'POST of a QR');
+unlike($d->log, qr/GIFT-7Q2M|NOPE-0000/, 'the texts drawn are not logged');
+
 is($d->stop, 0, 'voucherd stops cleanly with the API');
 
 ########################################################### unix socket, nginx

@@ -86,6 +86,8 @@ api('POST', '/v1/campaigns', { id => 'long', kind => 'amount', value => 1 });
 my $running = api('POST', '/v1/jobs/codes/issue', { campaign => 'long', count => 5000000 })->{json}{id};
 my %fill_for = ('DELETE /v1/jobs/{job}' => { job => $running },
                 'POST /v1/automations/{campaign}/run' => { campaign => 'runner' });
+# the required query of a GET
+my %queries = ('GET /v1/qr' => '?text=DOC-1', 'GET /v1/barcode' => '?text=DOC-1');
 my %types = ('POST /v1/jobs/codes/import' => 'text/csv', 'POST /v1/jobs/members/import' => 'text/csv');
 my %bodies = (
     'POST /v1/campaigns' => { id => 'doc', kind => 'amount', value => 1 },
@@ -120,6 +122,7 @@ for my $op ((grep { $_->[0] ne 'DELETE' } @ops), (grep { $_->[0] eq 'DELETE' } @
     my ($m, $p) = @$op;
     my %f = (%fill, %{ $fill_for{"$m $p"} // {} });
     (my $url = $p) =~ s/\{(\w+)\}/$f{$1}/g;
+    $url .= $queries{"$m $p"} // '';
     my $res = api($m, $url, $bodies{"$m $p"}, $types{"$m $p"});
     ok($res->{status} != 405 && ($res->{json}{reason} // '') ne 'unknown_path'
        && $res->{status} < 500, "$m $p answers ($res->{status})") or diag $res->{body};

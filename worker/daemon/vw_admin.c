@@ -147,6 +147,9 @@ static const vw_route_t  vw_routes[] = {
     { "DELETE", "/v1/webhooks/{}", vw_op_webhook_delete, 0 },
     { "GET", "/v1/webhooks/{}/dead", vw_op_webhook_dead, 0 },
 
+    { "GET", "/v1/qr", NULL, VW_ROUTE_PICTURE },
+    { "GET", "/v1/barcode", NULL, VW_ROUTE_PICTURE },
+
     { "GET", "/v1/audit", vw_op_audit_list, 0 },
     { "GET", "/metrics", NULL, VW_ROUTE_METRICS },
     { "GET", "/v1/settings", vw_op_settings_get, 0 },
@@ -656,18 +659,62 @@ vw_admin_metrics(struct MHD_Connection *c, vw_req_t *rq, vw_op_t *op)
 }
 
 
+/*
+ * /v1/qr, /v1/barcode: drawn from the query alone, no Redis; kept by no
+ * cache (the text is a code), and not logged with it.
+ */
+
+static enum MHD_Result
+vw_admin_picture(struct MHD_Connection *c, vw_req_t *rq, json_t *query)
+{
+    int                   status;
+    size_t                len;
+    vw_operr_t            e;
+    const char           *type;
+    unsigned char        *data;
+    enum MHD_Result       rc;
+    struct MHD_Response  *res;
+
+    memset(&e, 0, sizeof(vw_operr_t));
+    data = NULL;
+    status = vw_op_picture(query, strcmp(rq->route->path, "/v1/barcode") == 0,
+                           &data, &len, &type, &e);
+
+    vw_log_info("admin: %s GET %s %d%s%s", rq->who, rq->route->path,
+                status < 0 ? e.status : status, status < 0 ? " " : "",
+                status < 0 ? e.reason : "");
+
+    if (status < 0) {
+        return vw_admin_error(c, rq, e.status, e.reason, e.field, e.message,
+                              NULL);
+    }
+
+    res = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(res, "Content-Type", type);
+    MHD_add_response_header(res, "Cache-Control", "private, no-store");
+    MHD_add_response_header(res, "X-Content-Type-Options", "nosniff");
+
+    rq->answered = 1;
+    rc = MHD_queue_response(c, 200, res);
+    MHD_destroy_response(res);
+
+    return rc;
+}
+
+
 /* the operation, on the whole body */
 
 static enum MHD_Result
 vw_admin_run(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq)
 {
-    int           status, type;
-    json_t       *out;
-    vw_op_t       op;
-    vw_op_in_t    in;
-    vw_query_t    q;
-    vw_operr_t    e;
-    const char   *ct;
+    int               status, type;
+    json_t           *out;
+    vw_op_t           op;
+    vw_op_in_t        in;
+    vw_query_t        q;
+    vw_operr_t        e;
+    const char       *ct;
+    enum MHD_Result   rc;
 
     memset(&in, 0, sizeof(vw_op_in_t));
     memset(&e, 0, sizeof(vw_operr_t));
@@ -682,6 +729,12 @@ vw_admin_run(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq)
         return vw_admin_error(c, rq, 400, "invalid_request", q.name,
                               "a query argument is malformed or given twice",
                               NULL);
+    }
+
+    if (rq->route->flags & VW_ROUTE_PICTURE) {
+        rc = vw_admin_picture(c, rq, q.query);
+        json_decref(q.query);
+        return rc;
     }
 
     in.query = q.query;
