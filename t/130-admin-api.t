@@ -442,6 +442,8 @@ refused(api('GET', '/v1/barcode?text=' . ('A' x 80) . '&scale=16'), 400, 'invali
         'a barcode over 4096 pixels', 'scale');
 refused(api('POST', '/v1/qr?text=A'), 405, 'method_not_allowed', 'POST of a QR');
 unlike($d->log, qr/GIFT-7Q2M|NOPE-0000/, 'the texts drawn are not logged');
+refused(api('GET', '/qr?c=A&e=1&s=00', token => undef), 401, 'unauthorized',
+        '/qr without admin.qr_link: a token is needed, nothing more said');
 
 is($d->stop, 0, 'voucherd stops cleanly with the API');
 
@@ -473,6 +475,54 @@ $ng->stop;
 $du->stop;
 ok(!-e $sock, 'the socket is removed on stop');
 
+########################################################### signed QR links
+
+# {{qr_url}}: a link to /qr, signed with admin.qr_link_key_file's secret,
+# that a message's reader opens without a token
+my $lk = VT::tmp_root() . '/qr-link.key';
+write_text($lk, ('k' x 40) . "\n");
+my $wl = setup_admin(admin => { qr_link => 'https://shop.example/qr', qr_link_key_file => $lk });
+write_text($wl->dir . '/hook.secret', "hook-secret\n");
+$wl->reconfigure(channels => { hook => { type => 'webhook', url => 'http://127.0.0.1:9/',
+                                         secret_file => $wl->dir . '/hook.secret' } });
+my $dl = WorkerT::Daemon->start($wl);
+$port = $wl->{admin_port};
+my $soon = time + 30 * 86400;
+api('POST', '/v1/campaigns', body => { id => 'links', kind => 'amount', value => 5000, ends_at => $soon });
+api('POST', '/v1/members', body => { id => 'alice', phone => '0812345678' });
+$res = api('PUT', '/v1/automations/links', body => { schedule => 'daily 09:00', segment => 'all', channel => 'hook',
+                                                     issue => 'shared', code => 'GIFT-7Q2M', message => 'Scan {{qr_url}}' });
+is($res->{status}, 200, 'an automation with {{qr_url}}') or diag $res->{body};
+$res = api('GET', '/v1/automations/links/preview?sample=1');
+my ($link) = ($res->{json}{sample}[0]{message} // '') =~ m{^Scan (https://shop\.example/qr\?\S+)$};
+like($link, qr{^https://shop\.example/qr\?c=GIFT7Q2M&e=$soon&s=[0-9a-f]{32}$},
+     '{{qr_url}}: the public link, the code as sent (no pattern: as stored), its end, a tag') or diag $res->{body};
+(my $q = $link // '') =~ s{^https://shop\.example}{};
+my $pic = api('GET', $q, token => undef);
+is_deeply([$pic->{status}, $pic->{headers}{'content-type'}, $pic->{headers}{'cache-control'}],
+          [200, 'image/png', 'public, max-age=86400'], '/qr opens without a token');
+ctl($wl, qw(qr GIFT7Q2M --format png --output), $wl->dir . '/link.png');
+is($pic->{body}, read_text($wl->dir . '/link.png'), '... the QR picture of the code');
+(my $bad = $q) =~ s/(.)$/$1 eq '0' ? '1' : '0'/e;
+refused(api('GET', $bad, token => undef), 403, 'link_invalid', 'a link with a changed tag');
+(my $other = $q) =~ s/GIFT7Q2M/GIFT7Q2N/;
+refused(api('GET', $other, token => undef), 403, 'link_invalid', 'a link to another code');
+(my $later = $q) =~ s/e=$soon/'e=' . ($soon + 1)/e;
+refused(api('GET', $later, token => undef), 403, 'link_invalid', 'a link made to last longer');
+refused(api('GET', '/qr?c=GIFT-7Q2M', token => undef), 403, 'link_invalid', 'a link without its tag');
+# a link made while the code was good, opened after its end
+api('POST', '/v1/campaigns', body => { id => 'old', kind => 'amount', value => 5000, ends_at => time - 86400 });
+ctl($wl, qw(auto set old), do { write_text($wl->dir . '/old.json', $JSON->encode(
+    { schedule => 'daily 09:00', segment => 'all', channel => 'hook', issue => 'shared', code => 'OLD-1', message => '{{qr_url}}' }));
+    $wl->dir . '/old.json' });
+my $pv = ctl($wl, { env => { VOUCHERD_FAKE_NOW => time - 10 * 86400 } }, qw(auto preview old --sample 1));
+my ($old) = $pv->{out} =~ m{https://shop\.example(/qr\?[^"\s]+)};
+ok(defined $old, 'a link made ten days ago') or diag "$pv->{out}$pv->{err}";
+refused(api('GET', $old // '/qr', token => undef), 410, 'link_expired', 'opened after the code\'s end');
+unlike($dl->log, qr/GIFT-?7Q2M|OLD-?1/, 'the codes are not logged');
+$dl->stop;
+$port = $w->{admin_port};
+
 ########################################################### configurations
 
 sub bad_admin {
@@ -486,6 +536,8 @@ sub bad_admin {
 
 my $tok = $w->dir . '/tokens';
 bad_admin({ listen => '0.0.0.0:1', tokens_file => $tok }, qr/not a loopback address/, 'a public address');
+bad_admin({ listen => '127.0.0.1:1', tokens_file => $tok, qr_link => 'https://x/qr' },
+          qr/admin\.qr_link_key_file: qr_link needs a key file of 32 or more characters/, 'qr_link without its key');
 bad_admin({ listen => '127.0.0.1:1', tokens_file => '/nonexistent' }, qr/tokens_file.*No such file/,
           'no tokens file');
 write_text($w->dir . '/short', "ops short\n");

@@ -29,11 +29,14 @@
 
 #include "vw_admin.h"
 #include "vw_admin_parse.h"
+#include "vw_clock.h"
 #include "vw_config.h"
 #include "vw_job.h"
 #include "vw_log.h"
 #include "vw_metrics.h"
 #include "vw_op.h"
+#include "vw_qr.h"
+#include "vw_qr_link.h"
 #include "vw_redis.h"
 #include "vw_util.h"
 
@@ -149,6 +152,7 @@ static const vw_route_t  vw_routes[] = {
 
     { "GET", "/v1/qr", NULL, VW_ROUTE_PICTURE },
     { "GET", "/v1/barcode", NULL, VW_ROUTE_PICTURE },
+    { "GET", "/qr", NULL, VW_ROUTE_LINK },
 
     { "GET", "/v1/audit", vw_op_audit_list, 0 },
     { "GET", "/metrics", NULL, VW_ROUTE_METRICS },
@@ -702,6 +706,72 @@ vw_admin_picture(struct MHD_Connection *c, vw_req_t *rq, json_t *query)
 }
 
 
+/*
+ * /qr: the QR picture of a signed link's code ({{qr_url}}), opened by a
+ * message's reader without a token; a link not ours, or changed, is 403,
+ * one whose time is up 410.  Anyone may keep the picture: the link is the
+ * credential, and it names the code it draws.
+ */
+
+static enum MHD_Result
+vw_admin_link(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq,
+    json_t *query)
+{
+    int                       v;
+    char                      err[256];
+    size_t                    len;
+    vw_operr_t                e;
+    const char               *code;
+    unsigned char            *data;
+    enum MHD_Result           rc;
+    struct MHD_Response      *res;
+    static const char *const  names[] = { "c", "e", "s", NULL };
+
+    memset(&e, 0, sizeof(vw_operr_t));
+
+    if (vw_op_known(query, names, &e) != 0) {
+        return vw_admin_error(c, rq, e.status, e.reason, e.field, e.message,
+                              NULL);
+    }
+
+    code = json_string_value(json_object_get(query, "c"));
+    v = vw_qr_link_check(&ad->cf, code,
+                         json_string_value(json_object_get(query, "e")),
+                         json_string_value(json_object_get(query, "s")),
+                         vw_now());
+
+    vw_log_info("admin: %s GET /qr %s", rq->who, v == VW_QR_LINK_OK ? "200"
+                : v == VW_QR_LINK_EXPIRED ? "410" : "403");
+
+    if (v == VW_QR_LINK_EXPIRED) {
+        return vw_admin_error(c, rq, 410, "link_expired", NULL,
+                              "this link has run out", NULL);
+    }
+
+    if (v != VW_QR_LINK_OK) {
+        return vw_admin_error(c, rq, 403, "link_invalid", NULL,
+                              "not a link this shop made", NULL);
+    }
+
+    if (vw_qr_png(code, strlen(code), NULL, &data, &len, err, sizeof(err))
+        != 0)
+    {
+        return vw_admin_error(c, rq, 400, "invalid_field", "c", err, NULL);
+    }
+
+    res = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(res, "Content-Type", "image/png");
+    MHD_add_response_header(res, "Cache-Control", "public, max-age=86400");
+    MHD_add_response_header(res, "X-Content-Type-Options", "nosniff");
+
+    rq->answered = 1;
+    rc = MHD_queue_response(c, 200, res);
+    MHD_destroy_response(res);
+
+    return rc;
+}
+
+
 /* the operation, on the whole body */
 
 static enum MHD_Result
@@ -731,8 +801,10 @@ vw_admin_run(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq)
                               NULL);
     }
 
-    if (rq->route->flags & VW_ROUTE_PICTURE) {
-        rc = vw_admin_picture(c, rq, q.query);
+    if (rq->route->flags & (VW_ROUTE_PICTURE | VW_ROUTE_LINK)) {
+        rc = (rq->route->flags & VW_ROUTE_LINK)
+             ? vw_admin_link(ad, c, rq, q.query)
+             : vw_admin_picture(c, rq, q.query);
         json_decref(q.query);
         return rc;
     }
@@ -857,6 +929,13 @@ vw_admin_request(void *cls, struct MHD_Connection *c, const char *url,
             && vw_admin_metrics_auth(ad, auth))
         {
             name = "metrics";
+        }
+
+        /* a signed link is its own credential (admin.qr_link) */
+        if (name == NULL && strcmp(url, "/qr") == 0
+            && ad->cf.admin_qr_link != NULL)
+        {
+            name = "link";
         }
 
         if (name == NULL) {
