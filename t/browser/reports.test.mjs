@@ -4,7 +4,7 @@
 // the gift-card liability; English and Thai, a phone.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServers, launch, shot } from './lib/harness.mjs';
+import { startServers, launch, newPage, shot } from './lib/harness.mjs';
 import { openDashboard, admin } from './lib/dash.mjs';
 
 const TOKEN = 'reports-8d2f6b1a9c3e5e71';
@@ -106,4 +106,51 @@ test('a campaign\'s funnel, runs and recipients; the loyalty report', async (t) 
   await shot(phone, 'reports-phone-th');
   assert.deepEqual(phone.problems, []);
   await phone.close();
+});
+
+test('printing: the sheet\'s QR codes and barcodes from the admin API, the token in a header only', async (t) => {
+  if (skip) { t.skip(`no admin API: ${skip}`); return; }
+  const page = await newPage(browser, { lang: 'en', width: 1000, height: 1200 });
+  await page.evaluateOnNewDocument((tk) => sessionStorage.setItem('voucher.admin_token', tk), TOKEN);
+  // config.json as a shop would set it
+  await page.setRequestInterception(true);
+  const seen = [];
+  page.on('request', (r) => {
+    seen.push({ url: r.url(), auth: r.headers().authorization });
+    if (r.url().endsWith('/dashboard/config.json')) {
+      r.respond({ status: 200, contentType: 'application/json',
+        body: JSON.stringify({ qr_url: '/v1/qr?text={text}', barcode_url: '/v1/barcode?text={text}&scale=2' }) });
+    } else {
+      r.continue();
+    }
+  });
+  await page.goto(`${srv.base}/dashboard/sheet/`);
+  await page.waitForSelector('body[data-ready="1"]');
+  const codes = ['GIFT-7Q2M-94KD', 'บัตร-1'];
+  await page.type('#codes', codes.join('\n'));
+  await page.click('#make');
+  await page.waitForSelector('body[data-made="2"]');
+  assert.equal(await page.$eval('#banner', (b) => b.hidden), true);
+  // the QR pictures are the API's, and read back as their codes
+  await page.addScriptTag({ url: '/dashboard/vendor/jsqr/jsQR.js' });
+  const read = await page.evaluate(async () => {
+    const { decode } = await import('/dashboard/js/scan.js');
+    const out = [];
+    for (const img of document.querySelectorAll('.voucher .qr img')) out.push(await decode(img, img.naturalWidth, img.naturalHeight));
+    return out;
+  });
+  assert.deepEqual(read, codes);
+  // a barcode for the ASCII code only: 16 symbols of 11 modules, the stop's
+  // 13 and two quiet zones of 10, at 2 pixels a module
+  const bars = await page.$$eval('.voucher', (vs) => vs.map((v) => {
+    const img = v.querySelector('.barcode img');
+    return img ? [img.naturalWidth, img.src.slice(0, 5)] : null;
+  }));
+  assert.deepEqual(bars, [[(16 * 11 + 13 + 20) * 2, 'blob:'], null]);
+  const calls = seen.filter((s) => s.url.includes('/v1/'));
+  assert.equal(calls.length, 3);
+  assert.ok(calls.every((c) => c.auth === `Bearer ${TOKEN}` && !c.url.includes(TOKEN)), 'the token in a header, never in a URL');
+  await shot(page, 'sheet-barcode-en');
+  assert.deepEqual(page.problems, []);
+  await page.close();
 });
