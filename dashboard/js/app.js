@@ -8,6 +8,7 @@ import { zoneOffset } from './time.js';
 import { createClient, getToken, setToken, AdminError, enc } from './admin.js';
 import { formToCampaign, campaignToForm, KINDS, MONEY_VALUE } from './campaign-form.js';
 import { h, clear, $ } from './dom.js';
+import { field } from './field.js';
 // screens in their own files: overview, reports, loyalty
 import { overview } from './overview.js';
 import { reports } from './reports.js';
@@ -184,16 +185,6 @@ async function campaignList(root, query) {
       h('td', {}, c.status === 'active' ? act('pause') : c.status === 'paused' ? act('resume') : null,
         c.status !== 'archived' ? act('archive') : null)));
   }
-}
-
-function field(name, label, input, hint) {
-  input.id = 'f-' + name;
-  input.name = name;
-  input.setAttribute('aria-describedby', `err-${name}` + (hint ? ` hint-${name}` : ''));
-  return h('div', { class: 'field', dataset: { field: name } },
-    h('label', { for: 'f-' + name, text: label }), input,
-    hint ? h('p', { class: 'hint', id: 'hint-' + name, text: hint }) : null,
-    h('p', { class: 'field-error', id: 'err-' + name, 'aria-live': 'polite' }));
 }
 
 function campaignForm(root, id, keep) {

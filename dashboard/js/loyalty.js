@@ -6,6 +6,7 @@ import { t, locale } from './i18n.js';
 import { formatMoney, parseMoney, moneyField, currencySymbol } from './money.js';
 import { AdminError, enc } from './admin.js';
 import { h, $ } from './dom.js';
+import { field } from './field.js';
 
 // the programme's fields the form edits, by how they are typed
 const MONEY = ['every', 'point_value'];
@@ -23,16 +24,6 @@ const TIER_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
 // what the programme form holds, kept across a change of language
 let capture = null;
-
-function field(name, label, input, hint) {
-  input.id = 'f-' + name;
-  input.name = name;
-  input.setAttribute('aria-describedby', `err-${name}` + (hint ? ` hint-${name}` : ''));
-  return h('div', { class: 'field', dataset: { field: name } },
-    h('label', { for: 'f-' + name, text: label }), input,
-    hint ? h('p', { class: 'hint', id: 'hint-' + name, text: hint }) : null,
-    h('p', { class: 'field-error', id: 'err-' + name, 'aria-live': 'polite' }));
-}
 
 const text = (attrs) => h('input', { autocomplete: 'off', spellcheck: 'false', ...attrs });
 const choice = (name) => h('select', {}, CHOICES[name].map((v) => h('option', { value: v, text: t(`loyalty.${name}.${v}`) })));
