@@ -45,13 +45,16 @@ function showErrors(form, errors, banner) {
   if (first) first.focus();
 }
 
-function engineError(e, ctx, errors, known) {
-  if (e instanceof AdminError && e.field && known(e.field)) {
-    errors[e.field] = () => t('form.engine_says', { message: e.apiMessage || e.reason });
-    return true;
+// the engine's refusal next to the form's field for it (fieldOf: the
+// API's field name to the form's, or null), else in the banner
+function engineError(e, ctx, form, errors, fieldOf = (f) => f) {
+  const f = e instanceof AdminError && e.field ? fieldOf(e.field) : null;
+  if (f && form.querySelector('#err-' + f)) {
+    errors[f] = () => t('form.engine_says', { message: e.apiMessage || e.reason });
+  } else {
+    ctx.showBanner(ctx.errorText(e));
   }
-  ctx.showBanner(ctx.errorText(e));
-  return false;
+  showErrors(form, errors, ctx.showBanner);
 }
 
 // ---- tiers: name, threshold, multiplier, one row each ---------------------
@@ -209,8 +212,7 @@ function programmeForm(ctx, p, keep) {
       programmeForm(ctx, saved);
       $('#programme-saved').textContent = t('admin.saved');
     } catch (e) {
-      engineError(e, ctx, errors, (f) => !!form.querySelector('#err-' + f));
-      showErrors(form, errors, ctx.showBanner);
+      engineError(e, ctx, form, errors);
     } finally {
       save.disabled = false;
     }
@@ -312,13 +314,7 @@ async function rewardForm(ctx, id) {
       await api.put('loyalty/rewards/' + enc(rid), body);
       location.hash = '#/loyalty';
     } catch (e) {
-      const map = (f) => (f === 'reward' ? (create ? 'id' : null) : f);
-      if (e instanceof AdminError && e.field && map(e.field) && form.querySelector('#err-' + map(e.field))) {
-        errors[map(e.field)] = () => t('form.engine_says', { message: e.apiMessage || e.reason });
-      } else {
-        ctx.showBanner(ctx.errorText(e));
-      }
-      showErrors(form, errors, ctx.showBanner);
+      engineError(e, ctx, form, errors, (f) => (f === 'reward' ? (create ? 'id' : null) : f));
     }
   });
 }
@@ -331,7 +327,7 @@ export async function loyalty(ctx, parts, query, keep) {
   capture = null;
   ctx.setRedraw(() => loyalty(ctx, parts, query, capture ? capture() : null));
   const rewardsSlot = h('div', { id: 'rewards-slot' }, h('p', { text: t('admin.loading') }));
-  const draw = () => ctx.shell('loyalty', h('section', {},
+  ctx.shell('loyalty', h('section', {},
     h('h1', { text: t('loyalty.title') }),
     h('div', { class: 'card' }, h('h2', { text: t('loyalty.programme') }),
       h('div', { id: 'programme-slot' }, h('p', { text: t('admin.loading') }))),
@@ -339,7 +335,6 @@ export async function loyalty(ctx, parts, query, keep) {
       h('div', { class: 'toolbar' }, h('h2', { text: t('loyalty.rewards') }),
         h('a', { class: 'button', id: 'reward-new', href: '#/loyalty/rewards/new', text: t('loyalty.reward_new') })),
       rewardsSlot)));
-  draw();
   if (keep) {
     programmeForm(ctx, keep.p, keep);
   } else {

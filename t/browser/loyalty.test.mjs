@@ -117,6 +117,14 @@ test('rewards: one created, listed with its name as text', async (t) => {
   await page.waitForFunction(() => document.querySelector('#err-cost').textContent !== '');
   assert.match(await text(page, '#err-cost'), /จำนวนเต็ม|whole/i);
   await fill(page, '#f-cost', '10');
+  // a coupon of a campaign that does not exist: the engine's refusal there
+  await page.select('#f-kind', 'coupon');
+  await page.type('#f-campaign', 'nosuch');
+  await page.click('#save-reward');
+  await page.waitForFunction(() => document.querySelector('#err-campaign').textContent !== '');
+  assert.match(await text(page, '#err-campaign'), /^เซิร์ฟเวอร์แจ้งว่า: /);
+  assert.deepEqual(await srv.redis('EXISTS', '{v}:lw:latte'), 0);
+  await page.select('#f-kind', 'item');
   await page.click('#save-reward');
   await page.waitForSelector('#rewards tr[data-id="latte"]');
   const row = await page.$eval('#rewards tr[data-id="latte"]', (tr) => ({ cells: [...tr.cells].map((c) => c.textContent), scripts: tr.querySelectorAll('script').length }));
