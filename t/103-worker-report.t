@@ -124,15 +124,60 @@ $j = decode_json(ctl($w, qw(report promo --format json --to 1999-12-31))->{out})
 is_deeply([@$j{qw(delivered redemptions to)}, scalar @{ $j->{runs} }], [0, 0, '2000-01-01T00:00:00+00:00', 0],
           '--to before anything happened: nothing delivered or redeemed, the end named');
 
+# days: the streams' entries summed by day of the campaign's zone
+my %days;
+for my $d (@{ decode_json(ctl($w, qw(report promo --format json))->{out})->{days} }) {
+    $days{$_} += $d->{$_} for qw(redemptions discount revenue sent);
+}
+is_deeply(\%days, { redemptions => 2, discount => 2000, revenue => 70000, sent => 3 },
+          'days: the redemptions net of rollbacks and the deliveries sent, as the totals');
+ctl($w, qw(campaign set daily kind amount value 100 tz_offset +07:00));
+use Time::Local qw(timegm);
+my $late = timegm(0, 30, 16, 6, 11, 2026);    # 23:30 on the 6th at +07:00
+my $early = timegm(0, 30, 23, 6, 11, 2026);   # 06:30 on the 7th at +07:00
+$r->cmd('XADD', '{v}:dl:daily', '*', run => 1, member => 'm1', status => 'sent', channel => 'sms',
+        code => 'D1', attempt => 1, at => $late);
+$r->cmd('XADD', '{v}:dl:daily', '*', run => 1, member => 'm2', status => 'failed', channel => 'sms',
+        code => 'D2', attempt => 1, at => $late);
+$r->cmd('XADD', '{v}:log', '*', type => 'redeem', code => 'D1', campaign => 'daily', customer => 'm1',
+        amount => 30000, currency => 'THB', discount => 100, at => $early);
+$j = decode_json(ctl($w, qw(report daily --format json))->{out});
+is_deeply($j->{days}, [
+    { day => '2026-12-06', redemptions => 0, discount => 0, revenue => 0, sent => 1 },
+    { day => '2026-12-07', redemptions => 1, discount => 100, revenue => 30000, sent => 0 } ],
+    'days in the campaign\'s zone: 16:30 and 23:30 UTC fall on two days at +07:00');
+$j = decode_json(ctl($w, qw(report daily --format json --from 2026-12-07))->{out});
+is_deeply([map { $_->{day} } @{ $j->{days} }], ['2026-12-07'], '... from keeps the days from then');
+
 # a campaign without anything yet
 ctl($w, qw(campaign set empty kind amount value 1));
 $j = decode_json(ctl($w, qw(report empty --format json))->{out});
 is_deeply([@$j{qw(issued delivered redemptions redemption_rate roi)}], [0, 0, 0, '-', '-'],
           'an empty campaign: zeros, no rates');
 
+# the loyalty report: points over the members' records, members per tier
+sub lfcall { my $x = fcall(@_); die "$_[0]: $x\n" unless ref $x eq 'ARRAY' || $x eq 'OK'; $x }
+lfcall('voucher_loyalty_set', 1, '{v}:lp', qw(every 100 points 1 expiry_months 1),
+       tiers => 'base:0:100,silver:100:100,gold:1000:100');
+my $long_ago = timegm(0, 0, 12, 1, 0, 2024);
+lfcall('voucher_loyalty_earn', 1, '{v}:lm:amy', 'lo-1', 150000, 0);      # 1500: gold
+lfcall('voucher_loyalty_earn', 1, '{v}:lm:ben', 'lo-2', 20000, 0);       # 200: silver
+lfcall('voucher_loyalty_spend', 1, '{v}:lm:ben', 50, 'sp-1');
+lfcall('voucher_loyalty_earn', 1, '{v}:lm:cat', 'lo-3', 3000, 0, $long_ago);   # 30, expired now
+lfcall('voucher_loyalty_balance', 1, '{v}:lm:cat');
+$res = ctl($w, qw(loyalty report));
+is($res->{rc}, 0, 'voucherctl loyalty report') or diag $res->{err};
+my $lr = decode_json($res->{out});
+is_deeply($lr, { members => 3, points_earned => 1730, points_spent => 50, points_expired => 30,
+                 points_active => 1650, points_pending => 0,
+                 tiers => [ { tier => 'base', members => 1 }, { tier => 'silver', members => 1 },
+                            { tier => 'gold', members => 1 } ] },
+          'loyalty report: earned, spent, expired, active; one member in each tier, the programme\'s order');
+is(ctl($w, qw(loyalty report --limit 5))->{rc}, 2, '... takes no options');
+
 # the same report through the admin API: one implementation
 SKIP: {
-    skip 'voucherd not built', 6 unless -x WorkerT::bin_dir() . '/voucherd';
+    skip 'voucherd not built', 8 unless -x WorkerT::bin_dir() . '/voucherd';
     my $secret = 'report-secret-0123456789';
     write_text("$dir/tokens", "ops $secret\n");
     my $port = VT::free_port();
@@ -150,6 +195,11 @@ SKIP: {
     $api = VT::http($port, 'GET', '/v1/campaigns/promo/report?from=yesterday', headers => $h);
     is_deeply([$api->{status}, decode_json($api->{body})->{reason}], [400, 'invalid_field'],
               '... a bad from: 400 invalid_field');
+    $api = VT::http($port, 'GET', '/v1/loyalty/report', headers => $h);
+    is_deeply([$api->{status}, decode_json($api->{body})], [200, $lr], 'GET /v1/loyalty/report: the same');
+    $api = VT::http($port, 'GET', '/v1/loyalty/report?tier=gold', headers => $h);
+    is_deeply([$api->{status}, decode_json($api->{body})->{reason}], [400, 'unknown_field'],
+              '... an unknown query argument: 400 unknown_field');
     $api = VT::http($port, 'GET', '/v1/campaigns/nosuch/report', headers => $h);
     is($api->{status}, 404, '... an unknown campaign: 404');
     is(decode_json($api->{body})->{reason}, 'not_found', '... not_found');

@@ -399,6 +399,52 @@ ok(wait_until(sub {
 is($st, 201, '... and writes (the library loaded anew)');
 ok(!$w->redis->cmd('EXISTS', $w->key('k:late')), 'the write refused wrote nothing');
 
+########################################################### QR and barcode pictures
+
+# drawn from the text alone, as voucherctl qr draws it: a code that exists
+# and one that does not give pictures made the same way
+my $qr = api('GET', '/v1/qr?text=GIFT-7Q2M-94KD');
+is($qr->{status}, 200, 'GET /v1/qr');
+is($qr->{headers}{'content-type'}, 'image/svg+xml', '... an SVG');
+is($qr->{headers}{'cache-control'}, 'private, no-store', '... kept by no cache');
+is($qr->{body}, ctl($w, qw(qr GIFT-7Q2M-94KD))->{out}, '... the picture voucherctl qr draws');
+my $made = api('POST', '/v1/codes', body => { code => 'GIFT-7Q2M-94KD', campaign => 'spring' });
+is($made->{status}, 201, 'the code made') or diag $made->{body};
+is(api('GET', '/v1/codes/GIFT-7Q2M-94KD')->{status}, 200, '... it exists');
+is(api('GET', '/v1/qr?text=GIFT-7Q2M-94KD')->{body}, $qr->{body}, '... its picture is the same as before');
+my $nq = api('GET', '/v1/qr?text=NOPE-0000-0000');
+is_deeply([$nq->{status}, length($nq->{body}) > 500], [200, 1], 'a code that does not exist: drawn too');
+my $png = api('GET', '/v1/qr?text=GIFT-7Q2M-94KD&format=png&scale=4&margin=2&level=H');
+is($png->{headers}{'content-type'}, 'image/png', 'format=png');
+ctl($w, qw(qr GIFT-7Q2M-94KD --format png --scale 4 --margin 2 --level H --output), $w->dir . '/qr.png');
+is($png->{body}, read_text($w->dir . '/qr.png'), '... the PNG voucherctl qr writes');
+my $bar = api('GET', '/v1/barcode?text=GIFT-7Q2M-94KD&scale=3&height=60');
+is($bar->{status}, 200, 'GET /v1/barcode');
+is($bar->{headers}{'content-type'}, 'image/svg+xml', '... an SVG');
+is($bar->{body}, ctl($w, qw(qr GIFT-7Q2M-94KD --barcode --scale 3 --height 60))->{out},
+   '... the Code 128 voucherctl qr --barcode draws');
+like($bar->{body}, qr/viewBox="0 0 209 1" width="627" height="60"/, "... 14 characters: 16 values of 11 modules, the stop's 13, quiet zones of 10");
+$res = api('GET', '/v1/barcode?text=GIFT&format=png');
+is_deeply([$res->{status}, $res->{headers}{'content-type'}, substr($res->{body}, 1, 3)], [200, 'image/png', 'PNG'],
+          '... and a PNG');
+refused(api('GET', '/v1/qr?text=GIFT', token => undef), 401, 'unauthorized', 'a QR without the token');
+refused(api('GET', '/v1/qr'), 400, 'missing_field', 'a QR without text', 'text');
+refused(api('GET', '/v1/qr?text='), 400, 'missing_field', 'a QR of an empty text', 'text');
+refused(api('GET', '/v1/qr?text=A&format=gif'), 400, 'invalid_field', 'a QR as a GIF', 'format');
+refused(api('GET', '/v1/qr?text=A&scale=65'), 400, 'invalid_field', 'a QR at scale 65', 'scale');
+refused(api('GET', '/v1/qr?text=A&level=X'), 400, 'invalid_field', 'a QR at level X', 'level');
+refused(api('GET', '/v1/qr?text=A&colour=red'), 400, 'unknown_field', 'a QR in red');
+refused(api('GET', '/v1/qr?text=' . ('A' x 513)), 400, 'invalid_field', 'a QR of 513 characters', 'text');
+refused(api('GET', '/v1/barcode?text=%E0%B8%81'), 400, 'invalid_field', 'a barcode of Thai text', 'text');
+refused(api('GET', '/v1/barcode?text=' . ('A' x 81)), 400, 'invalid_field', 'a barcode of 81 characters', 'text');
+refused(api('GET', '/v1/barcode?text=A&margin=2'), 400, 'unknown_field', 'a barcode with a margin');
+refused(api('GET', '/v1/barcode?text=' . ('A' x 80) . '&scale=16'), 400, 'invalid_field',
+        'a barcode over 4096 pixels', 'scale');
+refused(api('POST', '/v1/qr?text=A'), 405, 'method_not_allowed', 'POST of a QR');
+unlike($d->log, qr/GIFT-7Q2M|NOPE-0000/, 'the texts drawn are not logged');
+refused(api('GET', '/qr?c=A&e=1&s=00', token => undef), 401, 'unauthorized',
+        '/qr without admin.qr_link: a token is needed, nothing more said');
+
 is($d->stop, 0, 'voucherd stops cleanly with the API');
 
 ########################################################### unix socket, nginx
@@ -429,6 +475,54 @@ $ng->stop;
 $du->stop;
 ok(!-e $sock, 'the socket is removed on stop');
 
+########################################################### signed QR links
+
+# {{qr_url}}: a link to /qr, signed with admin.qr_link_key_file's secret,
+# that a message's reader opens without a token
+my $lk = VT::tmp_root() . '/qr-link.key';
+write_text($lk, ('k' x 40) . "\n");
+my $wl = setup_admin(admin => { qr_link => 'https://shop.example/qr', qr_link_key_file => $lk });
+write_text($wl->dir . '/hook.secret', "hook-secret\n");
+$wl->reconfigure(channels => { hook => { type => 'webhook', url => 'http://127.0.0.1:9/',
+                                         secret_file => $wl->dir . '/hook.secret' } });
+my $dl = WorkerT::Daemon->start($wl);
+$port = $wl->{admin_port};
+my $soon = time + 30 * 86400;
+api('POST', '/v1/campaigns', body => { id => 'links', kind => 'amount', value => 5000, ends_at => $soon });
+api('POST', '/v1/members', body => { id => 'alice', phone => '0812345678' });
+$res = api('PUT', '/v1/automations/links', body => { schedule => 'daily 09:00', segment => 'all', channel => 'hook',
+                                                     issue => 'shared', code => 'GIFT-7Q2M', message => 'Scan {{qr_url}}' });
+is($res->{status}, 200, 'an automation with {{qr_url}}') or diag $res->{body};
+$res = api('GET', '/v1/automations/links/preview?sample=1');
+my ($link) = ($res->{json}{sample}[0]{message} // '') =~ m{^Scan (https://shop\.example/qr\?\S+)$};
+like($link, qr{^https://shop\.example/qr\?c=GIFT7Q2M&e=$soon&s=[0-9a-f]{32}$},
+     '{{qr_url}}: the public link, the code as sent (no pattern: as stored), its end, a tag') or diag $res->{body};
+(my $q = $link // '') =~ s{^https://shop\.example}{};
+my $pic = api('GET', $q, token => undef);
+is_deeply([$pic->{status}, $pic->{headers}{'content-type'}, $pic->{headers}{'cache-control'}],
+          [200, 'image/png', 'public, max-age=86400'], '/qr opens without a token');
+ctl($wl, qw(qr GIFT7Q2M --format png --output), $wl->dir . '/link.png');
+is($pic->{body}, read_text($wl->dir . '/link.png'), '... the QR picture of the code');
+(my $bad = $q) =~ s/(.)$/$1 eq '0' ? '1' : '0'/e;
+refused(api('GET', $bad, token => undef), 403, 'link_invalid', 'a link with a changed tag');
+(my $other = $q) =~ s/GIFT7Q2M/GIFT7Q2N/;
+refused(api('GET', $other, token => undef), 403, 'link_invalid', 'a link to another code');
+(my $later = $q) =~ s/e=$soon/'e=' . ($soon + 1)/e;
+refused(api('GET', $later, token => undef), 403, 'link_invalid', 'a link made to last longer');
+refused(api('GET', '/qr?c=GIFT-7Q2M', token => undef), 403, 'link_invalid', 'a link without its tag');
+# a link made while the code was good, opened after its end
+api('POST', '/v1/campaigns', body => { id => 'old', kind => 'amount', value => 5000, ends_at => time - 86400 });
+ctl($wl, qw(auto set old), do { write_text($wl->dir . '/old.json', $JSON->encode(
+    { schedule => 'daily 09:00', segment => 'all', channel => 'hook', issue => 'shared', code => 'OLD-1', message => '{{qr_url}}' }));
+    $wl->dir . '/old.json' });
+my $pv = ctl($wl, { env => { VOUCHERD_FAKE_NOW => time - 10 * 86400 } }, qw(auto preview old --sample 1));
+my ($old) = $pv->{out} =~ m{https://shop\.example(/qr\?[^"\s]+)};
+ok(defined $old, 'a link made ten days ago') or diag "$pv->{out}$pv->{err}";
+refused(api('GET', $old // '/qr', token => undef), 410, 'link_expired', 'opened after the code\'s end');
+unlike($dl->log, qr/GIFT-?7Q2M|OLD-?1/, 'the codes are not logged');
+$dl->stop;
+$port = $w->{admin_port};
+
 ########################################################### configurations
 
 sub bad_admin {
@@ -442,6 +536,8 @@ sub bad_admin {
 
 my $tok = $w->dir . '/tokens';
 bad_admin({ listen => '0.0.0.0:1', tokens_file => $tok }, qr/not a loopback address/, 'a public address');
+bad_admin({ listen => '127.0.0.1:1', tokens_file => $tok, qr_link => 'https://x/qr' },
+          qr/admin\.qr_link_key_file: qr_link needs a key file of 32 or more characters/, 'qr_link without its key');
 bad_admin({ listen => '127.0.0.1:1', tokens_file => '/nonexistent' }, qr/tokens_file.*No such file/,
           'no tokens file');
 write_text($w->dir . '/short', "ops short\n");

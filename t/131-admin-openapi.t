@@ -42,7 +42,9 @@ write_text($w->dir . '/hook.secret', "s\n");
 my $port = VT::free_port();
 my %channels = (hook => { type => 'webhook', url => 'http://127.0.0.1:9/',
                           secret_file => $w->dir . '/hook.secret' });
-$w->reconfigure(admin => { listen => "127.0.0.1:$port", tokens_file => $w->dir . '/tokens' },
+write_text($w->dir . '/qr.key', ('q' x 32) . "\n");
+$w->reconfigure(admin => { listen => "127.0.0.1:$port", tokens_file => $w->dir . '/tokens',
+                           qr_link => 'https://shop.example/qr', qr_link_key_file => $w->dir . '/qr.key' },
                 channels => \%channels);
 my $d = WorkerT::Daemon->start($w);
 
@@ -87,6 +89,13 @@ api('POST', '/v1/campaigns', { id => 'long', kind => 'amount', value => 1 });
 my $running = api('POST', '/v1/jobs/codes/issue', { campaign => 'long', count => 5000000 })->{json}{id};
 my %fill_for = ('DELETE /v1/jobs/{job}' => { job => $running },
                 'POST /v1/automations/{campaign}/run' => { campaign => 'runner' });
+# the required query of a GET; /qr's, a signed link of a message
+api('POST', '/v1/campaigns', { id => 'linked', kind => 'amount', value => 100 });
+api('PUT', '/v1/automations/linked', { schedule => 'daily 09:00', segment => 'all', channel => 'hook',
+                                       issue => 'shared', code => 'DOC1', message => '{{qr_url}}' });
+my ($link) = (api('GET', '/v1/automations/linked/preview?sample=1')->{json}{sample}[0]{message} // '')
+    =~ m{^https://shop\.example/qr(\?\S+)$};
+my %queries = ('GET /v1/qr' => '?text=DOC-1', 'GET /v1/barcode' => '?text=DOC-1', 'GET /qr' => $link // '');
 my %types = ('POST /v1/jobs/codes/import' => 'text/csv', 'POST /v1/jobs/members/import' => 'text/csv');
 my %bodies = (
     'POST /v1/campaigns' => { id => 'doc', kind => 'amount', value => 1 },
@@ -125,6 +134,7 @@ for my $op ((grep { $_->[0] ne 'DELETE' } @ops), (grep { $_->[0] eq 'DELETE' } @
     my ($m, $p) = @$op;
     my %f = (%fill, %{ $fill_for{"$m $p"} // {} });
     (my $url = $p) =~ s/\{(\w+)\}/$f{$1}/g;
+    $url .= $queries{"$m $p"} // '';
     my $res = api($m, $url, $bodies{"$m $p"}, $types{"$m $p"});
     ok($res->{status} != 405 && ($res->{json}{reason} // '') ne 'unknown_path'
        && $res->{status} < 500, "$m $p answers ($res->{status})") or diag $res->{body};

@@ -472,6 +472,7 @@ vw_cf_defaults(vw_config_t *cf, const char *path)
     cf->wh_timeout_ms = 10000;
     cf->wh_connect_timeout_ms = 3000;
     cf->admin_threads = 2;
+    cf->admin_qr_link_days = 90;
 
     if (gethostname(host, sizeof(host)) != 0) {
         strcpy(host, "voucherd");
@@ -604,7 +605,8 @@ vw_cf_admin(vw_jerr_t *c, json_t *o, vw_config_t *cf)
 {
     static const char *const  names[] = {
         "listen", "tokens_file", "metrics_token_file", "max_body",
-        "max_import", "threads", NULL
+        "max_import", "threads", "qr_link", "qr_link_key_file",
+        "qr_link_days", NULL
     };
 
     if (vw_json_known(c, o, "admin", names) != 0
@@ -618,9 +620,23 @@ vw_cf_admin(vw_jerr_t *c, json_t *o, vw_config_t *cf)
         || vw_cf_int(c, o, "admin", "max_import", 1024, 1073741824,
                      &cf->admin_max_import) != 0
         || vw_cf_int(c, o, "admin", "threads", 1, 64,
-                     &cf->admin_threads) != 0)
+                     &cf->admin_threads) != 0
+        || vw_json_str(c, o, "admin", "qr_link", 0, &cf->admin_qr_link) != 0
+        || vw_cf_secret(c, o, "admin", "qr_link_key_file", 0,
+                        &cf->admin_qr_link_key) != 0
+        || vw_cf_int(c, o, "admin", "qr_link_days", 1, 3650,
+                     &cf->admin_qr_link_days) != 0)
     {
         return -1;
+    }
+
+    /* links to /qr are signed: no link without its key */
+    if (cf->admin_qr_link != NULL
+        && (cf->admin_qr_link_key == NULL
+            || strlen(cf->admin_qr_link_key) < 32))
+    {
+        return vw_json_fail(c, "admin.qr_link_key_file", "qr_link needs a "
+                            "key file of 32 or more characters");
     }
 
     return 0;
@@ -821,6 +837,8 @@ vw_config_free(vw_config_t *cf)
     free(cf->admin_listen);
     free(cf->admin_tokens_file);
     free(cf->admin_metrics_token_file);
+    free(cf->admin_qr_link);
+    vw_free_secret(cf->admin_qr_link_key);
 
     memset(cf, 0, sizeof(vw_config_t));
 }

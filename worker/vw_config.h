@@ -95,6 +95,10 @@ typedef struct {
     long           admin_max_body;  /* bytes of a JSON body */
     long           admin_max_import;    /* bytes of a file to import */
     long           admin_threads;
+    char          *admin_qr_link;   /* the public URL of /qr: {{qr_url}} */
+    char          *admin_qr_link_key;   /* the secret signing its links */
+    long           admin_qr_link_days;  /* a link's life, for a code with
+                                           no end */
 
     /* outgoing webhooks (docs/admin-api.md#outgoing-webhooks) */
     int            wh_attempts;

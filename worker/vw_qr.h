@@ -16,7 +16,6 @@
 
 
 #define VW_QR_MAX_TEXT    512       /* bytes of text */
-#define VW_QR_MAX_PIXELS  4096      /* of the picture's side */
 
 
 typedef struct {
@@ -32,7 +31,7 @@ void vw_qr_opts_init(vw_qr_opts_t *o);
 /*
  * The text as an SVG document (NUL-terminated, malloc'd) or a PNG
  * (1-bit grey, malloc'd).  0, or -1 with err saying why: an empty or too
- * long text, an option out of range, a picture over VW_QR_MAX_PIXELS.
+ * long text, an option out of range, a picture over VW_PICTURE_MAX_PIXELS.
  */
 int vw_qr_svg(const char *text, size_t len, const vw_qr_opts_t *o,
     char **out, size_t *outlen, char *err, size_t errlen);

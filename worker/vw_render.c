@@ -14,6 +14,7 @@
 
 #include "voucher_code.h"
 #include "vw_locale.h"
+#include "vw_qr_link.h"
 #include "vw_redis.h"
 #include "vw_render.h"
 #include "vw_schedule.h"
@@ -166,6 +167,7 @@ vw_render(redisContext *c, const vw_config_t *cf, const vw_auto_t *a,
     size_t errlen)
 {
     char                 money[6][64], dates[3][64], bday[64], *avals;
+    char                 qr[1024];
     char                 anames[32][40];
     size_t               n, na;
     int64_t              ends;
@@ -252,6 +254,15 @@ vw_render(redisContext *c, const vw_config_t *cf, const vw_auto_t *a,
 
     vw_birthday_text(l, m, bday, sizeof(bday));
 
+    /* a link to the code's QR picture, good while the code is */
+    qr[0] = '\0';
+
+    if (shown != NULL) {
+        vw_qr_link(cf, out->code, ends > 0 ? ends
+                                  : now + cf->admin_qr_link_days * 86400,
+                   qr, sizeof(qr));
+    }
+
     n = 0;
 
 #define VW_VAR(nm, val)  do {                                                 \
@@ -276,6 +287,7 @@ vw_render(redisContext *c, const vw_config_t *cf, const vw_auto_t *a,
     VW_VAR("birthday", bday);
     VW_VAR("phone", m->e164 ? m->e164 : (m->phone ? m->phone : ""));
     VW_VAR("email", m->email ? m->email : "");
+    VW_VAR("qr_url", qr);
 
     for (size_t i = 0; i < nextra && n < VW_RVARS - 32; i++) {
         VW_VAR(extra[i].name, extra[i].value);

@@ -19,7 +19,7 @@ static const char *const  vw_tfields[] = {
     "min_amount", "cap", "max_discount", "starts_at", "ends_at", "currency",
     "balance", "tier", "birthday", "phone", "email", "attr.*", "points",
     "points_to_next_tier", "expiring_points", "expiry_date", "referral_code",
-    NULL
+    "qr_url", NULL
 };
 
 

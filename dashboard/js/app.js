@@ -8,7 +8,13 @@ import { zoneOffset } from './time.js';
 import { createClient, getToken, setToken, AdminError, enc } from './admin.js';
 import { formToCampaign, campaignToForm, KINDS, MONEY_VALUE } from './campaign-form.js';
 import { h, clear, $ } from './dom.js';
-// codes, members, segments, automations: each screen in its own file
+import { field } from './field.js';
+// screens in their own files: overview, reports, loyalty (f(ctx, parts,
+// query) with viewContext below); codes, members, segments, automations
+// (f(ctx, path parts after the screen, query))
+import { overview } from './overview.js';
+import { reports } from './reports.js';
+import { loyalty } from './loyalty.js';
 import { codesScreen } from './codes.js';
 import { membersScreen } from './members.js';
 import { segmentsScreen } from './segments.js';
@@ -19,13 +25,6 @@ let api;
 let redraw = () => {};
 
 const SCREENS = ['overview', 'campaigns', 'codes', 'members', 'segments', 'automations', 'reports', 'loyalty'];
-// screens whose part of the admin API is not there yet, and screens not
-// built yet over parts that are (voucherctl does their work meanwhile)
-const WAITING = {
-  overview: 'admin.what_overview', reports: 'admin.what_reports', loyalty: 'admin.what_loyalty',
-};
-const NOT_BUILT = {};
-// screens in their own files: f(ctx, path parts after the screen, query)
 const OWN = { codes: codesScreen, members: membersScreen, segments: segmentsScreen, automations: automationsScreen };
 
 function draftGet(k) { try { return JSON.parse(sessionStorage.getItem('voucher.draft.' + k)); } catch { return null; } }
@@ -126,12 +125,6 @@ function shell(root, screen, content) {
   clear(root).append(h('div', { class: 'app' }, nav, main));
 }
 
-function waiting(screen) {
-  const text = WAITING[screen] ? t('admin.waiting', { what: t(WAITING[screen]) })
-    : t('admin.not_built', { cmd: NOT_BUILT[screen] });
-  return h('div', { class: 'notice', id: 'waiting', text });
-}
-
 // ---- campaigns ----------------------------------------------------------
 
 function statusText(s) { return t('status.' + s) === 'status.' + s ? s : t('status.' + s); }
@@ -191,16 +184,6 @@ async function campaignList(root, query) {
       h('td', {}, c.status === 'active' ? act('pause') : c.status === 'paused' ? act('resume') : null,
         c.status !== 'archived' ? act('archive') : null)));
   }
-}
-
-function field(name, label, input, hint) {
-  input.id = 'f-' + name;
-  input.name = name;
-  input.setAttribute('aria-describedby', `err-${name}` + (hint ? ` hint-${name}` : ''));
-  return h('div', { class: 'field', dataset: { field: name } },
-    h('label', { for: 'f-' + name, text: label }), input,
-    hint ? h('p', { class: 'hint', id: 'hint-' + name, text: hint }) : null,
-    h('p', { class: 'field-error', id: 'err-' + name, 'aria-live': 'polite' }));
 }
 
 function campaignForm(root, id, keep) {
@@ -377,6 +360,19 @@ function campaignForm(root, id, keep) {
   }
 }
 
+// ---- screens in their own files -----------------------------------------
+
+// what a screen file gets: the client, the configuration, the shell, the
+// banner, and the redraw a change of language calls
+const VIEWS = { overview, reports, loyalty };
+function viewContext(root) {
+  return {
+    api, cfg, showBanner, errorText,
+    shell: (screen, content) => shell(root, screen, content),
+    setRedraw: (f) => { redraw = f; },
+  };
+}
+
 // ---- routing ------------------------------------------------------------
 
 function route() {
@@ -404,9 +400,10 @@ function route() {
     };
     redraw = () => OWN[screen](ctx, parts.slice(1), query);
     redraw();
-  } else if (SCREENS.includes(screen)) {
-    redraw = () => shell(root, screen, h('section', {}, h('h1', { text: t('nav.' + screen) }), waiting(screen)));
-    redraw();
+  } else if (VIEWS[screen]) {
+    delete document.body.dataset.drawn;
+    redraw = () => VIEWS[screen](viewContext(root), parts, query);
+    VIEWS[screen](viewContext(root), parts, query);
   } else {
     location.hash = '#/campaigns';
   }

@@ -1,7 +1,8 @@
 // The printable voucher sheet: N vouchers on each A4 page, each with its
 // QR code, its code as sent, the campaign's text and the expiry.  The QR
 // comes from a source: drawn here (the vendored qrcode-generator), or the
-// admin API's SVG when config.json's qr_url names it.
+// admin API's SVG when config.json's qr_url names it; with barcode_url, a
+// Code 128 barcode from the admin API goes under the code too.
 import { initLang, setLang, getLang, t, locale, applyI18n, onLang } from './i18n.js';
 import { loadConfig } from './config.js';
 import { getToken } from './admin.js';
@@ -49,14 +50,27 @@ function localQr(text) {
 
 // the admin API's picture, as an <img> of a blob (the token goes in a
 // header, never in the image's URL)
-async function apiQr(text) {
-  const url = cfg.qr_url.replace('{text}', encodeURIComponent(text));
+async function apiPicture(template, text) {
+  const url = template.replace('{text}', encodeURIComponent(text));
   const r = await fetch(url, { headers: { Authorization: 'Bearer ' + getToken() }, cache: 'no-store' });
   if (!r.ok) throw new Error('HTTP ' + r.status);
   const img = new Image();
   img.alt = text;
   img.src = URL.createObjectURL(await r.blob());
+  await img.decode().catch(() => {});
   return img;
+}
+
+const apiQr = (text) => apiPicture(cfg.qr_url, text);
+
+// a barcode, or nothing for a code Code 128 cannot hold (not ASCII)
+async function barcode(text) {
+  if (!cfg.barcode_url || !/^[\x20-\x7e]{1,80}$/.test(text)) return null;
+  try {
+    return h('div', { class: 'barcode' }, await apiPicture(cfg.barcode_url, text));
+  } catch {
+    return null;
+  }
 }
 
 export const sources = { local: async (text) => localQr(text), api: apiQr };
@@ -114,11 +128,13 @@ async function make(ev) {
     const box = h('div', { class: 'qr' }, qr);
     box.style.width = qrSize;
     box.style.height = qrSize;
-    page.append(h('article', { class: 'voucher', dataset: { code: codes[i] } }, box,
+    const bar = await barcode(codes[i]);
+    page.append(h('article', { class: bar ? 'voucher with-barcode' : 'voucher', dataset: { code: codes[i] } }, box,
       h('div', { class: 'text' },
         heading ? h('div', { class: 'heading', text: heading }) : null,
         h('div', { class: 'vcode', text: codes[i] }),
-        expText ? h('div', { class: 'expiry', text: t('sheet.valid_until', { date: expText }) }) : null)));
+        expText ? h('div', { class: 'expiry', text: t('sheet.valid_until', { date: expText }) }) : null),
+      bar));
   }
   $('#count').textContent = t('sheet.count', { n: codes.length, pages: Math.ceil(codes.length / per) });
   $('#print').disabled = false;

@@ -90,12 +90,14 @@ test('dashboard/vendor/ is the pinned npm packages, byte for byte', () => {
   const pairsOf = [
     ['jsqr/dist/jsQR.js', 'jsqr/jsQR.js'], ['jsqr/LICENSE', 'jsqr/LICENSE'],
     ['qrcode-generator/dist/qrcode.mjs', 'qrcode-generator/qrcode.mjs'],
+    ['uplot/dist/uPlot.esm.js', 'uplot/uPlot.esm.js'], ['uplot/dist/uPlot.min.css', 'uplot/uPlot.min.css'],
+    ['uplot/LICENSE', 'uplot/LICENSE'],
   ];
   for (const [from, to] of pairsOf) {
     assert.ok(readFileSync(path.join(nm, from)).equals(readFileSync(path.join(root, 'dashboard/vendor', to))), to);
   }
   const readme = readFileSync(path.join(root, 'dashboard/vendor/README.md'), 'utf8');
-  for (const name of ['jsqr', 'qrcode-generator']) {
+  for (const name of ['jsqr', 'qrcode-generator', 'uplot']) {
     const v = lock.packages[`node_modules/${name}`].version;
     assert.match(readme, new RegExp(`\`${name}\` ${v.replace(/\./g, '\\.')}`), `vendor/README.md names ${name} ${v}`);
   }

@@ -42,6 +42,8 @@ static const char  vw_usage[] =
     "        | reward-fill ID --count N [--prefix P] | claim ID REWARD --key K\n"
     "  loyalty referral-code ID | refer CODE --member M [--phone P]\n"
     "        [--email E] | referrals   referrals and their report\n"
+    "  loyalty report                      points earned, spent, expired;\n"
+    "        members per tier\n"
     "  codes issue CAMPAIGN --count N [--prefix P] [--length L]\n"
     "        [--mac-length M] [--charset CHARS] [--suffix S] [--pattern P]\n"
     "        [--max-uses N] [--output FILE] [--quiet] [--detach]\n"

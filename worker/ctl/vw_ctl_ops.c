@@ -128,6 +128,7 @@ static const vw_ctl_op_t  vw_ctl_ops[] = {
       "member,phone,email" },
     { "loyalty", "referrals", vw_op_referral_report, VW_OP_LIST, NULL,
       "limit" },
+    { "loyalty", "report", vw_op_loyalty_report, 0, NULL, NULL },
 
     /* the cart (worker/ops/vw_op_cart.c; qualify: vw_ctl_cart.c) */
     { "wallet", "list", vw_op_wallet_list, VW_OP_ID | VW_OP_LIST, NULL,

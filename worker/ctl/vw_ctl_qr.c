@@ -2,8 +2,8 @@
 /*
  * Copyright (C) ngx_voucher authors
  *
- * voucherctl qr: a code as a QR picture (SVG or PNG) on standard output
- * or in a file.  No configuration and no Redis: the picture is made from
+ * voucherctl qr: a code as a QR picture, or with --barcode a Code 128
+ * barcode (SVG or PNG), on standard output or in a file.  No configuration and no Redis: the picture is made from
  * the text as given, dashes and all.
  */
 
@@ -14,24 +14,28 @@
 #include <unistd.h>
 
 #include "vw_ctl.h"
+#include "vw_barcode.h"
 #include "vw_qr.h"
 
 
 static const char  vw_qr_usage[] =
     "usage: voucherctl qr CODE [--format svg|png] [--scale N] [--margin N]\n"
-    "        [--level L|M|Q|H] [--output FILE]\n";
+    "        [--level L|M|Q|H] [--output FILE]\n"
+    "       voucherctl qr CODE --barcode [--format svg|png] [--scale N]\n"
+    "        [--height N] [--output FILE]\n";
 
 
 int
 vw_cmd_qr(vw_ctl_t *ctl, int argc, char **argv)
 {
-    int             npos, rc, png;
+    int             npos, rc, png, bar;
     char           *pos[1];
     FILE           *out;
     size_t          len;
-    int64_t         scale, margin;
+    int64_t         scale, margin, height;
     const char     *fmt, *level, *output;
     vw_qr_opts_t    o;
+    vw_barcode_opts_t  bo;
     unsigned char  *data;
 
     vw_opt_t  opts[] = {
@@ -40,6 +44,8 @@ vw_cmd_qr(vw_ctl_t *ctl, int argc, char **argv)
         { "--margin", 1, NULL, 0 },
         { "--level", 1, NULL, 0 },
         { "--output", 1, NULL, 0 },
+        { "--barcode", 0, NULL, 0 },
+        { "--height", 1, NULL, 0 },
         { NULL, 0, NULL, 0 }
     };
 
@@ -67,16 +73,41 @@ vw_cmd_qr(vw_ctl_t *ctl, int argc, char **argv)
         return VW_EXIT_USAGE;
     }
 
-    vw_qr_opts_init(&o);
+    bar = vw_opt(opts, "--barcode") != NULL;
 
-    if (vw_opt_int(opts, "--scale", 1, 64, 8, &scale) != 0
-        || vw_opt_int(opts, "--margin", 0, 16, 4, &margin) != 0)
-    {
+    if (bar) {
+        if (level != NULL || vw_opt(opts, "--margin") != NULL) {
+            vw_ctl_fail("qr: --barcode has no --level or --margin (its "
+                        "quiet zone is 10 modules)");
+            return VW_EXIT_USAGE;
+        }
+
+        if (vw_opt_int(opts, "--scale", 1, 16, 2, &scale) != 0
+            || vw_opt_int(opts, "--height", 8, 1024, 80, &height) != 0)
+        {
+            return VW_EXIT_USAGE;
+        }
+
+        bo.scale = (int) scale;
+        bo.height = (int) height;
+
+    } else if (vw_opt(opts, "--height") != NULL) {
+        vw_ctl_fail("qr: --height is for a --barcode");
         return VW_EXIT_USAGE;
     }
 
-    o.scale = (int) scale;
-    o.margin = (int) margin;
+    vw_qr_opts_init(&o);
+
+    if (!bar) {
+        if (vw_opt_int(opts, "--scale", 1, 64, 8, &scale) != 0
+            || vw_opt_int(opts, "--margin", 0, 16, 4, &margin) != 0)
+        {
+            return VW_EXIT_USAGE;
+        }
+
+        o.scale = (int) scale;
+        o.margin = (int) margin;
+    }
 
     if (level != NULL) {
         if (strlen(level) != 1 || strchr("LMQH", level[0]) == NULL) {
@@ -93,10 +124,18 @@ vw_cmd_qr(vw_ctl_t *ctl, int argc, char **argv)
         return VW_EXIT_USAGE;
     }
 
-    rc = png ? vw_qr_png(pos[0], strlen(pos[0]), &o, &data, &len, ctl->err,
-                         sizeof(ctl->err))
-             : vw_qr_svg(pos[0], strlen(pos[0]), &o, (char **) &data, &len,
-                         ctl->err, sizeof(ctl->err));
+    if (bar) {
+        rc = png ? vw_barcode_png(pos[0], strlen(pos[0]), &bo, &data, &len,
+                                  ctl->err, sizeof(ctl->err))
+                 : vw_barcode_svg(pos[0], strlen(pos[0]), &bo,
+                                  (char **) &data, &len, ctl->err,
+                                  sizeof(ctl->err));
+    } else {
+        rc = png ? vw_qr_png(pos[0], strlen(pos[0]), &o, &data, &len,
+                             ctl->err, sizeof(ctl->err))
+                 : vw_qr_svg(pos[0], strlen(pos[0]), &o, (char **) &data,
+                             &len, ctl->err, sizeof(ctl->err));
+    }
     if (rc != 0) {
         vw_ctl_fail("qr: %s", ctl->err);
         return VW_EXIT_FAIL;

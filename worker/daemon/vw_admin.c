@@ -29,11 +29,14 @@
 
 #include "vw_admin.h"
 #include "vw_admin_parse.h"
+#include "vw_clock.h"
 #include "vw_config.h"
 #include "vw_job.h"
 #include "vw_log.h"
 #include "vw_metrics.h"
 #include "vw_op.h"
+#include "vw_qr.h"
+#include "vw_qr_link.h"
 #include "vw_redis.h"
 #include "vw_util.h"
 
@@ -124,6 +127,7 @@ static const vw_route_t  vw_routes[] = {
     { "POST", "/v1/loyalty/members/{}/claims", vw_op_reward_claim, 0 },
     { "POST", "/v1/loyalty/members/{}/referral-code", vw_op_referral_code, 0 },
     { "GET", "/v1/loyalty/referrals", vw_op_referral_report, 0 },
+    { "GET", "/v1/loyalty/report", vw_op_loyalty_report, 0 },
     { "POST", "/v1/loyalty/referrals", vw_op_referral_pair, 0 },
     { "GET", "/v1/loyalty/rewards", vw_op_reward_list, 0 },
     { "GET", "/v1/loyalty/rewards/{}", vw_op_reward_get, 0 },
@@ -152,6 +156,9 @@ static const vw_route_t  vw_routes[] = {
     { "POST", "/v1/members/{}/wallet", vw_op_wallet_add, 0 },
     { "POST", "/v1/members/{}/wallet/remove", vw_op_wallet_remove, 0 },
     { "POST", "/v1/qualify", vw_op_qualify, 0 },
+    { "GET", "/v1/qr", NULL, VW_ROUTE_PICTURE },
+    { "GET", "/v1/barcode", NULL, VW_ROUTE_PICTURE },
+    { "GET", "/qr", NULL, VW_ROUTE_LINK },
 
     { "GET", "/v1/audit", vw_op_audit_list, 0 },
     { "GET", "/metrics", NULL, VW_ROUTE_METRICS },
@@ -662,18 +669,128 @@ vw_admin_metrics(struct MHD_Connection *c, vw_req_t *rq, vw_op_t *op)
 }
 
 
+/*
+ * /v1/qr, /v1/barcode: drawn from the query alone, no Redis; kept by no
+ * cache (the text is a code), and not logged with it.
+ */
+
+static enum MHD_Result
+vw_admin_picture(struct MHD_Connection *c, vw_req_t *rq, json_t *query)
+{
+    int                   status;
+    size_t                len;
+    vw_operr_t            e;
+    const char           *type;
+    unsigned char        *data;
+    enum MHD_Result       rc;
+    struct MHD_Response  *res;
+
+    memset(&e, 0, sizeof(vw_operr_t));
+    data = NULL;
+    status = vw_op_picture(query, strcmp(rq->route->path, "/v1/barcode") == 0,
+                           &data, &len, &type, &e);
+
+    vw_log_info("admin: %s GET %s %d%s%s", rq->who, rq->route->path,
+                status < 0 ? e.status : status, status < 0 ? " " : "",
+                status < 0 ? e.reason : "");
+
+    if (status < 0) {
+        return vw_admin_error(c, rq, e.status, e.reason, e.field, e.message,
+                              NULL);
+    }
+
+    res = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(res, "Content-Type", type);
+    MHD_add_response_header(res, "Cache-Control", "private, no-store");
+    MHD_add_response_header(res, "X-Content-Type-Options", "nosniff");
+
+    rq->answered = 1;
+    rc = MHD_queue_response(c, 200, res);
+    MHD_destroy_response(res);
+
+    return rc;
+}
+
+
+/*
+ * /qr: the QR picture of a signed link's code ({{qr_url}}), opened by a
+ * message's reader without a token; a link not ours, or changed, is 403,
+ * one whose time is up 410.  Anyone may keep the picture: the link is the
+ * credential, and it names the code it draws.
+ */
+
+static enum MHD_Result
+vw_admin_link(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq,
+    json_t *query)
+{
+    int                       v;
+    char                      err[256];
+    size_t                    len;
+    vw_operr_t                e;
+    const char               *code;
+    unsigned char            *data;
+    enum MHD_Result           rc;
+    struct MHD_Response      *res;
+    static const char *const  names[] = { "c", "e", "s", NULL };
+
+    memset(&e, 0, sizeof(vw_operr_t));
+
+    if (vw_op_known(query, names, &e) != 0) {
+        return vw_admin_error(c, rq, e.status, e.reason, e.field, e.message,
+                              NULL);
+    }
+
+    code = json_string_value(json_object_get(query, "c"));
+    v = vw_qr_link_check(&ad->cf, code,
+                         json_string_value(json_object_get(query, "e")),
+                         json_string_value(json_object_get(query, "s")),
+                         vw_now());
+
+    vw_log_info("admin: %s GET /qr %s", rq->who, v == VW_QR_LINK_OK ? "200"
+                : v == VW_QR_LINK_EXPIRED ? "410" : "403");
+
+    if (v == VW_QR_LINK_EXPIRED) {
+        return vw_admin_error(c, rq, 410, "link_expired", NULL,
+                              "this link has run out", NULL);
+    }
+
+    if (v != VW_QR_LINK_OK) {
+        return vw_admin_error(c, rq, 403, "link_invalid", NULL,
+                              "not a link this shop made", NULL);
+    }
+
+    if (vw_qr_png(code, strlen(code), NULL, &data, &len, err, sizeof(err))
+        != 0)
+    {
+        return vw_admin_error(c, rq, 400, "invalid_field", "c", err, NULL);
+    }
+
+    res = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(res, "Content-Type", "image/png");
+    MHD_add_response_header(res, "Cache-Control", "public, max-age=86400");
+    MHD_add_response_header(res, "X-Content-Type-Options", "nosniff");
+
+    rq->answered = 1;
+    rc = MHD_queue_response(c, 200, res);
+    MHD_destroy_response(res);
+
+    return rc;
+}
+
+
 /* the operation, on the whole body */
 
 static enum MHD_Result
 vw_admin_run(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq)
 {
-    int           status, type;
-    json_t       *out;
-    vw_op_t       op;
-    vw_op_in_t    in;
-    vw_query_t    q;
-    vw_operr_t    e;
-    const char   *ct;
+    int               status, type;
+    json_t           *out;
+    vw_op_t           op;
+    vw_op_in_t        in;
+    vw_query_t        q;
+    vw_operr_t        e;
+    const char       *ct;
+    enum MHD_Result   rc;
 
     memset(&in, 0, sizeof(vw_op_in_t));
     memset(&e, 0, sizeof(vw_operr_t));
@@ -688,6 +805,14 @@ vw_admin_run(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq)
         return vw_admin_error(c, rq, 400, "invalid_request", q.name,
                               "a query argument is malformed or given twice",
                               NULL);
+    }
+
+    if (rq->route->flags & (VW_ROUTE_PICTURE | VW_ROUTE_LINK)) {
+        rc = (rq->route->flags & VW_ROUTE_LINK)
+             ? vw_admin_link(ad, c, rq, q.query)
+             : vw_admin_picture(c, rq, q.query);
+        json_decref(q.query);
+        return rc;
     }
 
     in.query = q.query;
@@ -810,6 +935,13 @@ vw_admin_request(void *cls, struct MHD_Connection *c, const char *url,
             && vw_admin_metrics_auth(ad, auth))
         {
             name = "metrics";
+        }
+
+        /* a signed link is its own credential (admin.qr_link) */
+        if (name == NULL && strcmp(url, "/qr") == 0
+            && ad->cf.admin_qr_link != NULL)
+        {
+            name = "link";
         }
 
         if (name == NULL) {

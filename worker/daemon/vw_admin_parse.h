@@ -22,6 +22,8 @@
 #define VW_ROUTE_RAW     0x01           /* the body is a file (imports) */
 #define VW_ROUTE_STREAM  0x02           /* the answer is a job's output */
 #define VW_ROUTE_METRICS 0x04           /* Prometheus text */
+#define VW_ROUTE_PICTURE 0x08           /* a QR picture or a barcode */
+#define VW_ROUTE_LINK    0x10           /* /qr, a signed link's picture */
 
 
 typedef struct {

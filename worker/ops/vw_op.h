@@ -270,6 +270,15 @@ int vw_op_referral_pair(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);
 int vw_op_referral_report(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);
+int vw_op_loyalty_report(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+
+/*
+ * The query's text as a QR picture, or a Code 128 barcode, in memory
+ * (malloc'd) with its Content-Type; 200, or -1 with e (400).
+ */
+int vw_op_picture(json_t *query, int barcode, unsigned char **data,
+    size_t *len, const char **type, vw_operr_t *e);
 
 /*
  * A referral code is "REF", 8 random characters and a 4 character MAC:

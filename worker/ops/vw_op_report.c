@@ -10,7 +10,8 @@
  * codes are shown as they were sent; rates and ROI are computed with
  * integers and given as text with fixed decimals.  The query's "from" and
  * "to" (days in the campaign's zone, both included) keep the entries of
- * the logs in that range.
+ * the logs in that range.  "days" sums the entries still in the streams
+ * by day of the campaign's zone (the archive keeps sums without days).
  */
 
 
@@ -51,12 +52,20 @@ typedef struct {
 
 typedef struct {
     char      *customer;
+    int64_t    ms;                  /* when it was redeemed */
     int64_t    amount;
     int64_t    discount;
     int64_t    rolled;
     int        gift;
     int        full;                /* rolled back in full */
 } vw_redemption_t;
+
+
+/* a day of the streams, in the campaign's zone */
+typedef struct {
+    char       day[16];             /* YYYY-MM-DD */
+    int64_t    redemptions, discount, revenue, sent;
+} vw_day_row_t;
 
 
 /* a run of the campaign's delivery log */
@@ -88,6 +97,7 @@ typedef struct {
     int64_t      came_back;         /* delivered members who redeemed */
     vw_map_t     recipients;
     vw_map_t     redemptions_by_id;
+    vw_map_t     days;
 } vw_report_t;
 
 
@@ -256,6 +266,31 @@ vw_run_row(vw_report_t *rp, const char *run, int64_t ms)
 }
 
 
+static vw_day_row_t *
+vw_day_row(vw_report_t *rp, int64_t ms)
+{
+    int             m, d;
+    char            day[16];
+    void          **slot;
+    int64_t         y;
+    vw_day_row_t   *x;
+
+    vw_local_date(ms / 1000, rp->tz, &y, &m, &d);
+    snprintf(day, sizeof(day), "%04lld-%02d-%02d", (long long) y, m, d);
+
+    slot = vw_map_slot(&rp->days, day);
+
+    if (*slot == NULL) {
+        x = vw_xalloc(sizeof(vw_day_row_t));
+        memset(x, 0, sizeof(vw_day_row_t));
+        memcpy(x->day, day, sizeof(day));
+        *slot = x;
+    }
+
+    return *slot;
+}
+
+
 static void
 vw_delivery_entry(vw_report_t *rp, const char *id, const redisReply *f)
 {
@@ -276,6 +311,7 @@ vw_delivery_entry(vw_report_t *rp, const char *id, const redisReply *f)
 
     } else if (strcmp(status, "sent") == 0) {
         run->sent++;
+        vw_day_row(rp, vw_entry_ms(id, f))->sent++;
 
         if (vw_entry_field(f, "code")[0]) {
             if (x->codes.len) {
@@ -354,6 +390,7 @@ vw_audit_entry(vw_report_t *rp, const char *id, const redisReply *f)
     if (strcmp(vw_entry_field(f, "type"), "redeem") == 0) {
         d = vw_xalloc(sizeof(vw_redemption_t));
         d->customer = vw_xstrdup(vw_entry_field(f, "customer"));
+        d->ms = vw_entry_ms(id, f);
         d->amount = vw_entry_int(f, "amount");
         d->discount = vw_entry_int(f, "discount");
         d->gift = vw_entry_field(f, "balance")[0] != '\0';
@@ -513,6 +550,7 @@ vw_count_redemption(const char *id, void *value, void *ctx)
 {
     vw_report_t      *rp = ctx;
     vw_redemption_t  *d = value;
+    vw_day_row_t     *day;
     vw_recipient_t   *x;
 
     (void) id;
@@ -524,6 +562,11 @@ vw_count_redemption(const char *id, void *value, void *ctx)
     rp->redemptions++;
     rp->discount += d->discount - d->rolled;
     rp->revenue += d->amount;
+
+    day = vw_day_row(rp, d->ms);
+    day->redemptions++;
+    day->discount += d->discount - d->rolled;
+    day->revenue += d->amount;
 
     if (d->customer[0] == '\0') {
         return;
@@ -598,6 +641,16 @@ vw_free_run(const char *key, void *value, void *ctx)
 
     free(x->run);
     free(x);
+}
+
+
+static void
+vw_free_day(const char *key, void *value, void *ctx)
+{
+    (void) key;
+    (void) ctx;
+
+    free(value);
 }
 
 
@@ -802,10 +855,12 @@ vw_by_first(const void *a, const void *b)
 }
 
 
+/* a map's values into an array of pointers (runs, days) */
+
 static void
-vw_collect_run(const char *key, void *value, void *ctx)
+vw_collect_row(const char *key, void *value, void *ctx)
 {
-    vw_run_row_t ***p = ctx;
+    void  ***p = ctx;
 
     (void) key;
 
@@ -837,6 +892,46 @@ vw_codes_json(vw_report_t *rp, vw_recipient_t *x)
 }
 
 
+static int
+vw_by_day(const void *a, const void *b)
+{
+    return strcmp((*(vw_day_row_t *const *) a)->day,
+                  (*(vw_day_row_t *const *) b)->day);
+}
+
+
+/* the days of the streams, oldest first */
+
+static json_t *
+vw_days_json(vw_report_t *rp)
+{
+    size_t          i, n;
+    json_t         *arr;
+    vw_day_row_t  **days, **p, *d;
+
+    n = rp->days.count;
+    days = vw_xalloc((n + 1) * sizeof(vw_day_row_t *));
+    p = days;
+    vw_map_each(&rp->days, vw_collect_row, &p);
+    qsort(days, n, sizeof(vw_day_row_t *), vw_by_day);
+
+    arr = json_array();
+
+    for (i = 0; i < n; i++) {
+        d = days[i];
+        json_array_append_new(arr, json_pack("{s:s,s:I,s:I,s:I,s:I}",
+            "day", d->day, "redemptions", (json_int_t) d->redemptions,
+            "discount", (json_int_t) d->discount,
+            "revenue", (json_int_t) d->revenue,
+            "sent", (json_int_t) d->sent));
+    }
+
+    free(days);
+
+    return arr;
+}
+
+
 /* the runs of the delivery log, by their first entry */
 
 static json_t *
@@ -850,7 +945,7 @@ vw_runs_json(vw_report_t *rp)
     n = rp->runs.count;
     runs = vw_xalloc((n + 1) * sizeof(vw_run_row_t *));
     p = runs;
-    vw_map_each(&rp->runs, vw_collect_run, &p);
+    vw_map_each(&rp->runs, vw_collect_row, &p);
     qsort(runs, n, sizeof(vw_run_row_t *), vw_by_first);
 
     arr = json_array();
@@ -925,6 +1020,7 @@ vw_report_json(vw_report_t *rp, vw_recipient_t **list, size_t n)
     json_object_set_new(o, "revenue_text", vw_money_text(rp, rp->revenue));
     json_object_set_new(o, "roi", json_string(roi));
     json_object_set_new(o, "runs", vw_runs_json(rp));
+    json_object_set_new(o, "days", vw_days_json(rp));
 
     arr = json_array();
 
@@ -1161,6 +1257,8 @@ done:
     free(list);
     vw_map_each(&rp.runs, vw_free_run, NULL);
     vw_map_free(&rp.runs);
+    vw_map_each(&rp.days, vw_free_day, NULL);
+    vw_map_free(&rp.days);
     free(rp.pattern);
     vw_map_each(&rp.recipients, vw_free_recipient, NULL);
     vw_map_each(&rp.redemptions_by_id, vw_free_redemption, NULL);
