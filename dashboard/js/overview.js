@@ -7,6 +7,9 @@ import { enc } from './admin.js';
 import { dayChart } from './chart.js';
 import { h, $ } from './dom.js';
 
+// a count, grouped as the reader's language groups it
+const n = (v) => new Intl.NumberFormat(locale()).format(v);
+
 export const DAYS = 30;
 
 // "YYYY-MM-DD" of an instant in a zone
@@ -44,7 +47,6 @@ function tile(id, label, value, raw) {
 
 function tiles(prefix, s, cfg) {
   const money = (v) => formatMoney(v, cfg.currency, locale());
-  const n = (v) => new Intl.NumberFormat(locale()).format(v);
   return h('div', { class: 'tiles' },
     tile(prefix + '-redemptions', t('overview.redemptions'), n(s.redemptions), s.redemptions),
     tile(prefix + '-discount', t('overview.discount'), money(s.discount), s.discount),
@@ -118,12 +120,12 @@ export async function overview(ctx) {
   for (const { r, s } of rows) {
     table.append(h('tr', { dataset: { id: r.campaign } },
       h('td', {}, h('a', { href: '#/reports/' + enc(r.campaign), text: r.name || r.campaign })),
-      h('td', { class: 'num', text: String(s.redemptions) }),
+      h('td', { class: 'num', text: n(s.redemptions) }),
       h('td', { class: 'num', text: formatMoney(s.discount, r.currency || cfg.currency, locale()) }),
       h('td', { class: 'num', text: formatMoney(s.revenue, r.currency || cfg.currency, locale()) }),
       h('td', { class: 'num', text: roi(s.revenue, s.discount) }),
-      h('td', { class: 'num', text: String(s.sent) }),
-      h('td', { class: 'num', text: String(r.issued || 0) })));
+      h('td', { class: 'num', text: n(s.sent) }),
+      h('td', { class: 'num', text: n(r.issued || 0) })));
   }
   if (!rows.length) table.append(h('tr', {}, h('td', { colspan: 7, text: t('admin.empty') })));
 

@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startServers, launch, newPage, shot, shots, trail, root } from './lib/harness.mjs';
+import { fill, text, until, inked } from './lib/admin.mjs';
 
 const TOKEN = 'marketer-7f3a9c1e5d2b8046';
 const dir = mkdtempSync(path.join(tmpdir(), 'vb-journey-'));
@@ -45,22 +46,6 @@ after(async () => {
   if (receiver) receiver.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function fill(page, sel, value) {
-  await page.click(sel, { clickCount: 3 });
-  await page.keyboard.press('Backspace');
-  if (value) await page.type(sel, value);
-}
-const text = (page, sel) => page.$eval(sel, (e) => e.textContent);
-const until = async (f, what, ms = 30000) => {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error('waited in vain for ' + what);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-};
 
 // this month in Bangkok, for the birthdays
 const ym = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Bangkok', year: 'numeric', month: '2-digit' }).format(new Date());
@@ -253,6 +238,26 @@ test('a marketer runs a birthday campaign from the dashboard, and the shop redee
   assert.equal(rep.discount_given, 20000);
   assert.equal(rep.revenue, 200000);
   assert.deepEqual(rep.recipients.map((r) => r.code).sort(), [codeA, codeB].sort());
+
+  // the same on the reports screen (the funnel), and on the overview's chart
+  await page2.goto(`${srv.base}/dashboard/#/reports`);
+  await page2.waitForSelector('body[data-drawn="reports"]');
+  await page2.select('#r-campaign', 'hbd');
+  await page2.click('#report-form button[type="submit"]');
+  await page2.waitForSelector('#campaign-report[data-campaign="hbd"]');
+  const funnel = await page2.$$eval('#funnel .funnel-row', (rs) => Object.fromEntries(rs.map((x) => [x.dataset.step, x.dataset.value])));
+  assert.equal(funnel.delivered, '2');
+  assert.equal(funnel.came_back, '2');
+  assert.equal(funnel.redemptions, '2');
+  await shot(page2, 'journey-report-en');
+  await page2.goto(`${srv.base}/dashboard/#/overview`);
+  await page2.waitForSelector('body[data-drawn="overview"]');
+  assert.equal(await page2.$eval('#ov-today-redemptions .tile-value', (e) => e.textContent), '2');
+  assert.equal(await page2.$eval('#chart-redemptions', (e) => e.dataset.total), '2');
+  assert.equal(await page2.$eval('tr[data-id="hbd"] td:last-child', (e) => e.textContent), '30,002',
+    'codes issued: the job\'s 30,000 and the two sent, grouped');
+  assert.ok(await inked(page2, '#chart-redemptions') > 300, 'the redemptions chart drew');
+  await shot(page2, 'journey-overview-en');
   assert.deepEqual(page2.problems, []);
   await page2.close();
 });

@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServers, launch, shot, pairs } from './lib/harness.mjs';
-import { openDashboard } from './lib/dash.mjs';
+import { dashboard } from './lib/admin.mjs';
 
 const TOKEN = 'loyalty-2b7e4c9d1a6f3e58';
 let srv;
@@ -34,7 +34,7 @@ const programme = async () => pairs(await srv.redis('FCALL', 'voucher_loyalty_ge
 
 test('the programme: set from nothing, refusals next to their fields, saved as typed', async (t) => {
   if (skip) { t.skip(`no admin API: ${skip}`); return; }
-  const page = await openDashboard(browser, srv, '#/loyalty', { lang: 'en', token: TOKEN });
+  const page = await dashboard(browser, srv, TOKEN, '#/loyalty', { lang: 'en', width: 1280, height: 900 });
   await page.waitForSelector('body[data-drawn="loyalty"]');
   await page.waitForSelector('#programme-form');
   assert.equal(await page.$eval('#banner', (b) => b.hidden), true, 'no programme yet is not an error');
@@ -105,7 +105,7 @@ test('the programme: set from nothing, refusals next to their fields, saved as t
 
 test('rewards: one created, listed with its name as text', async (t) => {
   if (skip) { t.skip(`no admin API: ${skip}`); return; }
-  const page = await openDashboard(browser, srv, '#/loyalty/rewards/new', { lang: 'th', token: TOKEN });
+  const page = await dashboard(browser, srv, TOKEN, '#/loyalty/rewards/new', { lang: 'th', width: 1280, height: 900 });
   await page.waitForSelector('#reward-form');
   await page.type('#f-id', 'latte');
   await page.type('#f-name', '<script>window.__x=1</script> ลาเต้ฟรี');
@@ -142,7 +142,7 @@ test('rewards: one created, listed with its name as text', async (t) => {
   assert.deepEqual(page.problems, []);
   await page.close();
 
-  const phone = await openDashboard(browser, srv, '#/loyalty', { lang: 'th', token: TOKEN, width: 390, height: 844 });
+  const phone = await dashboard(browser, srv, TOKEN, '#/loyalty', { lang: 'th', width: 390, height: 844 });
   await phone.waitForSelector('body[data-drawn="loyalty"]');
   assert.ok(await phone.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'fits a phone');
   await shot(phone, 'loyalty-phone-th');

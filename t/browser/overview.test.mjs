@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServers, launch, shot } from './lib/harness.mjs';
-import { openDashboard, admin } from './lib/dash.mjs';
+import { dashboard, admin, inked } from './lib/admin.mjs';
 
 const TOKEN = 'overview-5c1e9a7f3b2d8e40';
 let srv;
@@ -34,13 +34,6 @@ async function redeem(code, amount, key) {
   return j;
 }
 
-// the non-white pixels of a chart's canvas: it drew something
-const inked = (page, sel) => page.$eval(`${sel} canvas`, (c) => {
-  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  let n = 0;
-  for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && (d[i] < 200 || d[i + 1] < 200 || d[i + 2] < 200)) n++;
-  return n;
-});
 const tiles = (page) => page.$$eval('.tile', (ts) => Object.fromEntries(ts.map((x) => [x.id, x.querySelector('.tile-value').textContent])));
 
 test('the overview: today and 30 days from known traffic, and charts that drew', async (t) => {
@@ -72,7 +65,7 @@ test('the overview: today and 30 days from known traffic, and charts that drew',
   await srv.redis('XADD', '{v}:log', '*', 'type', 'redeem', 'code', 'COFFEE50', 'campaign', 'coffee', 'customer', '',
     'amount', 50000, 'currency', 'THB', 'discount', 5000, 'at', now - 3 * 86400);
 
-  const page = await openDashboard(browser, srv, '#/overview', { lang: 'en', token: TOKEN });
+  const page = await dashboard(browser, srv, TOKEN, '#/overview', { lang: 'en', width: 1280, height: 900 });
   await page.waitForSelector('body[data-drawn="overview"]');
   const money = (minor) => '฿' + (minor / 100).toLocaleString('en-US', { minimumFractionDigits: 2 });
   const roi = (rev, dis) => { const x = Math.trunc((rev - dis) * 100 / dis); return `${Math.trunc(x / 100)}.${String(x % 100).padStart(2, '0')}`; };
@@ -115,7 +108,7 @@ test('the overview: today and 30 days from known traffic, and charts that drew',
   await page.close();
 
   // a phone: nothing wider than the screen
-  const phone = await openDashboard(browser, srv, '#/overview', { lang: 'th', token: TOKEN, width: 390, height: 844 });
+  const phone = await dashboard(browser, srv, TOKEN, '#/overview', { lang: 'th', width: 390, height: 844 });
   await phone.waitForSelector('body[data-drawn="overview"]');
   assert.ok(await phone.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'fits a phone');
   assert.ok(await inked(phone, '#chart-money') > 300);

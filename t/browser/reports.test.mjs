@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServers, launch, newPage, shot } from './lib/harness.mjs';
-import { openDashboard, admin } from './lib/dash.mjs';
+import { dashboard, admin } from './lib/admin.mjs';
 
 const TOKEN = 'reports-8d2f6b1a9c3e5e71';
 let srv;
@@ -53,7 +53,7 @@ test('a campaign\'s funnel, runs and recipients; the loyalty report', async (t) 
   await fc('voucher_loyalty_earn', 1, '{v}:lm:bob', 'o-2', 30000, 0);
   await fc('voucher_loyalty_spend', 1, '{v}:lm:bob', 100, 's-1');
 
-  const page = await openDashboard(browser, srv, '#/reports', { lang: 'en', token: TOKEN });
+  const page = await dashboard(browser, srv, TOKEN, '#/reports', { lang: 'en', width: 1280, height: 900 });
   await page.waitForSelector('body[data-drawn="reports"]');
   assert.match(await page.$eval('#report-body', (e) => e.textContent), /Pick a campaign/);
   assert.match(await page.$eval('#giftcard-liability', (e) => e.textContent), /Gift cards/);
@@ -99,7 +99,7 @@ test('a campaign\'s funnel, runs and recipients; the loyalty report', async (t) 
   assert.deepEqual(page.problems, []);
   await page.close();
 
-  const phone = await openDashboard(browser, srv, '#/reports/birthday', { lang: 'th', token: TOKEN, width: 390, height: 844 });
+  const phone = await dashboard(browser, srv, TOKEN, '#/reports/birthday', { lang: 'th', width: 390, height: 844 });
   await phone.waitForSelector('#campaign-report');
   await phone.waitForSelector('body[data-drawn="reports"]');
   assert.ok(await phone.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'fits a phone');

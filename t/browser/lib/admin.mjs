@@ -1,6 +1,5 @@
-// The admin API from the tests (to set the scene quickly) and a page
-// logged in to the dashboard: for the tests of codes, members, segments,
-// automations and the marketer's journey.
+// The admin API from the tests (to set the scene quickly), a page logged
+// in to the dashboard, and what the dashboard's screen tests share.
 import { newPage } from './harness.mjs';
 
 // a call to voucherd's admin API through nginx; JSON in and out (a string
@@ -54,3 +53,11 @@ export async function until(f, what, ms = 30000) {
     await new Promise((r) => setTimeout(r, 150));
   }
 }
+
+// the non-white pixels of a chart's canvas under sel: it drew something
+export const inked = (page, sel) => page.$eval(`${sel} canvas`, (c) => {
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && (d[i] < 200 || d[i + 1] < 200 || d[i + 2] < 200)) n++;
+  return n;
+});
