@@ -8,7 +8,7 @@
 #define _VOUCHER_LUA_H_INCLUDED_
 
 
-#define VOUCHER_LUA_VERSION  "156356c6676a90af"
+#define VOUCHER_LUA_VERSION  "349579a7fb744a68"
 
 /* the name nginx calls a function by: "voucher_redeem_<version>" */
 #define VOUCHER_FN(name)  name "_" VOUCHER_LUA_VERSION
@@ -33,7 +33,7 @@ static const char  voucher_lua[] =
     "-- exact for integers below 2^53; Lua's own tostring (\"%.14g\") is not, so\n"
     "-- large numbers are never concatenated into strings.\n"
     "\n"
-    "local VERSION = '156356c6676a90af'\n"
+    "local VERSION = '349579a7fb744a68'\n"
     "\n"
     "-- The library \"voucher\" (PRIMARY) registers every function twice: by its\n"
     "-- name, for the worker, the admin tools and the native module, and by its\n"
@@ -6919,8 +6919,9 @@ static const char  voucher_lua[] =
     "--   * a run's records go only when every delivery of it is done (sent,\n"
     "--     dead, cancelled, skipped): none is queued or being sent.\n"
     "--\n"
-    "-- A redemption's rollback record {NS}:rb:<id> goes with its entry: no\n"
-    "-- rollback can reach it any more, and the archive counted what it says.\n"
+    "-- A redemption's rollback record {NS}:rb:<id> goes with its entry (and a\n"
+    "-- gift card's {NS}:gs:<id>): no rollback can reach it any more, and the\n"
+    "-- archive counted what it says.\n"
     "\n"
     "local R = {DONE = DONE}\n"
     "\n"
@@ -6962,6 +6963,8 @@ static const char  voucher_lua[] =
     "        local disc, amount = tonumber(f[16]) or 0, tonumber(f[12]) or 0\n"
     "        local gift = (f[18] or '') ~= ''\n"
     "        redis.call('DEL', rbkey)\n"
+    "        -- the lots a gift card's redemption took: no refund comes any more\n"
+    "        if gift then redis.call('DEL', tag .. ':gs:' .. id) end\n"
     "        if rb[2] or (rolled > 0 and (not gift or rolled >= disc)) then\n"
     "            return\n"
     "        end\n"
@@ -7108,7 +7111,7 @@ static const char  voucher_lua[] =
 
 /* this version's own library, "voucher_<version>" */
 static const char  voucher_lua_own[] =
-    "#!lua name=voucher_156356c6676a90af\n"
+    "#!lua name=voucher_349579a7fb744a68\n"
     "--\n"
     "-- ngx_voucher: every state change of vouchers happens in this library.\n"
     "--\n"
@@ -7123,7 +7126,7 @@ static const char  voucher_lua_own[] =
     "-- exact for integers below 2^53; Lua's own tostring (\"%.14g\") is not, so\n"
     "-- large numbers are never concatenated into strings.\n"
     "\n"
-    "local VERSION = '156356c6676a90af'\n"
+    "local VERSION = '349579a7fb744a68'\n"
     "\n"
     "-- The library \"voucher\" (PRIMARY) registers every function twice: by its\n"
     "-- name, for the worker, the admin tools and the native module, and by its\n"
@@ -14009,8 +14012,9 @@ static const char  voucher_lua_own[] =
     "--   * a run's records go only when every delivery of it is done (sent,\n"
     "--     dead, cancelled, skipped): none is queued or being sent.\n"
     "--\n"
-    "-- A redemption's rollback record {NS}:rb:<id> goes with its entry: no\n"
-    "-- rollback can reach it any more, and the archive counted what it says.\n"
+    "-- A redemption's rollback record {NS}:rb:<id> goes with its entry (and a\n"
+    "-- gift card's {NS}:gs:<id>): no rollback can reach it any more, and the\n"
+    "-- archive counted what it says.\n"
     "\n"
     "local R = {DONE = DONE}\n"
     "\n"
@@ -14052,6 +14056,8 @@ static const char  voucher_lua_own[] =
     "        local disc, amount = tonumber(f[16]) or 0, tonumber(f[12]) or 0\n"
     "        local gift = (f[18] or '') ~= ''\n"
     "        redis.call('DEL', rbkey)\n"
+    "        -- the lots a gift card's redemption took: no refund comes any more\n"
+    "        if gift then redis.call('DEL', tag .. ':gs:' .. id) end\n"
     "        if rb[2] or (rolled > 0 and (not gift or rolled >= disc)) then\n"
     "            return\n"
     "        end\n"

@@ -47,7 +47,10 @@ set_clock(redis_time() - 3600);
 my $d = WorkerT::Daemon->start($w, env => { VOUCHERD_FAKE_NOW => "\@$clock" });
 
 my $ng = VT::Nginx->start(redis => $r, http => 'voucher_redis 127.0.0.1:%%REDIS_PORT%%;',
-                          server => api_server());
+                          server => api_server() . <<'EOT');
+        location = /vouchers/reserve { voucher_api reserve; }
+        location = /vouchers/release { voucher_api release; }
+EOT
 
 sub api {
     my ($method, $path, $body) = @_;
@@ -325,6 +328,31 @@ is_deeply([map { [$_->{type}, $_->{amount}, $_->{reason}] } @{ ledger('GCDEL') }
           [['credits_addition', 700, 'issued'], ['credits_removal', -700, 'deleted']],
           '... its ledger stays, the balance leaving with reason deleted');
 ok(!$r->cmd('SISMEMBER', '{v}:gift', 'GCDEL'), '... and it leaves the liability');
+
+# a reservation and its release; a stack with another code, and its
+# rollback
+$res = post($ng, 'reserve', { code => 'GC1', order => { amount => 500, currency => 'THB' } });
+is($res->{status}, 200, 'a reservation of 500 on the card') or diag $res->{body};
+my $hold = $res->{json}{redemption_id};
+is_deeply([@{ ledger('GC1')->[-1] }{qw(type amount balance ref)}],
+          ['credits_redemption', -500, 49500, $hold], '... credits_redemption at once');
+is(post($ng, 'release', { redemption_id => $hold })->{status}, 200, 'released');
+is_deeply([@{ ledger('GC1')->[-1] }{qw(type amount balance reason ref)}],
+          ['credits_refund', 500, 50000, 'release', $hold], '... credits_refund, reason release');
+campaign($r, 'gc', stacking => 'combinable');      # gift cards stack
+campaign($r, 'p5', kind => 'percent', value => 500, stacking => 'combinable');
+code($r, 'FIVE', campaign => 'p5');
+$res = post($ng, 'redeem', { codes => ['FIVE', 'GC1'], order => { amount => 2000, currency => 'THB' } });
+is($res->{status}, 200, 'a stack of 5% off and the card, 2000') or diag $res->{body};
+my ($part) = grep { $_->{code} eq 'GC1' } @{ $res->{json}{codes} };
+is($part->{discount}, 1900, '... the card pays what is left after 5%');
+is_deeply([@{ ledger('GC1')->[-1] }{qw(type amount balance ref)}],
+          ['credits_redemption', -1900, 48100, $part->{redemption_id}], '... its credits_redemption');
+is(post($ng, 'rollback', { redemption_id => $res->{json}{redemption_id} })->{status}, 200,
+   'the stack rolled back');
+is_deeply([@{ ledger('GC1')->[-1] }{qw(type amount balance)}], ['credits_refund', 1900, 50000],
+          '... the card\'s credits_refund');
+sums('GC1', 'a reservation, a release, a stack and its rollback');
 
 # cards made in bulk open their ledgers too
 is_deeply(fc('voucher_codes_add', 1, '{v}:k:gc', 'new', 1, 'balance', 5000, 'code', 'BULK1', 'BULK2'),
