@@ -17,7 +17,7 @@ const SCREENS = ['overview', 'campaigns', 'codes', 'members', 'automations', 're
 // screens whose part of the admin API is not there yet, and screens not
 // built yet over parts that are (voucherctl does their work meanwhile)
 const WAITING = {
-  overview: 'admin.what_overview', reports: 'admin.what_reports', loyalty: 'admin.what_loyalty',
+  overview: 'admin.what_overview', loyalty: 'admin.what_loyalty',
 };
 const NOT_BUILT = {
   codes: 'voucherctl codes', members: 'voucherctl members, voucherctl segment', automations: 'voucherctl auto',
@@ -186,6 +186,54 @@ async function campaignList(root, query) {
       h('td', {}, c.status === 'active' ? act('pause') : c.status === 'paused' ? act('resume') : null,
         c.status !== 'archived' ? act('archive') : null)));
   }
+}
+
+// ---- reports: what the gift cards still hold ---------------------------
+
+// "2026-12-31" as the language writes a day (Thai: the Buddhist era)
+function dayText(day) {
+  const [y, m, d] = day.split('-').map(Number);
+  return new Intl.DateTimeFormat(locale(), { dateStyle: 'medium', timeZone: 'UTC' })
+    .format(new Date(Date.UTC(y, m - 1, d, 12)));
+}
+
+function reportTable(id, heads, rows) {
+  return h('div', { class: 'table-wrap' }, h('table', { id },
+    h('thead', {}, h('tr', {}, ...heads.map(([k, num]) => h('th', { class: num ? 'num' : undefined, text: t(k) })))),
+    h('tbody', {}, ...(rows.length ? rows : [h('tr', {}, h('td', { colspan: heads.length, text: t('admin.empty') }))]))));
+}
+
+async function reports(root) {
+  const box = h('div', { id: 'liability' }, h('p', { text: t('admin.loading') }));
+  shell(root, 'reports', h('section', {}, h('h1', { text: t('nav.reports') }),
+    h('h2', { text: t('reports.liability') }), h('p', { class: 'hint', text: t('reports.liability_hint') }), box));
+  let r;
+  try {
+    r = await api.get('reports/liability');
+  } catch (e) {
+    clear(box);
+    showBanner(errorText(e));
+    return;
+  }
+  const money = (x) => formatMoney(x.outstanding, x.currency || cfg.currency, locale());
+  clear(box).append(
+    reportTable('liability-campaigns', [['reports.col_campaign'], ['reports.col_cards', 1],
+      ['reports.col_outstanding', 1], ['reports.col_expiring', 1]],
+    r.campaigns.map((c) => h('tr', { dataset: { campaign: c.campaign } },
+      h('td', {}, h('a', { href: '#/campaigns/' + enc(c.campaign), text: c.campaign })),
+      h('td', { class: 'num', text: String(c.cards) }),
+      h('td', { class: 'num', text: money(c) }),
+      h('td', { class: 'num', text: formatMoney(c.expiring, c.currency || cfg.currency, locale()) })))
+      .concat(r.totals.map((x) => h('tr', { class: 'total' }, h('th', { text: t('reports.total') }),
+        h('td', {}), h('td', { class: 'num', text: money(x) }), h('td', {}))))),
+    h('h3', { text: t('reports.by_age') }),
+    reportTable('liability-age', [['reports.col_age'], ['reports.col_outstanding', 1]],
+      r.by_age.map((x) => h('tr', {}, h('td', { text: t('reports.age_' + x.age.replace(/-/g, '_')) }),
+        h('td', { class: 'num', text: money(x) })))),
+    h('h3', { text: t('reports.by_expiry') }),
+    reportTable('liability-expiry', [['reports.col_expires'], ['reports.col_outstanding', 1]],
+      r.by_expiry.map((x) => h('tr', {}, h('td', { text: x.expires_on ? dayText(x.expires_on) : t('reports.never') }),
+        h('td', { class: 'num', text: money(x) })))));
 }
 
 function field(name, label, input, hint) {
@@ -391,6 +439,9 @@ function route() {
   else if (screen === 'campaigns') {
     redraw = () => campaignList(root, query);
     campaignList(root, query);
+  } else if (screen === 'reports') {
+    redraw = () => reports(root);
+    reports(root);
   } else if (SCREENS.includes(screen)) {
     redraw = () => shell(root, screen, h('section', {}, h('h1', { text: t('nav.' + screen) }), waiting(screen)));
     redraw();
