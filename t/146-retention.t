@@ -44,6 +44,10 @@ code($r, 'G1', campaign => 'gc');
 my $r1 = redeem('A1', 'c1', 1000);
 my $r2 = redeem('A2', 'c2', 2000);
 is(fcall('voucher_rollback', '{v}:log', $r2, '', '')->[0], 'ok', 'a rollback');
+# (a credit that ends: the redemption takes from it first and keeps
+# which lots it took, for a refund)
+is(fcall('voucher_balance', '{v}:c:G1', 'credit', 500, '', 'ends', '+30', '')->[0], 'ok',
+   'an ending credit on the gift card');
 my $r3 = redeem('G1', 'c3', 300);
 is(fcall('voucher_rollback', '{v}:log', $r3, 100, '')->[0], 'ok', 'a partial gift-card rollback');
 is($r->cmd('EXISTS', "{v}:gs:$r3"), 1, '... the lots it took still kept for the rest');

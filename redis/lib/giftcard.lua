@@ -27,7 +27,8 @@
 -- sorted set {NS}:gx of cards scored by their first expiry), writes its
 -- credits_expired entry.  {NS}:gift is the set of every gift card with a
 -- ledger (the liability report reads it); {NS}:gs:<redemption id> keeps
--- the lots a redemption took, so a refund goes back to them.
+-- the lots a redemption took when one of them ends, so a refund goes back
+-- to them.
 local G = {}
 
 function G.parse(x)
@@ -162,12 +163,16 @@ function G.take(tag, code, ckey, d, typ, reason, ref, b)
 end
 
 -- a redemption of d: its entry, and the lots it took kept for a refund
--- (b: the stored balance before the call)
+-- when one of them ends (else a refund is a lot that never ends, credited
+-- then); b: the stored balance before the call
 function G.spend(tag, code, ckey, d, id, b)
     local bal, took = G.take(tag, code, ckey, d, 'credits_redemption', '',
                              id, b)
-    if #took > 0 then
-        redis.call('SET', tag .. ':gs:' .. id, G.format(took))
+    for _, t in ipairs(took) do
+        if t[2] > 0 then
+            redis.call('SET', tag .. ':gs:' .. id, G.format(took))
+            break
+        end
     end
     return bal
 end
