@@ -388,7 +388,10 @@ is($r->cmd('FCALL', 'voucher_version', 0), 'test', 'version');
 {
     campaign('gc', kind => 'gift_card', value => 5000);
     code('G1', campaign => 'gc');
-    is_deeply(hgetall("$T:c:G1"), {k => 'gc', b => 5000, b0 => 5000},
+    my $h = hgetall("$T:c:G1");
+    like(delete $h->{x}, qr/^\d+:0:5000$/,
+         'gift code: its balance one lot, credited now, never ending');
+    is_deeply($h, {k => 'gc', b => 5000, b0 => 5000},
               'gift code created with the campaign value');
 
     is_deeply(validate('G1', amount => 3000),
@@ -407,8 +410,9 @@ is($r->cmd('FCALL', 'voucher_version', 0), 'test', 'version');
                                'capped_by', 'balance'],
                'order_amount', 4000, 'amount_after', 2000, 'balance', 0],
               'gift card used up, capped by the balance');
-    is_deeply(hgetall("$T:c:G1"), {k => 'gc', b => 0, b0 => 5000, u => 2},
-              'balance 0, never below');
+    is_deeply(hgetall("$T:c:G1"), {k => 'gc', b => 0, b0 => 5000, u => 2,
+                                   x => ''},
+              'balance 0, never below, no lot left');
     my $gc = hgetall("$T:k:gc");
     like(delete $gc->{rev}, qr/^\d+\.\d+$/, 'campaign revision set by campaign_set');
     is_deeply($gc,
@@ -424,10 +428,14 @@ is($r->cmd('FCALL', 'voucher_version', 0), 'test', 'version');
               'gift redeem stream entry carries the balance');
 
     code('G2', campaign => 'gc', balance => 700);
-    is_deeply(hgetall("$T:c:G2"), {k => 'gc', b => 700, b0 => 700},
+    $h = hgetall("$T:c:G2");
+    like(delete $h->{x}, qr/^\d+:0:700$/, 'gift code: one lot of 700');
+    is_deeply($h, {k => 'gc', b => 700, b0 => 700},
               'gift code with its own balance');
     code('G2', balance => 900);
-    is_deeply(hgetall("$T:c:G2"), {k => 'gc', b => 900, b0 => 700},
+    $h = hgetall("$T:c:G2");
+    like(delete $h->{x}, qr/^\d+:0:900$/, '... 200 more joins the lot');
+    is_deeply($h, {k => 'gc', b => 900, b0 => 700},
               'balance update keeps the initial balance');
 }
 

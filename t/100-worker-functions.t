@@ -111,10 +111,15 @@ like(errmsg(add('pct', 'new', 2, starts_at => 200, ends_at => 100, 'code', 'H3')
 # --- per-row columns, empty cells, gift cards
 $x = add('gift', 'new', 0, 'code,customer,balance', 'gc-1', 'alice', '700', 'GC 2', '', '');
 is_deeply($x, [2, []], 'per-row customer and balance');
-is_deeply(hgetall("$T:c:GC1"), {k => 'gift', c => 'alice', b => 700, b0 => 700},
+my $gh = hgetall("$T:c:GC1");
+like(delete $gh->{x}, qr/^\d+:0:700$/, 'row 1: its balance one lot, its ledger opened');
+is_deeply($gh, {k => 'gift', c => 'alice', b => 700, b0 => 700},
           'row 1: its own customer and balance; the code normalized (gc-1: GC1)');
-is_deeply(hgetall("$T:c:GC2"), {k => 'gift', b => 5000, b0 => 5000},
+$gh = hgetall("$T:c:GC2");
+like(delete $gh->{x}, qr/^\d+:0:5000$/, 'row 2: one lot');
+is_deeply($gh, {k => 'gift', b => 5000, b0 => 5000},
           'row 2: empty cells unset, the campaign value as balance');
+is($r->cmd('XLEN', "$T:gl:GC2"), 1, '... its ledger: issued');
 ok_set('voucher_code_set', "$T:c:GC3", campaign => 'gift');
 is_deeply(hgetall("$T:c:GC2"), hgetall("$T:c:GC3"), 'as voucher_code_set does');
 like(errmsg(add('gift', 'new', 0, 'code', 'gc1')), qr/code: exists/,

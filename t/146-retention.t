@@ -44,8 +44,13 @@ code($r, 'G1', campaign => 'gc');
 my $r1 = redeem('A1', 'c1', 1000);
 my $r2 = redeem('A2', 'c2', 2000);
 is(fcall('voucher_rollback', '{v}:log', $r2, '', '')->[0], 'ok', 'a rollback');
+# (a credit that ends: the redemption takes from it first and keeps
+# which lots it took, for a refund)
+is(fcall('voucher_balance', '{v}:c:G1', 'credit', 500, '', 'ends', '+30', '')->[0], 'ok',
+   'an ending credit on the gift card');
 my $r3 = redeem('G1', 'c3', 300);
 is(fcall('voucher_rollback', '{v}:log', $r3, 100, '')->[0], 'ok', 'a partial gift-card rollback');
+is($r->cmd('EXISTS', "{v}:gs:$r3"), 1, '... the lots it took still kept for the rest');
 
 # deliveries: run 100 finished (one sent, one dead), run 200 still queued
 my $now = $r->cmd('TIME');
@@ -86,6 +91,7 @@ ok(!has_entry($_), "$_ is gone") for $r2, $r3;
 ok(has_entry($hid), 'the held reservation keeps its entry, older than the retention');
 ok(has_entry($r4), 'and the entries after it');
 is($r->cmd('EXISTS', "{v}:rb:$r2", "{v}:rb:$r3"), 0, 'the rollback records went with their entries');
+is($r->cmd('EXISTS', "{v}:gs:$r3"), 0, '... and the lots the gift card\'s redemption took');
 is_deeply(report('ret'), $before{ret}, 'campaign ret: the same report after the trim');
 is_deeply(report('gc'), $before{gc}, 'campaign gc (a gift card rolled back in part): the same report');
 

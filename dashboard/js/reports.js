@@ -1,7 +1,7 @@
 // Reports: a campaign's send history and funnel (who received, who came
 // back and redeemed), per run, and its ROI (GET /v1/campaigns/{c}/report);
-// the loyalty report (GET /v1/loyalty/report).  The gift-card liability
-// panel has its place here, built elsewhere.
+// the loyalty report (GET /v1/loyalty/report); what the gift cards still
+// hold (GET /v1/reports/liability).
 import { t, locale } from './i18n.js';
 import { formatMoney } from './money.js';
 import { formatTime } from './time.js';
@@ -86,6 +86,38 @@ function loyaltyReport(lr) {
     table('tiers', [[t('reports.col_tier')], [t('reports.members'), 1]], tiers, t('admin.empty')));
 }
 
+// "2026-12-31" as the language writes a day (Thai: the Buddhist era)
+function dayText(day) {
+  const [y, m, d] = day.split('-').map(Number);
+  return new Intl.DateTimeFormat(locale(), { dateStyle: 'medium', timeZone: 'UTC' })
+    .format(new Date(Date.UTC(y, m - 1, d, 12)));
+}
+
+// what the gift cards still hold: by campaign, by the age of the credit,
+// by the day it ends
+function liabilityReport(r, cfg) {
+  const money = (x, v) => formatMoney(v, x.currency || cfg.currency, locale());
+  const empty = t('admin.empty');
+  return h('div', {},
+    table('liability-campaigns', [[t('reports.col_campaign')], [t('reports.col_cards'), 1],
+      [t('reports.col_outstanding'), 1], [t('reports.col_expiring'), 1]],
+    r.campaigns.map((c) => h('tr', { dataset: { campaign: c.campaign } },
+      h('td', {}, h('a', { href: '#/campaigns/' + enc(c.campaign), text: c.campaign })),
+      h('td', { class: 'num', text: n(c.cards) }),
+      h('td', { class: 'num', text: money(c, c.outstanding) }),
+      h('td', { class: 'num', text: money(c, c.expiring) })))
+      .concat(r.totals.map((x) => h('tr', { class: 'total' }, h('th', { text: t('reports.total') }),
+        h('td', {}), h('td', { class: 'num', text: money(x, x.outstanding) }), h('td', {})))), empty),
+    h('h3', { text: t('reports.by_age') }),
+    table('liability-age', [[t('reports.col_age')], [t('reports.col_outstanding'), 1]],
+      r.by_age.map((x) => h('tr', {}, h('td', { text: t('reports.age_' + x.age.replace(/-/g, '_')) }),
+        h('td', { class: 'num', text: money(x, x.outstanding) }))), empty),
+    h('h3', { text: t('reports.by_expiry') }),
+    table('liability-expiry', [[t('reports.col_expires')], [t('reports.col_outstanding'), 1]],
+      r.by_expiry.map((x) => h('tr', {}, h('td', { text: x.expires_on ? dayText(x.expires_on) : t('reports.never') }),
+        h('td', { class: 'num', text: money(x, x.outstanding) }))), empty));
+}
+
 export async function reports(ctx, parts, query) {
   const { api, cfg } = ctx;
   const today = dayIn(cfg.time_zone);
@@ -97,6 +129,7 @@ export async function reports(ctx, parts, query) {
   const toIn = h('input', { id: 'r-to', type: 'date', value: to, 'aria-label': t('reports.to') });
   const out = h('div', { id: 'report-body' });
   const loyalty = h('div', { id: 'loyalty-slot' });
+  const liability = h('div', { id: 'liability' }, h('p', { text: t('admin.loading') }));
   const form = h('form', { class: 'toolbar', id: 'report-form' },
     h('label', { class: 'inline', for: 'r-campaign', text: t('reports.campaign') }), pick,
     h('label', { class: 'inline', for: 'r-from', text: t('reports.from') }), fromIn,
@@ -104,10 +137,8 @@ export async function reports(ctx, parts, query) {
     h('button', { type: 'submit', class: 'primary', text: t('reports.show') }));
   ctx.shell('reports', h('section', {},
     h('h1', { text: t('nav.reports') }), form, out, loyalty,
-    // the gift-card liability panel (outstanding balances by campaign and
-    // age, what expires when) is another engineer's: its place is here
-    h('div', { class: 'card', id: 'giftcard-liability' }, h('h2', { text: t('reports.giftcards') }),
-      h('p', { class: 'notice', text: t('reports.giftcards_later') }))));
+    h('div', { class: 'card', id: 'giftcard-liability' }, h('h2', { text: t('reports.liability') }),
+      h('p', { class: 'hint', text: t('reports.liability_hint') }), liability)));
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     const p = new URLSearchParams();
@@ -123,7 +154,9 @@ export async function reports(ctx, parts, query) {
     ctx.showBanner(ctx.errorText(e));
   }
 
-  const jobs = [api.get('loyalty/report').then((lr) => loyalty.replaceChildren(loyaltyReport(lr)))];
+  const jobs = [api.get('loyalty/report').then((lr) => loyalty.replaceChildren(loyaltyReport(lr))),
+    api.get('reports/liability').then((r) => liability.replaceChildren(liabilityReport(r, cfg)),
+      (e) => { liability.replaceChildren(); throw e; })];
   if (id) {
     out.append(h('p', { text: t('admin.loading') }));
     jobs.push(api.get(`campaigns/${enc(id)}/report`, { from, to })

@@ -358,8 +358,11 @@ function api.code_set(keys, args)
         end
         order[#order + 1] = 'b0'
         new.b0 = new.balance
+    elseif gift and new.balance then
+        G.set(tag, code, ckey, tonumber(new.balance))
     end
     write_fields(ckey, new, order, CODE_FIELD)
+    if create and gift then G.issue(tag, code, ckey) end
     -- a code given to a customer is in his wallet
     if new.customer ~= nil then W.assign(tag, code, old[5], new.customer) end
     return 'OK'
@@ -395,6 +398,7 @@ end
 function api.code_del(keys)
     local tag, code, ckey = code_key(keys[1])
     if not tag then return bad_key() end
+    G.drop(tag, code, ckey)
     return redis.call('DEL', ckey)
            + redis.call('HDEL', bucket_key(tag, code), code)
 end

@@ -443,7 +443,7 @@ function W.take(tag, v, o, idem, hold_deadline)
     local ckey = tag .. ':c:' .. code
     local c, bkey = code_read(tag, ckey, code)
     local gift = v.kind == 'gift_card'
-    local bal = gift and (tonumber(c[6]) or 0) - v.part or nil
+    local bal = gift and G.avail(ckey, c[6]) - v.part or nil
     code_uses(ckey, bkey, code, c, dec((tonumber(c[4]) or 0) + 1),
               bal and dec(bal))
     local kkey = tag .. ':k:' .. camp
@@ -464,6 +464,7 @@ function W.take(tag, v, o, idem, hold_deadline)
         end
         redis.call('HSET', ukey, unpack(set))
     end
+    if gift then G.spend(tag, code, ckey, v.part, id, c[6]) end
     if hold_deadline then hold_add(tag, id, hold_deadline) end
     return id, bal
 end

@@ -194,7 +194,7 @@ local function evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms,
     local gift = kind == 'gift_card'
     local bal
     if gift then
-        bal = tonumber(c[6]) or 0
+        bal = G.avail(keys[1], c[6])
         if bal <= 0 then return fail('balance_exhausted', code, camp) end
     end
 
@@ -344,6 +344,7 @@ local function evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms,
     local id = xadd(tag .. ':log', maxlen, 'redeem', code, camp, cust, oid,
                     dec(amount), cur, dec(d), gift and dec(bal) or '', idem,
                     hold_ms and 'hold' or '')
+    if gift then G.spend(tag, code, keys[1], d, id, c[6]) end
     local hold_s
     if hold_ms then
         local deadline = now_ms() + hold_ms

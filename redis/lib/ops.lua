@@ -124,34 +124,98 @@ function api.member_del(keys)
 end
 
 -- voucher_balance  KEYS[1] {NS}:c:<code>
--- ARGV  op amount ref note
---   op      "credit" (a top-up) or "debit"
---   amount  minor units, 1 .. 2^53 - 1
---   ref     an idempotency key ("" none): the same ref again answers the
---           first answer with replayed 1, another request under it is
---           refused with idempotency_conflict
---   note    free text for the ledger ("" none)
--- A gift card's balance moves and the ledger gets its entry: an entry of
--- type credit or debit in {NS}:log (amount, balance after, ref as idem,
--- note as ref), in one call.  Returns
---   {ok, code, C, campaign, K, balance, B, entry, ID[, replayed, 1]}
+-- ARGV  op amount ref note [expires [tz]]
+--   op       "credit" (a top-up: credits_addition in the card's ledger) or
+--            "debit" (credits_removal)
+--   amount   minor units, 1 .. 2^53 - 1; a debit at most what the card can
+--            spend now
+--   ref      an idempotency key ("" none): the same ref again answers the
+--            first answer with replayed 1, another request under it is
+--            refused with idempotency_conflict
+--   note     the reason, free text for the ledger ("" none)
+--   expires  a credit's end ("" never): "YYYY-MM-DD" (the end of that day,
+--            local midnight), "+N" (the end of the day N days from today,
+--            +0 tonight) or "@S" (unix seconds); it must be to come
+--   tz       the zone of those days, "+07:00" ("" the campaign's
+--            tz_offset, else UTC)
+-- The balance moves, the card's ledger gets its entry (redis/lib/
+-- giftcard.lua) and {NS}:log an entry of type credit or debit (amount,
+-- balance after, ref as idem, note as ref), in one call.  Returns
+--   {ok, code, C, campaign, K, balance, B, entry, ID[, expires_at, E]
+--    [, replayed, 1]}
 -- or a refusal {not_found|not_a_gift_card|balance_insufficient|
--- balance_overflow|idempotency_conflict, code, C[, balance, B]}.
+-- balance_overflow|idempotency_conflict, code, C[, balance, B]}; a bad
+-- expiry is ERR invalid_field expires_at.
+function G.tz(s)
+    local sg, h, m = string.match(s, '^([+-])(%d%d):(%d%d)$')
+    if not sg then return nil end
+    local v = tonumber(h) * 60 + tonumber(m)
+    if tonumber(m) > 59 or v > 14 * 60 then return nil end
+    return sg == '-' and -v or v
+end
+
+-- days since 1970-01-01 of a civil date (proleptic Gregorian)
+function G.days(y, m, d)
+    if m <= 2 then y = y - 1 end
+    local era = math.floor(y / 400)
+    local yoe = y - era * 400
+    local mp = (m + 9) % 12
+    local doy = math.floor((153 * mp + 2) / 5) + d - 1
+    local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+    return era * 146097 + doe - 719468
+end
+
+-- the unix second an expiry names, or nil and why
+function G.expiry(s, tz, now)
+    local t
+    local y, mo, d = string.match(s, '^(%d%d%d%d)%-(%d%d)%-(%d%d)$')
+    if y then
+        y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+        local dim = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
+        if (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0 then dim[2] = 29 end
+        if mo < 1 or mo > 12 or d < 1 or d > dim[mo] then
+            return nil, 'no such date'
+        end
+        t = (G.days(y, mo, d) + 1) * 86400 - tz * 60
+    elseif string.find(s, '^%+%d+$') then
+        local n = uint(string.sub(s, 2))
+        if not n or n > 36600 then return nil, 'at most +36600 days' end
+        t = (math.floor((now + tz * 60) / 86400) + 1 + n) * 86400 - tz * 60
+    elseif string.find(s, '^@%d+$') then
+        t = uint(string.sub(s, 2))
+        if not t then return nil, 'expected @<unix seconds>' end
+    else
+        return nil, 'expected YYYY-MM-DD, +<days> or @<unix seconds>'
+    end
+    if t <= now then return nil, 'already past' end
+    return t
+end
+
 function api.balance(keys, args)
     local tag, code, ckey = code_key(keys[1])
     if not tag then return bad_key() end
     local op, amount, ref, note = args[1], uint(args[2]), args[3], args[4]
+    local exp_s, tz_s = args[5] or '', args[6] or ''
     if op ~= 'credit' and op ~= 'debit' then
         return invalid('op', 'expected credit|debit')
     end
     if not amount or amount < 1 then
         return invalid('amount', 'expected an integer 1..2^53-1')
     end
-    if not (ref and note) then return bad_args() end
+    if not (ref and note) or #args > 6 then return bad_args() end
+    local tz = tz_s ~= '' and G.tz(tz_s)
+    if tz == nil then
+        return invalid('zone', 'expected +HH:MM or -HH:MM, -14:00..+14:00')
+    end
+    if exp_s ~= '' and op == 'debit' then
+        return invalid('expires_at', 'only a credit expires')
+    end
     local ikey, fp
     if ref ~= '' then
         ikey = tag .. ':i:g:' .. ref
-        fp = fingerprint(code .. '\0' .. op .. '\0' .. args[2])
+        fp = fingerprint(code .. '\0' .. op .. '\0' .. args[2]
+                         .. (exp_s ~= '' and '\0' .. exp_s .. '\0' .. tz_s
+                             or ''))
         local rec = redis.call('GET', ikey)
         if rec then
             local v = cmsgpack.unpack(rec)
@@ -171,27 +235,96 @@ function api.balance(keys, args)
         return {'not_found', 'code', code}
     end
     if not c[2] then return {'not_a_gift_card', 'code', code} end
-    local bal = tonumber(c[2])
+    local exp = 0
+    if exp_s ~= '' then
+        if not tz then
+            tz = tonumber(redis.call('HGET', tag .. ':k:' .. c[1],
+                                     'tz_offset')) or 0
+        end
+        local why
+        exp, why = G.expiry(exp_s, tz, now_s())
+        if not exp then return invalid('expires_at', why) end
+    end
+    local bal = G.avail(ckey, c[2])
     local nb
     if op == 'credit' then
         nb = bal + amount
-        if nb > MAXINT then
+        if nb > MAXINT or (tonumber(c[2]) or 0) + amount > MAXINT then
             return {'balance_overflow', 'code', code, 'balance', bal}
         end
+        nb = G.add(tag, code, ckey, amount, exp, 'credits_addition', note,
+                   ref, c[2])
     else
         if amount > bal then
             return {'balance_insufficient', 'code', code, 'balance', bal}
         end
-        nb = bal - amount
+        nb = G.take(tag, code, ckey, amount, 'credits_removal', note, ref,
+                    c[2])
     end
-    redis.call('HSET', ckey, 'b', dec(nb))
     local maxlen = settings(tag)
     local id = xadd(tag .. ':log', maxlen, op, code, c[1], c[3] or '', '',
                     dec(amount), '', '', dec(nb), ref, note)
     local r = {'ok', 'code', code, 'campaign', c[1], 'balance', nb,
                'entry', id}
+    if exp > 0 then r[#r + 1] = 'expires_at'; r[#r + 1] = exp end
     if ikey then remember(tag, ikey, fp, r) end
     return r
+end
+
+-- voucher_gift_get  KEYS[1] {NS}:c:<code>  (read only)
+-- A gift card's balance now (its lots due left out) and its lots:
+--   {ok, code, C, campaign, K, balance, B, expired, E, lots,
+--    {{credited_at, expires_at (0: never), amount}, ...}}
+-- expired: what lots due still hold until their credits_expired entry is
+-- written.  Refusals as voucher_balance's.
+function api.gift_get(keys)
+    local tag, code, ckey = code_key(keys[1])
+    if not tag then return bad_key() end
+    local c = redis.call('HMGET', ckey, 'k', 'b', 'x')
+    if not c[1] then
+        if code_exists(tag, ckey, code) then
+            return {'not_a_gift_card', 'code', code}
+        end
+        return {'not_found', 'code', code}
+    end
+    if not c[2] then return {'not_a_gift_card', 'code', code} end
+    local now, bal, gone, out = now_s(), 0, 0, {}
+    local lots = G.parse(c[3])
+    if not c[3] then lots = {{0, 0, tonumber(c[2]) or 0}} end
+    for _, l in ipairs(lots) do
+        if l[2] > 0 and l[2] <= now then
+            gone = gone + l[3]
+        elseif l[3] > 0 then
+            bal = bal + l[3]
+            out[#out + 1] = {l[1], l[2], l[3]}
+        end
+    end
+    return {'ok', 'code', code, 'campaign', c[1], 'balance', bal,
+            'expired', gone, 'lots', out}
+end
+
+-- voucher_gift_sweep  KEYS[1] {NS}:gx  ARGV now max
+-- The cards with a lot due at now (unix seconds; "" Redis time): their
+-- credits_expired entries, max cards a call.  Returns how many.
+function api.gift_sweep(keys, args)
+    local tag = string.match(keys[1], '^({[^}]+}):gx$')
+    if not tag then return bad_key() end
+    local now = args[1] == '' and now_s() or uint(args[1])
+    local max = uint(args[2])
+    if not (now and max and max > 0) or #args ~= 2 then return bad_args() end
+    local due = redis.call('ZRANGE', keys[1], '-inf', now, 'BYSCORE',
+                           'LIMIT', 0, max)
+    for _, code in ipairs(due) do
+        local ckey = tag .. ':c:' .. code
+        if redis.call('HEXISTS', ckey, 'x') == 1 then
+            local lots, bal = G.load(tag, code, ckey)
+            bal = G.expire(tag, code, lots, bal, now)
+            G.save(tag, code, ckey, lots, bal)
+        else
+            redis.call('ZREM', keys[1], code)
+        end
+    end
+    return #due
 end
 
 -- what voucher_admin may run, and the snapshot of its key
@@ -268,3 +401,5 @@ reg('voucher_admin', api.admin)
 reg('voucher_admin_note', api.admin_note)
 reg('voucher_member_del', api.member_del)
 reg('voucher_balance', api.balance)
+reg('voucher_gift_get', api.gift_get, true)
+reg('voucher_gift_sweep', api.gift_sweep)

@@ -21,8 +21,9 @@
 --   * a run's records go only when every delivery of it is done (sent,
 --     dead, cancelled, skipped): none is queued or being sent.
 --
--- A redemption's rollback record {NS}:rb:<id> goes with its entry: no
--- rollback can reach it any more, and the archive counted what it says.
+-- A redemption's rollback record {NS}:rb:<id> goes with its entry (and a
+-- gift card's {NS}:gs:<id>): no rollback can reach it any more, and the
+-- archive counted what it says.
 
 local R = {DONE = DONE}
 
@@ -64,6 +65,8 @@ function R.fold_log(tag, id, f)
         local disc, amount = tonumber(f[16]) or 0, tonumber(f[12]) or 0
         local gift = (f[18] or '') ~= ''
         redis.call('DEL', rbkey)
+        -- the lots a gift card's redemption took: no refund comes any more
+        if gift then redis.call('DEL', tag .. ':gs:' .. id) end
         if rb[2] or (rolled > 0 and (not gift or rolled >= disc)) then
             return
         end

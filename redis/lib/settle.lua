@@ -47,7 +47,7 @@ local function undo(tag, id, e, want, idem, typ)
         local ckey = tag .. ':c:' .. code
         local c, bkey = code_read(tag, ckey, code)
         if c[1] then
-            if gift then bal = (tonumber(c[6]) or 0) + a end
+            if gift then bal = G.refund(tag, code, ckey, a, id, typ, c[6]) end
             if full then
                 local u = (tonumber(c[4]) or 0) - 1
                 code_uses(ckey, bkey, code, c, u < 0 and 0 or u, bal)

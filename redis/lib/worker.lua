@@ -176,7 +176,15 @@ function api.codes_add(keys, args)
     local added = 0
     if mode == 'skip' then
         for r = 1, nrows do
-            if put(r) then added = added + 1 else left[#left + 1] = r end
+            if put(r) then
+                added = added + 1
+                if gift then
+                    local code = args[first + (r - 1) * ncol]
+                    G.issue(tag, code, tag .. ':c:' .. code)
+                end
+            else
+                left[#left + 1] = r
+            end
         end
         return {added, left}
     end
@@ -208,6 +216,11 @@ function api.codes_add(keys, args)
             end
             return row_err(r, 'code', 'exists')
         end
+    end
+    -- the gift cards' ledgers once every row is in
+    for r = 1, gift and nrows or 0 do
+        local code = args[first + (r - 1) * ncol]
+        G.issue(tag, code, tag .. ':c:' .. code)
     end
     return {nrows, left}
 end

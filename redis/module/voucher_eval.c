@@ -1009,14 +1009,14 @@ vn_evaluate_code(vn_call_t *call, vn_result_t *r, int redeem, double n,
     gift = vn_eqc(k->s[K_KIND], "gift_card");
     bal = 0;
 
-    if (gift) {
-        if (!vn_str_num(c.f[C_B], &bal)) {
-            bal = 0;
-        }
+    /*
+     * a gift card spends its lots, the first to expire first, and its
+     * redeem writes its ledger (redis/lib/giftcard.lua): the library
+     * answers it, handed the call before anything is written
+     */
 
-        if (bal <= 0) {
-            return vn_fail(call, r, "balance_exhausted", &camp, NULL, NULL);
-        }
+    if (gift) {
+        return VN_DELEGATE;
     }
 
     /* 9. campaign redemptions */

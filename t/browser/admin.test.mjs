@@ -1,8 +1,9 @@
 // The marketers' dashboard against a real admin API: voucherd serving it
 // behind nginx, Redis behind both.  Log in (a wrong token refused), create
 // a campaign with every rule, see it listed, the engine's refusal next to
-// its field, edit it, pause and resume it.  Skipped, with the reason, when
-// the voucherd built here has no admin API.
+// its field, edit it, pause and resume it; the reports screen's gift-card
+// liability in baht and Thai dates.  Skipped, with the reason, when the
+// voucherd built here has no admin API.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServers, launch, newPage, shot, pairs } from './lib/harness.mjs';
@@ -110,6 +111,42 @@ test('a marketer logs in and runs a campaign through the admin API', async (t) =
   await page.waitForFunction(() => document.querySelector('#campaigns tr[data-id="weekend"] td:nth-child(4)')?.textContent === 'หยุดชั่วคราว');
   assert.equal((await campaignGet('weekend')).status, 'paused');
   await shot(page, 'admin-campaigns-th');
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
+test('reports: what the gift cards still hold, in baht, by age and by the day it ends', async (t) => {
+  if (skip) { t.skip(`no admin API: ${skip}`); return; }
+  const call = async (method, p, body) => {
+    const r = await fetch(`${srv.base}/v1/${p}`, { method, body: body && JSON.stringify(body),
+      headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' } });
+    return { status: r.status, json: await r.json() };
+  };
+  assert.equal((await call('POST', 'campaigns', { id: 'gifts', kind: 'gift_card', value: 100000,
+    currency: 'THB', tz_offset: '+07:00' })).status, 201);
+  assert.equal((await call('POST', 'codes', { code: 'GIFT-1', campaign: 'gifts' })).status, 201);
+  const cr = await call('POST', 'codes/GIFT-1/credit', { amount: 25000, expires_at: '2099-12-31', note: 'ของขวัญปีใหม่' });
+  assert.equal(cr.status, 200);
+  assert.equal(cr.json.balance, 125000);
+
+  const page = await newPage(browser, { lang: 'th', width: 1280, height: 900 });
+  await page.goto(`${srv.base}/dashboard/`);
+  await page.waitForSelector('#login');
+  await page.type('#token', TOKEN);
+  await page.click('#login-submit');
+  await page.waitForSelector('#campaigns');
+  await page.goto(`${srv.base}/dashboard/#/reports`);
+  await page.waitForSelector('#liability-campaigns tr[data-campaign="gifts"]');
+  const row = await text(page, '#liability-campaigns tr[data-campaign="gifts"]');
+  assert.match(row, /gifts\s*1\s*฿1,250\.00\s*฿250\.00/, 'one card: ฿1,250.00, ฿250.00 of it ending');
+  assert.match(await text(page, '#liability-age'), /ภายใน 30 วันที่ผ่านมา\s*฿1,250\.00/);
+  const exp = await text(page, '#liability-expiry');
+  assert.match(exp, /31 ธ\.ค\. 2642\s*฿250\.00/, 'the day it ends in the Buddhist era');
+  assert.match(exp, /ไม่หมดอายุ\s*฿1,000\.00/, 'and what never ends');
+  await shot(page, 'admin-reports-th');
+  await page.click('#lang');
+  await page.waitForFunction(() => /31 Dec 2099/.test(document.querySelector('#liability-expiry')?.textContent ?? ''));
+  assert.match(await text(page, '#liability-age'), /in the last 30 days/);
   assert.deepEqual(page.problems, []);
   await page.close();
 });

@@ -148,6 +148,11 @@ test('the campaign list says when the admin API is away, and so does every other
     assert.equal(await page.$eval(`nav a[href="#/${s}"]`, (a) => a.getAttribute('aria-current')), 'page');
   }
   await shot(page, 'dashboard-waiting-en');
+  // the reports screen asks the admin API for the gift cards' liability
+  await page.goto(`${srv.base}/dashboard/#/reports`);
+  await page.waitForSelector('#liability');
+  await page.waitForSelector('#banner:not([hidden])');
+  assert.match(await text(page, '#banner'), /cannot be reached/);
   await page.click('#logout');
   await page.waitForSelector('#login');
   assert.equal(await page.evaluate(() => sessionStorage.getItem('voucher.admin_token')), null);

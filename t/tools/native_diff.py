@@ -448,9 +448,13 @@ def gen_admin(rnd, now):
         ])
         return ['FCALL', 'voucher_code_set', 1, '{v}:c:' + code] + f
     if x < 0.8:
-        return ['FCALL', 'voucher_settings_set', 1, '{v}:cfg',
-                rnd.choice(['idem_ttl', 'stream_maxlen']),
-                rnd.choice(['0', '1', '30', '600', '86400'])]
+        f = rnd.choice(['idem_ttl', 'stream_maxlen'])
+        v = rnd.choice(['0', '1', '30', '600', '86400'])
+        if f == 'idem_ttl' and v == '1':
+            # a record living 1 s may end between two servers' calls of
+            # one op (a slow call on a loaded machine): 30 s outlives a seed
+            v = '30'
+        return ['FCALL', 'voucher_settings_set', 1, '{v}:cfg', f, v]
     if x < 0.9:
         # raw values the library reads with tonumber(): counters and
         # code fields are never cached
@@ -475,6 +479,66 @@ def gen_admin(rnd, now):
             rnd.choice(['bad', '60-120', '', '1234567', '1.5', '-',
                         '0x20', '5', ',gold,', 'gold', ',base,', ',web,',
                         'combinable', '1e400', 'nan'])]
+
+
+# gift cards: credits (some expiring within the seed), debits, redeems
+# across an expiry, rollbacks (a part or all) of their redemptions
+GIFT_CODES = ['HGIFT', 'GIFT2', 'GIFT0', 'GIFTBIG', 'HGIFTNV', 'MGIFT',
+              'AGIFT', 'CP7', 'HPCT', 'NOPE']
+
+
+def gen_gift_admin(rnd, now, i, expiries):
+    """a gift-card call of the library (op i), sent the same way to all"""
+    code = rnd.choice(GIFT_CODES)
+    key = '{v}:c:' + code
+    x = rnd.random()
+    if x < 0.75:
+        # a credit ending a second or two after this op (a seed runs
+        # about 1000 ops a second), so redeems meet its end
+        e = now + 1 + i // 1000 + rnd.randrange(0, 3)
+        expiries.add(e)
+        day = time.strftime('%Y-%m-%d', time.gmtime(now + 86400 * 3))
+        exp = rnd.choice(['', '', '+0', '+1', day, '2020-01-01', 'x', '@1',
+                          '+99999'] + ['@%d' % e] * 6)
+        op = rnd.choice(['credit'] * 4 + ['debit', 'debit', 'DEBIT'])
+        return ['FCALL', 'voucher_balance', 1, key, op,
+                rnd.choice(['1', '50', '300', '700', '5000', '0', '-1',
+                            str(MAXINT), 'x']),
+                rnd.choice(['', '', 'g%d' % rnd.randrange(30)]),
+                rnd.choice(['', 'top-up', 'ของขวัญ']), exp,
+                rnd.choice(['', '', '+07:00', '-03:30', '+15:00', 'bad'])]
+    if x < 0.85:
+        return ['FCALL', 'voucher_gift_get', 1, key]
+    if x < 0.93:
+        return ['FCALL', 'voucher_gift_sweep', 1, '{v}:gx',
+                str(now + rnd.randrange(0, 10)), rnd.choice(['1', '100'])]
+    return ['FCALL', 'voucher_code_set', 1, key, 'balance',
+            rnd.choice(['0', '100', '2000'])]
+
+
+def gen_gift_eval(rnd, now):
+    """a validate or redeem of a gift card"""
+    args = ['{v}:c:' + rnd.choice(GIFT_CODES), rnd.choice(['', 'alice']),
+            rnd.choice(['1', '100', '450', '999', '5000', '100000']),
+            rnd.choice(['', 'THB']), 'o1',
+            rnd.choice(['', '', 'G%d' % rnd.randrange(40)]), '0']
+    return (rnd.choice(['voucher_redeem', 'voucher_redeem',
+                        'voucher_validate']), args)
+
+
+def time_guard(expiries):
+    """waits while a credit's end (or a local midnight in any zone of a
+    half hour) is this instant: the three servers, called a few ms apart,
+    must all see it on one side"""
+    while True:
+        t = time.time()
+        near = [e for e in expiries if e - 0.03 <= t < e + 0.03]
+        h = round(t / 1800) * 1800
+        if h - 0.03 <= t < h + 0.03:
+            near.append(h)
+        if not near:
+            return
+        time.sleep(max(near) + 0.03 - t)
 
 
 def gen_cart(rnd, now):
@@ -574,6 +638,8 @@ def dump(srv, norm, holds_tolerance):
             h = r.ok('HGETALL', k)
             d = dict(zip(h[::2], h[1::2]))
             d.pop(b'rev', None)
+            if b'x' in d and b':c:' in k:
+                d[b'x'] = lots(d[b'x'])
             v = sorted((norm(a), norm(b)) for a, b in d.items())
         elif t == 'string':
             g = r.ok('GET', k)
@@ -585,6 +651,8 @@ def dump(srv, norm, holds_tolerance):
             if b':rt:' in k:
                 # a rate's TAT (us, hex): a time, like a TTL
                 v = ('tat', int(g, 16) // 1000, ttl)
+            elif b':gs:' in k:
+                v = ('str', lots(g), ttl)
             else:
                 v = ('str', norm(g), ttl)
         elif t == 'stream' and b':lh:' in k:
@@ -600,6 +668,11 @@ def dump(srv, norm, holds_tolerance):
                 # (its entries' ids are times no reply shows)
                 es.append((b'<entry>', f))
             v = ('ledger', es, ats)
+        elif t == 'stream' and b':gl:' in k:
+            # a gift card's ledger: its entries' ids are times no reply
+            # shows (their refs are redemption ids, which replies do)
+            v = [(b'<entry>', [norm(x) for x in e[1]])
+                 for e in r.ok('XRANGE', k, '-', '+')]
         elif t == 'stream':
             v = [(norm(e[0]), [norm(x) for x in e[1]])
                  for e in r.ok('XRANGE', k, '-', '+')]
@@ -614,6 +687,12 @@ def dump(srv, norm, holds_tolerance):
             v = (t, r.ok('DUMP', k))
         out[nk] = v
     return out
+
+
+def lots(x):
+    """a gift card's lots "t:e:a ..." without the seconds they were
+    credited at (Redis' clock, a second apart on two servers)"""
+    return re.sub(rb'(^| )\d+:', rb'\1<t>:', x)
 
 
 def same_value(a, b, tol_ms):
@@ -672,17 +751,46 @@ def run_seed(seed, nops, servers, lib, native, log):
     maps = {w: Mapper() for w in servers}
     hist = []
     counts = {}
+    expiries = set()
+    gift_ids = []
     servers = {w: s for w, s in servers.items() if w != 'R'}
     for i in range(nops):
+        time_guard(expiries)
         x = rnd.random()
-        if x < 0.08:
+        gift = None
+        if 0.08 <= x < 0.14:
+            y = rnd.random()
+            if y < 0.4:
+                gift = gen_gift_eval(rnd, now)
+            elif y < 0.55 and gift_ids:
+                # a rollback of a gift card's redemption: each server's id
+                p = rnd.choice(gift_ids)
+                amt = rnd.choice(['', '1', '50', '300', '100000'])
+                idem = rnd.choice(['', 'B%d' % rnd.randrange(20)])
+                outs = {}
+                for w, s in servers.items():
+                    raw = {v: k for k, v in maps[w].m.items()}[p]
+                    outs[w] = s.r.call('FCALL', 'voucher_rollback', 1,
+                                       '{v}:log', raw, amt, idem)[0]
+                what = ['voucher_rollback', p, amt, idem]
+                kind = '(gift)'
+            else:
+                cmd = gen_gift_admin(rnd, now, i, expiries)
+                outs = {w: s.r.call(*cmd)[0] for w, s in servers.items()}
+                what = cmd
+                kind = '(gift)'
+        if gift is None and 0.08 <= x < 0.14:
+            pass
+        elif x < 0.08:
             cmd = (gen_admin(rnd, now) if x < 0.03 else gen_loyalty(rnd, now)
                    if x < 0.05 else gen_cart(rnd, now))
             outs = {w: s.r.call(*cmd)[0] for w, s in servers.items()}
             what = cmd
             kind = '(admin)'
         else:
-            if hist and rnd.random() < 0.08:
+            if gift:
+                fn, args = gift
+            elif hist and rnd.random() < 0.08:
                 fn, args = rnd.choice(hist)
                 if rnd.random() < 0.3 and len(args) > 2:
                     args = list(args)
@@ -713,8 +821,14 @@ def run_seed(seed, nops, servers, lib, native, log):
                                       1 if args else 0, *args)
                 outs[w] = raw
             what = [fn] + args
-            kind = fn
+            kind = ('(gift) ' if gift else '') + fn
         normed = {w: maps[w](outs[w]) for w in outs}
+        if what[:2] == ['FCALL', 'voucher_gift_get']:
+            # a lot's credited_at: Redis' clock, a second apart at times
+            normed = {w: re.sub(rb'\*3\r\n:\d+\r\n', b'*3\r\n:<t>\r\n', v)
+                      for w, v in normed.items()}
+        if gift and gift[0] == 'voucher_redeem':
+            gift_ids += re.findall(rb'<id\d+>', normed['L'])[:1]
         m = re.match(rb'\*\d+\r\n\$\d+\r\n([^\r]*)', normed['L'])
         reason = (m.group(1) if m else normed['L'][:24]).decode('latin1')
         key = kind + ' ' + reason

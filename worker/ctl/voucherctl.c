@@ -29,6 +29,7 @@ static const char  vw_usage[] =
     "  campaign get ID                     show a campaign (JSON)\n"
     "  campaign create|update|list|pause|resume|archive|deliveries ...\n"
     "  codes get|create|update|delete|disable|enable|credit|debit|search ...\n"
+    "  codes balance|transactions CODE     a gift card's lots and ledger\n"
     "  members create|update|delete|search|codes ...\n"
     "  segment preview SEGMENT [--sample N] [--tz_offset TZ]\n"
     "  auto next CAMPAIGN [--count N]\n"
@@ -58,6 +59,8 @@ static const char  vw_usage[] =
     "  members get ID\n"
     "  segment show SEGMENT [--format ids|csv|json] [--now T]\n"
     "  report CAMPAIGN [--format table|csv|json] [--from DAY] [--to DAY]\n"
+    "  liability [--campaign C] [--format table|csv|json] [--locale L]\n"
+    "        what the gift cards still hold: by campaign, age, expiry\n"
     "  auto set CAMPAIGN FILE.json | get CAMPAIGN | list | del CAMPAIGN\n"
     "  auto pause|resume CAMPAIGN           the automation's status\n"
     "  events add TYPE MEMBER [FIELD VALUE]...\n"
@@ -83,6 +86,7 @@ static const vw_command_t  vw_commands[] = {
     { "members", vw_cmd_members, 1 },
     { "segment", vw_cmd_segment, 1 },
     { "report", vw_cmd_report, 1 },
+    { "liability", vw_cmd_liability, 1 },
     { "auto", vw_cmd_auto, 1 },
     { "events", vw_cmd_events, 1 },
     { "audit", vw_cmd_audit, 1 },

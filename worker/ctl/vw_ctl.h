@@ -135,6 +135,7 @@ int vw_cmd_codes(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_members(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_segment(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_report(vw_ctl_t *ctl, int argc, char **argv);
+int vw_cmd_liability(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_auto(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_events(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_audit(vw_ctl_t *ctl, int argc, char **argv);

@@ -64,9 +64,12 @@ static const vw_ctl_op_t  vw_ctl_ops[] = {
     { "codes", "disable", vw_op_code_disable, VW_OP_ID, NULL, NULL },
     { "codes", "enable", vw_op_code_enable, VW_OP_ID, NULL, NULL },
     { "codes", "credit", vw_op_code_credit, VW_OP_ID | VW_OP_AMOUNT, NULL,
-      "ref,note" },
+      "ref,note,expires_at,expires_in_days,zone" },
     { "codes", "debit", vw_op_code_debit, VW_OP_ID | VW_OP_AMOUNT, NULL,
       "ref,note" },
+    { "codes", "balance", vw_op_code_balance, VW_OP_ID, NULL, NULL },
+    { "codes", "transactions", vw_op_code_transactions,
+      VW_OP_ID | VW_OP_LIST, NULL, "limit" },
     { "codes", "search", vw_op_code_search, VW_OP_LIST, NULL,
       "campaign,prefix,customer,limit" },
 

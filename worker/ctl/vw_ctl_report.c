@@ -17,6 +17,7 @@
 
 #include "vw_csv.h"
 #include "vw_ctl.h"
+#include "vw_locale.h"
 #include "vw_util.h"
 
 
@@ -235,6 +236,254 @@ vw_cmd_report(vw_ctl_t *ctl, int argc, char **argv)
 
     } else {
         vw_report_table(out);
+    }
+
+    json_decref(out);
+
+    return VW_EXIT_OK;
+}
+
+
+/* ------------------------------------------------------------ liability */
+
+
+static const char  vw_liability_usage[] =
+    "usage: voucherctl liability [--campaign C] [--format table|csv|json]\n"
+    "           [--locale th-TH|th-TH-u-ca-gregory|zh-CN|en]\n";
+
+
+/* s padded to width columns (UTF-8: a character is one column) */
+
+static void
+vw_pad(const char *s, int width, int right)
+{
+    int          n;
+    const char  *p;
+
+    for (n = 0, p = s; *p; p++) {
+        n += (*p & 0xc0) != 0x80;
+    }
+
+    if (right) {
+        printf("%*s%s", n < width ? width - n : 0, "", s);
+
+    } else {
+        printf("%s%*s", s, n < width ? width - n : 0, "");
+    }
+}
+
+
+static void
+vw_money(const vw_locale_t *l, json_t *o, const char *name, char *buf,
+    size_t size)
+{
+    vw_locale_money(l, vw_int(o, name), vw_str(o, "currency")[0]
+                                        ? vw_str(o, "currency") : NULL,
+                    buf, size);
+}
+
+
+/* a "YYYY-MM-DD" as the locale writes a date */
+
+static void
+vw_day(const vw_locale_t *l, const char *day, char *buf, size_t size)
+{
+    int      y, m, d;
+    int64_t  era, yoe, doy, doe, days;
+
+    if (sscanf(day, "%4d-%2d-%2d", &y, &m, &d) != 3) {
+        snprintf(buf, size, "%s", day);
+        return;
+    }
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    days = era * 146097 + doe - 719468;
+
+    vw_locale_date(l, days * 86400 + 43200, 0, buf, size);
+}
+
+
+static void
+vw_liability_table(json_t *rp, const vw_locale_t *l)
+{
+    int      tz;
+    size_t   i;
+    char     a[64], b[64], when[64];
+    json_t  *x, *list;
+
+    list = json_object_get(rp, "campaigns");
+    tz = (int) vw_int(json_array_get(list, 0), "tz_offset");
+    vw_locale_datetime(l, vw_int(rp, "as_of"), tz, when, sizeof(when));
+    printf("gift cards: what they still hold, as of %s (UTC%+d:%02d)\n\n",
+           when, tz / 60, abs(tz) % 60);
+
+    vw_pad("campaign", 24, 0);
+    vw_pad("cards", 8, 1);
+    vw_pad("outstanding", 18, 1);
+    vw_pad("of it expiring", 18, 1);
+    fputc('\n', stdout);
+
+    json_array_foreach(list, i, x) {
+        vw_money(l, x, "outstanding", a, sizeof(a));
+        vw_money(l, x, "expiring", b, sizeof(b));
+        vw_pad(vw_str(x, "campaign"), 24, 0);
+        printf("%8lld", vw_int(x, "cards"));
+        vw_pad(a, 18, 1);
+        vw_pad(b, 18, 1);
+        fputc('\n', stdout);
+    }
+
+    json_array_foreach(json_object_get(rp, "totals"), i, x) {
+        vw_money(l, x, "outstanding", a, sizeof(a));
+        vw_pad("total", 32, 0);
+        vw_pad(a, 18, 1);
+        fputc('\n', stdout);
+    }
+
+    printf("\n");
+    vw_pad("age of the credit", 24, 0);
+    vw_pad("outstanding", 26, 1);
+    fputc('\n', stdout);
+
+    json_array_foreach(json_object_get(rp, "by_age"), i, x) {
+        const char  *age;
+
+        age = vw_str(x, "age");
+        snprintf(b, sizeof(b), "%s%s", strcmp(age, "over_365") == 0
+                                       ? "over 365" : age,
+                 strcmp(age, "undated") == 0 ? "" : " days");
+        vw_money(l, x, "outstanding", a, sizeof(a));
+        vw_pad(b, 24, 0);
+        vw_pad(a, 26, 1);
+        fputc('\n', stdout);
+    }
+
+    printf("\n");
+    vw_pad("expires at the end of", 24, 0);
+    vw_pad("outstanding", 26, 1);
+    fputc('\n', stdout);
+
+    json_array_foreach(json_object_get(rp, "by_expiry"), i, x) {
+        if (json_is_string(json_object_get(x, "expires_on"))) {
+            vw_day(l, vw_str(x, "expires_on"), b, sizeof(b));
+
+        } else {
+            snprintf(b, sizeof(b), "never");
+        }
+
+        vw_money(l, x, "outstanding", a, sizeof(a));
+        vw_pad(b, 24, 0);
+        vw_pad(a, 26, 1);
+        fputc('\n', stdout);
+    }
+}
+
+
+static void
+vw_liability_csv(json_t *rp)
+{
+    size_t   i;
+    json_t  *x;
+
+    printf("section,campaign,currency,age,expires_on,cards,outstanding,"
+           "expiring\n");
+
+    json_array_foreach(json_object_get(rp, "campaigns"), i, x) {
+        printf("campaign,");
+        vw_csv_write(stdout, vw_str(x, "campaign"));
+        printf(",%s,,,%lld,%lld,%lld\n", vw_str(x, "currency"),
+               vw_int(x, "cards"), vw_int(x, "outstanding"),
+               vw_int(x, "expiring"));
+    }
+
+    json_array_foreach(json_object_get(rp, "by_age"), i, x) {
+        printf("age,,%s,%s,,,%lld,\n", vw_str(x, "currency"),
+               vw_str(x, "age"), vw_int(x, "outstanding"));
+    }
+
+    json_array_foreach(json_object_get(rp, "by_expiry"), i, x) {
+        printf("expiry,,%s,,%s,,%lld,\n", vw_str(x, "currency"),
+               vw_str(x, "expires_on"), vw_int(x, "outstanding"));
+    }
+}
+
+
+int
+vw_cmd_liability(vw_ctl_t *ctl, int argc, char **argv)
+{
+    int                 npos, format, rc;
+    char               *pos[1];
+    json_t             *out, *query;
+    const char         *fmt, *loc;
+    const vw_locale_t  *l;
+
+    vw_opt_t  opts[] = {
+        { "--format", 1, NULL, 0 },
+        { "--campaign", 1, NULL, 0 },
+        { "--locale", 1, NULL, 0 },
+        { NULL, 0, NULL, 0 }
+    };
+
+    npos = vw_opts(argc, argv, opts, pos, 1, vw_liability_usage);
+    if (npos != 0) {
+        if (npos >= 0) {
+            fputs(vw_liability_usage, stderr);
+        }
+
+        return VW_EXIT_USAGE;
+    }
+
+    fmt = vw_opt(opts, "--format");
+    format = fmt == NULL || strcmp(fmt, "table") == 0 ? 0
+             : strcmp(fmt, "csv") == 0 ? 1
+             : strcmp(fmt, "json") == 0 ? 2 : -1;
+
+    if (format < 0) {
+        vw_ctl_fail("liability: --format: expected table, csv or json");
+        return VW_EXIT_USAGE;
+    }
+
+    loc = vw_opt(opts, "--locale");
+    l = vw_locale_find(loc ? loc : "en");
+
+    if (l == NULL) {
+        vw_ctl_fail("liability: --locale: expected " VW_LOCALES);
+        return VW_EXIT_USAGE;
+    }
+
+    query = json_object();
+
+    if (vw_opt(opts, "--campaign")) {
+        json_object_set_new(query, "campaign",
+                            json_string(vw_opt(opts, "--campaign")));
+    }
+
+    /* it only reads: a replica may answer */
+    if (vw_ctl_redis_read(ctl) == NULL) {
+        json_decref(query);
+        return VW_EXIT_FAIL;
+    }
+
+    rc = vw_ctl_op_run(ctl, vw_op_liability, "liability", NULL, query, NULL,
+                       &out);
+    json_decref(query);
+
+    if (rc != VW_EXIT_OK) {
+        return rc;
+    }
+
+    if (format == 2) {
+        vw_ctl_print(out, 0);
+
+    } else if (format == 1) {
+        vw_liability_csv(out);
+
+    } else {
+        vw_liability_table(out, l);
     }
 
     json_decref(out);

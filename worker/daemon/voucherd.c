@@ -248,6 +248,7 @@ vw_test(vw_daemon_t *d)
  */
 
 static int vw_loyalty_tick(vw_daemon_t *d);
+static int vw_gift_tick(vw_daemon_t *d);
 
 
 static int
@@ -294,7 +295,53 @@ vw_sweep_tick(vw_daemon_t *d)
                     n);
     }
 
-    return vw_loyalty_tick(d) < 0 ? -1 : n;
+    if (vw_loyalty_tick(d) < 0 || vw_gift_tick(d) < 0) {
+        return -1;
+    }
+
+    return n;
+}
+
+
+/*
+ * The gift cards with a credit whose time has come, on the daemon's
+ * clock: the credits_expired entries of their ledgers (voucher_gift_sweep,
+ * 1000 cards at most a second).  A redeem never counts such a credit
+ * anyway; the entry keeps the balance the sum of the ledger.
+ */
+
+static int
+vw_gift_tick(vw_daemon_t *d)
+{
+    int          n;
+    char        *key;
+    redisReply  *r;
+
+    key = vw_key(&d->cf, "gx");
+    r = redisCommand(d->redis, "FCALL voucher_gift_sweep 1 %s %lld 1000",
+                     key, (long long) vw_now());
+    free(key);
+
+    if (r == NULL) {
+        snprintf(d->err, sizeof(d->err), "redis: %s", d->redis->errstr);
+        return -1;
+    }
+
+    if (r->type != REDIS_REPLY_INTEGER) {
+        snprintf(d->err, sizeof(d->err), "gift sweep: %s",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        freeReplyObject(r);
+        return -1;
+    }
+
+    n = (int) r->integer;
+    freeReplyObject(r);
+
+    if (n > 0) {
+        vw_log_info("gift cards: %d card(s) had credits expire", n);
+    }
+
+    return n;
 }
 
 

@@ -101,6 +101,8 @@ static const vw_route_t  vw_routes[] = {
     { "POST", "/v1/codes/{}/enable", vw_op_code_enable, 0 },
     { "POST", "/v1/codes/{}/credit", vw_op_code_credit, 0 },
     { "POST", "/v1/codes/{}/debit", vw_op_code_debit, 0 },
+    { "GET", "/v1/codes/{}/balance", vw_op_code_balance, 0 },
+    { "GET", "/v1/codes/{}/transactions", vw_op_code_transactions, 0 },
 
     { "GET", "/v1/members", vw_op_member_search, 0 },
     { "POST", "/v1/members", vw_op_member_create, 0 },
@@ -159,6 +161,7 @@ static const vw_route_t  vw_routes[] = {
     { "GET", "/v1/qr", NULL, VW_ROUTE_PICTURE },
     { "GET", "/v1/barcode", NULL, VW_ROUTE_PICTURE },
     { "GET", "/qr", NULL, VW_ROUTE_LINK },
+    { "GET", "/v1/reports/liability", vw_op_liability, 0 },
 
     { "GET", "/v1/audit", vw_op_audit_list, 0 },
     { "GET", "/metrics", NULL, VW_ROUTE_METRICS },

@@ -412,6 +412,71 @@ vw_op_code_get(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
 }
 
 
+/*
+ * A credit's end as voucher_balance takes it: expires_at a date
+ * "YYYY-MM-DD" (the end of that day, local midnight) or unix seconds
+ * ("@S"), or expires_in_days N ("+N": the end of the day N days from
+ * today); "" when neither is given
+ */
+
+static int
+vw_code_expiry(vw_op_in_t *in, char *buf, size_t size, vw_operr_t *e)
+{
+    json_t      *v, *d;
+    int64_t      days;
+    const char  *s;
+
+    buf[0] = '\0';
+    v = json_object_get(in->body, "expires_at");
+    d = json_object_get(in->body, "expires_in_days");
+
+    if (v && !json_is_null(v) && d && !json_is_null(d)) {
+        return vw_op_fail(e, 400, "invalid_field", "expires_at",
+                          "expires_at: not with expires_in_days");
+    }
+
+    if (d && !json_is_null(d)) {
+        if (vw_op_int(in, in->body, "expires_in_days", 0, 0, 36600, &days,
+                      e) != 0)
+        {
+            return -1;
+        }
+
+        snprintf(buf, size, "+%lld", (long long) days);
+        return 0;
+    }
+
+    if (v == NULL || json_is_null(v)) {
+        return 0;
+    }
+
+    if (json_is_integer(v) && json_integer_value(v) > 0) {
+        snprintf(buf, size, "@%lld", (long long) json_integer_value(v));
+        return 0;
+    }
+
+    s = json_string_value(v);
+
+    if (s && strlen(s) == 10 && s[4] == '-' && s[7] == '-'
+        && strspn(s, "0123456789-") == 10)
+    {
+        snprintf(buf, size, "%s", s);
+        return 0;
+    }
+
+    if (s && !in->strict && *s && strlen(s) < 20
+        && strspn(s, "0123456789") == strlen(s))
+    {
+        snprintf(buf, size, "@%s", s);
+        return 0;
+    }
+
+    return vw_op_fail(e, 400, "invalid_field", "expires_at",
+                      "expires_at: a date YYYY-MM-DD (its end, local "
+                      "midnight) or unix seconds");
+}
+
+
 /* the refusals of voucher_balance */
 
 static const struct {
@@ -434,22 +499,26 @@ vw_code_balance(vw_op_t *op, vw_op_in_t *in, const char *how,
     json_t **out, vw_operr_t *e)
 {
     int                       i;
-    char                      code[128], *key, name[32];
+    char                      code[128], *key, name[32], exp[48];
     int64_t                   amount;
     json_t                   *o;
     vw_args_t                 a;
     redisReply               *r;
-    const char               *ref, *note, *reason;
-    static const char *const  names[] = { "amount", "ref", "note", NULL };
+    const char               *ref, *note, *reason, *zone;
+    static const char *const  names[] = {
+        "amount", "ref", "note", "expires_at", "expires_in_days", "zone", NULL
+    };
 
-    ref = note = NULL;
+    ref = note = zone = NULL;
 
     if (vw_code_id(in->id, code, sizeof(code), e) != 0
         || vw_op_known(in->body, names, e) != 0
         || vw_op_int(in, in->body, "amount", 1, 1, 9007199254740991LL,
                      &amount, e) != 0
         || vw_op_str(in, in->body, "ref", 0, &ref, e) != 0
-        || vw_op_str(in, in->body, "note", 0, &note, e) != 0)
+        || vw_op_str(in, in->body, "note", 0, &note, e) != 0
+        || vw_op_str(in, in->body, "zone", 0, &zone, e) != 0
+        || vw_code_expiry(in, exp, sizeof(exp), e) != 0)
     {
         return -1;
     }
@@ -459,6 +528,8 @@ vw_code_balance(vw_op_t *op, vw_op_in_t *in, const char *how,
     vw_args_addi(&a, amount);
     vw_args_adds(&a, ref ? ref : "");
     vw_args_adds(&a, note ? note : "");
+    vw_args_adds(&a, exp);
+    vw_args_adds(&a, zone ? zone : "");
 
     snprintf(name, sizeof(name), "code.%s", how);
     key = vw_key(op->cf, "c:%s", code);
@@ -517,6 +588,9 @@ vw_code_balance(vw_op_t *op, vw_op_in_t *in, const char *how,
         json_object_set_new(o, "replayed", json_true());
     }
 
+    json_object_set_new(o, "type", json_string(strcmp(how, "credit") == 0
+                                               ? "credits_addition"
+                                               : "credits_removal"));
     freeReplyObject(r);
     *out = o;
 
