@@ -100,7 +100,7 @@ is($cs->{fcall} // 0, 4, 'no FCALL on the request path but the gift card\'s')
 my $ev = http($ng->port, 'POST', '/events',
               body => {id => 'ev-1', type => 'signup', customer => 'al'});
 is($ev->{status}, 200, 'an event through the nginx that uses the module');
-is($redis->commandstats->{fcall} // 0, 1, '... sent as FCALL voucher_event');
+is(($redis->commandstats->{fcall} // 0) - ($cs->{fcall} // 0), 1, '... sent as FCALL voucher_event');
 is($redis->cmd('XLEN', '{v}:events'), 1, '... and appended');
 
 # MODULE UNLOAD under load: every request answered once, through FCALL
