@@ -3,42 +3,20 @@
 // a campaign with every rule, see it listed, the engine's refusal next to
 // its field, edit it, pause and resume it.  Skipped, with the reason, when
 // the voucherd built here has no admin API.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServers, launch, newPage, shot, pairs } from './lib/harness.mjs';
+import { newPage, shot, pairs } from './lib/harness.mjs';
+import { adminEnv, fill, textOnce } from './lib/admin.mjs';
 
 const TOKEN = 'marketer-7f3a9c1e5d2b8046';
-let srv;
-let browser;
-let skip = false;
+const env = adminEnv({ token: TOKEN });
 
-before(async () => {
-  srv = await startServers({ voucherd: 1, token: TOKEN });
-  if (srv.voucherdError) {
-    skip = srv.voucherdError;
-    return;
-  }
-  browser = await launch();
-});
-
-after(async () => {
-  if (browser) await browser.close();
-  if (srv) await srv.stop();
-});
-
-async function fill(page, sel, value) {
-  await page.click(sel, { clickCount: 3 });
-  await page.keyboard.press('Backspace');
-  if (value) await page.type(sel, value);
-}
-
-const text = (page, sel) => page.$eval(sel, (e) => e.textContent);
-const campaignGet = async (id) => pairs(await srv.redis('FCALL', 'voucher_campaign_get', 1, `{v}:k:${id}`));
+const campaignGet = async (id) => pairs(await env.srv.redis('FCALL', 'voucher_campaign_get', 1, `{v}:k:${id}`));
 
 test('a marketer logs in and runs a campaign through the admin API', async (t) => {
-  if (skip) { t.skip(`no admin API: ${skip}`); return; }
-  const page = await newPage(browser, { lang: 'en', width: 1280, height: 900 });
-  await page.goto(`${srv.base}/dashboard/`);
+  if (env.skipped(t)) return;
+  const page = await newPage(env.browser, { lang: 'en', width: 1280, height: 900 });
+  await page.goto(`${env.srv.base}/dashboard/`);
   await page.waitForSelector('#login');
 
   await page.type('#token', 'not-the-token-at-all');
@@ -69,9 +47,8 @@ test('a marketer logs in and runs a campaign through the admin API', async (t) =
   await page.type('#f-include_categories', 'tea, coffee');
   await page.click('#save');
   // the engine refuses the zone: its message next to the field, nothing lost
-  await page.waitForFunction(() => document.querySelector('#err-tz_offset').textContent !== '');
-  assert.match(await text(page, '#err-tz_offset'), /The server says: .*tz_offset/);
-  assert.deepEqual(await srv.redis('EXISTS', '{v}:k:weekend'), 0);
+  assert.match(await textOnce(page, '#err-tz_offset'), /The server says: .*tz_offset/);
+  assert.deepEqual(await env.srv.redis('EXISTS', '{v}:k:weekend'), 0);
   await shot(page, 'admin-campaign-refused-en');
   await fill(page, '#f-tz_offset', '+07:00');
   await page.click('#save');
