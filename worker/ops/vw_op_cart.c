@@ -132,16 +132,20 @@ vw_cart_ok(const redisReply *r)
 }
 
 
-static redisReply *
-vw_cart_call(vw_op_t *op, const char *cmd, const char *fn, const char *key,
-    vw_args_t *rest, vw_operr_t *e)
+/* FCALL_RO fn on key with the arguments rest: its {ok, ...} reply as an
+ * object, or NULL with e said */
+
+static json_t *
+vw_cart_read(vw_op_t *op, const char *fn, const char *key, vw_args_t *rest,
+    vw_operr_t *e)
 {
     int          i;
+    json_t      *o;
     vw_args_t    a;
     redisReply  *r;
 
     memset(&a, 0, sizeof(vw_args_t));
-    vw_args_adds(&a, cmd);
+    vw_args_adds(&a, "FCALL_RO");
     vw_args_adds(&a, fn);
     vw_args_adds(&a, "1");
     vw_args_adds(&a, key);
@@ -153,7 +157,19 @@ vw_cart_call(vw_op_t *op, const char *cmd, const char *fn, const char *key,
     r = vw_op_run(op, &a, e);
     vw_args_free(&a);
 
-    return r;
+    if (r == NULL) {
+        return NULL;
+    }
+
+    o = vw_cart_ok(r);
+    freeReplyObject(r);
+
+    if (o == NULL) {
+        vw_op_fail(e, 500, "internal_error", NULL, "unexpected reply to %s",
+                   fn);
+    }
+
+    return o;
 }
 
 
@@ -170,7 +186,6 @@ vw_op_wallet_list(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
     int64_t      limit;
     vw_args_t    a;
     const char  *cursor;
-    redisReply  *r;
 
     static const char *const  names[] = { "cursor", "limit", NULL };
 
@@ -199,20 +214,12 @@ vw_op_wallet_list(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
     vw_args_addi(&a, limit);
 
     key = vw_key(op->cf, "w:%s", in->id);
-    r = vw_cart_call(op, "FCALL_RO", "voucher_wallet", key, &a, e);
+    o = vw_cart_read(op, "voucher_wallet", key, &a, e);
     free(key);
     vw_args_free(&a);
 
-    if (r == NULL) {
-        return -1;
-    }
-
-    o = vw_cart_ok(r);
-    freeReplyObject(r);
-
     if (o == NULL) {
-        return vw_op_fail(e, 500, "internal_error", NULL,
-                          "unexpected reply to voucher_wallet");
+        return -1;
     }
 
     items = json_incref(json_object_get(o, "codes"));
@@ -534,7 +541,6 @@ vw_op_qualify(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
     int64_t                   amount, sum;
     vw_args_t                 a, it;
     const char               *cust, *cur, *oid, *channel, *s;
-    redisReply               *r;
     static const char *const  names[] = {
         "customer", "order", "codes", "best", NULL
     };
@@ -684,20 +690,12 @@ vw_op_qualify(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
     vw_args_free(&it);
 
     key = vw_key(op->cf, "public");
-    r = vw_cart_call(op, "FCALL_RO", "voucher_qualify", key, &a, e);
+    o = vw_cart_read(op, "voucher_qualify", key, &a, e);
     free(key);
     vw_args_free(&a);
 
-    if (r == NULL) {
-        return -1;
-    }
-
-    o = vw_cart_ok(r);
-    freeReplyObject(r);
-
     if (o == NULL) {
-        return vw_op_fail(e, 500, "internal_error", NULL,
-                          "unexpected reply to voucher_qualify");
+        return -1;
     }
 
     *out = o;
