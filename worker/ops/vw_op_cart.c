@@ -236,25 +236,38 @@ vw_op_wallet_list(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
 }
 
 
-/* the body's "code" for a wallet change, normalised by the library */
+/*
+ * the body's "code" for a wallet change, normalised as the library keeps
+ * it into name (VW_CART_CODE_LEN + 1 bytes)
+ */
 
 static int
-vw_cart_wallet_code(vw_op_in_t *in, const char **code, vw_operr_t *e)
+vw_cart_wallet_code(vw_op_in_t *in, char *name, vw_operr_t *e)
 {
-    static const char *const  names[] = { "code", NULL };
+    const char                *code;
+    static const char *const   names[] = { "code", NULL };
 
-    *code = NULL;
+    code = NULL;
 
     if (vw_cart_member(in->id, e) != 0
         || vw_op_known(in->body, names, e) != 0
-        || vw_op_str(in, in->body, "code", 1, code, e) != 0)
+        || vw_op_str(in, in->body, "code", 1, &code, e) != 0)
     {
         return -1;
     }
 
-    if (strlen(*code) > VW_CART_CODE_LEN) {
+    if (strlen(code) > VW_CART_CODE_LEN) {
         return vw_op_fail(e, 400, "invalid_field", "code",
                           "code: at most %d characters", VW_CART_CODE_LEN);
+    }
+
+    if (voucher_code_normalize(code, strlen(code), name,
+                               VW_CART_CODE_LEN + 1)
+        == 0)
+    {
+        return vw_op_fail(e, 400, "invalid_field", "code",
+                          "code: printable ASCII, not empty once spaces "
+                          "and dashes go");
     }
 
     return 0;
@@ -268,17 +281,11 @@ vw_op_wallet_add(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
 {
     char        *key, name[VW_CART_CODE_LEN + 1];
     vw_args_t    a;
-    const char  *code, *s;
+    const char  *s;
     redisReply  *r;
 
-    if (vw_cart_wallet_code(in, &code, e) != 0) {
+    if (vw_cart_wallet_code(in, name, e) != 0) {
         return -1;
-    }
-
-    if (voucher_code_normalize(code, strlen(code), name, sizeof(name)) == 0) {
-        return vw_op_fail(e, 400, "invalid_field", "code",
-                          "code: printable ASCII, not empty once spaces "
-                          "and dashes go");
     }
 
     memset(&a, 0, sizeof(vw_args_t));
@@ -326,17 +333,10 @@ vw_op_wallet_remove(vw_op_t *op, vw_op_in_t *in, json_t **out,
 {
     char        *key, name[VW_CART_CODE_LEN + 1];
     vw_args_t    a;
-    const char  *code;
     redisReply  *r;
 
-    if (vw_cart_wallet_code(in, &code, e) != 0) {
+    if (vw_cart_wallet_code(in, name, e) != 0) {
         return -1;
-    }
-
-    if (voucher_code_normalize(code, strlen(code), name, sizeof(name)) == 0) {
-        return vw_op_fail(e, 400, "invalid_field", "code",
-                          "code: printable ASCII, not empty once spaces "
-                          "and dashes go");
     }
 
     memset(&a, 0, sizeof(vw_args_t));
