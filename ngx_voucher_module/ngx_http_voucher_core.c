@@ -61,6 +61,16 @@ static void ngx_http_voucher_limit_result(ngx_http_voucher_core_t *core,
 static void ngx_http_voucher_cleanup(void *data);
 
 
+/* a command's next argument, and its function's name: in argv and
+ * argvlen at n, the builder's own */
+
+#define ngx_http_voucher_arg(s, l)                                           \
+    argv[n] = (const char *) (s); argvlen[n] = (l); n++
+
+#define ngx_http_voucher_fn(name)                                            \
+    ngx_http_voucher_arg(VOUCHER_FN(name), sizeof(VOUCHER_FN(name)) - 1)
+
+
 /*
  * The preflight of a request the front door has read and checked: the
  * code checked offline (a code refused there is a guess), the lockout
@@ -353,9 +363,6 @@ ngx_http_voucher_command_codes(ngx_http_voucher_core_t *core,
         return NGX_ERROR;
     }
 
-#define ngx_http_voucher_arg(s, l)                                           \
-    argv[n] = (const char *) (s); argvlen[n] = (l); n++
-
 #define ngx_http_voucher_num(v)                                              \
     p = num; num = ngx_http_voucher_int64(num, (int64_t) (v));                 \
     ngx_http_voucher_arg(p, num - p)
@@ -364,8 +371,7 @@ ngx_http_voucher_command_codes(ngx_http_voucher_core_t *core,
 
     if (core->api == NGX_HTTP_VOUCHER_OP_QUALIFY) {
         ngx_http_voucher_arg("FCALL_RO", 8);
-        ngx_http_voucher_arg(VOUCHER_FN("voucher_qualify"),
-                             sizeof(VOUCHER_FN("voucher_qualify")) - 1);
+        ngx_http_voucher_fn("voucher_qualify");
         ngx_http_voucher_arg("1", 1);
         p = ngx_sprintf(key, "{%V}:public", &vlcf->ns);
         ngx_http_voucher_arg(key, p - key);
@@ -387,8 +393,7 @@ ngx_http_voucher_command_codes(ngx_http_voucher_core_t *core,
 
     } else {
         ngx_http_voucher_arg("FCALL", 5);
-        ngx_http_voucher_arg(VOUCHER_FN("voucher_stack"),
-                             sizeof(VOUCHER_FN("voucher_stack")) - 1);
+        ngx_http_voucher_fn("voucher_stack");
         ngx_http_voucher_arg("1", 1);
         p = ngx_sprintf(key, "{%V}:log", &vlcf->ns);
         ngx_http_voucher_arg(key, p - key);
@@ -461,7 +466,6 @@ ngx_http_voucher_command_codes(ngx_http_voucher_core_t *core,
     }
 
 #undef ngx_http_voucher_num
-#undef ngx_http_voucher_arg
 
     for (i = 0; i < n; i++) {
         if (argv[i] == NULL) {
@@ -689,9 +693,6 @@ ngx_http_voucher_command(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-#define ngx_http_voucher_arg(s, l)                                           \
-    argv[n] = (const char *) (s); argvlen[n] = (l); n++
-
     n = 0;
 
     ngx_http_voucher_arg("FCALL", 5);
@@ -699,33 +700,27 @@ ngx_http_voucher_command(ngx_http_request_t *r,
     switch (req->op) {
 
     case NGX_HTTP_VOUCHER_OP_VALIDATE:
-        ngx_http_voucher_arg(VOUCHER_FN("voucher_validate"),
-                             sizeof(VOUCHER_FN("voucher_validate")) - 1);
+        ngx_http_voucher_fn("voucher_validate");
         break;
 
     case NGX_HTTP_VOUCHER_OP_REDEEM:
-        ngx_http_voucher_arg(VOUCHER_FN("voucher_redeem"),
-                             sizeof(VOUCHER_FN("voucher_redeem")) - 1);
+        ngx_http_voucher_fn("voucher_redeem");
         break;
 
     case NGX_HTTP_VOUCHER_OP_RESERVE:
-        ngx_http_voucher_arg(VOUCHER_FN("voucher_reserve"),
-                             sizeof(VOUCHER_FN("voucher_reserve")) - 1);
+        ngx_http_voucher_fn("voucher_reserve");
         break;
 
     case NGX_HTTP_VOUCHER_OP_CONFIRM:
-        ngx_http_voucher_arg(VOUCHER_FN("voucher_confirm"),
-                             sizeof(VOUCHER_FN("voucher_confirm")) - 1);
+        ngx_http_voucher_fn("voucher_confirm");
         break;
 
     case NGX_HTTP_VOUCHER_OP_RELEASE:
-        ngx_http_voucher_arg(VOUCHER_FN("voucher_release"),
-                             sizeof(VOUCHER_FN("voucher_release")) - 1);
+        ngx_http_voucher_fn("voucher_release");
         break;
 
     default: /* NGX_HTTP_VOUCHER_OP_ROLLBACK */
-        ngx_http_voucher_arg(VOUCHER_FN("voucher_rollback"),
-                             sizeof(VOUCHER_FN("voucher_rollback")) - 1);
+        ngx_http_voucher_fn("voucher_rollback");
         break;
     }
 
@@ -825,7 +820,6 @@ ngx_http_voucher_command(ngx_http_request_t *r,
         n += nl;
     }
 
-#undef ngx_http_voucher_arg
 
     /* empty strings must not be NULL pointers for hiredis */
 
@@ -978,26 +972,20 @@ ngx_http_voucher_command_loyalty(ngx_http_request_t *r,
 
     n = 0;
 
-#define ngx_http_voucher_arg(s, l)                                           \
-    argv[n] = (const char *) (s); argvlen[n] = (l); n++
-
     ngx_http_voucher_arg("FCALL", 5);
 
     switch (req->op) {
 
     case NGX_HTTP_VOUCHER_OP_LOYALTY_EARN:
-        ngx_http_voucher_arg(VOUCHER_FN("voucher_loyalty_earn"),
-            sizeof(VOUCHER_FN("voucher_loyalty_earn")) - 1);
+        ngx_http_voucher_fn("voucher_loyalty_earn");
         break;
 
     case NGX_HTTP_VOUCHER_OP_LOYALTY_BALANCE:
-        ngx_http_voucher_arg(VOUCHER_FN("voucher_loyalty_balance"),
-            sizeof(VOUCHER_FN("voucher_loyalty_balance")) - 1);
+        ngx_http_voucher_fn("voucher_loyalty_balance");
         break;
 
     default: /* NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY */
-        ngx_http_voucher_arg(VOUCHER_FN("voucher_loyalty_ledger"),
-            sizeof(VOUCHER_FN("voucher_loyalty_ledger")) - 1);
+        ngx_http_voucher_fn("voucher_loyalty_ledger");
         break;
     }
 
@@ -1041,7 +1029,6 @@ ngx_http_voucher_command_loyalty(ngx_http_request_t *r,
         ngx_http_voucher_arg(req->before.data, req->before.len);
     }
 
-#undef ngx_http_voucher_arg
 
     nl = ngx_http_voucher_limit_args(r, vlcf, req->op, &argv[n],
                                      &argvlen[n]);
@@ -1114,17 +1101,13 @@ ngx_http_voucher_command_event(ngx_http_request_t *r,
 
     n = 0;
 
-#define ngx_http_voucher_arg(s, l)                                           \
-    argv[n] = (const char *) (s); argvlen[n] = (l); n++
-
 #define ngx_http_voucher_pair(name, s, l)                                    \
     ngx_http_voucher_arg(name, sizeof(name) - 1);                            \
     ngx_http_voucher_arg(s, l);                                              \
     npairs++
 
     ngx_http_voucher_arg("FCALL", 5);
-    ngx_http_voucher_arg(VOUCHER_FN("voucher_event"),
-                         sizeof(VOUCHER_FN("voucher_event")) - 1);
+    ngx_http_voucher_fn("voucher_event");
     ngx_http_voucher_arg("1", 1);
 
     p = ngx_sprintf(key, "{%V}:events", &vlcf->ns);
@@ -1204,7 +1187,6 @@ ngx_http_voucher_command_event(ngx_http_request_t *r,
     argvlen[i] = p - num;
 
 #undef ngx_http_voucher_pair
-#undef ngx_http_voucher_arg
 
     nl = ngx_http_voucher_limit_args(r, vlcf, req->op, &argv[n],
                                      &argvlen[n]);

@@ -187,6 +187,8 @@ static int ngx_http_voucher_check_keys(ngx_http_voucher_ctx_t *ctx,
 static int ngx_http_voucher_get_str(ngx_http_voucher_ctx_t *ctx,
     json_t *v, const char *prefix, const ngx_http_voucher_field_t *f,
     int required, ngx_http_voucher_str_t *out);
+static int ngx_http_voucher_get_member(ngx_http_voucher_ctx_t *ctx,
+    json_t *v, const char *why, ngx_http_voucher_str_t *out);
 static int ngx_http_voucher_str_rule(const ngx_http_voucher_field_t *f,
     const unsigned char *s, size_t len, const ngx_http_voucher_limits_t *lim,
     ngx_http_voucher_error_t *err, const char *prefix);
@@ -1328,20 +1330,12 @@ ngx_http_voucher_parse_loyalty(ngx_http_voucher_ctx_t *ctx, json_t *root,
         return -1;
     }
 
-    if (ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_MEMBER], "",
-                                 ngx_http_voucher_field(CUSTOMER),
-                                 NGX_HTTP_VOUCHER_REQUIRED, &req->customer)
+    if (ngx_http_voucher_get_member(ctx, f[NGX_HTTP_VOUCHER_F_MEMBER],
+                                    "is a loyalty member id here: "
+                                    "no spaces", &req->customer)
         != 0)
     {
         return -1;
-    }
-
-    if (memchr(req->customer.data, ' ', req->customer.len)) {
-        return ngx_http_voucher_fail(ctx->err,
-                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
-                                     "", "customer",
-                                     "is a loyalty member id here: "
-                                     "no spaces");
     }
 
     if (req->op == NGX_HTTP_VOUCHER_OP_LOYALTY_HISTORY) {
@@ -1434,19 +1428,12 @@ ngx_http_voucher_parse_event(ngx_http_voucher_ctx_t *ctx, json_t *root,
         }
     }
 
-    if (ngx_http_voucher_get_str(ctx, f[2], "",
-                                 ngx_http_voucher_field(CUSTOMER),
-                                 NGX_HTTP_VOUCHER_REQUIRED, &req->customer)
+    if (ngx_http_voucher_get_member(ctx, f[2],
+                                    "is a member id here: no spaces",
+                                    &req->customer)
         != 0)
     {
         return -1;
-    }
-
-    if (memchr(req->customer.data, ' ', req->customer.len)) {
-        return ngx_http_voucher_fail(ctx->err,
-                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
-                                     "", "customer",
-                                     "is a member id here: no spaces");
     }
 
     if (ngx_http_voucher_get_int(ctx, f[3], "",
@@ -1573,6 +1560,29 @@ ngx_http_voucher_check_keys(ngx_http_voucher_ctx_t *ctx, json_t *obj,
                                          key[0] != '\0' ? key : "(empty)",
                                          "is not a known field");
         }
+    }
+
+    return 0;
+}
+
+
+/* a required customer that is a member id: no spaces (why says so) */
+
+static int
+ngx_http_voucher_get_member(ngx_http_voucher_ctx_t *ctx, json_t *v,
+    const char *why, ngx_http_voucher_str_t *out)
+{
+    if (ngx_http_voucher_get_str(ctx, v, "", ngx_http_voucher_field(CUSTOMER),
+                                 NGX_HTTP_VOUCHER_REQUIRED, out)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (memchr(out->data, ' ', out->len)) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     "", "customer", "%s", why);
     }
 
     return 0;

@@ -33,6 +33,9 @@ static ngx_int_t ngx_http_voucher_metrics_head(
     ngx_http_voucher_metrics_out_t *o, const char *name, const char *type,
     const char *help);
 static ngx_str_t *ngx_http_voucher_metrics_reason(ngx_uint_t i);
+static ngx_http_voucher_metrics_store_t *ngx_http_voucher_metrics_store(
+    ngx_http_voucher_metrics_sh_t *sh, ngx_uint_t *i, u_char *name,
+    size_t *len);
 static u_char *ngx_http_voucher_metrics_escape(u_char *dst, u_char *src,
     size_t len);
 
@@ -334,16 +337,10 @@ ngx_http_voucher_metrics_render(ngx_http_voucher_metrics_out_t *o,
                           "Connections to Redis of every worker, by "
                           "state.");
 
-    for (i = 0; i < NGX_HTTP_VOUCHER_M_STORES; i++) {
-        ms = &sh->stores[i];
-
-        if (!ms->used) {
-            continue;
-        }
-
-        nlen = ngx_http_voucher_metrics_escape(nbuf, ms->name, ms->len)
-               - nbuf;
-
+    for (i = 0;
+         (ms = ngx_http_voucher_metrics_store(sh, &i, nbuf, &nlen));
+         i++)
+    {
         for (p = 0; p < 2; p++) {
             any = (ms->conns[p][0] | ms->conns[p][1] | ms->conns[p][2]);
 
@@ -362,16 +359,12 @@ ngx_http_voucher_metrics_render(ngx_http_voucher_metrics_out_t *o,
     }
 
 #define ngx_http_voucher_each_store(metric, type, help, field)               \
-    ngx_http_voucher_head(metric, type, help);                                 \
-    for (i = 0; i < NGX_HTTP_VOUCHER_M_STORES; i++) {                        \
-        ms = &sh->stores[i];                                                 \
-        if (!ms->used) {                                                     \
-            continue;                                                        \
-        }                                                                    \
-        nlen = ngx_http_voucher_metrics_escape(nbuf, ms->name, ms->len)      \
-               - nbuf;                                                       \
-        ngx_http_voucher_m((o, metric "{store=\"%*s\"} %A\n",                \
-                            nlen, nbuf,                      \
+    ngx_http_voucher_head(metric, type, help);                               \
+    for (i = 0;                                                              \
+         (ms = ngx_http_voucher_metrics_store(sh, &i, nbuf, &nlen));         \
+         i++)                                                                \
+    {                                                                        \
+        ngx_http_voucher_m((o, metric "{store=\"%*s\"} %A\n", nlen, nbuf,    \
                             (ngx_atomic_int_t) (field)));                    \
     }
 
@@ -395,16 +388,10 @@ ngx_http_voucher_metrics_render(ngx_http_voucher_metrics_out_t *o,
                           "Round trips to Redis, by store and by the path "
                           "that answered.");
 
-    for (i = 0; i < NGX_HTTP_VOUCHER_M_STORES; i++) {
-        ms = &sh->stores[i];
-
-        if (!ms->used) {
-            continue;
-        }
-
-        nlen = ngx_http_voucher_metrics_escape(nbuf, ms->name, ms->len)
-               - nbuf;
-
+    for (i = 0;
+         (ms = ngx_http_voucher_metrics_store(sh, &i, nbuf, &nlen));
+         i++)
+    {
         for (p = 0; p < 2; p++) {
             cum = 0;
 
@@ -445,6 +432,29 @@ ngx_http_voucher_metrics_render(ngx_http_voucher_metrics_out_t *o,
 #undef ngx_http_voucher_m
 
     return NGX_OK;
+}
+
+
+/* the store in use at *i or after it (its index left in *i), its name
+ * escaped for a label in name; NULL past the last */
+
+static ngx_http_voucher_metrics_store_t *
+ngx_http_voucher_metrics_store(ngx_http_voucher_metrics_sh_t *sh,
+    ngx_uint_t *i, u_char *name, size_t *len)
+{
+    ngx_http_voucher_metrics_store_t  *ms;
+
+    for ( /* void */ ; *i < NGX_HTTP_VOUCHER_M_STORES; (*i)++) {
+        ms = &sh->stores[*i];
+
+        if (ms->used) {
+            *len = ngx_http_voucher_metrics_escape(name, ms->name, ms->len)
+                   - name;
+            return ms;
+        }
+    }
+
+    return NULL;
 }
 
 

@@ -9,6 +9,7 @@ import { createClient, getToken, setToken, AdminError, enc } from './admin.js';
 import { formToCampaign, campaignToForm, KINDS, MONEY_VALUE } from './campaign-form.js';
 import { h, clear, $ } from './dom.js';
 import { field } from './field.js';
+import { draftGet, draftSet, draftDel, setError, clearErrors } from './kit.js';
 // screens in their own files: overview, reports, loyalty (f(ctx, parts,
 // query) with viewContext below); codes, members, segments, automations
 // (f(ctx, path parts after the screen, query))
@@ -26,10 +27,6 @@ let redraw = () => {};
 
 const SCREENS = ['overview', 'campaigns', 'codes', 'members', 'segments', 'automations', 'reports', 'loyalty'];
 const OWN = { codes: codesScreen, members: membersScreen, segments: segmentsScreen, automations: automationsScreen };
-
-function draftGet(k) { try { return JSON.parse(sessionStorage.getItem('voucher.draft.' + k)); } catch { return null; } }
-function draftSet(k, v) { try { sessionStorage.setItem('voucher.draft.' + k, JSON.stringify(v)); } catch { /* full */ } }
-function draftDel(k) { try { sessionStorage.removeItem('voucher.draft.' + k); } catch { /* none */ } }
 
 // a failed call as a sentence
 function errorText(e) {
@@ -278,15 +275,10 @@ function campaignForm(root, id, keep) {
   };
   const errors = {};
   const showErrors = () => {
-    for (const p of form.querySelectorAll('.field-error')) p.textContent = '';
-    for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
+    clearErrors(form);
     for (const [f, make] of Object.entries(errors)) {
-      const p = $('#err-' + f) || null;
       const text = make();
-      if (p) p.textContent = text;
-      else showBanner(text);
-      const el = $('#f-' + f);
-      if (el) el.setAttribute('aria-invalid', 'true');
+      if (!setError(f, text)) showBanner(text);
     }
   };
 

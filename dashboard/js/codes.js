@@ -7,9 +7,10 @@ import { enc, AdminError } from './admin.js';
 import { parseMoney } from './money.js';
 import { h, $, clear } from './dom.js';
 import {
-  fieldBox, setError, clearErrors, engineError, rawCall, showCode, codePatterns, money, when,
+  setError, clearErrors, engineError, rawCall, showCode, codePatterns, money, when,
   clock, table, fileOrText, draftGet, draftSet,
 } from './kit.js';
+import { field } from './field.js';
 
 const POLL_MS = 400;
 let watching = null;   // the job being followed: { id, stop }
@@ -125,7 +126,7 @@ export async function codesScreen(ctx, parts, query) {
 
   const find = h('form', { class: 'card', id: 'find-form', novalidate: true },
     h('h2', { text: t('codes.find_title') }),
-    fieldBox('find', t('codes.find'), input({ value: keep.find || '', class: 'code-input' }), t('codes.find_hint')),
+    field('find', t('codes.find'), input({ value: keep.find || '', class: 'code-input' }), t('codes.find_hint')),
     h('button', { type: 'submit', class: 'primary', id: 'find-go', text: t('codes.find_go') }));
   find.addEventListener('submit', (ev) => {
     ev.preventDefault();
@@ -137,9 +138,9 @@ export async function codesScreen(ctx, parts, query) {
   const issue = h('form', { class: 'card', id: 'issue-form', novalidate: true },
     h('h2', { text: t('codes.issue_title') }),
     h('div', { class: 'grid2' },
-      fieldBox('issue_campaign', t('codes.campaign'), campaignSelect('issue_campaign', campaigns, keep.issue_campaign)),
-      fieldBox('count', t('codes.count'), input({ inputmode: 'numeric', value: keep.count || '' }), t('codes.count_hint')),
-      fieldBox('pattern', t('codes.pattern'), input({ value: keep.pattern || '', placeholder: 'SALE-####-####' }), t('codes.pattern_hint'))),
+      field('issue_campaign', t('codes.campaign'), campaignSelect('issue_campaign', campaigns, keep.issue_campaign)),
+      field('count', t('codes.count'), input({ inputmode: 'numeric', value: keep.count || '' }), t('codes.count_hint')),
+      field('pattern', t('codes.pattern'), input({ value: keep.pattern || '', placeholder: 'SALE-####-####' }), t('codes.pattern_hint'))),
     h('button', { type: 'submit', class: 'primary', id: 'issue-go', text: t('codes.issue_go') }), slots['codes.issue']);
   issue.addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -164,9 +165,9 @@ export async function codesScreen(ctx, parts, query) {
 
   const importForm = h('form', { class: 'card', id: 'import-form', novalidate: true },
     h('h2', { text: t('codes.import_title') }),
-    fieldBox('import_campaign', t('codes.campaign'), campaignSelect('import_campaign', campaigns, keep.import_campaign), t('codes.import_campaign_hint')),
-    fieldBox('import_file', t('codes.import_file'), h('input', { type: 'file', accept: '.csv,text/csv' })),
-    fieldBox('import_text', t('codes.import_text'), h('textarea', { rows: 4, spellcheck: 'false' }), t('codes.import_hint')),
+    field('import_campaign', t('codes.campaign'), campaignSelect('import_campaign', campaigns, keep.import_campaign), t('codes.import_campaign_hint')),
+    field('import_file', t('codes.import_file'), h('input', { type: 'file', accept: '.csv,text/csv' })),
+    field('import_text', t('codes.import_text'), h('textarea', { rows: 4, spellcheck: 'false' }), t('codes.import_hint')),
     h('button', { type: 'submit', class: 'primary', id: 'import-go', text: t('codes.import_go') }), slots['codes.import']);
   importForm.querySelector('#f-import_text').value = keep.import_text || '';
   importForm.addEventListener('submit', async (ev) => {
@@ -188,8 +189,8 @@ export async function codesScreen(ctx, parts, query) {
   const exportForm = h('form', { class: 'card', id: 'export-form', novalidate: true },
     h('h2', { text: t('codes.export_title') }),
     h('div', { class: 'grid2' },
-      fieldBox('export_campaign', t('codes.campaign'), campaignSelect('export_campaign', campaigns, keep.export_campaign)),
-      fieldBox('export_format', t('codes.format'), h('select', {},
+      field('export_campaign', t('codes.campaign'), campaignSelect('export_campaign', campaigns, keep.export_campaign)),
+      field('export_format', t('codes.format'), h('select', {},
         h('option', { value: 'csv', text: 'CSV' }), h('option', { value: 'jsonl', selected: keep.export_format === 'jsonl', text: 'JSON lines' })))),
     h('button', { type: 'submit', class: 'primary', id: 'export-go', text: t('codes.export_go') }), slots['codes.export']);
   exportForm.addEventListener('submit', async (ev) => {
@@ -265,9 +266,9 @@ async function codePage(ctx, typed) {
     const form = h('form', { class: 'card', id: 'credit-form', novalidate: true },
       h('h2', { text: t('codes.credit_title') }),
       h('div', { class: 'grid2' },
-        fieldBox('credit_amount', t('codes.credit_amount', { symbol: money(0, cur).replace(/[\d.,\s]/g, '') }),
+        field('credit_amount', t('codes.credit_amount', { symbol: money(0, cur).replace(/[\d.,\s]/g, '') }),
           h('input', { inputmode: 'decimal', autocomplete: 'off', value: keep.amount || '' })),
-        fieldBox('credit_note', t('codes.credit_note'), h('input', { autocomplete: 'off', maxlength: 200, value: keep.note || '' }))),
+        field('credit_note', t('codes.credit_note'), h('input', { autocomplete: 'off', maxlength: 200, value: keep.note || '' }))),
       h('button', { type: 'submit', class: 'primary', id: 'credit-go', text: t('codes.credit_go') }));
     // one ref per top-up typed: a retry after a lost answer is not a second top-up
     const ref = keep.ref || ('dash-' + Date.now().toString(36) + Math.random().toString(36).slice(2, 8));

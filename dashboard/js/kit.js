@@ -1,5 +1,5 @@
-// What the codes, members, segments and automations screens share: fields
-// with their error line, the engine's reason put next to its field, raw
+// What the codes, members, segments and automations screens share: fields'
+// error lines, the engine's reason put next to its field, raw
 // (non-JSON) calls to the admin API, codes shown in their pattern, drafts
 // kept in the tab.  Text from data always goes in as text (dom.js).
 import { t, locale } from './i18n.js';
@@ -10,17 +10,6 @@ import { h, $ } from './dom.js';
 export function draftGet(k) { try { return JSON.parse(sessionStorage.getItem('voucher.draft.' + k)); } catch { return null; } }
 export function draftSet(k, v) { try { sessionStorage.setItem('voucher.draft.' + k, JSON.stringify(v)); } catch { /* full */ } }
 export function draftDel(k) { try { sessionStorage.removeItem('voucher.draft.' + k); } catch { /* none */ } }
-
-// a labelled field with its hint and its error line (#err-<id>)
-export function fieldBox(id, label, input, hint) {
-  input.id = 'f-' + id;
-  if (!input.name) input.name = id;
-  input.setAttribute('aria-describedby', `err-${id}` + (hint ? ` hint-${id}` : ''));
-  return h('div', { class: 'field', dataset: { field: id } },
-    h('label', { for: 'f-' + id, text: label }), input,
-    hint ? h('p', { class: 'hint', id: 'hint-' + id, text: hint }) : null,
-    h('p', { class: 'field-error', id: 'err-' + id, 'aria-live': 'polite' }));
-}
 
 export function setError(id, text) {
   const p = $('#err-' + id);

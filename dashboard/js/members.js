@@ -5,9 +5,10 @@ import { t } from './i18n.js';
 import { enc, AdminError } from './admin.js';
 import { h, $, clear } from './dom.js';
 import {
-  fieldBox, setError, clearErrors, engineError, rawCall, showCode, codePatterns, money, when,
+  setError, clearErrors, engineError, rawCall, showCode, codePatterns, money, when,
   table, fileOrText, draftGet, draftSet,
 } from './kit.js';
+import { field } from './field.js';
 import { jobPanel } from './codes.js';
 
 export async function membersScreen(ctx, parts, query) {
@@ -28,8 +29,8 @@ export async function membersScreen(ctx, parts, query) {
   const keep = draftGet('members.import') || {};
   const imp = h('form', { class: 'card', id: 'member-import', novalidate: true },
     h('h2', { text: t('members.import_title') }),
-    fieldBox('members_file', t('members.import_file'), h('input', { type: 'file', accept: '.csv,.jsonl,.json,text/csv' })),
-    fieldBox('members_text', t('members.import_text'), h('textarea', { rows: 4, spellcheck: 'false' }), t('members.import_hint')),
+    field('members_file', t('members.import_file'), h('input', { type: 'file', accept: '.csv,.jsonl,.json,text/csv' })),
+    field('members_text', t('members.import_text'), h('textarea', { rows: 4, spellcheck: 'false' }), t('members.import_hint')),
     h('button', { type: 'submit', class: 'primary', id: 'members-import-go', text: t('members.import_go') }),
     h('div', { id: 'members-job' }));
   imp.querySelector('#f-members_text').value = keep.text || '';

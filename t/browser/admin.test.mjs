@@ -4,42 +4,20 @@
 // its field, edit it, pause and resume it; the reports screen's gift-card
 // liability in baht and Thai dates.  Skipped, with the reason, when the
 // voucherd built here has no admin API.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServers, launch, newPage, shot, pairs } from './lib/harness.mjs';
+import { newPage, shot, pairs } from './lib/harness.mjs';
+import { adminEnv, fill, text, textOnce } from './lib/admin.mjs';
 
 const TOKEN = 'marketer-7f3a9c1e5d2b8046';
-let srv;
-let browser;
-let skip = false;
+const env = adminEnv({ token: TOKEN });
 
-before(async () => {
-  srv = await startServers({ voucherd: 1, token: TOKEN });
-  if (srv.voucherdError) {
-    skip = srv.voucherdError;
-    return;
-  }
-  browser = await launch();
-});
-
-after(async () => {
-  if (browser) await browser.close();
-  if (srv) await srv.stop();
-});
-
-async function fill(page, sel, value) {
-  await page.click(sel, { clickCount: 3 });
-  await page.keyboard.press('Backspace');
-  if (value) await page.type(sel, value);
-}
-
-const text = (page, sel) => page.$eval(sel, (e) => e.textContent);
-const campaignGet = async (id) => pairs(await srv.redis('FCALL', 'voucher_campaign_get', 1, `{v}:k:${id}`));
+const campaignGet = async (id) => pairs(await env.srv.redis('FCALL', 'voucher_campaign_get', 1, `{v}:k:${id}`));
 
 test('a marketer logs in and runs a campaign through the admin API', async (t) => {
-  if (skip) { t.skip(`no admin API: ${skip}`); return; }
-  const page = await newPage(browser, { lang: 'en', width: 1280, height: 900 });
-  await page.goto(`${srv.base}/dashboard/`);
+  if (env.skipped(t)) return;
+  const page = await newPage(env.browser, { lang: 'en', width: 1280, height: 900 });
+  await page.goto(`${env.srv.base}/dashboard/`);
   await page.waitForSelector('#login');
 
   await page.type('#token', 'not-the-token-at-all');
@@ -70,9 +48,8 @@ test('a marketer logs in and runs a campaign through the admin API', async (t) =
   await page.type('#f-include_categories', 'tea, coffee');
   await page.click('#save');
   // the engine refuses the zone: its message next to the field, nothing lost
-  await page.waitForFunction(() => document.querySelector('#err-tz_offset').textContent !== '');
-  assert.match(await text(page, '#err-tz_offset'), /The server says: .*tz_offset/);
-  assert.deepEqual(await srv.redis('EXISTS', '{v}:k:weekend'), 0);
+  assert.match(await textOnce(page, '#err-tz_offset'), /The server says: .*tz_offset/);
+  assert.deepEqual(await env.srv.redis('EXISTS', '{v}:k:weekend'), 0);
   await shot(page, 'admin-campaign-refused-en');
   await fill(page, '#f-tz_offset', '+07:00');
   await page.click('#save');
@@ -116,9 +93,9 @@ test('a marketer logs in and runs a campaign through the admin API', async (t) =
 });
 
 test('reports: what the gift cards still hold, in baht, by age and by the day it ends', async (t) => {
-  if (skip) { t.skip(`no admin API: ${skip}`); return; }
+  if (env.skipped(t)) return;
   const call = async (method, p, body) => {
-    const r = await fetch(`${srv.base}/v1/${p}`, { method, body: body && JSON.stringify(body),
+    const r = await fetch(`${env.srv.base}/v1/${p}`, { method, body: body && JSON.stringify(body),
       headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' } });
     return { status: r.status, json: await r.json() };
   };
@@ -129,13 +106,13 @@ test('reports: what the gift cards still hold, in baht, by age and by the day it
   assert.equal(cr.status, 200);
   assert.equal(cr.json.balance, 125000);
 
-  const page = await newPage(browser, { lang: 'th', width: 1280, height: 900 });
-  await page.goto(`${srv.base}/dashboard/`);
+  const page = await newPage(env.browser, { lang: 'th', width: 1280, height: 900 });
+  await page.goto(`${env.srv.base}/dashboard/`);
   await page.waitForSelector('#login');
   await page.type('#token', TOKEN);
   await page.click('#login-submit');
   await page.waitForSelector('#campaigns');
-  await page.goto(`${srv.base}/dashboard/#/reports`);
+  await page.goto(`${env.srv.base}/dashboard/#/reports`);
   await page.waitForSelector('#liability-campaigns tr[data-campaign="gifts"]');
   const row = await text(page, '#liability-campaigns tr[data-campaign="gifts"]');
   assert.match(row, /gifts\s*1\s*฿1,250\.00\s*฿250\.00/, 'one card: ฿1,250.00, ฿250.00 of it ending');

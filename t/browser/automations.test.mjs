@@ -4,24 +4,17 @@
 // shop's zone; the preview with Thai text, baht and the member's name; a
 // lost connection said plainly with nothing typed lost; Thai and English;
 // a phone's width.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServers, launch, shot } from './lib/harness.mjs';
-import { admin, jobEnd, dashboard, fill, text } from './lib/admin.mjs';
+import { shot } from './lib/harness.mjs';
+import { admin, jobEnd, dashboard, fill, text, adminEnv, textOnce } from './lib/admin.mjs';
 import { formToDefinition, splitSchedule, joinSchedule } from '../../dashboard/js/automations.js';
 import { ruleText, parseRules } from '../../dashboard/js/segments.js';
 import { showCode } from '../../dashboard/js/kit.js';
 
 const TOKEN = 'marketer-7f3a9c1e5d2b8046';
-let srv;
-let browser;
-let skip = false;
-
-before(async () => {
-  // the channel's URL is never called here: nothing is run
-  srv = await startServers({ voucherd: 1, token: TOKEN, webhook: 'http://127.0.0.1:9/never' });
-  if (srv.voucherdError) { skip = srv.voucherdError; return; }
-  browser = await launch();
+// the channel's URL is never called here: nothing is run
+const env = adminEnv({ token: TOKEN, webhook: 'http://127.0.0.1:9/never' }, async (srv) => {
   await admin(srv, TOKEN, 'POST', 'campaigns', { id: 'weekend', name: 'ลดสุดสัปดาห์', kind: 'amount', value: 12050, currency: 'THB', tz_offset: '+07:00' });
   await admin(srv, TOKEN, 'POST', 'campaigns', { id: 'welcome', name: 'Welcome', kind: 'percent', value: 1000, currency: 'THB', tz_offset: '+07:00' });
   const j = await admin(srv, TOKEN, 'POST', 'jobs/members/import',
@@ -29,14 +22,9 @@ before(async () => {
   assert.equal((await jobEnd(srv, TOKEN, j.id)).state, 'done');
 });
 
-after(async () => {
-  if (browser) await browser.close();
-  if (srv) await srv.stop();
-});
-
 test('a weekly automation: checks next to the fields, the calendar, the preview', async (t) => {
-  if (skip) { t.skip(`no admin API: ${skip}`); return; }
-  const page = await dashboard(browser, srv, TOKEN, '#/automations/new?segment=tier%3Agold', { lang: 'th', width: 1280, height: 900 });
+  if (env.skipped(t)) return;
+  const page = await dashboard(env.browser, env.srv, TOKEN, '#/automations/new?segment=tier%3Agold', { lang: 'th', width: 1280, height: 900 });
   await page.waitForSelector('#f-campaign option[value="weekend"]');
   assert.equal(await page.$eval('#f-segment', (i) => i.value), 'tier:gold', 'the segment from the builder');
   await page.click('#auto-save');
@@ -51,18 +39,16 @@ test('a weekly automation: checks next to the fields, the calendar, the preview'
   await page.type('#f-message', 'คุณ {{name}} รับส่วนลด {{discount}} ด้วยโค้ด {{code}} {{nope}}');
   await page.click('#auto-save');
   // the engine's reasons, one at a time, each next to its field
-  await page.waitForFunction(() => document.querySelector('#err-kind').textContent !== '');
-  assert.match(await text(page, '#err-kind'), /เซิร์ฟเวอร์แจ้งว่า: schedule "weekly sat,sum 09:00"/);
+  assert.match(await textOnce(page, '#err-kind'), /เซิร์ฟเวอร์แจ้งว่า: schedule "weekly sat,sum 09:00"/);
   await fill(page, '#f-detail', 'sat,sun');
   await page.click('#auto-save');
-  await page.waitForFunction(() => document.querySelector('#err-message').textContent !== '');
-  assert.match(await text(page, '#err-message'), /unknown field "nope"/);
+  assert.match(await textOnce(page, '#err-message'), /unknown field "nope"/);
   await shot(page, 'auto-refused-th');
   const msg = await page.$eval('#f-message', (i) => i.value);
   await fill(page, '#f-message', msg.replace(' {{nope}}', ''));
   await page.click('#auto-save');
   await page.waitForSelector('#auto-run');
-  const def = (await admin(srv, TOKEN, 'GET', 'automations/weekend')).definition;
+  const def = (await admin(env.srv, TOKEN, 'GET', 'automations/weekend')).definition;
   assert.equal(def.schedule, 'weekly sat,sun 09:00');
   assert.equal(def.segment, 'tier:gold');
   assert.equal(def.channel, 'hook');
@@ -82,11 +68,11 @@ test('a weekly automation: checks next to the fields, the calendar, the preview'
   assert.equal(next.length, 5);
   for (const n of next) assert.match(n, /09:00/);
   // the list and its calendar
-  await page.goto(`${srv.base}/dashboard/#/automations`);
+  await page.goto(`${env.srv.base}/dashboard/#/automations`);
   await page.waitForSelector('#automations tr[data-campaign="weekend"]');
   await page.waitForSelector('.calendar li[data-at]');
   const ats = await page.$$eval('.calendar li[data-at]', (x) => x.map((l) => Number(l.dataset.at)));
-  const api = (await admin(srv, TOKEN, 'GET', 'automations/weekend/next?count=10')).next_runs;
+  const api = (await admin(env.srv, TOKEN, 'GET', 'automations/weekend/next?count=10')).next_runs;
   assert.deepEqual(ats, api);
   for (const at of ats) {
     const d = new Intl.DateTimeFormat('en-GB', { timeZone: 'Asia/Bangkok', weekday: 'short', hour: '2-digit', minute: '2-digit', hour12: false }).format(new Date(at * 1000));
@@ -101,8 +87,8 @@ test('a weekly automation: checks next to the fields, the calendar, the preview'
 });
 
 test('a trigger: made, edited; a lost connection loses nothing', async (t) => {
-  if (skip) { t.skip(`no admin API: ${skip}`); return; }
-  const page = await dashboard(browser, srv, TOKEN, '#/automations/new', { lang: 'en', width: 1280, height: 900 });
+  if (env.skipped(t)) return;
+  const page = await dashboard(env.browser, env.srv, TOKEN, '#/automations/new', { lang: 'en', width: 1280, height: 900 });
   await page.waitForSelector('#f-campaign option[value="welcome"]');
   await page.select('#f-campaign', 'welcome');
   await page.click('#f-mode-trigger');
@@ -120,7 +106,7 @@ test('a trigger: made, edited; a lost connection loses nothing', async (t) => {
   // the code must exist, the delay must parse: whichever the engine says first
   const first = await page.$eval('#err-delay', (p) => p.textContent) || await page.$eval('#err-code', (p) => p.textContent);
   assert.match(first, /The server says: /);
-  await admin(srv, TOKEN, 'POST', 'codes', { code: 'WELCOME10', campaign: 'welcome' });
+  await admin(env.srv, TOKEN, 'POST', 'codes', { code: 'WELCOME10', campaign: 'welcome' });
   await fill(page, '#f-delay', '2h');
   // offline: said plainly, nothing lost, across a reload
   await page.setOfflineMode(true);
@@ -136,21 +122,21 @@ test('a trigger: made, edited; a lost connection loses nothing', async (t) => {
   assert.equal(await page.$eval('#f-mode-trigger', (i) => i.checked), true);
   await page.click('#auto-save');
   await page.waitForSelector('#auto-run');
-  const def = (await admin(srv, TOKEN, 'GET', 'automations/welcome')).definition;
+  const def = (await admin(env.srv, TOKEN, 'GET', 'automations/welcome')).definition;
   assert.deepEqual(def.trigger, { event: 'signup', delay: '2h' });
   assert.equal(def.issue, 'shared');
   assert.equal(def.code, 'WELCOME10');
   // an edit: paused
   await page.select('#f-status', 'paused');
   await page.click('#auto-save');
-  for (let i = 0; i < 50 && (await admin(srv, TOKEN, 'GET', 'automations/welcome')).definition.status !== 'paused'; i++) {
+  for (let i = 0; i < 50 && (await admin(env.srv, TOKEN, 'GET', 'automations/welcome')).definition.status !== 'paused'; i++) {
     await new Promise((r) => setTimeout(r, 100));
   }
-  assert.equal((await admin(srv, TOKEN, 'GET', 'automations/welcome')).definition.status, 'paused');
+  assert.equal((await admin(env.srv, TOKEN, 'GET', 'automations/welcome')).definition.status, 'paused');
   assert.deepEqual(page.problems.filter((p) => !/ERR_INTERNET_DISCONNECTED/.test(p)), []);
   await page.close();
 
-  const phone = await dashboard(browser, srv, TOKEN, '#/automations/weekend', { lang: 'th' });
+  const phone = await dashboard(env.browser, env.srv, TOKEN, '#/automations/weekend', { lang: 'th' });
   await phone.waitForSelector('#next-runs li');
   assert.equal(await phone.evaluate(() => document.documentElement.scrollWidth), 390, 'no sideways scrolling on a phone');
   await shot(phone, 'auto-phone-th');

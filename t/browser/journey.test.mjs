@@ -5,26 +5,24 @@
 // birthday automation, preview it, run it now, see the send history, then
 // redeem one sent code on the in-store page by typing it and one by a QR
 // picture fed to the scanner, and find both in the campaign's report.
-import { test, before, after } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startServers, launch, newPage, shot, shots, trail, root } from './lib/harness.mjs';
-import { fill, text, until, inked } from './lib/admin.mjs';
+import { newPage, shot, shots, trail, root } from './lib/harness.mjs';
+import { fill, text, until, inked, adminEnv, textOnce } from './lib/admin.mjs';
 
 const TOKEN = 'marketer-7f3a9c1e5d2b8046';
 const dir = mkdtempSync(path.join(tmpdir(), 'vb-journey-'));
 const received = [];
 let receiver;
-let srv;
-let browser;
-let skip = false;
 
-before(async () => {
-  // the fake channel: a webhook receiver that takes every message
+// the fake channel: a webhook receiver that takes every message, listening
+// before the servers that post to it start
+const env = adminEnv(async () => {
   receiver = http.createServer((q, r) => {
     let b = '';
     q.on('data', (d) => { b += d; });
@@ -35,14 +33,10 @@ before(async () => {
     });
   });
   await new Promise((ok) => receiver.listen(0, '127.0.0.1', ok));
-  srv = await startServers({ voucherd: 1, token: TOKEN, webhook: `http://127.0.0.1:${receiver.address().port}/hook` });
-  if (srv.voucherdError) { skip = srv.voucherdError; return; }
-  browser = await launch();
+  return { token: TOKEN, webhook: `http://127.0.0.1:${receiver.address().port}/hook` };
 });
 
 after(async () => {
-  if (browser) await browser.close();
-  if (srv) await srv.stop();
   if (receiver) receiver.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -53,9 +47,9 @@ const [, month] = ym.split('-');
 const other = String((Number(month) % 12) + 1).padStart(2, '0');
 
 test('a marketer runs a birthday campaign from the dashboard, and the shop redeems its codes', async (t) => {
-  if (skip) { t.skip(`no admin API: ${skip}`); return; }
-  const page = await newPage(browser, { lang: 'th', width: 1280, height: 900 });
-  await page.goto(`${srv.base}/dashboard/`);
+  if (env.skipped(t)) return;
+  const page = await newPage(env.browser, { lang: 'th', width: 1280, height: 900 });
+  await page.goto(`${env.srv.base}/dashboard/`);
   await page.waitForSelector('#login');
   await page.type('#token', TOKEN);
   await page.click('#login-submit');
@@ -73,7 +67,7 @@ test('a marketer runs a birthday campaign from the dashboard, and the shop redee
   await page.waitForSelector('#campaigns tr[data-id="hbd"]');
 
   // issue codes: the job's bar goes to the end
-  await page.goto(`${srv.base}/dashboard/#/codes`);
+  await page.goto(`${env.srv.base}/dashboard/#/codes`);
   await page.waitForSelector('#issue-form select option[value="hbd"]');
   await page.select('#f-issue_campaign', 'hbd');
   await page.type('#f-count', '30,000');
@@ -97,7 +91,7 @@ test('a marketer runs a birthday campaign from the dashboard, and the shop redee
   await shot(page, 'journey-codes-issued-th');
 
   // members, one named like a script
-  await page.goto(`${srv.base}/dashboard/#/members`);
+  await page.goto(`${env.srv.base}/dashboard/#/members`);
   await page.waitForSelector('#f-members_text');
   const csv = ['id,name,phone,email,birthday,tier,tags',
     `alice,<script>alert(1)</script>,0812345678,alice@example.com,1990-${month}-01,gold,vip`,
@@ -106,14 +100,14 @@ test('a marketer runs a birthday campaign from the dashboard, and the shop redee
   await page.$eval('#f-members_text', (a, v) => { a.value = v; a.dispatchEvent(new Event('input', { bubbles: true })); }, csv);
   await page.click('#members-import-go');
   await page.waitForSelector('#job[data-state="done"]', { timeout: 30000 });
-  await page.goto(`${srv.base}/dashboard/#/members?q=ali`);
+  await page.goto(`${env.srv.base}/dashboard/#/members?q=ali`);
   await page.waitForSelector('#members tr[data-id="alice"]');
   const row = await page.$eval('#members tr[data-id="alice"]', (tr) => ({ t: tr.textContent, s: tr.querySelectorAll('script').length }));
   assert.match(row.t, /<script>alert\(1\)<\/script>/);
   assert.equal(row.s, 0);
 
   // a segment: born this month
-  await page.goto(`${srv.base}/dashboard/#/segments`);
+  await page.goto(`${env.srv.base}/dashboard/#/segments`);
   await page.waitForSelector('#f-rule-kind-0');
   await page.select('#f-rule-kind-0', 'birth_month');
   await page.waitForFunction(() => document.querySelector('#segment-count').dataset.count === '2');
@@ -136,8 +130,7 @@ test('a marketer runs a birthday campaign from the dashboard, and the shop redee
   await page.type('#f-message', 'สุขสันต์วันเกิด {{name}} รับส่วนลด {{discount}} ด้วยโค้ด {{code}} ใช้ได้ถึง {{expires_at}}');
   await page.click('#auto-save');
   // the engine refuses the channel: its reason next to the field
-  await page.waitForFunction(() => document.querySelector('#err-channel').textContent !== '');
-  assert.match(await text(page, '#err-channel'), /เซิร์ฟเวอร์แจ้งว่า: .*channel/);
+  assert.match(await textOnce(page, '#err-channel'), /เซิร์ฟเวอร์แจ้งว่า: .*channel/);
   assert.equal(await page.$eval('#f-message', (i) => i.value).then((v) => v.includes('{{discount}}')), true, 'nothing typed lost');
   await shot(page, 'journey-automation-refused-th');
   await fill(page, '#f-channel', 'hook');
@@ -147,11 +140,11 @@ test('a marketer runs a birthday campaign from the dashboard, and the shop redee
   assert.match(await text(page, '#next-runs li'), /09:00/);
 
   // the calendar of next runs
-  await page.goto(`${srv.base}/dashboard/#/automations`);
+  await page.goto(`${env.srv.base}/dashboard/#/automations`);
   await page.waitForSelector('#automations tr[data-campaign="hbd"]');
   await page.waitForSelector('.calendar li[data-at]');
   await shot(page, 'journey-automations-th');
-  await page.goto(`${srv.base}/dashboard/#/automations/hbd`);
+  await page.goto(`${env.srv.base}/dashboard/#/automations/hbd`);
   await page.waitForSelector('#auto-preview');
 
   // preview: the messages as they will be sent
@@ -193,8 +186,8 @@ test('a marketer runs a birthday campaign from the dashboard, and the shop redee
   await page.close();
 
   // the in-store page: one code typed, one scanned from a picture
-  const store = await newPage(browser, { lang: 'th' });
-  await store.goto(`${srv.base}/dashboard/store/`);
+  const store = await newPage(env.browser, { lang: 'th' });
+  await store.goto(`${env.srv.base}/dashboard/store/`);
   await store.waitForSelector('body[data-ready="1"]');
   await store.type('#code', codeA.toLowerCase());
   await store.type('#amount', '1,200');
@@ -220,13 +213,13 @@ test('a marketer runs a birthday campaign from the dashboard, and the shop redee
   await shot(store, 'journey-store-th');
   assert.deepEqual(store.problems, []);
   await store.close();
-  const redeemed = (await trail(srv)).filter((e) => e.type === 'redeem' && e.campaign === 'hbd');
+  const redeemed = (await trail(env.srv)).filter((e) => e.type === 'redeem' && e.campaign === 'hbd');
   assert.equal(redeemed.length, 2);
 
   // both in the report (the admin API's report route), and in the code's life
-  const page2 = await newPage(browser, { lang: 'en', width: 1280, height: 900 });
+  const page2 = await newPage(env.browser, { lang: 'en', width: 1280, height: 900 });
   await page2.evaluateOnNewDocument((tk) => sessionStorage.setItem('voucher.admin_token', tk), TOKEN);
-  await page2.goto(`${srv.base}/dashboard/#/codes/${codeA}`);
+  await page2.goto(`${env.srv.base}/dashboard/#/codes/${codeA}`);
   await page2.waitForSelector('#code-life tr[data-type="redeem"]');
   await page2.waitForSelector('#code-life tr[data-type="delivered"]');
   assert.equal(await text(page2, '#code-title'), codeA);
@@ -240,7 +233,7 @@ test('a marketer runs a birthday campaign from the dashboard, and the shop redee
   assert.deepEqual(rep.recipients.map((r) => r.code).sort(), [codeA, codeB].sort());
 
   // the same on the reports screen (the funnel), and on the overview's chart
-  await page2.goto(`${srv.base}/dashboard/#/reports`);
+  await page2.goto(`${env.srv.base}/dashboard/#/reports`);
   await page2.waitForSelector('body[data-drawn="reports"]');
   await page2.select('#r-campaign', 'hbd');
   await page2.click('#report-form button[type="submit"]');
@@ -250,7 +243,7 @@ test('a marketer runs a birthday campaign from the dashboard, and the shop redee
   assert.equal(funnel.came_back, '2');
   assert.equal(funnel.redemptions, '2');
   await shot(page2, 'journey-report-en');
-  await page2.goto(`${srv.base}/dashboard/#/overview`);
+  await page2.goto(`${env.srv.base}/dashboard/#/overview`);
   await page2.waitForSelector('body[data-drawn="overview"]');
   assert.equal(await page2.$eval('#ov-today-redemptions .tile-value', (e) => e.textContent), '2');
   assert.equal(await page2.$eval('#chart-redemptions', (e) => e.dataset.total), '2');

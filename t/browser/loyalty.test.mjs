@@ -2,39 +2,19 @@
 // expiry), the page's own checks and the engine's refusal next to their
 // fields, nothing typed lost; what is saved is what Redis holds; a reward
 // created and listed, its name as text; English and Thai, a phone.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServers, launch, shot, pairs } from './lib/harness.mjs';
-import { dashboard } from './lib/admin.mjs';
+import { shot, pairs } from './lib/harness.mjs';
+import { dashboard, adminEnv, fill, text, textOnce } from './lib/admin.mjs';
 
 const TOKEN = 'loyalty-2b7e4c9d1a6f3e58';
-let srv;
-let browser;
-let skip = false;
+const env = adminEnv({ token: TOKEN });
 
-before(async () => {
-  srv = await startServers({ voucherd: 1, token: TOKEN });
-  if (srv.voucherdError) { skip = srv.voucherdError; return; }
-  browser = await launch();
-});
-
-after(async () => {
-  if (browser) await browser.close();
-  if (srv) await srv.stop();
-});
-
-async function fill(page, sel, value) {
-  await page.click(sel, { clickCount: 3 });
-  await page.keyboard.press('Backspace');
-  if (value) await page.type(sel, value);
-}
-
-const text = (page, sel) => page.$eval(sel, (e) => e.textContent);
-const programme = async () => pairs(await srv.redis('FCALL', 'voucher_loyalty_get', 1, '{v}:lp'));
+const programme = async () => pairs(await env.srv.redis('FCALL', 'voucher_loyalty_get', 1, '{v}:lp'));
 
 test('the programme: set from nothing, refusals next to their fields, saved as typed', async (t) => {
-  if (skip) { t.skip(`no admin API: ${skip}`); return; }
-  const page = await dashboard(browser, srv, TOKEN, '#/loyalty', { lang: 'en', width: 1280, height: 900 });
+  if (env.skipped(t)) return;
+  const page = await dashboard(env.browser, env.srv, TOKEN, '#/loyalty', { lang: 'en', width: 1280, height: 900 });
   await page.waitForSelector('body[data-drawn="loyalty"]');
   await page.waitForSelector('#programme-form');
   assert.equal(await page.$eval('#banner', (b) => b.hidden), true, 'no programme yet is not an error');
@@ -59,19 +39,17 @@ test('the programme: set from nothing, refusals next to their fields, saved as t
   await set(rows[1], 'gold', '3000', '150');
   await set(rows[2], 'silver', '1000', '100');
   await page.click('#save-programme');
-  await page.waitForFunction(() => document.querySelector('#err-tiers').textContent !== '');
-  assert.match(await text(page, '#err-tiers'), /start higher than the one before/);
-  assert.deepEqual(await srv.redis('EXISTS', '{v}:lp'), 0, 'nothing sent');
+  assert.match(await textOnce(page, '#err-tiers'), /start higher than the one before/);
+  assert.deepEqual(await env.srv.redis('EXISTS', '{v}:lp'), 0, 'nothing sent');
   await set(rows[1], 'silver', '1000', '100');
   await set(rows[2], 'gold', '3000', '150');
 
   // the engine refuses the events list: its words next to the field
   await page.click('#save-programme');
-  await page.waitForFunction(() => document.querySelector('#err-events').textContent !== '');
-  assert.match(await text(page, '#err-events'), /^The server says: .*events/);
+  assert.match(await textOnce(page, '#err-events'), /^The server says: .*events/);
   assert.equal(await page.$eval('#f-events', (i) => i.getAttribute('aria-invalid')), 'true');
   assert.equal(await text(page, '#err-tiers'), '');
-  assert.deepEqual(await srv.redis('EXISTS', '{v}:lp'), 0, 'refused: nothing written');
+  assert.deepEqual(await env.srv.redis('EXISTS', '{v}:lp'), 0, 'refused: nothing written');
   await shot(page, 'loyalty-refused-en');
 
   // Thai now: what was typed and the refusal stay
@@ -104,8 +82,8 @@ test('the programme: set from nothing, refusals next to their fields, saved as t
 });
 
 test('rewards: one created, listed with its name as text', async (t) => {
-  if (skip) { t.skip(`no admin API: ${skip}`); return; }
-  const page = await dashboard(browser, srv, TOKEN, '#/loyalty/rewards/new', { lang: 'th', width: 1280, height: 900 });
+  if (env.skipped(t)) return;
+  const page = await dashboard(env.browser, env.srv, TOKEN, '#/loyalty/rewards/new', { lang: 'th', width: 1280, height: 900 });
   await page.waitForSelector('#reward-form');
   await page.type('#f-id', 'latte');
   await page.type('#f-name', '<script>window.__x=1</script> ลาเต้ฟรี');
@@ -114,16 +92,14 @@ test('rewards: one created, listed with its name as text', async (t) => {
   await page.type('#f-sku', 'LATTE-M');
   await page.type('#f-value', '65');
   await page.click('#save-reward');
-  await page.waitForFunction(() => document.querySelector('#err-cost').textContent !== '');
-  assert.match(await text(page, '#err-cost'), /จำนวนเต็ม|whole/i);
+  assert.match(await textOnce(page, '#err-cost'), /จำนวนเต็ม|whole/i);
   await fill(page, '#f-cost', '10');
   // a coupon of a campaign that does not exist: the engine's refusal there
   await page.select('#f-kind', 'coupon');
   await page.type('#f-campaign', 'nosuch');
   await page.click('#save-reward');
-  await page.waitForFunction(() => document.querySelector('#err-campaign').textContent !== '');
-  assert.match(await text(page, '#err-campaign'), /^เซิร์ฟเวอร์แจ้งว่า: /);
-  assert.deepEqual(await srv.redis('EXISTS', '{v}:lw:latte'), 0);
+  assert.match(await textOnce(page, '#err-campaign'), /^เซิร์ฟเวอร์แจ้งว่า: /);
+  assert.deepEqual(await env.srv.redis('EXISTS', '{v}:lw:latte'), 0);
   await page.select('#f-kind', 'item');
   await page.click('#save-reward');
   await page.waitForSelector('#rewards tr[data-id="latte"]');
@@ -133,7 +109,7 @@ test('rewards: one created, listed with its name as text', async (t) => {
   assert.equal(row.cells[2], '10');
   assert.equal(row.cells[6], '฿65.00');
   assert.equal(await page.evaluate(() => window.__x), undefined);
-  const w = pairs(await srv.redis('FCALL', 'voucher_reward_get', 1, '{v}:lw:latte'));
+  const w = pairs(await env.srv.redis('FCALL', 'voucher_reward_get', 1, '{v}:lw:latte'));
   assert.equal(w.kind, 'item');
   assert.equal(String(w.cost), '10');
   assert.equal(String(w.value), '6500');
@@ -142,7 +118,7 @@ test('rewards: one created, listed with its name as text', async (t) => {
   assert.deepEqual(page.problems, []);
   await page.close();
 
-  const phone = await dashboard(browser, srv, TOKEN, '#/loyalty', { lang: 'th', width: 390, height: 844 });
+  const phone = await dashboard(env.browser, env.srv, TOKEN, '#/loyalty', { lang: 'th', width: 390, height: 844 });
   await phone.waitForSelector('body[data-drawn="loyalty"]');
   assert.ok(await phone.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'fits a phone');
   await shot(phone, 'loyalty-phone-th');

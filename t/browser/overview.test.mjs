@@ -3,29 +3,16 @@
 // three days ago in the audit trail; the figures of today and of the last
 // 30 days, the per-campaign table, and charts that drew, in English and
 // Thai, on a desktop and a phone.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServers, launch, shot } from './lib/harness.mjs';
-import { dashboard, admin, inked } from './lib/admin.mjs';
+import { shot } from './lib/harness.mjs';
+import { dashboard, admin, inked, adminEnv } from './lib/admin.mjs';
 
 const TOKEN = 'overview-5c1e9a7f3b2d8e40';
-let srv;
-let browser;
-let skip = false;
-
-before(async () => {
-  srv = await startServers({ voucherd: 1, token: TOKEN });
-  if (srv.voucherdError) { skip = srv.voucherdError; return; }
-  browser = await launch();
-});
-
-after(async () => {
-  if (browser) await browser.close();
-  if (srv) await srv.stop();
-});
+const env = adminEnv({ token: TOKEN });
 
 async function redeem(code, amount, key) {
-  const r = await fetch(`${srv.base}/vouchers/redeem`, {
+  const r = await fetch(`${env.srv.base}/vouchers/redeem`, {
     method: 'POST', headers: { 'Content-Type': 'application/json', 'Idempotency-Key': key },
     body: JSON.stringify({ code, order: { amount, currency: 'THB' } }),
   });
@@ -37,11 +24,11 @@ async function redeem(code, amount, key) {
 const tiles = (page) => page.$$eval('.tile', (ts) => Object.fromEntries(ts.map((x) => [x.id, x.querySelector('.tile-value').textContent])));
 
 test('the overview: today and 30 days from known traffic, and charts that drew', async (t) => {
-  if (skip) { t.skip(`no admin API: ${skip}`); return; }
-  const fc = (...a) => srv.redis('FCALL', ...a);
-  await admin(srv, TOKEN, 'POST', 'campaigns', { id: 'songkran', name: 'Songkran 10%', kind: 'percent', value: 1000,
+  if (env.skipped(t)) return;
+  const fc = (...a) => env.srv.redis('FCALL', ...a);
+  await admin(env.srv, TOKEN, 'POST', 'campaigns', { id: 'songkran', name: 'Songkran 10%', kind: 'percent', value: 1000,
     currency: 'THB', tz_offset: '+07:00' });
-  await admin(srv, TOKEN, 'POST', 'campaigns', { id: 'coffee', name: 'Coffee ฿50 off', kind: 'amount', value: 5000,
+  await admin(env.srv, TOKEN, 'POST', 'campaigns', { id: 'coffee', name: 'Coffee ฿50 off', kind: 'amount', value: 5000,
     currency: 'THB', tz_offset: '+07:00' });
   for (const c of ['SONG-KRAN-01', 'SONG-KRAN-02']) await fc('voucher_code_set', 1, `{v}:c:${c.replace(/-/g, '')}`, 'campaign', 'songkran', 'max_uses', 10);
   await fc('voucher_code_set', 1, '{v}:c:COFFEE50', 'campaign', 'coffee', 'max_uses', 10);
@@ -59,13 +46,13 @@ test('the overview: today and 30 days from known traffic, and charts that drew',
   // two deliveries sent today, one redemption three days ago
   const now = Math.floor(Date.now() / 1000);
   for (const m of ['alice', 'bob']) {
-    await srv.redis('XADD', '{v}:dl:songkran', '*', 'run', 'm1', 'member', m, 'status', 'sent', 'channel', 'line',
+    await env.srv.redis('XADD', '{v}:dl:songkran', '*', 'run', 'm1', 'member', m, 'status', 'sent', 'channel', 'line',
       'code', 'SONGKRAN01', 'attempt', 1, 'at', now);
   }
-  await srv.redis('XADD', '{v}:log', '*', 'type', 'redeem', 'code', 'COFFEE50', 'campaign', 'coffee', 'customer', '',
+  await env.srv.redis('XADD', '{v}:log', '*', 'type', 'redeem', 'code', 'COFFEE50', 'campaign', 'coffee', 'customer', '',
     'amount', 50000, 'currency', 'THB', 'discount', 5000, 'at', now - 3 * 86400);
 
-  const page = await dashboard(browser, srv, TOKEN, '#/overview', { lang: 'en', width: 1280, height: 900 });
+  const page = await dashboard(env.browser, env.srv, TOKEN, '#/overview', { lang: 'en', width: 1280, height: 900 });
   await page.waitForSelector('body[data-drawn="overview"]');
   const money = (minor) => '฿' + (minor / 100).toLocaleString('en-US', { minimumFractionDigits: 2 });
   const roi = (rev, dis) => { const x = Math.trunc((rev - dis) * 100 / dis); return `${Math.trunc(x / 100)}.${String(x % 100).padStart(2, '0')}`; };
@@ -108,7 +95,7 @@ test('the overview: today and 30 days from known traffic, and charts that drew',
   await page.close();
 
   // a phone: nothing wider than the screen
-  const phone = await dashboard(browser, srv, TOKEN, '#/overview', { lang: 'th', width: 390, height: 844 });
+  const phone = await dashboard(env.browser, env.srv, TOKEN, '#/overview', { lang: 'th', width: 390, height: 844 });
   await phone.waitForSelector('body[data-drawn="overview"]');
   assert.ok(await phone.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'fits a phone');
   assert.ok(await inked(phone, '#chart-money') > 300);

@@ -2,58 +2,45 @@
 // redeemed through nginx, one never reached, a member named <script>), its
 // runs and ROI; the loyalty report from real ledgers; the place kept for
 // the gift-card liability; English and Thai, a phone.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServers, launch, newPage, shot } from './lib/harness.mjs';
-import { dashboard, admin } from './lib/admin.mjs';
+import { newPage, shot } from './lib/harness.mjs';
+import { dashboard, admin, adminEnv } from './lib/admin.mjs';
 
 const TOKEN = 'reports-8d2f6b1a9c3e5e71';
-let srv;
-let browser;
-let skip = false;
-
-before(async () => {
-  srv = await startServers({ voucherd: 1, token: TOKEN });
-  if (srv.voucherdError) { skip = srv.voucherdError; return; }
-  browser = await launch();
-});
-
-after(async () => {
-  if (browser) await browser.close();
-  if (srv) await srv.stop();
-});
+const env = adminEnv({ token: TOKEN });
 
 const EVIL = '<script>window.__x=1</script>';
 
 test('a campaign\'s funnel, runs and recipients; the loyalty report', async (t) => {
-  if (skip) { t.skip(`no admin API: ${skip}`); return; }
-  await admin(srv, TOKEN, 'POST', 'campaigns', { id: 'birthday', name: 'Birthday ฿100', kind: 'amount', value: 10000,
+  if (env.skipped(t)) return;
+  await admin(env.srv, TOKEN, 'POST', 'campaigns', { id: 'birthday', name: 'Birthday ฿100', kind: 'amount', value: 10000,
     currency: 'THB', tz_offset: '+07:00' });
   for (const [code, customer] of [['BDAY-ALICE', 'alice'], ['BDAY-EVIL', EVIL], ['BDAY-DAVE', 'dave']]) {
-    await admin(srv, TOKEN, 'POST', 'codes', { code, campaign: 'birthday', customer });
+    await admin(env.srv, TOKEN, 'POST', 'codes', { code, campaign: 'birthday', customer });
   }
   const now = Math.floor(Date.now() / 1000);
-  const dl = (member, status, code, extra = []) => srv.redis('XADD', '{v}:dl:birthday', '*', 'run', 'm' + now,
+  const dl = (member, status, code, extra = []) => env.srv.redis('XADD', '{v}:dl:birthday', '*', 'run', 'm' + now,
     'member', member, 'status', status, 'channel', 'line', 'code', code, 'attempt', 1, 'at', now, ...extra);
   await dl('alice', 'sent', 'BDAYALICE');
   await dl(EVIL, 'sent', 'BDAYEVIL');
   await dl('dave', 'dead', 'BDAYDAVE', ['error', 'line: blocked']);
   // alice comes back and redeems through nginx
-  const r = await fetch(`${srv.base}/vouchers/redeem`, {
+  const r = await fetch(`${env.srv.base}/vouchers/redeem`, {
     method: 'POST', headers: { 'Content-Type': 'application/json', 'Idempotency-Key': 'rep-1' },
     body: JSON.stringify({ code: 'BDAY-ALICE', customer: 'alice', order: { amount: 150000, currency: 'THB' } }),
   });
   assert.equal(r.status, 200, await r.text());
 
   // a programme and two members' ledgers
-  const fc = (...a) => srv.redis('FCALL', ...a);
+  const fc = (...a) => env.srv.redis('FCALL', ...a);
   assert.equal(await fc('voucher_loyalty_set', 1, '{v}:lp', 'every', 100, 'points', 1,
     'tiers', 'base:0:100,gold:1000:150'), 'OK');
   await fc('voucher_loyalty_earn', 1, '{v}:lm:alice', 'o-1', 150000, 0);
   await fc('voucher_loyalty_earn', 1, '{v}:lm:bob', 'o-2', 30000, 0);
   await fc('voucher_loyalty_spend', 1, '{v}:lm:bob', 100, 's-1');
 
-  const page = await dashboard(browser, srv, TOKEN, '#/reports', { lang: 'en', width: 1280, height: 900 });
+  const page = await dashboard(env.browser, env.srv, TOKEN, '#/reports', { lang: 'en', width: 1280, height: 900 });
   await page.waitForSelector('body[data-drawn="reports"]');
   assert.match(await page.$eval('#report-body', (e) => e.textContent), /Pick a campaign/);
   assert.match(await page.$eval('#giftcard-liability', (e) => e.textContent), /Gift cards/);
@@ -99,7 +86,7 @@ test('a campaign\'s funnel, runs and recipients; the loyalty report', async (t) 
   assert.deepEqual(page.problems, []);
   await page.close();
 
-  const phone = await dashboard(browser, srv, TOKEN, '#/reports/birthday', { lang: 'th', width: 390, height: 844 });
+  const phone = await dashboard(env.browser, env.srv, TOKEN, '#/reports/birthday', { lang: 'th', width: 390, height: 844 });
   await phone.waitForSelector('#campaign-report');
   await phone.waitForSelector('body[data-drawn="reports"]');
   assert.ok(await phone.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'fits a phone');
@@ -109,8 +96,8 @@ test('a campaign\'s funnel, runs and recipients; the loyalty report', async (t) 
 });
 
 test('printing: the sheet\'s QR codes and barcodes from the admin API, the token in a header only', async (t) => {
-  if (skip) { t.skip(`no admin API: ${skip}`); return; }
-  const page = await newPage(browser, { lang: 'en', width: 1000, height: 1200 });
+  if (env.skipped(t)) return;
+  const page = await newPage(env.browser, { lang: 'en', width: 1000, height: 1200 });
   await page.evaluateOnNewDocument((tk) => sessionStorage.setItem('voucher.admin_token', tk), TOKEN);
   // config.json as a shop would set it
   await page.setRequestInterception(true);
@@ -124,7 +111,7 @@ test('printing: the sheet\'s QR codes and barcodes from the admin API, the token
       r.continue();
     }
   });
-  await page.goto(`${srv.base}/dashboard/sheet/`);
+  await page.goto(`${env.srv.base}/dashboard/sheet/`);
   await page.waitForSelector('body[data-ready="1"]');
   const codes = ['GIFT-7Q2M-94KD', 'บัตร-1'];
   await page.type('#codes', codes.join('\n'));

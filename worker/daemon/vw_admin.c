@@ -672,6 +672,28 @@ vw_admin_metrics(struct MHD_Connection *c, vw_req_t *rq, vw_op_t *op)
 }
 
 
+/* a picture drawn here, 200, data handed to MHD to free */
+
+static enum MHD_Result
+vw_admin_picture_send(struct MHD_Connection *c, vw_req_t *rq,
+    unsigned char *data, size_t len, const char *type, const char *cache)
+{
+    enum MHD_Result       rc;
+    struct MHD_Response  *res;
+
+    res = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(res, "Content-Type", type);
+    MHD_add_response_header(res, "Cache-Control", cache);
+    MHD_add_response_header(res, "X-Content-Type-Options", "nosniff");
+
+    rq->answered = 1;
+    rc = MHD_queue_response(c, 200, res);
+    MHD_destroy_response(res);
+
+    return rc;
+}
+
+
 /*
  * /v1/qr, /v1/barcode: drawn from the query alone, no Redis; kept by no
  * cache (the text is a code), and not logged with it.
@@ -685,8 +707,6 @@ vw_admin_picture(struct MHD_Connection *c, vw_req_t *rq, json_t *query)
     vw_operr_t            e;
     const char           *type;
     unsigned char        *data;
-    enum MHD_Result       rc;
-    struct MHD_Response  *res;
 
     memset(&e, 0, sizeof(vw_operr_t));
     data = NULL;
@@ -702,16 +722,7 @@ vw_admin_picture(struct MHD_Connection *c, vw_req_t *rq, json_t *query)
                               NULL);
     }
 
-    res = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(res, "Content-Type", type);
-    MHD_add_response_header(res, "Cache-Control", "private, no-store");
-    MHD_add_response_header(res, "X-Content-Type-Options", "nosniff");
-
-    rq->answered = 1;
-    rc = MHD_queue_response(c, 200, res);
-    MHD_destroy_response(res);
-
-    return rc;
+    return vw_admin_picture_send(c, rq, data, len, type, "private, no-store");
 }
 
 
@@ -732,8 +743,6 @@ vw_admin_link(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq,
     vw_operr_t                e;
     const char               *code;
     unsigned char            *data;
-    enum MHD_Result           rc;
-    struct MHD_Response      *res;
     static const char *const  names[] = { "c", "e", "s", NULL };
 
     memset(&e, 0, sizeof(vw_operr_t));
@@ -768,16 +777,8 @@ vw_admin_link(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq,
         return vw_admin_error(c, rq, 400, "invalid_field", "c", err, NULL);
     }
 
-    res = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(res, "Content-Type", "image/png");
-    MHD_add_response_header(res, "Cache-Control", "public, max-age=86400");
-    MHD_add_response_header(res, "X-Content-Type-Options", "nosniff");
-
-    rq->answered = 1;
-    rc = MHD_queue_response(c, 200, res);
-    MHD_destroy_response(res);
-
-    return rc;
+    return vw_admin_picture_send(c, rq, data, len, "image/png",
+                                 "public, max-age=86400");
 }
 
 

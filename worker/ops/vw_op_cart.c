@@ -132,16 +132,20 @@ vw_cart_ok(const redisReply *r)
 }
 
 
-static redisReply *
-vw_cart_call(vw_op_t *op, const char *cmd, const char *fn, const char *key,
-    vw_args_t *rest, vw_operr_t *e)
+/* FCALL_RO fn on key with the arguments rest: its {ok, ...} reply as an
+ * object, or NULL with e said */
+
+static json_t *
+vw_cart_read(vw_op_t *op, const char *fn, const char *key, vw_args_t *rest,
+    vw_operr_t *e)
 {
     int          i;
+    json_t      *o;
     vw_args_t    a;
     redisReply  *r;
 
     memset(&a, 0, sizeof(vw_args_t));
-    vw_args_adds(&a, cmd);
+    vw_args_adds(&a, "FCALL_RO");
     vw_args_adds(&a, fn);
     vw_args_adds(&a, "1");
     vw_args_adds(&a, key);
@@ -153,7 +157,19 @@ vw_cart_call(vw_op_t *op, const char *cmd, const char *fn, const char *key,
     r = vw_op_run(op, &a, e);
     vw_args_free(&a);
 
-    return r;
+    if (r == NULL) {
+        return NULL;
+    }
+
+    o = vw_cart_ok(r);
+    freeReplyObject(r);
+
+    if (o == NULL) {
+        vw_op_fail(e, 500, "internal_error", NULL, "unexpected reply to %s",
+                   fn);
+    }
+
+    return o;
 }
 
 
@@ -170,7 +186,6 @@ vw_op_wallet_list(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
     int64_t      limit;
     vw_args_t    a;
     const char  *cursor;
-    redisReply  *r;
 
     static const char *const  names[] = { "cursor", "limit", NULL };
 
@@ -199,20 +214,12 @@ vw_op_wallet_list(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
     vw_args_addi(&a, limit);
 
     key = vw_key(op->cf, "w:%s", in->id);
-    r = vw_cart_call(op, "FCALL_RO", "voucher_wallet", key, &a, e);
+    o = vw_cart_read(op, "voucher_wallet", key, &a, e);
     free(key);
     vw_args_free(&a);
 
-    if (r == NULL) {
-        return -1;
-    }
-
-    o = vw_cart_ok(r);
-    freeReplyObject(r);
-
     if (o == NULL) {
-        return vw_op_fail(e, 500, "internal_error", NULL,
-                          "unexpected reply to voucher_wallet");
+        return -1;
     }
 
     items = json_incref(json_object_get(o, "codes"));
@@ -229,25 +236,38 @@ vw_op_wallet_list(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
 }
 
 
-/* the body's "code" for a wallet change, normalised by the library */
+/*
+ * the body's "code" for a wallet change, normalised as the library keeps
+ * it into name (VW_CART_CODE_LEN + 1 bytes)
+ */
 
 static int
-vw_cart_wallet_code(vw_op_in_t *in, const char **code, vw_operr_t *e)
+vw_cart_wallet_code(vw_op_in_t *in, char *name, vw_operr_t *e)
 {
-    static const char *const  names[] = { "code", NULL };
+    const char                *code;
+    static const char *const   names[] = { "code", NULL };
 
-    *code = NULL;
+    code = NULL;
 
     if (vw_cart_member(in->id, e) != 0
         || vw_op_known(in->body, names, e) != 0
-        || vw_op_str(in, in->body, "code", 1, code, e) != 0)
+        || vw_op_str(in, in->body, "code", 1, &code, e) != 0)
     {
         return -1;
     }
 
-    if (strlen(*code) > VW_CART_CODE_LEN) {
+    if (strlen(code) > VW_CART_CODE_LEN) {
         return vw_op_fail(e, 400, "invalid_field", "code",
                           "code: at most %d characters", VW_CART_CODE_LEN);
+    }
+
+    if (voucher_code_normalize(code, strlen(code), name,
+                               VW_CART_CODE_LEN + 1)
+        == 0)
+    {
+        return vw_op_fail(e, 400, "invalid_field", "code",
+                          "code: printable ASCII, not empty once spaces "
+                          "and dashes go");
     }
 
     return 0;
@@ -261,17 +281,11 @@ vw_op_wallet_add(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
 {
     char        *key, name[VW_CART_CODE_LEN + 1];
     vw_args_t    a;
-    const char  *code, *s;
+    const char  *s;
     redisReply  *r;
 
-    if (vw_cart_wallet_code(in, &code, e) != 0) {
+    if (vw_cart_wallet_code(in, name, e) != 0) {
         return -1;
-    }
-
-    if (voucher_code_normalize(code, strlen(code), name, sizeof(name)) == 0) {
-        return vw_op_fail(e, 400, "invalid_field", "code",
-                          "code: printable ASCII, not empty once spaces "
-                          "and dashes go");
     }
 
     memset(&a, 0, sizeof(vw_args_t));
@@ -319,17 +333,10 @@ vw_op_wallet_remove(vw_op_t *op, vw_op_in_t *in, json_t **out,
 {
     char        *key, name[VW_CART_CODE_LEN + 1];
     vw_args_t    a;
-    const char  *code;
     redisReply  *r;
 
-    if (vw_cart_wallet_code(in, &code, e) != 0) {
+    if (vw_cart_wallet_code(in, name, e) != 0) {
         return -1;
-    }
-
-    if (voucher_code_normalize(code, strlen(code), name, sizeof(name)) == 0) {
-        return vw_op_fail(e, 400, "invalid_field", "code",
-                          "code: printable ASCII, not empty once spaces "
-                          "and dashes go");
     }
 
     memset(&a, 0, sizeof(vw_args_t));
@@ -534,7 +541,6 @@ vw_op_qualify(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
     int64_t                   amount, sum;
     vw_args_t                 a, it;
     const char               *cust, *cur, *oid, *channel, *s;
-    redisReply               *r;
     static const char *const  names[] = {
         "customer", "order", "codes", "best", NULL
     };
@@ -684,20 +690,12 @@ vw_op_qualify(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
     vw_args_free(&it);
 
     key = vw_key(op->cf, "public");
-    r = vw_cart_call(op, "FCALL_RO", "voucher_qualify", key, &a, e);
+    o = vw_cart_read(op, "voucher_qualify", key, &a, e);
     free(key);
     vw_args_free(&a);
 
-    if (r == NULL) {
-        return -1;
-    }
-
-    o = vw_cart_ok(r);
-    freeReplyObject(r);
-
     if (o == NULL) {
-        return vw_op_fail(e, 500, "internal_error", NULL,
-                          "unexpected reply to voucher_qualify");
+        return -1;
     }
 
     *out = o;

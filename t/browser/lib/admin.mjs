@@ -1,6 +1,31 @@
 // The admin API from the tests (to set the scene quickly), a page logged
 // in to the dashboard, and what the dashboard's screen tests share.
-import { newPage } from './harness.mjs';
+import { before, after } from 'node:test';
+import { startServers, launch, newPage } from './harness.mjs';
+
+// a file's servers (voucherd behind nginx, Redis) and browser: started
+// before its tests with the options opts (or what opts() gives), the
+// scene set by setup(srv), stopped after them; env.skip is why there is
+// no admin API when the voucherd built here has none
+export function adminEnv(opts, setup) {
+  const env = { srv: null, browser: null, skip: false };
+  before(async () => {
+    env.srv = await startServers({ voucherd: 1, ...(typeof opts === 'function' ? await opts() : opts) });
+    if (env.srv.voucherdError) { env.skip = env.srv.voucherdError; return; }
+    env.browser = await launch();
+    if (setup) await setup(env.srv);
+  });
+  after(async () => {
+    if (env.browser) await env.browser.close();
+    if (env.srv) await env.srv.stop();
+  });
+  // true, the test marked skipped with the reason, when there is no admin API
+  env.skipped = (t) => {
+    if (env.skip) t.skip(`no admin API: ${env.skip}`);
+    return Boolean(env.skip);
+  };
+  return env;
+}
 
 // a call to voucherd's admin API through nginx; JSON in and out (a string
 // body is sent as it is, with its type)
@@ -43,6 +68,12 @@ export async function fill(page, sel, value) {
 }
 
 export const text = (page, sel) => page.$eval(sel, (e) => e.textContent);
+
+// the text under sel once there is some (an error the server gave later)
+export async function textOnce(page, sel) {
+  await page.waitForFunction((s) => document.querySelector(s).textContent !== '', {}, sel);
+  return text(page, sel);
+}
 
 export async function until(f, what, ms = 30000) {
   const end = Date.now() + ms;
