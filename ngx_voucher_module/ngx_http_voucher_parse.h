@@ -109,6 +109,10 @@ typedef struct {
                                                 0 = none */
     int64_t                 limit;           /* loyalty history: entries */
     ngx_http_voucher_str_t  before;          /* ... older than this one */
+
+    /* not parsed: a serial series' code, as the offline check decoded it */
+    ngx_http_voucher_str_t  series;          /* len 0: not one */
+    uint64_t                serial;
 } ngx_http_voucher_request_t;
 
 
