@@ -28,6 +28,7 @@ my $ng = VT::Nginx->start(redis => $r, http => <<"EOT", server => api_server() .
     voucher_code_issued OR body=8 mac=5 series=oor;
     voucher_code_issued GH body=8 mac=5 series=ghost;
     voucher_code_issued NS body=8 mac=5;
+    voucher_code_issued ON body=8 mac=5 series=once;
 EOT
         location = /vouchers/reserve { voucher_api reserve; }
         location = /vouchers/release { voucher_api release; }
@@ -42,7 +43,12 @@ my $res = ctl($w, 'series', 'issue', 'spring', 'bulk', '--size', 100000,
               '--prefix', 'SP', '--length', 8, '--mac-length', 5);
 is($res->{rc}, 0, 'series issue: 100,000 codes') or diag $res->{err};
 like($res->{err}, qr/100000 codes \(issued\)/, '... said');
-is($r->cmd('DBSIZE') - $before, 2, '... two keys written: the series and its bitmap');
+is_deeply([sort @{ $r->cmd('KEYS', '{v}:s*') }], ['{v}:sb:spring', '{v}:sr:spring'],
+          '... two keys: the series and its bitmap');
+is($r->cmd('DBSIZE') - $before, 3, '... and the admin audit stream, nothing else');
+my $adm = $r->cmd('XREVRANGE', '{v}:admin', '+', '-', 'COUNT', 1)->[0][1];
+my %adm = @$adm;
+is("$adm{op} $adm{target}", 'series.issue spring', '... which names the issue');
 my $mem = $r->cmd('MEMORY', 'USAGE', '{v}:sb:spring');
 cmp_ok($mem, '<', 100000 / 4, "the bitmap: $mem bytes for 100,000 codes");
 is($r->cmd('BITCOUNT', '{v}:sb:spring'), 0, '... none used');
@@ -146,6 +152,39 @@ is(J(post($ng, 'redeem', {code => $code{123}, order => {amount => 1000}}))->{rea
 is(post($ng, 'release', {redemption_id => J($h)->{redemption_id}})->{status}, 200,
    'release');
 is(bit('spring', 123), 0, '... the bit is clear');
+
+# an idempotent retry replays, and sets nothing twice
+my %k = (code => $code{300}, order => {amount => 1000}, idempotency_key => 'k300');
+my $first = post($ng, 'redeem', \%k);
+is($first->{status}, 200, 'redeem with a key');
+my $retry = post($ng, 'redeem', \%k);
+is($retry->{status}, 200, '... the retry answers');
+is($retry->{headers}{'idempotent-replayed'}, 'true', '... as a replay');
+is(J($retry)->{redemption_id}, J($first)->{redemption_id}, '... of the same redemption');
+
+# the campaign's rules hold: a customer limit over codes of the series
+campaign($r, 'once', kind => 'amount', value => 100, per_customer => 1);
+is(ctl($w, 'series', 'issue', 'once', 'once', '--size', 10, '--prefix', 'ON',
+       '--length', 8, '--mac-length', 5)->{rc}, 0, 'a series of a campaign once per customer');
+my %once = map { (split /,/)[0, 1] } grep { /^\d/ } split /\n/,
+    ctl($w, 'series', 'export', 'once')->{out};
+is(post($ng, 'redeem', {code => $once{1}, customer => 'ann', order => {amount => 1000}})->{status},
+   200, 'ann redeems one code');
+is(J(post($ng, 'redeem', {code => $once{2}, customer => 'ann', order => {amount => 1000}}))->{reason},
+   'customer_limit', '... not a second of the series');
+is(bit('once', 2), 0, '... whose bit stays clear');
+is(post($ng, 'redeem', {code => $once{2}, customer => 'bob', order => {amount => 1000}})->{status},
+   200, 'bob may');
+
+# a reservation that runs out gives the bit back
+my $hz = $r->cmd('FCALL', 'voucher_reserve', 2, '{v}:c:' . $once{5}, "{v}:sb:once:5",
+                 1000, 'cy', 1000, '', '', '', 0);
+is($hz->[0], 'ok', 'a reservation held for a second');
+is(bit('once', 5), 1, '... takes the bit');
+select(undef, undef, undef, 1.3);
+$r->cmd('FCALL', 'voucher_sweep', 1, '{v}:hz');
+is(bit('once', 5), 0, '... the expiry clears it');
+is(bit('spring', 300), 1, 'and touches no other bit');
 
 # --- no oracle: beyond the size, an unknown series, forged: as unknown -------------
 is(ctl($w, 'series', 'issue', 'oor', 'bulk', '--size', 20, '--prefix', 'OR',

@@ -150,8 +150,10 @@ vw_series_issue(vw_ctl_t *ctl, int argc, char **argv)
 {
     int               npos;
     char             *pos[3], prefix[VOUCHER_CODE_MAX_LEN + 1];
-    char              suffix[VOUCHER_CODE_MAX_LEN + 1], err[160];
+    char              suffix[VOUCHER_CODE_MAX_LEN + 1], err[160], *key;
     size_t            plen;
+    vw_op_t           op;
+    vw_operr_t        e;
     int64_t           size, body, mac;
     uint64_t          domain;
     vw_args_t         a;
@@ -261,11 +263,21 @@ vw_series_issue(vw_ctl_t *ctl, int argc, char **argv)
     vw_args_adds(&a, cs ? cs : "");
     vw_args_adds(&a, suffix);
 
-    r = vw_series_call(ctl, "voucher_series_set", pos[0], &a,
-                       "series issue");
+    /* through voucher_admin: the admin audit stream names who did it */
+
+    if (vw_ctl_op_init(ctl, &op) != 0) {
+        vw_args_free(&a);
+        return VW_EXIT_FAIL;
+    }
+
+    key = vw_key(&ctl->cf, "sr:%s", pos[0]);
+    r = vw_op_admin(&op, key, "series.issue", pos[0], "series_set", "", &a,
+                    &e);
+    free(key);
     vw_args_free(&a);
 
     if (r == NULL) {
+        vw_ctl_fail("series issue: %s %s", e.reason, e.message);
         return VW_EXIT_FAIL;
     }
 
