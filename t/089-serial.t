@@ -32,6 +32,14 @@ my $ng = VT::Nginx->start(redis => $r, http => <<"EOT", server => api_server() .
 EOT
         location = /vouchers/reserve { voucher_api reserve; }
         location = /vouchers/release { voucher_api release; }
+        location = /limited/validate {
+            voucher_api validate;
+            voucher_limit $binary_remote_addr rate=100000r/s burst=100000 name=ip;
+        }
+        location = /limited/redeem {
+            voucher_api redeem;
+            voucher_limit $binary_remote_addr rate=100000r/s burst=100000 name=ip;
+        }
 EOT
 
 campaign($r, 'bulk', kind => 'amount', value => 250);
@@ -152,6 +160,19 @@ is(J(post($ng, 'redeem', {code => $code{123}, order => {amount => 1000}}))->{rea
 is(post($ng, 'release', {redemption_id => J($h)->{redemption_id}})->{status}, 200,
    'release');
 is(bit('spring', 123), 0, '... the bit is clear');
+
+# with limits (voucher_validate_limited, a redeem with its limits)
+my $lv = VT::http($ng->port, 'POST', '/limited/validate',
+                  body => {code => $code{400}, order => {amount => 1000}});
+is($lv->{status}, 200, 'validate with limits');
+is(J($lv)->{discount}, 250, '... priced');
+is(VT::http($ng->port, 'POST', '/limited/redeem',
+            body => {code => $code{400}, order => {amount => 1000}})->{status},
+   200, 'redeem with limits');
+is(bit('spring', 400), 1, '... sets the bit');
+is(J(VT::http($ng->port, 'POST', '/limited/redeem',
+              body => {code => $code{400}, order => {amount => 1000}}))->{reason},
+   'code_exhausted', '... once');
 
 # an idempotent retry replays, and sets nothing twice
 my %k = (code => $code{300}, order => {amount => 1000}, idempotency_key => 'k300');
