@@ -12,6 +12,7 @@ use Test::More;
 use VT;
 use VoucherT;
 use WorkerT;
+use JSON::PP ();
 
 worker_bin('voucherctl');
 
@@ -50,7 +51,7 @@ my $before = $r->cmd('DBSIZE');
 my $res = ctl($w, 'series', 'issue', 'spring', 'bulk', '--size', 100000,
               '--prefix', 'SP', '--length', 8, '--mac-length', 5);
 is($res->{rc}, 0, 'series issue: 100,000 codes') or diag $res->{err};
-like($res->{err}, qr/100000 codes \(issued\)/, '... said');
+like($res->{err}, qr/100000 codes, 0 used/, '... said');
 is_deeply([sort @{ $r->cmd('KEYS', '{v}:s*') }], ['{v}:sb:spring', '{v}:sr:spring'],
           '... two keys: the series and its bitmap');
 is($r->cmd('DBSIZE') - $before, 3, '... and the admin audit stream, nothing else');
@@ -63,13 +64,21 @@ is($r->cmd('BITCOUNT', '{v}:sb:spring'), 0, '... none used');
 
 # bad input changes nothing
 my $snap = snapshot($r);
-is(ctl($w, 'series', 'issue', 'bad name', 'bulk', '--size', 10)->{rc}, 2,
-   'a name with a space is refused');
-is(ctl($w, 'series', 'issue', 'x', 'bulk', '--size', 10, '--length', 13)->{rc}, 2,
-   'a body beyond 2^62 values is refused');
-is(ctl($w, 'series', 'issue', 'x', 'bulk', '--size', 0)->{rc}, 2, 'size 0 is refused');
-is(ctl($w, 'series', 'issue', 'x', 'bulk', '--size', 2000, '--length', 2)->{rc}, 2,
-   'a size beyond what the body holds is refused');
+for ([['bad name', 'bulk', '--size', 10], qr/invalid_field .*series/, 'a name with a space'],
+     [['x', 'bulk', '--size', 10, '--length', 13], qr/invalid_field .*2\^62/,
+      'a body beyond 2^62 values'],
+     [['x', 'bulk', '--size', 0], qr/invalid_field .*size/, 'size 0'],
+     [['x', 'bulk', '--size', 'ten'], qr/invalid_field .*size/, 'size ten'],
+     [['x', 'bulk', '--size', 2000, '--length', 2], qr/invalid_field .*holds 1024 codes/,
+      'a size beyond what the body holds'],
+     [['x', 'bulk', '--size', 10, '--charset', 'AU'], qr/invalid_field .*charset/,
+      'a charset outside the alphabet']) {
+    my ($args, $re, $what) = @$_;
+    my $x = ctl($w, 'series', 'issue', @$args);
+    is($x->{rc}, 1, "$what is refused");
+    like($x->{err}, $re, '... saying why');
+}
+is(ctl($w, 'series', 'issue', 'x', 'bulk')->{rc}, 2, 'no --size: usage');
 $res = ctl($w, 'series', 'issue', 'x', 'nosuch', '--size', 10);
 is($res->{rc}, 1, 'an unknown campaign is refused');
 like($res->{err}, qr/invalid_field campaign: not found/, '... named');
@@ -141,8 +150,10 @@ my %e = @$e;
 is($e{code}, $c7, 'the trail names the code in canonical form');
 is($e{serial}, 'spring:7', '... and its serial');
 is($e{campaign}, 'bulk', '... and campaign');
-is(ctl($w, 'series', 'show', 'spring')->{out} =~ /"used": 5/ ? 1 : 0, 1,
-   'series show: used 5');
+my $show = JSON::PP::decode_json(ctl($w, 'series', 'show', 'spring')->{out});
+is_deeply($show, {series => 'spring', campaign => 'bulk', size => 100000, used => 5,
+                  left => 99995, prefix => 'SP', body => 8, mac => 5, charset => '',
+                  suffix => ''}, 'series show: used 5');
 
 # rollback gives the bit back
 my $rb = post($ng, 'rollback', {redemption_id => $ids[0]});

@@ -99,6 +99,9 @@ static const vw_route_t  vw_routes[] = {
     { "POST", "/v1/codes/{}/credit", vw_op_code_credit, 0 },
     { "POST", "/v1/codes/{}/debit", vw_op_code_debit, 0 },
 
+    { "GET", "/v1/series/{}", vw_op_series_get, 0 },
+    { "PUT", "/v1/series/{}", vw_op_series_set, 0 },
+
     { "GET", "/v1/members", vw_op_member_search, 0 },
     { "POST", "/v1/members", vw_op_member_create, 0 },
     { "GET", "/v1/members/{}", vw_op_member_get, 0 },
