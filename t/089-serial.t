@@ -22,7 +22,13 @@ my $key = $w->{key_file};
 sub J { VT::json_body($_[0]) }
 sub bit { $r->cmd('GETBIT', "{v}:sb:$_[0]", $_[1]) }
 
-my $ng = VT::Nginx->start(redis => $r, http => <<"EOT", server => api_server() . <<'EOT');
+my $UP = VT::free_port();
+my %o = (redis => $r, vars => {UP => $UP});
+my $ng = VT::Nginx->start(%o, http => <<"EOT", server => api_server() . <<'EOT');
+    server {
+        listen 127.0.0.1:%%UP%%;
+        location / { return 200 "upstream\\n"; }
+    }
     voucher_redis 127.0.0.1:%%REDIS_PORT%%;
     voucher_code_key $key;
     voucher_code_issued SP body=8 mac=5 series=spring;
@@ -33,6 +39,13 @@ my $ng = VT::Nginx->start(redis => $r, http => <<"EOT", server => api_server() .
 EOT
         location = /vouchers/reserve { voucher_api reserve; }
         location = /vouchers/release { voucher_api release; }
+        location /gate/redeem {
+            voucher_gate redeem;
+            voucher_code $http_x_voucher_code;
+            voucher_order_amount 1000;
+            add_header X-Gate "$voucher_status $voucher_reason $voucher_discount" always;
+            proxy_pass http://127.0.0.1:%%UP%%;
+        }
         location = /limited/validate {
             voucher_api validate;
             voucher_limit $binary_remote_addr rate=100000r/s burst=100000 name=ip;
@@ -184,6 +197,14 @@ is(bit('spring', 400), 1, '... sets the bit');
 is(J(VT::http($ng->port, 'POST', '/limited/redeem',
               body => {code => $code{400}, order => {amount => 1000}}))->{reason},
    'code_exhausted', '... once');
+
+# the gate: the upstream sees a redeemed serial code once
+my $g = VT::http($ng->port, 'GET', '/gate/redeem', headers => {'X-Voucher-Code' => $code{500}});
+is($g->{status}, 200, 'the gate passes a serial code to the upstream');
+is($g->{headers}{'x-gate'}, 'reserved ok 250', '... held for the checkout, 250 off');
+is(bit('spring', 500), 1, '... its bit set');
+$g = VT::http($ng->port, 'GET', '/gate/redeem', headers => {'X-Voucher-Code' => $code{500}});
+like($g->{headers}{'x-gate'} // '', qr/code_exhausted/, 'the second time: code_exhausted');
 
 # an idempotent retry replays, and sets nothing twice
 my %k = (code => $code{300}, order => {amount => 1000}, idempotency_key => 'k300');
