@@ -126,6 +126,15 @@ int voucher_code_verify_ex(const unsigned char key[VOUCHER_KEY_LEN],
     const voucher_format_t *fmt);
 
 /*
+ * voucher_code_issue_ex() with a given body (body_len characters of the
+ * format's charset) instead of a random one: a serial series'
+ * (voucher_serial.h).  Returns the length, or 0 as voucher_code_issue_ex().
+ */
+size_t voucher_code_make(const unsigned char key[VOUCHER_KEY_LEN],
+    const char *prefix, const char *body, size_t body_len, size_t mac_len,
+    const voucher_format_t *fmt, char *out, size_t size);
+
+/*
  * A key made ready once for many verifications: BLAKE2b keyed with it,
  * before any code (what voucher_code_verify_ex() otherwise redoes for
  * each code).  Opaque; holds what the key does, so keep it as the key.

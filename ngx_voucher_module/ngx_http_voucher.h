@@ -336,6 +336,9 @@ ngx_int_t ngx_http_voucher_send_locked(ngx_http_request_t *r, ngx_int_t op,
 
 ngx_int_t ngx_http_voucher_code_check(ngx_http_voucher_loc_conf_t *vlcf,
     u_char *code, size_t *len, const char **reason);
+ngx_int_t ngx_http_voucher_code_check_serial(
+    ngx_http_voucher_loc_conf_t *vlcf, u_char *code, size_t *len,
+    const char **reason, ngx_str_t *series, uint64_t *serial);
 
 ngx_int_t ngx_http_voucher_send_error(ngx_http_request_t *r,
     ngx_int_t op, const char *reason, const char *field,

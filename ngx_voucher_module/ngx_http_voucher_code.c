@@ -8,6 +8,7 @@
  * and key rotation.  A code that cannot exist is answered here exactly as
  * Redis answers an unknown code, so guessing costs Redis nothing and the
  * answer tells "forged" from "unknown" only with voucher_code_debug on.
+ * A code of a serial series (series=) passes on its serial too.
  */
 
 
@@ -16,6 +17,7 @@
 #include <sodium.h>
 
 #include "voucher_code.h"
+#include "voucher_serial.h"
 
 
 /* each key made ready at configuration time: BLAKE2b keyed with it */
@@ -23,6 +25,9 @@
 struct ngx_http_voucher_keys_s {
     voucher_mac_key_t           current;
     voucher_mac_key_t           previous;
+    /* the keys themselves: a serial series' permutation is derived */
+    u_char                      current_raw[VOUCHER_KEY_LEN];
+    u_char                      previous_raw[VOUCHER_KEY_LEN];
     time_t                      previous_until;
     unsigned                    has_current:1;
     unsigned                    has_previous:1;
@@ -34,13 +39,14 @@ typedef struct {
     size_t                      body;
     size_t                      mac;
     voucher_format_t            fmt;         /* charset, suffix */
+    ngx_str_t                   series;      /* a serial series' name */
 } ngx_http_voucher_issued_t;
 
 
 static ngx_http_voucher_keys_t *ngx_http_voucher_conf_keys(ngx_conf_t *cf,
     ngx_http_voucher_loc_conf_t *vlcf);
 static char *ngx_http_voucher_load_key(ngx_conf_t *cf, ngx_str_t *file,
-    voucher_mac_key_t *mk);
+    voucher_mac_key_t *mk, u_char *raw);
 static time_t ngx_http_voucher_parse_date(ngx_str_t *s);
 static char *ngx_http_voucher_issued_format(ngx_conf_t *cf,
     ngx_http_voucher_issued_t *iss, ngx_str_t *value);
@@ -49,7 +55,11 @@ static ngx_uint_t ngx_http_voucher_issued_overlap(
 static u_char ngx_http_voucher_issued_fixed(ngx_http_voucher_issued_t *iss,
     size_t len, size_t i);
 static ngx_int_t ngx_http_voucher_verify(ngx_http_voucher_keys_t *keys,
-    u_char *code, size_t len, ngx_http_voucher_issued_t *iss, u_char *form);
+    u_char *code, size_t len, ngx_http_voucher_issued_t *iss, u_char *form,
+    ngx_uint_t *previous);
+static ngx_int_t ngx_http_voucher_serial(ngx_http_voucher_keys_t *keys,
+    ngx_uint_t previous, u_char *code, ngx_http_voucher_issued_t *iss,
+    uint64_t *serial);
 
 
 /* voucher_code_key FILE; */
@@ -73,7 +83,8 @@ ngx_http_voucher_code_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    if (ngx_http_voucher_load_key(cf, &value[1], &keys->current)
+    if (ngx_http_voucher_load_key(cf, &value[1], &keys->current,
+                                  keys->current_raw)
         != NGX_CONF_OK)
     {
         return NGX_CONF_ERROR;
@@ -121,7 +132,8 @@ ngx_http_voucher_code_key_previous(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_voucher_load_key(cf, &value[1], &keys->previous)
+    if (ngx_http_voucher_load_key(cf, &value[1], &keys->previous,
+                                  keys->previous_raw)
         != NGX_CONF_OK)
     {
         return NGX_CONF_ERROR;
@@ -133,7 +145,10 @@ ngx_http_voucher_code_key_previous(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
-/* voucher_code_issued PREFIX body=N mac=M [charset=CHARS] [suffix=S]; */
+/*
+ * voucher_code_issued PREFIX body=N mac=M [charset=CHARS] [suffix=S]
+ *                     [series=NAME];
+ */
 
 char *
 ngx_http_voucher_code_issued(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -206,6 +221,19 @@ ngx_http_voucher_code_issued(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "series=", 7) == 0) {
+            if (voucher_series_name_check((char *) value[i].data + 7,
+                                          value[i].len - 7)
+                != 0)
+            {
+                goto invalid;
+            }
+
+            iss->series.data = value[i].data + 7;
+            iss->series.len = value[i].len - 7;
+            continue;
+        }
+
         if (ngx_strncmp(value[i].data, "charset=", 8) == 0
             || ngx_strncmp(value[i].data, "suffix=", 7) == 0)
         {
@@ -229,6 +257,11 @@ ngx_http_voucher_code_issued(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         > VOUCHER_CODE_MAX_LEN)
     {
         return "describes codes longer than 64 characters";
+    }
+
+    if (iss->series.len && voucher_serial_domain(iss->body, &iss->fmt) == 0) {
+        return "has a body too long for a serial series (at most 2^62 "
+               "values: 12 characters of the Crockford alphabet)";
     }
 
     prev = vlcf->code_issued->elts;
@@ -492,7 +525,7 @@ ngx_http_voucher_conf_keys(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *vlcf)
 
 static char *
 ngx_http_voucher_load_key(ngx_conf_t *cf, ngx_str_t *file,
-    voucher_mac_key_t *mk)
+    voucher_mac_key_t *mk, u_char *raw)
 {
     char       err[256];
     u_char     key[VOUCHER_KEY_LEN];
@@ -518,6 +551,7 @@ ngx_http_voucher_load_key(ngx_conf_t *cf, ngx_str_t *file,
         return NGX_CONF_ERROR;
     }
 
+    ngx_memcpy(raw, key, VOUCHER_KEY_LEN);
     sodium_memzero(key, sizeof(key));
 
     return NGX_CONF_OK;
@@ -599,15 +633,35 @@ ngx_int_t
 ngx_http_voucher_code_check(ngx_http_voucher_loc_conf_t *vlcf, u_char *code,
     size_t *len, const char **reason)
 {
+    ngx_str_t  series;
+    uint64_t   serial;
+
+    return ngx_http_voucher_code_check_serial(vlcf, code, len, reason,
+                                              &series, &serial);
+}
+
+
+/*
+ * The same, and when the code is of a serial series (NGX_OK), its name in
+ * *series (len 0: not one) and its serial.
+ */
+
+ngx_int_t
+ngx_http_voucher_code_check_serial(ngx_http_voucher_loc_conf_t *vlcf,
+    u_char *code, size_t *len, const char **reason, ngx_str_t *series,
+    uint64_t *serial)
+{
     size_t                      n;
     ngx_int_t                   rc;
-    ngx_uint_t                  i, shaped, formed;
+    ngx_uint_t                  i, shaped, formed, previous;
     ngx_http_voucher_issued_t  *iss;
     u_char                      form[VOUCHER_CODE_MAX_LEN];
 #if (NGX_PCRE)
     ngx_str_t                   s;
     ngx_regex_t               **re;
 #endif
+
+    series->len = 0;
 
     n = voucher_code_normalize((char *) code, *len, (char *) code, *len + 1);
     if (n == 0) {
@@ -643,10 +697,25 @@ ngx_http_voucher_code_check(ngx_http_voucher_loc_conf_t *vlcf, u_char *code,
             shaped = 1;
 
             rc = ngx_http_voucher_verify(vlcf->code_keys, code, n, &iss[i],
-                                         formed ? NULL : form);
+                                         formed ? NULL : form, &previous);
 
             if (rc == NGX_OK) {
-                return NGX_OK;
+                if (iss[i].series.len == 0) {
+                    return NGX_OK;
+                }
+
+                if (ngx_http_voucher_serial(vlcf->code_keys, previous, code,
+                                            &iss[i], serial)
+                    == NGX_OK)
+                {
+                    *series = iss[i].series;
+                    return NGX_OK;
+                }
+
+                /* never with a tag that passed: its body is canonical */
+                formed = 1;
+                ngx_memcpy(form, code, n);
+                continue;
             }
 
             if (rc == NGX_DECLINED) {
@@ -694,7 +763,8 @@ ngx_http_voucher_code_check(ngx_http_voucher_loc_conf_t *vlcf, u_char *code,
 
 static ngx_int_t
 ngx_http_voucher_verify(ngx_http_voucher_keys_t *keys, u_char *code,
-    size_t len, ngx_http_voucher_issued_t *iss, u_char *form)
+    size_t len, ngx_http_voucher_issued_t *iss, u_char *form,
+    ngx_uint_t *previous)
 {
     size_t  prefix, end, i;
     u_char  buf[VOUCHER_CODE_MAX_LEN];
@@ -704,13 +774,16 @@ ngx_http_voucher_verify(ngx_http_voucher_keys_t *keys, u_char *code,
 
     ngx_memcpy(buf, code, len);
 
+    *previous = 0;
+
     if (voucher_code_verify_mk(&keys->current, (char *) buf, len, prefix,
                                iss->mac, &iss->fmt)
         == 0
         || (keys->has_previous && ngx_time() < keys->previous_until
             && voucher_code_verify_mk(&keys->previous, (char *) buf, len,
                                       prefix, iss->mac, &iss->fmt)
-               == 0))
+               == 0
+            && (*previous = 1)))
     {
         ngx_memcpy(code + prefix, buf + prefix, end - prefix);
         return NGX_OK;
@@ -743,4 +816,36 @@ ngx_http_voucher_verify(ngx_http_voucher_keys_t *keys, u_char *code,
     }
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * The serial of a code of a serial series whose tag passed, under the key
+ * that passed it: the series' permutation is derived from that key.
+ */
+
+static ngx_int_t
+ngx_http_voucher_serial(ngx_http_voucher_keys_t *keys, ngx_uint_t previous,
+    u_char *code, ngx_http_voucher_issued_t *iss, uint64_t *serial)
+{
+    ngx_int_t         rc;
+    voucher_serial_t  s;
+
+    rc = NGX_ERROR;
+
+    if (voucher_serial_init(&s, previous ? keys->previous_raw
+                                         : keys->current_raw,
+                            (char *) iss->series.data, iss->series.len,
+                            iss->body, &iss->fmt)
+        == 0
+        && voucher_serial_decode(&s, (char *) code, iss->prefix.len,
+                                 iss->body, &iss->fmt, serial)
+           == 0)
+    {
+        rc = NGX_OK;
+    }
+
+    sodium_memzero(&s, sizeof(s));
+
+    return rc;
 }

@@ -86,6 +86,7 @@ ngx_http_voucher_preflight(ngx_http_voucher_core_t *core,
     ngx_http_voucher_request_t *req)
 {
     ngx_int_t                     rc;
+    ngx_str_t                     series;
     const char                   *msg;
     ngx_http_request_t           *r;
     ngx_http_voucher_cmd_t        cmd;
@@ -110,8 +111,12 @@ ngx_http_voucher_preflight(ngx_http_voucher_core_t *core,
         goto lockout;
     }
 
-    rc = ngx_http_voucher_code_check(vlcf, req->code.data, &req->code.len,
-                                     &msg);
+    rc = ngx_http_voucher_code_check_serial(vlcf, req->code.data,
+                                            &req->code.len, &msg, &series,
+                                            &req->serial);
+
+    req->series.data = series.data;
+    req->series.len = series.len;
 
     if (rc == NGX_ERROR) {
         core->reason = "invalid_code";
@@ -633,6 +638,8 @@ ngx_http_voucher_idempotency_header(ngx_http_request_t *r,
  * FCALL voucher_validate|voucher_redeem 1 {ns}:c:CODE
  *       customer amount currency order_id idem nitems [sku cat price qty]*
  *       [p<points>] [limits]
+ *       (2 {ns}:c:CODE {ns}:sb:<series>:<serial> for a serial series' code:
+ *       the native module takes one key, so the library answers it)
  * FCALL voucher_reserve 1 {ns}:c:CODE hold_ms <as redeem>
  * FCALL voucher_rollback 1 {ns}:log redemption_id amount idem
  * FCALL voucher_confirm|voucher_release 1 {ns}:log redemption_id idem
@@ -663,7 +670,7 @@ ngx_http_voucher_command(ngx_http_request_t *r,
               || req->op == NGX_HTTP_VOUCHER_OP_CONFIRM
               || req->op == NGX_HTTP_VOUCHER_OP_RELEASE);
 
-    argc = settle ? 7 : 12 + 4 * req->nitems
+    argc = settle ? 7 : 13 + 4 * req->nitems
                         + ngx_http_voucher_limit_nargs(vlcf);
 
     if (guess) {
@@ -686,7 +693,9 @@ ngx_http_voucher_command(ngx_http_request_t *r,
     /* room for the key and every number we print */
 
     size = sizeof("{}:log") - 1 + vlcf->ns.len + req->code.len
-           + (5 + 2 * req->nitems) * NGX_INT64_LEN;
+           + (5 + 2 * req->nitems) * NGX_INT64_LEN
+           + sizeof("{}:sb::") - 1 + vlcf->ns.len + req->series.len
+           + NGX_INT64_LEN;
 
     key = ngx_pnalloc(r->pool, size);
     if (key == NULL) {
@@ -724,7 +733,14 @@ ngx_http_voucher_command(ngx_http_request_t *r,
         break;
     }
 
-    ngx_http_voucher_arg("1", 1);
+    /* a serial series' code names its bit as a second key */
+
+    if (!settle && req->series.len) {
+        ngx_http_voucher_arg("2", 1);
+
+    } else {
+        ngx_http_voucher_arg("1", 1);
+    }
 
     if (settle) {
         p = ngx_sprintf(key, "{%V}:log", &vlcf->ns);
@@ -756,6 +772,13 @@ ngx_http_voucher_command(ngx_http_request_t *r,
         p = ngx_cpymem(p, "}:c:", sizeof("}:c:") - 1);
         p = ngx_cpymem(p, req->code.data, req->code.len);
         ngx_http_voucher_arg(key, p - key);
+
+        if (req->series.len) {
+            key = p;
+            p = ngx_sprintf(p, "{%V}:sb:%*s:%uL", &vlcf->ns,
+                            req->series.len, req->series.data, req->serial);
+            ngx_http_voucher_arg(key, p - key);
+        }
 
         if (req->op == NGX_HTTP_VOUCHER_OP_RESERVE) {
             hold = (req->hold_seconds == NGX_HTTP_VOUCHER_UNSET)

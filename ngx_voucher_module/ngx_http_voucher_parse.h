@@ -123,6 +123,10 @@ typedef struct {
     int64_t                 timestamp;       /* unix seconds, UNSET = now */
     ngx_http_voucher_str_t  referral_code;
     ngx_http_voucher_str_t  attrs[NGX_HTTP_VOUCHER_EVENT_ATTRS];
+
+    /* not parsed: a serial series' code, as the offline check decoded it */
+    ngx_http_voucher_str_t  series;          /* len 0: not one */
+    uint64_t                serial;
 } ngx_http_voucher_request_t;
 
 

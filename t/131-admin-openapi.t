@@ -72,7 +72,8 @@ api('POST', '/v1/members', { id => 'alice', name => 'Alice' });
 api('PUT', '/v1/automations/spring', { schedule => 'daily 09:00', segment => 'all',
                                        channel => 'hook', message => 'Hi {{code}}' });
 
-my %fill = (campaign => 'spring', code => 'GIFT0001', id => 'alice', reward => 'cake', webhook => 'crm');
+my %fill = (campaign => 'spring', code => 'GIFT0001', id => 'alice', reward => 'cake', webhook => 'crm',
+            series => 'cards');
 api('POST', '/v1/webhooks', { id => 'crm', url => 'http://127.0.0.1:9/hook', secret => 'crm-secret-0123456789',
                               events => ['redeemed'] });
 # spring is archived on the way (its /archive comes first): a run now
@@ -104,6 +105,8 @@ my %bodies = (
     'PATCH /v1/codes/{code}' => { customer => 'alice' },
     'POST /v1/codes/{code}/credit' => { amount => 1 },
     'POST /v1/codes/{code}/debit' => { amount => 1 },
+    'PUT /v1/series/{series}' => { campaign => 'treat', size => 1000, prefix => 'CD',
+                                   length => 8 },
     'POST /v1/members' => { id => 'bob' },
     'PATCH /v1/members/{id}' => { tier => 'gold' },
     'POST /v1/segments/preview' => { segment => 'all' },

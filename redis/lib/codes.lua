@@ -37,8 +37,10 @@ local function compactable(camp, cust)
 end
 
 -- {k, s, m, u, c, b, f, t} of a code (k false: no such code), and its
--- bucket key when it is compact
-local function code_read(tag, ckey, code)
+-- bucket key when it is compact; sref: the serial nginx decoded
+-- ({NS}:sb:<series>:<serial>, redis/lib/serial.lua), read instead
+local function code_read(tag, ckey, code, sref)
+    if sref then return S.read(tag, sref) end
     local c = redis.call('HMGET', ckey, 'k', 's', 'm', 'u', 'c', 'b', 'f',
                          't')
     if c[1] then return c end
@@ -52,7 +54,9 @@ end
 
 -- writes a code's uses (and a gift card's balance)
 local function code_uses(ckey, bkey, code, c, u, bal)
-    if bkey then
+    if type(bkey) == 'table' then
+        S.uses(bkey, u)
+    elseif bkey then
         redis.call('HSET', bkey, code, compact_value(u, c[1], c[5]))
     elseif bal then
         redis.call('HSET', ckey, 'u', u, 'b', bal)

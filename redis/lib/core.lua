@@ -138,9 +138,16 @@ local function xadd2(key, maxlen, ...)
     return redis.call('XADD', key, '*', ...)
 end
 
--- every stream entry has the same fields in the same order
+-- every stream entry has the same fields in the same order; a redeem of
+-- a serial series' code adds "serial" (redis/lib/serial.lua) last
 local function xadd(key, maxlen, typ, code, camp, cust, oid, amount, cur,
-                    disc, bal, idem, ref)
+                    disc, bal, idem, ref, sn)
+    if sn then
+        return xadd2(key, maxlen, 'type', typ, 'code', code, 'campaign', camp,
+                     'customer', cust, 'order_id', oid, 'amount', amount,
+                     'currency', cur, 'discount', disc, 'balance', bal,
+                     'idem', idem, 'ref', ref, 'serial', sn)
+    end
     return xadd2(key, maxlen, 'type', typ, 'code', code, 'campaign', camp,
                  'customer', cust, 'order_id', oid, 'amount', amount,
                  'currency', cur, 'discount', disc, 'balance', bal,

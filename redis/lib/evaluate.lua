@@ -103,7 +103,7 @@ local function evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms,
     end
 
     -- 2-3. the code
-    local c, bkey = code_read(tag, keys[1], code)
+    local c, bkey = code_read(tag, keys[1], code, keys[2])
     local camp = c[1]
     if not camp then return {'not_found', 'code', code} end
     if c[2] == 'd' then return fail('code_inactive', code, camp) end
@@ -343,7 +343,7 @@ local function evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms,
     local maxlen = settings(tag)
     local id = xadd(tag .. ':log', maxlen, 'redeem', code, camp, cust, oid,
                     dec(amount), cur, dec(d), gift and dec(bal) or '', idem,
-                    hold_ms and 'hold' or '')
+                    hold_ms and 'hold' or '', c[9])
     if gift then G.spend(tag, code, keys[1], d, id, c[6]) end
     local hold_s
     if hold_ms then

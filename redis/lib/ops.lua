@@ -40,6 +40,15 @@ function ADM.snap.auto(key)
     return {definition = cjson.decode(h[1]), since = tonumber(h[2])}
 end
 
+-- a serial series as registered (its bits change with every redeem)
+function ADM.snap.series(key)
+    local h = redis.call('HMGET', key, 'k', 'n', 'p', 'b', 'm', 'cs', 'sx')
+    if not h[1] then return nil end
+    return {campaign = h[1], size = tonumber(h[2]), prefix = h[3],
+            body = tonumber(h[4]), mac = tonumber(h[5]), charset = h[6],
+            suffix = h[7]}
+end
+
 function ADM.snap.member(key)
     local h = redis.call('HGETALL', key)
     if #h == 0 then return nil end
@@ -332,6 +341,7 @@ ADM.fns = {
     campaign_set = {api.campaign_set, 'campaign'},
     code_set = {api.code_set, 'code'},
     code_del = {api.code_del, 'code'},
+    series_set = {api.series_set, 'series'},
     settings_set = {api.settings_set, 'settings'},
     auto_set = {api.auto_set, 'auto'},
     auto_del = {api.auto_del, 'auto'},

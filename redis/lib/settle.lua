@@ -45,7 +45,8 @@ local function undo(tag, id, e, want, idem, typ)
     local bal, back
     if gift or full then
         local ckey = tag .. ':c:' .. code
-        local c, bkey = code_read(tag, ckey, code)
+        local c, bkey = code_read(tag, ckey, code,
+                                  e[23] == 'serial' and tag .. ':sb:' .. e[24])
         if c[1] then
             if gift then bal = G.refund(tag, code, ckey, a, id, typ, c[6]) end
             if full then

@@ -316,6 +316,9 @@ def setup(srv, lib, now, seed):
     bucket = '{v}:cb:' + hashlib.sha1(b'BADCP').hexdigest()[:4]
     r.ok('HSET', bucket, 'BADCP', 'x pct')
     r.ok('HSET', '{v}:c:EMPTYK', 's', 'd')
+    for name, camp in SERIES:
+        r.ok('FCALL', 'voucher_series_set', 1, '{v}:sr:' + name, camp,
+             SERIES_SIZE, 'S', 8, 5, '', '')
     prog = PROGRAMMES[seed % len(PROGRAMMES)]
     if prog:
         r.ok('FCALL', 'voucher_loyalty_set', 1, '{v}:lp', *prog)
@@ -329,6 +332,49 @@ def setup(srv, lib, now, seed):
 
 
 ALL_CODES = None
+
+# serial series (redis/lib/serial.lua): name, campaign; a bit per code
+SERIES = [('ser', 'pct'), ('sm', 'maxred'), ('sp', 'pc'), ('sw', 'hrsno'),
+          ('sa', 'amt')]
+SERIES_SIZE = 8
+
+
+def gen_serial(rnd, i, now, hist, maps, servers):
+    """a serial series' call, as nginx sends it: FCALL with the bit as a
+    second key (the module's commands take one key, so both sides answer
+    with the library, whose writes the native calls then read); or a
+    rollback or release of a redemption, which gives a bit back.
+    {server: command}"""
+    y = rnd.random()
+    if y < 0.7:
+        fn = rnd.choice(['voucher_redeem', 'voucher_redeem',
+                         'voucher_validate', 'voucher_reserve'])
+        args = gen_eval(rnd, i, now, fn != 'voucher_validate', hist)
+        name = rnd.choice(SERIES)[0]
+        n = rnd.randrange(SERIES_SIZE + 5)
+        bit = '{v}:sb:%s:%d' % (name, n)
+        if rnd.random() < 0.05:
+            bit = rnd.choice(['{v}:sb:ser:x', '{v}:sb:nope:1', '{w}:sb:ser:1',
+                              '{v}:sb:ser:99999999999', '{v}:sb:ser:',
+                              '{v}:sb:ser:-1', '{v}:sb:' + 'x' * 40 + ':1',
+                              '{v}:sr:ser:1', '{v}:sb:ser:01'])
+        if args and args[0].startswith('{v}:c:'):
+            args[0] = '{v}:c:S%s%02d' % (name.upper(), n)
+        if fn == 'voucher_reserve' and args:
+            args.insert(1, rnd.choice(['60000', '60000', '5000', '999']))
+        cmd = ['FCALL', fn + '_' + LIB_VER, 2] + args[:1] + [bit] + args[1:]
+        return {w: cmd for w in servers}
+    fn = 'voucher_rollback' if y < 0.85 else 'voucher_release'
+    labels = sorted(set(maps['L'].m.values()))
+    label = rnd.choice(labels) if labels else b'<none>'
+    idem = rnd.choice(['', 'B%d' % rnd.randrange(20)])
+    out = {}
+    for w in servers:
+        raw = [k for k, v in maps[w].m.items() if v == label]
+        rid = raw[0].decode() if raw else '1-1'
+        tail = [rid, '', idem] if fn == 'voucher_rollback' else [rid, idem]
+        out[w] = ['FCALL', fn + '_' + LIB_VER, 1, '{v}:log'] + tail
+    return out
 
 
 def gen_code(rnd, now):
@@ -781,9 +827,14 @@ def run_seed(seed, nops, servers, lib, native, log):
                 kind = '(gift)'
         if gift is None and 0.08 <= x < 0.14:
             pass
+        elif x < 0.03:
+            cmds = gen_serial(rnd, i, now, hist, maps, servers)
+            outs = {w: s.r.call(*cmds[w])[0] for w, s in servers.items()}
+            what = cmds['L']
+            kind = '(serial) ' + cmds['L'][1].rsplit('_', 1)[0]
         elif x < 0.08:
-            cmd = (gen_admin(rnd, now) if x < 0.03 else gen_loyalty(rnd, now)
-                   if x < 0.05 else gen_cart(rnd, now))
+            cmd = (gen_admin(rnd, now) if x < 0.05 else gen_loyalty(rnd, now)
+                   if x < 0.065 else gen_cart(rnd, now))
             outs = {w: s.r.call(*cmd)[0] for w, s in servers.items()}
             what = cmd
             kind = '(admin)'

@@ -53,6 +53,10 @@ static const char  vw_usage[] =
     "  codes export CAMPAIGN [--format csv|jsonl] [--pattern P] [--detach]\n"
     "  codes check CODE [--prefix P] [--mac-length M] [--charset CHARS]\n"
     "        [--suffix S]\n"
+    "  series issue SERIES CAMPAIGN --size N [--prefix P] [--length L]\n"
+    "        [--mac-length M] [--charset CHARS] [--suffix S]\n"
+    "  series export SERIES [--from N] [--count N] [--output FILE]\n"
+    "  series show SERIES   a serial series: codes at a bit each\n"
     "  members import FILE [--format csv|jsonl] [--dry-run] [--detach]\n"
     "  job list|get|cancel|output|wait ...  jobs (long work)\n"
     "  webhook create|update|list|get|delete|dead ...  outgoing webhooks\n"
@@ -83,6 +87,7 @@ typedef struct {
 static const vw_command_t  vw_commands[] = {
     { "campaign", vw_cmd_campaign, 1 },
     { "codes", vw_cmd_codes, 1 },
+    { "series", vw_cmd_series, 1 },
     { "members", vw_cmd_members, 1 },
     { "segment", vw_cmd_segment, 1 },
     { "report", vw_cmd_report, 1 },

@@ -132,6 +132,7 @@ int vw_cmd_campaign(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_key(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_library(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_codes(vw_ctl_t *ctl, int argc, char **argv);
+int vw_cmd_series(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_members(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_segment(vw_ctl_t *ctl, int argc, char **argv);
 int vw_cmd_report(vw_ctl_t *ctl, int argc, char **argv);

@@ -104,6 +104,9 @@ static const vw_route_t  vw_routes[] = {
     { "GET", "/v1/codes/{}/balance", vw_op_code_balance, 0 },
     { "GET", "/v1/codes/{}/transactions", vw_op_code_transactions, 0 },
 
+    { "GET", "/v1/series/{}", vw_op_series_get, 0 },
+    { "PUT", "/v1/series/{}", vw_op_series_set, 0 },
+
     { "GET", "/v1/members", vw_op_member_search, 0 },
     { "POST", "/v1/members", vw_op_member_create, 0 },
     { "GET", "/v1/members/{}", vw_op_member_get, 0 },

@@ -195,6 +195,10 @@ int vw_op_code_transactions(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);
 int vw_op_liability(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);
+int vw_op_series_get(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
+int vw_op_series_set(vw_op_t *op, vw_op_in_t *in, json_t **out,
+    vw_operr_t *e);
 
 int vw_op_member_create(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e);
