@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -428,41 +429,170 @@ vw_admin_error(struct MHD_Connection *c, vw_req_t *rq, int status,
 /* ------------------------------------------------------------- requests */
 
 
+/*
+ * A thread's connections: the master, made on first use and after a
+ * failure, and a replica for the reads (GET), kept while it qualifies.
+ */
+
+typedef struct {
+    redisContext           *master;
+    redisContext           *replica;
+    int                     next;       /* the replica to try first */
+    struct timespec         retry;      /* none qualified: not before */
+} vw_admin_conn_t;
+
+
 static void
-vw_admin_redis_free(void *p)
+vw_admin_conn_free(void *p)
 {
-    redisFree(p);
+    vw_admin_conn_t  *t;
+
+    t = p;
+
+    if (t->master) {
+        redisFree(t->master);
+    }
+
+    if (t->replica) {
+        redisFree(t->replica);
+    }
+
+    free(t);
 }
 
 
-/* this thread's connection, made on first use and after a failure */
+static vw_admin_conn_t *
+vw_admin_conn(vw_admin_t *ad)
+{
+    vw_admin_conn_t  *t;
+
+    t = pthread_getspecific(ad->tls);
+
+    if (t == NULL) {
+        t = vw_xalloc(sizeof(vw_admin_conn_t));
+        memset(t, 0, sizeof(vw_admin_conn_t));
+        t->next = (int) (pthread_self() % 7919);
+        pthread_setspecific(ad->tls, t);
+    }
+
+    return t;
+}
+
+
+/* this thread's connection to the master */
 
 static redisContext *
 vw_admin_redis(vw_admin_t *ad)
 {
-    char           err[512];
-    redisContext  *c;
+    char              err[512];
+    vw_admin_conn_t  *t;
 
-    c = pthread_getspecific(ad->tls);
+    t = vw_admin_conn(ad);
 
-    if (c && c->err) {
-        redisFree(c);
-        c = NULL;
-        pthread_setspecific(ad->tls, NULL);
+    if (t->master && t->master->err) {
+        redisFree(t->master);
+        t->master = NULL;
     }
 
-    if (c == NULL) {
-        c = vw_redis_connect(&ad->cf, err, sizeof(err));
+    if (t->master == NULL) {
+        t->master = vw_redis_connect(&ad->cf, err, sizeof(err));
 
-        if (c == NULL) {
+        if (t->master == NULL) {
             vw_log_error("admin: %s", err);
             return NULL;
         }
-
-        pthread_setspecific(ad->tls, c);
     }
 
-    return c;
+    return t->master;
+}
+
+
+/*
+ * For a read: this thread's replica when it qualifies now (the rule of
+ * vw_redis_replica_ready(), as voucherctl report's), else the master.
+ * When none qualifies, none is tried again for a second.
+ */
+
+#define VW_ADMIN_REPLICA_RETRY_MS  1000
+
+static redisContext *
+vw_admin_redis_read(vw_admin_t *ad)
+{
+    int               used;
+    char              why[256], err[512];
+    int64_t           off;
+    redisContext     *m;
+    vw_admin_conn_t  *t;
+    struct timespec   now;
+
+    m = vw_admin_redis(ad);
+
+    if (m == NULL || ad->cf.nreplicas == 0) {
+        return m;
+    }
+
+    t = vw_admin_conn(ad);
+    off = vw_redis_master_offset(m);
+
+    if (t->replica) {
+        if (vw_redis_replica_ready(t->replica, off, why, sizeof(why))) {
+            return t->replica;
+        }
+
+        vw_log_debug("admin: redis replica %s:%d: %s, not read from",
+                     t->replica->tcp.host, t->replica->tcp.port, why);
+        redisFree(t->replica);
+        t->replica = NULL;
+        t->next++;
+    }
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+
+    if (now.tv_sec < t->retry.tv_sec
+        || (now.tv_sec == t->retry.tv_sec && now.tv_nsec < t->retry.tv_nsec)
+        || off < 0)
+    {
+        return m;
+    }
+
+    t->replica = vw_redis_connect_replica(&ad->cf,
+                                          t->next % ad->cf.nreplicas, off,
+                                          &used, err, sizeof(err));
+
+    if (t->replica == NULL) {
+        t->retry = now;
+        t->retry.tv_nsec += VW_ADMIN_REPLICA_RETRY_MS * 1000000L;
+        t->retry.tv_sec += t->retry.tv_nsec / 1000000000L;
+        t->retry.tv_nsec %= 1000000000L;
+        return m;
+    }
+
+    t->next = used;
+
+    return t->replica;
+}
+
+
+/* a read failed on the replica: it is dropped, the master is asked */
+
+static redisContext *
+vw_admin_redis_failed(vw_admin_t *ad, redisContext *c)
+{
+    vw_admin_conn_t  *t;
+
+    t = vw_admin_conn(ad);
+
+    if (c == NULL || c != t->replica) {
+        return NULL;
+    }
+
+    vw_log_info("admin: a read failed on redis replica %s:%d, the master "
+                "answers it", c->tcp.host, c->tcp.port);
+    redisFree(t->replica);
+    t->replica = NULL;
+    t->next++;
+
+    return vw_admin_redis(ad);
 }
 
 
@@ -526,10 +656,15 @@ vw_admin_output_read(void *cls, uint64_t pos, char *buf, size_t max)
 
         vw_buf_reset(&o->buf);
         o->off = 0;
-        o->op.redis = vw_admin_redis(o->ad);
+        o->op.redis = vw_admin_redis_read(o->ad);
 
         if (vw_job_output(&o->op, o->id, &o->index, 1 << 18, &o->buf,
-                          &o->more, &e) != 0)
+                          &o->more, &e) != 0
+            && (e.status != 503
+                || (o->op.redis = vw_admin_redis_failed(o->ad, o->op.redis))
+                   == NULL
+                || vw_job_output(&o->op, o->id, &o->index, 1 << 18, &o->buf,
+                                 &o->more, &e) != 0))
         {
             vw_log_error("admin: the output of job %s broke off: %s", o->id,
                          e.message);
@@ -578,6 +713,12 @@ vw_admin_output(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq,
 
     memset(&e, 0, sizeof(vw_operr_t));
     job = vw_job_read(op, rq->id, &e);
+
+    if (job == NULL && e.status == 503
+        && (op->redis = vw_admin_redis_failed(ad, op->redis)) != NULL)
+    {
+        job = vw_job_read(op, rq->id, &e);
+    }
 
     if (job == NULL) {
         return vw_admin_error(c, rq, e.status, e.reason, e.field, e.message,
@@ -660,7 +801,7 @@ vw_admin_metrics(struct MHD_Connection *c, vw_req_t *rq, vw_op_t *op)
 static enum MHD_Result
 vw_admin_run(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq)
 {
-    int           status, type;
+    int           status, type, read;
     json_t       *out;
     vw_op_t       op;
     vw_op_in_t    in;
@@ -691,7 +832,10 @@ vw_admin_run(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq)
     op.cf = &ad->cf;
     op.who = rq->who;
     op.key = ad->have_key ? ad->key : NULL;
-    op.redis = vw_admin_redis(ad);
+    /* reads (GET) on a replica that qualifies, writes on the master */
+    read = strcmp(rq->route->method, "GET") == 0
+           && !(rq->route->flags & VW_ROUTE_METRICS);
+    op.redis = read ? vw_admin_redis_read(ad) : vw_admin_redis(ad);
 
     if (rq->route->flags & VW_ROUTE_STREAM) {
         json_decref(q.query);
@@ -752,6 +896,19 @@ run:
 
     out = NULL;
     status = rq->route->handler(&op, &in, &out, &e);
+
+    /*
+     * A read the replica could not answer (it went away, or the handler
+     * writes after all: READONLY) runs again on the master.
+     */
+    if (status < 0 && e.status == 503 && read
+        && (op.redis = vw_admin_redis_failed(ad, op.redis)) != NULL)
+    {
+        json_decref(out);
+        out = NULL;
+        memset(&e, 0, sizeof(vw_operr_t));
+        status = rq->route->handler(&op, &in, &out, &e);
+    }
 
     json_decref(in.body);
     json_decref(in.query);
@@ -1103,7 +1260,7 @@ vw_admin_start(const char *path, vw_admin_t **out, char *err, size_t errlen)
         goto failed;
     }
 
-    pthread_key_create(&ad->tls, vw_admin_redis_free);
+    pthread_key_create(&ad->tls, vw_admin_conn_free);
 
     /* the API's threads leave the signals to the loop's thread */
     sigemptyset(&set);
