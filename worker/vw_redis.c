@@ -500,15 +500,25 @@ vw_redis_sentinel_ask(const vw_config_t *cf, redisContext *c, int i,
 
 
 /*
- * A link to a Sentinel, kept: the Sentinels are tried in turn, from the
- * one after the last that failed, and the first that names the master
- * is asked again next time.  One link for the process: voucherd's threads
- * (the admin API, jobs, webhooks) connect too, so it is used under a lock.
+ * Links to Sentinels, kept, one per address (the stores of a voucherd may
+ * have Sentinels of their own): a store's Sentinels are tried in turn,
+ * from the one after the last that failed, and the first that names the
+ * master is asked again next time.  Shared by the process: voucherd's
+ * threads (the admin API, jobs, webhooks) connect too, so they are used
+ * under a lock.
  */
 
-static redisContext     *vw_sentinel;
-static int               vw_sentinel_next;
-static pthread_mutex_t   vw_sentinel_lock = PTHREAD_MUTEX_INITIALIZER;
+#define VW_SENTINEL_LINKS  64
+
+typedef struct {
+    char                   *host;
+    int                     port;
+    redisContext           *c;
+} vw_sentinel_link_t;
+
+static vw_sentinel_link_t  vw_sentinels[VW_SENTINEL_LINKS];
+static int                 vw_sentinel_next;
+static pthread_mutex_t     vw_sentinel_lock = PTHREAD_MUTEX_INITIALIZER;
 
 
 static int vw_redis_sentinel_ask_all(const vw_config_t *cf,
@@ -531,34 +541,81 @@ vw_redis_sentinel_master(const vw_config_t *cf, struct timeval tv,
 }
 
 
+/* the slot of the link to host:port; the caller holds the lock */
+
+static vw_sentinel_link_t *
+vw_redis_sentinel_link(const char *host, int port)
+{
+    int                  i;
+    vw_sentinel_link_t  *l, *free_slot;
+
+    free_slot = NULL;
+
+    for (i = 0; i < VW_SENTINEL_LINKS; i++) {
+        l = &vw_sentinels[i];
+
+        if (l->host == NULL) {
+            if (free_slot == NULL) {
+                free_slot = l;
+            }
+
+            continue;
+        }
+
+        if (l->port == port && strcmp(l->host, host) == 0) {
+            return l;
+        }
+    }
+
+    if (free_slot == NULL) {
+        /* more addresses than slots: the first is given up */
+        free_slot = &vw_sentinels[0];
+
+        if (free_slot->c) {
+            redisFree(free_slot->c);
+        }
+
+        free(free_slot->host);
+    }
+
+    free_slot->host = vw_xstrdup(host);
+    free_slot->port = port;
+    free_slot->c = NULL;
+
+    return free_slot;
+}
+
+
 static int
 vw_redis_sentinel_ask_all(const vw_config_t *cf, struct timeval tv,
     char *host, size_t hostlen, int *port, char *err, size_t errlen)
 {
-    int          i, k;
-    redisReply  *r;
+    int                  i, k;
+    redisReply          *r;
+    vw_sentinel_link_t  *l;
 
     for (k = 0; k < cf->nsentinels; k++) {
         i = vw_sentinel_next % cf->nsentinels;
+        l = vw_redis_sentinel_link(cf->sentinel_host[i],
+                                   cf->sentinel_port[i]);
 
-        if (vw_sentinel == NULL) {
-            vw_sentinel = redisConnectWithTimeout(cf->sentinel_host[i],
-                                                  cf->sentinel_port[i], tv);
+        if (l->c == NULL) {
+            l->c = redisConnectWithTimeout(cf->sentinel_host[i],
+                                           cf->sentinel_port[i], tv);
 
-            if (vw_sentinel == NULL || vw_sentinel->err) {
+            if (l->c == NULL || l->c->err) {
                 snprintf(err, errlen, "sentinel %s:%d: %s",
                          cf->sentinel_host[i], cf->sentinel_port[i],
-                         vw_sentinel ? vw_sentinel->errstr : "out of memory");
+                         l->c ? l->c->errstr : "out of memory");
                 goto next;
             }
 
-            (void) redisSetTimeout(vw_sentinel, tv);
+            (void) redisSetTimeout(l->c, tv);
 
             if (cf->sentinel_password) {
-                r = redisCommand(vw_sentinel, "AUTH %s",
-                                 cf->sentinel_password);
+                r = redisCommand(l->c, "AUTH %s", cf->sentinel_password);
 
-                if (vw_redis_failed(vw_sentinel, r, err, errlen)) {
+                if (vw_redis_failed(l->c, r, err, errlen)) {
                     if (r) {
                         freeReplyObject(r);
                     }
@@ -570,8 +627,8 @@ vw_redis_sentinel_ask_all(const vw_config_t *cf, struct timeval tv,
             }
         }
 
-        if (vw_redis_sentinel_ask(cf, vw_sentinel, i, host, hostlen, port,
-                                  err, errlen)
+        if (vw_redis_sentinel_ask(cf, l->c, i, host, hostlen, port, err,
+                                  errlen)
             == 0)
         {
             return 0;
@@ -579,9 +636,9 @@ vw_redis_sentinel_ask_all(const vw_config_t *cf, struct timeval tv,
 
     next:
 
-        if (vw_sentinel) {
-            redisFree(vw_sentinel);
-            vw_sentinel = NULL;
+        if (l->c) {
+            redisFree(l->c);
+            l->c = NULL;
         }
 
         vw_sentinel_next = (i + 1) % cf->nsentinels;
@@ -719,6 +776,12 @@ vw_redis_connect(const vw_config_t *cf, char *err, size_t errlen)
     const char      *h;
     redisContext    *c;
     struct timeval   tv;
+
+    if (cf->nstores && cf->store == NULL) {
+        snprintf(err, errlen, "the configuration has %d stores: choose one "
+                 "(voucherctl --store NAME)", cf->nstores);
+        return NULL;
+    }
 
     tv.tv_sec = cf->redis_timeout_ms / 1000;
     tv.tv_usec = (cf->redis_timeout_ms % 1000) * 1000;
