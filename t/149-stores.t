@@ -91,11 +91,17 @@ ok(nkeys($rb, '{w}:cb:*') == 1 && nkeys($rb, '{w}:k:welcome') == 1 && nkeys($rb,
 my $t = dtest($w->conf);
 is($t->{status}, 0, 'voucherd -t with stores') or diag $t->{out};
 like($t->{out}, qr/store a: .*is fine.*\n.*store b: .*is fine/s, '... each store checked');
+$t = dtest($w->conf . ' --store b');
+is($t->{status}, 0, 'voucherd --store b -t');
+unlike($t->{out}, qr/store a/, '... checks b only');
 
 my $d = WorkerT::Daemon->start($w);
 ok(wait_until(sub { $d->log =~ /store a: process \d+/ && $d->log =~ /store b: process \d+/ },
               timeout => 10), 'a process for each store');
 my %child = $d->log =~ /store (\w): process (\d+)/g;
+ok(wait_until(sub { $d->log =~ m{voucherd/a\[$child{a}\]: started: .*store a, namespace \{v\}}
+                    && $d->log =~ m{voucherd/b\[$child{b}\]: started: .*store b, namespace \{w\}} },
+              timeout => 10), "each store's process logs as voucherd/NAME");
 
 sub signup { my ($r, $ns, $m) = @_; $r->cmd('XADD', "{$ns}:events", '*', type => 'signup', member => $m) }
 sub hooked { my ($m) = @_; scalar grep { ($_->{body} // '') =~ /"$m"/ } $hook->accepted }

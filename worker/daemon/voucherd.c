@@ -50,8 +50,10 @@ static vw_webhooks_t         *vw_webhooks;
 
 
 static const char  vw_usage[] =
-    "usage: voucherd [-c CONFIG] [-t]\n"
+    "usage: voucherd [-c CONFIG] [--store NAME] [-t]\n"
     VW_CONFIG_USAGE
+    "  --store NAME        run that store of a configuration with \"stores\"\n"
+    "                      alone: its loop, jobs and webhooks, no admin API\n"
     "  -t, --test          check the configuration and the automations in\n"
     "                      Redis, then exit\n";
 
@@ -110,8 +112,13 @@ vw_nap(long ms)
 static int
 vw_setup(vw_daemon_t *d, vw_config_t *cf, char *err, size_t errlen)
 {
-    if (vw_log_open(cf->log_file, cf->log_level, "voucherd", err, errlen)
-        != 0)
+    char  ident[80];
+
+    /* a store's process says which store in every line */
+    snprintf(ident, sizeof(ident), "voucherd%s%s", cf->store ? "/" : "",
+             cf->store ? cf->store : "");
+
+    if (vw_log_open(cf->log_file, cf->log_level, ident, err, errlen) != 0)
     {
         return -1;
     }
@@ -672,60 +679,32 @@ vw_serve(vw_daemon_t *d)
 
 
 /*
- * A store's process: the configuration of its store, then the loop, jobs
- * and webhooks as a voucherd of one store; the admin API stays with the
- * first process.  Returns the exit status.
+ * A store's process is this program again, "voucherd -c FILE --store
+ * NAME", exec'd after the fork (so nothing of the admin API's threads and
+ * locks comes with it); it finds the shared memory file of the metrics
+ * and its slot in VOUCHERD_METRICS ("FD:SLOT:STORES").
  */
 
-static int
-vw_store_run(vw_daemon_t *d, int i)
-{
-    int           fd, rc;
-    char          err[1024], *name;
-    vw_config_t   cf;
-
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-
-    /* the admin API's socket and connections are the first process' */
-    for (fd = 3; fd < 1024; fd++) {
-        close(fd);
-    }
-
-    vw_admin = NULL;
-    vw_admin_here = 0;
-    vw_stop = 0;
-    vw_reload = 0;
-
-    name = vw_xstrdup(d->cf.stores[i]);
-    vw_config_select(name);
-
-    if (vw_config_load(d->config_path, &cf, err, sizeof(err)) != 0) {
-        fprintf(stderr, "voucherd: store %s: %s\n", name, err);
-        return 1;
-    }
-
-    vw_config_free(&d->cf);
-    d->cf = cf;
-    d->slot = i + 1;
-
-    if (vw_setup(d, &d->cf, err, sizeof(err)) != 0) {
-        vw_log_error("store %s: %s", name, err);
-        return 1;
-    }
-
-    rc = vw_serve(d);
-
-    vw_autos_free(d->autos, d->nautos);
-    vw_drop_redis(d);
-
-    return rc;
-}
+static int  vw_metrics_fd = -1;
 
 
 static pid_t
 vw_store_spawn(vw_daemon_t *d, int i)
 {
-    pid_t  pid;
+    int     fd;
+    char    env[64];
+    pid_t   pid;
+    char   *argv[6];
+
+    snprintf(env, sizeof(env), "%d:%d:%d", vw_metrics_fd, i,
+             d->cf.nstores);
+
+    argv[0] = (char *) "voucherd";
+    argv[1] = (char *) "-c";
+    argv[2] = (char *) d->config_path;
+    argv[3] = (char *) "--store";
+    argv[4] = d->cf.stores[i];
+    argv[5] = NULL;
 
     pid = fork();
 
@@ -735,12 +714,48 @@ vw_store_spawn(vw_daemon_t *d, int i)
     }
 
     if (pid == 0) {
-        _exit(vw_store_run(d, i));
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+
+        for (fd = 3; fd < 1024; fd++) {
+            if (fd != vw_metrics_fd) {
+                close(fd);
+            }
+        }
+
+        setenv("VOUCHERD_METRICS", env, 1);
+        execv("/proc/self/exe", argv);
+        _exit(127);
     }
 
     vw_log_info("store %s: process %d", d->cf.stores[i], (int) pid);
 
     return pid;
+}
+
+
+/* in a store's process: its slot of the metrics, from VOUCHERD_METRICS */
+
+static void
+vw_store_metrics_attach(vw_daemon_t *d)
+{
+    int          fd, slot, n;
+    const char  *env;
+
+    env = getenv("VOUCHERD_METRICS");
+
+    if (env == NULL || sscanf(env, "%d:%d:%d", &fd, &slot, &n) != 3
+        || slot < 0 || slot >= n)
+    {
+        return;
+    }
+
+    if (vw_metrics_attach(fd, n) != 0) {
+        vw_log_warn("store %s: metrics not shared: %s", d->cf.store,
+                    strerror(errno));
+        return;
+    }
+
+    d->slot = slot + 1;
 }
 
 
@@ -761,14 +776,15 @@ vw_stores(vw_daemon_t *d)
 
     n = d->cf.nstores;
 
-    if (vw_signals() != 0 || vw_metrics_shared(n) != 0) {
+    vw_metrics_fd = vw_metrics_shared(n);
+
+    if (vw_signals() != 0 || vw_metrics_fd < 0) {
         vw_log_error("cannot start: signals or shared memory");
         return 1;
     }
 
     memset(ended, 0, sizeof(ended));
 
-    /* the stores' processes close what they inherit of the API */
     if (vw_admin_start(d->config_path, &vw_admin, err, sizeof(err)) != 0) {
         vw_log_error("cannot start: %s", err);
         return 1;
@@ -902,6 +918,10 @@ main(int argc, char **argv)
         if (strcmp(argv[i], "-t") == 0 || strcmp(argv[i], "--test") == 0) {
             test = 1;
 
+        } else if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
+            vw_config_select(argv[++i]);
+            vw_admin_here = 0;
+
         } else if (strcmp(argv[i], "-h") == 0
                    || strcmp(argv[i], "--help") == 0)
         {
@@ -931,11 +951,15 @@ main(int argc, char **argv)
     }
 
     if (test) {
-        rc = d.cf.nstores ? vw_test_stores(&d) : vw_test(&d);
+        rc = (d.cf.nstores && d.cf.store == NULL) ? vw_test_stores(&d)
+                                                  : vw_test(&d);
         goto done;
     }
 
-    if (d.cf.nstores) {
+    if (d.cf.store) {
+        vw_store_metrics_attach(&d);
+
+    } else if (d.cf.nstores) {
         rc = vw_stores(&d);
         goto done;
     }

@@ -518,7 +518,7 @@ vw_metrics_render(vw_op_t *op, vw_buf_t *out)
 /*
  * Several stores: each store's process renders its text (its counters,
  * and the gauges from its Redis) at most once a second into its slot of
- * a shared mapping made before the fork; the admin API's process merges
+ * a shared memory file the processes inherit; the admin API's process merges
  * the slots, each series with a store label, each family once.  A slot
  * is a seqlock: a reader copies it again while a write is under way.
  */
@@ -536,13 +536,12 @@ static int         vw_nslots;
 
 
 int
-vw_metrics_shared(int nstores)
+vw_metrics_attach(int fd, int nstores)
 {
     void  *p;
 
     p = mmap(NULL, (size_t) nstores * sizeof(vw_slot_t),
-             PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS
-             | MAP_NORESERVE, -1, 0);
+             PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
 
     if (p == MAP_FAILED) {
         return -1;
@@ -552,6 +551,28 @@ vw_metrics_shared(int nstores)
     vw_nslots = nstores;
 
     return 0;
+}
+
+
+int
+vw_metrics_shared(int nstores)
+{
+    int  fd;
+
+    fd = memfd_create("voucherd-metrics", 0);
+
+    if (fd < 0
+        || ftruncate(fd, (off_t) nstores * sizeof(vw_slot_t)) != 0
+        || vw_metrics_attach(fd, nstores) != 0)
+    {
+        if (fd >= 0) {
+            close(fd);
+        }
+
+        return -1;
+    }
+
+    return fd;
 }
 
 
