@@ -151,6 +151,16 @@ ok($rb->cmd('EXISTS', '{w}:k:bonly') && !$ra->cmd('EXISTS', '{v}:k:bonly'),
 like(join(' ', @{ $rb->cmd('XREVRANGE', '{w}:admin', '+', '-', 'COUNT', 1)->[0][1] // [] }),
      qr/bonly/, "... audited in b's stream");
 
+like($d->log, qr/admin: store b: token:ops POST \/v1\/campaigns 201/, '... logged with its store');
+
+# SIGHUP: the API and every store's process read the file again
+my $n_reload = () = $d->log =~ /configuration \S+ reloaded/g;
+$d->hup;
+ok(wait_until(sub { my $n = () = $d->log =~ /configuration \S+ reloaded/g; $n >= $n_reload + 3 },
+              timeout => 10), 'SIGHUP: reloaded by the API and both stores');
+ok(wait_until(sub { api('GET', '/stores/a/v1/campaigns/welcome')->{status} == 200 }, timeout => 10),
+   '... the API answers again');
+
 # /metrics: each series with its store, each family once
 my $m;
 ok(wait_until(sub { $m = api('GET', '/metrics')->{body} // '';

@@ -1004,7 +1004,10 @@ run:
     json_decref(in.body);
     json_decref(in.query);
 
-    vw_log_info("admin: %s %s %s %d%s%s", rq->who, rq->route->method,
+    vw_log_info("admin: %s%s%s%s %s %s %d%s%s",
+                rq->store->name ? "store " : "",
+                rq->store->name ? rq->store->name : "",
+                rq->store->name ? ": " : "", rq->who, rq->route->method,
                 rq->route->path, status < 0 ? e.status : status,
                 status < 0 ? " " : "", status < 0 ? e.reason : "");
 
