@@ -134,14 +134,14 @@ cmp_ok($on_m, '>=', 10, "... the changes written on the master ($on_m commands)"
 
 # r1 lags: CLIENT PAUSE WRITE holds its replication stream while it still
 # answers; after a write on the master it is behind, and left alone
-$r1->cmd('CLIENT', 'PAUSE', 3000, 'WRITE');
+$r1->cmd('CLIENT', 'PAUSE', 5000, 'WRITE');
 is(api('POST', '/v1/codes/READCODE1/disable')->{status}, 200, 'a write while r1 lags');
 is(api('GET', '/v1/codes/READCODE1')->{json}{status}, 'disabled', '... its page shows it');
 is(read_all(), scalar @reads, '... reads 200');
 ($on_m, $on_r1) = (marked($mm), marked($m1));
 cmp_ok($on_m, '>=', scalar @reads, '... answered by the master');
 is($on_r1, 0, '... none by r1, which lags');
-ok(wait_until(sub { read_all(); marked($m1) > 0 }, timeout => 10),
+ok(wait_until(sub { read_all(); marked($m1) > 0 }, timeout => 20),
    'r1 caught up: read from again');
 marked($mm);
 
