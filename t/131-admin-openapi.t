@@ -4,8 +4,8 @@
 # method answers (not unknown_path, not 405); every reason of its Error
 # schema is produced by a test case (here, or a refused() of
 # t/130-admin-api.t, t/125-loyalty-admin.t, t/132-admin-jobs.t,
-# t/133-webhooks.t or t/096-cart-admin.t), and every reason those tests
-# see is documented.
+# t/133-webhooks.t, t/096-cart-admin.t or t/149-stores.t), and every reason
+# those tests see is documented.
 
 use strict;
 use warnings;
@@ -168,9 +168,9 @@ is($res->{json}{reason}, 'automation_invalid', 'next runs of an automation that 
 is($res->{status}, 409, '... 409');
 
 # the reasons t/130-admin-api.t, t/125-loyalty-admin.t, t/132-admin-jobs.t,
-# t/133-webhooks.t and t/096-cart-admin.t check with refused()
+# t/133-webhooks.t, t/096-cart-admin.t and t/149-stores.t check with refused()
 for my $t ('130-admin-api.t', '125-loyalty-admin.t', '132-admin-jobs.t', '133-webhooks.t',
-           '096-cart-admin.t') {
+           '096-cart-admin.t', '149-stores.t') {
     my $text = WorkerT::read_text("$root/t/$t");
     $seen{$1}++ while $text =~ /refused\((?:[^;]|\n)*?,\s*\d{3},\s*'(\w+)'/g;
 }

@@ -704,6 +704,101 @@ vw_cf_phone(vw_jerr_t *c, json_t *o, vw_config_t *cf)
 }
 
 
+/*
+ * "stores": {"NAME": {"redis": {...}, "namespace": "...", "key_file":
+ * "..."}, ...}, each store as the top level of a file without stores says
+ * it; the rest of the file is shared.  want: the store to read, or NULL.
+ */
+
+static int vw_cf_section(vw_jerr_t *c, json_t *root, const char *name,
+    int (*parse)(vw_jerr_t *c, json_t *o, vw_config_t *cf), vw_config_t *cf);
+
+
+static int
+vw_cf_stores(vw_jerr_t *c, json_t *root, const char *want, vw_config_t *cf)
+{
+    int          rc;
+    char        *e, path[80];
+    json_t      *stores, *o;
+    const char  *name;
+
+    static const char *const  names[] = {
+        "redis", "namespace", "key_file", NULL
+    };
+
+    stores = json_object_get(root, "stores");
+
+    if (stores == NULL) {
+        if (want) {
+            return vw_json_fail(c, "stores", "no store \"%s\": the "
+                                "configuration has no stores", want);
+        }
+
+        return 0;
+    }
+
+    if (!json_is_object(stores) || json_object_size(stores) == 0
+        || json_object_size(stores) > VW_STORES_MAX)
+    {
+        return vw_json_fail(c, "stores", "expected an object of 1 to %d "
+                            "stores", VW_STORES_MAX);
+    }
+
+    if (json_object_get(root, "redis") || json_object_get(root, "namespace")
+        || json_object_get(root, "key_file"))
+    {
+        return vw_json_fail(c, "stores", "\"redis\", \"namespace\" and "
+                            "\"key_file\" go in each store");
+    }
+
+    json_object_foreach(stores, name, o) {
+        if (strlen(name) == 0 || strlen(name) > 64
+            || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu"
+                            "vwxyz0123456789_-") != strlen(name))
+        {
+            return vw_json_fail(c, "stores", "a store's name: 1-64 of "
+                                "A-Z a-z 0-9 _ -");
+        }
+
+        if (!json_is_object(o)) {
+            return vw_json_fail(c, "stores", "%s: expected an object", name);
+        }
+
+        cf->stores[cf->nstores++] = vw_xstrdup(name);
+    }
+
+    if (want == NULL) {
+        return 0;
+    }
+
+    o = json_object_get(stores, want);
+
+    if (o == NULL) {
+        return vw_json_fail(c, "stores", "no store \"%s\"", want);
+    }
+
+    cf->store = vw_xstrdup(want);
+
+    snprintf(path, sizeof(path), "stores.%s", want);
+
+    if (vw_json_known(c, o, path, names) != 0) {
+        return -1;
+    }
+
+    rc = (vw_cf_section(c, o, "redis", vw_cf_redis, cf) == 0
+          && vw_cf_top(c, o, cf) == 0) ? 0 : -1;
+
+    if (rc != 0) {
+        /* the field's path, from the top */
+        e = vw_xstrdup(c->err);
+        snprintf(c->err, c->errlen, "stores.%s.%s", want, e);
+        free(e);
+    }
+
+    return rc;
+}
+
+
 /* a section of the file, an object, read by parse when it is there */
 
 static int
@@ -723,8 +818,26 @@ vw_cf_section(vw_jerr_t *c, json_t *root, const char *name,
 }
 
 
+static const char  *vw_config_store;
+
+
+void
+vw_config_select(const char *store)
+{
+    vw_config_store = store;
+}
+
+
 int
 vw_config_load(const char *path, vw_config_t *cf, char *err, size_t errlen)
+{
+    return vw_config_load_store(path, vw_config_store, cf, err, errlen);
+}
+
+
+int
+vw_config_load_store(const char *path, const char *store, vw_config_t *cf,
+    char *err, size_t errlen)
 {
     int           rc;
     char         *s;
@@ -734,7 +847,7 @@ vw_config_load(const char *path, vw_config_t *cf, char *err, size_t errlen)
 
     static const char *const  names[] = {
         "redis", "namespace", "key_file", "log", "delivery", "daemon",
-        "channels", "admin", "webhooks", "phone", NULL
+        "channels", "admin", "webhooks", "phone", "stores", NULL
     };
 
     vw_cf_defaults(cf, path);
@@ -763,6 +876,7 @@ vw_config_load(const char *path, vw_config_t *cf, char *err, size_t errlen)
     } else if (vw_json_known(&c, root, "config", names) == 0
                && vw_cf_section(&c, root, "redis", vw_cf_redis, cf) == 0
                && vw_cf_top(&c, root, cf) == 0
+               && vw_cf_stores(&c, root, store, cf) == 0
                && vw_cf_section(&c, root, "log", vw_cf_log, cf) == 0
                && vw_cf_section(&c, root, "delivery", vw_cf_delivery, cf)
                   == 0
@@ -816,6 +930,12 @@ vw_config_free(vw_config_t *cf)
 
     free(cf->channels);
     free(cf->path);
+    free(cf->store);
+
+    for (i = 0; i < (size_t) cf->nstores; i++) {
+        free(cf->stores[i]);
+    }
+
     free(cf->redis_host);
     free(cf->redis_unix);
     free(cf->redis_user);

@@ -44,10 +44,20 @@ typedef struct {
 
 
 #define VW_SENTINELS_MAX  16
+#define VW_STORES_MAX     64
 
 
 typedef struct {
     char          *path;
+
+    /*
+     * "stores": the names, in the file's order; store: the one this
+     * configuration is for (its redis, namespace and key_file), NULL when
+     * the file has no stores or none was chosen
+     */
+    char          *store;
+    char          *stores[VW_STORES_MAX];
+    int            nstores;
 
     char          *redis_host;      /* NULL with a unix socket */
     int            redis_port;
@@ -128,6 +138,15 @@ int vw_config_arg(int argc, char **argv, int *i, const char **path);
 
 int vw_config_load(const char *path, vw_config_t *cf, char *err,
     size_t errlen);
+
+/*
+ * A configuration with "stores": vw_config_load() reads the store chosen
+ * by vw_config_select() (voucherctl --store, a store's process of
+ * voucherd), or none; vw_config_load_store() the one named.
+ */
+void vw_config_select(const char *store);
+int vw_config_load_store(const char *path, const char *store,
+    vw_config_t *cf, char *err, size_t errlen);
 void vw_config_free(vw_config_t *cf);
 
 vw_channel_t *vw_config_channel(const vw_config_t *cf, const char *name);

@@ -20,7 +20,7 @@
 
 static int          vw_log_fd = 2;
 static int          vw_log_min = VW_LOG_INFO;
-static char         vw_log_ident[32] = "voucher";
+static char         vw_log_ident[80] = "voucher";
 
 static const char  *vw_log_names[] = { "error", "warn", "info", "debug" };
 

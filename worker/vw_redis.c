@@ -500,15 +500,25 @@ vw_redis_sentinel_ask(const vw_config_t *cf, redisContext *c, int i,
 
 
 /*
- * A link to a Sentinel, kept: the Sentinels are tried in turn, from the
- * one after the last that failed, and the first that names the master
- * is asked again next time.  One link for the process: voucherd's threads
- * (the admin API, jobs, webhooks) connect too, so it is used under a lock.
+ * Links to Sentinels, kept, one per address (the stores of a voucherd may
+ * have Sentinels of their own): a store's Sentinels are tried in turn,
+ * from the one after the last that failed, and the first that names the
+ * master is asked again next time.  Shared by the process: voucherd's
+ * threads (the admin API, jobs, webhooks) connect too, so they are used
+ * under a lock.
  */
 
-static redisContext     *vw_sentinel;
-static int               vw_sentinel_next;
-static pthread_mutex_t   vw_sentinel_lock = PTHREAD_MUTEX_INITIALIZER;
+#define VW_SENTINEL_LINKS  64
+
+typedef struct {
+    char                   *host;
+    int                     port;
+    redisContext           *c;
+} vw_sentinel_link_t;
+
+static vw_sentinel_link_t  vw_sentinels[VW_SENTINEL_LINKS];
+static int                 vw_sentinel_next;
+static pthread_mutex_t     vw_sentinel_lock = PTHREAD_MUTEX_INITIALIZER;
 
 
 static int vw_redis_sentinel_ask_all(const vw_config_t *cf,
@@ -531,34 +541,81 @@ vw_redis_sentinel_master(const vw_config_t *cf, struct timeval tv,
 }
 
 
+/* the slot of the link to host:port; the caller holds the lock */
+
+static vw_sentinel_link_t *
+vw_redis_sentinel_link(const char *host, int port)
+{
+    int                  i;
+    vw_sentinel_link_t  *l, *free_slot;
+
+    free_slot = NULL;
+
+    for (i = 0; i < VW_SENTINEL_LINKS; i++) {
+        l = &vw_sentinels[i];
+
+        if (l->host == NULL) {
+            if (free_slot == NULL) {
+                free_slot = l;
+            }
+
+            continue;
+        }
+
+        if (l->port == port && strcmp(l->host, host) == 0) {
+            return l;
+        }
+    }
+
+    if (free_slot == NULL) {
+        /* more addresses than slots: the first is given up */
+        free_slot = &vw_sentinels[0];
+
+        if (free_slot->c) {
+            redisFree(free_slot->c);
+        }
+
+        free(free_slot->host);
+    }
+
+    free_slot->host = vw_xstrdup(host);
+    free_slot->port = port;
+    free_slot->c = NULL;
+
+    return free_slot;
+}
+
+
 static int
 vw_redis_sentinel_ask_all(const vw_config_t *cf, struct timeval tv,
     char *host, size_t hostlen, int *port, char *err, size_t errlen)
 {
-    int          i, k;
-    redisReply  *r;
+    int                  i, k;
+    redisReply          *r;
+    vw_sentinel_link_t  *l;
 
     for (k = 0; k < cf->nsentinels; k++) {
         i = vw_sentinel_next % cf->nsentinels;
+        l = vw_redis_sentinel_link(cf->sentinel_host[i],
+                                   cf->sentinel_port[i]);
 
-        if (vw_sentinel == NULL) {
-            vw_sentinel = redisConnectWithTimeout(cf->sentinel_host[i],
-                                                  cf->sentinel_port[i], tv);
+        if (l->c == NULL) {
+            l->c = redisConnectWithTimeout(cf->sentinel_host[i],
+                                           cf->sentinel_port[i], tv);
 
-            if (vw_sentinel == NULL || vw_sentinel->err) {
+            if (l->c == NULL || l->c->err) {
                 snprintf(err, errlen, "sentinel %s:%d: %s",
                          cf->sentinel_host[i], cf->sentinel_port[i],
-                         vw_sentinel ? vw_sentinel->errstr : "out of memory");
+                         l->c ? l->c->errstr : "out of memory");
                 goto next;
             }
 
-            (void) redisSetTimeout(vw_sentinel, tv);
+            (void) redisSetTimeout(l->c, tv);
 
             if (cf->sentinel_password) {
-                r = redisCommand(vw_sentinel, "AUTH %s",
-                                 cf->sentinel_password);
+                r = redisCommand(l->c, "AUTH %s", cf->sentinel_password);
 
-                if (vw_redis_failed(vw_sentinel, r, err, errlen)) {
+                if (vw_redis_failed(l->c, r, err, errlen)) {
                     if (r) {
                         freeReplyObject(r);
                     }
@@ -570,8 +627,8 @@ vw_redis_sentinel_ask_all(const vw_config_t *cf, struct timeval tv,
             }
         }
 
-        if (vw_redis_sentinel_ask(cf, vw_sentinel, i, host, hostlen, port,
-                                  err, errlen)
+        if (vw_redis_sentinel_ask(cf, l->c, i, host, hostlen, port, err,
+                                  errlen)
             == 0)
         {
             return 0;
@@ -579,9 +636,9 @@ vw_redis_sentinel_ask_all(const vw_config_t *cf, struct timeval tv,
 
     next:
 
-        if (vw_sentinel) {
-            redisFree(vw_sentinel);
-            vw_sentinel = NULL;
+        if (l->c) {
+            redisFree(l->c);
+            l->c = NULL;
         }
 
         vw_sentinel_next = (i + 1) % cf->nsentinels;
@@ -720,6 +777,12 @@ vw_redis_connect(const vw_config_t *cf, char *err, size_t errlen)
     redisContext    *c;
     struct timeval   tv;
 
+    if (cf->nstores && cf->store == NULL) {
+        snprintf(err, errlen, "the configuration has %d stores: choose one "
+                 "(voucherctl --store NAME)", cf->nstores);
+        return NULL;
+    }
+
     tv.tv_sec = cf->redis_timeout_ms / 1000;
     tv.tv_usec = (cf->redis_timeout_ms % 1000) * 1000;
 
@@ -753,26 +816,151 @@ vw_redis_connect(const vw_config_t *cf, char *err, size_t errlen)
 }
 
 
+/* a field of an INFO text as an int64, or -1 */
+
+static int64_t
+vw_redis_info_int(const char *info, const char *field)
+{
+    size_t       n;
+    int64_t      v;
+    const char  *p;
+
+    n = strlen(field);
+
+    for (p = strstr(info, field); p; p = strstr(p + 1, field)) {
+        if ((p == info || p[-1] == '\n') && p[n] == ':') {
+            v = 0;
+
+            for (p += n + 1; *p >= '0' && *p <= '9'; p++) {
+                v = v * 10 + (*p - '0');
+            }
+
+            return v;
+        }
+    }
+
+    return -1;
+}
+
+
+int64_t
+vw_redis_master_offset(redisContext *master)
+{
+    int64_t      off;
+    redisReply  *r;
+
+    if (master == NULL || master->err) {
+        return -1;
+    }
+
+    r = redisCommand(master, "INFO replication");
+
+    off = (r && r->type == REDIS_REPLY_STRING)
+          ? vw_redis_info_int(r->str, "master_repl_offset") : -1;
+
+    if (r) {
+        freeReplyObject(r);
+    }
+
+    return off;
+}
+
+
 /*
- * For commands that only read (a report, an export): a replica of
- * "replicas" whose link to its master is up and in sync and whose library
- * is this worker's version, tried in turn from one the process id picks;
- * else the master, as vw_redis_connect().  A replica is never loaded into.
+ * INFO replication and FCALL voucher_version in one round trip; the
+ * offset is asked again, a millisecond apart, while the replica is only
+ * a few bytes behind (a write in flight).
  */
 
+int
+vw_redis_replica_ready(redisContext *c, int64_t master_offset, char *why,
+    size_t whylen)
+{
+    int          k;
+    int64_t      off;
+    redisReply  *r, *v;
+
+    if (master_offset < 0) {
+        snprintf(why, whylen, "the master's offset is unknown");
+        return 0;
+    }
+
+    for (k = 0; k < 3; k++) {
+        if (k > 0) {
+            usleep(1000);
+        }
+
+        r = NULL;
+        v = NULL;
+
+        redisAppendCommand(c, "INFO replication");
+        redisAppendCommand(c, "FCALL voucher_version 0");
+
+        if (redisGetReply(c, (void **) &r) != REDIS_OK
+            || redisGetReply(c, (void **) &v) != REDIS_OK)
+        {
+            snprintf(why, whylen, "%s", c->errstr);
+            goto failed;
+        }
+
+        if (r == NULL || r->type != REDIS_REPLY_STRING
+            || strstr(r->str, "role:slave\r") == NULL
+            || strstr(r->str, "master_link_status:up\r") == NULL
+            || strstr(r->str, "master_sync_in_progress:0\r") == NULL)
+        {
+            snprintf(why, whylen, "not in sync");
+            goto failed;
+        }
+
+        if (v == NULL || v->type != REDIS_REPLY_STRING
+            || strcmp(v->str, VOUCHER_LUA_VERSION) != 0)
+        {
+            snprintf(why, whylen, "another library");
+            goto failed;
+        }
+
+        off = vw_redis_info_int(r->str, "slave_repl_offset");
+
+        freeReplyObject(r);
+        freeReplyObject(v);
+
+        if (off >= master_offset) {
+            return 1;
+        }
+    }
+
+    snprintf(why, whylen, "behind the master");
+
+    return 0;
+
+failed:
+
+    if (r) {
+        freeReplyObject(r);
+    }
+
+    if (v) {
+        freeReplyObject(v);
+    }
+
+    return 0;
+}
+
+
 redisContext *
-vw_redis_connect_read(const vw_config_t *cf, char *err, size_t errlen)
+vw_redis_connect_replica(const vw_config_t *cf, int first,
+    int64_t master_offset, int *used, char *err, size_t errlen)
 {
     int              i, n;
+    char             why[256];
     redisContext    *c;
-    redisReply      *r;
     struct timeval   tv;
 
     tv.tv_sec = cf->redis_timeout_ms / 1000;
     tv.tv_usec = (cf->redis_timeout_ms % 1000) * 1000;
 
     for (i = 0; i < cf->nreplicas; i++) {
-        n = (int) ((getpid() + i) % cf->nreplicas);
+        n = (first + i) % cf->nreplicas;
 
         c = vw_redis_open(cf, cf->replica_host[n], cf->replica_port[n], tv,
                           err, errlen);
@@ -781,45 +969,46 @@ vw_redis_connect_read(const vw_config_t *cf, char *err, size_t errlen)
             continue;
         }
 
-        r = redisCommand(c, "INFO replication");
-
-        if (r == NULL || r->type != REDIS_REPLY_STRING
-            || strstr(r->str, "role:slave\r") == NULL
-            || strstr(r->str, "master_link_status:up\r") == NULL
-            || strstr(r->str, "master_sync_in_progress:0\r") == NULL)
-        {
-            vw_log_debug("redis replica %s:%d: not in sync, not read from",
-                         cf->replica_host[n], cf->replica_port[n]);
-            goto next;
+        if (!vw_redis_replica_ready(c, master_offset, why, sizeof(why))) {
+            vw_log_debug("redis replica %s:%d: %s, not read from",
+                         cf->replica_host[n], cf->replica_port[n], why);
+            redisFree(c);
+            continue;
         }
-
-        freeReplyObject(r);
-
-        r = redisCommand(c, "FCALL voucher_version 0");
-
-        if (r == NULL || r->type != REDIS_REPLY_STRING
-            || strcmp(r->str, VOUCHER_LUA_VERSION) != 0)
-        {
-            vw_log_debug("redis replica %s:%d: another library, not read "
-                         "from", cf->replica_host[n], cf->replica_port[n]);
-            goto next;
-        }
-
-        freeReplyObject(r);
 
         vw_log_debug("redis: reading from replica %s:%d",
                      cf->replica_host[n], cf->replica_port[n]);
 
-        return c;
-
-    next:
-
-        if (r) {
-            freeReplyObject(r);
+        if (used) {
+            *used = n;
         }
 
-        redisFree(c);
+        return c;
     }
 
-    return vw_redis_connect(cf, err, errlen);
+    return NULL;
+}
+
+
+redisContext *
+vw_redis_connect_read(const vw_config_t *cf, char *err, size_t errlen)
+{
+    redisContext  *m, *c;
+
+    m = vw_redis_connect(cf, err, errlen);
+
+    if (m == NULL || cf->nreplicas == 0) {
+        return m;
+    }
+
+    c = vw_redis_connect_replica(cf, (int) (getpid() % cf->nreplicas),
+                                 vw_redis_master_offset(m), NULL, err,
+                                 errlen);
+    if (c == NULL) {
+        return m;
+    }
+
+    redisFree(m);
+
+    return c;
 }

@@ -71,19 +71,35 @@ redisContext *vw_redis_connect(const vw_config_t *cf, char *err,
 int vw_redis_moved(const vw_config_t *cf, redisContext *c);
 
 /*
+ * Reads on replicas, one rule for voucherctl and the admin API: a replica
+ * may answer when it is a replica whose link to the master is up
+ * and not in its first sync, its library is this version, and it has
+ * applied every write the master had made when master_offset (its
+ * master_repl_offset, vw_redis_master_offset()) was read: so a read sees
+ * every write acknowledged before it was asked for.  Whether c is such a
+ * replica; why says why not.
+ */
+int64_t vw_redis_master_offset(redisContext *master);
+int vw_redis_replica_ready(redisContext *c, int64_t master_offset,
+    char *why, size_t whylen);
+
+/*
+ * A replica of the configuration's "replicas" ready as above, tried in
+ * turn from the one at index first; *used gets its index.  NULL if none.
+ */
+redisContext *vw_redis_connect_replica(const vw_config_t *cf, int first,
+    int64_t master_offset, int *used, char *err, size_t errlen);
+
+/* for commands that only read: such a replica, else the master */
+redisContext *vw_redis_connect_read(const vw_config_t *cf, char *err,
+    size_t errlen);
+
+/*
  * Whether an error text (a reply's, or one of ours that quotes it) says
  * the node cannot take writes now: READONLY, LOADING, MASTERDOWN,
  * CLUSTERDOWN, or vw_redis_connect()'s refusal of a non-master.  The
  * command did not run; a new connection may reach the master.
  */
-/*
- * For commands that only read: a replica of the configuration's
- * "replicas" that is in sync and has this version's library, else the
- * master (vw_redis_connect()).
- */
-redisContext *vw_redis_connect_read(const vw_config_t *cf, char *err,
-    size_t errlen);
-
 int vw_redis_unready(const char *err);
 
 /*

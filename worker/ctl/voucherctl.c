@@ -20,9 +20,10 @@
 
 
 static const char  vw_usage[] =
-    "usage: voucherctl [-c CONFIG] COMMAND ...\n"
+    "usage: voucherctl [-c CONFIG] [--store NAME] COMMAND ...\n"
     "\n"
     VW_CONFIG_USAGE
+    "  --store NAME        the store of a configuration with \"stores\"\n"
     "\n"
     "commands:\n"
     "  campaign set ID FIELD VALUE...      create or change a campaign\n"
@@ -318,6 +319,16 @@ main(int argc, char **argv)
 
     for (i = 1; i < argc; i++) {
         if (vw_config_arg(argc, argv, &i, &path)) {
+            continue;
+        }
+
+        if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
+            vw_config_select(argv[++i]);
+            continue;
+        }
+
+        if (strncmp(argv[i], "--store=", 8) == 0) {
+            vw_config_select(argv[i] + 8);
             continue;
         }
 

@@ -15,6 +15,8 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +33,8 @@
 #include "vw_jobs.h"
 #include "vw_webhooks.h"
 #include "vw_log.h"
+#include "vw_metrics.h"
+#include "vw_op.h"
 #include "vw_redis.h"
 #include "vw_util.h"
 
@@ -39,13 +43,17 @@ static volatile sig_atomic_t  vw_stop;
 static volatile sig_atomic_t  vw_reload;
 
 static vw_admin_t            *vw_admin;
+static int                    vw_admin_here = 1;  /* not in a store's
+                                                     process */
 static vw_jobs_t             *vw_jobs;
 static vw_webhooks_t         *vw_webhooks;
 
 
 static const char  vw_usage[] =
-    "usage: voucherd [-c CONFIG] [-t]\n"
+    "usage: voucherd [-c CONFIG] [--store NAME] [-t]\n"
     VW_CONFIG_USAGE
+    "  --store NAME        run that store of a configuration with \"stores\"\n"
+    "                      alone: its loop, jobs and webhooks, no admin API\n"
     "  -t, --test          check the configuration and the automations in\n"
     "                      Redis, then exit\n";
 
@@ -104,8 +112,13 @@ vw_nap(long ms)
 static int
 vw_setup(vw_daemon_t *d, vw_config_t *cf, char *err, size_t errlen)
 {
-    if (vw_log_open(cf->log_file, cf->log_level, "voucherd", err, errlen)
-        != 0)
+    char  ident[80];
+
+    /* a store's process says which store in every line */
+    snprintf(ident, sizeof(ident), "voucherd%s%s", cf->store ? "/" : "",
+             cf->store ? cf->store : "");
+
+    if (vw_log_open(cf->log_file, cf->log_level, ident, err, errlen) != 0)
     {
         return -1;
     }
@@ -168,11 +181,16 @@ vw_reload_config(vw_daemon_t *d)
     vw_drop_redis(d);
 
     /* the admin API reads the new configuration: stopped, started again */
-    vw_admin_stop(vw_admin);
-    vw_admin = NULL;
+    if (vw_admin_here) {
+        vw_admin_stop(vw_admin);
+        vw_admin = NULL;
 
-    if (vw_admin_start(d->config_path, &vw_admin, err, sizeof(err)) != 0) {
-        vw_log_error("admin API not served until the next reload: %s", err);
+        if (vw_admin_start(d->config_path, &vw_admin, err, sizeof(err))
+            != 0)
+        {
+            vw_log_error("admin API not served until the next reload: %s",
+                         err);
+        }
     }
 
     /* the job in hand is given back and taken again at once */
@@ -526,6 +544,21 @@ vw_retention_tick(vw_daemon_t *d)
 }
 
 
+/* a store's process: its metrics for the admin API's process */
+
+static void
+vw_store_metrics(vw_daemon_t *d)
+{
+    vw_op_t  op;
+
+    memset(&op, 0, sizeof(vw_op_t));
+    op.cf = &d->cf;
+    op.redis = d->redis;
+
+    vw_metrics_publish(d->slot - 1, &op);
+}
+
+
 static int
 vw_loop(vw_daemon_t *d)
 {
@@ -539,6 +572,10 @@ vw_loop(vw_daemon_t *d)
     while (!vw_stop) {
         if (vw_reload) {
             vw_reload_config(d);
+        }
+
+        if (d->slot) {
+            vw_store_metrics(d);
         }
 
         if (d->redis == NULL) {
@@ -638,6 +675,275 @@ vw_loop(vw_daemon_t *d)
 }
 
 
+/* the loop, the admin API (but in a store's process), jobs, webhooks */
+
+static int
+vw_serve(vw_daemon_t *d)
+{
+    int   rc;
+    char  err[1024];
+
+    d->curl = curl_easy_init();
+
+    if (d->curl == NULL || vw_signals() != 0) {
+        vw_log_error("cannot start: curl or signals");
+        return 1;
+    }
+
+    if (vw_admin_here
+        && vw_admin_start(d->config_path, &vw_admin, err, sizeof(err)) != 0)
+    {
+        vw_log_error("cannot start: %s", err);
+        return 1;
+    }
+
+    if (vw_jobs_start(d->config_path, &vw_jobs, err, sizeof(err)) != 0
+        || vw_webhooks_start(d->config_path, &vw_webhooks, err, sizeof(err))
+           != 0)
+    {
+        vw_log_error("cannot start: %s", err);
+        vw_jobs_stop(vw_jobs);
+        vw_admin_stop(vw_admin);
+        return 1;
+    }
+
+    vw_log_info("started: configuration %s, %s%s%snamespace {%s}, "
+                "consumer %s, %zu channels%s", d->config_path,
+                d->cf.store ? "store " : "", d->cf.store ? d->cf.store : "",
+                d->cf.store ? ", " : "", d->cf.ns, d->cf.consumer,
+                d->cf.nchannels, vw_clock_fake() ? ", fake clock" : "");
+
+    rc = vw_loop(d);
+
+    vw_webhooks_stop(vw_webhooks);
+    vw_jobs_stop(vw_jobs);
+    vw_admin_stop(vw_admin);
+
+    vw_log_info("stopped");
+
+    return rc;
+}
+
+
+/*
+ * A store's process is this program again, "voucherd -c FILE --store
+ * NAME", exec'd after the fork (so nothing of the admin API's threads and
+ * locks comes with it); it finds the shared memory file of the metrics
+ * and its slot in VOUCHERD_METRICS ("FD:SLOT:STORES").
+ */
+
+static int  vw_metrics_fd = -1;
+
+
+static pid_t
+vw_store_spawn(vw_daemon_t *d, int i)
+{
+    int     fd;
+    char    env[64];
+    pid_t   pid;
+    char   *argv[6];
+
+    snprintf(env, sizeof(env), "%d:%d:%d", vw_metrics_fd, i,
+             d->cf.nstores);
+
+    argv[0] = (char *) "voucherd";
+    argv[1] = (char *) "-c";
+    argv[2] = (char *) d->config_path;
+    argv[3] = (char *) "--store";
+    argv[4] = d->cf.stores[i];
+    argv[5] = NULL;
+
+    pid = fork();
+
+    if (pid < 0) {
+        vw_log_error("store %s: fork: %s", d->cf.stores[i], strerror(errno));
+        return 0;
+    }
+
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+
+        for (fd = 3; fd < 1024; fd++) {
+            if (fd != vw_metrics_fd) {
+                close(fd);
+            }
+        }
+
+        setenv("VOUCHERD_METRICS", env, 1);
+        execv("/proc/self/exe", argv);
+        _exit(127);
+    }
+
+    vw_log_info("store %s: process %d", d->cf.stores[i], (int) pid);
+
+    return pid;
+}
+
+
+/* in a store's process: its slot of the metrics, from VOUCHERD_METRICS */
+
+static void
+vw_store_metrics_attach(vw_daemon_t *d)
+{
+    int          fd, slot, n;
+    const char  *env;
+
+    env = getenv("VOUCHERD_METRICS");
+
+    if (env == NULL || sscanf(env, "%d:%d:%d", &fd, &slot, &n) != 3
+        || slot < 0 || slot >= n)
+    {
+        return;
+    }
+
+    if (vw_metrics_attach(fd, n) != 0) {
+        vw_log_warn("store %s: metrics not shared: %s", d->cf.store,
+                    strerror(errno));
+        return;
+    }
+
+    d->slot = slot + 1;
+}
+
+
+/*
+ * Several stores: a process for each (its loop, jobs and webhooks, as a
+ * voucherd of one store), started again a second after it ends; this one
+ * serves the admin API for all of them and passes SIGHUP on.  The stores
+ * are the ones of the configuration at start.
+ */
+
+static int
+vw_stores(vw_daemon_t *d)
+{
+    int              i, n, st;
+    char             err[1024];
+    pid_t            pid, pids[VW_STORES_MAX];
+    struct timespec  now, ended[VW_STORES_MAX];
+
+    n = d->cf.nstores;
+
+    vw_metrics_fd = vw_metrics_shared(n);
+
+    if (vw_signals() != 0 || vw_metrics_fd < 0) {
+        vw_log_error("cannot start: signals or shared memory");
+        return 1;
+    }
+
+    memset(ended, 0, sizeof(ended));
+
+    if (vw_admin_start(d->config_path, &vw_admin, err, sizeof(err)) != 0) {
+        vw_log_error("cannot start: %s", err);
+        return 1;
+    }
+
+    for (i = 0; i < n; i++) {
+        pids[i] = vw_store_spawn(d, i);
+    }
+
+    vw_log_info("started: configuration %s, %d stores", d->config_path, n);
+
+    while (!vw_stop) {
+        if (vw_reload) {
+            vw_reload = 0;
+
+            vw_admin_stop(vw_admin);
+            vw_admin = NULL;
+
+            if (vw_admin_start(d->config_path, &vw_admin, err, sizeof(err))
+                != 0)
+            {
+                vw_log_error("admin API not served until the next reload: "
+                             "%s", err);
+            }
+
+            for (i = 0; i < n; i++) {
+                if (pids[i] > 0) {
+                    kill(pids[i], SIGHUP);
+                }
+            }
+
+            vw_log_info("configuration %s reloaded", d->config_path);
+        }
+
+        while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+            for (i = 0; i < n; i++) {
+                if (pids[i] == pid) {
+                    vw_log_error("store %s: process %d ended (status %d), "
+                                 "started again in a second",
+                                 d->cf.stores[i], (int) pid, st);
+                    pids[i] = 0;
+                    clock_gettime(CLOCK_MONOTONIC, &ended[i]);
+                }
+            }
+        }
+
+        clock_gettime(CLOCK_MONOTONIC, &now);
+
+        for (i = 0; i < n; i++) {
+            if (pids[i] == 0 && now.tv_sec - ended[i].tv_sec >= 1) {
+                pids[i] = vw_store_spawn(d, i);
+            }
+        }
+
+        vw_nap(200);
+    }
+
+    for (i = 0; i < n; i++) {
+        if (pids[i] > 0) {
+            kill(pids[i], SIGTERM);
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        if (pids[i] > 0) {
+            waitpid(pids[i], &st, 0);
+        }
+    }
+
+    vw_admin_stop(vw_admin);
+    vw_admin = NULL;
+
+    vw_log_info("stopped");
+
+    return 0;
+}
+
+
+/* -t with stores: each store's configuration and automations */
+
+static int
+vw_test_stores(vw_daemon_t *d)
+{
+    int           i, rc;
+    vw_daemon_t   s;
+
+    rc = 0;
+
+    for (i = 0; i < d->cf.nstores && rc == 0; i++) {
+        memset(&s, 0, sizeof(vw_daemon_t));
+        s.config_path = d->config_path;
+
+        if (vw_config_load_store(d->config_path, d->cf.stores[i], &s.cf,
+                                 s.err, sizeof(s.err)) != 0)
+        {
+            fprintf(stderr, "voucherd: %s\n", s.err);
+            return 1;
+        }
+
+        printf("store %s: ", d->cf.stores[i]);
+        fflush(stdout);
+        rc = vw_test(&s);
+
+        vw_autos_free(s.autos, s.nautos);
+        vw_drop_redis(&s);
+        vw_config_free(&s.cf);
+    }
+
+    return rc;
+}
+
+
 int
 main(int argc, char **argv)
 {
@@ -658,6 +964,10 @@ main(int argc, char **argv)
 
         if (strcmp(argv[i], "-t") == 0 || strcmp(argv[i], "--test") == 0) {
             test = 1;
+
+        } else if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
+            vw_config_select(argv[++i]);
+            vw_admin_here = 0;
 
         } else if (strcmp(argv[i], "-h") == 0
                    || strcmp(argv[i], "--help") == 0)
@@ -688,46 +998,20 @@ main(int argc, char **argv)
     }
 
     if (test) {
-        rc = vw_test(&d);
+        rc = (d.cf.nstores && d.cf.store == NULL) ? vw_test_stores(&d)
+                                                  : vw_test(&d);
         goto done;
     }
 
-    d.curl = curl_easy_init();
+    if (d.cf.store) {
+        vw_store_metrics_attach(&d);
 
-    if (d.curl == NULL || vw_signals() != 0) {
-        vw_log_error("cannot start: curl or signals");
-        rc = 1;
+    } else if (d.cf.nstores) {
+        rc = vw_stores(&d);
         goto done;
     }
 
-    if (vw_admin_start(d.config_path, &vw_admin, err, sizeof(err)) != 0) {
-        vw_log_error("cannot start: %s", err);
-        rc = 1;
-        goto done;
-    }
-
-    if (vw_jobs_start(d.config_path, &vw_jobs, err, sizeof(err)) != 0
-        || vw_webhooks_start(d.config_path, &vw_webhooks, err, sizeof(err))
-           != 0)
-    {
-        vw_log_error("cannot start: %s", err);
-        vw_jobs_stop(vw_jobs);
-        vw_admin_stop(vw_admin);
-        rc = 1;
-        goto done;
-    }
-
-    vw_log_info("started: configuration %s, namespace {%s}, consumer %s, "
-                "%zu channels%s", d.config_path, d.cf.ns, d.cf.consumer,
-                d.cf.nchannels, vw_clock_fake() ? ", fake clock" : "");
-
-    rc = vw_loop(&d);
-
-    vw_webhooks_stop(vw_webhooks);
-    vw_jobs_stop(vw_jobs);
-    vw_admin_stop(vw_admin);
-
-    vw_log_info("stopped");
+    rc = vw_serve(&d);
 
 done:
 

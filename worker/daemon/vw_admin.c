@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -47,11 +48,27 @@
 typedef struct {
     char                    name[65];
     unsigned char           hash[crypto_generichash_BYTES];
+    char                   *stores;     /* ",a,b,": the stores it may use;
+                                           NULL: all of them */
 } vw_token_t;
+
+
+/* a store the API serves: the configuration's own, or one of "stores" */
+
+typedef struct {
+    const char             *name;       /* NULL: the configuration has no
+                                           stores */
+    vw_config_t            *cf;
+    unsigned char           key[VOUCHER_KEY_LEN];
+    int                     have_key;
+} vw_admin_store_t;
 
 
 struct vw_admin_s {
     vw_config_t             cf;
+    vw_admin_store_t        stores[VW_STORES_MAX];
+    int                     nstores;
+    vw_config_t             store_cf[VW_STORES_MAX];
     struct MHD_Daemon      *mhd;
     char                   *unix_path;
 
@@ -61,9 +78,6 @@ struct vw_admin_s {
     int                     have_metrics;
     unsigned char           hkey[crypto_generichash_KEYBYTES];
 
-    unsigned char           key[VOUCHER_KEY_LEN];
-    int                     have_key;
-
     pthread_key_t           tls;        /* each thread's Redis */
 };
 
@@ -72,6 +86,7 @@ struct vw_admin_s {
 
 typedef struct {
     const vw_route_t       *route;
+    vw_admin_store_t       *store;      /* NULL: /metrics of all stores */
     char                    id[512];
     int                     answered;
     int                     too_large;
@@ -189,7 +204,7 @@ static int
 vw_admin_tokens(vw_admin_t *ad, const char *path, char *err, size_t errlen)
 {
     int          line;
-    char        *text, *p, *eol, *name, *secret;
+    char        *text, *p, *eol, *name, *secret, *stores;
     size_t       n;
     struct stat  st;
 
@@ -243,6 +258,32 @@ vw_admin_tokens(vw_admin_t *ad, const char *path, char *err, size_t errlen)
             secret[--n] = '\0';
         }
 
+        /* "NAME SECRET stores=a,b": a token for those stores only */
+        stores = NULL;
+        p = secret + strcspn(secret, " \t");
+
+        if (*p) {
+            *p++ = '\0';
+            stores = p + strspn(p, " \t");
+
+            if (strncmp(stores, "stores=", 7) != 0 || stores[7] == '\0'
+                || stores[7] == ','
+                || strspn(stores + 7, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijk"
+                                      "lmnopqrstuvwxyz0123456789_-,")
+                   != strlen(stores + 7))
+            {
+                snprintf(err, errlen, "admin.tokens_file \"%s\" line %d: "
+                         "after the secret, only stores=NAME,NAME...",
+                         path, line);
+                sodium_memzero(text, strlen(text));
+                free(text);
+                return -1;
+            }
+
+            stores += 7;
+            n = strlen(secret);
+        }
+
         if (strlen(name) > 64
             || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu"
                             "vwxyz0123456789_.-") != strlen(name)
@@ -266,6 +307,11 @@ vw_admin_tokens(vw_admin_t *ad, const char *path, char *err, size_t errlen)
 
         snprintf(ad->tokens[ad->ntokens].name,
                  sizeof(ad->tokens[0].name), "%s", name);
+        if (stores) {
+            ad->tokens[ad->ntokens].stores = vw_xalloc(strlen(stores) + 3);
+            sprintf(ad->tokens[ad->ntokens].stores, ",%s,", stores);
+        }
+
         crypto_generichash(ad->tokens[ad->ntokens].hash,
                            sizeof(ad->tokens[0].hash),
                            (unsigned char *) secret, n, ad->hkey,
@@ -344,13 +390,13 @@ vw_admin_metrics_auth(vw_admin_t *ad, const char *header)
 }
 
 
-/* the token's name, or NULL; every token is compared, in constant time */
+/* the token, or NULL; every token is compared, in constant time */
 
-static const char *
+static vw_token_t *
 vw_admin_auth(vw_admin_t *ad, const char *header)
 {
     size_t          i;
-    const char     *found;
+    vw_token_t     *found;
     unsigned char   h[crypto_generichash_BYTES];
 
     if (header == NULL || strncasecmp(header, "Bearer ", 7) != 0) {
@@ -367,7 +413,7 @@ vw_admin_auth(vw_admin_t *ad, const char *header)
 
     for (i = 0; i < ad->ntokens; i++) {
         if (sodium_memcmp(h, ad->tokens[i].hash, sizeof(h)) == 0) {
-            found = ad->tokens[i].name;
+            found = &ad->tokens[i];
         }
     }
 
@@ -448,41 +494,190 @@ vw_admin_error(struct MHD_Connection *c, vw_req_t *rq, int status,
 /* ------------------------------------------------------------- requests */
 
 
+/*
+ * A thread's connections: the master, made on first use and after a
+ * failure, and a replica for the reads (GET), kept while it qualifies.
+ */
+
+typedef struct {
+    redisContext           *master;
+    redisContext           *replica;
+    int                     next;       /* the replica to try first */
+    struct timespec         retry;      /* none qualified: not before */
+} vw_admin_conn_t;
+
+
+/* the thread's connections to each store, one after another */
+
+typedef struct {
+    int                     n;
+    vw_admin_conn_t         conn[];
+} vw_admin_conns_t;
+
+
 static void
-vw_admin_redis_free(void *p)
+vw_admin_conns_free(void *p)
 {
-    redisFree(p);
+    int                i;
+    vw_admin_conns_t  *ts;
+
+    ts = p;
+
+    for (i = 0; i < ts->n; i++) {
+        if (ts->conn[i].master) {
+            redisFree(ts->conn[i].master);
+        }
+
+        if (ts->conn[i].replica) {
+            redisFree(ts->conn[i].replica);
+        }
+    }
+
+    free(ts);
 }
 
 
-/* this thread's connection, made on first use and after a failure */
-
-static redisContext *
-vw_admin_redis(vw_admin_t *ad)
+static vw_admin_conn_t *
+vw_admin_conn(vw_admin_t *ad, vw_admin_store_t *st)
 {
-    char           err[512];
-    redisContext  *c;
+    int                i;
+    vw_admin_conns_t  *ts;
 
-    c = pthread_getspecific(ad->tls);
+    ts = pthread_getspecific(ad->tls);
 
-    if (c && c->err) {
-        redisFree(c);
-        c = NULL;
-        pthread_setspecific(ad->tls, NULL);
-    }
+    if (ts == NULL) {
+        ts = vw_xalloc(sizeof(vw_admin_conns_t)
+                       + ad->nstores * sizeof(vw_admin_conn_t));
+        memset(ts, 0, sizeof(vw_admin_conns_t)
+                      + ad->nstores * sizeof(vw_admin_conn_t));
+        ts->n = ad->nstores;
 
-    if (c == NULL) {
-        c = vw_redis_connect(&ad->cf, err, sizeof(err));
-
-        if (c == NULL) {
-            vw_log_error("admin: %s", err);
-            return NULL;
+        for (i = 0; i < ts->n; i++) {
+            ts->conn[i].next = (int) (pthread_self() % 7919);
         }
 
-        pthread_setspecific(ad->tls, c);
+        pthread_setspecific(ad->tls, ts);
     }
 
-    return c;
+    return &ts->conn[st - ad->stores];
+}
+
+
+/* this thread's connection to the master */
+
+static redisContext *
+vw_admin_redis(vw_admin_t *ad, vw_admin_store_t *st)
+{
+    char              err[512];
+    vw_admin_conn_t  *t;
+
+    t = vw_admin_conn(ad, st);
+
+    if (t->master && t->master->err) {
+        redisFree(t->master);
+        t->master = NULL;
+    }
+
+    if (t->master == NULL) {
+        t->master = vw_redis_connect(st->cf, err, sizeof(err));
+
+        if (t->master == NULL) {
+            vw_log_error("admin: %s%s%s", st->name ? st->name : "",
+                         st->name ? ": " : "", err);
+            return NULL;
+        }
+    }
+
+    return t->master;
+}
+
+
+/*
+ * For a read: this thread's replica when it qualifies now (the rule of
+ * vw_redis_replica_ready(), as voucherctl report's), else the master.
+ * When none qualifies, none is tried again for a second.
+ */
+
+#define VW_ADMIN_REPLICA_RETRY_MS  1000
+
+static redisContext *
+vw_admin_redis_read(vw_admin_t *ad, vw_admin_store_t *st)
+{
+    int               used;
+    char              why[256], err[512];
+    int64_t           off;
+    redisContext     *m;
+    vw_admin_conn_t  *t;
+    struct timespec   now;
+
+    m = vw_admin_redis(ad, st);
+
+    if (m == NULL || st->cf->nreplicas == 0) {
+        return m;
+    }
+
+    t = vw_admin_conn(ad, st);
+    off = vw_redis_master_offset(m);
+
+    if (t->replica) {
+        if (vw_redis_replica_ready(t->replica, off, why, sizeof(why))) {
+            return t->replica;
+        }
+
+        vw_log_debug("admin: redis replica %s:%d: %s, not read from",
+                     t->replica->tcp.host, t->replica->tcp.port, why);
+        redisFree(t->replica);
+        t->replica = NULL;
+        t->next++;
+    }
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+
+    if (now.tv_sec < t->retry.tv_sec
+        || (now.tv_sec == t->retry.tv_sec && now.tv_nsec < t->retry.tv_nsec)
+        || off < 0)
+    {
+        return m;
+    }
+
+    t->replica = vw_redis_connect_replica(st->cf,
+                                          t->next % st->cf->nreplicas, off,
+                                          &used, err, sizeof(err));
+
+    if (t->replica == NULL) {
+        t->retry = now;
+        t->retry.tv_nsec += VW_ADMIN_REPLICA_RETRY_MS * 1000000L;
+        t->retry.tv_sec += t->retry.tv_nsec / 1000000000L;
+        t->retry.tv_nsec %= 1000000000L;
+        return m;
+    }
+
+    t->next = used;
+
+    return t->replica;
+}
+
+
+/* a read failed on the replica: it is dropped, the master is asked */
+
+static redisContext *
+vw_admin_redis_failed(vw_admin_t *ad, vw_admin_store_t *st, redisContext *c)
+{
+    vw_admin_conn_t  *t;
+
+    t = vw_admin_conn(ad, st);
+
+    if (c == NULL || c != t->replica) {
+        return NULL;
+    }
+
+    vw_log_info("admin: a read failed on redis replica %s:%d, the master "
+                "answers it", c->tcp.host, c->tcp.port);
+    redisFree(t->replica);
+    t->replica = NULL;
+    t->next++;
+
+    return vw_admin_redis(ad, st);
 }
 
 
@@ -518,6 +713,7 @@ vw_admin_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
 
 typedef struct {
     vw_admin_t             *ad;
+    vw_admin_store_t       *store;
     vw_op_t                 op;
     char                    id[32];
     char                    who[80];
@@ -546,10 +742,16 @@ vw_admin_output_read(void *cls, uint64_t pos, char *buf, size_t max)
 
         vw_buf_reset(&o->buf);
         o->off = 0;
-        o->op.redis = vw_admin_redis(o->ad);
+        o->op.redis = vw_admin_redis_read(o->ad, o->store);
 
         if (vw_job_output(&o->op, o->id, &o->index, 1 << 18, &o->buf,
-                          &o->more, &e) != 0)
+                          &o->more, &e) != 0
+            && (e.status != 503
+                || (o->op.redis = vw_admin_redis_failed(o->ad, o->store,
+                                                        o->op.redis))
+                   == NULL
+                || vw_job_output(&o->op, o->id, &o->index, 1 << 18, &o->buf,
+                                 &o->more, &e) != 0))
         {
             vw_log_error("admin: the output of job %s broke off: %s", o->id,
                          e.message);
@@ -599,6 +801,13 @@ vw_admin_output(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq,
     memset(&e, 0, sizeof(vw_operr_t));
     job = vw_job_read(op, rq->id, &e);
 
+    if (job == NULL && e.status == 503
+        && (op->redis = vw_admin_redis_failed(ad, rq->store, op->redis))
+           != NULL)
+    {
+        job = vw_job_read(op, rq->id, &e);
+    }
+
     if (job == NULL) {
         return vw_admin_error(c, rq, e.status, e.reason, e.field, e.message,
                               NULL);
@@ -614,6 +823,7 @@ vw_admin_output(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq,
     o = vw_xalloc(sizeof(vw_output_t));
     memset(o, 0, sizeof(vw_output_t));
     o->ad = ad;
+    o->store = rq->store;
     o->op = *op;
     snprintf(o->who, sizeof(o->who), "%s", rq->who);
     o->op.who = o->who;
@@ -650,14 +860,25 @@ vw_admin_output(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq,
 /* /metrics, Prometheus text */
 
 static enum MHD_Result
-vw_admin_metrics(struct MHD_Connection *c, vw_req_t *rq, vw_op_t *op)
+vw_admin_metrics(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq,
+    vw_op_t *op)
 {
     vw_buf_t              b;
     enum MHD_Result       rc;
     struct MHD_Response  *res;
 
     memset(&b, 0, sizeof(vw_buf_t));
-    vw_metrics_render(op, &b);
+
+    if (rq->store == NULL) {
+        vw_metrics_render_stores(ad->cf.stores, 0, ad->cf.nstores, &b);
+
+    } else if (ad->cf.nstores) {
+        vw_metrics_render_stores(ad->cf.stores,
+                                 (int) (rq->store - ad->stores), 1, &b);
+
+    } else {
+        vw_metrics_render(op, &b);
+    }
 
     res = MHD_create_response_from_buffer(b.len, b.data,
                                           MHD_RESPMEM_MUST_FREE);
@@ -790,7 +1011,7 @@ vw_admin_link(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq,
 static enum MHD_Result
 vw_admin_run(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq)
 {
-    int               status, type;
+    int               status, type, read;
     json_t           *out;
     vw_op_t           op;
     vw_op_in_t        in;
@@ -827,10 +1048,23 @@ vw_admin_run(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq)
     in.strict = 1;
 
     memset(&op, 0, sizeof(vw_op_t));
-    op.cf = &ad->cf;
     op.who = rq->who;
-    op.key = ad->have_key ? ad->key : NULL;
-    op.redis = vw_admin_redis(ad);
+
+    if (rq->store == NULL || (ad->cf.nstores
+                              && (rq->route->flags & VW_ROUTE_METRICS)))
+    {
+        /* /metrics of several stores: each store's process publishes */
+        json_decref(q.query);
+        return vw_admin_metrics(ad, c, rq, &op);
+    }
+
+    op.cf = rq->store->cf;
+    op.key = rq->store->have_key ? rq->store->key : NULL;
+    /* reads (GET) on a replica that qualifies, writes on the master */
+    read = strcmp(rq->route->method, "GET") == 0
+           && !(rq->route->flags & VW_ROUTE_METRICS);
+    op.redis = read ? vw_admin_redis_read(ad, rq->store)
+                    : vw_admin_redis(ad, rq->store);
 
     if (rq->route->flags & VW_ROUTE_STREAM) {
         json_decref(q.query);
@@ -839,7 +1073,7 @@ vw_admin_run(vw_admin_t *ad, struct MHD_Connection *c, vw_req_t *rq)
 
     if (rq->route->flags & VW_ROUTE_METRICS) {
         json_decref(q.query);
-        return vw_admin_metrics(c, rq, &op);
+        return vw_admin_metrics(ad, c, rq, &op);
     }
 
     if (rq->route->flags & VW_ROUTE_RAW) {
@@ -892,10 +1126,27 @@ run:
     out = NULL;
     status = rq->route->handler(&op, &in, &out, &e);
 
+    /*
+     * A read the replica could not answer (it went away, or the handler
+     * writes after all: READONLY) runs again on the master.
+     */
+    if (status < 0 && e.status == 503 && read
+        && (op.redis = vw_admin_redis_failed(ad, rq->store, op.redis))
+           != NULL)
+    {
+        json_decref(out);
+        out = NULL;
+        memset(&e, 0, sizeof(vw_operr_t));
+        status = rq->route->handler(&op, &in, &out, &e);
+    }
+
     json_decref(in.body);
     json_decref(in.query);
 
-    vw_log_info("admin: %s %s %s %d%s%s", rq->who, rq->route->method,
+    vw_log_info("admin: %s%s%s%s %s %s %d%s%s",
+                rq->store->name ? "store " : "",
+                rq->store->name ? rq->store->name : "",
+                rq->store->name ? ": " : "", rq->who, rq->route->method,
                 rq->route->path, status < 0 ? e.status : status,
                 status < 0 ? " " : "", status < 0 ? e.reason : "");
 
@@ -910,6 +1161,91 @@ run:
 }
 
 
+/* "/metrics", or "/stores/{store}/metrics" */
+
+static int
+vw_admin_is_metrics(const char *url)
+{
+    if (strncmp(url, "/stores/", 8) == 0) {
+        url += 8;
+        url += strcspn(url, "/");
+    }
+
+    return strcmp(url, "/metrics") == 0;
+}
+
+
+/*
+ * The store of a request: the prefix "/stores/{store}" names it when the
+ * configuration has stores, and the rest is routed as it is ("/v1/...",
+ * "/metrics"): every route, whoever added it, is there for every store,
+ * and a client of one store takes http://host/stores/{store} as its base.
+ * "/metrics" alone is all the stores'.  Without stores there is one, and
+ * no prefix.  0, or 1 (a store needed), 404 (no such store), 403 (the
+ * token is not for it).
+ */
+
+static int
+vw_admin_store(vw_admin_t *ad, vw_token_t *tok, const char **url,
+    vw_req_t *rq)
+{
+    int          i;
+    size_t       n;
+    const char  *p, *name;
+    char         want[72];
+
+    if (strncmp(*url, "/stores/", 8) != 0) {
+        if (ad->cf.nstores == 0) {
+            rq->store = &ad->stores[0];
+            return 0;
+        }
+
+        if (strcmp(*url, "/metrics") == 0) {
+            rq->store = NULL;
+            return (tok && tok->stores) ? 403 : 0;
+        }
+
+        return 1;
+    }
+
+    name = *url + 8;
+    n = strcspn(name, "/");
+    p = name + n;
+
+    if (ad->cf.nstores == 0 || n == 0 || n > 64 || *p != '/') {
+        return 404;
+    }
+
+    for (i = 0; i < ad->nstores; i++) {
+        if (strlen(ad->stores[i].name) == n
+            && strncmp(ad->stores[i].name, name, n) == 0)
+        {
+            break;
+        }
+    }
+
+    if (i == ad->nstores) {
+        return 404;
+    }
+
+    snprintf(want, sizeof(want), ",%.*s,", (int) n, name);
+
+    if (tok && tok->stores && strstr(tok->stores, want) == NULL) {
+        return 403;
+    }
+
+    if (tok == NULL && strcmp(p, "/metrics") != 0) {
+        /* the metrics token: /metrics only */
+        return 403;
+    }
+
+    rq->store = &ad->stores[i];
+    *url = p;
+
+    return 0;
+}
+
+
 static enum MHD_Result
 vw_admin_request(void *cls, struct MHD_Connection *c, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -921,6 +1257,7 @@ vw_admin_request(void *cls, struct MHD_Connection *c, const char *url,
     int64_t       len;
     vw_req_t     *rq;
     vw_admin_t   *ad;
+    vw_token_t   *tok;
     const char   *name, *cl, *auth;
 
     (void) version;
@@ -935,10 +1272,11 @@ vw_admin_request(void *cls, struct MHD_Connection *c, const char *url,
 
         auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                            "Authorization");
-        name = vw_admin_auth(ad, auth);
+        tok = vw_admin_auth(ad, auth);
+        name = tok ? tok->name : NULL;
 
         /* the scraper's token opens /metrics and nothing else */
-        if (name == NULL && strcmp(url, "/metrics") == 0
+        if (name == NULL && vw_admin_is_metrics(url)
             && vw_admin_metrics_auth(ad, auth))
         {
             name = "metrics";
@@ -957,6 +1295,21 @@ vw_admin_request(void *cls, struct MHD_Connection *c, const char *url,
         }
 
         snprintf(rq->who, sizeof(rq->who), "token:%s", name);
+
+        /* the store, from the path's prefix: the rest is routed as it is */
+        rc = vw_admin_store(ad, tok, &url, rq);
+
+        if (rc != 0) {
+            return rc == 403
+                   ? vw_admin_error(c, rq, 403, "store_forbidden", NULL,
+                                    "this token is not for this store", NULL)
+                   : rc == 1
+                   ? vw_admin_error(c, rq, 404, "store_required", NULL,
+                                    "this voucherd serves several stores: "
+                                    "/stores/{store}/v1/...", NULL)
+                   : vw_admin_error(c, rq, 404, "unknown_store", NULL,
+                                    "no such store in this voucherd", NULL);
+        }
 
         rc = vw_admin_route(vw_routes, method, url, &rq->route, rq->id,
                             sizeof(rq->id), allow, sizeof(allow));
@@ -1206,6 +1559,72 @@ bad:
 }
 
 
+/* the stores: the configuration itself, or each of its "stores" */
+
+static int
+vw_admin_stores(vw_admin_t *ad, const char *path, char *err, size_t errlen)
+{
+    int                i, n;
+    vw_admin_store_t  *st;
+
+    n = ad->cf.nstores ? ad->cf.nstores : 1;
+
+    for (i = 0; i < n; i++) {
+        st = &ad->stores[i];
+
+        if (ad->cf.nstores == 0) {
+            st->cf = &ad->cf;
+
+        } else {
+            if (vw_config_load_store(path, ad->cf.stores[i],
+                                     &ad->store_cf[i], err, errlen)
+                != 0)
+            {
+                return -1;
+            }
+
+            ad->nstores = i + 1;
+            st->cf = &ad->store_cf[i];
+            st->name = st->cf->store;
+        }
+
+        if (st->cf->key_file) {
+            if (voucher_key_load(st->cf->key_file, st->key, err, errlen)
+                != 0)
+            {
+                return -1;
+            }
+
+            st->have_key = 1;
+        }
+    }
+
+    ad->nstores = n;
+
+    return 0;
+}
+
+
+static void
+vw_admin_free(vw_admin_t *ad)
+{
+    int     i;
+    size_t  k;
+
+    for (i = 0; ad->cf.nstores && i < ad->nstores; i++) {
+        vw_config_free(&ad->store_cf[i]);
+    }
+
+    for (k = 0; k < ad->ntokens; k++) {
+        free(ad->tokens[k].stores);
+    }
+
+    vw_config_free(&ad->cf);
+    sodium_memzero(ad, sizeof(vw_admin_t));
+    free(ad);
+}
+
+
 int
 vw_admin_start(const char *path, vw_admin_t **out, char *err, size_t errlen)
 {
@@ -1235,12 +1654,8 @@ vw_admin_start(const char *path, vw_admin_t **out, char *err, size_t errlen)
         goto failed;
     }
 
-    if (ad->cf.key_file) {
-        if (voucher_key_load(ad->cf.key_file, ad->key, err, errlen) != 0) {
-            goto failed;
-        }
-
-        ad->have_key = 1;
+    if (vw_admin_stores(ad, path, err, errlen) != 0) {
+        goto failed;
     }
 
     fd = vw_admin_listen(ad, ad->cf.admin_listen, err, errlen);
@@ -1249,7 +1664,7 @@ vw_admin_start(const char *path, vw_admin_t **out, char *err, size_t errlen)
         goto failed;
     }
 
-    pthread_key_create(&ad->tls, vw_admin_redis_free);
+    pthread_key_create(&ad->tls, vw_admin_conns_free);
 
     /* the API's threads leave the signals to the loop's thread */
     sigemptyset(&set);
@@ -1298,9 +1713,7 @@ failed:
         free(ad->unix_path);
     }
 
-    vw_config_free(&ad->cf);
-    sodium_memzero(ad, sizeof(vw_admin_t));
-    free(ad);
+    vw_admin_free(ad);
 
     return -1;
 }
@@ -1321,7 +1734,5 @@ vw_admin_stop(vw_admin_t *ad)
         free(ad->unix_path);
     }
 
-    vw_config_free(&ad->cf);
-    sodium_memzero(ad, sizeof(vw_admin_t));
-    free(ad);
+    vw_admin_free(ad);
 }

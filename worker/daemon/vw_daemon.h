@@ -38,6 +38,8 @@ typedef struct {
     size_t                   nautos;
 
     int                      group_ready;
+    int                      slot;      /* a store's process: its index
+                                           + 1 in "stores"; 0 none */
     volatile sig_atomic_t   *stop;
     char                     err[1024];
 } vw_daemon_t;

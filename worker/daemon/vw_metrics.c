@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "vw_clock.h"
 #include "vw_jobs.h"
@@ -510,4 +512,256 @@ vw_metrics_render(vw_op_t *op, vw_buf_t *out)
             "it)");
     vw_buf_printf(out, "voucherd_redis_up %d\n",
                   ok && op->redis && !op->redis->err ? 1 : 0);
+}
+
+
+/*
+ * Several stores: each store's process renders its text (its counters,
+ * and the gauges from its Redis) at most once a second into its slot of
+ * a shared memory file the processes inherit; the admin API's process merges
+ * the slots, each series with a store label, each family once.  A slot
+ * is a seqlock: a reader copies it again while a write is under way.
+ */
+
+#define VW_METRICS_SLOT  (1024 * 1024)
+
+typedef struct {
+    volatile uint64_t       seq;
+    size_t                  len;
+    char                    text[VW_METRICS_SLOT - 16];
+} vw_slot_t;
+
+static vw_slot_t  *vw_slots;
+static int         vw_nslots;
+
+
+int
+vw_metrics_attach(int fd, int nstores)
+{
+    void  *p;
+
+    p = mmap(NULL, (size_t) nstores * sizeof(vw_slot_t),
+             PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+
+    if (p == MAP_FAILED) {
+        return -1;
+    }
+
+    vw_slots = p;
+    vw_nslots = nstores;
+
+    return 0;
+}
+
+
+int
+vw_metrics_shared(int nstores)
+{
+    int  fd;
+
+    fd = memfd_create("voucherd-metrics", 0);
+
+    if (fd < 0
+        || ftruncate(fd, (off_t) nstores * sizeof(vw_slot_t)) != 0
+        || vw_metrics_attach(fd, nstores) != 0)
+    {
+        if (fd >= 0) {
+            close(fd);
+        }
+
+        return -1;
+    }
+
+    return fd;
+}
+
+
+void
+vw_metrics_publish(int slot, vw_op_t *op)
+{
+    vw_buf_t                b;
+    vw_slot_t              *s;
+    struct timespec         now;
+    static struct timespec  last;
+
+    if (vw_slots == NULL || slot < 0 || slot >= vw_nslots) {
+        return;
+    }
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+
+    if (last.tv_sec != 0
+        && (now.tv_sec - last.tv_sec) * 1000
+           + (now.tv_nsec - last.tv_nsec) / 1000000 < 1000)
+    {
+        return;
+    }
+
+    last = now;
+
+    memset(&b, 0, sizeof(vw_buf_t));
+    vw_metrics_render(op, &b);
+
+    s = &vw_slots[slot];
+
+    __atomic_add_fetch(&s->seq, 1, __ATOMIC_SEQ_CST);
+    s->len = b.len < sizeof(s->text) ? b.len : 0;
+    memcpy(s->text, b.data, s->len);
+    __atomic_add_fetch(&s->seq, 1, __ATOMIC_SEQ_CST);
+
+    vw_buf_free(&b);
+}
+
+
+/* a copy of a slot's text, or NULL when none was published yet */
+
+static char *
+vw_metrics_slot(int slot, size_t *len)
+{
+    int         k;
+    char       *t;
+    uint64_t    a, z;
+    vw_slot_t  *s;
+
+    s = &vw_slots[slot];
+
+    for (k = 0; k < 100; k++) {
+        a = __atomic_load_n(&s->seq, __ATOMIC_SEQ_CST);
+
+        if (a & 1) {
+            usleep(100);
+            continue;
+        }
+
+        *len = s->len < sizeof(s->text) ? s->len : 0;
+        t = vw_xalloc(*len + 1);
+        memcpy(t, s->text, *len);
+        t[*len] = '\0';
+
+        z = __atomic_load_n(&s->seq, __ATOMIC_SEQ_CST);
+
+        if (a == z) {
+            return t;
+        }
+
+        free(t);
+    }
+
+    return NULL;
+}
+
+
+typedef struct {
+    char                   *name;
+    vw_buf_t                head;
+    vw_buf_t                samples;
+} vw_family_t;
+
+
+void
+vw_metrics_render_stores(char **names, int first, int n, vw_buf_t *out)
+{
+    int           i;
+    char         *text, *line, *eol, *fam, *brace, *sp;
+    size_t        len, k, nf, nfam;
+    vw_family_t  *f, *cur;
+
+    f = NULL;
+    nf = 0;
+    nfam = 0;
+
+    for (i = first; i < first + n && i < vw_nslots; i++) {
+        text = vw_metrics_slot(i, &len);
+
+        if (text == NULL) {
+            continue;
+        }
+
+        cur = NULL;
+
+        for (line = text; *line; line = eol) {
+            eol = line + strcspn(line, "\n");
+
+            if (*eol) {
+                *eol++ = '\0';
+            }
+
+            if (strncmp(line, "# HELP ", 7) == 0
+                || strncmp(line, "# TYPE ", 7) == 0)
+            {
+                fam = line + 7;
+                len = strcspn(fam, " ");
+
+                for (k = 0, cur = NULL; k < nfam; k++) {
+                    if (strlen(f[k].name) == len
+                        && strncmp(f[k].name, fam, len) == 0)
+                    {
+                        cur = &f[k];
+                        break;
+                    }
+                }
+
+                if (cur == NULL) {
+                    if (nfam == nf) {
+                        nf = nf ? nf * 2 : 16;
+                        f = vw_xrealloc(f, nf * sizeof(vw_family_t));
+                    }
+
+                    cur = &f[nfam++];
+                    memset(cur, 0, sizeof(vw_family_t));
+                    cur->name = vw_xstrndup(fam, len);
+                }
+
+                /* HELP and TYPE once, from the first store that has it */
+                if (cur->head.len == 0
+                    || (line[2] == 'T'
+                        && strstr(cur->head.data, "# TYPE ") == NULL))
+                {
+                    vw_buf_printf(&cur->head, "%s\n", line);
+                }
+
+                continue;
+            }
+
+            if (*line == '\0' || *line == '#' || cur == NULL) {
+                continue;
+            }
+
+            /* the sample with store="NAME" first among its labels */
+            brace = strchr(line, '{');
+            sp = strchr(line, ' ');
+
+            vw_buf_add(&cur->samples, line,
+                       (size_t) ((brace && (!sp || brace < sp) ? brace : sp)
+                                 - line));
+            vw_buf_adds(&cur->samples, "{store=\"");
+            vw_metrics_label(&cur->samples, names[i]);
+
+            if (brace && (!sp || brace < sp)) {
+                vw_buf_adds(&cur->samples, brace[1] == '}' ? "\"" : "\",");
+                vw_buf_printf(&cur->samples, "%s\n", brace + 1);
+
+            } else {
+                vw_buf_printf(&cur->samples, "\"}%s\n", sp ? sp : "");
+            }
+        }
+
+        free(text);
+    }
+
+    for (k = 0; k < nfam; k++) {
+        if (f[k].head.len) {
+            vw_buf_add(out, f[k].head.data, f[k].head.len);
+        }
+
+        if (f[k].samples.len) {
+            vw_buf_add(out, f[k].samples.data, f[k].samples.len);
+        }
+
+        free(f[k].name);
+        vw_buf_free(&f[k].head);
+        vw_buf_free(&f[k].samples);
+    }
+
+    free(f);
 }

@@ -35,6 +35,19 @@ void vw_metrics_events(int64_t n);
 /* the whole text of a scrape into out; op: Redis for the gauges */
 void vw_metrics_render(vw_op_t *op, vw_buf_t *out);
 
+/*
+ * Several stores in one voucherd: vw_metrics_shared() makes the shared
+ * memory file (its fd, or -1) that the stores' processes inherit and
+ * vw_metrics_attach(); each publishes its text (at most once a second)
+ * into its slot; vw_metrics_render_stores() merges n of them from first,
+ * every series with a label store="NAME".
+ */
+int vw_metrics_shared(int nstores);
+int vw_metrics_attach(int fd, int nstores);
+void vw_metrics_publish(int slot, vw_op_t *op);
+void vw_metrics_render_stores(char **names, int first, int n,
+    vw_buf_t *out);
+
 /* a label value escaped as the text format wants: \\ \" \n */
 void vw_metrics_label(vw_buf_t *out, const char *v);
 
