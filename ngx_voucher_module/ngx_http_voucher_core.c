@@ -298,9 +298,9 @@ ngx_http_voucher_preflight_codes(ngx_http_voucher_core_t *core,
 
 /*
  * FCALL_RO voucher_qualify 1 {ns}:public channel best ncodes codes...
- *       nforged forged... <the order as validate's>
+ *       nforged forged... <the order as validate's> [m<business data>]
  * FCALL voucher_stack 1 {ns}:log op hold_ms channel ncodes codes...
- *       <the order as redeem's> [limits]
+ *       <the order as redeem's> [m<business data>] [limits]
  * (op: validate, redeem or reserve; hold_ms "" but for a reserve)
  */
 
@@ -322,7 +322,7 @@ ngx_http_voucher_command_codes(ngx_http_voucher_core_t *core,
     r = core->request;
     vlcf = core->conf;
 
-    argc = 16 + req->ncodes + 4 * req->nitems
+    argc = 17 + req->ncodes + 4 * req->nitems
            + ngx_http_voucher_limit_nargs(vlcf);
 
     argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
@@ -423,6 +423,10 @@ ngx_http_voucher_command_codes(ngx_http_voucher_core_t *core,
         ngx_http_voucher_arg(item->category.data, item->category.len);
         ngx_http_voucher_num(item->price);
         ngx_http_voucher_num(item->quantity);
+    }
+
+    if (req->meta.len) {
+        ngx_http_voucher_arg(req->meta.data, req->meta.len);
     }
 
     if (core->api != NGX_HTTP_VOUCHER_OP_QUALIFY) {
@@ -603,7 +607,7 @@ ngx_http_voucher_idempotency_header(ngx_http_request_t *r,
  *
  * FCALL voucher_validate|voucher_redeem 1 {ns}:c:CODE
  *       customer amount currency order_id idem nitems [sku cat price qty]*
- *       [p<points>] [limits]
+ *       [m<business data>] [p<points>] [limits]
  * FCALL voucher_reserve 1 {ns}:c:CODE hold_ms <as redeem>
  * FCALL voucher_rollback 1 {ns}:log redemption_id amount idem
  * FCALL voucher_confirm|voucher_release 1 {ns}:log redemption_id idem
@@ -630,7 +634,7 @@ ngx_http_voucher_command(ngx_http_request_t *r,
               || req->op == NGX_HTTP_VOUCHER_OP_CONFIRM
               || req->op == NGX_HTTP_VOUCHER_OP_RELEASE);
 
-    argc = settle ? 7 : 12 + 4 * req->nitems
+    argc = settle ? 7 : 13 + 4 * req->nitems
                         + ngx_http_voucher_limit_nargs(vlcf);
 
     if (guess) {
@@ -770,6 +774,12 @@ ngx_http_voucher_command(ngx_http_request_t *r,
             key = p;
             p = ngx_http_voucher_int64(p, item->quantity);
             ngx_http_voucher_arg(key, p - key);
+        }
+
+        /* "m...": order metadata, customer attributes (conditions) */
+
+        if (req->meta.len) {
+            ngx_http_voucher_arg(req->meta.data, req->meta.len);
         }
 
         /* "p<N>": loyalty points paying for what the discount leaves */

@@ -45,6 +45,10 @@
 #define NGX_HTTP_VOUCHER_MAX_CODES             30
 #define NGX_HTTP_VOUCHER_MAX_POINTS            10000000000000LL
 #define NGX_HTTP_VOUCHER_MAX_HISTORY           100
+/* order.metadata, customer_attributes: entries, name and value bytes */
+#define NGX_HTTP_VOUCHER_MAX_META              16
+#define NGX_HTTP_VOUCHER_MAX_META_NAME         32
+#define NGX_HTTP_VOUCHER_MAX_META_VALUE        64
 
 /* ngx_http_voucher_key_fold() */
 #define NGX_HTTP_VOUCHER_KEY_OTHER     0
@@ -107,6 +111,10 @@ typedef struct {
     int                     best;            /* qualify: "best": true */
     int64_t                 points;          /* loyalty points to pay with,
                                                 0 = none */
+    ngx_http_voucher_str_t  meta;            /* "m...": order.metadata and
+                                                customer_attributes for
+                                                campaign conditions, len 0
+                                                = none */
     int64_t                 limit;           /* loyalty history: entries */
     ngx_http_voucher_str_t  before;          /* ... older than this one */
 } ngx_http_voucher_request_t;
