@@ -433,8 +433,12 @@ sub now_s { $redis->cmd('TIME')->[0] }
         is(errmsg(f('voucher_validate', 1, "$T:c:CD", order_args(amount => 1, meta => $bad))),
            'ERR bad_args', "malformed business data \"$show\": bad_args");
     }
-    is(reason(redeem('CD', amount => 1000, meta => $meta->(), idem => 'k1')), 'ok',
-       'redeem with the data');
+    my $first = redeem('CD', amount => 1000, meta => $meta->(), idem => 'k1');
+    is(reason($first), 'ok', 'redeem with the data');
+    is(redeem('CD', amount => 1000, meta => $meta->(), idem => 'k1')->{redemption_id},
+       $first->{redemption_id}, 'its retry replays it');
+    is(reason(redeem('CD', amount => 1000, meta => $meta->(opayment => 'qr'), idem => 'k1')),
+       'idempotency_conflict', 'the key with other data: idempotency_conflict');
 }
 
 # ------------------------------------------------------- through nginx
@@ -505,8 +509,13 @@ sub now_s { $redis->cmd('TIME')->[0] }
     is(ufield('gus', 'pu:fs'), "$m:1", 'the stack counts the month');
     my $x = post($ng, 'validate', {codes => ['FS'], customer => 'gus',
                                    order => {items => [{sku => 'S', category => 'shipping', price => 1500}]}});
-    is_deeply([$x->{status}, $x->{json}{reason}], [409, 'customer_period_limit'],
-              'a stack sees the limit');
+    is_deeply([$x->{status}, @{ $x->{json} }{qw(reason code resets_at)}],
+              [409, 'customer_period_limit', 'FS', period('month', 0, '')->{ends_at}],
+              'a stack sees the limit, and when it resets');
+    $x = post($ng, 'validate', {codes => ['CD'], order => {amount => 1000, metadata => {channel => 'pos'}}});
+    is_deeply([$x->{status}, @{ $x->{json} }{qw(reason code field)}],
+              [409, 'condition_not_met', 'CD', 'order.channel'],
+              'a stack names the failed condition');
     $x = post($ng, 'rollback', {redemption_id => $r->{json}{redemption_id}});
     is($x->{status}, 200, 'rollback of the stack');
     is(ufield('gus', 'pu:fs'), "$m:0", 'gives the month back');

@@ -600,7 +600,8 @@ function W.stack_run(tag, logkey, codes, o, n, channel, redeem, hold_ms)
         table.sort(sorted)
         fp = fingerprint('stack\0' .. table.concat(sorted, '\0') .. '\0'
                          .. table.concat(o, '\0', 1, 4) .. '\0'
-                         .. table.concat(o, '\0', 6))
+                         .. table.concat(o, '\0', 6)
+                         .. (o.meta and '\0' .. o.meta.raw or ''))
         local r = replay(ikey, fp, 'code', codes[1] or '')
         if r and hold_ms and r[1] == 'ok' then
             local parent
@@ -645,8 +646,12 @@ function W.stack_run(tag, logkey, codes, o, n, channel, redeem, hold_ms)
                 'order_below_minimum' and 'min_amount' or
                 v.reason == 'campaign_inactive' and 'status' or
                 v.reason == 'not_started' and 'starts_at' or
-                v.reason == 'expired' and 'ends_at' or nil,
-                v.min_amount or v.status or v.starts_at or v.ends_at)
+                v.reason == 'expired' and 'ends_at' or
+                v.reason == 'condition_not_met' and 'field' or
+                v.reason == 'not_enough_items' and 'min_items' or
+                v.resets_at and 'resets_at' or nil,
+                v.min_amount or v.status or v.starts_at or v.ends_at or
+                v.field or v.min_items or v.resets_at)
         end
         vs[j] = v
     end

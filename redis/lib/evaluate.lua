@@ -88,7 +88,8 @@ local function evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms,
         ikey = tag .. (hold_ms and ':i:h:' or ':i:r:') .. idem
         fp = fingerprint(code .. '\0' .. table.concat(args, '\0', 1, 4)
                          .. '\0' .. table.concat(args, '\0', 6, nargs)
-                         .. (pts and '\0p' .. dec(pts) or ''))
+                         .. (pts and '\0p' .. dec(pts) or '')
+                         .. (meta and '\0' .. meta.raw or ''))
         local r = replay(ikey, fp, 'code', code, code, cust, amount)
         if pts and r and r[1] == 'ok' then L.paid_pairs(tag, r) end
         if r and hold_ms and r[1] == 'ok' then

@@ -165,9 +165,10 @@ end
 
 -- The request's business data: the argument "m" .. entries joined by NUL,
 -- each "o<name>=<value>" (order metadata) or "c<name>=<value>" (customer
--- attributes).  -> {['order.x'] = v, ...}, or nil when malformed.
+-- attributes).  -> {['order.x'] = v, ..., raw = s}, or nil when malformed
+-- (raw goes into an idempotency fingerprint).
 function RU.meta(s)
-    local t = {}
+    local t = {raw = s}
     if #s == 1 then return t end
     for e in (string.sub(s, 2) .. '\0'):gmatch('([^%z]*)%z') do
         local sc, name, v = string.match(e, '^([oc])([%w_]+)=(.*)$')
