@@ -8,7 +8,7 @@
 #define _VOUCHER_LUA_H_INCLUDED_
 
 
-#define VOUCHER_LUA_VERSION  "cbc480611a5682bb"
+#define VOUCHER_LUA_VERSION  "2ac7057cdff5d601"
 
 /* the name nginx calls a function by: "voucher_redeem_<version>" */
 #define VOUCHER_FN(name)  name "_" VOUCHER_LUA_VERSION
@@ -33,7 +33,7 @@ static const char  voucher_lua[] =
     "-- exact for integers below 2^53; Lua's own tostring (\"%.14g\") is not, so\n"
     "-- large numbers are never concatenated into strings.\n"
     "\n"
-    "local VERSION = 'cbc480611a5682bb'\n"
+    "local VERSION = '2ac7057cdff5d601'\n"
     "\n"
     "-- The library \"voucher\" (PRIMARY) registers every function twice: by its\n"
     "-- name, for the worker, the admin tools and the native module, and by its\n"
@@ -1192,7 +1192,11 @@ static const char  voucher_lua[] =
     "        local v = new[f]\n"
     "        if v == nil then v = old[i + 1] end\n"
     "        m[f] = v\n"
-    "        if v and not (f == 'customer_amount_max' and v == '0') then\n"
+    "        -- a field of another kind (left from an earlier kind) is no rule\n"
+    "        if v and not (f == 'customer_amount_max' and v == '0')\n"
+    "           and not (f == 'steps' and kind ~= 'steps')\n"
+    "           and not ((f == 'buy_qty' or f == 'get_qty')\n"
+    "                    and kind ~= 'buy_x_get_y') then\n"
     "            any = true\n"
     "        end\n"
     "    end\n"
@@ -7224,7 +7228,7 @@ static const char  voucher_lua[] =
 
 /* this version's own library, "voucher_<version>" */
 static const char  voucher_lua_own[] =
-    "#!lua name=voucher_cbc480611a5682bb\n"
+    "#!lua name=voucher_2ac7057cdff5d601\n"
     "--\n"
     "-- ngx_voucher: every state change of vouchers happens in this library.\n"
     "--\n"
@@ -7239,7 +7243,7 @@ static const char  voucher_lua_own[] =
     "-- exact for integers below 2^53; Lua's own tostring (\"%.14g\") is not, so\n"
     "-- large numbers are never concatenated into strings.\n"
     "\n"
-    "local VERSION = 'cbc480611a5682bb'\n"
+    "local VERSION = '2ac7057cdff5d601'\n"
     "\n"
     "-- The library \"voucher\" (PRIMARY) registers every function twice: by its\n"
     "-- name, for the worker, the admin tools and the native module, and by its\n"
@@ -8398,7 +8402,11 @@ static const char  voucher_lua_own[] =
     "        local v = new[f]\n"
     "        if v == nil then v = old[i + 1] end\n"
     "        m[f] = v\n"
-    "        if v and not (f == 'customer_amount_max' and v == '0') then\n"
+    "        -- a field of another kind (left from an earlier kind) is no rule\n"
+    "        if v and not (f == 'customer_amount_max' and v == '0')\n"
+    "           and not (f == 'steps' and kind ~= 'steps')\n"
+    "           and not ((f == 'buy_qty' or f == 'get_qty')\n"
+    "                    and kind ~= 'buy_x_get_y') then\n"
     "            any = true\n"
     "        end\n"
     "    end\n"

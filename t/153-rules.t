@@ -160,6 +160,11 @@ sub now_s { $redis->cmd('TIME')->[0] }
     is($redis->cmd('HGET', "$T:k:good", 'rules'), '1', 'a kind of rules.lua marks it');
     camp('good', kind => 'amount');
     is($redis->cmd('HGET', "$T:k:good", 'rules'), undef, 'an older kind does not');
+    camp('good', kind => 'buy_x_get_y', buy_qty => 2, get_qty => 1);
+    is($redis->cmd('HGET', "$T:k:good", 'rules'), '1', 'buy_x_get_y marks it');
+    camp('good', kind => 'amount');
+    is($redis->cmd('HGET', "$T:k:good", 'rules'), undef,
+       'its buy_qty and get_qty left behind are no rule for an amount');
 }
 
 # ------------------------------------------------------- periods in +07:00

@@ -434,7 +434,11 @@ function RU.campaign(key, new, order, kind, value)
         local v = new[f]
         if v == nil then v = old[i + 1] end
         m[f] = v
-        if v and not (f == 'customer_amount_max' and v == '0') then
+        -- a field of another kind (left from an earlier kind) is no rule
+        if v and not (f == 'customer_amount_max' and v == '0')
+           and not (f == 'steps' and kind ~= 'steps')
+           and not ((f == 'buy_qty' or f == 'get_qty')
+                    and kind ~= 'buy_x_get_y') then
             any = true
         end
     end
