@@ -195,6 +195,57 @@ check_str(const fuzz_result_t *r, const ngx_http_voucher_str_t *s,
 }
 
 
+/*
+ * the "m..." business data: in the arena, "m" then entries
+ * "<o|c><name>=<value>" joined by NUL, a name of 1..32 letters, digits
+ * or _, a value of 1..64 bytes without control characters
+ */
+
+static void
+check_meta(const fuzz_result_t *r, const ngx_http_voucher_str_t *m)
+{
+    size_t                i, n, entries;
+    const unsigned char  *p, *e, *v;
+
+    if (m->data == NULL) {
+        CHECK(m->len == 0);
+        return;
+    }
+
+    CHECK(m->len >= 5);
+    CHECK(m->data >= r->arena && m->data + m->len <= r->arena + r->size);
+    CHECK(m->data[0] == 'm');
+
+    p = m->data + 1;
+    e = m->data + m->len;
+    entries = 0;
+
+    while (p < e) {
+        CHECK(*p == 'o' || *p == 'c');
+        p++;
+
+        for (n = 0; p + n < e && p[n] != '='; n++) {
+            CHECK((p[n] >= 'a' && p[n] <= 'z') || (p[n] >= 'A' && p[n] <= 'Z')
+                  || (p[n] >= '0' && p[n] <= '9') || p[n] == '_');
+        }
+
+        CHECK(n >= 1 && n <= NGX_HTTP_VOUCHER_MAX_META_NAME && p + n < e);
+        v = p + n + 1;
+
+        for (i = 0; v + i < e && v[i] != '\0'; i++) {
+            CHECK(v[i] >= 0x20 && v[i] != 0x7f);
+        }
+
+        CHECK(i >= 1 && i <= NGX_HTTP_VOUCHER_MAX_META_VALUE);
+        p = v + i + (v + i < e ? 1 : 0);
+        CHECK(p < e || v + i == e);
+        entries++;
+    }
+
+    CHECK(entries <= 2 * NGX_HTTP_VOUCHER_MAX_META);
+}
+
+
 static void
 check_request(const fuzz_result_t *r, int op,
     const ngx_http_voucher_limits_t *lim)
@@ -208,6 +259,15 @@ check_request(const fuzz_result_t *r, int op,
 
     CHECK(r->rc == 0);
     CHECK(q->op == op);
+
+    check_meta(r, &q->meta);
+
+    if (op != NGX_HTTP_VOUCHER_OP_VALIDATE && op != NGX_HTTP_VOUCHER_OP_REDEEM
+        && op != NGX_HTTP_VOUCHER_OP_RESERVE
+        && op != NGX_HTTP_VOUCHER_OP_QUALIFY)
+    {
+        CHECK(q->meta.data == NULL);
+    }
 
     if (op == NGX_HTTP_VOUCHER_OP_EVENT) {
         check_str(r, &q->event_id, 1, STR_TOKEN,
@@ -439,7 +499,7 @@ arena_used(const ngx_http_voucher_request_t *q)
         + str_size(&q->currency) + str_size(&q->redemption_id)
         + str_size(&q->cursor) + str_size(&q->channel)
         + q->ncodes * sizeof(ngx_http_voucher_str_t)
-        + str_size(&q->before)
+        + str_size(&q->before) + str_size(&q->meta)
         + str_size(&q->event_id) + str_size(&q->event_type)
         + str_size(&q->referral_code)
         + q->nitems * sizeof(ngx_http_voucher_item_t);

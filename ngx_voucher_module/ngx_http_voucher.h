@@ -116,6 +116,8 @@ typedef struct {
     ngx_http_complex_value_t   *gate_order_id;
     ngx_http_complex_value_t   *gate_idempotency_key;
     ngx_http_complex_value_t   *gate_points;     /* loyalty points paying */
+    ngx_array_t                *gate_meta;       /* voucher_metadata:
+                                                    ngx_http_voucher_meta_t */
     ngx_flag_t                  gate_code_required;
     ngx_array_t                *gate_confirm;    /* ngx_uint_t pairs lo, hi */
     ngx_flag_t                  gate_abort_keep; /* voucher_client_abort */
@@ -280,10 +282,21 @@ ngx_uint_t ngx_http_voucher_preflight(ngx_http_voucher_core_t *core,
 
 ngx_int_t ngx_http_voucher_api_handler(ngx_http_request_t *r);
 
+/* voucher_metadata order|customer NAME VALUE: one entry of the "m..." arg */
+typedef struct {
+    u_char                      scope;       /* 'o' order, 'c' customer */
+    ngx_str_t                   name;
+    ngx_http_complex_value_t    value;
+} ngx_http_voucher_meta_t;
+
+#define NGX_HTTP_VOUCHER_GATE_META_MAX  32
+
 char *ngx_http_voucher_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_voucher_gate_value(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_voucher_gate_codes(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_voucher_gate_meta(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_voucher_confirm_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);

@@ -328,9 +328,9 @@ ngx_http_voucher_preflight_codes(ngx_http_voucher_core_t *core,
 
 /*
  * FCALL_RO voucher_qualify 1 {ns}:public channel best ncodes codes...
- *       nforged forged... <the order as validate's>
+ *       nforged forged... <the order as validate's> [m<business data>]
  * FCALL voucher_stack 1 {ns}:log op hold_ms channel ncodes codes...
- *       <the order as redeem's> [p<points>] [limits]
+ *       <the order as redeem's> [m<business data>] [p<points>] [limits]
  * (op: validate, redeem or reserve; hold_ms "" but for a reserve)
  */
 
@@ -448,6 +448,10 @@ ngx_http_voucher_command_codes(ngx_http_voucher_core_t *core,
         ngx_http_voucher_arg(item->category.data, item->category.len);
         ngx_http_voucher_num(item->price);
         ngx_http_voucher_num(item->quantity);
+    }
+
+    if (req->meta.len) {
+        ngx_http_voucher_arg(req->meta.data, req->meta.len);
     }
 
     if (core->api != NGX_HTTP_VOUCHER_OP_QUALIFY) {
@@ -637,7 +641,7 @@ ngx_http_voucher_idempotency_header(ngx_http_request_t *r,
  *
  * FCALL voucher_validate|voucher_redeem 1 {ns}:c:CODE
  *       customer amount currency order_id idem nitems [sku cat price qty]*
- *       [p<points>] [limits]
+ *       [m<business data>] [p<points>] [limits]
  *       (2 {ns}:c:CODE {ns}:sb:<series>:<serial> for a serial series' code:
  *       the native module takes one key, so the library answers it)
  * FCALL voucher_reserve 1 {ns}:c:CODE hold_ms <as redeem>
@@ -817,6 +821,12 @@ ngx_http_voucher_command(ngx_http_request_t *r,
             key = p;
             p = ngx_http_voucher_int64(p, item->quantity);
             ngx_http_voucher_arg(key, p - key);
+        }
+
+        /* "m...": order metadata, customer attributes (conditions) */
+
+        if (req->meta.len) {
+            ngx_http_voucher_arg(req->meta.data, req->meta.len);
         }
 
         /* "p<N>": loyalty points paying for what the discount leaves */

@@ -128,6 +128,8 @@ static ngx_int_t ngx_http_voucher_gate_values(ngx_http_request_t *r,
 static ngx_int_t ngx_http_voucher_gate_codes_value(ngx_http_request_t *r,
     ngx_http_voucher_loc_conf_t *vlcf, ngx_http_voucher_limits_t *lim,
     ngx_http_voucher_request_t *req, ngx_http_voucher_error_t *err);
+static ngx_int_t ngx_http_voucher_gate_meta_value(ngx_http_request_t *r,
+    ngx_http_voucher_gate_t *g, ngx_http_voucher_request_t *req);
 static ngx_int_t ngx_http_voucher_gate_text(ngx_http_request_t *r,
     ngx_http_complex_value_t *cv, ngx_uint_t row,
     ngx_http_voucher_limits_t *lim, ngx_http_voucher_str_t *out,
@@ -303,6 +305,90 @@ ngx_http_voucher_gate_value(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/*
+ * voucher_metadata order|customer NAME VALUE: the order's metadata or the
+ * customer's attributes campaign conditions look at (redis/lib/rules.lua)
+ */
+
+char *
+ngx_http_voucher_gate_meta(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_voucher_loc_conf_t *vlcf = conf;
+
+    u_char                             c;
+    ngx_str_t                         *value;
+    ngx_uint_t                         i;
+    ngx_http_voucher_meta_t           *m;
+    ngx_http_compile_complex_value_t   ccv;
+
+    value = cf->args->elts;
+
+    if (vlcf->gate_meta == NULL) {
+        vlcf->gate_meta = ngx_array_create(cf->pool, 4,
+                                           sizeof(ngx_http_voucher_meta_t));
+        if (vlcf->gate_meta == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (vlcf->gate_meta->nelts == NGX_HTTP_VOUCHER_GATE_META_MAX) {
+        return "takes at most 32 names in one location";
+    }
+
+    m = ngx_array_push(vlcf->gate_meta);
+    if (m == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_strcmp(value[1].data, "order") == 0) {
+        m->scope = 'o';
+
+    } else if (ngx_strcmp(value[1].data, "customer") == 0) {
+        m->scope = 'c';
+
+    } else {
+        return "takes \"order\" or \"customer\" first";
+    }
+
+    if (value[2].len == 0
+        || value[2].len > NGX_HTTP_VOUCHER_MAX_META_NAME)
+    {
+        return "takes a name of 1 to 32 letters, digits or _";
+    }
+
+    for (i = 0; i < value[2].len; i++) {
+        c = value[2].data[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '_'))
+        {
+            return "takes a name of 1 to 32 letters, digits or _";
+        }
+    }
+
+    m->name = value[2];
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+    ccv.cf = cf;
+    ccv.value = &value[3];
+    ccv.complex_value = &m->value;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_strlcasestrn(value[3].data, value[3].data + value[3].len,
+                         (u_char *) "voucher_body_",
+                         sizeof("voucher_body_") - 2)
+        != NULL)
+    {
+        vlcf->gate_body = 1;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 /* voucher_codes VALUE [separator=C] */
 
 char *
@@ -456,6 +542,7 @@ ngx_http_voucher_gate_merge(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *prev,
     ngx_http_voucher_merge_cv(gate_order_id);
     ngx_http_voucher_merge_cv(gate_idempotency_key);
     ngx_http_voucher_merge_cv(gate_points);
+    ngx_http_voucher_merge_cv(gate_meta);
 
 #undef ngx_http_voucher_merge_cv
 
@@ -523,8 +610,9 @@ ngx_http_voucher_gate_fields(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *conf)
     u_char                    *p, *last, *start;
     size_t                     len;
     ngx_str_t                 *name, *field;
-    ngx_uint_t                 i, j;
-    ngx_http_complex_value_t  *cv[8];
+    ngx_uint_t                 i, j, n;
+    ngx_http_voucher_meta_t   *meta;
+    ngx_http_complex_value_t  *cv[8 + NGX_HTTP_VOUCHER_GATE_META_MAX];
 
     cv[0] = conf->gate_code;
     cv[1] = conf->gate_customer;
@@ -534,6 +622,15 @@ ngx_http_voucher_gate_fields(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *conf)
     cv[5] = conf->gate_idempotency_key;
     cv[6] = conf->gate_codes;
     cv[7] = conf->gate_points;
+    n = 8;
+
+    if (conf->gate_meta) {
+        meta = conf->gate_meta->elts;
+
+        for (i = 0; i < conf->gate_meta->nelts; i++) {
+            cv[n++] = &meta[i].value;
+        }
+    }
 
     conf->gate_fields = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
     if (conf->gate_fields == NULL) {
@@ -542,7 +639,7 @@ ngx_http_voucher_gate_fields(ngx_conf_t *cf, ngx_http_voucher_loc_conf_t *conf)
 
     len = sizeof("voucher_body_") - 1;
 
-    for (i = 0; i < 8; i++) {
+    for (i = 0; i < n; i++) {
         if (cv[i] == NULL) {
             continue;
         }
@@ -1284,6 +1381,13 @@ ngx_http_voucher_gate_values(ngx_http_request_t *r,
         req->points = ngx_atoof(points.data, points.len);
     }
 
+    if (vlcf->gate_meta) {
+        rc = ngx_http_voucher_gate_meta_value(r, g, req);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
     /* the idempotency key: the directive's value, or the header */
 
     if (vlcf->gate_idempotency_key) {
@@ -1314,6 +1418,87 @@ refuse:
 
     return ngx_http_voucher_gate_refuse(r, g, err.reason, err.field,
                                         err.message);
+}
+
+
+/*
+ * voucher_metadata: each non-empty value (1 to 64 bytes, no control
+ * characters) as "<scope><name>=<value>", joined by NUL, after "m"
+ */
+
+static ngx_int_t
+ngx_http_voucher_gate_meta_value(ngx_http_request_t *r,
+    ngx_http_voucher_gate_t *g, ngx_http_voucher_request_t *req)
+{
+    u_char                       *p;
+    size_t                        size;
+    ngx_str_t                    *v;
+    ngx_uint_t                    i, j, n;
+    ngx_http_voucher_meta_t      *m;
+    ngx_http_voucher_loc_conf_t  *vlcf;
+
+    vlcf = g->core.conf;
+    m = vlcf->gate_meta->elts;
+    n = vlcf->gate_meta->nelts;
+
+    v = ngx_palloc(r->pool, n * sizeof(ngx_str_t));
+    if (v == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    size = 1;
+
+    for (i = 0; i < n; i++) {
+        if (ngx_http_complex_value(r, &m[i].value, &v[i]) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        for (j = 0; j < v[i].len; j++) {
+            if (v[i].data[j] < 0x20 || v[i].data[j] == 0x7f) {
+                break;
+            }
+        }
+
+        if (v[i].len > NGX_HTTP_VOUCHER_MAX_META_VALUE || j < v[i].len) {
+            return ngx_http_voucher_gate_refuse(r, g, "invalid_field",
+                       (const char *) m[i].name.data,
+                       "A metadata value must be 1 to 64 bytes, no control "
+                       "characters.");
+        }
+
+        if (v[i].len) {
+            size += 3 + m[i].name.len + v[i].len;
+        }
+    }
+
+    if (size == 1) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, size);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    req->meta.data = p;
+    *p++ = 'm';
+
+    for (i = 0; i < n; i++) {
+        if (v[i].len == 0) {
+            continue;
+        }
+
+        *p++ = m[i].scope;
+        p = ngx_cpymem(p, m[i].name.data, m[i].name.len);
+        *p++ = '=';
+        p = ngx_cpymem(p, v[i].data, v[i].len);
+        *p++ = '\0';
+    }
+
+    /* the last entry's separator is not sent */
+    req->meta.len = p - req->meta.data - 1;
+
+    return NGX_OK;
 }
 
 

@@ -298,6 +298,13 @@ static ngx_command_t  ngx_http_voucher_commands[] = {
       offsetof(ngx_http_voucher_loc_conf_t, gate_points),
       NULL },
 
+    { ngx_string("voucher_metadata"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE3,
+      ngx_http_voucher_gate_meta,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("voucher_code_required"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -500,6 +507,7 @@ ngx_http_voucher_create_loc_conf(ngx_conf_t *cf)
      *     vlcf->gate_order_id = NULL;
      *     vlcf->gate_idempotency_key = NULL;
      *     vlcf->gate_points = NULL;
+     *     vlcf->gate_meta = NULL;
      *     vlcf->gate_body = 0;
      *     vlcf->gate_fields = NULL;
      */

@@ -61,7 +61,7 @@
 #define ngx_http_voucher_json_unpoison(p, n)
 #endif
 
-#define NGX_HTTP_VOUCHER_MAX_KEYS      7
+#define NGX_HTTP_VOUCHER_MAX_KEYS      8
 
 #define NGX_HTTP_VOUCHER_F_CODE        0  /* ngx_http_voucher_voucher_keys */
 #define NGX_HTTP_VOUCHER_F_CUSTOMER    1
@@ -69,18 +69,26 @@
 #define NGX_HTTP_VOUCHER_F_ORDER       3
 #define NGX_HTTP_VOUCHER_F_CODES       4
 #define NGX_HTTP_VOUCHER_F_POINTS      5
-#define NGX_HTTP_VOUCHER_F_HOLD        6
+#define NGX_HTTP_VOUCHER_F_ATTRS       6
+#define NGX_HTTP_VOUCHER_F_HOLD        7
 
 #define NGX_HTTP_VOUCHER_F_ID          0  /* ngx_http_voucher_order_keys */
 #define NGX_HTTP_VOUCHER_F_AMOUNT      1
 #define NGX_HTTP_VOUCHER_F_CURRENCY    2
 #define NGX_HTTP_VOUCHER_F_ITEMS       3
-#define NGX_HTTP_VOUCHER_F_CHANNEL     4
+#define NGX_HTTP_VOUCHER_F_METADATA    4
+#define NGX_HTTP_VOUCHER_F_CHANNEL     5
+
+/* the order keys an operation takes (the first n) */
+#define NGX_HTTP_VOUCHER_ORDER_EARN    4  /* no metadata, no channel */
+#define NGX_HTTP_VOUCHER_ORDER_CODE    5  /* a single code: metadata */
+#define NGX_HTTP_VOUCHER_ORDER_CART    6  /* a stack, qualify: channel */
 
 #define NGX_HTTP_VOUCHER_F_Q_CUSTOMER  0  /* ngx_http_voucher_qualify_keys */
 #define NGX_HTTP_VOUCHER_F_Q_ORDER     1
 #define NGX_HTTP_VOUCHER_F_Q_CODES     2
 #define NGX_HTTP_VOUCHER_F_Q_BEST      3
+#define NGX_HTTP_VOUCHER_F_Q_ATTRS     4
 
 #define NGX_HTTP_VOUCHER_F_SKU         0  /* ngx_http_voucher_item_keys */
 #define NGX_HTTP_VOUCHER_F_CATEGORY    1
@@ -202,7 +210,13 @@ static int ngx_http_voucher_int_rule(const ngx_http_voucher_field_t *f,
 static int ngx_http_voucher_parse_items(ngx_http_voucher_ctx_t *ctx,
     json_t *items, ngx_http_voucher_request_t *req, int64_t *sum);
 static int ngx_http_voucher_parse_order(ngx_http_voucher_ctx_t *ctx,
-    json_t *order, ngx_http_voucher_request_t *req, int channel);
+    json_t *order, ngx_http_voucher_request_t *req, size_t nkeys,
+    json_t *attrs);
+static int ngx_http_voucher_meta_check(ngx_http_voucher_ctx_t *ctx,
+    json_t *obj, const char *name, size_t *size);
+static unsigned char *ngx_http_voucher_meta_add(unsigned char *p,
+    json_t *obj, int scope);
+static size_t ngx_http_voucher_dec(unsigned char *p, json_int_t x);
 static int ngx_http_voucher_parse_codes(ngx_http_voucher_ctx_t *ctx,
     json_t *codes, ngx_http_voucher_request_t *req);
 static int ngx_http_voucher_parse_qualify(ngx_http_voucher_ctx_t *ctx,
@@ -247,16 +261,16 @@ static union {
 
 static const char *const  ngx_http_voucher_voucher_keys[] = {
     "code", "customer", "idempotency_key", "order", "codes", "points",
-    "hold_seconds", NULL
+    "customer_attributes", "hold_seconds", NULL
 };
 
-/* "channel": a stack's and qualify's only */
+/* "metadata": not a loyalty earn's; "channel": a stack's and qualify's */
 static const char *const  ngx_http_voucher_order_keys[] = {
-    "id", "amount", "currency", "items", "channel", NULL
+    "id", "amount", "currency", "items", "metadata", "channel", NULL
 };
 
 static const char *const  ngx_http_voucher_qualify_keys[] = {
-    "customer", "order", "codes", "best", NULL
+    "customer", "order", "codes", "best", "customer_attributes", NULL
 };
 
 static const char *const  ngx_http_voucher_item_keys[] = {
@@ -747,7 +761,7 @@ ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx, json_t *root,
 
     if (ngx_http_voucher_check_keys(ctx, root, "",
                                     ngx_http_voucher_voucher_keys,
-                                    reserve ? 7 : 6, f)
+                                    reserve ? 8 : 7, f)
         != 0)
     {
         return -1;
@@ -827,7 +841,10 @@ ngx_http_voucher_parse_voucher_op(ngx_http_voucher_ctx_t *ctx, json_t *root,
     }
 
     return ngx_http_voucher_parse_order(ctx, f[NGX_HTTP_VOUCHER_F_ORDER],
-                                        req, stack);
+                                        req,
+                                        stack ? NGX_HTTP_VOUCHER_ORDER_CART
+                                              : NGX_HTTP_VOUCHER_ORDER_CODE,
+                                        f[NGX_HTTP_VOUCHER_F_ATTRS]);
 }
 
 
@@ -843,7 +860,7 @@ ngx_http_voucher_parse_qualify(ngx_http_voucher_ctx_t *ctx, json_t *root,
     json_t  *f[NGX_HTTP_VOUCHER_MAX_KEYS], *best;
 
     if (ngx_http_voucher_check_keys(ctx, root, "",
-                                    ngx_http_voucher_qualify_keys, 4, f)
+                                    ngx_http_voucher_qualify_keys, 5, f)
         != 0)
     {
         return -1;
@@ -878,7 +895,8 @@ ngx_http_voucher_parse_qualify(ngx_http_voucher_ctx_t *ctx, json_t *root,
     }
 
     return ngx_http_voucher_parse_order(ctx, f[NGX_HTTP_VOUCHER_F_Q_ORDER],
-                                        req, 1);
+                                        req, NGX_HTTP_VOUCHER_ORDER_CART,
+                                        f[NGX_HTTP_VOUCHER_F_Q_ATTRS]);
 }
 
 
@@ -969,10 +987,12 @@ ngx_http_voucher_parse_codes(ngx_http_voucher_ctx_t *ctx, json_t *codes,
 
 static int
 ngx_http_voucher_parse_order(ngx_http_voucher_ctx_t *ctx, json_t *order,
-    ngx_http_voucher_request_t *req, int channel)
+    ngx_http_voucher_request_t *req, size_t nkeys, json_t *attrs)
 {
-    json_t   *f[NGX_HTTP_VOUCHER_MAX_KEYS];
-    int64_t   sum;
+    size_t          size;
+    json_t         *f[NGX_HTTP_VOUCHER_MAX_KEYS];
+    int64_t         sum;
+    unsigned char  *p;
 
     if (order == NULL || json_is_null(order)) {
         return ngx_http_voucher_fail(ctx->err,
@@ -988,14 +1008,46 @@ ngx_http_voucher_parse_order(ngx_http_voucher_ctx_t *ctx, json_t *order,
     }
 
     if (ngx_http_voucher_check_keys(ctx, order, "order",
-                                    ngx_http_voucher_order_keys,
-                                    channel ? 5 : 4, f)
+                                    ngx_http_voucher_order_keys, nkeys, f)
         != 0)
     {
         return -1;
     }
 
-    if (channel
+    /*
+     * the business data campaign conditions look at: one argument,
+     * "m" then "o<name>=<value>" (metadata) and "c<name>=<value>"
+     * (attributes) joined by NUL; it is no longer than the two objects'
+     * JSON text, so the arena holds it
+     */
+
+    size = 1;
+
+    if (nkeys > NGX_HTTP_VOUCHER_F_METADATA
+        && (ngx_http_voucher_meta_check(ctx, f[NGX_HTTP_VOUCHER_F_METADATA],
+                                        "metadata", &size)
+            != 0
+            || ngx_http_voucher_meta_check(ctx, attrs, NULL, &size) != 0))
+    {
+        return -1;
+    }
+
+    if (size > 1) {
+        p = ngx_http_voucher_alloc(ctx, 1, size, 1);
+        if (p == NULL) {
+            return -1;
+        }
+
+        req->meta.data = p;
+        *p++ = 'm';
+        p = ngx_http_voucher_meta_add(p, f[NGX_HTTP_VOUCHER_F_METADATA], 'o');
+        p = ngx_http_voucher_meta_add(p, attrs, 'c');
+
+        /* the last entry's separator is not sent */
+        req->meta.len = p - req->meta.data - 1;
+    }
+
+    if (nkeys > NGX_HTTP_VOUCHER_F_CHANNEL
         && ngx_http_voucher_get_str(ctx, f[NGX_HTTP_VOUCHER_F_CHANNEL],
                                     "order", ngx_http_voucher_field(CHANNEL),
                                     NGX_HTTP_VOUCHER_OPTIONAL, &req->channel)
@@ -1051,6 +1103,186 @@ ngx_http_voucher_parse_order(ngx_http_voucher_ctx_t *ctx, json_t *order,
     }
 
     return 0;
+}
+
+
+/*
+ * order.metadata (name "metadata") or customer_attributes (name NULL): an
+ * object of at most NGX_HTTP_VOUCHER_MAX_META entries, each named
+ * [A-Za-z0-9_]{1,32}, a string of 1 to 64 bytes without control
+ * characters or an integer 0..10^13.  Adds the bytes its entries take in
+ * the "m..." argument to *size.
+ */
+
+static int
+ngx_http_voucher_meta_check(ngx_http_voucher_ctx_t *ctx, json_t *obj,
+    const char *name, size_t *size)
+{
+    void         *it;
+    size_t        i, n, len;
+    json_t       *v;
+    const char   *prefix, *key, *s;
+    json_int_t    x;
+
+    prefix = name ? "order" : "";
+    name = name ? name : "customer_attributes";
+
+    if (obj == NULL || json_is_null(obj)) {
+        return 0;
+    }
+
+    if (!json_is_object(obj)) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     prefix, name,
+                                     "must be an object, got %s",
+                                     ngx_http_voucher_type_name(obj));
+    }
+
+    if (json_object_size(obj) > NGX_HTTP_VOUCHER_MAX_META) {
+        return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     prefix, name,
+                                     "must have at most %d entries, got %zu",
+                                     NGX_HTTP_VOUCHER_MAX_META,
+                                     json_object_size(obj));
+    }
+
+    for (it = json_object_iter(obj);
+         it != NULL;
+         it = json_object_iter_next(obj, it))
+    {
+        key = json_object_iter_key(it);
+        v = json_object_iter_value(it);
+        n = strlen(key);
+
+        for (i = 0; i < n; i++) {
+            if (!((key[i] >= 'a' && key[i] <= 'z')
+                  || (key[i] >= 'A' && key[i] <= 'Z')
+                  || (key[i] >= '0' && key[i] <= '9') || key[i] == '_'))
+            {
+                break;
+            }
+        }
+
+        if (n == 0 || n > NGX_HTTP_VOUCHER_MAX_META_NAME || i < n) {
+            return ngx_http_voucher_fail(ctx->err,
+                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                         prefix, name,
+                                         "names are 1 to %d letters, digits "
+                                         "or _", NGX_HTTP_VOUCHER_MAX_META_NAME);
+        }
+
+        if (json_is_integer(v)) {
+            x = json_integer_value(v);
+
+            if (x < 0 || x > NGX_HTTP_VOUCHER_MAX_POINTS) {
+                return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     prefix, name,
+                                     "%s: an integer must be 0 to 10^13",
+                                     key);
+            }
+
+            len = ngx_http_voucher_dec(NULL, x);
+
+        } else if (json_is_string(v)) {
+            s = json_string_value(v);
+            len = json_string_length(v);
+
+            for (i = 0; i < len; i++) {
+                if ((unsigned char) s[i] < 0x20 || s[i] == 0x7f) {
+                    break;
+                }
+            }
+
+            if (len == 0 || len > NGX_HTTP_VOUCHER_MAX_META_VALUE || i < len) {
+                return ngx_http_voucher_fail(ctx->err,
+                                     NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                     prefix, name,
+                                     "%s: a string must be 1 to %d bytes, "
+                                     "no control characters",
+                                     key, NGX_HTTP_VOUCHER_MAX_META_VALUE);
+            }
+
+        } else {
+            return ngx_http_voucher_fail(ctx->err,
+                                         NGX_HTTP_VOUCHER_ERR_INVALID_FIELD,
+                                         prefix, name,
+                                         "%s: must be a string or an "
+                                         "integer, got %s", key,
+                                         ngx_http_voucher_type_name(v));
+        }
+
+        *size += 3 + n + len;
+    }
+
+    return 0;
+}
+
+
+/* x >= 0 in decimal at p (when not NULL); its length */
+
+static size_t
+ngx_http_voucher_dec(unsigned char *p, json_int_t x)
+{
+    size_t      n, i;
+    json_int_t  y;
+
+    n = 1;
+
+    for (y = x; y >= 10; y /= 10) {
+        n++;
+    }
+
+    if (p) {
+        for (i = n; i > 0; i--) {
+            p[i - 1] = (unsigned char) ('0' + x % 10);
+            x /= 10;
+        }
+    }
+
+    return n;
+}
+
+
+static unsigned char *
+ngx_http_voucher_meta_add(unsigned char *p, json_t *obj, int scope)
+{
+    void        *it;
+    size_t       n;
+    json_t      *v;
+    const char  *key;
+
+    if (obj == NULL || !json_is_object(obj)) {
+        return p;
+    }
+
+    for (it = json_object_iter(obj);
+         it != NULL;
+         it = json_object_iter_next(obj, it))
+    {
+        key = json_object_iter_key(it);
+        v = json_object_iter_value(it);
+        n = strlen(key);
+
+        *p++ = (unsigned char) scope;
+        memcpy(p, key, n);
+        p += n;
+        *p++ = '=';
+
+        if (json_is_integer(v)) {
+            p += ngx_http_voucher_dec(p, json_integer_value(v));
+
+        } else {
+            memcpy(p, json_string_value(v), json_string_length(v));
+            p += json_string_length(v);
+        }
+
+        *p++ = '\0';
+    }
+
+    return p;
 }
 
 
@@ -1360,7 +1592,7 @@ ngx_http_voucher_parse_loyalty(ngx_http_voucher_ctx_t *ctx, json_t *root,
     }
 
     if (ngx_http_voucher_parse_order(ctx, f[NGX_HTTP_VOUCHER_F_L_ORDER], req,
-                                     0)
+                                     NGX_HTTP_VOUCHER_ORDER_EARN, NULL)
         != 0)
     {
         return -1;
@@ -1448,7 +1680,10 @@ ngx_http_voucher_parse_event(ngx_http_voucher_ctx_t *ctx, json_t *root,
     signup = (strcmp((const char *) req->event_type.data, "signup") == 0);
 
     if (purchase) {
-        if (ngx_http_voucher_parse_order(ctx, f[4], req, 0) != 0) {
+        if (ngx_http_voucher_parse_order(ctx, f[4], req,
+                                         NGX_HTTP_VOUCHER_ORDER_EARN, NULL)
+            != 0)
+        {
             return -1;
         }
 

@@ -52,6 +52,10 @@
 /* an event's "data": the member fields of a signup, see
    ngx_http_voucher_event_attrs[] */
 #define NGX_HTTP_VOUCHER_EVENT_ATTRS           7
+/* order.metadata, customer_attributes: entries, name and value bytes */
+#define NGX_HTTP_VOUCHER_MAX_META              16
+#define NGX_HTTP_VOUCHER_MAX_META_NAME         32
+#define NGX_HTTP_VOUCHER_MAX_META_VALUE        64
 
 /* ngx_http_voucher_key_fold() */
 #define NGX_HTTP_VOUCHER_KEY_OTHER     0
@@ -114,6 +118,10 @@ typedef struct {
     int                     best;            /* qualify: "best": true */
     int64_t                 points;          /* loyalty points to pay with,
                                                 0 = none */
+    ngx_http_voucher_str_t  meta;            /* "m...": order.metadata and
+                                                customer_attributes for
+                                                campaign conditions, len 0
+                                                = none */
     int64_t                 limit;           /* loyalty history: entries */
     ngx_http_voucher_str_t  before;          /* ... older than this one */
 

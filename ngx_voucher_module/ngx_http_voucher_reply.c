@@ -70,6 +70,15 @@ static ngx_http_voucher_reason_t  ngx_http_voucher_reasons[] = {
         "The customer has used this campaign as often as it allows."),
     ngx_http_voucher_reason("customer_code_limit", 409,
         "The customer has used this code as often as it allows."),
+    ngx_http_voucher_reason("customer_period_limit", 409,
+        "The customer has used this campaign as often as it allows in "
+        "this period."),
+    ngx_http_voucher_reason("customer_period_amount", 409,
+        "The customer's discount in this period would exceed what the "
+        "campaign allows."),
+    ngx_http_voucher_reason("customer_amount_limit", 409,
+        "The customer's total discount would exceed what the campaign "
+        "allows."),
 
     /* the order */
     ngx_http_voucher_reason("currency_mismatch", 409,
@@ -82,6 +91,13 @@ static ngx_http_voucher_reason_t  ngx_http_voucher_reasons[] = {
         "No item of the order qualifies for this code."),
     ngx_http_voucher_reason("free_item_missing", 409,
         "The order does not hold the free item this code gives."),
+    ngx_http_voucher_reason("not_enough_items", 409,
+        "The order holds too few qualifying items for this code."),
+    ngx_http_voucher_reason("no_shipping_line", 409,
+        "The order has no shipping line for this code to discount."),
+    ngx_http_voucher_reason("condition_not_met", 409,
+        "The order or the customer does not meet a condition of this "
+        "code."),
 
     /* loyalty: tiers and points paying */
     ngx_http_voucher_reason("tier_not_eligible", 409,

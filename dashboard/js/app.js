@@ -6,7 +6,7 @@ import { loadConfig } from './config.js';
 import { formatMoney, currencySymbol } from './money.js';
 import { zoneOffset } from './time.js';
 import { createClient, getToken, setToken, AdminError, enc } from './admin.js';
-import { formToCampaign, campaignToForm, KINDS, MONEY_VALUE } from './campaign-form.js';
+import { formToCampaign, campaignToForm, KINDS, MONEY_VALUE, PERIODS } from './campaign-form.js';
 import { h, clear, $ } from './dom.js';
 import { field } from './field.js';
 import { draftGet, draftSet, draftDel, setError, clearErrors } from './kit.js';
@@ -196,6 +196,7 @@ function campaignForm(root, id, keep) {
     input({ id: 'f-value', name: 'value', inputmode: 'decimal', 'aria-describedby': 'err-value' }),
     h('p', { class: 'field-error', id: 'err-value', 'aria-live': 'polite' }));
   const money = (n, label) => field(n, t(label, { symbol: '¤' }), input({ inputmode: 'decimal' }), t('form.limit_hint'));
+  const period = () => h('select', {}, ...PERIODS.map((p) => h('option', { value: p, text: t('form.period.' + p) })));
 
   const form = h('form', { id: 'campaign-form', novalidate: true },
     h('h1', { text: create ? t('form.title_new') : t('form.title_edit', { id }) }),
@@ -237,6 +238,17 @@ function campaignForm(root, id, keep) {
         field('exclude_skus', t('form.exclude_skus'), input({}), t('form.list_hint')),
         field('include_categories', t('form.include_categories'), input({}), t('form.list_hint')),
         field('exclude_categories', t('form.exclude_categories'), input({}), t('form.list_hint')))),
+    h('fieldset', {}, h('legend', { text: t('form.section_rules') }),
+      h('div', { class: 'grid2' },
+        field('steps', t('form.steps', { symbol: '¤' }), input({}), t('form.steps_hint')),
+        field('buy_qty', t('form.buy_qty'), input({ inputmode: 'numeric' })),
+        field('get_qty', t('form.get_qty'), input({ inputmode: 'numeric' })),
+        field('uses_max', t('form.uses_max'), input({ inputmode: 'numeric' }), t('form.limit_hint')),
+        field('uses_period', t('form.period'), period()),
+        money('amount_max', 'form.amount_max'),
+        field('amount_period', t('form.period'), period()),
+        money('customer_amount_max', 'form.customer_amount_max')),
+      field('conditions', t('form.conditions'), input({ spellcheck: 'false' }), t('form.conditions_hint'))),
     h('div', { class: 'toolbar' },
       h('button', { type: 'submit', class: 'primary big', id: 'save', text: t('form.save') }),
       h('a', { class: 'button', href: '#/campaigns', text: t('form.cancel') })));
@@ -247,10 +259,15 @@ function campaignForm(root, id, keep) {
   const relabel = () => {
     const k = $('#f-kind').value;
     valueLabel.textContent = t('form.value.' + k, { symbol: sym() });
-    for (const [n, key] of [['cap', 'form.cap'], ['max_discount', 'form.max_discount'], ['min_amount', 'form.min_amount']]) {
+    for (const [n, key] of [['cap', 'form.cap'], ['max_discount', 'form.max_discount'], ['min_amount', 'form.min_amount'],
+      ['amount_max', 'form.amount_max'], ['customer_amount_max', 'form.customer_amount_max'],
+      ['steps', 'form.steps']]) {
       form.querySelector(`label[for="f-${n}"]`).textContent = t(key, { symbol: sym() });
     }
     form.querySelector('[data-field="free_sku"]').hidden = k !== 'free_item';
+    form.querySelector('[data-field="steps"]').hidden = k !== 'steps';
+    for (const f of ['buy_qty', 'get_qty']) form.querySelector(`[data-field="${f}"]`).hidden = k !== 'buy_x_get_y';
+    form.querySelector('[data-field="value"]').hidden = k === 'steps' || k === 'free_shipping';
     form.querySelector('[data-field="cap"]').hidden = k === 'gift_card';
     $('#f-value').inputMode = MONEY_VALUE.has(k) || k === 'percent' ? 'decimal' : 'numeric';
   };

@@ -3,7 +3,9 @@
 import { parseMoney, moneyField } from './money.js';
 import { localToUnix, unixToLocal } from './time.js';
 
-export const KINDS = ['percent', 'amount', 'fixed_price', 'free_item', 'gift_card'];
+export const KINDS = ['percent', 'amount', 'fixed_price', 'free_item', 'gift_card',
+  'steps', 'buy_x_get_y', 'free_shipping'];
+export const PERIODS = ['day', 'week', 'month'];
 export const MONEY_VALUE = new Set(['amount', 'fixed_price', 'gift_card']);
 const LIMITS = ['max_redemptions', 'per_customer', 'per_customer_code', 'code_max_uses'];
 const MONEY = ['cap', 'min_amount', 'max_discount'];
@@ -82,6 +84,14 @@ export function formToCampaign(v, { create }) {
       if (m === null) errors.value = 'form.err_money';
       else out.value = m;
     }
+  } else if (v.kind === 'buy_x_get_y') {
+    // the percent off the items got: empty is free
+    if (val === '') out.value = null;
+    else {
+      const bp = percentToBp(val);
+      if (bp === null) errors.value = 'form.err_percent';
+      else out.value = bp;
+    }
   } else if (v.kind === 'free_item') {
     const n = intOrNull(val === '' ? '1' : val);
     if (n.err) errors.value = n.err;
@@ -122,6 +132,7 @@ export function formToCampaign(v, { create }) {
   out.hours = hf && ht ? `${hf}-${ht}` : null;
 
   for (const f of LISTS) out[f] = list(v[f]);
+  rulesToCampaign(v, out, errors, money);
 
   // a new campaign sends what is set; an edit clears what was emptied:
   // null for the optional fields, 0 (no limit) for limits and amounts
@@ -130,6 +141,8 @@ export function formToCampaign(v, { create }) {
   } else {
     for (const f of [...MONEY, ...LIMITS]) if (out[f] === null) out[f] = 0;
     if (out.value === null) delete out.value;
+    if (v.kind !== 'buy_x_get_y') { out.buy_qty = null; out.get_qty = null; }
+    if (v.kind !== 'steps') out.steps = null;
   }
   // a campaign's counters and status are not the form's
   return { body: out, errors };
@@ -160,5 +173,66 @@ export function campaignToForm(c, { tzOffset }) {
   v.hours_from = hm ? hm[1] : '';
   v.hours_to = hm ? hm[2] : '';
   for (const f of LISTS) v[f] = Array.isArray(c[f]) ? c[f].join(', ') : (c[f] || '');
+  if (c.kind === 'buy_x_get_y') {
+    v.value = c.value === undefined || c.value === null || Number(c.value) === 10000
+      ? '' : bpToPercent(Number(c.value));
+  }
+  const per = (s) => /^(day|week|month):(\d+)$/.exec(s || '');
+  let m = per(c.customer_uses_per);
+  v.uses_period = m ? m[1] : 'day';
+  v.uses_max = m ? m[2] : '';
+  m = per(c.customer_amount_per);
+  v.amount_period = m ? m[1] : 'month';
+  v.amount_max = m ? moneyField(Number(m[2]), money) : '';
+  v.customer_amount_max = c.customer_amount_max ? moneyField(c.customer_amount_max, money) : '';
+  v.steps = c.steps ? String(c.steps).split(',').map((p) => p.split(':')
+    .map((x) => moneyField(Number(x), money)).join(':')).join(', ') : '';
+  v.buy_qty = c.buy_qty ? String(c.buy_qty) : '';
+  v.get_qty = c.get_qty ? String(c.get_qty) : '';
+  v.conditions = c.conditions || '';
   return v;
+}
+
+/*
+ * The rules of redis/lib/rules.lua: uses and discount per customer per
+ * period, the customer's total, the steps (money as the shop writes it),
+ * buy x get y, conditions (as text; the engine checks them).
+ */
+function rulesToCampaign(v, out, errors, money) {
+  const period = (p) => (PERIODS.includes(p) ? p : null);
+  const uses = intOrNull(v.uses_max);
+  if (uses.err || uses.v === 0) errors.uses_max = 'form.err_integer';
+  else out.customer_uses_per = uses.v === null ? null : `${period(v.uses_period) || 'day'}:${uses.v}`;
+  const am = String(v.amount_max ?? '').trim();
+  if (am === '') out.customer_amount_per = null;
+  else {
+    const m = parseMoney(am, money);
+    if (m === null || m === 0) errors.amount_max = 'form.err_money';
+    else out.customer_amount_per = `${period(v.amount_period) || 'month'}:${m}`;
+  }
+  const total = String(v.customer_amount_max ?? '').trim();
+  if (total === '') out.customer_amount_max = null;
+  else {
+    const m = parseMoney(total, money);
+    if (m === null) errors.customer_amount_max = 'form.err_money';
+    else out.customer_amount_max = m;
+  }
+  const st = String(v.steps ?? '').trim();
+  if (st === '') out.steps = null;
+  else {
+    // "1,000:100, 2,000:250" (a comma and a space, or ";", between steps);
+    // "1000:100,2000:250" too
+    const pieces = st.split(/\s*;\s*|,\s+|\s+/)
+      .flatMap((p) => ((p.match(/:/g) || []).length > 1 ? p.split(',') : [p]));
+    const parts = pieces.map((p) => p.split(':').map((x) => parseMoney(x.trim(), money)));
+    if (parts.some((p) => p.length !== 2 || p[0] === null || p[1] === null)) errors.steps = 'form.err_steps';
+    else out.steps = parts.map((p) => `${p[0]}:${p[1]}`).join(',');
+  }
+  if (v.kind === 'steps' && st === '') errors.steps = 'form.err_steps';
+  for (const f of ['buy_qty', 'get_qty']) {
+    const n = intOrNull(v[f]);
+    if (n.err || (v.kind === 'buy_x_get_y' && !n.v)) errors[f] = 'form.err_qty';
+    else out[f] = n.v;
+  }
+  out.conditions = String(v.conditions ?? '').trim() || null;
 }

@@ -34,6 +34,7 @@ export function reasonText(body, currency, locale) {
   const vars = { message: body.message || reason };
   if (body.min_amount !== undefined) vars.min_amount = formatMoney(body.min_amount, currency, locale);
   if (body.retry_after_ms !== undefined) vars.seconds = Math.max(1, Math.ceil(body.retry_after_ms / 1000));
+  if (body.field !== undefined) vars.field = String(body.field);
   const key = 'reason.' + reason;
   const s = t(key, vars);
   return s === key ? t('reason.other', vars) : s;

@@ -98,8 +98,10 @@ local CAMPAIGN_SET = {
     status = V.enum({active = 1, paused = 1, archived = 1},
                     'active|paused|archived'),
     kind = V.enum({percent = 1, amount = 1, fixed_price = 1, free_item = 1,
-                   gift_card = 1},
-                  'percent|amount|fixed_price|free_item|gift_card'),
+                   gift_card = 1, buy_x_get_y = 1, steps = 1,
+                   free_shipping = 1},
+                  'percent|amount|fixed_price|free_item|gift_card|'
+                  .. 'buy_x_get_y|steps|free_shipping'),
     value = V.uint, cap = V.uint, min_amount = V.uint,
     max_redemptions = V.uint, max_discount = V.uint, per_customer = V.uint,
     per_customer_code = V.uint, code_max_uses = V.uint,
@@ -115,6 +117,11 @@ local CAMPAIGN_SET = {
                       'exclusive|combinable'),
     stack_category = V.string, stack_priority = V.uint, stack_cap = V.uint,
     auto_apply = V.enum({['0'] = 1, ['1'] = 1}, '0|1'),
+    -- rules (redis/lib/rules.lua); "rules" is derived from them
+    customer_uses_per = RU.v_per, customer_amount_per = RU.v_per,
+    customer_amount_max = V.uint_opt, steps = RU.v_steps,
+    buy_qty = V.uint_opt, get_qty = V.uint_opt, conditions = RU.v_conds,
+    rules = V.readonly,
 }
 
 -- "field value ..." -> {field = value|false}, in order; or nil, error reply
@@ -203,6 +210,8 @@ function api.campaign_set(keys, args)
     local err = check_window(merged(new, old[4], 'starts_at'),
                              merged(new, old[5], 'ends_at'), 'ends_at')
     if err then return err end
+    local rf, why = RU.campaign(keys[1], new, order, kind, value)
+    if rf then return invalid(rf, why) end
 
     if create and new.status == nil then
         order[#order + 1] = 'status'
@@ -228,7 +237,8 @@ local INT_FIELDS = {
     max_discount = true, per_customer = true, per_customer_code = true,
     code_max_uses = true, starts_at = true, ends_at = true, tz_offset = true,
     redeemed = true, discount_given = true, stack_priority = true,
-    stack_cap = true,
+    stack_cap = true, customer_amount_max = true, buy_qty = true,
+    get_qty = true,
 }
 
 local LIST_FIELDS = {
@@ -245,7 +255,9 @@ function api.campaign_get(keys)
     local r = {}
     for _, name in ipairs(CAMPAIGN_FIELDS) do
         local v = h[name]
-        if v or name == 'redeemed' or name == 'discount_given' then
+        if name == 'rules' then
+            v = nil                    -- derived, not a field one sets
+        elseif v or name == 'redeemed' or name == 'discount_given' then
             v = v or '0'
             if INT_FIELDS[name] then
                 v = tonumber(v)

@@ -28,10 +28,15 @@ function W.codes(args, i)
 end
 
 -- the order's arguments (a validate's: customer amount currency order_id
--- idem nitems items...) from args[i] on, checked; nil when malformed
+-- idem nitems items... [m...]) from args[i] on, checked; nil when
+-- malformed.  o.meta: the business data of a last "m..." (RU.meta).
 function W.order(args, i)
     local o = {unpack(args, i)}
     local n = uint(o[6])
+    if n and #o == 7 + 4 * n and string.byte(o[#o]) == 109 then
+        o.meta = RU.meta(table.remove(o))
+        if not o.meta then return nil end
+    end
     if not (uint(o[2]) and n) or #o ~= 6 + 4 * n then return nil end
     for j = 9, 6 + 4 * n, 4 do
         if not (uint(o[j]) and uint(o[j + 1])) then return nil end
@@ -361,7 +366,7 @@ reg('voucher_public_del', api.public_del)
 -- (W.paid, W.points_back).
 W.STACK_MAX = 5
 W.PHASE = {amount = 1, fixed_price = 1, free_item = 1, percent = 2,
-           gift_card = 3}
+           gift_card = 3, buy_x_get_y = 1, steps = 1, free_shipping = 1}
 
 -- the first of a stack's refusals: {reason, code, c, campaign, k, ...}
 function W.stack_refusal(reason, v, k1, v1, k2, v2)
@@ -454,6 +459,12 @@ function W.take(tag, v, o, idem, hold_deadline)
     local id = xadd(tag .. ':log', maxlen, 'redeem', code, camp, cust, o[4],
                     o[2], o[3], dec(v.part), bal and dec(bal) or '', idem,
                     hold_deadline and 'hold' or '')
+    if v.rules[31] then
+        -- the customer's periods and total (W.fit checked them for a
+        -- discount this part does not exceed)
+        local _, st = RU.check(tag, v.rules, code, camp, cust, v.part, o.meta)
+        if st then RU.take(tag, st, v.part, id) end
+    end
     if cust ~= '' then
         local ukey = tag .. ':u:' .. cust
         local u = redis.call('HMGET', ukey, 'k:' .. camp, 'c:' .. code)
@@ -561,6 +572,11 @@ function api.stack(keys, args)
     local last = i + 5 + 4 * n
     local o = W.order({unpack(args, i, last)}, 1)
     if not o then return bad_args() end
+    if string.byte(args[last + 1] or '') == 109 then
+        o.meta = RU.meta(args[last + 1])
+        if not o.meta then return bad_args() end
+        last = last + 1
+    end
     -- "p<N>": N loyalty points paying after the codes (before any limit)
     local pts
     if string.byte(args[last + 1] or '') == 112 then
@@ -603,6 +619,7 @@ function W.stack_run(tag, logkey, codes, o, n, channel, redeem, hold_ms,
         fp = fingerprint('stack\0' .. table.concat(sorted, '\0') .. '\0'
                          .. table.concat(o, '\0', 1, 4) .. '\0'
                          .. table.concat(o, '\0', 6)
+                         .. (o.meta and '\0' .. o.meta.raw or '')
                          .. (pts and '\0p' .. dec(pts) or ''))
         local r = replay(ikey, fp, 'code', codes[1] or '')
         if r and hold_ms and r[1] == 'ok' then
@@ -648,8 +665,12 @@ function W.stack_run(tag, logkey, codes, o, n, channel, redeem, hold_ms,
                 'order_below_minimum' and 'min_amount' or
                 v.reason == 'campaign_inactive' and 'status' or
                 v.reason == 'not_started' and 'starts_at' or
-                v.reason == 'expired' and 'ends_at' or nil,
-                v.min_amount or v.status or v.starts_at or v.ends_at)
+                v.reason == 'expired' and 'ends_at' or
+                v.reason == 'condition_not_met' and 'field' or
+                v.reason == 'not_enough_items' and 'min_items' or
+                v.resets_at and 'resets_at' or nil,
+                v.min_amount or v.status or v.starts_at or v.ends_at or
+                v.field or v.min_items or v.resets_at)
         end
         vs[j] = v
     end

@@ -181,3 +181,7 @@ local W = {}
 -- for the same reason; L.progs caches each namespace's programme (false:
 -- none), so a confirm in a namespace without one costs a table lookup.
 local L = {progs = {}}
+
+-- The campaign rules' helpers (redis/lib/rules.lua), in one table for the
+-- same reason.
+local RU = {}

@@ -11,9 +11,14 @@ local CAMPAIGN_FIELDS = {
     -- the cart's (redis/lib/cart.lua): not read by a single-code call
     'channels', 'stacking', 'stack_category', 'stack_priority',     -- 25..28
     'stack_cap', 'auto_apply',                                      -- 29..30
+    -- rules (redis/lib/rules.lua): "rules" is set when any of the others is
+    'rules', 'customer_uses_per', 'customer_amount_per',            -- 31..33
+    'customer_amount_max', 'steps', 'buy_qty', 'get_qty',           -- 34..37
+    'conditions',                                                   -- 38
 }
 -- the fields above that are numbers (the cache keeps them converted)
-local CAMPAIGN_NUMBERS = {3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 16, 28, 29}
+local CAMPAIGN_NUMBERS = {3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 16, 28, 29, 34,
+                          36, 37}
 
 -- The answer of an "ok" validate, redeem or reserve, from its values; a
 -- redeem adds its id, a reservation the second its hold ends.  A replayed
@@ -64,8 +69,9 @@ end
 -- hold_ms: a reservation (voucher_reserve) held for that long, else nil
 -- n: the number of items, args[6], which evaluate() has checked
 -- pts: loyalty points to pay with (limits.lua's "p<N>"), else nil
+-- meta: the request's business data (RU.meta), for a campaign's conditions
 local function evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms,
-                             pts)
+                             pts, meta)
     local cust, amount, cur, oid, idem = args[1], uint(args[2]), args[3],
         args[4], args[5]
     if not amount then return bad_args() end
@@ -82,7 +88,8 @@ local function evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms,
         ikey = tag .. (hold_ms and ':i:h:' or ':i:r:') .. idem
         fp = fingerprint(code .. '\0' .. table.concat(args, '\0', 1, 4)
                          .. '\0' .. table.concat(args, '\0', 6, nargs)
-                         .. (pts and '\0p' .. dec(pts) or ''))
+                         .. (pts and '\0p' .. dec(pts) or '')
+                         .. (meta and '\0' .. meta.raw or ''))
         local r = replay(ikey, fp, 'code', code, code, cust, amount)
         if pts and r and r[1] == 'ok' then L.paid_pairs(tag, r) end
         if r and hold_ms and r[1] == 'ok' then
@@ -291,6 +298,12 @@ local function evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms,
     elseif gift then
         d = base
         if bal < d then d = bal; capped_by = 'balance' end
+    elseif k[31] and RU.KINDS[kind] then
+        -- buy_x_get_y, steps, free_shipping
+        local why
+        d, why = RU.discount(k, kind, args, n, last, base, code, camp)
+        if not d then return why end
+        base = why
     else
         return redis.error_reply('ERR bad_campaign kind')
     end
@@ -302,6 +315,14 @@ local function evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms,
     local max_disc = k[7] or 0
     if max_disc > 0 and given + d > max_disc then
         return fail('campaign_budget_exhausted', code, camp)
+    end
+
+    -- 15b. conditions, limits per customer over periods and life
+    local rst
+    if k[31] then
+        local why
+        why, rst = RU.check(tag, k, code, camp, cust, d, meta)
+        if why then return why end
     end
 
     -- success
@@ -345,6 +366,7 @@ local function evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms,
                     dec(amount), cur, dec(d), gift and dec(bal) or '', idem,
                     hold_ms and 'hold' or '', c[9])
     if gift then G.spend(tag, code, keys[1], d, id, c[6]) end
+    if rst then RU.take(tag, rst, d, id) end
     local hold_s
     if hold_ms then
         local deadline = now_ms() + hold_ms

@@ -180,6 +180,13 @@ local function evaluate(keys, args, redeem, read_only, hold_ms)
     if #args == nargs then
         return evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms)
     end
+    -- "m...": the order's metadata and the customer's attributes
+    -- (redis/lib/rules.lua), first after the items
+    local meta
+    if string.byte(args[nargs + 1] or '') == 109 then
+        meta = RU.meta(table.remove(args, nargs + 1))
+        if not meta then return bad_args() end
+    end
     -- "p<N>": pay N loyalty points with it (before any limit)
     local pts
     if string.byte(args[nargs + 1] or '') == 112 then
@@ -187,10 +194,10 @@ local function evaluate(keys, args, redeem, read_only, hold_ms)
         if not pts or pts == 0 then
             return {'invalid_points', 'code', code}
         end
-        if #args == nargs then
-            return evaluate_code(keys, args, redeem, tag, code, n, nargs,
-                                 hold_ms, pts)
-        end
+    end
+    if #args == nargs then
+        return evaluate_code(keys, args, redeem, tag, code, n, nargs,
+                             hold_ms, pts, meta)
     end
     if read_only then return bad_args() end
 
@@ -199,7 +206,7 @@ local function evaluate(keys, args, redeem, read_only, hold_ms)
     if refusal == false then return bad_args() end
 
     local r = evaluate_code(keys, args, redeem, tag, code, n, nargs, hold_ms,
-                            pts)
+                            pts, meta)
     if type(r) == 'table' then
         if GUESS[r[1]] then lockout_count(tag, args, nargs + 1) end
         limit_pairs(r, status, name)

@@ -61,7 +61,8 @@ local function undo(tag, id, e, want, idem, typ)
 
     -- the campaign counters (never below 0)
     local kkey = tag .. ':k:' .. camp
-    local k = redis.call('HMGET', kkey, 'status', 'redeemed', 'discount_given')
+    local k = redis.call('HMGET', kkey, 'status', 'redeemed', 'discount_given',
+                         'rules')
     if k[1] then
         local g = (tonumber(k[3]) or 0) - a
         if g < 0 then g = 0 end
@@ -85,6 +86,9 @@ local function undo(tag, id, e, want, idem, typ)
                        cf, y < 0 and 0 or y)
         end
     end
+
+    -- a campaign with rules: its customer's periods and total
+    if k[4] and cust ~= '' then RU.give(tag, id, cust, camp, a, full) end
 
     if full then
         redis.call('HSET', rbkey, 'amt', total, 'done', 1, 'why', typ)

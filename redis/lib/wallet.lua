@@ -97,7 +97,7 @@ end
 -- without limits, n items); read-only
 function W.judge(tag, code, args, n)
     return evaluate_code({tag .. ':c:' .. code}, args, false, tag, code, n,
-                         6 + 4 * n)
+                         6 + 4 * n, nil, nil, args.meta)
 end
 
 -- the reason, campaign and extra pair of a refusal (fail()'s shape)

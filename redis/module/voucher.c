@@ -220,7 +220,7 @@ RedisModule_OnLoad(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc)
         "code_max_uses", "currency", "starts_at", "ends_at", "days",
         "hours", "tz_offset", "include_skus", "exclude_skus",
         "include_categories", "exclude_categories", "free_sku", "tiers",
-        "redeemed", "discount_given" };
+        "rules", "redeemed", "discount_given" };
     static const char  *lp_f[] = { "status", "point_value", "tiers" };
     static const char  *log_f[] = { "type", "code", "campaign", "customer",
                                     "order_id", "amount", "currency",

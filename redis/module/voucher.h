@@ -139,10 +139,10 @@ typedef struct {
 
 
 /* the campaign's fields: its rules, then its counters */
-#define VN_CAMP_RULES     22
-#define VN_CAMP_REDEEMED  22
-#define VN_CAMP_GIVEN     23
-#define VN_CAMP_F         24
+#define VN_CAMP_RULES     23
+#define VN_CAMP_REDEEMED  23
+#define VN_CAMP_GIVEN     24
+#define VN_CAMP_F         25
 
 /* the loyalty programme's fields read here, {NS}:lp */
 #define VN_LP_STATUS      0

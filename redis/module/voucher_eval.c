@@ -40,6 +40,7 @@
 #define K_EXCC       19
 #define K_FSKU       20
 #define K_TIERS      21         /* loyalty tiers the campaign is for */
+#define K_XRULES     22         /* "1": the library's rules (rules.lua) */
 #define K_RULES      VN_CAMP_RULES  /* the fields read as rules */
 
 /* the code's fields: k s m u c b f t */
@@ -871,6 +872,15 @@ vn_evaluate_code(vn_call_t *call, vn_result_t *r, int redeem, double n,
         return rc;
     }
 
+    /*
+     * periodic and lifetime customer limits, conditions, the kinds
+     * buy_x_get_y, steps, free_shipping: the library's, whole
+     */
+
+    if (k->s[K_XRULES]) {
+        return VN_DELEGATE;
+    }
+
     if (!vn_str_num(red, &redeemed)) {
         redeemed = 0;
     }
@@ -1580,6 +1590,12 @@ vn_evaluate(vn_call_t *call, vn_result_t *r, int redeem, int read_only,
         nargs = (int) (6 + 4 * n);
         from = nargs + 1;
         s = vn_arg(call, from, &len);
+
+        /* "m...": business data for a campaign's conditions: the library */
+
+        if (len && s[0] == 'm') {
+            return VN_DELEGATE;
+        }
 
         if (len && s[0] == 'p') {
             if (!vn_uint(s + 1, len - 1, &pts) || pts == 0) {

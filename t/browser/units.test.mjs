@@ -159,4 +159,23 @@ test('the campaign form\'s values and the API\'s campaign fields', async () => {
   for (const k of ['kind', 'value', 'cap', 'min_amount', 'currency', 'days', 'hours', 'starts_at', 'per_customer', 'include_categories']) {
     assert.deepEqual(back[k], c[k], k);
   }
+
+  // the rules: periods, the customer's total, steps in money, buy x get y
+  r = formToCampaign({ id: 'mj', kind: 'steps', steps: '1,000:100, 2,000:250', currency: 'THB',
+    uses_max: '1', uses_period: 'day', amount_max: '500', amount_period: 'month',
+    customer_amount_max: '1,500', conditions: ' order.channel in shop,line_man ', days: [] }, { create: true });
+  assert.deepEqual(r.errors, {});
+  assert.deepEqual([r.body.steps, r.body.customer_uses_per, r.body.customer_amount_per,
+    r.body.customer_amount_max, r.body.conditions],
+  ['100000:10000,200000:25000', 'day:1', 'month:50000', 150000, 'order.channel in shop,line_man']);
+  const rv = campaignToForm({ ...r.body, id: 'mj' }, { tzOffset: 420 });
+  assert.deepEqual([rv.steps, rv.uses_max, rv.uses_period, rv.amount_max, rv.amount_period],
+    ['1000.00:100.00, 2000.00:250.00', '1', 'day', '500.00', 'month']);
+  assert.equal(formToCampaign({ ...rv, kind: 'steps' }, { create: false }).body.steps, '100000:10000,200000:25000');
+  r = formToCampaign({ id: 'b', kind: 'buy_x_get_y', buy_qty: '2', get_qty: '', value: '', steps: 'x', days: [] }, { create: true });
+  assert.deepEqual(r.errors, { get_qty: 'form.err_qty', steps: 'form.err_steps' });
+  r = formToCampaign({ id: 'b', kind: 'buy_x_get_y', buy_qty: '2', get_qty: '1', value: '50', days: [] }, { create: true });
+  assert.deepEqual([r.body.value, r.body.buy_qty, r.body.get_qty], [5000, 2, 1]);
+  r = formToCampaign({ id: 'p', kind: 'amount', value: '10', uses_max: '0', amount_max: '0', days: [] }, { create: true });
+  assert.deepEqual(r.errors, { uses_max: 'form.err_integer', amount_max: 'form.err_money' });
 });

@@ -234,6 +234,25 @@ def campaigns(now):
         'autog': ['kind', 'amount', 'value', 50, 'auto_apply', 1,
                   'tiers', 'gold', 'stacking', 'combinable',
                   'stack_cap', 20],
+        # the library's rules (redis/lib/rules.lua), which the module
+        # hands over: periods, conditions, the kinds it does not price
+        'perd': ['kind', 'amount', 'value', 100, 'tz_offset', '+07:00',
+                 'customer_uses_per', 'day:2',
+                 'customer_amount_per', 'week:250'],
+        'perm': ['kind', 'percent', 'value', 1000,
+                 'customer_amount_per', 'month:700',
+                 'customer_amount_max', 1500],
+        'cond': ['kind', 'amount', 'value', 150,
+                 'conditions', 'order.channel in shop,web,line_man;'
+                 'customer.branch not_in BKK9;order.basket gte 2'],
+        'bxgy': ['kind', 'buy_x_get_y', 'buy_qty', 2, 'get_qty', 1,
+                 'include_categories', 'tea,cake'],
+        'bxgyp': ['kind', 'buy_x_get_y', 'buy_qty', 1, 'get_qty', 1,
+                  'value', 5000, 'customer_uses_per', 'month:3'],
+        'steps': ['kind', 'steps', 'steps', '1000:100,5000:600,100000:9000',
+                  'cap', 5000],
+        'ship': ['kind', 'free_shipping', 'cap', 1000,
+                 'customer_uses_per', 'week:1'],
     }
 
 # the automatic promotions' own codes
@@ -290,7 +309,12 @@ POINTS = ['p1', 'p5', 'p50', 'p120', 'p1500', 'p100000', 'p007', 'p0', 'p',
           'px', 'p-1', 'p1.5', 'P5', 'p9007199254740991',
           'p9007199254740992']
 SKUS = ['SKU1', 'SKU2', 'SKU3', 'SKU1 ', '']
-CATS = ['tea', 'cake', 'bad', '', 'Tea']
+CATS = ['tea', 'cake', 'bad', '', 'Tea', 'shipping']
+# the "m..." argument: order metadata (o) and customer attributes (c)
+METAS = ['m', 'mochannel=web', 'mochannel=shop\0cbranch=BKK1\0obasket=3',
+         'mochannel=line_man\0obasket=2', 'mochannel=pos\0obasket=9',
+         'mcbranch=BKK9\0ochannel=web\0obasket=5', 'mobasket=x',
+         'mbad', 'mo=1', 'mochannel=web\0\0']
 ODD_NUMBERS = ['007', '1e3', ' 12', '12 ', '0x10', 'abc', '1.5', '-3', '',
                '9007199254740993', '1e400', 'nan', '12\x00x', str(MAXINT)]
 
@@ -419,7 +443,9 @@ def gen_eval(rnd, i, now, redeem, hist):
         # points paying get to decide
         code = rnd.choice(['HAMT0', 'HPCT100', 'HTIERG', 'HTIERBS', 'HTIERX',
                            'HGIFT', 'HFIX', 'HPCT', 'HAMT', 'HBIG', 'HCHAN',
-                           'HCHANP', 'MAUTOP'] + AUTO_CODES)
+                           'HCHANP', 'MAUTOP', 'HPERD', 'HPERM', 'HCOND',
+                           'HBXGY', 'HBXGYP', 'HSTEPS', 'HSHIP']
+                          + AUTO_CODES)
         cust = rnd.choice([m for m, _, _ in MEMBERS] + ['dave x'])
     key = '{v}:c:' + code
     idem = ''
@@ -436,6 +462,9 @@ def gen_eval(rnd, i, now, redeem, hist):
     n = len(items) // 4
     args = [key, cust, gen_amount(rnd), rnd.choice(['', 'THB', 'USD']),
             oid, idem, str(n)] + items
+    if rnd.random() < 0.15:
+        # business data for conditions: the module hands it over
+        args.append(rnd.choice(METAS))
     if pts:
         # loyalty points paying with it (before any limit)
         args.append(rnd.choice(POINTS[:5] * 3 + POINTS))
@@ -482,6 +511,16 @@ def gen_admin(rnd, now):
             ['kind', rnd.choice(['percent', 'amount', 'gift_card',
                                  'fixed_price'])],
             ['value', rnd.choice(['0', '10', '500', '10000'])],
+            ['customer_uses_per', rnd.choice(['', 'day:1', 'week:3',
+                                              'month:2', 'year:1'])],
+            ['customer_amount_per', rnd.choice(['', 'day:300',
+                                                'month:1000'])],
+            ['customer_amount_max', rnd.choice(['', '0', '500'])],
+            ['conditions', rnd.choice(['', 'order.channel eq web',
+                                       'customer.branch in BKK1,BKK2'])],
+            ['steps', rnd.choice(['', '500:50,2000:300', '10:20'])],
+            ['kind', rnd.choice(['steps', 'free_shipping',
+                                 'buy_x_get_y'])],
         ])
         return ['FCALL', 'voucher_campaign_set', 1, '{v}:k:' + c] + f
     if x < 0.7:
@@ -512,8 +551,10 @@ def gen_admin(rnd, now):
             ['HSET', '{v}:c:' + code, rnd.choice(['u', 'm', 'b', 'f', 't']),
              rnd.choice(ODD_NUMBERS)],
             ['HSET', '{v}:u:' + rnd.choice(CUSTOMERS[1:4]),
-             rnd.choice(['k:pct', 'c:HPC', 'k:pc', 'c:CP6', 'c:HAMT']),
-             rnd.choice(ODD_NUMBERS + ['9223372036854775807'])],
+             rnd.choice(['k:pct', 'c:HPC', 'k:pc', 'c:CP6', 'c:HAMT',
+                         'pu:perd', 'pa:perm', 'a:perm']),
+             rnd.choice(ODD_NUMBERS + ['9223372036854775807', 'd1:1',
+                                       'm9:x'])],
         ])
     # a campaign rewritten with a new rev and a stored value the library
     # may fail on

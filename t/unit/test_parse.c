@@ -613,6 +613,103 @@ test_codes_qualify(void **state)
 }
 
 
+/* order.metadata and customer_attributes: one "m..." argument */
+
+static void
+test_meta(void **state)
+{
+    int            ops[] = { V, R, RS }, i;
+    sb_t           sb;
+    size_t         j;
+    static const char  want[] = "mochannel=line_man\0obasket=3\0cbranch="
+                                "\xe0\xb8\x81";
+
+    (void) state;
+
+    for (i = 0; i < 3; i++) {
+        OK(ops[i], "{'code':'A','order':{'amount':1,'metadata':"
+                   "{'channel':'line_man','basket':3}},"
+                   "'customer_attributes':{'branch':'\\u0e01'}}");
+        assert_int_equal(req.meta.len, sizeof(want) - 1);
+        assert_memory_equal(req.meta.data, want, sizeof(want) - 1);
+
+        OK(ops[i], "{'code':'A','order':{'amount':1,'metadata':{}}}");
+        STR_ABSENT(req.meta);
+        OK(ops[i], "{'code':'A','order':{'amount':1,'metadata':null},"
+                   "'customer_attributes':null}");
+        STR_ABSENT(req.meta);
+        OK(ops[i], "{'code':'A','order':{'amount':1},"
+                   "'customer_attributes':{'tier':'gold'}}");
+        STR_EQ(req.meta, "mctier=gold");
+        OK(ops[i], "{'codes':['A'],'order':{'amount':1,'channel':'web',"
+                   "'metadata':{'pay':'card'}}}");
+        STR_EQ(req.meta, "mopay=card");
+
+        FAIL(ops[i], "{'code':'A','order':{'amount':1,'metadata':[]}}",
+             E_FIELD, "order.metadata");
+        FAIL(ops[i], "{'code':'A','order':{'amount':1,'metadata':"
+                     "{'a b':'x'}}}", E_FIELD, "order.metadata");
+        FAIL(ops[i], "{'code':'A','order':{'amount':1,'metadata':"
+                     "{'':'x'}}}", E_FIELD, "order.metadata");
+        FAIL(ops[i], "{'code':'A','order':{'amount':1,'metadata':"
+                     "{'a':''}}}", E_FIELD, "order.metadata");
+        FAIL(ops[i], "{'code':'A','order':{'amount':1,'metadata':"
+                     "{'a':'x\\ny'}}}", E_FIELD, "order.metadata");
+        FAIL(ops[i], "{'code':'A','order':{'amount':1,'metadata':"
+                     "{'a':-1}}}", E_FIELD, "order.metadata");
+        FAIL(ops[i], "{'code':'A','order':{'amount':1,'metadata':"
+                     "{'a':1.5}}}", E_FIELD, "order.metadata");
+        FAIL(ops[i], "{'code':'A','order':{'amount':1,'metadata':"
+                     "{'a':true}}}", E_FIELD, "order.metadata");
+        FAIL(ops[i], "{'code':'A','order':{'amount':1,'metadata':"
+                     "{'a':{'b':1}}}}", E_FIELD, "order.metadata");
+        FAIL(ops[i], "{'code':'A','order':{'amount':1},"
+                     "'customer_attributes':'gold'}", E_FIELD,
+             "customer_attributes");
+        FAIL(ops[i], "{'code':'A','order':{'amount':1},"
+                     "'customer_attributes':{'a':10000000000001}}", E_FIELD,
+             "customer_attributes");
+        FAIL(ops[i], "{'code':'A','order':{'amount':1,'meta':{}}}",
+             E_UNKNOWN, "order.meta");
+    }
+
+    /* names of 32 bytes, values of 64, 16 entries at most */
+    OK(V, "{'code':'A','order':{'amount':1,'metadata':{"
+          "'abcdefghijklmnopqrstuvwxyz012345':"
+          "'0123456789012345678901234567890123456789012345678901234567890123'"
+          "}}}");
+    assert_int_equal(req.meta.len, 1 + 1 + 32 + 1 + 64);
+    FAIL(V, "{'code':'A','order':{'amount':1,'metadata':{"
+            "'abcdefghijklmnopqrstuvwxyz0123456':'x'}}}", E_FIELD,
+         "order.metadata");
+    FAIL(V, "{'code':'A','order':{'amount':1,'metadata':{'a':"
+            "'01234567890123456789012345678901234567890123456789012345678901234'"
+            "}}}", E_FIELD, "order.metadata");
+
+    memset(&sb, 0, sizeof(sb));
+    sb_add(&sb, "{'code':'A','order':{'amount':1,'metadata':{");
+    for (j = 0; j < NGX_HTTP_VOUCHER_MAX_META; j++) {
+        sb_add(&sb, "%s'k%zu':%zu", j ? "," : "", j, j);
+    }
+    sb_add(&sb, "}}}");
+    OK(R, sb.data);
+    sb.len -= strlen("}}}");
+    sb_add(&sb, ",'x':1}}}");
+    FAIL(R, sb.data, E_FIELD, "order.metadata");
+    free(sb.data);
+
+    /* a loyalty earn's order has no metadata */
+    FAIL(LE, "{'customer':'c','order':{'id':'o','amount':1,"
+             "'metadata':{'a':'b'}}}", E_UNKNOWN, "order.metadata");
+
+    /* qualify takes both */
+    OK(Q, "{'order':{'amount':1,'metadata':{'a':'b'}},"
+          "'customer_attributes':{'c':2}}");
+    assert_int_equal(req.meta.len, sizeof("moa=b\0cc=2") - 1);
+    assert_memory_equal(req.meta.data, "moa=b\0cc=2", req.meta.len);
+}
+
+
 /* points: loyalty points paying, in validate, redeem and reserve */
 
 static void
@@ -2556,6 +2653,7 @@ main(void)
         cmocka_unit_test_teardown(test_field_table, teardown),
         cmocka_unit_test_teardown(test_wallet, teardown),
         cmocka_unit_test_teardown(test_codes_qualify, teardown),
+        cmocka_unit_test_teardown(test_meta, teardown),
         cmocka_unit_test_teardown(test_loyalty, teardown),
         cmocka_unit_test_teardown(test_event, teardown),
         cmocka_unit_test_teardown(test_internal_errors, teardown),

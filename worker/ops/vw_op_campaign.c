@@ -38,6 +38,14 @@ static const vw_field_t  vw_campaign_fields[] = {
     { "include_categories", VW_F_LIST | VW_F_NULL },
     { "exclude_categories", VW_F_LIST | VW_F_NULL },
     { "free_sku", VW_F_STR | VW_F_NULL },
+    /* rules (redis/lib/rules.lua) */
+    { "customer_uses_per", VW_F_STR | VW_F_NULL },
+    { "customer_amount_per", VW_F_STR | VW_F_NULL },
+    { "customer_amount_max", VW_F_INT | VW_F_NULL },
+    { "steps", VW_F_STR | VW_F_NULL },
+    { "buy_qty", VW_F_INT | VW_F_NULL },
+    { "get_qty", VW_F_INT | VW_F_NULL },
+    { "conditions", VW_F_STR | VW_F_NULL },
     { NULL, 0 }
 };
 
