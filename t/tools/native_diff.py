@@ -615,14 +615,18 @@ def gen_gift_eval(rnd, now):
 
 def time_guard(expiries):
     """waits while a credit's end (or a local midnight in any zone of a
-    half hour) is this instant: the three servers, called a few ms apart,
-    must all see it on one side"""
+    half hour, or a second's start) is this instant: the three servers,
+    called a few ms apart, must all see it on one side (a gift card's
+    credits of one second are one lot, of two seconds two)"""
     while True:
         t = time.time()
         near = [e for e in expiries if e - 0.03 <= t < e + 0.03]
         h = round(t / 1800) * 1800
         if h - 0.03 <= t < h + 0.03:
             near.append(h)
+        s = round(t)
+        if s - 0.02 <= t < s + 0.02:
+            near.append(s)
         if not near:
             return
         time.sleep(max(near) + 0.03 - t)
