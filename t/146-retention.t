@@ -26,8 +26,8 @@ sub redeem {
     return (grep { /^\d+-\d+$/ } @$x)[0];
 }
 sub report {
-    my ($camp) = @_;
-    my $res = ctl($w, 'report', $camp, '--format', 'json');
+    my ($camp, @opt) = @_;
+    my $res = ctl($w, 'report', $camp, '--format', 'json', @opt);
     die "report $camp: $res->{err}" if $res->{rc} != 0;
     return decode_json($res->{out});
 }
@@ -67,13 +67,39 @@ for my $c (@$claimed) {
              $how eq 'dead' ? 'no such mailbox' : ''), 1, "delivery $c->[0]: $how");
 }
 
+# a campaign at +07:00 with entries on two of its days: 23:30 on the 6th
+# (16:30 UTC) and 00:30 on the 7th (17:30 UTC), by the daemon's clock
+# ("at"), which the report and the archive both go by
+campaign($r, 'tz7', kind => 'amount', value => 100, tz_offset => '+07:00');
+use Time::Local qw(timegm);
+my $late = timegm(0, 30, 16, 6, 11, 2026);
+my $early = $late + 3600;
+my @tz7 = map {
+    $r->cmd('XADD', '{v}:log', '*', type => 'redeem', code => "T$_->[0]",
+            campaign => 'tz7', customer => "t$_->[0]", order_id => '',
+            amount => $_->[1], currency => 'THB', discount => 100,
+            balance => '', idem => '', ref => '', at => $_->[2])
+} [1, 30000, $late], [2, 5000, $early], [3, 7000, $early];
+$r->cmd('XADD', '{v}:dl:tz7', '*', run => 1, member => 't1', status => 'sent',
+        channel => 'sms', code => 'T1', attempt => 1, at => $late);
+$r->cmd('XADD', '{v}:dl:tz7', '*', run => 1, member => 't2', status => 'sent',
+        channel => 'sms', code => 'T2', attempt => 1, at => $early);
+my @tz7_days = (
+    { day => '2026-12-06', redemptions => 1, discount => 100, revenue => 30000, sent => 1 },
+    { day => '2026-12-07', redemptions => 2, discount => 200, revenue => 12000, sent => 1 });
+is_deeply(report('tz7')->{days}, \@tz7_days,
+          'campaign tz7: 23:30 and 00:30 at +07:00 on two days') or diag explain report('tz7');
+
 # a reservation held long, then more trail after it
 my $h = fcall('voucher_reserve', '{v}:c:A3', 600_000, 'c4', 500, '', 'o4', '', 0);
 my ($hid) = grep { /^\d+-\d+$/ } @$h;
 ok($hid, "a reservation held for 10 minutes ($hid)");
 my $r4 = redeem('A4', 'c1', 700);
 
-my %before = (ret => report('ret'), gc => report('gc'));
+my %before = (ret => report('ret'), gc => report('gc'), tz7 => report('tz7'),
+              tz7_7th => report('tz7', '--from', '2026-12-07'));
+is_deeply([map { $_->{day} } @{ $before{tz7_7th}{days} }], ['2026-12-07'],
+          '... from the 7th: that day only');
 my $len0 = xlen('{v}:log');
 
 # no retention: voucherd removes nothing
@@ -94,6 +120,13 @@ is($r->cmd('EXISTS', "{v}:rb:$r2", "{v}:rb:$r3"), 0, 'the rollback records went 
 is($r->cmd('EXISTS', "{v}:gs:$r3"), 0, '... and the lots the gift card\'s redemption took');
 is_deeply(report('ret'), $before{ret}, 'campaign ret: the same report after the trim');
 is_deeply(report('gc'), $before{gc}, 'campaign gc (a gift card rolled back in part): the same report');
+ok(!has_entry($_), "tz7's $_ is gone") for @tz7;
+ok(wait_until(sub { xlen('{v}:dl:tz7') == 0 }, timeout => 5), "tz7's delivery log is trimmed");
+is($r->cmd('HGET', '{v}:ar:tz7', 'day:2026-12-07:r'), 2, "the archive keeps tz7's redemptions by its days");
+is_deeply(report('tz7'), $before{tz7}, 'campaign tz7: the same report after the trim');
+is_deeply(report('tz7')->{days}, \@tz7_days, '... the same days, each entry on its local day');
+is_deeply(report('tz7', '--from', '2026-12-07')->{days}, $before{tz7_7th}{days},
+          '... and from the 7th, the archived 6th stays out of the days');
 
 is(xlen('{v}:dl:ret'), 0, 'the delivery log is trimmed');
 is($r->cmd('EXISTS', '{v}:d:ret:100'), 0, "run 100's records (all done) are gone");

@@ -14,7 +14,8 @@
 --     old;
 --   * a report needs every entry: each one is added to its campaign's
 --     archive first ({NS}:ar:<campaign>: redemptions not rolled back with
---     their discount and revenue, rollbacks, the same per customer;
+--     their discount and revenue, rollbacks, the same per customer and per
+--     day of the campaign's zone, with the deliveries sent that day;
 --     {NS}:ad:<campaign>: each member's deliveries as the report sums
 --     them), in the same call, and voucherctl report reads the archive
 --     before the streams, so its figures do not change;
@@ -53,8 +54,33 @@ function R.oldest_hold(tag)
     return bms, bseq
 end
 
+-- an entry's time in ms as the report reads it: its "at" (seconds), else
+-- its id
+function R.ms(id, f)
+    for i = 1, #f, 2 do
+        if f[i] == 'at' then
+            local at = string.find(f[i + 1], '^-?%d+$') and tonumber(f[i + 1])
+            if at and at > 0 then return at * 1000 end
+            break
+        end
+    end
+    return (R.id(id))
+end
+
+-- "day:YYYY-MM-DD:" of ms in the campaign's zone (its tz_offset, minutes),
+-- the day the report gives the entry; tzs caches the zones of one call
+function R.day(tag, camp, ms, tzs)
+    if not tzs[camp] then
+        tzs[camp] = tonumber(redis.call('HGET', tag .. ':k:' .. camp,
+                                        'tz_offset')) or 0
+    end
+    local y, m, d = L.civil(math.floor((math.floor(ms / 1000)
+                                        + tzs[camp] * 60) / 86400))
+    return string.format('day:%04d-%02d-%02d:', y, m, d)
+end
+
 -- an entry of the trail into its campaign's archive (as the report counts)
-function R.fold_log(tag, id, f)
+function R.fold_log(tag, id, f, tzs)
     local typ, camp = f[2], f[6]
     if not camp or camp == '' then return end
     local ar = tag .. ':ar:' .. camp
@@ -74,6 +100,12 @@ function R.fold_log(tag, id, f)
         redis.call('HINCRBY', ar, 'redemptions', 1)
         redis.call('HINCRBY', ar, 'discount', disc - rolled)
         redis.call('HINCRBY', ar, 'revenue', amount)
+        -- the day of the redemption, net of its rollbacks as the report
+        -- nets them
+        local day = R.day(tag, camp, R.ms(id, f), tzs)
+        redis.call('HINCRBY', ar, day .. 'r', 1)
+        redis.call('HINCRBY', ar, day .. 'd', disc - rolled)
+        redis.call('HINCRBY', ar, day .. 'v', amount)
         if cust ~= '' then
             redis.call('HINCRBY', ar, 'r:' .. cust, 1)
             redis.call('HINCRBY', ar, 'd:' .. cust, disc - rolled)
@@ -92,12 +124,13 @@ R.RUN_COUNT = {queued = 'q', sent = 's', failed = 'f', skipped = 'k',
 -- last status, channel, code and error, the counts, the last time sent,
 -- cs the codes sent) and per run ("run TAB <run>":
 -- t its first entry, the counts by status); times as the report reads
--- them, the daemon's clock ("at") else the entry's id
-function R.fold_dl(ad, id, f)
+-- them, the daemon's clock ("at") else the entry's id; a sent one also
+-- counts in the trail's archive ar, on its day (day(ms))
+function R.fold_dl(ad, ar, day, id, f)
     local e = {}
     for i = 1, #f, 2 do e[f[i]] = f[i + 1] end
     if not e.member then return end
-    local ms = tonumber(e.at) and tonumber(e.at) * 1000 or R.id(id)
+    local ms = R.ms(id, f)
     if e.run then
         local rk = 'run\t' .. e.run
         local rr = redis.call('HGET', ad, rk)
@@ -111,6 +144,7 @@ function R.fold_dl(ad, id, f)
     m.s, m.ch = e.status, e.channel
     if (e.code or '') ~= '' then m.c = e.code end
     if e.status == 'sent' then
+        redis.call('HINCRBY', ar, day(ms) .. 's', 1)
         m.n = m.n + 1
         m.t = ms
         m.e = nil
@@ -157,8 +191,9 @@ function api.trail_trim(keys, args)
     if hms and (hms < bms or (hms == bms and hseq < bseq)) then
         bms, bseq = hms, hseq
     end
+    local tzs = {}
     return R.trim(keys[1], max, bms, bseq,
-                  function(id, f) R.fold_log(tag, id, f) end)
+                  function(id, f) R.fold_log(tag, id, f, tzs) end)
 end
 
 -- voucher_dlog_trim  KEYS[1] {NS}:dl:<campaign>  ARGV max
@@ -169,9 +204,10 @@ function api.dlog_trim(keys, args)
     if not max or max < 1 or max > 10000 then return bad_args() end
     local bms = R.cut(tag)
     if not bms then return {0, 0} end
-    local ad = tag .. ':ad:' .. camp
+    local ad, ar, tzs = tag .. ':ad:' .. camp, tag .. ':ar:' .. camp, {}
+    local function day(ms) return R.day(tag, camp, ms, tzs) end
     return R.trim(keys[1], max, bms, 0,
-                  function(id, f) R.fold_dl(ad, id, f) end)
+                  function(id, f) R.fold_dl(ad, ar, day, id, f) end)
 end
 
 -- voucher_runs_prune  KEYS[1] {NS}:dr  ARGV max

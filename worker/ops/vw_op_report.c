@@ -10,11 +10,13 @@
  * codes are shown as they were sent; rates and ROI are computed with
  * integers and given as text with fixed decimals.  The query's "from" and
  * "to" (days in the campaign's zone, both included) keep the entries of
- * the logs in that range.  "days" sums the entries still in the streams
- * by day of the campaign's zone (the archive keeps sums without days).
+ * the logs in that range.  "days" sums the entries by day of the
+ * campaign's zone, those still in the streams and those the archive keeps
+ * by day.
  */
 
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -424,6 +426,52 @@ vw_audit_entry(vw_report_t *rp, const char *id, const redisReply *f)
 
 
 /*
+ * A figure of a day as the retention archived it: "YYYY-MM-DD:x" (r
+ * redemptions, d discount, v revenue, s deliveries sent), the day in the
+ * campaign's zone; kept when the day is within from and to.
+ */
+
+static void
+vw_archived_day(vw_report_t *rp, const char *f, int64_t v)
+{
+    int            m, d;
+    char           x;
+    int64_t        y, ms;
+    vw_day_row_t  *day;
+
+    if (sscanf(f, "%4" SCNd64 "-%2d-%2d:%c", &y, &m, &d, &x) != 4
+        || strlen(f) != 12)
+    {
+        return;
+    }
+
+    /* the day's local midnight, which the day's own entries follow */
+    ms = (vw_days_from_civil(y, m, d) * 86400 - (int64_t) rp->tz * 60) * 1000;
+
+    if (ms < rp->from_ms || ms >= rp->to_ms) {
+        return;
+    }
+
+    day = vw_day_row(rp, ms);
+
+    switch (x) {
+    case 'r':
+        day->redemptions += v;
+        break;
+    case 'd':
+        day->discount += v;
+        break;
+    case 'v':
+        day->revenue += v;
+        break;
+    case 's':
+        day->sent += v;
+        break;
+    }
+}
+
+
+/*
  * The campaign's archive: the entries the retention removed from the
  * trail ({NS}:ar:<campaign>) and from the delivery log ({NS}:ad:<campaign>),
  * summed as this report sums them (redis/lib/retention.lua).  Read before
@@ -472,6 +520,9 @@ vw_report_archive(vw_op_t *op, vw_report_t *rp, char *err, size_t errlen)
 
         } else if (strcmp(f, "rollbacks") == 0) {
             rp->rollbacks += v;
+
+        } else if (strncmp(f, "day:", 4) == 0) {
+            vw_archived_day(rp, f + 4, v);
 
         } else if (strncmp(f, "r:", 2) == 0) {
             vw_recipient(rp, f + 2)->redemptions += v;
