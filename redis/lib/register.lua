@@ -40,7 +40,6 @@ reg('voucher_release',
 reg('voucher_sweep', function(k)
     local tag = string.match(k[1] or '', '^({[^}]+}):hz$')
     if not tag then return bad_key() end
-    NEXT[tag] = nil
     return sweep(tag) or 0
 end)
 reg('voucher_campaign_set', api.campaign_set)
