@@ -6,8 +6,12 @@
 -- Confirming takes it out of the set; releasing rolls it back; one whose
 -- deadline passed is rolled back by the next call that writes ("sweep"),
 -- so a reservation never outlives nginx dying between the two steps.
--- The set itself says what is due: no Lua-side cache of its first
--- deadline, so holds the native module adds are seen as the library's.
+-- NEXT caches each namespace's earliest deadline (math.huge: none), so a
+-- call with nothing due costs one table lookup; nil means not yet known.
+-- It is never later than the set's first deadline: every ZADD here lowers
+-- it, and the native module, whose reserve adds to the set too, tells it
+-- (voucher_hold_note) of a hold due before any the set had.
+local NEXT = {}
 
 -- Redis' clock, read at most once per call: the limit, the window, the
 -- hold deadline and the sweep of one call all see the same instant.  reg()
@@ -33,6 +37,8 @@ end
 
 local function hold_add(tag, id, deadline)
     redis.call('ZADD', tag .. ':hz', dec(deadline), id)
+    local nx = NEXT[tag]
+    if nx and deadline < nx then NEXT[tag] = deadline end
 end
 
 -- the redemption id of an "ok" reply, or nil: positional (see ok_reply;

@@ -153,14 +153,13 @@ function api.rollback(keys, args)
 end
 
 -- Gives back every reservation whose deadline has passed (at most 100 a
--- call; the rest at the next).  The first member of {NS}:hz says whether
--- any is due: one ZRANGE when none is, and no TIME when there are none.
+-- call; the rest at the next).
 local function sweep(tag)
-    local hz = tag .. ':hz'
-    local first = redis.call('ZRANGE', hz, 0, 0, 'WITHSCORES')
-    if not first[2] then return end
+    local nx = NEXT[tag]
+    if nx == math.huge then return end
     local now = now_ms()
-    if tonumber(first[2]) > now then return end
+    if nx and nx > now then return end
+    local hz = tag .. ':hz'
     local due = redis.call('ZRANGE', hz, '-inf', now, 'BYSCORE', 'LIMIT', 0,
                            100)
     for _, id in ipairs(due) do
@@ -169,6 +168,8 @@ local function sweep(tag)
         -- trimmed from the stream, or already rolled back: just drop it
         redis.call('ZREM', hz, id)
     end
+    local first = redis.call('ZRANGE', hz, 0, 0, 'WITHSCORES')
+    NEXT[tag] = first[2] and tonumber(first[2]) or math.huge
     return #due
 end
 

@@ -49,6 +49,8 @@ vn_hold_add(vn_call_t *call, double deadline, const char *id, size_t idlen,
     RedisModuleKey *uk, vn_rstr_t *ukey, vn_rstr_t *ufk, vn_rstr_t *vk,
     vn_rstr_t *ufc, vn_rstr_t *vc)
 {
+    int              note;
+    double           first;
     vn_rstr_t       *hkey, *ids, *dl, *fh;
     RedisModuleKey  *hz;
 
@@ -58,9 +60,29 @@ vn_hold_add(vn_call_t *call, double deadline, const char *id, size_t idlen,
 
     hz = RedisModule_OpenKey(call->ctx, hkey,
                              REDISMODULE_READ | REDISMODULE_WRITE);
+
+    /* due before every hold the set has: the library's cache is told */
+    first = 0;
+    note = (RedisModule_KeyType(hz) != REDISMODULE_KEYTYPE_ZSET
+            || RedisModule_ZsetFirstInScoreRange(hz,
+                   REDISMODULE_NEGATIVE_INFINITE,
+                   REDISMODULE_POSITIVE_INFINITE, 0, 0) != REDISMODULE_OK);
+
+    if (!note) {
+        (void) RedisModule_ZsetRangeCurrentElement(hz, &first);
+        RedisModule_ZsetRangeStop(hz);
+        note = (deadline < first);
+    }
+
     RedisModule_ZsetAdd(hz, deadline, ids, NULL);
     RedisModule_Replicate(call->ctx, "ZADD", "sss", hkey, dl, ids);
     vn_touched(call, REDISMODULE_NOTIFY_ZSET, "zadd", hkey);
+
+    if (note) {
+        /* (no library loaded: nothing cached either) */
+        (void) RedisModule_Call(call->ctx, "FCALL", "!ccss",
+                                VN_FN("voucher_hold_note"), "1", hkey, dl);
+    }
 
     if (uk == NULL) {
         return;
