@@ -8,6 +8,9 @@
 -- so a reservation never outlives nginx dying between the two steps.
 -- NEXT caches each namespace's earliest deadline (math.huge: none), so a
 -- call with nothing due costs one table lookup; nil means not yet known.
+-- It is never later than the set's first deadline: every ZADD here lowers
+-- it, and the native module, whose reserve adds to the set too, tells it
+-- (voucher_hold_note) of a hold due before any the set had.
 local NEXT = {}
 
 -- Redis' clock, read at most once per call: the limit, the window, the

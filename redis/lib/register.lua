@@ -43,6 +43,17 @@ reg('voucher_sweep', function(k)
     NEXT[tag] = nil
     return sweep(tag) or 0
 end)
+-- FCALL voucher_hold_note 1 {NS}:hz deadline: the native module added a
+-- hold due before every other in the set (see NEXT)
+reg('voucher_hold_note', function(k, a)
+    local tag = string.match(k[1] or '', '^({[^}]+}):hz$')
+    if not tag then return bad_key() end
+    local d = tonumber(a[1])
+    if not d then return bad_args() end
+    local nx = NEXT[tag]
+    if nx and d < nx then NEXT[tag] = d end
+    return 1
+end, true)
 reg('voucher_campaign_set', api.campaign_set)
 reg('voucher_campaign_get', api.campaign_get, true)
 reg('voucher_code_set', api.code_set)

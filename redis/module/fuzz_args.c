@@ -4,7 +4,7 @@
  *
  * libFuzzer: what the module reads from bytes it does not control, outside
  * Redis: idempotency records (vn_unpack()), numbers as Lua reads them
- * (vn_tonumber(), vn_uint(), base 16), SHA-1, the first tier of a
+ * (vn_tonumber(), vn_uint(), base 16, reserve's hold_ms), SHA-1, the first tier of a
  * programme's tiers (the name it finds must be followed by ":digits:digit"
  * and no earlier position may match).  A record that unpacks is packed
  * again and must give the same values.  The commands' argument
@@ -169,6 +169,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void) vn_tonumber((const char *) data, size, &d);
     (void) vn_tonumber_base((const char *) data, size, 16, &d);
     (void) vn_uint((const char *) data, size, &d);
+
+    /* reserve's hold_ms: a uint, in its range */
+    if (vn_hold_ms((const char *) data, size, &d)
+        && (d < 1000 || d > 86400000 || !vn_uint((const char *) data, size,
+                                                 &d)))
+    {
+        abort();
+    }
     vn_sha1hex((const char *) data, size, sha);
     fz_first_tier((const char *) data, size);
 

@@ -49,6 +49,14 @@ static vn_command_t  vn_commands[] = {
       "write deny-oom deny-script" },
     { "voucher.redeem", "voucher_redeem", vn_cmd_redeem,
       "write deny-oom deny-script" },
+    { "voucher.reserve", "voucher_reserve", vn_cmd_reserve,
+      "write deny-oom deny-script" },
+    { "voucher.confirm", "voucher_confirm", vn_cmd_confirm,
+      "write deny-oom deny-script" },
+    { "voucher.release", "voucher_release", vn_cmd_release,
+      "write deny-oom deny-script" },
+    { "voucher.rollback", "voucher_rollback", vn_cmd_rollback,
+      "write deny-oom deny-script" },
     { NULL, NULL, NULL, NULL }
 };
 
@@ -262,6 +270,9 @@ RedisModule_OnLoad(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc)
     vn_c.empty = vn_const("");
     vn_c.redeem = vn_const("redeem");
     vn_c.hold = vn_const("hold");
+    vn_c.confirm = vn_const("confirm");
+    vn_c.release = vn_const("release");
+    vn_c.rollback = vn_const("rollback");
     vn_c.lm_tier = vn_const("tier");
     vn_c.lm_act = vn_const("act");
 
@@ -312,6 +323,9 @@ RedisModule_OnUnload(RedisModuleCtx *ctx)
     RedisModule_FreeString(NULL, vn_c.empty);
     RedisModule_FreeString(NULL, vn_c.redeem);
     RedisModule_FreeString(NULL, vn_c.hold);
+    RedisModule_FreeString(NULL, vn_c.confirm);
+    RedisModule_FreeString(NULL, vn_c.release);
+    RedisModule_FreeString(NULL, vn_c.rollback);
     RedisModule_FreeString(NULL, vn_c.lm_tier);
     RedisModule_FreeString(NULL, vn_c.lm_act);
 

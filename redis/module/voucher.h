@@ -129,6 +129,14 @@ typedef struct {
 } vn_result_t;
 
 
+/* the code as code_read() gives it: k s m u c b f t */
+typedef struct {
+    vn_rstr_t       *f[8];
+    vn_rstr_t       *bkey;            /* compact: its bucket */
+    RedisModuleKey  *key;             /* the hash, or the bucket */
+} vn_code_t;
+
+
 /* a record being packed (cmsgpack's bytes) */
 typedef struct {
     char        *buf;
@@ -182,6 +190,9 @@ typedef struct {
     vn_rstr_t   *empty;
     vn_rstr_t   *redeem;
     vn_rstr_t   *hold;
+    vn_rstr_t   *confirm;
+    vn_rstr_t   *release;
+    vn_rstr_t   *rollback;
     vn_rstr_t   *rb_f[3];             /* amt done why */
 } vn_consts_t;
 
@@ -201,6 +212,7 @@ int vn_check_type(RedisModuleKey *key, int type);
 const char *vn_arg(vn_call_t *call, int i, size_t *len);
 int vn_nargs(vn_call_t *call);
 int vn_uint(const char *p, size_t n, double *out);
+int vn_hold_ms(const char *p, size_t n, double *out);
 int vn_tonumber(const char *p, size_t n, double *out);
 int vn_tonumber_base(const char *p, size_t n, int base, double *out);
 int vn_str_num(vn_rstr_t *s, double *out);
@@ -250,8 +262,25 @@ int vn_cmd_validate(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc);
 int vn_cmd_validate_limited(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc);
 int vn_cmd_redeem(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc);
 int vn_cmd_guess(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc);
+int vn_settings(vn_call_t *call, double *maxlen, double *ttl);
+int vn_code_read(vn_call_t *call, vn_rstr_t *ckey, vn_code_t *c, int mode);
+int vn_xadd(vn_call_t *call, double maxlen, vn_rstr_t **fv, char *id,
+    size_t *idlen);
+int vn_sweep_due(vn_call_t *call);
+int vn_evaluate(vn_call_t *call, vn_result_t *r, int redeem, int read_only,
+    double hold_ms);
 void vn_eval_init(void);
 void vn_eval_free(void);
+
+/* voucher_hold.c */
+int vn_cmd_reserve(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc);
+int vn_cmd_confirm(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc);
+int vn_cmd_release(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc);
+int vn_cmd_rollback(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc);
+int vn_hold_check(vn_call_t *call, double n);
+void vn_hold_add(vn_call_t *call, double deadline, const char *id,
+    size_t idlen, RedisModuleKey *uk, vn_rstr_t *ukey, vn_rstr_t *ufk,
+    vn_rstr_t *vk, vn_rstr_t *ufc, vn_rstr_t *vc);
 
 /* voucher_limit.c */
 int vn_limits_safe(vn_call_t *call, int from);

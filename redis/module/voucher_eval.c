@@ -65,13 +65,6 @@ typedef struct {
 } vn_camp_t;
 
 
-/* the code as code_read() gives it */
-typedef struct {
-    vn_rstr_t       *f[8];
-    vn_rstr_t       *bkey;            /* compact: its bucket */
-    RedisModuleKey  *key;             /* the hash, or the bucket */
-} vn_code_t;
-
 
 static RedisModuleDict  *vn_campaigns;
 static long              vn_ncampaigns;
@@ -300,7 +293,7 @@ vn_compact_parse(vn_call_t *call, vn_rstr_t *val, vn_code_t *c)
 
 /* code_read(): the hash's fields, or the compact value's */
 
-static int
+int
 vn_code_read(vn_call_t *call, vn_rstr_t *ckey, vn_code_t *c, int mode)
 {
     int              i;
@@ -616,7 +609,7 @@ vn_replay(vn_call_t *call, vn_result_t *r, vn_rstr_t *ikey, vn_fp_t *fp,
 
 /* the namespace's settings: stream maxlen, idem ttl */
 
-static int
+int
 vn_settings(vn_call_t *call, double *maxlen, double *ttl)
 {
     vn_rstr_t       *a, *b;
@@ -695,7 +688,7 @@ vn_incrable(vn_rstr_t *v, long long *n)
 
 /* XADD of a redemption's entry: its id in id */
 
-static int
+int
 vn_xadd(vn_call_t *call, double maxlen, vn_rstr_t **fv, char *id,
     size_t *idlen)
 {
@@ -816,15 +809,19 @@ vn_evaluate_code(vn_call_t *call, vn_result_t *r, int redeem, double n,
     ikey = NULL;
 
     if (redeem && idem.len) {
-        if (hold_ms >= 0) {
-            return VN_DELEGATE;
-        }
-
-        ikey = vn_key(call, ":i:r:", idem.data, idem.len);
+        /* a reserve keeps its own records (":i:h:") */
+        ikey = vn_key(call, hold_ms >= 0 ? ":i:h:" : ":i:r:", idem.data,
+                      idem.len);
         vn_fingerprint(call, nargs, &fp);
 
         rc = vn_replay(call, r, ikey, &fp, "code", &call->code, &cust,
                        amount, NULL);
+
+        /* a reservation's retry looks at its hold: the library's */
+        if (rc == VN_OK && hold_ms >= 0 && r->type != VN_R_FAIL) {
+            return VN_DELEGATE;
+        }
+
         if (rc != VN_NONE) {
             return rc;
         }
@@ -1340,6 +1337,13 @@ vn_evaluate_code(vn_call_t *call, vn_result_t *r, int redeem, double n,
         }
     }
 
+    if (hold_ms >= 0
+        && (vn_hold_check(call, n) != VN_OK
+            || (double) ik >= VN_MAXINT || (double) ic >= VN_MAXINT))
+    {
+        return VN_DELEGATE;
+    }
+
     if (check) {
         return VN_OK;
     }
@@ -1383,7 +1387,7 @@ vn_evaluate_code(vn_call_t *call, vn_result_t *r, int redeem, double n,
 
     /* the customer's counters: HINCRBY when they were not read */
 
-    if (cust.len) {
+    if (cust.len && hold_ms < 0) {
         if (has_nk) {
             vn_hset(call, uk, ukey, ufk, vn_dec(call, nk + 1), ufc,
                     vn_dec(call, nc + 1));
@@ -1436,8 +1440,22 @@ vn_evaluate_code(vn_call_t *call, vn_result_t *r, int redeem, double n,
     r->ok.id.len = idlen;
 
     hold_s = 0;
-    deadline = 0;
-    (void) deadline;
+
+    if (hold_ms >= 0) {
+        if (cust.len && !has_nk) {
+            nk = (double) ik;
+            nc = (double) ic;
+        }
+
+        deadline = (double) vn_now_ms(call) + hold_ms;
+        hold_s = ceil(deadline / 1000);
+
+        vn_hold_add(call, deadline, id, idlen, cust.len ? uk : NULL, ukey,
+                    ufk, vn_dec(call, nk + 1), ufc, vn_dec(call, nc + 1));
+
+        r->ok.has_hold = 1;
+        r->ok.hold_s = hold_s;
+    }
 
     /* the idempotency record: the answer's values */
 
@@ -1507,7 +1525,7 @@ vn_evaluate_code(vn_call_t *call, vn_result_t *r, int redeem, double n,
 
 /* sweep(): phase 1 — a due reservation is the library's to give back */
 
-static int
+int
 vn_sweep_due(vn_call_t *call)
 {
     double           score;
@@ -1549,7 +1567,7 @@ static int vn_limited(vn_call_t *call, vn_result_t *r, int redeem,
     double n, int nargs, double hold_ms, double pts, int from);
 
 
-static int
+int
 vn_evaluate(vn_call_t *call, vn_result_t *r, int redeem, int read_only,
     double hold_ms)
 {

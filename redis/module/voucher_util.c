@@ -40,6 +40,15 @@ vn_nargs(vn_call_t *call)
 }
 
 
+/* reserve's hold_ms: uint() from 1000 to 86400000 (api.reserve) */
+
+int
+vn_hold_ms(const char *p, size_t n, double *out)
+{
+    return vn_uint(p, n, out) && *out >= 1000 && *out <= 86400000;
+}
+
+
 /* uint(): "^%d+$" and at most 2^53 - 1 */
 
 int

@@ -702,10 +702,19 @@ def retry_ms(raw):
     return (RETRY.sub(rb'\1<ms>', raw), int(m.group(2)) if m else 0)
 
 
+# a reservation's deadline in seconds (ceil): the servers are called a
+# few ms apart, so it may differ by one
+HOLD_S = re.compile(rb'\r\n:(1[6-9]\d{8})\r\n')
+
+
 def same_reply(outs):
     a = [retry_ms(outs[w]) for w in 'LMX']
+    h = [[int(x) for x in HOLD_S.findall(x[0])] for x in a]
+    a = [(HOLD_S.sub(b'\r\n:<s>\r\n', x[0]), x[1]) for x in a]
     return (a[0][0] == a[1][0] == a[2][0]
-            and max(x[1] for x in a) - min(x[1] for x in a) <= 3000)
+            and max(x[1] for x in a) - min(x[1] for x in a) <= 3000
+            and all(abs(x - y) <= 1 for x, y in zip(h[0], h[1]))
+            and all(abs(x - y) <= 1 for x, y in zip(h[0], h[2])))
 
 
 class Mapper:
@@ -732,6 +741,11 @@ def dump(srv, norm, holds_tolerance):
             if b'x' in d and b':c:' in k:
                 d[b'x'] = lots(d[b'x'])
             v = sorted((norm(a), norm(b)) for a, b in d.items())
+            at = d.get(b'at')
+            if at and at.isdigit():
+                # a loyalty order's "at": Redis' clock (s), like a TTL
+                v = ('hashat', [x for x in v if x[0] != b'at'],
+                     int(at) * 1000)
         elif t == 'string':
             g = r.ok('GET', k)
             if g is None:
@@ -744,6 +758,10 @@ def dump(srv, norm, holds_tolerance):
                 v = ('tat', int(g, 16) // 1000, ttl)
             elif b':gs:' in k:
                 v = ('str', lots(g), ttl)
+            elif b':i:h:' in k and len(g) > 5 and g[-5] == 0xce:
+                # a reservation's record ends with its deadline (s)
+                v = ('tat', norm(g[:-5]),
+                     int.from_bytes(g[-4:], 'big') * 1000, ttl)
             else:
                 v = ('str', norm(g), ttl)
         elif t == 'stream' and b':lh:' in k:
@@ -796,6 +814,11 @@ def same_value(a, b, tol_ms):
     if isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b):
         if a[0] == 'str':
             return a[1] == b[1] and abs(a[2] - b[2]) <= tol_ms
+        if a[0] == 'hashat':
+            return a[1] == b[1] and abs(a[2] - b[2]) <= tol_ms
+        if a[0] == 'tat' and len(a) == 4:
+            return (a[1] == b[1] and abs(a[2] - b[2]) <= tol_ms
+                    and abs(a[3] - b[3]) <= tol_ms)
         if a[0] == 'tat':
             return abs(a[1] - b[1]) <= tol_ms and abs(a[2] - b[2]) <= tol_ms
         if a[0] == 'ledger':
@@ -816,7 +839,62 @@ LIB_VER = ''
 HOT = {'voucher_validate': 'VOUCHER.VALIDATE',
        'voucher_validate_limited': 'VOUCHER.VALIDATE_LIMITED',
        'voucher_guess': 'VOUCHER.GUESS',
-       'voucher_redeem': 'VOUCHER.REDEEM'}
+       'voucher_redeem': 'VOUCHER.REDEEM',
+       'voucher_reserve': 'VOUCHER.RESERVE',
+       'voucher_confirm': 'VOUCHER.CONFIRM',
+       'voucher_release': 'VOUCHER.RELEASE',
+       'voucher_rollback': 'VOUCHER.ROLLBACK'}
+
+# reservations: short ones expire while a seed runs (real expiries: Redis
+# 7.0 has no clock to fake), so no call is made within MARGIN s of a
+# deadline, where the three servers, called ms apart, could disagree
+# (at least 50 ms, and four times the slowest of the last operations: a
+# loaded box, or ASan, makes one take longer)
+MARGIN = [0.05]
+HOLDS = []              # (earliest, latest) deadline, wall clock
+SPANS = []              # how long the last operations took
+
+
+def hold_wait():
+    m = max([MARGIN[0]] + [4 * x for x in SPANS[-50:]])
+    t = time.time()
+    for lo, hi in sorted(HOLDS):
+        if lo - m <= t <= hi + m:
+            time.sleep(hi + m - t)
+            t = time.time()
+    HOLDS[:] = [x for x in HOLDS if x[1] + m > t]
+    return t
+
+
+def gen_hold(rnd, now, held):
+    """[fn, key, args...] of a reservation step"""
+    y = rnd.random()
+    if y < 0.4 or not held:
+        args = gen_eval(rnd, 0, now, True, [])
+        if len(args) > 5 and args[5][:1] == 'K' and rnd.random() < 0.5:
+            args[5] = 'H%d' % rnd.randrange(20)
+        hold = rnd.choice(['1000', '1500', '86400000', '86400000',
+                           '600000'] + (['999', 'x', '86400001', '']
+                                        if rnd.random() < 0.05 else []))
+        return ['voucher_reserve', args[0], hold] + args[1:]
+    rid = rnd.choice(held)
+    if rnd.random() < 0.05:
+        rid = rnd.choice(['0-1', 'x', '', '99999999999999-0'])
+    idem = rnd.choice(['', '', '', 'S%d' % rnd.randrange(10)])
+    key = '{v}:log'
+    if rnd.random() < 0.03:
+        key = rnd.choice(['{v}:hz', 'v:log', '{v}:log:'])
+    if y < 0.7:
+        extra = ['brief'] if rnd.random() < 0.8 else []
+        if rnd.random() < 0.03:
+            extra = rnd.choice([['x'], ['brief', 'brief']])
+        return ['voucher_confirm', key, rid, idem] + extra
+    if y < 0.85:
+        return ['voucher_release', key, rid, idem]
+    if y < 0.95:
+        return ['voucher_rollback', key, rid,
+                rnd.choice(['', '', '100', 'x']), idem]
+    return ['voucher_sweep', rnd.choice(['{v}:hz', '{v}:hz', '{v}:log'])]
 
 LIMITS = ['r3b9aca00:2:ip:1.2.3.4', 'r3b9aca00:0:ip:1.2.3.4', 'r1:0:ip:z',
           'l3:3600000:3600000:ip:k', 'l1:3600000:3600000:ip:k2',
@@ -839,17 +917,47 @@ def run_seed(seed, nops, servers, lib, native, log):
         for s in servers.values():
             s.r.ok('FCALL', 'voucher_settings_set', 1, '{v}:cfg',
                    'stream_maxlen', 40, 'idem_ttl', 600)
+    if seed % 5 == 0 and native:
+        # a hold the module made, due, then a call the library answers:
+        # its sweep must give it back, whatever it had seen of the set
+        for s in servers.values():
+            s.r.ok('FCALL', 'voucher_sweep_' + LIB_VER, 1, '{v}:hz')
+        for w, s in servers.items():
+            a = ['{v}:c:HAMT', '1000', '', '10000', 'THB', '', '', '0']
+            if w == 'L':
+                s.r.call('FCALL', 'voucher_reserve_' + LIB_VER, 1, *a)
+            else:
+                s.r.call('VOUCHER.RESERVE', *a)
+        time.sleep(1.1)
+        for s in servers.values():
+            s.r.call('FCALL', 'voucher_redeem_' + LIB_VER, 1, '{v}:c:HPCT',
+                     '', '10000', '', '', '', '0')
     maps = {w: Mapper() for w in servers}
     hist = []
+    held = {w: [] for w in servers}         # reservation ids, each side's
+    held_l = []                             # L's, in the order made
     counts = {}
     expiries = set()
     gift_ids = []
     servers = {w: s for w, s in servers.items() if w != 'R'}
     for i in range(nops):
-        time_guard(expiries)
         x = rnd.random()
+        if SPANS and len(SPANS) > 100:
+            del SPANS[:50]
+        # away from a credit's end, a second's start and a hold's deadline
+        # at once: until neither wait has to sleep
+        while True:
+            t_in = time.time()
+            time_guard(expiries)
+            t_op = hold_wait()
+            if t_op - t_in < 0.002:
+                break
+        # a fifth are holds; the rest, spread over [0, 1) again
+        hold = x < 0.2
+        if not hold:
+            x = (x - 0.2) / 0.8
         gift = None
-        if 0.08 <= x < 0.14:
+        if not hold and 0.08 <= x < 0.14:
             y = rnd.random()
             if y < 0.4:
                 gift = gen_gift_eval(rnd, now)
@@ -870,7 +978,40 @@ def run_seed(seed, nops, servers, lib, native, log):
                 outs = {w: s.r.call(*cmd)[0] for w, s in servers.items()}
                 what = cmd
                 kind = '(gift)'
-        if gift is None and 0.08 <= x < 0.14:
+        if hold:
+            step = gen_hold(rnd, now, held_l)
+            fn, args = step[0], step[1:]
+            if fn != 'voucher_reserve' and len(args) > 1 and args[1] in held_l:
+                # the same reservation on each side (ids are times)
+                j = held_l.index(args[1])
+            else:
+                j = None
+            outs = {}
+            t0 = time.time()
+            for w, s in servers.items():
+                a = list(args)
+                if j is not None:
+                    a[1] = held[w][j]
+                nat = native and fn in HOT and (
+                    w == 'M' or (w == 'X' and rnd.random() < 0.5))
+                if nat:
+                    raw, _ = s.r.call(HOT[fn], *a)
+                else:
+                    raw, _ = s.r.call('FCALL', fn + '_' + LIB_VER, 1, *a)
+                outs[w] = raw
+            t1 = time.time()
+            if fn == 'voucher_reserve':
+                ids = {w: ID.findall(outs[w]) for w in servers}
+                if all(len(ids[w]) == 1 for w in servers):
+                    for w in servers:
+                        held[w].append(ids[w][0].decode())
+                    held_l.append(held['L'][-1])
+                    if args[1] in ('1000', '1500'):
+                        ms = int(args[1]) / 1000
+                        HOLDS.append((t0 + ms, t1 + ms))
+            what = step
+            kind = fn
+        elif gift is None and 0.08 <= x < 0.14:
             pass
         elif x < 0.03:
             cmds = gen_serial(rnd, i, now, hist, maps, servers)
@@ -918,6 +1059,7 @@ def run_seed(seed, nops, servers, lib, native, log):
                 outs[w] = raw
             what = [fn] + args
             kind = ('(gift) ' if gift else '') + fn
+        SPANS.append(time.time() - t_op)
         normed = {w: maps[w](outs[w]) for w in outs}
         if what[:2] == ['FCALL', 'voucher_gift_get']:
             # a lot's credited_at: Redis' clock, a second apart at times
