@@ -355,7 +355,8 @@ vn_undo(vn_call_t *call, vn_rstr_t *id, vn_entry_t *e, vn_rstr_t *typ,
     size_t           len, ridlen, n;
     vn_code_t        c;
     vn_rstr_t       *rbkey, *kkey, *ukey, *kf, *cf, *hkey, *fv[22];
-    vn_rstr_t       *rb_amt, *rb_done, *kst, *kred, *kgiv, *uv1, *uv2, *v;
+    vn_rstr_t       *rb_amt, *rb_done, *kst, *kred, *kgiv, *krules, *uv1,
+                    *uv2, *v;
     const char      *s;
     RedisModuleKey  *rb, *kk, *uk, *hz;
 
@@ -400,6 +401,13 @@ vn_undo(vn_call_t *call, vn_rstr_t *id, vn_entry_t *e, vn_rstr_t *typ,
     RedisModule_StringPtrLen(e->f[8], &len);
     gift = (len != 0);
 
+    /* a gift card's refund goes back into its lots with a ledger entry
+       (giftcard.lua): the library's */
+
+    if (gift) {
+        return VN_DELEGATE;
+    }
+
     /* the code (as the key of its own namespace) */
 
     s = RedisModule_StringPtrLen(e->f[1], &len);
@@ -436,13 +444,22 @@ vn_undo(vn_call_t *call, vn_rstr_t *id, vn_entry_t *e, vn_rstr_t *typ,
     kst = NULL;
     kred = NULL;
     kgiv = NULL;
+    krules = NULL;
 
     if (kk && RedisModule_HashGet(kk, REDISMODULE_HASH_NONE,
                                   vn_c.camp_f[0], &kst,
                                   vn_c.camp_f[VN_CAMP_REDEEMED], &kred,
-                                  vn_c.camp_f[VN_CAMP_GIVEN], &kgiv, NULL)
+                                  vn_c.camp_f[VN_CAMP_GIVEN], &kgiv,
+                                  vn_c.camp_f[VN_CAMP_RULES - 1], &krules,
+                                  NULL)
               != REDISMODULE_OK)
     {
+        return VN_DELEGATE;
+    }
+
+    /* the "rules" field: periodic counters to give back (rules.lua) */
+
+    if (krules != NULL) {
         return VN_DELEGATE;
     }
 

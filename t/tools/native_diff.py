@@ -800,8 +800,36 @@ def dump(srv, norm, holds_tolerance):
 
 def lots(x):
     """a gift card's lots "t:e:a ..." without the seconds they were
-    credited at (Redis' clock, a second apart on two servers)"""
-    return re.sub(rb'(^| )\d+:', rb'\1<t>:', x)
+    credited at (Redis' clock, a second apart on two servers), so as the
+    sums by expiry: credits of one second are one lot, of two seconds two,
+    which spend alike"""
+    by = {}
+    for tok in x.split():
+        part = tok.split(b':')
+        if len(part) != 3 or not part[2].lstrip(b'-').isdigit():
+            return re.sub(rb'(^| )\d+:', rb'\1<t>:', x)
+        by[part[1]] = by.get(part[1], 0) + int(part[2])
+    return b' '.join(b'<t>:%s:%d' % (e, a) for e, a in sorted(by.items()))
+
+
+def lots_reply(v):
+    """voucher_gift_get's "lots" array as lots() puts them"""
+    m = re.search(rb'\$4\r\nlots\r\n\*(\d+)\r\n', v)
+    if not m:
+        return v
+    n, at = int(m.group(1)), m.end()
+    by = {}
+    for _ in range(n):
+        lm = re.compile(rb'\*3\r\n:-?\d+\r\n:(-?\d+)\r\n:(-?\d+)\r\n'
+                        ).match(v, at)
+        if not lm:
+            return v
+        by[int(lm.group(1))] = by.get(int(lm.group(1)), 0) + int(lm.group(2))
+        at = lm.end()
+    out = b'*%d\r\n' % len(by) + b''.join(
+        b'*3\r\n:<t>\r\n:%d\r\n:%d\r\n' % (e, a)
+        for e, a in sorted(by.items()))
+    return v[:m.start()] + b'$4\r\nlots\r\n' + out + v[at:]
 
 
 def same_value(a, b, tol_ms):
@@ -1063,8 +1091,7 @@ def run_seed(seed, nops, servers, lib, native, log):
         normed = {w: maps[w](outs[w]) for w in outs}
         if what[:2] == ['FCALL', 'voucher_gift_get']:
             # a lot's credited_at: Redis' clock, a second apart at times
-            normed = {w: re.sub(rb'\*3\r\n:\d+\r\n', b'*3\r\n:<t>\r\n', v)
-                      for w, v in normed.items()}
+            normed = {w: lots_reply(v) for w, v in normed.items()}
         if gift and gift[0] == 'voucher_redeem':
             gift_ids += re.findall(rb'<id\d+>', normed['L'])[:1]
         m = re.match(rb'\*\d+\r\n\$\d+\r\n([^\r]*)', normed['L'])
