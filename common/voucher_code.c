@@ -513,9 +513,14 @@ voucher_code_issue(const unsigned char key[VOUCHER_KEY_LEN],
 }
 
 
-size_t
-voucher_code_issue_ex(const unsigned char key[VOUCHER_KEY_LEN],
-    const char *prefix, size_t body_len, size_t mac_len,
+/*
+ * prefix (normalized), body, tag and suffix into out: the body given, or
+ * random (body NULL); its length, or 0 with out empty
+ */
+
+static size_t
+voucher_code_build(const unsigned char key[VOUCHER_KEY_LEN],
+    const char *prefix, const char *body, size_t body_len, size_t mac_len,
     const voucher_format_t *fmt, char *out, size_t size)
 {
     size_t         i, total, slen;
@@ -544,7 +549,10 @@ voucher_code_issue_ex(const unsigned char key[VOUCHER_KEY_LEN],
         return 0;
     }
 
-    if (voucher_crockford(fmt)) {
+    if (body) {
+        memcpy(out + plen, body, body_len);
+
+    } else if (voucher_crockford(fmt)) {
         /* 32 divides 256: the low 5 bits of a random byte are uniform */
         randombytes_buf(rnd, body_len);
 
@@ -579,51 +587,22 @@ voucher_code_issue_ex(const unsigned char key[VOUCHER_KEY_LEN],
 
 
 size_t
+voucher_code_issue_ex(const unsigned char key[VOUCHER_KEY_LEN],
+    const char *prefix, size_t body_len, size_t mac_len,
+    const voucher_format_t *fmt, char *out, size_t size)
+{
+    return voucher_code_build(key, prefix, NULL, body_len, mac_len, fmt, out,
+                              size);
+}
+
+
+size_t
 voucher_code_make(const unsigned char key[VOUCHER_KEY_LEN],
     const char *prefix, const char *body, size_t body_len, size_t mac_len,
     const voucher_format_t *fmt, char *out, size_t size)
 {
-    size_t   total, slen;
-    ssize_t  plen;
-
-    if (body_len < VOUCHER_BODY_MIN_LEN || body_len > VOUCHER_BODY_MAX_LEN
-        || mac_len < VOUCHER_MAC_MIN_LEN || mac_len > VOUCHER_MAC_MAX_LEN
-        || size == 0)
-    {
-        return 0;
-    }
-
-    slen = (fmt && fmt->suffix) ? fmt->suffix_len : 0;
-
-    plen = voucher_normalize(prefix ? prefix : "", prefix ? strlen(prefix) : 0,
-                             out, size);
-    if (plen < 0) {
-        return 0;
-    }
-
-    total = (size_t) plen + body_len + mac_len + slen;
-
-    if (total > VOUCHER_CODE_MAX_LEN || total > size - 1) {
-        out[0] = '\0';
-        return 0;
-    }
-
-    memcpy(out + plen, body, body_len);
-
-    if (voucher_tag(key, out, (size_t) plen, out + plen, body_len,
-                    out + plen + body_len, mac_len, fmt) != 0)
-    {
-        out[0] = '\0';
-        return 0;
-    }
-
-    if (slen) {
-        memcpy(out + plen + body_len + mac_len, fmt->suffix, slen);
-    }
-
-    out[total] = '\0';
-
-    return total;
+    return voucher_code_build(key, prefix, body, body_len, mac_len, fmt, out,
+                              size);
 }
 
 

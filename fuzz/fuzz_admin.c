@@ -17,20 +17,8 @@
 
 #include <jansson.h>
 
+#include "fuzz.h"
 #include "vw_admin_parse.h"
-
-
-#define CHECK(cond)                                                           \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            fprintf(stderr, "invariant failed at %s:%d: %s\n",                \
-                    __FILE__, __LINE__, #cond);                               \
-            abort();                                                          \
-        }                                                                     \
-    } while (0)
-
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 
 /* the shapes of the API's paths; no operation runs here */

@@ -17,21 +17,8 @@
 
 #include <sodium.h>
 
+#include "fuzz.h"
 #include "voucher_code.h"
-
-
-#define CHECK(cond)                                                           \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            fprintf(stderr, "invariant failed at %s:%d: %s\n",                \
-                    __FILE__, __LINE__, #cond);                               \
-            abort();                                                          \
-        }                                                                     \
-    } while (0)
-
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 
 static const unsigned char  key[VOUCHER_KEY_LEN] =

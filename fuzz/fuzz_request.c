@@ -18,17 +18,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "fuzz.h"
 #include "ngx_http_voucher_parse.h"
-
-
-#define CHECK(cond)                                                           \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            fprintf(stderr, "invariant failed at %s:%d: %s\n",                \
-                    __FILE__, __LINE__, #cond);                               \
-            abort();                                                          \
-        }                                                                     \
-    } while (0)
 
 
 #define STR_TEXT      0
@@ -46,9 +37,6 @@ typedef struct {
     size_t                       size;
     int                          rc;
 } fuzz_result_t;
-
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 
 static const char  *reasons[] = {

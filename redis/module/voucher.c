@@ -61,6 +61,23 @@ static vn_command_t  vn_commands[] = {
 };
 
 
+/* a command's call on its arguments, the clock not read yet */
+
+void
+vn_call_init(vn_call_t *call, RedisModuleCtx *ctx, vn_rstr_t **argv,
+    int argc, const char *fn)
+{
+    RedisModule_AutoMemory(ctx);
+
+    memset(call, 0, sizeof(vn_call_t));
+    call->ctx = ctx;
+    call->argv = argv;
+    call->argc = argc;
+    call->fn = fn;
+    call->now_us = -1;
+}
+
+
 int
 vn_delegate(vn_call_t *call)
 {

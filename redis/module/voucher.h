@@ -200,6 +200,8 @@ extern vn_consts_t  vn_c;
 
 
 /* voucher.c */
+void vn_call_init(vn_call_t *call, RedisModuleCtx *ctx, vn_rstr_t **argv,
+    int argc, const char *fn);
 int vn_delegate(vn_call_t *call);
 int vn_tag_of(vn_call_t *call, const char *suffix, int code);
 long long vn_now_us(vn_call_t *call);

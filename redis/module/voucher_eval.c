@@ -1725,14 +1725,7 @@ vn_eval_command(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc,
     vn_call_t    call;
     vn_result_t  r;
 
-    RedisModule_AutoMemory(ctx);
-
-    memset(&call, 0, sizeof(vn_call_t));
-    call.ctx = ctx;
-    call.argv = argv;
-    call.argc = argc;
-    call.fn = fn;
-    call.now_us = -1;
+    vn_call_init(&call, ctx, argv, argc, fn);
 
     memset(&r, 0, sizeof(vn_result_t));
 
@@ -1823,14 +1816,7 @@ vn_cmd_guess(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc)
     vn_call_t    call;
     vn_result_t  r;
 
-    RedisModule_AutoMemory(ctx);
-
-    memset(&call, 0, sizeof(vn_call_t));
-    call.ctx = ctx;
-    call.argv = argv;
-    call.argc = argc;
-    call.fn = VN_FN("voucher_guess");
-    call.now_us = -1;
+    vn_call_init(&call, ctx, argv, argc, VN_FN("voucher_guess"));
 
     memset(&r, 0, sizeof(vn_result_t));
 

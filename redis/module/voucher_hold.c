@@ -110,15 +110,8 @@ vn_cmd_reserve(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc)
     vn_result_t   r;
     const char   *s;
 
-    RedisModule_AutoMemory(ctx);
-
-    memset(&call, 0, sizeof(vn_call_t));
-    call.ctx = ctx;
-    call.argv = argv;
-    call.argc = argc;
+    vn_call_init(&call, ctx, argv, argc, VN_FN("voucher_reserve"));
     call.off = 1;
-    call.fn = VN_FN("voucher_reserve");
-    call.now_us = -1;
 
     memset(&r, 0, sizeof(vn_result_t));
 
@@ -222,27 +215,31 @@ vn_confirm_brief(vn_call_t *call)
 }
 
 
+/* a command of one step that either replies or hands over to the library */
+
+static int
+vn_hold_command(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc,
+    const char *fn, int (*step)(vn_call_t *call))
+{
+    vn_call_t  call;
+
+    vn_call_init(&call, ctx, argv, argc, fn);
+
+    if (step(&call) == VN_DELEGATE) {
+        return vn_delegate(&call);
+    }
+
+    return REDISMODULE_OK;
+}
+
+
 /* VOUCHER.CONFIRM {NS}:log redemption_id idem [brief] */
 
 int
 vn_cmd_confirm(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc)
 {
-    vn_call_t  call;
-
-    RedisModule_AutoMemory(ctx);
-
-    memset(&call, 0, sizeof(vn_call_t));
-    call.ctx = ctx;
-    call.argv = argv;
-    call.argc = argc;
-    call.fn = VN_FN("voucher_confirm");
-    call.now_us = -1;
-
-    if (vn_confirm_brief(&call) == VN_DELEGATE) {
-        return vn_delegate(&call);
-    }
-
-    return REDISMODULE_OK;
+    return vn_hold_command(ctx, argv, argc, VN_FN("voucher_confirm"),
+                           vn_confirm_brief);
 }
 
 
@@ -713,22 +710,8 @@ vn_release(vn_call_t *call)
 int
 vn_cmd_release(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc)
 {
-    vn_call_t  call;
-
-    RedisModule_AutoMemory(ctx);
-
-    memset(&call, 0, sizeof(vn_call_t));
-    call.ctx = ctx;
-    call.argv = argv;
-    call.argc = argc;
-    call.fn = VN_FN("voucher_release");
-    call.now_us = -1;
-
-    if (vn_release(&call) == VN_DELEGATE) {
-        return vn_delegate(&call);
-    }
-
-    return REDISMODULE_OK;
+    return vn_hold_command(ctx, argv, argc, VN_FN("voucher_release"),
+                           vn_release);
 }
 
 
@@ -763,20 +746,6 @@ vn_rollback(vn_call_t *call)
 int
 vn_cmd_rollback(RedisModuleCtx *ctx, vn_rstr_t **argv, int argc)
 {
-    vn_call_t  call;
-
-    RedisModule_AutoMemory(ctx);
-
-    memset(&call, 0, sizeof(vn_call_t));
-    call.ctx = ctx;
-    call.argv = argv;
-    call.argc = argc;
-    call.fn = VN_FN("voucher_rollback");
-    call.now_us = -1;
-
-    if (vn_rollback(&call) == VN_DELEGATE) {
-        return vn_delegate(&call);
-    }
-
-    return REDISMODULE_OK;
+    return vn_hold_command(ctx, argv, argc, VN_FN("voucher_rollback"),
+                           vn_rollback);
 }

@@ -167,13 +167,39 @@ vw_report_table(json_t *rp)
 }
 
 
+/* --format: 0 table (the default), 1 csv, 2 json, or -1 (said) */
+
+static int
+vw_report_format(vw_opt_t *opts, const char *cmd)
+{
+    const char  *fmt;
+
+    fmt = vw_opt(opts, "--format");
+
+    if (fmt == NULL || strcmp(fmt, "table") == 0) {
+        return 0;
+    }
+
+    if (strcmp(fmt, "csv") == 0) {
+        return 1;
+    }
+
+    if (strcmp(fmt, "json") == 0) {
+        return 2;
+    }
+
+    vw_ctl_fail("%s: --format: expected table, csv or json", cmd);
+
+    return -1;
+}
+
+
 int
 vw_cmd_report(vw_ctl_t *ctl, int argc, char **argv)
 {
-    int          npos, format, rc;
-    char        *pos[2], what[256];
-    json_t      *out, *query;
-    const char  *fmt;
+    int      npos, format, rc;
+    char    *pos[2], what[256];
+    json_t  *out, *query;
 
     vw_opt_t  opts[] = {
         { "--format", 1, NULL, 0 },
@@ -191,13 +217,8 @@ vw_cmd_report(vw_ctl_t *ctl, int argc, char **argv)
         return VW_EXIT_USAGE;
     }
 
-    fmt = vw_opt(opts, "--format");
-    format = fmt == NULL || strcmp(fmt, "table") == 0 ? 0
-             : strcmp(fmt, "csv") == 0 ? 1
-             : strcmp(fmt, "json") == 0 ? 2 : -1;
-
+    format = vw_report_format(opts, "report");
     if (format < 0) {
-        vw_ctl_fail("report: --format: expected table, csv or json");
         return VW_EXIT_USAGE;
     }
 
@@ -418,7 +439,7 @@ vw_cmd_liability(vw_ctl_t *ctl, int argc, char **argv)
     int                 npos, format, rc;
     char               *pos[1];
     json_t             *out, *query;
-    const char         *fmt, *loc;
+    const char         *loc;
     const vw_locale_t  *l;
 
     vw_opt_t  opts[] = {
@@ -437,13 +458,8 @@ vw_cmd_liability(vw_ctl_t *ctl, int argc, char **argv)
         return VW_EXIT_USAGE;
     }
 
-    fmt = vw_opt(opts, "--format");
-    format = fmt == NULL || strcmp(fmt, "table") == 0 ? 0
-             : strcmp(fmt, "csv") == 0 ? 1
-             : strcmp(fmt, "json") == 0 ? 2 : -1;
-
+    format = vw_report_format(opts, "liability");
     if (format < 0) {
-        vw_ctl_fail("liability: --format: expected table, csv or json");
         return VW_EXIT_USAGE;
     }
 

@@ -322,6 +322,43 @@ vw_sweep_tick(vw_daemon_t *d)
 
 
 /*
+ * One second's sweep of a due set: FCALL fn on the key of that kind, the
+ * daemon's clock and at most 1000 entries; how many were done, or -1.
+ */
+
+static int
+vw_due_tick(vw_daemon_t *d, const char *kind, const char *fn,
+    const char *what)
+{
+    int          n;
+    char        *key;
+    redisReply  *r;
+
+    key = vw_key(&d->cf, "%s", kind);
+    r = redisCommand(d->redis, "FCALL %s 1 %s %lld 1000",
+                     fn, key, (long long) vw_now());
+    free(key);
+
+    if (r == NULL) {
+        snprintf(d->err, sizeof(d->err), "redis: %s", d->redis->errstr);
+        return -1;
+    }
+
+    if (r->type != REDIS_REPLY_INTEGER) {
+        snprintf(d->err, sizeof(d->err), "%s: %s", what,
+                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        freeReplyObject(r);
+        return -1;
+    }
+
+    n = (int) r->integer;
+    freeReplyObject(r);
+
+    return n;
+}
+
+
+/*
  * The gift cards with a credit whose time has come, on the daemon's
  * clock: the credits_expired entries of their ledgers (voucher_gift_sweep,
  * 1000 cards at most a second).  A redeem never counts such a credit
@@ -331,29 +368,9 @@ vw_sweep_tick(vw_daemon_t *d)
 static int
 vw_gift_tick(vw_daemon_t *d)
 {
-    int          n;
-    char        *key;
-    redisReply  *r;
+    int  n;
 
-    key = vw_key(&d->cf, "gx");
-    r = redisCommand(d->redis, "FCALL voucher_gift_sweep 1 %s %lld 1000",
-                     key, (long long) vw_now());
-    free(key);
-
-    if (r == NULL) {
-        snprintf(d->err, sizeof(d->err), "redis: %s", d->redis->errstr);
-        return -1;
-    }
-
-    if (r->type != REDIS_REPLY_INTEGER) {
-        snprintf(d->err, sizeof(d->err), "gift sweep: %s",
-                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        freeReplyObject(r);
-        return -1;
-    }
-
-    n = (int) r->integer;
-    freeReplyObject(r);
+    n = vw_due_tick(d, "gx", "voucher_gift_sweep", "gift sweep");
 
     if (n > 0) {
         vw_log_info("gift cards: %d card(s) had credits expire", n);
@@ -372,29 +389,9 @@ vw_gift_tick(vw_daemon_t *d)
 static int
 vw_loyalty_tick(vw_daemon_t *d)
 {
-    int          n;
-    char        *key;
-    redisReply  *r;
+    int  n;
 
-    key = vw_key(&d->cf, "lz");
-    r = redisCommand(d->redis, "FCALL voucher_loyalty_sweep 1 %s %lld 1000",
-                     key, (long long) vw_now());
-    free(key);
-
-    if (r == NULL) {
-        snprintf(d->err, sizeof(d->err), "redis: %s", d->redis->errstr);
-        return -1;
-    }
-
-    if (r->type != REDIS_REPLY_INTEGER) {
-        snprintf(d->err, sizeof(d->err), "loyalty sweep: %s",
-                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        freeReplyObject(r);
-        return -1;
-    }
-
-    n = (int) r->integer;
-    freeReplyObject(r);
+    n = vw_due_tick(d, "lz", "voucher_loyalty_sweep", "loyalty sweep");
 
     if (n > 0) {
         vw_log_info("loyalty: %d member(s) had points or a tier due", n);

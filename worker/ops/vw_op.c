@@ -148,6 +148,26 @@ vw_op_run(vw_op_t *op, const vw_args_t *a, vw_operr_t *e)
 
 
 redisReply *
+vw_op_fcall_key(vw_op_t *op, const char *fn, char *key, vw_operr_t *e)
+{
+    vw_args_t    a;
+    redisReply  *r;
+
+    memset(&a, 0, sizeof(vw_args_t));
+    vw_args_adds(&a, "FCALL");
+    vw_args_adds(&a, fn);
+    vw_args_adds(&a, "1");
+    vw_args_adds(&a, key);
+    free(key);
+
+    r = vw_op_run(op, &a, e);
+    vw_args_free(&a);
+
+    return r;
+}
+
+
+redisReply *
 vw_op_admin(vw_op_t *op, const char *key, const char *name,
     const char *target, const char *fn, const char *must, vw_args_t *rest,
     vw_operr_t *e)

@@ -96,6 +96,10 @@ int vw_op_fail(vw_operr_t *e, int status, const char *reason,
  */
 redisReply *vw_op_run(vw_op_t *op, const vw_args_t *a, vw_operr_t *e);
 
+/* FCALL fn 1 key, as vw_op_run(); key is a vw_key() it frees */
+redisReply *vw_op_fcall_key(vw_op_t *op, const char *fn, char *key,
+    vw_operr_t *e);
+
 /* an error reply of the library as status, reason, field, message */
 int vw_op_reply_error(const char *s, vw_operr_t *e);
 
@@ -140,6 +144,18 @@ int vw_op_limit(json_t *query, int64_t *out, vw_operr_t *e);
 
 /* a flat field/value reply as a JSON object; integers stay integers */
 json_t *vw_op_pairs(const redisReply *r);
+
+/* a stream entry as a JSON object */
+typedef json_t *(*vw_op_entry_pt)(redisReply *en);
+
+/* the query of a page: "cursor" (checked) and "limit"; -1 when bad */
+int vw_op_cursor(vw_op_in_t *in, int64_t *limit, const char **cursor,
+    vw_operr_t *e);
+
+/* a page of a stream's entries after cursor, XRANGE or XREVRANGE (rev) */
+int vw_op_stream_range(vw_op_t *op, const char *key, int rev,
+    const char *cursor, int64_t limit, vw_op_entry_pt entry, json_t **out,
+    vw_operr_t *e);
 
 /*
  * A page of a stream's entries (objects with "id" and the fields): XRANGE,

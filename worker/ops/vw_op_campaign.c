@@ -55,21 +55,11 @@ static const vw_field_t  vw_campaign_fields[] = {
 static json_t *
 vw_campaign_read(vw_op_t *op, const char *id, vw_operr_t *e)
 {
-    char        *key;
     json_t      *o, *p;
-    vw_args_t    a;
     redisReply  *r;
 
-    memset(&a, 0, sizeof(vw_args_t));
-    key = vw_key(op->cf, "k:%s", id);
-    vw_args_adds(&a, "FCALL");
-    vw_args_adds(&a, "voucher_campaign_get");
-    vw_args_adds(&a, "1");
-    vw_args_adds(&a, key);
-    free(key);
-
-    r = vw_op_run(op, &a, e);
-    vw_args_free(&a);
+    r = vw_op_fcall_key(op, "voucher_campaign_get",
+                        vw_key(op->cf, "k:%s", id), e);
 
     if (r == NULL) {
         return NULL;

@@ -49,8 +49,8 @@ vw_op_code_norm(const char *code, char *out, size_t size)
 }
 
 
-static int
-vw_code_id(const char *id, char *norm, size_t size, vw_operr_t *e)
+int
+vw_op_code_id(const char *id, char *norm, size_t size, vw_operr_t *e)
 {
     if (id == NULL || *id == '\0') {
         return vw_op_fail(e, 400, "missing_field", "code", "code: required");
@@ -70,21 +70,11 @@ vw_code_id(const char *id, char *norm, size_t size, vw_operr_t *e)
 json_t *
 vw_op_code_read(vw_op_t *op, const char *code, vw_operr_t *e)
 {
-    char        *key;
     json_t      *o;
-    vw_args_t    a;
     redisReply  *r;
 
-    memset(&a, 0, sizeof(vw_args_t));
-    key = vw_key(op->cf, "c:%s", code);
-    vw_args_adds(&a, "FCALL");
-    vw_args_adds(&a, "voucher_code_get");
-    vw_args_adds(&a, "1");
-    vw_args_adds(&a, key);
-    free(key);
-
-    r = vw_op_run(op, &a, e);
-    vw_args_free(&a);
+    r = vw_op_fcall_key(op, "voucher_code_get",
+                        vw_key(op->cf, "c:%s", code), e);
 
     if (r == NULL) {
         return NULL;
@@ -138,7 +128,7 @@ vw_op_code_create(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
     id = NULL;
 
     if (vw_op_str(in, in->body, "code", 1, &id, e) != 0
-        || vw_code_id(id, code, sizeof(code), e) != 0)
+        || vw_op_code_id(id, code, sizeof(code), e) != 0)
     {
         return -1;
     }
@@ -169,7 +159,7 @@ vw_op_code_update(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
     char       code[128];
     vw_args_t  a;
 
-    if (vw_code_id(in->id, code, sizeof(code), e) != 0) {
+    if (vw_op_code_id(in->id, code, sizeof(code), e) != 0) {
         return -1;
     }
 
@@ -202,7 +192,7 @@ vw_code_status(vw_op_t *op, vw_op_in_t *in, const char *status,
     static const char *const  none[] = { NULL };
 
     if (vw_op_known(in->body, none, e) != 0
-        || vw_code_id(in->id, code, sizeof(code), e) != 0)
+        || vw_op_code_id(in->id, code, sizeof(code), e) != 0)
     {
         return -1;
     }
@@ -240,7 +230,7 @@ vw_op_code_delete(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
     static const char *const  none[] = { NULL };
 
     if (vw_op_known(in->body, none, e) != 0
-        || vw_code_id(in->id, code, sizeof(code), e) != 0)
+        || vw_op_code_id(in->id, code, sizeof(code), e) != 0)
     {
         return -1;
     }
@@ -387,7 +377,7 @@ vw_op_code_get(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
     limit = 20;
     scan = 100000;
 
-    if (vw_code_id(in->id, code, sizeof(code), e) != 0
+    if (vw_op_code_id(in->id, code, sizeof(code), e) != 0
         || vw_op_known(in->query, names, e) != 0
         || vw_op_qint(in->query, "history", 0, 1000, &limit, e) != 0
         || vw_op_qint(in->query, "scan", 1, 10000000, &scan, e) != 0)
@@ -511,7 +501,7 @@ vw_code_balance(vw_op_t *op, vw_op_in_t *in, const char *how,
 
     ref = note = zone = NULL;
 
-    if (vw_code_id(in->id, code, sizeof(code), e) != 0
+    if (vw_op_code_id(in->id, code, sizeof(code), e) != 0
         || vw_op_known(in->body, names, e) != 0
         || vw_op_int(in, in->body, "amount", 1, 1, 9007199254740991LL,
                      &amount, e) != 0

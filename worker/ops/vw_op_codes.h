@@ -24,6 +24,9 @@ typedef struct {
 /* the code as stored: upper case, no spaces, tabs or dashes */
 void vw_op_code_norm(const char *code, char *out, size_t size);
 
+/* the code of a path, normalized into out; -1 (400) when none or too long */
+int vw_op_code_id(const char *id, char *out, size_t size, vw_operr_t *e);
+
 /* the code as voucher_code_get answers it, or NULL (404 not_found) */
 json_t *vw_op_code_read(vw_op_t *op, const char *code, vw_operr_t *e);
 

@@ -40,24 +40,6 @@ vw_gift_refusal(const char *reason, const char *code, vw_operr_t *e)
 }
 
 
-static int
-vw_gift_code(const char *id, char *code, size_t size, vw_operr_t *e)
-{
-    if (id == NULL || *id == '\0') {
-        return vw_op_fail(e, 400, "missing_field", "code", "code: required");
-    }
-
-    vw_op_code_norm(id, code, size);
-
-    if (code[0] == '\0' || strlen(code) > 64) {
-        return vw_op_fail(e, 400, "invalid_field", "code",
-                          "code: 1..64 printable ASCII characters");
-    }
-
-    return 0;
-}
-
-
 /*
  * GET /v1/codes/{code}/balance: what the card can spend now (Redis time)
  * and its lots, the first to be spent first
@@ -66,29 +48,20 @@ vw_gift_code(const char *id, char *code, size_t size, vw_operr_t *e)
 int
 vw_op_code_balance(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
 {
-    char                      code[128], *key;
+    char                      code[128];
     size_t                    i;
     json_t                   *o, *lots, *l;
-    vw_args_t                 a;
     redisReply               *r, *x, *lr;
     static const char *const  none[] = { NULL };
 
-    if (vw_gift_code(in->id, code, sizeof(code), e) != 0
+    if (vw_op_code_id(in->id, code, sizeof(code), e) != 0
         || vw_op_known(in->query, none, e) != 0)
     {
         return -1;
     }
 
-    key = vw_key(op->cf, "c:%s", code);
-    memset(&a, 0, sizeof(vw_args_t));
-    vw_args_adds(&a, "FCALL");
-    vw_args_adds(&a, "voucher_gift_get");
-    vw_args_adds(&a, "1");
-    vw_args_adds(&a, key);
-    free(key);
-
-    r = vw_op_run(op, &a, e);
-    vw_args_free(&a);
+    r = vw_op_fcall_key(op, "voucher_gift_get",
+                        vw_key(op->cf, "c:%s", code), e);
 
     if (r == NULL) {
         return -1;
@@ -189,31 +162,17 @@ int
 vw_op_code_transactions(vw_op_t *op, vw_op_in_t *in, json_t **out,
     vw_operr_t *e)
 {
-    char                      code[128], *key, from[64];
-    size_t                    i;
-    int64_t                   limit;
-    json_t                   *items, *bal;
-    vw_args_t                 a;
-    vw_op_in_t                in2;
-    redisReply               *r;
-    const char               *cursor;
-    static const char *const  names[] = { "cursor", "limit", NULL };
+    int          rc;
+    char         code[128], *key;
+    int64_t      limit;
+    json_t      *bal;
+    vw_op_in_t   in2;
+    const char  *cursor;
 
-    cursor = NULL;
-
-    if (vw_gift_code(in->id, code, sizeof(code), e) != 0
-        || vw_op_known(in->query, names, e) != 0
-        || vw_op_limit(in->query, &limit, e) != 0
-        || vw_op_str(in, in->query, "cursor", 0, &cursor, e) != 0)
+    if (vw_op_code_id(in->id, code, sizeof(code), e) != 0
+        || vw_op_cursor(in, &limit, &cursor, e) != 0)
     {
         return -1;
-    }
-
-    if (cursor && (strlen(cursor) > 40
-                   || strspn(cursor, "0123456789-") != strlen(cursor)))
-    {
-        return vw_op_fail(e, 400, "invalid_field", "cursor",
-                          "cursor: not one this API gave");
     }
 
     /* a code that is no gift card has no ledger: say which */
@@ -229,41 +188,17 @@ vw_op_code_transactions(vw_op_t *op, vw_op_in_t *in, json_t **out,
 
     json_decref(in2.query);
 
-    snprintf(from, sizeof(from), "%s%s", cursor ? "(" : "",
-             cursor ? cursor : "+");
-
     key = vw_key(op->cf, "gl:%s", code);
-    memset(&a, 0, sizeof(vw_args_t));
-    vw_args_adds(&a, "XREVRANGE");
-    vw_args_adds(&a, key);
-    vw_args_adds(&a, from);
-    vw_args_adds(&a, "-");
-    vw_args_adds(&a, "COUNT");
-    vw_args_addi(&a, limit);
+    rc = vw_op_stream_range(op, key, 1, cursor, limit, vw_gift_entry, out, e);
     free(key);
 
-    r = vw_op_run(op, &a, e);
-    vw_args_free(&a);
-
-    if (r == NULL) {
-        json_decref(bal);
-        return -1;
+    if (rc == 200) {
+        json_object_set(*out, "balance", json_object_get(bal, "balance"));
     }
 
-    items = json_array();
-
-    for (i = 0; i < r->elements; i++) {
-        json_array_append_new(items, vw_gift_entry(r->element[i]));
-    }
-
-    *out = vw_op_page(items, r->elements == (size_t) limit
-                             ? r->element[r->elements - 1]->element[0]->str
-                             : NULL);
-    json_object_set(*out, "balance", json_object_get(bal, "balance"));
     json_decref(bal);
-    freeReplyObject(r);
 
-    return 200;
+    return rc;
 }
 
 

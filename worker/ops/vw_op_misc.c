@@ -366,38 +366,50 @@ vw_stream_entry(redisReply *en)
 
 
 /*
- * A page of a stream: XRANGE (or XREVRANGE, newest first) after the
- * cursor, which is the last entry id of the page before.
+ * The query of a page: only "cursor" (the last entry id of the page
+ * before, as this API gave it) and "limit".
  */
 
 int
-vw_op_stream_page(vw_op_t *op, vw_op_in_t *in, const char *key, int rev,
-    json_t **out, vw_operr_t *e)
+vw_op_cursor(vw_op_in_t *in, int64_t *limit, const char **cursor,
+    vw_operr_t *e)
 {
-    size_t                    i;
-    char                      from[64];
-    int64_t                   limit;
-    json_t                   *items;
-    vw_args_t                 a;
-    redisReply               *r;
-    const char               *cursor;
     static const char *const  names[] = { "cursor", "limit", NULL };
 
-    cursor = NULL;
+    *cursor = NULL;
 
     if (vw_op_known(in->query, names, e) != 0
-        || vw_op_limit(in->query, &limit, e) != 0
-        || vw_op_str(in, in->query, "cursor", 0, &cursor, e) != 0)
+        || vw_op_limit(in->query, limit, e) != 0
+        || vw_op_str(in, in->query, "cursor", 0, cursor, e) != 0)
     {
         return -1;
     }
 
-    if (cursor && (strlen(cursor) > 40
-                   || strspn(cursor, "0123456789-") != strlen(cursor)))
+    if (*cursor && (strlen(*cursor) > 40
+                    || strspn(*cursor, "0123456789-") != strlen(*cursor)))
     {
         return vw_op_fail(e, 400, "invalid_field", "cursor",
                           "cursor: not one this API gave");
     }
+
+    return 0;
+}
+
+
+/*
+ * A page of a stream: XRANGE (or XREVRANGE, newest first) after the
+ * cursor, each entry as entry() makes it.
+ */
+
+int
+vw_op_stream_range(vw_op_t *op, const char *key, int rev, const char *cursor,
+    int64_t limit, vw_op_entry_pt entry, json_t **out, vw_operr_t *e)
+{
+    size_t       i;
+    char         from[64];
+    json_t      *items;
+    vw_args_t    a;
+    redisReply  *r;
 
     if (cursor) {
         snprintf(from, sizeof(from), "(%s", cursor);
@@ -424,7 +436,7 @@ vw_op_stream_page(vw_op_t *op, vw_op_in_t *in, const char *key, int rev,
     items = json_array();
 
     for (i = 0; i < r->elements; i++) {
-        json_array_append_new(items, vw_stream_entry(r->element[i]));
+        json_array_append_new(items, entry(r->element[i]));
     }
 
     *out = vw_op_page(items, r->elements == (size_t) limit
@@ -433,6 +445,22 @@ vw_op_stream_page(vw_op_t *op, vw_op_in_t *in, const char *key, int rev,
     freeReplyObject(r);
 
     return 200;
+}
+
+
+int
+vw_op_stream_page(vw_op_t *op, vw_op_in_t *in, const char *key, int rev,
+    json_t **out, vw_operr_t *e)
+{
+    int64_t      limit;
+    const char  *cursor;
+
+    if (vw_op_cursor(in, &limit, &cursor, e) != 0) {
+        return -1;
+    }
+
+    return vw_op_stream_range(op, key, rev, cursor, limit, vw_stream_entry,
+                              out, e);
 }
 
 
@@ -475,8 +503,6 @@ vw_op_audit_list(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
 int
 vw_op_settings_get(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
 {
-    char                     *key;
-    vw_args_t                 a;
     redisReply               *r;
     static const char *const  none[] = { NULL };
 
@@ -484,16 +510,8 @@ vw_op_settings_get(vw_op_t *op, vw_op_in_t *in, json_t **out, vw_operr_t *e)
         return -1;
     }
 
-    memset(&a, 0, sizeof(vw_args_t));
-    key = vw_key(op->cf, "cfg");
-    vw_args_adds(&a, "FCALL");
-    vw_args_adds(&a, "voucher_settings_get");
-    vw_args_adds(&a, "1");
-    vw_args_adds(&a, key);
-    free(key);
-
-    r = vw_op_run(op, &a, e);
-    vw_args_free(&a);
+    r = vw_op_fcall_key(op, "voucher_settings_get",
+                        vw_key(op->cf, "cfg"), e);
 
     if (r == NULL) {
         return -1;

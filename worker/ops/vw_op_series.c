@@ -35,21 +35,11 @@ vw_series_id(const char *id, vw_operr_t *e)
 static int
 vw_series_read(vw_op_t *op, const char *id, json_t **out, vw_operr_t *e)
 {
-    char        *key;
     json_t      *o, *size, *used;
-    vw_args_t    a;
     redisReply  *r;
 
-    memset(&a, 0, sizeof(vw_args_t));
-    key = vw_key(op->cf, "sr:%s", id);
-    vw_args_adds(&a, "FCALL");
-    vw_args_adds(&a, "voucher_series_get");
-    vw_args_adds(&a, "1");
-    vw_args_adds(&a, key);
-    free(key);
-
-    r = vw_op_run(op, &a, e);
-    vw_args_free(&a);
+    r = vw_op_fcall_key(op, "voucher_series_get",
+                        vw_key(op->cf, "sr:%s", id), e);
 
     if (r == NULL) {
         return -1;
