@@ -415,7 +415,9 @@ wait_until(sub {
     $made = api('POST', '/v1/codes', body => { code => 'GIFT-7Q2M-94KD', campaign => 'spring' });
     $made->{status} != 503 }, timeout => 10);
 is($made->{status}, 201, 'the code made') or diag $made->{body};
-is(api('GET', '/v1/codes/GIFT-7Q2M-94KD')->{status}, 200, '... it exists');
+my $got;
+wait_until(sub { $got = api('GET', '/v1/codes/GIFT-7Q2M-94KD')->{status}; $got != 503 }, timeout => 10);
+is($got, 200, '... it exists');
 is(api('GET', '/v1/qr?text=GIFT-7Q2M-94KD')->{body}, $qr->{body}, '... its picture is the same as before');
 my $nq = api('GET', '/v1/qr?text=NOPE-0000-0000');
 is_deeply([$nq->{status}, length($nq->{body}) > 500], [200, 1], 'a code that does not exist: drawn too');

@@ -106,9 +106,12 @@ sub tmp_root {
     return $TMP_ROOT;
 }
 
+# below Linux's ephemeral range (32768-60999): a port the test chose is
+# never taken meanwhile as the local end of an outgoing connection, nor
+# by a client connecting to it while nothing listens (a self-connect)
 sub free_port {
     for (1 .. 500) {
-        my $port = 20000 + int(rand(25001));
+        my $port = 12000 + int(rand(20768));
         next if $USED_PORT{$port};
         my $s = IO::Socket::INET->new(
             LocalAddr => '127.0.0.1', LocalPort => $port, Proto => 'tcp',
@@ -117,7 +120,7 @@ sub free_port {
         $USED_PORT{$port} = 1;
         return $port;
     }
-    croak 'VT: no free port found in 20000-45000';
+    croak 'VT: no free port found in 12000-32767';
 }
 
 sub wait_until {
@@ -897,7 +900,7 @@ log and nginx's stderr; start/reload timeouts are longer).
 
 All servers run below one temporary directory per test process
 (C<VT::tmp_root>, F<$TMPDIR/vt-XXXXXXXX>), listen on 127.0.0.1 on random free
-ports in 20000-45000 and are stopped by PID: in C<stop>, in C<DESTROY>, in an
+ports in 12000-32767 (below the ephemeral range) and are stopped by PID: in C<stop>, in C<DESTROY>, in an
 C<END> block (so a test that dies leaves nothing running), on SIGINT/SIGTERM/
 SIGHUP (unless the test installed its own handlers), and, through
 C<PR_SET_PDEATHSIG>, with SIGTERM by the kernel when the test process is
